@@ -1,0 +1,127 @@
+// The local cluster behaves like a real one where Loopline depends on it: a real
+// API server with RBAC, the scheduler honouring GPU capacity and taints on
+// KWOK-simulated nodes, and a clean teardown.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as k8s from '@kubernetes/client-node';
+
+const clusterScript = fileURLToPath(new URL('../cluster/cluster.sh', import.meta.url));
+if (!process.env.KUBECONFIG) throw new Error('KUBECONFIG is not set: run through `npm test`, or `eval "$(bash e2e/cluster/cluster.sh env)"` first');
+
+const kc = new k8s.KubeConfig();
+kc.loadFromDefault();
+const core = kc.makeApiClient(k8s.CoreV1Api);
+const ns = `cluster-test-${process.pid}`;
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function gpuPod(name: string, tolerate: boolean): k8s.V1Pod {
+  return {
+    metadata: { name },
+    spec: {
+      restartPolicy: 'Never',
+      containers: [{ name: 'main', image: 'busybox:stable', resources: { limits: { 'nvidia.com/gpu': '1' } } }],
+      tolerations: tolerate ? [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] : undefined,
+    },
+  };
+}
+
+test.before(async () => {
+  await core.createNamespace({ body: { metadata: { name: ns } } });
+});
+
+test.after(async () => {
+  await core.deleteNamespace({ name: ns }).catch(() => undefined);
+});
+
+test('nodes: two GPU nodes advertise nvidia.com/gpu=8 with the product label and taint, two CPU nodes have no GPUs', async () => {
+  const nodes = (await core.listNode()).items;
+  const gpu = nodes.filter((n) => n.status?.capacity?.['nvidia.com/gpu'] === '8');
+  const cpu = nodes.filter((n) => !n.status?.capacity?.['nvidia.com/gpu']);
+  assert.ok(gpu.length >= 2, `expected >= 2 GPU nodes, got ${gpu.map((n) => n.metadata?.name)}`);
+  assert.ok(cpu.length >= 2, `expected >= 2 CPU nodes, got ${cpu.map((n) => n.metadata?.name)}`);
+  for (const n of gpu) {
+    assert.ok(n.metadata?.labels?.['nvidia.com/gpu.product'], `${n.metadata?.name} lacks nvidia.com/gpu.product`);
+    assert.ok(n.spec?.taints?.some((t) => t.key === 'nvidia.com/gpu' && t.effect === 'NoSchedule'), `${n.metadata?.name} lacks the GPU taint`);
+  }
+  for (const n of nodes) {
+    const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
+    assert.is(ready?.status, 'True', `${n.metadata?.name} is not Ready`);
+  }
+});
+
+test('scheduler: a pod requesting nvidia.com/gpu: 1 with the toleration lands on a GPU node, never a CPU node', async () => {
+  const names = ['gpu-a', 'gpu-b', 'gpu-c', 'gpu-d'];
+  for (const name of names) await core.createNamespacedPod({ namespace: ns, body: gpuPod(name, true) });
+  for (const name of names) {
+    const node = await waitFor(`${name} to be scheduled`, async () => (await core.readNamespacedPod({ name, namespace: ns })).spec?.nodeName);
+    const n = await core.readNode({ name: node });
+    assert.is(n.status?.capacity?.['nvidia.com/gpu'], '8', `${name} was scheduled on ${node}, which has no GPUs`);
+  }
+});
+
+test('scheduler: a GPU pod without the toleration, or asking for more GPUs than any node has, stays Pending unschedulable', async () => {
+  await core.createNamespacedPod({ namespace: ns, body: gpuPod('no-toleration', false) });
+  const big = gpuPod('too-many-gpus', true);
+  big.spec!.containers[0].resources = { limits: { 'nvidia.com/gpu': '9' } };
+  await core.createNamespacedPod({ namespace: ns, body: big });
+  for (const name of ['no-toleration', 'too-many-gpus']) {
+    const cond = await waitFor(`${name} to be marked unschedulable`, async () => {
+      const pod = await core.readNamespacedPod({ name, namespace: ns });
+      return pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable');
+    });
+    assert.ok(cond.message, `${name}: the scheduler gave no reason`);
+    const pod = await core.readNamespacedPod({ name, namespace: ns });
+    assert.not.ok(pod.spec?.nodeName, `${name} was bound to ${pod.spec?.nodeName}`);
+  }
+});
+
+test('kwok: ordinary pods on simulated nodes become Running with a loopback pod IP', async () => {
+  const pod = await waitFor('gpu-a to run', async () => {
+    const p = await core.readNamespacedPod({ name: 'gpu-a', namespace: ns });
+    return p.status?.phase === 'Running' ? p : undefined;
+  });
+  assert.match(pod.status?.podIP ?? '', /^127\./);
+});
+
+test('rbac: an unprivileged service account is refused by the API server (authorization is on)', async () => {
+  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'nobody' } } });
+  const token = await core.createNamespacedServiceAccountToken({ name: 'nobody', namespace: ns, body: { spec: { audiences: [] } } });
+  assert.ok(token.status?.token, 'no token was issued');
+  const as = new k8s.KubeConfig();
+  const cluster = kc.getCurrentCluster()!;
+  as.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: 'nobody', token: token.status!.token }],
+    contexts: [{ name: 'nobody', cluster: cluster.name, user: 'nobody' }],
+    currentContext: 'nobody',
+  });
+  const err = await as.makeApiClient(k8s.CoreV1Api).listNode().then(() => undefined, (e: unknown) => e);
+  assert.ok(err, 'listing nodes as an unprivileged service account succeeded');
+  assert.is((err as { code?: number }).code, 403);
+});
+
+test('lifecycle: a second cluster comes up and `down` leaves no process or state behind', () => {
+  const env = { ...process.env, LOOPLINE_CLUSTER: `teardown-${process.pid}`, LOOPLINE_NATS_PORT: String(4300 + (process.pid % 500)) };
+  const up = spawnSync('bash', [clusterScript, 'up'], { env, encoding: 'utf8' });
+  assert.is(up.status, 0, up.stderr);
+  const kubeconfig = up.stdout.trim().split('\n').pop()!;
+  const nodes = execFileSync('kubectl', ['--kubeconfig', kubeconfig, 'get', 'nodes', '-o', 'name'], { encoding: 'utf8' });
+  assert.match(nodes, /node\/gpu-node-0/);
+  const down = spawnSync('bash', [clusterScript, 'down'], { env, encoding: 'utf8' });
+  assert.is(down.status, 0, down.stderr);
+  const left = spawnSync('pgrep', ['-af', `teardown-${process.pid}`], { encoding: 'utf8' }).stdout.trim();
+  assert.is(left, '', `processes left behind:\n${left}`);
+});
+
+test.run();

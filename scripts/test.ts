@@ -1,0 +1,99 @@
+/**
+ * Runs every test suite of the project against real components and prints the
+ * totals as the last line: `N passed, M failed`.
+ *
+ * It brings up a dedicated local cluster ("loopline-test": real kube-apiserver,
+ * KWOK nodes, NATS with JetStream), runs each `*.test.ts` file under a `test/`
+ * folder as its own process (uvu), and tears the cluster down at the end unless
+ * LOOPLINE_KEEP_CLUSTER=1. Arguments filter the files by substring:
+ *   npm test -- server crds
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const filters = process.argv.slice(2);
+const fileTimeoutMs = Number(process.env.LOOPLINE_TEST_FILE_TIMEOUT_MS ?? 8 * 60_000);
+const clusterName = process.env.LOOPLINE_CLUSTER ?? 'loopline-test';
+const cluster = join(root, 'e2e/cluster/cluster.sh');
+
+function findTestFiles(dir: string, out: string[] = []): string[] {
+  for (const name of readdirSync(dir)) {
+    if (name === 'node_modules' || name.startsWith('.')) continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) findTestFiles(path, out);
+    else if (name.endsWith('.test.ts') && path.split('/').includes('test')) out.push(path);
+  }
+  return out.sort();
+}
+
+function clusterEnv(): Record<string, string> {
+  const env = { ...process.env, LOOPLINE_CLUSTER: clusterName } as Record<string, string>;
+  const up = spawnSync('bash', [cluster, 'up'], { env, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (up.status !== 0) throw new Error(`local cluster failed to start (exit ${up.status}); see the log above`);
+  const lines = spawnSync('bash', [cluster, 'env'], { env, encoding: 'utf8' }).stdout;
+  for (const line of lines.split('\n')) {
+    const m = /^export (\w+)=(.*)$/.exec(line);
+    if (m) env[m[1]] = m[2].replace('$PATH', process.env.PATH ?? '');
+  }
+  return env;
+}
+
+interface FileResult { file: string; passed: number; failed: number; skipped: number; seconds: number; note?: string }
+
+function runFile(file: string, env: Record<string, string>): Promise<FileResult> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const collect = (chunk: Buffer) => { process.stdout.write(chunk); output += chunk.toString(); };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    const timer = setTimeout(() => { output += '\n[runner] timed out\n'; child.kill('SIGKILL'); }, fileTimeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
+      const num = (label: string) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(plain)?.[1] ?? NaN);
+      const total = num('Total'), passed = num('Passed'), skipped = num('Skipped') || 0;
+      const seconds = (Date.now() - started) / 1000;
+      const rel = relative(root, file);
+      if (Number.isNaN(total)) {
+        resolve({ file: rel, passed: 0, failed: 1, skipped: 0, seconds, note: `no uvu summary (exit ${code})` });
+      } else {
+        const failed = total - passed - skipped + (code !== 0 && total === passed + skipped ? 1 : 0);
+        resolve({ file: rel, passed, failed, skipped, seconds, note: code !== 0 ? `exit ${code}` : undefined });
+      }
+    });
+  });
+}
+
+async function main() {
+  let files = findTestFiles(root);
+  if (filters.length) files = files.filter((f) => filters.some((s) => relative(root, f).includes(s)));
+  const env = clusterEnv();
+  const results: FileResult[] = [];
+  for (const file of files) {
+    console.log(`\n=== ${relative(root, file)}`);
+    results.push(await runFile(file, env));
+  }
+  if (process.env.LOOPLINE_KEEP_CLUSTER !== '1') spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
+
+  console.log('\nfile'.padEnd(64) + 'passed  failed  seconds');
+  for (const r of results) {
+    console.log(`${r.file.padEnd(63)} ${String(r.passed).padStart(6)}  ${String(r.failed).padStart(6)}  ${r.seconds.toFixed(1).padStart(7)}${r.note ? `  (${r.note})` : ''}`);
+  }
+  const passed = results.reduce((s, r) => s + r.passed, 0);
+  const failed = results.reduce((s, r) => s + r.failed, 0);
+  const skipped = results.reduce((s, r) => s + r.skipped, 0);
+  if (files.length === 0) console.log('no test files matched');
+  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  process.exit(failed > 0 || files.length === 0 ? 1 : 0);
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+});
