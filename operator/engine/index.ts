@@ -1,0 +1,71 @@
+/**
+ * Loopline's controller engine: informers fill a cache, a deduplicating rate-limited work queue feeds
+ * `reconcile(request, ctx)`, writes go through server-side apply with one field manager and are skipped
+ * when nothing would change, status goes through the status subresource with observedGeneration and
+ * conditions, and a Lease elects the one replica that reconciles.
+ *
+ * @example
+ * ```ts
+ * import { createEngine, kinds, controllerReference, type ControllerDefinition } from '../engine/index.ts';
+ *
+ * const trainingJobs: ControllerDefinition = {
+ *   name: 'trainingjob',
+ *   for: kinds.TrainingJob,
+ *   owns: [kinds.Pod, kinds.Service],               // pod events enqueue the owning TrainingJob
+ *   watches: [{ kind: kinds.ModelVersion, map: (mv) => [`${mv.metadata.namespace}/${mv.spec.lineage.trainingJob}`] }],
+ *   async reconcile({ namespace, name }, ctx) {
+ *     const job = ctx.cache.get(kinds.TrainingJob, namespace, name);
+ *     if (!job) return;                                // deleted: owner references clean up the pods
+ *     const pods = ctx.cache.ownedBy(kinds.Pod, job);
+ *     for (const pod of desiredPods(job, pods)) {      // a pure function of spec + observed state
+ *       await ctx.apply({ ...pod, metadata: { ...pod.metadata, ownerReferences: [controllerReference(job)] } });
+ *     }
+ *     const { changed } = await ctx.applyStatus(job, {
+ *       phase: 'Running',
+ *       conditions: [{ type: 'Running', status: 'True', reason: 'PodsCreated', message: '1 pod' }],
+ *     });
+ *     if (changed) await ctx.event(job, 'Normal', 'Started', 'created 1 pod');
+ *     return { requeueAfter: 30_000 };                // or nothing: done until the next event
+ *   },
+ * };
+ *
+ * const engine = createEngine({ leaderElection: { namespace: 'loopline-system' }, httpPort: 8080 });
+ * engine.register(trainingJobs);
+ * engine.handleSignals();                             // SIGTERM/SIGINT: drain, release the lease, exit
+ * await engine.start();                               // resolves once the caches are synced
+ * ```
+ */
+export { createEngine, type Engine } from './engine.ts';
+export { kinds, kindId, resourcePath, groupOf, LOOPLINE_API_VERSION, type ResourceKind } from './kinds.ts';
+export type {
+  ClusterCache,
+  Condition,
+  ControllerDefinition,
+  DesiredObject,
+  EngineOptions,
+  EventType,
+  KubeObject,
+  LeaderElectionOptions,
+  MapFunction,
+  OwnerReference,
+  ReconcileContext,
+  Request,
+  Result,
+  Watch,
+  Writer,
+} from './types.ts';
+export { mergeConditions, setCondition, findCondition, isConditionTrue, rfc3339 } from './conditions.ts';
+export { objectKey, keyOf, parseKey, controllerReference, controllerOf } from './keys.ts';
+export {
+  ApiError,
+  KubeApi,
+  WriteCounter,
+  isAlreadyExists,
+  isConflict,
+  isGone,
+  isNotFound,
+  loadKubeConfig,
+  type WriteVerb,
+} from './kube.ts';
+export { WorkQueue, ExponentialBackoff, TokenBucket, MaxOf, defaultRateLimiter, type RateLimiter } from './queue.ts';
+export { isSubset, appliedFingerprint, APPLIED_ANNOTATION } from './apply.ts';
