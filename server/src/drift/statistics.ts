@@ -1,0 +1,220 @@
+// Drift statistics, written here because the well-known drift libraries carry
+// licences we cannot embed. Conventions (the tests pin each one):
+// - KS p-value: the asymptotic Kolmogorov distribution, P(K > sqrt(en)·D) with
+//   en = n·m/(n+m) — SciPy's ks_2samp(method="asymp") up to SciPy 1.4
+//   (kstwobign.sf). Newer SciPy rounds en and uses the finite-n kstwo; the two
+//   agree to a few percent at window sizes we use.
+// - PSI: Σ (a−e)·ln(a/e) with each share floored at PSI_EPSILON so empty bins stay finite.
+// - Wasserstein-1 between the empirical distributions, divided by the reference
+//   standard deviation floored at WASSERSTEIN_MIN_STD (the "normed" variant).
+// - Jensen–Shannon distance with base-2 logarithms, so it lies in [0, 1].
+// - Chi-square goodness of fit, p-value from the regularized upper incomplete gamma Q(df/2, x/2).
+
+export const PSI_EPSILON = 1e-4;
+export const WASSERSTEIN_MIN_STD = 1e-3;
+
+export interface TestResult {
+  statistic: number;
+  pValue: number;
+}
+
+function sortedCopy(values: ArrayLike<number>): Float64Array {
+  return Float64Array.from(values).sort();
+}
+
+/** Two-sample Kolmogorov–Smirnov: D = sup |F_a − F_b| and its asymptotic p-value. */
+export function ksTwoSample(a: ArrayLike<number>, b: ArrayLike<number>): TestResult {
+  const x = sortedCopy(a);
+  const y = sortedCopy(b);
+  const n = x.length;
+  const m = y.length;
+  if (n === 0 || m === 0) throw new RangeError('ksTwoSample needs two non-empty samples');
+  let i = 0;
+  let j = 0;
+  let d = 0;
+  while (i < n && j < m) {
+    const v = Math.min(x[i], y[j]);
+    // Step past every copy of v in both samples so ties move both ECDFs at once.
+    while (i < n && x[i] <= v) i++;
+    while (j < m && y[j] <= v) j++;
+    d = Math.max(d, Math.abs(i / n - j / m));
+  }
+  const en = (n * m) / (n + m);
+  return { statistic: d, pValue: kolmogorovSurvival(Math.sqrt(en) * d) };
+}
+
+/** P(K > λ) for the Kolmogorov distribution. */
+export function kolmogorovSurvival(lambda: number): number {
+  if (lambda <= 0) return 1;
+  if (lambda < 1) {
+    // The Jacobi-theta form converges in a handful of terms for small λ,
+    // where the alternating series below would need dozens.
+    const c = (Math.PI * Math.PI) / (8 * lambda * lambda);
+    let sum = 0;
+    for (let k = 1; k <= 20; k++) {
+      const term = Math.exp(-(2 * k - 1) * (2 * k - 1) * c);
+      sum += term;
+      if (term < 1e-17 * sum) break;
+    }
+    return Math.min(1, Math.max(0, 1 - (Math.sqrt(2 * Math.PI) / lambda) * sum));
+  }
+  let sum = 0;
+  for (let k = 1; k <= 100; k++) {
+    const term = Math.exp(-2 * k * k * lambda * lambda);
+    sum += k % 2 === 1 ? term : -term;
+    if (term < 1e-17) break;
+  }
+  return Math.min(1, Math.max(0, 2 * sum));
+}
+
+/** Index of the bin holding value: bin 0 is below edges[0], bin k is at or above edges[k-1]. */
+export function binIndex(edges: ArrayLike<number>, value: number): number {
+  let lo = 0;
+  let hi = edges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (edges[mid] <= value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Share of values per bin for ascending edges (edges.length + 1 bins, both ends open). */
+export function binShares(values: ArrayLike<number>, edges: ArrayLike<number>): number[] {
+  const counts = new Array<number>(edges.length + 1).fill(0);
+  for (let i = 0; i < values.length; i++) counts[binIndex(edges, values[i])]++;
+  return counts.map((c) => (values.length === 0 ? 0 : c / values.length));
+}
+
+/** Population stability index of actual shares against expected shares, bin by bin. */
+export function psi(expected: ArrayLike<number>, actual: ArrayLike<number>, epsilon = PSI_EPSILON): number {
+  if (expected.length !== actual.length) throw new RangeError('psi needs share vectors of equal length');
+  let sum = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const e = Math.max(expected[i], epsilon);
+    const a = Math.max(actual[i], epsilon);
+    sum += (a - e) * Math.log(a / e);
+  }
+  return sum;
+}
+
+/** Wasserstein-1 distance between two empirical distributions: ∫ |F_a − F_b| dx. */
+export function wasserstein1(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const x = sortedCopy(a);
+  const y = sortedCopy(b);
+  const n = x.length;
+  const m = y.length;
+  if (n === 0 || m === 0) throw new RangeError('wasserstein1 needs two non-empty samples');
+  let i = 0;
+  let j = 0;
+  let prev = Math.min(x[0], y[0]);
+  let area = 0;
+  while (i < n || j < m) {
+    const v = j >= m || (i < n && x[i] <= y[j]) ? x[i] : y[j];
+    area += Math.abs(i / n - j / m) * (v - prev);
+    prev = v;
+    while (i < n && x[i] <= v) i++;
+    while (j < m && y[j] <= v) j++;
+  }
+  return area;
+}
+
+/** Wasserstein-1 divided by the reference standard deviation, so one threshold fits every feature's scale. */
+export function normedWasserstein(reference: ArrayLike<number>, current: ArrayLike<number>, referenceStd: number): number {
+  return wasserstein1(reference, current) / Math.max(referenceStd, WASSERSTEIN_MIN_STD);
+}
+
+/** Jensen–Shannon distance (square root of the divergence), base 2, of two share vectors. */
+export function jensenShannonDistance(p: ArrayLike<number>, q: ArrayLike<number>): number {
+  if (p.length !== q.length) throw new RangeError('jensenShannonDistance needs vectors of equal length');
+  let sp = 0;
+  let sq = 0;
+  for (let i = 0; i < p.length; i++) {
+    sp += p[i];
+    sq += q[i];
+  }
+  if (sp <= 0 || sq <= 0) throw new RangeError('jensenShannonDistance needs non-empty distributions');
+  let divergence = 0;
+  for (let i = 0; i < p.length; i++) {
+    const pi = p[i] / sp;
+    const qi = q[i] / sq;
+    const mi = (pi + qi) / 2;
+    if (pi > 0) divergence += pi * Math.log2(pi / mi);
+    if (qi > 0) divergence += qi * Math.log2(qi / mi);
+  }
+  return Math.sqrt(Math.max(0, divergence / 2));
+}
+
+export interface ChiSquareResult extends TestResult {
+  degreesOfFreedom: number;
+}
+
+/** Pearson's chi-square goodness of fit of observed counts to expected shares (expected shares > 0). */
+export function chiSquareGoodnessOfFit(observed: ArrayLike<number>, expectedShares: ArrayLike<number>): ChiSquareResult {
+  if (observed.length !== expectedShares.length) throw new RangeError('chiSquare needs vectors of equal length');
+  let total = 0;
+  let shareTotal = 0;
+  for (let i = 0; i < observed.length; i++) {
+    total += observed[i];
+    shareTotal += expectedShares[i];
+  }
+  let statistic = 0;
+  for (let i = 0; i < observed.length; i++) {
+    const expected = (total * expectedShares[i]) / shareTotal;
+    statistic += ((observed[i] - expected) * (observed[i] - expected)) / expected;
+  }
+  const degreesOfFreedom = observed.length - 1;
+  const pValue = degreesOfFreedom > 0 ? regularizedGammaQ(degreesOfFreedom / 2, statistic / 2) : 1;
+  return { statistic, pValue, degreesOfFreedom };
+}
+
+const LANCZOS = [
+  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+  12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+];
+
+/** ln Γ(x) for x > 0 (Lanczos, g = 7). */
+export function lnGamma(x: number): number {
+  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - lnGamma(1 - x);
+  const z = x - 1;
+  let sum = LANCZOS[0];
+  for (let i = 1; i < LANCZOS.length; i++) sum += LANCZOS[i] / (z + i);
+  const t = z + 7.5;
+  return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(sum);
+}
+
+/** Regularized upper incomplete gamma Q(a, x) = Γ(a, x)/Γ(a): series below a+1, continued fraction above. */
+export function regularizedGammaQ(a: number, x: number): number {
+  if (x <= 0) return 1;
+  if (!Number.isFinite(x)) return 0;
+  const logPrefix = a * Math.log(x) - x - lnGamma(a);
+  if (x < a + 1) {
+    let term = 1 / a;
+    let sum = term;
+    for (let n = 1; n < 1000; n++) {
+      term *= x / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-16) break;
+    }
+    return Math.min(1, Math.max(0, 1 - sum * Math.exp(logPrefix)));
+  }
+  // Modified Lentz evaluation of the continued fraction for Γ(a, x).
+  const tiny = 1e-300;
+  let b = x + 1 - a;
+  let c = 1 / tiny;
+  let d = 1 / b;
+  let h = d;
+  for (let i = 1; i < 1000; i++) {
+    const an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = b + an / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  return Math.min(1, Math.max(0, Math.exp(logPrefix) * h));
+}
