@@ -1,0 +1,227 @@
+/**
+ * The canary state machine: where the canary weight is decided. A pure function of the rollout spec, the
+ * versions the selectors resolve to, the previous status and (when due) one analysis measurement. Everything
+ * it needs to continue lives in status, so an operator restart resumes at the same step with the same weight.
+ */
+import { durationMs, type AnalysisResult, type AnalysisSpec, type AnalysisStatus, type Phase, type RolloutSpec } from './resource.ts';
+
+export const DEFAULT_STEPS = [5, 10, 25, 50, 100];
+export const DEFAULT_INTERVAL_MS = 60_000;
+export const DEFAULT_FAILURE_LIMIT = 2;
+
+/** The part of InferenceService status this machine owns. */
+export interface RolloutState {
+  phase: Phase;
+  stableVersion?: number;
+  canaryVersion?: number;
+  canaryWeight: number;
+  currentStep?: number;
+  analysis: AnalysisStatus;
+}
+
+/** What Prometheus said about the canary over the last interval, or why it could not say. */
+export type Measurement =
+  | { requests: number; errorRate: number | null; latencyP95Ms: number | null; latencyP99Ms: number | null }
+  | { error: string };
+
+export type RolloutEvent =
+  | { type: 'CanaryStarted'; version: number; weight: number; replaced?: number }
+  | { type: 'StepAdvanced'; version: number; step: number; weight: number; analysis: AnalysisResult }
+  | { type: 'AnalysisFailed'; version: number; analysis: AnalysisResult; failedChecks: number; failureLimit: number }
+  | { type: 'AwaitingPromotion'; version: number }
+  | { type: 'Halted'; version: number; reason: string }
+  | { type: 'Promoted'; version: number; previous?: number; reason: string }
+  | { type: 'RolledBack'; version: number; reason: string; analysis?: AnalysisResult }
+  | { type: 'Cancelled'; version: number };
+
+export interface RolloutDecision {
+  state: RolloutState;
+  /** What happened in this transition, for Kubernetes Events and NATS lifecycle events. */
+  events: RolloutEvent[];
+  /** Set when the registry must make `version` the production version (and archive `previous`). */
+  promote?: { version: number; previous?: number; reason: string };
+  /** When to look again (next analysis), if a rollout is running. */
+  requeueAfterMs?: number;
+}
+
+export interface RolloutInput {
+  rollout: RolloutSpec | undefined;
+  /** Canary is mirrored rather than weighted: its weight stays 0, analysis runs on the mirrored traffic. */
+  shadow: boolean;
+  previous: RolloutState;
+  /** Version the stable selector resolves to now. */
+  stable: number;
+  /** Version the canary selector resolves to now, if any. */
+  canary?: number;
+  now: Date;
+  /** Required when `analysisDue` said so. */
+  measurement?: Measurement;
+}
+
+export function rolloutSteps(rollout: RolloutSpec | undefined): number[] {
+  const steps = rollout?.steps?.length ? rollout.steps : DEFAULT_STEPS;
+  return steps.map((weight) => Math.max(0, Math.min(100, Math.round(weight))));
+}
+
+export function intervalMs(rollout: RolloutSpec | undefined): number {
+  return durationMs(rollout?.interval, DEFAULT_INTERVAL_MS);
+}
+
+/** The stable version actually served: after a promotion the promoted canary stays stable while the spec still names it as canary. */
+export function effectiveStable(previous: RolloutState, stable: number, canary: number | undefined): number {
+  if (previous.phase === 'Promoted' && previous.stableVersion !== undefined && previous.stableVersion === canary) return previous.stableVersion;
+  return stable;
+}
+
+/** True when the current step has been held for a full interval and must be analysed now. */
+export function analysisDue(input: Omit<RolloutInput, 'measurement'>): boolean {
+  const { previous, rollout } = input;
+  if (previous.phase !== 'Progressing' || rollout?.paused || rollout?.abort || rollout?.promoteNow) return false;
+  const stable = effectiveStable(previous, input.stable, input.canary);
+  if (input.canary === undefined || input.canary === stable || input.canary !== previous.canaryVersion) return false;
+  if (awaitingPromotion(previous, rollout)) return false;
+  return elapsedMs(previous, input.now) >= intervalMs(rollout);
+}
+
+/** Judges one measurement against the thresholds. Missing traffic or a failed query counts as a failed check, as in Flagger. */
+export function judge(measurement: Measurement, analysis: AnalysisSpec | undefined, step: number, now: Date): AnalysisResult {
+  const base = { time: now.toISOString(), step };
+  if ('error' in measurement) {
+    return { ...base, requests: 0, errorRate: null, latencyP95Ms: null, latencyP99Ms: null, verdict: 'Failed', reason: `metrics unavailable: ${measurement.error}` };
+  }
+  const result = { ...base, ...measurement };
+  const failures: string[] = [];
+  const minRequests = analysis?.minRequests ?? 0;
+  if (measurement.requests < minRequests) failures.push(`requests ${measurement.requests} < minRequests ${minRequests}`);
+  if (analysis?.maxErrorRate !== undefined && measurement.errorRate !== null && measurement.errorRate > analysis.maxErrorRate) {
+    failures.push(`error rate ${round(measurement.errorRate)} > maxErrorRate ${analysis.maxErrorRate}`);
+  }
+  if (analysis?.maxLatencyP95Ms !== undefined && measurement.latencyP95Ms !== null && measurement.latencyP95Ms > analysis.maxLatencyP95Ms) {
+    failures.push(`p95 latency ${round(measurement.latencyP95Ms)}ms > maxLatencyP95Ms ${analysis.maxLatencyP95Ms}`);
+  }
+  if (analysis?.maxLatencyP99Ms !== undefined && measurement.latencyP99Ms !== null && measurement.latencyP99Ms > analysis.maxLatencyP99Ms) {
+    failures.push(`p99 latency ${round(measurement.latencyP99Ms)}ms > maxLatencyP99Ms ${analysis.maxLatencyP99Ms}`);
+  }
+  if (failures.length > 0) return { ...result, verdict: 'Failed', reason: failures.join('; ') };
+  return { ...result, verdict: 'Passed', reason: describe(measurement) };
+}
+
+export function nextRollout(input: RolloutInput): RolloutDecision {
+  const { rollout, previous, now, canary } = input;
+  const stable = effectiveStable(previous, input.stable, canary);
+  const steps = rolloutSteps(rollout);
+  const interval = intervalMs(rollout);
+  const weightAt = (step: number) => (input.shadow ? 0 : steps[step]!);
+
+  // No canary wanted (none named, or it is what stable serves already).
+  if (canary === undefined || canary === stable) {
+    const state: RolloutState = { phase: 'Stable', stableVersion: stable, canaryWeight: 0, analysis: {} };
+    if (previous.phase === 'Promoted' || (previous.phase === 'Progressing' && previous.canaryVersion === stable)) {
+      return { state: { ...state, phase: 'Promoted', analysis: previous.analysis }, events: [] };
+    }
+    if ((previous.phase === 'Progressing' || previous.phase === 'Degraded') && previous.canaryVersion !== undefined) {
+      return { state, events: [{ type: 'Cancelled', version: previous.canaryVersion }] };
+    }
+    return { state, events: [] };
+  }
+
+  // A canary that was rolled back stays out until the selector names another version.
+  if (previous.phase === 'RolledBack' && previous.canaryVersion === canary) {
+    return { state: { ...previous, stableVersion: stable, canaryWeight: 0 }, events: [] };
+  }
+
+  const running = (previous.phase === 'Progressing' || previous.phase === 'Degraded') && previous.canaryVersion === canary;
+  if (!running) {
+    if (rollout?.abort) return { state: rolledBack(stable, canary, previous.analysis), events: [{ type: 'RolledBack', version: canary, reason: 'aborted by spec.rollout.abort' }] };
+    const state: RolloutState = {
+      phase: 'Progressing',
+      stableVersion: stable,
+      canaryVersion: canary,
+      canaryWeight: weightAt(0),
+      currentStep: 0,
+      analysis: { stepStartedAt: now.toISOString(), failedChecks: 0 },
+    };
+    const replaced = previous.phase === 'Progressing' ? previous.canaryVersion : undefined;
+    return {
+      state,
+      events: [{ type: 'CanaryStarted', version: canary, weight: state.canaryWeight, ...(replaced !== undefined ? { replaced } : {}) }],
+      requeueAfterMs: interval,
+    };
+  }
+
+  const step = Math.min(previous.currentStep ?? 0, steps.length - 1);
+  const current: RolloutState = { ...previous, stableVersion: stable, currentStep: step };
+
+  if (rollout?.abort) {
+    return { state: rolledBack(stable, canary, previous.analysis), events: [{ type: 'RolledBack', version: canary, reason: 'aborted by spec.rollout.abort' }] };
+  }
+  if (rollout?.promoteNow) return promoted(stable, canary, previous.analysis, 'promoted by spec.rollout.promoteNow');
+  if (rollout?.paused) return { state: current, events: [] };
+  if (previous.phase === 'Degraded' || awaitingPromotion(previous, rollout)) return { state: current, events: [] };
+
+  const waited = elapsedMs(previous, now);
+  if (waited < interval) return { state: current, events: [], requeueAfterMs: interval - waited };
+  if (!input.measurement) throw new Error('analysis is due: nextRollout needs a measurement');
+
+  const result = judge(input.measurement, rollout?.analysis, step, now);
+  if (result.verdict === 'Failed') {
+    const failedChecks = (previous.analysis.failedChecks ?? 0) + 1;
+    const failureLimit = rollout?.analysis?.failureLimit ?? DEFAULT_FAILURE_LIMIT;
+    const analysis: AnalysisStatus = { stepStartedAt: now.toISOString(), failedChecks, last: result };
+    const failed: RolloutEvent = { type: 'AnalysisFailed', version: canary, analysis: result, failedChecks, failureLimit };
+    if (failedChecks < failureLimit) return { state: { ...current, analysis }, events: [failed], requeueAfterMs: interval };
+    const reason = `${failedChecks} failed checks (limit ${failureLimit}): ${result.reason}`;
+    if (rollout?.autoRollback === false) {
+      return { state: { ...current, phase: 'Degraded', analysis }, events: [failed, { type: 'Halted', version: canary, reason: `${reason}; autoRollback is off: promote or abort` }] };
+    }
+    return { state: rolledBack(stable, canary, analysis), events: [failed, { type: 'RolledBack', version: canary, reason, analysis: result }] };
+  }
+
+  const analysis: AnalysisStatus = { stepStartedAt: now.toISOString(), failedChecks: previous.analysis.failedChecks ?? 0, last: result };
+  if (step + 1 < steps.length) {
+    const next = step + 1;
+    return {
+      state: { ...current, currentStep: next, canaryWeight: weightAt(next), analysis },
+      events: [{ type: 'StepAdvanced', version: canary, step: next, weight: weightAt(next), analysis: result }],
+      requeueAfterMs: interval,
+    };
+  }
+  if (rollout?.autoPromote === false) {
+    return { state: { ...current, analysis: { ...analysis, stepStartedAt: undefined } }, events: [{ type: 'AwaitingPromotion', version: canary }] };
+  }
+  return promoted(stable, canary, analysis, `all ${steps.length} steps passed analysis; last: ${result.reason}`);
+}
+
+function promoted(stable: number, canary: number, analysis: AnalysisStatus, reason: string): RolloutDecision {
+  return {
+    state: { phase: 'Promoted', stableVersion: canary, canaryWeight: 0, analysis },
+    events: [{ type: 'Promoted', version: canary, previous: stable, reason }],
+    promote: { version: canary, previous: stable, reason },
+  };
+}
+
+function rolledBack(stable: number, canary: number, analysis: AnalysisStatus): RolloutState {
+  return { phase: 'RolledBack', stableVersion: stable, canaryVersion: canary, canaryWeight: 0, analysis };
+}
+
+/** The last step passed with autoPromote off: held at full weight until promoteNow. */
+function awaitingPromotion(previous: RolloutState, rollout: RolloutSpec | undefined): boolean {
+  return rollout?.autoPromote === false && previous.phase === 'Progressing' && previous.analysis.last?.verdict === 'Passed' && previous.analysis.stepStartedAt === undefined;
+}
+
+function elapsedMs(previous: RolloutState, now: Date): number {
+  const started = previous.analysis.stepStartedAt ? Date.parse(previous.analysis.stepStartedAt) : NaN;
+  return Number.isNaN(started) ? Number.POSITIVE_INFINITY : now.getTime() - started;
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
+
+function describe(m: { requests: number; errorRate: number | null; latencyP95Ms: number | null; latencyP99Ms: number | null }): string {
+  const parts = [`requests ${m.requests}`];
+  if (m.errorRate !== null) parts.push(`error rate ${round(m.errorRate)}`);
+  if (m.latencyP95Ms !== null) parts.push(`p95 ${round(m.latencyP95Ms)}ms`);
+  if (m.latencyP99Ms !== null) parts.push(`p99 ${round(m.latencyP99Ms)}ms`);
+  return parts.join(', ');
+}

@@ -1,0 +1,234 @@
+/**
+ * What should exist for an InferenceService: pure functions from the resource, the ModelVersions it serves
+ * and the rollout state to Deployments, Services, HPAs, the PDB and the route. One function per owned kind.
+ */
+import type { DesiredObject, OwnerReference } from '../engine/types.ts';
+import type { InferenceService, ServedModel } from './resource.ts';
+import { routerFor, type TrafficSplit } from './router/index.ts';
+
+export const PREDICTOR_IMAGE = 'loopline/predictor:0.1.0';
+export const PREDICTOR_PORT = 8080;
+/** The distroless `nonroot` user: any fixed non-zero uid satisfies runAsNonRoot without image metadata. */
+const PREDICTOR_UID = 65532;
+
+export const LABELS = {
+  inferenceService: 'loopline.dev/inferenceservice',
+  model: 'loopline.dev/model',
+  version: 'loopline.dev/model-version',
+  track: 'loopline.dev/track',
+} as const;
+
+/** Operator-wide settings that are not per InferenceService. */
+export interface ServingConfig {
+  natsUrl?: string;
+  predictorImage?: string;
+  /** Cluster DNS suffix for status.url when no hostname is routed. */
+  clusterDomain?: string;
+}
+
+export interface Serving {
+  stable: ServedModel;
+  /** Present while a canary (or shadow) runs. */
+  canary?: ServedModel;
+  canaryWeight: number;
+  /** Shadow mode: mirror this percent of requests to the canary instead of weighting it. */
+  mirrorPercent?: number;
+}
+
+export function ownerReference(isvc: InferenceService): OwnerReference {
+  return { apiVersion: isvc.apiVersion, kind: isvc.kind, name: isvc.metadata.name, uid: isvc.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
+}
+
+export function versionName(isvc: InferenceService, version: number): string {
+  return `${isvc.metadata.name}-v${version}`;
+}
+
+function commonLabels(isvc: InferenceService): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'loopline-predictor',
+    'app.kubernetes.io/managed-by': 'loopline',
+    [LABELS.inferenceService]: isvc.metadata.name,
+    [LABELS.model]: isvc.spec.model,
+  };
+}
+
+function metadata(isvc: InferenceService, name: string, labels: Record<string, string>) {
+  return { name, namespace: isvc.metadata.namespace, labels, ownerReferences: [ownerReference(isvc)] };
+}
+
+function versionLabels(isvc: InferenceService, model: ServedModel): Record<string, string> {
+  return { ...commonLabels(isvc), [LABELS.version]: String(model.version) };
+}
+
+export function usesAutoscaler(isvc: InferenceService): boolean {
+  const predictor = isvc.spec.predictor;
+  return predictor?.minReplicas !== undefined && predictor?.maxReplicas !== undefined;
+}
+
+export function predictorDeployment(isvc: InferenceService, model: ServedModel, track: 'stable' | 'canary', config: ServingConfig): DesiredObject {
+  const predictor = isvc.spec.predictor ?? {};
+  const { name: isvcName, namespace } = isvc.metadata;
+  const selector = versionLabels(isvc, model);
+  const env: Array<Record<string, unknown>> = [
+    { name: 'PORT', value: String(PREDICTOR_PORT) },
+    // The pod IP rather than 0.0.0.0: on the local stand-in kubelet every pod is a process on its own loopback address.
+    { name: 'HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    { name: 'MODEL_NAME', value: isvc.spec.model },
+    { name: 'MODEL_VERSION', value: String(model.version) },
+    { name: 'MODEL_URI', value: model.uri },
+    { name: 'MODEL_DIGEST', value: model.digest },
+    { name: 'NAMESPACE', value: namespace },
+    { name: 'INFERENCE_SERVICE', value: isvcName },
+  ];
+  if (model.signature !== undefined) env.push({ name: 'MODEL_SIGNATURE', value: JSON.stringify(model.signature) });
+  const drift = isvc.spec.drift;
+  if (model.referenceProfileUri && drift?.enabled !== false) {
+    env.push({ name: 'REFERENCE_PROFILE_URI', value: model.referenceProfileUri });
+    if (config.natsUrl) {
+      env.push({ name: 'NATS_URL', value: config.natsUrl }, { name: 'DRIFT_SUBJECT', value: `loopline.drift.${namespace}.${isvcName}` });
+    }
+    if (drift?.window?.size !== undefined) env.push({ name: 'DRIFT_WINDOW_SIZE', value: String(drift.window.size) });
+    if (drift?.window?.interval !== undefined) env.push({ name: 'DRIFT_WINDOW_INTERVAL', value: drift.window.interval });
+    if (drift?.threshold !== undefined) env.push({ name: 'DRIFT_THRESHOLD', value: String(drift.threshold) });
+  }
+  if (predictor.batching?.maxBatchSize !== undefined) env.push({ name: 'BATCH_MAX_SIZE', value: String(predictor.batching.maxBatchSize) });
+  if (predictor.batching?.maxLatencyMs !== undefined) env.push({ name: 'BATCH_MAX_LATENCY_MS', value: String(predictor.batching.maxLatencyMs) });
+  for (const extra of predictor.env ?? []) env.push({ name: extra.name, value: extra.value });
+
+  const resources: Record<string, Record<string, string>> = {
+    requests: { cpu: '100m', memory: '256Mi', ...predictor.resources?.requests },
+    limits: { memory: '1Gi', ...predictor.resources?.limits },
+  };
+  if (predictor.gpus) resources.limits!['nvidia.com/gpu'] = String(predictor.gpus);
+
+  const probe = (path: string, periodSeconds: number) => ({ httpGet: { path, port: 'http' }, periodSeconds, timeoutSeconds: 2, failureThreshold: 3 });
+  const spec: Record<string, unknown> = {
+    selector: { matchLabels: selector },
+    template: {
+      metadata: {
+        // No track label on pods: promotion turns the canary into stable without restarting its pods.
+        labels: selector,
+        annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(PREDICTOR_PORT), 'prometheus.io/path': '/metrics' },
+      },
+      spec: {
+        ...(predictor.serviceAccountName ? { serviceAccountName: predictor.serviceAccountName } : {}),
+        ...(predictor.nodeSelector ? { nodeSelector: predictor.nodeSelector } : {}),
+        automountServiceAccountToken: false,
+        securityContext: { runAsNonRoot: true, runAsUser: PREDICTOR_UID, runAsGroup: PREDICTOR_UID, fsGroup: PREDICTOR_UID, seccompProfile: { type: 'RuntimeDefault' } },
+        containers: [
+          {
+            name: 'predictor',
+            image: predictor.image ?? config.predictorImage ?? PREDICTOR_IMAGE,
+            ports: [{ name: 'http', containerPort: PREDICTOR_PORT, protocol: 'TCP' }],
+            env,
+            resources,
+            readinessProbe: probe('/v2/health/ready', 5),
+            livenessProbe: { ...probe('/v2/health/live', 10), initialDelaySeconds: 5 },
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              runAsNonRoot: true,
+              capabilities: { drop: ['ALL'] },
+              seccompProfile: { type: 'RuntimeDefault' },
+            },
+            // The root filesystem is read-only; model downloads and runtime scratch go here.
+            volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+          },
+        ],
+        volumes: [{ name: 'tmp', emptyDir: {} }],
+      },
+    },
+  };
+  // With an HPA the replica count is the autoscaler's to set; applying it here would fight it.
+  if (!usesAutoscaler(isvc)) spec.replicas = predictor.replicas ?? 1;
+  return { apiVersion: 'apps/v1', kind: 'Deployment', metadata: metadata(isvc, versionName(isvc, model.version), { ...selector, [LABELS.track]: track }), spec };
+}
+
+export function versionService(isvc: InferenceService, model: ServedModel): DesiredObject {
+  const labels = versionLabels(isvc, model);
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: metadata(isvc, versionName(isvc, model.version), labels),
+    spec: { selector: labels, ports: [{ name: 'http', port: PREDICTOR_PORT, targetPort: 'http', protocol: 'TCP' }] },
+  };
+}
+
+/** The Service for the whole InferenceService: every ready predictor pod of any served version. */
+export function wholeService(isvc: InferenceService): DesiredObject {
+  const labels = commonLabels(isvc);
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: metadata(isvc, isvc.metadata.name, labels),
+    spec: {
+      selector: { [LABELS.inferenceService]: isvc.metadata.name },
+      ports: [{ name: 'http', port: PREDICTOR_PORT, targetPort: 'http', protocol: 'TCP' }],
+    },
+  };
+}
+
+export function autoscaler(isvc: InferenceService, model: ServedModel): DesiredObject {
+  const predictor = isvc.spec.predictor!;
+  const name = versionName(isvc, model.version);
+  return {
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: metadata(isvc, name, versionLabels(isvc, model)),
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+      minReplicas: predictor.minReplicas,
+      maxReplicas: predictor.maxReplicas,
+      metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: predictor.targetCPUUtilization ?? 80 } } }],
+    },
+  };
+}
+
+/** One PDB over all predictor pods: voluntary evictions take at most one at a time. */
+export function disruptionBudget(isvc: InferenceService): DesiredObject {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: metadata(isvc, isvc.metadata.name, commonLabels(isvc)),
+    spec: { maxUnavailable: 1, selector: { matchLabels: { [LABELS.inferenceService]: isvc.metadata.name } } },
+  };
+}
+
+export function trafficSplit(isvc: InferenceService, serving: Serving): TrafficSplit {
+  return {
+    stableService: versionName(isvc, serving.stable.version),
+    ...(serving.canary ? { canaryService: versionName(isvc, serving.canary.version) } : {}),
+    canaryWeight: serving.canary ? serving.canaryWeight : 0,
+    ...(serving.canary && serving.mirrorPercent ? { mirrorPercent: serving.mirrorPercent } : {}),
+    port: PREDICTOR_PORT,
+  };
+}
+
+export function route(isvc: InferenceService, serving: Serving): DesiredObject | undefined {
+  const traffic = isvc.spec.traffic;
+  if (!traffic) return undefined;
+  const owner = { name: isvc.metadata.name, namespace: isvc.metadata.namespace, labels: commonLabels(isvc), ownerReference: ownerReference(isvc) };
+  return routerFor(traffic).route(owner, traffic, trafficSplit(isvc, serving));
+}
+
+/** Every object the InferenceService should own right now. Objects not in this list are pruned. */
+export function desiredObjects(isvc: InferenceService, serving: Serving, config: ServingConfig = {}): DesiredObject[] {
+  const served: Array<[ServedModel, 'stable' | 'canary']> = [[serving.stable, 'stable']];
+  if (serving.canary && serving.canary.version !== serving.stable.version) served.push([serving.canary, 'canary']);
+  const objects: DesiredObject[] = [];
+  for (const [model, track] of served) {
+    objects.push(predictorDeployment(isvc, model, track, config), versionService(isvc, model));
+    if (usesAutoscaler(isvc)) objects.push(autoscaler(isvc, model));
+  }
+  objects.push(wholeService(isvc), disruptionBudget(isvc));
+  const routeObject = route(isvc, serving);
+  if (routeObject) objects.push(routeObject);
+  return objects;
+}
+
+/** Where clients reach the service: the first routed hostname, else the whole-service DNS name. */
+export function serviceUrl(isvc: InferenceService, config: ServingConfig = {}): string {
+  const host = isvc.spec.traffic?.hostnames?.[0];
+  if (host) return `http://${host}`;
+  return `http://${isvc.metadata.name}.${isvc.metadata.namespace}.svc.${config.clusterDomain ?? 'cluster.local'}:${PREDICTOR_PORT}`;
+}

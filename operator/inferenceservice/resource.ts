@@ -1,0 +1,162 @@
+/**
+ * The InferenceService fields this controller reads and writes. The CRD in crds/inferenceservices.yaml is
+ * the source of truth; these are the narrow views of it that the pure functions take.
+ */
+
+/** A ModelVersion chosen by number or by alias (`production`, `candidate`). */
+export interface VersionSelector {
+  version?: number;
+  alias?: string;
+}
+
+export interface AnalysisSpec {
+  maxErrorRate?: number;
+  maxLatencyP95Ms?: number;
+  maxLatencyP99Ms?: number;
+  minRequests?: number;
+  failureLimit?: number;
+}
+
+export interface RolloutSpec {
+  /** Canary weights in percent, ascending, e.g. [5, 10, 25, 50, 100]. */
+  steps?: number[];
+  /** Time each step is held before its analysis, e.g. `30s`, `2m`. */
+  interval?: string;
+  analysis?: AnalysisSpec;
+  autoPromote?: boolean;
+  autoRollback?: boolean;
+  paused?: boolean;
+  abort?: boolean;
+  promoteNow?: boolean;
+}
+
+export interface PredictorSpec {
+  image?: string;
+  replicas?: number;
+  minReplicas?: number;
+  maxReplicas?: number;
+  targetCPUUtilization?: number;
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  gpus?: number;
+  batching?: { maxBatchSize?: number; maxLatencyMs?: number };
+  env?: Array<{ name: string; value: string }>;
+  serviceAccountName?: string;
+  nodeSelector?: Record<string, string>;
+}
+
+export interface TrafficSpec {
+  provider?: 'gatewayAPI' | 'istio';
+  parentRefs?: Array<{ name: string; namespace?: string; sectionName?: string; group?: string; kind?: string }>;
+  hostnames?: string[];
+  /** Istio gateways the VirtualService binds to (defaults to the mesh). */
+  gateways?: string[];
+}
+
+export interface ShadowSpec {
+  /** Mirror the canary instead of sending it a weighted share: it sees live requests, its answers are dropped. */
+  enabled?: boolean;
+  percent?: number;
+}
+
+export interface DriftSpec {
+  enabled?: boolean;
+  threshold?: number;
+  window?: { size?: number; interval?: string };
+}
+
+export interface RetrainSpec {
+  onDrift?: boolean;
+  cooldown?: string;
+  /** A TrainingJob spec. */
+  template?: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec: Record<string, unknown> };
+}
+
+export interface InferenceServiceSpec {
+  model: string;
+  stable: VersionSelector;
+  canary?: VersionSelector;
+  predictor?: PredictorSpec;
+  rollout?: RolloutSpec;
+  shadow?: ShadowSpec;
+  traffic?: TrafficSpec;
+  drift?: DriftSpec;
+  retrain?: RetrainSpec;
+}
+
+export type Phase = 'Stable' | 'Progressing' | 'Promoted' | 'RolledBack' | 'Degraded';
+
+/** One analysis of the canary: what Prometheus said and what we concluded. */
+export interface AnalysisResult {
+  time: string;
+  step: number;
+  requests: number;
+  errorRate: number | null;
+  latencyP95Ms: number | null;
+  latencyP99Ms: number | null;
+  verdict: 'Passed' | 'Failed';
+  reason: string;
+}
+
+export interface AnalysisStatus {
+  /** When the current step's weight took effect; the step is analysed `interval` later. */
+  stepStartedAt?: string;
+  failedChecks?: number;
+  last?: AnalysisResult;
+}
+
+export interface DriftStatus {
+  score?: number;
+  driftedFeatures?: string[];
+  lastEventTime?: string;
+  lastEventId?: string;
+  drifted?: boolean;
+}
+
+export interface RetrainStatus {
+  trainingJob?: string;
+  eventId?: string;
+  time?: string;
+}
+
+export interface InferenceServiceStatus {
+  url?: string;
+  stableVersion?: number;
+  canaryVersion?: number;
+  canaryWeight?: number;
+  phase?: Phase;
+  currentStep?: number;
+  analysis?: AnalysisStatus;
+  drift?: DriftStatus;
+  lastRetrain?: RetrainStatus;
+  conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime?: string }>;
+  observedGeneration?: number;
+}
+
+export interface InferenceService {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string; uid?: string; generation?: number; labels?: Record<string, string> };
+  spec: InferenceServiceSpec;
+  status?: InferenceServiceStatus;
+}
+
+/** A ModelVersion reduced to what serving needs. */
+export interface ServedModel {
+  version: number;
+  /** Name of the ModelVersion object. */
+  name: string;
+  uri: string;
+  digest: string;
+  signature?: unknown;
+  referenceProfileUri?: string;
+}
+
+/** Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds into milliseconds. */
+export function durationMs(text: string | undefined, fallbackMs: number): number {
+  if (text === undefined || text === '') return fallbackMs;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) throw new Error(`invalid duration "${text}": use e.g. 30s, 5m, 1h`);
+  const value = Number(match[1]);
+  const unit = match[2] ?? 's';
+  return value * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
+}

@@ -1,0 +1,88 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { desiredObjects, predictorDeployment, serviceUrl } from '../desired.ts';
+import { inferenceService, servedModel } from './support/fixtures.ts';
+
+const kinds = (objects: Array<{ kind: string; metadata: { name: string } }>) => objects.map((o) => `${o.kind}/${o.metadata.name}`);
+const env = (deployment: any) => Object.fromEntries(deployment.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+
+const table = [
+  { name: 'a stable-only service owns a Deployment and Service for its version, the whole Service and a PDB', spec: {}, canary: false,
+    expect: ['Deployment/fraud-v1', 'Service/fraud-v1', 'Service/fraud', 'PodDisruptionBudget/fraud'] },
+  { name: 'a canary adds a Deployment and Service for its version', spec: {}, canary: true,
+    expect: ['Deployment/fraud-v1', 'Service/fraud-v1', 'Deployment/fraud-v2', 'Service/fraud-v2', 'Service/fraud', 'PodDisruptionBudget/fraud'] },
+  { name: 'min/max replicas add one HPA per served version', spec: { predictor: { minReplicas: 1, maxReplicas: 4 } }, canary: true,
+    expect: ['Deployment/fraud-v1', 'Service/fraud-v1', 'HorizontalPodAutoscaler/fraud-v1', 'Deployment/fraud-v2', 'Service/fraud-v2', 'HorizontalPodAutoscaler/fraud-v2', 'Service/fraud', 'PodDisruptionBudget/fraud'] },
+  { name: 'Gateway API traffic adds an HTTPRoute', spec: { traffic: { provider: 'gatewayAPI' as const, parentRefs: [{ name: 'edge' }] } }, canary: false,
+    expect: ['Deployment/fraud-v1', 'Service/fraud-v1', 'Service/fraud', 'PodDisruptionBudget/fraud', 'HTTPRoute/fraud'] },
+  { name: 'Istio traffic adds a VirtualService', spec: { traffic: { provider: 'istio' as const } }, canary: false,
+    expect: ['Deployment/fraud-v1', 'Service/fraud-v1', 'Service/fraud', 'PodDisruptionBudget/fraud', 'VirtualService/fraud'] },
+];
+for (const row of table) {
+  test(row.name, () => {
+    const objects = desiredObjects(inferenceService(row.spec), { stable: servedModel(1), ...(row.canary ? { canary: servedModel(2) } : {}), canaryWeight: 10 });
+    assert.equal(kinds(objects), row.expect);
+    for (const object of objects) {
+      assert.is(object.metadata.namespace, 'risk');
+      assert.equal(object.metadata.ownerReferences, [{ apiVersion: 'loopline.dev/v1alpha1', kind: 'InferenceService', name: 'fraud', uid: '0000-1111', controller: true, blockOwnerDeletion: true }]);
+    }
+  });
+}
+
+test('the predictor runs non-root with a read-only root filesystem, no capabilities and RuntimeDefault seccomp', () => {
+  const deployment: any = predictorDeployment(inferenceService(), servedModel(1), 'stable', {});
+  const pod = deployment.spec.template.spec;
+  const container = pod.containers[0];
+  assert.is(pod.securityContext.runAsNonRoot, true);
+  assert.ok(pod.securityContext.runAsUser > 0);
+  assert.is(pod.securityContext.seccompProfile.type, 'RuntimeDefault');
+  assert.is(container.securityContext.readOnlyRootFilesystem, true);
+  assert.is(container.securityContext.allowPrivilegeEscalation, false);
+  assert.equal(container.securityContext.capabilities.drop, ['ALL']);
+  assert.is(container.readinessProbe.httpGet.path, '/v2/health/ready');
+  assert.is(container.livenessProbe.httpGet.path, '/v2/health/live');
+});
+
+test('the predictor gets the model URI, digest, signature and drift settings by env', () => {
+  const isvc = inferenceService({ drift: { threshold: 0.2 }, predictor: { batching: { maxBatchSize: 16 } } });
+  const vars = env(predictorDeployment(isvc, servedModel(3), 'canary', { natsUrl: 'nats://nats:4222' }));
+  assert.is(vars.MODEL_NAME, 'fraud-detector');
+  assert.is(vars.MODEL_VERSION, '3');
+  assert.is(vars.MODEL_URI, 'file:///models/fraud/v3/model.onnx');
+  assert.is(vars.MODEL_DIGEST, servedModel(3).digest);
+  assert.equal(JSON.parse(vars.MODEL_SIGNATURE), servedModel(3).signature);
+  assert.is(vars.REFERENCE_PROFILE_URI, 'file:///models/fraud/v3/profile.json');
+  assert.is(vars.NATS_URL, 'nats://nats:4222');
+  assert.is(vars.DRIFT_SUBJECT, 'loopline.drift.risk.fraud');
+  assert.is(vars.INFERENCE_SERVICE, 'fraud');
+  assert.is(vars.NAMESPACE, 'risk');
+  assert.is(vars.BATCH_MAX_SIZE, '16');
+  assert.equal(vars.HOST, { fieldRef: { fieldPath: 'status.podIP' } });
+});
+
+test('GPUs become nvidia.com/gpu limits and resources merge over defaults', () => {
+  const isvc = inferenceService({ predictor: { gpus: 1, resources: { requests: { cpu: '2' }, limits: { memory: '4Gi' } } } });
+  const container: any = (predictorDeployment(isvc, servedModel(1), 'stable', {}) as any).spec.template.spec.containers[0];
+  assert.equal(container.resources, { requests: { cpu: '2', memory: '256Mi' }, limits: { memory: '4Gi', 'nvidia.com/gpu': '1' } });
+});
+
+test('with an HPA the Deployment leaves replicas to the autoscaler; without, it sets them', () => {
+  const scaled: any = predictorDeployment(inferenceService({ predictor: { minReplicas: 2, maxReplicas: 5 } }), servedModel(1), 'stable', {});
+  assert.is(scaled.spec.replicas, undefined);
+  const fixed: any = predictorDeployment(inferenceService({ predictor: { replicas: 3 } }), servedModel(1), 'stable', {});
+  assert.is(fixed.spec.replicas, 3);
+});
+
+test('promotion does not change the pod template (no restart of the promoted pods)', () => {
+  const asCanary: any = predictorDeployment(inferenceService(), servedModel(2), 'canary', {});
+  const asStable: any = predictorDeployment(inferenceService(), servedModel(2), 'stable', {});
+  assert.equal(asCanary.spec, asStable.spec);
+  assert.is.not(asCanary.metadata.labels['loopline.dev/track'], asStable.metadata.labels['loopline.dev/track']);
+});
+
+test('the url is the routed hostname, else the cluster DNS name of the whole Service', () => {
+  assert.is(serviceUrl(inferenceService({ traffic: { hostnames: ['fraud.example.com'] } })), 'http://fraud.example.com');
+  assert.is(serviceUrl(inferenceService()), 'http://fraud.risk.svc.cluster.local:8080');
+});
+
+test.run();
