@@ -1,7 +1,28 @@
-import type { Logger } from 'pino';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { type Logger, pino } from 'pino';
 import type { Registry } from 'prom-client';
-import type { KubeApi, WriteCounter } from './kube.ts';
-import type { ClusterCache, ControllerDefinition, EngineOptions, Writer } from './types.ts';
+import { EventRecorder } from './events.ts';
+import { listen, serveProbes } from './http.ts';
+import { Informer } from './informer.ts';
+import { controllerOf, keyOf, objectKey, parseKey } from './keys.ts';
+import { groupOf, kindId, kinds as knownKinds, type ResourceKind } from './kinds.ts';
+import { KubeApi, WriteCounter, loadKubeConfig } from './kube.ts';
+import { LeaderElector } from './leader.ts';
+import { EngineMetrics } from './metrics.ts';
+import { WorkQueue, defaultRateLimiter } from './queue.ts';
+import type {
+  ClusterCache,
+  ControllerDefinition,
+  EngineOptions,
+  KubeObject,
+  MapFunction,
+  ReconcileContext,
+  Writer,
+} from './types.ts';
+import { ClusterWriter, NotLeaderError, kindRegistry } from './writer.ts';
 
 export interface Engine {
   /** Read access to every informer cache (after `start` resolved). */
@@ -24,7 +45,8 @@ export interface Engine {
   start(): Promise<void>;
   /**
    * Graceful stop: stop taking work, let in-flight reconciles finish, release the lease, stop informers, close HTTP.
-   * `{ releaseLease: false }` leaves the lease to expire (what a crash looks like to the other replicas).
+   * `{ releaseLease: false }` stops renewing without releasing and aborts in-flight work: what a crash looks like
+   * to the other replicas.
    */
   stop(options?: { releaseLease?: boolean }): Promise<void>;
   /** Installs SIGTERM/SIGINT handlers that `stop()` and exit. */
@@ -36,7 +58,7 @@ export interface Engine {
   /** Caches synced (what /readyz reports). */
   isReady(): boolean;
 
-  /** Puts a key on a controller's queue now or after `afterMs`. */
+  /** Puts a key on a controller's queue now or after `afterMs` (ignored while not leading). */
   enqueue(controller: string, key: string, afterMs?: number): void;
   /** Enqueues every primary object of every controller, as the periodic resync does. */
   resync(): void;
@@ -46,6 +68,359 @@ export interface Engine {
   httpAddress(): { host: string; port: number } | undefined;
 }
 
-export function createEngine(_options: EngineOptions = {}): Engine {
-  throw new Error('engine implementation lands in the next commit');
+export function createEngine(options: EngineOptions = {}): Engine {
+  return new ControllerEngine(options);
+}
+
+/** One controller's running state: present only while this replica leads. */
+interface Run {
+  queue: WorkQueue;
+  abort: AbortController;
+  workers: Promise<void>[];
+}
+
+class ControllerEngine implements Engine {
+  readonly writes = new WriteCounter();
+  readonly api: KubeApi;
+  readonly log: Logger;
+  readonly identity: string;
+  readonly cache: ClusterCache;
+  readonly writer: Writer;
+  private readonly kubeconfig: KubeConfig;
+  private readonly telemetry: EngineMetrics;
+  private readonly controllers = new Map<string, ControllerDefinition>();
+  private readonly runs = new Map<string, Run>();
+  private readonly informers = new Map<string, Informer>();
+  private readonly kindsById = kindRegistry(Object.values(knownKinds));
+  private readonly recorder: EventRecorder;
+  private readonly elector: LeaderElector | undefined;
+  private readonly fieldManager: string;
+  private server: Server | undefined;
+  private address: { host: string; port: number } | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  private stopping = false;
+  private synced = false;
+
+  constructor(private readonly options: EngineOptions) {
+    this.kubeconfig = options.kubeconfig ?? loadKubeConfig();
+    this.api = new KubeApi(this.kubeconfig, this.writes);
+    this.fieldManager = options.fieldManager ?? 'loopline-operator';
+    const election = options.leaderElection === false ? undefined : (options.leaderElection ?? {});
+    this.identity = election?.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
+    this.log = (options.logger ?? pino({ name: 'loopline-operator', level: process.env.LOG_LEVEL ?? 'info' })).child({
+      identity: this.identity,
+    });
+    this.telemetry = new EngineMetrics(options.httpPort !== false);
+    this.writes.onWrite((verb, kind) => this.telemetry.writes.inc({ verb, kind }));
+    this.recorder = new EventRecorder(
+      this.api,
+      options.reportingController ?? 'loopline.dev/operator',
+      this.identity,
+      this.fieldManager,
+      this.log,
+    );
+    if (election) {
+      this.elector = new LeaderElector(
+        this.api,
+        election.name ?? 'loopline-operator',
+        election.namespace ?? process.env.POD_NAMESPACE ?? 'loopline-system',
+        this.identity,
+        {
+          leaseDurationMs: election.leaseDurationMs ?? 15_000,
+          renewDeadlineMs: election.renewDeadlineMs ?? 10_000,
+          retryPeriodMs: election.retryPeriodMs ?? 2_000,
+        },
+        { started: () => this.startLeading(), stopped: () => this.stopLeading() },
+        this.log,
+      );
+    }
+    this.cache = {
+      get: <T extends KubeObject>(kind: ResourceKind, namespace: string | undefined, name: string) =>
+        this.informer(kind).get(namespace, name) as T | undefined,
+      list: <T extends KubeObject>(kind: ResourceKind, opts: { namespace?: string; labels?: Record<string, string> } = {}) =>
+        this.informer(kind).list(opts.namespace, opts.labels) as T[],
+      ownedBy: <T extends KubeObject>(kind: ResourceKind, owner: KubeObject) =>
+        (owner.metadata.uid ? this.informer(kind).ownedBy(owner.metadata.uid) : []) as T[],
+    };
+    this.writer = new ClusterWriter({
+      api: this.api,
+      fieldManager: this.fieldManager,
+      recorder: this.recorder,
+      kindOf: (apiVersion, kind) => {
+        const found = this.kindsById.get(`${apiVersion}/${kind}`);
+        if (!found) throw new Error(`unknown kind ${apiVersion}/${kind}: add it to operator/engine/kinds.ts or watch it`);
+        return found;
+      },
+      informerFor: (kind) => this.informers.get(kindId(kind)),
+      fence: () => {
+        if (this.stopping && !this.draining) throw new NotLeaderError();
+        if (this.elector && !this.elector.isLeader()) throw new NotLeaderError();
+      },
+      skipped: (verb, kind) => this.telemetry.writesSkipped.inc({ verb, kind }),
+    });
+  }
+
+  /** True while a graceful stop lets in-flight reconciles finish their writes. */
+  private draining = false;
+
+  get metrics(): Registry {
+    return this.telemetry.registry;
+  }
+
+  register(controller: ControllerDefinition): void {
+    if (this.started) throw new Error(`register(${controller.name}) after start`);
+    if (this.controllers.has(controller.name)) throw new Error(`controller ${controller.name} registered twice`);
+    this.controllers.set(controller.name, controller);
+    const primary = controller.for;
+    this.watchKind(primary, {
+      map: (object) => [objectKey(object)],
+      controller: controller.name,
+    });
+    for (const owned of controller.owns ?? []) {
+      this.watchKind(owned, {
+        controller: controller.name,
+        map: (object) => {
+          const owner = controllerOf(object);
+          if (!owner || owner.kind !== primary.kind || groupOf(owner.apiVersion) !== groupOf(primary.apiVersion)) return [];
+          return [keyOf(primary.namespaced ? object.metadata.namespace : undefined, owner.name)];
+        },
+      });
+    }
+    for (const watch of controller.watches ?? []) {
+      this.watchKind(watch.kind, { controller: controller.name, map: watch.map ?? ((object) => [objectKey(object)]) });
+    }
+    for (const read of controller.reads ?? []) this.informerOf(read);
+  }
+
+  async start(): Promise<void> {
+    if (this.started) throw new Error('engine already started');
+    this.started = true;
+    if (this.options.httpPort !== false) {
+      this.server = serveProbes({
+        registry: this.telemetry.registry,
+        isReady: () => this.isReady(),
+        isHealthy: () => !this.stopping,
+      });
+      const address = await listen(this.server, this.options.httpPort ?? 8080, this.options.httpHost ?? '0.0.0.0');
+      this.address = { host: address.address, port: address.port };
+    }
+    for (const informer of this.informers.values()) informer.start();
+    await Promise.all([...this.informers.values()].map((i) => i.whenSynced()));
+    this.synced = true;
+    this.log.info({ kinds: [...this.informers.keys()], address: this.address }, 'caches synced');
+    if (this.stopping) return;
+    if (this.elector) this.elector.start();
+    else this.startLeading();
+    const resyncMs = this.options.resyncPeriodMs ?? 10 * 60_000;
+    if (resyncMs > 0) this.resyncTimer = setInterval(() => this.resync(), resyncMs).unref();
+  }
+
+  async stop(options: { releaseLease?: boolean } = {}): Promise<void> {
+    if (this.stopping) return;
+    const graceful = options.releaseLease !== false;
+    this.stopping = true;
+    this.draining = graceful;
+    clearInterval(this.resyncTimer);
+    this.log.info({ graceful }, 'stopping');
+    await this.stopWorkers(!graceful);
+    this.draining = false;
+    if (graceful) await this.recorder.flush();
+    else this.recorder.discard();
+    await this.elector?.stop(graceful);
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections();
+    this.telemetry.leader.set(0);
+    this.log.info('stopped');
+  }
+
+  handleSignals(): void {
+    const onSignal = (signal: NodeJS.Signals) => {
+      this.log.info({ signal }, 'shutting down');
+      this.stop().then(
+        () => process.exit(0),
+        (err) => {
+          this.log.error({ err: String(err) }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+
+  isLeader(): boolean {
+    return this.elector ? this.elector.isLeader() : this.runs.size > 0 || (this.synced && !this.stopping);
+  }
+
+  whenLeader(): Promise<void> {
+    return this.elector ? this.elector.whenLeader() : Promise.resolve();
+  }
+
+  isReady(): boolean {
+    return this.synced && !this.stopping;
+  }
+
+  enqueue(controller: string, key: string, afterMs = 0): void {
+    const run = this.runs.get(controller);
+    if (!run) return;
+    if (afterMs > 0) run.queue.addAfter(key, afterMs);
+    else run.queue.add(key);
+  }
+
+  resync(): void {
+    for (const [name, controller] of this.controllers) {
+      const run = this.runs.get(name);
+      if (!run) continue;
+      for (const object of this.informer(controller.for).list()) run.queue.add(objectKey(object));
+    }
+  }
+
+  async waitIdle(): Promise<void> {
+    // A reconcile can enqueue into another controller's queue; loop until all are idle at once.
+    for (;;) {
+      await Promise.all([...this.runs.values()].map((r) => r.queue.whenIdle()));
+      if ([...this.runs.values()].every((r) => r.queue.length === 0 && r.queue.inFlight === 0)) return;
+    }
+  }
+
+  httpAddress(): { host: string; port: number } | undefined {
+    return this.address;
+  }
+
+  private informer(kind: ResourceKind): Informer {
+    const informer = this.informers.get(kindId(kind));
+    if (!informer) throw new Error(`${kind.kind} is not watched: list it in a controller's for/owns/watches/reads`);
+    return informer;
+  }
+
+  private informerOf(kind: ResourceKind): Informer {
+    const id = kindId(kind);
+    let informer = this.informers.get(id);
+    if (!informer) {
+      if (this.started) throw new Error(`cannot watch ${kind.kind} after start`);
+      this.kindsById.set(id, kind);
+      informer = new Informer(this.api, kind, kind.namespaced ? this.options.namespace : undefined, this.log);
+      const gauge = this.telemetry.cacheObjects;
+      const counted = informer;
+      informer.on({
+        add: () => gauge.set({ kind: kind.kind }, counted.size),
+        delete: () => gauge.set({ kind: kind.kind }, counted.size),
+      });
+      this.informers.set(id, informer);
+    }
+    return informer;
+  }
+
+  private watchKind(kind: ResourceKind, target: { controller: string; map: MapFunction }): void {
+    const enqueue = (object: KubeObject) => {
+      const run = this.runs.get(target.controller);
+      if (!run) return;
+      for (const key of target.map(object, this.cache)) run.queue.add(key);
+    };
+    this.informerOf(kind).on({
+      add: enqueue,
+      update: (previous, object) => {
+        enqueue(object);
+        // An owner reference or label a mapper uses may have changed: tell the old target too.
+        if (previous !== object) enqueue(previous);
+      },
+      delete: enqueue,
+    });
+  }
+
+  private startLeading(): void {
+    if (this.stopping) return;
+    this.telemetry.leader.set(1);
+    for (const [name, controller] of this.controllers) {
+      if (this.runs.has(name)) continue;
+      const queue = new WorkQueue(
+        defaultRateLimiter({
+          baseMs: this.options.backoff?.baseMs,
+          maxMs: this.options.backoff?.maxMs,
+          qps: this.options.rateLimit?.qps,
+          burst: this.options.rateLimit?.burst,
+        }),
+        {
+          added: () => this.telemetry.queueAdds.inc({ controller: name }),
+          depth: (depth) => this.telemetry.queueDepth.set({ controller: name }, depth),
+          retried: () => this.telemetry.queueRetries.inc({ controller: name }),
+        },
+      );
+      const run: Run = { queue, abort: new AbortController(), workers: [] };
+      this.runs.set(name, run);
+      // Whatever happened while another replica led is unknown here: look at everything once.
+      for (const object of this.informer(controller.for).list()) queue.add(objectKey(object));
+      const workers = controller.workers ?? 4;
+      for (let i = 0; i < workers; i++) run.workers.push(this.work(controller, run));
+    }
+    this.log.info({ controllers: [...this.controllers.keys()] }, 'reconciling');
+  }
+
+  /** Leadership lost: stop at once; writes are already fenced, in-flight reconciles are told to abort. */
+  private stopLeading(): void {
+    this.telemetry.leader.set(0);
+    void this.stopWorkers(true);
+  }
+
+  private async stopWorkers(abort: boolean): Promise<void> {
+    const runs = [...this.runs.values()];
+    this.runs.clear();
+    for (const run of runs) {
+      run.queue.shutDown();
+      if (abort) run.abort.abort(new NotLeaderError());
+    }
+    await Promise.all(runs.flatMap((r) => r.workers));
+  }
+
+  private async work(controller: ControllerDefinition, run: Run): Promise<void> {
+    const { queue } = run;
+    const labels = { controller: controller.name, kind: controller.for.kind };
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      const log = this.log.child({ controller: controller.name, key, reconcileID: randomUUID().slice(0, 8) });
+      const ctx: ReconcileContext = {
+        log,
+        cache: this.cache,
+        signal: run.abort.signal,
+        controller: controller.name,
+        apply: (desired) => this.writer.apply(desired),
+        applyStatus: (object, status) => this.writer.applyStatus(object, status),
+        patchStatus: (object, status) => this.writer.patchStatus(object, status),
+        create: (object) => this.writer.create(object),
+        delete: (kind, namespace, name, options) => this.writer.delete(kind, namespace, name, options),
+        event: (regarding, type, reason, message, action) => this.writer.event(regarding, type, reason, message, action),
+      };
+      const endTimer = this.telemetry.reconcileDuration.startTimer(labels);
+      try {
+        const result = await controller.reconcile(parseKey(key), ctx);
+        queue.forget(key);
+        if (result?.requeueAfter && result.requeueAfter > 0) {
+          queue.addAfter(key, result.requeueAfter);
+          this.telemetry.reconciles.inc({ ...labels, result: 'requeue' });
+        } else {
+          this.telemetry.reconciles.inc({ ...labels, result: 'success' });
+        }
+      } catch (err) {
+        this.telemetry.reconciles.inc({ ...labels, result: 'error' });
+        this.telemetry.reconcileErrors.inc(labels);
+        if (err instanceof NotLeaderError || run.abort.signal.aborted) {
+          log.info('reconcile abandoned: no longer leading');
+        } else {
+          log.error({ err: errorDetails(err), retries: queue.retries(key) }, 'reconcile failed; retrying with backoff');
+          queue.addRateLimited(key);
+        }
+      } finally {
+        endTimer();
+        queue.done(key);
+      }
+    }
+  }
+}
+
+function errorDetails(err: unknown): unknown {
+  if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack };
+  return String(err);
 }
