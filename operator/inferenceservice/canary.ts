@@ -79,7 +79,7 @@ export function analysisDue(input: Omit<RolloutInput, 'measurement'>): boolean {
   if (previous.phase !== 'Progressing' || rollout?.paused || rollout?.abort || rollout?.promoteNow) return false;
   const stable = effectiveStable(previous, input.stable, input.canary);
   if (input.canary === undefined || input.canary === stable || input.canary !== previous.canaryVersion) return false;
-  if (awaitingPromotion(previous, rollout)) return false;
+  if (held(previous, rollout, rolloutSteps(rollout).length)) return false;
   return elapsedMs(previous, input.now) >= intervalMs(rollout);
 }
 
@@ -119,7 +119,7 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
     if (previous.phase === 'Promoted' || (previous.phase === 'Progressing' && previous.canaryVersion === stable)) {
       return { state: { ...state, phase: 'Promoted', analysis: previous.analysis }, events: [] };
     }
-    if ((previous.phase === 'Progressing' || previous.phase === 'Degraded') && previous.canaryVersion !== undefined) {
+    if (previous.phase === 'Progressing' && previous.canaryVersion !== undefined) {
       return { state, events: [{ type: 'Cancelled', version: previous.canaryVersion }] };
     }
     return { state, events: [] };
@@ -130,7 +130,7 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
     return { state: { ...previous, stableVersion: stable, canaryWeight: 0 }, events: [] };
   }
 
-  const running = (previous.phase === 'Progressing' || previous.phase === 'Degraded') && previous.canaryVersion === canary;
+  const running = previous.phase === 'Progressing' && previous.canaryVersion === canary;
   if (!running) {
     if (rollout?.abort) return { state: rolledBack(stable, canary, previous.analysis), events: [{ type: 'RolledBack', version: canary, reason: 'aborted by spec.rollout.abort' }] };
     const state: RolloutState = {
@@ -157,7 +157,7 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
   }
   if (rollout?.promoteNow) return promoted(stable, canary, previous.analysis, 'promoted by spec.rollout.promoteNow');
   if (rollout?.paused) return { state: current, events: [] };
-  if (previous.phase === 'Degraded' || awaitingPromotion(previous, rollout)) return { state: current, events: [] };
+  if (held(previous, rollout, steps.length)) return { state: current, events: [] };
 
   const waited = elapsedMs(previous, now);
   if (waited < interval) return { state: current, events: [], requeueAfterMs: interval - waited };
@@ -167,17 +167,18 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
   if (result.verdict === 'Failed') {
     const failedChecks = (previous.analysis.failedChecks ?? 0) + 1;
     const failureLimit = rollout?.analysis?.failureLimit ?? DEFAULT_FAILURE_LIMIT;
-    const analysis: AnalysisStatus = { stepStartedAt: now.toISOString(), failedChecks, last: result };
+    const analysis: AnalysisStatus = { stepStartedAt: now.toISOString(), failedChecks, ...recorded(result) };
     const failed: RolloutEvent = { type: 'AnalysisFailed', version: canary, analysis: result, failedChecks, failureLimit };
     if (failedChecks < failureLimit) return { state: { ...current, analysis }, events: [failed], requeueAfterMs: interval };
     const reason = `${failedChecks} failed checks (limit ${failureLimit}): ${result.reason}`;
     if (rollout?.autoRollback === false) {
-      return { state: { ...current, phase: 'Degraded', analysis }, events: [failed, { type: 'Halted', version: canary, reason: `${reason}; autoRollback is off: promote or abort` }] };
+      // Held at the current weight; analysis stops until a person promotes or aborts.
+      return { state: { ...current, analysis: { ...analysis, stepStartedAt: undefined } }, events: [failed, { type: 'Halted', version: canary, reason: `${reason}; autoRollback is off: promote or abort` }] };
     }
     return { state: rolledBack(stable, canary, analysis), events: [failed, { type: 'RolledBack', version: canary, reason, analysis: result }] };
   }
 
-  const analysis: AnalysisStatus = { stepStartedAt: now.toISOString(), failedChecks: previous.analysis.failedChecks ?? 0, last: result };
+  const analysis: AnalysisStatus = { stepStartedAt: now.toISOString(), failedChecks: previous.analysis.failedChecks ?? 0, ...recorded(result) };
   if (step + 1 < steps.length) {
     const next = step + 1;
     return {
@@ -204,9 +205,24 @@ function rolledBack(stable: number, canary: number, analysis: AnalysisStatus): R
   return { phase: 'RolledBack', stableVersion: stable, canaryVersion: canary, canaryWeight: 0, analysis };
 }
 
-/** The last step passed with autoPromote off: held at full weight until promoteNow. */
-function awaitingPromotion(previous: RolloutState, rollout: RolloutSpec | undefined): boolean {
-  return rollout?.autoPromote === false && previous.phase === 'Progressing' && previous.analysis.last?.verdict === 'Passed' && previous.analysis.stepStartedAt === undefined;
+/**
+ * A running canary with no step clock is held for a person: the last step passed with autoPromote off,
+ * or the failure limit was reached with autoRollback off. Only promoteNow or abort move it on.
+ */
+function held(previous: RolloutState, rollout: RolloutSpec | undefined, stepCount: number): boolean {
+  if (previous.phase !== 'Progressing' || previous.analysis.stepStartedAt !== undefined) return false;
+  const awaitingPromotion = rollout?.autoPromote === false && (previous.currentStep ?? 0) >= stepCount - 1 && previous.analysis.message?.startsWith('Passed') === true;
+  const halted = rollout?.autoRollback === false && (previous.analysis.failedChecks ?? 0) >= (rollout.analysis?.failureLimit ?? DEFAULT_FAILURE_LIMIT);
+  return awaitingPromotion || halted;
+}
+
+/** The flat status.analysis fields for one check; absent numbers are left out (the schema has no nulls). */
+export function recorded(result: AnalysisResult): AnalysisStatus {
+  const analysis: AnalysisStatus = { lastCheck: result.time, requests: result.requests, message: `${result.verdict}: ${result.reason}` };
+  if (result.errorRate !== null) analysis.errorRate = result.errorRate;
+  if (result.latencyP95Ms !== null) analysis.latencyP95Ms = result.latencyP95Ms;
+  if (result.latencyP99Ms !== null) analysis.latencyP99Ms = result.latencyP99Ms;
+  return analysis;
 }
 
 function elapsedMs(previous: RolloutState, now: Date): number {

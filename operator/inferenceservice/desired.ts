@@ -62,7 +62,7 @@ function versionLabels(isvc: InferenceService, model: ServedModel): Record<strin
 
 export function usesAutoscaler(isvc: InferenceService): boolean {
   const predictor = isvc.spec.predictor;
-  return predictor?.minReplicas !== undefined && predictor?.maxReplicas !== undefined;
+  return predictor?.maxReplicas !== undefined;
 }
 
 export function predictorDeployment(isvc: InferenceService, model: ServedModel, track: 'stable' | 'canary', config: ServingConfig): DesiredObject {
@@ -82,24 +82,37 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
   ];
   if (model.signature !== undefined) env.push({ name: 'MODEL_SIGNATURE', value: JSON.stringify(model.signature) });
   const drift = isvc.spec.drift;
-  if (model.referenceProfileUri && drift?.enabled !== false) {
+  if (model.referenceProfileUri && drift?.enabled) {
     env.push({ name: 'REFERENCE_PROFILE_URI', value: model.referenceProfileUri });
     if (config.natsUrl) {
       env.push({ name: 'NATS_URL', value: config.natsUrl }, { name: 'DRIFT_SUBJECT', value: `loopline.drift.${namespace}.${isvcName}` });
     }
-    if (drift?.window?.size !== undefined) env.push({ name: 'DRIFT_WINDOW_SIZE', value: String(drift.window.size) });
-    if (drift?.window?.interval !== undefined) env.push({ name: 'DRIFT_WINDOW_INTERVAL', value: drift.window.interval });
-    if (drift?.threshold !== undefined) env.push({ name: 'DRIFT_THRESHOLD', value: String(drift.threshold) });
+    const settings: Array<[string, unknown]> = [
+      ['DRIFT_WINDOW_SIZE', drift.window?.size],
+      ['DRIFT_WINDOW_SECONDS', drift.window?.seconds],
+      ['DRIFT_NUMERIC_METHOD', drift.methods?.numeric],
+      ['DRIFT_CATEGORICAL_METHOD', drift.methods?.categorical],
+      ['DRIFT_FEATURE_THRESHOLD', drift.featureThreshold],
+      ['DRIFT_THRESHOLD', drift.threshold],
+    ];
+    for (const [name, value] of settings) if (value !== undefined) env.push({ name, value: String(value) });
   }
-  if (predictor.batching?.maxBatchSize !== undefined) env.push({ name: 'BATCH_MAX_SIZE', value: String(predictor.batching.maxBatchSize) });
-  if (predictor.batching?.maxLatencyMs !== undefined) env.push({ name: 'BATCH_MAX_LATENCY_MS', value: String(predictor.batching.maxLatencyMs) });
-  for (const extra of predictor.env ?? []) env.push({ name: extra.name, value: extra.value });
+  const batching = predictor.batching;
+  if (batching?.enabled) {
+    env.push({ name: 'BATCH_ENABLED', value: 'true' });
+    if (batching.maxBatchSize !== undefined) env.push({ name: 'BATCH_MAX_SIZE', value: String(batching.maxBatchSize) });
+    if (batching.maxWaitMs !== undefined) env.push({ name: 'BATCH_MAX_WAIT_MS', value: String(batching.maxWaitMs) });
+  }
+  for (const extra of predictor.env ?? []) env.push({ name: extra.name, value: extra.value ?? '' });
 
+  // The CRD gives one figure per resource: it is both request and limit (Guaranteed QoS for memory-bound models).
+  const cpu = predictor.resources?.cpu ?? '500m';
+  const memory = predictor.resources?.memory ?? '512Mi';
   const resources: Record<string, Record<string, string>> = {
-    requests: { cpu: '100m', memory: '256Mi', ...predictor.resources?.requests },
-    limits: { memory: '1Gi', ...predictor.resources?.limits },
+    requests: { cpu: String(cpu), memory: String(memory) },
+    limits: { cpu: String(cpu), memory: String(memory) },
   };
-  if (predictor.gpus) resources.limits!['nvidia.com/gpu'] = String(predictor.gpus);
+  if (predictor.resources?.gpus) resources.limits!['nvidia.com/gpu'] = String(predictor.resources.gpus);
 
   const probe = (path: string, periodSeconds: number) => ({ httpGet: { path, port: 'http' }, periodSeconds, timeoutSeconds: 2, failureThreshold: 3 });
   const spec: Record<string, unknown> = {
@@ -177,9 +190,9 @@ export function autoscaler(isvc: InferenceService, model: ServedModel): DesiredO
     metadata: metadata(isvc, name, versionLabels(isvc, model)),
     spec: {
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
-      minReplicas: predictor.minReplicas,
+      minReplicas: predictor.minReplicas ?? Math.max(1, predictor.replicas ?? 1),
       maxReplicas: predictor.maxReplicas,
-      metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: predictor.targetCPUUtilization ?? 80 } } }],
+      metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: predictor.targetUtilization ?? 80 } } }],
     },
   };
 }

@@ -33,13 +33,13 @@ export interface RolloutSpec {
 export interface PredictorSpec {
   image?: string;
   replicas?: number;
+  /** Setting maxReplicas turns the HorizontalPodAutoscaler on; minReplicas defaults to replicas. */
   minReplicas?: number;
   maxReplicas?: number;
-  targetCPUUtilization?: number;
-  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
-  gpus?: number;
-  batching?: { maxBatchSize?: number; maxLatencyMs?: number };
-  env?: Array<{ name: string; value: string }>;
+  targetUtilization?: number;
+  resources?: { cpu?: string | number; memory?: string | number; gpus?: number };
+  batching?: { enabled?: boolean; maxBatchSize?: number; maxWaitMs?: number };
+  env?: Array<{ name: string; value?: string }>;
   serviceAccountName?: string;
   nodeSelector?: Record<string, string>;
 }
@@ -60,14 +60,17 @@ export interface ShadowSpec {
 
 export interface DriftSpec {
   enabled?: boolean;
+  window?: { size?: number; seconds?: number };
+  methods?: { numeric?: string; categorical?: string };
+  featureThreshold?: number;
+  /** Share of features that must drift for the model to count as drifted. */
   threshold?: number;
-  window?: { size?: number; interval?: string };
 }
 
 export interface RetrainSpec {
   onDrift?: boolean;
   cooldown?: string;
-  /** A TrainingJob spec. */
+  /** Metadata and spec of the TrainingJob to create. */
   template?: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec: Record<string, unknown> };
 }
 
@@ -97,11 +100,18 @@ export interface AnalysisResult {
   reason: string;
 }
 
+/** status.analysis as the CRD stores it: the latest check, flat, plus what the rollout needs to resume. */
 export interface AnalysisStatus {
   /** When the current step's weight took effect; the step is analysed `interval` later. */
   stepStartedAt?: string;
   failedChecks?: number;
-  last?: AnalysisResult;
+  lastCheck?: string;
+  requests?: number;
+  errorRate?: number;
+  latencyP95Ms?: number;
+  latencyP99Ms?: number;
+  /** `Passed: ...` or `Failed: ...` with the numbers. */
+  message?: string;
 }
 
 export interface DriftStatus {

@@ -34,7 +34,7 @@ const table: Array<{ name: string; input: RolloutInput; phase: string; weight: n
   { name: 'reaching the failure limit rolls back to weight 0', input: input({ previous: progressing(1, 50, 0, 1), now: at(30), measurement: slow }), phase: 'RolledBack', weight: 0, events: ['AnalysisFailed', 'RolledBack'], failedChecks: 2 },
   { name: 'too little traffic is a failed check', input: input({ previous: progressing(0, 10, 0, 1), now: at(30), measurement: { requests: 3, errorRate: 0, latencyP95Ms: 1, latencyP99Ms: 1 } }), phase: 'RolledBack', weight: 0, events: ['AnalysisFailed', 'RolledBack'] },
   { name: 'an unreachable Prometheus is a failed check', input: input({ previous: progressing(0, 10, 0), now: at(30), measurement: { error: 'connection refused' } }), phase: 'Progressing', weight: 10, events: ['AnalysisFailed'], failedChecks: 1 },
-  { name: 'autoRollback off halts in Degraded at the current weight', input: input({ rollout: { ...rollout, autoRollback: false }, previous: progressing(1, 50, 0, 1), now: at(30), measurement: errors }), phase: 'Degraded', weight: 50, events: ['AnalysisFailed', 'Halted'] },
+  { name: 'autoRollback off halts at the current weight instead of rolling back', input: input({ rollout: { ...rollout, autoRollback: false }, previous: progressing(1, 50, 0, 1), now: at(30), measurement: errors }), phase: 'Progressing', weight: 50, events: ['AnalysisFailed', 'Halted'] },
   { name: 'paused holds the step even when analysis would be due', input: input({ rollout: { ...rollout, paused: true }, previous: progressing(1, 50, 0), now: at(300) }), phase: 'Progressing', weight: 50, step: 1, events: [] },
   { name: 'abort rolls back at once', input: input({ rollout: { ...rollout, abort: true }, previous: progressing(1, 50, 0), now: at(1) }), phase: 'RolledBack', weight: 0, events: ['RolledBack'] },
   { name: 'promoteNow promotes at once', input: input({ rollout: { ...rollout, promoteNow: true }, previous: progressing(0, 10, 0), now: at(1) }), phase: 'Promoted', weight: 0, events: ['Promoted'], promote: 2 },
@@ -63,7 +63,8 @@ test('a rollback names the numbers that failed', () => {
   const rolledBack = decision.events.find((event) => event.type === 'RolledBack');
   assert.ok(rolledBack && rolledBack.type === 'RolledBack');
   assert.match(rolledBack.reason, /error rate 0.2 > maxErrorRate 0.05/);
-  assert.is(decision.state.analysis.last?.errorRate, 0.2);
+  assert.is(decision.state.analysis.errorRate, 0.2);
+  assert.match(decision.state.analysis.message ?? '', /^Failed: /);
 });
 
 test('judge lists each threshold that is crossed', () => {
@@ -102,6 +103,14 @@ test('resuming from status alone continues at the same step with the remaining w
   assert.is(decision.state.canaryWeight, 50);
   assert.is(decision.state.currentStep, 1);
   assert.is(decision.requeueAfterMs, 10_000);
+});
+
+test('a halted rollout stays put until abort', () => {
+  const manual = { ...rollout, autoRollback: false };
+  const halted = nextRollout(input({ rollout: manual, previous: progressing(1, 50, 0, 1), now: at(30), measurement: errors }));
+  assert.is(analysisDue(input({ rollout: manual, previous: halted.state, now: at(999) })), false);
+  assert.is(nextRollout(input({ rollout: manual, previous: halted.state, now: at(999) })).state.canaryWeight, 50);
+  assert.is(nextRollout(input({ rollout: { ...manual, abort: true }, previous: halted.state, now: at(999) })).state.phase, 'RolledBack');
 });
 
 test('autoPromote off holds at the last step until promoteNow', () => {

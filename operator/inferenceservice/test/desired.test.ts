@@ -44,7 +44,7 @@ test('the predictor runs non-root with a read-only root filesystem, no capabilit
 });
 
 test('the predictor gets the model URI, digest, signature and drift settings by env', () => {
-  const isvc = inferenceService({ drift: { threshold: 0.2 }, predictor: { batching: { maxBatchSize: 16 } } });
+  const isvc = inferenceService({ drift: { enabled: true, threshold: 0.2, window: { size: 500 } }, predictor: { batching: { enabled: true, maxBatchSize: 16 } } });
   const vars = env(predictorDeployment(isvc, servedModel(3), 'canary', { natsUrl: 'nats://nats:4222' }));
   assert.is(vars.MODEL_NAME, 'fraud-detector');
   assert.is(vars.MODEL_VERSION, '3');
@@ -57,17 +57,27 @@ test('the predictor gets the model URI, digest, signature and drift settings by 
   assert.is(vars.INFERENCE_SERVICE, 'fraud');
   assert.is(vars.NAMESPACE, 'risk');
   assert.is(vars.BATCH_MAX_SIZE, '16');
+  assert.is(vars.DRIFT_WINDOW_SIZE, '500');
+  assert.is(vars.DRIFT_THRESHOLD, '0.2');
   assert.equal(vars.HOST, { fieldRef: { fieldPath: 'status.podIP' } });
 });
 
-test('GPUs become nvidia.com/gpu limits and resources merge over defaults', () => {
-  const isvc = inferenceService({ predictor: { gpus: 1, resources: { requests: { cpu: '2' }, limits: { memory: '4Gi' } } } });
+test('GPUs become nvidia.com/gpu limits and cpu/memory are both request and limit', () => {
+  const isvc = inferenceService({ predictor: { resources: { cpu: 2, memory: '4Gi', gpus: 1 } } });
   const container: any = (predictorDeployment(isvc, servedModel(1), 'stable', {}) as any).spec.template.spec.containers[0];
-  assert.equal(container.resources, { requests: { cpu: '2', memory: '256Mi' }, limits: { memory: '4Gi', 'nvidia.com/gpu': '1' } });
+  assert.equal(container.resources, { requests: { cpu: '2', memory: '4Gi' }, limits: { cpu: '2', memory: '4Gi', 'nvidia.com/gpu': '1' } });
+  const cpuOnly: any = (predictorDeployment(inferenceService(), servedModel(1), 'stable', {}) as any).spec.template.spec.containers[0];
+  assert.is(cpuOnly.resources.limits['nvidia.com/gpu'], undefined);
+});
+
+test('drift monitoring off gives the predictor no reference profile and no NATS', () => {
+  const vars = env(predictorDeployment(inferenceService(), servedModel(1), 'stable', { natsUrl: 'nats://nats:4222' }));
+  assert.is(vars.REFERENCE_PROFILE_URI, undefined);
+  assert.is(vars.NATS_URL, undefined);
 });
 
 test('with an HPA the Deployment leaves replicas to the autoscaler; without, it sets them', () => {
-  const scaled: any = predictorDeployment(inferenceService({ predictor: { minReplicas: 2, maxReplicas: 5 } }), servedModel(1), 'stable', {});
+  const scaled: any = predictorDeployment(inferenceService({ predictor: { maxReplicas: 5 } }), servedModel(1), 'stable', {});
   assert.is(scaled.spec.replicas, undefined);
   const fixed: any = predictorDeployment(inferenceService({ predictor: { replicas: 3 } }), servedModel(1), 'stable', {});
   assert.is(fixed.spec.replicas, 3);

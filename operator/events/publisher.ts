@@ -1,0 +1,48 @@
+/**
+ * Lifecycle events (canary started, promoted, rolled back, retrain started, ...) on
+ * `loopline.events.<namespace>.<kind>.<name>`, as CloudEvents through JetStream.
+ */
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { cloudEvent, objectSource, type CloudEvent } from './cloudevents.ts';
+
+export const EVENT_TYPE_PREFIX = 'dev.loopline.';
+
+export interface LifecycleEvent {
+  /** Lower-case kind: `inferenceservice`, `trainingjob`, `modelversion`. */
+  kind: string;
+  namespace: string;
+  name: string;
+  /** Short reason, e.g. `promoted`, `rolledback`; becomes `dev.loopline.<kind>.<reason>`. */
+  reason: string;
+  data: Record<string, unknown>;
+  /**
+   * Stable id for this happening (e.g. `<uid>/promoted/v3`): a reconcile retried after a crash publishes
+   * the same id again and JetStream drops the repeat inside its duplicate window.
+   */
+  id?: string;
+}
+
+export function lifecycleSubject(kind: string, namespace: string, name: string): string {
+  return `loopline.events.${namespace}.${kind}.${name}`;
+}
+
+export class LifecyclePublisher {
+  private readonly js: JetStreamClient;
+
+  constructor(nc: NatsConnection) {
+    this.js = jetstream(nc);
+  }
+
+  async publish(event: LifecycleEvent): Promise<CloudEvent> {
+    const envelope = cloudEvent({
+      type: `${EVENT_TYPE_PREFIX}${event.kind}.${event.reason}`,
+      source: objectSource(`${event.kind}s`, event.namespace, event.name),
+      subject: event.name,
+      data: event.data,
+      ...(event.id ? { id: event.id } : {}),
+    });
+    await this.js.publish(lifecycleSubject(event.kind, event.namespace, event.name), JSON.stringify(envelope), { msgID: envelope.id });
+    return envelope;
+  }
+}
