@@ -1,0 +1,192 @@
+// The registry state machine for the versions of one model: stages None -> Staging -> Production ->
+// Archived, aliases held by at most one version, one Production version at a time, metric-gated
+// promotion. Pure: the controller feeds it every version of the model and carries out the plan.
+import type { Condition } from '../engine/types.ts';
+import { evaluateGates } from './gates.ts';
+import type { HistoryEntry, ModelVersion, ModelVersionStatus, Stage } from './resource.ts';
+
+/** Stamped by the admission policy (crds/admission-policy.yaml) with the user the API server authenticated. */
+export const ANNOTATION_REQUESTED_BY = 'loopline.dev/requested-by';
+/** Free text a user may set next to a stage or alias change: the "why" of the history entry. */
+export const ANNOTATION_CHANGE_REASON = 'loopline.dev/change-reason';
+export const HISTORY_LIMIT = 100;
+
+export interface RegistryEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface VersionPlan {
+  name: string;
+  /** The status the version should have (conditions without transition times). */
+  status: ModelVersionStatus;
+  /** Desired fields the registry must rewrite because the change of another version displaced them. */
+  specPatch?: { stage?: Stage; aliases?: string[] };
+  events: RegistryEvent[];
+}
+
+interface Working {
+  mv: ModelVersion;
+  stage: Stage;
+  aliases: Set<string>;
+  desiredStage: Stage;
+  desiredAliases: Set<string>;
+  history: HistoryEntry[];
+  events: RegistryEvent[];
+  specPatch?: { stage?: Stage; aliases?: string[] };
+  refused?: string[];
+}
+
+function requester(mv: ModelVersion): string {
+  return mv.metadata.annotations?.[ANNOTATION_REQUESTED_BY] ?? 'unknown';
+}
+
+function sorted(set: Iterable<string>): string[] {
+  return [...set].sort();
+}
+
+/** When `w` last entered Production or gained `alias`, from its history; used to pick one holder if two claim the same. */
+function lastGain(w: Working, test: (e: HistoryEntry) => boolean): string {
+  for (let i = w.history.length - 1; i >= 0; i--) if (test(w.history[i])) return w.history[i].at;
+  return '';
+}
+
+function newer(a: Working, b: Working, test: (e: HistoryEntry) => boolean): Working {
+  const ta = lastGain(a, test);
+  const tb = lastGain(b, test);
+  if (ta !== tb) return ta > tb ? a : b;
+  return a.mv.spec.version > b.mv.spec.version ? a : b;
+}
+
+export function formatPrimaryMetric(mv: ModelVersion): string | undefined {
+  const metrics = mv.spec.metrics ?? {};
+  const name = mv.spec.primaryMetric ?? Object.keys(metrics).sort()[0];
+  if (name === undefined || metrics[name] === undefined) return undefined;
+  return `${name}=${Number(metrics[name].toFixed(4))}`;
+}
+
+/**
+ * Plans every version of one model. Pending requests (spec differs from status) are applied in
+ * version order, so when two versions ask for the same alias or for Production at once, the higher
+ * version wins and the other is rewritten to match; the invariants hold whatever the order of events.
+ */
+export function planRegistry(versions: readonly ModelVersion[], now: Date): VersionPlan[] {
+  const at = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const live = versions.filter((v) => !v.metadata.deletionTimestamp).sort((a, b) => a.spec.version - b.spec.version);
+  const work: Working[] = live.map((mv) => ({
+    mv,
+    stage: mv.status?.stage ?? 'None',
+    aliases: new Set(mv.status?.aliases ?? []),
+    desiredStage: mv.spec.stage ?? 'None',
+    desiredAliases: new Set(mv.spec.aliases ?? []),
+    history: [...(mv.status?.history ?? [])],
+    events: [],
+  }));
+
+  const record = (w: Working, entry: Omit<HistoryEntry, 'at'>) => {
+    const e: HistoryEntry = { ...entry, at };
+    if (!e.aliasesAdded?.length) delete e.aliasesAdded;
+    if (!e.aliasesRemoved?.length) delete e.aliasesRemoved;
+    w.history.push(e);
+  };
+  const displace = (w: Working, patch: { stage?: Stage; aliases?: string[] }) => {
+    w.specPatch = { ...w.specPatch, ...patch };
+    if (patch.stage) w.desiredStage = patch.stage;
+    if (patch.aliases) w.desiredAliases = new Set(patch.aliases);
+  };
+
+  // Repair what concurrent writes may have left: two Production versions, or one alias on two versions.
+  const producers = work.filter((w) => w.stage === 'Production');
+  if (producers.length > 1) {
+    const keep = producers.reduce((a, b) => newer(a, b, (e) => e.to === 'Production' && e.from !== 'Production'));
+    for (const w of producers.filter((p) => p !== keep)) {
+      record(w, { from: 'Production', to: 'Archived', by: requester(keep.mv), reason: `archived: ${keep.mv.metadata.name} is in Production` });
+      w.stage = 'Archived';
+      displace(w, { stage: 'Archived' });
+      w.events.push({ type: 'Normal', reason: 'Archived', message: `archived: ${keep.mv.metadata.name} is in Production` });
+    }
+  }
+  for (const alias of new Set(work.flatMap((w) => [...w.aliases]))) {
+    const holders = work.filter((w) => w.aliases.has(alias));
+    if (holders.length < 2) continue;
+    const keep = holders.reduce((a, b) => newer(a, b, (e) => e.aliasesAdded?.includes(alias) ?? false));
+    for (const w of holders.filter((h) => h !== keep)) {
+      w.aliases.delete(alias);
+      record(w, { from: w.stage, to: w.stage, aliasesRemoved: [alias], by: requester(keep.mv), reason: `alias ${alias} is held by ${keep.mv.metadata.name}` });
+      displace(w, { aliases: sorted([...w.desiredAliases].filter((a) => a !== alias)) });
+    }
+  }
+
+  for (const w of work) {
+    const name = w.mv.metadata.name;
+    const by = requester(w.mv);
+    const why = w.mv.metadata.annotations?.[ANNOTATION_CHANGE_REASON];
+    const from = w.stage;
+    let to = w.stage;
+    const displaced: string[] = [];
+
+    if (w.desiredStage !== w.stage) {
+      const verdict = w.desiredStage === 'Production' ? evaluateGates(w.mv.spec.promotionGates, w.mv.spec.metrics) : { passed: true, failures: [] };
+      if (!verdict.passed) {
+        w.refused = verdict.failures;
+      } else {
+        if (w.desiredStage === 'Production') {
+          for (const other of work.filter((o) => o !== w && o.stage === 'Production')) {
+            const reason = `archived: ${name} promoted to Production`;
+            record(other, { from: 'Production', to: 'Archived', by, reason });
+            other.stage = 'Archived';
+            displace(other, { stage: 'Archived' });
+            other.events.push({ type: 'Normal', reason: 'Archived', message: `${reason} by ${by}` });
+            displaced.push(other.mv.metadata.name);
+          }
+        }
+        to = w.desiredStage;
+        w.stage = to;
+      }
+    }
+
+    const added = sorted([...w.desiredAliases].filter((a) => !w.aliases.has(a)));
+    const removed = sorted([...w.aliases].filter((a) => !w.desiredAliases.has(a)));
+    for (const alias of added) {
+      for (const other of work.filter((o) => o !== w && o.aliases.has(alias))) {
+        other.aliases.delete(alias);
+        const reason = `alias ${alias} moved to ${name}`;
+        record(other, { from: other.stage, to: other.stage, aliasesRemoved: [alias], by, reason });
+        displace(other, { aliases: sorted([...other.desiredAliases].filter((a) => a !== alias)) });
+        other.events.push({ type: 'Normal', reason: 'AliasMoved', message: `${reason} by ${by}` });
+      }
+      w.aliases.add(alias);
+    }
+    for (const alias of removed) w.aliases.delete(alias);
+
+    if (to !== from || added.length || removed.length) {
+      const parts = [to !== from ? `stage ${from} -> ${to}` : '', added.length ? `aliases +${added.join(',')}` : '', removed.length ? `aliases -${removed.join(',')}` : ''].filter(Boolean);
+      const reason = why ?? (displaced.length ? `${parts.join(', ')}; archived ${displaced.join(', ')}` : `requested in spec: ${parts.join(', ')}`);
+      record(w, { from, to, aliasesAdded: added, aliasesRemoved: removed, by, reason });
+      const eventReason = to === 'Production' && from !== 'Production' ? 'Promoted' : to !== from ? 'StageChanged' : 'AliasesChanged';
+      w.events.push({ type: 'Normal', reason: eventReason, message: `${name}: ${parts.join(', ')} (by ${by})` });
+    }
+  }
+
+  return work.map((w) => {
+    const conditions: Condition[] = [{ type: 'Ready', status: 'True', reason: 'Registered', message: `${w.mv.metadata.name} is registered` }];
+    const previous = w.mv.status?.conditions?.find((c) => c.type === 'Promoted');
+    if (w.refused) {
+      const message = `promotion of ${w.mv.metadata.name} to ${w.desiredStage} refused: ${w.refused.join('; ')}. Stage in effect stays ${w.stage}; register a version that passes spec.promotionGates or change the gates`;
+      conditions.push({ type: 'Promoted', status: 'False', reason: 'GatesNotMet', message });
+      if (previous?.status !== 'False' || previous.message !== message) w.events.push({ type: 'Warning', reason: 'PromotionRefused', message });
+    } else {
+      conditions.push({ type: 'Promoted', status: 'True', reason: 'StageInEffect', message: `stage ${w.stage} is in effect` });
+    }
+    const status: ModelVersionStatus = {
+      stage: w.stage,
+      aliases: sorted(w.aliases),
+      history: w.history.slice(-HISTORY_LIMIT),
+      conditions,
+    };
+    const primary = formatPrimaryMetric(w.mv);
+    if (primary) status.primaryMetric = primary;
+    return { name: w.mv.metadata.name, status, specPatch: w.specPatch, events: w.events };
+  });
+}
