@@ -17,7 +17,8 @@ export interface MetricNames {
   requests: string;
   latencySeconds: string;
   outcomeLabel: string;
-  errorOutcome: string;
+  /** Regex of outcomes that count as errors: the server's fault, not the client's (invalid input is not one). */
+  errorOutcomes: string;
   namespaceLabel: string;
   inferenceServiceLabel: string;
   modelLabel: string;
@@ -28,7 +29,7 @@ export const DEFAULT_METRIC_NAMES: MetricNames = {
   requests: 'prediction_requests_total',
   latencySeconds: 'prediction_latency_seconds',
   outcomeLabel: 'outcome',
-  errorOutcome: 'error',
+  errorOutcomes: 'error|unavailable',
   namespaceLabel: 'namespace',
   inferenceServiceLabel: 'inference_service',
   modelLabel: 'model',
@@ -55,7 +56,7 @@ export function analysisQueries(selector: SeriesSelector, range: string, names: 
     `${names.versionLabel}=${quote(String(selector.version))}`,
   ];
   const all = `{${matchers.join(',')}}`;
-  const errors = `{${[...matchers, `${names.outcomeLabel}=${quote(names.errorOutcome)}`].join(',')}}`;
+  const errors = `{${[...matchers, `${names.outcomeLabel}=~${quote(names.errorOutcomes)}`].join(',')}}`;
   const quantile = (q: number) =>
     `histogram_quantile(${q}, sum by (le) (rate(${names.latencySeconds}_bucket${all}[${range}]))) * 1000`;
   return {

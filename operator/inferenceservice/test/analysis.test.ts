@@ -14,7 +14,7 @@ test('every query selects only the canary version of this InferenceService', () 
 
 test('the error rate divides error outcomes by all requests and reads no errors as 0', () => {
   const { errorRate } = analysisQueries(selector, '1m');
-  assert.match(errorRate, /outcome="error"/);
+  assert.match(errorRate, /outcome=~"error\|unavailable"/);
   assert.match(errorRate, /or vector\(0\)\) \/ sum\(increase\(prediction_requests_total\{/);
 });
 

@@ -1,0 +1,103 @@
+/**
+ * The analysis queries against a real Prometheus scraping real prom-client endpoints that expose the
+ * predictor's metric names: proves the PromQL reads the canary's own numbers, not the stable's.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createServer, type Server } from 'node:http';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { analysisQueries, measureCanary } from '../analysis.ts';
+import { judge } from '../canary.ts';
+import { startPrometheus, type TestPrometheus } from './support/prometheus.ts';
+
+interface FakeTraffic {
+  requests: Counter<'model' | 'model_version' | 'outcome'>;
+  latency: Histogram<'model' | 'model_version' | 'outcome'>;
+  server: Server;
+  address: string;
+}
+
+async function metricsEndpoint(): Promise<FakeTraffic> {
+  const registry = new Registry();
+  const requests = new Counter({ name: 'prediction_requests_total', help: 'requests', labelNames: ['model', 'model_version', 'outcome'] as const, registers: [registry] });
+  const latency = new Histogram({ name: 'prediction_latency_seconds', help: 'latency', labelNames: ['model', 'model_version', 'outcome'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] });
+  const server = createServer(async (_req, res) => {
+    res.setHeader('content-type', registry.contentType);
+    res.end(await registry.metrics());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { requests, latency, server, address: `127.0.0.1:${(server.address() as { port: number }).port}` };
+}
+
+let prometheus: TestPrometheus;
+let stable: FakeTraffic;
+let canary: FakeTraffic;
+
+test.before(async () => {
+  prometheus = await startPrometheus({ scrapeIntervalMs: 500 });
+  stable = await metricsEndpoint();
+  canary = await metricsEndpoint();
+  const labels = { namespace: 'risk', inference_service: 'fraud' };
+  prometheus.setTargets([
+    { address: stable.address, labels },
+    { address: canary.address, labels },
+  ]);
+  await prometheus.waitForTargets(2);
+});
+
+test.after(async () => {
+  await prometheus.stop();
+  for (const endpoint of [stable, canary]) await new Promise((resolve) => endpoint.server.close(resolve));
+});
+
+test('the canary measurement counts only the canary version: its errors and its slow tail', async () => {
+  const serve = (endpoint: FakeTraffic, version: string, outcome: string, seconds: number, count: number) => {
+    for (let i = 0; i < count; i++) {
+      endpoint.requests.inc({ model: 'fraud-detector', model_version: version, outcome });
+      endpoint.latency.observe({ model: 'fraud-detector', model_version: version, outcome }, seconds);
+    }
+  };
+  // Let Prometheus see a zero baseline of every outcome first (the predictor creates its series at 0 on
+  // start): increase() cannot see the first increments of a series born after them.
+  for (const outcome of ['success', 'error', 'unavailable', 'invalid_input']) {
+    stable.requests.inc({ model: 'fraud-detector', model_version: '1', outcome }, 0);
+    canary.requests.inc({ model: 'fraud-detector', model_version: '2', outcome }, 0);
+  }
+  serve(stable, '1', 'success', 0.004, 1);
+  serve(canary, '2', 'success', 0.004, 1);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  serve(stable, '1', 'success', 0.004, 400);
+  serve(canary, '2', 'success', 0.4, 60);
+  serve(canary, '2', 'error', 0.4, 40);
+  serve(canary, '2', 'invalid_input', 0.004, 10);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+
+  const measurement = await measureCanary(prometheus.url, analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 2 }, '10s'));
+  assert.ok(!('error' in measurement), JSON.stringify(measurement));
+  if ('error' in measurement) return;
+  // increase() extrapolates over the window edges, so the counts are close, not exact.
+  assert.ok(measurement.requests >= 100 && measurement.requests <= 140, `requests ${measurement.requests}`);
+  assert.ok(Math.abs(measurement.errorRate! - 40 / 110) < 0.05, `errorRate ${measurement.errorRate}`);
+  assert.ok(measurement.latencyP95Ms! > 250 && measurement.latencyP95Ms! <= 500, `p95 ${measurement.latencyP95Ms}`);
+  const verdict = judge(measurement, { maxErrorRate: 0.05, maxLatencyP95Ms: 100, minRequests: 20 }, 0, new Date());
+  assert.is(verdict.verdict, 'Failed');
+  assert.match(verdict.reason, /error rate 0\.\d+ > maxErrorRate 0\.05/);
+
+  const stableMeasured = await measureCanary(prometheus.url, analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 1 }, '10s'));
+  assert.ok(!('error' in stableMeasured));
+  if ('error' in stableMeasured) return;
+  assert.is(stableMeasured.errorRate, 0);
+  assert.ok(stableMeasured.latencyP99Ms! < 10, `stable p99 ${stableMeasured.latencyP99Ms}`);
+});
+
+test('a version with no traffic measures as zero requests with no rates', async () => {
+  const measurement = await measureCanary(prometheus.url, analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 9 }, '10s'));
+  assert.equal(measurement, { requests: 0, errorRate: null, latencyP95Ms: null, latencyP99Ms: null });
+});
+
+test('an unreachable Prometheus becomes a measurement error, not an exception', async () => {
+  const measurement = await measureCanary('http://127.0.0.1:1', analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 2 }, '10s'));
+  assert.ok('error' in measurement);
+});
+
+test.run();
