@@ -9,7 +9,7 @@ import { listen, serveProbes } from './http.ts';
 import { Informer } from './informer.ts';
 import { controllerOf, keyOf, objectKey, parseKey } from './keys.ts';
 import { groupOf, kindId, kinds as knownKinds, type ResourceKind } from './kinds.ts';
-import { KubeApi, WriteCounter, loadKubeConfig } from './kube.ts';
+import { KubeApi, WriteCounter, isConflict, isNotFound, loadKubeConfig } from './kube.ts';
 import { LeaderElector } from './leader.ts';
 import { EngineMetrics } from './metrics.ts';
 import { WorkQueue, defaultRateLimiter } from './queue.ts';
@@ -408,6 +408,10 @@ class ControllerEngine implements Engine {
         this.telemetry.reconcileErrors.inc(labels);
         if (err instanceof NotLeaderError || run.abort.signal.aborted) {
           log.info('reconcile abandoned: no longer leading');
+        } else if (isConflict(err) || isNotFound(err)) {
+          // Races with other writers or with deletion: normal in a level-triggered loop, the retry sees the new state.
+          log.info({ err: (err as Error).message, retries: queue.retries(key) }, 'reconcile raced; retrying');
+          queue.addRateLimited(key);
         } else {
           log.error({ err: errorDetails(err), retries: queue.retries(key) }, 'reconcile failed; retrying with backoff');
           queue.addRateLimited(key);

@@ -105,7 +105,7 @@ export class LeaderElector {
 
   private lose(why: string): void {
     this.leading = false;
-    this.log.warn({ lease: `${this.namespace}/${this.name}`, identity: this.identity, why }, 'lost leadership');
+    this.log[why === 'stopped' ? 'info' : 'warn']({ lease: `${this.namespace}/${this.name}`, identity: this.identity, why }, 'lost leadership');
     this.callbacks.stopped();
   }
 
