@@ -1,0 +1,102 @@
+/**
+ * The closed loop's decisions, pure: what a drift event does to status.drift, and whether the drift the status
+ * records should start a retraining TrainingJob now. The job's name derives from the triggering event's id, so a
+ * duplicated or replayed event can only ever name the same job.
+ */
+import { createHash } from 'node:crypto';
+import type { CloudEvent } from '../events/cloudevents.ts';
+import type { DesiredObject } from '../engine/types.ts';
+import { ownerReference } from './desired.ts';
+import { durationMs, type DriftStatus, type InferenceService, type RetrainStatus } from './resource.ts';
+
+export const DEFAULT_COOLDOWN_MS = 3_600_000;
+/** What started a TrainingJob; the registry copies it into the ModelVersion's lineage.trigger. */
+export const TRIGGER_ANNOTATION = 'loopline.dev/trigger';
+
+/** What the operator keeps of one drift window report (server/src/events/drift-event.ts). */
+export interface DriftObservation {
+  id: string;
+  time: string;
+  score: number;
+  driftedFeatures: string[];
+  /** The predictor's own verdict with its configured share. */
+  drifted: boolean;
+  modelVersion?: string;
+}
+
+export function driftObservation(event: CloudEvent): DriftObservation {
+  const data = (event.data ?? {}) as { score?: unknown; driftedFeatures?: unknown; drifted?: unknown; modelVersion?: unknown };
+  if (typeof data.score !== 'number' || !Number.isFinite(data.score)) throw new Error(`drift event ${event.id} has no numeric data.score`);
+  return {
+    id: event.id,
+    time: event.time ?? new Date().toISOString(),
+    score: data.score,
+    driftedFeatures: Array.isArray(data.driftedFeatures) ? data.driftedFeatures.filter((f): f is string => typeof f === 'string').slice(0, 256) : [],
+    drifted: data.drifted === true,
+    ...(data.modelVersion !== undefined ? { modelVersion: String(data.modelVersion) } : {}),
+  };
+}
+
+/**
+ * status.drift after an observation, or undefined when it changes nothing: the same event again, or an
+ * older one replayed after a newer one was recorded.
+ */
+export function nextDriftStatus(isvc: InferenceService, previous: DriftStatus | undefined, observation: DriftObservation): DriftStatus | undefined {
+  if (previous?.lastEventId === observation.id) return undefined;
+  if (previous?.lastEventTime && Date.parse(previous.lastEventTime) > Date.parse(observation.time)) return undefined;
+  const threshold = isvc.spec.drift?.threshold;
+  return {
+    score: observation.score,
+    driftedFeatures: observation.driftedFeatures,
+    lastEventId: observation.id,
+    lastEventTime: observation.time,
+    drifted: threshold !== undefined ? observation.score >= threshold && observation.score > 0 : observation.drifted,
+  };
+}
+
+export type RetrainPlan =
+  | { create: true; job: DesiredObject; lastRetrain: RetrainStatus; reason: string }
+  | { create: false; reason: string };
+
+/** Kubernetes names are ≤ 63 characters here (the job's pods derive from it): a short hash of the event id. */
+export function retrainJobName(isvc: InferenceService, eventId: string): string {
+  const hash = createHash('sha256').update(eventId).digest('hex').slice(0, 10);
+  return `${isvc.metadata.name.slice(0, 40)}-retrain-${hash}`;
+}
+
+export function planRetrain(isvc: InferenceService, now: Date): RetrainPlan {
+  const retrain = isvc.spec.retrain;
+  const drift = isvc.status?.drift;
+  const last = isvc.status?.lastRetrain;
+  if (!retrain?.onDrift || !retrain.template) return { create: false, reason: 'retraining on drift is off' };
+  if (!drift?.drifted || !drift.lastEventId) return { create: false, reason: 'not drifted' };
+  if (last?.eventId === drift.lastEventId) return { create: false, reason: `already retrained for event ${drift.lastEventId} (${last.trainingJob})` };
+  const cooldownMs = durationMs(retrain.cooldown, DEFAULT_COOLDOWN_MS);
+  if (last?.time) {
+    const readyAt = Date.parse(last.time) + cooldownMs;
+    if (now.getTime() < readyAt) return { create: false, reason: `cooldown until ${new Date(readyAt).toISOString()} after ${last.trainingJob}` };
+  }
+  const name = retrainJobName(isvc, drift.lastEventId);
+  const template = retrain.template;
+  const job: DesiredObject = {
+    apiVersion: 'loopline.dev/v1alpha1',
+    kind: 'TrainingJob',
+    metadata: {
+      name,
+      namespace: isvc.metadata.namespace,
+      labels: { ...template.metadata?.labels, 'loopline.dev/inferenceservice': isvc.metadata.name, 'loopline.dev/model': isvc.spec.model },
+      annotations: {
+        ...template.metadata?.annotations,
+        [TRIGGER_ANNOTATION]: `drift event ${drift.lastEventId} (score ${drift.score}; drifted: ${(drift.driftedFeatures ?? []).join(', ') || 'none'})`.slice(0, 512),
+      },
+      ownerReferences: [{ ...ownerReference(isvc), controller: false, blockOwnerDeletion: false }],
+    },
+    spec: { ...template.spec, model: isvc.spec.model },
+  };
+  return {
+    create: true,
+    job,
+    lastRetrain: { trainingJob: name, eventId: drift.lastEventId, time: now.toISOString() },
+    reason: `drift score ${drift.score} (features: ${(drift.driftedFeatures ?? []).join(', ') || 'none'}) from event ${drift.lastEventId}`,
+  };
+}
