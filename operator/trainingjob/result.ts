@@ -2,19 +2,15 @@
 // (operator/api/training-result.schema.json). Nothing is registered from a result that fails here.
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
+import type { TensorSpec } from '../api/types.ts';
 
+/** What operator/api/training-result.schema.json describes. */
 export interface TrainingResult {
   artifact: { uri: string; digest: string; format: 'onnx' };
   metrics: Record<string, number>;
-  signature: { inputs: Tensor[]; outputs: Tensor[] };
+  signature: { inputs: TensorSpec[]; outputs: TensorSpec[] };
   referenceProfile?: { uri: string; digest: string };
   inputExample?: Array<Array<number | string | null>>;
-}
-
-export interface Tensor {
-  name: string;
-  datatype: string;
-  shape: number[];
 }
 
 export type ResultVerdict = { ok: true; result: TrainingResult } | { ok: false; reason: string };

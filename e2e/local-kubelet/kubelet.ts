@@ -1,0 +1,498 @@
+// local-kubelet: a stand-in kubelet for the simulated (KWOK) nodes of Loopline's local cluster.
+// It takes the pods of Loopline's own images (see images.ts) bound to simulated nodes, runs each
+// container as a local process and reports the pod's lifecycle the way a kubelet does, so the
+// operator sees on this machine what it would see on a real cluster. Other pods are left to KWOK.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { homedir, constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api, KubeConfig, PatchStrategy, makeInformer, setHeaderOptions, type Informer, type V1Pod } from '@kubernetes/client-node';
+import { pino, type Logger } from 'pino';
+import { containerEnv, EnvError } from './env.ts';
+import { commandLine, isLooplineImage } from './images.ts';
+import { podStatus, timestamp, type ContainerRecord, type PodRecord, type Terminated } from './status.ts';
+
+export interface LocalKubeletOptions {
+  /** A KubeConfig, or the path of a kubeconfig file; default: KUBECONFIG. */
+  kubeconfig?: KubeConfig | string;
+  /** The repository checkout the images map to (their WORKDIR). */
+  repoRoot: string;
+  /** Only run pods of this namespace (tests, so parallel test files never share a pod). Default: all namespaces. */
+  namespace?: string;
+  /** Logs, termination-message files and address leases go below `<cacheDir>/local-kubelet`. Default: LOOPLINE_CACHE or ~/.cache/loopline. */
+  cacheDir?: string;
+  logger?: Logger;
+  /** First wait before restarting a container of a restartPolicy Always/OnFailure pod; doubles up to 30 s (the kubelet: 10 s to 5 min). */
+  restartBackoffMs?: number;
+}
+
+export interface LocalKubelet {
+  /** Where a container's output goes (`<restartCount>.log`). */
+  logDir(namespace: string, pod: string, uid: string, container: string): string;
+  /** Stops watching and kills every process it started; pod status is left as it was, like a kubelet that went away. */
+  stop(): Promise<void>;
+}
+
+const TERMINATION_MESSAGE_LIMIT = 4096;
+const SIMULATED_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
+const ENV_FROM_HOST = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'NODE_EXTRA_CA_CERTS'];
+
+interface ContainerRun {
+  spec: any;
+  record: ContainerRecord;
+  child?: ChildProcess;
+  startedAt?: string;
+  probeTimer?: NodeJS.Timeout;
+  restartTimer?: NodeJS.Timeout;
+  probeCounts: { ok: number; fail: number };
+}
+
+export async function startLocalKubelet(options: LocalKubeletOptions): Promise<LocalKubelet> {
+  const kc = options.kubeconfig instanceof KubeConfig ? options.kubeconfig : new KubeConfig();
+  if (!(options.kubeconfig instanceof KubeConfig)) {
+    const path = options.kubeconfig ?? process.env.KUBECONFIG;
+    if (!path) throw new Error('local-kubelet needs a kubeconfig: pass one or set KUBECONFIG');
+    kc.loadFromFile(path);
+  }
+  const core = kc.makeApiClient(CoreV1Api);
+  const log = options.logger ?? pino({ name: 'local-kubelet' });
+  const root = join(options.cacheDir ?? process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache', 'loopline'), 'local-kubelet');
+  const restartBaseMs = options.restartBackoffMs ?? 1000;
+  const leases = new AddressLeases(join(root, 'addresses'));
+  const nodes = new Map<string, Promise<{ simulated: boolean; ip: string }>>();
+  const runners = new Map<string, PodRunner>();
+  let stopped = false;
+
+  const logDir = (ns: string, pod: string, uid: string, container: string) => join(root, 'pods', `${ns}_${pod}_${uid}`, container);
+
+  function nodeInfo(name: string) {
+    let info = nodes.get(name);
+    if (!info) {
+      info = core.readNode({ name }).then(
+        (node) => ({
+          simulated: node.metadata?.annotations?.[SIMULATED_NODE_ANNOTATION] !== undefined,
+          ip: node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? '127.0.0.1',
+        }),
+        (err) => {
+          nodes.delete(name);
+          throw err;
+        },
+      );
+      nodes.set(name, info);
+    }
+    return info;
+  }
+
+  async function readData(kind: 'ConfigMap' | 'Secret', namespace: string, name: string) {
+    try {
+      if (kind === 'ConfigMap') return (await core.readNamespacedConfigMap({ name, namespace })).data ?? {};
+      const data = (await core.readNamespacedSecret({ name, namespace })).data ?? {};
+      return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+    } catch (err: any) {
+      if (err?.code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  class PodRunner {
+    pod: V1Pod;
+    readonly uid: string;
+    readonly dir: string;
+    record!: PodRecord;
+    containers: ContainerRun[] = [];
+    chain: Promise<void> = Promise.resolve();
+    deleting = false;
+    gone = false;
+    lastWritten = '';
+    conditions: any[] | undefined;
+    killTimer?: NodeJS.Timeout;
+    log: Logger;
+
+    constructor(pod: V1Pod) {
+      this.pod = pod;
+      this.uid = pod.metadata!.uid!;
+      this.dir = join(root, 'pods', `${pod.metadata!.namespace}_${pod.metadata!.name}_${this.uid}`);
+      this.log = log.child({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}` });
+      this.conditions = pod.status?.conditions as any[] | undefined;
+    }
+
+    enqueue(step: () => Promise<void> | void): void {
+      this.chain = this.chain.then(step).catch((err) => this.log.error({ err }, 'pod step failed'));
+    }
+
+    async start(node: { ip: string }): Promise<void> {
+      mkdirSync(this.dir, { recursive: true });
+      const ip = leases.acquire(this.uid);
+      const spec = this.pod.spec!;
+      const lost = (this.pod.status?.containerStatuses ?? []).some((s) => s.state?.running || s.state?.terminated);
+      this.record = {
+        hostIP: node.ip,
+        podIP: ip,
+        startTime: this.pod.status?.startTime ? timestamp(new Date(this.pod.status.startTime)) : timestamp(),
+        restartPolicy: (spec.restartPolicy ?? 'Always') as PodRecord['restartPolicy'],
+        sandboxReady: true,
+        containers: [],
+      };
+      this.containers = spec.containers.map((c) => ({
+        spec: c,
+        probeCounts: { ok: 0, fail: 0 },
+        record: { name: c.name, image: c.image ?? '', state: { waiting: { reason: 'ContainerCreating' } }, restartCount: 0, ready: false, started: false },
+      }));
+      this.record.containers = this.containers.map((c) => c.record);
+      if (lost && this.record.restartPolicy === 'Never') {
+        // This pod ran under an earlier local-kubelet whose processes are gone: report what a kubelet reports for a lost container.
+        for (const c of this.containers) {
+          c.record.state = { terminated: { exitCode: 137, reason: 'ContainerStatusUnknown', message: 'The container could not be located when the pod was terminated', finishedAt: timestamp() } };
+        }
+        this.record.sandboxReady = false;
+        await this.writeStatus();
+        leases.release(this.uid);
+        return;
+      }
+      await this.writeStatus();
+      for (const c of this.containers) await this.run(c);
+      await this.writeStatus();
+    }
+
+    async run(c: ContainerRun): Promise<void> {
+      if (this.deleting || stopped) return;
+      const argv = commandLine(c.spec);
+      if (!argv.ok) {
+        c.record.state = { waiting: { reason: argv.reason, message: argv.message } };
+        return;
+      }
+      let env: Record<string, string>;
+      try {
+        env = await containerEnv(c.spec, { pod: this.pod, podIP: this.record.podIP!, hostIP: this.record.hostIP, readData });
+      } catch (err) {
+        if (!(err instanceof EnvError)) throw err;
+        c.record.state = { waiting: { reason: 'CreateContainerConfigError', message: err.message } };
+        c.restartTimer = setTimeout(() => this.enqueue(async () => { await this.run(c); await this.writeStatus(); }), 2000);
+        return;
+      }
+      const terminationPath = c.spec.terminationMessagePath ?? '/dev/termination-log';
+      const localTermination = join(this.dir, `${c.spec.name}.termination-log`);
+      rmSync(localTermination, { force: true });
+      for (const [k, v] of Object.entries(env)) if (v === terminationPath) env[k] = localTermination;
+      env.LOOPLINE_RESULT_PATH ??= localTermination;
+      if (!env.HOST || env.HOST === '0.0.0.0' || env.HOST === '::') env.HOST = this.record.podIP!;
+      env.POD_IP = this.record.podIP!;
+      const hostEnv = Object.fromEntries(ENV_FROM_HOST.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]!]));
+      const fullEnv = { ...hostEnv, HOSTNAME: this.pod.spec!.hostname ?? this.pod.metadata!.name!, ...env };
+
+      const dir = logDir(this.pod.metadata!.namespace!, this.pod.metadata!.name!, this.uid, c.spec.name);
+      mkdirSync(dir, { recursive: true });
+      const out = openSync(join(dir, `${c.record.restartCount}.log`), 'a');
+      const startedAt = timestamp();
+      let child: ChildProcess;
+      try {
+        child = spawn(argv.argv[0], argv.argv.slice(1), { cwd: options.repoRoot, env: fullEnv, stdio: ['ignore', out, out], detached: true });
+      } finally {
+        closeSync(out);
+      }
+      const containerID = `local://${child.pid ?? 0}`;
+      c.child = child;
+      c.startedAt = startedAt;
+      c.record.containerID = containerID;
+      c.record.state = { running: { startedAt } };
+      c.record.started = true;
+      c.record.ready = !c.spec.readinessProbe;
+      this.log.info({ container: c.spec.name, pid: child.pid, argv: argv.argv, podIP: this.record.podIP }, 'container started');
+      child.on('error', (err) => {
+        // Spawn failures (e.g. command not found) surface as a container that could not start.
+        if (c.child !== child) return;
+        c.child = undefined;
+        this.enqueue(() => this.exited(c, { exitCode: 128, reason: 'StartError', message: err.message, finishedAt: timestamp(), containerID }));
+      });
+      child.on('exit', (code, signal) => {
+        if (c.child !== child) return;
+        c.child = undefined;
+        const exitCode = code ?? 128 + (signal ? (osConstants.signals[signal] ?? 9) : 9);
+        this.enqueue(() => this.exited(c, { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt, finishedAt: timestamp(), containerID }));
+      });
+      if (c.spec.readinessProbe) this.probe(c);
+    }
+
+    terminationMessage(c: ContainerRun, exitCode: number): string | undefined {
+      const file = join(this.dir, `${c.spec.name}.termination-log`);
+      let message = existsSync(file) ? readFileSync(file).subarray(0, TERMINATION_MESSAGE_LIMIT).toString('utf8') : '';
+      if (!message && exitCode !== 0 && c.spec.terminationMessagePolicy === 'FallbackToLogsOnError') {
+        const logFile = join(logDir(this.pod.metadata!.namespace!, this.pod.metadata!.name!, this.uid, c.spec.name), `${c.record.restartCount}.log`);
+        const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-80).join('\n') : '';
+        message = Buffer.from(tail).subarray(-2048).toString('utf8');
+      }
+      return message || undefined;
+    }
+
+    async exited(c: ContainerRun, t: Terminated): Promise<void> {
+      clearInterval(c.probeTimer);
+      const message = this.terminationMessage(c, t.exitCode);
+      const terminated: Terminated = { ...t, ...(message ? { message } : {}) };
+      c.record.ready = false;
+      c.record.started = false;
+      const policy = this.record.restartPolicy;
+      const restart = !this.deleting && !stopped && (policy === 'Always' || (policy === 'OnFailure' && t.exitCode !== 0));
+      this.log.info({ container: c.spec.name, exitCode: t.exitCode, reason: t.reason, restart }, 'container exited');
+      if (restart) {
+        c.record.lastState = { terminated };
+        c.record.restartCount++;
+        c.record.state = { waiting: { reason: 'CrashLoopBackOff', message: `back-off restarting failed container ${c.spec.name}` } };
+        const wait = Math.min(30_000, restartBaseMs * 2 ** Math.min(c.record.restartCount - 1, 10));
+        c.restartTimer = setTimeout(() => this.enqueue(async () => { await this.run(c); await this.writeStatus(); }), wait);
+      } else {
+        c.record.state = { terminated };
+      }
+      if (this.containers.every((x) => 'terminated' in x.record.state)) {
+        this.record.sandboxReady = false;
+        leases.release(this.uid);
+      }
+      await this.writeStatus();
+      if (this.deleting && this.containers.every((x) => !x.child)) await this.finishDeletion();
+    }
+
+    probe(c: ContainerRun): void {
+      const p = c.spec.readinessProbe;
+      const period = (p.periodSeconds ?? 10) * 1000;
+      const check = async () => {
+        if (!c.child) return;
+        const ok = await probeOnce(p, this.record.podIP!, c.spec.ports ?? []);
+        if (ok) { c.probeCounts.ok++; c.probeCounts.fail = 0; } else { c.probeCounts.fail++; c.probeCounts.ok = 0; }
+        const ready = c.record.ready ? c.probeCounts.fail < (p.failureThreshold ?? 3) : c.probeCounts.ok >= (p.successThreshold ?? 1);
+        if (ready !== c.record.ready && c.child) {
+          c.record.ready = ready;
+          this.enqueue(() => this.writeStatus());
+        }
+      };
+      setTimeout(() => {
+        if (!c.child) return;
+        void check();
+        c.probeTimer = setInterval(() => void check(), period);
+      }, (p.initialDelaySeconds ?? 0) * 1000);
+    }
+
+    /** Graceful deletion: SIGTERM, SIGKILL after the grace period, final status, then remove the pod object. */
+    terminate(graceSeconds: number): void {
+      if (this.deleting) return;
+      this.deleting = true;
+      for (const c of this.containers) clearTimeout(c.restartTimer);
+      const running = this.containers.filter((c) => c.child);
+      if (running.length === 0) {
+        this.enqueue(() => this.finishDeletion());
+        return;
+      }
+      for (const c of running) signalGroup(c.child!, 'SIGTERM');
+      this.killTimer = setTimeout(() => { for (const c of this.containers) if (c.child) signalGroup(c.child, 'SIGKILL'); }, graceSeconds * 1000);
+    }
+
+    async finishDeletion(): Promise<void> {
+      clearTimeout(this.killTimer);
+      if (this.gone) return;
+      for (const c of this.containers) {
+        if ('waiting' in c.record.state) c.record.state = { terminated: { exitCode: 0, reason: 'ContainerStatusUnknown', finishedAt: timestamp(), message: 'The pod was deleted before the container ran' } };
+      }
+      this.record.sandboxReady = false;
+      leases.release(this.uid);
+      await this.writeStatus();
+      try {
+        await core.deleteNamespacedPod({ name: this.pod.metadata!.name!, namespace: this.pod.metadata!.namespace!, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: this.uid } } });
+      } catch (err: any) {
+        if (err?.code !== 404 && err?.code !== 409) throw err;
+      }
+      this.gone = true;
+    }
+
+    /** Kills without ceremony: the pod object is already gone, or the local-kubelet stops. */
+    kill(): void {
+      this.gone = true;
+      clearTimeout(this.killTimer);
+      for (const c of this.containers) {
+        clearTimeout(c.restartTimer);
+        clearInterval(c.probeTimer);
+        if (c.child) signalGroup(c.child, 'SIGKILL');
+      }
+      leases.release(this.uid);
+    }
+
+    async writeStatus(): Promise<void> {
+      if (this.gone || stopped) return;
+      const status = podStatus(this.record, this.conditions, new Date());
+      const text = JSON.stringify(status);
+      if (text === this.lastWritten) return;
+      try {
+        const pod = await core.patchNamespacedPodStatus(
+          { name: this.pod.metadata!.name!, namespace: this.pod.metadata!.namespace!, body: { status } },
+          setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+        );
+        this.lastWritten = text;
+        this.conditions = pod.status?.conditions as any[] | undefined;
+      } catch (err: any) {
+        if (err?.code === 404) { this.kill(); return; }
+        throw err;
+      }
+    }
+  }
+
+  async function onPod(pod: V1Pod): Promise<void> {
+    if (stopped) return;
+    const uid = pod.metadata?.uid;
+    const nodeName = pod.spec?.nodeName;
+    if (!uid || !nodeName || !isLooplineImage(pod.spec?.containers?.[0]?.image)) return;
+    const existing = runners.get(uid);
+    if (existing) {
+      existing.pod = pod;
+      if (pod.metadata!.deletionTimestamp) existing.terminate(pod.metadata!.deletionGracePeriodSeconds ?? pod.spec!.terminationGracePeriodSeconds ?? 30);
+      return;
+    }
+    const node = await nodeInfo(nodeName);
+    if (!node.simulated || runners.has(uid) || stopped) return;
+    const phase = pod.status?.phase;
+    const runner = new PodRunner(pod);
+    runners.set(uid, runner);
+    if (phase === 'Succeeded' || phase === 'Failed') {
+      // Finished before this local-kubelet started: only a deletion is left to carry out.
+      runner.record = { hostIP: node.ip, startTime: timestamp(), restartPolicy: 'Never', sandboxReady: false, containers: [] };
+      runner.lastWritten = JSON.stringify(podStatus(runner.record, runner.conditions, new Date()));
+      if (pod.metadata!.deletionTimestamp) runner.enqueue(() => runner.finishDeletion());
+      return;
+    }
+    runner.enqueue(() => runner.start(node));
+    if (pod.metadata!.deletionTimestamp) runner.enqueue(() => runner.terminate(0));
+  }
+
+  function onPodGone(pod: V1Pod): void {
+    const uid = pod.metadata?.uid;
+    if (!uid) return;
+    const runner = runners.get(uid);
+    if (!runner) return;
+    runner.kill();
+    runners.delete(uid);
+  }
+
+  const path = options.namespace ? `/api/v1/namespaces/${options.namespace}/pods` : '/api/v1/pods';
+  const list = () => (options.namespace ? core.listNamespacedPod({ namespace: options.namespace }) : core.listPodForAllNamespaces());
+  const informer: Informer<V1Pod> = makeInformer(kc, path, list as any);
+  const handle = (pod: V1Pod) => void onPod(pod).catch((err) => log.error({ err, pod: pod.metadata?.name }, 'cannot take pod'));
+  informer.on('add', handle);
+  informer.on('update', handle);
+  informer.on('delete', onPodGone);
+  informer.on('error', (err) => {
+    if (stopped) return;
+    log.warn({ err: String(err) }, 'pod watch failed; restarting');
+    setTimeout(() => { if (!stopped) void informer.start().catch(() => undefined); }, 1000);
+  });
+  await informer.start();
+  log.info({ namespace: options.namespace ?? '(all)', repoRoot: options.repoRoot }, 'local-kubelet running');
+
+  return {
+    logDir,
+    async stop() {
+      stopped = true;
+      await informer.stop();
+      const waits: Promise<unknown>[] = [];
+      for (const runner of runners.values()) {
+        for (const c of runner.containers) if (c.child) waits.push(new Promise((r) => c.child!.once('exit', r)));
+        runner.kill();
+      }
+      runners.clear();
+      await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, 5000))]);
+    },
+  };
+}
+
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    try { child.kill(signal); } catch { /* already gone */ }
+  }
+}
+
+async function probeOnce(probe: any, podIP: string, ports: Array<{ name?: string; containerPort: number }>): Promise<boolean> {
+  const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
+  const portOf = (p: number | string) => (typeof p === 'number' ? p : Number(ports.find((x) => x.name === p)?.containerPort ?? p));
+  if (probe.httpGet) {
+    const g = probe.httpGet;
+    const url = `${(g.scheme ?? 'HTTP').toLowerCase()}://${g.host ?? podIP}:${portOf(g.port)}${g.path ?? '/'}`;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: Object.fromEntries((g.httpHeaders ?? []).map((h: any) => [h.name, h.value])) });
+      await res.arrayBuffer();
+      return res.status >= 200 && res.status < 400;
+    } catch {
+      return false;
+    }
+  }
+  if (probe.tcpSocket) {
+    return new Promise((resolve) => {
+      const socket = connect({ host: probe.tcpSocket.host ?? podIP, port: portOf(probe.tcpSocket.port), timeout: timeoutMs });
+      socket.once('connect', () => { socket.destroy(); resolve(true); });
+      socket.once('error', () => resolve(false));
+      socket.once('timeout', () => { socket.destroy(); resolve(false); });
+    });
+  }
+  // exec and grpc probes are not run locally: the container counts as ready once it runs.
+  return true;
+}
+
+/**
+ * Pod addresses 127.0.<n>.<m> (n >= 1; KWOK hands out 127.2.0.0/16 for the pods it plays, so n
+ * skips 2), leased with one file per address so several local-kubelets on one machine never share one.
+ */
+export class AddressLeases {
+  private readonly mine = new Map<string, string>();
+  constructor(private readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
+
+  acquire(owner: string): string {
+    const held = this.mine.get(owner);
+    if (held) return held;
+    for (let n = 1; n < 256; n++) {
+      if (n === 2) continue;
+      for (let m = 1; m < 255; m++) {
+        const ip = `127.0.${n}.${m}`;
+        if (this.tryLease(ip, owner)) {
+          this.mine.set(owner, ip);
+          return ip;
+        }
+      }
+    }
+    throw new Error(`no free pod address left in 127.0.0.0/16 (leases in ${this.dir})`);
+  }
+
+  release(owner: string): void {
+    const ip = this.mine.get(owner);
+    if (!ip) return;
+    this.mine.delete(owner);
+    rmSync(join(this.dir, ip), { force: true });
+  }
+
+  private tryLease(ip: string, owner: string): boolean {
+    const file = join(this.dir, ip);
+    try {
+      writeFileSync(file, `${process.pid} ${owner}\n`, { flag: 'wx' });
+      return true;
+    } catch (err: any) {
+      if (err?.code !== 'EEXIST') throw err;
+    }
+    const [pid] = readFileSync(file, 'utf8').split(' ');
+    if (Number(pid) === process.pid || processAlive(Number(pid))) return false;
+    rmSync(file, { force: true });
+    try {
+      writeFileSync(file, `${process.pid} ${owner}\n`, { flag: 'wx' });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err: any) {
+    return err?.code === 'EPERM';
+  }
+}
+
