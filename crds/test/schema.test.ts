@@ -113,9 +113,9 @@ for (const kind of LOOPLINE_KINDS) {
 test('the retrain template in examples/inferenceservice.yaml is a valid TrainingJob spec for the same model', () => {
   const service = example('InferenceService');
   const template = service.spec.retrain.template.spec;
+  assert.is(template.model, service.spec.model);
   const validate = specValidatorFor('TrainingJob');
   assert.ok(validate(template), describeErrors(validate.errors, 'spec.retrain.template.spec').join('\n'));
-  assert.is(template.model, service.spec.model);
 });
 
 test('the ModelVersion example is named <spec.model>-v<spec.version>', () => {

@@ -294,11 +294,11 @@ export interface Condition {
 
 /** The registered model, its provenance, and the stage and aliases it asks for. */
 export interface ModelVersionSpec {
-  /** Name of the model this is a version of; a lowercase DNS label of at most 50 characters. */
+  /** Name of the model this is a version of; a lowercase DNS label of at most 50 characters. Immutable. */
   model: string;
   /**
    * Version number, increasing per model. It is part of the object's name (<model>-v<version>), so two
-   * versions can never share a number.
+   * versions can never share a number. Immutable.
    */
   version: number;
   /** The model file. Immutable once set. */

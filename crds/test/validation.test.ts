@@ -1,0 +1,176 @@
+// What the API server refuses: each invalid object (or update) below is sent to the real API server
+// and must be rejected with a message naming the offending field. Creates are server-side dry runs;
+// updates are dry runs against stored objects, so the table rows do not affect each other.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { LooplineKind } from '../../operator/api/crds.ts';
+import { installCrds } from '../../operator/api/install.ts';
+import { LooplineObjects, example, refusalOf, reportAndThrow, requireKubeconfig, uniqueNamespace } from './cluster.ts';
+
+const kc = requireKubeconfig();
+const objects = new LooplineObjects(kc, uniqueNamespace('loopline-crd-rules'));
+
+type Mutation = (object: Record<string, any>) => void;
+
+/** [what, kind, mutation of the example, field the message must name, optional further text the message must contain] */
+type Row = [string, LooplineKind, Mutation, string, RegExp?];
+
+const invalidCreates: Row[] = [
+  // TrainingJob
+  ['workers 0', 'TrainingJob', (o) => (o.spec.workers = 0), 'spec.workers', /greater than or equal to 1/],
+  ['an upper-case model name', 'TrainingJob', (o) => (o.spec.model = 'Credit_Risk'), 'spec.model'],
+  ['no image', 'TrainingJob', (o) => delete o.spec.image, 'spec.image', /Required value/],
+  ['a gate operator ==', 'TrainingJob', (o) => (o.spec.registration.gates[0].operator = '=='), 'spec.registration.gates[0].operator'],
+  ['gpuType with no GPUs', 'TrainingJob', (o) => (o.spec.resources.gpus = 0), 'spec.resources.gpuType', /spec.resources.gpus must be at least 1/],
+  ['an alias that is not a DNS label', 'TrainingJob', (o) => (o.spec.registration.aliases = ['Candidate!']), 'spec.registration.aliases[0]'],
+  ['a duplicate alias', 'TrainingJob', (o) => (o.spec.registration.aliases = ['candidate', 'candidate']), 'spec.registration.aliases[1]', /Duplicate value/],
+  ['a registration stage Canary', 'TrainingJob', (o) => (o.spec.registration.stage = 'Canary'), 'spec.registration.stage', /Unsupported value/],
+  ['a dataset hash without algorithm', 'TrainingJob', (o) => (o.spec.dataset.hash = 'deadbeef'), 'spec.dataset.hash'],
+  ['an env var with value and valueFrom', 'TrainingJob', (o) => (o.spec.env = [{ name: 'A', value: 'x', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }]), 'spec.env[0]', /either value or valueFrom/],
+  ['a toleration Exists with a value', 'TrainingJob', (o) => (o.spec.tolerations = [{ key: 'k', operator: 'Exists', value: 'v' }]), 'spec.tolerations[0]'],
+  ['an unknown field', 'TrainingJob', (o) => (o.spec.gpu = 1), 'spec.gpu', /unknown field/],
+  ['a cpu quantity "lots"', 'TrainingJob', (o) => (o.spec.resources.cpu = 'lots'), 'spec.resources.cpu'],
+  // ModelVersion
+  ['a name that is not <model>-v<version>', 'ModelVersion', (o) => (o.metadata.name = 'credit-risk-latest'), 'metadata.name', /<spec.model>-v<spec.version>/],
+  ['a name with another version', 'ModelVersion', (o) => (o.spec.version = 2), 'metadata.name', /'credit-risk-v1' must be/],
+  ['a digest that is not sha256', 'ModelVersion', (o) => (o.spec.artifact.digest = 'md5:0cc175b9c0f1b6a831c399e269772661'), 'spec.artifact.digest'],
+  ['a digest in upper-case hex', 'ModelVersion', (o) => (o.spec.artifact.digest = o.spec.artifact.digest.toUpperCase().replace('SHA256', 'sha256')), 'spec.artifact.digest'],
+  ['no artifact', 'ModelVersion', (o) => delete o.spec.artifact, 'spec.artifact', /Required value/],
+  ['version 0', 'ModelVersion', (o) => ((o.spec.version = 0), (o.metadata.name = 'credit-risk-v0')), 'spec.version'],
+  ['a stage Canary', 'ModelVersion', (o) => (o.spec.stage = 'Canary'), 'spec.stage', /Unsupported value/],
+  ['a duplicate alias', 'ModelVersion', (o) => (o.spec.aliases = ['production', 'production']), 'spec.aliases[1]', /Duplicate value/],
+  ['an alias with an underscore', 'ModelVersion', (o) => (o.spec.aliases = ['prod_1']), 'spec.aliases[0]'],
+  ['a primaryMetric not among the metrics', 'ModelVersion', (o) => (o.spec.primaryMetric = 'f1'), 'spec.primaryMetric', /must name a key of spec.metrics/],
+  ['an artifact format pickle', 'ModelVersion', (o) => (o.spec.artifact.format = 'pickle'), 'spec.artifact.format'],
+  ['a tensor datatype FLOAT', 'ModelVersion', (o) => (o.spec.signature.inputs[0].datatype = 'FLOAT'), 'spec.signature.inputs[0].datatype'],
+  // InferenceService
+  ['a stable selector with version and alias', 'InferenceService', (o) => (o.spec.stable = { version: 1, alias: 'production' }), 'spec.stable', /exactly one of spec.stable.version or spec.stable.alias/],
+  ['an empty stable selector', 'InferenceService', (o) => (o.spec.stable = {}), 'spec.stable', /exactly one/],
+  ['a canary equal to stable', 'InferenceService', (o) => (o.spec.canary = { alias: 'production' }), 'spec.canary', /different version than spec.stable/],
+  ['a canary version equal to the stable version', 'InferenceService', (o) => ((o.spec.stable = { version: 3 }), (o.spec.canary = { version: 3 })), 'spec.canary'],
+  ['descending rollout steps', 'InferenceService', (o) => (o.spec.rollout.steps = [50, 25, 100]), 'spec.rollout.steps', /strictly ascending/],
+  ['a rollout step of 0', 'InferenceService', (o) => (o.spec.rollout.steps = [0, 50, 100]), 'spec.rollout.steps[0]'],
+  ['a rollout step above 100', 'InferenceService', (o) => (o.spec.rollout.steps = [50, 150]), 'spec.rollout.steps[1]'],
+  ['a repeated rollout step', 'InferenceService', (o) => (o.spec.rollout.steps = [10, 10, 100]), 'spec.rollout.steps[1]', /Duplicate value/],
+  ['an interval "1 minute"', 'InferenceService', (o) => (o.spec.rollout.interval = '1 minute'), 'spec.rollout.interval'],
+  ['abort together with promoteNow', 'InferenceService', (o) => Object.assign(o.spec.rollout, { abort: true, promoteNow: true }), 'spec.rollout.promoteNow', /contradict/],
+  ['a max error rate of 2', 'InferenceService', (o) => (o.spec.rollout.analysis.maxErrorRate = 2), 'spec.rollout.analysis.maxErrorRate'],
+  ['a traffic provider nginx', 'InferenceService', (o) => (o.spec.traffic.provider = 'nginx'), 'spec.traffic.provider', /Unsupported value/],
+  ['a numeric drift method mean', 'InferenceService', (o) => (o.spec.drift.methods.numeric = 'mean'), 'spec.drift.methods.numeric'],
+  ['shadow without a canary', 'InferenceService', (o) => ((o.spec.shadow = { enabled: true }), delete o.spec.canary), 'spec.shadow.enabled', /spec.canary must be set/],
+  ['retrain on drift without a template', 'InferenceService', (o) => delete o.spec.retrain.template, 'spec.retrain.template', /needs spec.retrain.template/],
+  ['retrain on drift with drift monitoring off', 'InferenceService', (o) => (o.spec.drift.enabled = false), 'spec.retrain.onDrift', /spec.drift.enabled/],
+  ['a retrain template for another model', 'InferenceService', (o) => (o.spec.retrain.template.spec.model = 'fraud'), 'spec.retrain.template.spec.model', /must be 'credit-risk'/],
+  ['minReplicas above maxReplicas', 'InferenceService', (o) => Object.assign(o.spec.predictor, { minReplicas: 5, maxReplicas: 2 }), 'spec.predictor.minReplicas', /must not exceed/],
+  ['minReplicas without maxReplicas', 'InferenceService', (o) => (o.spec.predictor.minReplicas = 2), 'spec.predictor.minReplicas', /needs spec.predictor.maxReplicas/],
+];
+
+/** Updates of stored objects that must be refused: [what, kind, mutation of the stored object, field, text]. */
+const invalidUpdates: Row[] = [
+  ['changing the artifact digest', 'ModelVersion', (o) => (o.spec.artifact.digest = `sha256:${'0'.repeat(64)}`), 'spec.artifact.digest', /immutable/],
+  ['changing the artifact uri', 'ModelVersion', (o) => (o.spec.artifact.uri = 'file:///elsewhere/model.onnx'), 'spec.artifact.uri', /immutable/],
+  ['changing the signature', 'ModelVersion', (o) => (o.spec.signature.inputs[0].shape = [-1, 9]), 'spec.signature', /immutable/],
+  ['removing the signature', 'ModelVersion', (o) => delete o.spec.signature, 'spec.signature', /cannot be removed/],
+  ['changing a metric', 'ModelVersion', (o) => (o.spec.metrics.auc = 0.99), 'spec.metrics', /immutable/],
+  ['adding a metric', 'ModelVersion', (o) => (o.spec.metrics.f1 = 0.8), 'spec.metrics', /immutable/],
+  ['removing the metrics', 'ModelVersion', (o) => ((o.spec.metrics = undefined), delete o.spec.primaryMetric), 'spec.metrics', /cannot be removed/],
+  ['changing the reference profile', 'ModelVersion', (o) => (o.spec.referenceProfile.digest = `sha256:${'1'.repeat(64)}`), 'spec.referenceProfile', /immutable/],
+  ['changing the version number', 'ModelVersion', (o) => (o.spec.version = 7), 'spec.version', /immutable/],
+  ['changing the model of a ModelVersion', 'ModelVersion', (o) => (o.spec.model = 'fraud'), 'spec.model', /immutable/],
+  ['changing the model of a TrainingJob', 'TrainingJob', (o) => (o.spec.model = 'fraud'), 'spec.model', /immutable/],
+];
+
+const stored: Partial<Record<LooplineKind, string>> = { TrainingJob: 'credit-risk-train', ModelVersion: 'credit-risk-v1' };
+
+test.before(async () => {
+  await installCrds(kc, { fieldManager: 'loopline-crd-test' }).catch(reportAndThrow('installing the CRDs'));
+  await objects.createNamespace().catch(reportAndThrow(`creating namespace ${objects.namespace}`));
+  for (const kind of Object.keys(stored) as LooplineKind[]) {
+    await objects.create(kind, example(kind)).catch(reportAndThrow(`creating the ${kind} example`));
+  }
+});
+
+test.after(async () => {
+  await objects.deleteNamespace();
+});
+
+test('the table covers at least 20 invalid objects and the documented immutability transitions', () => {
+  assert.ok(invalidCreates.length + invalidUpdates.length >= 20);
+  assert.ok(invalidUpdates.length >= 8);
+});
+
+function expectRefusal(what: string, field: string, text: RegExp | undefined) {
+  return (err: unknown) => {
+    const refusal = refusalOf(err);
+    if (process.env.LOOPLINE_SHOW_REFUSALS) console.log(`${what}:\n  ${refusal.message}`);
+    assert.ok([400, 422].includes(refusal.code), `${what}: HTTP ${refusal.code} ${refusal.message}`);
+    assert.ok(refusal.message.includes(field), `${what}: the message does not name ${field}: ${refusal.message}`);
+    if (text) assert.match(refusal.message, text, `${what}: ${refusal.message}`);
+  };
+}
+
+for (const [what, kind, mutate, field, text] of invalidCreates) {
+  test(`creating a ${kind} with ${what} is refused, naming ${field}`, async () => {
+    const object = example(kind);
+    mutate(object);
+    await objects.create(kind, object, true).then(
+      () => assert.unreachable(`the API server accepted a ${kind} with ${what}`),
+      expectRefusal(what, field, text),
+    );
+  });
+}
+
+for (const [what, kind, mutate, field, text] of invalidUpdates) {
+  test(`${what} of a stored ${kind} is refused, naming ${field}`, async () => {
+    const object = await objects.get(kind, stored[kind]!);
+    mutate(object);
+    await objects.replace(kind, object, true).then(
+      () => assert.unreachable(`the API server accepted ${what}`),
+      expectRefusal(what, field, text),
+    );
+  });
+}
+
+test('the stage, aliases and model card of a stored ModelVersion stay editable', async () => {
+  const object = await objects.get('ModelVersion', 'credit-risk-v1');
+  object.spec.stage = 'Archived';
+  object.spec.aliases = [];
+  object.spec.modelCard.limitations = 'Superseded by v2.';
+  const updated = await objects.replace('ModelVersion', object, true);
+  assert.equal([updated.spec.stage, updated.spec.aliases, updated.spec.modelCard.limitations], ['Archived', [], 'Superseded by v2.']);
+});
+
+test('a ModelVersion registered without signature and metrics may have them set once, later', async () => {
+  const bare = example('ModelVersion');
+  bare.metadata.name = 'credit-risk-v2';
+  bare.spec.version = 2;
+  for (const field of ['signature', 'metrics', 'primaryMetric', 'referenceProfile']) delete bare.spec[field];
+  await objects.create('ModelVersion', bare);
+  const object = await objects.get('ModelVersion', 'credit-risk-v2');
+  const full = example('ModelVersion').spec;
+  Object.assign(object.spec, { signature: full.signature, metrics: full.metrics, primaryMetric: 'auc' });
+  const updated = await objects.replace('ModelVersion', object);
+  assert.equal(updated.spec.metrics, full.metrics);
+  updated.spec.metrics = { ...full.metrics, auc: 0.5 };
+  await objects.replace('ModelVersion', updated, true).then(
+    () => assert.unreachable('metrics changed after being set'),
+    expectRefusal('changing metrics set later', 'spec.metrics', /immutable/),
+  );
+});
+
+test('a TrainingJob with several workers, tolerations and a Kueue queue is accepted', async () => {
+  const job = example('TrainingJob');
+  job.metadata.name = 'credit-risk-distributed';
+  Object.assign(job.spec, {
+    workers: 4,
+    queueName: 'gpu-queue',
+    suspend: true,
+    tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+    env: [{ name: 'NCCL_DEBUG', value: 'INFO' }, { name: 'POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+  });
+  const created = await objects.create('TrainingJob', job, true);
+  assert.is(created.spec.workers, 4);
+  assert.equal(created.spec.env[1].valueFrom, { fieldRef: { fieldPath: 'metadata.name' } });
+});
+
+test.run();
