@@ -1,0 +1,77 @@
+/**
+ * The predictor server (image loopline/predictor): `npx tsx server/src/main.ts`.
+ *
+ * Environment (the operator sets these on every predictor pod):
+ *   PORT                      listen port (8080)
+ *   HOST                      listen address (127.0.0.1; pods set 0.0.0.0)
+ *   MODEL_NAME                model name, as in the V2 paths (required)
+ *   MODEL_VERSION             version being served (required)
+ *   MODEL_URI                 artifact: file://, http:// or https:// (required)
+ *   MODEL_DIGEST              sha256:<hex> of the artifact; a mismatch keeps the server unready (required)
+ *   MODEL_SIGNATURE           JSON {inputs, outputs} of the ModelVersion; read from the ONNX graph when unset
+ *   REFERENCE_PROFILE_URI     drift reference profile (reference-profile.schema.json); drift is off when unset
+ *   REFERENCE_PROFILE_DIGEST  sha256:<hex> of the profile (required with the URI)
+ *   NAMESPACE                 namespace of the InferenceService (default)
+ *   INFERENCE_SERVICE         InferenceService name (MODEL_NAME)
+ *   NATS_URL                  NATS server(s) for drift events; without it drift is only logged and exported as metrics
+ *   DRIFT_SUBJECT             subject of drift events (loopline.drift.<NAMESPACE>.<INFERENCE_SERVICE>)
+ *   NATS_STREAM               JetStream stream created for loopline.> when none covers the subject (LOOPLINE)
+ *   EVENT_BUFFER_SIZE         drift events held while NATS is unreachable; older ones are dropped beyond it (1000)
+ *   BATCHING                  on|off dynamic batching (on)
+ *   BATCH_MAX_SIZE            rows per batched session.run (64)
+ *   BATCH_MAX_WAIT_MS         longest a request waits for a batch to fill while another batch runs (2)
+ *   ORT_INTRA_OP_THREADS      onnxruntime threads per run (1: the event loop needs the other core)
+ *   BODY_LIMIT_BYTES          largest JSON body (1048576); /predict/stream is not limited
+ *   DRIFT_WINDOW_SIZE         rows per drift window (1000)
+ *   DRIFT_WINDOW_SECONDS      a window also closes after this long, if it has rows (60)
+ *   DRIFT_SHARE               share of drifted features that makes a window drift (0.5)
+ *   DRIFT_NUMERIC_METHOD      auto|ks|psi|wasserstein|jensenshannon (auto: KS up to 1000 rows, else Wasserstein)
+ *   DRIFT_CATEGORICAL_METHOD  auto|chisquare|psi|jensenshannon (auto: chi-square up to 1000 rows, else Jensen-Shannon)
+ *   DRIFT_THRESHOLD           overrides the method's default threshold (p < 0.05; PSI and distances ≥ 0.1)
+ *   ADMIN_TOKEN               enables PUT /admin/model (hot swap) for "Authorization: Bearer <token>"
+ *   SHUTDOWN_DELAY_MS         on SIGTERM, time between readiness turning false and the listener closing (0)
+ *   LOG_LEVEL                 pino level (info)
+ */
+import { pathToFileURL } from 'node:url';
+import pino from 'pino';
+import { ConfigError, configFromEnv } from './config.ts';
+import { startServer } from './server.ts';
+
+export { startServer, type RunningServer } from './server.ts';
+export { configFromEnv, type ServerConfig } from './config.ts';
+
+async function main(): Promise<void> {
+  const log = pino({ level: process.env.LOG_LEVEL || 'info' });
+  let config;
+  try {
+    config = configFromEnv(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      log.fatal(`configuration error: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const server = await startServer(config, log);
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    if (++signals > 1) {
+      log.warn({ signal }, 'second signal; exiting now');
+      process.exit(1);
+    }
+    log.info({ signal }, 'shutting down: readiness false, draining in-flight requests');
+    server.close().then(() => process.exit(0), (error) => {
+      log.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,121 @@
+// Composition of one predictor process: logger, metrics, the model slot, the drift event
+// publisher and the fastify app with its protocol plugins. Tests and the benchmark call
+// startServer in-process; main.ts calls it with the configuration from the environment.
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import type { ModelConfig, ServerConfig } from './config.ts';
+import type { DriftReport } from './drift/monitor.ts';
+import { driftCloudEvent } from './events/drift-event.ts';
+import { EventPublisher } from './events/publisher.ts';
+import { ServerMetrics } from './metrics/metrics.ts';
+import { installMetrics } from './metrics/routes.ts';
+import { adminRoutes } from './protocol/admin.ts';
+import { MODEL_VERSION_HEADER, type ProtocolContext } from './protocol/context.ts';
+import { installErrorHandling } from './protocol/errors.ts';
+import { rowRoutes } from './protocol/rows.ts';
+import { v2Routes } from './protocol/v2.ts';
+import { ModelSlot } from './serving.ts';
+
+export interface RunningServer {
+  /** Base URL, e.g. http://127.0.0.1:40123. */
+  url: string;
+  port: number;
+  app: FastifyInstance;
+  slot: ModelSlot;
+  metrics: ServerMetrics;
+  publisher: EventPublisher | undefined;
+  /** Settles when the first model version finished loading: true when it is being served. */
+  loaded: Promise<boolean>;
+  swap(model: ModelConfig): Promise<{ previous: string | undefined }>;
+  /** Graceful shutdown: readiness false, wait, stop listening, drain in-flight requests, flush events. */
+  close(): Promise<void>;
+}
+
+const REQUEST_ID_HEADER = 'x-request-id';
+const EVENT_FLUSH_MS = 2000;
+const MAX_REQUEST_ID_LENGTH = 128;
+
+export async function startServer(config: ServerConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
+  const metrics = new ServerMetrics();
+  const publisher = config.nats
+    ? new EventPublisher({ servers: config.nats.url, stream: config.nats.stream, bufferSize: config.nats.bufferSize, log: log.child({ component: 'events' }), metrics })
+    : undefined;
+  publisher?.start();
+
+  const onDriftReport = (report: DriftReport) => {
+    const labels = { model: report.model, model_version: report.modelVersion };
+    for (const f of report.features) {
+      if (Number.isFinite(f.score)) metrics.driftScore.set({ ...labels, feature: f.name, method: f.method }, f.score);
+      metrics.driftFeatureDrifted.set({ ...labels, feature: f.name }, f.drifted ? 1 : 0);
+    }
+    metrics.driftShare.set(labels, report.score);
+    metrics.driftWindows.inc({ ...labels, drifted: String(report.drifted) });
+    log.info({ version: report.modelVersion, window: report.window, drifted: report.drifted, score: report.score, driftedFeatures: report.driftedFeatures }, 'drift window closed');
+    if (publisher && config.nats) {
+      const event = driftCloudEvent(report, config.namespace, config.inferenceService);
+      publisher.publish(config.nats.subject, event.id, event);
+    }
+  };
+
+  const slot = new ModelSlot({
+    runtime: { batching: config.batching, maxBatchSize: config.batchMaxSize, maxWaitMs: config.batchMaxWaitMs, intraOpThreads: config.intraOpThreads },
+    drift: { windowSize: config.drift.windowSize, windowSeconds: config.drift.windowSeconds, drift: config.drift },
+    onDriftReport,
+    log,
+    metrics,
+  });
+
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // A log line per request would cost more than the prediction; metrics count requests instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const given = request.headers[REQUEST_ID_HEADER];
+      return typeof given === 'string' && given.length > 0 && given.length <= MAX_REQUEST_ID_LENGTH ? given : randomUUID();
+    },
+    routerOptions: { ignoreTrailingSlash: true },
+    // Validation must reject, never repair: no type coercion, no silent removal of unknown fields.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, allowUnionTypes: true } },
+  });
+
+  const ctx: ProtocolContext = { slot, metrics, config };
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+    reply.header(MODEL_VERSION_HEADER, slot.current?.version ?? config.model.version);
+  });
+  installErrorHandling(app, ctx);
+  installMetrics(app, metrics);
+  await app.register(v2Routes, ctx);
+  await app.register(rowRoutes, ctx);
+  if (config.adminToken) await app.register(adminRoutes, { ...ctx, token: config.adminToken });
+
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ url, model: config.model.name, version: config.model.version, batching: config.batching }, 'predictor listening');
+
+  const loaded = slot.start(config.model).then((ok) => {
+    if (ok) log.info({ model: config.model.name, version: config.model.version }, 'model loaded; ready');
+    return ok;
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      await loaded;
+      slot.state = 'stopping';
+      if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+      await app.close();
+      await slot.stop();
+      await publisher?.close(EVENT_FLUSH_MS);
+      log.info('predictor stopped');
+    })();
+    return closing;
+  };
+
+  return { url, port, app, slot, metrics, publisher, loaded, swap: (model) => slot.swap(model), close };
+}

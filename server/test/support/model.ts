@@ -1,0 +1,125 @@
+// Test models: the trainer's ONNX logistic regression written to a temp dir, with its
+// digest computed here, and a reference profile built from known data.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { buildLogisticRegressionModel } from '../../../examples/trainer/src/onnx.ts';
+import type { ServerConfig } from '../../src/config.ts';
+import { DEFAULT_DRIFT_OPTIONS } from '../../src/drift/detector.ts';
+import type { ReferenceProfile } from '../../src/drift/profile.ts';
+import type { Signature } from '../../src/runtime/tensors.ts';
+
+export interface Artifact {
+  uri: string;
+  digest: string;
+  path: string;
+}
+
+export function sha256(bytes: Uint8Array | string): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+export class Workspace {
+  readonly dir = mkdtempSync(join(tmpdir(), 'loopline-server-'));
+
+  write(name: string, bytes: Uint8Array | string): Artifact {
+    const path = join(this.dir, name);
+    writeFileSync(path, bytes);
+    return { uri: pathToFileURL(path).href, digest: sha256(bytes), path };
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+
+export interface LogisticModel {
+  weights: number[];
+  bias: number;
+  artifact: Artifact;
+  signature: Signature;
+  /** Expected probability for one row, computed here in double precision. */
+  expected(row: number[]): number;
+}
+
+export function logisticModel(ws: Workspace, name: string, weights: number[], bias: number): LogisticModel {
+  const artifact = ws.write(name, buildLogisticRegressionModel({ weights, bias }));
+  return {
+    weights,
+    bias,
+    artifact,
+    signature: {
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, weights.length] }],
+      outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }],
+    },
+    expected: (row) => sigmoid(row.reduce((s, v, j) => s + v * weights[j], bias)),
+  };
+}
+
+/** Deterministic pseudo-random numbers (mulberry32) so profiles and traffic are reproducible. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function normal(rand: () => number, mean = 0, std = 1): number {
+  const u = Math.max(rand(), 1e-12);
+  return mean + std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
+}
+
+/** A profile of `numeric` standard-normal features followed by one categorical feature with codes 0..2. */
+export function referenceProfile(numeric: number, seed = 1): ReferenceProfile {
+  const rand = random(seed);
+  const features: ReferenceProfile['features'] = [];
+  for (let j = 0; j < numeric; j++) {
+    const sample = Array.from({ length: 2000 }, () => normal(rand));
+    const sorted = [...sample].sort((a, b) => a - b);
+    const edges = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9].map((q) => sorted[Math.floor(q * sorted.length)]);
+    const counts = new Array(edges.length + 1).fill(0);
+    for (const v of sample) counts[edges.filter((e) => e <= v).length]++;
+    const mean = sample.reduce((s, v) => s + v, 0) / sample.length;
+    features.push({
+      name: `x${j}`,
+      type: 'numeric',
+      missingRate: 0,
+      binEdges: edges,
+      binFrequencies: counts.map((c) => c / sample.length),
+      quantiles: { '0.5': sorted[1000] },
+      mean,
+      std: Math.sqrt(sample.reduce((s, v) => s + (v - mean) ** 2, 0) / sample.length),
+      sample,
+    });
+  }
+  features.push({ name: 'region', type: 'categorical', missingRate: 0, frequencies: { '0': 0.5, '1': 0.3, '2': 0.2 } });
+  return { rows: 2000, features };
+}
+
+/** Server configuration for tests: loopback, random port, quiet logs, no NATS unless given. */
+export function testConfig(model: { artifact: Artifact; signature?: Signature }, overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return {
+    port: 0,
+    host: '127.0.0.1',
+    model: { name: 'credit', version: '1', artifact: { uri: model.artifact.uri, digest: model.artifact.digest }, signature: model.signature },
+    batching: true,
+    batchMaxSize: 64,
+    batchMaxWaitMs: 2,
+    intraOpThreads: 1,
+    bodyLimitBytes: 64 * 1024,
+    namespace: 'default',
+    inferenceService: 'credit',
+    drift: { ...DEFAULT_DRIFT_OPTIONS, windowSize: 1000, windowSeconds: 60 },
+    shutdownDelayMs: 0,
+    logLevel: process.env.LOG_LEVEL ?? 'silent',
+    ...overrides,
+  };
+}
