@@ -91,7 +91,7 @@ class ControllerEngine implements Engine {
   private readonly controllers = new Map<string, ControllerDefinition>();
   private readonly runs = new Map<string, Run>();
   private readonly informers = new Map<string, Informer>();
-  private readonly kindsById = kindRegistry(Object.values(knownKinds));
+  private readonly kindsById: Map<string, ResourceKind>;
   private readonly recorder: EventRecorder;
   private readonly elector: LeaderElector | undefined;
   private readonly fieldManager: string;
@@ -104,6 +104,7 @@ class ControllerEngine implements Engine {
 
   constructor(private readonly options: EngineOptions) {
     this.kubeconfig = options.kubeconfig ?? loadKubeConfig();
+    this.kindsById = kindRegistry([...Object.values(knownKinds), ...(options.kinds ?? [])]);
     this.api = new KubeApi(this.kubeconfig, this.writes);
     this.fieldManager = options.fieldManager ?? 'loopline-operator';
     const election = options.leaderElection === false ? undefined : (options.leaderElection ?? {});
@@ -223,11 +224,17 @@ class ControllerEngine implements Engine {
     this.draining = graceful;
     clearInterval(this.resyncTimer);
     this.log.info({ graceful }, 'stopping');
-    await this.stopWorkers(!graceful);
-    this.draining = false;
-    if (graceful) await this.recorder.flush();
-    else this.recorder.discard();
-    await this.elector?.stop(graceful);
+    if (graceful) {
+      // Leadership is kept while in-flight reconciles finish, then handed back.
+      await this.stopWorkers(false);
+      this.draining = false;
+      await this.recorder.flush();
+      await this.elector?.stop(true);
+    } else {
+      // As in a crash: renewals stop now and nothing more is written; the lease is left to expire.
+      this.recorder.discard();
+      await Promise.all([this.elector?.stop(false), this.stopWorkers(true)]);
+    }
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections();
@@ -381,17 +388,22 @@ class ControllerEngine implements Engine {
       const key = await queue.get();
       if (key === undefined) return;
       const log = this.log.child({ controller: controller.name, key, reconcileID: randomUUID().slice(0, 8) });
+      // A reconcile of a run that lost leadership must not write even if leadership came back meanwhile:
+      // the new run may be reconciling the same key.
+      const fenced = <A extends unknown[], R>(write: (...args: A) => Promise<R>) => (...args: A): Promise<R> =>
+        run.abort.signal.aborted ? Promise.reject(new NotLeaderError()) : write(...args);
+      const w = this.writer;
       const ctx: ReconcileContext = {
         log,
         cache: this.cache,
         signal: run.abort.signal,
         controller: controller.name,
-        apply: (desired) => this.writer.apply(desired),
-        applyStatus: (object, status) => this.writer.applyStatus(object, status),
-        patchStatus: (object, status) => this.writer.patchStatus(object, status),
-        create: (object) => this.writer.create(object),
-        delete: (kind, namespace, name, options) => this.writer.delete(kind, namespace, name, options),
-        event: (regarding, type, reason, message, action) => this.writer.event(regarding, type, reason, message, action),
+        apply: fenced((desired) => w.apply(desired)),
+        applyStatus: fenced((object, status) => w.applyStatus(object, status)),
+        patchStatus: fenced((object, status) => w.patchStatus(object, status)),
+        create: fenced((object) => w.create(object)),
+        delete: fenced((kind, namespace, name, options) => w.delete(kind, namespace, name, options)),
+        event: fenced((regarding, type, reason, message, action) => w.event(regarding, type, reason, message, action)),
       };
       const endTimer = this.telemetry.reconcileDuration.startTimer(labels);
       try {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { keyOf } from './keys.ts';
-import { ApiError, type KubeApi, isGone } from './kube.ts';
+import { ApiError, type KubeApi, isGone, isNotFound } from './kube.ts';
 import { type ResourceKind, resourcePath } from './kinds.ts';
 import type { KubeObject } from './types.ts';
 
@@ -29,6 +29,7 @@ export class Informer {
   private stopped = true;
   private abort: AbortController | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private wakeRetry: (() => void) | undefined;
   private retryMs = MIN_RETRY_MS;
   private running: Promise<void> | undefined;
 
@@ -54,6 +55,7 @@ export class Informer {
     this.stopped = true;
     this.abort?.abort();
     clearTimeout(this.retryTimer);
+    this.wakeRetry?.();
     await this.running;
   }
 
@@ -150,8 +152,17 @@ export class Informer {
           this.resourceVersion = '';
           continue;
         }
+        if (isNotFound(err) && !this.resourceVersion) {
+          // The API is not served (e.g. Gateway API CRDs not installed). Count the empty cache as synced so
+          // the rest of the operator runs, and keep looking: once the CRD appears the kind is picked up.
+          if (!this.synced) this.log.warn({ kind: this.kind.kind, apiVersion: this.kind.apiVersion }, 'kind not served by the API server; its cache stays empty until it is');
+          this.markSynced();
+        }
         this.log.warn({ kind: this.kind.kind, err: String(err), retryMs: this.retryMs }, 'list/watch failed; retrying');
-        await new Promise<void>((resolve) => (this.retryTimer = setTimeout(resolve, this.retryMs)));
+        await new Promise<void>((resolve) => {
+          this.wakeRetry = resolve;
+          this.retryTimer = setTimeout(resolve, this.retryMs);
+        });
         this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
       }
     }
@@ -184,10 +195,13 @@ export class Informer {
       this.emit('delete', object);
     }
     this.resourceVersion = resourceVersion;
-    if (!this.synced) {
-      this.synced = true;
-      for (const resolve of this.syncWaiters.splice(0)) resolve();
-    }
+    this.markSynced();
+  }
+
+  private markSynced(): void {
+    if (this.synced) return;
+    this.synced = true;
+    for (const resolve of this.syncWaiters.splice(0)) resolve();
   }
 
   private watch(): Promise<void> {

@@ -86,6 +86,7 @@ export interface ListPage<T> {
  */
 export class KubeApi {
   private readonly http = new IsomorphicFetchHttpLibrary();
+  private dispatcher: ReturnType<RequestContext['getDispatcher']>;
   readonly watcher: Watch;
 
   constructor(
@@ -108,6 +109,10 @@ export class KubeApi {
     }
     if (options.signal) ctx.setSignal(options.signal);
     await this.kubeconfig.applySecurityAuthentication(ctx);
+    // client-node builds a new undici Agent (and so a new TLS connection) per request; one shared agent
+    // keeps connections alive, which makes a request ~10x cheaper on the API server and here.
+    this.dispatcher ??= ctx.getDispatcher();
+    if (this.dispatcher) ctx.setDispatcher(this.dispatcher);
     const response = await this.http.send(ctx).toPromise();
     const text = await response.body.text();
     const parsed = text ? safeJson(text) : undefined;

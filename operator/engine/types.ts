@@ -14,7 +14,11 @@ export interface Result {
   requeueAfter?: number;
 }
 
-/** Any object as the API server returns it; `status` and `spec` stay untyped here on purpose, each controller narrows them. */
+/**
+ * Any object as the API server returns it; `status` and `spec` stay untyped here on purpose, each controller narrows them.
+ * Note: the engine hands out JSON as the server sent it, so `metadata.creationTimestamp`/`deletionTimestamp` are
+ * RFC 3339 strings at runtime even though client-node's V1ObjectMeta types them as Date.
+ */
 export type KubeObject = KubernetesObject & {
   metadata: NonNullable<KubernetesObject['metadata']> & { name: string };
   spec?: any;
@@ -173,6 +177,8 @@ export interface EngineOptions {
   logger?: Logger;
   /** Field manager for server-side apply; default `loopline-operator`. */
   fieldManager?: string;
+  /** Kinds the writer may write without watching them, beyond those in `kinds` (kinds.ts). */
+  kinds?: ResourceKind[];
   /** Name reported in Events' reportingController; default `loopline.dev/operator`. */
   reportingController?: string;
 }

@@ -34,7 +34,7 @@ function asServed(desired: DesiredObject): KubeObject {
   const sent = withFingerprint(desired);
   return {
     ...structuredClone(sent),
-    metadata: { ...structuredClone(sent.metadata), uid: 'u1', resourceVersion: '7', creationTimestamp: '2024-01-01T00:00:00Z' },
+    metadata: { ...structuredClone(sent.metadata), uid: 'u1', resourceVersion: '7', creationTimestamp: '2024-01-01T00:00:00Z' as unknown as Date },
     spec: {
       containers: [
         {

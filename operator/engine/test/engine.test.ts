@@ -25,6 +25,8 @@ const CRD: ResourceKind = {
   namespaced: false,
 };
 
+type ConfigMap = KubeObject & { data: Record<string, string> };
+
 const reconciled: string[] = [];
 const failuresLeft = new Map<string, number>();
 const attemptTimes = new Map<string, number[]>();
@@ -155,7 +157,7 @@ test('reconcile creates the owned object and writes status with observedGenerati
   assert.is(ready.reason, 'Configured');
   assert.is(ready.observedGeneration, widget.metadata.generation);
   assert.match(ready.lastTransitionTime!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-  const cm = await api.get(kinds.ConfigMap, ns, 'alpha-config');
+  const cm = await api.get<ConfigMap>(kinds.ConfigMap, ns, 'alpha-config');
   assert.is(cm.data.color, 'green');
   assert.is(cm.metadata.ownerReferences![0].uid, widget.metadata.uid);
   assert.ok(cm.metadata.annotations?.[APPLIED_ANNOTATION]);
@@ -169,7 +171,7 @@ test('a change to an owned object enqueues its owner, which puts it back', async
   await engine.waitIdle();
   reconciled.length = 0;
   await api.mergePatch(kinds.ConfigMap, ns, 'alpha-config', { data: { color: 'tampered' } }, 'someone-else');
-  await waitFor('color restored', async () => (await api.get(kinds.ConfigMap, ns, 'alpha-config')).data.color === 'green');
+  await waitFor('color restored', async () => (await api.get<ConfigMap>(kinds.ConfigMap, ns, 'alpha-config')).data.color === 'green');
   assert.ok(reconciled.includes(`${ns}/alpha`), `reconciled ${reconciled}`);
   await api.delete(kinds.ConfigMap, ns, 'alpha-config');
   await waitFor('deleted owned object recreated', async () =>
@@ -288,6 +290,20 @@ test('a watch that breaks is resumed without losing events', async () => {
 test('raw API reads work for what the cache does not hold', async () => {
   const version = await engine.api.request<{ major: string }>(HttpMethod.GET, '/version');
   assert.ok(version.major);
+});
+
+test('a kind the API server does not serve leaves its cache empty instead of blocking start', async () => {
+  const Ghost: ResourceKind = { apiVersion: 'nothere.loopline.dev/v1', kind: 'Ghost', plural: 'ghosts', namespaced: true };
+  const other = createEngine({ kubeconfig: kc, namespace: ns, leaderElection: false, httpPort: false, resyncPeriodMs: 0, logger: quietLogger() });
+  other.register({ name: 'ghostly', for: Widget, reads: [Ghost], reconcile: async () => undefined });
+  const started = await Promise.race([other.start().then(() => true), sleep(5000).then(() => false)]);
+  try {
+    assert.ok(started, 'start resolved');
+    assert.ok(other.isReady());
+    assert.equal(other.cache.list(Ghost), []);
+  } finally {
+    await other.stop();
+  }
 });
 
 test.run();

@@ -3,6 +3,8 @@
  * Controller under test: a ConfigMap labelled role=source is mirrored into `<name>-mirror`.
  * Short lease timings keep the test fast; the algorithm is the same as with the 15/10/2 s defaults.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type Engine, createEngine } from '../engine.ts';
@@ -170,6 +172,30 @@ test('graceful shutdown finishes the in-flight reconcile, releases the lease, an
   assert.ok(takeoverMs <= 2 * LEASE.retryPeriodMs, `takeover after release took ${takeoverMs} ms`);
   const health = await fetch(`http://127.0.0.1:${leader.httpAddress()!.port}/healthz`).catch(() => undefined);
   assert.is(health, undefined, 'the stopped engine no longer serves');
+});
+
+test('SIGTERM: the operator process finishes its in-flight reconcile, releases the lease and exits 0', async () => {
+  const lease = uniqueName('signal-lease');
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./operator-process.ts', import.meta.url)), ns, lease], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    await waitFor('child leads', () => output.includes('leading') || undefined, 30_000);
+    await source('sigterm', { delayMs: '1500' });
+    await waitFor('child reconciling', () => output.includes('reconciling sigterm') || undefined);
+    child.kill('SIGTERM');
+    const code = await exited;
+    assert.is(code, 0);
+    assert.ok(output.includes('reconciled sigterm'), `in-flight reconcile finished; output:\n${output}`);
+    assert.ok(await mirror('sigterm'), 'its write landed');
+    const record = await api.get(kinds.Lease, ns, lease);
+    assert.is(record.spec.holderIdentity, '', 'lease released');
+  } finally {
+    child.kill('SIGKILL');
+  }
 });
 
 test('the lease record is a valid coordination.k8s.io/v1 Lease', async () => {
