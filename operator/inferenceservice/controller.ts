@@ -1,0 +1,292 @@
+/**
+ * The InferenceService controller: the imperative shell around desired.ts, canary.ts, analysis.ts and drift.ts.
+ * Reads the cache, resolves the stable/canary selectors through the registry's ModelVersions, runs the canary
+ * state machine (querying Prometheus only when a step is due), persists the rollout state before moving
+ * traffic, applies and prunes the owned objects, and reports status, Events and NATS lifecycle events.
+ */
+import type { Logger } from 'pino';
+import { kinds, type Condition, type ControllerDefinition, type DesiredObject, type KubeApi, type KubeObject, type ReconcileContext, type ResourceKind } from '../engine/index.ts';
+import type { LifecyclePublisher } from '../events/publisher.ts';
+import { analysisQueries, measureCanary, rangeFor, type MetricNames } from './analysis.ts';
+import { analysisDue, intervalMs, nextRollout, type RolloutEvent, type RolloutState } from './canary.ts';
+import { desiredObjects, serviceUrl, versionName, type Serving, type ServingConfig } from './desired.ts';
+import { planRetrain } from './drift.ts';
+import type { InferenceService, InferenceServiceStatus, ServedModel, VersionSelector } from './resource.ts';
+import { routerFor } from './router/index.ts';
+import { promoteVersion, type ModelVersionObject } from './registry.ts';
+
+export const PodDisruptionBudget: ResourceKind = { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true };
+
+export interface InferenceServiceControllerOptions {
+  api: KubeApi;
+  /** Prometheus query endpoint for canary analysis. */
+  prometheusUrl: string;
+  /** Scrape interval of that Prometheus: query windows span at least two scrapes. */
+  scrapeIntervalMs?: number;
+  metricNames?: MetricNames;
+  /** Route kinds whose CRDs are installed (see `installedRouteKinds`); others are reported, not written. */
+  routeKinds: ResourceKind[];
+  serving?: ServingConfig;
+  publisher?: LifecyclePublisher;
+  now?: () => Date;
+  workers?: number;
+}
+
+/** Which of HTTPRoute / VirtualService the API server serves: watching a kind without its CRD would never sync. */
+export async function installedRouteKinds(api: KubeApi): Promise<ResourceKind[]> {
+  const found: ResourceKind[] = [];
+  for (const kind of [kinds.HTTPRoute, kinds.VirtualService]) {
+    const served = await api
+      .request<{ resources?: Array<{ name: string }> }>('GET' as never, `/apis/${kind.apiVersion}`)
+      .then((list) => list.resources?.some((r) => r.name === kind.plural) ?? false, () => false);
+    if (served) found.push(kind);
+  }
+  return found;
+}
+
+function selectorText(selector: VersionSelector): string {
+  return selector.alias !== undefined ? `alias "${selector.alias}"` : `version ${selector.version}`;
+}
+
+/** The ModelVersion a selector names: by number, or by the alias the registry says is in effect. */
+export function resolveSelector(versions: ModelVersionObject[], selector: VersionSelector): ModelVersionObject | undefined {
+  if (selector.version !== undefined) return versions.find((mv) => mv.spec.version === selector.version);
+  return versions.find((mv) => (mv.status?.aliases ?? []).includes(selector.alias!));
+}
+
+export function servedModel(mv: ModelVersionObject): ServedModel {
+  return {
+    version: mv.spec.version,
+    name: mv.metadata.name,
+    uri: mv.spec.artifact.uri,
+    digest: mv.spec.artifact.digest,
+    ...(mv.spec.signature !== undefined ? { signature: mv.spec.signature } : {}),
+    ...(mv.spec.referenceProfile?.uri ? { referenceProfileUri: mv.spec.referenceProfile.uri } : {}),
+  };
+}
+
+/** The rollout state as status stores it (what a restarted operator resumes from). */
+export function rolloutStateOf(status: InferenceServiceStatus | undefined): RolloutState {
+  return {
+    phase: status?.phase === 'Degraded' ? 'Stable' : (status?.phase ?? 'Stable'),
+    ...(status?.stableVersion !== undefined ? { stableVersion: status.stableVersion } : {}),
+    ...(status?.canaryVersion !== undefined ? { canaryVersion: status.canaryVersion } : {}),
+    canaryWeight: status?.canaryWeight ?? 0,
+    ...(status?.currentStep !== undefined ? { currentStep: status.currentStep } : {}),
+    analysis: status?.analysis ?? {},
+  };
+}
+
+function deploymentAvailable(deployment: KubeObject | undefined): boolean {
+  return (deployment?.status?.availableReplicas ?? 0) > 0;
+}
+
+function describeEvent(event: RolloutEvent): { type: 'Normal' | 'Warning'; reason: string; message: string } {
+  switch (event.type) {
+    case 'CanaryStarted':
+      return { type: 'Normal', reason: 'CanaryStarted', message: `canary v${event.version} started at ${event.weight}%${event.replaced !== undefined ? `, replacing v${event.replaced}` : ''}` };
+    case 'StepAdvanced':
+      return { type: 'Normal', reason: 'StepAdvanced', message: `canary v${event.version} at ${event.weight}% (step ${event.step}): ${event.analysis.reason}` };
+    case 'AnalysisFailed':
+      return { type: 'Warning', reason: 'AnalysisFailed', message: `canary v${event.version} failed check ${event.failedChecks}/${event.failureLimit}: ${event.analysis.reason}` };
+    case 'AwaitingPromotion':
+      return { type: 'Normal', reason: 'AwaitingPromotion', message: `canary v${event.version} passed every step; set spec.rollout.promoteNow (or npx loopline promote) to promote it` };
+    case 'Halted':
+      return { type: 'Warning', reason: 'RolloutHalted', message: `canary v${event.version} halted: ${event.reason}` };
+    case 'Promoted':
+      return { type: 'Normal', reason: 'Promoted', message: `v${event.version} promoted to stable${event.previous !== undefined ? ` (was v${event.previous})` : ''}: ${event.reason}` };
+    case 'RolledBack':
+      return { type: 'Warning', reason: 'RolledBack', message: `canary v${event.version} rolled back: ${event.reason}` };
+    case 'Cancelled':
+      return { type: 'Normal', reason: 'CanaryCancelled', message: `canary v${event.version} removed from spec; all traffic on stable` };
+  }
+}
+
+export function inferenceServiceController(options: InferenceServiceControllerOptions): ControllerDefinition {
+  const now = options.now ?? (() => new Date());
+  const routeKindIds = new Set(options.routeKinds.map((k) => `${k.apiVersion}/${k.kind}`));
+  const ownedKinds = [kinds.Deployment, kinds.Service, kinds.HorizontalPodAutoscaler, PodDisruptionBudget, ...options.routeKinds];
+
+  async function publish(isvc: InferenceService, reason: string, data: Record<string, unknown>, id: string, log: Logger): Promise<void> {
+    if (!options.publisher) return;
+    try {
+      await options.publisher.publish({ kind: 'inferenceservice', namespace: isvc.metadata.namespace, name: isvc.metadata.name, reason, data, id });
+    } catch (error) {
+      // Losing a notification must not stall a rollout; the Kubernetes Event still records it.
+      log.warn({ err: error, reason }, 'lifecycle event not published');
+    }
+  }
+
+  async function reconcile(ctx: ReconcileContext, isvc: InferenceService) {
+    const { namespace, name } = isvc.metadata;
+    const at = now();
+    const status = isvc.status ?? {};
+    const versions = ctx.cache.list<KubeObject>(kinds.ModelVersion, { namespace }).filter((mv) => mv.spec?.model === isvc.spec.model) as unknown as ModelVersionObject[];
+    const conditions: Condition[] = [];
+    const stableMv = resolveSelector(versions, isvc.spec.stable);
+    if (!stableMv) {
+      const message = `no ModelVersion of model ${isvc.spec.model} has ${selectorText(isvc.spec.stable)} in namespace ${namespace}: register one or change spec.stable`;
+      const { changed } = await ctx.applyStatus(isvc as unknown as KubeObject, {
+        ...carried(status),
+        phase: status.phase ?? 'Stable',
+        conditions: [{ type: 'Ready', status: 'False', reason: 'StableVersionNotFound', message }],
+      });
+      if (changed) await ctx.event(isvc as unknown as KubeObject, 'Warning', 'StableVersionNotFound', message);
+      return;
+    }
+    const canaryMv = isvc.spec.canary ? resolveSelector(versions, isvc.spec.canary) : undefined;
+    if (isvc.spec.canary && !canaryMv) {
+      conditions.push({ type: 'CanaryReady', status: 'False', reason: 'CanaryVersionNotFound', message: `no ModelVersion of model ${isvc.spec.model} has ${selectorText(isvc.spec.canary)}; serving stable only` });
+    }
+
+    const previous = rolloutStateOf(status);
+    const shadow = isvc.spec.shadow?.enabled === true;
+    const input = { rollout: isvc.spec.rollout, shadow, previous, stable: stableMv.spec.version, ...(canaryMv ? { canary: canaryMv.spec.version } : {}), now: at };
+    let measurement;
+    if (analysisDue(input)) {
+      const range = rangeFor(intervalMs(isvc.spec.rollout), options.scrapeIntervalMs ?? 15_000);
+      const queries = analysisQueries({ namespace, inferenceService: name, model: isvc.spec.model, version: canaryMv!.spec.version }, range, options.metricNames);
+      measurement = await measureCanary(options.prometheusUrl, queries, ctx.signal);
+      ctx.log.info({ canary: canaryMv!.spec.version, measurement }, 'canary analysed');
+    }
+    const decision = nextRollout({ ...input, measurement });
+    const state = decision.state;
+
+    if (decision.promote) {
+      const target = versions.find((mv) => mv.spec.version === decision.promote!.version)!;
+      await promoteVersion(options.api, target, decision.promote.reason);
+    }
+
+    const byVersion = (version: number | undefined) => versions.find((mv) => mv.spec.version === version);
+    const stableServed = byVersion(state.stableVersion) ?? stableMv;
+    const canaryServed = state.phase === 'Progressing' && state.canaryVersion !== undefined ? byVersion(state.canaryVersion) : undefined;
+    const serving: Serving = {
+      stable: servedModel(stableServed),
+      ...(canaryServed ? { canary: servedModel(canaryServed) } : {}),
+      canaryWeight: state.canaryWeight,
+      ...(canaryServed && shadow ? { mirrorPercent: isvc.spec.shadow?.percent ?? 100 } : {}),
+    };
+
+    const rolloutStatus = (readiness: Partial<InferenceServiceStatus>): Record<string, unknown> => ({
+      ...carried(status),
+      url: serviceUrl(isvc, options.serving),
+      phase: state.phase,
+      stableVersion: state.stableVersion,
+      ...(state.canaryVersion !== undefined ? { canaryVersion: state.canaryVersion } : {}),
+      canaryWeight: state.canaryWeight,
+      ...(state.currentStep !== undefined ? { currentStep: state.currentStep } : {}),
+      ...(Object.keys(state.analysis).length ? { analysis: state.analysis } : {}),
+      ...readiness,
+    });
+
+    // Persist a traffic change before making it: a restart between the two resumes from status at the same step.
+    const trafficMoves = state.canaryWeight !== (status.canaryWeight ?? 0) || state.currentStep !== status.currentStep || state.phase !== previous.phase;
+    if (trafficMoves && isvc.status) {
+      await ctx.applyStatus(isvc as unknown as KubeObject, rolloutStatus({ conditions: (status.conditions ?? []) as Condition[] }));
+    }
+
+    const desired = desiredObjects(isvc, serving, options.serving);
+    const written: DesiredObject[] = [];
+    for (const object of desired) {
+      if (object.kind === 'HTTPRoute' || object.kind === 'VirtualService') {
+        if (!routeKindIds.has(`${object.apiVersion}/${object.kind}`)) {
+          conditions.push({ type: 'RouteReady', status: 'False', reason: 'RouteKindNotInstalled', message: `${object.kind} (${object.apiVersion}) is not served by the API server: install its CRDs (Gateway API or Istio) and restart the operator, or change spec.traffic.provider` });
+          continue;
+        }
+        conditions.push({ type: 'RouteReady', status: 'True', reason: 'RouteApplied', message: `${object.kind} ${object.metadata.name}: stable ${100 - serving.canaryWeight}%, canary ${serving.canary ? serving.canaryWeight : 0}%${serving.mirrorPercent ? `, mirroring ${serving.mirrorPercent}% to the canary` : ''}` });
+      }
+      await ctx.apply(object);
+      written.push(object);
+    }
+    await prune(ctx, isvc, written);
+
+    // Readiness from the cached Deployments (their status changes enqueue us again).
+    const stableDeployment = ctx.cache.get(kinds.Deployment, namespace, versionName(isvc, stableServed.spec.version));
+    const stableUp = deploymentAvailable(stableDeployment);
+    conditions.unshift(
+      stableUp
+        ? { type: 'Ready', status: 'True', reason: 'StableAvailable', message: `v${stableServed.spec.version} is serving at ${serviceUrl(isvc, options.serving)}` }
+        : { type: 'Ready', status: 'False', reason: 'StableUnavailable', message: `no ready pod of ${versionName(isvc, stableServed.spec.version)} yet; see kubectl describe deployment ${versionName(isvc, stableServed.spec.version)} -n ${namespace}` },
+    );
+    if (canaryServed) {
+      const canaryUp = deploymentAvailable(ctx.cache.get(kinds.Deployment, namespace, versionName(isvc, canaryServed.spec.version)));
+      conditions.push({ type: 'CanaryReady', status: canaryUp ? 'True' : 'False', reason: canaryUp ? 'CanaryAvailable' : 'CanaryUnavailable', message: `canary v${canaryServed.spec.version} ${canaryUp ? 'has ready pods' : 'has no ready pod yet'}` });
+    }
+    const wasReady = (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+    const degraded = !stableUp && wasReady && (state.phase === 'Stable' || state.phase === 'Promoted');
+
+    // The closed loop: drift recorded in status (by the NATS consumer) may start a retrain.
+    let lastRetrain = status.lastRetrain;
+    const retrain = planRetrain(isvc, at);
+    if (retrain.create) {
+      const { created } = await ctx.create(retrain.job);
+      lastRetrain = retrain.lastRetrain;
+      if (created) {
+        await ctx.event(isvc as unknown as KubeObject, 'Normal', 'RetrainStarted', `TrainingJob ${retrain.job.metadata.name} created: ${retrain.reason}`);
+        await publish(isvc, 'retrainstarted', { trainingJob: retrain.job.metadata.name, eventId: retrain.lastRetrain.eventId, reason: retrain.reason }, `${isvc.metadata.uid}/retrain/${retrain.lastRetrain.eventId}`, ctx.log);
+      }
+    }
+    if (status.drift) conditions.push(status.drift.drifted
+      ? { type: 'Drifted', status: 'True', reason: 'DriftDetected', message: `drift score ${status.drift.score} (features: ${(status.drift.driftedFeatures ?? []).join(', ') || 'none'})` }
+      : { type: 'Drifted', status: 'False', reason: 'NoDrift', message: `drift score ${status.drift.score}` });
+
+    await ctx.applyStatus(isvc as unknown as KubeObject, rolloutStatus({
+      ...(degraded ? { phase: 'Degraded' } : {}),
+      ...(lastRetrain ? { lastRetrain } : {}),
+      conditions: dedupe(conditions),
+    }));
+
+    for (const event of decision.events) {
+      const { type, reason, message } = describeEvent(event);
+      await ctx.event(isvc as unknown as KubeObject, type, reason, message);
+      const step = 'step' in event ? event.step : (state.currentStep ?? 0);
+      const data: Record<string, unknown> = { ...event, message, stableVersion: state.stableVersion, canaryWeight: state.canaryWeight };
+      await publish(isvc, reason.toLowerCase(), data, `${isvc.metadata.uid}/${reason}/v${event.version}/s${step}/${state.analysis.lastCheck ?? state.analysis.stepStartedAt ?? ''}`, ctx.log);
+    }
+    return decision.requeueAfterMs !== undefined ? { requeueAfter: Math.max(decision.requeueAfterMs, 100) } : undefined;
+  }
+
+  async function prune(ctx: ReconcileContext, isvc: InferenceService, written: DesiredObject[]) {
+    const keep = new Set(written.map((o) => `${o.kind}/${o.metadata.name}`));
+    for (const kind of ownedKinds) {
+      for (const object of ctx.cache.ownedBy(kind, isvc as unknown as KubeObject)) {
+        if (!keep.has(`${kind.kind}/${object.metadata.name}`)) await ctx.delete(kind, isvc.metadata.namespace, object.metadata.name, { preconditionUid: object.metadata.uid });
+      }
+    }
+  }
+
+  return {
+    name: 'inferenceservice',
+    for: kinds.InferenceService,
+    owns: ownedKinds,
+    watches: [
+      {
+        kind: kinds.ModelVersion,
+        // A version registered, or an alias moved: every InferenceService of that model looks again.
+        map: (mv, cache) =>
+          cache
+            .list(kinds.InferenceService, { namespace: mv.metadata.namespace })
+            .filter((isvc) => isvc.spec?.model === mv.spec?.model)
+            .map((isvc) => `${isvc.metadata.namespace}/${isvc.metadata.name}`),
+      },
+    ],
+    reads: [kinds.TrainingJob],
+    workers: options.workers ?? 4,
+    async reconcile(request, ctx) {
+      const isvc = ctx.cache.get(kinds.InferenceService, request.namespace, request.name) as unknown as InferenceService | undefined;
+      if (!isvc || (isvc.metadata as { deletionTimestamp?: string }).deletionTimestamp) return;
+      return await reconcile(ctx, isvc);
+    },
+  };
+}
+
+/** Status fields owned by other writers or kept across reconciles (drift is the NATS consumer's). */
+function carried(status: InferenceServiceStatus): Record<string, unknown> {
+  return status.lastRetrain ? { lastRetrain: status.lastRetrain } : {};
+}
+
+function dedupe(conditions: Condition[]): Condition[] {
+  const byType = new Map<string, Condition>();
+  for (const condition of conditions) if (!byType.has(condition.type)) byType.set(condition.type, condition);
+  return [...byType.values()];
+}

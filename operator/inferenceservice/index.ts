@@ -1,0 +1,54 @@
+/**
+ * Wiring of the InferenceService controller and the drift side of the closed loop into an operator process.
+ * `registerInferenceServices` before `engine.start()`, `startDriftLoop` after it.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { isNotFound, kinds, type Engine, type KubeObject } from '../engine/index.ts';
+import { consumeDriftEvents, type DriftConsumer, type DriftHandler } from '../events/drift-consumer.ts';
+import { LifecyclePublisher } from '../events/publisher.ts';
+import { ensureStream } from '../events/stream.ts';
+import { inferenceServiceController, installedRouteKinds, type InferenceServiceControllerOptions } from './controller.ts';
+import { driftObservation, nextDriftStatus } from './drift.ts';
+import type { InferenceService } from './resource.ts';
+
+export interface InferenceServiceWiring extends Omit<InferenceServiceControllerOptions, 'api' | 'routeKinds' | 'publisher'> {
+  /** Lifecycle events go here when given. */
+  nats?: NatsConnection;
+}
+
+export async function registerInferenceServices(engine: Engine, options: InferenceServiceWiring): Promise<void> {
+  const routeKinds = await installedRouteKinds(engine.api);
+  engine.log.info({ routeKinds: routeKinds.map((k) => k.kind) }, 'traffic providers available');
+  if (options.nats) await ensureStream(options.nats);
+  engine.register(
+    inferenceServiceController({
+      ...options,
+      api: engine.api,
+      routeKinds,
+      ...(options.nats ? { publisher: new LifecyclePublisher(options.nats) } : {}),
+    }),
+  );
+}
+
+/** Records each drift event in the InferenceService's status.drift; the reconcile decides about retraining. */
+export function driftEventHandler(engine: Pick<Engine, 'api' | 'writer'>): DriftHandler {
+  return async (event, target) => {
+    // A fresh read, not the cache: comparing with a lagging copy could re-record an event we just replaced.
+    const isvc = (await engine.api.get(kinds.InferenceService, target.namespace, target.inferenceService).catch((error) => {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    })) as (KubeObject & InferenceService) | undefined;
+    if (!isvc) return;
+    const next = nextDriftStatus(isvc, isvc.status?.drift, driftObservation(event));
+    if (next) await engine.writer.patchStatus(isvc, { drift: next });
+  };
+}
+
+/** Consumes drift events once this replica leads (only the leader writes). */
+export async function startDriftLoop(engine: Engine, nats: NatsConnection, options: { durable?: string; filterSubject?: string } = {}): Promise<DriftConsumer> {
+  await ensureStream(nats);
+  await engine.whenLeader();
+  return await consumeDriftEvents(nats, driftEventHandler(engine), { ...options, log: engine.log.child({ component: 'drift-consumer' }) });
+}
+
+export { inferenceServiceController, installedRouteKinds } from './controller.ts';

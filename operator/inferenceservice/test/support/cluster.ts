@@ -1,0 +1,94 @@
+/** Set-up shared by this folder's tests against the local cluster's real API server. */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
+import * as yaml from 'js-yaml';
+import { pino } from 'pino';
+import { KubeApi, kinds, type KubeObject, type ResourceKind } from '../../../engine/index.ts';
+import { trafficCrdFiles } from './traffic-crds.ts';
+
+export const CRD: ResourceKind = { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', plural: 'customresourcedefinitions', namespaced: false };
+
+export function requireKubeconfig(): KubeConfig {
+  if (!process.env.KUBECONFIG) {
+    throw new Error('KUBECONFIG is not set: start the local cluster (bash e2e/cluster/cluster.sh up) and eval "$(bash e2e/cluster/cluster.sh env)"');
+  }
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
+
+export const quietLogger = () => pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(3).toString('hex')}`;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | null | Promise<T | undefined | false | null>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false && value !== null) return value as T;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+    await sleep(100);
+  }
+}
+
+async function applyCrdFile(api: KubeApi, file: string): Promise<void> {
+  for (const doc of yaml.loadAll(readFileSync(file, 'utf8')) as KubeObject[]) {
+    if (doc?.kind !== 'CustomResourceDefinition') continue;
+    await api.apply(CRD, doc as never, 'loopline-test');
+    await waitFor(`CRD ${doc.metadata.name} established`, async () => {
+      const crd = await api.get(CRD, undefined, doc.metadata.name);
+      return crd.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Established' && c.status === 'True');
+    });
+  }
+}
+
+/** Our CRDs as in this checkout, plus the Gateway API HTTPRoute and Istio VirtualService CRDs. */
+export async function installCrds(api: KubeApi): Promise<void> {
+  const root = new URL('../../../../', import.meta.url);
+  for (const name of ['modelversions', 'inferenceservices', 'trainingjobs']) await applyCrdFile(api, new URL(`crds/${name}.yaml`, root).pathname);
+  const traffic = trafficCrdFiles();
+  await applyCrdFile(api, traffic.httpRoute);
+  await applyCrdFile(api, traffic.virtualService);
+}
+
+export async function createNamespace(api: KubeApi, name: string): Promise<void> {
+  await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as never, 'loopline-test');
+}
+
+export async function deleteNamespace(api: KubeApi, name: string): Promise<void> {
+  await api.delete(kinds.Namespace, undefined, name).catch(() => undefined);
+}
+
+/** A registered ModelVersion (as the TrainingJob controller would create it), with its aliases in effect. */
+export async function registerVersion(api: KubeApi, namespace: string, model: string, version: number, aliases: string[] = []): Promise<KubeObject> {
+  const name = `${model}-v${version}`;
+  const digest = `sha256:${(version.toString(16) + '0'.repeat(64)).slice(0, 64)}`;
+  await api.create(kinds.ModelVersion, {
+    apiVersion: 'loopline.dev/v1alpha1',
+    kind: 'ModelVersion',
+    metadata: { name, namespace },
+    spec: {
+      model,
+      version,
+      artifact: { uri: `file:///models/${model}/v${version}/model.onnx`, digest, format: 'onnx' },
+      signature: { inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }], outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 1] }] },
+      aliases,
+    },
+  } as never, 'loopline-test');
+  return await setEffectiveAliases(api, namespace, name, aliases);
+}
+
+/** Plays the registry controller's part where a test needs an alias in effect: status.aliases. */
+export async function setEffectiveAliases(api: KubeApi, namespace: string, name: string, aliases: string[], stage = 'None'): Promise<KubeObject> {
+  return await api.mergePatch(kinds.ModelVersion, namespace, name, { status: { aliases, stage } }, 'loopline-test', 'status');
+}

@@ -1,0 +1,59 @@
+/**
+ * Predictor metrics with behaviour the test chooses: one prom-client endpoint per served version, exposing
+ * the predictor's metric names, fed by a traffic loop. A real Prometheus scrapes them, so the controller's
+ * PromQL reads what a canary that errs or lags would show.
+ */
+import { createServer, type Server } from 'node:http';
+import { Counter, Histogram, Registry } from 'prom-client';
+
+export interface Behaviour {
+  /** Requests per tick (100 ms). */
+  rate: number;
+  errorShare: number;
+  latencySeconds: number;
+}
+
+export interface VersionEndpoint {
+  address: string;
+  behaviour: Behaviour;
+  close(): Promise<void>;
+}
+
+const OUTCOMES = ['success', 'error', 'unavailable', 'invalid_input'];
+
+export async function versionEndpoint(model: string, version: number, behaviour: Behaviour): Promise<VersionEndpoint> {
+  const registry = new Registry();
+  const requests = new Counter({ name: 'prediction_requests_total', help: 'requests', labelNames: ['model', 'model_version', 'outcome'] as const, registers: [registry] });
+  const latency = new Histogram({
+    name: 'prediction_latency_seconds',
+    help: 'latency',
+    labelNames: ['model', 'model_version', 'outcome'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const labels = { model, model_version: String(version) };
+  for (const outcome of OUTCOMES) requests.inc({ ...labels, outcome }, 0);
+  const endpoint: VersionEndpoint = { address: '', behaviour, close: async () => {} };
+  let errorDebt = 0;
+  const timer = setInterval(() => {
+    const { rate, errorShare, latencySeconds } = endpoint.behaviour;
+    for (let i = 0; i < rate; i++) {
+      errorDebt += errorShare;
+      const outcome = errorDebt >= 1 ? 'error' : 'success';
+      if (outcome === 'error') errorDebt -= 1;
+      requests.inc({ ...labels, outcome });
+      latency.observe({ ...labels, outcome }, latencySeconds);
+    }
+  }, 100);
+  const server: Server = createServer(async (_req, res) => {
+    res.setHeader('content-type', registry.contentType);
+    res.end(await registry.metrics());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  endpoint.address = `127.0.0.1:${(server.address() as { port: number }).port}`;
+  endpoint.close = async () => {
+    clearInterval(timer);
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return endpoint;
+}
