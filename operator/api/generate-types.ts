@@ -28,6 +28,7 @@ const TYPE_NAMES: Record<string, string> = {
   'ModelVersion.spec.modelCard': 'ModelCard',
   'TrainingJob.spec.tolerations[]': 'Toleration',
   'TrainingJob.spec.registration.gates[]': 'RegistrationGate',
+  'ModelVersion.spec.promotionGates[]': 'RegistrationGate',
   'ModelVersion.spec.signature.inputs[]': 'TensorSpec',
   'ModelVersion.spec.signature.outputs[]': 'TensorSpec',
   'ModelVersion.status.history[]': 'PromotionRecord',

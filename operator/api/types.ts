@@ -340,6 +340,12 @@ export interface ModelVersionSpec {
    * model, so taking one moves it from the version that held it.
    */
   aliases?: string[];
+  /**
+   * Conditions on this version's metrics that must all hold before it may enter Production (e.g. auc >=
+   * 0.85); a promotion that fails them is refused with the condition Promoted=False and the stage in
+   * effect is kept.
+   */
+  promotionGates?: RegistrationGate[];
 }
 
 /** The model file. Immutable once set. */

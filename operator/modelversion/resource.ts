@@ -2,11 +2,11 @@
 // conditions in the engine's form (the status writer fills in transition times).
 import type * as api from '../api/types.ts';
 import type { Condition, KubeObject } from '../engine/types.ts';
-import type { MetricGate, Stage } from '../trainingjob/resource.ts';
+import type { Stage } from '../trainingjob/resource.ts';
 
 export type { Stage };
 export type HistoryEntry = api.PromotionRecord;
-export type ModelVersionSpec = api.ModelVersionSpec & { promotionGates?: MetricGate[] };
+export type ModelVersionSpec = api.ModelVersionSpec;
 export type ModelVersionStatus = Omit<api.ModelVersionStatus, 'conditions'> & { conditions?: Condition[] };
 
 /** A type literal (not an interface) so it stays assignable to the engine's KubeObject. */

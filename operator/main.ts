@@ -1,0 +1,52 @@
+// The operator process: the controller engine with Loopline's controllers registered.
+//   npx tsx operator/main.ts [--namespace NS] [--lease-namespace NS] [--lease-name NAME]
+//                            [--http-port 8080] [--no-leader-election] [--retry-base-ms 10000]
+// KUBECONFIG (or the in-cluster service account) says which cluster.
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { createEngine, type Engine, type EngineOptions } from './engine/index.ts';
+import { modelVersionController } from './modelversion/controller.ts';
+import type { LifecycleOptions } from './trainingjob/lifecycle.ts';
+import { trainingJobController } from './trainingjob/controller.ts';
+
+export interface OperatorOptions extends EngineOptions {
+  /** Retry backoff of TrainingJobs (tests shorten it). */
+  lifecycle?: Partial<LifecycleOptions>;
+}
+
+/** The engine with every Loopline controller registered; call `start()` on it. */
+export function createOperator(options: OperatorOptions = {}): Engine {
+  const { lifecycle, ...engineOptions } = options;
+  const engine = createEngine(engineOptions);
+  engine.register(trainingJobController({ api: engine.api, lifecycle }));
+  engine.register(modelVersionController({ api: engine.api, fieldManager: engineOptions.fieldManager }));
+  return engine;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      namespace: { type: 'string' },
+      'lease-namespace': { type: 'string' },
+      'lease-name': { type: 'string' },
+      'http-port': { type: 'string', default: process.env.LOOPLINE_HTTP_PORT ?? '8080' },
+      'no-leader-election': { type: 'boolean', default: false },
+      'retry-base-ms': { type: 'string' },
+    },
+  });
+  const engine = createOperator({
+    namespace: values.namespace,
+    httpPort: Number(values['http-port']),
+    leaderElection: values['no-leader-election'] ? false : { namespace: values['lease-namespace'], name: values['lease-name'] },
+    lifecycle: values['retry-base-ms'] ? { retryBaseMs: Number(values['retry-base-ms']) } : undefined,
+  });
+  engine.handleSignals();
+  await engine.start();
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

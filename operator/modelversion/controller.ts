@@ -1,0 +1,86 @@
+// The ModelVersion controller: runs the registry state machine over every version of the model an
+// event touched, rewrites the desired stage/aliases of versions another promotion displaced, then
+// writes each version's status and Events.
+import { kinds, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
+import { planRegistry } from './registry.ts';
+import type { ModelVersion } from './resource.ts';
+
+export interface ModelVersionControllerOptions {
+  /** For the conditional spec rewrites the server-side-apply writer cannot express (removing another manager's alias). */
+  api: KubeApi;
+  fieldManager?: string;
+}
+
+export function modelVersionController(options: ModelVersionControllerOptions): ControllerDefinition {
+  // Versions of one model are planned together and one model at a time, so two promotions handled
+  // by parallel workers cannot each archive the other.
+  const models = new KeyedMutex();
+  return {
+    name: 'modelversion',
+    for: kinds.ModelVersion,
+    async reconcile({ namespace, name }, ctx) {
+      const mv = ctx.cache.get(kinds.ModelVersion, namespace, name) as unknown as ModelVersion | undefined;
+      // A deleted version holds nothing any more; the others need no change for it.
+      if (!mv) return;
+      await models.run(`${namespace}/${mv.spec.model}`, () => reconcileModel(namespace, mv.spec.model, ctx, options));
+    },
+  };
+}
+
+async function reconcileModel(namespace: string, model: string, ctx: ReconcileContext, options: ModelVersionControllerOptions): Promise<void> {
+  const versions = ctx.cache
+    .list(kinds.ModelVersion, { namespace })
+    .filter((v) => v.spec?.model === model) as unknown as ModelVersion[];
+  const plans = planRegistry(versions, new Date());
+  const byName = new Map(versions.map((v) => [v.metadata.name, v]));
+
+  // Displaced requests first, each conditional on the version the plan was made from: if a user
+  // changed it meanwhile the write fails with a conflict and the whole model is planned again.
+  // A merge patch, because only an update can take an alias out of a list another manager applied.
+  for (const plan of plans) {
+    if (!plan.specPatch) continue;
+    const current = byName.get(plan.name)!;
+    const written = await options.api.mergePatch(
+      kinds.ModelVersion,
+      namespace,
+      plan.name,
+      { metadata: { resourceVersion: current.metadata.resourceVersion }, spec: plan.specPatch },
+      options.fieldManager ?? 'loopline-operator',
+    );
+    await cacheCaughtUp(ctx, namespace, plan.name, written.metadata.resourceVersion!);
+  }
+  for (const plan of plans) {
+    const current = byName.get(plan.name)! as unknown as KubeObject;
+    await ctx.applyStatus(current, plan.status as Record<string, unknown>);
+    for (const e of plan.events) await ctx.event(current, e.type, e.reason, e.message);
+  }
+}
+
+/** Waits until the cache holds our write, so the next plan of this model never starts from older state. */
+async function cacheCaughtUp(ctx: ReconcileContext, namespace: string, name: string, resourceVersion: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline && !ctx.signal.aborted) {
+    const cached = ctx.cache.get(kinds.ModelVersion, namespace, name);
+    if (!cached || cached.metadata.resourceVersion === resourceVersion || Number(cached.metadata.resourceVersion) > Number(resourceVersion)) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Runs tasks one at a time per key. */
+class KeyedMutex {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const tail = new Promise<void>((resolve) => (release = resolve));
+    this.tails.set(key, tail);
+    await previous;
+    try {
+      return await task();
+    } finally {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}

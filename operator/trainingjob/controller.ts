@@ -1,0 +1,138 @@
+// The TrainingJob controller: carries out the plan of lifecycle.ts — creates and stops pods, keeps
+// the headless Service, judges the result, registers the ModelVersion, writes status and Events.
+import { controllerReference, kinds, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
+import { evaluateGates } from '../modelversion/gates.ts';
+import type { ModelVersion } from '../modelversion/resource.ts';
+import { DEFAULT_LIFECYCLE, finishedConditions, planTrainingJob, type LifecycleOptions, type PlannedEvent } from './lifecycle.ts';
+import { desiredPod, desiredService } from './pods.ts';
+import { desiredModelVersion, LABEL_TRAININGJOB_UID } from './registration.ts';
+import type { TrainingJob, TrainingJobStatus } from './resource.ts';
+import { parseTrainingResult, type TrainingResult } from './result.ts';
+
+export const KUEUE_QUEUE_LABEL = 'kueue.x-k8s.io/queue-name';
+
+export interface TrainingJobControllerOptions {
+  /** Uncached reads: the registry must see every version the API server has, not what the cache has seen so far. */
+  api: KubeApi;
+  lifecycle?: Partial<LifecycleOptions>;
+  /** Versions tried before giving up when other jobs keep taking the next number. */
+  maxVersionAttempts?: number;
+}
+
+export function trainingJobController(options: TrainingJobControllerOptions): ControllerDefinition {
+  const lifecycle: LifecycleOptions = { ...DEFAULT_LIFECYCLE, ...options.lifecycle };
+  return {
+    name: 'trainingjob',
+    for: kinds.TrainingJob,
+    owns: [kinds.Pod, kinds.Service],
+    async reconcile({ namespace, name }, ctx) {
+      const job = ctx.cache.get(kinds.TrainingJob, namespace, name) as unknown as TrainingJob | undefined;
+      // Gone or going: owner references let the garbage collector remove its pods and Service.
+      if (!job || job.metadata.deletionTimestamp) return;
+      const object = job as unknown as KubeObject;
+      const owner = controllerReference(object);
+      const pods = ctx.cache.ownedBy(kinds.Pod, object);
+      const now = new Date();
+      const plan = planTrainingJob(job, pods, now, lifecycle);
+
+      await labelForKueue(job, ctx);
+      const service = desiredService(job, owner);
+      if (service) await ctx.apply(service);
+      for (const pod of plan.deletePods) await ctx.delete(kinds.Pod, namespace, pod, { propagationPolicy: 'Background' });
+
+      let status: TrainingJobStatus = plan.status;
+      let conditions = plan.kind === 'judge' ? [] : plan.conditions;
+      let events: PlannedEvent[] = plan.kind === 'judge' ? [] : plan.events;
+      if (plan.kind === 'start') {
+        for (const rank of plan.ranks) await ctx.create(desiredPod(job, owner, plan.attempt, rank));
+      } else if (plan.kind === 'judge') {
+        ({ status, conditions, events } = await judge(job, plan.attempt, plan.message, plan.status, now, options, ctx));
+      }
+
+      await ctx.applyStatus(object, { ...status, conditions });
+      for (const e of events) await ctx.event(object, e.type, e.reason, e.message);
+      if (plan.kind === 'hold' && plan.deleteJob) {
+        await ctx.delete(kinds.TrainingJob, namespace, name, { propagationPolicy: 'Background', preconditionUid: job.metadata.uid });
+        return;
+      }
+      return plan.kind !== 'judge' && plan.requeueAfterMs !== undefined ? { requeueAfter: plan.requeueAfterMs } : undefined;
+    },
+  };
+}
+
+/** Kueue finds the job by its queue-name label; spec.queueName is the friendlier way to set it. */
+async function labelForKueue(job: TrainingJob, ctx: ReconcileContext): Promise<void> {
+  const queue = job.spec.queueName;
+  if (!queue || job.metadata.labels?.[KUEUE_QUEUE_LABEL] === queue) return;
+  await ctx.apply({
+    apiVersion: job.apiVersion!,
+    kind: job.kind!,
+    metadata: { name: job.metadata.name, namespace: job.metadata.namespace, labels: { [KUEUE_QUEUE_LABEL]: queue } },
+  });
+}
+
+interface Judgement {
+  status: TrainingJobStatus;
+  conditions: ReturnType<typeof finishedConditions>;
+  events: PlannedEvent[];
+}
+
+/** Every rank succeeded: accept the result only if it holds to the contract, then register it if the gates pass. */
+async function judge(
+  job: TrainingJob,
+  attempt: number,
+  message: string | undefined,
+  base: TrainingJobStatus,
+  now: Date,
+  options: TrainingJobControllerOptions,
+  ctx: ReconcileContext,
+): Promise<Judgement> {
+  const completionTime = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const verdict = parseTrainingResult(message);
+  if (!verdict.ok) {
+    const text = `InvalidResult: attempt ${attempt} exited 0 but ${verdict.reason}`;
+    return {
+      status: { ...base, phase: 'Failed', completionTime, message: text },
+      conditions: finishedConditions('Failed', 'InvalidResult', text),
+      events: [{ type: 'Warning', reason: 'InvalidResult', message: text }],
+    };
+  }
+  const result = verdict.result;
+  const done = { ...base, phase: 'Succeeded' as const, completionTime, metrics: result.metrics };
+  const gates = evaluateGates(job.spec.registration?.gates, result.metrics);
+  if (!gates.passed) {
+    const text = `trained, not registered: ${gates.failures.join('; ')}`;
+    return {
+      status: { ...done, message: text },
+      conditions: finishedConditions('Succeeded', 'Trained', text, { type: 'Registered', status: 'False', reason: 'GatesNotMet', message: text }),
+      events: [{ type: 'Warning', reason: 'GatesNotMet', message: text }],
+    };
+  }
+  const mv = await register(job, result, options, ctx);
+  const text = `registered ${mv.metadata.name} (version ${mv.spec.version}) from attempt ${attempt}`;
+  return {
+    status: { ...done, modelVersion: mv.metadata.name, version: mv.spec.version, message: text },
+    conditions: finishedConditions('Succeeded', 'Registered', text, { type: 'Registered', status: 'True', reason: 'ModelVersionCreated', message: text }),
+    events: [{ type: 'Normal', reason: 'Registered', message: text }],
+  };
+}
+
+/**
+ * Creates the ModelVersion under the next free version number. The API server arbitrates: the name
+ * is `<model>-v<version>`, so of two jobs trying the same number one gets AlreadyExists and tries the
+ * next. A version this job registered before (the operator stopped before recording it) is reused.
+ */
+async function register(job: TrainingJob, result: TrainingResult, options: TrainingJobControllerOptions, ctx: ReconcileContext): Promise<ModelVersion> {
+  const namespace = job.metadata.namespace!;
+  const mine = await options.api.list<KubeObject>(kinds.ModelVersion, namespace, { labelSelector: `${LABEL_TRAININGJOB_UID}=${job.metadata.uid}` });
+  if (mine.items.length > 0) return mine.items[0] as unknown as ModelVersion;
+  const all = await options.api.list<KubeObject>(kinds.ModelVersion, namespace);
+  let version = 1 + Math.max(0, ...all.items.filter((v) => v.spec?.model === job.spec.model).map((v) => Number(v.spec.version) || 0));
+  const limit = options.maxVersionAttempts ?? 50;
+  for (let tries = 0; tries < limit; tries++, version++) {
+    const { object, created } = await ctx.create(desiredModelVersion(job, result, version));
+    if (created) return object as unknown as ModelVersion;
+    ctx.log.info({ version }, 'version taken by another registration; trying the next');
+  }
+  throw new Error(`could not register ${job.spec.model}: ${limit} version numbers in a row were taken concurrently`);
+}
