@@ -118,35 +118,46 @@ export const rowRoutes: FastifyPluginAsync<ProtocolContext> = async (app, ctx) =
     };
     let rows = 0;
     let errors = 0;
-    let pending: Array<{ index: number; row: unknown }> = [];
+    // Answers keep the input order: unparseable lines wait in the chunk as errors.
+    let pending: Array<{ index: number; row?: unknown; error?: string }> = [];
+    const score = async (p: { index: number; row?: unknown; error?: string }) => {
+      if (p.error === undefined) {
+        try {
+          const [prediction] = await predictRows(served, [p.row], () => `row ${p.index}`);
+          return { row: p.index, prediction };
+        } catch (error) {
+          if (!(error instanceof InputError)) throw error;
+          p.error = error.message;
+        }
+      }
+      errors++;
+      recordViolation(ctx, request);
+      return { row: p.index, error: p.error };
+    };
     const flush = async () => {
       if (pending.length === 0) return;
       const chunk = pending;
       pending = [];
-      try {
-        const predictions = await predictRows(served, chunk.map((p) => p.row), (i) => `row ${chunk[i].index}`);
-        for (let i = 0; i < chunk.length; i++) await write({ row: chunk[i].index, prediction: predictions[i] });
-      } catch (error) {
-        if (!(error instanceof InputError)) throw error;
-        // One bad row must not sink its chunk: score the rows one by one to isolate it.
-        for (const p of chunk) {
-          try {
-            const [prediction] = await predictRows(served, [p.row], () => `row ${p.index}`);
-            await write({ row: p.index, prediction });
-          } catch (rowError) {
-            if (!(rowError instanceof InputError)) throw rowError;
-            errors++;
-            recordViolation(ctx, request);
-            await write({ row: p.index, error: rowError.message });
-          }
+      const valid = chunk.filter((p) => p.error === undefined);
+      let predictions: Prediction[] | undefined;
+      if (valid.length === chunk.length) {
+        try {
+          predictions = await predictRows(served, valid.map((p) => p.row), (i) => `row ${valid[i].index}`);
+        } catch (error) {
+          if (!(error instanceof InputError)) throw error;
         }
       }
+      if (predictions) {
+        for (let i = 0; i < chunk.length; i++) await write({ row: chunk[i].index, prediction: predictions[i] });
+        return;
+      }
+      // A bad row must not sink its chunk: score the rows one by one to isolate it.
+      for (const p of chunk) await write(await score(p));
     };
     try {
       for await (const line of lines(input, config.bodyLimitBytes)) {
         if (line instanceof InputError) {
-          errors++;
-          await write({ row: rows++, error: line.message });
+          pending.push({ index: rows++, error: line.message });
           continue;
         }
         if (!line.trim()) continue;
@@ -154,8 +165,7 @@ export const rowRoutes: FastifyPluginAsync<ProtocolContext> = async (app, ctx) =
         try {
           pending.push({ index, row: JSON.parse(line) });
         } catch (error) {
-          errors++;
-          await write({ row: index, error: `row ${index}: malformed JSON: ${(error as Error).message}` });
+          pending.push({ index, error: `row ${index}: malformed JSON: ${(error as Error).message}` });
         }
         if (pending.length >= STREAM_CHUNK_ROWS) await flush();
       }
