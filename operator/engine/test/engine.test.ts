@@ -38,12 +38,14 @@ function widgetController() {
     name: 'widget',
     for: Widget,
     owns: [kinds.ConfigMap],
+    // A custom mapping: a Secret labelled widget=<name> concerns that Widget.
+    watches: [{ kind: kinds.Secret, map: (secret: KubeObject) => (secret.metadata.labels?.widget ? [`${secret.metadata.namespace}/${secret.metadata.labels.widget}`] : []) }],
     workers: 2,
     async reconcile({ namespace, name, key }: { namespace: string; name: string; key: string }, ctx: any) {
       reconciled.push(key);
       attemptTimes.set(key, [...(attemptTimes.get(key) ?? []), performance.now()]);
       const widget = ctx.cache.get(Widget, namespace, name) as KubeObject | undefined;
-      if (!widget) return;
+      if (!widget || widget.spec?.unmanaged) return;
       const left = failuresLeft.get(key) ?? 0;
       if (left > 0) {
         failuresLeft.set(key, left - 1);
@@ -179,6 +181,14 @@ test('a change to an owned object enqueues its owner, which puts it back', async
   );
 });
 
+test('a custom mapper turns an event on a watched kind into the key of the primary it concerns', async () => {
+  await engine.waitIdle();
+  reconciled.length = 0;
+  await api.create(kinds.Secret, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: ns, labels: { widget: 'alpha' } }, stringData: { k: 'v' } } as never, 'engine-test');
+  await waitFor('alpha reconciled for its secret', () => reconciled.includes(`${ns}/alpha`) || undefined);
+  assert.equal([...new Set(reconciled)], [`${ns}/alpha`], 'only the mapped primary');
+});
+
 test('a full resync with nothing changed reconciles every object and makes 0 API writes', async () => {
   for (const name of ['r1', 'r2', 'r3']) await createWidget(name, { color: name });
   await waitFor('all configured', () =>
@@ -222,18 +232,20 @@ test('a spec change writes once; lastTransitionTime moves only when the conditio
   assert.is(broken.status.phase, 'Failed');
 });
 
-test('a status field no longer applied is removed (and that is a write)', async () => {
-  await engine.waitIdle();
-  const widget = engine.cache.get(Widget, ns, 'r2')!;
-  assert.ok(widget.status.color);
-  const { changed } = await engine.writer.applyStatus(widget, {
-    phase: 'Ready',
-    conditions: [{ type: 'Ready', status: 'True', reason: 'Configured', message: 'color r2' }],
-  });
-  assert.ok(changed);
-  const after = await readWidget('r2');
-  assert.is(after.status.color, undefined);
+test('applyStatus removes a status field no longer applied, and skips an identical apply', async () => {
+  await createWidget('manual', { unmanaged: true });
+  const widget = await waitFor('manual cached', () => engine.cache.get(Widget, ns, 'manual'));
+  const ready = [{ type: 'Ready', status: 'True', reason: 'Manual', message: 'set by the test' }];
+  assert.ok((await engine.writer.applyStatus(widget, { phase: 'Ready', color: 'pink', conditions: ready })).changed);
+  assert.is((await readWidget('manual')).status.color, 'pink');
+  const { changed } = await engine.writer.applyStatus(widget, { phase: 'Ready', conditions: ready });
+  assert.ok(changed, 'dropping a field is a change');
+  const after = await readWidget('manual');
+  assert.is(after.status.color, undefined, 'server-side apply removed the field Loopline no longer applies');
   assert.is(after.status.phase, 'Ready');
+  assert.is(after.status.observedGeneration, after.metadata.generation);
+  const again = await engine.writer.applyStatus(widget, { phase: 'Ready', conditions: ready });
+  assert.not.ok(again.changed, 'identical status: no write');
 });
 
 test('repeated events about the same object aggregate into one Event', async () => {
