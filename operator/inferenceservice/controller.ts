@@ -236,6 +236,12 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       conditions: dedupe(conditions),
     }));
 
+    // promoteNow and abort are one-shot requests: cleared once acted on, so the next canary is not promoted or aborted too.
+    const consumed = decision.events.some((e) => e.type === 'Promoted' || e.type === 'RolledBack');
+    if (consumed && (isvc.spec.rollout?.promoteNow || isvc.spec.rollout?.abort)) {
+      await options.api.mergePatch(kinds.InferenceService, namespace, name, { spec: { rollout: { promoteNow: false, abort: false } } }, 'loopline-operator');
+    }
+
     for (const event of decision.events) {
       const { type, reason, message } = describeEvent(event);
       await ctx.event(isvc as unknown as KubeObject, type, reason, message);

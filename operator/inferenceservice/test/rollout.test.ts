@@ -16,6 +16,7 @@ import { createNamespace, deleteNamespace, installCrds, quietLogger, registerVer
 import { startPrometheus, type TestPrometheus } from './support/prometheus.ts';
 import { versionEndpoint, type Behaviour, type VersionEndpoint } from './support/traffic.ts';
 import { KubeApi } from '../../engine/index.ts';
+import { run as runCli } from '../../cli/main.ts';
 
 const kc = requireKubeconfig();
 const api = new KubeApi(kc);
@@ -215,6 +216,30 @@ test('an operator killed mid-rollout resumes at the same step: no traffic jump',
   assert.is(resumed.status.analysis.stepStartedAt, stepStartedAt);
   const weights = await watchWeights(kinds.HTTPRoute, 'resume', async () => (await getIsvc('resume')).status?.phase === 'Promoted');
   assert.equal(weights.filter((w) => w > 0), [30, 60, 100]);
+});
+
+test('the CLI pauses a rollout at its step, promotes it now, and prints its status; promoteNow is cleared after use', async () => {
+  await serveMetrics('manual', 'manual-model', { 1: healthy, 2: healthy });
+  await registerVersion(api, ns, 'manual-model', 1, ['production']);
+  await registerVersion(api, ns, 'manual-model', 2, ['candidate']);
+  await api.create(kinds.InferenceService, isvcObject('manual', 'manual-model', { rollout: { steps: [10, 50, 100], interval: '3s', analysis: { minRequests: 10 } } }) as never, 'loopline-test');
+  await waitFor('canary started', async () => (await getIsvc('manual')).status?.phase === 'Progressing');
+  assert.is(await runCli(['pause', 'manual', '-n', ns], () => {}), 0);
+  await sleep(4500);
+  const paused = await getIsvc('manual');
+  assert.is(paused.status.currentStep, 0);
+  assert.is(paused.status.canaryWeight, 10);
+  assert.is(await runCli(['promote', 'manual', '-n', ns], () => {}), 0);
+  const promoted = await waitFor('promoted', async () => {
+    const current = await getIsvc('manual');
+    return current.status?.phase === 'Promoted' && current.spec.rollout.promoteNow === false ? current : undefined;
+  });
+  assert.is(promoted.status.stableVersion, 2);
+  const lines: string[] = [];
+  assert.is(await runCli(['status', 'manual', '-n', ns], (line) => lines.push(line)), 0);
+  assert.match(lines[0]!, /phase Promoted/);
+  assert.match(lines.join('\n'), /stable  v2  100%/);
+  assert.is(await runCli(['frobnicate', 'manual'], () => {}), 2);
 });
 
 test.run();
