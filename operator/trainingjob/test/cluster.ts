@@ -1,0 +1,150 @@
+// Set-up shared by the TrainingJob and registry tests on the local cluster: a namespace of their
+// own, the CRDs and admission policy installed, the local-kubelet running that namespace's pods,
+// and (unless a test runs its own) the operator in-process.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { load } from 'js-yaml';
+import { pino } from 'pino';
+import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
+import { installCrds } from '../../api/install.ts';
+import { KubeApi, kinds, type Engine, type KubeObject, type ResourceKind } from '../../engine/index.ts';
+import { createOperator, type OperatorOptions } from '../../main.ts';
+import type { ModelVersion } from '../../modelversion/resource.ts';
+import type { TrainingJob, TrainingJobSpec } from '../resource.ts';
+
+export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+export const GPU_PRODUCT = 'NVIDIA-A100-SXM4-80GB';
+export const logger = () => pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+
+const MutatingAdmissionPolicy: ResourceKind = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicy', plural: 'mutatingadmissionpolicies', namespaced: false };
+const MutatingAdmissionPolicyBinding: ResourceKind = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicyBinding', plural: 'mutatingadmissionpolicybindings', namespaced: false };
+
+export function requireKubeconfig(): KubeConfig {
+  if (!process.env.KUBECONFIG) {
+    throw new Error('KUBECONFIG is not set: bash e2e/cluster/cluster.sh up && eval "$(bash e2e/cluster/cluster.sh env)"');
+  }
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
+
+export interface Harness {
+  kc: KubeConfig;
+  api: KubeApi;
+  namespace: string;
+  /** A scratch directory for model artifacts (file:// output). */
+  outputDir: string;
+  kubelet: LocalKubelet;
+  operator?: Engine;
+  stop(): Promise<void>;
+}
+
+/** Installs the CRDs and the admission policy that stamps who asks for ModelVersion changes. */
+export async function installApi(kc: KubeConfig, api: KubeApi): Promise<void> {
+  await installCrds(kc);
+  const docs = (String(readFileSync(join(REPO_ROOT, 'crds/admission-policy.yaml'), 'utf8')).split(/^---$/m).map((d) => load(d)) as KubeObject[]).filter(Boolean);
+  for (const doc of docs) {
+    const kind = doc.kind === 'MutatingAdmissionPolicy' ? MutatingAdmissionPolicy : MutatingAdmissionPolicyBinding;
+    await api.apply(kind, doc, 'loopline-tests');
+  }
+}
+
+export async function startHarness(prefix: string, options: { operator?: OperatorOptions | false } = {}): Promise<Harness> {
+  const kc = requireKubeconfig();
+  const api = new KubeApi(kc);
+  const namespace = `${prefix}-${randomBytes(3).toString('hex')}`;
+  await installApi(kc, api);
+  await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never, 'loopline-tests');
+  const outputDir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  const kubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot: REPO_ROOT, namespace, logger: logger() });
+  let operator: Engine | undefined;
+  if (options.operator !== false) {
+    operator = createOperator({
+      kubeconfig: kc,
+      namespace,
+      leaderElection: false,
+      httpPort: false,
+      logger: logger(),
+      lifecycle: { retryBaseMs: 300 },
+      ...options.operator,
+    });
+    await operator.start();
+  }
+  return {
+    kc, api, namespace, outputDir, kubelet, operator,
+    async stop() {
+      await operator?.stop();
+      await api.delete(kinds.Namespace, undefined, namespace).catch(() => undefined);
+      // The local-kubelet carries out the pod deletions of the namespace before it stops.
+      await waitFor('pods of the namespace to be gone', async () => (await api.list(kinds.Pod, namespace)).items.length === 0 || undefined, 20_000).catch(() => undefined);
+      await kubelet.stop();
+      rmSync(outputDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    await sleep(100);
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A TrainingJob of the example trainer on one A100, small enough to train in about a second. */
+export function trainingJobObject(h: Harness, name: string, spec: Partial<TrainingJobSpec> = {}): KubeObject {
+  return {
+    apiVersion: 'loopline.dev/v1alpha1',
+    kind: 'TrainingJob',
+    metadata: { name, namespace: h.namespace },
+    spec: {
+      model: 'credit-risk',
+      image: 'loopline/example-trainer:0.1.0',
+      resources: { gpus: 1, gpuType: GPU_PRODUCT },
+      hyperparameters: { epochs: '40', rows: '800' },
+      output: { uri: pathToFileURL(h.outputDir).href },
+      backoffLimit: 0,
+      ...spec,
+    },
+  };
+}
+
+export async function createJob(h: Harness, name: string, spec: Partial<TrainingJobSpec> = {}): Promise<void> {
+  await h.api.create(kinds.TrainingJob, trainingJobObject(h, name, spec), 'loopline-tests');
+}
+
+export async function getJob(h: Harness, name: string): Promise<TrainingJob> {
+  return (await h.api.get(kinds.TrainingJob, h.namespace, name)) as unknown as TrainingJob;
+}
+
+export async function waitForPhase(h: Harness, name: string, phases: string[], timeoutMs = 40_000): Promise<TrainingJob> {
+  let last: TrainingJob | undefined;
+  return waitFor(`TrainingJob ${name} to reach ${phases.join('|')}`, async () => {
+    last = await getJob(h, name);
+    return phases.includes(last.status?.phase ?? '') ? last : undefined;
+  }, timeoutMs).catch((err) => {
+    throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
+  });
+}
+
+export async function podsOf(h: Harness, job: string): Promise<KubeObject[]> {
+  return (await h.api.list(kinds.Pod, h.namespace, { labelSelector: `loopline.dev/trainingjob=${job}` })).items;
+}
+
+export async function versionsOf(h: Harness, model: string): Promise<ModelVersion[]> {
+  const items = (await h.api.list(kinds.ModelVersion, h.namespace)).items as unknown as ModelVersion[];
+  return items.filter((v) => v.spec.model === model).sort((a, b) => a.spec.version - b.spec.version);
+}
