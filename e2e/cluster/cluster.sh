@@ -51,7 +51,8 @@ nats_running() { [[ -f "$STATE/nats.pid" ]] && kill -0 "$(cat "$STATE/nats.pid")
 start_nats() {
   nats_running && return
   mkdir -p "$STATE/nats"
-  nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$STATE/nats" -n "loopline-$NAME" -l "$STATE/nats.log" &
+  # Detached from our stdio so callers that capture our output are not held open.
+  setsid nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$STATE/nats" -n "loopline-$NAME" -l "$STATE/nats.log" </dev/null >/dev/null 2>&1 &
   echo $! > "$STATE/nats.pid"
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$NATS_PORT") 2>/dev/null && return; sleep 0.1; done
   log "nats-server did not start; see $STATE/nats.log"; return 1
@@ -120,6 +121,8 @@ up() {
         --etcd-binary "$BIN/etcd" \
         --config "$HERE/kwok.yaml" \
         --kubeconfig "$KUBECONFIG_PATH" \
+        --extra-args kwok-controller=cidr=127.2.0.1/16 \
+        --extra-args kwok-controller=node-ip=127.0.0.1 \
         --disable-qps-limits \
         --wait 120s >&2
     fi
