@@ -84,11 +84,24 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
     events: [],
   }));
 
-  const record = (w: Working, entry: Omit<HistoryEntry, 'at'>) => {
+  const recordedNow = new Map<Working, HistoryEntry>();
+  /** Appends a history entry; changes another version's request caused in this same plan join one entry. */
+  const record = (w: Working, entry: Omit<HistoryEntry, 'at'>, merge = false) => {
+    const previous = recordedNow.get(w);
+    if (merge && previous && previous.by === entry.by) {
+      previous.to = entry.to;
+      const added = [...(previous.aliasesAdded ?? []), ...(entry.aliasesAdded ?? [])];
+      const removed = [...(previous.aliasesRemoved ?? []), ...(entry.aliasesRemoved ?? [])];
+      if (added.length) previous.aliasesAdded = added;
+      if (removed.length) previous.aliasesRemoved = removed;
+      previous.reason = [previous.reason, entry.reason].filter(Boolean).join('; ');
+      return;
+    }
     const e: HistoryEntry = { ...entry, at };
     if (!e.aliasesAdded?.length) delete e.aliasesAdded;
     if (!e.aliasesRemoved?.length) delete e.aliasesRemoved;
     w.history.push(e);
+    if (merge) recordedNow.set(w, e);
   };
   const displace = (w: Working, patch: { stage?: Stage; aliases?: string[] }) => {
     w.specPatch = { ...w.specPatch, ...patch };
@@ -134,7 +147,7 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
         if (w.desiredStage === 'Production') {
           for (const other of work.filter((o) => o !== w && o.stage === 'Production')) {
             const reason = `archived: ${name} promoted to Production`;
-            record(other, { from: 'Production', to: 'Archived', by, reason });
+            record(other, { from: 'Production', to: 'Archived', by, reason }, true);
             other.stage = 'Archived';
             displace(other, { stage: 'Archived' });
             other.events.push({ type: 'Normal', reason: 'Archived', message: `${reason} by ${by}` });
@@ -152,7 +165,7 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
       for (const other of work.filter((o) => o !== w && o.aliases.has(alias))) {
         other.aliases.delete(alias);
         const reason = `alias ${alias} moved to ${name}`;
-        record(other, { from: other.stage, to: other.stage, aliasesRemoved: [alias], by, reason });
+        record(other, { from: other.stage, to: other.stage, aliasesRemoved: [alias], by, reason }, true);
         displace(other, { aliases: sorted([...other.desiredAliases].filter((a) => a !== alias)) });
         other.events.push({ type: 'Normal', reason: 'AliasMoved', message: `${reason} by ${by}` });
       }
@@ -162,7 +175,7 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
 
     if (to !== from || added.length || removed.length) {
       const parts = [to !== from ? `stage ${from} -> ${to}` : '', added.length ? `aliases +${added.join(',')}` : '', removed.length ? `aliases -${removed.join(',')}` : ''].filter(Boolean);
-      const reason = why ?? (displaced.length ? `${parts.join(', ')}; archived ${displaced.join(', ')}` : `requested in spec: ${parts.join(', ')}`);
+      const reason = why ?? [`requested in spec: ${parts.join(', ')}`, ...(displaced.length ? [`archived ${displaced.join(', ')}`] : [])].join('; ');
       record(w, { from, to, aliasesAdded: added, aliasesRemoved: removed, by, reason });
       const eventReason = to === 'Production' && from !== 'Production' ? 'Promoted' : to !== from ? 'StageChanged' : 'AliasesChanged';
       w.events.push({ type: 'Normal', reason: eventReason, message: `${name}: ${parts.join(', ')} (by ${by})` });

@@ -61,6 +61,10 @@ test('two versions asking for Production at once: exactly one wins, the other is
   assert.equal(stages(plans), { 'credit-v1': 'Archived', 'credit-v2': 'Archived', 'credit-v3': 'Production' });
   assert.equal(aliases(plans), { 'credit-v1': [], 'credit-v2': [], 'credit-v3': ['prod'] });
   assert.equal(byName(plans)['credit-v2'].specPatch, { stage: 'Archived', aliases: [] });
+  assert.equal(byName(plans)['credit-v2'].status.history!.slice(-2).map((e) => [e.from, e.to, e.aliasesAdded, e.aliasesRemoved, e.by, e.reason]), [
+    ['Staging', 'Production', ['prod'], undefined, 'bob', 'requested in spec: stage Staging -> Production, aliases +prod; archived credit-v1'],
+    ['Production', 'Archived', undefined, ['prod'], 'carol', 'archived: credit-v3 promoted to Production; alias prod moved to credit-v3'],
+  ]);
 });
 
 test('a pending request wins over a version already in Production', () => {
