@@ -34,6 +34,21 @@
  * engine.handleSignals();                             // SIGTERM/SIGINT: drain, release the lease, exit
  * await engine.start();                               // resolves once the caches are synced
  * ```
+ *
+ * Notes for controller authors:
+ * - Names of owned objects must be deterministic (e.g. `<job>-<attempt>-<rank>`): apply is idempotent per name,
+ *   so a restart or a stale cache never duplicates them. Use `ctx.create` only where the API server must arbitrate
+ *   (AlreadyExists = someone else won), e.g. the next ModelVersion number.
+ * - `ctx.apply` skips the write when the cache already holds the desired fields; write resource quantities in any
+ *   form (`0.5` = `500m`). A field dropped from the desired object is removed (fingerprint annotation
+ *   `loopline.dev/applied`).
+ * - `ctx.applyStatus` owns the whole status it is given (server-side apply on /status): pass every field each time.
+ *   `ctx.patchStatus` merges a part. Both set observedGeneration and keep lastTransitionTime of unchanged conditions.
+ * - Emit events on transitions (e.g. when `applyStatus` returned `changed`), not on every reconcile.
+ * - `engine.writes.total({ excludeKinds: ['Lease', 'Event'] })` counts the writes a reconcile made; Lease renewals
+ *   of leader election are writes too.
+ * - Kinds to write without watching them go into `EngineOptions.kinds`; a watched kind whose API is not served
+ *   (CRD not installed) leaves its cache empty and does not block start.
  */
 export { createEngine, type Engine } from './engine.ts';
 export { kinds, kindId, resourcePath, groupOf, LOOPLINE_API_VERSION, type ResourceKind } from './kinds.ts';
@@ -68,4 +83,5 @@ export {
   type WriteVerb,
 } from './kube.ts';
 export { WorkQueue, ExponentialBackoff, TokenBucket, MaxOf, defaultRateLimiter, type RateLimiter } from './queue.ts';
-export { isSubset, appliedFingerprint, APPLIED_ANNOTATION } from './apply.ts';
+export { isSubset, applyIsNoop, appliedFingerprint, quantityValue, APPLIED_ANNOTATION } from './apply.ts';
+export { NotLeaderError } from './writer.ts';
