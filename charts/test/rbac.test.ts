@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dump } from 'js-yaml';
-import { ROOT, find, kubectl, render, requireKubeconfig, run, KUBECTL, uniqueNamespace, type Manifest } from './support/chart.ts';
+import { ROOT, deleteNamespace, find, kubectl, render, requireKubeconfig, run, KUBECTL, uniqueNamespace, type Manifest } from './support/chart.ts';
 import { operatorUsage } from './support/operator-access.ts';
 
 requireKubeconfig();
@@ -134,7 +134,8 @@ function setUp(): void {
 }
 
 test.after(() => {
-  run(KUBECTL, ['delete', 'namespace', namespace, other, '--wait=false']);
+  deleteNamespace(namespace);
+  deleteNamespace(other);
   run(KUBECTL, ['delete', 'clusterrole,clusterrolebinding', fullname, '--ignore-not-found']);
 });
 
@@ -162,7 +163,7 @@ test('as the ServiceAccount: server-side apply creates a Deployment, writes Trai
   const as = ['--as', sa];
   const deployment = {
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'predictor', namespace: other },
-    spec: { selector: { matchLabels: { app: 'p' } }, template: { metadata: { labels: { app: 'p' } }, spec: { containers: [{ name: 'p', image: 'loopline/predictor:0.1.0' }] } } },
+    spec: { replicas: 0, selector: { matchLabels: { app: 'p' } }, template: { metadata: { labels: { app: 'p' } }, spec: { containers: [{ name: 'p', image: 'loopline/predictor:0.1.0' }] } } },
   };
   kubectl(['apply', '--server-side', '--field-manager=loopline-operator', '-f', '-', ...as], JSON.stringify(deployment));
   kubectl(['create', '-n', other, '-f', `${ROOT}examples/trainingjob.yaml`]);

@@ -66,11 +66,12 @@ export function valueFlags(values: string[] = []): string[] {
 }
 
 /** `helm template` of the chart; throws with helm's stderr when rendering fails. */
-export function render(values: string[] = [], options: { release?: string; namespace?: string } = {}): Manifest[] {
+export function render(values: string[] = [], options: { release?: string; namespace?: string; apiVersions?: string[] } = {}): Manifest[] {
   const result = helm(
     'template', options.release ?? 'loopline', CHART,
     '--namespace', options.namespace ?? 'loopline-system',
     '--kube-version', KUBE_VERSION,
+    ...(options.apiVersions ?? []).flatMap((v) => ['--api-versions', v]),
     ...valueFlags(values),
   );
   if (result.status !== 0) throw new Error(`helm template failed: ${result.stderr}`);
@@ -86,4 +87,13 @@ export function find(manifests: Manifest[], kind: string, name?: string): Manife
 /** A namespace name unique to this test process. */
 export function uniqueNamespace(prefix: string): string {
   return `${prefix}-${process.pid}-${Date.now().toString(36).slice(-4)}`;
+}
+
+/**
+ * Deletes a test namespace. Pods of `loopline/...` images are left by KWOK to a local kubelet that is not
+ * running here, so nothing would ever confirm their termination: they are force-deleted first.
+ */
+export function deleteNamespace(namespace: string): void {
+  run(KUBECTL, ['delete', 'pods', '--all', '-n', namespace, '--force', '--grace-period=0']);
+  run(KUBECTL, ['delete', 'namespace', namespace, '--wait=false']);
 }
