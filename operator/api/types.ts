@@ -499,9 +499,8 @@ export interface VersionSelector {
 /** The model server pods, one Deployment per served version. */
 export interface InferenceServicePredictor {
   /**
-   * Image of the Loopline model server.
-   *
-   * @default "loopline/server:0.1.0"
+   * Image of the Loopline model server (server/). Unset: the image the operator is configured with (its
+   * PREDICTOR_IMAGE, the chart's predictor.image), loopline/predictor:0.1.0 by default.
    */
   image?: string;
   /**
