@@ -9,6 +9,8 @@ export interface StreamOptions {
   name?: string;
   /** How long events are kept; a consumer down for longer misses them. */
   maxAgeMs?: number;
+  /** Upper bound of the stream's storage; -1 (default) is unlimited. */
+  maxBytes?: number;
   /** Window in which a repeated `Nats-Msg-Id` (the CloudEvent id) is dropped by the server. */
   duplicateWindowMs?: number;
 }
@@ -31,6 +33,7 @@ export async function ensureStream(nc: NatsConnection, options: StreamOptions = 
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       max_age: nanos(options.maxAgeMs ?? 7 * 24 * 3_600_000),
+      max_bytes: options.maxBytes ?? -1,
       duplicate_window: nanos(options.duplicateWindowMs ?? 10 * 60_000),
     });
   } catch (error) {

@@ -61,7 +61,7 @@ export function servedModel(mv: ModelVersionObject): ServedModel {
     uri: mv.spec.artifact.uri,
     digest: mv.spec.artifact.digest,
     ...(mv.spec.signature !== undefined ? { signature: mv.spec.signature } : {}),
-    ...(mv.spec.referenceProfile?.uri ? { referenceProfileUri: mv.spec.referenceProfile.uri } : {}),
+    ...(mv.spec.referenceProfile?.uri && mv.spec.referenceProfile.digest ? { referenceProfile: { uri: mv.spec.referenceProfile.uri, digest: mv.spec.referenceProfile.digest } } : {}),
   };
 }
 

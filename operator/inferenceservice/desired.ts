@@ -22,6 +22,8 @@ export const LABELS = {
 export interface ServingConfig {
   natsUrl?: string;
   predictorImage?: string;
+  /** cpu and memory of a predictor pod when the InferenceService sets none. */
+  predictorResources?: { cpu?: string; memory?: string };
   /** Cluster DNS suffix for status.url when no hostname is routed. */
   clusterDomain?: string;
 }
@@ -65,6 +67,32 @@ export function usesAutoscaler(isvc: InferenceService): boolean {
   return predictor?.maxReplicas !== undefined;
 }
 
+/** Methods whose score is a p-value (drifted below the threshold) on the predictor, not a distance. */
+const P_VALUE_METHODS = new Set(['ks', 'chisquare']);
+
+/**
+ * spec.drift as the predictor's DRIFT_* variables (server/src/main.ts). The CRD spells methods in camelCase, the
+ * server in lower case. spec.drift.threshold is the share of drifted features (DRIFT_SHARE). The server has one
+ * per-feature threshold for both feature types, compared as a distance or as a p-value depending on the method, so
+ * featureThreshold (a distance) is only passed when both methods score distances; otherwise each method keeps
+ * the server's default (p < 0.05 for ks and chiSquare).
+ */
+export function driftSettings(drift: NonNullable<InferenceService['spec']['drift']>): Array<[string, string]> {
+  const numeric = drift.methods?.numeric?.toLowerCase();
+  const categorical = drift.methods?.categorical?.toLowerCase();
+  const settings: Array<[string, string | number | undefined]> = [
+    ['DRIFT_WINDOW_SIZE', drift.window?.size],
+    ['DRIFT_WINDOW_SECONDS', drift.window?.seconds],
+    ['DRIFT_NUMERIC_METHOD', numeric],
+    ['DRIFT_CATEGORICAL_METHOD', categorical],
+    ['DRIFT_SHARE', drift.threshold],
+  ];
+  if (drift.featureThreshold !== undefined && numeric && categorical && !P_VALUE_METHODS.has(numeric) && !P_VALUE_METHODS.has(categorical)) {
+    settings.push(['DRIFT_THRESHOLD', drift.featureThreshold]);
+  }
+  return settings.filter((entry): entry is [string, string | number] => entry[1] !== undefined).map(([name, value]) => [name, String(value)]);
+}
+
 export function predictorDeployment(isvc: InferenceService, model: ServedModel, track: 'stable' | 'canary', config: ServingConfig): DesiredObject {
   const predictor = isvc.spec.predictor ?? {};
   const { name: isvcName, namespace } = isvc.metadata;
@@ -82,32 +110,24 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
   ];
   if (model.signature !== undefined) env.push({ name: 'MODEL_SIGNATURE', value: JSON.stringify(model.signature) });
   const drift = isvc.spec.drift;
-  if (model.referenceProfileUri && drift?.enabled) {
-    env.push({ name: 'REFERENCE_PROFILE_URI', value: model.referenceProfileUri });
+  if (model.referenceProfile && drift?.enabled) {
+    env.push({ name: 'REFERENCE_PROFILE_URI', value: model.referenceProfile.uri }, { name: 'REFERENCE_PROFILE_DIGEST', value: model.referenceProfile.digest });
     if (config.natsUrl) {
       env.push({ name: 'NATS_URL', value: config.natsUrl }, { name: 'DRIFT_SUBJECT', value: `loopline.drift.${namespace}.${isvcName}` });
     }
-    const settings: Array<[string, unknown]> = [
-      ['DRIFT_WINDOW_SIZE', drift.window?.size],
-      ['DRIFT_WINDOW_SECONDS', drift.window?.seconds],
-      ['DRIFT_NUMERIC_METHOD', drift.methods?.numeric],
-      ['DRIFT_CATEGORICAL_METHOD', drift.methods?.categorical],
-      ['DRIFT_FEATURE_THRESHOLD', drift.featureThreshold],
-      ['DRIFT_THRESHOLD', drift.threshold],
-    ];
-    for (const [name, value] of settings) if (value !== undefined) env.push({ name, value: String(value) });
+    for (const [name, value] of driftSettings(drift)) env.push({ name, value });
   }
   const batching = predictor.batching;
-  if (batching?.enabled) {
-    env.push({ name: 'BATCH_ENABLED', value: 'true' });
+  if (batching) {
+    env.push({ name: 'BATCHING', value: batching.enabled === false ? 'off' : 'on' });
     if (batching.maxBatchSize !== undefined) env.push({ name: 'BATCH_MAX_SIZE', value: String(batching.maxBatchSize) });
     if (batching.maxWaitMs !== undefined) env.push({ name: 'BATCH_MAX_WAIT_MS', value: String(batching.maxWaitMs) });
   }
   for (const extra of predictor.env ?? []) env.push({ name: extra.name, value: extra.value ?? '' });
 
   // The CRD gives one figure per resource: it is both request and limit (Guaranteed QoS for memory-bound models).
-  const cpu = predictor.resources?.cpu ?? '500m';
-  const memory = predictor.resources?.memory ?? '512Mi';
+  const cpu = predictor.resources?.cpu ?? config.predictorResources?.cpu ?? '500m';
+  const memory = predictor.resources?.memory ?? config.predictorResources?.memory ?? '512Mi';
   const resources: Record<string, Record<string, string>> = {
     requests: { cpu: String(cpu), memory: String(memory) },
     limits: { cpu: String(cpu), memory: String(memory) },

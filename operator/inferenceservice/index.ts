@@ -6,7 +6,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { isNotFound, kinds, type Engine, type KubeObject } from '../engine/index.ts';
 import { consumeDriftEvents, type DriftConsumer, type DriftHandler } from '../events/drift-consumer.ts';
 import { LifecyclePublisher } from '../events/publisher.ts';
-import { ensureStream } from '../events/stream.ts';
+import { ensureStream, type StreamOptions } from '../events/stream.ts';
 import { inferenceServiceController, installedRouteKinds, type InferenceServiceControllerOptions } from './controller.ts';
 import { driftObservation, nextDriftStatus } from './drift.ts';
 import type { InferenceService } from './resource.ts';
@@ -14,18 +14,21 @@ import type { InferenceService } from './resource.ts';
 export interface InferenceServiceWiring extends Omit<InferenceServiceControllerOptions, 'api' | 'routeKinds' | 'publisher'> {
   /** Lifecycle events go here when given. */
   nats?: NatsConnection;
+  /** The stream for loopline.> created when missing. */
+  stream?: StreamOptions;
 }
 
 export async function registerInferenceServices(engine: Engine, options: InferenceServiceWiring): Promise<void> {
   const routeKinds = await installedRouteKinds(engine.api);
   engine.log.info({ routeKinds: routeKinds.map((k) => k.kind) }, 'traffic providers available');
-  if (options.nats) await ensureStream(options.nats);
+  const { nats, stream, ...controllerOptions } = options;
+  if (nats) await ensureStream(nats, stream);
   engine.register(
     inferenceServiceController({
-      ...options,
+      ...controllerOptions,
       api: engine.api,
       routeKinds,
-      ...(options.nats ? { publisher: new LifecyclePublisher(options.nats) } : {}),
+      ...(nats ? { publisher: new LifecyclePublisher(nats) } : {}),
     }),
   );
 }
@@ -45,10 +48,15 @@ export function driftEventHandler(engine: Pick<Engine, 'api' | 'writer'>): Drift
 }
 
 /** Consumes drift events once this replica leads (only the leader writes). */
-export async function startDriftLoop(engine: Engine, nats: NatsConnection, options: { durable?: string; filterSubject?: string } = {}): Promise<DriftConsumer> {
-  await ensureStream(nats);
+export async function startDriftLoop(engine: Engine, nats: NatsConnection, options: { durable?: string; filterSubject?: string; stream?: StreamOptions } = {}): Promise<DriftConsumer> {
+  const { stream, ...consumer } = options;
+  await ensureStream(nats, stream);
   await engine.whenLeader();
-  return await consumeDriftEvents(nats, driftEventHandler(engine), { ...options, log: engine.log.child({ component: 'drift-consumer' }) });
+  return await consumeDriftEvents(nats, driftEventHandler(engine), {
+    ...consumer,
+    ...(stream?.name ? { stream: stream.name } : {}),
+    log: engine.log.child({ component: 'drift-consumer' }),
+  });
 }
 
 export { inferenceServiceController, installedRouteKinds } from './controller.ts';

@@ -158,7 +158,8 @@ export interface ServedModel {
   uri: string;
   digest: string;
   signature?: unknown;
-  referenceProfileUri?: string;
+  /** Drift reference profile of the version (the predictor verifies the digest). */
+  referenceProfile?: { uri: string; digest: string };
 }
 
 /** Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds into milliseconds. */

@@ -43,8 +43,11 @@ test('the predictor runs non-root with a read-only root filesystem, no capabilit
   assert.is(container.livenessProbe.httpGet.path, '/v2/health/live');
 });
 
-test('the predictor gets the model URI, digest, signature and drift settings by env', () => {
-  const isvc = inferenceService({ drift: { enabled: true, threshold: 0.2, window: { size: 500 } }, predictor: { batching: { enabled: true, maxBatchSize: 16 } } });
+test('the predictor gets the model URI, digest, signature and drift settings in the variables the server reads', () => {
+  const isvc = inferenceService({
+    drift: { enabled: true, threshold: 0.3, window: { size: 500, seconds: 30 }, methods: { numeric: 'psi', categorical: 'chiSquare' }, featureThreshold: 0.2 },
+    predictor: { batching: { enabled: true, maxBatchSize: 16 } },
+  });
   const vars = env(predictorDeployment(isvc, servedModel(3), 'canary', { natsUrl: 'nats://nats:4222' }));
   assert.is(vars.MODEL_NAME, 'fraud-detector');
   assert.is(vars.MODEL_VERSION, '3');
@@ -52,14 +55,29 @@ test('the predictor gets the model URI, digest, signature and drift settings by 
   assert.is(vars.MODEL_DIGEST, servedModel(3).digest);
   assert.equal(JSON.parse(vars.MODEL_SIGNATURE), servedModel(3).signature);
   assert.is(vars.REFERENCE_PROFILE_URI, 'file:///models/fraud/v3/profile.json');
+  assert.is(vars.REFERENCE_PROFILE_DIGEST, servedModel(3).referenceProfile!.digest);
   assert.is(vars.NATS_URL, 'nats://nats:4222');
   assert.is(vars.DRIFT_SUBJECT, 'loopline.drift.risk.fraud');
   assert.is(vars.INFERENCE_SERVICE, 'fraud');
   assert.is(vars.NAMESPACE, 'risk');
+  assert.is(vars.BATCHING, 'on');
   assert.is(vars.BATCH_MAX_SIZE, '16');
   assert.is(vars.DRIFT_WINDOW_SIZE, '500');
-  assert.is(vars.DRIFT_THRESHOLD, '0.2');
+  assert.is(vars.DRIFT_WINDOW_SECONDS, '30');
+  // The CRD's camelCase method names in the server's spelling; threshold is the share of drifted features.
+  assert.is(vars.DRIFT_NUMERIC_METHOD, 'psi');
+  assert.is(vars.DRIFT_CATEGORICAL_METHOD, 'chisquare');
+  assert.is(vars.DRIFT_SHARE, '0.3');
+  // chiSquare decides on a p-value: a distance threshold would be misread for it.
+  assert.is(vars.DRIFT_THRESHOLD, undefined);
   assert.equal(vars.HOST, { fieldRef: { fieldPath: 'status.podIP' } });
+});
+
+test('a per-feature distance threshold reaches the predictor only when both methods score distances', () => {
+  const isvc = inferenceService({ drift: { enabled: true, methods: { numeric: 'wasserstein', categorical: 'jensenShannon' }, featureThreshold: 0.15 } });
+  const vars = env(predictorDeployment(isvc, servedModel(1), 'stable', {}));
+  assert.is(vars.DRIFT_THRESHOLD, '0.15');
+  assert.is(vars.DRIFT_CATEGORICAL_METHOD, 'jensenshannon');
 });
 
 test('GPUs become nvidia.com/gpu limits and cpu/memory are both request and limit', () => {

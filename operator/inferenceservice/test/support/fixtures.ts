@@ -16,6 +16,6 @@ export function servedModel(version: number): ServedModel {
     uri: `file:///models/fraud/v${version}/model.onnx`,
     digest: `sha256:${String(version).repeat(64).slice(0, 64)}`,
     signature: { inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }], outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 1] }] },
-    referenceProfileUri: `file:///models/fraud/v${version}/profile.json`,
+    referenceProfile: { uri: `file:///models/fraud/v${version}/profile.json`, digest: `sha256:${'ab'.repeat(32)}` },
   };
 }

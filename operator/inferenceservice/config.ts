@@ -1,0 +1,114 @@
+/**
+ * The InferenceService side of the operator process, configured from the environment the Helm chart sets
+ * (charts/loopline/templates/deployment.yaml): which Prometheus the canary analysis asks, which NATS carries
+ * drift and lifecycle events, and what predictor pods look like when an InferenceService does not say.
+ */
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import type { Engine } from '../engine/index.ts';
+import type { DriftConsumer } from '../events/drift-consumer.ts';
+import type { StreamOptions } from '../events/stream.ts';
+import { PREDICTOR_IMAGE, type ServingConfig } from './desired.ts';
+import { registerInferenceServices, startDriftLoop } from './index.ts';
+
+export interface InferenceServiceSettings {
+  prometheusUrl: string;
+  scrapeIntervalMs?: number;
+  /** Without NATS there are no drift events (no closed loop) and no lifecycle events. */
+  nats?: { url: string; credsFile?: string };
+  stream: StreamOptions;
+  serving: ServingConfig;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** `500ms`, `30s`, `5m`, `168h`, `7d`. */
+export function parseDuration(name: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!match) throw new Error(`${name}: "${text}" is not a duration (a number followed by ms, s, m, h or d)`);
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms']!;
+}
+
+const set = (value: string | undefined) => (value !== undefined && value !== '' ? value : undefined);
+
+/**
+ *   PROMETHEUS_URL                query endpoint of the Prometheus scraping the predictors (http://localhost:9090)
+ *   PROMETHEUS_SCRAPE_INTERVAL    its scrape interval; analysis windows span at least two (15s)
+ *   NATS_URL, NATS_CREDS_FILE     NATS with JetStream; unset: no drift loop, no lifecycle events
+ *   NATS_STREAM, NATS_STREAM_MAX_AGE, NATS_STREAM_MAX_BYTES   the stream for loopline.> (LOOPLINE, 168h, -1)
+ *   PREDICTOR_IMAGE               image of predictor pods (loopline/predictor:0.1.0)
+ *   PREDICTOR_CPU, PREDICTOR_MEMORY   their cpu/memory when the InferenceService sets none (500m, 512Mi)
+ *   CLUSTER_DOMAIN                DNS suffix in status.url (cluster.local)
+ */
+export function inferenceServiceSettings(env: Env): InferenceServiceSettings {
+  const natsUrl = set(env.NATS_URL);
+  const maxBytes = set(env.NATS_STREAM_MAX_BYTES);
+  if (maxBytes !== undefined && !/^-?\d+$/.test(maxBytes)) throw new Error(`NATS_STREAM_MAX_BYTES: "${maxBytes}" is not a whole number of bytes`);
+  return {
+    prometheusUrl: set(env.PROMETHEUS_URL) ?? 'http://localhost:9090',
+    ...(set(env.PROMETHEUS_SCRAPE_INTERVAL) ? { scrapeIntervalMs: parseDuration('PROMETHEUS_SCRAPE_INTERVAL', env.PROMETHEUS_SCRAPE_INTERVAL!) } : {}),
+    ...(natsUrl ? { nats: { url: natsUrl, ...(set(env.NATS_CREDS_FILE) ? { credsFile: env.NATS_CREDS_FILE } : {}) } } : {}),
+    stream: {
+      ...(set(env.NATS_STREAM) ? { name: env.NATS_STREAM } : {}),
+      ...(set(env.NATS_STREAM_MAX_AGE) ? { maxAgeMs: parseDuration('NATS_STREAM_MAX_AGE', env.NATS_STREAM_MAX_AGE!) } : {}),
+      ...(maxBytes !== undefined ? { maxBytes: Number(maxBytes) } : {}),
+    },
+    serving: {
+      predictorImage: set(env.PREDICTOR_IMAGE) ?? PREDICTOR_IMAGE,
+      ...(natsUrl ? { natsUrl } : {}),
+      predictorResources: { ...(set(env.PREDICTOR_CPU) ? { cpu: env.PREDICTOR_CPU } : {}), ...(set(env.PREDICTOR_MEMORY) ? { memory: env.PREDICTOR_MEMORY } : {}) },
+      ...(set(env.CLUSTER_DOMAIN) ? { clusterDomain: env.CLUSTER_DOMAIN } : {}),
+    },
+  };
+}
+
+export interface InferenceServiceRuntime {
+  /** Starts consuming drift events once this replica leads (returns at once; no-op without NATS). */
+  startDriftLoop(): void;
+  stop(): Promise<void>;
+}
+
+/** Registers the controller (call before `engine.start()`), connecting to NATS first when configured. */
+export async function setUpInferenceServices(engine: Engine, settings: InferenceServiceSettings): Promise<InferenceServiceRuntime> {
+  const log = engine.log.child({ component: 'inferenceservice' });
+  let nc: NatsConnection | undefined;
+  if (settings.nats) {
+    nc = await connect({
+      servers: settings.nats.url.split(','),
+      name: 'loopline-operator',
+      // The operator must outlive NATS restarts: keep reconnecting rather than give up.
+      maxReconnectAttempts: -1,
+      ...(settings.nats.credsFile ? { authenticator: credsAuthenticator(readFileSync(settings.nats.credsFile)) } : {}),
+    });
+    log.info({ nats: settings.nats.url }, 'connected to NATS');
+  } else {
+    log.warn('NATS_URL is not set: no drift events are consumed (no retraining on drift) and no lifecycle events are published');
+  }
+  await registerInferenceServices(engine, {
+    prometheusUrl: settings.prometheusUrl,
+    ...(settings.scrapeIntervalMs !== undefined ? { scrapeIntervalMs: settings.scrapeIntervalMs } : {}),
+    serving: settings.serving,
+    stream: settings.stream,
+    ...(nc ? { nats: nc } : {}),
+  });
+  let consumer: DriftConsumer | undefined;
+  let stopped = false;
+  return {
+    startDriftLoop() {
+      if (!nc) return;
+      startDriftLoop(engine, nc, { stream: settings.stream }).then(
+        (started) => {
+          consumer = started;
+          if (stopped) void started.stop();
+          void started.done.then(() => { if (!stopped) log.error('drift consumer ended; restart the operator to resume the closed loop'); });
+        },
+        (error) => log.error({ err: error }, 'drift consumer did not start'),
+      );
+    },
+    async stop() {
+      stopped = true;
+      await consumer?.stop();
+      await nc?.drain();
+    },
+  };
+}

@@ -1,0 +1,37 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { inferenceServiceSettings, parseDuration } from '../config.ts';
+import { PREDICTOR_IMAGE } from '../desired.ts';
+
+test('the chart environment becomes Prometheus, NATS, stream and predictor settings', () => {
+  const settings = inferenceServiceSettings({
+    PROMETHEUS_URL: 'http://prom:9090', PROMETHEUS_SCRAPE_INTERVAL: '30s',
+    NATS_URL: 'nats://nats:4222', NATS_CREDS_FILE: '/etc/loopline/nats/nats.creds',
+    NATS_STREAM: 'EVENTS', NATS_STREAM_MAX_AGE: '7d', NATS_STREAM_MAX_BYTES: '-1',
+    PREDICTOR_IMAGE: 'mirror.local/loopline/predictor:0.2.0', PREDICTOR_CPU: '1', PREDICTOR_MEMORY: '1Gi', CLUSTER_DOMAIN: 'corp.local',
+  });
+  assert.equal(settings, {
+    prometheusUrl: 'http://prom:9090',
+    scrapeIntervalMs: 30_000,
+    nats: { url: 'nats://nats:4222', credsFile: '/etc/loopline/nats/nats.creds' },
+    stream: { name: 'EVENTS', maxAgeMs: 7 * 86_400_000, maxBytes: -1 },
+    serving: { predictorImage: 'mirror.local/loopline/predictor:0.2.0', natsUrl: 'nats://nats:4222', predictorResources: { cpu: '1', memory: '1Gi' }, clusterDomain: 'corp.local' },
+  });
+});
+
+test('with nothing set: the local Prometheus, no NATS, the loopline/predictor image the local kubelet runs', () => {
+  const settings = inferenceServiceSettings({});
+  assert.is(settings.nats, undefined);
+  assert.is(settings.serving.natsUrl, undefined);
+  assert.is(settings.serving.predictorImage, PREDICTOR_IMAGE);
+  assert.match(PREDICTOR_IMAGE, /^loopline\/predictor:/);
+  assert.is(settings.prometheusUrl, 'http://localhost:9090');
+});
+
+test('bad durations and byte counts are refused with the variable named', () => {
+  assert.throws(() => inferenceServiceSettings({ NATS_STREAM_MAX_AGE: 'a week' }), /NATS_STREAM_MAX_AGE/);
+  assert.throws(() => inferenceServiceSettings({ NATS_STREAM_MAX_BYTES: '1GB' }), /NATS_STREAM_MAX_BYTES/);
+  assert.is(parseDuration('X', '168h'), 168 * 3_600_000);
+});
+
+test.run();
