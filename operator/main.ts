@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { createEngine, type Engine, type EngineOptions } from './engine/index.ts';
+import { inferenceServiceSettings, setUpInferenceServices } from './inferenceservice/config.ts';
 import { modelVersionController } from './modelversion/controller.ts';
 import type { LifecycleOptions } from './trainingjob/lifecycle.ts';
 import { trainingJobController } from './trainingjob/controller.ts';
@@ -40,8 +41,11 @@ async function main(): Promise<void> {
     leaderElection: values['no-leader-election'] ? false : { namespace: values['lease-namespace'], name: values['lease-name'] },
     lifecycle: values['retry-base-ms'] ? { retryBaseMs: Number(values['retry-base-ms']) } : undefined,
   });
+  // InferenceServices: Prometheus, NATS and predictor defaults from the environment (see inferenceservice/config.ts).
+  const inferenceServices = await setUpInferenceServices(engine, inferenceServiceSettings(process.env));
   engine.handleSignals();
   await engine.start();
+  inferenceServices.startDriftLoop();
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
