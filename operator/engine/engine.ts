@@ -100,6 +100,8 @@ class ControllerEngine implements Engine {
   private resyncTimer: NodeJS.Timeout | undefined;
   private started = false;
   private stopping = false;
+  /** True while a graceful stop lets in-flight reconciles finish their writes. */
+  private draining = false;
   private synced = false;
 
   constructor(private readonly options: EngineOptions) {
@@ -161,9 +163,6 @@ class ControllerEngine implements Engine {
       skipped: (verb, kind) => this.telemetry.writesSkipped.inc({ verb, kind }),
     });
   }
-
-  /** True while a graceful stop lets in-flight reconciles finish their writes. */
-  private draining = false;
 
   get metrics(): Registry {
     return this.telemetry.registry;
@@ -258,7 +257,7 @@ class ControllerEngine implements Engine {
   }
 
   isLeader(): boolean {
-    return this.elector ? this.elector.isLeader() : this.runs.size > 0 || (this.synced && !this.stopping);
+    return this.elector ? this.elector.isLeader() : this.synced && !this.stopping;
   }
 
   whenLeader(): Promise<void> {

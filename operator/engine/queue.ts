@@ -179,10 +179,6 @@ export class WorkQueue {
     return this.waiting.size;
   }
 
-  isProcessing(key: string): boolean {
-    return this.processing.has(key);
-  }
-
   /** Resolves when nothing is queued or in flight (delayed keys may still be pending). */
   whenIdle(): Promise<void> {
     if (this.queue.length === 0 && this.processing.size === 0) return Promise.resolve();
@@ -199,10 +195,6 @@ export class WorkQueue {
     for (const getter of this.getters.splice(0)) getter(undefined);
     this.observer.depth?.(0);
     this.notifyIdle();
-  }
-
-  get isShuttingDown(): boolean {
-    return this.shuttingDown;
   }
 
   private push(key: string): void {
