@@ -109,7 +109,14 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
       await loaded;
       slot.state = 'stopping';
       if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
-      await app.close();
+      // Keep-alive connections that finish a request after close() began would otherwise
+      // hold the listener open for the whole keep-alive timeout.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(sweep);
+      }
       await slot.stop();
       await publisher?.close(EVENT_FLUSH_MS);
       log.info('predictor stopped');

@@ -120,6 +120,7 @@ test('graceful shutdown of main.ts on SIGTERM: readiness false, in-flight reques
     const stream = fetch(`${url}/predict/stream`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: rows }).then((r) => r.text());
     await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGTERM');
+    const signalled = Date.now();
     await new Promise((r) => setTimeout(r, 200));
     const duringDrain = await fetch(`${url}/v2/health/ready`);
     assert.is(duringDrain.status, 503, 'readiness is false while draining');
@@ -128,6 +129,7 @@ test('graceful shutdown of main.ts on SIGTERM: readiness false, in-flight reques
     assert.is(summary.summary.rows, 20000, 'the in-flight stream was answered in full');
     assert.is(summary.summary.errors, 0);
     assert.is(await exited, 0, output);
+    assert.ok(Date.now() - signalled < 10_000, `exit took ${Date.now() - signalled} ms after SIGTERM (keep-alive connections must not hold it)`);
     assert.match(output, /predictor stopped/);
   } finally {
     child.kill('SIGKILL');

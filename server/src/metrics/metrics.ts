@@ -109,5 +109,10 @@ export class ServerMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // prom-client exports these gauges with a _total suffix, which the Prometheus
+    // conventions (and promtool) reserve for counters.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
   }
 }
