@@ -89,7 +89,7 @@ test('NATS, Prometheus and predictor values reach the operator environment uncha
     'nats.stream.maxBytes=10737418240', 'nats.credentials.secretName=nats-operator', 'nats.credentials.key=operator.creds',
     'prometheus.url=https://prom.example:9443/api/prom', 'predictor.image.repository=registry.example/ml/predictor',
     'predictor.image.digest=sha256:' + 'ab'.repeat(32), 'predictor.resources.cpu=2', 'predictor.resources.memory=4Gi',
-    'operator.logLevel=debug', 'operator.port=9090', 'clusterDomain=k8s.internal',
+    'operator.logLevel=debug', 'operator.port=9090', 'clusterDomain=k8s.internal', 'prometheus.scrapeInterval=15s',
   ]);
   const deployment = find(manifests, 'Deployment');
   const container = deployment.spec.template.spec.containers[0];
@@ -99,14 +99,14 @@ test('NATS, Prometheus and predictor values reach the operator environment uncha
       NATS_URL: env.NATS_URL, NATS_STREAM: env.NATS_STREAM, NATS_STREAM_MAX_AGE: env.NATS_STREAM_MAX_AGE,
       NATS_STREAM_MAX_BYTES: env.NATS_STREAM_MAX_BYTES, NATS_CREDS_FILE: env.NATS_CREDS_FILE, PROMETHEUS_URL: env.PROMETHEUS_URL,
       PREDICTOR_IMAGE: env.PREDICTOR_IMAGE, PREDICTOR_CPU: env.PREDICTOR_CPU, PREDICTOR_MEMORY: env.PREDICTOR_MEMORY,
-      LOG_LEVEL: env.LOG_LEVEL, CLUSTER_DOMAIN: env.CLUSTER_DOMAIN,
+      LOG_LEVEL: env.LOG_LEVEL, CLUSTER_DOMAIN: env.CLUSTER_DOMAIN, PROMETHEUS_SCRAPE_INTERVAL: env.PROMETHEUS_SCRAPE_INTERVAL,
     },
     {
       NATS_URL: 'nats://a:4222,nats://b:4222', NATS_STREAM: 'ML_EVENTS', NATS_STREAM_MAX_AGE: '30d',
       NATS_STREAM_MAX_BYTES: '10737418240', NATS_CREDS_FILE: '/etc/loopline/nats/operator.creds',
       PROMETHEUS_URL: 'https://prom.example:9443/api/prom',
       PREDICTOR_IMAGE: `registry.example/ml/predictor@sha256:${'ab'.repeat(32)}`, PREDICTOR_CPU: '2', PREDICTOR_MEMORY: '4Gi',
-      LOG_LEVEL: 'debug', CLUSTER_DOMAIN: 'k8s.internal',
+      LOG_LEVEL: 'debug', CLUSTER_DOMAIN: 'k8s.internal', PROMETHEUS_SCRAPE_INTERVAL: '15s',
     },
   );
   assert.equal(container.ports, [{ name: 'http', containerPort: 9090, protocol: 'TCP' }]);
@@ -114,6 +114,12 @@ test('NATS, Prometheus and predictor values reach the operator environment uncha
   const secretVolume = deployment.spec.template.spec.volumes.find((v: any) => v.secret);
   assert.equal(secretVolume.secret, { secretName: 'nats-operator', items: [{ key: 'operator.creds', path: 'operator.creds' }] });
   assert.ok(container.volumeMounts.some((m: any) => m.name === secretVolume.name && m.mountPath === '/etc/loopline/nats' && m.readOnly));
+});
+
+test('an empty nats.url turns NATS off: no NATS_URL for the operator (it then runs without the drift loop)', () => {
+  const env = find(render(['nats.url=']), 'Deployment').spec.template.spec.containers[0].env.map((e: any) => e.name);
+  assert.not.ok(env.includes('NATS_URL'));
+  assert.ok(find(render(), 'Deployment').spec.template.spec.containers[0].env.some((e: any) => e.name === 'NATS_URL'));
 });
 
 test('the operator pod is locked down: non-root, read-only root filesystem, no capabilities, RuntimeDefault seccomp', () => {
