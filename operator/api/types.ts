@@ -583,6 +583,14 @@ export interface InferenceServiceRollout {
    */
   interval?: string;
   /**
+   * How long the canary may be without a ready pod during a rollout, as a Go duration. Its traffic share
+   * goes to stable meanwhile and its step is not analysed; past the deadline it is rolled back (or, with
+   * autoRollback false, left waiting).
+   *
+   * @default "10m"
+   */
+  progressDeadline?: string;
+  /**
    * Bounds the canary must stay within at every step.
    *
    * @default {}
