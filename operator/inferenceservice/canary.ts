@@ -8,6 +8,7 @@ import { durationMs, type AnalysisResult, type AnalysisSpec, type AnalysisStatus
 export const DEFAULT_STEPS = [5, 10, 25, 50, 100];
 export const DEFAULT_INTERVAL_MS = 60_000;
 export const DEFAULT_FAILURE_LIMIT = 2;
+export const DEFAULT_PROGRESS_DEADLINE_MS = 600_000;
 
 /** The part of InferenceService status this machine owns. */
 export interface RolloutState {
@@ -56,6 +57,11 @@ export interface RolloutInput {
   now: Date;
   /** Required when `analysisDue` said so. */
   measurement?: Measurement;
+  /**
+   * Whether the canary has a ready pod, and since when that has been so (the CanaryReady condition's last
+   * transition). Absent: taken as ready all along.
+   */
+  canaryReadiness?: { ready: boolean; since?: Date };
 }
 
 export function rolloutSteps(rollout: RolloutSpec | undefined): number[] {
@@ -65,6 +71,20 @@ export function rolloutSteps(rollout: RolloutSpec | undefined): number[] {
 
 export function intervalMs(rollout: RolloutSpec | undefined): number {
   return durationMs(rollout?.interval, DEFAULT_INTERVAL_MS);
+}
+
+export function progressDeadlineMs(rollout: RolloutSpec | undefined): number {
+  return durationMs(rollout?.progressDeadline, DEFAULT_PROGRESS_DEADLINE_MS);
+}
+
+/**
+ * When the current step's clock started: the step's start, or the moment the canary became ready if that was
+ * later. A canary that is still starting serves nothing, so its time is not analysed and no step passes.
+ */
+function clockStart(previous: RolloutState, readiness: RolloutInput['canaryReadiness']): number {
+  const started = previous.analysis.stepStartedAt ? Date.parse(previous.analysis.stepStartedAt) : Number.NEGATIVE_INFINITY;
+  const readySince = readiness?.ready && readiness.since ? readiness.since.getTime() : Number.NEGATIVE_INFINITY;
+  return Math.max(started, readySince);
 }
 
 /** The stable version actually served: after a promotion the promoted canary stays stable while the spec still names it as canary. */
@@ -80,7 +100,8 @@ export function analysisDue(input: Omit<RolloutInput, 'measurement'>): boolean {
   const stable = effectiveStable(previous, input.stable, input.canary);
   if (input.canary === undefined || input.canary === stable || input.canary !== previous.canaryVersion) return false;
   if (held(previous, rollout, rolloutSteps(rollout).length)) return false;
-  return elapsedMs(previous, input.now) >= intervalMs(rollout);
+  if (input.canaryReadiness?.ready === false) return false;
+  return input.now.getTime() - clockStart(previous, input.canaryReadiness) >= intervalMs(rollout);
 }
 
 /** Judges one measurement against the thresholds. Missing traffic or a failed query counts as a failed check, as in Flagger. */
@@ -159,7 +180,20 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
   if (rollout?.paused) return { state: current, events: [] };
   if (held(previous, rollout, steps.length)) return { state: current, events: [] };
 
-  const waited = elapsedMs(previous, now);
+  const readiness = input.canaryReadiness;
+  if (readiness?.ready === false) {
+    // No ready canary pod: nothing to analyse. Its share goes to stable (see the controller) until it is ready,
+    // or, past the progress deadline, it is rolled back as a canary that will not start.
+    const since = Math.max(readiness.since?.getTime() ?? Number.NEGATIVE_INFINITY, previous.analysis.stepStartedAt ? Date.parse(previous.analysis.stepStartedAt) : now.getTime());
+    const deadline = progressDeadlineMs(rollout);
+    const unready = now.getTime() - since;
+    if (unready < deadline || rollout?.autoRollback === false) {
+      return { state: current, events: [], ...(unready < deadline ? { requeueAfterMs: deadline - unready } : {}) };
+    }
+    const reason = `canary v${canary} had no ready pod for ${Math.round(unready / 1000)}s (progressDeadline ${Math.round(deadline / 1000)}s)`;
+    return { state: rolledBack(stable, canary, { ...previous.analysis, stepStartedAt: now.toISOString(), message: `Failed: ${reason}` }), events: [{ type: 'RolledBack', version: canary, reason }] };
+  }
+  const waited = now.getTime() - clockStart(previous, readiness);
   if (waited < interval) return { state: current, events: [], requeueAfterMs: interval - waited };
   if (!input.measurement) throw new Error('analysis is due: nextRollout needs a measurement');
 
@@ -223,11 +257,6 @@ export function recorded(result: AnalysisResult): AnalysisStatus {
   if (result.latencyP95Ms !== null) analysis.latencyP95Ms = result.latencyP95Ms;
   if (result.latencyP99Ms !== null) analysis.latencyP99Ms = result.latencyP99Ms;
   return analysis;
-}
-
-function elapsedMs(previous: RolloutState, now: Date): number {
-  const started = previous.analysis.stepStartedAt ? Date.parse(previous.analysis.stepStartedAt) : NaN;
-  return Number.isNaN(started) ? Number.POSITIVE_INFINITY : now.getTime() - started;
 }
 
 function round(value: number): number {

@@ -18,6 +18,8 @@ export interface InferenceServiceSettings {
   nats?: { url: string; credsFile?: string };
   stream: StreamOptions;
   serving: ServingConfig;
+  /** An operator watching one namespace consumes only that namespace's drift events, under its own durable name. */
+  namespace?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -63,8 +65,11 @@ export function inferenceServiceSettings(env: Env): InferenceServiceSettings {
 }
 
 export interface InferenceServiceRuntime {
-  /** Starts consuming drift events once this replica leads (returns at once; no-op without NATS). */
-  startDriftLoop(): void;
+  /**
+   * Starts consuming drift events once this replica leads. Resolves when consuming (or at once without NATS);
+   * never rejects: a failure is logged, as the controller keeps working without the closed loop.
+   */
+  startDriftLoop(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -94,16 +99,21 @@ export async function setUpInferenceServices(engine: Engine, settings: Inference
   let consumer: DriftConsumer | undefined;
   let stopped = false;
   return {
-    startDriftLoop() {
+    async startDriftLoop() {
       if (!nc) return;
-      startDriftLoop(engine, nc, { stream: settings.stream }).then(
-        (started) => {
-          consumer = started;
-          if (stopped) void started.stop();
-          void started.done.then(() => { if (!stopped) log.error('drift consumer ended; restart the operator to resume the closed loop'); });
-        },
-        (error) => log.error({ err: error }, 'drift consumer did not start'),
-      );
+      const scope = settings.namespace
+        ? { filterSubject: `loopline.drift.${settings.namespace}.>`, durable: `loopline-operator-drift-${settings.namespace}` }
+        : {};
+      try {
+        consumer = await startDriftLoop(engine, nc, { stream: settings.stream, ...scope });
+      } catch (error) {
+        log.error({ err: error }, 'drift consumer did not start');
+        return;
+      }
+      if (stopped) await consumer.stop();
+      void consumer.done.then(() => {
+        if (!stopped) log.error('drift consumer ended; restart the operator to resume the closed loop');
+      });
     },
     async stop() {
       stopped = true;

@@ -81,6 +81,15 @@ function deploymentAvailable(deployment: KubeObject | undefined): boolean {
   return (deployment?.status?.availableReplicas ?? 0) > 0;
 }
 
+/** Whether a version's predictor has a ready pod, and since when (the CanaryReady condition's last transition). */
+function readinessOf(ctx: ReconcileContext, isvc: InferenceService, version: number, status: InferenceServiceStatus, now: Date): { ready: boolean; since: Date } {
+  const ready = deploymentAvailable(ctx.cache.get(kinds.Deployment, isvc.metadata.namespace, versionName(isvc, version)));
+  const condition = status.conditions?.find((c) => c.type === 'CanaryReady');
+  const unchanged = condition?.lastTransitionTime && (condition.status === 'True') === ready && condition.message.startsWith(`canary v${version} `);
+  // Not recorded yet: the change is being observed now.
+  return { ready, since: unchanged ? new Date(condition.lastTransitionTime!) : now };
+}
+
 function describeEvent(event: RolloutEvent): { type: 'Normal' | 'Warning'; reason: string; message: string } {
   switch (event.type) {
     case 'CanaryStarted':
@@ -141,7 +150,15 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
 
     const previous = rolloutStateOf(status);
     const shadow = isvc.spec.shadow?.enabled === true;
-    const input = { rollout: isvc.spec.rollout, shadow, previous, stable: stableMv.spec.version, ...(canaryMv ? { canary: canaryMv.spec.version } : {}), now: at };
+    const canaryReadiness = canaryMv ? readinessOf(ctx, isvc, canaryMv.spec.version, status, at) : undefined;
+    const input = {
+      rollout: isvc.spec.rollout,
+      shadow,
+      previous,
+      stable: stableMv.spec.version,
+      ...(canaryMv ? { canary: canaryMv.spec.version, canaryReadiness } : {}),
+      now: at,
+    };
     let measurement;
     if (analysisDue(input)) {
       const range = rangeFor(intervalMs(isvc.spec.rollout), options.scrapeIntervalMs ?? 15_000);
@@ -160,10 +177,12 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     const byVersion = (version: number | undefined) => versions.find((mv) => mv.spec.version === version);
     const stableServed = byVersion(state.stableVersion) ?? stableMv;
     const canaryServed = state.phase === 'Progressing' && state.canaryVersion !== undefined ? byVersion(state.canaryVersion) : undefined;
+    // A canary without a ready pod gets no traffic: its share would only meet "no healthy upstream" at the gateway.
+    const canaryServable = canaryServed !== undefined && (canaryServed !== canaryMv || canaryReadiness?.ready !== false);
     const serving: Serving = {
       stable: servedModel(stableServed),
       ...(canaryServed ? { canary: servedModel(canaryServed) } : {}),
-      canaryWeight: state.canaryWeight,
+      canaryWeight: canaryServable ? state.canaryWeight : 0,
       ...(canaryServed && shadow ? { mirrorPercent: isvc.spec.shadow?.percent ?? 100 } : {}),
     };
 
@@ -210,7 +229,14 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     );
     if (canaryServed) {
       const canaryUp = deploymentAvailable(ctx.cache.get(kinds.Deployment, namespace, versionName(isvc, canaryServed.spec.version)));
-      conditions.push({ type: 'CanaryReady', status: canaryUp ? 'True' : 'False', reason: canaryUp ? 'CanaryAvailable' : 'CanaryUnavailable', message: `canary v${canaryServed.spec.version} ${canaryUp ? 'has ready pods' : 'has no ready pod yet'}` });
+      conditions.push({
+        type: 'CanaryReady',
+        status: canaryUp ? 'True' : 'False',
+        reason: canaryUp ? 'CanaryAvailable' : 'CanaryUnavailable',
+        message: canaryUp
+          ? `canary v${canaryServed.spec.version} has ready pods`
+          : `canary v${canaryServed.spec.version} has no ready pod yet: its ${state.canaryWeight}% stays on stable and its step is not analysed (progressDeadline ${isvc.spec.rollout?.progressDeadline ?? '10m'})`,
+      });
     }
     const wasReady = (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
     const degraded = !stableUp && wasReady && (state.phase === 'Stable' || state.phase === 'Promoted');

@@ -22,6 +22,8 @@ export interface RolloutSpec {
   steps?: number[];
   /** Time each step is held before its analysis, e.g. `30s`, `2m`. */
   interval?: string;
+  /** How long the canary may have no ready pod before it is rolled back, e.g. `10m`. */
+  progressDeadline?: string;
   analysis?: AnalysisSpec;
   autoPromote?: boolean;
   autoRollback?: boolean;
@@ -162,12 +164,19 @@ export interface ServedModel {
   referenceProfile?: { uri: string; digest: string };
 }
 
-/** Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds into milliseconds. */
+/** Parses a Go-style duration (`30s`, `5m`, `1h30m`, `250ms`) or a bare number of seconds into milliseconds. */
 export function durationMs(text: string | undefined, fallbackMs: number): number {
   if (text === undefined || text === '') return fallbackMs;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!match) throw new Error(`invalid duration "${text}": use e.g. 30s, 5m, 1h`);
-  const value = Number(match[1]);
-  const unit = match[2] ?? 's';
-  return value * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
+  const trimmed = text.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000;
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  let rest = trimmed;
+  while (rest !== '') {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)/.exec(rest);
+    if (!match) throw new Error(`invalid duration "${text}": use e.g. 30s, 5m, 1h30m`);
+    total += Number(match[1]) * units[match[2]!]!;
+    rest = rest.slice(match[0].length);
+  }
+  return total;
 }

@@ -46,6 +46,28 @@ const table: Array<{ name: string; input: RolloutInput; phase: string; weight: n
   { name: 'the stable alias catching up with a canary that was promoted reads as Promoted', input: input({ stable: 2, canary: 2, previous: progressing(2, 100, 0) }), phase: 'Promoted', weight: 0, events: [] },
 ];
 
+const ready = (since: number) => ({ ready: true, since: at(since) });
+const unready = (since: number) => ({ ready: false, since: at(since) });
+table.push(
+  { name: 'a canary without a ready pod is not analysed however long the step has run', input: input({ previous: progressing(0, 10, 0), now: at(120), canaryReadiness: unready(0) }), phase: 'Progressing', weight: 10, step: 0, events: [] },
+  { name: 'the step clock starts when the canary became ready, not when the step began', input: input({ previous: progressing(0, 10, 0), now: at(50), canaryReadiness: ready(25) }), phase: 'Progressing', weight: 10, step: 0, events: [] },
+  { name: 'a full interval after becoming ready the step is analysed', input: input({ previous: progressing(0, 10, 0), now: at(55), canaryReadiness: ready(25), measurement: good }), phase: 'Progressing', weight: 50, step: 1, events: ['StepAdvanced'] },
+  { name: 'a canary with no ready pod past its progress deadline is rolled back', input: input({ rollout: { ...rollout, progressDeadline: '2m' }, previous: progressing(0, 10, 0), now: at(121), canaryReadiness: unready(0) }), phase: 'RolledBack', weight: 0, events: ['RolledBack'] },
+  { name: 'past the deadline with autoRollback off the canary is left waiting', input: input({ rollout: { ...rollout, progressDeadline: '2m', autoRollback: false }, previous: progressing(0, 10, 0), now: at(121), canaryReadiness: unready(0) }), phase: 'Progressing', weight: 10, events: [] },
+);
+
+test('the progress deadline counts from the later of the step start and the canary losing its pods', () => {
+  const spec = { ...rollout, progressDeadline: '1m30s' };
+  const early = nextRollout(input({ rollout: spec, previous: progressing(1, 50, 100), now: at(150), canaryReadiness: unready(0) }));
+  assert.is(early.state.phase, 'Progressing');
+  assert.is(early.requeueAfterMs, 40_000);
+  const late = nextRollout(input({ rollout: spec, previous: progressing(1, 50, 100), now: at(190), canaryReadiness: unready(0) }));
+  assert.is(late.state.phase, 'RolledBack');
+  assert.match((late.events[0] as { reason: string }).reason, /canary v2 had no ready pod for 90s \(progressDeadline 90s\)/);
+  assert.is(analysisDue(input({ previous: progressing(0, 10, 0), now: at(300), canaryReadiness: unready(0) })), false);
+  assert.is(analysisDue(input({ previous: progressing(0, 10, 0), now: at(300), canaryReadiness: ready(100) })), true);
+});
+
 for (const row of table) {
   test(row.name, () => {
     const decision = nextRollout(row.input);
