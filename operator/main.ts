@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     lifecycle: values['retry-base-ms'] ? { retryBaseMs: Number(values['retry-base-ms']) } : undefined,
   });
   // InferenceServices: Prometheus, NATS and predictor defaults from the environment (see inferenceservice/config.ts).
-  const inferenceServices = await setUpInferenceServices(engine, inferenceServiceSettings(process.env));
+  const inferenceServices = await setUpInferenceServices(engine, { ...inferenceServiceSettings(process.env), namespace: values.namespace });
   engine.handleSignals();
   await engine.start();
   inferenceServices.startDriftLoop();
