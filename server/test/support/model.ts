@@ -105,7 +105,7 @@ export function referenceProfile(numeric: number, seed = 1): ReferenceProfile {
 }
 
 /** Server configuration for tests: loopback, random port, quiet logs, no NATS unless given. */
-export function testConfig(model: { artifact: Artifact; signature?: Signature }, overrides: Partial<ServerConfig> = {}): ServerConfig {
+export function testConfig(model: { artifact: { uri: string; digest: string }; signature?: Signature }, overrides: Partial<ServerConfig> = {}): ServerConfig {
   return {
     port: 0,
     host: '127.0.0.1',
