@@ -72,7 +72,7 @@ test('helm install creates the operator, its RBAC, metrics Service, PDB, dashboa
     kubectl(['get', kind, name, '-n', namespace]);
   }
   for (const name of [fullname]) kubectl(['get', 'clusterrole', name]), kubectl(['get', 'clusterrolebinding', name]);
-  kubectl(['get', 'mutatingadmissionpolicy,mutatingadmissionpolicybinding', `${fullname}-modelversion-requester`]);
+  kubectl(['get', 'mutatingadmissionpolicy,mutatingadmissionpolicybinding', `${fullname}-requested-by`]);
   for (const crd of CRDS) assert.is(kubectl(['get', 'crd', crd, '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}']), 'True');
   // The ServiceAccount gets what the operator needs, through the installed binding.
   const sa = `system:serviceaccount:${namespace}:${fullname}`;
@@ -105,7 +105,7 @@ test('helm uninstall removes everything it installed and keeps the CRDs', () => 
   const left = kubectl(['get', 'deployment,replicaset,pod,service,serviceaccount,role,rolebinding,configmap,poddisruptionbudget', '-n', namespace, '-l', instance, '-o', 'name']);
   assert.is(left.trim(), '');
   for (const kind of ['clusterrole', 'clusterrolebinding']) assert.is(run(KUBECTL, ['get', kind, fullname]).status, 1, `${kind} ${fullname} left behind`);
-  assert.is(run(KUBECTL, ['get', 'mutatingadmissionpolicy', `${fullname}-modelversion-requester`]).status, 1);
+  assert.is(run(KUBECTL, ['get', 'mutatingadmissionpolicy', `${fullname}-requested-by`]).status, 1);
   for (const crd of CRDS) kubectl(['get', 'crd', crd]);
   assert.is(helm('status', release, '-n', namespace).status, 1);
 });

@@ -161,8 +161,8 @@ test('the MutatingAdmissionPolicy renders only where the API serves it (older cl
   assert.match(withPolicy.stdout, /kind: MutatingAdmissionPolicyBinding\n/);
   // Named per release (a hand-applied crds/admission-policy.yaml never collides with it), binding and policy alike.
   const teamA = render(['admissionPolicy.enabled=true'], { release: 'team-a', apiVersions: ['admissionregistration.k8s.io/v1/MutatingAdmissionPolicy'] });
-  assert.is(find(teamA, 'MutatingAdmissionPolicy').metadata.name, 'team-a-loopline-modelversion-requester');
-  assert.is(find(teamA, 'MutatingAdmissionPolicyBinding').spec.policyName, 'team-a-loopline-modelversion-requester');
+  assert.is(find(teamA, 'MutatingAdmissionPolicy').metadata.name, 'team-a-loopline-requested-by');
+  assert.is(find(teamA, 'MutatingAdmissionPolicyBinding').spec.policyName, 'team-a-loopline-requested-by');
   const without = helm('template', 'loopline', CHART, '--kube-version', KUBE_VERSION);
   assert.is(without.status, 0, without.stderr);
   assert.not.match(without.stdout, /MutatingAdmissionPolicy/);
