@@ -3,7 +3,7 @@
  * CRDs validating every route the controller writes, a real Prometheus for the analysis and a real
  * nats-server for lifecycle events. Predictor pods are simulated by KWOK here (the image is not a loopline/
  * one); their metrics come from endpoints whose error rate and latency the test sets. The closed loop with
- * real predictor processes is e2e.test.ts.
+ * real predictor processes is closed-loop.test.ts.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
