@@ -90,7 +90,7 @@ function freePort(): Promise<number> {
   });
 }
 
-async function until(what: string, check: () => Promise<boolean>, child: ChildProcess, output: () => string, timeoutMs = 30_000): Promise<void> {
+async function until(what: string, check: () => Promise<boolean>, child: ChildProcess, output: () => string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${what}: the process exited (${child.exitCode}):\n${output()}`);
@@ -122,7 +122,7 @@ async function stop(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null) return child.exitCode;
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
   const code = await exited;
   clearTimeout(timer);
   return code;
@@ -155,12 +155,12 @@ test('Dockerfile.server\'s build output, read-only, serves a real ONNX model wit
       method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 5], data: result.inputExample[0] }] }),
     });
-    assert.is(response.status, 200, await response.clone().text());
+    assert.is(response.status, 200, `${await response.clone().text()}\n${started.output()}`);
     const answer = (await response.json()) as { outputs: Array<{ name: string; data: number[] }> };
     assert.is(answer.outputs[0].name, 'probability');
     assert.ok(answer.outputs[0].data[0] > 0 && answer.outputs[0].data[0] < 1);
     assert.match(await (await fetch(`${base}/metrics`)).text(), /prediction_requests_total\{[^}]*outcome="success"[^}]*\} 1/);
-    assert.is(await stop(server), 0);
+    assert.is(await stop(server), 0, started.output());
   } finally {
     if (server) await stop(server);
     makeWritable(scratch);
@@ -189,7 +189,7 @@ test('Dockerfile.operator\'s build output, read-only, runs the operator: probes 
     assert.ok((await fetch(`${base}/healthz`)).ok);
     await until('leader', async () => /loopline_leader 1/.test(await (await fetch(`${base}/metrics`)).text()), operator, started.output);
     assert.is(kubectl(['get', 'lease', 'image-test', '-n', namespace, '-o', 'jsonpath={.spec.holderIdentity}']).length > 0, true);
-    assert.is(await stop(operator), 0);
+    assert.is(await stop(operator), 0, started.output());
   } finally {
     if (operator) await stop(operator);
     deleteNamespace(namespace);
