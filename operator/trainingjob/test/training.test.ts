@@ -117,7 +117,7 @@ test('workers=3 run one pod per rank with consistent rank env and a headless Ser
   const svc = await h.api.get(kinds.Service, h.namespace, 'dist');
   assert.is(svc.spec.clusterIP, 'None');
   assert.equal(svc.spec.selector, { 'loopline.dev/trainingjob': 'dist', 'loopline.dev/rank': '0' });
-  assert.is(svc.metadata.ownerReferences[0].uid, job.metadata.uid);
+  assert.is(svc.metadata.ownerReferences![0].uid, job.metadata.uid);
   // The trainer processes themselves saw their rank: ranks 1 and 2 only train their shard.
   for (const pod of pods.slice(1)) {
     const log = readFileSync(join(h.kubelet.logDir(h.namespace, pod.metadata.name, pod.metadata.uid!, 'trainer'), '0.log'), 'utf8');
