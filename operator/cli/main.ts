@@ -1,12 +1,33 @@
 /**
- * `npx loopline promote|rollback|pause|resume|status <inferenceservice> [-n namespace]`: manual control of a
- * rollout through the InferenceService's spec.rollout fields, so every change is an ordinary, audited API write.
+ * `npx loopline`: see an InferenceService at a glance (`status`) and steer its rollout by hand
+ * (`promote`, `rollback`, `pause`, `resume`). Steering writes the InferenceService's spec.rollout fields, so
+ * every change is an ordinary, audited API write that the operator acts on.
  */
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi, kinds } from '../engine/index.ts';
+import { STREAM_NAME } from '../events/stream.ts';
+import { renderDashboard } from './dashboard.ts';
+import { gatherStatus, type GatherOptions } from './snapshot.ts';
 
-const USAGE = 'usage: loopline promote|rollback|pause|resume|status <inferenceservice> [-n namespace]';
+export const USAGE = `usage: loopline <command> <inferenceservice> [-n namespace]
+
+commands:
+  status     the service at a glance: versions and weights, latency, throughput, errors,
+             model metrics, drift, recent Kubernetes Events and NATS lifecycle events
+  promote    promote the canary now, skipping the remaining steps
+  rollback   send all traffic back to stable and abort the canary
+  pause      hold the current canary step
+  resume     continue a paused rollout
+
+status options:
+  -w, --watch            redraw every --interval seconds until interrupted
+  --interval <seconds>   refresh period with --watch (default 2)
+  --window <duration>    range for rates and latency quantiles, e.g. 30s, 5m (default 1m)
+  --prometheus <url>     Prometheus query URL (default $PROMETHEUS_URL or http://127.0.0.1:9090)
+  --events <n>           how many recent events to show (default 8)
+
+environment: KUBECONFIG, PROMETHEUS_URL, NATS_URL, NATS_CREDS_FILE, NATS_STREAM (default LOOPLINE)`;
 
 const SPEC_CHANGES: Record<string, Record<string, boolean>> = {
   promote: { promoteNow: true, abort: false, paused: false },
@@ -15,10 +36,41 @@ const SPEC_CHANGES: Record<string, Record<string, boolean>> = {
   resume: { paused: false },
 };
 
-export async function run(argv: string[], out: (line: string) => void = console.log): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { namespace: { type: 'string', short: 'n' } } });
+export interface RunOptions {
+  /** stdout is a terminal: colour, and --watch redraws in place instead of appending frames. */
+  terminal?: { color: boolean; redraw: boolean };
+  env?: Record<string, string | undefined>;
+  /** Ends --watch. */
+  signal?: AbortSignal;
+}
+
+export async function run(argv: string[], out: (line: string) => void = console.log, options: RunOptions = {}): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        namespace: { type: 'string', short: 'n' },
+        watch: { type: 'boolean', short: 'w' },
+        interval: { type: 'string' },
+        window: { type: 'string' },
+        prometheus: { type: 'string' },
+        events: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    out(`loopline: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
   const [command, name] = positionals;
-  if (!command || !name || !(command in SPEC_CHANGES || command === 'status')) {
+  if (values.help) {
+    out(USAGE);
+    return 0;
+  }
+  if (!command || !name || positionals.length > 2 || !(command in SPEC_CHANGES || command === 'status')) {
     out(USAGE);
     return 2;
   }
@@ -31,25 +83,64 @@ export async function run(argv: string[], out: (line: string) => void = console.
     out(`inferenceservice ${namespace}/${name}: ${command} requested`);
     return 0;
   }
-  const isvc = await api.get(kinds.InferenceService, namespace, name);
-  const s = isvc.status ?? {};
-  const a = s.analysis ?? {};
-  const lines = [
-    `${namespace}/${name}  model ${isvc.spec.model}  phase ${s.phase ?? 'Unknown'}`,
-    `stable  v${s.stableVersion ?? '?'}  ${100 - (s.canaryWeight ?? 0)}%`,
-    s.canaryVersion !== undefined ? `canary  v${s.canaryVersion}  ${s.canaryWeight ?? 0}%  step ${s.currentStep ?? 0}${isvc.spec.rollout?.paused ? '  (paused)' : ''}` : 'canary  none',
-    a.lastCheck ? `analysis ${a.lastCheck}: ${a.message ?? ''} (failed checks ${a.failedChecks ?? 0})` : 'analysis none yet',
-    s.drift ? `drift   score ${s.drift.score} drifted=${s.drift.drifted} features ${(s.drift.driftedFeatures ?? []).join(',') || '-'} at ${s.drift.lastEventTime}` : 'drift   no events',
-    s.lastRetrain ? `retrain ${s.lastRetrain.trainingJob} at ${s.lastRetrain.time} (event ${s.lastRetrain.eventId})` : 'retrain none',
-    `url     ${s.url ?? '-'}`,
-    ...(s.conditions ?? []).map((c: { type: string; status: string; reason: string; message: string }) => `${c.type}=${c.status} ${c.reason}: ${c.message}`),
-  ];
-  for (const line of lines) out(line);
+
+  const env = options.env ?? process.env;
+  const interval = Number(values.interval ?? 2);
+  const events = Number(values.events ?? 8);
+  const window = values.window ?? '1m';
+  const problems = [
+    !(interval > 0) && `--interval must be a positive number of seconds, not ${values.interval}`,
+    !(Number.isInteger(events) && events >= 0) && `--events must be a whole number, not ${values.events}`,
+    !/^\d+(ms|s|m|h|d)$/.test(window) && `--window must be a Prometheus duration such as 30s or 5m, not ${window}`,
+  ].filter(Boolean);
+  if (problems.length > 0) {
+    out(`loopline: ${problems.join('; ')}`);
+    return 2;
+  }
+  const gather: GatherOptions = {
+    prometheusUrl: values.prometheus ?? (env.PROMETHEUS_URL || 'http://127.0.0.1:9090'),
+    window,
+    eventCount: events,
+    ...(env.NATS_URL ? { nats: { url: env.NATS_URL, stream: env.NATS_STREAM || STREAM_NAME, ...(env.NATS_CREDS_FILE ? { credsFile: env.NATS_CREDS_FILE } : {}) } } : {}),
+  };
+  const terminal = options.terminal ?? { color: false, redraw: false };
+  const frame = async () => renderDashboard(await gatherStatus(api, namespace, name, gather), { now: new Date(), color: terminal.color });
+
+  if (!values.watch) {
+    for (const line of await frame()) out(line);
+    return 0;
+  }
+  // Watching: a failed refresh (the API server restarting, the service deleted) is shown, not fatal.
+  while (!options.signal?.aborted) {
+    let lines: string[];
+    try {
+      lines = await frame();
+    } catch (error) {
+      lines = [`loopline: ${(error as Error).message}`];
+    }
+    const stamp = `every ${interval}s, ${new Date().toISOString()}`;
+    if (terminal.redraw) out(`\x1b[H\x1b[2J${stamp}\n${lines.join('\n')}`);
+    else for (const line of [`--- ${stamp}`, ...lines, '']) out(line);
+    await sleep(interval * 1000, options.signal);
+  }
   return 0;
 }
 
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  run(process.argv.slice(2)).then(
+  const stopWatching = new AbortController();
+  process.once('SIGINT', () => stopWatching.abort());
+  const tty = process.stdout.isTTY === true;
+  run(process.argv.slice(2), console.log, {
+    terminal: { color: tty && !process.env.NO_COLOR, redraw: tty },
+    signal: stopWatching.signal,
+  }).then(
     (code) => process.exit(code),
     (error: Error) => {
       console.error(`loopline: ${error.message}`);
