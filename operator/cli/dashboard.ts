@@ -159,7 +159,7 @@ export function renderDashboard(snapshot: StatusSnapshot, options: RenderOptions
   out.push('', heading('LIFECYCLE', `NATS ${nats.subject}`));
   if (nats.unavailable) out.push(paint(`lifecycle events not shown: ${nats.unavailable}`, 'warn'));
   else if (nats.lifecycle.length === 0) out.push(paint('none', 'dim'));
-  else out.push(...table(nats.lifecycle.map((e) => lifecycleRow(e, ago))));
+  else out.push(...table([['AGE', 'EVENT', 'DETAILS'].map((h) => ({ text: h, tone: 'title' as Tone })), ...nats.lifecycle.map((e) => lifecycleRow(e, ago))]));
   return out;
 }
 

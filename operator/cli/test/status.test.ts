@@ -293,6 +293,7 @@ test('the last Kubernetes Events and the last lifecycle events from JetStream, n
   ]);
   assert.ok(lines.includes(`LIFECYCLE  NATS loopline.events.${ns}.inferenceservice.scoring`));
   assert.equal(section(lines, 'LIFECYCLE').map((l) => cells(l).slice(1)), [
+    ['EVENT', 'DETAILS'],
     ['stepadvanced', 'event 2: stepadvanced'],
     ['analysisfailed', 'event 3: analysisfailed'],
     ['stepadvanced', 'event 4: stepadvanced'],
