@@ -18,6 +18,8 @@ export interface InferenceServiceSettings {
   nats?: { url: string; credsFile?: string };
   stream: StreamOptions;
   serving: ServingConfig;
+  /** Parallel reconciles of different InferenceServices (default 4). */
+  workers?: number;
   /** An operator watching one namespace consumes only that namespace's drift events, under its own durable name. */
   namespace?: string;
 }
@@ -41,12 +43,16 @@ const set = (value: string | undefined) => (value !== undefined && value !== '' 
  *   PREDICTOR_IMAGE               image of predictor pods (loopline/predictor:0.1.0)
  *   PREDICTOR_CPU, PREDICTOR_MEMORY   their cpu/memory when the InferenceService sets none (500m, 512Mi)
  *   CLUSTER_DOMAIN                DNS suffix in status.url (cluster.local)
+ *   INFERENCESERVICE_WORKERS      parallel reconciles (4)
  */
 export function inferenceServiceSettings(env: Env): InferenceServiceSettings {
   const natsUrl = set(env.NATS_URL);
   const maxBytes = set(env.NATS_STREAM_MAX_BYTES);
   if (maxBytes !== undefined && !/^-?\d+$/.test(maxBytes)) throw new Error(`NATS_STREAM_MAX_BYTES: "${maxBytes}" is not a whole number of bytes`);
+  const workers = set(env.INFERENCESERVICE_WORKERS);
+  if (workers !== undefined && !/^[1-9]\d*$/.test(workers)) throw new Error(`INFERENCESERVICE_WORKERS: "${workers}" is not a positive whole number`);
   return {
+    ...(workers !== undefined ? { workers: Number(workers) } : {}),
     prometheusUrl: set(env.PROMETHEUS_URL) ?? 'http://localhost:9090',
     ...(set(env.PROMETHEUS_SCRAPE_INTERVAL) ? { scrapeIntervalMs: parseDuration('PROMETHEUS_SCRAPE_INTERVAL', env.PROMETHEUS_SCRAPE_INTERVAL!) } : {}),
     ...(natsUrl ? { nats: { url: natsUrl, ...(set(env.NATS_CREDS_FILE) ? { credsFile: env.NATS_CREDS_FILE } : {}) } } : {}),
@@ -94,6 +100,7 @@ export async function setUpInferenceServices(engine: Engine, settings: Inference
     ...(settings.scrapeIntervalMs !== undefined ? { scrapeIntervalMs: settings.scrapeIntervalMs } : {}),
     serving: settings.serving,
     stream: settings.stream,
+    ...(settings.workers !== undefined ? { workers: settings.workers } : {}),
     ...(nc ? { nats: nc } : {}),
   });
   let consumer: DriftConsumer | undefined;

@@ -214,9 +214,10 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
         }
         conditions.push({ type: 'RouteReady', status: 'True', reason: 'RouteApplied', message: `${object.kind} ${object.metadata.name}: stable ${100 - serving.canaryWeight}%, canary ${serving.canary ? serving.canaryWeight : 0}%${serving.mirrorPercent ? `, mirroring ${serving.mirrorPercent}% to the canary` : ''}` });
       }
-      await ctx.apply(object);
       written.push(object);
     }
+    // The objects do not depend on one another: applied together, a reconcile costs one round trip, not five.
+    await Promise.all(written.map((object) => ctx.apply(object)));
     await prune(ctx, isvc, written);
 
     // Readiness from the cached Deployments (their status changes enqueue us again).

@@ -9,8 +9,10 @@ test('the chart environment becomes Prometheus, NATS, stream and predictor setti
     NATS_URL: 'nats://nats:4222', NATS_CREDS_FILE: '/etc/loopline/nats/nats.creds',
     NATS_STREAM: 'EVENTS', NATS_STREAM_MAX_AGE: '7d', NATS_STREAM_MAX_BYTES: '-1',
     PREDICTOR_IMAGE: 'mirror.local/loopline/predictor:0.2.0', PREDICTOR_CPU: '1', PREDICTOR_MEMORY: '1Gi', CLUSTER_DOMAIN: 'corp.local',
+    INFERENCESERVICE_WORKERS: '8',
   });
   assert.equal(settings, {
+    workers: 8,
     prometheusUrl: 'http://prom:9090',
     scrapeIntervalMs: 30_000,
     nats: { url: 'nats://nats:4222', credsFile: '/etc/loopline/nats/nats.creds' },
@@ -31,6 +33,7 @@ test('with nothing set: the local Prometheus, no NATS, the loopline/predictor im
 test('bad durations and byte counts are refused with the variable named', () => {
   assert.throws(() => inferenceServiceSettings({ NATS_STREAM_MAX_AGE: 'a week' }), /NATS_STREAM_MAX_AGE/);
   assert.throws(() => inferenceServiceSettings({ NATS_STREAM_MAX_BYTES: '1GB' }), /NATS_STREAM_MAX_BYTES/);
+  assert.throws(() => inferenceServiceSettings({ INFERENCESERVICE_WORKERS: '0' }), /INFERENCESERVICE_WORKERS/);
   assert.is(parseDuration('X', '168h'), 168 * 3_600_000);
 });
 
