@@ -107,6 +107,8 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
     { name: 'MODEL_DIGEST', value: model.digest },
     { name: 'NAMESPACE', value: namespace },
     { name: 'INFERENCE_SERVICE', value: isvcName },
+    // A small V8 young generation keeps the predictor near 140 MB resident instead of 170 MB under load (bench/results/server.md).
+    { name: 'NODE_OPTIONS', value: '--max-semi-space-size=4' },
   ];
   if (model.signature !== undefined) env.push({ name: 'MODEL_SIGNATURE', value: JSON.stringify(model.signature) });
   const drift = isvc.spec.drift;

@@ -71,6 +71,7 @@ test('the predictor gets the model URI, digest, signature and drift settings in 
   // chiSquare decides on a p-value: a distance threshold would be misread for it.
   assert.is(vars.DRIFT_THRESHOLD, undefined);
   assert.equal(vars.HOST, { fieldRef: { fieldPath: 'status.podIP' } });
+  assert.is(vars.NODE_OPTIONS, '--max-semi-space-size=4');
 });
 
 test('a per-feature distance threshold reaches the predictor only when both methods score distances', () => {
