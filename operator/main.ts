@@ -1,6 +1,7 @@
 // The operator process: the controller engine with Loopline's controllers registered.
 //   npx tsx operator/main.ts [--namespace NS] [--lease-namespace NS] [--lease-name NAME]
 //                            [--http-port 8080] [--no-leader-election] [--retry-base-ms 10000]
+//                            [--resync-period-ms 600000]
 // KUBECONFIG (or the in-cluster service account) says which cluster.
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
       'http-port': { type: 'string', default: process.env.LOOPLINE_HTTP_PORT ?? '8080' },
       'no-leader-election': { type: 'boolean', default: false },
       'retry-base-ms': { type: 'string' },
+      'resync-period-ms': { type: 'string' },
     },
   });
   const engine = createOperator({
@@ -40,6 +42,7 @@ async function main(): Promise<void> {
     httpPort: Number(values['http-port']),
     leaderElection: values['no-leader-election'] ? false : { namespace: values['lease-namespace'], name: values['lease-name'] },
     lifecycle: values['retry-base-ms'] ? { retryBaseMs: Number(values['retry-base-ms']) } : undefined,
+    resyncPeriodMs: values['resync-period-ms'] ? Number(values['resync-period-ms']) : undefined,
   });
   // InferenceServices: Prometheus, NATS and predictor defaults from the environment (see inferenceservice/config.ts).
   const inferenceServices = await setUpInferenceServices(engine, { ...inferenceServiceSettings(process.env), namespace: values.namespace });

@@ -76,6 +76,8 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
         }),
         (err) => {
           nodes.delete(name);
+          // Bound to a node that is gone: no kubelet of any kind runs it.
+          if (err?.code === 404) return { simulated: false, ip: '' };
           throw err;
         },
       );
@@ -107,6 +109,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
     lastWritten = '';
     conditions: any[] | undefined;
     killTimer?: NodeJS.Timeout;
+    statusRetry?: NodeJS.Timeout;
     log: Logger;
 
     constructor(pod: V1Pod) {
@@ -306,6 +309,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
     kill(): void {
       this.gone = true;
       clearTimeout(this.killTimer);
+      clearTimeout(this.statusRetry);
       for (const c of this.containers) {
         clearTimeout(c.restartTimer);
         clearInterval(c.probeTimer);
@@ -328,7 +332,10 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
         this.conditions = pod.status?.conditions as any[] | undefined;
       } catch (err: any) {
         if (err?.code === 404) { this.kill(); return; }
-        throw err;
+        // Like the kubelet's status manager: keep the latest status and try again until it lands.
+        this.log.warn({ err: String(err) }, 'pod status write failed; retrying');
+        clearTimeout(this.statusRetry);
+        this.statusRetry = setTimeout(() => this.enqueue(() => this.writeStatus()), 1000);
       }
     }
   }

@@ -17,6 +17,8 @@ export interface TrainingJobControllerOptions {
   lifecycle?: Partial<LifecycleOptions>;
   /** Versions tried before giving up when other jobs keep taking the next number. */
   maxVersionAttempts?: number;
+  /** Parallel reconciles of different jobs; default 16. */
+  workers?: number;
 }
 
 export function trainingJobController(options: TrainingJobControllerOptions): ControllerDefinition {
@@ -25,6 +27,9 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
     name: 'trainingjob',
     for: kinds.TrainingJob,
     owns: [kinds.Pod, kinds.Service],
+    // Each reconcile waits on a few API round trips; with many jobs created at once, more of them in
+    // flight is what keeps the first pod of the last job from queueing behind the others.
+    workers: options.workers ?? 16,
     async reconcile({ namespace, name }, ctx) {
       const job = ctx.cache.get(kinds.TrainingJob, namespace, name) as unknown as TrainingJob | undefined;
       // Gone or going: owner references let the garbage collector remove its pods and Service.

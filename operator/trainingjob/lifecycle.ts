@@ -257,9 +257,7 @@ export function planTrainingJob(job: TrainingJob, pods: readonly Pod[], now: Dat
 
   const phase: TrainingJobPhase = obs.running ? 'Running' : 'Pending';
   const workers = workersOf(job);
-  const message = obs.running
-    ? `attempt ${attempt}: training on ${workers} pod(s)`
-    : `attempt ${attempt}: waiting for ${workers} pod(s) to be scheduled and started`;
+  const message = obs.running ? `attempt ${attempt}: training on ${workers} pod(s)` : pendingMessage(job, attempt);
   return {
     kind: 'hold',
     status: { ...status, phase, message },
@@ -281,7 +279,8 @@ function startAttempt(
   requeueAfterMs: number | undefined,
 ): Plan {
   const isNew = attempt > (status.attempts ?? 0) || !job.status?.attempts;
-  const message = `attempt ${attempt}: creating ${ranks.length} pod(s)`;
+  // The same words as while the pods wait, so starting and waiting are one status write, not two.
+  const message = pendingMessage(job, attempt);
   return {
     kind: 'start',
     attempt,
@@ -292,6 +291,10 @@ function startAttempt(
     events: isNew ? [...events, { type: 'Normal', reason: 'AttemptStarted', message: `attempt ${attempt} of ${(job.spec.backoffLimit ?? 3) + 1}: created ${ranks.length} pod(s)` }] : events,
     requeueAfterMs,
   };
+}
+
+function pendingMessage(job: TrainingJob, attempt: number): string {
+  return `attempt ${attempt}: waiting for ${workersOf(job)} pod(s) to be scheduled and started`;
 }
 
 function allRanks(job: TrainingJob): number[] {

@@ -82,7 +82,7 @@ test('promotion moves the alias and archives the old Production version; history
   }, 'release-manager');
   const [v1, v2] = await settled('fraud');
   assert.equal([v2.status!.stage, v2.status!.aliases], ['Production', ['production']]);
-  assert.equal([v1.status!.stage, v1.status!.aliases], ['Archived', []]);
+  assert.equal([v1.status!.stage, v1.status!.aliases ?? []], ['Archived', []]);
   assert.equal([v1.spec.stage, v1.spec.aliases], ['Archived', []], 'the displaced request is rewritten to match');
   const promoted = v2.status!.history!.at(-1)!;
   assert.equal([promoted.from, promoted.to, promoted.aliasesAdded, promoted.by, promoted.reason], ['Staging', 'Production', ['production'], releaseManagerName, 'auc up 3 points in shadow traffic']);

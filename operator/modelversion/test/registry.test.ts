@@ -15,7 +15,7 @@ function mv(version: number, spec: Partial<ModelVersionSpec>, status?: ModelVers
 
 const byName = (plans: VersionPlan[]) => Object.fromEntries(plans.map((p) => [p.name, p]));
 const stages = (plans: VersionPlan[]) => Object.fromEntries(plans.map((p) => [p.name, p.status.stage]));
-const aliases = (plans: VersionPlan[]) => Object.fromEntries(plans.map((p) => [p.name, p.status.aliases]));
+const aliases = (plans: VersionPlan[]) => Object.fromEntries(plans.map((p) => [p.name, p.status.aliases ?? []]));
 
 test('a new version takes the stage and aliases it asks for, with a history entry naming who asked', () => {
   const [plan] = planRegistry([mv(1, { stage: 'Staging', aliases: ['candidate'] })], NOW);

@@ -38,7 +38,7 @@ export interface Harness {
   namespace: string;
   /** A scratch directory for model artifacts (file:// output). */
   outputDir: string;
-  kubelet: LocalKubelet;
+  kubelet?: LocalKubelet;
   operator?: Engine;
   stop(): Promise<void>;
 }
@@ -53,14 +53,14 @@ export async function installApi(kc: KubeConfig, api: KubeApi): Promise<void> {
   }
 }
 
-export async function startHarness(prefix: string, options: { operator?: OperatorOptions | false } = {}): Promise<Harness> {
+export async function startHarness(prefix: string, options: { operator?: OperatorOptions | false; kubelet?: boolean } = {}): Promise<Harness> {
   const kc = requireKubeconfig();
   const api = new KubeApi(kc);
   const namespace = `${prefix}-${randomBytes(3).toString('hex')}`;
   await installApi(kc, api);
   await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never, 'loopline-tests');
   const outputDir = mkdtempSync(join(tmpdir(), `${prefix}-`));
-  const kubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot: REPO_ROOT, namespace, logger: logger() });
+  const kubelet = options.kubelet === false ? undefined : await startLocalKubelet({ kubeconfig: kc, repoRoot: REPO_ROOT, namespace, logger: logger() });
   let operator: Engine | undefined;
   if (options.operator !== false) {
     operator = createOperator({
@@ -81,7 +81,7 @@ export async function startHarness(prefix: string, options: { operator?: Operato
       await api.delete(kinds.Namespace, undefined, namespace).catch(() => undefined);
       // The local-kubelet carries out the pod deletions of the namespace before it stops.
       await waitFor('pods of the namespace to be gone', async () => (await api.list(kinds.Pod, namespace)).items.length === 0 || undefined, 20_000).catch(() => undefined);
-      await kubelet.stop();
+      await kubelet?.stop();
       rmSync(outputDir, { recursive: true, force: true });
     },
   };

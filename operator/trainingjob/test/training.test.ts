@@ -120,7 +120,7 @@ test('workers=3 run one pod per rank with consistent rank env and a headless Ser
   assert.is(svc.metadata.ownerReferences![0].uid, job.metadata.uid);
   // The trainer processes themselves saw their rank: ranks 1 and 2 only train their shard.
   for (const pod of pods.slice(1)) {
-    const log = readFileSync(join(h.kubelet.logDir(h.namespace, pod.metadata.name, pod.metadata.uid!, 'trainer'), '0.log'), 'utf8');
+    const log = readFileSync(join(h.kubelet!.logDir(h.namespace, pod.metadata.name, pod.metadata.uid!, 'trainer'), '0.log'), 'utf8');
     assert.match(log, /"worldSize":3/);
     assert.match(log, /shard trained; rank 0 writes the result/);
   }

@@ -1,0 +1,183 @@
+// TrainingJob benchmark on the local cluster, the operator running as its own process:
+//  A. TrainingJob created -> its first pod created, 200 jobs created at once (p50/p99);
+//  B. full resync with nothing changed: API writes (target 0);
+//  C. API writes per TrainingJob lifecycle (real trainer via the local-kubelet) versus the minimum:
+//     its pod plus one status write per phase change (Pending, Running, Succeeded).
+// Writes bench/results/trainingjob.json and .md.   npx tsx operator/bench/trainingjob.bench.ts
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { Watch } from '@kubernetes/client-node';
+import { startLocalKubelet } from '../../e2e/local-kubelet/kubelet.ts';
+import { kinds, type KubeObject } from '../engine/index.ts';
+import { REPO_ROOT, createJob, logger, sleep, startHarness, trainingJobObject, waitFor, waitForPhase } from '../trainingjob/test/cluster.ts';
+
+const JOBS = Number(process.env.BENCH_TRAININGJOBS ?? 200);
+const LIFECYCLES = 5;
+const RESYNC_MS = 8000;
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+const round = (n: number) => Math.round(n * 10) / 10;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** loopline_api_writes_total by `verb kind`, from the operator's /metrics. */
+async function writes(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^loopline_api_writes_total\{([^}]*)\} (\d+(?:\.\d+)?)$/gm)) {
+    const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    out.set(`${labels.verb} ${labels.kind}`, Number(m[2]));
+  }
+  return out;
+}
+
+async function reconciles(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return [...text.matchAll(/^loopline_reconcile_total\{[^}]*controller="trainingjob"[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+}
+
+function delta(after: Map<string, number>, before: Map<string, number>, exclude: string[] = []): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0);
+    if (d > 0 && !exclude.some((x) => k.endsWith(` ${x}`))) out[k] = d;
+  }
+  return out;
+}
+const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+
+const h = await startHarness('bench-tj', { operator: false, kubelet: false });
+const port = await freePort();
+const operator = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'operator/main.ts'), '--namespace', h.namespace, '--no-leader-election', '--http-port', String(port), '--retry-base-ms', '300', '--resync-period-ms', String(RESYNC_MS)], {
+  cwd: REPO_ROOT,
+  env: { ...process.env, LOG_LEVEL: 'warn' },
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+try {
+  await waitFor('the operator to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok || undefined, 60_000);
+
+  // A. 200 TrainingJobs at once; the first pod of each seen through a watch opened beforehand.
+  const podSeen = new Map<string, number>();
+  const watch = await new Watch(h.kc).watch(`/api/v1/namespaces/${h.namespace}/pods`, {}, (type, pod: KubeObject) => {
+    const job = pod.metadata?.labels?.['loopline.dev/trainingjob'];
+    if (type === 'ADDED' && job && !podSeen.has(job)) podSeen.set(job, performance.now());
+  }, () => undefined);
+  const names = Array.from({ length: JOBS }, (_, i) => `load-${String(i).padStart(3, '0')}`);
+  const sent = new Map<string, number>();
+  const created = new Map<string, number>();
+  const burstStart = performance.now();
+  await Promise.all(names.map(async (name) => {
+    sent.set(name, performance.now());
+    // No GPU so the scheduler places them all; no local-kubelet yet, so they stay Pending and run nothing.
+    await h.api.create(kinds.TrainingJob, trainingJobObject(h, name, { resources: {} }), 'bench');
+    created.set(name, performance.now());
+  }));
+  const createBurstMs = performance.now() - burstStart;
+  await waitFor(`first pods of ${JOBS} jobs`, () => podSeen.size >= JOBS || undefined, 180_000);
+  const lastPodMs = Math.max(...podSeen.values()) - burstStart;
+  const fromCreated = names.map((n) => podSeen.get(n)! - created.get(n)!).sort((a, b) => a - b);
+  const fromSent = names.map((n) => podSeen.get(n)! - sent.get(n)!).sort((a, b) => a - b);
+  (watch as { abort(): void }).abort();
+
+  // B. Let the burst settle, then a full resync (every job enqueued again) must write nothing.
+  await waitFor('the operator to go quiet', async () => {
+    const before = sum(Object.fromEntries(await writes(port)));
+    await sleep(1500);
+    return sum(Object.fromEntries(await writes(port))) === before || undefined;
+  }, 60_000);
+  const beforeResync = await writes(port);
+  const reconcilesBefore = await reconciles(port);
+  await waitFor('a full resync', async () => (await reconciles(port)) - reconcilesBefore >= JOBS || undefined, RESYNC_MS * 4);
+  await sleep(1000);
+  const resyncReconciles = (await reconciles(port)) - reconcilesBefore;
+  const resyncWrites = delta(await writes(port), beforeResync, ['Lease']);
+
+  // C. Full lifecycles with the real trainer, one job at a time so every write is attributed to it.
+  for (const name of names) await h.api.delete(kinds.TrainingJob, h.namespace, name).catch(() => undefined);
+  await waitFor('the load jobs to be gone', async () => (await h.api.list(kinds.TrainingJob, h.namespace)).items.length === 0 || undefined, 60_000);
+  const kubelet = await startLocalKubelet({ kubeconfig: h.kc, repoRoot: REPO_ROOT, namespace: h.namespace, logger: logger() });
+  await sleep(1000);
+  const lifecycles: Array<{ writes: Record<string, number>; events: number; phases: string[] }> = [];
+  for (let i = 0; i < LIFECYCLES; i++) {
+    const name = `life-${i}`;
+    const before = await writes(port);
+    const phases: string[] = [];
+    const phaseWatch = await new Watch(h.kc).watch(`/apis/loopline.dev/v1alpha1/namespaces/${h.namespace}/trainingjobs`, { fieldSelector: `metadata.name=${name}` }, (_t, job: KubeObject) => {
+      const phase = job.status?.phase;
+      if (phase && phases.at(-1) !== phase) phases.push(phase);
+    }, () => undefined);
+    await createJob(h, name, { model: 'bench-model', registration: { stage: 'Staging' } });
+    await waitForPhase(h, name, ['Succeeded', 'Failed'], 60_000);
+    await waitFor('the registry to settle', async () => {
+      const mvs = (await h.api.list(kinds.ModelVersion, h.namespace)).items;
+      return mvs.length === i + 1 && mvs.every((v) => v.status?.stage === 'Staging') || undefined;
+    });
+    await sleep(1500);
+    (phaseWatch as { abort(): void }).abort();
+    const all = delta(await writes(port), before, ['Lease']);
+    const events = Object.entries(all).filter(([k]) => k.endsWith(' Event')).reduce((a, [, v]) => a + v, 0);
+    lifecycles.push({ writes: Object.fromEntries(Object.entries(all).filter(([k]) => !k.endsWith(' Event'))), events, phases });
+  }
+  for (let i = 0; i < LIFECYCLES; i++) await h.api.delete(kinds.TrainingJob, h.namespace, `life-${i}`);
+  await waitFor('the lifecycle pods to be gone', async () => (await h.api.list(kinds.Pod, h.namespace)).items.length === 0 || undefined, 30_000);
+  await kubelet.stop();
+
+  const typical = lifecycles[lifecycles.length - 1];
+  const minimum = 1 + typical.phases.length; // the pod + one status write per phase
+  const writesPerJob = lifecycles.map((l) => sum(l.writes));
+  const result = {
+    machine: { arch: process.arch, cores: cpus().length },
+    firstPodLatencyMs: {
+      jobs: JOBS,
+      fromCreateResponse: { p50: round(percentile(fromCreated, 50)), p90: round(percentile(fromCreated, 90)), p99: round(percentile(fromCreated, 99)), max: round(fromCreated.at(-1)!) },
+      fromCreateRequest: { p50: round(percentile(fromSent, 50)), p99: round(percentile(fromSent, 99)) },
+      createBurstMs: round(createBurstMs),
+      lastFirstPodAfterMs: round(lastPodMs),
+      targets: { p50: 50, p99: 500 },
+    },
+    resync: { reconciles: resyncReconciles, writes: sum(resyncWrites), byKind: resyncWrites, target: 0 },
+    lifecycle: {
+      jobs: LIFECYCLES,
+      phases: typical.phases,
+      writesPerJob,
+      typical: typical.writes,
+      minimum,
+      minimumCounts: 'the pod create + one status write per phase change',
+      registrationWrites: 'ModelVersion create (TrainingJob controller) + ModelVersion status (registry): needed for the result, outside the minimum',
+      eventsPerJob: lifecycles.map((l) => l.events),
+    },
+  };
+  mkdirSync(join(REPO_ROOT, 'bench/results'), { recursive: true });
+  writeFileSync(join(REPO_ROOT, 'bench/results/trainingjob.json'), JSON.stringify(result, null, 2) + '\n');
+  const l = result.firstPodLatencyMs;
+  const md = `## TrainingJob (operator/bench/trainingjob.bench.ts)
+
+Operator as its own process; ${result.machine.cores} cores shared with the API server, etcd, KWOK and the benchmark.
+
+| measure | result | target |
+|---|---|---|
+| TrainingJob created -> first pod created, ${l.jobs} jobs at once, p50 | ${l.fromCreateResponse.p50} ms | <= 50 ms |
+| same, p90 / p99 / max | ${l.fromCreateResponse.p90} / ${l.fromCreateResponse.p99} / ${l.fromCreateResponse.max} ms | p99 <= 500 ms |
+| same, counted from the create request instead of its response, p50 / p99 | ${l.fromCreateRequest.p50} / ${l.fromCreateRequest.p99} ms | |
+| all ${l.jobs} creates answered / last first pod seen | ${l.createBurstMs} / ${l.lastFirstPodAfterMs} ms | |
+| API writes in a full resync with nothing changed (${result.resync.reconciles} reconciles) | ${result.resync.writes} | 0 |
+| API writes per TrainingJob lifecycle (phases ${typical.phases.join(' -> ')}), events excluded | ${writesPerJob.join(', ')} | minimum ${minimum} + 2 for registration |
+| of which (last job) | ${Object.entries(typical.writes).map(([k, v]) => `${k}: ${v}`).join(', ')} | |
+| Kubernetes Events per lifecycle | ${result.lifecycle.eventsPerJob.join(', ')} | |
+`;
+  writeFileSync(join(REPO_ROOT, 'bench/results/trainingjob.md'), md);
+  console.log(md);
+} finally {
+  operator.kill('SIGTERM');
+  await h.stop();
+}
