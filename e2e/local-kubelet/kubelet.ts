@@ -7,8 +7,12 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { connect } from 'node:net';
 import { homedir, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig, PatchStrategy, makeInformer, setHeaderOptions, type Informer, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, HttpMethod, KubeConfig, PatchStrategy, makeInformer, type Informer, type V1Pod } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
+// One kept-alive connection for every request (client-node's generated APIs open one per request,
+// which a busy API server answers with dropped TLS handshakes).
+import { KubeApi } from '../../operator/engine/kube.ts';
+import { kinds, resourcePath } from '../../operator/engine/kinds.ts';
 import { containerEnv, EnvError } from './env.ts';
 import { commandLine, isLooplineImage } from './images.ts';
 import { podStatus, timestamp, type ContainerRecord, type PodRecord, type Terminated } from './status.ts';
@@ -56,6 +60,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
     kc.loadFromFile(path);
   }
   const core = kc.makeApiClient(CoreV1Api);
+  const api = new KubeApi(kc);
   const log = options.logger ?? pino({ name: 'local-kubelet' });
   const root = join(options.cacheDir ?? process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache', 'loopline'), 'local-kubelet');
   const restartBaseMs = options.restartBackoffMs ?? 1000;
@@ -69,15 +74,15 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
   function nodeInfo(name: string) {
     let info = nodes.get(name);
     if (!info) {
-      info = core.readNode({ name }).then(
+      info = api.get(kinds.Node, undefined, name).then(
         (node) => ({
-          simulated: node.metadata?.annotations?.[SIMULATED_NODE_ANNOTATION] !== undefined,
-          ip: node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? '127.0.0.1',
+          simulated: node.metadata.annotations?.[SIMULATED_NODE_ANNOTATION] !== undefined,
+          ip: (node.status?.addresses as Array<{ type: string; address: string }> | undefined)?.find((a) => a.type === 'InternalIP')?.address ?? '127.0.0.1',
         }),
         (err) => {
           nodes.delete(name);
           // Bound to a node that is gone: no kubelet of any kind runs it.
-          if (err?.code === 404) return { simulated: false, ip: '' };
+          if (err?.statusCode === 404) return { simulated: false, ip: '' };
           throw err;
         },
       );
@@ -88,11 +93,11 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
 
   async function readData(kind: 'ConfigMap' | 'Secret', namespace: string, name: string) {
     try {
-      if (kind === 'ConfigMap') return (await core.readNamespacedConfigMap({ name, namespace })).data ?? {};
-      const data = (await core.readNamespacedSecret({ name, namespace })).data ?? {};
+      if (kind === 'ConfigMap') return ((await api.get(kinds.ConfigMap, namespace, name)).data ?? {}) as Record<string, string>;
+      const data = ((await api.get(kinds.Secret, namespace, name)).data ?? {}) as Record<string, string>;
       return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
     } catch (err: any) {
-      if (err?.code === 404) return undefined;
+      if (err?.statusCode === 404) return undefined;
       throw err;
     }
   }
@@ -298,9 +303,11 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       leases.release(this.uid);
       await this.writeStatus();
       try {
-        await core.deleteNamespacedPod({ name: this.pod.metadata!.name!, namespace: this.pod.metadata!.namespace!, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: this.uid } } });
+        await api.request(HttpMethod.DELETE, resourcePath(kinds.Pod, this.pod.metadata!.namespace!, this.pod.metadata!.name!), {
+          body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: this.uid } },
+        });
       } catch (err: any) {
-        if (err?.code !== 404 && err?.code !== 409) throw err;
+        if (err?.statusCode !== 404 && err?.statusCode !== 409) throw err;
       }
       this.gone = true;
     }
@@ -324,14 +331,14 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       const text = JSON.stringify(status);
       if (text === this.lastWritten) return;
       try {
-        const pod = await core.patchNamespacedPodStatus(
-          { name: this.pod.metadata!.name!, namespace: this.pod.metadata!.namespace!, body: { status } },
-          setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
-        );
+        const pod = await api.request<V1Pod>(HttpMethod.PATCH, `${resourcePath(kinds.Pod, this.pod.metadata!.namespace!, this.pod.metadata!.name!)}/status`, {
+          body: { status },
+          contentType: PatchStrategy.StrategicMergePatch,
+        });
         this.lastWritten = text;
         this.conditions = pod.status?.conditions as any[] | undefined;
       } catch (err: any) {
-        if (err?.code === 404) { this.kill(); return; }
+        if (err?.statusCode === 404) { this.kill(); return; }
         // Like the kubelet's status manager: keep the latest status and try again until it lands.
         this.log.warn({ err: String(err) }, 'pod status write failed; retrying');
         clearTimeout(this.statusRetry);
