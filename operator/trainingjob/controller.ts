@@ -45,22 +45,18 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
       if (service) await ctx.apply(service);
       for (const pod of plan.deletePods) await ctx.delete(kinds.Pod, namespace, pod, { propagationPolicy: 'Background' });
 
-      let status: TrainingJobStatus = plan.status;
-      let conditions = plan.kind === 'judge' ? [] : plan.conditions;
-      let events: PlannedEvent[] = plan.kind === 'judge' ? [] : plan.events;
       if (plan.kind === 'start') {
         for (const rank of plan.ranks) await ctx.create(desiredPod(job, owner, plan.attempt, rank));
-      } else if (plan.kind === 'judge') {
-        ({ status, conditions, events } = await judge(job, plan.attempt, plan.message, plan.status, now, options, ctx));
+        return plan.requeueAfterMs !== undefined ? { requeueAfter: plan.requeueAfterMs } : undefined;
       }
-
+      const { status, conditions, events } = plan.kind === 'judge' ? await judge(job, plan.attempt, plan.message, plan.status, now, options, ctx) : plan;
       await ctx.applyStatus(object, { ...status, conditions });
       for (const e of events) await ctx.event(object, e.type, e.reason, e.message);
       if (plan.kind === 'hold' && plan.deleteJob) {
         await ctx.delete(kinds.TrainingJob, namespace, name, { propagationPolicy: 'Background', preconditionUid: job.metadata.uid });
         return;
       }
-      return plan.kind !== 'judge' && plan.requeueAfterMs !== undefined ? { requeueAfter: plan.requeueAfterMs } : undefined;
+      return plan.kind === 'hold' && plan.requeueAfterMs !== undefined ? { requeueAfter: plan.requeueAfterMs } : undefined;
     },
   };
 }

@@ -35,8 +35,12 @@ export interface AttemptObservation {
 export type Plan =
   /** Nothing to change in the pods; write `status`. */
   | { kind: 'hold'; status: TrainingJobStatus; conditions: Condition[]; deletePods: string[]; events: PlannedEvent[]; requeueAfterMs?: number; deleteJob?: boolean }
-  /** Create the missing pods of `attempt` (a new attempt, or pods lost while it ran). */
-  | { kind: 'start'; attempt: number; ranks: number[]; status: TrainingJobStatus; conditions: Condition[]; deletePods: string[]; events: PlannedEvent[]; requeueAfterMs?: number }
+  /**
+   * Create the missing pods of `attempt` (a new attempt, or pods lost while it ran), nothing else:
+   * their creation brings the job back, and that reconcile records the attempt in status. Pods
+   * first keeps many jobs created at once from waiting on each other's status writes.
+   */
+  | { kind: 'start'; attempt: number; ranks: number[]; deletePods: string[]; requeueAfterMs?: number }
   /** Every rank of `attempt` succeeded: judge the result, register, then finish. */
   | { kind: 'judge'; attempt: number; message: string | undefined; status: TrainingJobStatus; deletePods: string[] };
 
@@ -215,7 +219,7 @@ export function planTrainingJob(job: TrainingJob, pods: readonly Pod[], now: Dat
   const withDeadline = (ms?: number): number | undefined =>
     deadlineLeft === undefined ? ms : ms === undefined ? deadlineLeft : Math.min(ms, deadlineLeft);
 
-  if (attempt === 0) return startAttempt(job, 1, allRanks(job), status, stale, now, [], withDeadline(undefined));
+  if (attempt === 0) return { kind: 'start', attempt: 1, ranks: allRanks(job), deletePods: stale, requeueAfterMs: withDeadline(undefined) };
 
   const obs = observeAttempt(job, pods, attempt);
   if (obs.succeeded) {
@@ -248,53 +252,31 @@ export function planTrainingJob(job: TrainingJob, pods: readonly Pod[], now: Dat
         requeueAfterMs: withDeadline(wait),
       };
     }
-    const events: PlannedEvent[] = [{ type: 'Warning', reason: 'AttemptFailed', message: failedMsg }];
-    return startAttempt(job, attempt + 1, allRanks(job), status, [...stale, ...obs.active], now, events, withDeadline(undefined));
+    return { kind: 'start', attempt: attempt + 1, ranks: allRanks(job), deletePods: [...stale, ...obs.active], requeueAfterMs: withDeadline(undefined) };
   }
 
   const missing = allRanks(job).filter((r) => !obs.present.has(r));
-  if (missing.length > 0) return startAttempt(job, attempt, missing, status, stale, now, [], withDeadline(undefined));
+  if (missing.length > 0) return { kind: 'start', attempt, ranks: missing, deletePods: stale, requeueAfterMs: withDeadline(undefined) };
 
   const phase: TrainingJobPhase = obs.running ? 'Running' : 'Pending';
   const workers = workersOf(job);
-  const message = obs.running ? `attempt ${attempt}: training on ${workers} pod(s)` : pendingMessage(job, attempt);
+  const message = obs.running ? `attempt ${attempt}: training on ${workers} pod(s)` : `attempt ${attempt}: waiting for ${workers} pod(s) to be scheduled and started`;
+  const events: PlannedEvent[] = [];
+  if ((job.status?.attempts ?? 0) < attempt) {
+    // Status catches up with an attempt whose pods were just created.
+    const previous = attempt > 1 ? observeAttempt(job, pods, attempt - 1).failure : undefined;
+    if (previous) events.push({ type: 'Warning', reason: 'AttemptFailed', message: `attempt ${attempt - 1} failed: ${previous.why}` });
+    events.push({ type: 'Normal', reason: 'AttemptStarted', message: `attempt ${attempt} of ${(job.spec.backoffLimit ?? 3) + 1}: created ${workers} pod(s)` });
+  }
+  if (phase === 'Running' && job.status?.phase !== 'Running') events.push({ type: 'Normal', reason: 'Running', message });
   return {
     kind: 'hold',
-    status: { ...status, phase, message },
+    status: { ...status, phase, message, ...(status.startTime ? {} : { startTime: iso(now) }) },
     conditions: activeConditions(phase, false, message),
     deletePods: stale,
-    events: phase === 'Running' && job.status?.phase !== 'Running' ? [{ type: 'Normal', reason: 'Running', message }] : [],
+    events,
     requeueAfterMs: withDeadline(undefined),
   };
-}
-
-function startAttempt(
-  job: TrainingJob,
-  attempt: number,
-  ranks: number[],
-  status: TrainingJobStatus,
-  deletePods: string[],
-  now: Date,
-  events: PlannedEvent[],
-  requeueAfterMs: number | undefined,
-): Plan {
-  const isNew = attempt > (status.attempts ?? 0) || !job.status?.attempts;
-  // The same words as while the pods wait, so starting and waiting are one status write, not two.
-  const message = pendingMessage(job, attempt);
-  return {
-    kind: 'start',
-    attempt,
-    ranks,
-    status: { ...status, phase: 'Pending', attempts: attempt, startTime: status.startTime ?? iso(now), message },
-    conditions: activeConditions('Pending', false, message),
-    deletePods,
-    events: isNew ? [...events, { type: 'Normal', reason: 'AttemptStarted', message: `attempt ${attempt} of ${(job.spec.backoffLimit ?? 3) + 1}: created ${ranks.length} pod(s)` }] : events,
-    requeueAfterMs,
-  };
-}
-
-function pendingMessage(job: TrainingJob, attempt: number): string {
-  return `attempt ${attempt}: waiting for ${workersOf(job)} pod(s) to be scheduled and started`;
 }
 
 function allRanks(job: TrainingJob): number[] {

@@ -22,10 +22,37 @@ const rows: Row[] = [
       if (p.kind !== 'start') return;
       assert.is(p.attempt, 1);
       assert.equal(p.ranks, [0, 1]);
-      assert.is(p.status.attempts, 1);
-      assert.is(p.status.phase, 'Pending');
-      assert.is(p.status.startTime, T0);
+    },
+  },
+  {
+    name: 'status catches up with a new attempt: Pending, attempts, start time, AttemptStarted',
+    plan: () => {
+      const job = trainingJob({ workers: 2 });
+      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Pending' }), pod(job, 1, 1, { phase: 'Pending' })], at(1), opts);
+    },
+    expect: (p) => {
+      assert.is(p.kind, 'hold');
+      if (p.kind !== 'hold') return;
+      assert.equal([p.status.phase, p.status.attempts, p.status.startTime], ['Pending', 1, T0]);
       assert.equal(p.events.map((e) => e.reason), ['AttemptStarted']);
+      assert.equal(p.deletePods, []);
+    },
+  },
+  {
+    name: 'status catching up with a retry also reports why the previous attempt failed',
+    plan: () => {
+      const job = trainingJob({ backoffLimit: 2 }, { phase: 'Pending', attempts: 1, startTime: T0 });
+      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Failed', exitCode: 2 }), pod(job, 2, 0, { phase: 'Running' })], at(3), opts);
+    },
+    expect: (p) => {
+      if (p.kind !== 'hold') return assert.unreachable(p.kind);
+      assert.is(p.status.phase, 'Running');
+      assert.is(p.status.attempts, 2);
+      assert.equal(p.kind === 'hold' && p.events.map((e) => `${e.reason}: ${e.message}`), [
+        'AttemptFailed: attempt 1 failed: pod credit-1-0 exited with code 2 (Error)',
+        'AttemptStarted: attempt 2 of 3: created 1 pod(s)',
+        'Running: attempt 2: training on 1 pod(s)',
+      ]);
     },
   },
   {
@@ -37,8 +64,9 @@ const rows: Row[] = [
     expect: (p) => {
       assert.is(p.kind, 'hold');
       assert.equal(p.deletePods, ['credit-1-0']);
+      if (p.kind !== 'hold') return;
       assert.is(p.status.phase, 'Pending');
-      if (p.kind === 'hold') assert.ok(p.conditions.some((c) => c.type === 'Suspended' && c.status === 'True'));
+      assert.ok(p.conditions.some((c) => c.type === 'Suspended' && c.status === 'True'));
     },
   },
   {
@@ -49,7 +77,7 @@ const rows: Row[] = [
     },
     expect: (p) => {
       assert.is(p.kind, 'hold');
-      assert.is(p.status.phase, 'Running');
+      assert.is(p.kind === 'hold' && p.status.phase, 'Running');
       assert.equal(p.kind === 'hold' && p.events.map((e) => e.reason), ['Running']);
     },
   },
@@ -77,7 +105,6 @@ const rows: Row[] = [
       if (p.kind !== 'start') return;
       assert.is(p.attempt, 2);
       assert.equal(p.ranks, [0]);
-      assert.equal(p.events.map((e) => e.reason), ['AttemptFailed', 'AttemptStarted']);
     },
   },
   {
@@ -96,10 +123,11 @@ const rows: Row[] = [
     },
     expect: (p) => {
       assert.is(p.kind, 'hold');
+      if (p.kind !== 'hold') return;
       assert.is(p.status.phase, 'Failed');
       assert.is(p.status.completionTime, '2030-01-01T00:00:30Z');
       assert.match(p.status.message!, /^BackoffLimitExceeded: 2 attempt\(s\) failed \(backoffLimit 1\); last: attempt 2 failed: pod credit-2-0 exited with code 3 \(Error\): CUDA error/);
-      if (p.kind === 'hold') assert.ok(p.conditions.some((c) => c.type === 'Failed' && c.reason === 'BackoffLimitExceeded'));
+      assert.ok(p.conditions.some((c) => c.type === 'Failed' && c.reason === 'BackoffLimitExceeded'));
     },
   },
   {
@@ -109,8 +137,10 @@ const rows: Row[] = [
       return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Running' })], at(5), opts);
     },
     expect: (p) => {
-      assert.is(p.status.phase, 'Failed');
+      assert.is(p.kind, 'hold');
       assert.equal(p.deletePods, ['credit-1-0']);
+      if (p.kind !== 'hold') return;
+      assert.is(p.status.phase, 'Failed');
       assert.match(p.status.message!, /^DeadlineExceeded/);
     },
   },
@@ -139,7 +169,7 @@ const rows: Row[] = [
       const job = trainingJob({ workers: 2 }, { phase: 'Running', attempts: 1, startTime: T0 });
       return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Succeeded' }), pod(job, 1, 1, { phase: 'Running' })], at(9), opts);
     },
-    expect: (p) => assert.is(p.status.phase, 'Running'),
+    expect: (p) => assert.is(p.kind === 'hold' && p.status.phase, 'Running'),
   },
   {
     name: 'one failed rank fails the attempt and stops the other ranks',
