@@ -25,6 +25,9 @@ const SIMULATED_IMAGE = 'registry.local/loopline-predictor-simulated:0.1.0';
 const NODE_LABEL = 'loopline.dev/bench';
 const PODS_PER_NODE = 250;
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 8);
+/** Two ClusterIP Services per InferenceService outgrow the local cluster's /24 service range: a ServiceCIDR adds room. */
+const ServiceCIDR = { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', plural: 'servicecidrs', namespaced: false } as const;
+const BENCH_SERVICE_CIDR = '10.100.0.0/20';
 const OWNED_PER_SERVICE = ['Deployment', 'Service', 'Service', 'PodDisruptionBudget', 'HTTPRoute'];
 /** Kinds that are not InferenceService writes (none are expected; they would be reported separately). */
 const NOT_COUNTED = ['Lease', 'Event'];
@@ -149,6 +152,7 @@ async function runBenchmark(): Promise<void> {
   await installCrds(api);
   await createNamespace(api, namespace);
   for (const node of nodes) await api.create(kinds.Node, benchNode(node) as never, 'loopline-bench');
+  await api.create(ServiceCIDR, { apiVersion: ServiceCIDR.apiVersion, kind: ServiceCIDR.kind, metadata: { name: namespace }, spec: { cidrs: [BENCH_SERVICE_CIDR] } } as never, 'loopline-bench');
   await registerVersion(api, namespace, 'bench-model', 1, ['production']);
   const runtime = operatorRuntime();
   const operator = new OperatorProcess(namespace, runtime.script, runtime.execArgv);
@@ -227,6 +231,8 @@ async function runBenchmark(): Promise<void> {
       await sleep(1000);
     }
     for (const node of nodes) await api.delete(kinds.Node, undefined, node).catch(() => undefined);
+    // Deleted once its addresses are free (the API server holds it with a finalizer until then).
+    await api.delete(ServiceCIDR, undefined, namespace).catch(() => undefined);
   }
 }
 
