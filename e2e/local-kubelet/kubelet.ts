@@ -302,13 +302,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       this.record.sandboxReady = false;
       leases.release(this.uid);
       await this.writeStatus();
-      try {
-        await api.request(HttpMethod.DELETE, resourcePath(kinds.Pod, this.pod.metadata!.namespace!, this.pod.metadata!.name!), {
-          body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: this.uid } },
-        });
-      } catch (err: any) {
-        if (err?.statusCode !== 404 && err?.statusCode !== 409) throw err;
-      }
+      await removePod(this.pod);
       this.gone = true;
     }
 
@@ -360,18 +354,27 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
     }
     const node = await nodeInfo(nodeName);
     if (!node.simulated || runners.has(uid) || stopped) return;
-    const phase = pod.status?.phase;
-    const runner = new PodRunner(pod);
-    runners.set(uid, runner);
-    if (phase === 'Succeeded' || phase === 'Failed') {
-      // Finished before this local-kubelet started: only a deletion is left to carry out.
-      runner.record = { hostIP: node.ip, startTime: timestamp(), restartPolicy: 'Never', sandboxReady: false, containers: [] };
-      runner.lastWritten = JSON.stringify(podStatus(runner.record, runner.conditions, new Date()));
-      if (pod.metadata!.deletionTimestamp) runner.enqueue(() => runner.finishDeletion());
+    if (pod.metadata!.deletionTimestamp) {
+      // Deleted before any process of it ran here (or after this local-kubelet restarted): nothing to stop.
+      await removePod(pod);
       return;
     }
+    const phase = pod.status?.phase;
+    // Finished before this local-kubelet started: nothing to run until it is deleted.
+    if (phase === 'Succeeded' || phase === 'Failed') return;
+    const runner = new PodRunner(pod);
+    runners.set(uid, runner);
     runner.enqueue(() => runner.start(node));
-    if (pod.metadata!.deletionTimestamp) runner.enqueue(() => runner.terminate(0));
+  }
+
+  async function removePod(pod: V1Pod): Promise<void> {
+    try {
+      await api.request(HttpMethod.DELETE, resourcePath(kinds.Pod, pod.metadata!.namespace!, pod.metadata!.name!), {
+        body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: pod.metadata!.uid } },
+      });
+    } catch (err: any) {
+      if (err?.statusCode !== 404 && err?.statusCode !== 409) throw err;
+    }
   }
 
   function onPodGone(pod: V1Pod): void {

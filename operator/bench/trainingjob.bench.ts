@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Watch } from '@kubernetes/client-node';
 import { startLocalKubelet } from '../../e2e/local-kubelet/kubelet.ts';
@@ -65,6 +65,7 @@ const operator = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'op
 });
 try {
   await waitFor('the operator to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok || undefined, 60_000);
+  const loadBefore = loadavg()[0];
 
   // A. 200 TrainingJobs at once; the first pod of each seen through a watch opened beforehand.
   const podSeen = new Map<string, number>();
@@ -84,6 +85,7 @@ try {
   }));
   const createBurstMs = performance.now() - burstStart;
   await waitFor(`first pods of ${JOBS} jobs`, () => podSeen.size >= JOBS || undefined, 180_000);
+  const loadAfter = loadavg()[0];
   const lastPodMs = Math.max(...podSeen.values()) - burstStart;
   const fromCreated = names.map((n) => podSeen.get(n)! - created.get(n)!).sort((a, b) => a - b);
   const fromSent = names.map((n) => podSeen.get(n)! - sent.get(n)!).sort((a, b) => a - b);
@@ -106,7 +108,8 @@ try {
   for (const name of names) await h.api.delete(kinds.TrainingJob, h.namespace, name).catch(() => undefined);
   await waitFor('the load jobs to be gone', async () => (await h.api.list(kinds.TrainingJob, h.namespace)).items.length === 0 || undefined, 60_000);
   const kubelet = await startLocalKubelet({ kubeconfig: h.kc, repoRoot: REPO_ROOT, namespace: h.namespace, logger: logger() });
-  await sleep(1000);
+  // Pods on a node are removed once its kubelet confirms: the local-kubelet finishes the load pods' deletion.
+  await waitFor('the load pods to be gone', async () => (await h.api.list(kinds.Pod, h.namespace)).items.length === 0 || undefined, 120_000);
   const lifecycles: Array<{ writes: Record<string, number>; events: number; phases: string[] }> = [];
   for (let i = 0; i < LIFECYCLES; i++) {
     const name = `life-${i}`;
@@ -136,7 +139,7 @@ try {
   const minimum = 1 + typical.phases.length; // the pod + one status write per phase
   const writesPerJob = lifecycles.map((l) => sum(l.writes));
   const result = {
-    machine: { arch: process.arch, cores: cpus().length },
+    machine: { arch: process.arch, cores: cpus().length, loadAverage1m: { beforeBurst: round(loadBefore), afterBurst: round(loadAfter) } },
     firstPodLatencyMs: {
       jobs: JOBS,
       fromCreateResponse: { p50: round(percentile(fromCreated, 50)), p90: round(percentile(fromCreated, 90)), p99: round(percentile(fromCreated, 99)), max: round(fromCreated.at(-1)!) },
@@ -162,7 +165,7 @@ try {
   const l = result.firstPodLatencyMs;
   const md = `## TrainingJob (operator/bench/trainingjob.bench.ts)
 
-Operator as its own process; ${result.machine.cores} cores shared with the API server, etcd, KWOK and the benchmark.
+Operator as its own process; ${result.machine.cores} cores shared with the API server, etcd, KWOK, the benchmark and whatever else runs (1-minute load average ${result.machine.loadAverage1m.beforeBurst} before the burst, ${result.machine.loadAverage1m.afterBurst} after).
 
 | measure | result | target |
 |---|---|---|
