@@ -1,6 +1,7 @@
 // The credit-risk data set: generated deterministically from a seed, or read from a CSV file.
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { normalFrom, permutation, seededRandom } from "./random.ts";
 
 export type FeatureType = "numeric" | "categorical";
@@ -91,6 +92,13 @@ const MISSING = new Set(["", "na", "nan", "null"]);
 export function readCreditRiskCsv(uri: string): Dataset {
   if (!uri.startsWith("file://")) throw new Error(`dataset uri ${uri}: only file:// CSV files are supported`);
   const path = fileURLToPath(uri);
+  // A directory is a data set landed in parts (e.g. one file per day): every *.csv in it, in name order.
+  if (statSync(path).isDirectory()) {
+    const parts = readdirSync(path).filter((name) => name.endsWith(".csv")).sort();
+    if (parts.length === 0) throw new Error(`${path}: directory has no .csv files`);
+    const all = parts.map((name) => readCreditRiskCsv(pathToFileURL(join(path, name)).href));
+    return { features: CREDIT_RISK_FEATURES, x: all.flatMap((d) => d.x), y: all.flatMap((d) => d.y) };
+  }
   const lines = readFileSync(path, "utf8").split(/\r?\n/).filter((l) => l.trim() !== "");
   if (lines.length < 2) throw new Error(`${path}: needs a header and at least one row`);
   const header = lines[0].split(",").map((h) => h.trim());

@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -171,6 +171,18 @@ test("a CSV data set with missing cells is trained on and its missing rates prof
   assert.ok(debt.missingRate > 0.07 && debt.missingRate < 0.13, `missingRate=${debt.missingRate}`);
   assert.is(profile.features[0].missingRate, 0);
   assert.ok(JSON.parse(r.resultText!).metrics.auc > 0.7);
+});
+
+test("a dataset directory (the examples' dataset.uri) is read as every CSV file in it", async () => {
+  const dir = join(defaultRun.dir, "credit-risk-dataset");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "2026-11-01.csv"), toCsv(generateCreditRisk({ rows: 1000, seed: 4, shift: 0 })));
+  writeFileSync(join(dir, "2026-11-02.csv"), toCsv(generateCreditRisk({ rows: 500, seed: 5, shift: 0 })));
+  writeFileSync(join(dir, "README.txt"), "not data");
+  const r = await run({ LOOPLINE_DATASET_URI: `${pathToFileURL(dir).href}/` });
+  assert.is(r.code, 0, r.stderr + r.stdout);
+  const profile = JSON.parse(readFileSync(join(r.outputDir, "profile.json"), "utf8"));
+  assert.is(profile.rows, 1200);
 });
 
 test("invalid input fails with exit 1 and says what was wrong in the termination message", async () => {
