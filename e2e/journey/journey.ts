@@ -1,0 +1,335 @@
+/**
+ * The user journey of the examples, step by step, as a user drives it: kubectl, HTTP, NATS. Each step
+ * waits for what a user would wait for and returns what they would see (command output, responses,
+ * status), so the suite can assert on it and the demo can print it.
+ *
+ *   train (examples/trainingjob.yaml) → ModelVersion v1 → promote it → serve it
+ *   (examples/inferenceservice.yaml) → predictions → train again → v2 canaried, analysed, promoted →
+ *   drifted traffic → retraining → v3 canaried, analysed, promoted
+ *
+ * The examples are applied as they are; the journey then patches only their clocks (rollout interval,
+ * drift window, and minRequests scaled with the interval) and the predictor replica count, so the
+ * whole loop takes minutes instead of an hour. What the patch changes is printed.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import * as yaml from 'js-yaml';
+import { Fatal, getJson, kubectl, waitFor, type CommandResult } from './commands.ts';
+import { EventLog } from './events.ts';
+import { generateCreditRisk, toCsv } from '../../examples/trainer/src/dataset.ts';
+import { applications, Gateway, postJson, serviceEndpoints, Traffic, type PredictResponse } from './traffic.ts';
+
+export interface Reporter {
+  /** A new step begins. */
+  step(title: string): void;
+  /** A command as typed and what it printed. */
+  command(result: CommandResult): void;
+  /** A line of progress while waiting. */
+  progress(line: string): void;
+}
+
+export const quietReporter: Reporter = { step() {}, command() {}, progress() {} };
+
+export interface JourneyTimings {
+  /** spec.rollout.interval of the InferenceService (the example: 1m). */
+  rolloutInterval: string;
+  /** spec.rollout.analysis.minRequests, scaled with the interval (the example: 50 per minute). */
+  minRequests: number;
+  /** spec.drift.window (the example: 1000 rows or 300 s). */
+  driftWindow: { size: number; seconds: number };
+  /** Predictor pods per version (the example: 2). */
+  replicas: number;
+  /** Requests per second the journey's clients send. */
+  trafficRate: number;
+  /** How far the drifted population moves (as the example trainer's generator moves it). */
+  driftShift: number;
+}
+
+export const JOURNEY_TIMINGS: JourneyTimings = {
+  rolloutInterval: '10s',
+  minRequests: 10,
+  driftWindow: { size: 300, seconds: 5 },
+  replicas: 1,
+  trafficRate: 40,
+  driftShift: 1.5,
+};
+
+export const MODEL = 'credit-risk';
+export const ISVC = 'credit-risk';
+export const FIRST_JOB = 'credit-risk-train';
+export const SECOND_JOB = 'credit-risk-train-2';
+
+export interface RolloutObservation {
+  /** Canary weights the HTTPRoute carried, in order (0 excluded). */
+  routeWeights: number[];
+  /** status.analysis.message of every check seen. */
+  analyses: string[];
+  /** Requests per served version the clients got answers from during the rollout. */
+  answeredBy: Record<string, number>;
+  isvc: any;
+}
+
+export class Journey {
+  readonly traffic: Traffic;
+  readonly gateway: Gateway;
+  private readonly kc: KubeConfig;
+
+  constructor(
+    readonly root: string,
+    readonly namespace: string,
+    readonly events: EventLog,
+    readonly report: Reporter = quietReporter,
+    readonly timings: JourneyTimings = JOURNEY_TIMINGS,
+  ) {
+    this.kc = new KubeConfig();
+    this.kc.loadFromDefault();
+    this.gateway = new Gateway(this.kc, namespace, ISVC);
+    this.traffic = new Traffic(this.gateway, timings.trafficRate);
+  }
+
+  private async kubectl(args: string[], input?: string): Promise<CommandResult> {
+    const result = await kubectl(args, input !== undefined ? { input } : {});
+    this.report.command(result);
+    return result;
+  }
+
+  private ns(...args: string[]): string[] {
+    return [...args, '-n', this.namespace];
+  }
+
+  async createNamespace(): Promise<void> {
+    const exists = await getJson(['namespace', this.namespace]);
+    if (!exists) await this.kubectl(['create', 'namespace', this.namespace]);
+  }
+
+  /** The directory the example's spec.dataset.uri names (its data lands there one CSV file per snapshot). */
+  datasetDir(): string {
+    const job = yaml.load(readFileSync(join(this.root, 'examples/trainingjob.yaml'), 'utf8')) as any;
+    return fileURLToPath(job.spec.dataset.uri);
+  }
+
+  /**
+   * The data set the example trains on, where its spec.dataset.uri says: the snapshot it names, drawn from
+   * the example trainer's credit-risk population (deterministic, so writing it again changes nothing).
+   */
+  prepareDataset(): string {
+    const job = yaml.load(readFileSync(join(this.root, 'examples/trainingjob.yaml'), 'utf8')) as any;
+    const file = join(this.datasetDir(), `${job.spec.dataset.snapshot}.csv`);
+    this.report.step(`data: the snapshot examples/trainingjob.yaml names, at ${file}`);
+    const csv = toCsv(generateCreditRisk({ rows: 4000, seed: 42, shift: 0 }));
+    if (!existsSync(file) || readFileSync(file, 'utf8') !== csv) {
+      mkdirSync(this.datasetDir(), { recursive: true });
+      writeFileSync(file, csv);
+    }
+    return file;
+  }
+
+  /** `kubectl apply -f examples/trainingjob.yaml`. */
+  async applyTrainingJob(): Promise<CommandResult> {
+    this.report.step('train: kubectl apply -f examples/trainingjob.yaml');
+    return await this.kubectl(this.ns('apply', '-f', join(this.root, 'examples/trainingjob.yaml')));
+  }
+
+  /** A second experiment: the example job under another name, more epochs and another seed. */
+  async applySecondTrainingJob(): Promise<CommandResult> {
+    this.report.step(`train again: ${SECOND_JOB} (the example with epochs=300, seed=7)`);
+    const job = yaml.load(readFileSync(join(this.root, 'examples/trainingjob.yaml'), 'utf8')) as any;
+    job.metadata.name = SECOND_JOB;
+    job.spec.hyperparameters = { ...job.spec.hyperparameters, epochs: '300', seed: '7' };
+    return await this.kubectl(this.ns('apply', '-f', '-'), yaml.dump(job));
+  }
+
+  /** Waits until the TrainingJob succeeded and registered a version; `kubectl get trainingjobs` then. */
+  async waitForTraining(name: string, timeoutMs = 240_000): Promise<{ job: any; table: CommandResult }> {
+    let last: any;
+    const job = await waitFor(
+      `TrainingJob ${name} to succeed and register a ModelVersion`,
+      async () => {
+        last = await getJson(this.ns('trainingjob', name));
+        if (last?.status?.phase === 'Failed') throw new Fatal(`TrainingJob ${name} failed: ${last.status.message}`);
+        return last?.status?.phase === 'Succeeded' && last.status.modelVersion ? last : undefined;
+      },
+      {
+        timeoutMs,
+        describe: () => (last ? `trainingjob/${name}: ${last.status?.phase ?? 'Pending'} (attempts ${last.status?.attempts ?? 0}) ${last.status?.message ?? ''}` : undefined),
+        progress: (line) => this.report.progress(line),
+      },
+    );
+    const table = await this.kubectl(this.ns('get', 'trainingjobs'));
+    return { job, table };
+  }
+
+  /** `kubectl get modelversions`, once `name` is there with its metric. */
+  async modelVersions(name: string): Promise<{ table: CommandResult; items: any[] }> {
+    await waitFor(`ModelVersion ${name} with its primary metric`, async () => (await getJson(this.ns('modelversion', name)))?.status?.primaryMetric, { timeoutMs: 30_000 });
+    const table = await this.kubectl(this.ns('get', 'modelversions'));
+    const items = (await getJson<{ items: any[] }>(this.ns('modelversions')))!.items;
+    return { table, items };
+  }
+
+  /** Production stage and the production alias, as a user asks for them; waits until the registry agrees. */
+  async promote(name: string): Promise<{ patch: CommandResult; mv: any; table: CommandResult }> {
+    this.report.step(`promote ${name}: kubectl patch modelversion ${name} (stage Production, alias production)`);
+    const patch = await this.kubectl(this.ns('patch', 'modelversion', name, '--type=merge', '-p', JSON.stringify({ spec: { stage: 'Production', aliases: ['production'] } })));
+    const mv = await waitFor(
+      `ModelVersion ${name} in Production with alias production`,
+      async () => {
+        const mv = await getJson(this.ns('modelversion', name));
+        return mv?.status?.stage === 'Production' && mv.status.aliases?.includes('production') ? mv : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    const table = await this.kubectl(this.ns('get', 'modelversions'));
+    return { patch, mv, table };
+  }
+
+  /** `kubectl apply -f examples/inferenceservice.yaml`, then the journey's timings. */
+  async applyInferenceService(): Promise<{ apply: CommandResult; patch: CommandResult }> {
+    this.report.step('serve: kubectl apply -f examples/inferenceservice.yaml (then shorter clocks for the journey)');
+    const apply = await this.kubectl(this.ns('apply', '-f', join(this.root, 'examples/inferenceservice.yaml')));
+    const t = this.timings;
+    const overrides = {
+      spec: {
+        predictor: { replicas: t.replicas },
+        rollout: { interval: t.rolloutInterval, analysis: { minRequests: t.minRequests } },
+        drift: { window: { size: t.driftWindow.size, seconds: t.driftWindow.seconds } },
+      },
+    };
+    const patch = await this.kubectl(this.ns('patch', 'inferenceservice', ISVC, '--type=merge', '-p', JSON.stringify(overrides)));
+    return { apply, patch };
+  }
+
+  /** Waits until the InferenceService is Ready on `version`; `kubectl get inferenceservices` and its pods. */
+  async waitForServing(version: number, timeoutMs = 120_000): Promise<{ isvc: any; table: CommandResult; pods: CommandResult; endpoints: string[] }> {
+    let last: any;
+    const isvc = await waitFor(
+      `InferenceService ${ISVC} Ready on v${version}`,
+      async () => {
+        last = await getJson(this.ns('inferenceservice', ISVC));
+        const ready = last?.status?.conditions?.find((c: any) => c.type === 'Ready');
+        return ready?.status === 'True' && last.status.stableVersion === version ? last : undefined;
+      },
+      {
+        timeoutMs,
+        describe: () => {
+          const ready = last?.status?.conditions?.find((c: any) => c.type === 'Ready');
+          return ready ? `inferenceservice/${ISVC}: Ready=${ready.status} ${ready.reason}: ${ready.message}` : undefined;
+        },
+        progress: (line) => this.report.progress(line),
+      },
+    );
+    const endpoints = await waitFor(`a ready endpoint of Service ${ISVC}`, async () => {
+      const found = await serviceEndpoints(this.kc, this.namespace, ISVC);
+      return found.length ? found : undefined;
+    }, { timeoutMs: 30_000 });
+    const table = await this.kubectl(this.ns('get', 'inferenceservices'));
+    const pods = await this.kubectl(this.ns('get', 'pods', '-o', 'wide', '-l', `loopline.dev/inferenceservice=${ISVC}`));
+    return { isvc, table, pods, endpoints };
+  }
+
+  /** One application scored by every ready endpoint of the Service, and one through the route. */
+  async predict(): Promise<{ direct: PredictResponse[]; routed: PredictResponse; application: Record<string, number> }> {
+    this.report.step(`predict: POST /predict to the ${ISVC} Service's endpoints and through its HTTPRoute`);
+    const application = applications(1, 0, 7)[0]!;
+    const endpoints = await serviceEndpoints(this.kc, this.namespace, ISVC);
+    const direct: PredictResponse[] = [];
+    for (const endpoint of endpoints) {
+      const response = await postJson(endpoint, '/predict', { features: application }, ISVC);
+      this.report.progress(`curl -s -XPOST http://${endpoint}/predict -d '${JSON.stringify({ features: application })}'\n    → ${response.status} ${JSON.stringify(response.body)}`);
+      direct.push(response);
+    }
+    const routed = await this.gateway.send('/predict', { features: application });
+    return { direct, routed, application };
+  }
+
+  startTraffic(): void {
+    this.traffic.start();
+  }
+
+  /**
+   * Follows a canary of `version` until it is promoted: the HTTPRoute's weights, each analysis, and
+   * which versions answered the clients meanwhile.
+   */
+  async watchRollout(version: number, timeoutMs = 240_000): Promise<RolloutObservation> {
+    this.report.step(`canary: v${version} rolled out by the operator, analysed against Prometheus`);
+    const routeWeights: number[] = [];
+    const analyses: string[] = [];
+    const before = { ...this.traffic.stats.byVersion };
+    let last: any;
+    const isvc = await waitFor(
+      `v${version} promoted`,
+      async () => {
+        last = await getJson(this.ns('inferenceservice', ISVC));
+        const route = await getJson(this.ns('httproute', ISVC));
+        const canaryRef = route?.spec?.rules?.[0]?.backendRefs?.find((r: any) => r.name === `${ISVC}-v${version}`);
+        const weight = canaryRef && route.spec.rules[0].backendRefs.length > 1 ? canaryRef.weight : 0;
+        if (weight > 0 && routeWeights[routeWeights.length - 1] !== weight) routeWeights.push(weight);
+        const message = last?.status?.analysis?.message;
+        if (message && last.status.canaryVersion === version && analyses[analyses.length - 1] !== `${last.status.analysis.lastCheck} ${message}`) {
+          analyses.push(`${last.status.analysis.lastCheck} ${message}`);
+        }
+        if (last?.status?.phase === 'RolledBack' && last.status.canaryVersion === version) {
+          throw new Fatal(`v${version} was rolled back: ${message}`);
+        }
+        return last?.status?.phase === 'Promoted' && last.status.stableVersion === version ? last : undefined;
+      },
+      {
+        timeoutMs,
+        intervalMs: 250,
+        describe: () => {
+          const s = last?.status;
+          if (!s) return undefined;
+          const t = this.traffic.stats;
+          return `${s.phase} stable v${s.stableVersion} canary ${s.canaryVersion !== undefined ? `v${s.canaryVersion} at ${s.canaryWeight}%` : 'none'}` +
+            `${s.analysis?.message ? ` | ${s.analysis.message}` : ''} | clients: ${t.ok} ok, ${t.failed} failed`;
+        },
+        progress: (line) => this.report.progress(line),
+      },
+    );
+    const answeredBy: Record<string, number> = {};
+    for (const [v, n] of Object.entries(this.traffic.stats.byVersion)) answeredBy[v] = n - (before[v] ?? 0);
+    await this.kubectl(this.ns('get', 'inferenceservices'));
+    return { routeWeights, analyses, answeredBy, isvc };
+  }
+
+  /**
+   * Clients start sending applications from a moved population, and the recent data lands in the data set
+   * (what a retraining learns from); waits for the drift the predictors report.
+   */
+  async injectDrift(timeoutMs = 120_000): Promise<{ isvc: any; driftEvents: number; recentData: string }> {
+    this.report.step(`drift: client traffic moves (shift ${this.timings.driftShift}); the predictors compare it with the training profile`);
+    const recentData = join(this.datasetDir(), `recent-${this.namespace}.csv`);
+    writeFileSync(recentData, toCsv(generateCreditRisk({ rows: 4000, seed: 43, shift: this.timings.driftShift })));
+    const since = this.events.events.length;
+    this.traffic.setShift(this.timings.driftShift);
+    let last: any;
+    const isvc = await waitFor(
+      'status.drift.drifted',
+      async () => {
+        last = await getJson(this.ns('inferenceservice', ISVC));
+        return last?.status?.drift?.drifted === true ? last : undefined;
+      },
+      {
+        timeoutMs,
+        describe: () => (last?.status?.drift ? `drift score ${last.status.drift.score} drifted=${last.status.drift.drifted} [${(last.status.drift.driftedFeatures ?? []).join(', ')}]` : undefined),
+        progress: (line) => this.report.progress(line),
+      },
+    );
+    return { isvc, driftEvents: this.events.events.slice(since).filter((e) => e.subject.startsWith('loopline.drift.')).length, recentData };
+  }
+
+  /** The TrainingJob the operator started because of the drift. */
+  async retrainingJob(timeoutMs = 60_000): Promise<{ name: string; job: any; table: CommandResult }> {
+    this.report.step('retrain: the operator starts a TrainingJob from spec.retrain.template');
+    const name = await waitFor('status.lastRetrain', async () => (await getJson(this.ns('inferenceservice', ISVC)))?.status?.lastRetrain?.trainingJob as string | undefined, { timeoutMs });
+    const job = await getJson(this.ns('trainingjob', name));
+    const table = await this.kubectl(this.ns('get', 'trainingjobs'));
+    return { name, job, table };
+  }
+
+  async stop(): Promise<void> {
+    await this.traffic.stop();
+  }
+}
