@@ -6,6 +6,9 @@
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { createEngine, type Engine, type EngineOptions } from './engine/index.ts';
+import { connectNats } from './events/connect.ts';
+import { LifecyclePublisher } from './events/publisher.ts';
+import { ensureStream } from './events/stream.ts';
 import { inferenceServiceSettings, setUpInferenceServices } from './inferenceservice/config.ts';
 import { modelVersionController } from './modelversion/controller.ts';
 import type { LifecycleOptions } from './trainingjob/lifecycle.ts';
@@ -14,14 +17,16 @@ import { trainingJobController } from './trainingjob/controller.ts';
 export interface OperatorOptions extends EngineOptions {
   /** Retry backoff of TrainingJobs (tests shorten it). */
   lifecycle?: Partial<LifecycleOptions>;
+  /** Registry lifecycle events (registered, promoted, archived, ...) on NATS; none without it. */
+  publisher?: LifecyclePublisher;
 }
 
 /** The engine with every Loopline controller registered; call `start()` on it. */
 export function createOperator(options: OperatorOptions = {}): Engine {
-  const { lifecycle, ...engineOptions } = options;
+  const { lifecycle, publisher, ...engineOptions } = options;
   const engine = createEngine(engineOptions);
-  engine.register(trainingJobController({ api: engine.api, lifecycle }));
-  engine.register(modelVersionController({ api: engine.api, fieldManager: engineOptions.fieldManager }));
+  engine.register(trainingJobController({ api: engine.api, lifecycle, publisher }));
+  engine.register(modelVersionController({ api: engine.api, fieldManager: engineOptions.fieldManager, publisher }));
   return engine;
 }
 
@@ -37,15 +42,20 @@ async function main(): Promise<void> {
       'resync-period-ms': { type: 'string' },
     },
   });
+  const settings = inferenceServiceSettings(process.env);
+  // The registry's own connection, so its events do not depend on how the InferenceService side wires NATS.
+  const registryNats = settings.nats ? await connectNats(settings.nats, 'loopline-operator-registry') : undefined;
+  if (registryNats) await ensureStream(registryNats, settings.stream);
   const engine = createOperator({
     namespace: values.namespace,
     httpPort: Number(values['http-port']),
     leaderElection: values['no-leader-election'] ? false : { namespace: values['lease-namespace'], name: values['lease-name'] },
     lifecycle: values['retry-base-ms'] ? { retryBaseMs: Number(values['retry-base-ms']) } : undefined,
     resyncPeriodMs: values['resync-period-ms'] ? Number(values['resync-period-ms']) : undefined,
+    publisher: registryNats ? new LifecyclePublisher(registryNats) : undefined,
   });
   // InferenceServices: Prometheus, NATS and predictor defaults from the environment (see inferenceservice/config.ts).
-  const inferenceServices = await setUpInferenceServices(engine, { ...inferenceServiceSettings(process.env), namespace: values.namespace });
+  const inferenceServices = await setUpInferenceServices(engine, { ...settings, namespace: values.namespace });
   engine.handleSignals();
   await engine.start();
   inferenceServices.startDriftLoop();

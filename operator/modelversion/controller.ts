@@ -1,7 +1,9 @@
 // The ModelVersion controller: runs the registry state machine over every version of the model an
 // event touched, rewrites the desired stage/aliases of versions another promotion displaced, then
-// writes each version's status and Events.
+// writes each version's status and Events, and publishes each new history entry as a lifecycle event.
+import type { LifecyclePublisher } from '../events/publisher.ts';
 import { kinds, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
+import { historyEvent, publishLifecycle } from './events.ts';
 import { planRegistry } from './registry.ts';
 import type { ModelVersion } from './resource.ts';
 
@@ -9,6 +11,8 @@ export interface ModelVersionControllerOptions {
   /** For the conditional spec rewrites the server-side-apply writer cannot express (removing another manager's alias). */
   api: KubeApi;
   fieldManager?: string;
+  /** Lifecycle events on NATS; without one the registry works the same, silently. */
+  publisher?: LifecyclePublisher;
 }
 
 export function modelVersionController(options: ModelVersionControllerOptions): ControllerDefinition {
@@ -53,6 +57,10 @@ async function reconcileModel(namespace: string, model: string, ctx: ReconcileCo
     const current = byName.get(plan.name)! as unknown as KubeObject;
     await ctx.applyStatus(current, plan.status as Record<string, unknown>);
     for (const e of plan.events) await ctx.event(current, e.type, e.reason, e.message);
+    // After the status write: an entry is announced only once the registry has recorded it.
+    for (const entry of plan.recorded) {
+      await publishLifecycle(options.publisher, historyEvent(current as unknown as ModelVersion, entry, plan.status.aliases ?? []), ctx.log);
+    }
   }
 }
 

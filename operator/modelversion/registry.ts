@@ -24,6 +24,8 @@ export interface VersionPlan {
   /** Desired fields the registry must rewrite because the change of another version displaced them. */
   specPatch?: { stage?: Stage; aliases?: string[] };
   events: RegistryEvent[];
+  /** The history entries this plan appends (final form): each becomes a lifecycle event once status holds it. */
+  recorded: HistoryEntry[];
 }
 
 interface Working {
@@ -33,6 +35,8 @@ interface Working {
   desiredStage: Stage;
   desiredAliases: Set<string>;
   history: HistoryEntry[];
+  /** Entries appended by this plan; the merge in `record` may still extend them. */
+  recorded: HistoryEntry[];
   events: RegistryEvent[];
   specPatch?: { stage?: Stage; aliases?: string[] };
   refused?: string[];
@@ -81,6 +85,7 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
     desiredStage: mv.spec.stage ?? 'None',
     desiredAliases: new Set(mv.spec.aliases ?? []),
     history: [...(mv.status?.history ?? [])],
+    recorded: [],
     events: [],
   }));
 
@@ -101,6 +106,7 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
     if (!e.aliasesAdded?.length) delete e.aliasesAdded;
     if (!e.aliasesRemoved?.length) delete e.aliasesRemoved;
     w.history.push(e);
+    w.recorded.push(e);
     if (merge) recordedNow.set(w, e);
   };
   const displace = (w: Working, patch: { stage?: Stage; aliases?: string[] }) => {
@@ -199,6 +205,6 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
     if (w.history.length) status.history = w.history.slice(-HISTORY_LIMIT);
     const primary = formatPrimaryMetric(w.mv);
     if (primary) status.primaryMetric = primary;
-    return { name: w.mv.metadata.name, status, specPatch: w.specPatch, events: w.events };
+    return { name: w.mv.metadata.name, status, specPatch: w.specPatch, events: w.events, recorded: w.recorded };
   });
 }

@@ -1,6 +1,8 @@
 // The TrainingJob controller: carries out the plan of lifecycle.ts — creates and stops pods, keeps
 // the headless Service, judges the result, registers the ModelVersion, writes status and Events.
+import type { LifecyclePublisher } from '../events/publisher.ts';
 import { controllerReference, kinds, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
+import { publishLifecycle, registeredEvent } from '../modelversion/events.ts';
 import { evaluateGates } from '../modelversion/gates.ts';
 import type { ModelVersion } from '../modelversion/resource.ts';
 import { DEFAULT_LIFECYCLE, finishedConditions, planTrainingJob, type LifecycleOptions, type PlannedEvent } from './lifecycle.ts';
@@ -19,6 +21,8 @@ export interface TrainingJobControllerOptions {
   maxVersionAttempts?: number;
   /** Parallel reconciles of different jobs; default 16. */
   workers?: number;
+  /** `registered` lifecycle events on NATS; without one, registration works the same. */
+  publisher?: LifecyclePublisher;
 }
 
 export function trainingJobController(options: TrainingJobControllerOptions): ControllerDefinition {
@@ -110,6 +114,9 @@ async function judge(
     };
   }
   const mv = await register(job, result, options, ctx);
+  // Before the job's status records it: a reconcile retried after a crash registers nothing new but
+  // announces the same version again under the same id, which JetStream drops.
+  await publishLifecycle(options.publisher, registeredEvent(mv, job.metadata.name!), ctx.log);
   const text = `registered ${mv.metadata.name} (version ${mv.spec.version}) from attempt ${attempt}`;
   return {
     status: { ...done, modelVersion: mv.metadata.name, version: mv.spec.version, message: text },

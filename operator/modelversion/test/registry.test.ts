@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { historyEventId, historyEventReason } from '../events.ts';
 import { planRegistry, type VersionPlan } from '../registry.ts';
 import type { ModelVersion, ModelVersionSpec, ModelVersionStatus } from '../resource.ts';
 
@@ -113,6 +114,27 @@ test('a version being deleted releases its aliases and stage', () => {
   leaving.metadata.deletionTimestamp = new Date();
   const plans = planRegistry([leaving, mv(2, { stage: 'Production', aliases: ['prod'] }, { stage: 'Staging' })], NOW);
   assert.equal(plans.map((p) => [p.name, p.status.stage, p.status.aliases]), [['credit-v2', 'Production', ['prod']]]);
+});
+
+test('the plan lists the history entries it appended (the lifecycle events to publish), each with its reason and a stable id', () => {
+  const plans = planRegistry([
+    mv(1, { stage: 'Production', aliases: ['live'] }, { stage: 'Production', aliases: ['live'], history: [{ from: 'None', to: 'Production', by: 'alice', at: '2029-01-01T00:00:00Z' }] }),
+    mv(2, { stage: 'Production', aliases: ['live'] }, { stage: 'Staging', aliases: [] }, 'bob'),
+    mv(3, { stage: 'Staging' }, { stage: 'Staging', aliases: [] }),
+  ], NOW);
+  const p = byName(plans);
+  // The archive and the alias move of v1 join one entry; the older history entry is not announced again.
+  assert.equal(p['credit-v1'].recorded, [p['credit-v1'].status.history!.at(-1)]);
+  assert.equal(p['credit-v1'].recorded.map(historyEventReason), ['archived']);
+  assert.equal(p['credit-v1'].recorded[0].aliasesRemoved, ['live']);
+  assert.equal(p['credit-v2'].recorded.map(historyEventReason), ['promoted']);
+  assert.equal(p['credit-v3'].recorded, []);
+  const aliasOnly = planRegistry([mv(1, { stage: 'Staging', aliases: ['canary'] }, { stage: 'Staging', aliases: [] })], NOW)[0].recorded;
+  assert.equal(aliasOnly.map(historyEventReason), ['aliasmoved']);
+  const entry = p['credit-v2'].recorded[0];
+  assert.is(historyEventId('uid-2', entry), historyEventId('uid-2', structuredClone(entry)), 'the same entry read back gives the same id');
+  assert.is.not(historyEventId('uid-2', entry), historyEventId('uid-2', { ...entry, at: '2030-01-01T00:00:01Z' }));
+  assert.is.not(historyEventId('uid-2', entry), historyEventId('uid-1', entry));
 });
 
 test('history keeps the latest 100 entries', () => {
