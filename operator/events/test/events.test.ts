@@ -82,7 +82,8 @@ test('lifecycle events land on loopline.events.<ns>.<kind>.<name> as CloudEvents
   durables.push(durable);
   await jsm.consumers.add(STREAM_NAME, { durable_name: durable, filter_subject: subject, ack_policy: AckPolicy.Explicit });
   const publisher = new LifecyclePublisher(nc);
-  const id = `uid-1/rolledback/v2`;
+  // Unique per run: the shared stream drops a repeated id for its whole duplicate window (10 min), across runs too.
+  const id = `${ns}/rolledback/v2`;
   await publisher.publish({ kind: 'inferenceservice', namespace: ns, name: 'fraud', reason: 'rolledback', id, data: { version: 2, errorRate: 0.3 } });
   await publisher.publish({ kind: 'inferenceservice', namespace: ns, name: 'fraud', reason: 'rolledback', id, data: { version: 2, errorRate: 0.3 } });
   await publisher.publish({ kind: 'inferenceservice', namespace: ns, name: 'fraud', reason: 'promoted', data: { version: 3 } });
