@@ -119,8 +119,10 @@ export interface TrainingJobSpec {
   /** ServiceAccount the worker pods run as. */
   serviceAccountName?: string;
   /**
-   * Kueue LocalQueue to submit to. The job is created suspended and starts when Kueue admits it
-   * (kueue.x-k8s.io/queue-name).
+   * Kueue LocalQueue to submit to (the operator sets the kueue.x-k8s.io/queue-name label from it). Held
+   * until admitted, as Kueue does for Jobs: on create, the admission policy
+   * loopline-trainingjob-kueue-suspend (crds/admission-policy.yaml) sets spec.suspend to true, so no
+   * pods run until Kueue admits the job by setting spec.suspend to false.
    */
   queueName?: string;
   /**
