@@ -1,7 +1,7 @@
 // Composition of one predictor process: logger, metrics, the model slot, the drift event
 // publisher and the fastify app with its protocol plugins. Tests and the benchmark call
 // startServer in-process; main.ts calls it with the configuration from the environment.
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { ModelConfig, ServerConfig } from './config.ts';
@@ -36,6 +36,17 @@ const REQUEST_ID_HEADER = 'x-request-id';
 const EVENT_FLUSH_MS = 2000;
 const MAX_REQUEST_ID_LENGTH = 128;
 
+/**
+ * Request ids in UUID form without 16 random bytes per request: a random version-4 prefix
+ * per process and a counter in the last 12 hex digits (unique for 2^48 requests).
+ */
+function requestIdGenerator(): () => string {
+  const hex = randomBytes(10).toString('hex');
+  const prefix = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${((parseInt(hex[16], 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-`;
+  let sequence = 0;
+  return () => prefix + (++sequence).toString(16).padStart(12, '0');
+}
+
 export async function startServer(config: ServerConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
   const metrics = new ServerMetrics();
   const publisher = config.nats
@@ -66,15 +77,18 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
     metrics,
   });
 
+  const nextRequestId = requestIdGenerator();
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // A log line per request would cost more than the prediction; metrics count requests instead.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log is used only for failures, which log reqId themselves: no pino child per request.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: config.bodyLimitBytes,
     requestIdHeader: false,
     genReqId: (request) => {
       const given = request.headers[REQUEST_ID_HEADER];
-      return typeof given === 'string' && given.length > 0 && given.length <= MAX_REQUEST_ID_LENGTH ? given : randomUUID();
+      return typeof given === 'string' && given.length > 0 && given.length <= MAX_REQUEST_ID_LENGTH ? given : nextRequestId();
     },
     routerOptions: { ignoreTrailingSlash: true },
     // Validation must reject, never repair: no type coercion, no silent removal of unknown fields.
@@ -82,9 +96,11 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
   });
 
   const ctx: ProtocolContext = { slot, metrics, config };
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook: an async one would cost a promise per request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
     reply.header(MODEL_VERSION_HEADER, slot.current?.version ?? config.model.version);
+    done();
   });
   installErrorHandling(app, ctx);
   installMetrics(app, metrics);

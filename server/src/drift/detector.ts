@@ -3,6 +3,7 @@
 // Pure functions; the monitor runs them off the request path.
 import type { CategoricalFeatureProfile, FeatureProfile, NumericFeatureProfile, ReferenceProfile } from './profile.ts';
 import {
+  ascending,
   binShares,
   chiSquareGoodnessOfFit,
   jensenShannonDistance,
@@ -97,6 +98,8 @@ function finite(value: number): number {
 }
 
 export function numericStatistics(reference: NumericFeatureProfile, current: ArrayLike<number>): NumericStatistics {
+  // Both tests need the values in order: sorted once here, not once per test.
+  current = ascending(current);
   const ks = ksTwoSample(reference.sample, current);
   const shares = binShares(current, reference.binEdges);
   return {

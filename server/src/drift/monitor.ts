@@ -34,10 +34,14 @@ export class DriftMonitor {
   private evaluations: Promise<void> = Promise.resolve();
   private stopped = false;
 
+  private readonly profile: ReferenceProfile;
+
   constructor(
-    private readonly profile: ReferenceProfile,
+    profile: ReferenceProfile,
     private readonly options: MonitorOptions,
   ) {
+    // The tests compare against the reference sample in order: sorted once here instead of every window.
+    this.profile = { ...profile, features: profile.features.map((f) => (f.type === 'numeric' ? { ...f, sample: [...f.sample].sort((a, b) => a - b) } : f)) };
     this.features = profile.features.length;
     this.buffer = new Float64Array(options.windowSize * this.features);
     this.armTimer();

@@ -18,14 +18,18 @@ export interface TestResult {
   pValue: number;
 }
 
-function sortedCopy(values: ArrayLike<number>): Float64Array {
-  return Float64Array.from(values).sort();
+/** The values in ascending order: as given when they already are (one pass), else a sorted copy. */
+export function ascending(values: ArrayLike<number>): ArrayLike<number> {
+  for (let i = 1; i < values.length; i++) {
+    if (!(values[i - 1] <= values[i])) return Float64Array.from(values).sort();
+  }
+  return values;
 }
 
 /** Two-sample Kolmogorov–Smirnov: D = sup |F_a − F_b| and its asymptotic p-value. */
 export function ksTwoSample(a: ArrayLike<number>, b: ArrayLike<number>): TestResult {
-  const x = sortedCopy(a);
-  const y = sortedCopy(b);
+  const x = ascending(a);
+  const y = ascending(b);
   const n = x.length;
   const m = y.length;
   if (n === 0 || m === 0) throw new RangeError('ksTwoSample needs two non-empty samples');
@@ -100,8 +104,8 @@ export function psi(expected: ArrayLike<number>, actual: ArrayLike<number>, epsi
 
 /** Wasserstein-1 distance between two empirical distributions: ∫ |F_a − F_b| dx. */
 export function wasserstein1(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const x = sortedCopy(a);
-  const y = sortedCopy(b);
+  const x = ascending(a);
+  const y = ascending(b);
   const n = x.length;
   const m = y.length;
   if (n === 0 || m === 0) throw new RangeError('wasserstein1 needs two non-empty samples');

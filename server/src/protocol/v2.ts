@@ -2,7 +2,7 @@
 // model readiness and inference, with the paths, bodies and errors of the specification.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tensorToJson } from '../runtime/tensors.ts';
-import { HttpError, MODEL_VERSION_HEADER, recordPrediction, servedModel, type ProtocolContext } from './context.ts';
+import { HttpError, recordPrediction, servedModel, type ProtocolContext } from './context.ts';
 import { V2_REQUEST_SCHEMA } from './validation.ts';
 
 export const SERVER_NAME = 'loopline-predictor';
@@ -107,7 +107,8 @@ export const v2Routes: FastifyPluginAsync<ProtocolContext> = async (app, ctx) =>
       }),
     };
     recordPrediction(ctx, request, reply, 'success');
-    return reply.header(MODEL_VERSION_HEADER, served.version).send(body);
+    // servedModel() already set x-model-version to this version.
+    return reply.send(body);
   };
   const inferOptions = { schema: { body: V2_REQUEST_SCHEMA }, config: { prediction: true } };
   app.post('/v2/models/:model/infer', inferOptions, infer);

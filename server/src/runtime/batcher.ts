@@ -1,8 +1,9 @@
 // Dynamic batching: concurrent requests for the same model are coalesced into one
 // session.run, because a run costs about the same for 1 row as for 64.
 // A pending batch is dispatched when it is full, when the runtime is idle (checked
-// after the current I/O phase, so requests parsed together ride together), or when
-// its oldest request has waited maxWaitMs, whichever comes first.
+// after the current I/O phase, so requests parsed together ride together), as soon as
+// the run before it finished, or when its oldest request has waited maxWaitMs while
+// another batch runs, whichever comes first.
 import type { TensorData } from './tensors.ts';
 import { allocate, type Datatype } from './tensors.ts';
 
@@ -32,7 +33,8 @@ interface Pending {
 }
 
 interface Batch {
-  key: string;
+  /** The first request's feeds: later ones must agree on everything but dimension 0. */
+  layout: Feeds;
   items: Pending[];
   rows: number;
   timer?: NodeJS.Timeout;
@@ -61,11 +63,24 @@ export class Batcher {
   infer(feeds: Feeds, rows: number): Promise<Feeds> {
     this.active++;
     return new Promise<Feeds>((resolve, reject) => {
-      this.enqueue({ feeds, rows, resolve, reject });
-    }).finally(() => {
-      this.active--;
-      if (this.active === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      // The count drops when the answer is handed over, without a .finally() promise per request.
+      this.enqueue({
+        feeds,
+        rows,
+        resolve: (outputs) => {
+          this.answered();
+          resolve(outputs);
+        },
+        reject: (error) => {
+          this.answered();
+          reject(error);
+        },
+      });
     });
+  }
+
+  private answered(): void {
+    if (--this.active === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   /** Resolves once every accepted request has been answered. */
@@ -75,13 +90,14 @@ export class Batcher {
   }
 
   private enqueue(item: Pending): void {
-    const key = batchKey(item.feeds);
-    if (this.pending && (this.pending.key !== key || this.pending.rows + item.rows > this.options.maxBatchSize)) {
+    if (this.pending && (!sameLayout(this.pending.layout, item.feeds) || this.pending.rows + item.rows > this.options.maxBatchSize)) {
       this.dispatch();
     }
     if (!this.pending) {
-      this.pending = { key, items: [], rows: 0 };
-      this.pending.timer = setTimeout(() => this.dispatch(), this.options.maxWaitMs);
+      this.pending = { layout: item.feeds, items: [], rows: 0 };
+      // With the runtime idle the idle check below dispatches this turn; a timer is only
+      // needed while another batch runs (and that run's end dispatches too, usually first).
+      if (this.inFlight >= RUNS_IN_FLIGHT) this.pending.timer = setTimeout(() => this.dispatch(), this.options.maxWaitMs);
     }
     this.pending.items.push(item);
     this.pending.rows += item.rows;
@@ -131,13 +147,17 @@ export class Batcher {
 }
 
 /** Requests can share a run only when every input agrees on datatype and on all dimensions but the first. */
-function batchKey(feeds: Feeds): string {
-  let key = '';
-  for (const name in feeds) {
-    const t = feeds[name];
-    key += `${name}:${t.datatype}:${t.shape.slice(1).join('x')};`;
+function sameLayout(a: Feeds, b: Feeds): boolean {
+  let inputs = 0;
+  for (const name in a) {
+    const x = a[name];
+    const y = b[name];
+    if (!y || x.datatype !== y.datatype || x.shape.length !== y.shape.length) return false;
+    for (let d = 1; d < x.shape.length; d++) if (x.shape[d] !== y.shape[d]) return false;
+    inputs++;
   }
-  return key;
+  for (const _ in b) inputs--;
+  return inputs === 0;
 }
 
 function concatenate(items: Pending[], rows: number): Feeds {
