@@ -50,7 +50,8 @@ export interface JourneyTimings {
 export const JOURNEY_TIMINGS: JourneyTimings = {
   rolloutInterval: '10s',
   minRequests: 10,
-  driftWindow: { size: 300, seconds: 5 },
+  // Long enough for hundreds of rows per window at trafficRate: a handful of rows would look drifted by chance.
+  driftWindow: { size: 1000, seconds: 30 },
   replicas: 1,
   trafficRate: 40,
   driftShift: 1.5,
@@ -220,6 +221,8 @@ export class Journey {
         progress: (line) => this.report.progress(line),
       },
     );
+    // The journey's patch changed the pod template: wait for the new pods, as `kubectl rollout status` does.
+    await this.kubectl(this.ns('rollout', 'status', `deployment/${ISVC}-v${version}`, '--timeout=120s'));
     const endpoints = await waitFor(`a ready endpoint of Service ${ISVC}`, async () => {
       const found = await serviceEndpoints(this.kc, this.namespace, ISVC);
       return found.length ? found : undefined;
@@ -281,15 +284,15 @@ export class Journey {
         describe: () => {
           const s = last?.status;
           if (!s) return undefined;
-          const t = this.traffic.stats;
           return `${s.phase} stable v${s.stableVersion} canary ${s.canaryVersion !== undefined ? `v${s.canaryVersion} at ${s.canaryWeight}%` : 'none'}` +
-            `${s.analysis?.message ? ` | ${s.analysis.message}` : ''} | clients: ${t.ok} ok, ${t.failed} failed`;
+            `${s.analysis?.message ? ` | last analysis ${s.analysis.message}` : ''}`;
         },
         progress: (line) => this.report.progress(line),
       },
     );
     const answeredBy: Record<string, number> = {};
     for (const [v, n] of Object.entries(this.traffic.stats.byVersion)) answeredBy[v] = n - (before[v] ?? 0);
+    this.report.progress(`clients answered during the rollout: ${Object.entries(answeredBy).map(([v, n]) => `v${v} ${n}`).join(', ')}; failed so far: ${this.traffic.stats.failed}`);
     await this.kubectl(this.ns('get', 'inferenceservices'));
     return { routeWeights, analyses, answeredBy, isvc };
   }

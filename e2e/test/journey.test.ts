@@ -56,6 +56,16 @@ function step(name: string, body: () => Promise<void>): void {
   });
 }
 
+/**
+ * Every step passed an analysis against Prometheus, with fewer failed checks than the example's failureLimit (2)
+ * tolerates: the first check can count short when the canary pod was still starting during its interval.
+ */
+function assertAnalysed(analyses: string[]): void {
+  const passed = analyses.filter((a) => /Passed: requests \d+, error rate 0/.test(a));
+  assert.ok(passed.length >= 4, `an analysis passed at each of the steps before 100%:\n${analyses.join('\n')}`);
+  assert.ok(analyses.length - passed.length < 2, `fewer failed checks than failureLimit:\n${analyses.join('\n')}`);
+}
+
 const ns = (...args: string[]) => [...args, '-n', namespace];
 const lifecycle = (reason: string) => events.find(`loopline.events.${namespace}.inferenceservice.${ISVC}`, `.inferenceservice.${reason}`);
 
@@ -169,7 +179,7 @@ step('a second training run registers v2 as candidate, and the operator canaries
   const rollout = await journey.watchRollout(2);
   assert.equal(rollout.routeWeights, [5, 10, 25, 50, 100].filter((w) => rollout.routeWeights.includes(w)), `weights in step order: ${rollout.routeWeights}`);
   assert.ok(rollout.routeWeights.length >= 3, `the route moved through the steps: ${rollout.routeWeights}`);
-  assert.ok(rollout.analyses.length >= 4 && rollout.analyses.every((a) => /Passed: requests \d+/.test(a)), `every analysis passed:\n${rollout.analyses.join('\n')}`);
+  assertAnalysed(rollout.analyses);
   assert.ok((rollout.answeredBy['2'] ?? 0) > 0 && (rollout.answeredBy['1'] ?? 0) > 0, `clients were answered by both versions: ${JSON.stringify(rollout.answeredBy)}`);
 
   const versions = (await kubectl(ns('get', 'modelversions'))).stdout;
@@ -204,7 +214,7 @@ step('drifted traffic is reported over NATS, recorded in status and starts a ret
 step('the retrained v3 is canaried, passes analysis and is promoted', async () => {
   const rollout = await journey.watchRollout(3);
   assert.ok(rollout.routeWeights.length >= 3, `the route moved through the steps: ${rollout.routeWeights}`);
-  assert.ok(rollout.analyses.every((a) => /Passed/.test(a)), rollout.analyses.join('\n'));
+  assertAnalysed(rollout.analyses);
   const versions = (await kubectl(ns('get', 'modelversions'))).stdout;
   assert.match(versions, /credit-risk-v2\s+credit-risk\s+2\s+Archived/);
   assert.match(versions, /credit-risk-v3\s+credit-risk\s+3\s+Production/);
