@@ -163,9 +163,16 @@ function completeStatus(current: KubeObject, status: Record<string, unknown>): R
   return result;
 }
 
+/**
+ * Whether the fields applied last time are the ones applied now. An empty list may or may not be owned:
+ * the API server records no ownership for an empty set- or map-typed list (it does for an atomic one),
+ * so its key is allowed either way; otherwise every reconcile would look like a change. A list that
+ * empties is still a change (isSubset sees the items that are left).
+ */
 function sameKeys(owned: Set<string>, status: Record<string, unknown>): boolean {
-  const keys = Object.keys(status).filter((k) => status[k] !== undefined);
-  return keys.length === owned.size && keys.every((k) => owned.has(k));
+  const present = Object.keys(status).filter((k) => status[k] !== undefined);
+  const required = present.filter((k) => !(Array.isArray(status[k]) && (status[k] as unknown[]).length === 0));
+  return required.every((k) => owned.has(k)) && [...owned].every((k) => present.includes(k));
 }
 
 export function kindRegistry(known: Iterable<ResourceKind>): Map<string, ResourceKind> {

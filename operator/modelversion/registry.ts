@@ -198,11 +198,7 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
     } else {
       conditions.push({ type: 'Promoted', status: 'True', reason: 'StageInEffect', message: `stage ${w.stage} is in effect` });
     }
-    // Empty lists are left out: the API server records no field ownership for them, so applying one
-    // would look like a change on every reconcile.
-    const status: ModelVersionStatus = { stage: w.stage, conditions };
-    if (w.aliases.size) status.aliases = sorted(w.aliases);
-    if (w.history.length) status.history = w.history.slice(-HISTORY_LIMIT);
+    const status: ModelVersionStatus = { stage: w.stage, aliases: sorted(w.aliases), history: w.history.slice(-HISTORY_LIMIT), conditions };
     const primary = formatPrimaryMetric(w.mv);
     if (primary) status.primaryMetric = primary;
     return { name: w.mv.metadata.name, status, specPatch: w.specPatch, events: w.events, recorded: w.recorded };

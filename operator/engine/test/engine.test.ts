@@ -9,7 +9,6 @@ import { APPLIED_ANNOTATION } from '../apply.ts';
 import { type Engine, createEngine } from '../engine.ts';
 import { controllerReference } from '../keys.ts';
 import { type ResourceKind, kinds } from '../kinds.ts';
-import { isAlreadyExists } from '../kube.ts';
 import type { Condition, KubeObject } from '../types.ts';
 import { createNamespace, deleteNamespace, quietLogger, requireKubeconfig, sleep, testApi, uniqueName, waitFor } from './cluster.ts';
 
@@ -83,41 +82,44 @@ const readyOf = (w: KubeObject) => (w.status?.conditions as Condition[] | undefi
 
 test.before(async () => {
   await createNamespace(api, ns);
-  try {
-    await api.create(
-      CRD,
-      {
-        apiVersion: CRD.apiVersion,
-        kind: CRD.kind,
-        metadata: { name: 'widgets.enginetest.loopline.dev' },
-        spec: {
-          group: 'enginetest.loopline.dev',
-          scope: 'Namespaced',
-          names: { plural: 'widgets', singular: 'widget', kind: 'Widget', listKind: 'WidgetList' },
-          versions: [
-            {
-              name: 'v1',
-              served: true,
-              storage: true,
-              subresources: { status: {} },
-              schema: {
-                openAPIV3Schema: {
-                  type: 'object',
-                  properties: {
-                    spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-                    status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+  // Applied, not created: a CRD left by an interrupted run gets this run's schema.
+  await api.apply(
+    CRD,
+    {
+      apiVersion: CRD.apiVersion,
+      kind: CRD.kind,
+      metadata: { name: 'widgets.enginetest.loopline.dev' },
+      spec: {
+        group: 'enginetest.loopline.dev',
+        scope: 'Namespaced',
+        names: { plural: 'widgets', singular: 'widget', kind: 'Widget', listKind: 'WidgetList' },
+        versions: [
+          {
+            name: 'v1',
+            served: true,
+            storage: true,
+            subresources: { status: {} },
+            schema: {
+              openAPIV3Schema: {
+                type: 'object',
+                properties: {
+                  spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+                  status: {
+                    type: 'object',
+                    'x-kubernetes-preserve-unknown-fields': true,
+                    // A set-typed list, as Loopline's CRDs declare some: the API server records no ownership for it when
+                    // empty (it does for an atomic list, such as an undeclared one like status.notes).
+                    properties: { tags: { type: 'array', items: { type: 'string' }, 'x-kubernetes-list-type': 'set' } },
                   },
                 },
               },
             },
-          ],
-        },
-      } as never,
-      'engine-test',
-    );
-  } catch (err) {
-    if (!isAlreadyExists(err)) throw err;
-  }
+          },
+        ],
+      },
+    } as never,
+    'engine-test',
+  );
   await waitFor('Widget CRD established', async () => {
     const crd = await api.get(CRD, undefined, 'widgets.enginetest.loopline.dev');
     return (crd.status?.conditions ?? []).some((c: Condition) => c.type === 'Established' && c.status === 'True');
@@ -246,6 +248,32 @@ test('applyStatus removes a status field no longer applied, and skips an identic
   assert.is(after.status.observedGeneration, after.metadata.generation);
   const again = await engine.writer.applyStatus(widget, { phase: 'Ready', conditions: ready });
   assert.not.ok(again.changed, 'identical status: no write');
+});
+
+test('an empty list in the desired status is no change on the next reconcile, set-typed (no ownership recorded for []) or atomic', async () => {
+  await createWidget('empty-lists', { unmanaged: true });
+  const widget = await waitFor('empty-lists cached', () => engine.cache.get(Widget, ns, 'empty-lists'));
+  const ready = [{ type: 'Ready', status: 'True', reason: 'Manual', message: 'set by the test' }];
+  const cachedAt = async (resourceVersion: string) => waitFor('the cache to hold the write', () => {
+    const cached = engine.cache.get(Widget, ns, 'empty-lists');
+    return cached && Number(cached.metadata.resourceVersion) >= Number(resourceVersion) ? cached : undefined;
+  });
+  const first = await engine.writer.applyStatus(widget, { phase: 'Ready', tags: [], notes: [], conditions: ready });
+  assert.ok(first.changed);
+  await cachedAt(first.object.metadata.resourceVersion!);
+  for (let i = 0; i < 3; i++) {
+    const again = await engine.writer.applyStatus(widget, { phase: 'Ready', tags: [], notes: [], conditions: ready });
+    assert.not.ok(again.changed, `apply ${i + 2} with the same empty list: no write`);
+  }
+  // A list that empties is still a change, and the emptied list then settles too.
+  const filled = await engine.writer.applyStatus(widget, { phase: 'Ready', tags: ['a'], notes: [], conditions: ready });
+  assert.ok(filled.changed);
+  await cachedAt(filled.object.metadata.resourceVersion!);
+  const emptied = await engine.writer.applyStatus(widget, { phase: 'Ready', tags: [], notes: [], conditions: ready });
+  assert.ok(emptied.changed, 'emptying a list is a change');
+  assert.equal((await readWidget('empty-lists')).status.tags ?? [], []);
+  await cachedAt(emptied.object.metadata.resourceVersion!);
+  assert.not.ok((await engine.writer.applyStatus(widget, { phase: 'Ready', tags: [], notes: [], conditions: ready })).changed, 'then no write');
 });
 
 test('repeated events about the same object aggregate into one Event', async () => {

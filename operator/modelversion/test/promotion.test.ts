@@ -127,4 +127,20 @@ test('a promotion that fails its metric gates is refused with a condition saying
   assert.equal([v1.spec.stage, v1.status!.stage], ['Production', 'Production']);
 });
 
+test('a resync with nothing changed writes nothing, versions without aliases or history included', async () => {
+  await register('idle', 1);
+  await register('idle', 2, { stage: 'Staging' });
+  const [v1, v2] = await settled('idle');
+  assert.equal([v1.status!.aliases ?? [], v1.status!.history ?? []], [[], []]);
+  assert.equal(v2.status!.aliases ?? [], []);
+  const operator = h.operator!;
+  await operator.waitIdle();
+  await new Promise((resolve) => setTimeout(resolve, 300)); // the watch delivers the registry's own last writes
+  await operator.waitIdle();
+  operator.writes.reset();
+  operator.resync();
+  await operator.waitIdle();
+  assert.is(operator.writes.total({ excludeKinds: ['Lease'] }), 0, `writes during resync: ${JSON.stringify(operator.writes.snapshot())}`);
+});
+
 test.run();
