@@ -7,11 +7,12 @@ import { createHash } from 'node:crypto';
 import type { CloudEvent } from '../events/cloudevents.ts';
 import type { DesiredObject } from '../engine/types.ts';
 import { ownerReference } from './desired.ts';
+import { TRIGGER_ANNOTATION } from '../trainingjob/registration.ts';
 import { durationMs, type DriftStatus, type InferenceService, type RetrainStatus } from './resource.ts';
 
+export { TRIGGER_ANNOTATION };
+
 export const DEFAULT_COOLDOWN_MS = 3_600_000;
-/** What started a TrainingJob; the registry copies it into the ModelVersion's lineage.trigger. */
-export const TRIGGER_ANNOTATION = 'loopline.dev/trigger';
 
 /** What the operator keeps of one drift window report (server/src/events/drift-event.ts). */
 export interface DriftObservation {

@@ -8,6 +8,9 @@ import type { TrainingResult } from './result.ts';
 /** Marks the ModelVersion a TrainingJob registered, so a restarted operator finds it instead of registering twice. */
 export const LABEL_TRAININGJOB_UID = 'loopline.dev/trainingjob-uid';
 
+/** What started a TrainingJob (e.g. the drift event behind a retrain); copied into the ModelVersion's lineage.trigger. */
+export const TRIGGER_ANNOTATION = 'loopline.dev/trigger';
+
 export function modelVersionName(model: string, version: number): string {
   return `${model}-v${version}`;
 }
@@ -36,6 +39,8 @@ export function desiredModelVersion(job: TrainingJob, result: TrainingResult, ve
   if (job.spec.code) spec.lineage!.code = job.spec.code;
   if (job.spec.hyperparameters) spec.lineage!.hyperparameters = job.spec.hyperparameters;
   if (job.spec.modelCard) spec.modelCard = job.spec.modelCard;
+  const trigger = job.metadata.annotations?.[TRIGGER_ANNOTATION];
+  if (trigger) spec.lineage!.trigger = trigger.slice(0, 512);
   return {
     apiVersion: 'loopline.dev/v1alpha1',
     kind: 'ModelVersion',

@@ -2,6 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { evaluateGates } from '../../modelversion/gates.ts';
 import { parseTrainingResult } from '../result.ts';
+import { desiredModelVersion, TRIGGER_ANNOTATION } from '../registration.ts';
+import { trainingJob } from './fixtures.ts';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 const valid = {
@@ -49,5 +51,25 @@ const gateCases: Array<[string, Parameters<typeof evaluateGates>, boolean, strin
 for (const [name, args, passed, failures] of gateCases) {
   test(`gates: ${name}`, () => assert.equal(evaluateGates(...args), { passed, failures }));
 }
+
+const registered = {
+  artifact: { uri: 'file:///models/model.onnx', digest: `sha256:${'a'.repeat(64)}`, format: 'onnx' as const },
+  metrics: { auc: 0.9 },
+  signature: { inputs: [{ name: 'input', datatype: 'FP32' as const, shape: [-1, 5] }], outputs: [{ name: 'probability', datatype: 'FP32' as const, shape: [-1, 1] }] },
+};
+
+test('registration: the trigger annotation of a retrain job becomes the ModelVersion lineage.trigger', () => {
+  const job = trainingJob({ dataset: { uri: 'file:///data.csv' } });
+  job.metadata.annotations = { [TRIGGER_ANNOTATION]: 'drift event evt-42 (score 0.8; drifted: income)' };
+  const mv = desiredModelVersion(job, registered, 3) as { spec: { lineage: Record<string, unknown> } };
+  assert.is(mv.spec.lineage.trigger, 'drift event evt-42 (score 0.8; drifted: income)');
+  assert.is(mv.spec.lineage.trainingJob, 'credit');
+  assert.equal(mv.spec.lineage.dataset, { uri: 'file:///data.csv' });
+});
+
+test('registration: a job started by hand has no lineage.trigger', () => {
+  const mv = desiredModelVersion(trainingJob(), registered, 1) as { spec: { lineage: Record<string, unknown> } };
+  assert.not.ok('trigger' in mv.spec.lineage);
+});
 
 test.run();
