@@ -1,29 +1,37 @@
 #!/usr/bin/env bash
-# The main job: a local cluster with Loopline and the examples running on it.
-# Safe to re-run; `bash e2e/cluster/cluster.sh down` removes everything.
+# The main job (`npm run demo`): a local cluster with Loopline installed by its Helm chart and the example
+# journey run on it — train, register, promote, serve, canary, drift, retrain, canary — left running.
+#
+#   bash e2e/demo.sh          bring everything up and run the journey (safe to re-run)
+#   bash e2e/demo.sh stop     stop the operator, the local-kubelet and Prometheus (the cluster stays)
+#   bash e2e/demo.sh summary  print what to try next
+#
+# `bash e2e/cluster/cluster.sh down` removes the cluster and NATS. Logs and pid files: ~/.cache/loopline/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n[demo %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+cluster_env() { eval "$(bash e2e/cluster/cluster.sh env)"; }
+
+case "${1:-up}" in
+  stop)
+    cluster_env
+    node --import tsx e2e/journey/main.ts stop
+    exit
+    ;;
+  summary)
+    cluster_env
+    node --import tsx e2e/journey/main.ts summary
+    exit
+    ;;
+  up) ;;
+  *) echo "usage: $0 [up|stop|summary]" >&2; exit 2 ;;
+esac
+
 [[ -d node_modules ]] || { step "npm install"; npm install --no-audit --no-fund; }
-step "local cluster (first run builds Kubernetes from its Go modules: ~20-30 min, progress below)"
+command -v go >/dev/null || { echo "Go (>= 1.26) is needed: the Kubernetes binaries and the Gateway API CRDs come from Go modules" >&2; exit 1; }
+step "local cluster (first run builds Kubernetes from its Go modules: ~20-30 min on 2 cores, progress below)"
 bash e2e/cluster/cluster.sh up >/dev/null
-eval "$(bash e2e/cluster/cluster.sh env)"
-
-step "installing the Loopline CRDs"
-kubectl apply --server-side -f crds/ >/dev/null
-kubectl wait --for condition=Established crd -l app.kubernetes.io/part-of=loopline --timeout=60s >/dev/null 2>&1 \
-  || kubectl wait --for condition=Established crd/trainingjobs.loopline.dev crd/modelversions.loopline.dev crd/inferenceservices.loopline.dev --timeout=60s >/dev/null
-
-step "applying the examples"
-kubectl apply -f examples/ 2>&1 | sed 's/^/  /'
-
-step "ready"
-cat <<MSG
-  export KUBECONFIG=$KUBECONFIG PATH=$(dirname "$(command -v kubectl)"):\$PATH
-  kubectl get loopline
-  kubectl explain trainingjob.spec
-  bash e2e/cluster/cluster.sh status
-  bash e2e/cluster/cluster.sh down      # remove it all
-MSG
-kubectl get loopline
+cluster_env
+step "Loopline and the example journey (about 3 minutes)"
+node --import tsx e2e/journey/main.ts up

@@ -24,6 +24,17 @@ const { values, positionals } = parseArgs({
 const subjects = positionals.length ? positionals : SUBJECTS;
 const nc = await connect({ servers: values.server!.split(','), name: 'loopline-watch-events' });
 
+/** NATS subject matching: `*` is one token, `>` the rest. */
+function matches(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const t = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '>') return t.length > i;
+    if (i >= t.length || (p[i] !== '*' && p[i] !== t[i])) return false;
+  }
+  return p.length === t.length;
+}
+
 function print(subject: string, payload: string): void {
   if (values.json) {
     console.log(`${subject} ${payload}`);
@@ -41,17 +52,18 @@ function print(subject: string, payload: string): void {
 const live = subjects.map((subject) => nc.subscribe(subject));
 
 if (values.replay) {
-  const consumer = await jetstream(nc).consumers.get(values.stream!, { filter_subjects: subjects, deliver_policy: DeliverPolicy.All });
+  // The whole stream, filtered here: several filter subjects need nats-server 2.10 (Debian 12 ships 2.9).
+  const consumer = await jetstream(nc).consumers.get(values.stream!, { deliver_policy: DeliverPolicy.All });
   const pending = (await consumer.info()).num_pending;
   if (pending > 0) {
     const messages = await consumer.fetch({ max_messages: pending, expires: 5000 });
     let seen = 0;
     for await (const message of messages) {
-      print(message.subject, message.string());
+      if (subjects.some((pattern) => matches(pattern, message.subject))) print(message.subject, message.string());
       if (++seen >= pending) break;
     }
   }
-  console.log(`--- ${pending} stored event(s) above; following new ones (Ctrl-C to stop)`);
+  console.log(`--- the stream's stored events above; following new ones (Ctrl-C to stop)`);
 }
 
 for (const subscription of live) {

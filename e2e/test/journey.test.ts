@@ -137,6 +137,7 @@ step('kubectl apply -f examples/trainingjob.yaml trains on a GPU node and kubect
   assert.ok(v1.spec.metrics.auc >= 0.75, `AUC passes the example's gate: ${v1.spec.metrics.auc}`);
   assert.match(v1.spec.artifact.digest, /^sha256:[0-9a-f]{64}$/);
   assert.is(v1.spec.lineage.trainingJob, FIRST_JOB);
+  await waitFor('NATS event modelversion.registered for v1', async () => events.find(`loopline.events.${namespace}.modelversion.credit-risk-v1`, '.modelversion.registered').length > 0, { timeoutMs: 10_000 });
 });
 
 step('promoting v1 to Production gives it the production alias, recorded with who asked', async () => {
@@ -146,6 +147,7 @@ step('promoting v1 to Production gives it the production alias, recorded with wh
   const entry = mv.status.history.at(-1);
   assert.is(entry.to, 'Production');
   assert.ok(entry.by && entry.by !== 'unknown', `promotion records who asked: ${JSON.stringify(entry)}`);
+  await waitFor('NATS event modelversion.promoted for v1', async () => events.find(`loopline.events.${namespace}.modelversion.credit-risk-v1`, '.modelversion.promoted').length > 0, { timeoutMs: 10_000 });
 });
 
 step('kubectl apply -f examples/inferenceservice.yaml serves v1 and predictions come back over HTTP from the Service\'s endpoints', async () => {

@@ -1,0 +1,181 @@
+/**
+ * The main job's driver (`bash e2e/demo.sh` calls it once the local cluster is up):
+ *
+ *   npx tsx e2e/journey/main.ts up      Prometheus, helm install, operator and local-kubelet in the background,
+ *                                       then the example journey (skipped when it already ran), then a summary
+ *   npx tsx e2e/journey/main.ts stop    stops what `up` left running (the cluster stays)
+ *   npx tsx e2e/journey/main.ts summary prints what to try next
+ *
+ * Needs KUBECONFIG, NATS_URL and kubectl/helm on PATH (`eval "$(bash e2e/cluster/cluster.sh env)"`).
+ * LOOPLINE_DEMO_DIR (~/.cache/loopline/demo) holds pid files and logs; LOOPLINE_DEMO_NAMESPACE (loopline-demo)
+ * is where the examples go; PROMETHEUS_PORT (9090).
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getJson, kubectl, waitFor, type CommandResult } from './commands.ts';
+import { EventLog, describeEvent } from './events.ts';
+import { FIRST_JOB, ISVC, Journey, SECOND_JOB, type Reporter } from './journey.ts';
+import { cacheDir, installChart, installGatewayApi, startKubelet, startOperator, startPrometheus, stopPrometheus, type PlatformOptions } from './platform.ts';
+import { stopByPidFile } from './processes.ts';
+import { serviceEndpoints } from './traffic.ts';
+import { KubeConfig } from '@kubernetes/client-node';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const stateDir = process.env.LOOPLINE_DEMO_DIR ?? join(cacheDir(), 'demo');
+const namespace = process.env.LOOPLINE_DEMO_NAMESPACE ?? 'loopline-demo';
+const started = Date.now();
+const clock = () => {
+  const s = Math.round((Date.now() - started) / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+};
+
+const indent = (text: string) => text.trimEnd().split('\n').map((l) => `    ${l}`).join('\n');
+const reporter: Reporter = {
+  step: (title) => console.log(`\n[demo +${clock()}] ${title}`),
+  command: (r: CommandResult) => console.log(`  $ ${r.command.replace(root, '')}\n${indent(r.stdout || r.stderr)}`),
+  progress: (line) => console.log(`  … ${line}`),
+};
+
+function options(): PlatformOptions {
+  for (const name of ['KUBECONFIG', 'NATS_URL']) {
+    if (!process.env[name]) throw new Error(`${name} is not set: eval "$(bash e2e/cluster/cluster.sh env)" first`);
+  }
+  return {
+    root,
+    stateDir,
+    release: 'loopline',
+    releaseNamespace: 'loopline-system',
+    natsUrl: process.env.NATS_URL!,
+    prometheusPort: Number(process.env.PROMETHEUS_PORT ?? 9090),
+    scrapeInterval: '1s',
+    detached: true,
+    progress: reporter.progress,
+  };
+}
+
+async function platform(opts: PlatformOptions): Promise<void> {
+  reporter.step('Gateway API CRDs (HTTPRoute, from sigs.k8s.io/gateway-api through the Go module proxy)');
+  reporter.command(await installGatewayApi());
+  reporter.step('Prometheus (Debian) on loopback, scraping predictor pods');
+  reporter.progress(`${await startPrometheus(opts)}`);
+  reporter.step('helm upgrade --install loopline charts/loopline -n loopline-system');
+  const install = await installChart(opts);
+  reporter.command({ ...install, stdout: install.stdout.split('\n').slice(0, 7).join('\n') });
+  reporter.step("operator: the chart's Deployment as a local process, authenticated with its ServiceAccount token");
+  const operator = await startOperator(opts, '720h');
+  reporter.progress(`pid ${operator.process.pid}, identity ${(await kubectl(['auth', 'whoami', '--kubeconfig', operator.kubeconfig, '-o', 'jsonpath={.status.userInfo.username}'])).stdout}, log ${operator.process.log}`);
+  reporter.step('local-kubelet: runs loopline/* pods of the simulated nodes as local processes');
+  const kubelet = await startKubelet(opts);
+  reporter.progress(`pid ${kubelet.pid}, log ${kubelet.log}`);
+}
+
+/** The journey already went all the way (v3 promoted) in this namespace: nothing to redo. */
+async function journeyDone(): Promise<boolean> {
+  const isvc = await getJson(['inferenceservice', ISVC, '-n', namespace]);
+  return (isvc?.status?.stableVersion ?? 0) >= 3 && isvc.status.phase !== 'Progressing';
+}
+
+async function journey(natsUrl: string): Promise<void> {
+  if (await getJson(['namespace', namespace])) {
+    reporter.step(`namespace ${namespace} holds an unfinished journey: deleting it to start over`);
+    reporter.command(await kubectl(['delete', 'namespace', namespace, '--timeout=120s']));
+  }
+  const events = await EventLog.connect(natsUrl);
+  const j = new Journey(root, namespace, events, reporter);
+  try {
+    await j.createNamespace();
+    j.prepareDataset();
+    await j.applyTrainingJob();
+    await j.waitForTraining(FIRST_JOB);
+    await j.modelVersions('credit-risk-v1');
+    await j.promote('credit-risk-v1');
+    await j.applyInferenceService();
+    await j.waitForServing(1);
+    const { direct } = await j.predict();
+    if (direct[0]?.status !== 200) throw new Error(`the predictor did not answer: ${JSON.stringify(direct[0])}`);
+    reporter.step(`client traffic: ${j.timings.trafficRate} requests/s through the HTTPRoute's weights (runs until the journey ends)`);
+    j.startTraffic();
+    await j.applySecondTrainingJob();
+    await j.waitForTraining(SECOND_JOB);
+    await j.modelVersions('credit-risk-v2');
+    await j.watchRollout(2);
+    await j.injectDrift();
+    const retrain = await j.retrainingJob();
+    await j.waitForTraining(retrain.name);
+    await j.watchRollout(3);
+    reporter.step('registry after the journey');
+    await kubectl(['get', 'modelversions', '-n', namespace]).then(reporter.command);
+    reporter.step(`events on NATS during the journey (${events.events.length}; lifecycle shown, drift reports counted)`);
+    for (const e of events.events.filter((e) => e.subject.startsWith('loopline.events.'))) console.log(`    ${describeEvent(e)}`);
+    console.log(`    + ${events.events.filter((e) => e.subject.startsWith('loopline.drift.')).length} drift reports on loopline.drift.${namespace}.${ISVC}`);
+    const t = j.traffic.stats;
+    reporter.progress(`clients: ${t.ok} answered, ${t.failed} failed`);
+  } finally {
+    await j.stop();
+    await events.close();
+  }
+}
+
+function kubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
+
+async function summary(): Promise<void> {
+  const endpoint = (await serviceEndpoints(kubeConfig(), namespace, ISVC).catch(() => []))[0] ?? '<pod-ip>:8080';
+  const binDir = (process.env.PATH ?? '').split(':').find((p) => p.includes('/bin/kube-')) ?? '';
+  const body = JSON.stringify({ features: { income: 52.7, debt_ratio: 0.22, age: 30, utilization: 0.398, region: 1 } });
+  console.log(`
+Loopline is running: the local cluster, NATS, Prometheus, the operator and the local-kubelet (logs and pids in ${stateDir}).
+Try next (the examples live in namespace ${namespace}):
+
+  export KUBECONFIG=${process.env.KUBECONFIG} PATH=${binDir}:$PATH NATS_URL=${process.env.NATS_URL}
+  kubectl get loopline -n ${namespace}                       # TrainingJobs, ModelVersions, InferenceServices
+  kubectl get pods -n ${namespace} -o wide                   # predictor pods on loopback addresses
+  curl -s -XPOST http://${endpoint}/predict -H 'content-type: application/json' -d '${body}'
+  npx tsx e2e/journey/watch-events.ts --replay               # like: nats sub 'loopline.>' (lifecycle + drift events)
+  npx loopline status ${ISVC} -n ${namespace}                 # the service at a glance
+  kubectl events -n ${namespace} --for inferenceservice/${ISVC}
+  open http://127.0.0.1:${process.env.PROMETHEUS_PORT ?? 9090}/graph   # Prometheus, e.g. sum by (model_version) (rate(prediction_requests_total[1m]))
+
+  bash e2e/demo.sh stop                                       # stop operator, local-kubelet, Prometheus (cluster stays)
+  bash e2e/cluster/cluster.sh down                            # remove the cluster and NATS too
+`);
+}
+
+async function stop(): Promise<void> {
+  for (const name of ['operator', 'local-kubelet']) {
+    if (await stopByPidFile(stateDir, name)) console.log(`stopped ${name}`);
+  }
+  await stopPrometheus({ root, stateDir });
+}
+
+const command = process.argv[2] ?? 'up';
+try {
+  if (command === 'up') {
+    const opts = options();
+    await platform(opts);
+    if (await journeyDone()) {
+      reporter.step(`the journey already ran in namespace ${namespace} (v3 serves); waiting for its predictors to be back`);
+      await waitFor('predictor pods ready again', async () => (await serviceEndpoints(kubeConfig(), namespace, ISVC)).length > 0, { timeoutMs: 120_000 });
+    } else {
+      await journey(opts.natsUrl);
+    }
+    await kubectl(['get', 'loopline', '-n', namespace]).then(reporter.command);
+    reporter.step(`done in ${clock()}`);
+    await summary();
+  } else if (command === 'stop') {
+    await stop();
+  } else if (command === 'summary') {
+    await summary();
+  } else {
+    console.error('usage: main.ts up|stop|summary');
+    process.exitCode = 2;
+  }
+} catch (error) {
+  console.error(`\n[demo] failed: ${(error as Error).message}\n  logs: ${stateDir}/operator.log, ${stateDir}/local-kubelet.log`);
+  process.exitCode = 1;
+}
+// The NATS and Kubernetes clients may keep handles open; the background processes are detached.
+process.exit();
