@@ -13,7 +13,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import * as yaml from 'js-yaml';
 import { Fatal, getJson, kubectl, waitFor, type CommandResult } from './commands.ts';
@@ -118,7 +118,6 @@ export class Journey {
   prepareDataset(): string {
     const job = yaml.load(readFileSync(join(this.root, 'examples/trainingjob.yaml'), 'utf8')) as any;
     const file = join(this.datasetDir(), `${job.spec.dataset.snapshot}.csv`);
-    this.report.step(`data: the snapshot examples/trainingjob.yaml names, at ${file}`);
     const csv = toCsv(generateCreditRisk({ rows: 4000, seed: 42, shift: 0 }));
     if (!existsSync(file) || readFileSync(file, 'utf8') !== csv) {
       mkdirSync(this.datasetDir(), { recursive: true });
@@ -297,14 +296,25 @@ export class Journey {
     return { routeWeights, analyses, answeredBy, isvc };
   }
 
+  /** Where the journey lands recent data for retraining: a data set of its own, so the example's stays as shipped. */
+  recentDatasetDir(): string {
+    return join(this.datasetDir(), '..', `credit-risk-${this.namespace}`);
+  }
+
   /**
-   * Clients start sending applications from a moved population, and the recent data lands in the data set
-   * (what a retraining learns from); waits for the drift the predictors report.
+   * Clients start sending applications from a moved population; recent data (the moved population) lands
+   * next to the original snapshot in a data set the retraining template is pointed at. Waits for the drift
+   * the predictors report.
    */
   async injectDrift(timeoutMs = 120_000): Promise<{ isvc: any; driftEvents: number; recentData: string }> {
     this.report.step(`drift: client traffic moves (shift ${this.timings.driftShift}); the predictors compare it with the training profile`);
-    const recentData = join(this.datasetDir(), `recent-${this.namespace}.csv`);
+    const dir = this.recentDatasetDir();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'original.csv'), readFileSync(this.prepareDataset()));
+    this.report.progress(`recent data landed in ${dir}; retraining pointed at it`);
+    const recentData = join(dir, 'recent.csv');
     writeFileSync(recentData, toCsv(generateCreditRisk({ rows: 4000, seed: 43, shift: this.timings.driftShift })));
+    await this.kubectl(this.ns('patch', 'inferenceservice', ISVC, '--type=merge', '-p', JSON.stringify({ spec: { retrain: { template: { spec: { dataset: { uri: `${pathToFileURL(dir).href}/` } } } } } })));
     const since = this.events.events.length;
     this.traffic.setShift(this.timings.driftShift);
     let last: any;

@@ -84,7 +84,7 @@ async function journey(natsUrl: string): Promise<void> {
   const j = new Journey(root, namespace, events, reporter);
   try {
     await j.createNamespace();
-    j.prepareDataset();
+    reporter.step(`data: the snapshot examples/trainingjob.yaml names, at ${j.prepareDataset()}`);
     await j.applyTrainingJob();
     await j.waitForTraining(FIRST_JOB);
     await j.modelVersions('credit-risk-v1');

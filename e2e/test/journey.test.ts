@@ -93,7 +93,7 @@ test.after(async () => {
   await run('kubectl', ['delete', 'namespace', namespace, options.releaseNamespace, '--ignore-not-found', '--wait=false']);
   await stopPrometheus(options);
   await events?.close();
-  rmSync(join(journey.datasetDir(), `recent-${namespace}.csv`), { force: true });
+  rmSync(journey.recentDatasetDir(), { recursive: true, force: true });
   if (!broken) rmSync(stateDir, { recursive: true, force: true });
   else console.log(`logs of the failed journey: ${stateDir} (operator.log, local-kubelet.log, prometheus/)`);
   console.log(`[journey] total ${elapsed()}`);
@@ -203,6 +203,7 @@ step('drifted traffic is reported over NATS, recorded in status and starts a ret
   const retrain = await journey.retrainingJob();
   assert.match(retrain.name, /^credit-risk-retrain-[0-9a-f]{10}$/);
   assert.is(retrain.job.metadata.labels['loopline.dev/trigger'], 'drift');
+  assert.match(retrain.job.spec.dataset.uri, new RegExp(`/credit-risk-${namespace}/$`), 'retraining reads the data set with the recent data');
   assert.match(retrain.job.metadata.annotations['loopline.dev/trigger'], /^drift event /);
   assert.match(retrain.table.stdout, new RegExp(retrain.name));
   assert.ok(lifecycle('retrainstarted').some((e) => e.data.trainingJob === retrain.name), 'NATS lifecycle event retrainstarted');
