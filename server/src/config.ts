@@ -96,6 +96,7 @@ export function configFromEnv(env: Env): ServerConfig {
     : undefined;
   const namespace = env.NAMESPACE || 'default';
   const inferenceService = env.INFERENCE_SERVICE || name;
+  const windowSize = integer(env, 'DRIFT_WINDOW_SIZE', 1000, 1);
   const subject = env.DRIFT_SUBJECT || `loopline.drift.${namespace}.${inferenceService}`;
   if (!env.DRIFT_SUBJECT && !(SUBJECT_TOKEN.test(namespace) && SUBJECT_TOKEN.test(inferenceService))) {
     throw new ConfigError(`NAMESPACE and INFERENCE_SERVICE must be plain subject tokens, got "${namespace}" and "${inferenceService}"`);
@@ -122,7 +123,8 @@ export function configFromEnv(env: Env): ServerConfig {
       : undefined,
     drift: {
       ...DEFAULT_DRIFT_OPTIONS,
-      windowSize: integer(env, 'DRIFT_WINDOW_SIZE', 1000, 1),
+      windowSize,
+      minRows: integer(env, 'DRIFT_MIN_ROWS', Math.min(DEFAULT_DRIFT_OPTIONS.minRows, windowSize), 0),
       windowSeconds: integer(env, 'DRIFT_WINDOW_SECONDS', 60, 1),
       driftShare: number(env, 'DRIFT_SHARE', DEFAULT_DRIFT_OPTIONS.driftShare, 0, 1)!,
       threshold: number(env, 'DRIFT_THRESHOLD', undefined, 0, Number.MAX_VALUE),

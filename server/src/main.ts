@@ -23,6 +23,7 @@
  *   ORT_INTRA_OP_THREADS      onnxruntime threads per run (1: the event loop needs the other core)
  *   BODY_LIMIT_BYTES          largest JSON body (1048576); /predict/stream is not limited
  *   DRIFT_WINDOW_SIZE         rows per drift window (1000)
+ *   DRIFT_MIN_ROWS            a window with fewer rows is reported but never judged drifted (min(100, DRIFT_WINDOW_SIZE))
  *   DRIFT_WINDOW_SECONDS      a window also closes after this long, if it has rows (60)
  *   DRIFT_SHARE               share of drifted features that makes a window drift (0.5)
  *   DRIFT_NUMERIC_METHOD      auto|ks|psi|wasserstein|jensenshannon (auto: KS up to 1000 rows, else Wasserstein)

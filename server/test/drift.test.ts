@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DEFAULT_DRIFT_OPTIONS, evaluateWindow, featureDrift } from '../src/drift/detector.ts';
 import { DriftMonitor, type DriftReport } from '../src/drift/monitor.ts';
+import { configFromEnv } from '../src/config.ts';
 import type { NumericFeatureProfile } from '../src/drift/profile.ts';
 import { normal, random, referenceProfile } from './support/model.ts';
 
@@ -60,6 +61,25 @@ test('windows close by time when they have rows', async () => {
   assert.is(reports[0].window.rows, 10);
   await m.stop('shutdown');
   assert.is(reports.length, 1, 'an empty window is not reported');
+});
+
+test('a window with fewer than minRows rows is reported with its statistics but never judged drifted', () => {
+  const columns = (data: Float64Array, n: number) => [0, 1, 2, 3].map((j) => Float64Array.from({ length: n }, (_, i) => data[i * 4 + j]));
+  const small = columns(rows(40, 6, 3, () => 2), 40);
+  const unjudged = evaluateWindow(profile, small, DEFAULT_DRIFT_OPTIONS);
+  assert.is(unjudged.judged, false);
+  assert.is(unjudged.drifted, false);
+  assert.ok(unjudged.driftedFeatures.includes('x0'), 'the per-feature results are still there');
+  const judged = evaluateWindow(profile, small, { ...DEFAULT_DRIFT_OPTIONS, minRows: 40 });
+  assert.is(judged.judged, true);
+  assert.is(judged.drifted, true);
+});
+
+test('configuration: DRIFT_MIN_ROWS defaults to min(100, DRIFT_WINDOW_SIZE) and can be set', () => {
+  const base = { MODEL_NAME: 'm', MODEL_VERSION: '1', MODEL_URI: 'file:///m.onnx', MODEL_DIGEST: `sha256:${'a'.repeat(64)}` };
+  assert.is(configFromEnv(base).drift.minRows, 100);
+  assert.is(configFromEnv({ ...base, DRIFT_WINDOW_SIZE: '50' }).drift.minRows, 50);
+  assert.is(configFromEnv({ ...base, DRIFT_MIN_ROWS: '10' }).drift.minRows, 10);
 });
 
 test('the same distribution does not drift; a shifted feature and a tilted category do', () => {

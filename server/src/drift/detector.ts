@@ -29,9 +29,15 @@ export interface DriftOptions {
   /** A feature also drifts when its missing rate moves by at least this much. */
   missingRateThreshold: number;
   largeWindow: number;
+  /**
+   * A window with fewer rows is reported but never judged drifted: on a few dozen rows
+   * (a window closed early by time, or a small canary's share) PSI and the distances are mostly noise.
+   */
+  minRows: number;
 }
 
 export const DEFAULT_DRIFT_OPTIONS: DriftOptions = {
+  minRows: 100,
   numericMethod: 'auto',
   categoricalMethod: 'auto',
   driftShare: 0.5,
@@ -85,6 +91,8 @@ export interface FeatureDrift {
 
 export interface WindowDrift {
   drifted: boolean;
+  /** False when the window had fewer than `minRows` rows: its statistics are reported, not judged. */
+  judged: boolean;
   /** Share of features that drifted. */
   score: number;
   driftShare: number;
@@ -174,10 +182,11 @@ export function featureDrift(feature: FeatureProfile, values: ArrayLike<number>,
   return { name: feature.name, type: feature.type, count, method, score, threshold, drifted: testDrifted || missingDrifted, missingRate, statistics };
 }
 
-export function windowDrift(features: FeatureDrift[], options: DriftOptions): WindowDrift {
+export function windowDrift(features: FeatureDrift[], options: DriftOptions, rows: number): WindowDrift {
   const driftedFeatures = features.filter((f) => f.drifted).map((f) => f.name);
   const score = features.length === 0 ? 0 : driftedFeatures.length / features.length;
-  return { drifted: features.length > 0 && score >= options.driftShare, score, driftShare: options.driftShare, driftedFeatures, features };
+  const judged = features.length > 0 && rows >= options.minRows;
+  return { drifted: judged && score >= options.driftShare, judged, score, driftShare: options.driftShare, driftedFeatures, features };
 }
 
 /** Evaluate a whole window at once (the monitor does the same feature by feature, yielding in between). */
@@ -185,7 +194,7 @@ export function evaluateWindow(profile: ReferenceProfile, columns: Float64Array[
   return windowDrift(profile.features.map((feature, j) => {
     const { values, missing } = presentValues(columns[j]);
     return featureDrift(feature, values, missing, options);
-  }), options);
+  }), options, columns[0]?.length ?? 0);
 }
 
 /** Split a column into its non-missing values (NaN marks missing) and the missing count. */

@@ -118,6 +118,6 @@ export class DriftMonitor {
       const { values: present, missing } = presentValues(column);
       results.push(featureDrift(this.profile.features[j], present, missing, this.options.drift));
     }
-    return windowDrift(results, this.options.drift);
+    return windowDrift(results, this.options.drift, rows);
   }
 }
