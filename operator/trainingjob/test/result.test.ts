@@ -61,14 +61,14 @@ const registered = {
 test('registration: the trigger annotation of a retrain job becomes the ModelVersion lineage.trigger', () => {
   const job = trainingJob({ dataset: { uri: 'file:///data.csv' } });
   job.metadata.annotations = { [TRIGGER_ANNOTATION]: 'drift event evt-42 (score 0.8; drifted: income)' };
-  const mv = desiredModelVersion(job, registered, 3) as { spec: { lineage: Record<string, unknown> } };
+  const mv = desiredModelVersion(job, registered, 3) as unknown as { spec: { lineage: Record<string, unknown> } };
   assert.is(mv.spec.lineage.trigger, 'drift event evt-42 (score 0.8; drifted: income)');
   assert.is(mv.spec.lineage.trainingJob, 'credit');
   assert.equal(mv.spec.lineage.dataset, { uri: 'file:///data.csv' });
 });
 
 test('registration: a job started by hand has no lineage.trigger', () => {
-  const mv = desiredModelVersion(trainingJob(), registered, 1) as { spec: { lineage: Record<string, unknown> } };
+  const mv = desiredModelVersion(trainingJob(), registered, 1) as unknown as { spec: { lineage: Record<string, unknown> } };
   assert.not.ok('trigger' in mv.spec.lineage);
 });
 
