@@ -117,7 +117,10 @@ test('promotion publishes `promoted`, the displaced version `archived`; one even
     spec: { model: 'credit-risk', version: 99, artifact: { uri: 'file:///models/credit-risk/99/model.onnx', digest: `sha256:${'9'.repeat(64)}` }, metrics: { auc: 0.9 }, stage: 'Staging' },
   } as never, 'loopline-tests');
   await h.api.mergePatch(kinds.ModelVersion, h.namespace, 'credit-risk-v99', { spec: { stage: 'Production', aliases: ['production'] } }, 'loopline-tests');
-  events = await eventsUntil('the archived event of v1', (e) => e.some((x) => x.event.type === 'dev.loopline.modelversion.archived'));
+  // The two events come from separate history entries, published one after the other: wait for both.
+  events = await eventsUntil('the archived event of v1 and the promoted event of v99', (e) =>
+    e.some((x) => x.event.type === 'dev.loopline.modelversion.archived') &&
+    e.some((x) => x.subject.endsWith('.credit-risk-v99') && x.event.type === 'dev.loopline.modelversion.promoted'));
   const archived = events.find((x) => x.event.type === 'dev.loopline.modelversion.archived')!;
   assert.is(archived.subject, `loopline.events.${h.namespace}.modelversion.${v1.metadata.name}`);
   assert.equal([archived.event.data.from, archived.event.data.to, archived.event.data.aliasesRemoved], ['Production', 'Archived', ['production']]);
