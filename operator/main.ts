@@ -1,6 +1,6 @@
 // The operator process: the controller engine with Loopline's controllers registered.
 //   npx tsx operator/main.ts [--namespace NS] [--lease-namespace NS] [--lease-name NAME]
-//                            [--http-port 8080] [--no-leader-election] [--retry-base-ms 10000]
+//                            [--http-port 8080] [--http-host 0.0.0.0] [--no-leader-election] [--retry-base-ms 10000]
 //                            [--resync-period-ms 600000]
 // KUBECONFIG (or the in-cluster service account) says which cluster.
 import { parseArgs } from 'node:util';
@@ -37,6 +37,8 @@ async function main(): Promise<void> {
       'lease-namespace': { type: 'string' },
       'lease-name': { type: 'string' },
       'http-port': { type: 'string', default: process.env.LOOPLINE_HTTP_PORT ?? '8080' },
+      // All interfaces in a pod (probes, Prometheus); loopback when run beside a local cluster.
+      'http-host': { type: 'string', default: process.env.LOOPLINE_HTTP_HOST ?? '0.0.0.0' },
       'no-leader-election': { type: 'boolean', default: false },
       'retry-base-ms': { type: 'string' },
       'resync-period-ms': { type: 'string' },
@@ -49,6 +51,7 @@ async function main(): Promise<void> {
   const engine = createOperator({
     namespace: values.namespace,
     httpPort: Number(values['http-port']),
+    httpHost: values['http-host'],
     leaderElection: values['no-leader-election'] ? false : { namespace: values['lease-namespace'], name: values['lease-name'] },
     lifecycle: values['retry-base-ms'] ? { retryBaseMs: Number(values['retry-base-ms']) } : undefined,
     resyncPeriodMs: values['resync-period-ms'] ? Number(values['resync-period-ms']) : undefined,

@@ -150,8 +150,8 @@ export interface RunningOperator {
 /**
  * Scales the chart's Deployment to zero (its image cannot be pulled here) and runs the same container
  * locally: the Deployment's args and environment, `operator/main.ts` as the image's entrypoint, the
- * ServiceAccount's token as its identity. Only the metrics port differs (pods own their port; a local
- * process shares the host's).
+ * ServiceAccount's token as its identity. Only the metrics address differs (pods own their port; a local
+ * process shares the host's, and listens on loopback only).
  */
 export async function startOperator(options: PlatformOptions, tokenDuration = '24h'): Promise<RunningOperator> {
   const deployment = await operatorDeployment(options);
@@ -162,7 +162,9 @@ export async function startOperator(options: PlatformOptions, tokenDuration = '2
   await kubectl(['delete', 'pods', '-n', options.releaseNamespace, '-l', selector, '--force', '--grace-period=0', '--ignore-not-found']);
   const kubeconfig = await serviceAccountKubeconfig(options, deployment.serviceAccount, tokenDuration);
   const port = await freePort();
-  const args = deployment.args.filter((a) => !a.startsWith('--http-port')).concat(`--http-port=${port}`);
+  const args = deployment.args
+    .filter((a) => !a.startsWith('--http-port') && !a.startsWith('--http-host'))
+    .concat(`--http-port=${port}`, '--http-host=127.0.0.1');
   const env = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
