@@ -26,7 +26,7 @@ export KWOK_KUBE_VERSION="$KUBE_VERSION"
 
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 kubectl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
-kwokctl() { "$BIN/kwokctl" --name "$NAME" "$@"; }
+kwokctl() { "$BIN/kwokctl" --name "$NAME" -v WARN "$@"; }
 
 ensure_binaries() {
   local b
