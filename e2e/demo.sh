@@ -30,7 +30,7 @@ esac
 
 [[ -d node_modules ]] || { step "npm install"; npm install --no-audit --no-fund; }
 command -v go >/dev/null || { echo "Go (>= 1.26) is needed: the Kubernetes binaries and the Gateway API CRDs come from Go modules" >&2; exit 1; }
-step "local cluster (first run builds Kubernetes from its Go modules: ~20-30 min on 2 cores, progress below)"
+step "local cluster (first run builds Kubernetes from its Go modules: about 13 min on 2 cores, progress below)"
 bash e2e/cluster/cluster.sh up >/dev/null
 cluster_env
 step "Loopline and the example journey (about 3 minutes)"

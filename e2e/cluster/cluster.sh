@@ -31,7 +31,7 @@ kwokctl() { "$BIN/kwokctl" --name "$NAME" -v WARN "$@"; }
 ensure_binaries() {
   local b
   for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm; do
-    [[ -x "$BIN/$b" ]] || { log "building Kubernetes $KUBE_VERSION binaries from Go modules (first run only; ~20-30 min on 2 cores)"; bash "$HERE/build-binaries.sh"; return; }
+    [[ -x "$BIN/$b" ]] || { log "building Kubernetes $KUBE_VERSION binaries from Go modules (first run only; about 13 min on 2 cores)"; bash "$HERE/build-binaries.sh"; return; }
   done
 }
 
