@@ -45,9 +45,9 @@ async function main(): Promise<void> {
     },
   });
   const settings = inferenceServiceSettings(process.env);
-  // The registry's own connection, so its events do not depend on how the InferenceService side wires NATS.
-  const registryNats = settings.nats ? await connectNats(settings.nats, 'loopline-operator-registry') : undefined;
-  if (registryNats) await ensureStream(registryNats, settings.stream);
+  // One NATS connection for the process: registry lifecycle events, InferenceService events and the drift consumer.
+  const nats = settings.nats ? await connectNats(settings.nats, 'loopline-operator') : undefined;
+  if (nats) await ensureStream(nats, settings.stream);
   const engine = createOperator({
     namespace: values.namespace,
     httpPort: Number(values['http-port']),
@@ -55,10 +55,10 @@ async function main(): Promise<void> {
     leaderElection: values['no-leader-election'] ? false : { namespace: values['lease-namespace'], name: values['lease-name'] },
     lifecycle: values['retry-base-ms'] ? { retryBaseMs: Number(values['retry-base-ms']) } : undefined,
     resyncPeriodMs: values['resync-period-ms'] ? Number(values['resync-period-ms']) : undefined,
-    publisher: registryNats ? new LifecyclePublisher(registryNats) : undefined,
+    publisher: nats ? new LifecyclePublisher(nats) : undefined,
   });
   // InferenceServices: Prometheus, NATS and predictor defaults from the environment (see inferenceservice/config.ts).
-  const inferenceServices = await setUpInferenceServices(engine, { ...settings, namespace: values.namespace });
+  const inferenceServices = await setUpInferenceServices(engine, { ...settings, namespace: values.namespace }, nats);
   engine.handleSignals();
   await engine.start();
   inferenceServices.startDriftLoop();

@@ -3,8 +3,8 @@
  * (charts/loopline/templates/deployment.yaml): which Prometheus the canary analysis asks, which NATS carries
  * drift and lifecycle events, and what predictor pods look like when an InferenceService does not say.
  */
-import { readFileSync } from 'node:fs';
-import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats } from '../events/connect.ts';
 import type { Engine } from '../engine/index.ts';
 import type { DriftConsumer } from '../events/drift-consumer.ts';
 import type { StreamOptions } from '../events/stream.ts';
@@ -79,19 +79,20 @@ export interface InferenceServiceRuntime {
   stop(): Promise<void>;
 }
 
-/** Registers the controller (call before `engine.start()`), connecting to NATS first when configured. */
-export async function setUpInferenceServices(engine: Engine, settings: InferenceServiceSettings): Promise<InferenceServiceRuntime> {
+/**
+ * Registers the controller (call before `engine.start()`). It uses `connection` when the caller already holds
+ * one (the operator process keeps a single NATS connection), else connects when NATS is configured.
+ */
+export async function setUpInferenceServices(
+  engine: Engine,
+  settings: InferenceServiceSettings,
+  connection?: NatsConnection,
+): Promise<InferenceServiceRuntime> {
   const log = engine.log.child({ component: 'inferenceservice' });
-  let nc: NatsConnection | undefined;
-  if (settings.nats) {
-    nc = await connect({
-      servers: settings.nats.url.split(','),
-      name: 'loopline-operator',
-      // The operator must outlive NATS restarts: keep reconnecting rather than give up.
-      maxReconnectAttempts: -1,
-      ...(settings.nats.credsFile ? { authenticator: credsAuthenticator(readFileSync(settings.nats.credsFile)) } : {}),
-    });
-    log.info({ nats: settings.nats.url }, 'connected to NATS');
+  const ownsConnection = !connection && !!settings.nats;
+  const nc = connection ?? (settings.nats ? await connectNats(settings.nats, 'loopline-operator') : undefined);
+  if (nc) {
+    log.info({ nats: settings.nats?.url }, 'connected to NATS');
   } else {
     log.warn('NATS_URL is not set: no drift events are consumed (no retraining on drift) and no lifecycle events are published');
   }
@@ -125,7 +126,7 @@ export async function setUpInferenceServices(engine: Engine, settings: Inference
     async stop() {
       stopped = true;
       await consumer?.stop();
-      await nc?.drain();
+      if (ownsConnection) await nc?.drain();
     },
   };
 }
