@@ -1,31 +1,8 @@
 // The drift reference profile (operator/api/reference-profile.schema.json): what the training
 // data looked like per feature, so the predictor can tell when live inputs move away from it.
 import type { Feature } from "./dataset.ts";
+import type { CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile } from "../../../operator/api/reference-profile.ts";
 import { permutation, seededRandom } from "./random.ts";
-
-export interface NumericFeatureProfile {
-  name: string;
-  type: "numeric";
-  missingRate: number;
-  binEdges: number[];
-  binFrequencies: number[];
-  quantiles: Record<string, number>;
-  mean: number;
-  std: number;
-  sample: number[];
-}
-
-export interface CategoricalFeatureProfile {
-  name: string;
-  type: "categorical";
-  missingRate: number;
-  frequencies: Record<string, number>;
-}
-
-export interface ReferenceProfile {
-  rows: number;
-  features: Array<NumericFeatureProfile | CategoricalFeatureProfile>;
-}
 
 export const SAMPLE_SIZE = 2000;
 const DECILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];

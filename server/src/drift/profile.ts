@@ -2,33 +2,10 @@
 // like the model artifact, digest-checked and schema-checked before use.
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
+import type { FeatureProfile, NumericFeatureProfile, ReferenceProfile } from '../../../operator/api/reference-profile.ts';
 import { fetchVerified } from '../runtime/artifact.ts';
 
-export interface NumericFeatureProfile {
-  name: string;
-  type: 'numeric';
-  missingRate: number;
-  binEdges: number[];
-  binFrequencies: number[];
-  quantiles: Record<string, number>;
-  mean: number;
-  std: number;
-  sample: number[];
-}
-
-export interface CategoricalFeatureProfile {
-  name: string;
-  type: 'categorical';
-  missingRate: number;
-  frequencies: Record<string, number>;
-}
-
-export type FeatureProfile = NumericFeatureProfile | CategoricalFeatureProfile;
-
-export interface ReferenceProfile {
-  rows: number;
-  features: FeatureProfile[];
-}
+export type { CategoricalFeatureProfile, FeatureProfile, NumericFeatureProfile, ReferenceProfile } from '../../../operator/api/reference-profile.ts';
 
 const schema = JSON.parse(readFileSync(new URL('../../../operator/api/reference-profile.schema.json', import.meta.url), 'utf8'));
 const validateProfile = new Ajv({ allErrors: true, strict: false }).compile<ReferenceProfile>(schema);
