@@ -6,12 +6,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { load } from 'js-yaml';
 import { CHART, ROOT, deleteNamespace, kubectl, requireKubeconfig, uniqueNamespace } from './support/chart.ts';
 import { assembleRuntime, makeWritable, readDockerfile, runBuildStage, type Stage } from './support/dockerfile.ts';
+import { freePort } from '../../test/support/local.ts';
 
 const IMAGES = [
   { file: 'Dockerfile.operator', entry: 'operator/main.ts' },
@@ -80,15 +80,6 @@ test('.dockerignore keeps node_modules, tests and the git history out of the bui
 });
 
 // --- the build stages run for real ---
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    }).on('error', reject);
-  });
-}
 
 async function until(what: string, check: () => Promise<boolean>, child: ChildProcess, output: () => string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

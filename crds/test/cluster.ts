@@ -1,6 +1,5 @@
 /** Set-up shared by the CRD tests that run against the real API server of the local cluster. */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
@@ -12,14 +11,7 @@ export const GROUP = 'loopline.dev';
 export const VERSION = 'v1alpha1';
 const FIELD_MANAGER = 'loopline-crd-test';
 
-export function requireKubeconfig(): KubeConfig {
-  if (!process.env.KUBECONFIG) {
-    throw new Error('KUBECONFIG is not set: run bash e2e/cluster/cluster.sh up, then eval "$(bash e2e/cluster/cluster.sh env)"');
-  }
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
-}
+export { requireKubeconfig, uniqueName as uniqueNamespace } from '../../test/support/local.ts';
 
 const EXAMPLE_FILES: Record<LooplineKind, string> = {
   TrainingJob: 'trainingjob.yaml',
@@ -38,10 +30,6 @@ export function reportAndThrow(doing: string): (err: unknown) => never {
     console.error(`${doing} failed:`, err instanceof ApiException ? `${err.code} ${JSON.stringify(err.body)}` : err);
     throw err;
   };
-}
-
-export function uniqueNamespace(prefix: string): string {
-  return `${prefix}-${randomBytes(3).toString('hex')}`;
 }
 
 /** The API server's answer to a refused request: HTTP code, Status reason and message. */

@@ -7,12 +7,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import { getJson, helm, kubectl, must, run, type CommandResult } from './commands.ts';
 import { startBackground, tail, type Background } from './processes.ts';
+import { freePort } from '../../test/support/local.ts';
+
+export { freePort };
 
 export const GATEWAY_API_MODULE = 'sigs.k8s.io/gateway-api@v1.4.1';
 
@@ -35,17 +37,6 @@ export interface PlatformOptions {
 }
 
 export const cacheDir = () => process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache', 'loopline');
-
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The standard Gateway API HTTPRoute CRD, from its Go module (fetched through the Go module proxy once). */
 export function httpRouteCrdFile(): string {

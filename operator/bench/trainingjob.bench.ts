@@ -6,13 +6,13 @@
 // Writes bench/results/trainingjob.json and .md.   npx tsx operator/bench/trainingjob.bench.ts
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Watch } from '@kubernetes/client-node';
 import { startLocalKubelet } from '../../e2e/local-kubelet/kubelet.ts';
 import { kinds, type KubeObject } from '../engine/index.ts';
 import { REPO_ROOT, createJob, logger, sleep, startHarness, trainingJobObject, waitFor, waitForPhase } from '../trainingjob/test/cluster.ts';
+import { freePort } from '../../test/support/local.ts';
 
 const JOBS = Number(process.env.BENCH_TRAININGJOBS ?? 200);
 const LIFECYCLES = 5;
@@ -20,15 +20,6 @@ const RESYNC_MS = 8000;
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 const round = (n: number) => Math.round(n * 10) / 10;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** loopline_api_writes_total by `verb kind`, from the operator's /metrics. */
 async function writes(port: number): Promise<Map<string, number>> {

@@ -8,29 +8,21 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
-import { pino } from 'pino';
 import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
 import { installCrds } from '../../api/install.ts';
 import { KubeApi, kinds, type Engine, type KubeObject, type ResourceKind } from '../../engine/index.ts';
 import { createOperator, type OperatorOptions } from '../../main.ts';
 import type { ModelVersion } from '../../modelversion/resource.ts';
 import type { TrainingJob, TrainingJobSpec } from '../resource.ts';
+import { quietLogger as logger, requireKubeconfig } from '../../../test/support/local.ts';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 export const GPU_PRODUCT = 'NVIDIA-A100-SXM4-80GB';
-export const logger = () => pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+
+export { logger, requireKubeconfig };
 
 const MutatingAdmissionPolicy: ResourceKind = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicy', plural: 'mutatingadmissionpolicies', namespaced: false };
 const MutatingAdmissionPolicyBinding: ResourceKind = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicyBinding', plural: 'mutatingadmissionpolicybindings', namespaced: false };
-
-export function requireKubeconfig(): KubeConfig {
-  if (!process.env.KUBECONFIG) {
-    throw new Error('KUBECONFIG is not set: bash e2e/cluster/cluster.sh up && eval "$(bash e2e/cluster/cluster.sh env)"');
-  }
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
-}
 
 export interface Harness {
   kc: KubeConfig;

@@ -1,30 +1,13 @@
 /** Set-up shared by this folder's tests against the local cluster's real API server. */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
 import * as yaml from 'js-yaml';
-import { pino } from 'pino';
 import { KubeApi, kinds, type KubeObject, type ResourceKind } from '../../../engine/index.ts';
 import { trafficCrdFiles } from './traffic-crds.ts';
+import { sleep } from '../../../../test/support/local.ts';
 
 export const CRD: ResourceKind = { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', plural: 'customresourcedefinitions', namespaced: false };
 
-export function requireKubeconfig(): KubeConfig {
-  if (!process.env.KUBECONFIG) {
-    throw new Error('KUBECONFIG is not set: start the local cluster (bash e2e/cluster/cluster.sh up) and eval "$(bash e2e/cluster/cluster.sh env)"');
-  }
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
-}
-
-export const quietLogger = () => pino({ level: process.env.LOG_LEVEL ?? 'warn' });
-
-export function uniqueName(prefix: string): string {
-  return `${prefix}-${randomBytes(3).toString('hex')}`;
-}
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export { quietLogger, requireKubeconfig, sleep, uniqueName } from '../../../../test/support/local.ts';
 
 export async function waitFor<T>(what: string, probe: () => T | undefined | false | null | Promise<T | undefined | false | null>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../../events/test/support/nats.ts';
+import { freePort } from '../../../../test/support/local.ts';
 
 export interface ScrapeTarget {
   address: string;

@@ -1,0 +1,37 @@
+// Small pieces every suite that runs against the local cluster or local servers needs; one copy here.
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+
+/** The local cluster's kubeconfig ($KUBECONFIG, which the test runner sets), or a clear error saying how to get one. */
+export function requireKubeconfig(): KubeConfig {
+  if (!process.env.KUBECONFIG) {
+    throw new Error('KUBECONFIG is not set: run through `npm test`, or `bash e2e/cluster/cluster.sh up && eval "$(bash e2e/cluster/cluster.sh env)"` first');
+  }
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
+
+/** `prefix-` plus six random hex digits: a namespace or object name no other run uses. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(3).toString('hex')}`;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Components' logs at warn unless LOG_LEVEL says otherwise, so test output stays readable. */
+export const quietLogger = () => pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+
+/** A TCP port free on loopback right now. */
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
