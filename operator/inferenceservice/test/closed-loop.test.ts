@@ -257,8 +257,9 @@ test('the retrained version becomes the candidate, its canary steps 50 → 100 o
   const answer = await gateway.predict(ISVC, generateCreditRisk({ rows: 1, seed: 5, shift: 1.5 }).x);
   assert.is(answer.version, '2');
   assert.ok(traffic.answers.some((a) => a.version === '2' && a.backend === `${ISVC}-v2`));
+  // Lifecycle events go out after the status write that the wait above saw, so they may still be in flight.
   for (const type of ['canarystarted', 'stepadvanced', 'promoted']) {
-    assert.ok(lifecycle.some((e) => e.type === `dev.loopline.inferenceservice.${type}`), `lifecycle event ${type}`);
+    await waitFor(`lifecycle event ${type}`, () => lifecycle.some((e) => e.type === `dev.loopline.inferenceservice.${type}`), 10_000);
   }
   assert.is((await retrainJobs()).length, 1);
 });
