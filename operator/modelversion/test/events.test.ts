@@ -105,7 +105,7 @@ test('promotion publishes `promoted`, the displaced version `archived`; one even
     ['Staging', 'Production', ['production'], 'first release', entry.at],
   );
   // Who asked, as the admission policy stamped it (the test's kubeconfig user), not a typed-in name.
-  assert.ok(entry.by && entry.by !== 'unknown');
+  assert.ok(entry.by && entry.by !== 'unknown', `history entry ${JSON.stringify(entry)}; annotations ${JSON.stringify(v1After.metadata.annotations)}`);
   assert.is(promotedV1.event.data.by, entry.by);
   assert.equal(promotedV1.event.data.aliases, ['production']);
 

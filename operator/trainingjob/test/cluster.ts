@@ -6,11 +6,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
+import { HttpMethod, KubeConfig } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
 import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
 import { installCrds } from '../../api/install.ts';
-import { KubeApi, kinds, type Engine, type KubeObject, type ResourceKind } from '../../engine/index.ts';
+import { KubeApi, kinds, resourcePath, type Engine, type KubeObject, type ResourceKind } from '../../engine/index.ts';
 import { createOperator, type OperatorOptions } from '../../main.ts';
 import type { ModelVersion } from '../../modelversion/resource.ts';
 import type { TrainingJob, TrainingJobSpec } from '../resource.ts';
@@ -45,12 +45,34 @@ export async function installApi(kc: KubeConfig, api: KubeApi): Promise<void> {
   }
 }
 
+/**
+ * A policy just created takes a moment to reach the API server's admission chain (it loads policies
+ * from an informer and recompiles them about once a second; longer on a busy machine). Probes both
+ * policies with dry-run creates in `namespace` until each has mutated its probe, so no test races it.
+ */
+export async function waitForAdmissionPolicies(api: KubeApi, namespace: string): Promise<void> {
+  const dryRun = (kind: ResourceKind, body: KubeObject) =>
+    api.request<KubeObject>(HttpMethod.POST, resourcePath(kind, namespace), { query: { dryRun: 'All' }, body });
+  await waitFor('the admission policies of crds/admission-policy.yaml to be in effect', async () => {
+    const version = await dryRun(kinds.ModelVersion, {
+      apiVersion: 'loopline.dev/v1alpha1', kind: 'ModelVersion', metadata: { name: 'policy-probe-v1', namespace },
+      spec: { model: 'policy-probe', version: 1, artifact: { uri: 'file:///probe/model.onnx', digest: `sha256:${'0'.repeat(64)}` } },
+    });
+    const job = await dryRun(kinds.TrainingJob, {
+      apiVersion: 'loopline.dev/v1alpha1', kind: 'TrainingJob', metadata: { name: 'policy-probe', namespace },
+      spec: { model: 'policy-probe', queueName: 'probe', image: 'loopline/trainer:dev' },
+    });
+    return (Boolean(version.metadata.annotations?.['loopline.dev/requested-by']) && job.spec.suspend === true) || undefined;
+  }, 60_000);
+}
+
 export async function startHarness(prefix: string, options: { operator?: OperatorOptions | false; kubelet?: boolean } = {}): Promise<Harness> {
   const kc = requireKubeconfig();
   const api = new KubeApi(kc);
   const namespace = `${prefix}-${randomBytes(3).toString('hex')}`;
   await installApi(kc, api);
   await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never, 'loopline-tests');
+  await waitForAdmissionPolicies(api, namespace);
   const outputDir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const kubelet = options.kubelet === false ? undefined : await startLocalKubelet({ kubeconfig: kc, repoRoot: REPO_ROOT, namespace, logger: logger() });
   let operator: Engine | undefined;

@@ -3,23 +3,14 @@
 // webhook does for Jobs) and runs no pods until spec.suspend is set to false, which is how Kueue admits it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HttpMethod } from '@kubernetes/client-node';
-import { kinds, resourcePath, type KubeObject } from '../../engine/index.ts';
+import { kinds } from '../../engine/index.ts';
 import { KUEUE_QUEUE_LABEL } from '../controller.ts';
-import { createJob, getJob, podsOf, sleep, startHarness, trainingJobObject, waitFor, waitForPhase, type Harness } from './cluster.ts';
+import { createJob, getJob, podsOf, sleep, startHarness, waitFor, waitForPhase, type Harness } from './cluster.ts';
 
 let h: Harness;
 
 test.before(async () => {
-  h = await startHarness('kueue');
-  // A policy just created takes a moment to reach the API server's admission chain: probe with dry-run creates.
-  await waitFor('the kueue-suspend admission policy to be in effect', async () => {
-    const probe = await h.api.request<KubeObject>(HttpMethod.POST, resourcePath(kinds.TrainingJob, h.namespace), {
-      query: { dryRun: 'All' },
-      body: trainingJobObject(h, 'probe', { queueName: 'probe' }),
-    });
-    return probe.spec.suspend === true || undefined;
-  });
+  h = await startHarness('kueue'); // returns once the admission policies are in effect
 });
 test.after(async () => {
   await h?.stop();
