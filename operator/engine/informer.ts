@@ -107,8 +107,18 @@ export class Informer {
     return keyOf(this.kind.namespaced ? object.metadata.namespace : undefined, object.metadata.name);
   }
 
-  /** List items come without apiVersion/kind; the cache hands out complete objects. */
+  /**
+   * List items come without apiVersion/kind; the cache hands out complete objects. managedFields are
+   * dropped on the way in except the Apply entries of status subresources (what `ownedStatusFields`
+   * reads): the rest is often larger than the object itself and nothing here reads it.
+   */
   private typed(object: KubeObject): KubeObject {
+    const managed = object.metadata?.managedFields as Array<{ operation?: string; subresource?: string }> | undefined;
+    if (managed) {
+      const kept = managed.filter((e) => e.operation === 'Apply' && e.subresource === 'status');
+      if (kept.length) object.metadata.managedFields = kept;
+      else delete object.metadata.managedFields;
+    }
     if (object.apiVersion && object.kind) return object;
     return { ...object, apiVersion: this.kind.apiVersion, kind: this.kind.kind };
   }

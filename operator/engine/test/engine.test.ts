@@ -168,6 +168,15 @@ test('reconcile creates the owned object and writes status with observedGenerati
   const managers = (cm.metadata.managedFields ?? []).map((f: { manager?: string }) => f.manager);
   assert.ok(managers.includes('loopline-operator'), `field managers ${managers}`);
   assert.equal(engine.cache.ownedBy(kinds.ConfigMap, widget).map((c) => c.metadata.name), ['alpha-config']);
+  // The cache keeps of managedFields only the status Apply entries (what the status-ownership check reads).
+  assert.is(engine.cache.ownedBy(kinds.ConfigMap, widget)[0].metadata.managedFields, undefined);
+  const cached = await waitFor('the cache to hold the written status', () => {
+    const w = engine.cache.get(Widget, ns, 'alpha');
+    return w?.status?.observedGeneration === widget.metadata.generation ? w : undefined;
+  });
+  const entries = (cached.metadata.managedFields ?? []) as Array<{ manager?: string; operation?: string; subresource?: string }>;
+  assert.equal(entries.map((e) => [e.manager, e.operation, e.subresource]), [['loopline-operator', 'Apply', 'status']]);
+  assert.ok((widget.metadata.managedFields ?? []).length > entries.length, 'the API server keeps more entries than the cache');
 });
 
 test('a change to an owned object enqueues its owner, which puts it back', async () => {
