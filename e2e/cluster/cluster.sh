@@ -122,7 +122,7 @@ up() {
         --config "$HERE/kwok.yaml" \
         --kubeconfig "$KUBECONFIG_PATH" \
         --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/16 \
-        --extra-args kwok-controller=cidr=127.2.0.1/16 \
+        --extra-args kwok-controller=cidr=198.18.0.1/16 \
         --extra-args kwok-controller=node-ip=127.0.0.1 \
         --disable-qps-limits \
         --wait 120s >&2

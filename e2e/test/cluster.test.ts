@@ -86,12 +86,22 @@ test('scheduler: a GPU pod without the toleration, or asking for more GPUs than 
   }
 });
 
-test('kwok: ordinary pods on simulated nodes become Running with a loopback pod IP', async () => {
+test('kwok: ordinary pods on simulated nodes become Running with an address from 198.18.0.0/16 that EndpointSlices accept', async () => {
   const pod = await waitFor('gpu-a to run', async () => {
     const p = await core.readNamespacedPod({ name: 'gpu-a', namespace: ns });
     return p.status?.phase === 'Running' ? p : undefined;
   });
-  assert.match(pod.status?.podIP ?? '', /^127\./);
+  assert.match(pod.status?.podIP ?? '', /^198\.18\.\d+\.\d+$/);
+  // A Service selecting it gets an EndpointSlice with that address from the real endpointslice controller.
+  await core.patchNamespacedPod({ name: 'gpu-a', namespace: ns, body: { metadata: { labels: { app: 'gpu-a' } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+  await core.createNamespacedService({ namespace: ns, body: { metadata: { name: 'gpu-a' }, spec: { selector: { app: 'gpu-a' }, ports: [{ port: 80 }] } } });
+  const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
+  const addresses = await waitFor('an EndpointSlice for the gpu-a Service', async () => {
+    const slices = (await discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: 'kubernetes.io/service-name=gpu-a' })).items;
+    const found = slices.flatMap((s) => (s.endpoints ?? []).flatMap((e) => e.addresses));
+    return found.length ? found : undefined;
+  });
+  assert.equal(addresses, [pod.status!.podIP]);
 });
 
 test('rbac: an unprivileged service account is refused by the API server (authorization is on)', async () => {
