@@ -12,19 +12,21 @@
  *   BENCH_ISVCS=200 for a quicker run.
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { load } from 'js-yaml';
 import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { createEngine, kinds, KubeApi, type KubeObject } from '../engine/index.ts';
 import { inferenceServiceSettings, setUpInferenceServices } from '../inferenceservice/config.ts';
+import { DEFAULT_WORKERS } from '../inferenceservice/controller.ts';
 import { createNamespace, deleteNamespace, installCrds, registerVersion, requireKubeconfig, sleep, uniqueName } from '../inferenceservice/test/support/cluster.ts';
 
 const SIMULATED_IMAGE = 'registry.local/loopline-predictor-simulated:0.1.0';
 const NODE_LABEL = 'loopline.dev/bench';
 const PODS_PER_NODE = 250;
-const WORKERS = Number(process.env.BENCH_WORKERS ?? 8);
+const WORKERS = process.env.BENCH_WORKERS ? Number(process.env.BENCH_WORKERS) : undefined;
 /** Two ClusterIP Services per InferenceService outgrow the local cluster's /24 service range: a ServiceCIDR adds room. */
 const ServiceCIDR = { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', plural: 'servicecidrs', namespaced: false } as const;
 const BENCH_SERVICE_CIDR = '10.100.0.0/20';
@@ -40,7 +42,7 @@ type Message =
 async function runOperator(namespace: string): Promise<void> {
   const engine = createEngine({ namespace, leaderElection: false, httpPort: false, logger: pino({ level: 'warn' }), resyncPeriodMs: 0 });
   await setUpInferenceServices(engine, {
-    ...inferenceServiceSettings({ PREDICTOR_IMAGE: SIMULATED_IMAGE, PROMETHEUS_URL: 'http://127.0.0.1:9', INFERENCESERVICE_WORKERS: String(WORKERS) }),
+    ...inferenceServiceSettings({ PREDICTOR_IMAGE: SIMULATED_IMAGE, PROMETHEUS_URL: 'http://127.0.0.1:9', ...(WORKERS ? { INFERENCESERVICE_WORKERS: String(WORKERS) } : {}) }),
     namespace,
   });
   await engine.start();
@@ -139,7 +141,15 @@ function operatorRuntime(): { name: string; script: string; execArgv: string[] }
   const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--noEmit', 'false', '--outDir', outDir, '--rootDir', '.', '--rewriteRelativeImportExtensions'], { cwd: root, encoding: 'utf8' });
   const script = join(outDir, 'operator/bench/inferenceservice.bench.js');
   if (!existsSync(script)) throw new Error(`tsc emitted no ${script}: ${tsc.stdout}${tsc.stderr}`);
-  return { name: 'node (compiled)', script, execArgv: ['--expose-gc'] };
+  return { name: 'node (compiled)', script, execArgv: ['--expose-gc', ...chartNodeOptions()] };
+}
+
+/** The operator runs with the NODE_OPTIONS the chart gives it (values.yaml operator.nodeOptions), unless BENCH_OPERATOR_NODE_OPTIONS says otherwise. */
+function chartNodeOptions(): string[] {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const values = load(readFileSync(join(root, 'charts/loopline/values.yaml'), 'utf8')) as { operator: { nodeOptions?: string } };
+  const options = process.env.BENCH_OPERATOR_NODE_OPTIONS ?? values.operator.nodeOptions ?? '';
+  return options.split(/\s+/).filter(Boolean);
 }
 
 async function runBenchmark(): Promise<void> {
@@ -217,7 +227,8 @@ async function runBenchmark(): Promise<void> {
       operatorHeapUsedMB: mb(afterGc.heapUsedBytes),
       operatorRssIdleMB: mb(idle.rssBytes),
       operatorRuntime: runtime.name,
-      workers: WORKERS,
+      workers: WORKERS ?? DEFAULT_WORKERS,
+      operatorNodeOptions: runtime.execArgv.filter((a) => a !== '--expose-gc').join(' '),
     };
     writeResults(result);
     console.log(JSON.stringify(result, null, 2));

@@ -43,7 +43,7 @@ const set = (value: string | undefined) => (value !== undefined && value !== '' 
  *   PREDICTOR_IMAGE               image of predictor pods (loopline/predictor:0.1.0)
  *   PREDICTOR_CPU, PREDICTOR_MEMORY   their cpu/memory when the InferenceService sets none (500m, 512Mi)
  *   CLUSTER_DOMAIN                DNS suffix in status.url (cluster.local)
- *   INFERENCESERVICE_WORKERS      parallel reconciles (4)
+ *   INFERENCESERVICE_WORKERS      parallel reconciles (DEFAULT_WORKERS of controller.ts)
  */
 export function inferenceServiceSettings(env: Env): InferenceServiceSettings {
   const natsUrl = set(env.NATS_URL);

@@ -49,6 +49,12 @@ function selectorText(selector: VersionSelector): string {
 }
 
 /** The ModelVersion a selector names: by number, or by the alias the registry says is in effect. */
+/**
+ * Parallel reconciles. A reconcile mostly waits on the API server (its owned objects are applied
+ * concurrently, then the status), so more in flight is what keeps a burst of creates from queueing.
+ */
+export const DEFAULT_WORKERS = 16;
+
 export function resolveSelector(versions: ModelVersionObject[], selector: VersionSelector): ModelVersionObject | undefined {
   if (selector.version !== undefined) return versions.find((mv) => mv.spec.version === selector.version);
   return versions.find((mv) => (mv.status?.aliases ?? []).includes(selector.alias!));
@@ -304,7 +310,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       },
     ],
     reads: [kinds.TrainingJob],
-    workers: options.workers ?? 4,
+    workers: options.workers ?? DEFAULT_WORKERS,
     async reconcile(request, ctx) {
       const isvc = ctx.cache.get(kinds.InferenceService, request.namespace, request.name) as unknown as InferenceService | undefined;
       if (!isvc || (isvc.metadata as { deletionTimestamp?: string }).deletionTimestamp) return;
