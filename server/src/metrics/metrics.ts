@@ -25,6 +25,18 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  private readonly predictionSeries = new SeriesCache(([model, model_version, outcome]) => ({
+    requests: this.predictionRequests.labels({ model, model_version, outcome }),
+    latency: this.predictionLatency.labels({ model, model_version, outcome }),
+  }));
+
+  /** One prediction request of `model` `version` with its outcome and latency in seconds. */
+  recordPrediction(model: string, version: string, outcome: Outcome, seconds: number): void {
+    const series = this.predictionSeries.get(model, version, outcome);
+    series.requests.inc();
+    series.latency.observe(seconds);
+  }
+
   readonly batchSize = new Histogram({
     name: 'prediction_batch_size_rows',
     help: 'Rows per onnxruntime session run (dynamic batching coalesces requests).',
@@ -114,5 +126,23 @@ export class ServerMetrics {
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
       this.registry.removeSingleMetric(name);
     }
+  }
+}
+
+/**
+ * prom-client series by label values, resolved once. Passing a labels object on every request makes
+ * prom-client validate, sort and hash it each time, which costs more than the observation itself.
+ * The label values here come from route patterns, status codes, outcomes and loaded model versions,
+ * so the map stays small.
+ */
+export class SeriesCache<T> {
+  private readonly series = new Map<string, T>();
+  constructor(private readonly resolve: (values: string[]) => T) {}
+
+  get(...values: string[]): T {
+    const key = values.join('\u0000');
+    let found = this.series.get(key);
+    if (!found) this.series.set(key, (found = this.resolve(values)));
+    return found;
   }
 }

@@ -1,13 +1,14 @@
 // GET /metrics for Prometheus, and the HTTP duration histogram every route feeds.
 import type { FastifyInstance } from 'fastify';
-import type { ServerMetrics } from './metrics.ts';
+import { SeriesCache, type ServerMetrics } from './metrics.ts';
 
 export function installMetrics(app: FastifyInstance, metrics: ServerMetrics): void {
+  const durations = new SeriesCache(([method, route, status]) => metrics.httpRequestDuration.labels({ method, route, status }));
   // A callback hook: an async one would cost a promise per request.
   app.addHook('onResponse', (request, reply, done) => {
     // The route pattern, not the URL, keeps label cardinality bounded.
     const route = request.routeOptions.url ?? 'unmatched';
-    metrics.httpRequestDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    durations.get(request.method, route, String(reply.statusCode)).observe(reply.elapsedTime / 1000);
     done();
   });
   app.get('/metrics', async (_request, reply) => {

@@ -48,9 +48,7 @@ export function servedModel(ctx: ProtocolContext, request: FastifyRequest, reply
 export function recordPrediction(ctx: ProtocolContext, request: FastifyRequest, reply: FastifyReply, outcome: Outcome): void {
   const model = request.served?.name ?? ctx.config.model.name;
   const version = request.served?.version ?? ctx.slot.current?.version ?? ctx.config.model.version;
-  const labels = { model, model_version: version, outcome };
-  ctx.metrics.predictionRequests.inc(labels);
-  ctx.metrics.predictionLatency.observe(labels, reply.elapsedTime / 1000);
+  ctx.metrics.recordPrediction(model, version, outcome, reply.elapsedTime / 1000);
 }
 
 /** Bad input on a prediction route is a schema violation of the version that would have answered it. */
