@@ -13,9 +13,11 @@ import { CHART, ROOT, deleteNamespace, kubectl, requireKubeconfig, uniqueNamespa
 import { assembleRuntime, makeWritable, readDockerfile, runBuildStage, type Stage } from './support/dockerfile.ts';
 import { freePort } from '../../test/support/local.ts';
 
+// The operator ships as one esbuild bundle (no node_modules in the image); the predictor with its
+// production dependencies (onnxruntime-node's native library cannot be bundled).
 const IMAGES = [
-  { file: 'Dockerfile.operator', entry: 'operator/main.ts' },
-  { file: 'Dockerfile.server', entry: 'server/src/main.ts' },
+  { file: 'Dockerfile.operator', entry: 'operator/main.ts', bundled: true },
+  { file: 'Dockerfile.server', entry: 'server/src/main.ts', bundled: false },
 ];
 const values = load(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as any;
 
@@ -35,10 +37,10 @@ function importGraph(entry: string): Map<string, string[]> {
   return graph;
 }
 
-for (const { file, entry } of IMAGES) {
-  test(`${file}: multi-stage; npm ci with .npmrc (onnxruntime-node-install=skip); runtime is Node 20, production deps only, non-root`, () => {
+for (const { file, entry, bundled } of IMAGES) {
+  test(`${file}: multi-stage; npm ci with .npmrc (onnxruntime-node-install=skip); runtime is Node 20, ${bundled ? 'one bundle, no node_modules' : 'production deps only'}, non-root`, () => {
     const { stages } = readDockerfile(file);
-    assert.ok(stages.length >= 3, 'build, deps and runtime stages');
+    assert.ok(stages.length >= (bundled ? 2 : 3), bundled ? 'build and runtime stages' : 'build, deps and runtime stages');
     const final = stages.at(-1)!;
     assert.match(final.from, /^(gcr\.io\/distroless\/nodejs20-debian12(:nonroot)?|node:20-slim)$/);
     assert.equal(args(final, 'USER'), ['65532:65532']);
@@ -55,15 +57,20 @@ for (const { file, entry } of IMAGES) {
       });
     }
     const modules = args(final, 'COPY').find((a) => / \/src\/node_modules /.test(a));
-    assert.ok(modules, 'node_modules copied from a deps stage');
-    const deps = stages.find((s) => s.name === /--from=(\S+)/.exec(modules!)![1])!;
-    assert.match(args(deps, 'RUN').join(' '), /npm ci --omit=dev/);
+    if (bundled) {
+      assert.not.ok(modules, 'a bundle needs no node_modules');
+      assert.match(stages.flatMap((s) => args(s, 'RUN')).join(' '), /scripts\/bundle-operator\.ts operator\/main\.ts dist\/operator\/main\.js/);
+    } else {
+      assert.ok(modules, 'node_modules copied from a deps stage');
+      const deps = stages.find((s) => s.name === /--from=(\S+)/.exec(modules!)![1])!;
+      assert.match(args(deps, 'RUN').join(' '), /npm ci --omit=dev/);
+    }
     const entrypoint = JSON.parse(args(final, 'ENTRYPOINT')[0]!);
     assert.equal(entrypoint, ['/nodejs/bin/node', entry.replace(/\.ts$/, '.js')]);
     assert.ok(existsSync(join(ROOT, entry)), `${entry} missing`);
   });
 
-  test(`${file}: no file the image runs imports a package the Dockerfile uninstalls`, () => {
+  if (!bundled) test(`${file}: no file the image runs imports a package the Dockerfile uninstalls`, () => {
     const { stages } = readDockerfile(file);
     const uninstalled = stages.flatMap((s) => args(s, 'RUN')).flatMap((r) => [...r.matchAll(/npm uninstall ((?:--\S+ )*)([^&]+)/g)].flatMap((m) => m[2].trim().split(' ')));
     assert.ok(uninstalled.length > 0);
@@ -166,7 +173,8 @@ test('Dockerfile.operator\'s build output, read-only, runs the operator: probes 
   let operator: ChildProcess | undefined;
   try {
     const app = buildImageContent('Dockerfile.operator', scratch);
-    assert.ok(existsSync(join(app, 'crds/trainingjobs.yaml')) && existsSync(join(app, 'operator/api/training-result.schema.json')));
+    assert.ok(existsSync(join(app, 'operator/main.js')), 'the bundle');
+    assert.not.ok(existsSync(join(app, 'node_modules')), 'nothing but the bundle: a module it failed to include would fail below');
     kubectl(['create', 'namespace', namespace]);
     kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=loopline-crds', '-f', join(CHART, 'crds')]);
     const port = await freePort();

@@ -11,8 +11,8 @@
  *   npm run bench -- inferenceservice      (or: npx tsx operator/bench/inferenceservice.bench.ts, KUBECONFIG set)
  *   BENCH_ISVCS=200 for a quicker run.
  */
-import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { load } from 'js-yaml';
 import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
@@ -21,6 +21,7 @@ import { pino } from 'pino';
 import { createEngine, kinds, KubeApi, type KubeObject } from '../engine/index.ts';
 import { inferenceServiceSettings, setUpInferenceServices } from '../inferenceservice/config.ts';
 import { DEFAULT_WORKERS } from '../inferenceservice/controller.ts';
+import { bundleOperator } from '../../scripts/bundle-operator.ts';
 import { createNamespace, deleteNamespace, installCrds, registerVersion, requireKubeconfig, sleep, uniqueName } from '../inferenceservice/test/support/cluster.ts';
 
 const SIMULATED_IMAGE = 'registry.local/loopline-predictor-simulated:0.1.0';
@@ -129,19 +130,17 @@ const diff = (after: Record<string, number>, before: Record<string, number>) =>
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
 
 /**
- * The operator ships as JavaScript compiled by tsc and run by plain node (Dockerfile.operator); its memory is
- * measured that way. BENCH_OPERATOR_RUNTIME=tsx runs this file through tsx instead (tsx's loader adds ~100 MB).
+ * The operator ships as one esbuild bundle run by plain node (Dockerfile.operator, scripts/bundle-operator.ts);
+ * its memory is measured that way: this file bundled the same way, run with --operator. BENCH_OPERATOR_RUNTIME=tsx
+ * runs this file through tsx instead (tsx's loader adds ~100 MB).
  */
-function operatorRuntime(): { name: string; script: string; execArgv: string[] } {
+async function operatorRuntime(): Promise<{ name: string; script: string; execArgv: string[] }> {
   if (process.env.BENCH_OPERATOR_RUNTIME === 'tsx') return { name: 'tsx', script: fileURLToPath(import.meta.url), execArgv: ['--expose-gc', '--import', 'tsx'] };
   const root = fileURLToPath(new URL('../../', import.meta.url));
-  // Inside node_modules so the emitted files resolve the project's dependencies and its "type": "module".
-  const outDir = join(root, 'node_modules/.cache/loopline-bench-dist');
-  console.log('compiling the operator as Dockerfile.operator does (tsc --rewriteRelativeImportExtensions)');
-  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--noEmit', 'false', '--outDir', outDir, '--rootDir', '.', '--rewriteRelativeImportExtensions'], { cwd: root, encoding: 'utf8' });
-  const script = join(outDir, 'operator/bench/inferenceservice.bench.js');
-  if (!existsSync(script)) throw new Error(`tsc emitted no ${script}: ${tsc.stdout}${tsc.stderr}`);
-  return { name: 'node (compiled)', script, execArgv: ['--expose-gc', ...chartNodeOptions()] };
+  const script = join(root, 'node_modules/.cache/loopline-bench-dist/inferenceservice.bench.mjs');
+  console.log('bundling the operator as Dockerfile.operator does (scripts/bundle-operator.ts)');
+  await bundleOperator(fileURLToPath(import.meta.url), script);
+  return { name: 'node (bundled)', script, execArgv: ['--expose-gc', ...chartNodeOptions()] };
 }
 
 /** The operator runs with the NODE_OPTIONS the chart gives it (values.yaml operator.nodeOptions), unless BENCH_OPERATOR_NODE_OPTIONS says otherwise. */
@@ -164,7 +163,7 @@ async function runBenchmark(): Promise<void> {
   for (const node of nodes) await api.create(kinds.Node, benchNode(node) as never, 'loopline-bench');
   await api.create(ServiceCIDR, { apiVersion: ServiceCIDR.apiVersion, kind: ServiceCIDR.kind, metadata: { name: namespace }, spec: { cidrs: [BENCH_SERVICE_CIDR] } } as never, 'loopline-bench');
   await registerVersion(api, namespace, 'bench-model', 1, ['production']);
-  const runtime = operatorRuntime();
+  const runtime = await operatorRuntime();
   const operator = new OperatorProcess(namespace, runtime.script, runtime.execArgv);
   await operator.next();
   const idle = await operator.ask('stats', true);

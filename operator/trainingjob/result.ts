@@ -1,7 +1,7 @@
 // The result contract: the JSON a training container leaves in its termination message
 // (operator/api/training-result.schema.json). Nothing is registered from a result that fails here.
-import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
+import schema from '../api/training-result.schema.json' with { type: 'json' };
 import type { TensorSpec } from '../api/types.ts';
 
 /** What operator/api/training-result.schema.json describes. */
@@ -15,7 +15,6 @@ export interface TrainingResult {
 
 export type ResultVerdict = { ok: true; result: TrainingResult } | { ok: false; reason: string };
 
-const schema = JSON.parse(readFileSync(new URL('../api/training-result.schema.json', import.meta.url), 'utf8'));
 const validate = new Ajv({ allErrors: true, strict: false }).compile<TrainingResult>(schema);
 
 /** Parses and validates the termination message of a training container; on failure says exactly what was wrong. */

@@ -41,12 +41,21 @@ export function readDockerfile(file: string): { args: Record<string, string>; st
 }
 
 /** Paths .dockerignore keeps out of the build context (the pattern forms this repository uses: name, **\/name, *.ext). */
+function matches(rel: string, p: string): boolean {
+  if (p.startsWith('*.')) return rel.endsWith(p.slice(1));
+  const name = p.replace(/^\*\*\//, '');
+  return p.startsWith('**/') ? rel.split('/').includes(name) : rel === p || rel.startsWith(`${p}/`);
+}
+
+/** Docker's rule: the last pattern that matches decides; `!pattern` takes a path back into the context. */
 function ignored(rel: string, patterns: string[]): boolean {
-  return patterns.some((p) => {
-    if (p.startsWith('*.')) return rel.endsWith(p.slice(1));
-    const name = p.replace(/^\*\*\//, '');
-    return p.startsWith('**/') ? rel.split('/').includes(name) : rel === p || rel.startsWith(`${p}/`);
-  });
+  let result = false;
+  for (const p of patterns) {
+    if (p.startsWith('!')) {
+      if (matches(rel, p.slice(1))) result = false;
+    } else if (matches(rel, p)) result = true;
+  }
+  return result;
 }
 
 function copyContext(sources: string[], dest: string, into: string): void {
@@ -111,7 +120,8 @@ export function assembleRuntime(final: Stage, buildName: string, buildDir: strin
     }
   }
   // Production node_modules come from the deps stage (npm ci --omit=dev needs the registry); the repository's stand in.
-  symlinkSync(join(ROOT, 'node_modules'), join(workdir, 'node_modules'));
+  // An image without them (a bundle) gets none, so a missing module fails here as it would in the image.
+  if (final.instructions.some((i) => i.op === 'COPY' && / \/src\/node_modules /.test(i.args))) symlinkSync(join(ROOT, 'node_modules'), join(workdir, 'node_modules'));
   execSync(`chmod -R a-w ${JSON.stringify(workdir)}`);
   return workdir;
 }
