@@ -19,6 +19,9 @@ CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
 NAME="${LOOPLINE_CLUSTER:-loopline}"
 STATE="$CACHE/clusters/$NAME"
+# etcd keeps its data in memory (tmpfs) when the machine has one: these clusters are thrown away, and the
+# kernel's write-back of etcd's files to disk cost as much CPU as etcd itself under load.
+if [[ -d /dev/shm && -w /dev/shm ]]; then ETCD_DIR="/dev/shm/loopline-etcd-$NAME"; else ETCD_DIR="$CACHE/kwok/clusters/$NAME/etcd"; fi
 KUBECONFIG_PATH="$STATE/kubeconfig"
 NATS_PORT="${LOOPLINE_NATS_PORT:-$([[ $NAME == loopline ]] && echo 4222 || echo 4223)}"
 export KWOK_WORKDIR="$CACHE/kwok"
@@ -107,6 +110,10 @@ up() {
   ensure_nats
   mkdir -p "$STATE"
   if ! cluster_running; then
+    if [[ -d "$KWOK_WORKDIR/clusters/$NAME" && ! -d "$ETCD_DIR" ]]; then
+      log "etcd data of $NAME is gone (tmpfs cleared): creating it afresh"
+      kwokctl delete cluster >&2 || true
+    fi
     if [[ -d "$KWOK_WORKDIR/clusters/$NAME" ]]; then
       log "restarting existing cluster $NAME"
       kwokctl start cluster >&2 || { kwokctl delete cluster >&2 || true; }
@@ -124,6 +131,7 @@ up() {
         --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/16 \
         --extra-args kwok-controller=cidr=198.18.0.1/16 \
         --extra-args kwok-controller=node-ip=127.0.0.1 \
+        --extra-args "etcd=data-dir=$ETCD_DIR" \
         --disable-qps-limits \
         --wait 120s >&2
     fi
@@ -136,6 +144,7 @@ up() {
 
 down() {
   if [[ -x "$BIN/kwokctl" && -d "$KWOK_WORKDIR/clusters/$NAME" ]]; then kwokctl delete cluster >&2 || true; fi
+  rm -rf "/dev/shm/loopline-etcd-$NAME"
   if nats_running; then kill "$(cat "$STATE/nats.pid")"; fi
   rm -rf "$STATE"
   log "cluster $NAME deleted"

@@ -112,16 +112,33 @@ export class KubeApi {
     // client-node builds a new undici Agent (and so a new TLS connection) per request; one shared agent
     // keeps connections alive, which makes a request ~10x cheaper on the API server and here.
     this.dispatcher ??= ctx.getDispatcher();
-    if (this.dispatcher) ctx.setDispatcher(this.dispatcher);
-    const response = await this.http.send(ctx).toPromise();
-    const text = await response.body.text();
+    let statusCode: number;
+    let text: string;
+    if (this.dispatcher) {
+      // The agent's own request() rather than fetch() over it: the same connection pool and TLS settings
+      // without fetch's WHATWG Request/Response/stream objects, which cost more CPU than the request.
+      const response = await this.dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: method as never,
+        headers: ctx.getHeaders(),
+        body: ctx.getBody() as string | undefined,
+        signal: options.signal,
+      });
+      statusCode = response.statusCode;
+      text = await response.body.text();
+    } else {
+      const response = await this.http.send(ctx).toPromise();
+      statusCode = response.httpStatusCode;
+      text = await response.body.text();
+    }
     const parsed = text ? safeJson(text) : undefined;
-    if (response.httpStatusCode >= 400) {
+    if (statusCode >= 400) {
       const status = (parsed ?? {}) as { reason?: string; message?: string };
       throw new ApiError(
-        response.httpStatusCode,
-        status.reason ?? String(response.httpStatusCode),
-        `${method} ${path}: ${response.httpStatusCode} ${status.message ?? text.slice(0, 300)}`,
+        statusCode,
+        status.reason ?? String(statusCode),
+        `${method} ${path}: ${statusCode} ${status.message ?? text.slice(0, 300)}`,
         parsed,
       );
     }

@@ -33,7 +33,7 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
     owns: [kinds.Pod, kinds.Service],
     // Each reconcile waits on a few API round trips; with many jobs created at once, more of them in
     // flight is what keeps the first pod of the last job from queueing behind the others.
-    workers: options.workers ?? 16,
+    workers: options.workers ?? 64,
     async reconcile({ namespace, name }, ctx) {
       const job = ctx.cache.get(kinds.TrainingJob, namespace, name) as unknown as TrainingJob | undefined;
       // Gone or going: owner references let the garbage collector remove its pods and Service.
