@@ -19,6 +19,9 @@ CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
 NAME="${LOOPLINE_CLUSTER:-loopline}"
 STATE="$CACHE/clusters/$NAME"
+# The controller-manager and the scheduler run once each, without leader election: with it, a lease
+# renewal that timed out while the API server was saturated (deleting 1000 InferenceServices) made
+# both exit, and nothing restarts them here.
 # etcd keeps its data in memory (tmpfs) when the machine has one: these clusters are thrown away, and the
 # kernel's write-back of etcd's files to disk cost as much CPU as etcd itself under load.
 if [[ -d /dev/shm && -w /dev/shm ]]; then ETCD_DIR="/dev/shm/loopline-etcd-$NAME"; else ETCD_DIR="$CACHE/kwok/clusters/$NAME/etcd"; fi
@@ -132,6 +135,8 @@ up() {
         --extra-args kwok-controller=cidr=198.18.0.1/16 \
         --extra-args kwok-controller=node-ip=127.0.0.1 \
         --extra-args "etcd=data-dir=$ETCD_DIR" \
+        --extra-args kube-controller-manager=leader-elect=false \
+        --extra-args kube-scheduler=leader-elect=false \
         --disable-qps-limits \
         --wait 120s >&2
     fi

@@ -9,7 +9,7 @@
  * Writes bench/results/server.json and bench/results/server.md.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -98,9 +98,26 @@ async function waitReady(url: string, child: ChildProcess, output: () => string)
   throw new Error(`server not ready: ${output()}`);
 }
 
+/**
+ * The servers run as Dockerfile.server ships them: compiled by tsc and started with plain node (through tsx,
+ * every function expression also costs a keep-names call, which is not what runs in the image). Emitted
+ * inside node_modules so the compiled files resolve the project's dependencies and its "type": "module".
+ */
+const compiled = join(root, 'node_modules/.cache/loopline-bench-server-dist');
+function compileLikeDockerfileServer(): void {
+  rmSync(compiled, { recursive: true, force: true });
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--noEmit', 'false', '--outDir', compiled, '--rootDir', '.', '--rewriteRelativeImportExtensions'], { cwd: root, encoding: 'utf8' });
+  const main = join(compiled, 'server/src/main.js');
+  if (!existsSync(main)) throw new Error(`tsc emitted no ${main}: ${tsc.stdout}${tsc.stderr}`);
+  // The drift monitor reads the reference profile schema relative to itself, as in the image.
+  cpSync(join(root, 'operator/api/reference-profile.schema.json'), join(compiled, 'operator/api/reference-profile.schema.json'));
+}
+console.log('compiling the server as Dockerfile.server does (tsc --rewriteRelativeImportExtensions)');
+compileLikeDockerfileServer();
+
 async function startProcess(script: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = []): Promise<Server> {
   const port = nextPort++;
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...nodeFlags, join(compiled, script.replace(/\.ts$/, '.js'))], {
     cwd: root,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NATS_URL: '', NODE_OPTIONS: SERVER_NODE_OPTIONS },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -165,7 +182,7 @@ function summarizeProfile(dir: string, seconds: number): { byArea: Record<string
     const hits = node.hitCount ?? 0;
     if (!hits) continue;
     const { functionName, url, lineNumber } = node.callFrame;
-    const short = url.replace(/^file:\/\//, '').replace(root, '');
+    const short = url.replace(/^file:\/\//, '').replace(`${compiled}/`, '').replace(root, '');
     const area = functionName === '(idle)' ? 'idle'
       : functionName === '(garbage collector)' ? 'garbage collector'
       : functionName === '(program)' ? 'native (program: libuv, onnxruntime binding, syscalls)'
