@@ -60,10 +60,22 @@ try {
 
   // A. 200 TrainingJobs at once; the first pod of each seen through a watch opened beforehand.
   const podSeen = new Map<string, number>();
-  const watch = await new Watch(h.kc).watch(`/api/v1/namespaces/${h.namespace}/pods`, {}, (type, pod: KubeObject) => {
-    const job = pod.metadata?.labels?.['loopline.dev/trainingjob'];
-    if (type === 'ADDED' && job && !podSeen.has(job)) podSeen.set(job, performance.now());
-  }, () => undefined);
+  // From the list's resourceVersion, and opened again from the last one seen when it ends: on a freshly
+  // started cluster the API server's watch cache can lag the list and end the watch ("Too large resource
+  // version"), which once lost every pod event of the burst.
+  let podsFrom = (await h.api.list(kinds.Pod, h.namespace)).metadata.resourceVersion;
+  let watch: { abort(): void } | undefined;
+  let watching = true;
+  const watchPods = async (): Promise<void> => {
+    watch = (await new Watch(h.kc).watch(`/api/v1/namespaces/${h.namespace}/pods`, { resourceVersion: podsFrom }, (type, pod: KubeObject) => {
+      if (pod.metadata?.resourceVersion) podsFrom = pod.metadata.resourceVersion;
+      const job = pod.metadata?.labels?.['loopline.dev/trainingjob'];
+      if (type === 'ADDED' && job && !podSeen.has(job)) podSeen.set(job, performance.now());
+    }, () => {
+      if (watching) setTimeout(() => void watchPods().catch(() => undefined), 100);
+    })) as { abort(): void };
+  };
+  await watchPods();
   const names = Array.from({ length: JOBS }, (_, i) => `load-${String(i).padStart(3, '0')}`);
   const sent = new Map<string, number>();
   const created = new Map<string, number>();
@@ -80,7 +92,8 @@ try {
   const lastPodMs = Math.max(...podSeen.values()) - burstStart;
   const fromCreated = names.map((n) => podSeen.get(n)! - created.get(n)!).sort((a, b) => a - b);
   const fromSent = names.map((n) => podSeen.get(n)! - sent.get(n)!).sort((a, b) => a - b);
-  (watch as { abort(): void }).abort();
+  watching = false;
+  watch?.abort();
 
   // B. Let the burst settle, then a full resync (every job enqueued again) must write nothing.
   await waitFor('the operator to go quiet', async () => {
@@ -106,7 +119,8 @@ try {
     const name = `life-${i}`;
     const before = await writes(port);
     const phases: string[] = [];
-    const phaseWatch = await new Watch(h.kc).watch(`/apis/loopline.dev/v1alpha1/namespaces/${h.namespace}/trainingjobs`, { fieldSelector: `metadata.name=${name}` }, (_t, job: KubeObject) => {
+    const jobsFrom = (await h.api.list(kinds.TrainingJob, h.namespace)).metadata.resourceVersion;
+    const phaseWatch = await new Watch(h.kc).watch(`/apis/loopline.dev/v1alpha1/namespaces/${h.namespace}/trainingjobs`, { fieldSelector: `metadata.name=${name}`, resourceVersion: jobsFrom }, (_t, job: KubeObject) => {
       const phase = job.status?.phase;
       if (phase && phases.at(-1) !== phase) phases.push(phase);
     }, () => undefined);
