@@ -28,19 +28,23 @@ let files = find(root);
 if (filters.length) files = files.filter((f) => filters.some((s) => relative(root, f).includes(s)));
 const env = { ...process.env, LOOPLINE_CLUSTER: process.env.LOOPLINE_CLUSTER ?? 'loopline-bench' } as Record<string, string>;
 const cluster = join(root, 'e2e/cluster/cluster.sh');
-if (spawnSync('bash', [cluster, 'up'], { env, stdio: ['ignore', 'ignore', 'inherit'] }).status !== 0) process.exit(1);
-for (const line of spawnSync('bash', [cluster, 'env'], { env, encoding: 'utf8' }).stdout.split('\n')) {
-  const m = /^export (\w+)=(.*)$/.exec(line);
-  if (m) env[m[1]] = m[2].replace('$PATH', process.env.PATH ?? '');
+/** A fresh cluster per benchmark: deleting 1000 InferenceServices keeps the control plane busy for minutes after. */
+function up(): void {
+  if (spawnSync('bash', [cluster, 'up'], { env, stdio: ['ignore', 'ignore', 'inherit'] }).status !== 0) process.exit(1);
+  for (const line of spawnSync('bash', [cluster, 'env'], { env, encoding: 'utf8' }).stdout.split('\n')) {
+    const m = /^export (\w+)=(.*)$/.exec(line);
+    if (m) env[m[1]] = m[2].replace('$PATH', process.env.PATH ?? '');
+  }
 }
 mkdirSync(results, { recursive: true });
 let failed = 0;
-for (const file of files) {
+for (const [index, file] of files.entries()) {
   console.log(`\n=== ${relative(root, file)}`);
+  up();
   const run = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: root, env, stdio: 'inherit' });
   if (run.status !== 0) failed++;
+  if (process.env.LOOPLINE_KEEP_CLUSTER !== '1' || index < files.length - 1) spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
 }
-if (process.env.LOOPLINE_KEEP_CLUSTER !== '1') spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
 const parts = readdirSync(results).filter((n) => n.endsWith('.md') && n !== 'SUMMARY.md').sort();
 const summary = parts.map((n) => readFileSync(join(results, n), 'utf8').trim()).join('\n\n');
 writeFileSync(join(results, 'SUMMARY.md'), `# Loopline benchmarks\n\nMachine: ${process.arch}, ${(await import('node:os')).cpus().length} cores; generated ${new Date().toISOString()} by \`npm run bench\`.\n\n${summary}\n`);
