@@ -452,8 +452,8 @@ async function probeOnce(probe: any, podIP: string, ports: Array<{ name?: string
 }
 
 /**
- * Pod addresses 127.0.<n>.<m> (n >= 1; KWOK hands out 127.2.0.0/16 for the pods it plays, so n
- * skips 2), leased with one file per address so several local-kubelets on one machine never share one.
+ * Pod addresses 127.0.<n>.<m> (n >= 1, skipping 2, once KWOK's range; KWOK's pods now get 198.18.0.0/16),
+ * leased with one file per address so several local-kubelets on one machine never share one.
  */
 export class AddressLeases {
   private readonly mine = new Map<string, string>();

@@ -119,7 +119,7 @@ test('pods of other images are left to KWOK', async () => {
   body.spec!.containers[0].image = 'busybox';
   await core.createNamespacedPod({ namespace, body });
   const pod = await waitPod('other', 'Running (by KWOK)', (p) => p.status?.phase === 'Running');
-  assert.match(pod.status!.podIP!, /^127\.2\./, 'KWOK addresses pods from its own range');
+  assert.match(pod.status!.podIP!, /^198\.18\./, 'KWOK addresses pods from its own range (198.18.0.0/16)');
 });
 
 test.run();
