@@ -280,10 +280,14 @@ test('a canary whose predictor refuses its artifact gets no traffic and is rolle
     return list.find((p: KubeObject) => p.status?.podIP && p.status.containerStatuses?.[0]?.state?.running);
   }, 30_000);
   // The predictor really runs and really fails: unready, and its predictions answer 503 naming the digest.
-  const direct = await waitFor('the v3 predictor answering', async () => {
+  // While it still loads it answers 503 "not ready (loading)"; once the digest check failed, the answer says so.
+  let last: { status: number; body: any } | undefined;
+  const direct = await waitFor('the v3 predictor answering with its failure', async () => {
     const response = await fetch(`http://${pod.status.podIP}:8080/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ instances: [[50, 0.3, 40, 0.4, 1]] }) }).catch(() => undefined);
-    return response && response.status !== 200 ? { status: response.status, body: await response.json() } : undefined;
-  }, 30_000);
+    if (!response) return undefined;
+    last = { status: response.status, body: await response.json() };
+    return last.status === 200 || !/loading/i.test(String(last.body.error)) ? last : undefined;
+  }, 30_000).catch((err) => { throw new Error(`${err.message}; last answer ${JSON.stringify(last)}`); });
   assert.is(direct.status, 503);
   assert.match(direct.body.error, /digest/i);
   const during = await getIsvc();

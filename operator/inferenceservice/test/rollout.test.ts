@@ -105,8 +105,8 @@ test.before(async () => {
 test.after(async () => {
   await engine?.stop();
   await deleteNamespace(api, ns);
-  for (const endpoint of endpoints) await endpoint.close();
   await prometheus?.stop();
+  for (const endpoint of endpoints) await endpoint.close();
   await nc?.close();
   await nats?.stop();
 });

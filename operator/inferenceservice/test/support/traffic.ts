@@ -53,7 +53,11 @@ export async function versionEndpoint(model: string, version: number, behaviour:
   endpoint.address = `127.0.0.1:${(server.address() as { port: number }).port}`;
   endpoint.close = async () => {
     clearInterval(timer);
-    await new Promise((resolve) => server.close(resolve));
+    // Prometheus scrapes over keep-alive connections: close them too, or close() waits for the next idle moment.
+    await new Promise((resolve) => {
+      server.close(resolve);
+      server.closeAllConnections();
+    });
   };
   return endpoint;
 }
