@@ -8,7 +8,6 @@ import { pathToFileURL } from 'node:url';
 import { createEngine, type Engine, type EngineOptions } from './engine/index.ts';
 import { connectNats } from './events/connect.ts';
 import { LifecyclePublisher } from './events/publisher.ts';
-import { ensureStream } from './events/stream.ts';
 import { inferenceServiceSettings, setUpInferenceServices } from './inferenceservice/config.ts';
 import { modelVersionController } from './modelversion/controller.ts';
 import type { LifecycleOptions } from './trainingjob/lifecycle.ts';
@@ -46,8 +45,8 @@ async function main(): Promise<void> {
   });
   const settings = inferenceServiceSettings(process.env);
   // One NATS connection for the process: registry lifecycle events, InferenceService events and the drift consumer.
+  // setUpInferenceServices makes sure the stream exists before the engine starts, so before any event.
   const nats = settings.nats ? await connectNats(settings.nats, 'loopline-operator') : undefined;
-  if (nats) await ensureStream(nats, settings.stream);
   const engine = createOperator({
     namespace: values.namespace,
     httpPort: Number(values['http-port']),

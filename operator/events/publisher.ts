@@ -2,6 +2,7 @@
  * Lifecycle events (canary started, promoted, rolled back, retrain started, ...) on
  * `loopline.events.<namespace>.<kind>.<name>`, as CloudEvents through JetStream.
  */
+import type { Logger } from 'pino';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { cloudEvent, objectSource, type CloudEvent } from './cloudevents.ts';
@@ -44,5 +45,19 @@ export class LifecyclePublisher {
     });
     await this.js.publish(lifecycleSubject(event.kind, event.namespace, event.name), JSON.stringify(envelope), { msgID: envelope.id });
     return envelope;
+  }
+}
+
+/**
+ * Publishes when a publisher is configured (NATS_URL). A failure is logged, not thrown: the change is
+ * recorded in the cluster (status, Kubernetes Event) whether or not NATS heard of it, and losing a
+ * notification must not stall a reconcile.
+ */
+export async function publishLifecycle(publisher: LifecyclePublisher | undefined, event: LifecycleEvent, log: Logger): Promise<void> {
+  if (!publisher) return;
+  try {
+    await publisher.publish(event);
+  } catch (error) {
+    log.warn({ err: error, reason: event.reason, eventId: event.id }, 'lifecycle event not published');
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { kinds, type Condition, type ControllerDefinition, type DesiredObject, type KubeApi, type KubeObject, type ReconcileContext, type ResourceKind } from '../engine/index.ts';
-import type { LifecyclePublisher } from '../events/publisher.ts';
+import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { analysisQueries, measureCanary, rangeFor, type MetricNames } from './analysis.ts';
 import { analysisDue, intervalMs, nextRollout, type RolloutEvent, type RolloutState } from './canary.ts';
 import { desiredObjects, serviceUrl, versionName, type Serving, type ServingConfig } from './desired.ts';
@@ -122,15 +122,9 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
   const routeKindIds = new Set(options.routeKinds.map((k) => `${k.apiVersion}/${k.kind}`));
   const ownedKinds = [kinds.Deployment, kinds.Service, kinds.HorizontalPodAutoscaler, PodDisruptionBudget, ...options.routeKinds];
 
-  async function publish(isvc: InferenceService, reason: string, data: Record<string, unknown>, id: string, log: Logger): Promise<void> {
-    if (!options.publisher) return;
-    try {
-      await options.publisher.publish({ kind: 'inferenceservice', namespace: isvc.metadata.namespace, name: isvc.metadata.name, reason, data, id });
-    } catch (error) {
-      // Losing a notification must not stall a rollout; the Kubernetes Event still records it.
-      log.warn({ err: error, reason }, 'lifecycle event not published');
-    }
-  }
+  // Losing a notification must not stall a rollout; the Kubernetes Event still records it.
+  const publish = (isvc: InferenceService, reason: string, data: Record<string, unknown>, id: string, log: Logger) =>
+    publishLifecycle(options.publisher, { kind: 'inferenceservice', namespace: isvc.metadata.namespace, name: isvc.metadata.name, reason, data, id }, log);
 
   async function reconcile(ctx: ReconcileContext, isvc: InferenceService) {
     const { namespace, name } = isvc.metadata;

@@ -1,9 +1,9 @@
 // The ModelVersion controller: runs the registry state machine over every version of the model an
 // event touched, rewrites the desired stage/aliases of versions another promotion displaced, then
 // writes each version's status and Events, and publishes each new history entry as a lifecycle event.
-import type { LifecyclePublisher } from '../events/publisher.ts';
+import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { kinds, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
-import { historyEvent, publishLifecycle } from './events.ts';
+import { historyEvent } from './events.ts';
 import { planRegistry } from './registry.ts';
 import type { ModelVersion } from './resource.ts';
 

@@ -3,8 +3,7 @@
 // Ids derive from the version's uid and what happened, so publishing the same happening again is dropped
 // by JetStream's duplicate window (Nats-Msg-Id) and a consumer can tell repeats by the CloudEvent id.
 import { createHash } from 'node:crypto';
-import type { Logger } from 'pino';
-import type { LifecycleEvent, LifecyclePublisher } from '../events/publisher.ts';
+import type { LifecycleEvent } from '../events/publisher.ts';
 import type { HistoryEntry, ModelVersion } from './resource.ts';
 
 export const MODELVERSION_EVENT_KIND = 'modelversion';
@@ -53,17 +52,4 @@ export function registeredEvent(mv: ModelVersion, trainingJob: string): Lifecycl
       ...(mv.spec.lineage ? { lineage: mv.spec.lineage } : {}),
     },
   };
-}
-
-/**
- * Publishes when a publisher is configured (NATS_URL). A failure is logged, not thrown: the change is
- * recorded in the cluster (status, Kubernetes Event) whether or not NATS heard of it.
- */
-export async function publishLifecycle(publisher: LifecyclePublisher | undefined, event: LifecycleEvent, log: Logger): Promise<void> {
-  if (!publisher) return;
-  try {
-    await publisher.publish(event);
-  } catch (error) {
-    log.warn({ err: error, reason: event.reason, eventId: event.id }, 'lifecycle event not published');
-  }
 }

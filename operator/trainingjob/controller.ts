@@ -1,8 +1,8 @@
 // The TrainingJob controller: carries out the plan of lifecycle.ts — creates and stops pods, keeps
 // the headless Service, judges the result, registers the ModelVersion, writes status and Events.
-import type { LifecyclePublisher } from '../events/publisher.ts';
+import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { controllerReference, kinds, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
-import { publishLifecycle, registeredEvent } from '../modelversion/events.ts';
+import { registeredEvent } from '../modelversion/events.ts';
 import { evaluateGates } from '../modelversion/gates.ts';
 import type { ModelVersion } from '../modelversion/resource.ts';
 import { DEFAULT_LIFECYCLE, finishedConditions, planTrainingJob, type LifecycleOptions, type PlannedEvent } from './lifecycle.ts';
