@@ -19,7 +19,8 @@
  *   EVENT_BUFFER_SIZE         drift events held while NATS is unreachable; older ones are dropped beyond it (1000)
  *   BATCHING                  on|off dynamic batching (on)
  *   BATCH_MAX_SIZE            rows per batched session.run (64)
- *   BATCH_MAX_WAIT_MS         longest a request waits for a batch to fill while another batch runs (2)
+ *   BATCH_MAX_WAIT_MS         longest a batch is held open in one long event-loop turn (2); a batch
+ *                             otherwise runs when full or at the end of the turn that read it
  *   ORT_INTRA_OP_THREADS      onnxruntime threads per run (1: the event loop needs the other core)
  *   BODY_LIMIT_BYTES          largest JSON body (1048576); /predict/stream is not limited
  *   DRIFT_WINDOW_SIZE         rows per drift window (1000)

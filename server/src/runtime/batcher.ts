@@ -1,9 +1,11 @@
 // Dynamic batching: concurrent requests for the same model are coalesced into one
-// session.run, because a run costs about the same for 1 row as for 64.
-// A pending batch is dispatched when it is full, when the runtime is idle (checked
-// after the current I/O phase, so requests parsed together ride together), as soon as
-// the run before it finished, or when its oldest request has waited maxWaitMs while
-// another batch runs, whichever comes first.
+// session run, because a run costs about the same for 1 row as for 64.
+// Runs are synchronous (see session.ts), so the runtime is never busy when a request
+// arrives. A pending batch runs when it is full, at the end of the event-loop turn that
+// read its first request (so requests parsed together ride together and are answered in
+// that same turn), or — in a turn long enough to read many requests — before a request
+// joins it once its oldest request has waited maxWaitMs, whichever comes first.
+import { performance } from 'node:perf_hooks';
 import type { TensorData } from './tensors.ts';
 import { allocate, type Datatype } from './tensors.ts';
 
@@ -15,11 +17,12 @@ export interface TensorValue {
 
 export type Feeds = Record<string, TensorValue>;
 
-/** Runs the model on a full set of inputs; the batcher only concatenates and slices along dimension 0. */
-export type RunModel = (feeds: Feeds) => Promise<Feeds>;
+/** Runs the model on a full set of inputs, in the call; the batcher only concatenates and slices along dimension 0. */
+export type RunModel = (feeds: Feeds) => Feeds;
 
 export interface BatchOptions {
   maxBatchSize: number;
+  /** Longest the oldest request of a batch waits for it to fill; 0: only the turn that read it. */
   maxWaitMs: number;
   /** Called with the rows of every run, for the batch-size histogram. */
   onRun?: (rows: number) => void;
@@ -37,16 +40,13 @@ interface Batch {
   layout: Feeds;
   items: Pending[];
   rows: number;
-  timer?: NodeJS.Timeout;
+  /** performance.now() when the first request joined. */
+  since: number;
 }
-
-/** Runs at most this many batches at once unless maxWaitMs forces another; more would only queue inside onnxruntime. */
-const RUNS_IN_FLIGHT = 1;
 
 export class Batcher {
   private pending: Batch | undefined;
-  private inFlight = 0;
-  private idleCheckScheduled = false;
+  private turnEndScheduled = false;
   private idleWaiters: Array<() => void> = [];
   private active = 0;
 
@@ -55,7 +55,7 @@ export class Batcher {
     private readonly options: BatchOptions,
   ) {}
 
-  /** Requests not yet answered, queued or running. */
+  /** Requests not yet answered. */
   get activeRequests(): number {
     return this.active;
   }
@@ -90,27 +90,30 @@ export class Batcher {
   }
 
   private enqueue(item: Pending): void {
-    if (this.pending && (!sameLayout(this.pending.layout, item.feeds) || this.pending.rows + item.rows > this.options.maxBatchSize)) {
+    const pending = this.pending;
+    if (pending && (
+      !sameLayout(pending.layout, item.feeds)
+      || pending.rows + item.rows > this.options.maxBatchSize
+      || (this.options.maxWaitMs > 0 && performance.now() - pending.since >= this.options.maxWaitMs)
+    )) {
       this.dispatch();
     }
     if (!this.pending) {
-      this.pending = { layout: item.feeds, items: [], rows: 0 };
-      // With the runtime idle the idle check below dispatches this turn; a timer is only
-      // needed while another batch runs (and that run's end dispatches too, usually first).
-      if (this.inFlight >= RUNS_IN_FLIGHT) this.pending.timer = setTimeout(() => this.dispatch(), this.options.maxWaitMs);
+      this.pending = { layout: item.feeds, items: [], rows: 0, since: this.options.maxWaitMs > 0 ? performance.now() : 0 };
+      this.scheduleTurnEnd();
     }
     this.pending.items.push(item);
     this.pending.rows += item.rows;
     if (this.pending.rows >= this.options.maxBatchSize) this.dispatch();
-    else if (this.inFlight < RUNS_IN_FLIGHT) this.scheduleIdleCheck();
   }
 
-  private scheduleIdleCheck(): void {
-    if (this.idleCheckScheduled) return;
-    this.idleCheckScheduled = true;
+  /** setImmediate runs after the I/O callbacks of this loop turn: every request read in it has joined. */
+  private scheduleTurnEnd(): void {
+    if (this.turnEndScheduled) return;
+    this.turnEndScheduled = true;
     setImmediate(() => {
-      this.idleCheckScheduled = false;
-      if (this.inFlight < RUNS_IN_FLIGHT) this.dispatch();
+      this.turnEndScheduled = false;
+      this.dispatch();
     });
   }
 
@@ -118,28 +121,21 @@ export class Batcher {
     const batch = this.pending;
     if (!batch) return;
     this.pending = undefined;
-    clearTimeout(batch.timer);
-    this.inFlight++;
     this.options.onRun?.(batch.rows);
-    this.runBatch(batch).finally(() => {
-      this.inFlight--;
-      if (this.pending && this.inFlight < RUNS_IN_FLIGHT) this.dispatch();
-    });
-  }
-
-  private async runBatch(batch: Batch): Promise<void> {
     try {
       if (batch.items.length === 1) {
-        const item = batch.items[0];
-        item.resolve(await this.run(item.feeds));
+        batch.items[0].resolve(this.run(batch.items[0].feeds));
         return;
       }
-      const outputs = await this.run(concatenate(batch.items, batch.rows));
+      const outputs = this.run(concatenate(batch.items, batch.rows));
+      // Slice every answer before handing any over, so a model that cannot be batched fails them all alike.
+      const answers: Feeds[] = [];
       let offset = 0;
       for (const item of batch.items) {
-        item.resolve(sliceRows(outputs, offset, item.rows, batch.rows));
+        answers.push(sliceRows(outputs, offset, item.rows, batch.rows));
         offset += item.rows;
       }
+      for (let i = 0; i < answers.length; i++) batch.items[i].resolve(answers[i]);
     } catch (error) {
       for (const item of batch.items) item.reject(error);
     }

@@ -3,7 +3,8 @@
 import ort from 'onnxruntime-node';
 import { fetchVerified } from './artifact.ts';
 import { Batcher, type Feeds, type TensorValue } from './batcher.ts';
-import { DATATYPE_OF_ORT, ORT_TYPE, allocate, type Signature, type TensorSpec } from './tensors.ts';
+import { Session } from './session.ts';
+import { ORT_TYPE, allocate, type Signature, type TensorSpec } from './tensors.ts';
 
 export interface ModelSource {
   name: string;
@@ -26,14 +27,12 @@ export class LoadedModel {
   /** Every input and output has a variable first dimension, so rows can be split and joined. */
   readonly batchable: boolean;
   private readonly batcher: Batcher | undefined;
-  private unbatchedActive = 0;
-  private unbatchedIdle: Array<() => void> = [];
 
   private constructor(
     readonly name: string,
     readonly version: string,
     readonly signature: Signature,
-    private readonly session: ort.InferenceSession,
+    private readonly session: Session,
     private readonly options: RuntimeOptions,
   ) {
     this.batchable = batchable(signature);
@@ -44,19 +43,15 @@ export class LoadedModel {
 
   static async load(source: ModelSource, options: RuntimeOptions): Promise<LoadedModel> {
     const bytes = await fetchVerified(source.uri, source.digest);
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: options.intraOpThreads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-    });
+    const session = Session.create(bytes, { intraOpThreads: options.intraOpThreads });
     try {
       const signature = source.signature ?? signatureOf(session);
       checkSignature(signature, session);
       const model = new LoadedModel(source.name, source.version, signature, session, options);
-      await model.warmUp();
+      model.warmUp();
       return model;
     } catch (error) {
-      await session.release();
+      session.release();
       throw error;
     }
   }
@@ -68,29 +63,24 @@ export class LoadedModel {
   /** Infer `rows` rows (dimension 0 of every input). */
   async infer(feeds: Feeds, rows: number): Promise<Feeds> {
     if (this.batcher) return this.batcher.infer(feeds, rows);
-    this.unbatchedActive++;
-    try {
-      this.options.onRun?.(rows);
-      return await this.run(feeds);
-    } finally {
-      if (--this.unbatchedActive === 0) for (const wake of this.unbatchedIdle.splice(0)) wake();
-    }
+    this.options.onRun?.(rows);
+    return this.run(feeds);
   }
 
-  /** Wait for every accepted request to be answered, then free the session. */
+  /** Wait for every accepted request to be answered (unbatched runs finish in the call), then free the session. */
   async retire(): Promise<void> {
     if (this.batcher) await this.batcher.idle();
-    if (this.unbatchedActive > 0) await new Promise<void>((resolve) => this.unbatchedIdle.push(resolve));
-    await this.session.release();
+    this.session.release();
   }
 
-  private async run(feeds: Feeds): Promise<Feeds> {
+  /** One session run, synchronous (see session.ts). */
+  private run(feeds: Feeds): Feeds {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const name in feeds) {
       const t = feeds[name];
       ortFeeds[name] = new ort.Tensor(ORT_TYPE[t.datatype], t.data as Float32Array, t.shape);
     }
-    const results = await this.session.run(ortFeeds);
+    const results = this.session.run(ortFeeds);
     const outputs: Feeds = {};
     for (const spec of this.signature.outputs) {
       const tensor = results[spec.name] as ort.Tensor;
@@ -100,13 +90,13 @@ export class LoadedModel {
   }
 
   /** One run on zeros so the first real request does not pay for lazy initialisation. */
-  private async warmUp(): Promise<void> {
+  private warmUp(): void {
     const feeds: Feeds = {};
     for (const spec of this.signature.inputs) {
       const shape = spec.shape.map((d) => (d < 0 ? 1 : d));
       feeds[spec.name] = { datatype: spec.datatype, shape, data: allocate(spec.datatype, shape.reduce((a, b) => a * b, 1)) };
     }
-    await this.run(feeds);
+    this.run(feeds);
   }
 }
 
@@ -115,19 +105,12 @@ function batchable(signature: Signature): boolean {
   return [...signature.inputs, ...signature.outputs].every((t) => t.shape.length >= 1 && t.shape[0] === -1);
 }
 
-function tensorSpecOf(meta: ort.InferenceSession.ValueMetadata): TensorSpec {
-  if (!meta.isTensor) throw new Error(`model value ${meta.name} is not a tensor; only tensor models are served`);
-  const datatype = DATATYPE_OF_ORT[meta.type];
-  if (!datatype) throw new Error(`model value ${meta.name} has type ${meta.type}, which the protocol cannot carry`);
-  return { name: meta.name, datatype, shape: meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) };
-}
-
-export function signatureOf(session: ort.InferenceSession): Signature {
-  return { inputs: session.inputMetadata.map(tensorSpecOf), outputs: session.outputMetadata.map(tensorSpecOf) };
+export function signatureOf(session: Session): Signature {
+  return { inputs: session.inputs, outputs: session.outputs };
 }
 
 /** The declared signature must describe the graph: same names, datatypes and compatible shapes. */
-function checkSignature(declared: Signature, session: ort.InferenceSession): void {
+function checkSignature(declared: Signature, session: Session): void {
   const actual = signatureOf(session);
   const problems: string[] = [];
   const compare = (kind: 'input' | 'output', want: TensorSpec[], have: TensorSpec[]) => {
