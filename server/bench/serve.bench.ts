@@ -3,13 +3,14 @@
  * On this machine, load generator (autocannon, own process) and server (own process) on the
  * same host, same run: requests/s and p50/p99 at concurrency 1, 16, 64 for
  *   (a) our server on the example model, batching on and off (and on without drift accounting),
- *   (b) a bare fastify route answering a constant of the same shape (the HTTP floor),
+ *   (b) a bare fastify route answering a constant of the same shape and size (the HTTP floor),
  *   (c) raw session.run per row and per batch of 64 (the runtime limit),
  * resident memory, and a CPU profile of the server at concurrency 64.
  * Writes bench/results/server.json and bench/results/server.md.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -252,6 +253,22 @@ for (const config of configs) {
   memory[config.key] = memoryOf(server.child.pid!);
 }
 
+/** Bytes of one whole HTTP response (status line, headers, body) on a fresh connection. */
+function responseBytes(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.socket.bytesRead));
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+// The floor answers with as many bytes as the predictor (same headers, same lengths): a difference
+// would make the comparison about response length instead of the work behind it.
+const answerBytes = { bare: await responseBytes(running.bare.url + INFER), ours: await responseBytes(running.batchingOn.url + INFER) };
+if (answerBytes.bare !== answerBytes.ours) console.warn(`response sizes differ: bare ${answerBytes.bare} B, ours ${answerBytes.ours} B; the bare answer in server/bench/bare.ts no longer matches`);
+
 // The ratios the targets are about, measured in alternation so that load from other
 // processes on the machine hits both sides of a comparison alike; medians of the rounds.
 // Seven rounds: with three, one disturbed round decided the median (bare fastify alone ranged 18k-31k req/s).
@@ -303,6 +320,7 @@ const results = {
   note: 'Server and load generator are separate processes on the same 2-core machine, which is shared with other builds during this run: figures are noisy.',
   serverNodeOptions: SERVER_NODE_OPTIONS,
   exampleModel: example.source,
+  answerBytes,
   secondsPerRun: SECONDS,
   endpoint: `POST ${INFER} with one row of ${features} FP32 features`,
   http,
@@ -322,7 +340,7 @@ const rows = configs.map((c) => `| ${c.label} | ${CONCURRENCY.map((k) => `${f0(h
 const md = `## Predictor server (\`server/bench/serve.bench.ts\`)
 
 ${results.note} Load average before/after: ${loadBefore.map(f2).join(', ')} / ${loadavg().map(f2).join(', ')}.
-Model: ${example.source}. Endpoint: ${results.endpoint}. Server processes run with NODE_OPTIONS=${SERVER_NODE_OPTIONS}. ${SECONDS} s per run, autocannon in its own process; latencies are client-side.
+Model: ${example.source}. Endpoint: ${results.endpoint}; one answer is ${answerBytes.ours} bytes from our server and ${answerBytes.bare} from the bare route (same headers and lengths: the floor sends every byte the protocol asks of us). Server processes run with NODE_OPTIONS=${SERVER_NODE_OPTIONS}. ${SECONDS} s per run, autocannon in its own process; latencies are client-side.
 
 | server | c=1 req/s / p50 ms / p99 ms | c=16 | c=64 |
 |---|---|---|---|
