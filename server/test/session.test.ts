@@ -98,6 +98,23 @@ test('a served model answers the requests of one turn in that turn (no extra eve
   }
 });
 
+test('with batching off a request accepted before retire() is still answered, and the session is freed after it', async () => {
+  const loaded = await LoadedModel.load(
+    { name: 'credit', version: '1', uri: model.artifact.uri, digest: model.artifact.digest, signature: model.signature },
+    { batching: false, maxBatchSize: 64, maxWaitMs: 0, intraOpThreads: 1 },
+  );
+  const row = [1, 2, 3];
+  const answer = loaded.infer({ input: { datatype: 'FP32', shape: [1, 3], data: Float32Array.from(row) } }, 1);
+  let retired = false;
+  const retiring = loaded.retire().then(() => (retired = true));
+  const value = (await answer).probability.data as Float32Array;
+  assert.ok(Math.abs(value[0] - model.expected(row)) < 1e-6);
+  await retiring;
+  assert.ok(retired);
+  const late = await loaded.infer({ input: { datatype: 'FP32', shape: [1, 3], data: Float32Array.from(row) } }, 1).then(() => 'answered', (e) => String(e));
+  assert.match(late, /released/, 'a retired model refuses instead of touching freed memory');
+});
+
 test('a full batch runs at once; the rest of the turn goes into the next batch', async () => {
   const runs: number[] = [];
   const batcher = new Batcher(doubling(runs), { maxBatchSize: 2, maxWaitMs: 0 });

@@ -27,6 +27,8 @@ export class LoadedModel {
   /** Every input and output has a variable first dimension, so rows can be split and joined. */
   readonly batchable: boolean;
   private readonly batcher: Batcher | undefined;
+  private unbatchedActive = 0;
+  private unbatchedIdle: Array<() => void> = [];
 
   private constructor(
     readonly name: string,
@@ -63,13 +65,23 @@ export class LoadedModel {
   /** Infer `rows` rows (dimension 0 of every input). */
   async infer(feeds: Feeds, rows: number): Promise<Feeds> {
     if (this.batcher) return this.batcher.infer(feeds, rows);
-    this.options.onRun?.(rows);
-    return this.run(feeds);
+    this.unbatchedActive++;
+    try {
+      // Unbatched, a request still runs after this turn's I/O rather than inside its own callback (as
+      // onnxruntime-node's public run() defers it): the answers to the requests read in one turn then go
+      // out together. Run inline, each answer was written alone and c=16 fell from 13.6k to 8.7k req/s.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.options.onRun?.(rows);
+      return this.run(feeds);
+    } finally {
+      if (--this.unbatchedActive === 0) for (const wake of this.unbatchedIdle.splice(0)) wake();
+    }
   }
 
-  /** Wait for every accepted request to be answered (unbatched runs finish in the call), then free the session. */
+  /** Wait for every accepted request to be answered, then free the session. */
   async retire(): Promise<void> {
     if (this.batcher) await this.batcher.idle();
+    if (this.unbatchedActive > 0) await new Promise<void>((resolve) => this.unbatchedIdle.push(resolve));
     this.session.release();
   }
 
