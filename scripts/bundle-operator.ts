@@ -6,7 +6,9 @@
  *   npx tsx scripts/bundle-operator.ts [entry] [outfile]     (default: operator/main.ts -> dist/operator/main.js)
  */
 import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { load } from 'js-yaml';
 
 export async function bundleOperator(entry: string, outfile: string): Promise<void> {
   await build({
@@ -23,6 +25,15 @@ export async function bundleOperator(entry: string, outfile: string): Promise<vo
     // CommonJS packages inside an ES module bundle still call require() for Node's built-ins.
     banner: { js: "import { createRequire as loopline_createRequire } from 'node:module'; const require = loopline_createRequire(import.meta.url);" },
   });
+}
+
+/**
+ * The node flags the bundle runs with in the chart (values.yaml operator.nodeOptions, passed as NODE_OPTIONS),
+ * or `override` when one is given (a benchmark's BENCH_OPERATOR_NODE_OPTIONS).
+ */
+export function chartNodeOptions(override?: string): string[] {
+  const values = load(readFileSync(new URL('../charts/loopline/values.yaml', import.meta.url), 'utf8')) as { operator: { nodeOptions?: string } };
+  return (override ?? values.operator.nodeOptions ?? '').split(/\s+/).filter(Boolean);
 }
 
 // Run as a script (not when bundled into something that imports bundleOperator, where import.meta.url is the bundle).

@@ -19,9 +19,6 @@ CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
 NAME="${LOOPLINE_CLUSTER:-loopline}"
 STATE="$CACHE/clusters/$NAME"
-# The controller-manager and the scheduler run once each, without leader election: with it, a lease
-# renewal that timed out while the API server was saturated (deleting 1000 InferenceServices) made
-# both exit, and nothing restarts them here.
 # etcd keeps its data in memory (tmpfs) when the machine has one: these clusters are thrown away, and the
 # kernel's write-back of etcd's files to disk cost as much CPU as etcd itself under load.
 if [[ -d /dev/shm && -w /dev/shm ]]; then ETCD_DIR="/dev/shm/loopline-etcd-$NAME"; else ETCD_DIR="$CACHE/kwok/clusters/$NAME/etcd"; fi
@@ -123,6 +120,12 @@ up() {
     fi
     if ! cluster_running; then
       log "creating cluster $NAME (Kubernetes $KUBE_VERSION, KWOK $KWOK_VERSION)"
+      # The controller-manager and the scheduler run once each, without leader election: with it, a lease
+      # renewal that timed out while the API server was saturated (deleting 1000 InferenceServices) made
+      # both exit, and nothing restarts them here.
+      # kwokctl 0.8.0 files a component's second --extra-args by the position of its first (a panic, or the
+      # wrong component) unless every argument before that first one is the only one of its component: keep
+      # kwok-controller's pair where it is; further flags go to components without one, or into kwok.yaml.
       kwokctl create cluster --runtime binary \
         --kube-apiserver-binary "$BIN/kube-apiserver" \
         --kube-controller-manager-binary "$BIN/kube-controller-manager" \
@@ -149,7 +152,7 @@ up() {
 
 down() {
   if [[ -x "$BIN/kwokctl" && -d "$KWOK_WORKDIR/clusters/$NAME" ]]; then kwokctl delete cluster >&2 || true; fi
-  rm -rf "/dev/shm/loopline-etcd-$NAME"
+  rm -rf "$ETCD_DIR"
   if nats_running; then kill "$(cat "$STATE/nats.pid")"; fi
   rm -rf "$STATE"
   log "cluster $NAME deleted"

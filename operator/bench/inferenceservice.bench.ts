@@ -12,8 +12,7 @@
  *   BENCH_ISVCS=200 for a quicker run.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { load } from 'js-yaml';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +20,7 @@ import { pino } from 'pino';
 import { createEngine, kinds, KubeApi, type KubeObject } from '../engine/index.ts';
 import { inferenceServiceSettings, setUpInferenceServices } from '../inferenceservice/config.ts';
 import { DEFAULT_WORKERS } from '../inferenceservice/controller.ts';
-import { bundleOperator } from '../../scripts/bundle-operator.ts';
+import { bundleOperator, chartNodeOptions } from '../../scripts/bundle-operator.ts';
 import { createNamespace, deleteNamespace, installCrds, registerVersion, requireKubeconfig, sleep, uniqueName } from '../inferenceservice/test/support/cluster.ts';
 
 const SIMULATED_IMAGE = 'registry.local/loopline-predictor-simulated:0.1.0';
@@ -140,15 +139,7 @@ async function operatorRuntime(): Promise<{ name: string; script: string; execAr
   const script = join(root, 'node_modules/.cache/loopline-bench-dist/inferenceservice.bench.mjs');
   console.log('bundling the operator as Dockerfile.operator does (scripts/bundle-operator.ts)');
   await bundleOperator(fileURLToPath(import.meta.url), script);
-  return { name: 'node (bundled)', script, execArgv: ['--expose-gc', ...chartNodeOptions()] };
-}
-
-/** The operator runs with the NODE_OPTIONS the chart gives it (values.yaml operator.nodeOptions), unless BENCH_OPERATOR_NODE_OPTIONS says otherwise. */
-function chartNodeOptions(): string[] {
-  const root = fileURLToPath(new URL('../../', import.meta.url));
-  const values = load(readFileSync(join(root, 'charts/loopline/values.yaml'), 'utf8')) as { operator: { nodeOptions?: string } };
-  const options = process.env.BENCH_OPERATOR_NODE_OPTIONS ?? values.operator.nodeOptions ?? '';
-  return options.split(/\s+/).filter(Boolean);
+  return { name: 'node (bundled)', script, execArgv: ['--expose-gc', ...chartNodeOptions(process.env.BENCH_OPERATOR_NODE_OPTIONS)] };
 }
 
 async function runBenchmark(): Promise<void> {

@@ -5,12 +5,11 @@
 //     its pod plus one status write per phase change (Pending, Running, Succeeded).
 // Writes bench/results/trainingjob.json and .md.   npx tsx operator/bench/trainingjob.bench.ts
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Watch } from '@kubernetes/client-node';
-import { load } from 'js-yaml';
-import { bundleOperator } from '../../scripts/bundle-operator.ts';
+import { bundleOperator, chartNodeOptions } from '../../scripts/bundle-operator.ts';
 import { startLocalKubelet } from '../../e2e/local-kubelet/kubelet.ts';
 import { kinds, type KubeObject } from '../engine/index.ts';
 import { REPO_ROOT, createJob, logger, sleep, startHarness, trainingJobObject, waitFor, waitForPhase } from '../trainingjob/test/cluster.ts';
@@ -55,9 +54,7 @@ const port = await freePort();
 // with the chart's NODE_OPTIONS; through tsx it would spend CPU on the loader that the API server needs in the burst.
 const operatorBundle = join(REPO_ROOT, 'node_modules/.cache/loopline-bench-dist/operator-main.mjs');
 await bundleOperator(join(REPO_ROOT, 'operator/main.ts'), operatorBundle);
-const chartValues = load(readFileSync(join(REPO_ROOT, 'charts/loopline/values.yaml'), 'utf8')) as { operator: { nodeOptions?: string } };
-const operatorNodeOptions = (chartValues.operator.nodeOptions ?? '').split(/\s+/).filter(Boolean);
-const operator = spawn(process.execPath, [...operatorNodeOptions, operatorBundle, '--namespace', h.namespace, '--no-leader-election', '--http-port', String(port), '--retry-base-ms', '300', '--resync-period-ms', String(RESYNC_MS)], {
+const operator = spawn(process.execPath, [...chartNodeOptions(), operatorBundle, '--namespace', h.namespace, '--no-leader-election', '--http-port', String(port), '--retry-base-ms', '300', '--resync-period-ms', String(RESYNC_MS)], {
   cwd: REPO_ROOT,
   env: { ...process.env, LOG_LEVEL: 'warn' },
   stdio: ['ignore', 'ignore', 'inherit'],

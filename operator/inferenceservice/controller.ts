@@ -48,13 +48,13 @@ function selectorText(selector: VersionSelector): string {
   return selector.alias !== undefined ? `alias "${selector.alias}"` : `version ${selector.version}`;
 }
 
-/** The ModelVersion a selector names: by number, or by the alias the registry says is in effect. */
 /**
  * Parallel reconciles. A reconcile mostly waits on the API server (its owned objects are applied
  * concurrently, then the status), so more in flight is what keeps a burst of creates from queueing.
  */
 export const DEFAULT_WORKERS = 16;
 
+/** The ModelVersion a selector names: by number, or by the alias the registry says is in effect. */
 export function resolveSelector(versions: ModelVersionObject[], selector: VersionSelector): ModelVersionObject | undefined {
   if (selector.version !== undefined) return versions.find((mv) => mv.spec.version === selector.version);
   return versions.find((mv) => (mv.status?.aliases ?? []).includes(selector.alias!));

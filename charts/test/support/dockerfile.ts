@@ -40,14 +40,14 @@ export function readDockerfile(file: string): { args: Record<string, string>; st
   return { args, stages };
 }
 
-/** Paths .dockerignore keeps out of the build context (the pattern forms this repository uses: name, **\/name, *.ext). */
+/** Whether one .dockerignore pattern covers a path (the forms this repository uses: name, **\/name, *.ext). */
 function matches(rel: string, p: string): boolean {
   if (p.startsWith('*.')) return rel.endsWith(p.slice(1));
   const name = p.replace(/^\*\*\//, '');
   return p.startsWith('**/') ? rel.split('/').includes(name) : rel === p || rel.startsWith(`${p}/`);
 }
 
-/** Docker's rule: the last pattern that matches decides; `!pattern` takes a path back into the context. */
+/** Paths .dockerignore keeps out of the build context. Docker's rule: the last pattern that matches decides; `!pattern` takes a path back. */
 function ignored(rel: string, patterns: string[]): boolean {
   let result = false;
   for (const p of patterns) {
