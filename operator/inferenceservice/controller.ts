@@ -9,7 +9,7 @@ import { kinds, type Condition, type ControllerDefinition, type DesiredObject, t
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { analysisQueries, measureCanary, rangeFor, type MetricNames } from './analysis.ts';
 import { analysisDue, intervalMs, nextRollout, type RolloutEvent, type RolloutState } from './canary.ts';
-import { desiredObjects, serviceUrl, versionName, type Serving, type ServingConfig } from './desired.ts';
+import { desiredObjects, serviceAddressChange, serviceUrl, versionName, withoutClusterIP, type Serving, type ServingConfig } from './desired.ts';
 import { planRetrain } from './drift.ts';
 import type { InferenceService, InferenceServiceStatus, ServedModel, VersionSelector } from './resource.ts';
 import { routerFor } from './router/index.ts';
@@ -217,7 +217,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       written.push(object);
     }
     // The objects do not depend on one another: applied together, a reconcile costs one round trip, not five.
-    await Promise.all(written.map((object) => ctx.apply(object)));
+    await Promise.all(written.map((object) => applyOwned(ctx, isvc, object)));
     await prune(ctx, isvc, written);
 
     // Readiness from the cached Deployments (their status changes enqueue us again).
@@ -277,6 +277,21 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       await publish(isvc, reason.toLowerCase(), data, `${isvc.metadata.uid}/${reason}/v${event.version}/s${step}/${state.analysis.lastCheck ?? state.analysis.stepStartedAt ?? ''}`, ctx.log);
     }
     return decision.requeueAfterMs !== undefined ? { requeueAfter: Math.max(decision.requeueAfterMs, 100) } : undefined;
+  }
+
+  /** Server-side apply, except where a Service's cluster IP would have to change (it cannot, see serviceAddressChange). */
+  async function applyOwned(ctx: ReconcileContext, isvc: InferenceService, object: DesiredObject) {
+    const live = object.kind === 'Service' ? ctx.cache.get(kinds.Service, isvc.metadata.namespace, object.metadata.name) : undefined;
+    switch (serviceAddressChange(object, live)) {
+      case 'keepClusterIP':
+        return ctx.apply(withoutClusterIP(object));
+      case 'replace':
+        await ctx.delete(kinds.Service, isvc.metadata.namespace, object.metadata.name, { preconditionUid: live!.metadata.uid });
+        await ctx.event(isvc as unknown as KubeObject, 'Normal', 'ServiceReplaced', `Service ${object.metadata.name} was headless; replaced by one with a cluster IP, which spec.traffic.provider ${isvc.spec.traffic?.provider} routes to`);
+        return ctx.apply(object);
+      default:
+        return ctx.apply(object);
+    }
   }
 
   async function prune(ctx: ReconcileContext, isvc: InferenceService, written: DesiredObject[]) {

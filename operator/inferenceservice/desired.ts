@@ -2,7 +2,7 @@
  * What should exist for an InferenceService: pure functions from the resource, the ModelVersions it serves
  * and the rollout state to Deployments, Services, HPAs, the PDB and the route. One function per owned kind.
  */
-import type { DesiredObject, OwnerReference } from '../engine/types.ts';
+import type { DesiredObject, KubeObject, OwnerReference } from '../engine/types.ts';
 import type { InferenceService, ServedModel } from './resource.ts';
 import { routerFor, type TrafficSplit } from './router/index.ts';
 
@@ -179,14 +179,49 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
   return { apiVersion: 'apps/v1', kind: 'Deployment', metadata: metadata(isvc, versionName(isvc, model.version), { ...selector, [LABELS.track]: track }), spec };
 }
 
+/**
+ * The Service of one served version: the backend a route weighs against the other version.
+ *
+ * With Gateway API it is headless. A Gateway sends a backend's share to the Service's ready endpoints, and a
+ * headless backend is part of the Gateway API core conformance suite (HTTPRouteServiceTypes), so every conforming
+ * implementation routes to it. A virtual IP would be unused, and not free: the API server allocates cluster IPs one
+ * at a time (one lock per IP family around an IPAddress write), about 15-30 ms each on the local cluster against
+ * 2 ms for a headless Service. Istio resolves a VirtualService destination through the host's virtual IP, so for
+ * istio the version Services keep one. The whole Service always has one: it is the address clients use.
+ */
 export function versionService(isvc: InferenceService, model: ServedModel): DesiredObject {
   const labels = versionLabels(isvc, model);
   return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: metadata(isvc, versionName(isvc, model.version), labels),
-    spec: { selector: labels, ports: [{ name: 'http', port: PREDICTOR_PORT, targetPort: 'http', protocol: 'TCP' }] },
+    spec: {
+      ...(isvc.spec.traffic?.provider === 'istio' ? {} : { clusterIP: 'None' }),
+      selector: labels,
+      ports: [{ name: 'http', port: PREDICTOR_PORT, targetPort: 'http', protocol: 'TCP' }],
+    },
   };
+}
+
+/**
+ * What applying a desired Service does to the live one, whose spec.clusterIP the API server will not change:
+ * `apply` as it is; `keepClusterIP`, apply without spec.clusterIP because the live Service already has a virtual IP
+ * (a headless one is wanted, but a virtual IP routes the same, e.g. a Service made by an earlier Loopline);
+ * `replace`, delete it first because it is headless and a virtual IP is now needed (the provider became istio).
+ */
+export function serviceAddressChange(desired: DesiredObject, live: KubeObject | undefined): 'apply' | 'keepClusterIP' | 'replace' {
+  if (!live || desired.kind !== 'Service') return 'apply';
+  const liveHeadless = live.spec?.clusterIP === 'None';
+  const wantHeadless = (desired.spec as { clusterIP?: string } | undefined)?.clusterIP === 'None';
+  if (wantHeadless && !liveHeadless) return 'keepClusterIP';
+  if (!wantHeadless && liveHeadless) return 'replace';
+  return 'apply';
+}
+
+/** The desired Service without spec.clusterIP: the live address stays as it is. */
+export function withoutClusterIP(desired: DesiredObject): DesiredObject {
+  const { clusterIP: _dropped, ...spec } = desired.spec as Record<string, unknown>;
+  return { ...desired, spec };
 }
 
 /** The Service for the whole InferenceService: every ready predictor pod of any served version. */

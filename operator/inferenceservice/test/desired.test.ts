@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { desiredObjects, predictorDeployment, serviceUrl } from '../desired.ts';
+import { desiredObjects, predictorDeployment, serviceAddressChange, serviceUrl, versionService, withoutClusterIP } from '../desired.ts';
 import { inferenceService, servedModel } from './support/fixtures.ts';
 
 const kinds = (objects: Array<{ kind: string; metadata: { name: string } }>) => objects.map((o) => `${o.kind}/${o.metadata.name}`);
@@ -115,3 +115,30 @@ test('the url is the routed hostname, else the cluster DNS name of the whole Ser
 });
 
 test.run();
+
+test('version Services are headless behind Gateway API and have a cluster IP behind Istio; the whole Service always has one', () => {
+  const spec = (objects: any[], name: string) => objects.find((o) => o.kind === 'Service' && o.metadata.name === name).spec;
+  const gateway = desiredObjects(inferenceService({ traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'edge' }] } }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: 10 });
+  assert.is(spec(gateway, 'fraud-v1').clusterIP, 'None');
+  assert.is(spec(gateway, 'fraud-v2').clusterIP, 'None');
+  assert.is(spec(gateway, 'fraud').clusterIP, undefined);
+  const istio = desiredObjects(inferenceService({ traffic: { provider: 'istio' } }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: 10 });
+  assert.is(spec(istio, 'fraud-v1').clusterIP, undefined);
+  assert.is(spec(istio, 'fraud-v2').clusterIP, undefined);
+  assert.is(spec(istio, 'fraud').clusterIP, undefined);
+});
+
+test('a live Service keeps its cluster IP when a headless one is wanted, and a headless one is replaced when a cluster IP is needed', () => {
+  const headless = versionService(inferenceService(), servedModel(1));
+  const addressed = versionService(inferenceService({ traffic: { provider: 'istio' } }), servedModel(1));
+  const live = (clusterIP: string) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'fraud-v1', uid: 'u' }, spec: { clusterIP } });
+  assert.is(serviceAddressChange(headless, undefined), 'apply');
+  assert.is(serviceAddressChange(headless, live('None')), 'apply');
+  assert.is(serviceAddressChange(headless, live('10.96.0.12')), 'keepClusterIP');
+  assert.is(serviceAddressChange(addressed, live('10.96.0.12')), 'apply');
+  assert.is(serviceAddressChange(addressed, live('None')), 'replace');
+  const kept: any = withoutClusterIP(headless);
+  assert.is('clusterIP' in kept.spec, false);
+  assert.equal(kept.spec.selector, (headless as any).spec.selector);
+  assert.is('clusterIP' in (headless as any).spec, true, 'the desired object itself is not changed');
+});

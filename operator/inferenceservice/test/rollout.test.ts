@@ -194,6 +194,34 @@ test('shadow mode on Istio mirrors to the canary through a VirtualService the re
   assert.ok(await api.get(kinds.Deployment, ns, 'shadow-v2'), 'the mirrored canary runs');
 });
 
+test('version Services behind an HTTPRoute are headless and the whole Service has a cluster IP; istio gets a version Service with one, replaced in place', async () => {
+  await registerVersion(api, ns, 'address-model', 1, ['production']);
+  await api.create(kinds.InferenceService, isvcObject('address', 'address-model', { canary: undefined }) as never, 'loopline-test');
+  const headless = await waitFor('Service address-v1', () => api.get(kinds.Service, ns, 'address-v1').catch(() => undefined));
+  assert.is(headless.spec.clusterIP, 'None');
+  assert.match((await api.get(kinds.Service, ns, 'address')).spec.clusterIP, /^\d+\.\d+\.\d+\.\d+$/);
+  assert.equal((await getRoute(kinds.HTTPRoute, 'address'))!.spec.rules[0].backendRefs.map((b: { name: string }) => b.name), ['address-v1']);
+
+  // Istio routes a VirtualService destination through the host's virtual IP: the headless Service is replaced.
+  await api.mergePatch(kinds.InferenceService, ns, 'address', { spec: { traffic: { provider: 'istio', parentRefs: null } } }, 'loopline-test');
+  const addressed = await waitFor('address-v1 with a cluster IP', async () => {
+    const service = await api.get(kinds.Service, ns, 'address-v1').catch(() => undefined);
+    return service && service.spec.clusterIP !== 'None' ? service : undefined;
+  });
+  assert.match(addressed.spec.clusterIP, /^\d+\.\d+\.\d+\.\d+$/);
+  assert.is.not(addressed.metadata.uid, headless.metadata.uid);
+  await waitFor('VirtualService address', () => getRoute(kinds.VirtualService, 'address'));
+  const events = ((await api.list(kinds.Event, ns)).items as Array<KubeObject & { regarding?: { name: string }; reason?: string }>).filter((e) => e.regarding?.name === 'address');
+  assert.ok(events.some((e) => e.reason === 'ServiceReplaced'), 'an Event says why the Service was replaced');
+
+  // Back to Gateway API: a version Service that has a cluster IP keeps it (routes reach it just the same).
+  await api.mergePatch(kinds.InferenceService, ns, 'address', { spec: { traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'edge' }] } } }, 'loopline-test');
+  await waitFor('HTTPRoute address, VirtualService pruned', async () => (await getRoute(kinds.HTTPRoute, 'address')) && !(await getRoute(kinds.VirtualService, 'address')));
+  const kept = await api.get(kinds.Service, ns, 'address-v1');
+  assert.is(kept.metadata.uid, addressed.metadata.uid);
+  assert.is(kept.spec.clusterIP, addressed.spec.clusterIP);
+});
+
 test('an operator killed mid-rollout resumes at the same step: no traffic jump', async () => {
   await serveMetrics('resume', 'resume-model', { 1: healthy, 2: healthy });
   await registerVersion(api, ns, 'resume-model', 1, ['production']);
