@@ -21,15 +21,10 @@ import { createEngine, kinds, KubeApi, type KubeObject } from '../engine/index.t
 import { inferenceServiceSettings, setUpInferenceServices } from '../inferenceservice/config.ts';
 import { DEFAULT_WORKERS } from '../inferenceservice/controller.ts';
 import { bundleOperator, chartNodeOptions } from '../../scripts/bundle-operator.ts';
-import { createNamespace, deleteNamespace, installCrds, registerVersion, requireKubeconfig, sleep, uniqueName } from '../inferenceservice/test/support/cluster.ts';
+import { createNamespace, installCrds, registerVersion, requireKubeconfig, sleep, uniqueName } from '../inferenceservice/test/support/cluster.ts';
+import { addCapacity, benchInferenceService, controlPlaneCpu, cpuSpent, SIMULATED_IMAGE } from './support/scale.ts';
 
-const SIMULATED_IMAGE = 'registry.local/loopline-predictor-simulated:0.1.0';
-const NODE_LABEL = 'loopline.dev/bench';
-const PODS_PER_NODE = 250;
 const WORKERS = process.env.BENCH_WORKERS ? Number(process.env.BENCH_WORKERS) : undefined;
-/** Two ClusterIP Services per InferenceService outgrow the local cluster's /24 service range: a ServiceCIDR adds room. */
-const ServiceCIDR = { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', plural: 'servicecidrs', namespaced: false } as const;
-const BENCH_SERVICE_CIDR = '10.100.0.0/20';
 const OWNED_PER_SERVICE = ['Deployment', 'Service', 'Service', 'PodDisruptionBudget', 'HTTPRoute'];
 /** Kinds that are not InferenceService writes (none are expected; they would be reported separately). */
 const NOT_COUNTED = ['Lease', 'Event'];
@@ -98,30 +93,6 @@ class OperatorProcess {
   }
 }
 
-function benchNode(name: string): KubeObject {
-  const capacity = { cpu: '1000', memory: '4000Gi', pods: String(PODS_PER_NODE) };
-  return {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: { name, annotations: { 'kwok.x-k8s.io/node': 'fake' }, labels: { [NODE_LABEL]: 'inferenceservice', 'kubernetes.io/hostname': name, type: 'kwok' } },
-    status: { capacity, allocatable: capacity },
-  } as unknown as KubeObject;
-}
-
-function inferenceService(namespace: string, name: string): KubeObject {
-  return {
-    apiVersion: 'loopline.dev/v1alpha1',
-    kind: 'InferenceService',
-    metadata: { name, namespace },
-    spec: {
-      model: 'bench-model',
-      stable: { alias: 'production' },
-      predictor: { resources: { cpu: '10m', memory: '16Mi' }, nodeSelector: { [NODE_LABEL]: 'inferenceservice' } },
-      traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'edge' }] },
-    },
-  } as unknown as KubeObject;
-}
-
 const counted = (writes: Record<string, number>) =>
   Object.entries(writes).filter(([key]) => !NOT_COUNTED.includes(key.split(' ')[1]!)).reduce((sum, [, n]) => sum + n, 0);
 const diff = (after: Record<string, number>, before: Record<string, number>) =>
@@ -147,12 +118,10 @@ async function runBenchmark(): Promise<void> {
   const kc = requireKubeconfig();
   const api = new KubeApi(kc);
   const namespace = uniqueName('bench-isvc');
-  const nodes = Array.from({ length: Math.ceil(count / PODS_PER_NODE) }, (_, i) => `${namespace}-node-${i}`);
   const loadBefore = loadavg().map((l) => l.toFixed(2)).join(', ');
   await installCrds(api);
   await createNamespace(api, namespace);
-  for (const node of nodes) await api.create(kinds.Node, benchNode(node) as never, 'loopline-bench');
-  await api.create(ServiceCIDR, { apiVersion: ServiceCIDR.apiVersion, kind: ServiceCIDR.kind, metadata: { name: namespace }, spec: { cidrs: [BENCH_SERVICE_CIDR] } } as never, 'loopline-bench');
+  const capacity = await addCapacity(api, namespace, count);
   await registerVersion(api, namespace, 'bench-model', 1, ['production']);
   const runtime = await operatorRuntime();
   const operator = new OperatorProcess(namespace, runtime.script, runtime.execArgv);
@@ -161,13 +130,14 @@ async function runBenchmark(): Promise<void> {
   console.log(`operator started (${mb(idle.rssBytes)} MB resident); creating ${count} InferenceServices in ${namespace}`);
 
   try {
+    const cpuBefore = controlPlaneCpu();
     const t0 = Date.now();
     let created = 0;
     const names = Array.from({ length: count }, (_, i) => `isvc-${String(i).padStart(4, '0')}`);
     // The client side: 16 creates in flight, as a busy `kubectl apply` of many files would do.
     await Promise.all(Array.from({ length: 16 }, async () => {
       for (let name = names[created++]; name !== undefined; name = names[created++]) {
-        await api.create(kinds.InferenceService, inferenceService(namespace, name) as never, 'loopline-bench');
+        await api.create(kinds.InferenceService, benchInferenceService(namespace, name) as never, 'loopline-bench');
       }
     }));
     const createdMs = Date.now() - t0;
@@ -186,6 +156,7 @@ async function runBenchmark(): Promise<void> {
       if (ready === count) readyMs = Date.now() - t0;
     }
     const converged = await operator.ask('stats');
+    const controlPlane = cpuSpent(controlPlaneCpu(), cpuBefore);
     // Quiet period: late Deployment status updates settle before the resync is measured.
     await sleep(5000);
     const settled = await operator.ask('stats');
@@ -219,21 +190,13 @@ async function runBenchmark(): Promise<void> {
       operatorRuntime: runtime.name,
       workers: WORKERS ?? DEFAULT_WORKERS,
       operatorNodeOptions: runtime.execArgv.filter((a) => a !== '--expose-gc').join(' '),
+      controlPlaneCpuSeconds: controlPlane,
     };
     writeResults(result);
     console.log(JSON.stringify(result, null, 2));
   } finally {
     await operator.stop();
-    await deleteNamespace(api, namespace);
-    // Pods on the bench nodes go with the namespace; the nodes after them.
-    for (let i = 0; i < 120; i++) {
-      const left = (await api.list(kinds.Pod, namespace, { limit: 1 })).items.length;
-      if (left === 0) break;
-      await sleep(1000);
-    }
-    for (const node of nodes) await api.delete(kinds.Node, undefined, node).catch(() => undefined);
-    // Deleted once its addresses are free (the API server holds it with a finalizer until then).
-    await api.delete(ServiceCIDR, undefined, namespace).catch(() => undefined);
+    await capacity.remove();
   }
 }
 
@@ -261,6 +224,7 @@ nodes (added for the run); no predictor process runs. Machine: ${r.machine}.
 | writes after convergence (5 s quiet) | ${r.writesAfterConvergence} |
 | writes during a full resync, nothing changed | ${r.resyncWrites} |
 | operator resident memory (heap used), ${r.operatorRuntime} | ${r.operatorRssMB} MB (${r.operatorHeapUsedMB} MB); idle before: ${r.operatorRssIdleMB} MB |
+| CPU the control plane spent from the first create to convergence | ${r.controlPlaneCpuSeconds.total} s (${Object.entries(r.controlPlaneCpuSeconds.byComponent as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', ')}): on ${cpus().length} cores that alone is at least ${(r.controlPlaneCpuSeconds.total / cpus().length).toFixed(0)} s of wall time (the same objects with no operator: bench/results/inferenceservice-objects.md) |
 
 Writes by verb and kind: ${byKind}.
 The second status write per service is the Ready transition: the first reconcile reports Ready False (no pod yet), the
