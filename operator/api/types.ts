@@ -678,7 +678,8 @@ export interface InferenceServiceShadow {
 /** How requests reach the servers and how they are split. */
 export interface InferenceServiceTraffic {
   /**
-   * Route implementation; gatewayAPI writes an HTTPRoute, istio a VirtualService.
+   * Route implementation. gatewayAPI writes an HTTPRoute whose backends are headless per-version
+   * Services; istio writes a VirtualService over per-version Services with cluster IPs.
    *
    * @default "gatewayAPI"
    */
