@@ -13,7 +13,7 @@ import { desiredPod } from '../trainingjob/pods.ts';
 import type { TrainingJob } from '../trainingjob/resource.ts';
 
 const namespace = process.argv[2];
-if (!namespace) throw new Error('usage: floor-controller <namespace>');
+if (!namespace) throw new Error('usage: no-logic-controller <namespace>');
 const kc = loadKubeConfig();
 const api = new KubeApi(kc);
 const from = (await api.list(kinds.TrainingJob, namespace)).metadata.resourceVersion;
