@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  ascending,
   binShares,
   chiSquareGoodnessOfFit,
   jensenShannonDistance,
@@ -195,3 +196,12 @@ test.run();
    psi = sum((max(c,1e-4)-max(e,1e-4))*log(max(c,1e-4)/max(e,1e-4)))
    stats.wasserstein_distance(a, b) / np.std(a); distance.jensenshannon(p, q, base=2)
    stats.chisquare(obs, shares*sum(obs)); special.gammaincc(a, x) */
+
+test('ascending sorts a copy of unordered values (typed or plain) and hands back values already in order as they are', () => {
+  const typed = new Float64Array([3, 1, 2]);
+  assert.equal(Array.from(ascending(typed)), [1, 2, 3]);
+  assert.equal(Array.from(typed), [3, 1, 2], 'the argument is not reordered');
+  assert.equal(Array.from(ascending([2, -1, 0.5])), [-1, 0.5, 2]);
+  const ordered = [1, 1, 4];
+  assert.is(ascending(ordered), ordered);
+});

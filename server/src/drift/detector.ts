@@ -7,8 +7,8 @@ import {
   binShares,
   chiSquareGoodnessOfFit,
   jensenShannonDistance,
-  ksTwoSample,
-  normedWasserstein,
+  ksTwoSampleSorted,
+  normedWassersteinSorted,
   psi,
   PSI_EPSILON,
 } from './statistics.ts';
@@ -106,15 +106,16 @@ function finite(value: number): number {
 }
 
 export function numericStatistics(reference: NumericFeatureProfile, current: ArrayLike<number>): NumericStatistics {
-  // Both tests need the values in order: sorted once here, not once per test.
+  // Both tests need the values in order: put in order (or checked) once here, not once per test.
   current = ascending(current);
-  const ks = ksTwoSample(reference.sample, current);
+  const sample = ascending(reference.sample);
+  const ks = ksTwoSampleSorted(sample, current);
   const shares = binShares(current, reference.binEdges);
   return {
     ksStatistic: ks.statistic,
     ksPValue: ks.pValue,
     psi: psi(reference.binFrequencies, shares),
-    wasserstein: normedWasserstein(reference.sample, current, reference.std),
+    wasserstein: normedWassersteinSorted(sample, current, reference.std),
     jensenShannon: jensenShannonDistance(reference.binFrequencies, shares),
   };
 }

@@ -21,15 +21,19 @@ export interface TestResult {
 /** The values in ascending order: as given when they already are (one pass), else a sorted copy. */
 export function ascending(values: ArrayLike<number>): ArrayLike<number> {
   for (let i = 1; i < values.length; i++) {
-    if (!(values[i - 1] <= values[i])) return Float64Array.from(values).sort();
+    // A typed array is copied as one block; Float64Array.from would walk it through the iterator protocol.
+    if (!(values[i - 1] <= values[i])) return (values instanceof Float64Array ? values.slice() : Float64Array.from(values)).sort();
   }
   return values;
 }
 
 /** Two-sample Kolmogorov–Smirnov: D = sup |F_a − F_b| and its asymptotic p-value. */
 export function ksTwoSample(a: ArrayLike<number>, b: ArrayLike<number>): TestResult {
-  const x = ascending(a);
-  const y = ascending(b);
+  return ksTwoSampleSorted(ascending(a), ascending(b));
+}
+
+/** ksTwoSample of two samples already in ascending order. */
+export function ksTwoSampleSorted(x: ArrayLike<number>, y: ArrayLike<number>): TestResult {
   const n = x.length;
   const m = y.length;
   if (n === 0 || m === 0) throw new RangeError('ksTwoSample needs two non-empty samples');
@@ -104,8 +108,11 @@ export function psi(expected: ArrayLike<number>, actual: ArrayLike<number>, epsi
 
 /** Wasserstein-1 distance between two empirical distributions: ∫ |F_a − F_b| dx. */
 export function wasserstein1(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const x = ascending(a);
-  const y = ascending(b);
+  return wasserstein1Sorted(ascending(a), ascending(b));
+}
+
+/** wasserstein1 of two samples already in ascending order. */
+export function wasserstein1Sorted(x: ArrayLike<number>, y: ArrayLike<number>): number {
   const n = x.length;
   const m = y.length;
   if (n === 0 || m === 0) throw new RangeError('wasserstein1 needs two non-empty samples');
@@ -126,6 +133,11 @@ export function wasserstein1(a: ArrayLike<number>, b: ArrayLike<number>): number
 /** Wasserstein-1 divided by the reference standard deviation, so one threshold fits every feature's scale. */
 export function normedWasserstein(reference: ArrayLike<number>, current: ArrayLike<number>, referenceStd: number): number {
   return wasserstein1(reference, current) / Math.max(referenceStd, WASSERSTEIN_MIN_STD);
+}
+
+/** normedWasserstein of two samples already in ascending order. */
+export function normedWassersteinSorted(reference: ArrayLike<number>, current: ArrayLike<number>, referenceStd: number): number {
+  return wasserstein1Sorted(reference, current) / Math.max(referenceStd, WASSERSTEIN_MIN_STD);
 }
 
 /** Jensen–Shannon distance (square root of the divergence), base 2, of two share vectors. */
