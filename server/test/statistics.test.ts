@@ -186,7 +186,6 @@ test('regularized upper incomplete gamma matches SciPy gammaincc and closed form
   close(regularizedGammaQ(3, x), Math.exp(-x) * (1 + x + (x * x) / 2), 'Q(3, 4.2) closed form');
 });
 
-test.run();
 
 /* Reference values above came from this SciPy 1.10.1 script (Debian python3-scipy):
    rng = np.random.default_rng(20240601); a = round(rng.normal(0,1,40),3); b = round(rng.normal(0.6,1.3,50),3)
@@ -205,3 +204,5 @@ test('ascending sorts a copy of unordered values (typed or plain) and hands back
   const ordered = [1, 1, 4];
   assert.is(ascending(ordered), ordered);
 });
+
+test.run();

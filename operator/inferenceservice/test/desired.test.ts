@@ -114,7 +114,6 @@ test('the url is the routed hostname, else the cluster DNS name of the whole Ser
   assert.is(serviceUrl(inferenceService()), 'http://fraud.risk.svc.cluster.local:8080');
 });
 
-test.run();
 
 test('version Services are headless behind Gateway API and have a cluster IP behind Istio; the whole Service always has one', () => {
   const spec = (objects: any[], name: string) => objects.find((o) => o.kind === 'Service' && o.metadata.name === name).spec;
@@ -142,3 +141,5 @@ test('a live Service keeps its cluster IP when a headless one is wanted, and a h
   assert.equal(kept.spec.selector, (headless as any).spec.selector);
   assert.is('clusterIP' in (headless as any).spec, true, 'the desired object itself is not changed');
 });
+
+test.run();
