@@ -11,7 +11,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { kinds, KubeApi, type KubeObject, type ResourceKind } from '../engine/index.ts';
+import { kindId, kinds, KubeApi, type KubeObject } from '../engine/index.ts';
+import { kindRegistry } from '../engine/writer.ts';
 import { inferenceServiceSettings } from '../inferenceservice/config.ts';
 import { PodDisruptionBudget, servedModel } from '../inferenceservice/controller.ts';
 import { desiredObjects } from '../inferenceservice/desired.ts';
@@ -20,7 +21,8 @@ import type { InferenceService } from '../inferenceservice/resource.ts';
 import { createNamespace, installCrds, registerVersion, requireKubeconfig, sleep, uniqueName } from '../inferenceservice/test/support/cluster.ts';
 import { addCapacity, benchInferenceService, controlPlaneCpu, cpuSpent, SIMULATED_IMAGE } from './support/scale.ts';
 
-const KINDS: Record<string, ResourceKind> = { Deployment: kinds.Deployment, Service: kinds.Service, PodDisruptionBudget, HTTPRoute: kinds.HTTPRoute };
+/** Resource kinds by apiVersion/kind, as the engine resolves what a controller applies. */
+const known = kindRegistry([...Object.values(kinds), PodDisruptionBudget]);
 
 const count = Number(process.env.BENCH_ISVCS ?? 1000);
 const api = new KubeApi(requireKubeconfig());
@@ -42,7 +44,7 @@ try {
     for (let name = names[next++]; name !== undefined; name = names[next++]) {
       const isvc = await api.create(kinds.InferenceService, benchInferenceService(namespace, name) as never, 'loopline-bench');
       const objects = desiredObjects(isvc as unknown as InferenceService, serving, config);
-      await Promise.all(objects.map((object) => api.apply(KINDS[object.kind]!, object, 'loopline-bench')));
+      await Promise.all(objects.map((object) => api.apply(known.get(kindId(object))!, object, 'loopline-bench')));
     }
   }));
   const writtenMs = Date.now() - t0;

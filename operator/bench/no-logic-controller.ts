@@ -8,7 +8,7 @@
  *   node <bundle of this file> <namespace>     (prints "watching" once the watch is open)
  */
 import { Watch } from '@kubernetes/client-node';
-import { controllerReference, kinds, KubeApi, loadKubeConfig, type KubeObject } from '../engine/index.ts';
+import { controllerReference, kinds, KubeApi, loadKubeConfig, resourcePath, type KubeObject } from '../engine/index.ts';
 import { desiredPod } from '../trainingjob/pods.ts';
 import type { TrainingJob } from '../trainingjob/resource.ts';
 
@@ -18,7 +18,7 @@ const kc = loadKubeConfig();
 const api = new KubeApi(kc);
 const from = (await api.list(kinds.TrainingJob, namespace)).metadata.resourceVersion;
 await new Watch(kc).watch(
-  `/apis/${kinds.TrainingJob.apiVersion}/namespaces/${namespace}/trainingjobs`,
+  resourcePath(kinds.TrainingJob, namespace),
   { resourceVersion: from },
   (type, job: KubeObject) => {
     if (type !== 'ADDED') return;

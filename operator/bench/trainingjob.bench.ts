@@ -157,8 +157,8 @@ try {
   // The controller with no logic again, with the operator quiet and the cluster holding its burst too.
   const noLogicAfter = await burst(noLogicNamespace, 'nologic-b');
   noLogic.kill('SIGTERM');
-  const noLogicP50 = [noLogicBefore, noLogicAfter].map((b) => round(percentile(b.fromCreated, 50)));
-  const noLogicP99 = [noLogicBefore, noLogicAfter].map((b) => round(percentile(b.fromCreated, 99)));
+  /** A percentile of the no-logic controller's two bursts, before and after the operator's. */
+  const noLogicAt = (from: 'fromCreated' | 'fromSent', p: number) => [noLogicBefore, noLogicAfter].map((b) => round(percentile(b[from], p)));
 
   // C. Full lifecycles with the real trainer, one job at a time so every write is attributed to it.
   for (const name of [...operatorSingle.names, ...names]) await h.api.delete(kinds.TrainingJob, h.namespace, name).catch(() => undefined);
@@ -211,9 +211,9 @@ try {
       },
       noLogicController: {
         what: 'the same burst in another namespace answered by no-logic-controller.ts (watch, create the same pod; no cache, queue, status or Events), before and after the operator burst',
-        p50: noLogicP50,
-        p99: noLogicP99,
-        fromCreateRequest: { p50: [noLogicBefore, noLogicAfter].map((b) => round(percentile(b.fromSent, 50))), p99: [noLogicBefore, noLogicAfter].map((b) => round(percentile(b.fromSent, 99))) },
+        p50: noLogicAt('fromCreated', 50),
+        p99: noLogicAt('fromCreated', 99),
+        fromCreateRequest: { p50: noLogicAt('fromSent', 50), p99: noLogicAt('fromSent', 99) },
         createBurstMs: [round(noLogicBefore.createBurstMs), round(noLogicAfter.createBurstMs)],
         lastFirstPodAfterMs: [round(noLogicBefore.lastPodMs), round(noLogicAfter.lastPodMs)],
       },

@@ -14,6 +14,7 @@ import { DriftMonitor } from '../src/drift/monitor.ts';
 import { parseReferenceProfile } from '../src/drift/profile.ts';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { cpuSecondsOf } from '../../test/support/local.ts';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -232,7 +233,7 @@ async function rawRuns(bytes: Uint8Array, features: number, rows: number, second
  * Divided by the server's CPU per request in the paired rounds it is the share of the server's work that drift takes.
  * process.cpuUsage counts every thread of this process (V8's compiler and GC helpers, tsx's loader), so it is an upper bound.
  */
-async function driftCpuPerRequest(profileUri: string | undefined, rows: number): Promise<{ microseconds: number; windows: number } | undefined> {
+async function timeDriftMonitor(profileUri: string | undefined, rows: number): Promise<{ microseconds: number; windows: number } | undefined> {
   if (!profileUri) return undefined;
   const profile = parseReferenceProfile(readFileSync(fileURLToPath(profileUri), 'utf8'), profileUri);
   let windows = 0;
@@ -307,20 +308,16 @@ if (answerBytes.bare !== answerBytes.ours) console.warn(`response sizes differ: 
 // Seven rounds: with three, one disturbed round decided the median (bare fastify alone ranged 18k-31k req/s).
 const ROUNDS = 7;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 10 ms). */
-function cpuSecondsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 /**
  * Server CPU per answered request in each paired round, µs, by comparison and server: the work a request costs, which
  * bounds the rate once the server's core is saturated. Reported beside the rates, not instead of them: on this virtual
  * machine time taken by other guests is charged to whichever process was running, so it sways with them as req/s does.
  */
 const cpuPerRequest: Record<string, Record<string, number[]>> = {};
+const pairName = (a: string, b: string, concurrency: number) => `${a} vs ${b} at c=${concurrency}`;
 async function paired(a: string, b: string, concurrency: number, measure: (l: Load) => number): Promise<{ [key: string]: number[] }> {
   const values: { [key: string]: number[] } = { [a]: [], [b]: [] };
-  const cpu: Record<string, number[]> = (cpuPerRequest[`${a} vs ${b} at c=${concurrency}`] = { [a]: [], [b]: [] });
+  const cpu: Record<string, number[]> = (cpuPerRequest[pairName(a, b, concurrency)] = { [a]: [], [b]: [] });
   for (let round = 0; round < ROUNDS; round++) {
     for (const key of round % 2 ? [b, a] : [a, b]) {
       const pid = running[key].child.pid!;
@@ -344,7 +341,7 @@ const raw = {
   perRow: await rawRuns(example.bytes, features, 1, 2),
   perBatch64: await rawRuns(example.bytes, features, 64, 2),
 };
-const driftWork = await driftCpuPerRequest(example.env.REFERENCE_PROFILE_URI, 200_000);
+const driftWork = await timeDriftMonitor(example.env.REFERENCE_PROFILE_URI, 200_000);
 console.log(`raw session.run: 1 row ${Math.round(raw.perRow.runsPerSecond)} runs/s; 64 rows ${Math.round(raw.perBatch64.runsPerSecond)} runs/s (${Math.round(raw.perBatch64.rowsPerSecond)} rows/s)`);
 
 // A CPU profile of the server (batching on, with drift) under concurrency 64.
@@ -358,7 +355,7 @@ const profile = summarizeProfile(profileDir, SECONDS);
 
 const vsBare = median(versusBare.batchingOn) / median(versusBare.bare);
 const driftCost = 1 - median(versusNoDrift.batchingOn) / median(versusNoDrift.batchingOnNoDrift);
-const driftCpu = cpuPerRequest['batchingOnNoDrift vs batchingOn at c=64'];
+const driftCpu = cpuPerRequest[pairName('batchingOnNoDrift', 'batchingOn', 64)];
 const driftCpuCost = median(driftCpu.batchingOn) / median(driftCpu.batchingOnNoDrift) - 1;
 const driftShare = driftWork ? driftWork.microseconds / median(driftCpu.batchingOn) : undefined;
 const targets = {

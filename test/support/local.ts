@@ -1,5 +1,6 @@
 // Small pieces every suite that runs against the local cluster or local servers needs; one copy here.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -23,6 +24,13 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 
 /** Components' logs at warn unless LOG_LEVEL says otherwise, so test output stays readable. */
 export const quietLogger = () => pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+
+/** CPU seconds (user + system) process `pid` has used so far, from /proc/<pid>/stat (clock ticks of 10 ms). */
+export function cpuSecondsOf(pid: number | string): number {
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 /** A TCP port free on loopback right now. */
 export async function freePort(): Promise<number> {

@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { kinds, type KubeApi, type KubeObject } from '../../engine/index.ts';
 import { deleteNamespace, sleep } from '../../inferenceservice/test/support/cluster.ts';
+import { cpuSecondsOf } from '../../../test/support/local.ts';
 
 export const SIMULATED_IMAGE = 'registry.local/loopline-predictor-simulated:0.1.0';
 export const NODE_LABEL = 'loopline.dev/bench';
@@ -60,7 +61,6 @@ export function benchInferenceService(namespace: string, name: string): KubeObje
 }
 
 const COMPONENTS = ['kube-apiserver', 'kube-controller', 'kube-scheduler', 'etcd', 'kwok-controller'];
-const TICKS_PER_SECOND = 100;
 
 /** CPU seconds (user + system) each control-plane process has used so far, by its /proc comm name. */
 export function controlPlaneCpu(): Record<string, number> {
@@ -69,9 +69,7 @@ export function controlPlaneCpu(): Record<string, number> {
     try {
       const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
       if (!COMPONENTS.includes(comm)) continue;
-      // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      out[comm] = (out[comm] ?? 0) + (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+      out[comm] = (out[comm] ?? 0) + cpuSecondsOf(pid);
     } catch {
       // The process ended between listing and reading.
     }

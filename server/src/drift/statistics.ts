@@ -132,7 +132,7 @@ export function wasserstein1Sorted(x: ArrayLike<number>, y: ArrayLike<number>): 
 
 /** Wasserstein-1 divided by the reference standard deviation, so one threshold fits every feature's scale. */
 export function normedWasserstein(reference: ArrayLike<number>, current: ArrayLike<number>, referenceStd: number): number {
-  return wasserstein1(reference, current) / Math.max(referenceStd, WASSERSTEIN_MIN_STD);
+  return normedWassersteinSorted(ascending(reference), ascending(current), referenceStd);
 }
 
 /** normedWasserstein of two samples already in ascending order. */
