@@ -1,6 +1,8 @@
 /**
  * Runs every benchmark (`*.bench.ts` under a `bench/` folder) one after another,
- * each as its own process, against the local cluster where one is needed.
+ * each as its own process, against a fresh local cluster where one is needed. A benchmark
+ * that needs none says so with a line `// bench: no cluster`, and then runs with no control
+ * plane on the machine (an idle one still takes CPU and wakes up for its leases and resyncs).
  * Each benchmark writes its figures to bench/results/<name>.json and .md;
  * this script then joins the markdown into bench/results/SUMMARY.md.
  *   npm run bench -- server      # only benchmarks whose path contains "server"
@@ -40,10 +42,11 @@ mkdirSync(results, { recursive: true });
 let failed = 0;
 for (const [index, file] of files.entries()) {
   console.log(`\n=== ${relative(root, file)}`);
-  up();
+  const needsCluster = !/^\/\/ bench: no cluster$/m.test(readFileSync(file, 'utf8'));
+  if (needsCluster) up();
   const run = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: root, env, stdio: 'inherit' });
   if (run.status !== 0) failed++;
-  if (process.env.LOOPLINE_KEEP_CLUSTER !== '1' || index < files.length - 1) spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
+  if (needsCluster && (process.env.LOOPLINE_KEEP_CLUSTER !== '1' || index < files.length - 1)) spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
 }
 const parts = readdirSync(results).filter((n) => n.endsWith('.md') && n !== 'SUMMARY.md').sort();
 const summary = parts.map((n) => readFileSync(join(results, n), 'utf8').trim()).join('\n\n');

@@ -8,6 +8,7 @@
  * resident memory, and a CPU profile of the server at concurrency 64.
  * Writes bench/results/server.json and bench/results/server.md.
  */
+// bench: no cluster
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { DEFAULT_DRIFT_OPTIONS } from '../src/drift/detector.ts';
 import { DriftMonitor } from '../src/drift/monitor.ts';
@@ -231,29 +232,37 @@ async function rawRuns(bytes: Uint8Array, features: number, rows: number, second
  * reference profile, the default 1000-row windows and tests) records `rows` requests of one row each, drawn from the
  * reference sample so that the window statistics sort and compare real spreads, and evaluates every window they close.
  * Divided by the server's CPU per request in the paired rounds it is the share of the server's work that drift takes.
- * process.cpuUsage counts every thread of this process (V8's compiler and GC helpers, tsx's loader), so it is an upper bound.
+ * Timed twice: a first monitor in code V8 has not optimized yet (as in a server's first seconds), and a third one, in
+ * the optimized code a server runs from then on (the steady state, which the target is checked on).
+ * process.cpuUsage counts every thread of this process (V8's compiler and GC helpers, tsx's loader), so both are upper bounds.
  */
-async function timeDriftMonitor(profileUri: string | undefined, rows: number): Promise<{ microseconds: number; windows: number } | undefined> {
+async function timeDriftMonitor(profileUri: string | undefined, rows: number): Promise<{ microseconds: number; coldMicroseconds: number; windows: number } | undefined> {
   if (!profileUri) return undefined;
   const profile = parseReferenceProfile(readFileSync(fileURLToPath(profileUri), 'utf8'), profileUri);
-  let windows = 0;
-  const monitor = new DriftMonitor(profile, {
-    drift: DEFAULT_DRIFT_OPTIONS, model: 'credit', modelVersion: '1', windowSize: 1000, windowSeconds: 3600,
-    onReport: () => void windows++,
-    onError: (error) => { throw error; },
-  });
   const columns = profile.features.map((f) => (f.type === 'numeric' ? f.sample : Object.keys(f.frequencies).map(Number)));
   // Request tensors made beforehand (a prime number of them, cycled) so that making them is not timed.
   const requests = Array.from({ length: 997 }, (_, i) => Float32Array.from(columns, (column, j) => column[(i * 7 + j * 13) % column.length]));
-  const start = process.cpuUsage();
-  for (let i = 0; i < rows; i++) {
-    monitor.record(requests[i % requests.length], 1);
-    // As in the server, closed windows are evaluated between requests, not all at the end.
-    if (i % 1000 === 999) await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-  await monitor.stop('shutdown');
-  const used = process.cpuUsage(start);
-  return { microseconds: (used.user + used.system) / rows, windows };
+  const timeOne = async () => {
+    let windows = 0;
+    const monitor = new DriftMonitor(profile, {
+      drift: DEFAULT_DRIFT_OPTIONS, model: 'credit', modelVersion: '1', windowSize: 1000, windowSeconds: 3600,
+      onReport: () => void windows++,
+      onError: (error) => { throw error; },
+    });
+    const start = process.cpuUsage();
+    for (let i = 0; i < rows; i++) {
+      monitor.record(requests[i % requests.length], 1);
+      // As in the server, closed windows are evaluated between requests, not all at the end.
+      if (i % 1000 === 999) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    await monitor.stop('shutdown');
+    const used = process.cpuUsage(start);
+    return { microseconds: (used.user + used.system) / rows, windows };
+  };
+  const cold = await timeOne();
+  await timeOne(); // V8 optimizes the hot functions over the first few hundred windows
+  const warm = await timeOne();
+  return { microseconds: warm.microseconds, coldMicroseconds: cold.microseconds, windows: warm.windows };
 }
 
 const started = Date.now();
@@ -364,7 +373,7 @@ const targets = {
   rssMb: { value: memory.batchingOn.peakRssMb, target: '<= 150 MB (peak RSS, batching on)', met: memory.batchingOn.peakRssMb <= 150 },
   driftCost: { value: driftCost, target: '<= 3% throughput at c=64 (median of alternating rounds)', met: driftCost <= 0.03 },
   driftCpuPerRequest: { value: driftCpuCost, target: '<= 3% more server CPU per request at c=64 (median of alternating rounds)', met: driftCpuCost <= 0.03 },
-  driftShareOfServerCpu: { value: driftShare ?? null, target: '<= 3% of the server CPU per request (the monitor timed in-process / the server median)', met: driftShare !== undefined && driftShare <= 0.03 },
+  driftShareOfServerCpu: { value: driftShare ?? null, target: '<= 3% of the server CPU per request (the monitor timed in-process, optimized code, / the server median)', met: driftShare !== undefined && driftShare <= 0.03 },
 };
 const failures = Object.values(http).flatMap((byC) => Object.values(byC)).reduce((s, l) => s + l.non2xx + l.errors + l.timeouts, 0);
 
@@ -417,7 +426,7 @@ Failed requests across all runs: ${failures}.
 | p99 at c=16 ${targets.p99AtC16Ms.target} | ${f2(targets.p99AtC16Ms.value)} ms | ${targets.p99AtC16Ms.met ? 'yes' : `no, over by ${f2(targets.p99AtC16Ms.value - 2)} ms`} |
 | resident memory ${targets.rssMb.target} | ${f0(targets.rssMb.value)} MB | ${targets.rssMb.met ? 'yes' : `no, over by ${f0(targets.rssMb.value - 150)} MB`} |
 | drift accounting cost ${targets.driftCost.target} | ${(100 * targets.driftCost.value).toFixed(1)}% | ${targets.driftCost.met ? 'yes' : `no, over by ${(100 * targets.driftCost.value - 3).toFixed(1)} points`} |
-| drift accounting cost ${targets.driftShareOfServerCpu.target} | ${driftShare === undefined ? 'no profile' : `${(100 * driftShare).toFixed(2)}% (${f2(driftWork!.microseconds)} µs of ${f1(median(driftCpu.batchingOn))} µs; ${driftWork!.windows} windows evaluated)`} | ${targets.driftShareOfServerCpu.met ? 'yes' : 'no'} |
+| drift accounting cost ${targets.driftShareOfServerCpu.target} | ${driftShare === undefined ? 'no profile' : `${(100 * driftShare).toFixed(2)}% (${f2(driftWork!.microseconds)} µs of ${f1(median(driftCpu.batchingOn))} µs; ${driftWork!.windows} windows evaluated; ${f2(driftWork!.coldMicroseconds)} µs in a first monitor before V8 optimized the code)`} | ${targets.driftShareOfServerCpu.met ? 'yes' : 'no'} |
 | drift accounting cost ${targets.driftCpuPerRequest.target} | ${(100 * targets.driftCpuPerRequest.value).toFixed(1)}% | ${targets.driftCpuPerRequest.met ? 'yes' : `no, over by ${(100 * targets.driftCpuPerRequest.value - 3).toFixed(1)} points`} |
 
 CPU profile of the server (batching on, drift on, c=64, ${f0(profiledLoad.requestsPerSecond)} req/s while profiled; samples of the ${SECONDS} s under load only), self time by area:

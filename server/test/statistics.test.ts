@@ -9,6 +9,7 @@ import {
   chiSquareGoodnessOfFit,
   jensenShannonDistance,
   kolmogorovSurvival,
+  ksAndNormedWassersteinSorted,
   ksTwoSample,
   normedWasserstein,
   psi,
@@ -203,6 +204,22 @@ test('ascending sorts a copy of unordered values (typed or plain) and hands back
   assert.equal(Array.from(ascending([2, -1, 0.5])), [-1, 0.5, 2]);
   const ordered = [1, 1, 4];
   assert.is(ascending(ordered), ordered);
+});
+
+test('one merge of a sorted reference and a sorted window gives the KS test and the normed Wasserstein distance of each alone', () => {
+  const std = 0.895914694599882; // numpy std of A
+  for (const [reference, window, p] of [[A, B, 0.018291880082763754], [TA, TB, 0.999997244697255]] as const) {
+    const sortedReference = Float64Array.from(reference).sort();
+    const sortedWindow = Float64Array.from(window).sort();
+    const { ks, wasserstein } = ksAndNormedWassersteinSorted(sortedReference, sortedWindow, std);
+    close(ks.statistic, bruteKs([...reference], [...window]), 'D brute force');
+    close(ks.pValue, p, 'p SciPy');
+    close(wasserstein, bruteWasserstein([...reference], [...window]) / std, 'normed W1 brute force');
+  }
+  // Hand-worked: F_x − F_y is 1/3, 1/6, 1/2 on [1,2), [2,3), [3,4).
+  const small = ksAndNormedWassersteinSorted([1, 2, 3], [2, 4], 1);
+  close(small.ks.statistic, 0.5, 'D by hand');
+  close(small.wasserstein, 1, 'W1 by hand');
 });
 
 test.run();

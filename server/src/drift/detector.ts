@@ -7,8 +7,7 @@ import {
   binShares,
   chiSquareGoodnessOfFit,
   jensenShannonDistance,
-  ksTwoSampleSorted,
-  normedWassersteinSorted,
+  ksAndNormedWassersteinSorted,
   psi,
   PSI_EPSILON,
 } from './statistics.ts';
@@ -105,17 +104,23 @@ function finite(value: number): number {
   return Number.isFinite(value) ? value : Number.MAX_VALUE;
 }
 
-export function numericStatistics(reference: NumericFeatureProfile, current: ArrayLike<number>): NumericStatistics {
-  // Both tests need the values in order: put in order (or checked) once here, not once per test.
+/**
+ * A numeric feature's profile as the detector reads it: the sample may be any array of numbers
+ * (the monitor keeps it sorted in a Float64Array, so each window only checks its order).
+ */
+export type NumericReference = Omit<NumericFeatureProfile, 'sample'> & { sample: ArrayLike<number> };
+export type FeatureReference = NumericReference | CategoricalFeatureProfile;
+
+export function numericStatistics(reference: NumericReference, current: ArrayLike<number>): NumericStatistics {
+  // KS and Wasserstein both need the values in order: put in order (or checked) once, then one merge computes both.
   current = ascending(current);
-  const sample = ascending(reference.sample);
-  const ks = ksTwoSampleSorted(sample, current);
+  const { ks, wasserstein } = ksAndNormedWassersteinSorted(ascending(reference.sample), current, reference.std);
   const shares = binShares(current, reference.binEdges);
   return {
     ksStatistic: ks.statistic,
     ksPValue: ks.pValue,
     psi: psi(reference.binFrequencies, shares),
-    wasserstein: normedWassersteinSorted(sample, current, reference.std),
+    wasserstein,
     jensenShannon: jensenShannonDistance(reference.binFrequencies, shares),
   };
 }
@@ -148,7 +153,7 @@ export function categoricalStatistics(reference: CategoricalFeatureProfile, curr
   };
 }
 
-function decidingMethod(feature: FeatureProfile, count: number, options: DriftOptions): DriftMethod {
+function decidingMethod(feature: FeatureReference, count: number, options: DriftOptions): DriftMethod {
   if (feature.type === 'numeric') {
     if (options.numericMethod !== 'auto') return options.numericMethod;
     return count > options.largeWindow ? 'wasserstein' : 'ks';
@@ -168,7 +173,7 @@ function scoreOf(method: DriftMethod, stats: NumericStatistics | CategoricalStat
 }
 
 /** One feature's drift from its non-missing window values and its missing count. */
-export function featureDrift(feature: FeatureProfile, values: ArrayLike<number>, missing: number, options: DriftOptions): FeatureDrift {
+export function featureDrift(feature: FeatureReference, values: ArrayLike<number>, missing: number, options: DriftOptions): FeatureDrift {
   const count = values.length;
   const method = decidingMethod(feature, count, options);
   const threshold = options.threshold ?? DEFAULT_THRESHOLDS[method];

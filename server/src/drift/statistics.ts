@@ -34,21 +34,47 @@ export function ksTwoSample(a: ArrayLike<number>, b: ArrayLike<number>): TestRes
 
 /** ksTwoSample of two samples already in ascending order. */
 export function ksTwoSampleSorted(x: ArrayLike<number>, y: ArrayLike<number>): TestResult {
+  return ksTestOf(ecdfDistancesSorted(x, y).supremum, x.length, y.length);
+}
+
+function ksTestOf(d: number, n: number, m: number): TestResult {
+  const en = (n * m) / (n + m);
+  return { statistic: d, pValue: kolmogorovSurvival(Math.sqrt(en) * d) };
+}
+
+/** How far apart the empirical distribution functions of two samples are. */
+export interface EcdfDistances {
+  /** sup |F_x − F_y|: the two-sample Kolmogorov–Smirnov statistic. */
+  supremum: number;
+  /** ∫ |F_x − F_y| dx: the Wasserstein-1 distance. */
+  area: number;
+}
+
+/**
+ * Both distances in one merge of two ascending samples, so a window's KS test and its
+ * Wasserstein distance walk the values once.
+ */
+export function ecdfDistancesSorted(x: ArrayLike<number>, y: ArrayLike<number>): EcdfDistances {
   const n = x.length;
   const m = y.length;
-  if (n === 0 || m === 0) throw new RangeError('ksTwoSample needs two non-empty samples');
+  if (n === 0 || m === 0) throw new RangeError('comparing two samples needs both non-empty');
   let i = 0;
   let j = 0;
-  let d = 0;
-  while (i < n && j < m) {
-    const v = Math.min(x[i], y[j]);
+  let supremum = 0;
+  let area = 0;
+  let previous = x[0] < y[0] ? x[0] : y[0];
+  while (i < n || j < m) {
+    const v = j >= m || (i < n && x[i] <= y[j]) ? x[i] : y[j];
+    // F_x − F_y is constant from the previous value up to v.
+    area += Math.abs(i / n - j / m) * (v - previous);
+    previous = v;
     // Step past every copy of v in both samples so ties move both ECDFs at once.
     while (i < n && x[i] <= v) i++;
     while (j < m && y[j] <= v) j++;
-    d = Math.max(d, Math.abs(i / n - j / m));
+    const gap = Math.abs(i / n - j / m);
+    if (gap > supremum) supremum = gap;
   }
-  const en = (n * m) / (n + m);
-  return { statistic: d, pValue: kolmogorovSurvival(Math.sqrt(en) * d) };
+  return { supremum, area };
 }
 
 /** P(K > λ) for the Kolmogorov distribution. */
@@ -113,21 +139,7 @@ export function wasserstein1(a: ArrayLike<number>, b: ArrayLike<number>): number
 
 /** wasserstein1 of two samples already in ascending order. */
 export function wasserstein1Sorted(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  const n = x.length;
-  const m = y.length;
-  if (n === 0 || m === 0) throw new RangeError('wasserstein1 needs two non-empty samples');
-  let i = 0;
-  let j = 0;
-  let prev = Math.min(x[0], y[0]);
-  let area = 0;
-  while (i < n || j < m) {
-    const v = j >= m || (i < n && x[i] <= y[j]) ? x[i] : y[j];
-    area += Math.abs(i / n - j / m) * (v - prev);
-    prev = v;
-    while (i < n && x[i] <= v) i++;
-    while (j < m && y[j] <= v) j++;
-  }
-  return area;
+  return ecdfDistancesSorted(x, y).area;
 }
 
 /** Wasserstein-1 divided by the reference standard deviation, so one threshold fits every feature's scale. */
@@ -137,7 +149,17 @@ export function normedWasserstein(reference: ArrayLike<number>, current: ArrayLi
 
 /** normedWasserstein of two samples already in ascending order. */
 export function normedWassersteinSorted(reference: ArrayLike<number>, current: ArrayLike<number>, referenceStd: number): number {
-  return wasserstein1Sorted(reference, current) / Math.max(referenceStd, WASSERSTEIN_MIN_STD);
+  return normedDistance(wasserstein1Sorted(reference, current), referenceStd);
+}
+
+function normedDistance(area: number, referenceStd: number): number {
+  return area / Math.max(referenceStd, WASSERSTEIN_MIN_STD);
+}
+
+/** The KS test and the normed Wasserstein distance of a sorted window against a sorted reference sample, in one pass. */
+export function ksAndNormedWassersteinSorted(reference: ArrayLike<number>, current: ArrayLike<number>, referenceStd: number): { ks: TestResult; wasserstein: number } {
+  const { supremum, area } = ecdfDistancesSorted(reference, current);
+  return { ks: ksTestOf(supremum, reference.length, current.length), wasserstein: normedDistance(area, referenceStd) };
 }
 
 /** Jensen–Shannon distance (square root of the divergence), base 2, of two share vectors. */
