@@ -122,7 +122,7 @@ export class ModelSlot {
 
   private async load(config: ModelConfig): Promise<ServedModel> {
     const { metrics } = this.options;
-    const batchRows = metrics.batchSize.labels({ model: config.name, model_version: config.version });
+    const batchRows = metrics.batchSize.series({ model: config.name, model_version: config.version });
     const model = await LoadedModel.load(
       { name: config.name, version: config.version, uri: config.artifact.uri, digest: config.artifact.digest, signature: config.signature },
       { ...this.options.runtime, onRun: (rows) => batchRows.observe(rows) },

@@ -75,8 +75,7 @@ async function startPredictor(version: number, perTick: { success: number; error
     // One synchronous step: a scrape never sees the successes without their errors.
     for (const [outcome, n] of [['success', perTick.success], ['error', perTick.error]] as const) {
       if (n === 0) continue;
-      metrics.predictionRequests.inc({ ...labels, outcome }, n);
-      for (let i = 0; i < n; i++) metrics.predictionLatency.observe({ ...labels, outcome }, latencySeconds);
+      for (let i = 0; i < n; i++) metrics.recordPrediction(MODEL, labels.model_version, outcome, latencySeconds);
     }
   };
   tick();

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { SeriesCache, type ServerMetrics } from './metrics.ts';
 
 export function installMetrics(app: FastifyInstance, metrics: ServerMetrics): void {
-  const durations = new SeriesCache(([method, route, status]) => metrics.httpRequestDuration.labels({ method, route, status }));
+  const durations = new SeriesCache((method, route, status) => metrics.httpRequestDuration.series({ method, route, status }));
   // A callback hook: an async one would cost a promise per request.
   app.addHook('onResponse', (request, reply, done) => {
     // The route pattern, not the URL, keeps label cardinality bounded.

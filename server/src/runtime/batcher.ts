@@ -62,24 +62,13 @@ export class Batcher {
 
   infer(feeds: Feeds, rows: number): Promise<Feeds> {
     this.active++;
-    return new Promise<Feeds>((resolve, reject) => {
-      // The count drops when the answer is handed over, without a .finally() promise per request.
-      this.enqueue({
-        feeds,
-        rows,
-        resolve: (outputs) => {
-          this.answered();
-          resolve(outputs);
-        },
-        reject: (error) => {
-          this.answered();
-          reject(error);
-        },
-      });
-    });
+    return new Promise<Feeds>((resolve, reject) => this.enqueue({ feeds, rows, resolve, reject }));
   }
 
-  private answered(): void {
+  /** Hand one request its answer (or its error); the count drops without a .finally() promise per request. */
+  private answer(item: Pending, outputs: Feeds | undefined, error?: unknown): void {
+    if (outputs) item.resolve(outputs);
+    else item.reject(error);
     if (--this.active === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
@@ -124,7 +113,7 @@ export class Batcher {
     this.options.onRun?.(batch.rows);
     try {
       if (batch.items.length === 1) {
-        batch.items[0].resolve(this.run(batch.items[0].feeds));
+        this.answer(batch.items[0], this.run(batch.items[0].feeds));
         return;
       }
       const outputs = this.run(concatenate(batch.items, batch.rows));
@@ -135,9 +124,9 @@ export class Batcher {
         answers.push(sliceRows(outputs, offset, item.rows, batch.rows));
         offset += item.rows;
       }
-      for (let i = 0; i < answers.length; i++) batch.items[i].resolve(answers[i]);
+      for (let i = 0; i < answers.length; i++) this.answer(batch.items[i], answers[i]);
     } catch (error) {
-      for (const item of batch.items) item.reject(error);
+      for (const item of batch.items) this.answer(item, undefined, error);
     }
   }
 }
