@@ -28,7 +28,7 @@ function exportedMetrics(): Map<string, Set<string>> {
       if (statSync(path).isDirectory()) { if (name !== 'test') walk(path); continue; }
       if (!name.endsWith('.ts')) continue;
       const text = readFileSync(path, 'utf8');
-      for (const m of text.matchAll(/new\s+(Counter|Gauge|Histogram|Summary)\s*\(\s*\{([\s\S]*?)\}\s*\)/g)) {
+      for (const m of text.matchAll(/new\s+(?:Prebound)?(Counter|Gauge|Histogram|Summary)\s*\(\s*\{([\s\S]*?)\}\s*\)/g)) {
         const metric = /name:\s*['"]([a-zA-Z_:][a-zA-Z0-9_:]*)['"]/.exec(m[2])?.[1];
         if (!metric) continue;
         const labels = new Set([...(/labelNames:\s*\[([^\]]*)\]/.exec(m[2])?.[1] ?? '').matchAll(/['"](\w+)['"]/g)].map((l) => l[1]));
