@@ -5,6 +5,8 @@ declare module 'autocannon' {
     non2xx: number;
     errors: number;
     timeouts: number;
+    /** Present when the run had a warmup. */
+    warmup?: Result;
   }
   interface Instance extends PromiseLike<Result> {
     on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTime: number) => void): void;

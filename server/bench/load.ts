@@ -1,5 +1,10 @@
 // Load generator for serve.bench.ts, run as its own process: autocannon against one URL,
 // with every response time kept (autocannon's own histogram has 1 ms resolution).
+// Each run starts with one untimed second of the same load (autocannon's warmup): a fresh
+// autocannon process times its first requests in code V8 has not compiled yet, and a server
+// that sat idle while another was measured has had compiled code dropped. Before this, the
+// first paired round of our server was the slowest of every run (server CPU per request up to
+// 1.7 times the median of the others).
 //   node --import tsx server/bench/load.ts <url> <connections> <seconds> <body-json>
 import autocannon from 'autocannon';
 
@@ -12,6 +17,7 @@ const instance = autocannon({
   method: 'POST',
   headers: { 'content-type': 'application/json' },
   body,
+  warmup: { connections: Number(connections), duration: 1 },
 });
 instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
   if (statusCode === 200) latencies.push(responseTime);
@@ -24,6 +30,8 @@ process.stdout.write(JSON.stringify({
   p50Ms: at(0.5),
   p99Ms: at(0.99),
   requests: result.requests.total,
+  // Answered in the untimed warm-up second: the server did their work too, which counts for CPU per request.
+  warmupRequests: result.warmup?.requests.total ?? 0,
   non2xx: result.non2xx,
   errors: result.errors,
   timeouts: result.timeouts,

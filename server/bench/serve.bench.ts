@@ -36,6 +36,8 @@ interface Load {
   p50Ms: number;
   p99Ms: number;
   requests: number;
+  /** Requests of the untimed warm-up second before the timed run (see load.ts). */
+  warmupRequests: number;
   non2xx: number;
   errors: number;
   timeouts: number;
@@ -314,8 +316,8 @@ if (answerBytes.bare !== answerBytes.ours) console.warn(`response sizes differ: 
 
 // The ratios the targets are about, measured in alternation so that load from other
 // processes on the machine hits both sides of a comparison alike; medians of the rounds.
-// Seven rounds: with three, one disturbed round decided the median (bare fastify alone ranged 18k-31k req/s).
-const ROUNDS = 7;
+// Nine rounds: with three, one disturbed round decided the median (bare fastify alone ranged 18k-31k req/s).
+const ROUNDS = 9;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 /**
  * Server CPU per answered request in each paired round, µs, by comparison and server: the work a request costs, which
@@ -332,7 +334,8 @@ async function paired(a: string, b: string, concurrency: number, measure: (l: Lo
       const pid = running[key].child.pid!;
       const before = cpuSecondsOf(pid);
       const result = await load(running[key].url + INFER, concurrency, PAIRED_SECONDS, body);
-      cpu[key].push(((cpuSecondsOf(pid) - before) * 1e6) / result.requests);
+      // The CPU reading spans the warm-up second too, so its requests are counted with the timed ones.
+      cpu[key].push(((cpuSecondsOf(pid) - before) * 1e6) / (result.requests + result.warmupRequests));
       values[key].push(measure(result));
     }
   }
