@@ -29,12 +29,7 @@ export function ascending(values: ArrayLike<number>): ArrayLike<number> {
 
 /** Two-sample Kolmogorov–Smirnov: D = sup |F_a − F_b| and its asymptotic p-value. */
 export function ksTwoSample(a: ArrayLike<number>, b: ArrayLike<number>): TestResult {
-  return ksTwoSampleSorted(ascending(a), ascending(b));
-}
-
-/** ksTwoSample of two samples already in ascending order. */
-export function ksTwoSampleSorted(x: ArrayLike<number>, y: ArrayLike<number>): TestResult {
-  return ksTestOf(ecdfDistancesSorted(x, y).supremum, x.length, y.length);
+  return ksTestOf(ecdfDistancesSorted(ascending(a), ascending(b)).supremum, a.length, b.length);
 }
 
 function ksTestOf(d: number, n: number, m: number): TestResult {
@@ -134,22 +129,12 @@ export function psi(expected: ArrayLike<number>, actual: ArrayLike<number>, epsi
 
 /** Wasserstein-1 distance between two empirical distributions: ∫ |F_a − F_b| dx. */
 export function wasserstein1(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  return wasserstein1Sorted(ascending(a), ascending(b));
-}
-
-/** wasserstein1 of two samples already in ascending order. */
-export function wasserstein1Sorted(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  return ecdfDistancesSorted(x, y).area;
+  return ecdfDistancesSorted(ascending(a), ascending(b)).area;
 }
 
 /** Wasserstein-1 divided by the reference standard deviation, so one threshold fits every feature's scale. */
 export function normedWasserstein(reference: ArrayLike<number>, current: ArrayLike<number>, referenceStd: number): number {
-  return normedWassersteinSorted(ascending(reference), ascending(current), referenceStd);
-}
-
-/** normedWasserstein of two samples already in ascending order. */
-export function normedWassersteinSorted(reference: ArrayLike<number>, current: ArrayLike<number>, referenceStd: number): number {
-  return normedDistance(wasserstein1Sorted(reference, current), referenceStd);
+  return normedDistance(wasserstein1(reference, current), referenceStd);
 }
 
 function normedDistance(area: number, referenceStd: number): number {
