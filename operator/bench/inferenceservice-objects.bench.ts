@@ -19,7 +19,7 @@ import { desiredObjects } from '../inferenceservice/desired.ts';
 import type { ModelVersionObject } from '../inferenceservice/registry.ts';
 import type { InferenceService } from '../inferenceservice/resource.ts';
 import { createNamespace, installCrds, registerVersion, requireKubeconfig, sleep, uniqueName } from '../inferenceservice/test/support/cluster.ts';
-import { addCapacity, benchInferenceService, controlPlaneCpu, cpuSpent, SIMULATED_IMAGE } from './support/scale.ts';
+import { addCapacity, benchInferenceService, controlPlaneCpu, cpuSpent, forEachInferenceService, SIMULATED_IMAGE } from './support/scale.ts';
 
 /** Resource kinds by apiVersion/kind, as the engine resolves what a controller applies. */
 const known = kindRegistry([...Object.values(kinds), PodDisruptionBudget]);
@@ -38,15 +38,11 @@ const config = inferenceServiceSettings({ PREDICTOR_IMAGE: SIMULATED_IMAGE, PROM
 try {
   const cpuBefore = controlPlaneCpu();
   const t0 = Date.now();
-  let next = 0;
-  const names = Array.from({ length: count }, (_, i) => `isvc-${String(i).padStart(4, '0')}`);
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    for (let name = names[next++]; name !== undefined; name = names[next++]) {
-      const isvc = await api.create(kinds.InferenceService, benchInferenceService(namespace, name) as never, 'loopline-bench');
-      const objects = desiredObjects(isvc as unknown as InferenceService, serving, config);
-      await Promise.all(objects.map((object) => api.apply(known.get(kindId(object))!, object, 'loopline-bench')));
-    }
-  }));
+  await forEachInferenceService(count, async (name) => {
+    const isvc = await api.create(kinds.InferenceService, benchInferenceService(namespace, name) as never, 'loopline-bench');
+    const objects = desiredObjects(isvc as unknown as InferenceService, serving, config);
+    await Promise.all(objects.map((object) => api.apply(known.get(kindId(object))!, object, 'loopline-bench')));
+  });
   const writtenMs = Date.now() - t0;
   let readyMs: number | undefined;
   let available = 0;

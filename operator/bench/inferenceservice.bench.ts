@@ -22,7 +22,7 @@ import { inferenceServiceSettings, setUpInferenceServices } from '../inferencese
 import { DEFAULT_WORKERS } from '../inferenceservice/controller.ts';
 import { bundleOperator, chartNodeOptions } from '../../scripts/bundle-operator.ts';
 import { createNamespace, installCrds, registerVersion, requireKubeconfig, sleep, uniqueName } from '../inferenceservice/test/support/cluster.ts';
-import { addCapacity, benchInferenceService, controlPlaneCpu, cpuSpent, SIMULATED_IMAGE } from './support/scale.ts';
+import { addCapacity, benchInferenceService, controlPlaneCpu, cpuSpent, forEachInferenceService, SIMULATED_IMAGE } from './support/scale.ts';
 
 const WORKERS = process.env.BENCH_WORKERS ? Number(process.env.BENCH_WORKERS) : undefined;
 const OWNED_PER_SERVICE = ['Deployment', 'Service', 'Service', 'PodDisruptionBudget', 'HTTPRoute'];
@@ -132,14 +132,9 @@ async function runBenchmark(): Promise<void> {
   try {
     const cpuBefore = controlPlaneCpu();
     const t0 = Date.now();
-    let created = 0;
-    const names = Array.from({ length: count }, (_, i) => `isvc-${String(i).padStart(4, '0')}`);
-    // The client side: 16 creates in flight, as a busy `kubectl apply` of many files would do.
-    await Promise.all(Array.from({ length: 16 }, async () => {
-      for (let name = names[created++]; name !== undefined; name = names[created++]) {
-        await api.create(kinds.InferenceService, benchInferenceService(namespace, name) as never, 'loopline-bench');
-      }
-    }));
+    await forEachInferenceService(count, async (name) => {
+      await api.create(kinds.InferenceService, benchInferenceService(namespace, name) as never, 'loopline-bench');
+    });
     const createdMs = Date.now() - t0;
     let objectsMs: number | undefined;
     let readyMs: number | undefined;

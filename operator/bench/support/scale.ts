@@ -1,6 +1,6 @@
 /**
  * What both InferenceService scale benchmarks share: the simulated nodes the predictor pods land on, the service range
- * they need, the InferenceService they create, and the CPU the control plane spent (read from /proc: the local
+ * they need, the InferenceServices they create and how many at a time, and the CPU the control plane spent (read from /proc: the local
  * cluster runs its components as processes on this machine).
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -81,4 +81,16 @@ export function controlPlaneCpu(): Record<string, number> {
 export function cpuSpent(after: Record<string, number>, before: Record<string, number>): { byComponent: Record<string, number>; total: number } {
   const byComponent = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, Math.round((v - (before[k] ?? 0)) * 10) / 10]));
   return { byComponent, total: Math.round(Object.values(byComponent).reduce((a, b) => a + b, 0) * 10) / 10 };
+}
+
+/**
+ * The benchmark's InferenceService names, each handed to `work` with 16 in flight: the client side of the benchmark,
+ * as a busy `kubectl apply` of many files (or the operator's 16 workers) would go.
+ */
+export async function forEachInferenceService(count: number, work: (name: string) => Promise<void>): Promise<void> {
+  const names = Array.from({ length: count }, (_, i) => `isvc-${String(i).padStart(4, '0')}`);
+  let next = 0;
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    for (let name = names[next++]; name !== undefined; name = names[next++]) await work(name);
+  }));
 }
