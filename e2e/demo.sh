@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 step() { printf '\n[demo %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 cluster_env() { eval "$(bash e2e/cluster/cluster.sh env)"; }
+# The Node the project pins (the `node` devDependency), not whichever `node` is first on PATH.
+node() { ./node_modules/.bin/node "$@"; }
 
 case "${1:-up}" in
   stop)
@@ -28,7 +30,7 @@ case "${1:-up}" in
   *) echo "usage: $0 [up|stop|summary]" >&2; exit 2 ;;
 esac
 
-[[ -d node_modules ]] || { step "npm install"; npm install --no-audit --no-fund; }
+[[ -x node_modules/.bin/node ]] || { step "npm install"; npm install --no-audit --no-fund; }
 command -v go >/dev/null || { echo "Go (>= 1.26) is needed: the Kubernetes binaries and the Gateway API CRDs come from Go modules" >&2; exit 1; }
 step "local cluster (first run builds Kubernetes from its Go modules: about 13 min on 2 cores, progress below)"
 bash e2e/cluster/cluster.sh up >/dev/null

@@ -72,6 +72,7 @@ function runFile(file: string, env: Record<string, string>): Promise<FileResult>
 async function main() {
   let files = findTestFiles(root);
   if (filters.length) files = files.filter((f) => filters.some((s) => relative(root, f).includes(s)));
+  console.log(`Node ${process.version} (${process.execPath})`);
   const env = clusterEnv();
   const results: FileResult[] = [];
   for (const file of files) {

@@ -5,6 +5,8 @@
 //   - no `command` in the pod: ENTRYPOINT followed by the pod's `args`;
 //   - a `command`: it replaces the ENTRYPOINT (looked up on PATH, run from the repository root),
 //     followed by the pod's `args`.
+// `node` is the image's Node: the one this kubelet runs on (the project's pinned Node 24), never
+// whichever `node` comes first on PATH.
 // Images outside this table are not ours to run: KWOK plays the kubelet for them.
 
 export interface LocalImage {
@@ -45,6 +47,6 @@ export function commandLine(container: { image?: string; command?: string[]; arg
       message: `local-kubelet has no local command for image "${container.image}"; it runs ${LOCAL_IMAGES.map((i) => i.repository).join(', ')}`,
     };
   }
-  const entry = container.command?.length ? container.command : known.entrypoint;
-  return { ok: true, argv: [...entry, ...(container.args ?? [])] };
+  const [program, ...rest] = container.command?.length ? container.command : known.entrypoint;
+  return { ok: true, argv: [program === 'node' ? process.execPath : program, ...rest, ...(container.args ?? [])] };
 }

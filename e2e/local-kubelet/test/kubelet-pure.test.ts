@@ -4,11 +4,11 @@ import { containerEnv, expandReferences, fieldValue } from '../env.ts';
 import { commandLine, imageRepository } from '../images.ts';
 import { podPhase, podStatus, type ContainerRecord, type PodRecord } from '../status.ts';
 
-test('images map to a local entrypoint; command replaces it and args follow, like a container runtime', () => {
+test('images map to a local entrypoint; command replaces it and args follow, like a container runtime; node is the kubelet\'s own Node', () => {
   assert.is(imageRepository('loopline/predictor:0.1.0@sha256:abc'), 'loopline/predictor');
   assert.is(imageRepository('localhost:5000/loopline/predictor'), 'localhost:5000/loopline/predictor');
-  assert.equal(commandLine({ image: 'loopline/example-trainer:1', args: ['--x'] }), { ok: true, argv: ['node', '--import', 'tsx', 'examples/trainer/src/main.ts', '--x'] });
-  assert.equal(commandLine({ image: 'loopline/predictor', command: ['node', '-e', '1'], args: ['a'] }), { ok: true, argv: ['node', '-e', '1', 'a'] });
+  assert.equal(commandLine({ image: 'loopline/example-trainer:1', args: ['--x'] }), { ok: true, argv: [process.execPath, '--import', 'tsx', 'examples/trainer/src/main.ts', '--x'] });
+  assert.equal(commandLine({ image: 'loopline/predictor', command: ['node', '-e', '1'], args: ['a'] }), { ok: true, argv: [process.execPath, '-e', '1', 'a'] });
   const unknown = commandLine({ image: 'loopline/other' });
   assert.is(unknown.ok, false);
   assert.is(!unknown.ok && unknown.reason, 'ErrImagePull');
