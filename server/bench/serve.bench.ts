@@ -29,6 +29,18 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 // generation keeps resident memory down at no measurable throughput cost. Same for the floor.
 const SERVER_NODE_OPTIONS = process.env.BENCH_SERVER_NODE_OPTIONS ?? '--max-semi-space-size=4';
 const CONCURRENCY = [1, 16, 64];
+/**
+ * A second Node binary the predictor is also run on, in the same alternating rounds (the move from Node 20 to 24):
+ * BENCH_COMPARE_NODE, or the machine's own /usr/bin/node when its major differs from the project's pinned Node.
+ */
+function compareNode(): { path: string; version: string } | undefined {
+  const path = process.env.BENCH_COMPARE_NODE ?? '/usr/bin/node';
+  if (!existsSync(path)) return undefined;
+  const version = spawnSync(path, ['--version'], { encoding: 'utf8' }).stdout.trim();
+  if (!process.env.BENCH_COMPARE_NODE && version.split('.')[0] === process.version.split('.')[0]) return undefined;
+  return { path, version };
+}
+const otherNode = compareNode();
 const work = mkdtempSync(join(tmpdir(), 'loopline-bench-'));
 
 interface Load {
@@ -123,9 +135,9 @@ function compileLikeDockerfileServer(): void {
 console.log('compiling the server as Dockerfile.server does (tsc --rewriteRelativeImportExtensions)');
 compileLikeDockerfileServer();
 
-async function startProcess(script: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = []): Promise<Server> {
+async function startProcess(script: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = [], node = process.execPath): Promise<Server> {
   const port = nextPort++;
-  const child = spawn(process.execPath, [...nodeFlags, join(compiled, script.replace(/\.ts$/, '.js'))], {
+  const child = spawn(node, [...nodeFlags, join(compiled, script.replace(/\.ts$/, '.js'))], {
     cwd: root,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NATS_URL: '', NODE_OPTIONS: SERVER_NODE_OPTIONS },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -281,6 +293,7 @@ const configs: Array<{ key: string; label: string; start: () => Promise<Server> 
   { key: 'batchingOn', label: 'our server, batching on', start: () => startProcess('server/src/main.ts', serverEnv({ BATCHING: 'on' }), '/v2/health/ready') },
   { key: 'batchingOff', label: 'our server, batching off', start: () => startProcess('server/src/main.ts', serverEnv({ BATCHING: 'off' }), '/v2/health/ready') },
   { key: 'batchingOnNoDrift', label: 'our server, batching on, no drift accounting', start: () => startProcess('server/src/main.ts', { MODEL_NAME: 'credit', MODEL_VERSION: '1', ...withoutProfile, BATCHING: 'on' }, '/v2/health/ready') },
+  ...(otherNode ? [{ key: 'batchingOnOtherNode', label: `our server, batching on, Node ${otherNode.version}`, start: () => startProcess('server/src/main.ts', serverEnv({ BATCHING: 'on' }), '/v2/health/ready', [], otherNode.path) }] : []),
 ];
 
 const http: Record<string, Record<string, Load>> = {};
@@ -345,6 +358,8 @@ const PAIRED_SECONDS = 2;
 const versusBare = await paired('bare', 'batchingOn', 64, (l) => l.requestsPerSecond);
 const versusNoDrift = await paired('batchingOnNoDrift', 'batchingOn', 64, (l) => l.requestsPerSecond);
 const p99AtC16 = await paired('bare', 'batchingOn', 16, (l) => l.p99Ms);
+const versusOtherNode = otherNode ? await paired('batchingOnOtherNode', 'batchingOn', 64, (l) => l.requestsPerSecond) : undefined;
+const p99VersusOtherNode = otherNode ? await paired('batchingOnOtherNode', 'batchingOn', 16, (l) => l.p99Ms) : undefined;
 for (const server of Object.values(running)) await server.stop();
 console.log(`paired c=16 p99 ms: bare ${p99AtC16.bare.map((x) => x.toFixed(2))} vs ours ${p99AtC16.batchingOn.map((x) => x.toFixed(2))}`);
 console.log(`paired c=64 req/s: bare ${versusBare.bare.map(Math.round)} vs ours ${versusBare.batchingOn.map(Math.round)}; no drift ${versusNoDrift.batchingOnNoDrift.map(Math.round)} vs drift ${versusNoDrift.batchingOn.map(Math.round)}`);
@@ -382,7 +397,7 @@ const failures = Object.values(http).flatMap((byC) => Object.values(byC)).reduce
 
 const results = {
   generatedAt: new Date().toISOString(),
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version },
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version, compareNode: otherNode?.version ?? null },
   note: 'Server and load generator are separate processes on the same 2-core machine, which is shared with other builds during this run: figures are noisy.',
   serverNodeOptions: SERVER_NODE_OPTIONS,
   exampleModel: example.source,
@@ -392,6 +407,7 @@ const results = {
   http,
   pairedAtC64: { seconds: PAIRED_SECONDS, versusBare, versusNoDrift },
   pairedP99AtC16: { seconds: PAIRED_SECONDS, p99Ms: p99AtC16 },
+  nodeVersions: otherNode ? { ours: process.version, other: otherNode.version, pairedAtC64: versusOtherNode, pairedP99AtC16: p99VersusOtherNode } : null,
   pairedCpuMicrosecondsPerRequest: cpuPerRequest,
   driftMonitorCpu: driftWork ?? null,
   raw,
@@ -420,7 +436,7 @@ Raw \`session.run\` (onnxruntime-node, 1 intra-op thread, sequential): 1 row ${f
 Alternating ${PAIRED_SECONDS} s rounds at c=64 (req/s): bare ${versusBare.bare.map(f0).join(', ')} vs ours ${versusBare.batchingOn.map(f0).join(', ')}; without drift ${versusNoDrift.batchingOnNoDrift.map(f0).join(', ')} vs with drift ${versusNoDrift.batchingOn.map(f0).join(', ')}.\nAlternating ${PAIRED_SECONDS} s rounds at c=16 (p99 ms): bare ${p99AtC16.bare.map(f2).join(', ')} vs ours ${p99AtC16.batchingOn.map(f2).join(', ')}.
 Server CPU per request in the same rounds (µs, from /proc): ${Object.entries(cpuPerRequest).map(([pair, byKey]) => `${pair}: ${Object.entries(byKey).map(([k, xs]) => `${k} ${xs.map(f1).join(', ')} (median ${f1(median(xs))})`).join(' vs ')}`).join('; ')}.
 
-Resident memory after the runs (peak): ${Object.entries(memory).map(([k, m]) => `${k} ${f0(m.rssMb)} MB (${f0(m.peakRssMb)} MB)`).join('; ')}.
+${otherNode && versusOtherNode && p99VersusOtherNode ? `Node ${process.version} (the project's) vs ${otherNode.version} (the machine's), the same server in alternating ${PAIRED_SECONDS} s rounds: c=64 ${f0(median(versusOtherNode.batchingOn))} vs ${f0(median(versusOtherNode.batchingOnOtherNode))} req/s (ratio ${f2(median(versusOtherNode.batchingOn) / median(versusOtherNode.batchingOnOtherNode))}; rounds ${versusOtherNode.batchingOn.map(f0).join(', ')} vs ${versusOtherNode.batchingOnOtherNode.map(f0).join(', ')}); p99 at c=16 ${f2(median(p99VersusOtherNode.batchingOn))} vs ${f2(median(p99VersusOtherNode.batchingOnOtherNode))} ms; peak RSS ${f0(memory.batchingOn.peakRssMb)} vs ${f0(memory.batchingOnOtherNode.peakRssMb)} MB.\n\n` : ''}Resident memory after the runs (peak): ${Object.entries(memory).map(([k, m]) => `${k} ${f0(m.rssMb)} MB (${f0(m.peakRssMb)} MB)`).join('; ')}.
 Failed requests across all runs: ${failures}.
 
 | target | measured | met |
