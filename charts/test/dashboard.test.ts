@@ -4,11 +4,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
-import { CHART, ROOT } from './support/chart.ts';
+import { CHART } from './support/chart.ts';
+import { exportedMetrics, parts } from './support/metrics.ts';
 
 const dashboard = JSON.parse(readFileSync(join(CHART, 'files/dashboard.json'), 'utf8'));
 const panels: any[] = dashboard.panels.filter((p: any) => p.type !== 'row');
@@ -17,48 +18,6 @@ const queries: Array<{ panel: string; expr: string }> = panels.flatMap((p) => p.
 /** Grafana's variables replaced by what they expand to, so promtool sees the query Prometheus will get. */
 function expand(expr: string): string {
   return expr.replaceAll('$__rate_interval', '5m').replaceAll('$model', '.+');
-}
-
-/** Metric name → label names, from every prom-client metric defined in the code that runs in the server and the operator. */
-function exportedMetrics(): Map<string, Set<string>> {
-  const metrics = new Map<string, Set<string>>();
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) { if (name !== 'test') walk(path); continue; }
-      if (!name.endsWith('.ts')) continue;
-      const text = readFileSync(path, 'utf8');
-      for (const m of text.matchAll(/new\s+(?:Prebound)?(Counter|Gauge|Histogram|Summary)\s*\(\s*\{([\s\S]*?)\}\s*\)/g)) {
-        const metric = /name:\s*['"]([a-zA-Z_:][a-zA-Z0-9_:]*)['"]/.exec(m[2])?.[1];
-        if (!metric) continue;
-        const labels = new Set([...(/labelNames:\s*\[([^\]]*)\]/.exec(m[2])?.[1] ?? '').matchAll(/['"](\w+)['"]/g)].map((l) => l[1]));
-        if (m[1] === 'Histogram') {
-          for (const suffix of ['_bucket', '_count', '_sum']) metrics.set(metric + suffix, new Set([...labels, ...(suffix === '_bucket' ? ['le'] : [])]));
-        } else {
-          metrics.set(metric, labels);
-        }
-      }
-    }
-  };
-  walk(join(ROOT, 'server/src'));
-  walk(join(ROOT, 'operator'));
-  return metrics;
-}
-
-const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'and', 'or', 'unless']);
-
-/** Metric names a query reads, and the labels it filters or groups by. */
-function parts(expr: string): { metrics: string[]; labels: string[] } {
-  const labels: string[] = [];
-  for (const m of expr.matchAll(/\{([^}]*)\}/g)) for (const l of m[1].matchAll(/(\w+)\s*(=~|!~|!=|=)/g)) labels.push(l[1]);
-  for (const m of expr.matchAll(/\b(by|without|on|ignoring)\s*\(([^)]*)\)/g)) labels.push(...m[2].split(',').map((s) => s.trim()).filter(Boolean));
-  const bare = expr
-    .replace(/"[^"]*"/g, '""')
-    .replace(/\{[^}]*\}/g, ' ')
-    .replace(/\[[^\]]*\]/g, ' ')
-    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
-  const metrics = [...bare.matchAll(/(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()/g)].map((m) => m[1]).filter((id) => !KEYWORDS.has(id));
-  return { metrics, labels };
 }
 
 test('the dashboard is Grafana JSON with a stable uid, a Prometheus datasource variable and a model variable', () => {

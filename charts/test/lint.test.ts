@@ -10,7 +10,7 @@ import { CHART, KUBE_VERSION, ROOT, helm, run, valueFlags } from './support/char
 const shapes: Array<[string, string[]]> = [
   ['defaults', []],
   ['every optional part on', [
-    'metrics.serviceMonitor.enabled=true', 'grafanaDashboard.enabled=true',
+    'metrics.serviceMonitor.enabled=true', 'metrics.prometheusRule.enabled=true', 'grafanaDashboard.enabled=true',
     'nats.credentials.secretName=nats-user', 'operator.extraEnv[0].name=EXTRA', 'operator.extraEnv[0].value=on',
   ]],
   ['single replica without leader election, no RBAC, existing ServiceAccount', [

@@ -9,6 +9,7 @@ import { LifecyclePublisher } from '../events/publisher.ts';
 import { ensureStream, type StreamOptions } from '../events/stream.ts';
 import { inferenceServiceController, installedRouteKinds, type InferenceServiceControllerOptions } from './controller.ts';
 import { driftObservation, nextDriftStatus } from './drift.ts';
+import { registerInferenceServiceMetrics } from './metrics.ts';
 import type { InferenceService } from './resource.ts';
 
 export interface InferenceServiceWiring extends Omit<InferenceServiceControllerOptions, 'api' | 'routeKinds' | 'publisher'> {
@@ -31,6 +32,7 @@ export async function registerInferenceServices(engine: Engine, options: Inferen
       ...(nats ? { publisher: new LifecyclePublisher(nats) } : {}),
     }),
   );
+  registerInferenceServiceMetrics(engine);
 }
 
 /** Records each drift event in the InferenceService's status.drift; the reconcile decides about retraining. */
