@@ -1,14 +1,14 @@
 // Drift statistics, written here because the well-known drift libraries carry
 // licences we cannot embed. Conventions (the tests pin each one):
-// - KS p-value: the asymptotic Kolmogorov distribution, P(K > sqrt(en)·D) with
-//   en = n·m/(n+m) — SciPy's ks_2samp(method="asymp") up to SciPy 1.4
-//   (kstwobign.sf). Newer SciPy rounds en and uses the finite-n kstwo; the two
-//   agree to a few percent at window sizes we use.
+// - KS p-value: SciPy's ks_2samp(method='auto') — exact for samples of up to 10 000
+//   values, the finite-n Kolmogorov distribution otherwise (ks-pvalue.ts).
 // - PSI: Σ (a−e)·ln(a/e) with each share floored at PSI_EPSILON so empty bins stay finite.
 // - Wasserstein-1 between the empirical distributions, divided by the reference
 //   standard deviation floored at WASSERSTEIN_MIN_STD (the "normed" variant).
 // - Jensen–Shannon distance with base-2 logarithms, so it lies in [0, 1].
 // - Chi-square goodness of fit, p-value from the regularized upper incomplete gamma Q(df/2, x/2).
+
+import { ksTwoSampleTest } from './ks-pvalue.ts';
 
 export const PSI_EPSILON = 1e-4;
 export const WASSERSTEIN_MIN_STD = 1e-3;
@@ -27,14 +27,9 @@ export function ascending(values: ArrayLike<number>): ArrayLike<number> {
   return values;
 }
 
-/** Two-sample Kolmogorov–Smirnov: D = sup |F_a − F_b| and its asymptotic p-value. */
+/** Two-sample Kolmogorov–Smirnov: D = sup |F_a − F_b| and its two-sided p-value. */
 export function ksTwoSample(a: ArrayLike<number>, b: ArrayLike<number>): TestResult {
-  return ksTestOf(ecdfDistancesSorted(ascending(a), ascending(b)).supremum, a.length, b.length);
-}
-
-function ksTestOf(d: number, n: number, m: number): TestResult {
-  const en = (n * m) / (n + m);
-  return { statistic: d, pValue: kolmogorovSurvival(Math.sqrt(en) * d) };
+  return ksTwoSampleTest(ecdfDistancesSorted(ascending(a), ascending(b)).supremum, a.length, b.length);
 }
 
 /** How far apart the empirical distribution functions of two samples are. */
@@ -70,30 +65,6 @@ export function ecdfDistancesSorted(x: ArrayLike<number>, y: ArrayLike<number>):
     if (gap > supremum) supremum = gap;
   }
   return { supremum, area };
-}
-
-/** P(K > λ) for the Kolmogorov distribution. */
-export function kolmogorovSurvival(lambda: number): number {
-  if (lambda <= 0) return 1;
-  if (lambda < 1) {
-    // The Jacobi-theta form converges in a handful of terms for small λ,
-    // where the alternating series below would need dozens.
-    const c = (Math.PI * Math.PI) / (8 * lambda * lambda);
-    let sum = 0;
-    for (let k = 1; k <= 20; k++) {
-      const term = Math.exp(-(2 * k - 1) * (2 * k - 1) * c);
-      sum += term;
-      if (term < 1e-17 * sum) break;
-    }
-    return Math.min(1, Math.max(0, 1 - (Math.sqrt(2 * Math.PI) / lambda) * sum));
-  }
-  let sum = 0;
-  for (let k = 1; k <= 100; k++) {
-    const term = Math.exp(-2 * k * k * lambda * lambda);
-    sum += k % 2 === 1 ? term : -term;
-    if (term < 1e-17) break;
-  }
-  return Math.min(1, Math.max(0, 2 * sum));
 }
 
 /** Index of the bin holding value: bin 0 is below edges[0], bin k is at or above edges[k-1]. */
@@ -144,7 +115,7 @@ function normedDistance(area: number, referenceStd: number): number {
 /** The KS test and the normed Wasserstein distance of a sorted window against a sorted reference sample, in one pass. */
 export function ksAndNormedWassersteinSorted(reference: ArrayLike<number>, current: ArrayLike<number>, referenceStd: number): { ks: TestResult; wasserstein: number } {
   const { supremum, area } = ecdfDistancesSorted(reference, current);
-  return { ks: ksTestOf(supremum, reference.length, current.length), wasserstein: normedDistance(area, referenceStd) };
+  return { ks: ksTwoSampleTest(supremum, reference.length, current.length), wasserstein: normedDistance(area, referenceStd) };
 }
 
 /** Jensen–Shannon distance (square root of the divergence), base 2, of two share vectors. */
