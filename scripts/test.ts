@@ -7,14 +7,20 @@
  * folder as its own process (uvu), and tears the cluster down at the end unless
  * LOOPLINE_KEEP_CLUSTER=1. Arguments filter the files by substring:
  *   npm test -- server crds
+ *
+ * `--unit` (npm run test:unit) runs only the files that need no cluster, two at a time, with no cluster
+ * started and none reachable (KUBECONFIG unset): a file says it needs none with a line `// test: no cluster`,
+ * and fails here if it does after all.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const filters = process.argv.slice(2);
+const unit = process.argv.includes('--unit');
+const filters = process.argv.slice(2).filter((a) => a !== '--unit');
 const fileTimeoutMs = Number(process.env.LOOPLINE_TEST_FILE_TIMEOUT_MS ?? 8 * 60_000);
 const clusterName = process.env.LOOPLINE_CLUSTER ?? 'loopline-test';
 const cluster = join(root, 'e2e/cluster/cluster.sh');
@@ -43,17 +49,27 @@ function clusterEnv(): Record<string, string> {
 
 interface FileResult { file: string; passed: number; failed: number; skipped: number; seconds: number; note?: string }
 
-function runFile(file: string, env: Record<string, string>): Promise<FileResult> {
+const NO_CLUSTER_MARK = /^\/\/ test: no cluster$/m;
+
+/** The environment of a run with no cluster: nothing points at an API server, NATS or Prometheus. */
+function noClusterEnv(): Record<string, string> {
+  const env = { ...process.env } as Record<string, string>;
+  for (const key of ['KUBECONFIG', 'NATS_URL', 'PROMETHEUS_URL']) delete env[key];
+  return env;
+}
+
+function runFile(file: string, env: Record<string, string>, stream = true): Promise<FileResult> {
   const started = Date.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    const collect = (chunk: Buffer) => { process.stdout.write(chunk); output += chunk.toString(); };
+    const collect = (chunk: Buffer) => { if (stream) process.stdout.write(chunk); output += chunk.toString(); };
     child.stdout.on('data', collect);
     child.stderr.on('data', collect);
     const timer = setTimeout(() => { output += '\n[runner] timed out\n'; child.kill('SIGKILL'); }, fileTimeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
+      if (!stream) process.stdout.write(`\n=== ${relative(root, file)}\n${output}`);
       const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
       const num = (label: string) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(plain)?.[1] ?? NaN);
       const total = num('Total'), passed = num('Passed'), skipped = num('Skipped') || 0;
@@ -73,13 +89,22 @@ async function main() {
   let files = findTestFiles(root);
   if (filters.length) files = files.filter((f) => filters.some((s) => relative(root, f).includes(s)));
   console.log(`Node ${process.version} (${process.execPath})`);
-  const env = clusterEnv();
   const results: FileResult[] = [];
-  for (const file of files) {
-    console.log(`\n=== ${relative(root, file)}`);
-    results.push(await runFile(file, env));
+  if (unit) {
+    files = files.filter((f) => NO_CLUSTER_MARK.test(readFileSync(f, 'utf8')));
+    const env = noClusterEnv();
+    const queue = [...files];
+    const worker = async () => { for (let f = queue.shift(); f; f = queue.shift()) results.push(await runFile(f, env, false)); };
+    await Promise.all(Array.from({ length: Math.min(2, availableParallelism()) }, worker));
+    results.sort((a, b) => a.file.localeCompare(b.file));
+  } else {
+    const env = clusterEnv();
+    for (const file of files) {
+      console.log(`\n=== ${relative(root, file)}`);
+      results.push(await runFile(file, env));
+    }
+    if (process.env.LOOPLINE_KEEP_CLUSTER !== '1') spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
   }
-  if (process.env.LOOPLINE_KEEP_CLUSTER !== '1') spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
 
   console.log('\nfile'.padEnd(64) + 'passed  failed  seconds');
   for (const r of results) {

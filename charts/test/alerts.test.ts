@@ -1,6 +1,7 @@
 // The alert rules the chart ships (files/alerts.yaml, and the same groups as a PrometheusRule): valid rules, each
 // with a runbook line; each fires on a synthetic series of the failure it names and stays quiet on a healthy one
 // (`promtool test rules`, Prometheus's own rule evaluator); and every metric they read is one Loopline exports.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';

@@ -1,6 +1,7 @@
 // The Grafana dashboard shipped in the chart: valid dashboard JSON with the panels the issue asks for, every
 // query valid PromQL (checked by promtool), and every metric and label it queries really exported by the
 // predictor server (server/src) or the operator (operator/), with the labels it groups and filters by.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';

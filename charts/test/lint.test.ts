@@ -1,5 +1,6 @@
 // The chart passes `helm lint --strict` in every supported shape, and its copies of the CRDs are the
 // repository's crds/ byte for byte (Helm installs a chart's crds/ and nothing keeps them in step but this).
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

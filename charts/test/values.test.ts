@@ -1,5 +1,6 @@
 // values.schema.json (and the one cross-field rule in the templates) turn a wrong value into a failed
 // install whose message names the value; right values render into the manifests they should.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,6 @@
 // Offline checks of the CRDs as documents: what kubectl explain shows, what the API server's CEL cost
 // estimator needs, and that the examples fit the schemas (ajv; CEL rules run only in crds/test/apiserver.test.ts).
+// test: no cluster
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -1,3 +1,4 @@
+// test: no cluster
 /** docs/cli.md quotes the CLI's usage text and its PromQL; these tests fail when the code moves on without it. */
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';

@@ -1,3 +1,4 @@
+// test: no cluster
 /** docs/reference.md is generated from crds/*.yaml; these tests keep the two from drifting apart. */
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';

@@ -1,6 +1,7 @@
 // The project brings its own Node (the `node` devDependency, pinned): every test, the demo and the
 // processes they spawn run on it, whatever `node` the machine has, and installing needs no npm config
 // that npm is dropping.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';

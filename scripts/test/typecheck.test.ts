@@ -1,5 +1,6 @@
 // The whole project type-checks under strict TypeScript, so a type error anywhere
 // fails the test command rather than waiting for a reader to run `npm run typecheck`.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';

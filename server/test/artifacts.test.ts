@@ -1,5 +1,6 @@
 // Model artifacts: fetched from file:// and http://, sha256-verified before the server
 // says ready; a mismatching artifact is refused with a clear log line and readiness false.
+// test: no cluster
 import { createServer, type Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { test } from 'uvu';

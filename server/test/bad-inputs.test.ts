@@ -1,6 +1,7 @@
 // A table of bad inputs: each must get 400 with the protocol's {"error"} naming the
 // offending field — never a 422 of another shape, a 5xx, a crash or a hang — and the
 // server must keep answering good requests afterwards.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startServer, type RunningServer } from '../src/server.ts';

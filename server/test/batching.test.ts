@@ -1,6 +1,7 @@
 // Dynamic batching: concurrent requests are coalesced into one session.run up to the
 // maximum batch size, each caller gets exactly its own rows back, and BATCHING=off runs
 // one session.run per request.
+// test: no cluster
 import { connect, type Socket } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -1,6 +1,7 @@
 // Drift windows and decisions: windows close by count (splitting a request across two
 // windows) and by time, NaN counts as missing, an unchanged distribution does not drift,
 // a shifted one does, and the share of drifted features decides the window.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DEFAULT_DRIFT_OPTIONS, evaluateWindow, featureDrift } from '../src/drift/detector.ts';

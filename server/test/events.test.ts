@@ -1,6 +1,7 @@
 // Drift events end to end: live rows through HTTP, a window closing, a CloudEvents 1.0
 // event in NATS JetStream (real nats-server) with the scores recomputed here from the
 // rows that were sent.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startServer, type RunningServer } from '../src/server.ts';

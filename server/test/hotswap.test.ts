@@ -1,6 +1,7 @@
 // Hot swap under load with zero failed requests, and graceful shutdown of the real
 // entry point (server/src/main.ts as a child process): readiness false, in-flight
 // requests drained, exit 0.
+// test: no cluster
 import { spawn } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -1,6 +1,7 @@
 // The two-sample KS p-value against SciPy 1.10.1 (Debian's python3-scipy): ks_2samp(method='auto') on samples this
 // test generates, and kstwo.sf in every region of its (n, x) plane. The values come from fixtures/ks-2samp.py,
 // which draws the same samples with the same generator and wrote fixtures/ks-2samp.json.
+// test: no cluster
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

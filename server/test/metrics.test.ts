@@ -1,6 +1,7 @@
 // Metrics: the names the issue asks for, labelled by model, version and outcome, the
 // conventional http_request_duration_seconds with a status label, and the whole
 // exposition passing `promtool check metrics` (Debian's prometheus package).
+// test: no cluster
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -1,6 +1,7 @@
 // NATS stopped and restarted mid-run (our own nats-server, same port and store dir):
 // predictions go on unaffected, drift events wait in the bounded buffer and all arrive
 // after the restart; past the bound the oldest are dropped and counted.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startServer, type RunningServer } from '../src/server.ts';

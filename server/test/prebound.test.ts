@@ -1,6 +1,7 @@
 // The prebound counter and histogram (server/src/metrics/prebound.ts) expose exactly what
 // prom-client's own Counter and Histogram expose for the same observations: same lines in the
 // same order, through the same Registry.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Counter, Histogram, Registry } from 'prom-client';

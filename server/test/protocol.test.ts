@@ -1,5 +1,6 @@
 // Protocol shapes of every endpoint, over real HTTP against a real onnxruntime session:
 // Open Inference Protocol (KServe V2) REST, the simple /predict API, /health and streaming.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startServer, type RunningServer } from '../src/server.ts';

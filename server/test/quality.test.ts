@@ -1,6 +1,7 @@
 // Live-quality statistics against independent computations on fixed data (server/test/fixtures/quality.json, made
 // by make-quality-fixtures.py with Debian's scikit-learn and scipy): every metric to 1e-9 relative, the canary
 // tests' statistics and p-values likewise, and the verdicts they lead to.
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';

@@ -1,6 +1,7 @@
 // The runtime path: the synchronous session (onnxruntime-node's native binding) computes
 // what the package's public InferenceSession computes, and the batcher answers a batch in
 // the event-loop turn that read its requests, holding one open no longer than maxWaitMs.
+// test: no cluster
 import { readFileSync } from 'node:fs';
 import ort from 'onnxruntime-node';
 import { test } from 'uvu';

@@ -1,6 +1,7 @@
 // Drift statistics against values computed independently of server/src/drift/statistics.ts:
 // (1) in this file by deliberately different, brute-force code from the same fixed data, and
 // (2) hard-coded values from SciPy 1.10.1 (Debian's python3-scipy; script in the comment at the end).
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {

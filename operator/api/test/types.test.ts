@@ -1,4 +1,5 @@
 // The TypeScript types are generated from crds/; this fails when a CRD changed and types.ts was not regenerated.
+// test: no cluster
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

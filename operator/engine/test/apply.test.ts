@@ -1,3 +1,4 @@
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {

@@ -1,3 +1,4 @@
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { analysisDue, judge, nextRollout, type Measurement, type RolloutInput, type RolloutState } from '../canary.ts';

@@ -1,3 +1,4 @@
+// test: no cluster
 /**
  * The analysis queries against a real Prometheus scraping real prom-client endpoints that expose the
  * predictor's metric names: proves the PromQL reads the canary's own numbers, not the stable's.
