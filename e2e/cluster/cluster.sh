@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Loopline's local cluster: real etcd, kube-apiserver, kube-controller-manager and
 # kube-scheduler built from their Go modules, plus KWOK-simulated GPU and CPU nodes,
-# and a real nats-server with JetStream. Everything listens on loopback only.
+# a real nats-server with JetStream, and an S3 server (versitygw, posix backend) holding the artifacts.
+# Everything listens on loopback only.
 #
-#   cluster.sh up       build binaries if needed, start the cluster and NATS (idempotent)
+#   cluster.sh up       build binaries if needed, start the cluster, NATS and S3 (idempotent)
 #   cluster.sh down     stop and delete everything this script started
 #   cluster.sh status   show what is running
-#   cluster.sh env      print export lines: KUBECONFIG, PATH (kubectl, helm), NATS_URL
+#   cluster.sh env      print export lines: KUBECONFIG, PATH (kubectl, helm), NATS_URL, and the S3 endpoint,
+#                       region, bucket and root keys as AWS_* (the AWS SDKs and CLI read those names)
 #   cluster.sh build    only build the binaries
 #
-# LOOPLINE_CLUSTER names the cluster (default "loopline"); several can coexist.
+# LOOPLINE_CLUSTER names the cluster (default "loopline"); several can coexist. Ports: LOOPLINE_NATS_PORT,
+# LOOPLINE_S3_PORT (default the NATS port + 3000). The S3 root keys are made at the first `up` and kept in
+# the cluster's state directory (mode 600); `down` deletes them with the bucket.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KUBE_VERSION="${KUBE_VERSION:-v1.36.3}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+VERSITYGW_VERSION="${VERSITYGW_VERSION:-v1.8.0}"
 CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
 NAME="${LOOPLINE_CLUSTER:-loopline}"
@@ -24,6 +29,10 @@ STATE="$CACHE/clusters/$NAME"
 if [[ -d /dev/shm && -w /dev/shm ]]; then ETCD_DIR="/dev/shm/loopline-etcd-$NAME"; else ETCD_DIR="$CACHE/kwok/clusters/$NAME/etcd"; fi
 KUBECONFIG_PATH="$STATE/kubeconfig"
 NATS_PORT="${LOOPLINE_NATS_PORT:-$([[ $NAME == loopline ]] && echo 4222 || echo 4223)}"
+S3_PORT="${LOOPLINE_S3_PORT:-$((NATS_PORT + 3000))}"
+S3_REGION=us-east-1
+S3_BUCKET=loopline
+VERSITYGW="$CACHE/bin/versitygw-$VERSITYGW_VERSION/versitygw"
 export KWOK_WORKDIR="$CACHE/kwok"
 export KWOK_KUBE_VERSION="$KUBE_VERSION"
 
@@ -45,6 +54,14 @@ ensure_nats() {
   fi
 }
 
+# versitygw from its Go module; `go install` takes it as it is (its go.mod has no replace directives).
+ensure_versitygw() {
+  [[ -x "$VERSITYGW" ]] && return
+  log "building versitygw $VERSITYGW_VERSION from its Go module (first run only; about 3 min on 2 cores)"
+  CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod GOBIN="$(dirname "$VERSITYGW")" \
+    go install -trimpath -ldflags "-s -w -X=main.Version=$VERSITYGW_VERSION" "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+}
+
 cluster_running() {
   [[ -f "$KUBECONFIG_PATH" ]] && kubectl get --raw /readyz >/dev/null 2>&1
 }
@@ -59,6 +76,41 @@ start_nats() {
   echo $! > "$STATE/nats.pid"
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$NATS_PORT") 2>/dev/null && return; sleep 0.1; done
   log "nats-server did not start; see $STATE/nats.log"; return 1
+}
+
+s3_running() { [[ -f "$STATE/s3.pid" ]] && kill -0 "$(cat "$STATE/s3.pid")" 2>/dev/null; }
+
+# The root keys of this cluster's S3 server, made once: an access key id of 20 and a secret of 40 characters.
+s3_keys() {
+  local file="$STATE/s3/root-keys"
+  if [[ ! -f "$file" ]]; then
+    mkdir -p "$STATE/s3"
+    (umask 077; printf 'S3_ACCESS_KEY=%s\nS3_SECRET_KEY=%s\n' \
+      "$(LC_ALL=C tr -dc 'A-Z0-9' </dev/urandom | head -c 20)" "$(LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 40)" >"$file")
+  fi
+  # shellcheck disable=SC1090
+  source "$file"
+}
+
+start_s3() {
+  s3_keys
+  if ! s3_running; then
+    mkdir -p "$STATE/s3/data"
+    # The keys through the environment, not argv: a command line is readable by every user of the machine.
+    ROOT_ACCESS_KEY_ID="$S3_ACCESS_KEY" ROOT_SECRET_ACCESS_KEY="$S3_SECRET_KEY" setsid "$VERSITYGW" \
+      --port "127.0.0.1:$S3_PORT" --region "$S3_REGION" --quiet posix "$STATE/s3/data" </dev/null >"$STATE/s3.log" 2>&1 &
+    echo $! > "$STATE/s3.pid"
+  fi
+  local _
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && break; sleep 0.1; done
+  # CreateBucket signed with SigV4 by curl (the keys go in on stdin; the header is the empty body's sha256,
+  # which S3 wants signed). 409 is "you own it already".
+  local code
+  code="$(printf 'user = "%s:%s"\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" | curl -s -K - -o "$STATE/s3/create-bucket.xml" -w '%{http_code}' \
+    --aws-sigv4 "aws:amz:$S3_REGION:s3" -H "x-amz-content-sha256: $(sha256sum </dev/null | cut -d' ' -f1)" \
+    -X PUT "http://127.0.0.1:$S3_PORT/$S3_BUCKET")" || true
+  [[ $code == 200 || $code == 409 ]] && return
+  log "versitygw did not create bucket $S3_BUCKET (HTTP $code); see $STATE/s3.log and $STATE/s3/create-bucket.xml"; return 1
 }
 
 apply_nodes() {
@@ -107,6 +159,7 @@ NODE
 up() {
   local start=$SECONDS
   ensure_binaries
+  ensure_versitygw
   ensure_nats
   mkdir -p "$STATE"
   if ! cluster_running; then
@@ -146,7 +199,8 @@ up() {
   fi
   apply_nodes
   start_nats
-  log "cluster $NAME up in $((SECONDS - start))s; kubeconfig $KUBECONFIG_PATH; NATS nats://127.0.0.1:$NATS_PORT"
+  start_s3
+  log "cluster $NAME up in $((SECONDS - start))s; kubeconfig $KUBECONFIG_PATH; NATS nats://127.0.0.1:$NATS_PORT; S3 http://127.0.0.1:$S3_PORT (bucket $S3_BUCKET)"
   echo "$KUBECONFIG_PATH"
 }
 
@@ -154,6 +208,7 @@ down() {
   if [[ -x "$BIN/kwokctl" && -d "$KWOK_WORKDIR/clusters/$NAME" ]]; then kwokctl delete cluster >&2 || true; fi
   rm -rf "$ETCD_DIR"
   if nats_running; then kill "$(cat "$STATE/nats.pid")"; fi
+  if s3_running; then kill "$(cat "$STATE/s3.pid")"; fi
   rm -rf "$STATE"
   log "cluster $NAME deleted"
 }
@@ -166,6 +221,7 @@ status() {
     echo "cluster $NAME: not running"
   fi
   if nats_running; then echo "nats: running on nats://127.0.0.1:$NATS_PORT"; else echo "nats: not running"; fi
+  if s3_running; then echo "s3: versitygw running on http://127.0.0.1:$S3_PORT, bucket $S3_BUCKET"; else echo "s3: not running"; fi
 }
 
 env_lines() {
@@ -173,6 +229,15 @@ env_lines() {
   echo "export PATH=$BIN:\$PATH"
   echo "export NATS_URL=nats://127.0.0.1:$NATS_PORT"
   echo "export LOOPLINE_CACHE=$CACHE"
+  if [[ -f "$STATE/s3/root-keys" ]]; then
+    s3_keys
+    echo "export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$S3_PORT"
+    echo "export AWS_REGION=$S3_REGION"
+    echo "export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
+    echo "export AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"
+    echo "export S3_FORCE_PATH_STYLE=true"
+    echo "export LOOPLINE_S3_BUCKET=$S3_BUCKET"
+  fi
 }
 
 case "${1:-}" in
@@ -180,6 +245,6 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   env) env_lines ;;
-  build) ensure_binaries ;;
+  build) ensure_binaries; ensure_versitygw ;;
   *) echo "usage: $0 up|down|status|env|build" >&2; exit 2 ;;
 esac

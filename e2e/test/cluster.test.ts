@@ -1,11 +1,15 @@
 // The local cluster behaves like a real one where Loopline depends on it: a real
 // API server with RBAC, the scheduler honouring GPU capacity and taints on
-// KWOK-simulated nodes, and a clean teardown.
+// KWOK-simulated nodes, an S3 server holding a bucket, and a clean teardown.
+import { connect } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
+import { HeadBucketCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { s3ClientFromEnv } from '../../operator/api/object-storage.ts';
+import { requireS3 } from '../../test/support/s3.ts';
 
 const clusterScript = fileURLToPath(new URL('../cluster/cluster.sh', import.meta.url));
 if (!process.env.KUBECONFIG) throw new Error('KUBECONFIG is not set: run through `npm test`, or `eval "$(bash e2e/cluster/cluster.sh env)"` first');
@@ -121,17 +125,41 @@ test('rbac: an unprivileged service account is refused by the API server (author
   assert.is((err as { code?: number }).code, 403);
 });
 
-test('lifecycle: a second cluster comes up and `down` leaves no process or state behind', () => {
-  const env = { ...process.env, LOOPLINE_CLUSTER: `teardown-${process.pid}`, LOOPLINE_NATS_PORT: String(4300 + (process.pid % 500)) };
+test('s3: versitygw serves the bucket `up` made to the keys `env` exports, and refuses any other key', async () => {
+  const s3 = requireS3('cluster');
+  await s3.client.send(new HeadBucketCommand({ Bucket: s3.bucket }));
+  await s3.put('probe.txt', 'hello');
+  const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: new URL(s3.uri('')).pathname.slice(1) }));
+  assert.equal(listed.Contents?.map((o) => o.Key?.split('/').pop()), ['probe.txt']);
+  const wrong = s3ClientFromEnv({ ...s3.env, AWS_SECRET_ACCESS_KEY: `${s3.secretAccessKey}x` });
+  const refused = await wrong.send(new HeadBucketCommand({ Bucket: s3.bucket })).then(() => undefined, (e: any) => e.$metadata?.httpStatusCode);
+  assert.is(refused, 403);
+});
+
+const listening = (port: number) => new Promise<boolean>((resolve) => {
+  const socket = connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+  socket.once('error', () => resolve(false));
+});
+
+test('lifecycle: a second cluster comes up with its own S3 keys, and `down` leaves no process, port or state behind', async () => {
+  const natsPort = 4300 + (process.pid % 500);
+  const env = { ...process.env, LOOPLINE_CLUSTER: `teardown-${process.pid}`, LOOPLINE_NATS_PORT: String(natsPort) };
   const up = spawnSync('bash', [clusterScript, 'up'], { env, encoding: 'utf8' });
   assert.is(up.status, 0, up.stderr);
   const kubeconfig = up.stdout.trim().split('\n').pop()!;
   const nodes = execFileSync('kubectl', ['--kubeconfig', kubeconfig, 'get', 'nodes', '-o', 'name'], { encoding: 'utf8' });
   assert.match(nodes, /node\/gpu-node-0/);
+  const exported = Object.fromEntries([...execFileSync('bash', [clusterScript, 'env'], { env, encoding: 'utf8' }).matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+  assert.is(exported.AWS_ENDPOINT_URL_S3, `http://127.0.0.1:${natsPort + 3000}`);
+  assert.match(exported.AWS_SECRET_ACCESS_KEY ?? '', /^[A-Za-z0-9]{40}$/);
+  assert.is.not(exported.AWS_SECRET_ACCESS_KEY, process.env.AWS_SECRET_ACCESS_KEY, 'each cluster makes its own keys');
+  await s3ClientFromEnv(exported).send(new HeadBucketCommand({ Bucket: exported.LOOPLINE_S3_BUCKET }));
   const down = spawnSync('bash', [clusterScript, 'down'], { env, encoding: 'utf8' });
   assert.is(down.status, 0, down.stderr);
   const left = spawnSync('pgrep', ['-af', `teardown-${process.pid}`], { encoding: 'utf8' }).stdout.trim();
   assert.is(left, '', `processes left behind:\n${left}`);
+  for (const port of [natsPort, natsPort + 3000]) assert.not.ok(await listening(port), `port ${port} still listens`);
+  assert.not.match(execFileSync('bash', [clusterScript, 'env'], { env, encoding: 'utf8' }), /AWS_SECRET_ACCESS_KEY/, 'the keys went with the cluster');
 });
 
 test.run();

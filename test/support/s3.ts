@@ -1,0 +1,44 @@
+// The local cluster's S3 server (versitygw, started by e2e/cluster/cluster.sh) as `cluster.sh env` describes
+// it, for suites that put artifacts there: its settings as a pod gets them, a client, and a prefix per test run.
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { STORAGE_ENV, s3ClientFromEnv } from '../../operator/api/object-storage.ts';
+import { uniqueName } from './local.ts';
+
+export interface LocalS3 {
+  bucket: string;
+  endpoint: string;
+  /** The root secret access key: what no status, Event, log line or metric may ever show. */
+  secretAccessKey: string;
+  /** The storage variables (endpoint, region, path style, keys) as the operator gives them to a pod. */
+  env: Record<string, string>;
+  client: S3Client;
+  /** `s3://<bucket>/<prefix>/<key>`, under a prefix of this run. */
+  uri(key: string): string;
+  /** Puts `body` at uri(key) and returns that URI. */
+  put(key: string, body: Uint8Array | string): Promise<string>;
+}
+
+export function requireS3(prefix = 'test'): LocalS3 {
+  const names = Object.values(STORAGE_ENV);
+  const missing = [...names, 'LOOPLINE_S3_BUCKET'].filter((name) => !process.env[name]);
+  if (missing.length > 0) {
+    throw new Error(`${missing.join(', ')} not set: run through \`npm test\`, or \`eval "$(bash e2e/cluster/cluster.sh env)"\` after \`cluster.sh up\``);
+  }
+  const env = Object.fromEntries(names.map((name) => [name, process.env[name]!]));
+  const bucket = process.env.LOOPLINE_S3_BUCKET!;
+  const client = s3ClientFromEnv(env);
+  const run = uniqueName(prefix);
+  const uri = (key: string) => `s3://${bucket}/${run}/${key}`;
+  return {
+    bucket,
+    endpoint: env[STORAGE_ENV.endpoint],
+    secretAccessKey: env[STORAGE_ENV.secretAccessKey],
+    env,
+    client,
+    uri,
+    async put(key, body) {
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${run}/${key}`, Body: body }));
+      return uri(key);
+    },
+  };
+}
