@@ -6,7 +6,7 @@
  *   HOST                      listen address (127.0.0.1; pods set 0.0.0.0)
  *   MODEL_NAME                model name, as in the V2 paths (required)
  *   MODEL_VERSION             version being served (required)
- *   MODEL_URI                 artifact: file://, http:// or https:// (required)
+ *   MODEL_URI                 artifact: s3://, file://, http:// or https:// (required)
  *   MODEL_DIGEST              sha256:<hex> of the artifact; a mismatch keeps the server unready (required)
  *   MODEL_SIGNATURE           JSON {inputs, outputs} of the ModelVersion; read from the ONNX graph when unset
  *   REFERENCE_PROFILE_URI     drift reference profile (reference-profile.schema.json); drift is off when unset
@@ -33,6 +33,8 @@
  *   ADMIN_TOKEN               enables PUT /admin/model (hot swap) for "Authorization: Bearer <token>"
  *   SHUTDOWN_DELAY_MS         on SIGTERM, time between readiness turning false and the listener closing (0)
  *   LOG_LEVEL                 pino level (info)
+ *   AWS_ENDPOINT_URL_S3, AWS_REGION, S3_FORCE_PATH_STYLE, and credentials from the AWS SDK's chain:
+ *                             object storage for s3:// URIs (operator/api/object-storage.ts)
  *
  * Recommended for pods: NODE_OPTIONS=--max-semi-space-size=4 (a small V8 young generation
  * keeps resident memory near 140 MB instead of 170 MB under load, at no measurable cost).
