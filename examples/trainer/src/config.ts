@@ -1,6 +1,7 @@
 // What the operator tells a training pod, read from its environment.
 import { resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
+import { checkOutputUri } from "./storage.ts";
 
 export interface Hyperparameters {
   learning_rate: number;
@@ -35,7 +36,8 @@ export interface TrainerConfig {
   hyperparameters: Hyperparameters;
   /** Hyperparameter names given but not understood; logged, not fatal, so templates can carry extras. */
   ignoredHyperparameters: string[];
-  outputDir: string;
+  /** file:// directory or s3:// prefix for model.onnx and profile.json. */
+  outputUri: string;
   resultPath: string;
   datasetUri?: string;
   rank: number;
@@ -120,9 +122,9 @@ function readRank(env: NodeJS.ProcessEnv): { rank: number; worldSize: number } {
   return { rank, worldSize };
 }
 
-function outputDirOf(uri: string): string {
-  if (!uri.startsWith("file://")) throw new Error(`LOOPLINE_OUTPUT_URI="${uri}": only file:// locations are supported`);
-  return fileURLToPath(uri);
+function outputUriOf(uri: string): string {
+  checkOutputUri(uri);
+  return uri;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv, cwd: string): TrainerConfig {
@@ -130,7 +132,7 @@ export function readConfig(env: NodeJS.ProcessEnv, cwd: string): TrainerConfig {
   return {
     hyperparameters,
     ignoredHyperparameters: ignored,
-    outputDir: outputDirOf(env.LOOPLINE_OUTPUT_URI || pathToFileURL(resolve(cwd, "out")).href),
+    outputUri: outputUriOf(env.LOOPLINE_OUTPUT_URI || pathToFileURL(resolve(cwd, "out")).href),
     resultPath: env.LOOPLINE_RESULT_PATH || "/dev/termination-log",
     datasetUri: env.LOOPLINE_DATASET_URI || undefined,
     ...readRank(env),

@@ -1,8 +1,6 @@
-// The credit-risk data set: generated deterministically from a seed, or read from a CSV file.
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+// The credit-risk data set: generated deterministically from a seed, or read from CSV (file:// or s3://).
 import { normalFrom, permutation, seededRandom } from "./random.ts";
+import { readCsvParts } from "./storage.ts";
 
 export type FeatureType = "numeric" | "categorical";
 
@@ -86,25 +84,23 @@ export function generateCreditRisk(opts: { rows: number; seed: number; shift: nu
 const MISSING = new Set(["", "na", "nan", "null"]);
 
 /**
- * Reads a CSV with a header naming every credit-risk feature and the `defaulted` label
- * (other columns are ignored). Empty, NA, NaN or null cells are missing values.
+ * The CSV file or object `uri` names, or every *.csv in its directory or prefix (storage.ts): a header naming
+ * every credit-risk feature and the `defaulted` label (other columns are ignored). Empty, NA, NaN or null cells
+ * are missing values.
  */
-export function readCreditRiskCsv(uri: string): Dataset {
-  if (!uri.startsWith("file://")) throw new Error(`dataset uri ${uri}: only file:// CSV files are supported`);
-  const path = fileURLToPath(uri);
-  // A directory is a data set landed in parts (e.g. one file per day): every *.csv in it, in name order.
-  if (statSync(path).isDirectory()) {
-    const parts = readdirSync(path).filter((name) => name.endsWith(".csv")).sort();
-    if (parts.length === 0) throw new Error(`${path}: directory has no .csv files`);
-    const all = parts.map((name) => readCreditRiskCsv(pathToFileURL(join(path, name)).href));
-    return { features: CREDIT_RISK_FEATURES, x: all.flatMap((d) => d.x), y: all.flatMap((d) => d.y) };
-  }
-  const lines = readFileSync(path, "utf8").split(/\r?\n/).filter((l) => l.trim() !== "");
-  if (lines.length < 2) throw new Error(`${path}: needs a header and at least one row`);
+export async function readCreditRiskCsv(uri: string): Promise<Dataset> {
+  const parts = (await readCsvParts(uri)).map((part) => parseCreditRiskCsv(part.text, part.uri));
+  return { features: CREDIT_RISK_FEATURES, x: parts.flatMap((d) => d.x), y: parts.flatMap((d) => d.y) };
+}
+
+/** One CSV text; `source` names it in errors. */
+export function parseCreditRiskCsv(text: string, source: string): Dataset {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
+  if (lines.length < 2) throw new Error(`${source}: needs a header and at least one row`);
   const header = lines[0].split(",").map((h) => h.trim());
   const columnOf = (name: string) => {
     const c = header.indexOf(name);
-    if (c < 0) throw new Error(`${path}: header has no column "${name}" (have: ${header.join(", ")})`);
+    if (c < 0) throw new Error(`${source}: header has no column "${name}" (have: ${header.join(", ")})`);
     return c;
   };
   const featureColumns = CREDIT_RISK_FEATURES.map((f) => columnOf(f.name));
@@ -119,12 +115,12 @@ export function readCreditRiskCsv(uri: string): Dataset {
         const cell = cells[c] ?? "";
         if (MISSING.has(cell.toLowerCase())) return NaN;
         const v = Number(cell);
-        if (!Number.isFinite(v)) throw new Error(`${path}:${lineNo}: ${CREDIT_RISK_FEATURES[j].name}="${cell}" is not a number`);
+        if (!Number.isFinite(v)) throw new Error(`${source}:${lineNo}: ${CREDIT_RISK_FEATURES[j].name}="${cell}" is not a number`);
         return v;
       }),
     );
     const label = cells[labelColumn];
-    if (label !== "0" && label !== "1") throw new Error(`${path}:${lineNo}: ${LABEL}="${label}" must be 0 or 1`);
+    if (label !== "0" && label !== "1") throw new Error(`${source}:${lineNo}: ${LABEL}="${label}" must be 0 or 1`);
     y.push(Number(label));
   });
   return { features: CREDIT_RISK_FEATURES, x, y };

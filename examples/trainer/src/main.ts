@@ -1,11 +1,10 @@
 // Loopline's example trainer (image loopline/example-trainer): trains a credit-risk logistic
-// regression, writes model.onnx and profile.json to the output location and the training result
-// to the termination message path. See examples/trainer/README.md for the environment contract.
+// regression, writes model.onnx and profile.json to the output location (file:// or s3://) and the
+// training result to the termination message path. See examples/trainer/README.md for the environment contract.
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync, writeSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { mkdirSync, writeFileSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { pathToFileURL } from "node:url";
 import { pino } from "pino";
 import { parseFailures, readConfig, type FailureMode } from "./config.ts";
 import { generateCreditRisk, readCreditRiskCsv, shardOf, splitRows } from "./dataset.ts";
@@ -14,6 +13,7 @@ import { impute, imputationValues, predictProbabilities, trainLogisticRegression
 import { buildLogisticRegressionModel } from "./onnx.ts";
 import { buildReferenceProfile } from "./profile.ts";
 import { assertValidReferenceProfile, serializeResult, type TrainingResult } from "./result.ts";
+import { writeArtifact } from "./storage.ts";
 
 const INPUT_NAME = "input";
 const OUTPUT_NAME = "probability";
@@ -22,8 +22,8 @@ const EPOCH_LOG_BATCHES = 10;
 // Synchronous so the log lines and the final result line reach stdout in order before exit.
 const log = pino({ base: { component: "example-trainer" } }, pino.destination({ dest: 1, sync: true }));
 
-function sha256File(path: string): string {
-  return "sha256:" + createHash("sha256").update(readFileSync(path)).digest("hex");
+function sha256(bytes: Uint8Array): string {
+  return "sha256:" + createHash("sha256").update(bytes).digest("hex");
 }
 
 function writeResult(resultPath: string, text: string): void {
@@ -50,13 +50,13 @@ async function main(): Promise<void> {
   const config = readConfig(process.env, process.cwd());
   const hp = config.hyperparameters;
   const { rank, worldSize } = config;
-  log.info({ hyperparameters: hp, rank, worldSize, outputDir: config.outputDir }, "starting training");
+  log.info({ hyperparameters: hp, rank, worldSize, output: config.outputUri }, "starting training");
   if (config.ignoredHyperparameters.length > 0) {
     log.warn({ ignored: config.ignoredHyperparameters }, "ignoring hyperparameters this trainer does not know");
   }
 
   const data = config.datasetUri
-    ? readCreditRiskCsv(config.datasetUri)
+    ? await readCreditRiskCsv(config.datasetUri)
     : generateCreditRisk({ rows: hp.rows, seed: hp.seed, shift: hp.shift });
   const split = splitRows(data.x.length, hp.holdout_fraction, hp.seed);
   const trainRows = shardOf(split.train, rank, worldSize);
@@ -100,13 +100,12 @@ async function main(): Promise<void> {
   };
   log.info({ metrics }, "evaluated on held-out rows");
 
-  mkdirSync(config.outputDir, { recursive: true });
-  const modelPath = join(config.outputDir, "model.onnx");
-  writeFileSync(modelPath, buildLogisticRegressionModel({ ...model, inputName: INPUT_NAME, outputName: OUTPUT_NAME }));
+  const modelBytes = buildLogisticRegressionModel({ ...model, inputName: INPUT_NAME, outputName: OUTPUT_NAME });
   const profile = buildReferenceProfile(data.features, rawTrainX, hp.seed);
   assertValidReferenceProfile(profile);
-  const profilePath = join(config.outputDir, "profile.json");
-  writeFileSync(profilePath, JSON.stringify(profile));
+  const profileBytes = Buffer.from(JSON.stringify(profile));
+  const modelUri = await writeArtifact(config.outputUri, "model.onnx", modelBytes);
+  const profileUri = await writeArtifact(config.outputUri, "profile.json", profileBytes);
   if (process.env.LOOPLINE_PREDICTIONS_PATH) {
     // For tests and debugging: the exact held-out inputs and what this trainer predicted for them.
     writeFileSync(
@@ -117,13 +116,13 @@ async function main(): Promise<void> {
 
   const features = data.features.length;
   const result: TrainingResult = {
-    artifact: { uri: pathToFileURL(modelPath).href, digest: sha256File(modelPath), format: "onnx" },
+    artifact: { uri: modelUri, digest: sha256(modelBytes), format: "onnx" },
     metrics,
     signature: {
       inputs: [{ name: INPUT_NAME, datatype: "FP32", shape: [-1, features] }],
       outputs: [{ name: OUTPUT_NAME, datatype: "FP32", shape: [-1, 1] }],
     },
-    referenceProfile: { uri: pathToFileURL(profilePath).href, digest: sha256File(profilePath) },
+    referenceProfile: { uri: profileUri, digest: sha256(profileBytes) },
     inputExample: holdoutX.slice(0, 3),
   };
   log.info({ artifact: result.artifact, referenceProfile: result.referenceProfile }, "artifacts written");
