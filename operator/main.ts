@@ -5,6 +5,7 @@
 // KUBECONFIG (or the in-cluster service account) says which cluster.
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import type { StorageSettings } from './api/storage-env.ts';
 import { createEngine, type Engine, type EngineOptions } from './engine/index.ts';
 import { connectNats } from './events/connect.ts';
 import { LifecyclePublisher } from './events/publisher.ts';
@@ -18,13 +19,15 @@ export interface OperatorOptions extends EngineOptions {
   lifecycle?: Partial<LifecycleOptions>;
   /** Registry lifecycle events (registered, promoted, archived, ...) on NATS; none without it. */
   publisher?: LifecyclePublisher;
+  /** Object storage settings for training pods (predictor pods get theirs through the InferenceService settings). */
+  storage?: StorageSettings;
 }
 
 /** The engine with every Loopline controller registered; call `start()` on it. */
 export function createOperator(options: OperatorOptions = {}): Engine {
-  const { lifecycle, publisher, ...engineOptions } = options;
+  const { lifecycle, publisher, storage, ...engineOptions } = options;
   const engine = createEngine(engineOptions);
-  engine.register(trainingJobController({ api: engine.api, lifecycle, publisher }));
+  engine.register(trainingJobController({ api: engine.api, lifecycle, publisher, storage }));
   engine.register(modelVersionController({ api: engine.api, fieldManager: engineOptions.fieldManager, publisher }));
   return engine;
 }
@@ -55,8 +58,9 @@ async function main(): Promise<void> {
     lifecycle: values['retry-base-ms'] ? { retryBaseMs: Number(values['retry-base-ms']) } : undefined,
     resyncPeriodMs: values['resync-period-ms'] ? Number(values['resync-period-ms']) : undefined,
     publisher: nats ? new LifecyclePublisher(nats) : undefined,
+    storage: settings.serving.storage,
   });
-  // InferenceServices: Prometheus, NATS and predictor defaults from the environment (see inferenceservice/config.ts).
+  // InferenceServices: Prometheus, NATS, object storage and predictor defaults from the environment (see inferenceservice/config.ts).
   const inferenceServices = await setUpInferenceServices(engine, { ...settings, namespace: values.namespace }, nats);
   engine.handleSignals();
   await engine.start();

@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inferenceServiceSettings } from '../../operator/inferenceservice/config.ts';
 import { CHART, KUBE_VERSION, find, helm, render, valueFlags } from './support/chart.ts';
 
 interface BadValue {
@@ -35,6 +36,10 @@ const bad: BadValue[] = [
   { what: 'a ServiceMonitor interval without unit', set: ['metrics.serviceMonitor.interval=30'], says: [/\/metrics\/serviceMonitor\/interval/] },
   { what: 'a Service type that does not exist', set: ['metrics.service.type=Internal'], says: [/\/metrics\/service\/type/] },
   { what: 'a secret name with capitals', set: ['nats.credentials.secretName=NatsCreds'], says: [/\/nats\/credentials\/secretName/] },
+  { what: 'a storage endpoint without scheme', set: ['objectStorage.endpoint=minio:9000'], says: [/\/objectStorage\/endpoint/, /pattern/] },
+  { what: 'a storage endpoint with a bucket path', set: ['objectStorage.endpoint=https://storage.googleapis.com/models'], says: [/\/objectStorage\/endpoint/] },
+  { what: 'path style as a string', set: ['objectStorage.forcePathStyle=yes'], says: [/\/objectStorage\/forcePathStyle/, /want boolean/] },
+  { what: 'a storage Secret name with capitals', set: ['objectStorage.credentials.secretName=S3Keys'], says: [/\/objectStorage\/credentials\/secretName/] },
   { what: 'dashboard as a string', set: ['grafanaDashboard.enabled=yes'], says: [/\/grafanaDashboard\/enabled/, /want boolean/] },
   {
     what: 'two replicas without leader election',
@@ -115,6 +120,21 @@ test('NATS, Prometheus and predictor values reach the operator environment uncha
   const secretVolume = deployment.spec.template.spec.volumes.find((v: any) => v.secret);
   assert.equal(secretVolume.secret, { secretName: 'nats-operator', items: [{ key: 'operator.creds', path: 'operator.creds' }] });
   assert.ok(container.volumeMounts.some((m: any) => m.name === secretVolume.name && m.mountPath === '/etc/loopline/nats' && m.readOnly));
+});
+
+test('objectStorage values reach the operator as STORAGE_S3_* (the Secret by name only); by default AWS S3 and the pods\' credential chain', () => {
+  const storageEnv = (values: string[]) => Object.fromEntries(
+    find(render(values), 'Deployment').spec.template.spec.containers[0].env.filter((e: any) => e.name.startsWith('STORAGE_S3_')).map((e: any) => [e.name, e.value]),
+  );
+  assert.equal(storageEnv([
+    'objectStorage.endpoint=http://minio.minio.svc:9000', 'objectStorage.region=eu-west-1', 'objectStorage.forcePathStyle=true',
+    'objectStorage.credentials.secretName=artifact-keys', 'objectStorage.credentials.accessKeyIdKey=accesskey',
+  ]), {
+    STORAGE_S3_ENDPOINT: 'http://minio.minio.svc:9000', STORAGE_S3_REGION: 'eu-west-1', STORAGE_S3_FORCE_PATH_STYLE: 'true',
+    STORAGE_S3_SECRET: 'artifact-keys', STORAGE_S3_ACCESS_KEY_ID_KEY: 'accesskey', STORAGE_S3_SECRET_ACCESS_KEY_KEY: 'AWS_SECRET_ACCESS_KEY',
+  });
+  assert.equal(storageEnv([]), { STORAGE_S3_REGION: 'us-east-1', STORAGE_S3_FORCE_PATH_STYLE: 'false' });
+  assert.equal(inferenceServiceSettings(storageEnv([])).serving.storage, { region: 'us-east-1', forcePathStyle: false });
 });
 
 test('an empty nats.url turns NATS off: no NATS_URL for the operator (it then runs without the drift loop)', () => {

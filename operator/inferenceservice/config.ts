@@ -1,9 +1,11 @@
 /**
  * The InferenceService side of the operator process, configured from the environment the Helm chart sets
  * (charts/loopline/templates/deployment.yaml): which Prometheus the canary analysis asks, which NATS carries
- * drift and lifecycle events, and what predictor pods look like when an InferenceService does not say.
+ * drift and lifecycle events, which object storage pods read and write, and what predictor pods look like when
+ * an InferenceService does not say.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import { storageSettingsFromEnv } from '../api/storage-env.ts';
 import { connectNats } from '../events/connect.ts';
 import type { Engine } from '../engine/index.ts';
 import type { DriftConsumer } from '../events/drift-consumer.ts';
@@ -43,6 +45,7 @@ const set = (value: string | undefined) => (value !== undefined && value !== '' 
  *   PREDICTOR_IMAGE               image of predictor pods (loopline/predictor:0.1.0)
  *   PREDICTOR_CPU, PREDICTOR_MEMORY   their cpu/memory when the InferenceService sets none (500m, 512Mi)
  *   CLUSTER_DOMAIN                DNS suffix in status.url (cluster.local)
+ *   STORAGE_S3_*                  object storage for trainer and predictor pods (operator/api/storage-env.ts)
  *   INFERENCESERVICE_WORKERS      parallel reconciles (DEFAULT_WORKERS of controller.ts)
  */
 export function inferenceServiceSettings(env: Env): InferenceServiceSettings {
@@ -66,6 +69,7 @@ export function inferenceServiceSettings(env: Env): InferenceServiceSettings {
       ...(natsUrl ? { natsUrl } : {}),
       predictorResources: { ...(set(env.PREDICTOR_CPU) ? { cpu: env.PREDICTOR_CPU } : {}), ...(set(env.PREDICTOR_MEMORY) ? { memory: env.PREDICTOR_MEMORY } : {}) },
       ...(set(env.CLUSTER_DOMAIN) ? { clusterDomain: env.CLUSTER_DOMAIN } : {}),
+      storage: storageSettingsFromEnv(env),
     },
   };
 }

@@ -2,6 +2,7 @@
  * What should exist for an InferenceService: pure functions from the resource, the ModelVersions it serves
  * and the rollout state to Deployments, Services, HPAs, the PDB and the route. One function per owned kind.
  */
+import { STORAGE_ENV_NAMES, storagePodEnv, type StorageSettings } from '../api/storage-env.ts';
 import type { DesiredObject, KubeObject, OwnerReference } from '../engine/types.ts';
 import type { InferenceService, ServedModel } from './resource.ts';
 import { routerFor, type TrafficSplit } from './router/index.ts';
@@ -26,6 +27,8 @@ export interface ServingConfig {
   predictorResources?: { cpu?: string; memory?: string };
   /** Cluster DNS suffix for status.url when no hostname is routed. */
   clusterDomain?: string;
+  /** Object storage the predictors fetch s3:// artifacts from. */
+  storage?: StorageSettings;
 }
 
 export interface Serving {
@@ -125,7 +128,9 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
     if (batching.maxBatchSize !== undefined) env.push({ name: 'BATCH_MAX_SIZE', value: String(batching.maxBatchSize) });
     if (batching.maxWaitMs !== undefined) env.push({ name: 'BATCH_MAX_WAIT_MS', value: String(batching.maxWaitMs) });
   }
-  for (const extra of predictor.env ?? []) env.push({ name: extra.name, value: extra.value ?? '' });
+  env.push(...storagePodEnv(config.storage));
+  // Object storage settings are the operator's to give, never an InferenceService's.
+  for (const extra of predictor.env ?? []) if (!STORAGE_ENV_NAMES.has(extra.name)) env.push({ name: extra.name, value: extra.value ?? '' });
 
   // The CRD gives one figure per resource: it is both request and limit (Guaranteed QoS for memory-bound models).
   const cpu = predictor.resources?.cpu ?? config.predictorResources?.cpu ?? '500m';

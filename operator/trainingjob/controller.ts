@@ -1,5 +1,6 @@
 // The TrainingJob controller: carries out the plan of lifecycle.ts — creates and stops pods, keeps
 // the headless Service, judges the result, registers the ModelVersion, writes status and Events.
+import type { StorageSettings } from '../api/storage-env.ts';
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { controllerReference, kinds, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
 import { registeredEvent } from '../modelversion/events.ts';
@@ -23,6 +24,8 @@ export interface TrainingJobControllerOptions {
   workers?: number;
   /** `registered` lifecycle events on NATS; without one, registration works the same. */
   publisher?: LifecyclePublisher;
+  /** Object storage settings given to training pods (endpoint, region, the Secret with the keys). */
+  storage?: StorageSettings;
 }
 
 export function trainingJobController(options: TrainingJobControllerOptions): ControllerDefinition {
@@ -50,7 +53,7 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
       for (const pod of plan.deletePods) await ctx.delete(kinds.Pod, namespace, pod, { propagationPolicy: 'Background' });
 
       if (plan.kind === 'start') {
-        for (const rank of plan.ranks) await ctx.create(desiredPod(job, owner, plan.attempt, rank));
+        for (const rank of plan.ranks) await ctx.create(desiredPod(job, owner, plan.attempt, rank, options.storage));
         return plan.requeueAfterMs !== undefined ? { requeueAfter: plan.requeueAfterMs } : undefined;
       }
       const { status, conditions, events } = plan.kind === 'judge' ? await judge(job, plan.attempt, plan.message, plan.status, now, options, ctx) : plan;

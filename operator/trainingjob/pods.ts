@@ -1,6 +1,7 @@
 // What a TrainingJob turns into: one pod per rank and attempt, plus a headless Service for rank 0
 // when training is distributed. Pure functions of the job; the controller decides which to create.
 import { createHash } from 'node:crypto';
+import { STORAGE_ENV_NAMES, storagePodEnv, type StorageSettings } from '../api/storage-env.ts';
 import type { DesiredObject, OwnerReference } from '../engine/types.ts';
 import type { EnvVar, Toleration, TrainingJob } from './resource.ts';
 
@@ -15,11 +16,15 @@ export const TRAINER_CONTAINER = 'trainer';
 export const TERMINATION_MESSAGE_PATH = '/dev/termination-log';
 export const DEFAULT_MASTER_PORT = 29500;
 
-/** Names the operator sets itself; a user env var of the same name would contradict the pod's rank or contract. */
+/**
+ * Names the operator sets itself; a user env var of the same name would contradict the pod's rank or contract.
+ * The object storage settings are the operator's to give (its configuration), never a TrainingJob's.
+ */
 const RESERVED_ENV = new Set([
   'PET_NNODES', 'PET_NPROC_PER_NODE', 'PET_NODE_RANK', 'PET_MASTER_ADDR', 'PET_MASTER_PORT',
   'MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK', 'NPROC_PER_NODE',
   'LOOPLINE_HYPERPARAMETERS', 'LOOPLINE_OUTPUT_URI', 'LOOPLINE_RESULT_PATH', 'LOOPLINE_DATASET_URI',
+  ...STORAGE_ENV_NAMES,
 ]);
 
 /** A label value (at most 63 characters) naming `name`; long names keep a readable prefix and a hash so they stay unique. */
@@ -104,12 +109,13 @@ function rankEnv(job: TrainingJob, rank: number): EnvVar[] {
   ];
 }
 
-function trainerEnv(job: TrainingJob, attempt: number, rank: number): EnvVar[] {
+function trainerEnv(job: TrainingJob, attempt: number, rank: number, storage: StorageSettings | undefined): EnvVar[] {
   const hp = job.spec.hyperparameters ?? {};
   const env: EnvVar[] = [
     ...rankEnv(job, rank),
     { name: 'LOOPLINE_HYPERPARAMETERS', value: JSON.stringify(hp) },
     { name: 'LOOPLINE_RESULT_PATH', value: TERMINATION_MESSAGE_PATH },
+    ...storagePodEnv(storage),
   ];
   const output = outputUri(job, attempt);
   if (output) env.push({ name: 'LOOPLINE_OUTPUT_URI', value: output });
@@ -140,14 +146,14 @@ function resourcesOf(job: TrainingJob): Record<string, Record<string, string>> |
   return Object.keys(requests).length > 0 ? { limits, requests } : { limits };
 }
 
-/** The pod for one rank of one attempt. */
-export function desiredPod(job: TrainingJob, owner: OwnerReference, attempt: number, rank: number): DesiredObject {
+/** The pod for one rank of one attempt; `storage` is the operator's object storage configuration. */
+export function desiredPod(job: TrainingJob, owner: OwnerReference, attempt: number, rank: number, storage?: StorageSettings): DesiredObject {
   const nodeSelector = { ...(job.spec.nodeSelector ?? {}) };
   if (job.spec.resources?.gpuType) nodeSelector[GPU_PRODUCT_LABEL] = job.spec.resources.gpuType;
   const container: Record<string, unknown> = {
     name: TRAINER_CONTAINER,
     image: job.spec.image,
-    env: trainerEnv(job, attempt, rank),
+    env: trainerEnv(job, attempt, rank, storage),
     terminationMessagePath: TERMINATION_MESSAGE_PATH,
     terminationMessagePolicy: 'File',
   };
@@ -183,8 +189,8 @@ export function desiredPod(job: TrainingJob, owner: OwnerReference, attempt: num
 }
 
 /** Every rank's pod for `attempt`, rank 0 first. */
-export function desiredPods(job: TrainingJob, owner: OwnerReference, attempt: number): DesiredObject[] {
-  return Array.from({ length: workersOf(job) }, (_, rank) => desiredPod(job, owner, attempt, rank));
+export function desiredPods(job: TrainingJob, owner: OwnerReference, attempt: number, storage?: StorageSettings): DesiredObject[] {
+  return Array.from({ length: workersOf(job) }, (_, rank) => desiredPod(job, owner, attempt, rank, storage));
 }
 
 /** The headless Service that gives rank 0 a stable DNS name; only for distributed jobs. */

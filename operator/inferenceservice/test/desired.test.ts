@@ -44,6 +44,21 @@ test('the predictor runs non-root with a read-only root filesystem, no capabilit
   assert.is(container.livenessProbe.httpGet.path, '/v2/health/live');
 });
 
+test('the predictor gets the operator\'s object storage settings, the keys by reference to their Secret; an InferenceService cannot set them', () => {
+  const isvc = inferenceService({ predictor: { env: [{ name: 'AWS_ENDPOINT_URL_S3', value: 'http://elsewhere:9000' }, { name: 'EXTRA', value: '1' }] } });
+  const storage = { endpoint: 'http://versitygw:7070', region: 'us-east-1', forcePathStyle: true, credentials: { secretName: 'loopline-s3', accessKeyIdKey: 'id', secretAccessKeyKey: 'secret' } };
+  const container = (predictorDeployment(isvc, servedModel(1), 'stable', { storage }) as any).spec.template.spec.containers[0];
+  const named = (name: string) => container.env.filter((e: any) => e.name === name);
+  assert.equal(named('AWS_ENDPOINT_URL_S3'), [{ name: 'AWS_ENDPOINT_URL_S3', value: 'http://versitygw:7070' }]);
+  assert.equal(named('AWS_REGION'), [{ name: 'AWS_REGION', value: 'us-east-1' }]);
+  assert.equal(named('S3_FORCE_PATH_STYLE'), [{ name: 'S3_FORCE_PATH_STYLE', value: 'true' }]);
+  assert.equal(named('AWS_ACCESS_KEY_ID'), [{ name: 'AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 'loopline-s3', key: 'id' } } }]);
+  assert.equal(named('AWS_SECRET_ACCESS_KEY'), [{ name: 'AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 'loopline-s3', key: 'secret' } } }]);
+  assert.equal(named('EXTRA'), [{ name: 'EXTRA', value: '1' }]);
+  const none = (predictorDeployment(isvc, servedModel(1), 'stable', {}) as any).spec.template.spec.containers[0].env;
+  assert.not.ok(none.some((e: any) => e.name.startsWith('AWS_')), 'no settings: the SDK defaults (AWS S3, the pod\'s credential chain)');
+});
+
 test('the predictor gets the model URI, digest, signature and drift settings in the variables the server reads', () => {
   const isvc = inferenceService({
     drift: { enabled: true, threshold: 0.3, window: { size: 500, seconds: 30 }, methods: { numeric: 'psi', categorical: 'chiSquare' }, featureThreshold: 0.2 },

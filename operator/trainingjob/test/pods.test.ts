@@ -53,6 +53,22 @@ test('a GPU job becomes one pod with the GPU limit, node selector, toleration an
   assert.is(desiredService(job, controllerReference(job as KubeObject)), undefined);
 });
 
+test('the operator\'s object storage settings reach every rank, the keys by reference to their Secret; the job\'s env cannot override them', () => {
+  const job = trainingJob({ workers: 2, env: [{ name: 'AWS_ENDPOINT_URL_S3', value: 'http://elsewhere:9000' }, { name: 'AWS_SECRET_ACCESS_KEY', value: 'typed-in' }] });
+  const storage = { endpoint: 'http://versitygw:7070', region: 'us-east-1', forcePathStyle: true, credentials: { secretName: 'loopline-s3', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' } };
+  for (const pod of desiredPods(job, controllerReference(job as KubeObject), 1, storage) as any[]) {
+    const env = pod.spec.containers[0].env as Array<{ name: string }>;
+    const named = (name: string) => env.filter((e) => e.name === name);
+    assert.equal(named('AWS_ENDPOINT_URL_S3'), [{ name: 'AWS_ENDPOINT_URL_S3', value: 'http://versitygw:7070' }]);
+    assert.equal(named('AWS_REGION'), [{ name: 'AWS_REGION', value: 'us-east-1' }]);
+    assert.equal(named('S3_FORCE_PATH_STYLE'), [{ name: 'S3_FORCE_PATH_STYLE', value: 'true' }]);
+    assert.equal(named('AWS_ACCESS_KEY_ID'), [{ name: 'AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 'loopline-s3', key: 'AWS_ACCESS_KEY_ID' } } }]);
+    assert.equal(named('AWS_SECRET_ACCESS_KEY'), [{ name: 'AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 'loopline-s3', key: 'AWS_SECRET_ACCESS_KEY' } } }]);
+  }
+  const bare = desiredPod(job, controllerReference(job as KubeObject), 1, 0) as any;
+  assert.not.ok(bare.spec.containers[0].env.some((e: any) => e.name.startsWith('AWS_')), 'without settings the job\'s own storage variables are dropped too');
+});
+
 test('a CPU job asks for no GPU and tolerates nothing extra', () => {
   const job = trainingJob({});
   const pod = desiredPod(job, controllerReference(job as KubeObject), 1, 0) as any;
