@@ -51,10 +51,10 @@ interface FileResult { file: string; passed: number; failed: number; skipped: nu
 
 const NO_CLUSTER_MARK = /^\/\/ test: no cluster$/m;
 
-/** The environment of a run with no cluster: nothing points at an API server, NATS or Prometheus. */
+/** The environment of a run with no cluster: nothing points at an API server, NATS, Prometheus or the S3 server. */
 function noClusterEnv(): Record<string, string> {
   const env = { ...process.env } as Record<string, string>;
-  for (const key of ['KUBECONFIG', 'NATS_URL', 'PROMETHEUS_URL']) delete env[key];
+  for (const key of ['KUBECONFIG', 'NATS_URL', 'PROMETHEUS_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'LOOPLINE_S3_BUCKET']) delete env[key];
   return env;
 }
 
