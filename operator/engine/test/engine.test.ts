@@ -311,8 +311,9 @@ test('a failing reconcile is retried with growing backoff until it succeeds', as
   const times = attemptTimes.get(key)!;
   assert.ok(times.length >= 5, `attempts ${times.length}`);
   const gaps = times.slice(1, 5).map((t, i) => t - times[i]);
-  assert.ok(gaps[3] > gaps[0], `backoff grows: ${gaps.map((g) => g.toFixed(1))}`);
-  assert.ok(gaps[3] >= 35, `4th retry after >= 40 ms (5 ms * 2^3): ${gaps[3].toFixed(1)}`);
+  // Each retry waits at least its backoff (5 ms * 2^n, less timer slack); a busy machine can only add to that,
+  // so the lower bounds hold however loaded it is, and together they prove the backoff doubles.
+  gaps.forEach((gap, n) => assert.ok(gap >= 5 * 2 ** n * 0.9, `retry ${n + 1} after >= ${5 * 2 ** n} ms: gaps ${gaps.map((g) => g.toFixed(1))}`));
 });
 
 test('/metrics, /healthz and /readyz are served', async () => {
