@@ -135,6 +135,7 @@ test('Dockerfile.server\'s build output, read-only, serves a real ONNX model wit
   try {
     const app = buildImageContent('Dockerfile.server', scratch);
     assert.ok(existsSync(join(app, 'operator/api/reference-profile.schema.json')), 'the profile schema the drift monitor reads');
+    assert.ok(existsSync(join(app, 'server/src/protocol/grpc_predict_v2.proto')), 'the gRPC service definition the server loads');
     // A model from the example trainer (real ONNX, real reference profile).
     const model = join(scratch, 'model');
     const trained = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'examples/trainer/src/main.ts')], {
@@ -145,7 +146,7 @@ test('Dockerfile.server\'s build output, read-only, serves a real ONNX model wit
     const result = JSON.parse(readFileSync(join(scratch, 'result.json'), 'utf8'));
     const port = await freePort();
     const started = start(app, 'server/src/main.js', [], {
-      PORT: String(port), HOST: '127.0.0.1', MODEL_NAME: 'credit-risk', MODEL_VERSION: '1',
+      PORT: String(port), GRPC_PORT: String(await freePort()), HOST: '127.0.0.1', MODEL_NAME: 'credit-risk', MODEL_VERSION: '1',
       MODEL_URI: result.artifact.uri, MODEL_DIGEST: result.artifact.digest,
       REFERENCE_PROFILE_URI: result.referenceProfile.uri, REFERENCE_PROFILE_DIGEST: result.referenceProfile.digest,
     });

@@ -131,15 +131,17 @@ function compileLikeDockerfileServer(): void {
   if (!existsSync(main)) throw new Error(`tsc emitted no ${main}: ${tsc.stdout}${tsc.stderr}`);
   // The drift monitor reads the reference profile schema relative to itself, as in the image.
   cpSync(join(root, 'operator/api/reference-profile.schema.json'), join(compiled, 'operator/api/reference-profile.schema.json'));
+  cpSync(join(root, 'server/src/protocol/grpc_predict_v2.proto'), join(compiled, 'server/src/protocol/grpc_predict_v2.proto'));
 }
 console.log('compiling the server as Dockerfile.server does (tsc --rewriteRelativeImportExtensions)');
 compileLikeDockerfileServer();
 
 async function startProcess(script: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = [], node = process.execPath): Promise<Server> {
-  const port = nextPort++;
+  const port = nextPort;
+  nextPort += 2;
   const child = spawn(node, [...nodeFlags, join(compiled, script.replace(/\.ts$/, '.js'))], {
     cwd: root,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NATS_URL: '', NODE_OPTIONS: SERVER_NODE_OPTIONS },
+    env: { ...process.env, ...env, PORT: String(port), GRPC_PORT: String(port + 1), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NATS_URL: '', NODE_OPTIONS: SERVER_NODE_OPTIONS },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -19,6 +19,8 @@ export interface ModelConfig {
 
 export interface ServerConfig {
   port: number;
+  /** Port of the Open Inference Protocol over gRPC; undefined: REST only. */
+  grpcPort: number | undefined;
   host: string;
   model: ModelConfig;
   batching: boolean;
@@ -103,6 +105,7 @@ export function configFromEnv(env: Env): ServerConfig {
   }
   return {
     port: integer(env, 'PORT', 8080),
+    grpcPort: env.GRPC_PORT?.toLowerCase() === 'off' ? undefined : integer(env, 'GRPC_PORT', 8081),
     host: env.HOST || '127.0.0.1',
     model: {
       name,

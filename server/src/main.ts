@@ -2,7 +2,8 @@
  * The predictor server (image loopline/predictor): `npx tsx server/src/main.ts`.
  *
  * Environment (the operator sets these on every predictor pod):
- *   PORT                      listen port (8080)
+ *   PORT                      listen port of HTTP: Open Inference Protocol REST, /predict, /metrics (8080)
+ *   GRPC_PORT                 listen port of the Open Inference Protocol over gRPC (8081); off: REST only
  *   HOST                      listen address (127.0.0.1; pods set 0.0.0.0)
  *   MODEL_NAME                model name, as in the V2 paths (required)
  *   MODEL_VERSION             version being served (required)
@@ -22,7 +23,7 @@
  *   BATCH_MAX_WAIT_MS         longest a batch is held open in one long event-loop turn (2); a batch
  *                             otherwise runs when full or at the end of the turn that read it
  *   ORT_INTRA_OP_THREADS      onnxruntime threads per run (1: the event loop needs the other core)
- *   BODY_LIMIT_BYTES          largest JSON body (1048576); /predict/stream is not limited
+ *   BODY_LIMIT_BYTES          largest request body or gRPC message (1048576); /predict/stream is not limited
  *   DRIFT_WINDOW_SIZE         rows per drift window (1000)
  *   DRIFT_MIN_ROWS            a window with fewer rows is reported but never judged drifted (min(100, DRIFT_WINDOW_SIZE))
  *   DRIFT_WINDOW_SECONDS      a window also closes after this long, if it has rows (60)

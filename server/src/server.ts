@@ -11,8 +11,9 @@ import { EventPublisher } from './events/publisher.ts';
 import { ServerMetrics } from './metrics/metrics.ts';
 import { installMetrics } from './metrics/routes.ts';
 import { adminRoutes } from './protocol/admin.ts';
-import { MODEL_VERSION_HEADER, type ProtocolContext } from './protocol/context.ts';
+import { MODEL_VERSION_HEADER, REQUEST_ID_HEADER, givenRequestId, type ProtocolContext } from './protocol/context.ts';
 import { installErrorHandling } from './protocol/errors.ts';
+import { startGrpcServer } from './protocol/grpc.ts';
 import { rowRoutes } from './protocol/rows.ts';
 import { v2Routes } from './protocol/v2.ts';
 import { ModelSlot } from './serving.ts';
@@ -21,6 +22,8 @@ export interface RunningServer {
   /** Base URL, e.g. http://127.0.0.1:40123. */
   url: string;
   port: number;
+  /** Port of the Open Inference Protocol over gRPC, when it is served. */
+  grpcPort: number | undefined;
   app: FastifyInstance;
   slot: ModelSlot;
   metrics: ServerMetrics;
@@ -32,9 +35,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const REQUEST_ID_HEADER = 'x-request-id';
 const EVENT_FLUSH_MS = 2000;
-const MAX_REQUEST_ID_LENGTH = 128;
+/** Longest wait for in-flight gRPC calls on shutdown before their streams are cut. */
+const GRPC_DRAIN_MS = 10_000;
 
 /**
  * Request ids in UUID form without 16 random bytes per request: a random version-4 prefix
@@ -86,10 +89,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
     childLoggerFactory: (logger) => logger,
     bodyLimit: config.bodyLimitBytes,
     requestIdHeader: false,
-    genReqId: (request) => {
-      const given = request.headers[REQUEST_ID_HEADER];
-      return typeof given === 'string' && given.length > 0 && given.length <= MAX_REQUEST_ID_LENGTH ? given : nextRequestId();
-    },
+    genReqId: (request) => givenRequestId(request.headers[REQUEST_ID_HEADER]) ?? nextRequestId(),
     routerOptions: { ignoreTrailingSlash: true },
     // Validation must reject, never repair: no type coercion, no silent removal of unknown fields.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, allowUnionTypes: true } },
@@ -112,7 +112,10 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  log.info({ url, model: config.model.name, version: config.model.version, batching: config.batching }, 'predictor listening');
+  const grpcServer = config.grpcPort === undefined
+    ? undefined
+    : await startGrpcServer(ctx, { host: config.host, port: config.grpcPort, maxMessageBytes: config.bodyLimitBytes, nextRequestId, log: log.child({ component: 'grpc' }) });
+  log.info({ url, grpcPort: grpcServer?.port, model: config.model.name, version: config.model.version, batching: config.batching }, 'predictor listening');
 
   const loaded = slot.start(config.model).then((ok) => {
     if (ok) log.info({ model: config.model.name, version: config.model.version }, 'model loaded; ready');
@@ -129,7 +132,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
       // hold the listener open for the whole keep-alive timeout.
       const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
       try {
-        await app.close();
+        await Promise.all([app.close(), grpcServer?.close(GRPC_DRAIN_MS)]);
       } finally {
         clearInterval(sweep);
       }
@@ -140,5 +143,5 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
     return closing;
   };
 
-  return { url, port, app, slot, metrics, publisher, loaded, swap: (model) => slot.swap(model), close };
+  return { url, port, grpcPort: grpcServer?.port, app, slot, metrics, publisher, loaded, swap: (model) => slot.swap(model), close };
 }

@@ -89,6 +89,7 @@ test('graceful shutdown of main.ts on SIGTERM: readiness false, in-flight reques
     env: {
       ...process.env,
       PORT: String(port),
+      GRPC_PORT: String(port + 1),
       HOST: '127.0.0.1',
       MODEL_NAME: 'credit',
       MODEL_VERSION: '1',

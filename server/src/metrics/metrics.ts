@@ -14,7 +14,7 @@ export class ServerMetrics {
   // Updated on every request: prebound (see prebound.ts). The rest change per window, load or scrape.
   readonly predictionRequests = new PreboundCounter({
     name: 'prediction_requests_total',
-    help: 'Prediction requests (V2 infer, /predict, /predict/stream) by model, model version and outcome.',
+    help: 'Prediction requests (V2 infer over REST and gRPC, /predict, /predict/stream) by model, model version and outcome.',
     labelNames: ['model', 'model_version', 'outcome'] as const,
     registers: [this.registry],
   });
@@ -58,6 +58,14 @@ export class ServerMetrics {
     name: 'http_request_duration_seconds',
     help: 'HTTP request duration by method, route and status code (what Flagger-style canary checks query).',
     labelNames: ['method', 'route', 'status'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly grpcRequestDuration = new PreboundHistogram({
+    name: 'grpc_server_handling_seconds',
+    help: 'gRPC call duration by method and status code (the Open Inference Protocol over gRPC).',
+    labelNames: ['grpc_method', 'grpc_code'] as const,
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });

@@ -3,7 +3,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerConfig } from '../config.ts';
 import type { Outcome, ServerMetrics } from '../metrics/metrics.ts';
+import type { Feeds } from '../runtime/batcher.ts';
 import type { ModelSlot, ServedModel } from '../serving.ts';
+import type { ParsedV2Request } from './validation.ts';
 import { InputError } from '../runtime/tensors.ts';
 
 declare module 'fastify' {
@@ -33,30 +35,73 @@ export class HttpError extends Error {
 }
 
 export const MODEL_VERSION_HEADER = 'x-model-version';
+export const REQUEST_ID_HEADER = 'x-request-id';
+const MAX_REQUEST_ID_LENGTH = 128;
 
-/** The ready model version for a request, pinned for the rest of it (a swap mid-request does not move it). */
-export function servedModel(ctx: ProtocolContext, request: FastifyRequest, reply: FastifyReply): ServedModel {
+/** A caller's request id (x-request-id header or gRPC metadata), if it is one we pass on; else undefined. */
+export function givenRequestId(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_REQUEST_ID_LENGTH ? value : undefined;
+}
+
+/** HttpError 404 unless `model` is the served model and `version`, if given, the served version. */
+export function checkServedModel(ctx: ProtocolContext, model: string, version: string | undefined): void {
+  const { config, slot } = ctx;
+  if (model !== config.model.name) throw new HttpError(404, `model "${model}" is not served here (this server serves "${config.model.name}")`);
+  const serving = slot.current?.version ?? config.model.version;
+  if (version !== undefined && version !== serving) {
+    throw new HttpError(404, `model "${model}" version "${version}" is not served here (serving version "${serving}")`);
+  }
+}
+
+/** The ready model version, or HttpError 503 saying why there is none. */
+export function readyModel(ctx: ProtocolContext): ServedModel {
   const served = ctx.slot.current;
   if (!served || !ctx.slot.ready) {
     throw new HttpError(503, `model ${ctx.config.model.name} is not ready (${ctx.slot.state}${ctx.slot.failure ? `: ${ctx.slot.failure}` : ''})`);
   }
+  return served;
+}
+
+/** The ready model version for a request, pinned for the rest of it (a swap mid-request does not move it). */
+export function servedModel(ctx: ProtocolContext, request: FastifyRequest, reply: FastifyReply): ServedModel {
+  const served = readyModel(ctx);
   request.served = served;
   reply.header(MODEL_VERSION_HEADER, served.version);
   return served;
 }
 
-export function recordPrediction(ctx: ProtocolContext, request: FastifyRequest, reply: FastifyReply, outcome: Outcome): void {
-  const model = request.served?.name ?? ctx.config.model.name;
-  const version = request.served?.version ?? ctx.slot.current?.version ?? ctx.config.model.version;
-  ctx.metrics.recordPrediction(model, version, outcome, reply.elapsedTime / 1000);
+/** Infer a parsed V2 request on `served` and copy its input rows into the version's drift window. */
+export async function inferV2(served: ServedModel, parsed: ParsedV2Request): Promise<Feeds> {
+  const outputs = await served.model.infer(parsed.feeds, parsed.rows);
+  const drift = served.drift;
+  if (drift) {
+    const tensor = parsed.feeds[served.model.signature.inputs[0].name];
+    if (tensor.shape.length === 2 && tensor.shape[1] === drift.featureCount) drift.record(tensor.data as Float32Array, tensor.shape[0]);
+  }
+  return outputs;
 }
 
-/** Bad input on a prediction route is a schema violation of the version that would have answered it. */
+/** One prediction request answered by `served` (or refused before a version was chosen), whatever the protocol. */
+export function countPrediction(ctx: ProtocolContext, served: ServedModel | undefined, outcome: Outcome, seconds: number): void {
+  const model = served?.name ?? ctx.config.model.name;
+  const version = served?.version ?? ctx.slot.current?.version ?? ctx.config.model.version;
+  ctx.metrics.recordPrediction(model, version, outcome, seconds);
+}
+
+/** Bad input on a prediction is a schema violation of the version that would have answered it. */
+export function countViolation(ctx: ProtocolContext, served: ServedModel | undefined): void {
+  const version = served ?? (ctx.slot.ready ? ctx.slot.current : undefined);
+  if (!version) return;
+  ctx.metrics.schemaViolations.inc({ model: version.name, model_version: version.version });
+  version.drift?.recordViolation();
+}
+
+export function recordPrediction(ctx: ProtocolContext, request: FastifyRequest, reply: FastifyReply, outcome: Outcome): void {
+  countPrediction(ctx, request.served, outcome, reply.elapsedTime / 1000);
+}
+
 export function recordViolation(ctx: ProtocolContext, request: FastifyRequest): void {
-  const served = request.served ?? (ctx.slot.ready ? ctx.slot.current : undefined);
-  if (!served) return;
-  ctx.metrics.schemaViolations.inc({ model: served.name, model_version: served.version });
-  served.drift?.recordViolation();
+  countViolation(ctx, request.served);
 }
 
 export function outcomeOf(status: number): Outcome {

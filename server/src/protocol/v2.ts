@@ -2,13 +2,15 @@
 // model readiness and inference, with the paths, bodies and errors of the specification.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { tensorToJson } from '../runtime/tensors.ts';
-import { HttpError, recordPrediction, servedModel, type ProtocolContext } from './context.ts';
+import { checkServedModel, inferV2, recordPrediction, servedModel, type ProtocolContext } from './context.ts';
 import { V2_REQUEST_SCHEMA } from './validation.ts';
 
 export const SERVER_NAME = 'loopline-predictor';
 export const SERVER_VERSION = '0.1.0';
 /** onnxruntime's platform name in the protocol's platform list. */
 export const PLATFORM = 'onnxruntime_onnx';
+/** Protocol extensions this server implements, as server metadata lists them (REST and gRPC). */
+export const EXTENSIONS: string[] = [];
 
 interface ModelParams {
   model: string;
@@ -25,14 +27,7 @@ const TENSOR_METADATA = {
 export const v2Routes: FastifyPluginAsync<ProtocolContext> = async (app, ctx) => {
   const { slot, config } = ctx;
 
-  /** 404 unless the path names the served model (and, if given, the served version). */
-  const checkModel = (params: ModelParams) => {
-    if (params.model !== config.model.name) throw new HttpError(404, `model "${params.model}" is not served here (this server serves "${config.model.name}")`);
-    const version = slot.current?.version ?? config.model.version;
-    if (params.version !== undefined && params.version !== version) {
-      throw new HttpError(404, `model "${params.model}" version "${params.version}" is not served here (serving version "${version}")`);
-    }
-  };
+  const checkModel = (params: ModelParams) => checkServedModel(ctx, params.model, params.version);
 
   app.get('/v2/health/live', { schema: { response: { 200: { type: 'object', properties: { live: { type: 'boolean' } } } } } }, async () => ({ live: true }));
 
@@ -44,7 +39,7 @@ export const v2Routes: FastifyPluginAsync<ProtocolContext> = async (app, ctx) =>
   app.get('/v2', { schema: { response: { 200: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, extensions: { type: 'array', items: { type: 'string' } } } } } } }, async () => ({
     name: SERVER_NAME,
     version: SERVER_VERSION,
-    extensions: [],
+    extensions: EXTENSIONS,
   }));
 
   const modelReady = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
@@ -90,13 +85,7 @@ export const v2Routes: FastifyPluginAsync<ProtocolContext> = async (app, ctx) =>
     checkModel(request.params);
     const served = servedModel(ctx, request, reply);
     const parsed = served.parseV2(request.body);
-    const outputs = await served.model.infer(parsed.feeds, parsed.rows);
-    const drift = served.drift;
-    if (drift) {
-      const input = served.model.signature.inputs[0];
-      const tensor = parsed.feeds[input.name];
-      if (tensor.shape.length === 2 && tensor.shape[1] === drift.featureCount) drift.record(tensor.data as Float32Array, tensor.shape[0]);
-    }
+    const outputs = await inferV2(served, parsed);
     const body = {
       model_name: served.name,
       model_version: served.version,

@@ -4,7 +4,7 @@
 // Every failure becomes an InputError naming the field, answered with 400 {error}.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { Feeds } from '../runtime/batcher.ts';
-import { DATATYPES, InputError, tensorFromJson, type Signature } from '../runtime/tensors.ts';
+import { DATATYPES, InputError, tensorFromBytes, tensorFromJson, type Signature } from '../runtime/tensors.ts';
 
 const ajv = new Ajv({ allErrors: false, strict: true, strictTuples: false, allowUnionTypes: true });
 
@@ -64,7 +64,7 @@ function check<T>(validate: ValidateFunction<T>, body: unknown): asserts body is
 export interface V2Request {
   id?: string;
   parameters?: Record<string, unknown>;
-  inputs: Array<{ name: string; shape: number[]; datatype: string; data: unknown[]; parameters?: Record<string, unknown> }>;
+  inputs: Array<{ name: string; shape: number[]; datatype: string; data?: unknown[]; parameters?: Record<string, unknown> }>;
   outputs?: Array<{ name: string; parameters?: Record<string, unknown> }>;
 }
 
@@ -75,7 +75,20 @@ export interface ParsedV2Request {
   outputs: string[];
 }
 
-export type V2RequestParser = (body: unknown) => ParsedV2Request;
+/**
+ * Where input tensors' data is when it is not JSON `data`: binary data (gRPC raw_input_contents, the REST binary
+ * data extension) and how errors name an input's data in the protocol the request came by.
+ */
+export interface TensorSources {
+  /** Input i's elements in the binary layout (see tensorFromBytes), or undefined where it carries `data`. */
+  binary?: ReadonlyArray<Uint8Array | undefined>;
+  /** The name of input i's data in errors; `inputs[i].data` unless given. */
+  field?: (i: number, binary: boolean) => string;
+}
+
+export type V2RequestParser = (body: unknown, sources?: TensorSources) => ParsedV2Request;
+
+const jsonDataField = (i: number) => `inputs[${i}].data`;
 
 /** The generic Open Inference Protocol request shape, as the route's fastify schema. */
 export const V2_REQUEST_SCHEMA = {
@@ -90,7 +103,8 @@ export const V2_REQUEST_SCHEMA = {
       minItems: 1,
       items: {
         type: 'object',
-        required: ['name', 'shape', 'datatype', 'data'],
+        // `data` is required unless the input's data is binary: checked by the parser, which knows.
+        required: ['name', 'shape', 'datatype'],
         additionalProperties: false,
         properties: {
           name: { type: 'string' },
@@ -138,8 +152,10 @@ export function compileV2RequestParser(signature: Signature, batched: boolean): 
   schema.properties.outputs.items.properties.name = { enum: outputNames };
   const validate = ajv.compile<V2Request>(schema);
 
-  return (body) => {
+  return (body, sources) => {
     check(validate, body);
+    const binary = sources?.binary;
+    const fieldOfData = sources?.field ?? jsonDataField;
     const feeds: Feeds = {};
     let rows = -1;
     body.inputs.forEach((input, i) => {
@@ -151,7 +167,16 @@ export function compileV2RequestParser(signature: Signature, batched: boolean): 
         }
         rows = input.shape[0];
       }
-      feeds[input.name] = { datatype: spec.datatype, shape: input.shape, data: tensorFromJson(input.data, input.shape, spec.datatype, `inputs[${i}].data`) };
+      const bytes = binary?.[i];
+      let data;
+      if (bytes) {
+        if (input.data !== undefined) throw new InputError(`inputs[${i}].data`, 'must be absent when the input\'s data is binary');
+        data = tensorFromBytes(bytes, input.shape, spec.datatype, fieldOfData(i, true));
+      } else {
+        if (input.data === undefined) throw new InputError(fieldOfData(i, false), 'is required');
+        data = tensorFromJson(input.data, input.shape, spec.datatype, fieldOfData(i, false));
+      }
+      feeds[input.name] = { datatype: spec.datatype, shape: input.shape, data };
     });
     const missing = inputNames.filter((name) => !feeds[name]);
     if (missing.length) throw new InputError('inputs', `missing input${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(', ')}`);

@@ -194,3 +194,102 @@ export function tensorToJson(data: TensorData, datatype: Datatype): Array<number
   if (datatype === 'BYTES') return data as string[];
   return Array.from(data as Float32Array);
 }
+
+/** Bytes per element in the protocol's binary layout (BYTES elements are length-prefixed, so variable). */
+export const ELEMENT_BYTES: Record<Exclude<Datatype, 'BYTES'>, number> = {
+  BOOL: 1, UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, FP16: 2, UINT32: 4, INT32: 4, FP32: 4, UINT64: 8, INT64: 8, FP64: 8,
+};
+
+// The binary layout is little-endian; typed arrays use the host's order, so this runs on little-endian hosts only
+// (x86-64 and arm64 Linux, which onnxruntime-node ships for).
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('the predictor needs a little-endian host');
+
+/**
+ * Typed data from the protocol's binary tensor layout (gRPC raw_input_contents, the REST binary data extension):
+ * row-major, little-endian, no padding; BOOL one byte of 0 or 1; BYTES each a 4-byte little-endian length and its
+ * bytes. Checked as JSON data is: the element count against the shape, floats finite, BOOL bytes 0 or 1.
+ * `field` names where the bytes are in the request, e.g. `raw_input_contents[0]`.
+ */
+export function tensorFromBytes(bytes: Uint8Array, shape: readonly number[], datatype: Datatype, field: string): TensorData {
+  const count = elementCount(shape);
+  if (datatype === 'BYTES') return stringsFromBytes(bytes, count, shape, field);
+  const size = ELEMENT_BYTES[datatype];
+  if (bytes.byteLength !== count * size) {
+    throw new InputError(field, `has ${bytes.byteLength} bytes but shape [${shape.join(', ')}] of ${datatype} needs ${count * size} (${size} per element)`);
+  }
+  // A typed array view needs an offset aligned to its element size; protobuf and HTTP buffers may not be.
+  const aligned = bytes.byteOffset % size === 0 ? bytes : new Uint8Array(bytes);
+  const data = viewOf(datatype, aligned.buffer as ArrayBuffer, aligned.byteOffset, count);
+  switch (datatype) {
+    case 'FP32': case 'FP64': {
+      const floats = data as Float32Array;
+      for (let i = 0; i < count; i++) if (!Number.isFinite(floats[i])) throw new InputError(`${field}[${i}]`, 'must be a finite number');
+      break;
+    }
+    case 'FP16': {
+      const halves = data as Uint16Array;
+      for (let i = 0; i < count; i++) if ((halves[i] & 0x7c00) === 0x7c00) throw new InputError(`${field}[${i}]`, 'must be a finite number');
+      break;
+    }
+    case 'BOOL': {
+      const flags = data as Uint8Array;
+      for (let i = 0; i < count; i++) if (flags[i] > 1) throw new InputError(`${field}[${i}]`, `must be 0 or 1 for BOOL, got ${flags[i]}`);
+      break;
+    }
+  }
+  return data;
+}
+
+function viewOf(datatype: Exclude<Datatype, 'BYTES'>, buffer: ArrayBuffer, offset: number, count: number): TensorData {
+  switch (datatype) {
+    case 'FP32': return new Float32Array(buffer, offset, count);
+    case 'FP64': return new Float64Array(buffer, offset, count);
+    case 'FP16': case 'UINT16': return new Uint16Array(buffer, offset, count);
+    case 'BOOL': case 'UINT8': return new Uint8Array(buffer, offset, count);
+    case 'UINT32': return new Uint32Array(buffer, offset, count);
+    case 'UINT64': return new BigUint64Array(buffer, offset, count);
+    case 'INT8': return new Int8Array(buffer, offset, count);
+    case 'INT16': return new Int16Array(buffer, offset, count);
+    case 'INT32': return new Int32Array(buffer, offset, count);
+    case 'INT64': return new BigInt64Array(buffer, offset, count);
+  }
+}
+
+function stringsFromBytes(bytes: Uint8Array, count: number, shape: readonly number[], field: string): string[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const out: string[] = [];
+  let offset = 0;
+  while (offset < bytes.byteLength) {
+    if (out.length === count) throw new InputError(field, `has more than the ${count} elements shape [${shape.join(', ')}] needs`);
+    if (offset + 4 > bytes.byteLength) throw new InputError(`${field}[${out.length}]`, 'is cut short inside its 4-byte length');
+    const length = view.getUint32(offset, true);
+    offset += 4;
+    if (offset + length > bytes.byteLength) throw new InputError(`${field}[${out.length}]`, `says ${length} bytes but only ${bytes.byteLength - offset} remain`);
+    try {
+      out.push(decoder.decode(bytes.subarray(offset, offset + length)));
+    } catch {
+      throw new InputError(`${field}[${out.length}]`, 'is not valid UTF-8');
+    }
+    offset += length;
+  }
+  if (out.length !== count) throw new InputError(field, `has ${out.length} elements but shape [${shape.join(', ')}] needs ${count}`);
+  return out;
+}
+
+/** The protocol's binary layout of typed data (see tensorFromBytes); numeric data is viewed, not copied. */
+export function tensorToBytes(data: TensorData, datatype: Datatype): Uint8Array {
+  if (datatype !== 'BYTES') {
+    const typed = data as Float32Array;
+    return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+  }
+  const encoded = (data as string[]).map((s) => Buffer.from(s, 'utf8'));
+  const out = Buffer.allocUnsafe(encoded.reduce((n, b) => n + 4 + b.byteLength, 0));
+  let offset = 0;
+  for (const b of encoded) {
+    out.writeUInt32LE(b.byteLength, offset);
+    b.copy(out, offset + 4);
+    offset += 4 + b.byteLength;
+  }
+  return out;
+}

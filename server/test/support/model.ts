@@ -9,7 +9,8 @@ import { buildLogisticRegressionModel } from '../../../examples/trainer/src/onnx
 import type { ServerConfig } from '../../src/config.ts';
 import { DEFAULT_DRIFT_OPTIONS } from '../../src/drift/detector.ts';
 import type { ReferenceProfile } from '../../src/drift/profile.ts';
-import type { Signature } from '../../src/runtime/tensors.ts';
+import onnxProto from 'onnx-proto';
+import type { Datatype, Signature } from '../../src/runtime/tensors.ts';
 
 export interface Artifact {
   uri: string;
@@ -108,6 +109,7 @@ export function referenceProfile(numeric: number, seed = 1): ReferenceProfile {
 export function testConfig(model: { artifact: { uri: string; digest: string }; signature?: Signature }, overrides: Partial<ServerConfig> = {}): ServerConfig {
   return {
     port: 0,
+    grpcPort: 0,
     host: '127.0.0.1',
     model: { name: 'credit', version: '1', artifact: { uri: model.artifact.uri, digest: model.artifact.digest }, signature: model.signature },
     batching: true,
@@ -121,5 +123,29 @@ export function testConfig(model: { artifact: { uri: string; digest: string }; s
     shutdownDelayMs: 0,
     logLevel: process.env.LOG_LEVEL ?? 'silent',
     ...overrides,
+  };
+}
+
+const ONNX_TYPE: Record<Datatype, number> = {
+  FP32: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, BYTES: 8, BOOL: 9, FP16: 10, FP64: 11, UINT32: 12, UINT64: 13,
+};
+
+/** A model that answers each input unchanged: input `in_<DATATYPE>` [-1, 2] → output `out_<DATATYPE>`, one pair per datatype. */
+export function identityModel(ws: Workspace, name: string, datatypes: readonly Datatype[]): { artifact: Artifact; signature: Signature } {
+  const { onnx } = onnxProto;
+  const tensorType = (datatype: Datatype) => ({ tensorType: { elemType: ONNX_TYPE[datatype], shape: { dim: [{ dimParam: 'batch' }, { dimValue: 2 }] } } });
+  const graph = {
+    name: 'identity',
+    node: datatypes.map((d) => ({ name: `copy_${d}`, opType: 'Identity', input: [`in_${d}`], output: [`out_${d}`] })),
+    input: datatypes.map((d) => ({ name: `in_${d}`, type: tensorType(d) })),
+    output: datatypes.map((d) => ({ name: `out_${d}`, type: tensorType(d) })),
+  };
+  const bytes = onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 13 }], producerName: 'loopline-tests', graph })).finish();
+  return {
+    artifact: ws.write(name, bytes),
+    signature: {
+      inputs: datatypes.map((d) => ({ name: `in_${d}`, datatype: d, shape: [-1, 2] })),
+      outputs: datatypes.map((d) => ({ name: `out_${d}`, datatype: d, shape: [-1, 2] })),
+    },
   };
 }
