@@ -28,7 +28,7 @@ export function createOperator(options: OperatorOptions = {}): Engine {
   const { lifecycle, publisher, storage, ...engineOptions } = options;
   const engine = createEngine(engineOptions);
   engine.register(trainingJobController({ api: engine.api, lifecycle, publisher, storage }));
-  engine.register(modelVersionController({ api: engine.api, fieldManager: engineOptions.fieldManager, publisher }));
+  engine.register(modelVersionController({ publisher }));
   return engine;
 }
 

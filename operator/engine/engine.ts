@@ -31,7 +31,7 @@ export interface Engine {
   readonly writer: Writer;
   /** Every API write, by verb and kind. */
   readonly writes: WriteCounter;
-  /** Raw API access for what the writer does not cover (reads that must bypass the cache, optimistic-concurrency updates). */
+  /** Raw API access for reads that must bypass the cache. Writes go through `writer` (or a reconcile's context): only they are fenced. */
   readonly api: KubeApi;
   readonly log: Logger;
   /** This engine's prom-client registry (one per engine, so two engines can live in one process). */
@@ -367,6 +367,8 @@ class ControllerEngine implements Engine {
   /** Leadership lost: stop at once; writes are already fenced, in-flight reconciles are told to abort. */
   private stopLeading(): void {
     this.telemetry.leader.set(0);
+    // Event series counts still to be written back belong to a term that is over.
+    this.recorder.discard();
     void this.stopWorkers(true);
   }
 
@@ -400,6 +402,7 @@ class ControllerEngine implements Engine {
         apply: fenced((desired) => w.apply(desired)),
         applyStatus: fenced((object, status) => w.applyStatus(object, status)),
         patchStatus: fenced((object, status) => w.patchStatus(object, status)),
+        patch: fenced((kind, namespace, name, patch) => w.patch(kind, namespace, name, patch)),
         create: fenced((object) => w.create(object)),
         delete: fenced((kind, namespace, name, options) => w.delete(kind, namespace, name, options)),
         event: fenced((regarding, type, reason, message, action) => w.event(regarding, type, reason, message, action)),

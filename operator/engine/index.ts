@@ -44,6 +44,10 @@
  *   `loopline.dev/applied`).
  * - `ctx.applyStatus` owns the whole status it is given (server-side apply on /status): pass every field each time.
  *   `ctx.patchStatus` merges a part. Both set observedGeneration and keep lastTransitionTime of unchanged conditions.
+ * - `ctx.patch` is a JSON merge patch of the object, for what apply cannot say (taking an item out of a list another
+ *   manager applied, resetting a user's one-shot field); `metadata.resourceVersion` in it makes it conditional.
+ * - Every write goes through `ctx` (or `engine.writer` outside a reconcile): only those are fenced by leadership,
+ *   and a reconcile that was running when the lease was lost gets NotLeaderError from its next write.
  * - Emit events on transitions (e.g. when `applyStatus` returned `changed`), not on every reconcile.
  * - `engine.writes.total({ excludeKinds: ['Lease', 'Event'] })` counts the writes a reconcile made; Lease renewals
  *   of leader election are writes too.

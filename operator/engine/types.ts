@@ -95,6 +95,18 @@ export interface Writer {
     object: KubeObject,
     status: Record<string, unknown>,
   ): Promise<{ object: T; changed: boolean }>;
+  /**
+   * JSON merge patch of the object itself (not its status), for what server-side apply cannot say: taking a value
+   * out of a list another manager applied, or resetting a field a user set. A `metadata.resourceVersion` in the
+   * patch makes it conditional (409 Conflict when the object changed since). Skipped when the cached object
+   * already holds every field of the patch.
+   */
+  patch<T extends KubeObject = KubeObject>(
+    kind: ResourceKind,
+    namespace: string | undefined,
+    name: string,
+    patch: Record<string, unknown>,
+  ): Promise<{ object: T; changed: boolean }>;
   /** Create that tolerates AlreadyExists (returns `created: false`); for objects whose name the API server must arbitrate. */
   create<T extends KubeObject = KubeObject>(object: DesiredObject): Promise<{ object: T; created: boolean }>;
   /** Delete; NotFound counts as done. */

@@ -18,7 +18,6 @@ import { promoteVersion, type ModelVersionObject } from './registry.ts';
 export const PodDisruptionBudget: ResourceKind = { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true };
 
 export interface InferenceServiceControllerOptions {
-  api: KubeApi;
   /** Prometheus query endpoint for canary analysis. */
   prometheusUrl: string;
   /** Scrape interval of that Prometheus: query windows span at least two scrapes. */
@@ -171,7 +170,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
 
     if (decision.promote) {
       const target = versions.find((mv) => mv.spec.version === decision.promote!.version)!;
-      await promoteVersion(options.api, target, decision.promote.reason);
+      await promoteVersion(ctx, target, decision.promote.reason);
     }
 
     const byVersion = (version: number | undefined) => versions.find((mv) => mv.spec.version === version);
@@ -266,7 +265,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     // promoteNow and abort are one-shot requests: cleared once acted on, so the next canary is not promoted or aborted too.
     const consumed = decision.events.some((e) => e.type === 'Promoted' || e.type === 'RolledBack');
     if (consumed && (isvc.spec.rollout?.promoteNow || isvc.spec.rollout?.abort)) {
-      await options.api.mergePatch(kinds.InferenceService, namespace, name, { spec: { rollout: { promoteNow: false, abort: false } } }, 'loopline-operator');
+      await ctx.patch(kinds.InferenceService, namespace, name, { spec: { rollout: { promoteNow: false, abort: false } } });
     }
 
     for (const event of decision.events) {

@@ -12,7 +12,7 @@ import { driftObservation, nextDriftStatus } from './drift.ts';
 import { registerInferenceServiceMetrics } from './metrics.ts';
 import type { InferenceService } from './resource.ts';
 
-export interface InferenceServiceWiring extends Omit<InferenceServiceControllerOptions, 'api' | 'routeKinds' | 'publisher'> {
+export interface InferenceServiceWiring extends Omit<InferenceServiceControllerOptions, 'routeKinds' | 'publisher'> {
   /** Lifecycle events go here when given. */
   nats?: NatsConnection;
   /** The stream for loopline.> created when missing. */
@@ -27,7 +27,6 @@ export async function registerInferenceServices(engine: Engine, options: Inferen
   engine.register(
     inferenceServiceController({
       ...controllerOptions,
-      api: engine.api,
       routeKinds,
       ...(nats ? { publisher: new LifecyclePublisher(nats) } : {}),
     }),

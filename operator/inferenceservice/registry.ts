@@ -3,7 +3,7 @@
  * The registry controller carries the request out: it moves the `production` alias, sets the stage and archives
  * the version that held Production before, recording who and why in the promotion history.
  */
-import { kinds, type KubeApi, type KubeObject } from '../engine/index.ts';
+import { kinds, type KubeObject, type Writer } from '../engine/index.ts';
 import { ANNOTATION_CHANGE_REASON } from '../modelversion/registry.ts';
 
 export const PRODUCTION_ALIAS = 'production';
@@ -26,14 +26,11 @@ export type ModelVersionObject = KubeObject & {
  * Requests Production + the production alias on `mv` with a merge patch of its desired spec (the registry's
  * input), leaving every other field and owner alone. Idempotent: a repeat asks for what is already asked.
  */
-export async function promoteVersion(api: KubeApi, mv: ModelVersionObject, reason: string): Promise<void> {
+export async function promoteVersion(writer: Pick<Writer, 'patch'>, mv: ModelVersionObject, reason: string): Promise<void> {
   const aliases = [...new Set([...(mv.spec.aliases ?? []), PRODUCTION_ALIAS])].sort();
   if (mv.spec.stage === 'Production' && (mv.spec.aliases ?? []).includes(PRODUCTION_ALIAS)) return;
-  await api.mergePatch(
-    kinds.ModelVersion,
-    mv.metadata.namespace,
-    mv.metadata.name,
-    { metadata: { annotations: { [ANNOTATION_CHANGE_REASON]: `canary analysis: ${reason}`.slice(0, 1000) } }, spec: { stage: 'Production', aliases } },
-    'loopline-operator',
-  );
+  await writer.patch(kinds.ModelVersion, mv.metadata.namespace, mv.metadata.name, {
+    metadata: { annotations: { [ANNOTATION_CHANGE_REASON]: `canary analysis: ${reason}`.slice(0, 1000) } },
+    spec: { stage: 'Production', aliases },
+  });
 }

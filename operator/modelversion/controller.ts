@@ -2,20 +2,17 @@
 // event touched, rewrites the desired stage/aliases of versions another promotion displaced, then
 // writes each version's status and Events, and publishes each new history entry as a lifecycle event.
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
-import { kinds, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
+import { kinds, type ControllerDefinition, type KubeObject, type ReconcileContext } from '../engine/index.ts';
 import { historyEvent } from './events.ts';
 import { planRegistry } from './registry.ts';
 import type { ModelVersion } from './resource.ts';
 
 export interface ModelVersionControllerOptions {
-  /** For the conditional spec rewrites the server-side-apply writer cannot express (removing another manager's alias). */
-  api: KubeApi;
-  fieldManager?: string;
   /** Lifecycle events on NATS; without one the registry works the same, silently. */
   publisher?: LifecyclePublisher;
 }
 
-export function modelVersionController(options: ModelVersionControllerOptions): ControllerDefinition {
+export function modelVersionController(options: ModelVersionControllerOptions = {}): ControllerDefinition {
   // Versions of one model are planned together and one model at a time, so two promotions handled
   // by parallel workers cannot each archive the other.
   const models = new KeyedMutex();
@@ -44,13 +41,10 @@ async function reconcileModel(namespace: string, model: string, ctx: ReconcileCo
   for (const plan of plans) {
     if (!plan.specPatch) continue;
     const current = byName.get(plan.name)!;
-    const written = await options.api.mergePatch(
-      kinds.ModelVersion,
-      namespace,
-      plan.name,
-      { metadata: { resourceVersion: current.metadata.resourceVersion }, spec: plan.specPatch },
-      options.fieldManager ?? 'loopline-operator',
-    );
+    const { object: written } = await ctx.patch(kinds.ModelVersion, namespace, plan.name, {
+      metadata: { resourceVersion: current.metadata.resourceVersion },
+      spec: plan.specPatch,
+    });
     await cacheCaughtUp(ctx, namespace, plan.name, written.metadata.resourceVersion!);
   }
   for (const plan of plans) {

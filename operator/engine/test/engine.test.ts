@@ -337,6 +337,23 @@ test('a watch that breaks is resumed without losing events', async () => {
   await waitFor('change after watch break reconciled', async () => (await readWidget('r3')).status?.color === 'after-break');
 });
 
+test('patch merges into the object with the engine\'s field manager, skips what the cache already holds, and a null removes', async () => {
+  await createWidget('patched', { color: 'red', promoteNow: true });
+  await waitFor('the cache to hold the widget', () => engine.cache.get(Widget, ns, 'patched'));
+  engine.writes.reset();
+  const first = await engine.writer.patch(Widget, ns, 'patched', { spec: { promoteNow: false } });
+  assert.ok(first.changed);
+  const written = await readWidget('patched');
+  assert.equal(written.spec, { color: 'red', promoteNow: false });
+  const update = (written.metadata.managedFields ?? []).find((f: { operation?: string; manager?: string }) => f.operation === 'Update' && f.manager === 'loopline-operator');
+  assert.ok(update, 'the engine\'s field manager owns the patched field');
+  await waitFor('the cache to see the patch', () => engine.cache.get(Widget, ns, 'patched')?.spec?.promoteNow === false || undefined);
+  assert.not.ok((await engine.writer.patch(Widget, ns, 'patched', { spec: { promoteNow: false } })).changed, 'nothing to change: skipped');
+  assert.ok((await engine.writer.patch(Widget, ns, 'patched', { spec: { promoteNow: null } })).changed);
+  assert.equal((await readWidget('patched')).spec, { color: 'red' });
+  assert.is(engine.writes.total({ verb: 'patch', kind: 'Widget' }), 2);
+});
+
 test('raw API reads work for what the cache does not hold', async () => {
   const version = await engine.api.request<{ major: string }>(HttpMethod.GET, '/version');
   assert.ok(version.major);
