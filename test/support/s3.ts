@@ -11,6 +11,13 @@ export interface LocalS3 {
   secretAccessKey: string;
   /** The storage variables (endpoint, region, path style, keys) as the operator gives them to a pod. */
   env: Record<string, string>;
+  /**
+   * The operator's STORAGE_S3_* settings (what the chart's objectStorage values become) for pods that reach this
+   * server with the keys in Secret `secretName`: the one place the endpoint pods get is decided.
+   */
+  operatorEnv(secretName: string): Record<string, string>;
+  /** A Secret holding this server's keys as the operator's settings expect them. */
+  secret(name: string, namespace: string): Record<string, unknown>;
   client: S3Client;
   /** `s3://<bucket>/<prefix>/<key>`, under a prefix of this run. */
   uri(key: string): string;
@@ -34,6 +41,18 @@ export function requireS3(prefix = 'test'): LocalS3 {
     endpoint: env[STORAGE_ENV.endpoint],
     secretAccessKey: env[STORAGE_ENV.secretAccessKey],
     env,
+    operatorEnv: (secretName) => ({
+      STORAGE_S3_ENDPOINT: env[STORAGE_ENV.endpoint],
+      STORAGE_S3_REGION: env[STORAGE_ENV.region],
+      STORAGE_S3_FORCE_PATH_STYLE: 'true',
+      STORAGE_S3_SECRET: secretName,
+    }),
+    secret: (name, namespace) => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace },
+      stringData: { [STORAGE_ENV.accessKeyId]: env[STORAGE_ENV.accessKeyId], [STORAGE_ENV.secretAccessKey]: env[STORAGE_ENV.secretAccessKey] },
+    }),
     client,
     uri,
     async put(key, body) {
