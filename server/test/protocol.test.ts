@@ -41,7 +41,7 @@ test('GET /v2 answers the server metadata', async () => {
   assert.equal(Object.keys(r.body).sort(), ['extensions', 'name', 'version']);
   assert.is(r.body.name, 'loopline-predictor');
   assert.type(r.body.version, 'string');
-  assert.equal(r.body.extensions, []);
+  assert.equal(r.body.extensions, ['binary_tensor_data']);
 });
 
 test('GET /v2/models/{name}[/versions/{v}] answers the model metadata from the signature', async () => {

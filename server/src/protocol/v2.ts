@@ -1,16 +1,16 @@
 // The Open Inference Protocol (KServe V2) REST API: health, server and model metadata,
 // model readiness and inference, with the paths, bodies and errors of the specification.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { tensorToJson } from '../runtime/tensors.ts';
+import { EXTENSION as BINARY_EXTENSION, binaryInputs, binaryOutputs, inferBodyParser, sendInferAnswer } from './binary.ts';
 import { checkServedModel, inferV2, recordPrediction, servedModel, type ProtocolContext } from './context.ts';
-import { V2_REQUEST_SCHEMA } from './validation.ts';
+import { V2_REQUEST_SCHEMA, type V2Request } from './validation.ts';
 
 export const SERVER_NAME = 'loopline-predictor';
 export const SERVER_VERSION = '0.1.0';
 /** onnxruntime's platform name in the protocol's platform list. */
 export const PLATFORM = 'onnxruntime_onnx';
 /** Protocol extensions this server implements, as server metadata lists them (REST and gRPC). */
-export const EXTENSIONS: string[] = [];
+export const EXTENSIONS: string[] = [BINARY_EXTENSION];
 
 interface ModelParams {
   model: string;
@@ -81,25 +81,23 @@ export const v2Routes: FastifyPluginAsync<ProtocolContext> = async (app, ctx) =>
   app.get('/v2/models/:model', { schema: metadataSchema }, modelMetadata);
   app.get('/v2/models/:model/versions/:version', { schema: metadataSchema }, modelMetadata);
 
-  const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+  const infer = async (request: FastifyRequest<{ Params: ModelParams; Body: V2Request }>, reply: FastifyReply) => {
     checkModel(request.params);
     const served = servedModel(ctx, request, reply);
-    const parsed = served.parseV2(request.body);
+    const body = request.body;
+    const parsed = served.parseV2(body, binaryInputs(body, request.tensorBinary));
+    const binary = binaryOutputs(body, parsed.outputs);
     const outputs = await inferV2(served, parsed);
-    const body = {
-      model_name: served.name,
-      model_version: served.version,
-      id: (request.body as { id?: string }).id ?? request.id,
-      outputs: parsed.outputs.map((name) => {
-        const out = outputs[name];
-        return { name, datatype: out.datatype, shape: out.shape, data: tensorToJson(out.data, out.datatype) };
-      }),
-    };
     recordPrediction(ctx, request, reply, 'success');
     // servedModel() already set x-model-version to this version.
-    return reply.send(body);
+    return sendInferAnswer(reply, { model_name: served.name, model_version: served.version, id: body.id ?? request.id }, parsed.outputs, outputs, binary);
   };
   const inferOptions = { schema: { body: V2_REQUEST_SCHEMA }, config: { prediction: true } };
+  // Infer bodies are JSON, or JSON then binary tensor data (binary.ts); a body with no content type is read the
+  // same way, as the binary extension's clients send none.
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(['application/json', 'application/octet-stream', '*'], { parseAs: 'buffer' }, inferBodyParser(json));
   app.post('/v2/models/:model/infer', inferOptions, infer);
   app.post('/v2/models/:model/versions/:version/infer', inferOptions, infer);
 };
