@@ -893,6 +893,11 @@ export interface InferenceServiceDriftStatus {
   lastEventTime?: string;
   /** Whether the latest window crossed spec.drift.threshold. */
   drifted?: boolean;
+  /**
+   * The model version whose window this is. Only the stable version's windows count; a promotion resets
+   * the summary.
+   */
+  version?: number;
 }
 
 /** The latest retrain this service started. */

@@ -126,8 +126,10 @@ export function renderDashboard(snapshot: StatusSnapshot, options: RenderOptions
 
   // Drift: the service's summary, and the most drifted features of the latest window.
   const drift = status.drift;
+  // The latest window on NATS may be another version's (the canary's, or the stable one's before a promotion).
   const lastDrift = snapshot.nats.lastDrift;
-  const features = topFeatures(lastDrift?.data, traffic.driftFeatures, options.topFeatures ?? 5);
+  const stableWindow = lastDrift?.data.modelVersion === undefined || lastDrift.data.modelVersion === String(status.stableVersion) ? lastDrift : undefined;
+  const features = topFeatures(stableWindow?.data, traffic.driftFeatures, options.topFeatures ?? 5);
   if (service.spec.drift?.enabled || drift || features.rows.length > 0) {
     const summary: string[] = [];
     if (drift?.score !== undefined) summary.push(`score ${number(drift.score)} (threshold ${number(service.spec.drift?.threshold ?? 0.3)})`);

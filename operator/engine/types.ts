@@ -90,7 +90,10 @@ export interface Writer {
     object: KubeObject,
     status: Record<string, unknown>,
   ): Promise<{ object: T; changed: boolean }>;
-  /** JSON merge patch of part of the status through the status subresource; skipped when the cached status already matches. */
+  /**
+   * JSON merge patch of part of the status through the status subresource (a null removes a field); skipped when
+   * the cached status already matches.
+   */
   patchStatus<T extends KubeObject = KubeObject>(
     object: KubeObject,
     status: Record<string, unknown>,

@@ -74,7 +74,7 @@ export class ClusterWriter implements Writer {
     const kind = this.deps.kindOf(object.apiVersion!, object.kind!);
     const current = (await this.current(kind, object.metadata.namespace, object.metadata.name)) ?? object;
     const desired = completeStatus(current, status);
-    if (isSubset(desired, current.status)) {
+    if (!containsNull(status) && isSubset(desired, current.status)) {
       this.deps.skipped('patch-status', kind.kind);
       return { object: current as T, changed: false };
     }

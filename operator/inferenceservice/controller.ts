@@ -7,10 +7,11 @@
 import type { Logger } from 'pino';
 import { kinds, type Condition, type ControllerDefinition, type DesiredObject, type KubeApi, type KubeObject, type ReconcileContext, type ResourceKind } from '../engine/index.ts';
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
+import { aliasHolder } from '../modelversion/registry.ts';
 import { analysisQueries, measureCanary, rangeFor, type MetricNames } from './analysis.ts';
 import { analysisDue, intervalMs, nextRollout, type RolloutEvent, type RolloutState } from './canary.ts';
 import { desiredObjects, serviceAddressChange, serviceUrl, versionName, withoutClusterIP, type Serving, type ServingConfig } from './desired.ts';
-import { planRetrain } from './drift.ts';
+import { driftOfVersion, planRetrain } from './drift.ts';
 import type { InferenceService, InferenceServiceStatus, ServedModel, VersionSelector } from './resource.ts';
 import { routerFor } from './router/index.ts';
 import { promoteVersion, type ModelVersionObject } from './registry.ts';
@@ -53,10 +54,10 @@ function selectorText(selector: VersionSelector): string {
  */
 export const DEFAULT_WORKERS = 16;
 
-/** The ModelVersion a selector names: by number, or by the alias the registry says is in effect. */
+/** The ModelVersion a selector names: by number, or by the alias the registry says is in effect (mid-move: its newest holder). */
 export function resolveSelector(versions: ModelVersionObject[], selector: VersionSelector): ModelVersionObject | undefined {
   if (selector.version !== undefined) return versions.find((mv) => mv.spec.version === selector.version);
-  return versions.find((mv) => (mv.status?.aliases ?? []).includes(selector.alias!));
+  return aliasHolder(versions, selector.alias!);
 }
 
 export function servedModel(mv: ModelVersionObject): ServedModel {
@@ -241,9 +242,14 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     const wasReady = (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
     const degraded = !stableUp && wasReady && (state.phase === 'Stable' || state.phase === 'Promoted');
 
+    // Drift is the serving version's: a promotion resets the summary another version's windows left.
+    const servingVersion = stableServed.spec.version;
+    const drift = driftOfVersion(status.drift, servingVersion);
+    if (status.drift && !drift) await ctx.patchStatus(isvc as unknown as KubeObject, { drift: null });
+
     // The closed loop: drift recorded in status (by the NATS consumer) may start a retrain.
     let lastRetrain = status.lastRetrain;
-    const retrain = planRetrain(isvc, at);
+    const retrain = planRetrain(isvc, at, servingVersion);
     if (retrain.create) {
       const { created } = await ctx.create(retrain.job);
       lastRetrain = retrain.lastRetrain;
@@ -252,9 +258,12 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
         await publish(isvc, 'retrainstarted', { trainingJob: retrain.job.metadata.name, eventId: retrain.lastRetrain.eventId, reason: retrain.reason }, `${isvc.metadata.uid}/retrain/${retrain.lastRetrain.eventId}`, ctx.log);
       }
     }
-    if (status.drift) conditions.push(status.drift.drifted
-      ? { type: 'Drifted', status: 'True', reason: 'DriftDetected', message: `drift score ${status.drift.score} (features: ${(status.drift.driftedFeatures ?? []).join(', ') || 'none'})` }
-      : { type: 'Drifted', status: 'False', reason: 'NoDrift', message: `drift score ${status.drift.score}` });
+    if (drift) conditions.push(drift.drifted
+      ? { type: 'Drifted', status: 'True', reason: 'DriftDetected', message: `drift score ${drift.score} (features: ${(drift.driftedFeatures ?? []).join(', ') || 'none'})` }
+      : { type: 'Drifted', status: 'False', reason: 'NoDrift', message: `drift score ${drift.score}` });
+    else if (status.drift || (status.conditions ?? []).some((c) => c.type === 'Drifted')) {
+      conditions.push({ type: 'Drifted', status: 'Unknown', reason: 'AwaitingWindow', message: `no drift window of v${servingVersion} has closed yet` });
+    }
 
     await ctx.applyStatus(isvc as unknown as KubeObject, rolloutStatus({
       ...(degraded ? { phase: 'Degraded' } : {}),

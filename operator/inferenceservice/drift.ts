@@ -39,12 +39,17 @@ export function driftObservation(event: CloudEvent): DriftObservation {
 }
 
 /**
- * status.drift after an observation, or undefined when it changes nothing: the same event again, or an
- * older one replayed after a newer one was recorded.
+ * status.drift after an observation, or undefined when it changes nothing: the same event again, an older one
+ * replayed after a newer one of the same version was recorded, or a window of a version that is not the stable
+ * one (the canary's, or the previous stable's pods still draining after a promotion). A window that names no
+ * version is taken as the stable version's.
  */
 export function nextDriftStatus(isvc: InferenceService, previous: DriftStatus | undefined, observation: DriftObservation): DriftStatus | undefined {
+  const stable = isvc.status?.stableVersion;
+  const version = observation.modelVersion !== undefined ? Number(observation.modelVersion) : stable;
+  if (stable !== undefined && version !== stable) return undefined;
   if (previous?.lastEventId === observation.id) return undefined;
-  if (previous?.lastEventTime && Date.parse(previous.lastEventTime) > Date.parse(observation.time)) return undefined;
+  if (previous?.version === version && previous?.lastEventTime && Date.parse(previous.lastEventTime) > Date.parse(observation.time)) return undefined;
   const threshold = isvc.spec.drift?.threshold;
   return {
     score: observation.score,
@@ -52,7 +57,13 @@ export function nextDriftStatus(isvc: InferenceService, previous: DriftStatus | 
     lastEventId: observation.id,
     lastEventTime: observation.time,
     drifted: threshold !== undefined ? observation.score >= threshold && observation.score > 0 : observation.drifted,
+    ...(version !== undefined && Number.isInteger(version) && version > 0 ? { version } : {}),
   };
+}
+
+/** The drift summary when it is about `servingVersion` (or names no version); a summary of another version is stale. */
+export function driftOfVersion(drift: DriftStatus | undefined, servingVersion: number): DriftStatus | undefined {
+  return drift && (drift.version === undefined || drift.version === servingVersion) ? drift : undefined;
 }
 
 export type RetrainPlan =
@@ -65,11 +76,14 @@ export function retrainJobName(isvc: InferenceService, eventId: string): string 
   return `${isvc.metadata.name.slice(0, 40)}-retrain-${hash}`;
 }
 
-export function planRetrain(isvc: InferenceService, now: Date): RetrainPlan {
+/** Whether to start a retrain now, on the drift status records for `servingVersion` (the stable version now served). */
+export function planRetrain(isvc: InferenceService, now: Date, servingVersion: number): RetrainPlan {
   const retrain = isvc.spec.retrain;
-  const drift = isvc.status?.drift;
+  const recorded = isvc.status?.drift;
+  const drift = driftOfVersion(recorded, servingVersion);
   const last = isvc.status?.lastRetrain;
   if (!retrain?.onDrift || !retrain.template) return { create: false, reason: 'retraining on drift is off' };
+  if (recorded && !drift) return { create: false, reason: `the drift recorded is v${recorded.version}'s, not v${servingVersion}'s` };
   if (!drift?.drifted || !drift.lastEventId) return { create: false, reason: 'not drifted' };
   if (last?.eventId === drift.lastEventId) return { create: false, reason: `already retrained for event ${drift.lastEventId} (${last.trainingJob})` };
   const cooldownMs = durationMs(retrain.cooldown, DEFAULT_COOLDOWN_MS);

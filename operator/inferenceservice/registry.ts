@@ -5,6 +5,7 @@
  */
 import { kinds, type KubeObject, type Writer } from '../engine/index.ts';
 import { ANNOTATION_CHANGE_REASON } from '../modelversion/registry.ts';
+import type { HistoryEntry } from '../modelversion/resource.ts';
 
 export const PRODUCTION_ALIAS = 'production';
 export const CANDIDATE_ALIAS = 'candidate';
@@ -19,7 +20,7 @@ export type ModelVersionObject = KubeObject & {
     stage?: string;
     aliases?: string[];
   };
-  status?: { stage?: string; aliases?: string[] };
+  status?: { stage?: string; aliases?: string[]; history?: HistoryEntry[] };
 };
 
 /**

@@ -122,6 +122,8 @@ export interface DriftStatus {
   lastEventTime?: string;
   lastEventId?: string;
   drifted?: boolean;
+  /** The model version whose window this is. */
+  version?: number;
 }
 
 export interface RetrainStatus {

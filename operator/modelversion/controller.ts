@@ -47,6 +47,17 @@ async function reconcileModel(namespace: string, model: string, ctx: ReconcileCo
     });
     await cacheCaughtUp(ctx, namespace, plan.name, written.metadata.resourceVersion!);
   }
+  // An alias that moves is written to its new holder first, so a watcher (an InferenceService's cache) never
+  // sees it held by nobody; while two versions hold it, the one that gained it last is its holder (aliasHolder).
+  // A version that gains one alias and gives up another (a swap) holds both until the second pass.
+  for (const plan of plans) {
+    const current = byName.get(plan.name)!;
+    const held = current.status?.aliases ?? [];
+    const planned = plan.status.aliases ?? [];
+    if (!planned.some((a) => !held.includes(a))) continue;
+    const aliases = [...new Set([...held, ...planned])].sort();
+    await ctx.applyStatus(current as unknown as KubeObject, { ...plan.status, aliases } as Record<string, unknown>);
+  }
   for (const plan of plans) {
     const current = byName.get(plan.name)! as unknown as KubeObject;
     await ctx.applyStatus(current, plan.status as Record<string, unknown>);

@@ -50,17 +50,31 @@ function sorted(set: Iterable<string>): string[] {
   return [...set].sort();
 }
 
-/** When `w` last entered Production or gained `alias`, from its history; used to pick one holder if two claim the same. */
-function lastGain(w: Working, test: (e: HistoryEntry) => boolean): string {
-  for (let i = w.history.length - 1; i >= 0; i--) if (test(w.history[i])) return w.history[i].at;
+/** When a history last records an entry `test` accepts (RFC 3339, so ordered as strings), or '' if never. */
+function lastGain(history: readonly HistoryEntry[] | undefined, test: (e: HistoryEntry) => boolean): string {
+  for (let i = (history?.length ?? 0) - 1; i >= 0; i--) if (test(history![i])) return history![i].at;
   return '';
 }
 
-function newer(a: Working, b: Working, test: (e: HistoryEntry) => boolean): Working {
-  const ta = lastGain(a, test);
-  const tb = lastGain(b, test);
+/** Of two versions claiming one thing, the one that gained it last by its history; the higher version on a tie. */
+function newerClaim<V extends { spec: { version: number }; status?: { history?: HistoryEntry[] } }>(a: V, b: V, test: (e: HistoryEntry) => boolean): V {
+  const ta = lastGain(a.status?.history, test);
+  const tb = lastGain(b.status?.history, test);
   if (ta !== tb) return ta > tb ? a : b;
-  return a.mv.spec.version > b.mv.spec.version ? a : b;
+  return a.spec.version > b.spec.version ? a : b;
+}
+
+/**
+ * The version an alias names when its status shows several holders: while the registry moves an alias it writes
+ * the new holder first, and for that moment the one that gained the alias last is the one meant.
+ */
+export function aliasHolder<V extends { spec: { version: number }; status?: { aliases?: string[]; history?: HistoryEntry[] } }>(versions: readonly V[], alias: string): V | undefined {
+  const holders = versions.filter((v) => (v.status?.aliases ?? []).includes(alias));
+  return holders.length === 0 ? undefined : holders.reduce((a, b) => newerClaim(a, b, (e) => e.aliasesAdded?.includes(alias) ?? false));
+}
+
+function newer(a: Working, b: Working, test: (e: HistoryEntry) => boolean): Working {
+  return newerClaim(a.mv, b.mv, test) === a.mv ? a : b;
 }
 
 export function formatPrimaryMetric(mv: ModelVersion): string | undefined {

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cloudEvent } from '../../events/cloudevents.ts';
-import { driftObservation, nextDriftStatus, planRetrain, retrainJobName, TRIGGER_ANNOTATION } from '../drift.ts';
+import { driftObservation, driftOfVersion, nextDriftStatus, planRetrain, retrainJobName, TRIGGER_ANNOTATION } from '../drift.ts';
 import type { InferenceService } from '../resource.ts';
 import { inferenceService } from './support/fixtures.ts';
 
@@ -37,6 +37,25 @@ for (const row of statusTable) {
   });
 }
 
+const versionTable = [
+  { name: "a window of the stable version is recorded as that version's", previous: undefined, modelVersion: '3', time: iso(0), recorded: 3 },
+  { name: 'a window of another version (the canary, or the stable one before a promotion) changes nothing', previous: undefined, modelVersion: '2', time: iso(0), recorded: undefined },
+  { name: "the first window of a promoted version replaces the previous version's summary, even when older", previous: { ...drifted, version: 2, lastEventTime: iso(30) }, modelVersion: '3', time: iso(0), recorded: 3 },
+  { name: 'a window naming no version counts as the stable version', previous: undefined, modelVersion: undefined, time: iso(0), recorded: 3 },
+];
+for (const row of versionTable) {
+  test(row.name, () => {
+    const observation = { id: 'w', time: row.time, score: 0.5, driftedFeatures: [], drifted: true, ...(row.modelVersion ? { modelVersion: row.modelVersion } : {}) };
+    assert.is(nextDriftStatus(withStatus({ stableVersion: 3 }), row.previous, observation)?.version, row.recorded);
+  });
+}
+
+test("a summary belongs to the version serving, or to whichever serves when it names none", () => {
+  assert.is(driftOfVersion({ ...drifted, version: 2 }, 3), undefined);
+  assert.equal(driftOfVersion({ ...drifted, version: 3 }, 3), { ...drifted, version: 3 });
+  assert.equal(driftOfVersion(drifted, 3), drifted);
+});
+
 const retrainTable = [
   { name: 'drift with retraining on creates a job', isvc: withStatus({ drift: drifted }), now: 10, create: true },
   { name: 'retraining off creates nothing', isvc: withStatus({ drift: drifted }, { retrain: { ...retrainSpec, onDrift: false } }), now: 10, create: false, reason: /off/ },
@@ -44,17 +63,19 @@ const retrainTable = [
   { name: 'the event already retrained for creates nothing', isvc: withStatus({ drift: drifted, lastRetrain: { eventId: 'evt-1', trainingJob: 'j', time: iso(-7200) } }), now: 10, create: false, reason: /already retrained/ },
   { name: 'a new drift inside the cooldown creates nothing', isvc: withStatus({ drift: { ...drifted, lastEventId: 'evt-2' }, lastRetrain: { eventId: 'evt-1', trainingJob: 'j', time: iso(-600) } }), now: 10, create: false, reason: /cooldown until/ },
   { name: 'a new drift after the cooldown creates a job', isvc: withStatus({ drift: { ...drifted, lastEventId: 'evt-2' }, lastRetrain: { eventId: 'evt-1', trainingJob: 'j', time: iso(-3601) } }), now: 10, create: true },
+  { name: 'drift of the version promotion replaced creates nothing', isvc: withStatus({ drift: { ...drifted, version: 2 } }), now: 10, create: false, reason: /v2's, not v3's/ },
+  { name: 'drift of the version serving creates a job', isvc: withStatus({ drift: { ...drifted, version: 3 } }), now: 10, create: true },
 ];
 for (const row of retrainTable) {
   test(row.name, () => {
-    const plan = planRetrain(row.isvc, new Date(T0 + row.now * 1000));
+    const plan = planRetrain(row.isvc, new Date(T0 + row.now * 1000), 3);
     assert.is(plan.create, row.create);
     if (!plan.create && row.reason) assert.match(plan.reason, row.reason);
   });
 }
 
 test('the retrain TrainingJob comes from the template, names its trigger and is owned without cascading control', () => {
-  const plan = planRetrain(withStatus({ drift: drifted }), new Date(T0));
+  const plan = planRetrain(withStatus({ drift: drifted }), new Date(T0), 3);
   assert.ok(plan.create);
   if (!plan.create) return;
   const job: any = plan.job;

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { historyEventId, historyEventReason } from '../events.ts';
-import { planRegistry, type VersionPlan } from '../registry.ts';
+import { aliasHolder, planRegistry, type VersionPlan } from '../registry.ts';
 import type { ModelVersion, ModelVersionSpec, ModelVersionStatus } from '../resource.ts';
 
 const NOW = new Date('2030-01-01T00:00:00Z');
@@ -136,6 +136,19 @@ test('the plan lists the history entries it appended (the lifecycle events to pu
   assert.is(historyEventId('uid-2', entry), historyEventId('uid-2', structuredClone(entry)), 'the same entry read back gives the same id');
   assert.is.not(historyEventId('uid-2', entry), historyEventId('uid-2', { ...entry, at: '2030-01-01T00:00:01Z' }));
   assert.is.not(historyEventId('uid-2', entry), historyEventId('uid-1', entry));
+});
+
+test('an alias two versions hold for a moment (the new holder is written first) names the one that gained it last', () => {
+  const gained = (at: string) => ({ from: 'None' as const, to: 'None' as const, aliasesAdded: ['production'], by: 'alice', at, reason: 'requested in spec' });
+  const v2 = mv(2, {}, { aliases: ['production'], history: [gained('2030-01-01T00:00:00Z')] });
+  const v1 = mv(1, {}, { aliases: ['production'], history: [gained('2029-12-01T00:00:00Z')] });
+  assert.is(aliasHolder([v2, v1], 'production'), v2);
+  // Moved back to v1 later: the older version is the holder.
+  const back = mv(1, {}, { aliases: ['production'], history: [gained('2029-12-01T00:00:00Z'), gained('2030-01-02T00:00:00Z')] });
+  assert.is(aliasHolder([v2, back], 'production'), back);
+  // The same second: the higher version, which a promotion moves to.
+  assert.is(aliasHolder([mv(1, {}, { aliases: ['production'], history: [gained('2030-01-01T00:00:00Z')] }), v2], 'production'), v2);
+  assert.is(aliasHolder([v1], 'staging'), undefined);
 });
 
 test('history keeps the latest 100 entries', () => {
