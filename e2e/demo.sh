@@ -6,7 +6,7 @@
 #   bash e2e/demo.sh stop     stop the operator, the local-kubelet and Prometheus (the cluster stays)
 #   bash e2e/demo.sh summary  print what to try next
 #
-# `bash e2e/cluster/cluster.sh down` removes the cluster and NATS. Logs and pid files: ~/.cache/loopline/demo/.
+# `bash e2e/cluster/cluster.sh down` removes the cluster, NATS and the S3 server with its bucket. Logs and pid files: ~/.cache/loopline/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n[demo %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

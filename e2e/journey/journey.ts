@@ -13,14 +13,15 @@
  * (by time or at shutdown) whatever their row count, and a window of a few dozen rows looks drifted by
  * chance. What the patch changes is printed.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { KubeConfig } from '@kubernetes/client-node';
 import * as yaml from 'js-yaml';
 import { Fatal, getJson, kubectl, waitFor, type CommandResult } from './commands.ts';
 import { EventLog } from './events.ts';
 import { generateCreditRisk, toCsv } from '../../examples/trainer/src/dataset.ts';
+import { parseS3Uri, s3ClientFromEnv } from '../../operator/api/object-storage.ts';
 import { applications, Gateway, postJson, serviceEndpoints, Traffic, type PredictResponse } from './traffic.ts';
 
 export interface Reporter {
@@ -103,25 +104,29 @@ export class Journey {
     if (!exists) await this.kubectl(['create', 'namespace', this.namespace]);
   }
 
-  /** The directory the example's spec.dataset.uri names (its data lands there one CSV file per snapshot). */
-  datasetDir(): string {
-    const job = yaml.load(readFileSync(join(this.root, 'examples/trainingjob.yaml'), 'utf8')) as any;
-    return fileURLToPath(job.spec.dataset.uri);
+  private readonly exampleJob = () => yaml.load(readFileSync(join(this.root, 'examples/trainingjob.yaml'), 'utf8')) as any;
+
+  /** The s3:// prefix the example's spec.dataset.uri names (its data lands there one CSV object per snapshot). */
+  datasetUri(): string {
+    return this.exampleJob().spec.dataset.uri;
   }
+
+  /** Puts `csv` at `uri` with the user's S3 settings (AWS_* from `cluster.sh env`, as any S3 client reads them). */
+  private async putObject(uri: string, csv: string): Promise<void> {
+    const { bucket, key } = parseS3Uri(uri);
+    await s3ClientFromEnv(process.env).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: csv, ContentType: 'text/csv' }));
+  }
+
+  private readonly originalCsv = () => toCsv(generateCreditRisk({ rows: 4000, seed: 42, shift: 0 }));
 
   /**
    * The data set the example trains on, where its spec.dataset.uri says: the snapshot it names, drawn from
    * the example trainer's credit-risk population (deterministic, so writing it again changes nothing).
    */
-  prepareDataset(): string {
-    const job = yaml.load(readFileSync(join(this.root, 'examples/trainingjob.yaml'), 'utf8')) as any;
-    const file = join(this.datasetDir(), `${job.spec.dataset.snapshot}.csv`);
-    const csv = toCsv(generateCreditRisk({ rows: 4000, seed: 42, shift: 0 }));
-    if (!existsSync(file) || readFileSync(file, 'utf8') !== csv) {
-      mkdirSync(this.datasetDir(), { recursive: true });
-      writeFileSync(file, csv);
-    }
-    return file;
+  async prepareDataset(): Promise<string> {
+    const uri = `${this.datasetUri()}${this.exampleJob().spec.dataset.snapshot}.csv`;
+    await this.putObject(uri, this.originalCsv());
+    return uri;
   }
 
   /** `kubectl apply -f examples/trainingjob.yaml`. */
@@ -294,8 +299,8 @@ export class Journey {
   }
 
   /** Where the journey lands recent data for retraining: a data set of its own, so the example's stays as shipped. */
-  recentDatasetDir(): string {
-    return join(this.datasetDir(), '..', `credit-risk-${this.namespace}`);
+  recentDatasetUri(): string {
+    return `${this.datasetUri().replace(/\/+$/, '')}-${this.namespace}/`;
   }
 
   /**
@@ -305,13 +310,12 @@ export class Journey {
    */
   async injectDrift(timeoutMs = 120_000): Promise<{ isvc: any; driftEvents: number; recentData: string }> {
     this.report.step(`drift: client traffic moves (shift ${this.timings.driftShift}); the predictors compare it with the training profile`);
-    const dir = this.recentDatasetDir();
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'original.csv'), readFileSync(this.prepareDataset()));
-    this.report.progress(`recent data landed in ${dir}; retraining pointed at it`);
-    const recentData = join(dir, 'recent.csv');
-    writeFileSync(recentData, toCsv(generateCreditRisk({ rows: 4000, seed: 43, shift: this.timings.driftShift })));
-    await this.kubectl(this.ns('patch', 'inferenceservice', ISVC, '--type=merge', '-p', JSON.stringify({ spec: { retrain: { template: { spec: { dataset: { uri: `${pathToFileURL(dir).href}/` } } } } } })));
+    const prefix = this.recentDatasetUri();
+    await this.putObject(`${prefix}original.csv`, this.originalCsv());
+    const recentData = `${prefix}recent.csv`;
+    await this.putObject(recentData, toCsv(generateCreditRisk({ rows: 4000, seed: 43, shift: this.timings.driftShift })));
+    this.report.progress(`recent data landed under ${prefix}; retraining pointed at it`);
+    await this.kubectl(this.ns('patch', 'inferenceservice', ISVC, '--type=merge', '-p', JSON.stringify({ spec: { retrain: { template: { spec: { dataset: { uri: prefix } } } } } })));
     const since = this.events.events.length;
     this.traffic.setShift(this.timings.driftShift);
     let last: any;

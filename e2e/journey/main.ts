@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { getJson, kubectl, waitFor, type CommandResult } from './commands.ts';
 import { EventLog, describeEvent } from './events.ts';
 import { FIRST_JOB, ISVC, Journey, SECOND_JOB, type Reporter } from './journey.ts';
-import { cacheDir, installChart, installGatewayApi, startKubelet, startOperator, startPrometheus, stopPrometheus, type PlatformOptions } from './platform.ts';
+import { cacheDir, installChart, installGatewayApi, provideStorageSecret, startKubelet, startOperator, startPrometheus, STORAGE_SECRET, stopPrometheus, type PlatformOptions } from './platform.ts';
 import { stopByPidFile } from './processes.ts';
 import { serviceEndpoints } from './traffic.ts';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -37,7 +37,7 @@ const reporter: Reporter = {
 };
 
 function options(): PlatformOptions {
-  for (const name of ['KUBECONFIG', 'NATS_URL']) {
+  for (const name of ['KUBECONFIG', 'NATS_URL', 'AWS_ENDPOINT_URL_S3']) {
     if (!process.env[name]) throw new Error(`${name} is not set: eval "$(bash e2e/cluster/cluster.sh env)" first`);
   }
   return {
@@ -84,7 +84,9 @@ async function journey(natsUrl: string): Promise<void> {
   const j = new Journey(root, namespace, events, reporter);
   try {
     await j.createNamespace();
-    reporter.step(`data: the snapshot examples/trainingjob.yaml names, at ${j.prepareDataset()}`);
+    reporter.step(`storage: Secret ${STORAGE_SECRET} with the S3 keys in ${namespace} (the chart's objectStorage.credentials.secretName)`);
+    reporter.command(await provideStorageSecret(namespace));
+    reporter.step(`data: the snapshot examples/trainingjob.yaml names, at ${await j.prepareDataset()}`);
     await j.applyTrainingJob();
     await j.waitForTraining(FIRST_JOB);
     await j.modelVersions('credit-risk-v1');
@@ -130,17 +132,18 @@ async function summary(): Promise<void> {
 Loopline is running: the local cluster, NATS, Prometheus, the operator and the local-kubelet (logs and pids in ${stateDir}).
 Try next (the examples live in namespace ${namespace}):
 
-  export KUBECONFIG=${process.env.KUBECONFIG} PATH=${binDir}:$PATH NATS_URL=${process.env.NATS_URL}
+  eval "$(bash e2e/cluster/cluster.sh env)"                 # KUBECONFIG, PATH, NATS_URL, the S3 endpoint and keys (AWS_*)
   kubectl get loopline -n ${namespace}                       # TrainingJobs, ModelVersions, InferenceServices
   kubectl get pods -n ${namespace} -o wide                   # predictor pods on loopback addresses
   curl -s -XPOST http://${endpoint}/predict -H 'content-type: application/json' -d '${body}'
   npx tsx e2e/journey/watch-events.ts --replay               # like: nats sub 'loopline.>' (lifecycle + drift events)
   npx loopline status ${ISVC} -n ${namespace}                 # the service at a glance
   kubectl events -n ${namespace} --for inferenceservice/${ISVC}
+  aws s3 ls s3://loopline/models/credit-risk/ --recursive    # the artifacts, in the local S3 server (versitygw); any S3 client reads AWS_*
   open http://127.0.0.1:${process.env.PROMETHEUS_PORT ?? 9090}/graph   # Prometheus, e.g. sum by (model_version) (rate(prediction_requests_total[1m]))
 
   bash e2e/demo.sh stop                                       # stop operator, local-kubelet, Prometheus (cluster stays)
-  bash e2e/cluster/cluster.sh down                            # remove the cluster and NATS too
+  bash e2e/cluster/cluster.sh down                            # remove the cluster, NATS and the S3 server with its bucket too
 `);
 }
 

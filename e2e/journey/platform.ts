@@ -13,6 +13,7 @@ import * as yaml from 'js-yaml';
 import { getJson, helm, kubectl, must, run, type CommandResult } from './commands.ts';
 import { startBackground, tail, type Background } from './processes.ts';
 import { freePort } from '../../test/support/local.ts';
+import { requireS3 } from '../../test/support/s3.ts';
 
 export { freePort };
 
@@ -69,18 +70,31 @@ export async function stopPrometheus(options: Pick<PlatformOptions, 'root' | 'st
   await run('bash', [join(options.root, 'e2e/prometheus/prometheus.sh'), 'down'], { env: { PROMETHEUS_STATE: join(options.stateDir, 'prometheus') } });
 }
 
-/** `helm upgrade --install`: the chart with NATS and Prometheus pointed at the local ones. */
+/** The Secret with the S3 keys that the chart's objectStorage.credentials.secretName names, in every user namespace. */
+export const STORAGE_SECRET = 'loopline-s3';
+
+/** `helm upgrade --install`: the chart with NATS, Prometheus and object storage pointed at the local ones. */
 export async function installChart(options: PlatformOptions): Promise<CommandResult> {
+  const storage = requireS3().operatorEnv(STORAGE_SECRET);
   return await helm(
     [
       'upgrade', '--install', options.release, join(options.root, 'charts/loopline'),
       '--namespace', options.releaseNamespace, '--create-namespace',
       '--set', `nats.url=${options.natsUrl}`,
       '--set', `prometheus.url=http://127.0.0.1:${options.prometheusPort}`,
+      '--set', `objectStorage.endpoint=${storage.STORAGE_S3_ENDPOINT}`,
+      '--set', `objectStorage.region=${storage.STORAGE_S3_REGION}`,
+      '--set', `objectStorage.forcePathStyle=${storage.STORAGE_S3_FORCE_PATH_STYLE}`,
+      '--set', `objectStorage.credentials.secretName=${storage.STORAGE_S3_SECRET}`,
       '--set-json', `operator.extraEnv=${JSON.stringify([{ name: 'PROMETHEUS_SCRAPE_INTERVAL', value: options.scrapeInterval }])}`,
     ],
     { timeoutMs: 180_000 },
   );
+}
+
+/** What a platform admin does for each team namespace: the S3 keys in the Secret the chart names (values on stdin only). */
+export async function provideStorageSecret(namespace: string): Promise<CommandResult> {
+  return await kubectl(['apply', '-f', '-'], { input: JSON.stringify(requireS3().secret(STORAGE_SECRET, namespace)) });
 }
 
 interface OperatorDeployment {

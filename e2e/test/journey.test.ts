@@ -18,10 +18,10 @@ import * as assert from 'uvu/assert';
 import { getJson, kubectl, run, waitFor } from '../journey/commands.ts';
 import { EventLog } from '../journey/events.ts';
 import { FIRST_JOB, ISVC, Journey, SECOND_JOB, type Reporter } from '../journey/journey.ts';
-import { freePort, installChart, installGatewayApi, startKubelet, startOperator, startPrometheus, stopPrometheus, type PlatformOptions, type RunningOperator } from '../journey/platform.ts';
+import { freePort, installChart, installGatewayApi, provideStorageSecret, startKubelet, startOperator, startPrometheus, stopPrometheus, type PlatformOptions, type RunningOperator } from '../journey/platform.ts';
 import { stopByPidFile } from '../journey/processes.ts';
 
-for (const name of ['KUBECONFIG', 'NATS_URL']) {
+for (const name of ['KUBECONFIG', 'NATS_URL', 'AWS_ENDPOINT_URL_S3']) {
   if (!process.env[name]) throw new Error(`${name} is not set: run through \`npm test -- journey\`, or eval "$(bash e2e/cluster/cluster.sh env)" first`);
 }
 
@@ -93,7 +93,6 @@ test.after(async () => {
   await run('kubectl', ['delete', 'namespace', namespace, options.releaseNamespace, '--ignore-not-found', '--wait=false']);
   await stopPrometheus(options);
   await events?.close();
-  rmSync(journey.recentDatasetDir(), { recursive: true, force: true });
   if (!broken) rmSync(stateDir, { recursive: true, force: true });
   else console.log(`logs of the failed journey: ${stateDir} (operator.log, local-kubelet.log, prometheus/)`);
   console.log(`[journey] total ${elapsed()}`);
@@ -119,10 +118,11 @@ step('helm install puts the chart on the cluster and the operator runs with noth
   await startKubelet(options);
   assert.ok((await fetch(`${prometheusUrl}/-/ready`)).ok);
   await journey.createNamespace();
+  await provideStorageSecret(namespace);
 });
 
 step('kubectl apply -f examples/trainingjob.yaml trains on a GPU node and kubectl get modelversions shows v1 with its AUC', async () => {
-  journey.prepareDataset();
+  await journey.prepareDataset();
   const apply = await journey.applyTrainingJob();
   assert.match(apply.stdout, /trainingjob.loopline.dev\/credit-risk-train created/);
   const { job, table } = await journey.waitForTraining(FIRST_JOB);

@@ -7,6 +7,7 @@ import { uniqueName } from './local.ts';
 export interface LocalS3 {
   bucket: string;
   endpoint: string;
+  region: string;
   /** The root secret access key: what no status, Event, log line or metric may ever show. */
   secretAccessKey: string;
   /** The storage variables (endpoint, region, path style, keys) as the operator gives them to a pod. */
@@ -39,6 +40,7 @@ export function requireS3(prefix = 'test'): LocalS3 {
   return {
     bucket,
     endpoint: env[STORAGE_ENV.endpoint],
+    region: env[STORAGE_ENV.region],
     secretAccessKey: env[STORAGE_ENV.secretAccessKey],
     env,
     operatorEnv: (secretName) => ({
