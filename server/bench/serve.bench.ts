@@ -141,7 +141,7 @@ async function startProcess(script: string, env: Record<string, string>, readyPa
   nextPort += 2;
   const child = spawn(node, [...nodeFlags, join(compiled, script.replace(/\.ts$/, '.js'))], {
     cwd: root,
-    env: { ...process.env, ...env, PORT: String(port), GRPC_PORT: String(port + 1), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NATS_URL: '', NODE_OPTIONS: SERVER_NODE_OPTIONS },
+    env: { ...process.env, WORKERS: '1', ...env, PORT: String(port), GRPC_PORT: String(port + 1), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NATS_URL: '', NODE_OPTIONS: SERVER_NODE_OPTIONS },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -3,6 +3,7 @@
 import type { DriftOptions } from './drift/detector.ts';
 import { DEFAULT_DRIFT_OPTIONS } from './drift/detector.ts';
 import type { Signature } from './runtime/tensors.ts';
+import { defaultWorkers } from './workers.ts';
 
 export interface ArtifactRef {
   uri: string;
@@ -19,6 +20,8 @@ export interface ModelConfig {
 
 export interface ServerConfig {
   port: number;
+  /** Processes serving the ports (node:cluster workers); 1: this process serves alone. */
+  workers: number;
   /** Port of the Open Inference Protocol over gRPC; undefined: REST only. */
   grpcPort: number | undefined;
   host: string;
@@ -105,6 +108,7 @@ export function configFromEnv(env: Env): ServerConfig {
   }
   return {
     port: integer(env, 'PORT', 8080),
+    workers: integer(env, 'WORKERS', defaultWorkers(), 1),
     grpcPort: env.GRPC_PORT?.toLowerCase() === 'off' ? undefined : integer(env, 'GRPC_PORT', 8081),
     host: env.HOST || '127.0.0.1',
     model: {

@@ -2,6 +2,8 @@
  * The predictor server (image loopline/predictor): `npx tsx server/src/main.ts`.
  *
  * Environment (the operator sets these on every predictor pod):
+ *   WORKERS                   processes serving the ports, each with its own model session (the cgroup CPU
+ *                             limit rounded down, else the cores available; see workers.ts)
  *   PORT                      listen port of HTTP: Open Inference Protocol REST, /predict, /metrics (8080)
  *   GRPC_PORT                 listen port of the Open Inference Protocol over gRPC (8081); off: REST only
  *   HOST                      listen address (127.0.0.1; pods set 0.0.0.0)
@@ -40,13 +42,11 @@
  * Recommended for pods: NODE_OPTIONS=--max-semi-space-size=4 (a small V8 young generation
  * keeps resident memory near 140 MB instead of 170 MB under load, at no measurable cost).
  */
+import cluster from 'node:cluster';
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
 import { ConfigError, configFromEnv } from './config.ts';
-import { startServer } from './server.ts';
-
-export { startServer, type RunningServer } from './server.ts';
-export { configFromEnv, type ServerConfig } from './config.ts';
+import { runPrimary } from './workers.ts';
 
 async function main(): Promise<void> {
   const log = pino({ level: process.env.LOG_LEVEL || 'info' });
@@ -60,6 +60,12 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  if (config.workers > 1 && cluster.isPrimary) {
+    runPrimary(config.workers, config.model, log);
+    return;
+  }
+  // Imported here: a primary of several workers never loads the model runtime.
+  const { startServer } = await import('./server.ts');
   const server = await startServer(config, log);
   let signals = 0;
   const shutdown = (signal: string) => {
@@ -75,6 +81,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // A worker whose primary is gone has no one to pass it the pod's signals: it stops as on SIGTERM.
+  if (cluster.isWorker) process.on('disconnect', () => shutdown('disconnect'));
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

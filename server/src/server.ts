@@ -17,6 +17,7 @@ import { startGrpcServer } from './protocol/grpc.ts';
 import { rowRoutes } from './protocol/rows.ts';
 import { v2Routes } from './protocol/v2.ts';
 import { ModelSlot } from './serving.ts';
+import { isWorker, workerBridge } from './workers.ts';
 
 export interface RunningServer {
   /** Base URL, e.g. http://127.0.0.1:40123. */
@@ -95,7 +96,9 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, allowUnionTypes: true } },
   });
 
-  const ctx: ProtocolContext = { slot, metrics, config };
+  // A worker of a multi-process pod (workers.ts) swaps and reports metrics pod-wide, through the primary.
+  const bridge = isWorker() ? await workerBridge(metrics.registry, (model) => slot.swap(model)) : undefined;
+  const ctx: ProtocolContext = { slot, metrics, config, swap: bridge?.swap ?? ((model) => slot.swap(model)) };
   // A callback hook: an async one would cost a promise per request.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
@@ -103,11 +106,18 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
     done();
   });
   installErrorHandling(app, ctx);
-  installMetrics(app, metrics);
+  installMetrics(app, metrics, bridge?.metrics);
   await app.register(v2Routes, ctx);
   await app.register(rowRoutes, ctx);
   if (config.adminToken) await app.register(adminRoutes, { ...ctx, token: config.adminToken });
 
+  const loaded = slot.start(config.model).then((ok) => {
+    if (ok) log.info({ model: config.model.name, version: config.model.version }, 'model loaded; ready');
+    return ok;
+  });
+  // A worker takes connections only once it can answer them: until then the pod's other workers carry the
+  // traffic, and a pod whose workers are all loading has no listener, so it is not ready either.
+  if (bridge) await loaded;
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -116,11 +126,6 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
     ? undefined
     : await startGrpcServer(ctx, { host: config.host, port: config.grpcPort, maxMessageBytes: config.bodyLimitBytes, nextRequestId, log: log.child({ component: 'grpc' }) });
   log.info({ url, grpcPort: grpcServer?.port, model: config.model.name, version: config.model.version, batching: config.batching }, 'predictor listening');
-
-  const loaded = slot.start(config.model).then((ok) => {
-    if (ok) log.info({ model: config.model.name, version: config.model.version }, 'model loaded; ready');
-    return ok;
-  });
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -143,5 +148,5 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
     return closing;
   };
 
-  return { url, port, grpcPort: grpcServer?.port, app, slot, metrics, publisher, loaded, swap: (model) => slot.swap(model), close };
+  return { url, port, grpcPort: grpcServer?.port, app, slot, metrics, publisher, loaded, swap: ctx.swap, close };
 }

@@ -90,6 +90,7 @@ test('graceful shutdown of main.ts on SIGTERM: readiness false, in-flight reques
       ...process.env,
       PORT: String(port),
       GRPC_PORT: String(port + 1),
+      WORKERS: '1',
       HOST: '127.0.0.1',
       MODEL_NAME: 'credit',
       MODEL_VERSION: '1',

@@ -28,7 +28,7 @@ async function startPredictor(env: Record<string, string>): Promise<Predictor> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
     cwd: new URL('../..', import.meta.url).pathname,
-    env: { PATH: process.env.PATH!, HOME: process.env.HOME!, PORT: String(port), HOST: '127.0.0.1', MODEL_NAME: 'credit', MODEL_VERSION: '1', LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME!, PORT: String(port), GRPC_PORT: String(await freePort()), WORKERS: '1', HOST: '127.0.0.1', MODEL_NAME: 'credit', MODEL_VERSION: '1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

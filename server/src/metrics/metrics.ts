@@ -47,10 +47,12 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  // Across a pod's workers (workers.ts) each gauge aggregates as its `aggregator` says; counters and histograms sum.
   readonly modelLoaded = new Gauge({
     name: 'model_loaded',
-    help: '1 while this model version is loaded and serving, 0 after it was swapped out or failed to load.',
+    help: '1 while this model version is loaded and serving (in every worker of the pod), 0 after it was swapped out or failed to load.',
     labelNames: ['model', 'model_version'] as const,
+    aggregator: 'min',
     registers: [this.registry],
   });
 
@@ -72,22 +74,25 @@ export class ServerMetrics {
 
   readonly driftScore = new Gauge({
     name: 'drift_score',
-    help: 'Score of the deciding drift test per feature in the last closed window (a p-value for ks and chisquare, else a distance or PSI).',
+    help: 'Score of the deciding drift test per feature in the last closed window (a p-value for ks and chisquare, else a distance or PSI; the mean of the workers\' last windows).',
     labelNames: ['model', 'model_version', 'feature', 'method'] as const,
+    aggregator: 'average',
     registers: [this.registry],
   });
 
   readonly driftFeatureDrifted = new Gauge({
     name: 'drift_feature_drifted',
-    help: '1 when the feature drifted in the last closed window.',
+    help: '1 when the feature drifted in the last closed window (of any worker).',
     labelNames: ['model', 'model_version', 'feature'] as const,
+    aggregator: 'max',
     registers: [this.registry],
   });
 
   readonly driftShare = new Gauge({
     name: 'drift_drifted_feature_ratio',
-    help: 'Share of features that drifted in the last closed window.',
+    help: 'Share of features that drifted in the last closed window (the largest of the workers\').',
     labelNames: ['model', 'model_version'] as const,
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -125,11 +130,19 @@ export class ServerMetrics {
 
   readonly natsConnected = new Gauge({
     name: 'drift_events_nats_connected',
-    help: '1 while the drift event publisher is connected to NATS.',
+    help: '1 while the drift event publisher is connected to NATS (every worker\'s).',
+    aggregator: 'min',
+    registers: [this.registry],
+  });
+
+  readonly workers = new Gauge({
+    name: 'predictor_workers',
+    help: 'Processes serving in this pod (each counts 1; summed across its workers).',
     registers: [this.registry],
   });
 
   constructor() {
+    this.workers.set(1);
     collectDefaultMetrics({ register: this.registry });
     // prom-client exports these gauges with a _total suffix, which the Prometheus
     // conventions (and promtool) reserve for counters.

@@ -2,7 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import { SeriesCache, type ServerMetrics } from './metrics.ts';
 
-export function installMetrics(app: FastifyInstance, metrics: ServerMetrics): void {
+/** `exposition` is the text /metrics answers: this process's registry, or the pod's workers aggregated. */
+export function installMetrics(app: FastifyInstance, metrics: ServerMetrics, exposition: () => Promise<string> = () => metrics.registry.metrics()): void {
   const durations = new SeriesCache((method, route, status) => metrics.httpRequestDuration.series({ method, route, status }));
   // A callback hook: an async one would cost a promise per request.
   app.addHook('onResponse', (request, reply, done) => {
@@ -12,6 +13,6 @@ export function installMetrics(app: FastifyInstance, metrics: ServerMetrics): vo
     done();
   });
   app.get('/metrics', async (_request, reply) => {
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    return reply.type(metrics.registry.contentType).send(await exposition());
   });
 }

@@ -61,7 +61,7 @@ export const adminRoutes: FastifyPluginAsync<ProtocolContext & { token: string }
       referenceProfile: body.referenceProfile,
     };
     try {
-      const { previous } = await ctx.slot.swap(next);
+      const { previous } = await ctx.swap(next);
       return { model_name: next.name, model_version: next.version, previous_version: previous ?? null };
     } catch (error) {
       if (error instanceof SwapInProgressError) throw new HttpError(409, error.message);

@@ -1,7 +1,7 @@
 // What the protocol routes share: the model slot, metrics, configuration, and the
 // bookkeeping every prediction does (outcome metrics, drift schema-violation counts).
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ServerConfig } from '../config.ts';
+import type { ModelConfig, ServerConfig } from '../config.ts';
 import type { Outcome, ServerMetrics } from '../metrics/metrics.ts';
 import type { Feeds } from '../runtime/batcher.ts';
 import type { ModelSlot, ServedModel } from '../serving.ts';
@@ -23,6 +23,8 @@ export interface ProtocolContext {
   slot: ModelSlot;
   metrics: ServerMetrics;
   config: ServerConfig;
+  /** Hot swap: this process's slot, or every worker's of the pod (workers.ts). */
+  swap(model: ModelConfig): Promise<{ previous: string | undefined }>;
 }
 
 export class HttpError extends Error {

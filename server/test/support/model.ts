@@ -109,6 +109,7 @@ export function referenceProfile(numeric: number, seed = 1): ReferenceProfile {
 export function testConfig(model: { artifact: { uri: string; digest: string }; signature?: Signature }, overrides: Partial<ServerConfig> = {}): ServerConfig {
   return {
     port: 0,
+    workers: 1,
     grpcPort: 0,
     host: '127.0.0.1',
     model: { name: 'credit', version: '1', artifact: { uri: model.artifact.uri, digest: model.artifact.digest }, signature: model.signature },
