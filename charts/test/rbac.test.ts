@@ -27,6 +27,9 @@ const GRANTS: Array<{ resource: string; verbs: string[]; why: string }> = [
   { resource: 'policy/poddisruptionbudgets', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'predictor disruption budget' },
   { resource: 'gateway.networking.k8s.io/httproutes', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'weighted canary route' },
   { resource: 'networking.istio.io/virtualservices', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'weighted canary route (Istio)' },
+  { resource: 'traefik.io/ingressroutes', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'Traefik route to the TraefikService (provider traefik)' },
+  { resource: 'traefik.io/traefikservices', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'weighted or mirroring canary split (provider traefik)' },
+  { resource: 'gateway.networking.k8s.io/gateways', verbs: ['list', 'watch'], why: 'status.url from the address of the Gateway a route attaches to' },
   { resource: 'events.k8s.io/events', verbs: ['create', 'patch'], why: 'Kubernetes Events, repeats patched into a series' },
 ];
 const LEASE_GRANTS = [

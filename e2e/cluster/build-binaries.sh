@@ -8,6 +8,7 @@ KUBE_VERSION="${KUBE_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.25}"
 
 CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
@@ -19,20 +20,24 @@ log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # Builds the main packages of one module version inside a throwaway wrapper
 # module, because `go install pkg@version` refuses modules with replace directives.
+# The binaries go to $OUT (default $BIN).
 build_in_wrapper() {
   local name="$1" require="$2" replaces="$3" ldflags="$4"; shift 4
-  local dir="$WORK/$name" missing=()
-  for pkg in "$@"; do [[ -x "$BIN/$(basename "$pkg")" ]] || missing+=("$pkg"); done
+  local dir="$WORK/$name" out="${OUT:-$BIN}" missing=()
+  mkdir -p "$out"
+  for pkg in "$@"; do [[ -x "$out/$(basename "$pkg")" ]] || missing+=("$pkg"); done
   if ((${#missing[@]} == 0)); then log "$name: cached"; return; fi
   rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
   printf 'module loopline.dev/build/%s\n\ngo 1.26\n\nrequire %s\n%s\n' "$name" "$require" "$replaces" > go.mod
+  # The module's own go.sum pins its dependencies' hashes; the checksum database need not be asked for them.
+  cp "$(go mod download -json ${require/ /@} | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/go.sum" go.sum 2>/dev/null || true
   { echo '//go:build tools'; echo 'package tools'; echo 'import ('
     for pkg in "$@"; do echo "  _ \"$pkg\""; done; echo ')'; } > tools.go
   log "$name: resolving modules"
   go mod tidy >/dev/null
   for pkg in "${missing[@]}"; do
     log "$name: building $(basename "$pkg")"
-    go build -trimpath -ldflags "-s -w $ldflags" -o "$BIN/$(basename "$pkg")" "$pkg"
+    go build -trimpath -ldflags "-s -w $ldflags" -o "$out/$(basename "$pkg")" "$pkg"
   done
 }
 
@@ -42,6 +47,13 @@ kube_replaces() {
   echo "replace ("
   grep -E '^\s*k8s\.io/[a-z-]+ => \./staging' "$modfile" | awk -v v="${KUBE_VERSION/v1./v0.}" '{print "  " $1 " => " $1 " " v}'
   echo ")"
+}
+
+# The replace and exclude directives of a module's go.mod, verbatim.
+go_mod_directives() {
+  local modfile
+  modfile="$(go mod download -json "$1" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  awk '/^(replace|exclude) \(/ { block = 1 } block || /^(replace|exclude) [^(]/ { print } block && /^\)/ { block = 0 }' "$modfile"
 }
 
 start=$(date +%s)
@@ -56,4 +68,9 @@ build_in_wrapper etcd "go.etcd.io/etcd/server/v3 $ETCD_VERSION" "" "" go.etcd.io
 build_in_wrapper kwok "sigs.k8s.io/kwok $KWOK_VERSION" "" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
   sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
 build_in_wrapper helm "helm.sh/helm/v3 $HELM_VERSION" "" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+# Traefik's go.mod replaces two forks and excludes a tencentcloud version (an ambiguous import otherwise);
+# neither applies outside the main module, so the wrapper carries them.
+OUT="$CACHE/bin/traefik-$TRAEFIK_VERSION" build_in_wrapper traefik "github.com/traefik/traefik/v3 $TRAEFIK_VERSION" \
+  "$(cd "$WORK" && go_mod_directives "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")" \
+  "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik
 log "all binaries in $BIN after $(( $(date +%s) - start ))s"

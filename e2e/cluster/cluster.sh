@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
 # Loopline's local cluster: real etcd, kube-apiserver, kube-controller-manager and
 # kube-scheduler built from their Go modules, plus KWOK-simulated GPU and CPU nodes,
-# a real nats-server with JetStream, and an S3 server (versitygw, posix backend) holding the artifacts.
-# Everything listens on loopback only.
+# a real nats-server with JetStream, an S3 server (versitygw, posix backend) holding the artifacts, and
+# Traefik as the Gateway API data plane (the standard Gateway API CRDs, GatewayClass traefik, Gateway
+# loopline-system/loopline-gateway). Everything listens on loopback only.
 #
-#   cluster.sh up       build binaries if needed, start the cluster, NATS and S3 (idempotent)
+#   cluster.sh up       build binaries if needed, start the cluster, NATS, S3 and Traefik (idempotent)
 #   cluster.sh down     stop and delete everything this script started
 #   cluster.sh status   show what is running
-#   cluster.sh env      print export lines: KUBECONFIG, PATH (kubectl, helm), NATS_URL, and the S3 endpoint,
-#                       region, bucket and root keys as AWS_* (the AWS SDKs and CLI read those names)
+#   cluster.sh env      print export lines: KUBECONFIG, PATH (kubectl, helm), NATS_URL, GATEWAY_URL,
+#                       TRAEFIK_ADMIN_URL, and the S3 endpoint, region, bucket and root keys as AWS_*
+#                       (the AWS SDKs and CLI read those names)
 #   cluster.sh build    only build the binaries
 #
 # LOOPLINE_CLUSTER names the cluster (default "loopline"); several can coexist. Ports: LOOPLINE_NATS_PORT,
-# LOOPLINE_S3_PORT (default the NATS port + 3000). The S3 root keys are made at the first `up` and kept in
-# the cluster's state directory (mode 600); `down` deletes them with the bucket.
+# LOOPLINE_S3_PORT (default the NATS port + 3000), LOOPLINE_GATEWAY_PORT (the Gateway's listener; NATS
+# port + 4000), LOOPLINE_TRAEFIK_ADMIN_PORT (Traefik's ping and API; NATS port + 5000). The S3 root
+# keys are made at the first `up` and kept in the cluster's state directory (mode 600); `down` deletes
+# them with the bucket.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KUBE_VERSION="${KUBE_VERSION:-v1.36.3}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 VERSITYGW_VERSION="${VERSITYGW_VERSION:-v1.8.0}"
+TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.25}"
+GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.4.1}"
 CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
 NAME="${LOOPLINE_CLUSTER:-loopline}"
@@ -33,6 +39,9 @@ S3_PORT="${LOOPLINE_S3_PORT:-$((NATS_PORT + 3000))}"
 S3_REGION=us-east-1
 S3_BUCKET=loopline
 VERSITYGW="$CACHE/bin/versitygw-$VERSITYGW_VERSION/versitygw"
+GATEWAY_PORT="${LOOPLINE_GATEWAY_PORT:-$((NATS_PORT + 4000))}"
+TRAEFIK_ADMIN_PORT="${LOOPLINE_TRAEFIK_ADMIN_PORT:-$((NATS_PORT + 5000))}"
+TRAEFIK="$CACHE/bin/traefik-$TRAEFIK_VERSION/traefik"
 export KWOK_WORKDIR="$CACHE/kwok"
 export KWOK_KUBE_VERSION="$KUBE_VERSION"
 
@@ -42,8 +51,8 @@ kwokctl() { "$BIN/kwokctl" --name "$NAME" -v WARN "$@"; }
 
 ensure_binaries() {
   local b
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm; do
-    [[ -x "$BIN/$b" ]] || { log "building Kubernetes $KUBE_VERSION binaries from Go modules (first run only; about 13 min on 2 cores)"; bash "$HERE/build-binaries.sh"; return; }
+  for b in "$BIN"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,etcd,kwok,kwokctl,helm} "$TRAEFIK"; do
+    [[ -x "$b" ]] || { log "building Kubernetes $KUBE_VERSION and Traefik $TRAEFIK_VERSION binaries from Go modules (first run only; about 20 min on 2 cores)"; bash "$HERE/build-binaries.sh"; return; }
   done
 }
 
@@ -111,6 +120,73 @@ start_s3() {
     -X PUT "http://127.0.0.1:$S3_PORT/$S3_BUCKET")" || true
   [[ $code == 200 || $code == 409 ]] && return
   log "versitygw did not create bucket $S3_BUCKET (HTTP $code); see $STATE/s3.log and $STATE/s3/create-bucket.xml"; return 1
+}
+
+# Directory of a Go module version in the module cache (fetched through the Go module proxy once).
+module_dir() { GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'; }
+
+# Every standard-channel Gateway API CRD of one release, and Traefik's own CRDs (IngressRoute, TraefikService,
+# ...) as its module ships them: the kubernetesCRD provider watches all of its kinds.
+apply_crds() {
+  local gateway_api traefik
+  gateway_api="$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")"
+  traefik="$(module_dir "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")"
+  kubectl apply --server-side --force-conflicts -f "$gateway_api/config/crd/standard/" \
+    -f "$traefik/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" >/dev/null
+  kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+}
+
+apply_gateway() {
+  kubectl apply --server-side -f - >/dev/null <<GATEWAY
+apiVersion: v1
+kind: Namespace
+metadata: { name: loopline-system }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: { name: traefik }
+spec:
+  controllerName: traefik.io/gateway-controller
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: loopline-gateway, namespace: loopline-system }
+spec:
+  gatewayClassName: traefik
+  listeners:
+    - name: http
+      protocol: HTTP
+      # Traefik binds a listener to the entry point with the same port.
+      port: $GATEWAY_PORT
+      allowedRoutes: { namespaces: { from: All } }
+GATEWAY
+}
+
+traefik_running() { [[ -f "$STATE/traefik.pid" ]] && kill -0 "$(cat "$STATE/traefik.pid")" 2>/dev/null; }
+
+# Traefik runs beside the control plane, as a cluster's ingress controller would, with the admin kubeconfig.
+# It reports 127.0.0.1 as the Gateway's address. Each provider rebuilds its configuration at most every
+# 500 ms (a burst of route writes, 1000 InferenceServices created at once, costs a few rebuilds, not one
+# per object), and a new configuration is applied at once (the default holds it back for 2 s).
+start_traefik() {
+  if ! traefik_running; then
+    KUBECONFIG="$KUBECONFIG_PATH" setsid "$TRAEFIK" \
+      --global.checkNewVersion=false --global.sendAnonymousUsage=false \
+      --entryPoints.web.address="127.0.0.1:$GATEWAY_PORT" \
+      --entryPoints.traefik.address="127.0.0.1:$TRAEFIK_ADMIN_PORT" \
+      --ping=true --api.insecure=true --api.dashboard=false \
+      --providers.providersThrottleDuration=0s \
+      --providers.kubernetesGateway=true --providers.kubernetesGateway.statusAddress.ip=127.0.0.1 \
+      --providers.kubernetesGateway.throttleDuration=500ms \
+      --providers.kubernetesCRD=true --providers.kubernetesCRD.allowEmptyServices=true \
+      --providers.kubernetesCRD.throttleDuration=500ms \
+      --log.level=INFO --log.format=json --log.filePath="$STATE/traefik.log" \
+      </dev/null >/dev/null 2>&1 &
+    echo $! > "$STATE/traefik.pid"
+  fi
+  for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$TRAEFIK_ADMIN_PORT/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+  kubectl wait --for=condition=Programmed gateway/loopline-gateway -n loopline-system --timeout=60s >/dev/null ||
+    { log "Traefik did not program gateway loopline-gateway; see $STATE/traefik.log"; return 1; }
 }
 
 apply_nodes() {
@@ -200,11 +276,18 @@ up() {
   apply_nodes
   start_nats
   start_s3
-  log "cluster $NAME up in $((SECONDS - start))s; kubeconfig $KUBECONFIG_PATH; NATS nats://127.0.0.1:$NATS_PORT; S3 http://127.0.0.1:$S3_PORT (bucket $S3_BUCKET)"
+  apply_crds
+  apply_gateway
+  start_traefik
+  log "cluster $NAME up in $((SECONDS - start))s; kubeconfig $KUBECONFIG_PATH; NATS nats://127.0.0.1:$NATS_PORT; S3 http://127.0.0.1:$S3_PORT (bucket $S3_BUCKET); gateway http://127.0.0.1:$GATEWAY_PORT"
   echo "$KUBECONFIG_PATH"
 }
 
 down() {
+  if traefik_running; then
+    kill "$(cat "$STATE/traefik.pid")"
+    for _ in $(seq 50); do traefik_running || break; sleep 0.1; done
+  fi
   if [[ -x "$BIN/kwokctl" && -d "$KWOK_WORKDIR/clusters/$NAME" ]]; then kwokctl delete cluster >&2 || true; fi
   rm -rf "$ETCD_DIR"
   if nats_running; then kill "$(cat "$STATE/nats.pid")"; fi
@@ -222,12 +305,15 @@ status() {
   fi
   if nats_running; then echo "nats: running on nats://127.0.0.1:$NATS_PORT"; else echo "nats: not running"; fi
   if s3_running; then echo "s3: versitygw running on http://127.0.0.1:$S3_PORT, bucket $S3_BUCKET"; else echo "s3: not running"; fi
+  if traefik_running; then echo "traefik: gateway http://127.0.0.1:$GATEWAY_PORT, admin http://127.0.0.1:$TRAEFIK_ADMIN_PORT"; else echo "traefik: not running"; fi
 }
 
 env_lines() {
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
   echo "export PATH=$BIN:\$PATH"
   echo "export NATS_URL=nats://127.0.0.1:$NATS_PORT"
+  echo "export GATEWAY_URL=http://127.0.0.1:$GATEWAY_PORT"
+  echo "export TRAEFIK_ADMIN_URL=http://127.0.0.1:$TRAEFIK_ADMIN_PORT"
   echo "export LOOPLINE_CACHE=$CACHE"
   if [[ -f "$STATE/s3/root-keys" ]]; then
     s3_keys

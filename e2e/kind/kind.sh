@@ -28,9 +28,9 @@ up() {
   log "NATS and Prometheus"
   kubectl apply -f "$HERE/infra.yaml" >/dev/null
   kubectl -n loopline-infra rollout status deployment/nats deployment/prometheus --timeout=180s
-  log "Gateway API HTTPRoute CRD $GATEWAY_API_VERSION"
+  log "Gateway API CRDs $GATEWAY_API_VERSION (standard channel)"
   local dir; dir="$(GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
-  kubectl apply --server-side -f "$dir/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" >/dev/null
+  kubectl apply --server-side -f "$dir/config/crd/standard/" >/dev/null
   log "helm install"
   helm upgrade --install loopline "$ROOT/charts/loopline" -n loopline-system --create-namespace \
     --set nats.url=nats://nats.loopline-infra:4222 --set prometheus.url=http://prometheus.loopline-infra:9090 --wait --timeout 180s

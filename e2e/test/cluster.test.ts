@@ -1,6 +1,7 @@
 // The local cluster behaves like a real one where Loopline depends on it: a real
 // API server with RBAC, the scheduler honouring GPU capacity and taints on
-// KWOK-simulated nodes, an S3 server holding a bucket, and a clean teardown.
+// KWOK-simulated nodes, an S3 server holding a bucket, Traefik programming the Gateway,
+// and a clean teardown.
 import { connect } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -136,12 +137,28 @@ test('s3: versitygw serves the bucket `up` made to the keys `env` exports, and r
   assert.is(refused, 403);
 });
 
+test('gateway: Traefik has programmed loopline-system/loopline-gateway with the address and port of GATEWAY_URL, and answers there', async () => {
+  const url = new URL(process.env.GATEWAY_URL ?? '');
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const gateway = (await custom.getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', namespace: 'loopline-system', plural: 'gateways', name: 'loopline-gateway' })) as any;
+  assert.ok(gateway.status.conditions.some((c: any) => c.type === 'Programmed' && c.status === 'True'), JSON.stringify(gateway.status.conditions));
+  assert.equal(gateway.status.addresses, [{ type: 'IPAddress', value: url.hostname }]);
+  assert.equal(gateway.spec.listeners.map((l: any) => [l.name, l.protocol, l.port]), [['http', 'HTTP', Number(url.port)]]);
+  const crds = kc.makeApiClient(k8s.ApiextensionsV1Api);
+  const names = (await crds.listCustomResourceDefinition()).items.map((crd) => crd.metadata!.name!);
+  for (const kind of ['gatewayclasses', 'gateways', 'httproutes', 'grpcroutes', 'referencegrants', 'backendtlspolicies']) assert.ok(names.includes(`${kind}.gateway.networking.k8s.io`), `Gateway API CRD ${kind}`);
+  for (const kind of ['ingressroutes', 'traefikservices', 'middlewares']) assert.ok(names.includes(`${kind}.traefik.io`), `Traefik CRD ${kind}`);
+  // Traefik itself answers: no route matches this host.
+  const answer = await fetch(`${url.origin}/`);
+  assert.is(answer.status, 404);
+});
+
 const listening = (port: number) => new Promise<boolean>((resolve) => {
   const socket = connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
   socket.once('error', () => resolve(false));
 });
 
-test('lifecycle: a second cluster comes up with its own S3 keys, and `down` leaves no process, port or state behind', async () => {
+test('lifecycle: a second cluster comes up with its own S3 keys and gateway port, and `down` leaves no process, port or state behind', async () => {
   const natsPort = 4300 + (process.pid % 500);
   const env = { ...process.env, LOOPLINE_CLUSTER: `teardown-${process.pid}`, LOOPLINE_NATS_PORT: String(natsPort) };
   const up = spawnSync('bash', [clusterScript, 'up'], { env, encoding: 'utf8' });
@@ -154,11 +171,13 @@ test('lifecycle: a second cluster comes up with its own S3 keys, and `down` leav
   assert.match(exported.AWS_SECRET_ACCESS_KEY ?? '', /^[A-Za-z0-9]{40}$/);
   assert.is.not(exported.AWS_SECRET_ACCESS_KEY, process.env.AWS_SECRET_ACCESS_KEY, 'each cluster makes its own keys');
   await s3ClientFromEnv(exported).send(new HeadBucketCommand({ Bucket: exported.LOOPLINE_S3_BUCKET }));
+  assert.is(exported.GATEWAY_URL, `http://127.0.0.1:${natsPort + 4000}`);
+  assert.is((await fetch(`${exported.GATEWAY_URL}/`)).status, 404, 'its own Traefik answers on its gateway port');
   const down = spawnSync('bash', [clusterScript, 'down'], { env, encoding: 'utf8' });
   assert.is(down.status, 0, down.stderr);
   const left = spawnSync('pgrep', ['-af', `teardown-${process.pid}`], { encoding: 'utf8' }).stdout.trim();
   assert.is(left, '', `processes left behind:\n${left}`);
-  for (const port of [natsPort, natsPort + 3000]) assert.not.ok(await listening(port), `port ${port} still listens`);
+  for (const port of [natsPort, natsPort + 3000, natsPort + 4000, natsPort + 5000]) assert.not.ok(await listening(port), `port ${port} still listens`);
   assert.not.match(execFileSync('bash', [clusterScript, 'env'], { env, encoding: 'utf8' }), /AWS_SECRET_ACCESS_KEY/, 'the keys went with the cluster');
 });
 

@@ -679,17 +679,24 @@ export interface InferenceServiceShadow {
 export interface InferenceServiceTraffic {
   /**
    * Route implementation. gatewayAPI writes an HTTPRoute whose backends are headless per-version
-   * Services; istio writes a VirtualService over per-version Services with cluster IPs.
+   * Services; istio writes a VirtualService over per-version Services with cluster IPs; traefik writes a
+   * Traefik IngressRoute and TraefikService (weighted, or mirroring in shadow mode, which Traefik does
+   * not do for HTTPRoutes).
    *
    * @default "gatewayAPI"
    */
-  provider?: 'gatewayAPI' | 'istio';
+  provider?: 'gatewayAPI' | 'istio' | 'traefik';
   /** Gateways the HTTPRoute attaches to (Gateway API ParentReference). */
   parentRefs?: ParentReference[];
   /** Host names the route matches. */
   hostnames?: string[];
   /** Istio gateways the VirtualService binds to (namespace/name); the mesh when empty. */
   gateways?: string[];
+  /**
+   * Traefik entry points the IngressRoute listens on (provider traefik); Traefik's default entry points
+   * when empty.
+   */
+  entryPoints?: string[];
 }
 
 /** One parent Gateway. */

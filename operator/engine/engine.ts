@@ -188,7 +188,7 @@ class ControllerEngine implements Engine {
       });
     }
     for (const watch of controller.watches ?? []) {
-      this.watchKind(watch.kind, { controller: controller.name, map: watch.map ?? ((object) => [objectKey(object)]) });
+      this.watchKind(watch.kind, { controller: controller.name, map: watch.map ?? ((object) => [objectKey(object)]) }, watch.allNamespaces);
     }
     for (const read of controller.reads ?? []) this.informerOf(read);
   }
@@ -301,13 +301,13 @@ class ControllerEngine implements Engine {
     return informer;
   }
 
-  private informerOf(kind: ResourceKind): Informer {
+  private informerOf(kind: ResourceKind, allNamespaces = false): Informer {
     const id = kindId(kind);
     let informer = this.informers.get(id);
     if (!informer) {
       if (this.started) throw new Error(`cannot watch ${kind.kind} after start`);
       this.kindsById.set(id, kind);
-      informer = new Informer(this.api, kind, kind.namespaced ? this.options.namespace : undefined, this.log);
+      informer = new Informer(this.api, kind, kind.namespaced && !allNamespaces ? this.options.namespace : undefined, this.log);
       const gauge = this.telemetry.cacheObjects;
       const counted = informer;
       informer.on({
@@ -319,13 +319,13 @@ class ControllerEngine implements Engine {
     return informer;
   }
 
-  private watchKind(kind: ResourceKind, target: { controller: string; map: MapFunction }): void {
+  private watchKind(kind: ResourceKind, target: { controller: string; map: MapFunction }, allNamespaces = false): void {
     const enqueue = (object: KubeObject) => {
       const run = this.runs.get(target.controller);
       if (!run) return;
       for (const key of target.map(object, this.cache)) run.queue.add(key);
     };
-    this.informerOf(kind).on({
+    this.informerOf(kind, allNamespaces).on({
       add: enqueue,
       update: (previous, object) => {
         enqueue(object);

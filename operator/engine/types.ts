@@ -138,6 +138,11 @@ export interface Watch {
   kind: ResourceKind;
   /** Defaults to the object's own key. */
   map?: MapFunction;
+  /**
+   * Watch this kind in every namespace even when the engine is restricted to one: for shared infrastructure
+   * that lives in its own namespace (a Gateway API Gateway in the gateway team's namespace).
+   */
+  allNamespaces?: boolean;
 }
 
 export interface ControllerDefinition {

@@ -5,15 +5,15 @@
  * traffic, applies and prunes the owned objects, and reports status, Events and NATS lifecycle events.
  */
 import type { Logger } from 'pino';
-import { kinds, type Condition, type ControllerDefinition, type DesiredObject, type KubeApi, type KubeObject, type ReconcileContext, type ResourceKind } from '../engine/index.ts';
+import { kindId, kinds, type Condition, type ControllerDefinition, type DesiredObject, type KubeApi, type KubeObject, type ReconcileContext, type ResourceKind, type ClusterCache } from '../engine/index.ts';
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { aliasHolder } from '../modelversion/registry.ts';
 import { analysisQueries, measureCanary, rangeFor, type MetricNames } from './analysis.ts';
 import { analysisDue, intervalMs, nextRollout, type RolloutEvent, type RolloutState } from './canary.ts';
-import { desiredObjects, serviceAddressChange, serviceUrl, versionName, withoutClusterIP, type Serving, type ServingConfig } from './desired.ts';
+import { desiredObjects, parentGateway, serviceAddressChange, serviceUrl, versionName, withoutClusterIP, type Serving, type ServingConfig } from './desired.ts';
 import { driftOfVersion, planRetrain } from './drift.ts';
 import type { InferenceService, InferenceServiceStatus, ServedModel, VersionSelector } from './resource.ts';
-import { routerFor } from './router/index.ts';
+import { routerFor, routers } from './router/index.ts';
 import { promoteVersion, type ModelVersionObject } from './registry.ts';
 
 export const PodDisruptionBudget: ResourceKind = { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true };
@@ -24,18 +24,23 @@ export interface InferenceServiceControllerOptions {
   /** Scrape interval of that Prometheus: query windows span at least two scrapes. */
   scrapeIntervalMs?: number;
   metricNames?: MetricNames;
-  /** Route kinds whose CRDs are installed (see `installedRouteKinds`); others are reported, not written. */
+  /** Route kinds whose CRDs are installed (see `servedKinds`); others are reported, not written. */
   routeKinds: ResourceKind[];
+  /** Gateway API's Gateway is served: status.url follows the address of the Gateway a route attaches to. */
+  watchGateways?: boolean;
   serving?: ServingConfig;
   publisher?: LifecyclePublisher;
   now?: () => Date;
   workers?: number;
 }
 
-/** Which of HTTPRoute / VirtualService the API server serves: watching a kind without its CRD would never sync. */
-export async function installedRouteKinds(api: KubeApi): Promise<ResourceKind[]> {
+/** The route kinds of every traffic provider. */
+export const ROUTE_KINDS: ResourceKind[] = routers.flatMap((router) => router.kinds);
+
+/** Which of `candidates` the API server serves: watching a kind without its CRD would never sync. */
+export async function servedKinds(api: KubeApi, candidates: ResourceKind[]): Promise<ResourceKind[]> {
   const found: ResourceKind[] = [];
-  for (const kind of [kinds.HTTPRoute, kinds.VirtualService]) {
+  for (const kind of candidates) {
     const served = await api
       .request<{ resources?: Array<{ name: string }> }>('GET' as never, `/apis/${kind.apiVersion}`)
       .then((list) => list.resources?.some((r) => r.name === kind.plural) ?? false, () => false);
@@ -119,7 +124,7 @@ function describeEvent(event: RolloutEvent): { type: 'Normal' | 'Warning'; reaso
 
 export function inferenceServiceController(options: InferenceServiceControllerOptions): ControllerDefinition {
   const now = options.now ?? (() => new Date());
-  const routeKindIds = new Set(options.routeKinds.map((k) => `${k.apiVersion}/${k.kind}`));
+  const routeKindIds = new Set(options.routeKinds.map(kindId));
   const ownedKinds = [kinds.Deployment, kinds.Service, kinds.HorizontalPodAutoscaler, PodDisruptionBudget, ...options.routeKinds];
 
   // Losing a notification must not stall a rollout; the Kubernetes Event still records it.
@@ -186,9 +191,11 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       ...(canaryServed && shadow ? { mirrorPercent: isvc.spec.shadow?.percent ?? 100 } : {}),
     };
 
+    const gateway = gatewayOf(ctx, isvc);
+    const url = serviceUrl(isvc, options.serving, gateway);
     const rolloutStatus = (readiness: Partial<InferenceServiceStatus>): Record<string, unknown> => ({
       ...carried(status),
-      url: serviceUrl(isvc, options.serving),
+      url,
       phase: state.phase,
       stableVersion: state.stableVersion,
       ...(state.canaryVersion !== undefined ? { canaryVersion: state.canaryVersion } : {}),
@@ -205,17 +212,18 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     }
 
     const desired = desiredObjects(isvc, serving, options.serving);
-    const written: DesiredObject[] = [];
-    for (const object of desired) {
-      if (object.kind === 'HTTPRoute' || object.kind === 'VirtualService') {
-        if (!routeKindIds.has(`${object.apiVersion}/${object.kind}`)) {
-          conditions.push({ type: 'RouteReady', status: 'False', reason: 'RouteKindNotInstalled', message: `${object.kind} (${object.apiVersion}) is not served by the API server: install its CRDs (Gateway API or Istio) and restart the operator, or change spec.traffic.provider` });
-          continue;
-        }
-        conditions.push({ type: 'RouteReady', status: 'True', reason: 'RouteApplied', message: `${object.kind} ${object.metadata.name}: stable ${100 - serving.canaryWeight}%, canary ${serving.canary ? serving.canaryWeight : 0}%${serving.mirrorPercent ? `, mirroring ${serving.mirrorPercent}% to the canary` : ''}` });
-      }
-      written.push(object);
+    const router = routerFor(isvc.spec.traffic);
+    const isRoute = (object: DesiredObject) => router.kinds.some((kind) => kindId(kind) === kindId(object));
+    const routeObjects = desired.filter(isRoute);
+    const missing = router.kinds.filter((kind) => !routeKindIds.has(kindId(kind)));
+    if (routeObjects.length > 0 && missing.length > 0) {
+      const names = missing.map((kind) => `${kind.kind} (${kind.apiVersion})`).join(' and ');
+      conditions.push({ type: 'RouteReady', status: 'False', reason: 'RouteKindNotInstalled', message: `${names} ${missing.length > 1 ? 'are' : 'is'} not served by the API server: install the CRDs of provider ${router.provider} (Gateway API, Istio or Traefik) and restart the operator, or change spec.traffic.provider` });
+    } else if (routeObjects.length > 0) {
+      const names = routeObjects.map((object) => `${object.kind} ${object.metadata.name}`).join(', ');
+      conditions.push({ type: 'RouteReady', status: 'True', reason: 'RouteApplied', message: `${names}: stable ${100 - serving.canaryWeight}%, canary ${serving.canary ? serving.canaryWeight : 0}%${serving.mirrorPercent ? `, mirroring ${serving.mirrorPercent}% to the canary` : ''}` });
     }
+    const written = missing.length > 0 ? desired.filter((object) => !isRoute(object)) : desired;
     // The objects do not depend on one another: applied together, a reconcile costs one round trip, not five.
     await Promise.all(written.map((object) => applyOwned(ctx, isvc, object)));
     await prune(ctx, isvc, written);
@@ -225,7 +233,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     const stableUp = deploymentAvailable(stableDeployment);
     conditions.unshift(
       stableUp
-        ? { type: 'Ready', status: 'True', reason: 'StableAvailable', message: `v${stableServed.spec.version} is serving at ${serviceUrl(isvc, options.serving)}` }
+        ? { type: 'Ready', status: 'True', reason: 'StableAvailable', message: `v${stableServed.spec.version} is serving at ${url}${isvc.spec.traffic?.hostnames?.length ? ` (Host ${isvc.spec.traffic.hostnames[0]})` : ''}` }
         : { type: 'Ready', status: 'False', reason: 'StableUnavailable', message: `no ready pod of ${versionName(isvc, stableServed.spec.version)} yet; see kubectl describe deployment ${versionName(isvc, stableServed.spec.version)} -n ${namespace}` },
     );
     if (canaryServed) {
@@ -302,6 +310,12 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     }
   }
 
+  /** The Gateway of the route's first parentRef, from the cache (Gateways are watched in every namespace). */
+  function gatewayOf(ctx: ReconcileContext, isvc: InferenceService): KubeObject | undefined {
+    const parent = options.watchGateways ? parentGateway(isvc) : undefined;
+    return parent ? ctx.cache.get(kinds.Gateway, parent.namespace, parent.name) : undefined;
+  }
+
   async function prune(ctx: ReconcileContext, isvc: InferenceService, written: DesiredObject[]) {
     const keep = new Set(written.map((o) => `${o.kind}/${o.metadata.name}`));
     for (const kind of ownedKinds) {
@@ -325,6 +339,8 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
             .filter((isvc) => isvc.spec?.model === mv.spec?.model)
             .map((isvc) => `${isvc.metadata.namespace}/${isvc.metadata.name}`),
       },
+      // A Gateway got (or changed) its address: the InferenceServices routed through it update status.url.
+      ...(options.watchGateways ? [{ kind: kinds.Gateway, allNamespaces: true, map: routedThrough }] : []),
     ],
     reads: [kinds.TrainingJob],
     workers: options.workers ?? DEFAULT_WORKERS,
@@ -334,6 +350,17 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       return await reconcile(ctx, isvc);
     },
   };
+}
+
+/** Keys of the InferenceServices whose route attaches to `gateway` first. */
+function routedThrough(gateway: KubeObject, cache: ClusterCache): string[] {
+  return cache
+    .list<KubeObject>(kinds.InferenceService)
+    .filter((object) => {
+      const parent = parentGateway(object as unknown as InferenceService);
+      return parent !== undefined && parent.namespace === gateway.metadata.namespace && parent.name === gateway.metadata.name;
+    })
+    .map((object) => `${object.metadata.namespace}/${object.metadata.name}`);
 }
 
 /** Status fields owned by other writers or kept across reconciles (drift is the NATS consumer's). */

@@ -187,9 +187,9 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
 /**
  * The Service of one served version: the backend a route weighs against the other version.
  *
- * With Gateway API it is headless. A Gateway sends a backend's share to the Service's ready endpoints, and a
- * headless backend is part of the Gateway API core conformance suite (HTTPRouteServiceTypes), so every conforming
- * implementation routes to it. A virtual IP would be unused, and not free: the API server allocates cluster IPs one
+ * With Gateway API it is headless, and so with Traefik's own routes, which balance over the endpoints too. A Gateway
+ * sends a backend's share to the Service's ready endpoints, and a headless backend is part of the Gateway API core
+ * conformance suite (HTTPRouteServiceTypes), so every conforming implementation routes to it. A virtual IP would be unused, and not free: the API server allocates cluster IPs one
  * at a time (one lock per IP family around an IPAddress write), about 15-30 ms each on the local cluster against
  * 2 ms for a headless Service. Istio resolves a VirtualService destination through the host's virtual IP, so for
  * istio the version Services keep one. The whole Service always has one: it is the address clients use.
@@ -279,11 +279,12 @@ export function trafficSplit(isvc: InferenceService, serving: Serving): TrafficS
   };
 }
 
-export function route(isvc: InferenceService, serving: Serving): DesiredObject | undefined {
+/** The provider's route objects for the current split (none without spec.traffic). */
+export function routes(isvc: InferenceService, serving: Serving): DesiredObject[] {
   const traffic = isvc.spec.traffic;
-  if (!traffic) return undefined;
+  if (!traffic) return [];
   const owner = { name: isvc.metadata.name, namespace: isvc.metadata.namespace, labels: commonLabels(isvc), ownerReference: ownerReference(isvc) };
-  return routerFor(traffic).route(owner, traffic, trafficSplit(isvc, serving));
+  return routerFor(traffic).routes(owner, traffic, trafficSplit(isvc, serving));
 }
 
 /** Every object the InferenceService should own right now. Objects not in this list are pruned. */
@@ -295,14 +296,35 @@ export function desiredObjects(isvc: InferenceService, serving: Serving, config:
     objects.push(predictorDeployment(isvc, model, track, config), versionService(isvc, model));
     if (usesAutoscaler(isvc)) objects.push(autoscaler(isvc, model));
   }
-  objects.push(wholeService(isvc), disruptionBudget(isvc));
-  const routeObject = route(isvc, serving);
-  if (routeObject) objects.push(routeObject);
+  objects.push(wholeService(isvc), disruptionBudget(isvc), ...routes(isvc, serving));
   return objects;
 }
 
-/** Where clients reach the service: the first routed hostname, else the whole-service DNS name. */
-export function serviceUrl(isvc: InferenceService, config: ServingConfig = {}): string {
+/** The Gateway the HTTPRoute attaches to first: `namespace/name`, if spec.traffic names one. */
+export function parentGateway(isvc: InferenceService): { namespace: string; name: string; sectionName?: string } | undefined {
+  const traffic = isvc.spec.traffic;
+  if ((traffic?.provider ?? 'gatewayAPI') !== 'gatewayAPI') return undefined;
+  const ref = traffic?.parentRefs?.find((p) => (p.group ?? 'gateway.networking.k8s.io') === 'gateway.networking.k8s.io' && (p.kind ?? 'Gateway') === 'Gateway');
+  if (!ref) return undefined;
+  return { namespace: ref.namespace ?? isvc.metadata.namespace, name: ref.name, ...(ref.sectionName ? { sectionName: ref.sectionName } : {}) };
+}
+
+/**
+ * Where clients reach the service. Through a Gateway that reports an address: that address and the port of the
+ * listener the route attaches to (requests carry the Host of spec.traffic.hostnames). Otherwise the first routed
+ * hostname, else the whole-service DNS name.
+ */
+export function serviceUrl(isvc: InferenceService, config: ServingConfig = {}, gateway?: KubeObject): string {
+  const parent = parentGateway(isvc);
+  const address: string | undefined = gateway?.status?.addresses?.[0]?.value;
+  const listeners: Array<{ name: string; port: number; protocol: string }> = gateway?.spec?.listeners ?? [];
+  const listener = listeners.find((l) => l.name === parent?.sectionName) ?? listeners.find((l) => l.protocol === 'HTTP' || l.protocol === 'HTTPS');
+  if (address && listener) {
+    const scheme = listener.protocol === 'HTTPS' ? 'https' : 'http';
+    const host = address.includes(':') ? `[${address}]` : address;
+    const port = listener.port === (scheme === 'https' ? 443 : 80) ? '' : `:${listener.port}`;
+    return `${scheme}://${host}${port}`;
+  }
   const host = isvc.spec.traffic?.hostnames?.[0];
   if (host) return `http://${host}`;
   return `http://${isvc.metadata.name}.${isvc.metadata.namespace}.svc.${config.clusterDomain ?? 'cluster.local'}:${PREDICTOR_PORT}`;

@@ -7,12 +7,12 @@ import { isNotFound, kinds, type Engine, type KubeObject } from '../engine/index
 import { consumeDriftEvents, type DriftConsumer, type DriftHandler } from '../events/drift-consumer.ts';
 import { LifecyclePublisher } from '../events/publisher.ts';
 import { ensureStream, type StreamOptions } from '../events/stream.ts';
-import { inferenceServiceController, installedRouteKinds, type InferenceServiceControllerOptions } from './controller.ts';
+import { inferenceServiceController, ROUTE_KINDS, servedKinds, type InferenceServiceControllerOptions } from './controller.ts';
 import { driftObservation, nextDriftStatus } from './drift.ts';
 import { registerInferenceServiceMetrics } from './metrics.ts';
 import type { InferenceService } from './resource.ts';
 
-export interface InferenceServiceWiring extends Omit<InferenceServiceControllerOptions, 'routeKinds' | 'publisher'> {
+export interface InferenceServiceWiring extends Omit<InferenceServiceControllerOptions, 'routeKinds' | 'watchGateways' | 'publisher'> {
   /** Lifecycle events go here when given. */
   nats?: NatsConnection;
   /** The stream for loopline.> created when missing. */
@@ -20,14 +20,16 @@ export interface InferenceServiceWiring extends Omit<InferenceServiceControllerO
 }
 
 export async function registerInferenceServices(engine: Engine, options: InferenceServiceWiring): Promise<void> {
-  const routeKinds = await installedRouteKinds(engine.api);
-  engine.log.info({ routeKinds: routeKinds.map((k) => k.kind) }, 'traffic providers available');
+  const routeKinds = await servedKinds(engine.api, ROUTE_KINDS);
+  const watchGateways = (await servedKinds(engine.api, [kinds.Gateway])).length > 0;
+  engine.log.info({ routeKinds: routeKinds.map((k) => k.kind), watchGateways }, 'traffic providers available');
   const { nats, stream, ...controllerOptions } = options;
   if (nats) await ensureStream(nats, stream);
   engine.register(
     inferenceServiceController({
       ...controllerOptions,
       routeKinds,
+      watchGateways,
       ...(nats ? { publisher: new LifecyclePublisher(nats) } : {}),
     }),
   );
@@ -60,4 +62,4 @@ export async function startDriftLoop(engine: Engine, nats: NatsConnection, optio
   });
 }
 
-export { inferenceServiceController, installedRouteKinds } from './controller.ts';
+export { inferenceServiceController, ROUTE_KINDS, servedKinds } from './controller.ts';

@@ -47,11 +47,13 @@ export interface PredictorSpec {
 }
 
 export interface TrafficSpec {
-  provider?: 'gatewayAPI' | 'istio';
+  provider?: 'gatewayAPI' | 'istio' | 'traefik';
   parentRefs?: Array<{ name: string; namespace?: string; sectionName?: string; group?: string; kind?: string }>;
   hostnames?: string[];
   /** Istio gateways the VirtualService binds to (defaults to the mesh). */
   gateways?: string[];
+  /** Traefik entry points the IngressRoute listens on (defaults to Traefik's default entry points). */
+  entryPoints?: string[];
 }
 
 export interface ShadowSpec {

@@ -1,12 +1,14 @@
-/** Gateway API HTTPRoute: weighted backendRefs for the canary, a RequestMirror filter for shadow mode. */
+/**
+ * Gateway API HTTPRoute: weighted backendRefs for the canary, a RequestMirror filter for shadow mode. Standard
+ * API only; Traefik answers 500 for a rule with RequestMirror (the traefik router mirrors there instead).
+ */
+import { kinds } from '../../engine/kinds.ts';
 import type { TrafficRouter } from './index.ts';
 
 export const gatewayApiRouter: TrafficRouter = {
   provider: 'gatewayAPI',
-  apiVersion: 'gateway.networking.k8s.io/v1',
-  kind: 'HTTPRoute',
-  plural: 'httproutes',
-  route(owner, traffic, split) {
+  kinds: [kinds.HTTPRoute],
+  routes(owner, traffic, split) {
     const backendRefs: Array<Record<string, unknown>> = [{ kind: 'Service', name: split.stableService, port: split.port, weight: 100 - split.canaryWeight }];
     if (split.canaryService && split.canaryWeight > 0) {
       backendRefs.push({ kind: 'Service', name: split.canaryService, port: split.port, weight: split.canaryWeight });
@@ -26,12 +28,12 @@ export const gatewayApiRouter: TrafficRouter = {
     const spec: Record<string, unknown> = { rules: [rule] };
     if (traffic.parentRefs?.length) spec.parentRefs = traffic.parentRefs;
     if (traffic.hostnames?.length) spec.hostnames = traffic.hostnames;
-    return {
-      apiVersion: this.apiVersion,
-      kind: this.kind,
+    return [{
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
       metadata: { name: owner.name, namespace: owner.namespace, labels: owner.labels, ownerReferences: [owner.ownerReference] },
       spec,
-    };
+    }];
   },
   weights(route) {
     const rule = route.spec?.rules?.[0] ?? {};

@@ -1,11 +1,13 @@
 /**
  * Traffic providers behind one small interface (after Flagger's pkg/router): the canary state machine decides
- * weights, a router turns them into the provider's route object. Nothing else knows which mesh is there.
+ * weights, a router turns them into the provider's route objects. Nothing else knows which mesh is there.
  */
+import type { ResourceKind } from '../../engine/kinds.ts';
 import type { DesiredObject, OwnerReference } from '../../engine/types.ts';
 import type { TrafficSpec } from '../resource.ts';
 import { gatewayApiRouter } from './gateway-api.ts';
 import { istioRouter } from './istio.ts';
+import { traefikRouter } from './traefik.ts';
 
 /** Where requests go: the stable Service, and the canary Service with its share or as a mirror. */
 export interface TrafficSplit {
@@ -25,19 +27,22 @@ export interface RouteOwner {
   ownerReference: OwnerReference;
 }
 
+export type TrafficProvider = NonNullable<TrafficSpec['provider']>;
+
 export interface TrafficRouter {
-  readonly provider: 'gatewayAPI' | 'istio';
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly plural: string;
-  /** The route object for this split, ready for server-side apply. */
-  route(owner: RouteOwner, traffic: TrafficSpec, split: TrafficSplit): DesiredObject;
-  /** Reads the weights back from a route object (as stored by the API server). */
+  readonly provider: TrafficProvider;
+  /** The kinds `routes` writes; the first is the one whose object carries the weights. */
+  readonly kinds: readonly [ResourceKind, ...ResourceKind[]];
+  /** The route objects for this split, ready for server-side apply, in the order of `kinds`. */
+  routes(owner: RouteOwner, traffic: TrafficSpec, split: TrafficSplit): DesiredObject[];
+  /** Reads the weights back from the object of `kinds[0]` (as stored by the API server). */
   weights(route: Record<string, any>): { stable: number; canary: number; mirrorPercent?: number };
 }
 
+export const routers: readonly TrafficRouter[] = [gatewayApiRouter, istioRouter, traefikRouter];
+
 export function routerFor(traffic: TrafficSpec | undefined): TrafficRouter {
-  return traffic?.provider === 'istio' ? istioRouter : gatewayApiRouter;
+  return routers.find((router) => router.provider === traffic?.provider) ?? gatewayApiRouter;
 }
 
-export { gatewayApiRouter, istioRouter };
+export { gatewayApiRouter, istioRouter, traefikRouter };

@@ -1,12 +1,11 @@
 /** Istio VirtualService: weighted http route destinations, `mirror` + `mirrorPercentage` for shadow mode. */
+import { kinds } from '../../engine/kinds.ts';
 import type { TrafficRouter } from './index.ts';
 
 export const istioRouter: TrafficRouter = {
   provider: 'istio',
-  apiVersion: 'networking.istio.io/v1',
-  kind: 'VirtualService',
-  plural: 'virtualservices',
-  route(owner, traffic, split) {
+  kinds: [kinds.VirtualService],
+  routes(owner, traffic, split) {
     const host = (service: string) => `${service}.${owner.namespace}.svc.cluster.local`;
     const route: Array<Record<string, unknown>> = [
       { destination: { host: host(split.stableService), port: { number: split.port } }, weight: 100 - split.canaryWeight },
@@ -25,12 +24,12 @@ export const istioRouter: TrafficRouter = {
       http: [http],
     };
     if (traffic.gateways?.length) spec.gateways = traffic.gateways;
-    return {
-      apiVersion: this.apiVersion,
-      kind: this.kind,
+    return [{
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
       metadata: { name: owner.name, namespace: owner.namespace, labels: owner.labels, ownerReferences: [owner.ownerReference] },
       spec,
-    };
+    }];
   },
   weights(route) {
     const http = route.spec?.http?.[0] ?? {};

@@ -130,6 +130,22 @@ test('the url is the routed hostname, else the cluster DNS name of the whole Ser
   assert.is(serviceUrl(inferenceService()), 'http://fraud.risk.svc.cluster.local:8080');
 });
 
+test('through a Gateway the url is its address and the port of the listener the route attaches to', () => {
+  const gateway = (addresses: Array<{ value: string }>) => ({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'Gateway',
+    metadata: { name: 'edge', namespace: 'gateways' },
+    spec: { listeners: [{ name: 'https', protocol: 'HTTPS', port: 443 }, { name: 'http', protocol: 'HTTP', port: 8313 }] },
+    status: { addresses },
+  });
+  const routed = (sectionName?: string) => inferenceService({ traffic: { parentRefs: [{ name: 'edge', namespace: 'gateways', ...(sectionName ? { sectionName } : {}) }], hostnames: ['fraud.example.com'] } });
+  assert.is(serviceUrl(routed('http'), {}, gateway([{ value: '127.0.0.1' }])), 'http://127.0.0.1:8313');
+  assert.is(serviceUrl(routed(), {}, gateway([{ value: 'lb.example.net' }])), 'https://lb.example.net');
+  assert.is(serviceUrl(routed('http'), {}, gateway([{ value: 'fd00::1' }])), 'http://[fd00::1]:8313');
+  // Not programmed yet (no address): the hostname.
+  assert.is(serviceUrl(routed('http'), {}, gateway([])), 'http://fraud.example.com');
+});
+
 
 test('version Services are headless behind Gateway API and have a cluster IP behind Istio; the whole Service always has one', () => {
   const spec = (objects: any[], name: string) => objects.find((o) => o.kind === 'Service' && o.metadata.name === name).spec;

@@ -17,6 +17,7 @@ import { startPrometheus, type TestPrometheus } from './support/prometheus.ts';
 import { versionEndpoint, type Behaviour, type VersionEndpoint } from './support/traffic.ts';
 import { KubeApi } from '../../engine/index.ts';
 import { run as runCli } from '../../cli/main.ts';
+import { traefikService } from '../../../test/support/gateway.ts';
 
 const kc = requireKubeconfig();
 const api = new KubeApi(kc);
@@ -161,8 +162,8 @@ test('a canary that errs, and one that is slow, are rolled back on their own wit
     assert.match(isvc.status.analysis.message, pattern);
     if (name === 'errs') assert.ok(isvc.status.analysis.errorRate > 0.2, `errorRate ${isvc.status.analysis.errorRate}`);
     else assert.ok(isvc.status.analysis.latencyP95Ms > 100, `p95 ${isvc.status.analysis.latencyP95Ms}`);
-    const route = await api.get(kinds.HTTPRoute, ns, name);
-    assert.equal(gatewayApiRouter.weights(route), { stable: 100, canary: 0 });
+    // Status is written before the route (a restart resumes from status): the route follows right after.
+    await waitFor(`${name}'s route back on stable`, async () => JSON.stringify(gatewayApiRouter.weights(await api.get(kinds.HTTPRoute, ns, name))) === JSON.stringify({ stable: 100, canary: 0 }), 5000);
     await waitFor(`${name} canary Deployment pruned`, async () => (await api.get(kinds.Deployment, ns, `${name}-v2`).then(() => false, () => true)));
     let notes: string[] = [];
     await waitFor(`a RolledBack Event for ${name}`, async () => {
@@ -220,6 +221,25 @@ test('version Services behind an HTTPRoute are headless and the whole Service ha
   const kept = await api.get(kinds.Service, ns, 'address-v1');
   assert.is(kept.metadata.uid, addressed.metadata.uid);
   assert.is(kept.spec.clusterIP, addressed.spec.clusterIP);
+});
+
+test('status.url is the address and listener port of the Gateway the route attaches to; Traefik accepts the route and builds it', async () => {
+  const host = `url.${ns}.example.com`;
+  await registerVersion(api, ns, 'url-model', 1, ['production']);
+  await api.create(kinds.InferenceService, isvcObject('url', 'url-model', {
+    canary: undefined,
+    traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'loopline-gateway', namespace: 'loopline-system', sectionName: 'http' }], hostnames: [host] },
+  }) as never, 'loopline-test');
+  const isvc = await waitFor('status.url', async () => (await getIsvc('url')).status?.url ? getIsvc('url') : undefined);
+  assert.is(isvc.status.url, process.env.GATEWAY_URL);
+  const route = await waitFor('the HTTPRoute accepted by loopline-gateway', async () => {
+    const current = await getRoute(kinds.HTTPRoute, 'url');
+    const parent = current?.status?.parents?.find((p: any) => p.parentRef.name === 'loopline-gateway');
+    return parent?.conditions?.some((c: any) => c.type === 'Accepted' && c.status === 'True') ? current : undefined;
+  });
+  assert.is(route.status.parents[0].controllerName, 'traefik.io/gateway-controller');
+  const live = await waitFor('Traefik running a service for the host', () => traefikService(host));
+  assert.equal(live.weighted.services.map((s: { weight: number }) => s.weight), [100]);
 });
 
 test('an operator killed mid-rollout resumes at the same step: no traffic jump', async () => {

@@ -1,32 +1,40 @@
+// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { route } from '../desired.ts';
-import { gatewayApiRouter, istioRouter, routerFor } from '../router/index.ts';
+import { routes } from '../desired.ts';
+import { gatewayApiRouter, istioRouter, routerFor, traefikRouter } from '../router/index.ts';
 import { inferenceService, servedModel } from './support/fixtures.ts';
 
 const gateway = { provider: 'gatewayAPI' as const, parentRefs: [{ name: 'edge', namespace: 'gateways' }], hostnames: ['fraud.example.com'] };
 const istio = { provider: 'istio' as const, hostnames: ['fraud.example.com'], gateways: ['gateways/edge'] };
+const traefik = { provider: 'traefik' as const, hostnames: ['fraud.example.com', 'fraud.internal'] };
 
-for (const [traffic, router] of [[gateway, gatewayApiRouter], [istio, istioRouter]] as const) {
+/** The object that carries the weights: the first of the router's kinds. */
+function weighted(objects: any[], router: typeof gatewayApiRouter): any {
+  return objects.find((o) => o.kind === router.kinds[0].kind);
+}
+
+for (const [traffic, router] of [[gateway, gatewayApiRouter], [istio, istioRouter], [traefik, traefikRouter]] as const) {
+  const kind = router.kinds[0].kind;
   for (const weight of [0, 5, 10, 25, 50, 100]) {
-    test(`${router.kind} splits ${100 - weight}/${weight} between stable and canary`, () => {
-      const object: any = route(inferenceService({ traffic }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: weight });
-      assert.is(object.kind, router.kind);
-      const weights = router.weights(object);
+    test(`${kind} splits ${100 - weight}/${weight} between stable and canary`, () => {
+      const objects: any[] = routes(inferenceService({ traffic }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: weight });
+      assert.equal(objects.map((o) => o.kind), router.kinds.map((k) => k.kind));
+      const weights = router.weights(weighted(objects, router));
       assert.is(weights.stable, 100 - weight);
       assert.is(weights.canary, weight);
       assert.is(weights.mirrorPercent, undefined);
     });
   }
-  test(`${router.kind} in shadow mode serves stable only and mirrors to the canary`, () => {
-    const object: any = route(inferenceService({ traffic }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: 0, mirrorPercent: 100 });
-    assert.equal(router.weights(object), { stable: 100, canary: 0, mirrorPercent: 100 });
-    assert.ok(JSON.stringify(object).includes('fraud-v2'), 'mirror target is the canary Service');
+  test(`${kind} in shadow mode serves stable only and mirrors to the canary`, () => {
+    const objects: any[] = routes(inferenceService({ traffic }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: 0, mirrorPercent: 100 });
+    assert.equal(router.weights(weighted(objects, router)), { stable: 100, canary: 0, mirrorPercent: 100 });
+    assert.ok(JSON.stringify(objects).includes('fraud-v2'), 'mirror target is the canary Service');
   });
 }
 
 test('HTTPRoute keeps parentRefs and hostnames and points backendRefs at the version Services', () => {
-  const object: any = route(inferenceService({ traffic: gateway }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: 25 });
+  const [object]: any[] = routes(inferenceService({ traffic: gateway }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: 25 });
   assert.equal(object.spec.parentRefs, gateway.parentRefs);
   assert.equal(object.spec.hostnames, gateway.hostnames);
   assert.equal(object.spec.rules[0].backendRefs.map((ref: any) => ref.name), ['fraud-v1', 'fraud-v2']);
@@ -34,14 +42,30 @@ test('HTTPRoute keeps parentRefs and hostnames and points backendRefs at the ver
 });
 
 test('VirtualService routes to cluster-local Service hosts and binds the named gateways', () => {
-  const object: any = route(inferenceService({ traffic: istio }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: 25 });
+  const [object]: any[] = routes(inferenceService({ traffic: istio }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: 25 });
   assert.equal(object.spec.gateways, ['gateways/edge']);
   assert.equal(object.spec.http[0].route.map((r: any) => r.destination.host), ['fraud-v1.risk.svc.cluster.local', 'fraud-v2.risk.svc.cluster.local']);
 });
 
+test('Traefik: the IngressRoute matches every hostname and sends them to the TraefikService, which mirrors to the canary Service in shadow mode', () => {
+  const [service, ingress]: any[] = routes(inferenceService({ traffic: traefik }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: 0, mirrorPercent: 30 });
+  assert.equal(ingress.spec.routes, [{ kind: 'Rule', match: 'Host(`fraud.example.com`) || Host(`fraud.internal`)', services: [{ kind: 'TraefikService', name: 'fraud' }] }]);
+  assert.is(ingress.spec.entryPoints, undefined);
+  assert.equal(service.spec, { mirroring: { name: 'fraud-v1', port: 8080, mirrors: [{ name: 'fraud-v2', port: 8080, percent: 30 }] } });
+  assert.equal([service, ingress].map((o) => o.metadata.ownerReferences[0].name), ['fraud', 'fraud']);
+});
+
+test('Traefik: without hostnames the IngressRoute matches every path; entryPoints are passed on', () => {
+  const [service, ingress]: any[] = routes(inferenceService({ traffic: { provider: 'traefik', entryPoints: ['web'] } }), { stable: servedModel(1), canaryWeight: 0 });
+  assert.is(ingress.spec.routes[0].match, 'PathPrefix(`/`)');
+  assert.equal(ingress.spec.entryPoints, ['web']);
+  assert.equal(service.spec, { weighted: { services: [{ name: 'fraud-v1', port: 8080, weight: 100 }] } });
+});
+
 test('the provider defaults to Gateway API', () => {
-  assert.is(routerFor(undefined).kind, 'HTTPRoute');
-  assert.is(routerFor({ provider: 'istio' }).kind, 'VirtualService');
+  assert.is(routerFor(undefined).kinds[0].kind, 'HTTPRoute');
+  assert.is(routerFor({ provider: 'istio' }).kinds[0].kind, 'VirtualService');
+  assert.is(routerFor({ provider: 'traefik' }).kinds[0].kind, 'TraefikService');
 });
 
 test.run();

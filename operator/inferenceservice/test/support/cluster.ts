@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
 import { KubeApi, kinds, type KubeObject, type ResourceKind } from '../../../engine/index.ts';
-import { trafficCrdFiles } from './traffic-crds.ts';
+import { virtualServiceCrdFile } from './traffic-crds.ts';
 import { sleep } from '../../../../test/support/local.ts';
 
 export const CRD: ResourceKind = { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', plural: 'customresourcedefinitions', namespaced: false };
@@ -35,13 +35,11 @@ async function applyCrdFile(api: KubeApi, file: string): Promise<void> {
   }
 }
 
-/** Our CRDs as in this checkout, plus the Gateway API HTTPRoute and Istio VirtualService CRDs. */
+/** Our CRDs as in this checkout, plus Istio's VirtualService CRD (the cluster has Gateway API's and Traefik's). */
 export async function installCrds(api: KubeApi): Promise<void> {
   const root = new URL('../../../../', import.meta.url);
   for (const name of ['modelversions', 'inferenceservices', 'trainingjobs']) await applyCrdFile(api, new URL(`crds/${name}.yaml`, root).pathname);
-  const traffic = trafficCrdFiles();
-  await applyCrdFile(api, traffic.httpRoute);
-  await applyCrdFile(api, traffic.virtualService);
+  await applyCrdFile(api, virtualServiceCrdFile());
 }
 
 export async function createNamespace(api: KubeApi, name: string): Promise<void> {

@@ -1,0 +1,49 @@
+/**
+ * Traefik's own resources, for shadow mode on Traefik: it does not implement HTTPRoute's RequestMirror filter
+ * (a rule with one answers 500), but its TraefikService mirrors. The TraefikService carries the split — weighted
+ * between the version Services, or mirroring a share of stable's requests to the canary — and an IngressRoute
+ * sends the hostnames' requests to it.
+ */
+import { kinds } from '../../engine/kinds.ts';
+import type { TrafficRouter } from './index.ts';
+
+/** Traefik's rule language quotes values in backticks; a hostname cannot contain one (the CRD bounds them to DNS names). */
+function matchRule(hostnames: string[] | undefined): string {
+  return hostnames?.length ? hostnames.map((host) => `Host(\`${host}\`)`).join(' || ') : 'PathPrefix(`/`)';
+}
+
+export const traefikRouter: TrafficRouter = {
+  provider: 'traefik',
+  kinds: [kinds.TraefikService, kinds.IngressRoute],
+  routes(owner, traffic, split) {
+    const metadata = { name: owner.name, namespace: owner.namespace, labels: owner.labels, ownerReferences: [owner.ownerReference] };
+    const stable = { name: split.stableService, port: split.port };
+    let spec: Record<string, unknown>;
+    if (split.canaryService && split.mirrorPercent) {
+      // Traefik copies the request to the mirror and drops its answer; the client gets stable's.
+      spec = { mirroring: { ...stable, mirrors: [{ name: split.canaryService, port: split.port, percent: split.mirrorPercent }] } };
+    } else {
+      const services: Array<Record<string, unknown>> = [{ ...stable, weight: 100 - split.canaryWeight }];
+      if (split.canaryService && split.canaryWeight > 0) services.push({ name: split.canaryService, port: split.port, weight: split.canaryWeight });
+      spec = { weighted: { services } };
+    }
+    return [
+      { apiVersion: 'traefik.io/v1alpha1', kind: 'TraefikService', metadata, spec },
+      {
+        apiVersion: 'traefik.io/v1alpha1',
+        kind: 'IngressRoute',
+        metadata,
+        spec: {
+          ...(traffic.entryPoints?.length ? { entryPoints: traffic.entryPoints } : {}),
+          routes: [{ kind: 'Rule', match: matchRule(traffic.hostnames), services: [{ kind: 'TraefikService', name: owner.name }] }],
+        },
+      },
+    ];
+  },
+  weights(route) {
+    const mirroring = route.spec?.mirroring;
+    if (mirroring) return { stable: 100, canary: 0, mirrorPercent: mirroring.mirrors?.[0]?.percent ?? 0 };
+    const services: Array<{ weight?: number }> = route.spec?.weighted?.services ?? [];
+    return { stable: services[0]?.weight ?? 1, canary: services[1]?.weight ?? 0 };
+  },
+};
