@@ -506,6 +506,14 @@ export interface InferenceServicePredictor {
    */
   image?: string;
   /**
+   * Protocols clients reach the predictor by: rest (the Open Inference Protocol REST API and /predict on
+   * port 8080, which also serves the probes and /metrics) and grpc (the Open Inference Protocol over
+   * gRPC, h2c on port 8081, exposed on the pods and Services as port "grpc").
+   *
+   * @default ["rest"]
+   */
+  protocols?: Array<'rest' | 'grpc'>;
+  /**
    * Pods per version when autoscaling is off.
    *
    * @default 1

@@ -3,12 +3,28 @@
  * and the rollout state to Deployments, Services, HPAs, the PDB and the route. One function per owned kind.
  */
 import { STORAGE_ENV_NAMES, storagePodEnv, type StorageSettings } from '../api/storage-env.ts';
+import { quantityValue } from '../engine/apply.ts';
 import type { DesiredObject, KubeObject, OwnerReference } from '../engine/types.ts';
 import type { InferenceService, ServedModel } from './resource.ts';
 import { routerFor, type TrafficSplit } from './router/index.ts';
 
 export const PREDICTOR_IMAGE = 'loopline/predictor:0.1.0';
 export const PREDICTOR_PORT = 8080;
+/** The Open Inference Protocol over gRPC (h2c), when spec.predictor.protocols lists grpc. */
+export const PREDICTOR_GRPC_PORT = 8081;
+
+/** Whether the InferenceService's clients reach its predictors over gRPC too. */
+export function servesGrpc(isvc: InferenceService): boolean {
+  return (isvc.spec.predictor?.protocols ?? []).includes('grpc');
+}
+
+/** The Service ports of a predictor: http always (probes and /metrics too), grpc when asked for. */
+function servicePorts(isvc: InferenceService): Array<Record<string, unknown>> {
+  return [
+    { name: 'http', port: PREDICTOR_PORT, targetPort: 'http', protocol: 'TCP' },
+    ...(servesGrpc(isvc) ? [{ name: 'grpc', port: PREDICTOR_GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }] : []),
+  ];
+}
 /** The distroless `nonroot` user: any fixed non-zero uid satisfies runAsNonRoot without image metadata. */
 const PREDICTOR_UID = 65532;
 
@@ -102,6 +118,7 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
   const selector = versionLabels(isvc, model);
   const env: Array<Record<string, unknown>> = [
     { name: 'PORT', value: String(PREDICTOR_PORT) },
+    { name: 'GRPC_PORT', value: servesGrpc(isvc) ? String(PREDICTOR_GRPC_PORT) : 'off' },
     // The pod IP rather than 0.0.0.0: on the local stand-in kubelet every pod is a process on its own loopback address.
     { name: 'HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: 'MODEL_NAME', value: isvc.spec.model },
@@ -128,12 +145,21 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
     if (batching.maxBatchSize !== undefined) env.push({ name: 'BATCH_MAX_SIZE', value: String(batching.maxBatchSize) });
     if (batching.maxWaitMs !== undefined) env.push({ name: 'BATCH_MAX_WAIT_MS', value: String(batching.maxWaitMs) });
   }
-  env.push(...storagePodEnv(config.storage));
-  // Object storage settings are the operator's to give, never an InferenceService's.
-  for (const extra of predictor.env ?? []) if (!STORAGE_ENV_NAMES.has(extra.name)) env.push({ name: extra.name, value: extra.value ?? '' });
-
   // The CRD gives one figure per resource: it is both request and limit (Guaranteed QoS for memory-bound models).
   const cpu = predictor.resources?.cpu ?? config.predictorResources?.cpu ?? '500m';
+  // One worker process per whole CPU of the limit (server/src/workers.ts): said here rather than left to the
+  // server, which would take every core of a node where a runtime sets no cgroup CPU limit.
+  env.push({ name: 'WORKERS', value: String(Math.max(1, Math.floor(quantityValue(cpu)) || 1)) });
+  env.push(...storagePodEnv(config.storage));
+  // Object storage settings are the operator's to give, never an InferenceService's.
+  // A setting the InferenceService gives itself (e.g. WORKERS) replaces the operator's: one entry per name.
+  for (const extra of predictor.env ?? []) {
+    if (STORAGE_ENV_NAMES.has(extra.name)) continue;
+    const given = env.findIndex((e) => e.name === extra.name);
+    if (given >= 0) env.splice(given, 1);
+    env.push({ name: extra.name, value: extra.value ?? '' });
+  }
+
   const memory = predictor.resources?.memory ?? config.predictorResources?.memory ?? '512Mi';
   const resources: Record<string, Record<string, string>> = {
     requests: { cpu: String(cpu), memory: String(memory) },
@@ -159,7 +185,10 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
           {
             name: 'predictor',
             image: predictor.image ?? config.predictorImage ?? PREDICTOR_IMAGE,
-            ports: [{ name: 'http', containerPort: PREDICTOR_PORT, protocol: 'TCP' }],
+            ports: [
+              { name: 'http', containerPort: PREDICTOR_PORT, protocol: 'TCP' },
+              ...(servesGrpc(isvc) ? [{ name: 'grpc', containerPort: PREDICTOR_GRPC_PORT, protocol: 'TCP' }] : []),
+            ],
             env,
             resources,
             readinessProbe: probe('/v2/health/ready', 5),
@@ -203,7 +232,7 @@ export function versionService(isvc: InferenceService, model: ServedModel): Desi
     spec: {
       ...(isvc.spec.traffic?.provider === 'istio' ? {} : { clusterIP: 'None' }),
       selector: labels,
-      ports: [{ name: 'http', port: PREDICTOR_PORT, targetPort: 'http', protocol: 'TCP' }],
+      ports: servicePorts(isvc),
     },
   };
 }
@@ -238,7 +267,7 @@ export function wholeService(isvc: InferenceService): DesiredObject {
     metadata: metadata(isvc, isvc.metadata.name, labels),
     spec: {
       selector: { [LABELS.inferenceService]: isvc.metadata.name },
-      ports: [{ name: 'http', port: PREDICTOR_PORT, targetPort: 'http', protocol: 'TCP' }],
+      ports: servicePorts(isvc),
     },
   };
 }

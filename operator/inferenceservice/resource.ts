@@ -44,6 +44,8 @@ export interface PredictorSpec {
   env?: Array<{ name: string; value?: string }>;
   serviceAccountName?: string;
   nodeSelector?: Record<string, string>;
+  /** rest always; grpc adds the Open Inference Protocol over gRPC on port 8081. */
+  protocols?: Array<'rest' | 'grpc'>;
 }
 
 export interface TrafficSpec {

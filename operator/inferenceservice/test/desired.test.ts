@@ -1,7 +1,7 @@
 // test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { desiredObjects, predictorDeployment, serviceAddressChange, serviceUrl, versionService, withoutClusterIP } from '../desired.ts';
+import { desiredObjects, predictorDeployment, serviceAddressChange, serviceUrl, versionService, wholeService, withoutClusterIP } from '../desired.ts';
 import { inferenceService, servedModel } from './support/fixtures.ts';
 
 const kinds = (objects: Array<{ kind: string; metadata: { name: string } }>) => objects.map((o) => `${o.kind}/${o.metadata.name}`);
@@ -109,6 +109,32 @@ test('drift monitoring off gives the predictor no reference profile and no NATS'
   const vars = env(predictorDeployment(inferenceService(), servedModel(1), 'stable', { natsUrl: 'nats://nats:4222' }));
   assert.is(vars.REFERENCE_PROFILE_URI, undefined);
   assert.is(vars.NATS_URL, undefined);
+});
+
+test('a predictor runs one worker per whole CPU of its limit, and an InferenceService may set WORKERS itself', () => {
+  const workers = (predictor: Record<string, unknown>, config = {}) => env(predictorDeployment(inferenceService({ predictor }), servedModel(1), 'stable', config)).WORKERS;
+  assert.is(workers({}), '1', 'the default 500m');
+  assert.is(workers({ resources: { cpu: '1500m' } }), '1', '1.5 CPUs: one worker, not two throttled ones');
+  assert.is(workers({ resources: { cpu: 4 } }), '4');
+  assert.is(workers({}, { predictorResources: { cpu: '2' } }), '2', 'the operator\'s default resources');
+  const own = (predictorDeployment(inferenceService({ predictor: { resources: { cpu: 4 }, env: [{ name: 'WORKERS', value: '2' }] } }), servedModel(1), 'stable', {}) as any).spec.template.spec.containers[0].env;
+  assert.equal(own.filter((e: any) => e.name === 'WORKERS'), [{ name: 'WORKERS', value: '2' }], 'one entry, the InferenceService\'s');
+});
+
+test('protocols: rest alone turns the predictor\'s gRPC off; grpc adds port 8081 (h2c) to the pods and Services', () => {
+  const restOnly = inferenceService();
+  assert.is(env(predictorDeployment(restOnly, servedModel(1), 'stable', {})).GRPC_PORT, 'off');
+  assert.equal((versionService(restOnly, servedModel(1)) as any).spec.ports.map((p: any) => p.name), ['http']);
+  const both = inferenceService({ predictor: { protocols: ['rest', 'grpc'] } });
+  const deployment: any = predictorDeployment(both, servedModel(1), 'stable', {});
+  assert.is(env(deployment).GRPC_PORT, '8081');
+  assert.equal(deployment.spec.template.spec.containers[0].ports, [
+    { name: 'http', containerPort: 8080, protocol: 'TCP' },
+    { name: 'grpc', containerPort: 8081, protocol: 'TCP' },
+  ]);
+  for (const service of [versionService(both, servedModel(1)), wholeService(both)] as any[]) {
+    assert.equal(service.spec.ports[1], { name: 'grpc', port: 8081, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' });
+  }
 });
 
 test('with an HPA the Deployment leaves replicas to the autoscaler; without, it sets them', () => {
