@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Loopline's local cluster: real etcd, kube-apiserver, kube-controller-manager and
 # kube-scheduler built from their Go modules, plus KWOK-simulated GPU and CPU nodes,
-# a real nats-server with JetStream, an S3 server (versitygw, posix backend) holding the artifacts, and
-# Traefik as the Gateway API data plane (the standard Gateway API CRDs, GatewayClass traefik, Gateway
-# loopline-system/loopline-gateway). Everything listens on loopback only.
+# a host bridge for the pods the local-kubelet runs, a real nats-server with JetStream, an S3 server
+# (versitygw, posix backend) holding the artifacts, and Traefik as the Gateway API data plane (the
+# standard Gateway API CRDs, GatewayClass traefik, Gateway loopline-system/loopline-gateway). The control
+# plane and the Gateway listen on loopback; what pods must reach (NATS, S3) listens on the bridge's host
+# address, which is local to this machine too.
 #
 #   cluster.sh up       build binaries if needed, start the cluster, NATS, S3 and Traefik (idempotent)
-#   cluster.sh down     stop and delete everything this script started
+#   cluster.sh down     stop and delete everything this script and the local-kubelet made
 #   cluster.sh status   show what is running
 #   cluster.sh env      print export lines: KUBECONFIG, PATH (kubectl, helm), NATS_URL, GATEWAY_URL,
-#                       TRAEFIK_ADMIN_URL, and the S3 endpoint, region, bucket and root keys as AWS_*
-#                       (the AWS SDKs and CLI read those names)
+#                       TRAEFIK_ADMIN_URL, the pod network, and the S3 endpoint, region, bucket and root
+#                       keys as AWS_* (the AWS SDKs and CLI read those names)
 #   cluster.sh build    only build the binaries
 #
 # LOOPLINE_CLUSTER names the cluster (default "loopline"); several can coexist. Ports: LOOPLINE_NATS_PORT,
@@ -18,6 +20,13 @@
 # port + 4000), LOOPLINE_TRAEFIK_ADMIN_PORT (Traefik's ping and API; NATS port + 5000). The S3 root
 # keys are made at the first `up` and kept in the cluster's state directory (mode 600); `down` deletes
 # them with the bucket.
+#
+# Pod network, as the CNI bridge plugin makes one: each cluster has a bridge llbr<N> with the host
+# address 198.19.<N>.1/24 (LOOPLINE_HOST_ADDRESS), N taken from a hash of the cluster name (the next
+# free one if another cluster holds it; the bridge's alias "loopline cluster <name>" says whose it is).
+# The local-kubelet gives each pod a network namespace ll<N>-<M> with address 198.19.<N>.<M> on a veth
+# pair llv<N>-<M> <-> eth0. 198.19.0.0/16 is a benchmarking range (RFC 2544) routed nowhere; KWOK's
+# simulated pods take 198.18.0.0/16. Anything pods must reach listens on LOOPLINE_HOST_ADDRESS.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,6 +51,7 @@ VERSITYGW="$CACHE/bin/versitygw-$VERSITYGW_VERSION/versitygw"
 GATEWAY_PORT="${LOOPLINE_GATEWAY_PORT:-$((NATS_PORT + 4000))}"
 TRAEFIK_ADMIN_PORT="${LOOPLINE_TRAEFIK_ADMIN_PORT:-$((NATS_PORT + 5000))}"
 TRAEFIK="$CACHE/bin/traefik-$TRAEFIK_VERSION/traefik"
+POD_ALIAS="loopline cluster $NAME"
 export KWOK_WORKDIR="$CACHE/kwok"
 export KWOK_KUBE_VERSION="$KUBE_VERSION"
 
@@ -71,6 +81,52 @@ ensure_versitygw() {
     go install -trimpath -ldflags "-s -w -X=main.Version=$VERSITYGW_VERSION" "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 }
 
+# The /24 of 198.19.0.0/16 this cluster's pods use: the one its bridge has, else the first free one
+# from a hash of its name.
+pod_slot() {
+  local link start slot i
+  for link in /sys/class/net/llbr*; do
+    [[ -e $link && "$(cat "$link/ifalias" 2>/dev/null)" == "$POD_ALIAS" ]] && { echo "${link##*/llbr}"; return; }
+  done
+  start=$(( $(cksum <<<"$NAME" | cut -d' ' -f1) % 256 ))
+  for ((i = 0; i < 256; i++)); do
+    slot=$(( (start + i) % 256 ))
+    [[ -e /sys/class/net/llbr$slot ]] || { echo "$slot"; return; }
+  done
+  log "no free pod subnet left in 198.19.0.0/16 (256 bridges llbr*)"; return 1
+}
+SLOT="$(pod_slot)"
+POD_BRIDGE="llbr$SLOT"
+POD_SUBNET="198.19.$SLOT.0/24"
+HOST_ADDRESS="198.19.$SLOT.1"
+
+ensure_bridge() {
+  [[ -e /sys/class/net/$POD_BRIDGE ]] && return
+  ip link add "$POD_BRIDGE" type bridge
+  ip link set "$POD_BRIDGE" alias "$POD_ALIAS"
+  ip addr add "$HOST_ADDRESS/24" dev "$POD_BRIDGE"
+  ip link set "$POD_BRIDGE" up
+}
+
+# Every pod namespace of this cluster (and what still runs in it), its veths, the bridge and its
+# address; the local-kubelet's address leases of the subnet.
+remove_pod_network() {
+  local netns pid link killed=()
+  for netns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^ll$SLOT-[0-9]+$"); do
+    for pid in $(ip netns pids "$netns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null && killed+=("$pid"); done
+    ip netns del "$netns" 2>/dev/null || true
+  done
+  for pid in "${killed[@]}"; do
+    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+  done
+  for link in /sys/class/net/llv"$SLOT"-*; do [[ -e $link ]] && ip link del "${link##*/}" 2>/dev/null || true; done
+  if [[ -e /sys/class/net/$POD_BRIDGE ]]; then ip link del "$POD_BRIDGE"; fi
+  rm -f "$CACHE/local-kubelet/addresses/198.19.$SLOT."*
+}
+
+# Running, not yet gone: a zombie (dead, its exit status not yet collected) does not count.
+alive() { [[ -e /proc/$1 ]] && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]; }
+
 cluster_running() {
   [[ -f "$KUBECONFIG_PATH" ]] && kubectl get --raw /readyz >/dev/null 2>&1
 }
@@ -81,9 +137,9 @@ start_nats() {
   nats_running && return
   mkdir -p "$STATE/nats"
   # Detached from our stdio so callers that capture our output are not held open.
-  setsid nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$STATE/nats" -n "loopline-$NAME" -l "$STATE/nats.log" </dev/null >/dev/null 2>&1 &
+  setsid nats-server -a "$HOST_ADDRESS" -p "$NATS_PORT" -js -sd "$STATE/nats" -n "loopline-$NAME" -l "$STATE/nats.log" </dev/null >/dev/null 2>&1 &
   echo $! > "$STATE/nats.pid"
-  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$NATS_PORT") 2>/dev/null && return; sleep 0.1; done
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/"$HOST_ADDRESS"/"$NATS_PORT") 2>/dev/null && return; sleep 0.1; done
   log "nats-server did not start; see $STATE/nats.log"; return 1
 }
 
@@ -107,17 +163,17 @@ start_s3() {
     mkdir -p "$STATE/s3/data"
     # The keys through the environment, not argv: a command line is readable by every user of the machine.
     ROOT_ACCESS_KEY_ID="$S3_ACCESS_KEY" ROOT_SECRET_ACCESS_KEY="$S3_SECRET_KEY" setsid "$VERSITYGW" \
-      --port "127.0.0.1:$S3_PORT" --region "$S3_REGION" --quiet posix "$STATE/s3/data" </dev/null >"$STATE/s3.log" 2>&1 &
+      --port "$HOST_ADDRESS:$S3_PORT" --region "$S3_REGION" --quiet posix "$STATE/s3/data" </dev/null >"$STATE/s3.log" 2>&1 &
     echo $! > "$STATE/s3.pid"
   fi
   local _
-  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && break; sleep 0.1; done
+  for _ in $(seq 50); do curl -s -o /dev/null "http://$HOST_ADDRESS:$S3_PORT/" && break; sleep 0.1; done
   # CreateBucket signed with SigV4 by curl (the keys go in on stdin; the header is the empty body's sha256,
   # which S3 wants signed). 409 is "you own it already".
   local code
   code="$(printf 'user = "%s:%s"\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" | curl -s -K - -o "$STATE/s3/create-bucket.xml" -w '%{http_code}' \
     --aws-sigv4 "aws:amz:$S3_REGION:s3" -H "x-amz-content-sha256: $(sha256sum </dev/null | cut -d' ' -f1)" \
-    -X PUT "http://127.0.0.1:$S3_PORT/$S3_BUCKET")" || true
+    -X PUT "http://$HOST_ADDRESS:$S3_PORT/$S3_BUCKET")" || true
   [[ $code == 200 || $code == 409 ]] && return
   log "versitygw did not create bucket $S3_BUCKET (HTTP $code); see $STATE/s3.log and $STATE/s3/create-bucket.xml"; return 1
 }
@@ -238,6 +294,7 @@ up() {
   ensure_versitygw
   ensure_nats
   mkdir -p "$STATE"
+  ensure_bridge
   if ! cluster_running; then
     if [[ -d "$KWOK_WORKDIR/clusters/$NAME" && ! -d "$ETCD_DIR" ]]; then
       log "etcd data of $NAME is gone (tmpfs cleared): creating it afresh"
@@ -265,7 +322,7 @@ up() {
         --kubeconfig "$KUBECONFIG_PATH" \
         --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/16 \
         --extra-args kwok-controller=cidr=198.18.0.1/16 \
-        --extra-args kwok-controller=node-ip=127.0.0.1 \
+        --extra-args kwok-controller=node-ip="$HOST_ADDRESS" \
         --extra-args "etcd=data-dir=$ETCD_DIR" \
         --extra-args kube-controller-manager=leader-elect=false \
         --extra-args kube-scheduler=leader-elect=false \
@@ -279,7 +336,7 @@ up() {
   apply_crds
   apply_gateway
   start_traefik
-  log "cluster $NAME up in $((SECONDS - start))s; kubeconfig $KUBECONFIG_PATH; NATS nats://127.0.0.1:$NATS_PORT; S3 http://127.0.0.1:$S3_PORT (bucket $S3_BUCKET); gateway http://127.0.0.1:$GATEWAY_PORT"
+  log "cluster $NAME up in $((SECONDS - start))s; kubeconfig $KUBECONFIG_PATH; NATS nats://$HOST_ADDRESS:$NATS_PORT; S3 http://$HOST_ADDRESS:$S3_PORT (bucket $S3_BUCKET); gateway http://127.0.0.1:$GATEWAY_PORT; pods on $POD_BRIDGE ($POD_SUBNET)"
   echo "$KUBECONFIG_PATH"
 }
 
@@ -292,6 +349,7 @@ down() {
   rm -rf "$ETCD_DIR"
   if nats_running; then kill "$(cat "$STATE/nats.pid")"; fi
   if s3_running; then kill "$(cat "$STATE/s3.pid")"; fi
+  remove_pod_network
   rm -rf "$STATE"
   log "cluster $NAME deleted"
 }
@@ -303,21 +361,29 @@ status() {
   else
     echo "cluster $NAME: not running"
   fi
-  if nats_running; then echo "nats: running on nats://127.0.0.1:$NATS_PORT"; else echo "nats: not running"; fi
-  if s3_running; then echo "s3: versitygw running on http://127.0.0.1:$S3_PORT, bucket $S3_BUCKET"; else echo "s3: not running"; fi
+  if nats_running; then echo "nats: running on nats://$HOST_ADDRESS:$NATS_PORT"; else echo "nats: not running"; fi
+  if [[ -e /sys/class/net/$POD_BRIDGE ]]; then
+    echo "pod network: $POD_BRIDGE $POD_SUBNET, $(ip netns list | grep -cE "^ll$SLOT-[0-9]+( |$)") pod namespaces"
+  else
+    echo "pod network: none"
+  fi
+  if s3_running; then echo "s3: versitygw running on http://$HOST_ADDRESS:$S3_PORT, bucket $S3_BUCKET"; else echo "s3: not running"; fi
   if traefik_running; then echo "traefik: gateway http://127.0.0.1:$GATEWAY_PORT, admin http://127.0.0.1:$TRAEFIK_ADMIN_PORT"; else echo "traefik: not running"; fi
 }
 
 env_lines() {
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
   echo "export PATH=$BIN:\$PATH"
-  echo "export NATS_URL=nats://127.0.0.1:$NATS_PORT"
+  echo "export NATS_URL=nats://$HOST_ADDRESS:$NATS_PORT"
   echo "export GATEWAY_URL=http://127.0.0.1:$GATEWAY_PORT"
   echo "export TRAEFIK_ADMIN_URL=http://127.0.0.1:$TRAEFIK_ADMIN_PORT"
+  echo "export LOOPLINE_HOST_ADDRESS=$HOST_ADDRESS"
+  echo "export LOOPLINE_POD_BRIDGE=$POD_BRIDGE"
+  echo "export LOOPLINE_POD_SUBNET=$POD_SUBNET"
   echo "export LOOPLINE_CACHE=$CACHE"
   if [[ -f "$STATE/s3/root-keys" ]]; then
     s3_keys
-    echo "export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$S3_PORT"
+    echo "export AWS_ENDPOINT_URL_S3=http://$HOST_ADDRESS:$S3_PORT"
     echo "export AWS_REGION=$S3_REGION"
     echo "export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
     echo "export AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"

@@ -134,7 +134,7 @@ Try next (the examples live in namespace ${namespace}):
 
   eval "$(bash e2e/cluster/cluster.sh env)"                 # KUBECONFIG, PATH, NATS_URL, the S3 endpoint and keys (AWS_*)
   kubectl get loopline -n ${namespace}                       # TrainingJobs, ModelVersions, InferenceServices
-  kubectl get pods -n ${namespace} -o wide                   # predictor pods on loopback addresses
+  kubectl get pods -n ${namespace} -o wide                   # predictor pods on the pod network (198.19.0.0/16)
   curl -s -XPOST http://${endpoint}/predict -H 'content-type: application/json' -d '${body}'
   npx tsx e2e/journey/watch-events.ts --replay               # like: nats sub 'loopline.>' (lifecycle + drift events)
   npx loopline status ${ISVC} -n ${namespace}                 # the service at a glance

@@ -1,11 +1,11 @@
 /**
  * Client traffic for the journey. There is no Gateway API implementation on the local cluster, so
  * `Gateway` plays its data plane for one HTTPRoute: it splits requests over the route's backendRefs by
- * weight and sends each to a ready endpoint of that backend Service (a predictor pod's loopback
- * address), as a gateway's proxy would. `Traffic` is a steady stream of
+ * weight and sends each to a ready endpoint of that backend Service (a predictor pod's address from
+ * its EndpointSlices), as a gateway's proxy would. `Traffic` is a steady stream of
  * credit-risk applications through it, drawn from the population the example trainer trains on.
  */
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
 import { CREDIT_RISK_FEATURES, generateCreditRisk } from '../../examples/trainer/src/dataset.ts';
 
 export interface Backend {
@@ -22,28 +22,19 @@ export interface PredictResponse {
 }
 
 /**
- * Ready endpoints (`ip:port`) of a Service's port, computed as the EndpointSlice controller computes them:
- * the ready, not terminating pods its selector matches, at the container port its targetPort names. Read
- * from the pods because on the local cluster every pod address is a loopback address, and the API server
- * refuses loopback addresses in EndpointSlices ("may not be in the loopback range"), so the controller's
- * slices stay empty here.
+ * Ready endpoints (`ip:port`) of a Service's port, as the EndpointSlice controller published them: the
+ * addresses of the ready, not terminating pods its selector matches, at the container port its targetPort names.
  */
 export async function serviceEndpoints(kc: KubeConfig, namespace: string, service: string, portName = 'http'): Promise<string[]> {
-  const core = kc.makeApiClient(CoreV1Api);
-  const svc = await core.readNamespacedService({ namespace, name: service });
-  const selector = svc.spec?.selector;
-  if (!selector) return [];
-  const port = svc.spec?.ports?.find((p) => p.name === portName) ?? svc.spec?.ports?.[0];
-  const pods = await core.listNamespacedPod({ namespace, labelSelector: Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',') });
+  const slices = await kc.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
   const endpoints: string[] = [];
-  for (const pod of pods.items) {
-    const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-    if (!ready || pod.metadata?.deletionTimestamp || !pod.status?.podIP) continue;
-    const target = port?.targetPort ?? port?.port;
-    const containerPort = typeof target === 'number'
-      ? target
-      : pod.spec?.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === target)?.containerPort;
-    if (containerPort) endpoints.push(`${pod.status.podIP}:${containerPort}`);
+  for (const slice of slices.items) {
+    const port = (slice.ports?.find((p) => p.name === portName) ?? slice.ports?.[0])?.port;
+    if (!port) continue;
+    for (const endpoint of slice.endpoints ?? []) {
+      if (endpoint.conditions?.ready === false || endpoint.conditions?.terminating) continue;
+      for (const address of endpoint.addresses) endpoints.push(`${address}:${port}`);
+    }
   }
   return endpoints.sort();
 }

@@ -8,6 +8,8 @@
 // `node` is the image's Node: the one this kubelet runs on (the project's pinned Node 24), never
 // whichever `node` comes first on PATH.
 // Images outside this table are not ours to run: KWOK plays the kubelet for them.
+import { accessSync, constants } from 'node:fs';
+import { delimiter, isAbsolute, join } from 'node:path';
 
 export interface LocalImage {
   /** Repository part of the image reference, without tag or digest. */
@@ -49,4 +51,21 @@ export function commandLine(container: { image?: string; command?: string[]; arg
   }
   const [program, ...rest] = container.command?.length ? container.command : known.entrypoint;
   return { ok: true, argv: [program === 'node' ? process.execPath : program, ...rest, ...(container.args ?? [])] };
+}
+
+/** The executable a command names, as a container runtime resolves it: a path (relative to the WORKDIR), or a name looked up on PATH. */
+export function lookPath(command: string, workdir: string, path: string): string | undefined {
+  const executable = (file: string) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (command.includes('/')) {
+    const file = isAbsolute(command) ? command : join(workdir, command);
+    return executable(file) ? file : undefined;
+  }
+  return path.split(delimiter).filter(Boolean).map((dir) => join(dir, command)).find(executable);
 }

@@ -1,9 +1,10 @@
 // local-kubelet: a stand-in kubelet for the simulated (KWOK) nodes of Loopline's local cluster.
 // It takes the pods of Loopline's own images (see images.ts) bound to simulated nodes, runs each
-// container as a local process and reports the pod's lifecycle the way a kubelet does, so the
-// operator sees on this machine what it would see on a real cluster. Other pods are left to KWOK.
+// container as a local process in the pod's own network namespace (network.ts) and reports the pod's
+// lifecycle the way a kubelet does, so the operator sees on this machine what it would see on a real
+// cluster. Other pods are left to KWOK.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { homedir, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,8 @@ import { pino, type Logger } from 'pino';
 import { KubeApi } from '../../operator/engine/kube.ts';
 import { kinds, resourcePath } from '../../operator/engine/kinds.ts';
 import { containerEnv, EnvError } from './env.ts';
-import { commandLine, isLooplineImage } from './images.ts';
+import { commandLine, isLooplineImage, lookPath } from './images.ts';
+import { PodNetwork, podNetworkFromEnv, type PodNetworkConfig, type PodSandbox } from './network.ts';
 import { podStatus, timestamp, type ContainerRecord, type PodRecord, type Terminated } from './status.ts';
 
 export interface LocalKubeletOptions {
@@ -26,6 +28,8 @@ export interface LocalKubeletOptions {
   namespace?: string;
   /** Logs, termination-message files and address leases go below `<cacheDir>/local-kubelet`. Default: LOOPLINE_CACHE or ~/.cache/loopline. */
   cacheDir?: string;
+  /** The cluster's pod bridge and subnet; default: from the environment `cluster.sh env` prints. */
+  network?: PodNetworkConfig;
   logger?: Logger;
   /** First wait before restarting a container of a restartPolicy Always/OnFailure pod; doubles up to 30 s (the kubelet: 10 s to 5 min). */
   restartBackoffMs?: number;
@@ -34,7 +38,7 @@ export interface LocalKubeletOptions {
 export interface LocalKubelet {
   /** Where a container's output goes (`<restartCount>.log`). */
   logDir(namespace: string, pod: string, uid: string, container: string): string;
-  /** Stops watching and kills every process it started; pod status is left as it was, like a kubelet that went away. */
+  /** Stops watching, kills every process it started and removes their network namespaces; pod status is left as it was, like a kubelet that went away. */
   stop(): Promise<void>;
 }
 
@@ -64,7 +68,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
   const log = options.logger ?? pino({ name: 'local-kubelet' });
   const root = join(options.cacheDir ?? process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache', 'loopline'), 'local-kubelet');
   const restartBaseMs = options.restartBackoffMs ?? 1000;
-  const leases = new AddressLeases(join(root, 'addresses'));
+  const network = new PodNetwork(options.network ?? podNetworkFromEnv(), join(root, 'addresses'));
   const nodes = new Map<string, Promise<{ simulated: boolean; ip: string }>>();
   const runners = new Map<string, PodRunner>();
   let stopped = false;
@@ -107,6 +111,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
     readonly uid: string;
     readonly dir: string;
     record!: PodRecord;
+    sandbox?: PodSandbox;
     containers: ContainerRun[] = [];
     chain: Promise<void> = Promise.resolve();
     deleting = false;
@@ -131,15 +136,13 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
 
     async start(node: { ip: string }): Promise<void> {
       mkdirSync(this.dir, { recursive: true });
-      const ip = leases.acquire(this.uid);
       const spec = this.pod.spec!;
       const lost = (this.pod.status?.containerStatuses ?? []).some((s) => s.state?.running || s.state?.terminated);
       this.record = {
         hostIP: node.ip,
-        podIP: ip,
         startTime: this.pod.status?.startTime ? timestamp(new Date(this.pod.status.startTime)) : timestamp(),
         restartPolicy: (spec.restartPolicy ?? 'Always') as PodRecord['restartPolicy'],
-        sandboxReady: true,
+        sandboxReady: false,
         containers: [],
       };
       this.containers = spec.containers.map((c) => ({
@@ -153,12 +156,24 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
         for (const c of this.containers) {
           c.record.state = { terminated: { exitCode: 137, reason: 'ContainerStatusUnknown', message: 'The container could not be located when the pod was terminated', finishedAt: timestamp() } };
         }
-        this.record.sandboxReady = false;
+        this.record.podIP = this.pod.status?.podIP;
+        if (this.record.podIP) await network.reclaim(this.record.podIP);
         await this.writeStatus();
-        leases.release(this.uid);
         return;
       }
       await this.writeStatus();
+      try {
+        this.sandbox = await network.attach(this.uid);
+      } catch (err) {
+        // As a kubelet whose CNI plugin failed: the pod stays ContainerCreating, the reason in the message.
+        const message = `failed to create pod sandbox: ${err instanceof Error ? err.message : String(err)}`;
+        this.log.error({ err }, message);
+        for (const c of this.containers) c.record.state = { waiting: { reason: 'ContainerCreating', message } };
+        await this.writeStatus();
+        return;
+      }
+      this.record.podIP = this.sandbox.ip;
+      this.record.sandboxReady = true;
       for (const c of this.containers) await this.run(c);
       await this.writeStatus();
     }
@@ -184,18 +199,25 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       rmSync(localTermination, { force: true });
       for (const [k, v] of Object.entries(env)) if (v === terminationPath) env[k] = localTermination;
       env.LOOPLINE_RESULT_PATH ??= localTermination;
-      if (!env.HOST || env.HOST === '0.0.0.0' || env.HOST === '::') env.HOST = this.record.podIP!;
-      env.POD_IP = this.record.podIP!;
       const hostEnv = Object.fromEntries(ENV_FROM_HOST.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]!]));
-      const fullEnv = { ...hostEnv, HOSTNAME: this.pod.spec!.hostname ?? this.pod.metadata!.name!, ...env };
+      const fullEnv: Record<string, string> = { ...hostEnv, HOSTNAME: this.pod.spec!.hostname ?? this.pod.metadata!.name!, ...env };
+      const startedAt = timestamp();
+      const executable = lookPath(argv.argv[0], options.repoRoot, fullEnv.PATH ?? '');
+      if (!executable) {
+        // What a container runtime reports when the entrypoint does not exist.
+        const message = `exec: "${argv.argv[0]}": executable file not found in $PATH`;
+        this.enqueue(() => this.exited(c, { exitCode: 128, reason: 'StartError', message, startedAt, finishedAt: timestamp() }));
+        return;
+      }
 
       const dir = logDir(this.pod.metadata!.namespace!, this.pod.metadata!.name!, this.uid, c.spec.name);
       mkdirSync(dir, { recursive: true });
       const out = openSync(join(dir, `${c.record.restartCount}.log`), 'a');
-      const startedAt = timestamp();
+      // nsenter execs the command in place: the child's pid (and process group) is the container's.
+      const [command, ...args] = network.inSandbox(this.sandbox!, [executable, ...argv.argv.slice(1)]);
       let child: ChildProcess;
       try {
-        child = spawn(argv.argv[0], argv.argv.slice(1), { cwd: options.repoRoot, env: fullEnv, stdio: ['ignore', out, out], detached: true });
+        child = spawn(command!, args, { cwd: options.repoRoot, env: fullEnv, stdio: ['ignore', out, out], detached: true });
       } finally {
         closeSync(out);
       }
@@ -208,7 +230,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       c.record.ready = !c.spec.readinessProbe;
       this.log.info({ container: c.spec.name, pid: child.pid, argv: argv.argv, podIP: this.record.podIP }, 'container started');
       child.on('error', (err) => {
-        // Spawn failures (e.g. command not found) surface as a container that could not start.
+        // Spawn failures surface as a container that could not start.
         if (c.child !== child) return;
         c.child = undefined;
         this.enqueue(() => this.exited(c, { exitCode: 128, reason: 'StartError', message: err.message, finishedAt: timestamp(), containerID }));
@@ -253,7 +275,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       }
       if (this.containers.every((x) => 'terminated' in x.record.state)) {
         this.record.sandboxReady = false;
-        leases.release(this.uid);
+        await this.removeSandbox();
       }
       await this.writeStatus();
       if (this.deleting && this.containers.every((x) => !x.child)) await this.finishDeletion();
@@ -300,7 +322,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
         if ('waiting' in c.record.state) c.record.state = { terminated: { exitCode: 0, reason: 'ContainerStatusUnknown', finishedAt: timestamp(), message: 'The pod was deleted before the container ran' } };
       }
       this.record.sandboxReady = false;
-      leases.release(this.uid);
+      await this.removeSandbox();
       await this.writeStatus();
       await removePod(this.pod);
       this.gone = true;
@@ -316,7 +338,12 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
         clearInterval(c.probeTimer);
         if (c.child) signalGroup(c.child, 'SIGKILL');
       }
-      leases.release(this.uid);
+      // Whatever still runs in the namespace is killed with it.
+      void this.removeSandbox();
+    }
+
+    async removeSandbox(): Promise<void> {
+      await network.detach(this.uid).catch((err) => this.log.error({ err }, 'cannot remove the pod network namespace'));
     }
 
     async writeStatus(): Promise<void> {
@@ -404,6 +431,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
   return {
     logDir,
     async stop() {
+      if (stopped) return;
       stopped = true;
       await informer.stop();
       const waits: Promise<unknown>[] = [];
@@ -413,6 +441,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       }
       runners.clear();
       await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, 5000))]);
+      await network.detachAll();
     },
   };
 }
@@ -450,66 +479,3 @@ async function probeOnce(probe: any, podIP: string, ports: Array<{ name?: string
   // exec and grpc probes are not run locally: the container counts as ready once it runs.
   return true;
 }
-
-/**
- * Pod addresses 127.0.<n>.<m> (n >= 1, skipping 2, once KWOK's range; KWOK's pods now get 198.18.0.0/16),
- * leased with one file per address so several local-kubelets on one machine never share one.
- */
-export class AddressLeases {
-  private readonly mine = new Map<string, string>();
-  constructor(private readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
-  }
-
-  acquire(owner: string): string {
-    const held = this.mine.get(owner);
-    if (held) return held;
-    for (let n = 1; n < 256; n++) {
-      if (n === 2) continue;
-      for (let m = 1; m < 255; m++) {
-        const ip = `127.0.${n}.${m}`;
-        if (this.tryLease(ip, owner)) {
-          this.mine.set(owner, ip);
-          return ip;
-        }
-      }
-    }
-    throw new Error(`no free pod address left in 127.0.0.0/16 (leases in ${this.dir})`);
-  }
-
-  release(owner: string): void {
-    const ip = this.mine.get(owner);
-    if (!ip) return;
-    this.mine.delete(owner);
-    rmSync(join(this.dir, ip), { force: true });
-  }
-
-  private tryLease(ip: string, owner: string): boolean {
-    const file = join(this.dir, ip);
-    try {
-      writeFileSync(file, `${process.pid} ${owner}\n`, { flag: 'wx' });
-      return true;
-    } catch (err: any) {
-      if (err?.code !== 'EEXIST') throw err;
-    }
-    const [pid] = readFileSync(file, 'utf8').split(' ');
-    if (Number(pid) === process.pid || processAlive(Number(pid))) return false;
-    rmSync(file, { force: true });
-    try {
-      writeFileSync(file, `${process.pid} ${owner}\n`, { flag: 'wx' });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err: any) {
-    return err?.code === 'EPERM';
-  }
-}
-

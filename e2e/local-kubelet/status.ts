@@ -31,7 +31,7 @@ export interface PodRecord {
   podIP?: string;
   startTime: string;
   restartPolicy: 'Always' | 'OnFailure' | 'Never';
-  /** The sandbox (here: the pod's loopback address) exists and containers may run. */
+  /** The sandbox (here: the pod's network namespace) exists and containers may run. */
   sandboxReady: boolean;
   containers: ContainerRecord[];
 }

@@ -1,7 +1,7 @@
 /**
  * Kubernetes pod discovery for Debian's Prometheus (built without kubernetes_sd): watches pods and keeps a
- * file_sd targets file listing every running pod annotated `prometheus.io/scrape: "true"` that has a loopback
- * address, labelled as the usual kubernetes_sd relabelling would: namespace, pod, inference_service.
+ * file_sd targets file listing every running pod annotated `prometheus.io/scrape: "true"` that has an address of
+ * the local pod network, labelled as the usual kubernetes_sd relabelling would: namespace, pod, inference_service.
  *
  *   npx tsx e2e/prometheus/discovery.ts --out targets.json [--namespace NS]     (KUBECONFIG says which cluster)
  */
@@ -16,7 +16,8 @@ export interface FileSdGroup {
   labels: Record<string, string>;
 }
 
-const LOOPBACK = /^127\.\d+\.\d+\.\d+$/;
+/** The local clusters' pod network (e2e/cluster/cluster.sh): nothing outside this machine is ever a target. */
+const POD_NETWORK = /^198\.19\.\d+\.\d+$/;
 
 /** The scrape target of a pod, or undefined when it is not to be scraped. */
 export function podTarget(pod: V1Pod): FileSdGroup | undefined {
@@ -24,7 +25,7 @@ export function podTarget(pod: V1Pod): FileSdGroup | undefined {
   const ip = pod.status?.podIP;
   const port = annotations['prometheus.io/port'];
   if (annotations['prometheus.io/scrape'] !== 'true' || pod.status?.phase !== 'Running' || !ip || !port) return undefined;
-  if (!LOOPBACK.test(ip) || pod.metadata?.deletionTimestamp) return undefined;
+  if (!POD_NETWORK.test(ip) || pod.metadata?.deletionTimestamp) return undefined;
   const labels: Record<string, string> = { namespace: pod.metadata!.namespace!, pod: pod.metadata!.name! };
   const isvc = pod.metadata?.labels?.['loopline.dev/inferenceservice'];
   if (isvc) labels.inference_service = isvc;

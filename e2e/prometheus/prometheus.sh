@@ -2,7 +2,7 @@
 # Debian's Prometheus on loopback, scraping the predictor pods of a local cluster the way a cluster
 # Prometheus does: Kubernetes pod discovery (through a kubeconfig), the prometheus.io/* annotations the
 # operator puts on predictor pods, and the namespace / inference_service labels the canary analysis
-# queries by. Only loopback pod addresses are ever scraped (every local-kubelet pod has one).
+# queries by. Only pod addresses of the local clusters (198.19.0.0/16) are ever scraped.
 #
 #   prometheus.sh up       start it (idempotent); prints its URL
 #   prometheus.sh down     stop it and delete its data
@@ -57,9 +57,9 @@ scrape_configs:
       - files: [$STATE/targets.json]
         refresh_interval: 1s
     relabel_configs:
-      # Loopback only, whatever the file says: nothing outside this machine is ever scraped.
+      # Pod addresses of the local clusters only, whatever the file says: nothing outside this machine is ever scraped.
       - source_labels: [__address__]
-        regex: 127\.\d+\.\d+\.\d+:\d+
+        regex: 198\.19\.\d+\.\d+:\d+
         action: keep
 YAML
 }

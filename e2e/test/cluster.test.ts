@@ -1,11 +1,11 @@
 // The local cluster behaves like a real one where Loopline depends on it: a real
 // API server with RBAC, the scheduler honouring GPU capacity and taints on
-// KWOK-simulated nodes, an S3 server holding a bucket, Traefik programming the Gateway,
-// and a clean teardown.
-import { connect } from 'node:net';
+// KWOK-simulated nodes, an S3 server holding a bucket, Traefik programming the Gateway, a pod
+// network of its own per cluster, and a clean teardown.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { HeadBucketCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -13,6 +13,7 @@ import { s3ClientFromEnv } from '../../operator/api/object-storage.ts';
 import { requireS3 } from '../../test/support/s3.ts';
 
 const clusterScript = fileURLToPath(new URL('../cluster/cluster.sh', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 if (!process.env.KUBECONFIG) throw new Error('KUBECONFIG is not set: run through `npm test`, or `eval "$(bash e2e/cluster/cluster.sh env)"` first');
 
 const kc = new k8s.KubeConfig();
@@ -153,32 +154,89 @@ test('gateway: Traefik has programmed loopline-system/loopline-gateway with the 
   assert.is(answer.status, 404);
 });
 
-const listening = (port: number) => new Promise<boolean>((resolve) => {
-  const socket = connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
-  socket.once('error', () => resolve(false));
-});
+/** The `export NAME=value` lines of `cluster.sh env` applied to `base`. */
+function clusterEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env = { ...base };
+  for (const line of execFileSync('bash', [clusterScript, 'env'], { env: base, encoding: 'utf8' }).split('\n')) {
+    const m = /^export (\w+)=(.*)$/.exec(line);
+    if (m) env[m[1]!] = m[2]!.replace('$PATH', base.PATH ?? '');
+  }
+  return env;
+}
 
-test('lifecycle: a second cluster comes up with its own S3 keys and gateway port, and `down` leaves no process, port or state behind', async () => {
+/** Ports listening on this machine, by the pid owning them (`ss -tlnp`). */
+function listeningPorts(): Array<{ port: string; pids: number[] }> {
+  return execFileSync('ss', ['-Htlnp'], { encoding: 'utf8' }).split('\n').filter(Boolean).map((line) => ({
+    port: line.split(/\s+/)[3]!.split(':').pop()!,
+    pids: [...line.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])),
+  }));
+}
+
+/** Running, not yet gone: a zombie (dead, its exit status not yet collected) does not count. */
+function alive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+test('lifecycle: a second cluster comes up with its own S3 keys, gateway port and pod network, and `down` leaves no process, network namespace, link, address, listening port or state behind', async () => {
+  const name = `teardown-${process.pid}`;
   const natsPort = 4300 + (process.pid % 500);
-  const env = { ...process.env, LOOPLINE_CLUSTER: `teardown-${process.pid}`, LOOPLINE_NATS_PORT: String(natsPort) };
-  const up = spawnSync('bash', [clusterScript, 'up'], { env, encoding: 'utf8' });
+  const base = { ...process.env, LOOPLINE_CLUSTER: name, LOOPLINE_NATS_PORT: String(natsPort) };
+  const up = spawnSync('bash', [clusterScript, 'up'], { env: base, encoding: 'utf8' });
   assert.is(up.status, 0, up.stderr);
-  const kubeconfig = up.stdout.trim().split('\n').pop()!;
-  const nodes = execFileSync('kubectl', ['--kubeconfig', kubeconfig, 'get', 'nodes', '-o', 'name'], { encoding: 'utf8' });
+  const env = clusterEnv(base);
+  const nodes = execFileSync('kubectl', ['--kubeconfig', env.KUBECONFIG!, 'get', 'nodes', '-o', 'name'], { encoding: 'utf8' });
   assert.match(nodes, /node\/gpu-node-0/);
-  const exported = Object.fromEntries([...execFileSync('bash', [clusterScript, 'env'], { env, encoding: 'utf8' }).matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
-  assert.is(exported.AWS_ENDPOINT_URL_S3, `http://127.0.0.1:${natsPort + 3000}`);
-  assert.match(exported.AWS_SECRET_ACCESS_KEY ?? '', /^[A-Za-z0-9]{40}$/);
-  assert.is.not(exported.AWS_SECRET_ACCESS_KEY, process.env.AWS_SECRET_ACCESS_KEY, 'each cluster makes its own keys');
-  await s3ClientFromEnv(exported).send(new HeadBucketCommand({ Bucket: exported.LOOPLINE_S3_BUCKET }));
-  assert.is(exported.GATEWAY_URL, `http://127.0.0.1:${natsPort + 4000}`);
-  assert.is((await fetch(`${exported.GATEWAY_URL}/`)).status, 404, 'its own Traefik answers on its gateway port');
-  const down = spawnSync('bash', [clusterScript, 'down'], { env, encoding: 'utf8' });
+  assert.is(env.AWS_ENDPOINT_URL_S3, `http://${env.LOOPLINE_HOST_ADDRESS}:${natsPort + 3000}`);
+  assert.match(env.AWS_SECRET_ACCESS_KEY ?? '', /^[A-Za-z0-9]{40}$/);
+  assert.is.not(env.AWS_SECRET_ACCESS_KEY, process.env.AWS_SECRET_ACCESS_KEY, 'each cluster makes its own keys');
+  await s3ClientFromEnv(env).send(new HeadBucketCommand({ Bucket: env.LOOPLINE_S3_BUCKET }));
+  assert.is(env.GATEWAY_URL, `http://127.0.0.1:${natsPort + 4000}`);
+  assert.is((await fetch(`${env.GATEWAY_URL}/`)).status, 404, 'its own Traefik answers on its gateway port');
+  const slot = env.LOOPLINE_POD_BRIDGE!.replace('llbr', '');
+  assert.is.not(env.LOOPLINE_POD_BRIDGE, process.env.LOOPLINE_POD_BRIDGE, 'the second cluster has a bridge of its own');
+  assert.ok(existsSync(`/sys/class/net/${env.LOOPLINE_POD_BRIDGE}`), 'up made the pod bridge');
+
+  // A local-kubelet runs a pod on it and dies without cleaning up: down must clear what it left.
+  const kubelet = spawn(process.execPath, ['--import', 'tsx', 'e2e/local-kubelet/main.ts'], { cwd: repoRoot, env: { ...env, LOG_LEVEL: 'warn' }, stdio: 'ignore' });
+  const other = new k8s.KubeConfig();
+  other.loadFromFile(env.KUBECONFIG!);
+  const otherCore = other.makeApiClient(k8s.CoreV1Api);
+  const body = {
+    metadata: { name: 'server' },
+    spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'loopline/predictor:dev', command: ['node', '-e', `require('http').createServer((q, r) => r.end('up')).listen(8080)`] }] },
+  } as k8s.V1Pod;
+  // Until the controller-manager has made the namespace's default ServiceAccount, pods are refused.
+  await waitFor('the pod to be accepted', () => otherCore.createNamespacedPod({ namespace: 'default', body }).then(() => true, () => undefined));
+  const pod = await waitFor('the pod to run in its network namespace', async () => {
+    const p = await otherCore.readNamespacedPod({ name: 'server', namespace: 'default' });
+    return p.status?.phase === 'Running' && p.status.podIP ? p : undefined;
+  }, 60_000);
+  const netns = `ll${slot}-${pod.status!.podIP!.split('.')[3]}`;
+  const podPids = execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  assert.ok(podPids.length > 0, `the pod's process runs in ${netns}`);
+  kubelet.kill('SIGKILL');
+  await new Promise((r) => kubelet.once('exit', r));
+  const clusterPids = spawnSync('pgrep', ['-f', name], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+  const ports = listeningPorts().filter((l) => l.pids.some((pid) => clusterPids.includes(pid))).map((l) => l.port);
+  for (const port of [natsPort, natsPort + 3000]) assert.ok(ports.includes(String(port)), `NATS and S3 listen on ${port}: ${ports}`);
+
+  const down = spawnSync('bash', [clusterScript, 'down'], { env: base, encoding: 'utf8' });
   assert.is(down.status, 0, down.stderr);
-  const left = spawnSync('pgrep', ['-af', `teardown-${process.pid}`], { encoding: 'utf8' }).stdout.trim();
+  const left = spawnSync('pgrep', ['-af', name], { encoding: 'utf8' }).stdout.trim();
   assert.is(left, '', `processes left behind:\n${left}`);
-  for (const port of [natsPort, natsPort + 3000, natsPort + 4000, natsPort + 5000]) assert.not.ok(await listening(port), `port ${port} still listens`);
-  assert.not.match(execFileSync('bash', [clusterScript, 'env'], { env, encoding: 'utf8' }), /AWS_SECRET_ACCESS_KEY/, 'the keys went with the cluster');
+  assert.equal(podPids.filter(alive), [], 'the pod\'s process is killed');
+  const namespaces = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(`ll${slot}-`));
+  assert.equal(namespaces, [], 'no network namespace of the cluster is left');
+  const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).split('\n').filter((l) => new RegExp(`: (llbr${slot}|llv${slot}-\\d+)[@:]`).test(l));
+  assert.equal(links, [], 'no bridge or veth of the cluster is left');
+  assert.not.match(execFileSync('ip', ['-o', 'addr'], { encoding: 'utf8' }), ` ${env.LOOPLINE_HOST_ADDRESS}/`, 'the host address is gone');
+  const stillListening = listeningPorts().filter((l) => [...ports, ...[natsPort, natsPort + 3000, natsPort + 4000, natsPort + 5000].map(String)].includes(l.port)).map((l) => l.port);
+  assert.equal(stillListening, [], 'no port the cluster listened on is still open');
+  assert.not.match(execFileSync('bash', [clusterScript, 'env'], { env: base, encoding: 'utf8' }), /AWS_SECRET_ACCESS_KEY/, 'the keys went with the cluster');
 });
 
 test.run();

@@ -21,7 +21,7 @@ import { FIRST_JOB, ISVC, Journey, SECOND_JOB, type Reporter } from '../journey/
 import { freePort, installChart, installGatewayApi, provideStorageSecret, startKubelet, startOperator, startPrometheus, stopPrometheus, type PlatformOptions, type RunningOperator } from '../journey/platform.ts';
 import { stopByPidFile } from '../journey/processes.ts';
 
-for (const name of ['KUBECONFIG', 'NATS_URL', 'AWS_ENDPOINT_URL_S3']) {
+for (const name of ['KUBECONFIG', 'NATS_URL', 'AWS_ENDPOINT_URL_S3', 'LOOPLINE_POD_SUBNET']) {
   if (!process.env[name]) throw new Error(`${name} is not set: run through \`npm test -- journey\`, or eval "$(bash e2e/cluster/cluster.sh env)" first`);
 }
 
@@ -157,8 +157,9 @@ step('kubectl apply -f examples/inferenceservice.yaml serves v1 and predictions 
   const { isvc, table, pods, endpoints } = await journey.waitForServing(1);
   assert.match(table.stdout, /credit-risk\s+credit-risk\s+1\s/);
   assert.is(isvc.status.phase, 'Stable');
-  // The Service's endpoints are the predictor pod's loopback address, shown by kubectl get pods -o wide.
-  assert.ok(endpoints.length >= 1 && endpoints.every((e) => /^127\./.test(e)), `loopback endpoints: ${endpoints}`);
+  // The Service's EndpointSlices hold the predictor pod's address on the cluster's pod network, shown by kubectl get pods -o wide.
+  const podNetwork = process.env.LOOPLINE_POD_SUBNET!.replace(/0\/24$/, '');
+  assert.ok(endpoints.length >= 1 && endpoints.every((e) => e.startsWith(podNetwork)), `endpoints on the pod network ${process.env.LOOPLINE_POD_SUBNET}: ${endpoints}`);
   for (const endpoint of endpoints) assert.match(pods.stdout, new RegExp(`Running.*${endpoint.split(':')[0]!.replace(/\./g, '\\.')}`));
 
   const { direct, routed } = await journey.predict();
