@@ -9,6 +9,7 @@ ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.25}"
+KUEUE_VERSION="${KUEUE_VERSION:-v0.17.0}"
 
 CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
@@ -56,6 +57,21 @@ go_mod_directives() {
   awk '/^(replace|exclude) \(/ { block = 1 } block || /^(replace|exclude) [^(]/ { print } block && /^\)/ { block = 0 }' "$modfile"
 }
 
+# Kueue's go.mod has no replace directives, so `go install pkg@version` builds it exactly as released; only its
+# controller manager (cmd/kueue). Its CRDs come from the same module and sit beside the binary.
+KUEUE_DIR="$CACHE/bin/kueue-$KUEUE_VERSION"
+build_kueue() {
+  if [[ -x "$KUEUE_DIR/kueue" && -d "$KUEUE_DIR/crds" ]]; then log "kueue: cached"; return; fi
+  mkdir -p "$KUEUE_DIR"
+  log "kueue: building cmd/kueue $KUEUE_VERSION"
+  GOFLAGS= GOBIN="$KUEUE_DIR" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" "sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION"
+  local src
+  src="$(GOFLAGS= go mod download -json "sigs.k8s.io/kueue@$KUEUE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  rm -rf "$KUEUE_DIR/crds.tmp" && mkdir -p "$KUEUE_DIR/crds.tmp"
+  cp "$src"/config/components/crd/bases/*.yaml "$KUEUE_DIR/crds.tmp/" && chmod u+w "$KUEUE_DIR"/crds.tmp/*.yaml
+  mv "$KUEUE_DIR/crds.tmp" "$KUEUE_DIR/crds"
+}
+
 start=$(date +%s)
 minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
 kube_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
@@ -73,4 +89,5 @@ build_in_wrapper helm "helm.sh/helm/v3 $HELM_VERSION" "" "-X helm.sh/helm/v3/int
 OUT="$CACHE/bin/traefik-$TRAEFIK_VERSION" build_in_wrapper traefik "github.com/traefik/traefik/v3 $TRAEFIK_VERSION" \
   "$(cd "$WORK" && go_mod_directives "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")" \
   "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik
-log "all binaries in $BIN after $(( $(date +%s) - start ))s"
+build_kueue
+log "all binaries in $BIN and $KUEUE_DIR after $(( $(date +%s) - start ))s"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Loopline's local cluster: real etcd, kube-apiserver, kube-controller-manager and
 # kube-scheduler built from their Go modules, plus KWOK-simulated GPU and CPU nodes,
-# a host bridge for the pods the local-kubelet runs, a real nats-server with JetStream, an S3 server
+# Kueue's controller manager (built from its module) queueing batch Jobs, a host bridge for the pods the
+# local-kubelet runs, a real nats-server with JetStream, an S3 server
 # (versitygw, posix backend) holding the artifacts, and Traefik as the Gateway API data plane (the
 # standard Gateway API CRDs, GatewayClass traefik, Gateway loopline-system/loopline-gateway). The control
 # plane and the Gateway listen on loopback; what pods must reach (NATS, S3) listens on the bridge's host
 # address, which is local to this machine too.
 #
-#   cluster.sh up       build binaries if needed, start the cluster, NATS, S3 and Traefik (idempotent)
+#   cluster.sh up       build binaries if needed, start the cluster, Kueue, NATS, S3 and Traefik (idempotent)
 #   cluster.sh down     stop and delete everything this script and the local-kubelet made
 #   cluster.sh status   show what is running
 #   cluster.sh env      print export lines: KUBECONFIG, PATH (kubectl, helm), NATS_URL, GATEWAY_URL,
@@ -17,7 +18,8 @@
 #
 # LOOPLINE_CLUSTER names the cluster (default "loopline"); several can coexist. Ports: LOOPLINE_NATS_PORT,
 # LOOPLINE_S3_PORT (default the NATS port + 3000), LOOPLINE_GATEWAY_PORT (the Gateway's listener; NATS
-# port + 4000), LOOPLINE_TRAEFIK_ADMIN_PORT (Traefik's ping and API; NATS port + 5000). The S3 root
+# port + 4000), LOOPLINE_TRAEFIK_ADMIN_PORT (Traefik's ping and API; NATS port + 5000),
+# LOOPLINE_KUEUE_WEBHOOK_PORT and LOOPLINE_KUEUE_HEALTH_PORT (NATS port + 20000 and + 21000). The S3 root
 # keys are made at the first `up` and kept in the cluster's state directory (mode 600); `down` deletes
 # them with the bucket.
 #
@@ -35,8 +37,10 @@ KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 VERSITYGW_VERSION="${VERSITYGW_VERSION:-v1.8.0}"
 TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.25}"
 GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.4.1}"
+KUEUE_VERSION="${KUEUE_VERSION:-v0.17.0}"
 CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
+KUEUE_DIR="$CACHE/bin/kueue-$KUEUE_VERSION"
 NAME="${LOOPLINE_CLUSTER:-loopline}"
 STATE="$CACHE/clusters/$NAME"
 # etcd keeps its data in memory (tmpfs) when the machine has one: these clusters are thrown away, and the
@@ -52,6 +56,9 @@ GATEWAY_PORT="${LOOPLINE_GATEWAY_PORT:-$((NATS_PORT + 4000))}"
 TRAEFIK_ADMIN_PORT="${LOOPLINE_TRAEFIK_ADMIN_PORT:-$((NATS_PORT + 5000))}"
 TRAEFIK="$CACHE/bin/traefik-$TRAEFIK_VERSION/traefik"
 POD_ALIAS="loopline cluster $NAME"
+# Kueue's webhook server and health probes; offsets of NATS_PORT, so clusters apart in NATS are apart here too.
+KUEUE_WEBHOOK_PORT="${LOOPLINE_KUEUE_WEBHOOK_PORT:-$((NATS_PORT + 20000))}"
+KUEUE_HEALTH_PORT="${LOOPLINE_KUEUE_HEALTH_PORT:-$((NATS_PORT + 21000))}"
 export KWOK_WORKDIR="$CACHE/kwok"
 export KWOK_KUBE_VERSION="$KUBE_VERSION"
 
@@ -64,6 +71,7 @@ ensure_binaries() {
   for b in "$BIN"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,etcd,kwok,kwokctl,helm} "$TRAEFIK"; do
     [[ -x "$b" ]] || { log "building Kubernetes $KUBE_VERSION and Traefik $TRAEFIK_VERSION binaries from Go modules (first run only; about 20 min on 2 cores)"; bash "$HERE/build-binaries.sh"; return; }
   done
+  [[ -x "$KUEUE_DIR/kueue" && -d "$KUEUE_DIR/crds" ]] || { log "building Kueue $KUEUE_VERSION from its Go module (first run only)"; bash "$HERE/build-binaries.sh"; }
 }
 
 ensure_nats() {
@@ -288,6 +296,98 @@ NODE
   kubectl wait --for=condition=Ready node --all --timeout=60s >/dev/null
 }
 
+kueue_running() { [[ -f "$STATE/kueue.pid" ]] && kill -0 "$(cat "$STATE/kueue.pid")" 2>/dev/null; }
+
+# A CA and a serving certificate for 127.0.0.1, made once per cluster: the API server calls Kueue's webhooks
+# at https://127.0.0.1:<port>, so the certificate names that address (Kueue's internal certificates name a
+# Service's DNS name, which the API server, a local process, cannot resolve).
+kueue_certs() {
+  local dir="$STATE/kueue/certs"
+  [[ -s "$dir/tls.crt" && -s "$dir/ca.crt" ]] && return
+  mkdir -p "$dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=loopline-kueue-ca-$NAME" \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=kueue-webhook" -keyout "$dir/tls.key" -out "$dir/tls.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/tls.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 3650 \
+    -extfile <(printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n') -out "$dir/tls.crt" 2>/dev/null
+  rm -f "$dir/tls.csr"
+}
+
+# Kueue's controller manager reads its metrics certificate from a fixed path when it does not manage its own
+# certificates (cmd/kueue/main.go: /etc/kueue/metrics/certs); its metrics server stays off here
+# (bindAddress "0"), but the file must exist. Shared by every cluster on this machine.
+kueue_metrics_cert() {
+  local dir=/etc/kueue/metrics/certs
+  [[ -s "$dir/tls.crt" && -s "$dir/tls.key" ]] && return
+  mkdir -p "$dir" 2>/dev/null && cp "$STATE/kueue/certs/tls.crt" "$STATE/kueue/certs/tls.key" "$dir/" 2>/dev/null || {
+    log "Kueue needs a certificate in $dir (a path fixed in Kueue); create it as root: sudo mkdir -p $dir && sudo cp $STATE/kueue/certs/tls.{crt,key} $dir/"
+    return 1
+  }
+}
+
+start_kueue() {
+  kueue_running && return
+  local start=$SECONDS
+  kueue_certs
+  kueue_metrics_cert
+  kubectl apply --server-side --force-conflicts -f "$KUEUE_DIR/crds" >/dev/null
+  kubectl create namespace kueue-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  local ca; ca="$(base64 -w0 < "$STATE/kueue/certs/ca.crt")"
+  sed -e "s|KUEUE_WEBHOOK_URL|https://127.0.0.1:$KUEUE_WEBHOOK_PORT|g" -e "s|KUEUE_CA_BUNDLE|$ca|g" "$HERE/kueue-webhooks.yaml" | kubectl apply -f - >/dev/null
+  # Kueue's CRDs that keep two API versions convert through its webhook, as in Kueue's own install.
+  local crd
+  for crd in localqueues clusterqueues workloads cohorts multikueueclusters; do
+    kubectl patch crd "$crd.kueue.x-k8s.io" --type merge -p "{\"spec\":{\"conversion\":{\"strategy\":\"Webhook\",\"webhook\":{\"conversionReviewVersions\":[\"v1\"],\"clientConfig\":{\"url\":\"https://127.0.0.1:$KUEUE_WEBHOOK_PORT/convert\",\"caBundle\":\"$ca\"}}}}}" >/dev/null
+  done
+  cat > "$STATE/kueue/config.yaml" <<CONFIG
+apiVersion: config.kueue.x-k8s.io/v1beta2
+kind: Configuration
+namespace: kueue-system
+health:
+  healthProbeBindAddress: 127.0.0.1:$KUEUE_HEALTH_PORT
+metrics:
+  bindAddress: "0"
+webhook:
+  host: 127.0.0.1
+  port: $KUEUE_WEBHOOK_PORT
+  certDir: $STATE/kueue/certs
+leaderElection:
+  leaderElect: false
+internalCertManagement:
+  enable: false
+manageJobsWithoutQueueName: false
+clientConnection:
+  qps: 100
+  burst: 200
+integrations:
+  frameworks: ["batch/job"]
+# The on-demand visibility API is an aggregated API server of its own (fixed certificate path, port 8082).
+featureGates:
+  VisibilityOnDemand: false
+CONFIG
+  setsid "$KUEUE_DIR/kueue" --config "$STATE/kueue/config.yaml" --kubeconfig "$KUBECONFIG_PATH" --zap-log-level=info \
+    </dev/null >"$STATE/kueue.log" 2>&1 &
+  echo $! > "$STATE/kueue.pid"
+  for _ in $(seq 600); do
+    if curl -sf "http://127.0.0.1:$KUEUE_HEALTH_PORT/readyz" >/dev/null 2>&1 && kubectl apply -f "$HERE/kueue-queues.yaml" >/dev/null 2>&1; then
+      log "kueue $KUEUE_VERSION serving webhooks on 127.0.0.1:$KUEUE_WEBHOOK_PORT after $((SECONDS - start))s"
+      return
+    fi
+    kueue_running || break
+    sleep 0.2
+  done
+  log "kueue did not start; see $STATE/kueue.log"; tail -5 "$STATE/kueue.log" >&2; return 1
+}
+
+stop_kueue() {
+  if kueue_running; then
+    local pid; pid="$(cat "$STATE/kueue.pid")"
+    kill "$pid"
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$STATE/kueue.pid"
+}
+
 up() {
   local start=$SECONDS
   ensure_binaries
@@ -296,6 +396,8 @@ up() {
   mkdir -p "$STATE"
   ensure_bridge
   if ! cluster_running; then
+    # Kueue keeps what it learnt from the API server it started with; it starts again with the cluster.
+    stop_kueue
     if [[ -d "$KWOK_WORKDIR/clusters/$NAME" && ! -d "$ETCD_DIR" ]]; then
       log "etcd data of $NAME is gone (tmpfs cleared): creating it afresh"
       kwokctl delete cluster >&2 || true
@@ -331,6 +433,7 @@ up() {
     fi
   fi
   apply_nodes
+  start_kueue
   start_nats
   start_s3
   apply_crds
@@ -341,6 +444,7 @@ up() {
 }
 
 down() {
+  stop_kueue
   if traefik_running; then
     kill "$(cat "$STATE/traefik.pid")"
     for _ in $(seq 50); do traefik_running || break; sleep 0.1; done
@@ -361,6 +465,7 @@ status() {
   else
     echo "cluster $NAME: not running"
   fi
+  if kueue_running; then echo "kueue: running ($KUEUE_VERSION), webhooks on https://127.0.0.1:$KUEUE_WEBHOOK_PORT, log $STATE/kueue.log"; else echo "kueue: not running"; fi
   if nats_running; then echo "nats: running on nats://$HOST_ADDRESS:$NATS_PORT"; else echo "nats: not running"; fi
   if [[ -e /sys/class/net/$POD_BRIDGE ]]; then
     echo "pod network: $POD_BRIDGE $POD_SUBNET, $(ip netns list | grep -cE "^ll$SLOT-[0-9]+( |$)") pod namespaces"

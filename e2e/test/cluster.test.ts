@@ -1,7 +1,7 @@
 // The local cluster behaves like a real one where Loopline depends on it: a real
 // API server with RBAC, the scheduler honouring GPU capacity and taints on
-// KWOK-simulated nodes, an S3 server holding a bucket, Traefik programming the Gateway, a pod
-// network of its own per cluster, and a clean teardown.
+// KWOK-simulated nodes, Kueue queueing batch Jobs, an S3 server holding a bucket, Traefik programming the
+// Gateway, a pod network of its own per cluster, and a clean teardown.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -127,6 +127,38 @@ test('rbac: an unprivileged service account is refused by the API server (author
   assert.is((err as { code?: number }).code, 403);
 });
 
+test('kueue: a Job labelled for a LocalQueue is held by Kueue\'s webhook, admitted onto the GPU flavor\'s nodes, and run to completion', async () => {
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const batch = kc.makeApiClient(k8s.BatchV1Api);
+  await custom.createNamespacedCustomObject({
+    group: 'kueue.x-k8s.io', version: 'v1beta2', namespace: ns, plural: 'localqueues',
+    body: { apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'LocalQueue', metadata: { name: 'training' }, spec: { clusterQueue: 'training' } },
+  });
+  const created = await batch.createNamespacedJob({
+    namespace: ns,
+    body: {
+      metadata: { name: 'queued', labels: { 'kueue.x-k8s.io/queue-name': 'training' } },
+      spec: {
+        template: {
+          spec: {
+            restartPolicy: 'Never',
+            tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+            containers: [{ name: 'main', image: 'busybox:stable', resources: { limits: { 'nvidia.com/gpu': '2' }, requests: { 'nvidia.com/gpu': '2' } } }],
+          },
+        },
+      },
+    },
+  });
+  assert.is(created.spec?.suspend, true, 'Kueue\'s mutating webhook suspended the Job on create');
+  const done = await waitFor('the Job to complete', async () => {
+    const job = await batch.readNamespacedJob({ name: 'queued', namespace: ns });
+    return job.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ? job : undefined;
+  });
+  assert.is(done.spec?.template.spec?.nodeSelector?.['nvidia.com/gpu.product'], 'NVIDIA-A100-SXM4-80GB', 'admitted with the a100-80gb flavor\'s node label');
+  const workloads = (await custom.listNamespacedCustomObject({ group: 'kueue.x-k8s.io', version: 'v1beta2', namespace: ns, plural: 'workloads' })) as { items: Array<{ status?: { admission?: { clusterQueue?: string } } }> };
+  assert.equal(workloads.items.map((w) => w.status?.admission?.clusterQueue), ['training']);
+});
+
 test('s3: versitygw serves the bucket `up` made to the keys `env` exports, and refuses any other key', async () => {
   const s3 = requireS3('cluster');
   await s3.client.send(new HeadBucketCommand({ Bucket: s3.bucket }));
@@ -234,7 +266,7 @@ test('lifecycle: a second cluster comes up with its own S3 keys, gateway port an
   const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).split('\n').filter((l) => new RegExp(`: (llbr${slot}|llv${slot}-\\d+)[@:]`).test(l));
   assert.equal(links, [], 'no bridge or veth of the cluster is left');
   assert.not.match(execFileSync('ip', ['-o', 'addr'], { encoding: 'utf8' }), ` ${env.LOOPLINE_HOST_ADDRESS}/`, 'the host address is gone');
-  const stillListening = listeningPorts().filter((l) => [...ports, ...[natsPort, natsPort + 3000, natsPort + 4000, natsPort + 5000].map(String)].includes(l.port)).map((l) => l.port);
+  const stillListening = listeningPorts().filter((l) => [...ports, ...[natsPort, natsPort + 3000, natsPort + 4000, natsPort + 5000, natsPort + 20000, natsPort + 21000].map(String)].includes(l.port)).map((l) => l.port);
   assert.equal(stillListening, [], 'no port the cluster listened on is still open');
   assert.not.match(execFileSync('bash', [clusterScript, 'env'], { env: base, encoding: 'utf8' }), /AWS_SECRET_ACCESS_KEY/, 'the keys went with the cluster');
 });
