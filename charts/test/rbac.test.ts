@@ -12,15 +12,17 @@ requireKubeconfig();
 
 /** `group/resource` → verbs, with why the operator needs them. The chart must grant exactly this. */
 const GRANTS: Array<{ resource: string; verbs: string[]; why: string }> = [
-  { resource: 'loopline.dev/trainingjobs', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'reconciled; created for retraining; Kueue label; deleted after ttlSecondsAfterFinished' },
+  { resource: 'loopline.dev/trainingjobs', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'reconciled; created for retraining; deleted after ttlSecondsAfterFinished' },
   { resource: 'loopline.dev/modelversions', verbs: ['get', 'list', 'watch', 'create', 'patch'], why: 'registered from training results; stage/alias moves on promotion' },
   { resource: 'loopline.dev/inferenceservices', verbs: ['get', 'list', 'watch', 'patch'], why: 'reconciled; one-shot promoteNow/abort cleared' },
   { resource: 'loopline.dev/trainingjobs/status', verbs: ['patch'], why: 'status via server-side apply' },
   { resource: 'loopline.dev/modelversions/status', verbs: ['patch'], why: 'status via server-side apply' },
   { resource: 'loopline.dev/inferenceservices/status', verbs: ['patch'], why: 'status via server-side apply; drift summary' },
-  { resource: 'loopline.dev/trainingjobs/finalizers', verbs: ['update'], why: 'blockOwnerDeletion on pods/services under OwnerReferencesPermissionEnforcement' },
+  { resource: 'loopline.dev/trainingjobs/finalizers', verbs: ['update'], why: 'blockOwnerDeletion on Jobs/services under OwnerReferencesPermissionEnforcement' },
   { resource: 'loopline.dev/inferenceservices/finalizers', verbs: ['update'], why: 'blockOwnerDeletion on serving objects under OwnerReferencesPermissionEnforcement' },
-  { resource: '/pods', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'training pods: created per attempt, deleted past deadline' },
+  { resource: '/pods', verbs: ['get', 'list', 'watch'], why: 'training pods (the Job controller\'s): results and failures' },
+  { resource: 'batch/jobs', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'one Job per training attempt (a desired object: create + patch); deleted on suspend' },
+  { resource: 'kueue.x-k8s.io/workloads', verbs: ['get', 'list', 'watch'], why: 'Kueue queue state of queued TrainingJobs' },
   { resource: '/services', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'headless training service; predictor services' },
   { resource: 'apps/deployments', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'stable/canary predictors; canary removed' },
   { resource: 'autoscaling/horizontalpodautoscalers', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'predictor autoscaling' },
@@ -168,7 +170,7 @@ test('the API server lets the ServiceAccount do every granted thing, in any name
 test('the API server refuses what the operator does not need', () => {
   const refused: Check[] = [
     ['get', '/secrets', other], ['list', '/secrets', namespace], ['list', '/configmaps', other], ['list', '/nodes', ''],
-    ['create', '/pods/exec', other], ['update', '/pods', other], ['delete', 'loopline.dev/modelversions', other],
+    ['create', '/pods/exec', other], ['update', '/pods', other], ['create', '/pods', other], ['delete', '/pods', other], ['update', 'batch/jobs', other], ['delete', 'loopline.dev/modelversions', other],
     ['delete', 'loopline.dev/inferenceservices', other], ['update', 'apps/deployments', other], ['create', 'rbac.authorization.k8s.io/clusterroles', ''],
     ['create', 'apiextensions.k8s.io/customresourcedefinitions', ''], ['update', 'coordination.k8s.io/leases', namespace, 'someone-elses-lease'],
     ['create', 'coordination.k8s.io/leases', other], ['get', 'coordination.k8s.io/leases', other, fullname], ['delete', '/events', other],

@@ -111,7 +111,7 @@ async function row(resource: string, name: string, wide = false): Promise<Record
 const AGE = /^\d+s$/;
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
-test('TrainingJob printer columns show phase, model, GPUs, attempts, version and age from a status written through the subresource', async () => {
+test('TrainingJob printer columns show phase, queue state, model, GPUs, attempts, version and age from a status written through the subresource', async () => {
   await setStatus('TrainingJob', {
     phase: 'Succeeded',
     attempts: 2,
@@ -121,11 +121,12 @@ test('TrainingJob printer columns show phase, model, GPUs, attempts, version and
     modelVersion: 'credit-risk-v1',
     version: 1,
     message: 'registered credit-risk-v1',
+    queue: { localQueue: 'training', state: 'Admitted', workload: 'job-credit-risk-train-2-1a2b3', clusterQueue: 'training', reason: 'Admitted', message: 'The workload is admitted' },
     observedGeneration: 1,
     conditions: [{ type: 'Succeeded', status: 'True', reason: 'Registered', message: 'auc 0.912 >= 0.75', lastTransitionTime: now() }],
   });
   const { AGE: age, ...cells } = await row('trainingjob', names.TrainingJob);
-  assert.equal(cells, { NAME: 'credit-risk-train', PHASE: 'Succeeded', MODEL: 'credit-risk', GPUS: '1', ATTEMPTS: '2', VERSION: '1' });
+  assert.equal(cells, { NAME: 'credit-risk-train', PHASE: 'Succeeded', QUEUE: 'Admitted', MODEL: 'credit-risk', GPUS: '1', ATTEMPTS: '2', VERSION: '1' });
   assert.match(age, AGE);
   assert.is((await row('tj', names.TrainingJob, true)).WORKERS, '1');
 });

@@ -99,9 +99,12 @@ export class Journey {
     return [...args, '-n', this.namespace];
   }
 
+  /** The namespace, and its LocalQueue "training" (the examples' spec.queueName) on the ClusterQueue cluster.sh made. */
   async createNamespace(): Promise<void> {
     const exists = await getJson(['namespace', this.namespace]);
     if (!exists) await this.kubectl(['create', 'namespace', this.namespace]);
+    const queue = { apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'LocalQueue', metadata: { name: 'training', namespace: this.namespace }, spec: { clusterQueue: 'training' } };
+    await this.kubectl(['apply', '-f', '-'], yaml.dump(queue));
   }
 
   private readonly exampleJob = () => yaml.load(readFileSync(join(this.root, 'examples/trainingjob.yaml'), 'utf8')) as any;

@@ -119,14 +119,15 @@ export interface TrainingJobSpec {
   /** ServiceAccount the worker pods run as. */
   serviceAccountName?: string;
   /**
-   * Kueue LocalQueue to submit to (the operator sets the kueue.x-k8s.io/queue-name label from it). Held
-   * until admitted, as Kueue does for Jobs: on create, the admission policy
-   * loopline-trainingjob-kueue-suspend (crds/admission-policy.yaml) sets spec.suspend to true, so no
-   * pods run until Kueue admits the job by setting spec.suspend to false.
+   * Kueue LocalQueue to submit to. Each attempt's Job carries it as the kueue.x-k8s.io/queue-name label
+   * and is created suspended; Kueue admits it when its ClusterQueue has quota (adding the flavor's node
+   * selector), preempts and requeues it. status.queue says why it waits. Without it the job runs at
+   * once.
    */
   queueName?: string;
   /**
-   * When true, no pods run; setting it back to false resumes the job.
+   * When true, no pods run: the current attempt's Job is deleted, and made again (same attempt) when set
+   * back to false.
    *
    * @default false
    */
@@ -274,6 +275,8 @@ export interface TrainingJobStatus {
   version?: number;
   /** Human-readable summary of the current state, and the fix when something is wrong. */
   message?: string;
+  /** Where a job with spec.queueName stands in Kueue, from the Workload of its current attempt's Job. */
+  queue?: TrainingJobQueueStatus;
   /** metadata.generation the status was computed from. */
   observedGeneration?: number;
 }
@@ -292,6 +295,24 @@ export interface Condition {
   reason: string;
   /** Human-readable details, including what to do about it. */
   message: string;
+}
+
+/** Where a job with spec.queueName stands in Kueue, from the Workload of its current attempt's Job. */
+export interface TrainingJobQueueStatus {
+  /** The LocalQueue (spec.queueName). */
+  localQueue: string;
+  /** Queued (waiting for quota, or requeued after an eviction) or Admitted. */
+  state: 'Queued' | 'Admitted';
+  /** Name of the Kueue Workload of the current attempt's Job. */
+  workload?: string;
+  /** ClusterQueue that admitted it. */
+  clusterQueue?: string;
+  /** Kueue's reason (e.g. Pending, Preempted, Admitted). */
+  reason: string;
+  /** Why it waits, or how it was admitted, in Kueue's words. */
+  message: string;
+  /** Times Kueue evicted the job (e.g. preempted by a higher priority); it resumes when admitted again. */
+  evictions?: number;
 }
 
 /** The registered model, its provenance, and the stage and aliases it asks for. */

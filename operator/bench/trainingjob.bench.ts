@@ -3,7 +3,7 @@
 //     for a controller with no logic (no-logic-controller.ts), which shows what the machine allows;
 //  B. full resync with nothing changed: API writes (target 0);
 //  C. API writes per TrainingJob lifecycle (real trainer via the local-kubelet) versus the minimum:
-//     its pod plus one status write per phase change (Pending, Running, Succeeded).
+//     its Job plus one status write per phase change (Pending, Running, Succeeded).
 // Writes bench/results/trainingjob.json and .md.   npx tsx operator/bench/trainingjob.bench.ts
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -193,7 +193,7 @@ try {
   await kubelet.stop();
 
   const typical = lifecycles[lifecycles.length - 1];
-  const minimum = 1 + typical.phases.length; // the pod + one status write per phase
+  const minimum = 1 + typical.phases.length; // the Job + one status write per phase
   const writesPerJob = lifecycles.map((l) => sum(l.writes));
   const result = {
     machine: { arch: process.arch, cores: cpus().length, loadAverage1m: { beforeBurst: round(loadBefore), afterBurst: round(loadAfter) } },
@@ -210,7 +210,7 @@ try {
         noLogicController: { p50: round(percentile(noLogicSingle.fromCreated, 50)), p99: round(percentile(noLogicSingle.fromCreated, 99)) },
       },
       noLogicController: {
-        what: 'the same burst in another namespace answered by no-logic-controller.ts (watch, create the same pod; no cache, queue, status or Events), before and after the operator burst',
+        what: 'the same burst in another namespace answered by no-logic-controller.ts (watch, create the same Job; no cache, queue, status or Events), before and after the operator burst',
         p50: noLogicAt('fromCreated', 50),
         p99: noLogicAt('fromCreated', 99),
         fromCreateRequest: { p50: noLogicAt('fromSent', 50), p99: noLogicAt('fromSent', 99) },
@@ -225,7 +225,7 @@ try {
       writesPerJob,
       typical: typical.writes,
       minimum,
-      minimumCounts: 'the pod create + one status write per phase change',
+      minimumCounts: 'the Job create + one status write per phase change',
       registrationWrites: 'ModelVersion create (TrainingJob controller) + ModelVersion status (registry): needed for the result, outside the minimum',
       eventsPerJob: lifecycles.map((l) => l.events),
     },
@@ -239,7 +239,7 @@ Operator as its own process, the bundle Dockerfile.operator ships run by plain n
 
 | measure | result | target |
 |---|---|---|
-| TrainingJob created -> first pod created, ${l.jobs} jobs at once, p50 | ${l.fromCreateResponse.p50} ms | <= 50 ms |
+| TrainingJob created -> first pod created (by the Job controller), ${l.jobs} jobs at once, p50 | ${l.fromCreateResponse.p50} ms | <= 50 ms |
 | same, p90 / p99 / max | ${l.fromCreateResponse.p90} / ${l.fromCreateResponse.p99} / ${l.fromCreateResponse.max} ms | p99 <= 500 ms |
 | same, counted from the create request instead of its response, p50 / p99 | ${l.fromCreateRequest.p50} / ${l.fromCreateRequest.p99} ms | |
 | all ${l.jobs} creates answered / last first pod seen | ${l.createBurstMs} / ${l.lastFirstPodAfterMs} ms | |

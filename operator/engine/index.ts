@@ -11,7 +11,7 @@
  * const trainingJobs: ControllerDefinition = {
  *   name: 'trainingjob',
  *   for: kinds.TrainingJob,
- *   owns: [kinds.Pod, kinds.Service],               // pod events enqueue the owning TrainingJob
+ *   owns: [kinds.Pod, kinds.Service],               // pod events enqueue the TrainingJob that controls them
  *   watches: [{ kind: kinds.ModelVersion, map: (mv) => [`${mv.metadata.namespace}/${mv.spec.lineage.trainingJob}`] }],
  *   async reconcile({ namespace, name }, ctx) {
  *     const job = ctx.cache.get(kinds.TrainingJob, namespace, name);

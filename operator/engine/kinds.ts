@@ -39,6 +39,8 @@ export const kinds = {
     plural: 'virtualservices',
     namespaced: true,
   },
+  /** Kueue's unit of admission; Kueue makes one of each queued Job. */
+  Workload: { apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'Workload', plural: 'workloads', namespaced: true },
   TrainingJob: { apiVersion: LOOPLINE_API_VERSION, kind: 'TrainingJob', plural: 'trainingjobs', namespaced: true },
   ModelVersion: { apiVersion: LOOPLINE_API_VERSION, kind: 'ModelVersion', plural: 'modelversions', namespaced: true },
   InferenceService: {

@@ -1,18 +1,19 @@
-// The TrainingJob controller: carries out the plan of lifecycle.ts — creates and stops pods, keeps
-// the headless Service, judges the result, registers the ModelVersion, writes status and Events.
+// The TrainingJob controller: carries out the plan of lifecycle.ts — creates each attempt's Job (job.ts)
+// and deletes Jobs that must stop, keeps the headless Service, judges the result, registers the
+// ModelVersion, writes status (with Kueue's queue state) and Events.
 import type { StorageSettings } from '../api/storage-env.ts';
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
-import { controllerReference, kinds, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
+import { controllerReference, kinds, type ClusterCache, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
+import { controllerOf, keyOf } from '../engine/keys.ts';
 import { registeredEvent } from '../modelversion/events.ts';
 import { evaluateGates } from '../modelversion/gates.ts';
 import type { ModelVersion } from '../modelversion/resource.ts';
 import { DEFAULT_LIFECYCLE, finishedConditions, planTrainingJob, type LifecycleOptions, type PlannedEvent } from './lifecycle.ts';
-import { desiredPod, desiredService } from './pods.ts';
+import { desiredJob } from './job.ts';
+import { desiredService } from './pods.ts';
 import { desiredModelVersion, LABEL_TRAININGJOB_UID } from './registration.ts';
 import type { TrainingJob, TrainingJobStatus } from './resource.ts';
 import { parseTrainingResult, type TrainingResult } from './result.ts';
-
-export const KUEUE_QUEUE_LABEL = 'kueue.x-k8s.io/queue-name';
 
 export interface TrainingJobControllerOptions {
   /** Uncached reads: the registry must see every version the API server has, not what the cache has seen so far. */
@@ -33,33 +34,39 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
   return {
     name: 'trainingjob',
     for: kinds.TrainingJob,
-    owns: [kinds.Pod, kinds.Service],
+    owns: [kinds.Job, kinds.Service],
+    // The pods and Kueue Workloads of its Jobs: the Job's controller owner is the TrainingJob.
+    watches: [
+      { kind: kinds.Pod, map: ownerOfOwningJob },
+      { kind: kinds.Workload, map: ownerOfOwningJob },
+    ],
     // Each reconcile waits on a few API round trips; with many jobs created at once, more of them in
-    // flight is what keeps the first pod of the last job from queueing behind the others.
+    // flight is what keeps the first Job of the last TrainingJob from queueing behind the others.
     workers: options.workers ?? 64,
     async reconcile({ namespace, name }, ctx) {
       const job = ctx.cache.get(kinds.TrainingJob, namespace, name) as unknown as TrainingJob | undefined;
-      // Gone or going: owner references let the garbage collector remove its pods and Service.
+      // Gone or going: owner references let the garbage collector remove its Jobs, their pods and Workloads, and its Service.
       if (!job || job.metadata.deletionTimestamp) return;
       const object = job as unknown as KubeObject;
       const owner = controllerReference(object);
-      const pods = ctx.cache.ownedBy(kinds.Pod, object);
+      const jobs = ctx.cache.ownedBy(kinds.Job, object);
+      const pods = jobs.flatMap((j) => ctx.cache.ownedBy(kinds.Pod, j));
+      const workloads = jobs.flatMap((j) => ctx.cache.ownedBy(kinds.Workload, j));
       const now = new Date();
-      const plan = planTrainingJob(job, pods, now, lifecycle);
+      const plan = planTrainingJob(job, { jobs, pods, workloads }, now, lifecycle);
 
-      await labelForKueue(job, ctx);
       const service = desiredService(job, owner);
       if (service) await ctx.apply(service);
-      for (const pod of plan.deletePods) await ctx.delete(kinds.Pod, namespace, pod, { propagationPolicy: 'Background' });
+      for (const stop of plan.deleteJobs) await ctx.delete(kinds.Job, namespace, stop, { propagationPolicy: 'Background' });
 
       if (plan.kind === 'start') {
-        for (const rank of plan.ranks) await ctx.create(desiredPod(job, owner, plan.attempt, rank, options.storage));
-        return plan.requeueAfterMs !== undefined ? { requeueAfter: plan.requeueAfterMs } : undefined;
+        await ctx.create(desiredJob(job, owner, plan.attempt, { activeDeadlineSeconds: plan.activeDeadlineSeconds, storage: options.storage }));
+        return;
       }
       const { status, conditions, events } = plan.kind === 'judge' ? await judge(job, plan.attempt, plan.message, plan.status, now, options, ctx) : plan;
       await ctx.applyStatus(object, { ...status, conditions });
       for (const e of events) await ctx.event(object, e.type, e.reason, e.message);
-      if (plan.kind === 'hold' && plan.deleteJob) {
+      if (plan.kind === 'hold' && plan.deleteTrainingJob) {
         await ctx.delete(kinds.TrainingJob, namespace, name, { propagationPolicy: 'Background', preconditionUid: job.metadata.uid });
         return;
       }
@@ -68,15 +75,14 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
   };
 }
 
-/** Kueue finds the job by its queue-name label; spec.queueName is the friendlier way to set it. */
-async function labelForKueue(job: TrainingJob, ctx: ReconcileContext): Promise<void> {
-  const queue = job.spec.queueName;
-  if (!queue || job.metadata.labels?.[KUEUE_QUEUE_LABEL] === queue) return;
-  await ctx.apply({
-    apiVersion: job.apiVersion!,
-    kind: job.kind!,
-    metadata: { name: job.metadata.name, namespace: job.metadata.namespace, labels: { [KUEUE_QUEUE_LABEL]: queue } },
-  });
+/** A pod or Workload of a Job of a TrainingJob: the key of that TrainingJob. */
+function ownerOfOwningJob(object: KubeObject, cache: ClusterCache): string[] {
+  const byJob = controllerOf(object);
+  if (byJob?.kind !== 'Job') return [];
+  const namespace = object.metadata.namespace;
+  const job = cache.get(kinds.Job, namespace, byJob.name);
+  const owner = job && job.metadata.uid === byJob.uid ? controllerOf(job) : undefined;
+  return owner?.kind === 'TrainingJob' ? [keyOf(namespace, owner.name)] : [];
 }
 
 interface Judgement {

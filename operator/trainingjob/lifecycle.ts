@@ -1,7 +1,11 @@
-// The TrainingJob state machine: from the job and the pods it owns, decide what should happen next.
-// Pure: the controller feeds it the cache and the clock, then carries out the plan.
+// The TrainingJob state machine: from the job, the Jobs of its attempts, their pods and Kueue's Workloads,
+// decide what should happen next. Pure: the controller feeds it the cache and the clock, then carries out the plan.
+// Within an attempt the Job controller runs the pods (deadline, disruptions); across attempts this decides:
+// a failed attempt's Job is followed, after a backoff, by the next attempt's Job until backoffLimit.
+import { controllerOf } from '../engine/keys.ts';
 import type { Condition, KubeObject } from '../engine/types.ts';
-import { LABEL_ATTEMPT, LABEL_RANK, TRAINER_CONTAINER, workersOf } from './pods.ts';
+import { admittedCondition, queueStatus } from './kueue.ts';
+import { COMPLETION_INDEX, LABEL_ATTEMPT, TRAINER_CONTAINER, workersOf } from './pods.ts';
 import type { TrainingJob, TrainingJobPhase, TrainingJobStatus } from './resource.ts';
 
 export interface LifecycleOptions {
@@ -18,33 +22,36 @@ export interface PlannedEvent {
   message: string;
 }
 
-/** What one attempt's pods say about it. */
+/** What the cache holds of a TrainingJob: the Jobs it owns, their pods and the Workloads Kueue made of them. */
+export interface Observed {
+  jobs: readonly KubeObject[];
+  pods: readonly KubeObject[];
+  workloads: readonly KubeObject[];
+}
+
+/** What one attempt's Job and its pods say about it. */
 export interface AttemptObservation {
   attempt: number;
-  /** Ranks with a live (not terminating) pod. */
-  present: Set<number>;
+  job: KubeObject;
+  /** A pod of the attempt runs. */
   running: boolean;
-  /** The first failed rank with why, if any rank failed. */
-  failure?: { rank: number; why: string; finishedAt?: string };
-  /** Every rank succeeded; rank 0's termination message. */
-  succeeded?: { message: string | undefined; finishedAt?: string };
-  /** Pods of this attempt that still run or wait to run. */
-  active: string[];
+  /** Every rank succeeded (the Job is Complete); rank 0's termination message. */
+  complete?: { message: string | undefined };
+  /** The Job failed: the Job controller's reason, why in words, and when. */
+  failed?: { reason: string; why: string; at?: string };
 }
 
 export type Plan =
-  /** Nothing to change in the pods; write `status`. */
-  | { kind: 'hold'; status: TrainingJobStatus; conditions: Condition[]; deletePods: string[]; events: PlannedEvent[]; requeueAfterMs?: number; deleteJob?: boolean }
+  /** Nothing to create; write `status`, delete `deleteJobs`. */
+  | { kind: 'hold'; status: TrainingJobStatus; conditions: Condition[]; deleteJobs: string[]; events: PlannedEvent[]; requeueAfterMs?: number; deleteTrainingJob?: boolean }
   /**
-   * Create the missing pods of `attempt` (a new attempt, or pods lost while it ran), nothing else:
-   * their creation brings the job back, and that reconcile records the attempt in status. Pods
-   * first keeps many jobs created at once from waiting on each other's status writes.
+   * Create the Job of `attempt` (a new attempt, or one whose Job is gone), nothing else: its creation
+   * brings the job back, and that reconcile records the attempt in status. The Job first keeps many
+   * jobs created at once from waiting on each other's status writes.
    */
-  | { kind: 'start'; attempt: number; ranks: number[]; deletePods: string[]; requeueAfterMs?: number }
+  | { kind: 'start'; attempt: number; activeDeadlineSeconds?: number; deleteJobs: string[] }
   /** Every rank of `attempt` succeeded: judge the result, register, then finish. */
-  | { kind: 'judge'; attempt: number; message: string | undefined; status: TrainingJobStatus; deletePods: string[] };
-
-type Pod = KubeObject;
+  | { kind: 'judge'; attempt: number; message: string | undefined; status: TrainingJobStatus; deleteJobs: string[] };
 
 const TERMINAL: ReadonlySet<string> = new Set(['Succeeded', 'Failed']);
 
@@ -52,63 +59,73 @@ export function isFinished(job: TrainingJob): boolean {
   return TERMINAL.has(job.status?.phase ?? '');
 }
 
-function podActive(pod: Pod): boolean {
-  return !pod.metadata.deletionTimestamp && !TERMINAL.has(pod.status?.phase ?? '');
+type JobCondition = { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string };
+
+function jobCondition(job: KubeObject, type: string): JobCondition | undefined {
+  return (job.status?.conditions as JobCondition[] | undefined)?.find((c) => c.type === type && c.status === 'True');
 }
 
-function terminatedOf(pod: Pod): { exitCode?: number; reason?: string; message?: string; finishedAt?: string } | undefined {
+function jobFinished(job: KubeObject): boolean {
+  return Boolean(jobCondition(job, 'Complete') || jobCondition(job, 'Failed'));
+}
+
+/** A Job that may still run pods: not finished and not being deleted. */
+function jobActive(job: KubeObject): boolean {
+  return !job.metadata.deletionTimestamp && !jobFinished(job);
+}
+
+export function attemptOf(object: KubeObject): number {
+  return Number(object.metadata.labels?.[LABEL_ATTEMPT] ?? 0);
+}
+
+function rankOf(pod: KubeObject): number {
+  return Number(pod.metadata.labels?.[COMPLETION_INDEX] ?? pod.metadata.annotations?.[COMPLETION_INDEX] ?? 0);
+}
+
+function terminatedOf(pod: KubeObject): { exitCode?: number; reason?: string; message?: string; finishedAt?: string } | undefined {
   const statuses = (pod.status?.containerStatuses ?? []) as Array<{ name: string; state?: { terminated?: any } }>;
   return (statuses.find((s) => s.name === TRAINER_CONTAINER) ?? statuses[0])?.state?.terminated;
 }
 
-function attemptOf(pod: Pod): number {
-  return Number(pod.metadata.labels?.[LABEL_ATTEMPT] ?? 0);
-}
-
-function rankOf(pod: Pod): number {
-  return Number(pod.metadata.labels?.[LABEL_RANK] ?? 0);
-}
-
-function whyFailed(pod: Pod): string {
+function whyFailed(pod: KubeObject): string {
   const t = terminatedOf(pod);
   if (t) {
     const detail = t.message?.trim() ? `: ${t.message.trim().slice(0, 300)}` : '';
-    return `pod ${pod.metadata.name} exited with code ${t.exitCode ?? '?'} (${t.reason ?? 'Error'})${detail}`;
+    return `pod ${pod.metadata.name} (rank ${rankOf(pod)}) exited with code ${t.exitCode ?? '?'} (${t.reason ?? 'Error'})${detail}`;
   }
   const reason = pod.status?.reason ? ` (${pod.status.reason})` : '';
   const message = pod.status?.message ? `: ${pod.status.message}` : '';
-  return `pod ${pod.metadata.name} failed${reason}${message}`;
+  return `pod ${pod.metadata.name} (rank ${rankOf(pod)}) failed${reason}${message}`;
 }
 
-export function observeAttempt(job: TrainingJob, pods: readonly Pod[], attempt: number): AttemptObservation {
-  const mine = pods.filter((p) => attemptOf(p) === attempt);
-  const workers = workersOf(job);
-  const obs: AttemptObservation = { attempt, present: new Set(), running: false, active: [] };
-  const succeededRanks = new Set<number>();
-  let rank0Message: string | undefined;
-  let lastFinish: string | undefined;
-  for (const pod of [...mine].sort((a, b) => rankOf(a) - rankOf(b))) {
-    if (pod.metadata.deletionTimestamp && !TERMINAL.has(pod.status?.phase ?? '')) continue;
-    const rank = rankOf(pod);
-    obs.present.add(rank);
-    const phase = pod.status?.phase;
-    if (phase === 'Running') obs.running = true;
-    if (podActive(pod)) obs.active.push(pod.metadata.name);
-    const t = terminatedOf(pod);
-    if (t?.finishedAt && (!lastFinish || t.finishedAt > lastFinish)) lastFinish = t.finishedAt;
-    if (phase === 'Failed' && !obs.failure) obs.failure = { rank, why: whyFailed(pod), finishedAt: t?.finishedAt };
-    if (phase === 'Succeeded') {
-      succeededRanks.add(rank);
-      if (rank === 0) rank0Message = t?.message;
-    }
+export function observeAttempt(job: KubeObject, pods: readonly KubeObject[]): AttemptObservation {
+  const mine = pods.filter((p) => controllerOf(p)?.uid === job.metadata.uid).sort((a, b) => rankOf(a) - rankOf(b));
+  const obs: AttemptObservation = {
+    attempt: attemptOf(job),
+    job,
+    running: mine.some((p) => !p.metadata.deletionTimestamp && p.status?.phase === 'Running'),
+  };
+  if (jobCondition(job, 'Complete')) {
+    const rank0 = mine.find((p) => rankOf(p) === 0 && p.status?.phase === 'Succeeded');
+    obs.complete = { message: rank0 ? terminatedOf(rank0)?.message : undefined };
+    return obs;
   }
-  if (!obs.failure && succeededRanks.size === workers) obs.succeeded = { message: rank0Message, finishedAt: lastFinish };
+  const failed = jobCondition(job, 'Failed');
+  if (failed) {
+    const pod = mine.find((p) => p.status?.phase === 'Failed');
+    const reason = failed.reason ?? 'Failed';
+    obs.failed = {
+      reason,
+      why: pod ? whyFailed(pod) : `Job ${job.metadata.name} failed (${reason})${failed.message ? `: ${failed.message}` : ''}`,
+      at: failed.lastTransitionTime,
+    };
+  }
   return obs;
 }
 
-/** The newest attempt: what status says, or a later one whose pods exist (the operator stopped before recording it). */
-export function currentAttempt(job: TrainingJob, pods: readonly Pod[]): number {
-  return Math.max(job.status?.attempts ?? 0, ...pods.map(attemptOf));
+/** The newest attempt: what status says, or a later one whose Job exists (the operator stopped before recording it). */
+export function currentAttempt(job: TrainingJob, jobs: readonly KubeObject[]): number {
+  return Math.max(job.status?.attempts ?? 0, ...jobs.map(attemptOf));
 }
 
 function retryDelayMs(failedAttempt: number, options: LifecycleOptions): number {
@@ -129,17 +146,14 @@ function condition(type: string, status: Condition['status'], reason: string, me
 
 /** Conditions for a job that has not finished. */
 function activeConditions(phase: TrainingJobPhase, suspended: boolean, message: string): Condition[] {
-  const conditions = [
+  return [
     phase === 'Running'
       ? condition('Running', 'True', 'PodsRunning', message)
       : condition('Running', 'False', suspended ? 'Suspended' : 'PodsPending', message),
-  ];
-  conditions.push(
     suspended
-      ? condition('Suspended', 'True', 'JobSuspended', 'spec.suspend is true: no pods run until it is false (Kueue sets it when the job is admitted)')
+      ? condition('Suspended', 'True', 'JobSuspended', 'spec.suspend is true: no pods run until it is false')
       : condition('Suspended', 'False', 'JobResumed', 'the job is not suspended'),
-  );
-  return conditions;
+  ];
 }
 
 /** Conditions of a finished job; `registered` is added by the controller for successful jobs. */
@@ -155,7 +169,7 @@ export function finishedConditions(phase: 'Succeeded' | 'Failed', reason: string
 function baseStatus(job: TrainingJob): TrainingJobStatus {
   const s = job.status ?? {};
   const out: TrainingJobStatus = {};
-  for (const key of ['phase', 'attempts', 'startTime', 'completionTime', 'metrics', 'modelVersion', 'version', 'message'] as const) {
+  for (const key of ['phase', 'attempts', 'startTime', 'completionTime', 'metrics', 'modelVersion', 'version', 'message', 'queue'] as const) {
     if (s[key] !== undefined) (out as Record<string, unknown>)[key] = s[key];
   }
   return out;
@@ -166,124 +180,125 @@ export function failedStatus(job: TrainingJob, attempts: number, now: Date, mess
   return { ...baseStatus(job), phase: 'Failed', attempts, completionTime: iso(now), message };
 }
 
-export function planTrainingJob(job: TrainingJob, pods: readonly Pod[], now: Date, options: LifecycleOptions = DEFAULT_LIFECYCLE): Plan {
-  const name = job.metadata.name;
-  const activePods = pods.filter(podActive).map((p) => p.metadata.name);
+function failedPlan(job: TrainingJob, status: TrainingJobStatus, attempt: number, now: Date, reason: string, message: string, deleteJobs: string[]): Plan {
+  return {
+    kind: 'hold',
+    status: { ...failedStatus(job, attempt, now, message), ...(status.queue ? { queue: status.queue } : {}) },
+    conditions: finishedConditions('Failed', reason, message),
+    deleteJobs,
+    events: [{ type: 'Warning', reason, message }],
+  };
+}
+
+export function planTrainingJob(job: TrainingJob, observed: Observed, now: Date, options: LifecycleOptions = DEFAULT_LIFECYCLE): Plan {
+  const activeJobs = observed.jobs.filter(jobActive).map((j) => j.metadata.name);
 
   if (isFinished(job)) {
-    // Finished: stop anything still running (the other ranks of a failed attempt), keep the rest for logs, honour the TTL.
+    // Finished: stop anything still running, keep the rest (pods hold the logs), honour the TTL.
     const status = baseStatus(job);
     const ttl = job.spec.ttlSecondsAfterFinished;
     const done = ms(job.status?.completionTime);
     const conditions = (job.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message }));
     if (ttl !== undefined && done !== undefined) {
       const left = done + ttl * 1000 - now.getTime();
-      if (left <= 0) return { kind: 'hold', status, conditions, deletePods: activePods, events: [], deleteJob: true };
-      return { kind: 'hold', status, conditions, deletePods: activePods, events: [], requeueAfterMs: left };
+      if (left <= 0) return { kind: 'hold', status, conditions, deleteJobs: activeJobs, events: [], deleteTrainingJob: true };
+      return { kind: 'hold', status, conditions, deleteJobs: activeJobs, events: [], requeueAfterMs: left };
     }
-    return { kind: 'hold', status, conditions, deletePods: activePods, events: [] };
+    return { kind: 'hold', status, conditions, deleteJobs: activeJobs, events: [] };
   }
 
-  const attempt = currentAttempt(job, pods);
-  const startTime = job.status?.startTime ?? earliestCreation(pods);
+  const attempt = currentAttempt(job, observed.jobs);
+  const current = observed.jobs.find((j) => attemptOf(j) === attempt && !j.metadata.deletionTimestamp);
+  const stale = observed.jobs.filter((j) => jobActive(j) && attemptOf(j) < attempt).map((j) => j.metadata.name);
+  const startTime = job.status?.startTime ?? earliest(observed.jobs.map((j) => j.status?.startTime));
   const status: TrainingJobStatus = { ...baseStatus(job), attempts: attempt };
+  delete status.queue;
   if (startTime) status.startTime = startTime;
-  const stale = pods.filter((p) => podActive(p) && attemptOf(p) < attempt).map((p) => p.metadata.name);
 
   if (job.spec.suspend) {
-    const message = `suspended: no pods run until spec.suspend is false${job.spec.queueName ? ` (Kueue admits it from queue ${job.spec.queueName})` : ''}`;
+    const stopping = current && jobActive(current) ? [current.metadata.name] : [];
+    const message = 'suspended: no pods run until spec.suspend is false';
     return {
       kind: 'hold',
       status: { ...status, phase: 'Pending', message },
       conditions: activeConditions('Pending', true, message),
-      deletePods: activePods,
-      events: activePods.length ? [{ type: 'Normal', reason: 'Suspended', message: `stopped ${activePods.length} pod(s): the job was suspended` }] : [],
+      deleteJobs: [...stale, ...stopping],
+      events: stopping.length ? [{ type: 'Normal', reason: 'Suspended', message: `deleted Job ${stopping[0]}: the job was suspended` }] : [],
     };
   }
 
   const deadline = job.spec.activeDeadlineSeconds;
-  let deadlineLeft: number | undefined;
-  if (deadline !== undefined && startTime) {
-    deadlineLeft = Date.parse(startTime) + deadline * 1000 - now.getTime();
-    if (deadlineLeft <= 0) {
-      const message = `DeadlineExceeded: the job ran longer than activeDeadlineSeconds (${deadline}s) in ${attempt} attempt(s); raise spec.activeDeadlineSeconds or make training faster`;
-      return {
-        kind: 'hold',
-        status: failedStatus(job, attempt, now, message),
-        conditions: finishedConditions('Failed', 'DeadlineExceeded', message),
-        deletePods: activePods,
-        events: [{ type: 'Warning', reason: 'DeadlineExceeded', message }],
-      };
-    }
-  }
-  const withDeadline = (ms?: number): number | undefined =>
-    deadlineLeft === undefined ? ms : ms === undefined ? deadlineLeft : Math.min(ms, deadlineLeft);
+  const deadlineLeftMs = deadline !== undefined && startTime ? Date.parse(startTime) + deadline * 1000 - now.getTime() : undefined;
+  const deadlineMessage = `DeadlineExceeded: the job ran longer than activeDeadlineSeconds (${deadline}s) in ${attempt} attempt(s); raise spec.activeDeadlineSeconds or make training faster`;
+  /** Starts `next`, its Job limited to what is left of the deadline; or fails the job when nothing is left. */
+  const startOrExpire = (next: number, deleteJobs: string[]): Plan => {
+    if (deadline === undefined) return { kind: 'start', attempt: next, deleteJobs };
+    if (deadlineLeftMs === undefined) return { kind: 'start', attempt: next, activeDeadlineSeconds: deadline, deleteJobs };
+    if (deadlineLeftMs <= 0) return failedPlan(job, status, attempt, now, 'DeadlineExceeded', deadlineMessage, deleteJobs);
+    return { kind: 'start', attempt: next, activeDeadlineSeconds: Math.ceil(deadlineLeftMs / 1000), deleteJobs };
+  };
 
-  if (attempt === 0) return { kind: 'start', attempt: 1, ranks: allRanks(job), deletePods: stale, requeueAfterMs: withDeadline(undefined) };
+  // No Job yet, or the current attempt's is gone (deleted while suspended, or by hand): make it.
+  if (attempt === 0) return startOrExpire(1, stale);
+  if (!current) return startOrExpire(attempt, stale);
 
-  const obs = observeAttempt(job, pods, attempt);
-  if (obs.succeeded) {
-    return { kind: 'judge', attempt, message: obs.succeeded.message, status, deletePods: [...stale, ...obs.active] };
-  }
-  if (obs.failure) {
+  const obs = observeAttempt(current, observed.pods);
+  const workload = observed.workloads.find((w) => controllerOf(w)?.uid === current.metadata.uid);
+  const queue = queueStatus(job, current.metadata.name, workload);
+  if (queue) status.queue = queue;
+
+  if (obs.complete) return { kind: 'judge', attempt, message: obs.complete.message, status, deleteJobs: stale };
+  if (obs.failed) {
+    if (obs.failed.reason === 'DeadlineExceeded') return failedPlan(job, status, attempt, now, 'DeadlineExceeded', deadlineMessage, stale);
     const backoffLimit = job.spec.backoffLimit ?? 3;
-    const failedMsg = `attempt ${attempt} failed: ${obs.failure.why}`;
+    const failedMsg = `attempt ${attempt} failed: ${obs.failed.why}`;
     if (attempt > backoffLimit) {
       const message = `BackoffLimitExceeded: ${attempt} attempt(s) failed (backoffLimit ${backoffLimit}); last: ${failedMsg}`;
-      return {
-        kind: 'hold',
-        status: failedStatus(job, attempt, now, message),
-        conditions: finishedConditions('Failed', 'BackoffLimitExceeded', message),
-        deletePods: [...stale, ...obs.active],
-        events: [{ type: 'Warning', reason: 'BackoffLimitExceeded', message }],
-      };
+      return failedPlan(job, status, attempt, now, 'BackoffLimitExceeded', message, stale);
     }
-    const failedAt = ms(obs.failure.finishedAt) ?? now.getTime();
-    const wait = failedAt + retryDelayMs(attempt, options) - now.getTime();
+    const wait = (ms(obs.failed.at) ?? now.getTime()) + retryDelayMs(attempt, options) - now.getTime();
     if (wait > 0) {
       const message = `${failedMsg}; retrying in ${Math.ceil(wait / 1000)}s (attempt ${attempt + 1} of ${backoffLimit + 1})`;
       return {
         kind: 'hold',
         status: { ...status, phase: 'Pending', message },
         conditions: activeConditions('Pending', false, message),
-        // The other ranks of a failed attempt cannot finish it: stop them now.
-        deletePods: [...stale, ...obs.active],
+        deleteJobs: stale,
         events: [],
-        requeueAfterMs: withDeadline(wait),
+        requeueAfterMs: wait,
       };
     }
-    return { kind: 'start', attempt: attempt + 1, ranks: allRanks(job), deletePods: [...stale, ...obs.active], requeueAfterMs: withDeadline(undefined) };
+    return startOrExpire(attempt + 1, stale);
   }
 
-  const missing = allRanks(job).filter((r) => !obs.present.has(r));
-  if (missing.length > 0) return { kind: 'start', attempt, ranks: missing, deletePods: stale, requeueAfterMs: withDeadline(undefined) };
-
-  const phase: TrainingJobPhase = obs.running ? 'Running' : 'Pending';
   const workers = workersOf(job);
-  const message = obs.running ? `attempt ${attempt}: training on ${workers} pod(s)` : `attempt ${attempt}: waiting for ${workers} pod(s) to be scheduled and started`;
+  const phase: TrainingJobPhase = obs.running ? 'Running' : 'Pending';
+  const message = obs.running
+    ? `attempt ${attempt}: training on ${workers} pod(s)`
+    : queue?.state === 'Queued'
+      ? `attempt ${attempt}: queued in LocalQueue ${queue.localQueue}: ${queue.message}`
+      : `attempt ${attempt}: waiting for ${workers} pod(s) to be scheduled and started`;
   const events: PlannedEvent[] = [];
   if ((job.status?.attempts ?? 0) < attempt) {
-    // Status catches up with an attempt whose pods were just created.
-    const previous = attempt > 1 ? observeAttempt(job, pods, attempt - 1).failure : undefined;
-    if (previous) events.push({ type: 'Warning', reason: 'AttemptFailed', message: `attempt ${attempt - 1} failed: ${previous.why}` });
-    events.push({ type: 'Normal', reason: 'AttemptStarted', message: `attempt ${attempt} of ${(job.spec.backoffLimit ?? 3) + 1}: created ${workers} pod(s)` });
+    // Status catches up with an attempt whose Job was just created.
+    const previous = observed.jobs.find((j) => attemptOf(j) === attempt - 1);
+    const failure = previous ? observeAttempt(previous, observed.pods).failed : undefined;
+    if (failure) events.push({ type: 'Warning', reason: 'AttemptFailed', message: `attempt ${attempt - 1} failed: ${failure.why}` });
+    events.push({ type: 'Normal', reason: 'AttemptStarted', message: `attempt ${attempt} of ${(job.spec.backoffLimit ?? 3) + 1}: created Job ${current.metadata.name} (${workers} pod(s))` });
   }
+  const before = job.status?.queue;
+  if (queue && (queue.evictions ?? 0) > (before?.evictions ?? 0)) events.push({ type: 'Warning', reason: 'Evicted', message: `Kueue evicted attempt ${attempt}: ${queue.message}` });
+  if (queue?.state === 'Admitted' && before?.state !== 'Admitted') events.push({ type: 'Normal', reason: 'Admitted', message: `attempt ${attempt}: ${queue.message}` });
   if (phase === 'Running' && job.status?.phase !== 'Running') events.push({ type: 'Normal', reason: 'Running', message });
   return {
     kind: 'hold',
-    status: { ...status, phase, message, ...(status.startTime ? {} : { startTime: iso(now) }) },
-    conditions: activeConditions(phase, false, message),
-    deletePods: stale,
+    status: { ...status, phase, message },
+    conditions: [...activeConditions(phase, false, message), ...(queue ? [admittedCondition(queue)] : [])],
+    deleteJobs: stale,
     events,
-    requeueAfterMs: withDeadline(undefined),
   };
 }
 
-function allRanks(job: TrainingJob): number[] {
-  return Array.from({ length: workersOf(job) }, (_, r) => r);
-}
-
-function earliestCreation(pods: readonly Pod[]): string | undefined {
-  const times = pods.map((p) => p.metadata.creationTimestamp).filter(Boolean).map((t) => (t instanceof Date ? iso(t) : String(t)));
-  return times.sort()[0];
+function earliest(times: ReadonlyArray<string | undefined>): string | undefined {
+  return times.filter((t): t is string => Boolean(t)).sort()[0];
 }

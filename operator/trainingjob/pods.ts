@@ -1,5 +1,6 @@
-// What a TrainingJob turns into: one pod per rank and attempt, plus a headless Service for rank 0
-// when training is distributed. Pure functions of the job; the controller decides which to create.
+// What a TrainingJob's pods look like: the pod template of each attempt's Job (job.ts) — the trainer
+// container with its rank, result contract and hyperparameters — and a headless Service for rank 0
+// when training is distributed. Pure functions of the job.
 import { createHash } from 'node:crypto';
 import { STORAGE_ENV_NAMES, storagePodEnv, type StorageSettings } from '../api/storage-env.ts';
 import type { DesiredObject, OwnerReference } from '../engine/types.ts';
@@ -8,7 +9,8 @@ import type { EnvVar, Toleration, TrainingJob } from './resource.ts';
 export const LABEL_TRAININGJOB = 'loopline.dev/trainingjob';
 export const LABEL_MODEL = 'loopline.dev/model';
 export const LABEL_ATTEMPT = 'loopline.dev/attempt';
-export const LABEL_RANK = 'loopline.dev/rank';
+/** Set by the Job controller on every pod of an Indexed Job, as a label and an annotation: the pod's rank. */
+export const COMPLETION_INDEX = 'batch.kubernetes.io/job-completion-index';
 export const ANNOTATION_HYPERPARAMETERS = 'loopline.dev/hyperparameters';
 export const GPU_RESOURCE = 'nvidia.com/gpu';
 export const GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product';
@@ -39,13 +41,6 @@ export function serviceName(job: TrainingJob): string {
   return /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name) ? name : `tj-${shortHash(name)}`;
 }
 
-/** Pod names are `<job>-<attempt>-<rank>`: deterministic, so a restarted operator finds (and never duplicates) them. */
-export function podName(job: TrainingJob, attempt: number, rank: number): string {
-  const suffix = `-${attempt}-${rank}`;
-  const base = job.metadata.name;
-  return base.length + suffix.length <= 253 ? base + suffix : `${base.slice(0, 240 - suffix.length)}-${shortHash(base)}${suffix}`;
-}
-
 export function workersOf(job: TrainingJob): number {
   return Math.max(1, job.spec.workers ?? 1);
 }
@@ -54,7 +49,7 @@ export function distributed(job: TrainingJob): boolean {
   return workersOf(job) > 1;
 }
 
-/** Labels every pod of the job carries; the selector for "pods of this job". */
+/** Labels every Job and pod of the job carries; the selector for "pods of this job". */
 export function jobLabels(job: TrainingJob): Record<string, string> {
   return { [LABEL_TRAININGJOB]: labelValue(job.metadata.name), [LABEL_MODEL]: job.spec.model };
 }
@@ -71,31 +66,24 @@ export function hyperparameterEnvName(name: string): string {
   return `HP_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
 }
 
-function rank0Host(job: TrainingJob): string {
-  return hostnameOf(job, 0);
+/** Where the other ranks reach rank 0: the Job controller names a pod's host `<job>-<index>`, resolved under the headless Service. */
+export function masterAddress(job: TrainingJob, jobName: string): string {
+  return `${jobName}-0.${serviceName(job)}`;
 }
 
-function hostnameOf(job: TrainingJob, rank: number): string {
-  const svc = serviceName(job);
-  const suffix = `-${rank}`;
-  return svc.length + suffix.length <= 63 ? svc + suffix : `${svc.slice(0, 63 - suffix.length)}${suffix}`;
-}
+/** A pod reads its rank from its completion index, which the Job controller writes into an annotation of the pod. */
+const RANK_FROM_INDEX = { fieldRef: { fieldPath: `metadata.annotations['${COMPLETION_INDEX}']` } };
 
-/** The address other ranks reach rank 0 at: its hostname under the headless Service (resolved via the pod's DNS search path). */
-export function masterAddress(job: TrainingJob): string {
-  return `${rank0Host(job)}.${serviceName(job)}`;
-}
-
-function rankEnv(job: TrainingJob, rank: number): EnvVar[] {
+function rankEnv(job: TrainingJob, jobName: string): EnvVar[] {
   const workers = workersOf(job);
   const nproc = String(Math.max(1, job.spec.resources?.gpus ?? 0));
   const env: EnvVar[] = [
-    { name: 'RANK', value: String(rank) },
+    { name: 'RANK', valueFrom: RANK_FROM_INDEX },
     { name: 'WORLD_SIZE', value: String(workers) },
   ];
   if (!distributed(job)) return env;
   const port = String(job.spec.masterPort ?? DEFAULT_MASTER_PORT);
-  const addr = masterAddress(job);
+  const addr = masterAddress(job, jobName);
   return [
     ...env,
     { name: 'MASTER_ADDR', value: addr },
@@ -103,16 +91,16 @@ function rankEnv(job: TrainingJob, rank: number): EnvVar[] {
     { name: 'NPROC_PER_NODE', value: nproc },
     { name: 'PET_NNODES', value: String(workers) },
     { name: 'PET_NPROC_PER_NODE', value: nproc },
-    { name: 'PET_NODE_RANK', value: String(rank) },
+    { name: 'PET_NODE_RANK', valueFrom: RANK_FROM_INDEX },
     { name: 'PET_MASTER_ADDR', value: addr },
     { name: 'PET_MASTER_PORT', value: port },
   ];
 }
 
-function trainerEnv(job: TrainingJob, attempt: number, rank: number, storage: StorageSettings | undefined): EnvVar[] {
+function trainerEnv(job: TrainingJob, attempt: number, jobName: string, storage: StorageSettings | undefined): EnvVar[] {
   const hp = job.spec.hyperparameters ?? {};
   const env: EnvVar[] = [
-    ...rankEnv(job, rank),
+    ...rankEnv(job, jobName),
     { name: 'LOOPLINE_HYPERPARAMETERS', value: JSON.stringify(hp) },
     { name: 'LOOPLINE_RESULT_PATH', value: TERMINATION_MESSAGE_PATH },
     ...storagePodEnv(storage),
@@ -141,19 +129,28 @@ function resourcesOf(job: TrainingJob): Record<string, Record<string, string>> |
   const requests: Record<string, string> = {};
   if (r.cpu !== undefined) limits.cpu = requests.cpu = String(r.cpu);
   if (r.memory !== undefined) limits.memory = requests.memory = String(r.memory);
-  if ((r.gpus ?? 0) > 0) limits[GPU_RESOURCE] = String(r.gpus);
+  // Requested as well as limited: Kueue counts the requests of a Job's pod template against the quota.
+  if ((r.gpus ?? 0) > 0) limits[GPU_RESOURCE] = requests[GPU_RESOURCE] = String(r.gpus);
   if (Object.keys(limits).length === 0) return undefined;
-  return Object.keys(requests).length > 0 ? { limits, requests } : { limits };
+  return { limits, requests };
 }
 
-/** The pod for one rank of one attempt; `storage` is the operator's object storage configuration. */
-export function desiredPod(job: TrainingJob, owner: OwnerReference, attempt: number, rank: number, storage?: StorageSettings): DesiredObject {
+export interface PodTemplate {
+  metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+  spec: Record<string, unknown>;
+}
+
+/**
+ * The pod template of attempt `attempt`, run by the Job `jobName`: one for every rank, each pod reads its rank from
+ * its completion index. `storage` is the operator's object storage configuration.
+ */
+export function podTemplate(job: TrainingJob, attempt: number, jobName: string, storage?: StorageSettings): PodTemplate {
   const nodeSelector = { ...(job.spec.nodeSelector ?? {}) };
   if (job.spec.resources?.gpuType) nodeSelector[GPU_PRODUCT_LABEL] = job.spec.resources.gpuType;
   const container: Record<string, unknown> = {
     name: TRAINER_CONTAINER,
     image: job.spec.image,
-    env: trainerEnv(job, attempt, rank, storage),
+    env: trainerEnv(job, attempt, jobName, storage),
     terminationMessagePath: TERMINATION_MESSAGE_PATH,
     terminationMessagePolicy: 'File',
   };
@@ -161,7 +158,7 @@ export function desiredPod(job: TrainingJob, owner: OwnerReference, attempt: num
   if (job.spec.args?.length) container.args = job.spec.args;
   const resources = resourcesOf(job);
   if (resources) container.resources = resources;
-  if (distributed(job) && rank === 0) {
+  if (distributed(job)) {
     container.ports = [{ name: 'rendezvous', containerPort: job.spec.masterPort ?? DEFAULT_MASTER_PORT, protocol: 'TCP' }];
   }
   const spec: Record<string, unknown> = { restartPolicy: 'Never', containers: [container] };
@@ -170,27 +167,14 @@ export function desiredPod(job: TrainingJob, owner: OwnerReference, attempt: num
   if (tolerations.length > 0) spec.tolerations = tolerations;
   if (job.spec.priorityClassName) spec.priorityClassName = job.spec.priorityClassName;
   if (job.spec.serviceAccountName) spec.serviceAccountName = job.spec.serviceAccountName;
-  if (distributed(job)) {
-    spec.hostname = hostnameOf(job, rank);
-    spec.subdomain = serviceName(job);
-  }
+  if (distributed(job)) spec.subdomain = serviceName(job);
   return {
-    apiVersion: 'v1',
-    kind: 'Pod',
     metadata: {
-      name: podName(job, attempt, rank),
-      namespace: job.metadata.namespace,
-      labels: { ...jobLabels(job), [LABEL_ATTEMPT]: String(attempt), [LABEL_RANK]: String(rank) },
+      labels: { ...jobLabels(job), [LABEL_ATTEMPT]: String(attempt) },
       annotations: { [ANNOTATION_HYPERPARAMETERS]: JSON.stringify(job.spec.hyperparameters ?? {}) },
-      ownerReferences: [owner],
     },
     spec,
   };
-}
-
-/** Every rank's pod for `attempt`, rank 0 first. */
-export function desiredPods(job: TrainingJob, owner: OwnerReference, attempt: number, storage?: StorageSettings): DesiredObject[] {
-  return Array.from({ length: workersOf(job) }, (_, rank) => desiredPod(job, owner, attempt, rank, storage));
 }
 
 /** The headless Service that gives rank 0 a stable DNS name; only for distributed jobs. */
@@ -209,12 +193,12 @@ export function desiredService(job: TrainingJob, owner: OwnerReference): Desired
       clusterIP: 'None',
       // Ranks must resolve rank 0 while it starts, before anything is ready.
       publishNotReadyAddresses: true,
-      selector: { [LABEL_TRAININGJOB]: labelValue(job.metadata.name), [LABEL_RANK]: '0' },
+      selector: { [LABEL_TRAININGJOB]: labelValue(job.metadata.name), [COMPLETION_INDEX]: '0' },
       ports: [{ name: 'rendezvous', port: job.spec.masterPort ?? DEFAULT_MASTER_PORT, targetPort: job.spec.masterPort ?? DEFAULT_MASTER_PORT, protocol: 'TCP' }],
     },
   };
 }
 
-function shortHash(text: string): string {
+export function shortHash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 10);
 }

@@ -8,6 +8,7 @@ export type MetricGate = api.RegistrationGate;
 export type Toleration = api.Toleration;
 export type EnvVar = api.EnvVar;
 export type TrainingJobSpec = api.TrainingJobSpec;
+export type TrainingJobQueueStatus = api.TrainingJobQueueStatus;
 export type TrainingJobPhase = NonNullable<api.TrainingJobStatus['phase']>;
 export type TrainingJobStatus = Omit<api.TrainingJobStatus, 'conditions'> & { conditions?: Condition[] };
 

@@ -1,6 +1,6 @@
 // Set-up shared by the TrainingJob and registry tests on the local cluster: a namespace of their
 // own, the CRDs and admission policy installed, the local-kubelet running that namespace's pods,
-// and (unless a test runs its own) the operator in-process.
+// (unless a test runs its own) the operator in-process, and Kueue queues of the test's own.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +32,8 @@ export interface Harness {
   outputDir: string;
   kubelet?: LocalKubelet;
   operator?: Engine;
+  /** ClusterQueues made by `createQueue`, deleted by `stop`. */
+  clusterQueues: string[];
   stop(): Promise<void>;
 }
 
@@ -47,22 +49,19 @@ export async function installApi(kc: KubeConfig, api: KubeApi): Promise<void> {
 
 /**
  * A policy just created takes a moment to reach the API server's admission chain (it loads policies
- * from an informer and recompiles them about once a second; longer on a busy machine). Probes both
- * policies with dry-run creates in `namespace` until each has mutated its probe, so no test races it.
+ * from an informer and recompiles them about once a second; longer on a busy machine). Probes the
+ * policy with dry-run creates in `namespace` until it has mutated its probe, so no test races it.
  */
 export async function waitForAdmissionPolicies(api: KubeApi, namespace: string): Promise<void> {
-  const dryRun = (kind: ResourceKind, body: KubeObject) =>
-    api.request<KubeObject>(HttpMethod.POST, resourcePath(kind, namespace), { query: { dryRun: 'All' }, body });
-  await waitFor('the admission policies of crds/admission-policy.yaml to be in effect', async () => {
-    const version = await dryRun(kinds.ModelVersion, {
-      apiVersion: 'loopline.dev/v1alpha1', kind: 'ModelVersion', metadata: { name: 'policy-probe-v1', namespace },
-      spec: { model: 'policy-probe', version: 1, artifact: { uri: 'file:///probe/model.onnx', digest: `sha256:${'0'.repeat(64)}` } },
+  await waitFor('the admission policy of crds/admission-policy.yaml to be in effect', async () => {
+    const version = await api.request<KubeObject>(HttpMethod.POST, resourcePath(kinds.ModelVersion, namespace), {
+      query: { dryRun: 'All' },
+      body: {
+        apiVersion: 'loopline.dev/v1alpha1', kind: 'ModelVersion', metadata: { name: 'policy-probe-v1', namespace },
+        spec: { model: 'policy-probe', version: 1, artifact: { uri: 'file:///probe/model.onnx', digest: `sha256:${'0'.repeat(64)}` } },
+      },
     });
-    const job = await dryRun(kinds.TrainingJob, {
-      apiVersion: 'loopline.dev/v1alpha1', kind: 'TrainingJob', metadata: { name: 'policy-probe', namespace },
-      spec: { model: 'policy-probe', queueName: 'probe', image: 'loopline/trainer:dev' },
-    });
-    return (Boolean(version.metadata.annotations?.['loopline.dev/requested-by']) && job.spec.suspend === true) || undefined;
+    return Boolean(version.metadata.annotations?.['loopline.dev/requested-by']) || undefined;
   }, 60_000);
 }
 
@@ -88,10 +87,12 @@ export async function startHarness(prefix: string, options: { operator?: Operato
     });
     await operator.start();
   }
+  const clusterQueues: string[] = [];
   return {
-    kc, api, namespace, outputDir, kubelet, operator,
+    kc, api, namespace, outputDir, kubelet, operator, clusterQueues,
     async stop() {
       await operator?.stop();
+      for (const cq of clusterQueues) await api.delete(kueueKinds.ClusterQueue, undefined, cq).catch(() => undefined);
       await api.delete(kinds.Namespace, undefined, namespace).catch(() => undefined);
       // The local-kubelet carries out the pod deletions of the namespace before it stops.
       await waitFor('pods of the namespace to be gone', async () => (await api.list(kinds.Pod, namespace)).items.length === 0 || undefined, 20_000).catch(() => undefined);
@@ -161,4 +162,61 @@ export async function podsOf(h: Harness, job: string): Promise<KubeObject[]> {
 export async function versionsOf(h: Harness, model: string): Promise<ModelVersion[]> {
   const items = (await h.api.list(kinds.ModelVersion, h.namespace)).items as unknown as ModelVersion[];
   return items.filter((v) => v.spec.model === model).sort((a, b) => a.spec.version - b.spec.version);
+}
+
+export async function jobsOf(h: Harness, job: string): Promise<KubeObject[]> {
+  return (await h.api.list(kinds.Job, h.namespace, { labelSelector: `loopline.dev/trainingjob=${job}` })).items;
+}
+
+/** Kueue's kinds the tests make (kueue.x-k8s.io/v1beta2), and PriorityClass. */
+export const kueueKinds = {
+  ClusterQueue: { apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'ClusterQueue', plural: 'clusterqueues', namespaced: false },
+  LocalQueue: { apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'LocalQueue', plural: 'localqueues', namespaced: true },
+  ResourceFlavor: { apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'ResourceFlavor', plural: 'resourceflavors', namespaced: false },
+  PriorityClass: { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', plural: 'priorityclasses', namespaced: false },
+} as const satisfies Record<string, ResourceKind>;
+
+/** The ResourceFlavor of the GPU nodes that cluster.sh up makes (e2e/cluster/kueue-queues.yaml). */
+export const GPU_FLAVOR = 'a100-80gb';
+
+/**
+ * A ClusterQueue of this test's own, `gpus` A100s of quota and only this namespace admitted, that preempts
+ * lower priorities within itself; and the LocalQueue `name` in the test's namespace pointing at it.
+ */
+export async function createQueue(h: Harness, name: string, gpus: number): Promise<string> {
+  const clusterQueue = `${h.namespace}-${name}`;
+  await h.api.get(kueueKinds.ResourceFlavor, undefined, GPU_FLAVOR).catch(() => {
+    throw new Error(`ResourceFlavor ${GPU_FLAVOR} is missing: start the cluster with e2e/cluster/cluster.sh up (it runs Kueue and applies e2e/cluster/kueue-queues.yaml)`);
+  });
+  await h.api.apply(kueueKinds.ClusterQueue, clusterQueueObject(h, clusterQueue, gpus), 'loopline-tests');
+  h.clusterQueues.push(clusterQueue);
+  await h.api.apply(kueueKinds.LocalQueue, {
+    apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'LocalQueue', metadata: { name, namespace: h.namespace }, spec: { clusterQueue },
+  } as KubeObject, 'loopline-tests');
+  await waitFor(`LocalQueue ${name} to be active`, async () => {
+    const lq = await h.api.get(kueueKinds.LocalQueue, h.namespace, name);
+    return lq.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Active' && c.status === 'True') || undefined;
+  });
+  return clusterQueue;
+}
+
+export function clusterQueueObject(h: Harness, name: string, gpus: number): KubeObject {
+  return {
+    apiVersion: 'kueue.x-k8s.io/v1beta2',
+    kind: 'ClusterQueue',
+    metadata: { name },
+    spec: {
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': h.namespace } },
+      preemption: { withinClusterQueue: 'LowerPriority' },
+      resourceGroups: [{
+        coveredResources: ['cpu', 'memory', 'nvidia.com/gpu'],
+        flavors: [{ name: GPU_FLAVOR, resources: [{ name: 'cpu', nominalQuota: '96' }, { name: 'memory', nominalQuota: '1Ti' }, { name: 'nvidia.com/gpu', nominalQuota: String(gpus) }] }],
+      }],
+    },
+  } as KubeObject;
+}
+
+/** Kueue's Workloads in the test's namespace. */
+export async function workloadsOf(h: Harness): Promise<KubeObject[]> {
+  return (await h.api.list(kinds.Workload, h.namespace)).items;
 }

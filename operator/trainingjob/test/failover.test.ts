@@ -1,5 +1,5 @@
 // Operator processes dying: a second replica takes over through the Lease, and an operator killed
-// in the middle of a job and started again creates no second pod and no second ModelVersion.
+// in the middle of a job and started again creates no second Job and no second ModelVersion.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -8,7 +8,7 @@ import { kinds, type Engine } from '../../engine/index.ts';
 import { createOperator } from '../../main.ts';
 import { desiredModelVersion } from '../registration.ts';
 import { parseTrainingResult } from '../result.ts';
-import { REPO_ROOT, createJob, getJob, logger, podsOf, sleep, startHarness, versionsOf, waitFor, waitForPhase, type Harness } from './cluster.ts';
+import { REPO_ROOT, createJob, getJob, jobsOf, logger, podsOf, sleep, startHarness, versionsOf, waitFor, waitForPhase, type Harness } from './cluster.ts';
 
 let h: Harness;
 const children = new Set<ChildProcess>();
@@ -81,7 +81,7 @@ async function kill(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-test('an operator killed mid-job and restarted creates no duplicate pod or version', async () => {
+test('an operator killed mid-job and restarted creates no duplicate Job, pod or version', async () => {
   let operator = startOperatorProcess();
   await createJob(h, 'survivor', { model: 'survivor-model', env: [{ name: 'LOOPLINE_FAIL', value: 'sleep:3' }] });
   await waitFor('the training pod to run', async () => (await podsOf(h, 'survivor')).find((p) => p.status?.phase === 'Running'), 30_000);
@@ -91,7 +91,8 @@ test('an operator killed mid-job and restarted creates no duplicate pod or versi
   const job = await waitForPhase(h, 'survivor', ['Succeeded', 'Failed']);
   assert.is(job.status!.phase, 'Succeeded', job.status!.message);
   assert.is(job.status!.attempts, 1);
-  assert.equal((await podsOf(h, 'survivor')).map((p) => p.metadata.name), ['survivor-1-0']);
+  assert.equal((await jobsOf(h, 'survivor')).map((j) => j.metadata.name), ['survivor-1']);
+  assert.is((await podsOf(h, 'survivor')).length, 1);
   assert.equal((await versionsOf(h, 'survivor-model')).map((v) => v.metadata.name), ['survivor-model-v1']);
   await kill(operator);
 });

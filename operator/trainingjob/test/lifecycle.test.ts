@@ -1,12 +1,14 @@
 // test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { planTrainingJob, type Plan } from '../lifecycle.ts';
-import { pod, trainingJob } from './fixtures.ts';
+import type { KubeObject } from '../../engine/types.ts';
+import { planTrainingJob, type Observed, type Plan } from '../lifecycle.ts';
+import { attemptJob, pod, trainingJob, workload } from './fixtures.ts';
 
 const T0 = '2030-01-01T00:00:00Z';
 const at = (seconds: number) => new Date(Date.parse(T0) + seconds * 1000);
 const opts = { retryBaseMs: 1000, retryMaxMs: 8000 };
+const observed = (jobs: KubeObject[], pods: KubeObject[] = [], workloads: KubeObject[] = []): Observed => ({ jobs, pods, workloads });
 
 interface Row {
   name: string;
@@ -14,210 +16,247 @@ interface Row {
   expect: (plan: Plan) => void;
 }
 
+const hold = (p: Plan) => {
+  if (p.kind !== 'hold') throw new Error(`expected hold, got ${p.kind}`);
+  return p;
+};
+const start = (p: Plan) => {
+  if (p.kind !== 'start') throw new Error(`expected start, got ${p.kind}`);
+  return p;
+};
+
 const rows: Row[] = [
   {
-    name: 'a new job starts attempt 1 with every rank',
-    plan: () => planTrainingJob(trainingJob({ workers: 2 }), [], at(0), opts),
-    expect: (p) => {
-      assert.is(p.kind, 'start');
-      if (p.kind !== 'start') return;
-      assert.is(p.attempt, 1);
-      assert.equal(p.ranks, [0, 1]);
-    },
+    name: 'a new job starts attempt 1 as a Job, its deadline the whole activeDeadlineSeconds',
+    plan: () => planTrainingJob(trainingJob({ workers: 2, activeDeadlineSeconds: 60 }), observed([]), at(0), opts),
+    expect: (p) => assert.equal([start(p).attempt, start(p).activeDeadlineSeconds], [1, 60]),
   },
   {
-    name: 'status catches up with a new attempt: Pending, attempts, start time, AttemptStarted',
+    name: 'status catches up with a new attempt: Pending, attempts, start time from the Job, AttemptStarted',
     plan: () => {
       const job = trainingJob({ workers: 2 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Pending' }), pod(job, 1, 1, { phase: 'Pending' })], at(1), opts);
+      const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
+      return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Pending' }), pod(j, 1, { phase: 'Pending' })]), at(1), opts);
     },
     expect: (p) => {
-      assert.is(p.kind, 'hold');
-      if (p.kind !== 'hold') return;
-      assert.equal([p.status.phase, p.status.attempts, p.status.startTime], ['Pending', 1, T0]);
-      assert.equal(p.events.map((e) => e.reason), ['AttemptStarted']);
-      assert.equal(p.deletePods, []);
+      const h = hold(p);
+      assert.equal([h.status.phase, h.status.attempts, h.status.startTime], ['Pending', 1, T0]);
+      assert.equal(h.events.map((e) => `${e.reason}: ${e.message}`), ['AttemptStarted: attempt 1 of 4: created Job credit-1 (2 pod(s))']);
+      assert.equal(h.deleteJobs, []);
     },
   },
   {
     name: 'status catching up with a retry also reports why the previous attempt failed',
     plan: () => {
       const job = trainingJob({ backoffLimit: 2 }, { phase: 'Pending', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Failed', exitCode: 2 }), pod(job, 2, 0, { phase: 'Running' })], at(3), opts);
+      const first = attemptJob(job, 1, { state: 'Failed' });
+      const second = attemptJob(job, 2, { state: 'Active', startTime: T0 });
+      return planTrainingJob(job, observed([first, second], [pod(first, 0, { phase: 'Failed', exitCode: 2 }), pod(second, 0, { phase: 'Running' })]), at(3), opts);
     },
     expect: (p) => {
-      if (p.kind !== 'hold') return assert.unreachable(p.kind);
-      assert.is(p.status.phase, 'Running');
-      assert.is(p.status.attempts, 2);
-      assert.equal(p.kind === 'hold' && p.events.map((e) => `${e.reason}: ${e.message}`), [
-        'AttemptFailed: attempt 1 failed: pod credit-1-0 exited with code 2 (Error)',
-        'AttemptStarted: attempt 2 of 3: created 1 pod(s)',
+      const h = hold(p);
+      assert.equal([h.status.phase, h.status.attempts], ['Running', 2]);
+      assert.equal(h.events.map((e) => `${e.reason}: ${e.message}`), [
+        'AttemptFailed: attempt 1 failed: pod credit-1-0-abcde (rank 0) exited with code 2 (Error)',
+        'AttemptStarted: attempt 2 of 3: created Job credit-2 (1 pod(s))',
         'Running: attempt 2: training on 1 pod(s)',
       ]);
     },
   },
   {
-    name: 'a suspended job creates no pods and stops running ones',
+    name: 'a suspended job deletes its running attempt\'s Job and reports Suspended',
     plan: () => {
-      const job = trainingJob({ suspend: true, queueName: 'gpu' }, { phase: 'Running', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Running' })], at(5), opts);
+      const job = trainingJob({ suspend: true }, { phase: 'Running', attempts: 1, startTime: T0 });
+      const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
+      return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Running' })]), at(5), opts);
     },
     expect: (p) => {
-      assert.is(p.kind, 'hold');
-      assert.equal(p.deletePods, ['credit-1-0']);
-      if (p.kind !== 'hold') return;
-      assert.is(p.status.phase, 'Pending');
-      assert.ok(p.conditions.some((c) => c.type === 'Suspended' && c.status === 'True'));
+      const h = hold(p);
+      assert.equal(h.deleteJobs, ['credit-1']);
+      assert.is(h.status.phase, 'Pending');
+      assert.ok(h.conditions.some((c) => c.type === 'Suspended' && c.status === 'True'));
     },
+  },
+  {
+    name: 'resumed after a suspension, the same attempt gets its Job again',
+    plan: () => planTrainingJob(trainingJob({}, { phase: 'Pending', attempts: 1, startTime: T0 }), observed([]), at(9), opts),
+    expect: (p) => assert.is(start(p).attempt, 1),
   },
   {
     name: 'pending pods keep the job Pending; a running pod makes it Running',
     plan: () => {
       const job = trainingJob({}, { phase: 'Pending', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Running' })], at(1), opts);
+      const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
+      return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Running' })]), at(1), opts);
     },
     expect: (p) => {
-      assert.is(p.kind, 'hold');
-      assert.is(p.kind === 'hold' && p.status.phase, 'Running');
-      assert.equal(p.kind === 'hold' && p.events.map((e) => e.reason), ['Running']);
+      assert.is(hold(p).status.phase, 'Running');
+      assert.equal(hold(p).events.map((e) => e.reason), ['Running']);
     },
   },
   {
-    name: 'a failed attempt waits out its backoff before the retry',
+    name: 'a failed attempt waits out its backoff, counted from when its Job failed',
     plan: () => {
       const job = trainingJob({ backoffLimit: 2 }, { phase: 'Running', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Failed', exitCode: 1, finishedAt: T0 })], at(0.4), opts);
+      const j = attemptJob(job, 1, { state: 'Failed', at: T0 });
+      return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Failed', exitCode: 1 })]), at(0.4), opts);
     },
     expect: (p) => {
-      assert.is(p.kind, 'hold');
-      if (p.kind !== 'hold') return;
-      assert.is(p.requeueAfterMs, 600);
-      assert.match(p.status.message!, /attempt 1 failed: pod credit-1-0 exited with code 1/);
+      assert.is(hold(p).requeueAfterMs, 600);
+      assert.match(hold(p).status.message!, /attempt 1 failed: pod credit-1-0-abcde \(rank 0\) exited with code 1/);
     },
   },
   {
-    name: 'after the backoff the retry is a new attempt with new pods',
+    name: 'after the backoff the retry is a new attempt: a new Job, given what is left of the deadline',
     plan: () => {
-      const job = trainingJob({ backoffLimit: 2 }, { phase: 'Pending', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Failed', finishedAt: T0 })], at(1), opts);
+      const job = trainingJob({ backoffLimit: 2, activeDeadlineSeconds: 60 }, { phase: 'Pending', attempts: 1, startTime: T0 });
+      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Failed', at: T0 })]), at(20.5), opts);
     },
-    expect: (p) => {
-      assert.is(p.kind, 'start');
-      if (p.kind !== 'start') return;
-      assert.is(p.attempt, 2);
-      assert.equal(p.ranks, [0]);
-    },
+    expect: (p) => assert.equal([start(p).attempt, start(p).activeDeadlineSeconds], [2, 40]),
   },
   {
     name: 'the second retry waits twice as long',
     plan: () => {
       const job = trainingJob({ backoffLimit: 2 }, { phase: 'Pending', attempts: 2, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Failed' }), pod(job, 2, 0, { phase: 'Failed', finishedAt: T0 })], at(1), opts);
+      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Failed' }), attemptJob(job, 2, { state: 'Failed', at: T0 })]), at(1), opts);
     },
-    expect: (p) => assert.is(p.kind === 'hold' && p.requeueAfterMs, 1000),
+    expect: (p) => assert.is(hold(p).requeueAfterMs, 1000),
   },
   {
     name: 'a failure after backoffLimit retries fails the job with the last reason',
     plan: () => {
       const job = trainingJob({ backoffLimit: 1 }, { phase: 'Running', attempts: 2, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Failed' }), pod(job, 2, 0, { phase: 'Failed', exitCode: 3, message: 'CUDA error' })], at(30), opts);
+      const second = attemptJob(job, 2, { state: 'Failed' });
+      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Failed' }), second], [pod(second, 0, { phase: 'Failed', exitCode: 3, message: 'CUDA error' })]), at(30), opts);
     },
     expect: (p) => {
-      assert.is(p.kind, 'hold');
-      if (p.kind !== 'hold') return;
-      assert.is(p.status.phase, 'Failed');
-      assert.is(p.status.completionTime, '2030-01-01T00:00:30Z');
-      assert.match(p.status.message!, /^BackoffLimitExceeded: 2 attempt\(s\) failed \(backoffLimit 1\); last: attempt 2 failed: pod credit-2-0 exited with code 3 \(Error\): CUDA error/);
-      assert.ok(p.conditions.some((c) => c.type === 'Failed' && c.reason === 'BackoffLimitExceeded'));
+      const h = hold(p);
+      assert.is(h.status.phase, 'Failed');
+      assert.is(h.status.completionTime, '2030-01-01T00:00:30Z');
+      assert.match(h.status.message!, /^BackoffLimitExceeded: 2 attempt\(s\) failed \(backoffLimit 1\); last: attempt 2 failed: pod credit-2-0-abcde \(rank 0\) exited with code 3 \(Error\): CUDA error/);
+      assert.ok(h.conditions.some((c) => c.type === 'Failed' && c.reason === 'BackoffLimitExceeded'));
     },
   },
   {
-    name: 'past activeDeadlineSeconds the job fails and its pods are stopped',
+    name: 'a Job failed by its deadline fails the job with DeadlineExceeded, not retried',
     plan: () => {
-      const job = trainingJob({ activeDeadlineSeconds: 5 }, { phase: 'Running', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Running' })], at(5), opts);
+      const job = trainingJob({ activeDeadlineSeconds: 5, backoffLimit: 3 }, { phase: 'Running', attempts: 1, startTime: T0 });
+      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Failed', reason: 'DeadlineExceeded', message: 'Job was active longer than specified deadline' })]), at(6), opts);
     },
     expect: (p) => {
-      assert.is(p.kind, 'hold');
-      assert.equal(p.deletePods, ['credit-1-0']);
-      if (p.kind !== 'hold') return;
-      assert.is(p.status.phase, 'Failed');
-      assert.match(p.status.message!, /^DeadlineExceeded/);
+      const h = hold(p);
+      assert.is(h.status.phase, 'Failed');
+      assert.match(h.status.message!, /^DeadlineExceeded: the job ran longer than activeDeadlineSeconds \(5s\)/);
     },
   },
   {
-    name: 'before the deadline the job is looked at again when it expires',
+    name: 'no retry starts once the deadline has passed',
     plan: () => {
-      const job = trainingJob({ activeDeadlineSeconds: 5 }, { phase: 'Running', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Running' })], at(2), opts);
+      const job = trainingJob({ activeDeadlineSeconds: 5, backoffLimit: 3 }, { phase: 'Pending', attempts: 1, startTime: T0 });
+      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Failed', at: T0 })]), at(9), opts);
     },
-    expect: (p) => assert.is(p.kind === 'hold' && p.requeueAfterMs, 3000),
+    expect: (p) => assert.match(hold(p).status.message!, /^DeadlineExceeded/),
   },
   {
-    name: 'when every rank succeeded the result of rank 0 is judged',
+    name: 'a Complete Job is judged on the result of rank 0',
     plan: () => {
       const job = trainingJob({ workers: 2 }, { phase: 'Running', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Succeeded', message: '{"r":0}' }), pod(job, 1, 1, { phase: 'Succeeded', message: 'rank1' })], at(9), opts);
+      const j = attemptJob(job, 1, { state: 'Complete' });
+      return planTrainingJob(job, observed([j], [pod(j, 1, { phase: 'Succeeded', message: 'rank1' }), pod(j, 0, { phase: 'Succeeded', message: '{"r":0}' })]), at(9), opts);
     },
     expect: (p) => {
-      assert.is(p.kind, 'judge');
-      if (p.kind === 'judge') assert.is(p.message, '{"r":0}');
+      if (p.kind !== 'judge') return assert.unreachable(p.kind);
+      assert.is(p.message, '{"r":0}');
     },
   },
   {
     name: 'rank 0 done while rank 1 still trains: keep waiting',
     plan: () => {
       const job = trainingJob({ workers: 2 }, { phase: 'Running', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Succeeded' }), pod(job, 1, 1, { phase: 'Running' })], at(9), opts);
+      const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
+      return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Succeeded' }), pod(j, 1, { phase: 'Running' })]), at(9), opts);
     },
-    expect: (p) => assert.is(p.kind === 'hold' && p.status.phase, 'Running'),
+    expect: (p) => assert.is(hold(p).status.phase, 'Running'),
   },
   {
-    name: 'one failed rank fails the attempt and stops the other ranks',
-    plan: () => {
-      const job = trainingJob({ workers: 3, backoffLimit: 3 }, { phase: 'Running', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Running' }), pod(job, 1, 1, { phase: 'Failed', finishedAt: T0 }), pod(job, 1, 2, { phase: 'Running' })], at(0.1), opts);
-    },
-    expect: (p) => {
-      assert.is(p.kind, 'hold');
-      assert.equal(p.deletePods, ['credit-1-0', 'credit-1-2']);
-    },
-  },
-  {
-    name: 'pods of a newer attempt than status records are adopted, and its missing ranks created',
+    name: 'a Job of a newer attempt than status records is adopted, and an older one still running stopped',
     plan: () => {
       const job = trainingJob({ workers: 2 }, { phase: 'Pending', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Failed' }), pod(job, 1, 1, { phase: 'Failed' }), pod(job, 2, 0, { phase: 'Pending' })], at(60), opts);
+      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Active', startTime: T0 }), attemptJob(job, 2, { state: 'Active' })]), at(60), opts);
     },
     expect: (p) => {
-      assert.is(p.kind, 'start');
-      if (p.kind !== 'start') return;
-      assert.is(p.attempt, 2);
-      assert.equal(p.ranks, [1]);
+      assert.is(hold(p).status.attempts, 2);
+      assert.equal(hold(p).deleteJobs, ['credit-1']);
     },
   },
   {
-    name: 'a terminating pod is not counted as a result; the rank is created again once it is gone',
+    name: 'a queued job waits in Pending with Kueue\'s reason, its Admitted condition False',
     plan: () => {
-      const job = trainingJob({}, { phase: 'Running', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, [pod(job, 1, 0, { phase: 'Running' }, { deleting: true })], at(3), opts);
+      const job = trainingJob({ queueName: 'team-a' }, { phase: 'Pending', attempts: 1 });
+      const j = attemptJob(job, 1, { state: 'Active' });
+      const message = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor a100-80gb, 4 more needed";
+      return planTrainingJob(job, observed([j], [], [workload(j, [{ type: 'QuotaReserved', status: 'False', reason: 'Pending', message }])]), at(1), opts);
     },
     expect: (p) => {
-      assert.is(p.kind, 'start');
-      if (p.kind === 'start') assert.equal([p.attempt, p.ranks], [1, [0]]);
+      const h = hold(p);
+      assert.is(h.status.phase, 'Pending');
+      assert.equal([h.status.queue?.state, h.status.queue?.reason, h.status.queue?.workload], ['Queued', 'Pending', 'job-credit-1-1a2b3']);
+      assert.match(h.status.message!, /^attempt 1: queued in LocalQueue team-a: couldn't assign flavors .* 4 more needed$/);
+      const admitted = h.conditions.find((c) => c.type === 'Admitted')!;
+      assert.equal([admitted.status, admitted.reason], ['False', 'Pending']);
+    },
+  },
+  {
+    name: 'a queued job whose Job has no Workload yet says Kueue has not seen it',
+    plan: () => {
+      const job = trainingJob({ queueName: 'team-a' }, { phase: 'Pending', attempts: 1 });
+      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Active' })]), at(1), opts);
+    },
+    expect: (p) => assert.match(hold(p).status.queue!.message, /waiting for Kueue to make a Workload of Job credit-1/),
+  },
+  {
+    name: 'admission is recorded with its ClusterQueue and announced once',
+    plan: () => {
+      const job = trainingJob({ queueName: 'team-a' }, { phase: 'Pending', attempts: 1, queue: { localQueue: 'team-a', state: 'Queued', reason: 'Pending', message: 'x' } });
+      const j = attemptJob(job, 1, { state: 'Active' });
+      return planTrainingJob(job, observed([j], [], [workload(j, [{ type: 'QuotaReserved', status: 'True', reason: 'QuotaReserved', message: 'Quota reserved in ClusterQueue training' }, { type: 'Admitted', status: 'True', reason: 'Admitted', message: 'The workload is admitted' }], { clusterQueue: 'training' })]), at(1), opts);
+    },
+    expect: (p) => {
+      const h = hold(p);
+      assert.equal([h.status.queue?.state, h.status.queue?.clusterQueue], ['Admitted', 'training']);
+      assert.equal(h.events.map((e) => e.reason), ['Admitted']);
+      assert.ok(h.conditions.some((c) => c.type === 'Admitted' && c.status === 'True'));
+    },
+  },
+  {
+    name: 'an eviction by Kueue is counted and announced; the attempt stays the same, waiting to be admitted again',
+    plan: () => {
+      const job = trainingJob({ queueName: 'team-a' }, { phase: 'Running', attempts: 1, startTime: T0, queue: { localQueue: 'team-a', state: 'Admitted', reason: 'Admitted', message: 'x' } });
+      const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
+      const wl = workload(j, [
+        { type: 'Evicted', status: 'True', reason: 'Preempted', message: 'Preempted to accommodate a workload (UID: 1) due to prioritization in the ClusterQueue' },
+        { type: 'QuotaReserved', status: 'False', reason: 'Pending', message: 'insufficient unused quota' },
+      ], { evictions: 1 });
+      return planTrainingJob(job, observed([j], [], [wl]), at(5), opts);
+    },
+    expect: (p) => {
+      const h = hold(p);
+      assert.equal([h.status.phase, h.status.attempts, h.status.queue?.state, h.status.queue?.evictions], ['Pending', 1, 'Queued', 1]);
+      assert.match(h.status.queue!.message, /^evicted: Preempted to accommodate .*; waiting to be admitted again: insufficient unused quota$/);
+      assert.equal(h.events.map((e) => e.reason), ['Evicted']);
     },
   },
   {
     name: 'a finished job past its TTL is deleted',
-    plan: () => planTrainingJob(trainingJob({ ttlSecondsAfterFinished: 10 }, { phase: 'Succeeded', attempts: 1, completionTime: T0 }), [], at(10), opts),
-    expect: (p) => assert.is(p.kind === 'hold' && p.deleteJob, true),
+    plan: () => planTrainingJob(trainingJob({ ttlSecondsAfterFinished: 10 }, { phase: 'Succeeded', attempts: 1, completionTime: T0 }), observed([]), at(10), opts),
+    expect: (p) => assert.is(hold(p).deleteTrainingJob, true),
   },
   {
     name: 'a finished job within its TTL is looked at again when it expires',
-    plan: () => planTrainingJob(trainingJob({ ttlSecondsAfterFinished: 10 }, { phase: 'Failed', attempts: 1, completionTime: T0 }), [], at(4), opts),
+    plan: () => planTrainingJob(trainingJob({ ttlSecondsAfterFinished: 10 }, { phase: 'Failed', attempts: 1, completionTime: T0 }), observed([]), at(4), opts),
     expect: (p) => {
-      assert.is(p.kind === 'hold' && p.deleteJob, undefined);
-      assert.is(p.kind === 'hold' && p.requeueAfterMs, 6000);
+      assert.is(hold(p).deleteTrainingJob, undefined);
+      assert.is(hold(p).requeueAfterMs, 6000);
     },
   },
 ];

@@ -1,5 +1,6 @@
-// TrainingJobs on the local cluster with the real example trainer run by the local-kubelet:
-// success and registration, retries, deadlines, bad results, distributed ranks, gates, versions.
+// TrainingJobs on the local cluster with the real example trainer run by the local-kubelet, each
+// attempt a batch/v1 Job run by the real Job controller: success and registration, retries,
+// deadlines, bad results, distributed ranks, gates, versions.
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateCreditRisk, toCsv } from '../../../examples/trainer/src/dataset.ts';
 import { kinds, type KubeObject } from '../../engine/index.ts';
-import { createJob, podsOf, sleep, startHarness, versionsOf, waitFor, waitForPhase, type Harness } from './cluster.ts';
+import { createJob, jobsOf, podsOf, sleep, startHarness, versionsOf, waitFor, waitForPhase, type Harness } from './cluster.ts';
 
 let h: Harness;
 const sha256 = (path: string) => `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
@@ -41,7 +42,11 @@ test('a TrainingJob trains on a GPU node, Succeeds, and registers a ModelVersion
   assert.is(job.status!.version, 1);
   assert.ok(job.status!.conditions!.some((c) => c.type === 'Registered' && c.status === 'True'));
 
+  const [attempt] = await jobsOf(h, 'happy');
+  assert.equal([attempt.metadata.name, attempt.spec.completionMode, attempt.metadata.ownerReferences![0].uid], ['happy-1', 'Indexed', job.metadata.uid]);
+  assert.ok(attempt.status.conditions.some((c: { type: string; status: string }) => c.type === 'Complete' && c.status === 'True'), 'the Job controller completed the Job');
   const [pod] = await podsOf(h, 'happy');
+  assert.is(pod.metadata.ownerReferences![0].name, 'happy-1', 'the pod is the Job\'s');
   assert.match(pod.spec.nodeName, /^gpu-node-/);
   assert.equal(pod.spec.containers[0].resources.limits, { 'nvidia.com/gpu': '1' });
   assert.is(envOf(pod).HP_LEARNING_RATE, '0.3');
@@ -69,25 +74,32 @@ test('a TrainingJob trains on a GPU node, Succeeds, and registers a ModelVersion
   assert.is((await versionsOf(h, 'happy-model')).length, 1, 'the ModelVersion stays after the TrainingJob is gone');
 });
 
-test('a crashing trainer is retried with a new pod per attempt, then Failed after backoffLimit', async () => {
+test('a crashing trainer is retried with a new Job per attempt, then Failed after backoffLimit', async () => {
   await createJob(h, 'crash', { backoffLimit: 1, env: [{ name: 'LOOPLINE_FAIL', value: 'crash' }] });
   const job = await waitForPhase(h, 'crash', ['Failed', 'Succeeded']);
   assert.is(job.status!.phase, 'Failed');
   assert.is(job.status!.attempts, 2);
-  assert.match(job.status!.message!, /^BackoffLimitExceeded: 2 attempt\(s\) failed \(backoffLimit 1\); last: attempt 2 failed: pod crash-2-0 exited with code 1/);
+  assert.match(job.status!.message!, /^BackoffLimitExceeded: 2 attempt\(s\) failed \(backoffLimit 1\); last: attempt 2 failed: pod crash-2-0-\w+ \(rank 0\) exited with code 1/);
+  const jobs = await jobsOf(h, 'crash');
+  assert.equal(jobs.map((j) => j.metadata.name).sort(), ['crash-1', 'crash-2']);
+  assert.ok(jobs.every((j) => j.status.conditions.some((c: { type: string; status: string; reason: string }) => c.type === 'Failed' && c.status === 'True')), 'the Job controller failed each attempt\'s Job');
   const pods = await podsOf(h, 'crash');
-  assert.equal(pods.map((p) => p.metadata.name).sort(), ['crash-1-0', 'crash-2-0']);
+  assert.equal(pods.map((p) => p.metadata.ownerReferences![0].name).sort(), ['crash-1', 'crash-2'], 'one pod per attempt: the Job controller does not retry within an attempt');
   assert.ok(pods.every((p) => p.status.phase === 'Failed'));
   assert.is((await versionsOf(h, 'credit-risk')).length, 0);
 });
 
-test('a job past activeDeadlineSeconds is Failed with DeadlineExceeded and its pod stopped', async () => {
-  await createJob(h, 'slow', { activeDeadlineSeconds: 3, env: [{ name: 'LOOPLINE_FAIL', value: 'sleep:60' }] });
+test('a job past activeDeadlineSeconds is Failed with DeadlineExceeded by the Job controller and its pod stopped', async () => {
+  await createJob(h, 'slow', { activeDeadlineSeconds: 3, backoffLimit: 2, env: [{ name: 'LOOPLINE_FAIL', value: 'sleep:60' }] });
   const job = await waitForPhase(h, 'slow', ['Failed', 'Succeeded'], 20_000);
   assert.match(job.status!.message!, /^DeadlineExceeded/);
   assert.ok(job.status!.conditions!.some((c) => c.type === 'Failed' && c.reason === 'DeadlineExceeded'));
+  assert.is(job.status!.attempts, 1, 'a deadline is not retried');
+  const [attempt] = await jobsOf(h, 'slow');
+  assert.is(attempt.spec.activeDeadlineSeconds, 3);
+  assert.ok(attempt.status.conditions.some((c: { type: string; reason: string }) => c.type === 'Failed' && c.reason === 'DeadlineExceeded'), 'the Job controller enforced it');
   const elapsed = Date.parse(job.status!.completionTime!) - Date.parse(job.status!.startTime!);
-  assert.ok(elapsed >= 3000 && elapsed <= 6000, `failed ${elapsed} ms after start`);
+  assert.ok(elapsed >= 3000 && elapsed <= 8000, `failed ${elapsed} ms after start`);
   await waitFor('the pod to be stopped', async () => (await podsOf(h, 'slow')).every((p) => p.metadata.deletionTimestamp || p.status.phase === 'Failed') || undefined, 15_000);
 });
 
@@ -103,26 +115,29 @@ test('a malformed result or one without a digest fails the job with a message sa
   assert.is((await versionsOf(h, 'credit-risk')).length, 0);
 });
 
-test('workers=3 run one pod per rank with consistent rank env and a headless Service for rank 0', async () => {
+test('workers=3 run as one Indexed Job, the rank of each pod its completion index, with consistent torchrun env and a headless Service for rank 0', async () => {
   await createJob(h, 'dist', { model: 'dist-model', workers: 3, masterPort: 29400, resources: { gpus: 2, gpuType: 'NVIDIA-A100-SXM4-80GB' } });
   const job = await waitForPhase(h, 'dist', ['Succeeded', 'Failed']);
   assert.is(job.status!.phase, 'Succeeded', job.status!.message);
-  const pods = (await podsOf(h, 'dist')).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-  assert.equal(pods.map((p) => p.metadata.name), ['dist-1-0', 'dist-1-1', 'dist-1-2']);
+  const [attempt] = await jobsOf(h, 'dist');
+  assert.equal([attempt.metadata.name, attempt.spec.completions, attempt.spec.parallelism, attempt.status.succeeded], ['dist-1', 3, 3, 3]);
+  const index = (p: KubeObject) => p.metadata.annotations!['batch.kubernetes.io/job-completion-index'];
+  const pods = (await podsOf(h, 'dist')).sort((a, b) => index(a).localeCompare(index(b)));
+  assert.equal(pods.map((p) => [index(p), p.spec.hostname, p.spec.subdomain]), [['0', 'dist-1-0', 'dist'], ['1', 'dist-1-1', 'dist'], ['2', 'dist-1-2', 'dist']]);
   const rows = pods.map((p) => {
     const e = envOf(p);
-    return [e.RANK, e.PET_NODE_RANK, e.WORLD_SIZE, e.PET_NNODES, e.PET_NPROC_PER_NODE, e.MASTER_ADDR, e.PET_MASTER_ADDR, e.MASTER_PORT, e.PET_MASTER_PORT];
+    return [e.WORLD_SIZE, e.PET_NNODES, e.PET_NPROC_PER_NODE, e.MASTER_ADDR, e.PET_MASTER_ADDR, e.MASTER_PORT, e.PET_MASTER_PORT];
   });
-  assert.equal(rows, ['0', '1', '2'].map((r) => [r, r, '3', '3', '2', 'dist-0.dist', 'dist-0.dist', '29400', '29400']));
+  assert.equal(rows, [0, 1, 2].map(() => ['3', '3', '2', 'dist-1-0.dist', 'dist-1-0.dist', '29400', '29400']));
   const svc = await h.api.get(kinds.Service, h.namespace, 'dist');
   assert.is(svc.spec.clusterIP, 'None');
-  assert.equal(svc.spec.selector, { 'loopline.dev/trainingjob': 'dist', 'loopline.dev/rank': '0' });
+  assert.equal(svc.spec.selector, { 'loopline.dev/trainingjob': 'dist', 'batch.kubernetes.io/job-completion-index': '0' });
   assert.is(svc.metadata.ownerReferences![0].uid, job.metadata.uid);
-  // The trainer processes themselves saw their rank: ranks 1 and 2 only train their shard.
-  for (const pod of pods.slice(1)) {
+  // The trainer processes themselves read their rank from the completion index: ranks 1 and 2 only train their shard.
+  for (const [rank, pod] of pods.entries()) {
     const log = readFileSync(join(h.kubelet!.logDir(h.namespace, pod.metadata.name, pod.metadata.uid!, 'trainer'), '0.log'), 'utf8');
-    assert.match(log, /"worldSize":3/);
-    assert.match(log, /shard trained; rank 0 writes the result/);
+    assert.match(log, new RegExp(`"rank":${rank},"worldSize":3`));
+    if (rank > 0) assert.match(log, /shard trained; rank 0 writes the result/);
   }
   assert.is((await versionsOf(h, 'dist-model')).length, 1);
 });
@@ -166,6 +181,7 @@ test('the API server refuses changes to immutable fields', async () => {
   );
   const held = (await h.api.get(kinds.TrainingJob, h.namespace, 'immutable')) as KubeObject;
   assert.is(held.status?.phase, 'Pending');
+  assert.is((await jobsOf(h, 'immutable')).length, 0, 'a suspended job has no Job');
   assert.is((await podsOf(h, 'immutable')).length, 0, 'a suspended job runs no pods');
 });
 
