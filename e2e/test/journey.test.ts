@@ -121,13 +121,14 @@ step('helm install puts the chart on the cluster and the operator runs with noth
   await provideStorageSecret(namespace);
 });
 
-step('kubectl apply -f examples/trainingjob.yaml trains on a GPU node and kubectl get modelversions shows v1 with its AUC', async () => {
+step('kubectl apply -f examples/trainingjob.yaml is admitted by Kueue, trains on a GPU node, and kubectl get modelversions shows v1 with its AUC', async () => {
   await journey.prepareDataset();
   const apply = await journey.applyTrainingJob();
   assert.match(apply.stdout, /trainingjob.loopline.dev\/credit-risk-train created/);
   const { job, table } = await journey.waitForTraining(FIRST_JOB);
-  assert.match(table.stdout, new RegExp(`${FIRST_JOB}\\s+Succeeded\\s+credit-risk`));
+  assert.match(table.stdout, new RegExp(`${FIRST_JOB}\\s+Succeeded\\s+Admitted\\s+credit-risk`));
   assert.is(job.status.modelVersion, 'credit-risk-v1');
+  assert.equal([job.status.queue.localQueue, job.status.queue.clusterQueue], ['training', 'training'], 'queued in the example LocalQueue, admitted by the ClusterQueue cluster.sh made');
   const pods = (await getJson<{ items: any[] }>(ns('pods', '-l', `loopline.dev/trainingjob=${FIRST_JOB}`)))?.items ?? [];
   assert.ok(pods.some((p) => p.spec.nodeName?.startsWith('gpu-node-') && p.status.phase === 'Succeeded'), `a training pod ran on a GPU node: ${pods.map((p) => `${p.spec.nodeName} ${p.status.phase}`)}`);
 
