@@ -9,11 +9,11 @@
  * Writes bench/results/server.json and bench/results/server.md.
  */
 // bench: no cluster
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { DEFAULT_DRIFT_OPTIONS } from '../src/drift/detector.ts';
 import { DriftMonitor } from '../src/drift/monitor.ts';
 import { parseReferenceProfile } from '../src/drift/profile.ts';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { cpuSecondsOf } from '../../test/support/local.ts';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -22,6 +22,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
 import { buildLogisticRegressionModel } from '../../examples/trainer/src/onnx.ts';
 import { sha256Digest } from '../src/runtime/artifact.ts';
+import { compileLikeDockerfileServer, compiled, startCompiled, type Server } from './processes.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -99,66 +100,10 @@ function exampleModel(): Example {
 }
 
 // ---- processes ----
-let nextPort = 30000 + Math.floor(Math.random() * 20000);
-
-interface Server {
-  url: string;
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function waitReady(url: string, child: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited: ${output()}`);
-    const status = await fetch(url).then((r) => r.status, () => 0);
-    if (status === 200 || status === 404) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`server not ready: ${output()}`);
-}
-
-/**
- * The servers run as Dockerfile.server ships them: compiled by tsc and started with plain node (through tsx,
- * every function expression also costs a keep-names call, which is not what runs in the image). Emitted
- * inside node_modules so the compiled files resolve the project's dependencies and its "type": "module".
- */
-const compiled = join(root, 'node_modules/.cache/loopline-bench-server-dist');
-function compileLikeDockerfileServer(): void {
-  rmSync(compiled, { recursive: true, force: true });
-  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--noEmit', 'false', '--outDir', compiled, '--rootDir', '.', '--rewriteRelativeImportExtensions'], { cwd: root, encoding: 'utf8' });
-  const main = join(compiled, 'server/src/main.js');
-  if (!existsSync(main)) throw new Error(`tsc emitted no ${main}: ${tsc.stdout}${tsc.stderr}`);
-  // The drift monitor reads the reference profile schema relative to itself, as in the image.
-  cpSync(join(root, 'operator/api/reference-profile.schema.json'), join(compiled, 'operator/api/reference-profile.schema.json'));
-  cpSync(join(root, 'server/src/protocol/grpc_predict_v2.proto'), join(compiled, 'server/src/protocol/grpc_predict_v2.proto'));
-}
 console.log('compiling the server as Dockerfile.server does (tsc --rewriteRelativeImportExtensions)');
 compileLikeDockerfileServer();
-
-async function startProcess(script: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = [], node = process.execPath): Promise<Server> {
-  const port = nextPort;
-  nextPort += 2;
-  const child = spawn(node, [...nodeFlags, join(compiled, script.replace(/\.ts$/, '.js'))], {
-    cwd: root,
-    env: { ...process.env, WORKERS: '1', ...env, PORT: String(port), GRPC_PORT: String(port + 1), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NATS_URL: '', NODE_OPTIONS: SERVER_NODE_OPTIONS },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  const url = `http://127.0.0.1:${port}`;
-  await waitReady(url + readyPath, child, () => output);
-  return {
-    url,
-    child,
-    stop: async () => {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
+const startProcess = (script: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = [], node = process.execPath) =>
+  startCompiled(script, { WORKERS: '1', ...env }, readyPath, { nodeFlags, node, nodeOptions: SERVER_NODE_OPTIONS });
 
 function load(url: string, connections: number, seconds: number, body: string): Promise<Load> {
   return new Promise((resolve, reject) => {

@@ -1,0 +1,100 @@
+// Load generator for protocols.bench.ts, run as its own process: `connections` requests in flight against
+// one infer endpoint for `seconds` (after one untimed second of the same load), every response time kept.
+// REST through autocannon (JSON, or the binary tensor data extension); gRPC through grpc-js clients, one
+// channel (HTTP/2 connection) per in-flight loop up to 8, so a multi-worker server gets several connections.
+//   node --import tsx server/bench/protocol-load.ts '<json options>'
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import autocannon from 'autocannon';
+
+export type Kind = 'rest-json' | 'rest-binary' | 'grpc-typed' | 'grpc-raw';
+export interface LoadOptions {
+  kind: Kind;
+  url: string;
+  grpcPort: number;
+  connections: number;
+  seconds: number;
+  rows: number;
+  features: number;
+}
+export interface LoadResult {
+  requestsPerSecond: number;
+  rowsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  failures: number;
+}
+
+const options = JSON.parse(process.argv[2]) as LoadOptions;
+const { kind, rows, features } = options;
+const values = Array.from({ length: rows * features }, (_, i) => Math.round(((i * 7919) % 1000) - 500) / 100);
+const latencies: number[] = [];
+let failures = 0;
+let requests = 0;
+
+function summarize(seconds: number): LoadResult {
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  return { requestsPerSecond: requests / seconds, rowsPerSecond: (requests * rows) / seconds, p50Ms: at(0.5), p99Ms: at(0.99), requests, failures };
+}
+
+if (kind === 'rest-json' || kind === 'rest-binary') {
+  const input = { name: 'input', shape: [rows, features], datatype: 'FP32' };
+  let body: string | Buffer;
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (kind === 'rest-json') body = JSON.stringify({ inputs: [{ ...input, data: values }] });
+  else {
+    const binary = Buffer.from(Float32Array.from(values).buffer);
+    const head = Buffer.from(JSON.stringify({ inputs: [{ ...input, parameters: { binary_data_size: binary.length } }], parameters: { binary_data_output: true } }));
+    body = Buffer.concat([head, binary]);
+    headers['content-type'] = 'application/octet-stream';
+    headers['inference-header-content-length'] = String(head.length);
+  }
+  const instance = autocannon({
+    url: `${options.url}/v2/models/credit/infer`, connections: options.connections, duration: options.seconds, method: 'POST', headers, body,
+    warmup: { connections: options.connections, duration: 1 },
+  });
+  instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+    if (statusCode === 200) latencies.push(responseTime);
+  });
+  const result = await instance;
+  requests = result.requests.total;
+  failures = result.non2xx + result.errors + result.timeouts;
+  process.stdout.write(JSON.stringify(summarize(options.seconds)));
+} else {
+  const proto = fileURLToPath(new URL('../src/protocol/grpc_predict_v2.proto', import.meta.url));
+  const definition = protoLoader.loadSync(proto, { keepCase: true, longs: Number, enums: String, defaults: false, arrays: true, objects: true, oneofs: true });
+  const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
+  // A local subchannel pool: otherwise grpc-js shares one connection among channels to the same target.
+  const channels = Array.from({ length: Math.min(options.connections, 8) }, () => new Service(`127.0.0.1:${options.grpcPort}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  const input = { name: 'input', datatype: 'FP32', shape: [rows, features] };
+  const request = kind === 'grpc-typed'
+    ? { model_name: 'credit', inputs: [{ ...input, contents: { fp32_contents: values } }] }
+    : { model_name: 'credit', inputs: [input], raw_input_contents: [Buffer.from(Float32Array.from(values).buffer)] };
+  const infer = (client: grpc.Client) => new Promise<void>((resolve, reject) => {
+    (client as any).ModelInfer(request, (error: Error | null) => (error ? reject(error) : resolve()));
+  });
+  const run = async (until: number, timed: boolean) => {
+    await Promise.all(Array.from({ length: options.connections }, async (_, k) => {
+      const client = channels[k % channels.length];
+      while (performance.now() < until) {
+        const start = performance.now();
+        try {
+          await infer(client);
+          if (timed && performance.now() <= until) {
+            requests++;
+            latencies.push(performance.now() - start);
+          }
+        } catch {
+          if (timed) failures++;
+        }
+      }
+    }));
+  };
+  await run(performance.now() + 1000, false);
+  await run(performance.now() + options.seconds * 1000, true);
+  for (const c of channels) c.close();
+  process.stdout.write(JSON.stringify(summarize(options.seconds)));
+}
