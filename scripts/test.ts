@@ -51,10 +51,15 @@ interface FileResult { file: string; passed: number; failed: number; skipped: nu
 
 const NO_CLUSTER_MARK = /^\/\/ test: no cluster$/m;
 
-/** The environment of a run with no cluster: nothing points at an API server, NATS, Prometheus or the S3 server. */
+/**
+ * The environment of a run with no cluster: nothing points at an API server, NATS, Prometheus or the S3 server;
+ * the cluster's binaries (promtool among them) are on PATH as in a cluster run.
+ */
 function noClusterEnv(): Record<string, string> {
   const env = { ...process.env } as Record<string, string>;
   for (const key of ['KUBECONFIG', 'NATS_URL', 'PROMETHEUS_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'LOOPLINE_S3_BUCKET']) delete env[key];
+  const path = /^export PATH=(.*)$/m.exec(spawnSync('bash', [cluster, 'env'], { env, encoding: 'utf8' }).stdout)?.[1];
+  if (path) env.PATH = path.replace('$PATH', process.env.PATH ?? '');
   return env;
 }
 

@@ -21,7 +21,7 @@ const TARGET_LABELS = ['namespace', 'pod', 'inference_service'];
 
 function promtool(...args: string[]) {
   const result = spawnSync('promtool', args, { encoding: 'utf8' });
-  if (result.error) throw new Error(`promtool not found (Debian package prometheus): ${result.error.message}`);
+  if (result.error) throw new Error(`promtool not found (bash e2e/cluster/cluster.sh build puts it in the cache; npm test puts it on PATH): ${result.error.message}`);
   return result;
 }
 

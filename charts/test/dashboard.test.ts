@@ -51,7 +51,7 @@ test('every query is valid PromQL (promtool check rules)', () => {
       return spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
     };
     const result = check(queries.map((q) => expand(q.expr)));
-    if (result.error) throw new Error(`promtool not found (Debian package prometheus): ${result.error.message}`);
+    if (result.error) throw new Error(`promtool not found (bash e2e/cluster/cluster.sh build puts it in the cache; npm test puts it on PATH): ${result.error.message}`);
     assert.is(result.status, 0, result.stdout + result.stderr);
     assert.match(result.stdout, new RegExp(`SUCCESS: ${queries.length} rules found`));
     // promtool is a real check: a broken query fails it.

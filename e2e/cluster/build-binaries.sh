@@ -10,6 +10,7 @@ KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.25}"
 KUEUE_VERSION="${KUEUE_VERSION:-v0.17.0}"
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
 
 CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
@@ -72,6 +73,20 @@ build_kueue() {
   mv "$KUEUE_DIR/crds.tmp" "$KUEUE_DIR/crds"
 }
 
+# Prometheus and promtool with Kubernetes service discovery only (besides file and static, which are
+# always in): the plugins' build tags drop every other cloud's discovery and its SDK. No web UI assets
+# (tag builtinassets): the API is what the canary analysis and the tests use. Its go.mod has no replace
+# directives, so `go install` takes it as it is.
+build_prometheus() {
+  local out="$CACHE/bin/prometheus-$PROMETHEUS_VERSION" dir
+  if [[ -x $out/prometheus && -x $out/promtool ]]; then log "prometheus: cached"; return; fi
+  dir="$(go mod download -json "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  log "prometheus: building prometheus and promtool $(cat "$dir/VERSION")"
+  GOBIN="$out" go install -tags remove_all_sd,enable_kubernetes_sd -trimpath \
+    -ldflags "-s -w -X github.com/prometheus/common/version.Version=$(cat "$dir/VERSION")" \
+    "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+}
+
 start=$(date +%s)
 minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
 kube_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
@@ -90,4 +105,5 @@ OUT="$CACHE/bin/traefik-$TRAEFIK_VERSION" build_in_wrapper traefik "github.com/t
   "$(cd "$WORK" && go_mod_directives "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")" \
   "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik
 build_kueue
-log "all binaries in $BIN and $KUEUE_DIR after $(( $(date +%s) - start ))s"
+build_prometheus
+log "all binaries in $BIN, $KUEUE_DIR and $CACHE/bin/prometheus-$PROMETHEUS_VERSION after $(( $(date +%s) - start ))s"

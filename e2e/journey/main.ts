@@ -56,7 +56,7 @@ function options(): PlatformOptions {
 async function platform(opts: PlatformOptions): Promise<void> {
   reporter.step('Gateway API CRDs (HTTPRoute, from sigs.k8s.io/gateway-api through the Go module proxy)');
   reporter.command(await installGatewayApi());
-  reporter.step('Prometheus (Debian) on loopback, scraping predictor pods');
+  reporter.step('Prometheus on loopback, finding predictor pods through Kubernetes discovery');
   reporter.progress(`${await startPrometheus(opts)}`);
   reporter.step('helm upgrade --install loopline charts/loopline -n loopline-system');
   const install = await installChart(opts);

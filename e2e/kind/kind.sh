@@ -27,6 +27,8 @@ up() {
   for image in operator predictor example-trainer; do kind load docker-image --name "$NAME" "loopline/$image:$VERSION"; done
   log "NATS and Prometheus"
   kubectl apply -f "$HERE/infra.yaml" >/dev/null
+  kubectl -n loopline-infra create configmap prometheus --from-file=prometheus.yml="$HERE/prometheus.yml" \
+    --from-file=scrape-configs.yaml="$ROOT/e2e/prometheus/scrape-configs.yaml" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl -n loopline-infra rollout status deployment/nats deployment/prometheus --timeout=180s
   log "Gateway API CRDs $GATEWAY_API_VERSION (standard channel)"
   local dir; dir="$(GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Debian's Prometheus on loopback, scraping the predictor pods of a local cluster the way a cluster
-# Prometheus does: Kubernetes pod discovery (through a kubeconfig), the prometheus.io/* annotations the
-# operator puts on predictor pods, and the namespace / inference_service labels the canary analysis
-# queries by. Only pod addresses of the local clusters (198.19.0.0/16) are ever scraped.
+# Prometheus (built from its Go module by `cluster.sh build`, on PATH from `cluster.sh env`) on loopback,
+# scraping the predictor pods of a local cluster the way a cluster's Prometheus does: Kubernetes pod
+# discovery (through KUBECONFIG), the prometheus.io/* annotations the operator puts on predictor pods,
+# and the namespace / pod / inference_service labels the canary analysis queries by. The scrape job is
+# e2e/prometheus/scrape-configs.yaml, the one the kind setup uses too (config.ts writes the config).
 #
 #   prometheus.sh up       start it (idempotent); prints its URL
 #   prometheus.sh down     stop it and delete its data
@@ -24,7 +25,7 @@ log() { printf '[prometheus %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 alive() { [[ -f "$STATE/$1.pid" ]] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
-running() { alive prometheus && alive discovery; }
+running() { alive prometheus; }
 
 stop_one() {
   alive "$1" || return 0
@@ -34,48 +35,16 @@ stop_one() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
-ensure_binary() {
-  command -v prometheus >/dev/null && return
-  log "installing prometheus (Debian)"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null
-  # The package starts a system service on :9090 scraping localhost; we run our own.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
-  if command -v service >/dev/null; then service prometheus stop >/dev/null 2>&1 || true; fi
-}
-
-write_config() {
-  # Debian builds Prometheus without Kubernetes service discovery, so discovery.ts plays it: it watches
-  # pods and writes the targets (with the labels a kubernetes_sd relabelling would give) to a file_sd file.
-  cat >"$STATE/prometheus.yml" <<YAML
-global:
-  scrape_interval: $INTERVAL
-  scrape_timeout: $INTERVAL
-  evaluation_interval: $INTERVAL
-scrape_configs:
-  - job_name: loopline-predictors
-    file_sd_configs:
-      - files: [$STATE/targets.json]
-        refresh_interval: 1s
-    relabel_configs:
-      # Pod addresses of the local clusters only, whatever the file says: nothing outside this machine is ever scraped.
-      - source_labels: [__address__]
-        regex: 198\.19\.\d+\.\d+:\d+
-        action: keep
-YAML
-}
+BUILD_HINT="the Prometheus built from its Go module (bash e2e/cluster/cluster.sh build) comes first on PATH with eval \"\$(bash e2e/cluster/cluster.sh env)\""
 
 up() {
   [[ -n "${KUBECONFIG:-}" ]] || { log "KUBECONFIG is not set: eval \"\$(bash e2e/cluster/cluster.sh env)\" first"; return 1; }
-  ensure_binary
+  command -v prometheus >/dev/null || { log "prometheus is not on PATH: $BUILD_HINT"; return 1; }
   mkdir -p "$STATE"
   if running; then echo "$URL"; return; fi
-  stop_one discovery; stop_one prometheus
-  write_config
-  echo '[]' >"$STATE/targets.json"
-  # Both detached from our stdio so callers that capture our output are not held open.
-  cd "$ROOT" # tsx resolves from the repository's node_modules
-  setsid node --import tsx e2e/prometheus/discovery.ts --out "$STATE/targets.json" </dev/null >"$STATE/discovery.log" 2>&1 &
-  echo $! >"$STATE/discovery.pid"
+  stop_one prometheus
+  (cd "$ROOT" && node --import tsx e2e/prometheus/config.ts --kubeconfig "$KUBECONFIG" --interval "$INTERVAL") >"$STATE/prometheus.yml"
+  # Detached from our stdio so callers that capture our output are not held open.
   setsid prometheus --config.file="$STATE/prometheus.yml" --storage.tsdb.path="$STATE/data" \
     --storage.tsdb.retention.time=1d --web.listen-address="127.0.0.1:$PORT" --log.level=warn \
     </dev/null >"$STATE/prometheus.log" 2>&1 &
@@ -85,14 +54,14 @@ up() {
     alive prometheus || break
     sleep 0.2
   done
-  log "prometheus did not become ready; see $STATE/prometheus.log"
+  # Debian's prometheus, built without Kubernetes discovery, refuses the config ("field kubernetes_sd_configs not found").
+  log "prometheus did not become ready; see $STATE/prometheus.log ($BUILD_HINT)"
   tail -5 "$STATE/prometheus.log" >&2 || true
   return 1
 }
 
 down() {
   stop_one prometheus
-  stop_one discovery
   rm -rf "$STATE"
   log "stopped"
 }

@@ -5,8 +5,8 @@
  *
  * Real components throughout: the kube-apiserver of the local cluster, the chart installed by helm, the
  * operator as a local process authenticated with the chart's ServiceAccount token (so the chart's RBAC is
- * all it has), the local-kubelet running the trainer and the predictors as processes, Debian's Prometheus
- * scraping them, NATS with JetStream. Needs KUBECONFIG and NATS_URL (`npm test -- journey` sets both).
+ * all it has), the local-kubelet running the trainer and the predictors as processes, Prometheus (built from
+ * its Go module) finding them through Kubernetes discovery and scraping them, NATS with JetStream. Needs KUBECONFIG and NATS_URL (`npm test -- journey` sets both).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';

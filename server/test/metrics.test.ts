@@ -1,6 +1,6 @@
 // Metrics: the names the issue asks for, labelled by model, version and outcome, the
 // conventional http_request_duration_seconds with a status label, and the whole
-// exposition passing `promtool check metrics` (Debian's prometheus package).
+// exposition passing `promtool check metrics` (built from Prometheus' Go module by `cluster.sh build`).
 // test: no cluster
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
@@ -55,7 +55,7 @@ test('http_request_duration_seconds has method, route and status labels', () => 
 
 test('promtool check metrics accepts the exposition without findings', () => {
   const run = spawnSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
-  assert.ok(!run.error, `promtool not runnable (apt-get install prometheus): ${run.error?.message}`);
+  assert.ok(!run.error, `promtool not runnable (bash e2e/cluster/cluster.sh build; npm test puts it on PATH): ${run.error?.message}`);
   assert.is(run.status, 0, `${run.stdout}${run.stderr}`);
   assert.is(`${run.stdout}${run.stderr}`.trim(), '');
 });

@@ -19,7 +19,7 @@ import { cloudEvent } from '../../events/cloudevents.ts';
 import { LifecyclePublisher } from '../../events/publisher.ts';
 import { ensureStream } from '../../events/stream.ts';
 import { freePort } from '../../../test/support/local.ts';
-import { startPrometheus, type TestPrometheus } from '../../inferenceservice/test/support/prometheus.ts';
+import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 import { ServerMetrics } from '../../../server/src/metrics/metrics.ts';
 import { run } from '../main.ts';
 

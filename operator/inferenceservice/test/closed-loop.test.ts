@@ -1,9 +1,9 @@
 /**
  * The closed loop end to end on the local cluster, with every part real: the operator (TrainingJob, ModelVersion
  * and InferenceService controllers, wired as operator/main.ts wires them), the example trainer and the predictor
- * server run as processes by the local kubelet on loopback pod IPs, Debian's Prometheus scraping those pods, and
- * nats-server with JetStream. The test plays two roles a cluster would have: the gateway (HTTPRoute weights →
- * ready pods of the chosen Service; see support/gateway.ts) and Prometheus' pod discovery.
+ * server run as processes by the local kubelet in pod network namespaces, Prometheus finding those pods through
+ * Kubernetes discovery and scraping them, and nats-server with JetStream. The test plays one role a cluster would
+ * have: the gateway (HTTPRoute weights → ready pods of the chosen Service; see support/gateway.ts).
  *
  *   train v1 → Production → served → shifted inputs → the predictor's drift event → status.drift → one retrain
  *   (duplicates replayed) → v2 registered as candidate → canary 50 → 100 on real traffic → promoted, v1 Archived
@@ -28,8 +28,8 @@ import { createOperator } from '../../main.ts';
 import { inferenceServiceSettings, setUpInferenceServices, type InferenceServiceRuntime } from '../config.ts';
 import { gatewayApiRouter } from '../router/index.ts';
 import { createNamespace, deleteNamespace, installCrds, quietLogger, requireKubeconfig, sleep, uniqueName, waitFor } from './support/cluster.ts';
-import { followPredictorPods, TestGateway } from './support/gateway.ts';
-import { startPrometheus, type TestPrometheus } from './support/prometheus.ts';
+import { TestGateway } from './support/gateway.ts';
+import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const kc = requireKubeconfig();
@@ -46,7 +46,6 @@ let nc: NatsConnection;
 let kubelet: LocalKubelet;
 let operator: Engine;
 let runtime: InferenceServiceRuntime;
-let pods: { stop(): void };
 const gateway = new TestGateway(api, ns);
 const lifecycle: Array<{ type: string; data: any }> = [];
 const driftEvents: Array<{ subject: string; raw: Uint8Array; event: any }> = [];
@@ -128,8 +127,7 @@ test.before(async () => {
   await installCrds(api);
   await createNamespace(api, ns);
   outputDir = mkdtempSync(join(tmpdir(), 'isvc-loop-'));
-  prometheus = await startPrometheus({ scrapeIntervalMs: 500 });
-  pods = followPredictorPods(api, ns, prometheus);
+  prometheus = await startPrometheus({ scrapeIntervalMs: 500, discover: { namespace: ns } });
   nc = await connect({ servers: process.env.NATS_URL });
   const events = nc.subscribe(`loopline.events.${ns}.inferenceservice.>`);
   void (async () => {
@@ -161,7 +159,6 @@ test.after(async () => {
   await deleteNamespace(api, ns);
   await waitFor('predictor and trainer pods gone', async () => (await api.list(kinds.Pod, ns)).items.length === 0, 20_000).catch(() => undefined);
   await kubelet?.stop();
-  pods?.stop();
   await prometheus?.stop();
   await nc?.close();
   rmSync(outputDir, { recursive: true, force: true });
@@ -188,6 +185,14 @@ test('a trained version promoted to production is served by a real predictor pro
   });
   assert.is(answer.version, '1');
   assert.is(answer.body.predictions.length, 3);
+  // Prometheus found the predictor pod through Kubernetes discovery, from the annotations the operator set.
+  const pod = (await api.list(kinds.Pod, ns, { labelSelector: `loopline.dev/inferenceservice=${ISVC}` })).items.find((p) => p.status?.phase === 'Running')!;
+  const target = await waitFor('the predictor pod scraped', async () => {
+    const body = (await (await fetch(`${prometheus.url}/api/v1/targets?state=active`)).json()) as { data: { activeTargets: Array<{ scrapeUrl: string; health: string; labels: Record<string, string>; discoveredLabels: Record<string, string> }> } };
+    return body.data.activeTargets.find((t) => t.discoveredLabels.__meta_kubernetes_pod_name === pod.metadata.name && t.health === 'up');
+  }, 20_000);
+  assert.is(target.scrapeUrl, `http://${pod.status.podIP}:8080/metrics`);
+  assert.equal([target.labels.namespace, target.labels.inference_service], [ns, ISVC]);
   assert.ok(answer.body.predictions.every((p: any) => JSON.stringify(p).match(/\d/)), JSON.stringify(answer.body));
   void trafficLoop();
 });

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { analysisQueries, measureCanary } from '../analysis.ts';
 import { judge } from '../canary.ts';
-import { startPrometheus, type TestPrometheus } from './support/prometheus.ts';
+import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 
 interface FakeTraffic {
   requests: Counter<'model' | 'model_version' | 'outcome'>;

@@ -13,7 +13,7 @@ import { connectTo, startNats, type TestNats } from '../../events/test/support/n
 import { gatewayApiRouter, istioRouter } from '../router/index.ts';
 import { registerInferenceServices } from '../index.ts';
 import { createNamespace, deleteNamespace, installCrds, quietLogger, registerVersion, requireKubeconfig, setEffectiveAliases, sleep, uniqueName, waitFor } from './support/cluster.ts';
-import { startPrometheus, type TestPrometheus } from './support/prometheus.ts';
+import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 import { versionEndpoint, type Behaviour, type VersionEndpoint } from './support/traffic.ts';
 import { KubeApi } from '../../engine/index.ts';
 import { run as runCli } from '../../cli/main.ts';
@@ -159,7 +159,7 @@ test('a canary that errs, and one that is slow, are rolled back on their own wit
     assert.is(isvc.status.stableVersion, 1);
     assert.is(isvc.status.canaryVersion, 2);
     assert.is(isvc.status.analysis.failedChecks, 2);
-    assert.match(isvc.status.analysis.message, pattern);
+    assert.match(isvc.status.analysis.message, pattern, `${name}: ${isvc.status.analysis.message}`);
     if (name === 'errs') assert.ok(isvc.status.analysis.errorRate > 0.2, `errorRate ${isvc.status.analysis.errorRate}`);
     else assert.ok(isvc.status.analysis.latencyP95Ms > 100, `p95 ${isvc.status.analysis.latencyP95Ms}`);
     // Status is written before the route (a restart resumes from status): the route follows right after.

@@ -1,13 +1,11 @@
 /**
- * What a Gateway API implementation and Prometheus' kubernetes_sd would do on a real cluster, done by the test
- * from the API server's own objects: requests are split by the HTTPRoute's backendRef weights and sent to a ready
- * endpoint of the chosen Service (its selected pods whose Ready condition the kubelet set);
- * a backend without a ready endpoint answers 503 at the gateway, as Envoy's "no healthy upstream" does. Scrape
- * targets are the namespace's predictor pods with a pod IP, labelled like a Kubernetes scrape config labels them.
+ * What a Gateway API implementation would do on a real cluster, done by the test from the API server's own
+ * objects: requests are split by the HTTPRoute's backendRef weights and sent to a ready endpoint of the chosen
+ * Service (its selected pods whose Ready condition the kubelet set); a backend without a ready endpoint answers
+ * 503 at the gateway, as Envoy's "no healthy upstream" does.
  */
-import { kinds, type KubeApi, type KubeObject } from '../../../engine/index.ts';
+import { kinds, type KubeApi } from '../../../engine/index.ts';
 import { PREDICTOR_PORT } from '../../desired.ts';
-import type { TestPrometheus } from './prometheus.ts';
 
 export interface GatewayAnswer {
   status: number;
@@ -63,25 +61,4 @@ export class TestGateway {
     const body = await response.json().catch(() => undefined);
     return { status: response.status, backend: backend.name, version: response.headers.get('x-model-version') ?? undefined, body };
   }
-}
-
-/** Keeps Prometheus' targets on the namespace's predictor pods, as kubernetes_sd_configs with relabelling would. */
-export function followPredictorPods(api: KubeApi, namespace: string, prometheus: TestPrometheus, periodMs = 500): { stop(): void } {
-  let stopped = false;
-  const loop = async () => {
-    while (!stopped) {
-      const pods = (await api.list(kinds.Pod, namespace, { labelSelector: 'loopline.dev/inferenceservice' }).catch(() => ({ items: [] as KubeObject[] }))).items;
-      prometheus.setTargets(
-        pods
-          .filter((pod) => pod.status?.podIP && pod.status?.phase === 'Running' && !pod.metadata.deletionTimestamp)
-          .map((pod) => ({
-            address: `${pod.status.podIP}:${PREDICTOR_PORT}`,
-            labels: { namespace, inference_service: pod.metadata.labels?.['loopline.dev/inferenceservice'] ?? '', pod: pod.metadata.name },
-          })),
-      );
-      await new Promise((resolve) => setTimeout(resolve, periodMs));
-    }
-  };
-  void loop();
-  return { stop: () => void (stopped = true) };
 }

@@ -1,13 +1,17 @@
 /**
- * A real Prometheus (Debian's `prometheus` binary) for tests, scraping the targets the test names through a
- * file_sd file it can rewrite at any time (predictor pods come and go during a rollout). Each target carries
- * the labels a Kubernetes scrape config would add: namespace and inference_service.
+ * A real Prometheus for tests: the one built from its Go module with Kubernetes discovery (`cluster.sh build`;
+ * `cluster.sh env` puts it first on PATH). With `discover`, it finds the predictor pods of a namespace as on a
+ * cluster: Kubernetes pod discovery and the prometheus.io/* annotations, with the project's one scrape config
+ * (e2e/prometheus/scrape-configs.yaml). Metrics endpoints that are not pods (a test's own) are scraped from
+ * a file_sd file the test can rewrite at any time, each target labelled as the Kubernetes job labels a pod
+ * (namespace, inference_service).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../../../test/support/local.ts';
+import { prometheusConfig } from '../../e2e/prometheus/config.ts';
+import { freePort } from './local.ts';
 
 export interface ScrapeTarget {
   address: string;
@@ -23,7 +27,13 @@ export interface TestPrometheus {
   stop(): Promise<void>;
 }
 
-export async function startPrometheus(options: { scrapeIntervalMs?: number } = {}): Promise<TestPrometheus> {
+export interface TestPrometheusOptions {
+  scrapeIntervalMs?: number;
+  /** Scrape the predictor pods of this namespace, found through the API server of `kubeconfig` (default KUBECONFIG). */
+  discover?: { namespace: string; kubeconfig?: string };
+}
+
+export async function startPrometheus(options: TestPrometheusOptions = {}): Promise<TestPrometheus> {
   const scrapeIntervalMs = options.scrapeIntervalMs ?? 1000;
   const dir = mkdtempSync(join(tmpdir(), 'loopline-prometheus-'));
   const targetsFile = join(dir, 'targets.json');
@@ -33,21 +43,15 @@ export async function startPrometheus(options: { scrapeIntervalMs?: number } = {
     renameSync(`${targetsFile}.tmp`, targetsFile);
   };
   setTargets([]);
-  const seconds = `${scrapeIntervalMs}ms`;
+  const kubeconfig = options.discover ? (options.discover.kubeconfig ?? process.env.KUBECONFIG) : undefined;
+  if (options.discover && !kubeconfig) throw new Error('Prometheus discovery needs a kubeconfig: pass one or set KUBECONFIG');
   writeFileSync(
     join(dir, 'prometheus.yml'),
-    [
-      'global:',
-      `  scrape_interval: ${seconds}`,
-      `  evaluation_interval: ${seconds}`,
-      'scrape_configs:',
-      '  - job_name: predictors',
-      `    scrape_timeout: ${seconds}`,
-      '    file_sd_configs:',
-      `      - files: [${JSON.stringify(targetsFile)}]`,
-      '        refresh_interval: 1s',
-      '',
-    ].join('\n'),
+    prometheusConfig({
+      scrapeInterval: `${scrapeIntervalMs}ms`,
+      ...(kubeconfig ? { kubeconfig, namespaces: [options.discover!.namespace] } : {}),
+      extraScrapeConfigs: [{ job_name: 'endpoints', file_sd_configs: [{ files: [targetsFile], refresh_interval: '1s' }] }],
+    }),
   );
   const port = await freePort();
   const child = spawn(
@@ -62,10 +66,10 @@ export async function startPrometheus(options: { scrapeIntervalMs?: number } = {
   child.once('error', (error) => (spawnError = error));
   const url = `http://127.0.0.1:${port}`;
   for (let attempt = 0; ; attempt++) {
-    if (spawnError) throw new Error(`cannot start prometheus (apt-get install prometheus): ${spawnError.message}`);
+    if (spawnError) throw new Error(`cannot start prometheus (bash e2e/cluster/cluster.sh build, then eval "$(bash e2e/cluster/cluster.sh env)"): ${spawnError.message}`);
     const ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
     if (ready) break;
-    if (attempt > 150) throw new Error(`prometheus did not become ready: ${stderr}`);
+    if (attempt > 150 || child.exitCode !== null) throw new Error(`prometheus did not become ready (is it the build with Kubernetes discovery, from \`cluster.sh env\`'s PATH?): ${stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return {
