@@ -21,11 +21,12 @@ function evictionsOf(workload: KubeObject): number {
 export function queueStatus(job: TrainingJob, attemptJob: string | undefined, workload: KubeObject | undefined): TrainingJobQueueStatus | undefined {
   const localQueue = job.spec.queueName;
   if (!localQueue) return undefined;
-  if (!workload) {
+  // No Workload, or one Kueue has not decided on yet: one state, so a job is not written twice before Kueue says anything.
+  if (!workload?.status?.conditions?.length) {
     const what = attemptJob ? `Job ${attemptJob}` : 'the next attempt';
     return {
       localQueue, state: 'Queued', reason: 'WaitingForWorkload',
-      message: `waiting for Kueue to make a Workload of ${what} (is Kueue running with the batch/job integration?)`,
+      message: `waiting for Kueue to queue ${what}: no Workload of it yet, or none Kueue has decided on (is Kueue running with the batch/job integration?)`,
       ...(job.status?.queue?.evictions ? { evictions: job.status.queue.evictions } : {}),
     };
   }

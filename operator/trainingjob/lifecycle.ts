@@ -213,7 +213,6 @@ export function planTrainingJob(job: TrainingJob, observed: Observed, now: Date,
   const startTime = job.status?.startTime ?? earliest(observed.jobs.map((j) => j.status?.startTime));
   const status: TrainingJobStatus = { ...baseStatus(job), attempts: attempt };
   delete status.queue;
-  if (startTime) status.startTime = startTime;
 
   if (job.spec.suspend) {
     const stopping = current && jobActive(current) ? [current.metadata.name] : [];
@@ -246,6 +245,8 @@ export function planTrainingJob(job: TrainingJob, observed: Observed, now: Date,
   const workload = observed.workloads.find((w) => controllerOf(w)?.uid === current.metadata.uid);
   const queue = queueStatus(job, current.metadata.name, workload);
   if (queue) status.queue = queue;
+  // Recorded once a pod ran or the attempt ended, not when the Job controller starts the Job: one status write less per job.
+  if (startTime && (job.status?.startTime || obs.running || obs.complete || obs.failed)) status.startTime = startTime;
 
   if (obs.complete) return { kind: 'judge', attempt, message: obs.complete.message, status, deleteJobs: stale };
   if (obs.failed) {

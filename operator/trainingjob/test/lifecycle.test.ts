@@ -32,7 +32,7 @@ const rows: Row[] = [
     expect: (p) => assert.equal([start(p).attempt, start(p).activeDeadlineSeconds], [1, 60]),
   },
   {
-    name: 'status catches up with a new attempt: Pending, attempts, start time from the Job, AttemptStarted',
+    name: 'status catches up with a new attempt: Pending, attempts, AttemptStarted; no start time before a pod runs',
     plan: () => {
       const job = trainingJob({ workers: 2 });
       const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
@@ -40,7 +40,7 @@ const rows: Row[] = [
     },
     expect: (p) => {
       const h = hold(p);
-      assert.equal([h.status.phase, h.status.attempts, h.status.startTime], ['Pending', 1, T0]);
+      assert.equal([h.status.phase, h.status.attempts, h.status.startTime], ['Pending', 1, undefined]);
       assert.equal(h.events.map((e) => `${e.reason}: ${e.message}`), ['AttemptStarted: attempt 1 of 4: created Job credit-1 (2 pod(s))']);
       assert.equal(h.deleteJobs, []);
     },
@@ -83,14 +83,14 @@ const rows: Row[] = [
     expect: (p) => assert.is(start(p).attempt, 1),
   },
   {
-    name: 'pending pods keep the job Pending; a running pod makes it Running',
+    name: 'pending pods keep the job Pending; a running pod makes it Running, its start time the Job\'s',
     plan: () => {
-      const job = trainingJob({}, { phase: 'Pending', attempts: 1, startTime: T0 });
+      const job = trainingJob({}, { phase: 'Pending', attempts: 1 });
       const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
       return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Running' })]), at(1), opts);
     },
     expect: (p) => {
-      assert.is(hold(p).status.phase, 'Running');
+      assert.equal([hold(p).status.phase, hold(p).status.startTime], ['Running', T0]);
       assert.equal(hold(p).events.map((e) => e.reason), ['Running']);
     },
   },
@@ -212,7 +212,7 @@ const rows: Row[] = [
       const job = trainingJob({ queueName: 'team-a' }, { phase: 'Pending', attempts: 1 });
       return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Active' })]), at(1), opts);
     },
-    expect: (p) => assert.match(hold(p).status.queue!.message, /waiting for Kueue to make a Workload of Job credit-1/),
+    expect: (p) => assert.match(hold(p).status.queue!.message, /waiting for Kueue to queue Job credit-1: no Workload of it yet/),
   },
   {
     name: 'admission is recorded with its ClusterQueue and announced once',
