@@ -23,7 +23,7 @@ up() {
   log "building and loading images"
   docker build -q -f "$ROOT/Dockerfile.operator" -t "loopline/operator:$VERSION" "$ROOT"
   docker build -q -f "$ROOT/Dockerfile.server" -t "loopline/predictor:$VERSION" "$ROOT"
-  docker build -q -f "$HERE/Dockerfile.trainer" -t "loopline/example-trainer:$VERSION" "$ROOT"
+  docker build -q -f "$ROOT/Dockerfile.trainer" -t "loopline/example-trainer:$VERSION" "$ROOT"
   for image in operator predictor example-trainer; do kind load docker-image --name "$NAME" "loopline/$image:$VERSION"; done
   log "NATS and Prometheus"
   kubectl apply -f "$HERE/infra.yaml" >/dev/null
