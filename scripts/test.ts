@@ -83,7 +83,8 @@ function runFile(file: string, env: Record<string, string>, stream = true): Prom
       if (Number.isNaN(total)) {
         resolve({ file: rel, passed: 0, failed: 1, skipped: 0, seconds, note: `no uvu summary (exit ${code})` });
       } else {
-        const failed = total - passed - skipped + (code !== 0 && total === passed + skipped ? 1 : 0);
+        // uvu's Total counts the tests that ran: skipped ones are not in it.
+        const failed = total - passed + (code !== 0 && total === passed ? 1 : 0);
         resolve({ file: rel, passed, failed, skipped, seconds, note: code !== 0 ? `exit ${code}` : undefined });
       }
     });
