@@ -230,4 +230,23 @@ it('trainer image, as the operator runs a TrainingJob\'s pod (restricted pod sec
   assert.ok(result.metrics.auc >= 0.75, `auc ${result.metrics.auc} passes the example's registration gate`);
 });
 
+it('npm run images writes OCI archives skopeo reads, named for containerd (kind load image-archive) and OCI tools', () => {
+  const out = join(scratch, 'archives');
+  const written = spawnSync('bash', [IMAGES, 'archives'], { encoding: 'utf8', env: { ...process.env, LOOPLINE_IMAGES_OUT: out }, timeout: 10 * 60_000 });
+  assert.is(written.status, 0, written.stderr);
+  const entrypoints: Record<string, string[]> = {
+    operator: ['/nodejs/bin/node', 'operator/main.js'],
+    predictor: ['/nodejs/bin/node', 'server/src/main.js'],
+    'example-trainer': ['/nodejs/bin/node', 'examples/trainer/src/main.js'],
+  };
+  for (const [image, entrypoint] of Object.entries(entrypoints)) {
+    const archive = `oci-archive:${join(out, `loopline-${image}.tar`)}`;
+    const config = JSON.parse(spawnSync('skopeo', ['inspect', '--config', archive], { encoding: 'utf8' }).stdout).config;
+    assert.equal(config.Entrypoint, entrypoint, image);
+    assert.is(config.User, '65532:65532', image);
+    const index = JSON.parse(spawnSync('tar', ['-xOf', join(out, `loopline-${image}.tar`), './index.json'], { encoding: 'utf8' }).stdout);
+    assert.equal(index.manifests[0].annotations, { 'org.opencontainers.image.ref.name': `loopline/${image}:0.1.0`, 'io.containerd.image.name': `docker.io/loopline/${image}:0.1.0` });
+  }
+});
+
 test.run();
