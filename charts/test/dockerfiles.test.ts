@@ -1,4 +1,4 @@
-// Dockerfile.operator and Dockerfile.server, checked without a Docker engine (none exists here): their shape
+// Dockerfile.operator, Dockerfile.server and Dockerfile.trainer, checked without a Docker engine: their shape
 // (multi-stage, production dependencies only, non-root, onnxruntime-node-install=skip honoured), that what they
 // prune is never imported, and — running each build stage's own COPY/RUN lines — that the assembled image
 // content starts: the predictor serves a real ONNX model, the operator answers its probes against the real API server.
@@ -14,11 +14,12 @@ import { CHART, ROOT, deleteNamespace, kubectl, requireKubeconfig, uniqueNamespa
 import { assembleRuntime, makeWritable, readDockerfile, runBuildStage, type Stage } from './support/dockerfile.ts';
 import { freePort } from '../../test/support/local.ts';
 
-// The operator ships as one esbuild bundle (no node_modules in the image); the predictor with its
-// production dependencies (onnxruntime-node's native library cannot be bundled).
+// The operator ships as one esbuild bundle (no node_modules in the image); the predictor and the trainer with
+// their production dependencies (onnxruntime-node's native library cannot be bundled).
 const IMAGES = [
   { file: 'Dockerfile.operator', entry: 'operator/main.ts', bundled: true },
   { file: 'Dockerfile.server', entry: 'server/src/main.ts', bundled: false },
+  { file: 'Dockerfile.trainer', entry: 'examples/trainer/src/main.ts', bundled: false },
 ];
 const values = load(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as any;
 
