@@ -3,20 +3,24 @@
 // arguments by e2e/images/podman.ts (user 65532, read-only root filesystem, no capabilities, no privilege
 // escalation, RuntimeDefault seccomp, the env, resource limits and volumes of the spec). The operator
 // reconciles against the local API server as the chart's ServiceAccount with a TokenRequest token; the
-// predictor, in a network namespace of its own, serves the example model; the trainer trains and writes
-// its result to the termination message. Where buildah or podman is missing every test is skipped.
+// predictor, in a pod network namespace on the cluster's bridge, serves the example model from the local S3 server; the
+// trainer, in one too, trains on a data set in S3, uploads its model there and writes its result to the
+// termination message. Where buildah or podman is missing every test is skipped.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { dump, load } from 'js-yaml';
 import { CHART, ROOT, deleteNamespace, find, kubectl, render, requireKubeconfig, run, KUBECTL, uniqueNamespace, type Manifest } from './support/chart.ts';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { freePort } from '../../test/support/local.ts';
-import { networkNamespace, podmanRun, type ContainerRun } from '../../e2e/images/podman.ts';
+import { requireS3, type LocalS3 } from '../../test/support/s3.ts';
+import { STORAGE_ENV, storageSettingsFromEnv } from '../../operator/api/storage-env.ts';
+import { podmanRun, type ContainerRun } from '../../e2e/images/podman.ts';
+import { PodNetwork, podNetworkFromEnv, type PodSandbox } from '../../e2e/local-kubelet/network.ts';
 import { predictorDeployment } from '../../operator/inferenceservice/desired.ts';
 import { desiredPod } from '../../operator/trainingjob/pods.ts';
 import { generateCreditRisk, toCsv } from '../../examples/trainer/src/dataset.ts';
@@ -83,15 +87,37 @@ function stop(name: string): number {
   return Number(podman(['inspect', '--format', '{{.State.ExitCode}}', name]));
 }
 
-/** The example trainer's model, trained on this machine: what the predictor serves. */
-function trainExampleModel(dir: string): any {
+/** The example trainer's model, trained by the trainer on this machine into S3: what the predictor serves. */
+function trainExampleModel(dir: string, output: string): any {
   const resultPath = join(dir, 'result.json');
   const trained = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'examples/trainer/src/main.ts')], {
     cwd: ROOT, encoding: 'utf8',
-    env: { ...process.env, LOOPLINE_OUTPUT_URI: `file://${dir}/model`, LOOPLINE_RESULT_PATH: resultPath, HP_ROWS: '2000', HP_EPOCHS: '50' },
+    env: { ...process.env, LOOPLINE_OUTPUT_URI: output, LOOPLINE_RESULT_PATH: resultPath, HP_ROWS: '2000', HP_EPOCHS: '50' },
   });
   if (trained.status !== 0) throw new Error(`training the example model failed: ${trained.stderr}`);
   return JSON.parse(readFileSync(resultPath, 'utf8'));
+}
+
+const S3_SECRET = 'loopline-s3';
+
+/** The storage settings the operator gives pods (the chart's objectStorage values) for the local S3 server, and the Secret with its keys. */
+function podStorage(s3: LocalS3) {
+  const settings = storageSettingsFromEnv(s3.operatorEnv(S3_SECRET));
+  const secrets = { [S3_SECRET]: { [STORAGE_ENV.accessKeyId]: s3.env[STORAGE_ENV.accessKeyId], [STORAGE_ENV.secretAccessKey]: s3.secretAccessKey } };
+  return { settings, secrets };
+}
+
+/** Pod network namespaces on the cluster's bridge, as the local-kubelet makes them (addresses leased from the same pool). */
+let podNetwork: PodNetwork | undefined;
+function sandboxFor(owner: string): Promise<PodSandbox> {
+  podNetwork ??= new PodNetwork(podNetworkFromEnv(), join(process.env.LOOPLINE_CACHE ?? join(process.env.HOME ?? '/root', '.cache/loopline'), 'local-kubelet', 'addresses'));
+  return podNetwork.attach(owner);
+}
+
+async function s3Digest(s3: LocalS3, uri: string): Promise<string> {
+  const { pathname, host } = new URL(uri);
+  const object = await s3.client.send(new GetObjectCommand({ Bucket: host, Key: pathname.slice(1) }));
+  return `sha256:${createHash('sha256').update(await object.Body!.transformToByteArray()).digest('hex')}`;
 }
 
 test.before(() => {
@@ -161,23 +187,26 @@ it('operator image, as the chart\'s ServiceAccount under the chart\'s pod securi
   }
 });
 
-it('predictor image, in its own network namespace under the operator\'s pod security: loads the example model, answers health, readiness and a prediction', async () => {
+it('predictor image, in a pod network namespace under the operator\'s pod security: fetches the example model from S3, answers health, readiness and a prediction', async () => {
+  const s3 = requireS3('images');
   const dir = join(scratch, 'predictor-model');
   mkdirSync(dir, { recursive: true });
-  const result = trainExampleModel(dir);
+  const result = trainExampleModel(dir, s3.uri('predictor/model'));
+  assert.match(result.artifact.uri, /^s3:\/\//);
   const isvc = load(readFileSync(join(ROOT, 'examples/inferenceservice.yaml'), 'utf8')) as any;
   isvc.metadata.namespace = 'images';
   // The operator's defaults for a predictor (the chart's predictor.resources), not the example's 1 CPU / 1 GiB.
   delete isvc.spec.predictor.resources;
   const model = { version: 1, name: 'credit-risk-v1', uri: result.artifact.uri, digest: result.artifact.digest, signature: result.signature, referenceProfile: result.referenceProfile };
-  const deployment = predictorDeployment(isvc, model, 'stable', { predictorResources: { cpu: '500m', memory: '512Mi' } });
-  const podSpec = (deployment.spec as any).template.spec;
-  const sandbox = networkNamespace(`llimg-${process.pid}`);
+  const name = `loopline-predictor-${process.pid}`;
+  const sandbox = await sandboxFor(name);
   try {
-    const name = `loopline-predictor-${process.pid}`;
+    const { settings, secrets } = podStorage(s3);
+    const deployment = predictorDeployment(isvc, model, 'stable', { predictorResources: { cpu: '500m', memory: '512Mi' }, storage: settings });
+    const podSpec = (deployment.spec as any).template.spec;
     const started = Date.now();
-    start({ name, network: { netns: sandbox.netns }, scratch: join(scratch, 'predictor'), fieldRefs: { 'status.podIP': sandbox.podIP }, hostPaths: [{ path: dir, host: dir, readOnly: true }] }, podSpec);
-    const base = `http://${sandbox.podIP}:8080`;
+    start({ name, network: { netns: sandbox.netns }, scratch: join(scratch, 'predictor'), fieldRefs: { 'status.podIP': sandbox.ip }, secrets }, podSpec);
+    const base = `http://${sandbox.ip}:8080`;
     await until('predictor ready', name, async () => ((await fetch(`${base}/v2/health/ready`)).ok ? true : undefined));
     const readyMs = Date.now() - started;
     console.log(`predictor: podman run to /v2/health/ready ${readyMs} ms`);
@@ -192,42 +221,44 @@ it('predictor image, in its own network namespace under the operator\'s pod secu
     assert.is(answer.model_version, '1');
     assert.ok(answer.outputs[0].data[0] > 0 && answer.outputs[0].data[0] < 1, JSON.stringify(answer));
     assert.match(await (await fetch(`${base}/metrics`)).text(), /prediction_requests_total\{[^}]*outcome="success"[^}]*\} 1/);
+    assert.not.match(logs(name), new RegExp(s3.secretAccessKey), 'the S3 secret key is in no log line');
     assert.is(stop(name), 0, logs(name));
   } finally {
-    sandbox.remove();
+    await podNetwork!.detach(name);
   }
 });
 
-it('trainer image, as the operator runs a TrainingJob\'s pod (restricted pod security): trains on the data set, writes model and profile, the result goes to the termination message', () => {
+it('trainer image, as the operator runs a TrainingJob\'s pod (restricted pod security): trains on the S3 data set, uploads model and profile, the result goes to the termination message', async () => {
+  const s3 = requireS3('images');
   const job = load(readFileSync(join(ROOT, 'examples/trainingjob.yaml'), 'utf8')) as any;
   job.metadata.namespace = 'images';
   // This machine has two cores and no GPU: the example's 4 CPUs, 16 GiB and one A100 do not fit it.
   job.spec.resources = { cpu: '1', memory: '1Gi' };
-  const pod = desiredPod(job, { apiVersion: 'loopline.dev/v1alpha1', kind: 'TrainingJob', name: job.metadata.name, uid: 'uid', controller: true }, 1, 0) as any;
-  // The operator leaves a training pod's security to the TrainingJob's image; run it as restricted as the predictor.
-  pod.spec.securityContext = { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } };
-  pod.spec.containers[0].securityContext = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
-  // The node's /var/lib/loopline, where the example's file:// data set and output live, owned by the trainer's user.
-  const node = join(scratch, 'var-lib-loopline');
-  const datasetDir = join(node, fileURLToPath(job.spec.dataset.uri).replace('/var/lib/loopline/', ''));
-  mkdirSync(datasetDir, { recursive: true });
-  writeFileSync(join(datasetDir, 'part-0.csv'), toCsv(generateCreditRisk({ rows: 2000, seed: 7, shift: 0 })));
-  for (const path of [node, join(node, 'datasets'), datasetDir]) chmodSync(path, 0o755);
-  mkdirSync(join(node, 'models'));
-  chownSync(join(node, 'models'), 65532, 65532);
+  await s3.put('trainer/datasets/credit-risk/part-0.csv', toCsv(generateCreditRisk({ rows: 2000, seed: 7, shift: 0 })));
+  job.spec.dataset.uri = s3.uri('trainer/datasets/credit-risk/');
+  job.spec.output.uri = s3.uri('trainer/models/credit-risk/');
   const name = `loopline-trainer-${process.pid}`;
-  const { terminationMessageFile } = start({ name, network: 'host', scratch: join(scratch, 'trainer'), hostPaths: [{ path: '/var/lib/loopline', host: node }] }, pod.spec);
-  const exit = podman(['wait', name], 5 * 60_000);
-  assert.is(exit, '0', logs(name));
-  const message = readFileSync(terminationMessageFile, 'utf8');
-  assert.ok(message.length > 0 && message.length <= 4096, `a result of at most 4 KiB, got ${message.length} bytes`);
-  const result = JSON.parse(message);
-  const output = `file:///var/lib/loopline/models/credit-risk/images/credit-risk-train/attempt-1`;
-  assert.is(result.artifact.uri, `${output}/model.onnx`);
-  const onHost = (uri: string) => join(node, fileURLToPath(uri).replace('/var/lib/loopline/', ''));
-  assert.is(result.artifact.digest, `sha256:${createHash('sha256').update(readFileSync(onHost(result.artifact.uri))).digest('hex')}`);
-  assert.is(result.referenceProfile.digest, `sha256:${createHash('sha256').update(readFileSync(onHost(result.referenceProfile.uri))).digest('hex')}`);
-  assert.ok(result.metrics.auc >= 0.75, `auc ${result.metrics.auc} passes the example's registration gate`);
+  const sandbox = await sandboxFor(name);
+  try {
+    const { settings, secrets } = podStorage(s3);
+    const pod = desiredPod(job, { apiVersion: 'loopline.dev/v1alpha1', kind: 'TrainingJob', name: job.metadata.name, uid: 'uid', controller: true }, 1, 0, settings) as any;
+    // The operator leaves a training pod's security to the TrainingJob's image; run it as restricted as the predictor.
+    pod.spec.securityContext = { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } };
+    pod.spec.containers[0].securityContext = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+    const { terminationMessageFile } = start({ name, network: { netns: sandbox.netns }, scratch: join(scratch, 'trainer'), secrets }, pod.spec);
+    const exit = spawnSync('podman', ['wait', name], { encoding: 'utf8', timeout: 5 * 60_000 }).stdout.trim();
+    assert.is(exit, '0', logs(name));
+    const message = readFileSync(terminationMessageFile, 'utf8');
+    assert.ok(message.length > 0 && message.length <= 4096, `a result of at most 4 KiB, got ${message.length} bytes`);
+    const result = JSON.parse(message);
+    assert.is(result.artifact.uri, `${s3.uri('trainer/models/credit-risk')}/images/credit-risk-train/attempt-1/model.onnx`);
+    assert.is(result.artifact.digest, await s3Digest(s3, result.artifact.uri));
+    assert.is(result.referenceProfile.digest, await s3Digest(s3, result.referenceProfile.uri));
+    assert.ok(result.metrics.auc >= 0.75, `auc ${result.metrics.auc} passes the example's registration gate`);
+    assert.not.match(logs(name), new RegExp(s3.secretAccessKey), 'the S3 secret key is in no log line');
+  } finally {
+    await podNetwork!.detach(name);
+  }
 });
 
 it('npm run images writes OCI archives skopeo reads, named for containerd (kind load image-archive) and OCI tools', () => {

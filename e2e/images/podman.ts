@@ -11,12 +11,12 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
 export interface ContainerRun {
   /** Container name (podman's). */
   name: string;
-  /** `host` (the node's network: the local API server on loopback) or a network namespace we made. */
+  /** `host` (the node's network: the local API server on loopback) or a pod's network namespace (e2e/local-kubelet/network.ts). */
   network: 'host' | { netns: string };
   /** Values of the `valueFrom.fieldRef` paths the container's env uses (metadata.namespace, status.podIP). */
   fieldRefs?: Record<string, string>;
-  /** Host directories bound at container paths: the node's directories a file:// URI points at. */
-  hostPaths?: Array<{ path: string; host: string; readOnly?: boolean }>;
+  /** The Secrets `valueFrom.secretKeyRef` env reads: name -> key -> value. */
+  secrets?: Record<string, Record<string, string>>;
   /** The projected ServiceAccount token volume and the in-cluster API server address, as the kubelet mounts them. */
   serviceAccount?: { token: string; caCert: string; namespace: string; apiHost: string; apiPort: number };
   /** Host directory this run may write into: the termination message file and the token volume live there. */
@@ -102,10 +102,15 @@ export function podmanRun(podSpec: Spec, run: ContainerRun, containerName?: stri
 
   for (const variable of container.env ?? []) {
     let value = variable.value;
-    if (variable.valueFrom) {
-      const path = variable.valueFrom.fieldRef?.fieldPath;
-      if (!path || run.fieldRefs?.[path] === undefined) throw new Error(`env ${variable.name}: valueFrom ${JSON.stringify(variable.valueFrom)} has no value here (give it in fieldRefs)`);
-      value = run.fieldRefs[path];
+    const { fieldRef, secretKeyRef } = variable.valueFrom ?? {};
+    if (fieldRef) {
+      value = run.fieldRefs?.[fieldRef.fieldPath];
+      if (value === undefined) throw new Error(`env ${variable.name}: fieldRef ${fieldRef.fieldPath} has no value here (give it in fieldRefs)`);
+    } else if (secretKeyRef) {
+      value = run.secrets?.[secretKeyRef.name]?.[secretKeyRef.key];
+      if (value === undefined) throw new Error(`env ${variable.name}: Secret ${secretKeyRef.name} key ${secretKeyRef.key} is not given (secrets)`);
+    } else if (variable.valueFrom) {
+      throw new Error(`env ${variable.name}: valueFrom ${JSON.stringify(variable.valueFrom)} is not translated to podman`);
     }
     args.push('--env', `${variable.name}=${value ?? ''}`);
   }
@@ -118,7 +123,6 @@ export function podmanRun(podSpec: Spec, run: ContainerRun, containerName?: stri
     // An emptyDir is a fresh directory writable by anyone (mode 0777); the kubelet makes it group-owned by fsGroup.
     args.push('--tmpfs', `${mount.mountPath}:rw,nosuid,nodev,mode=0777${size}`);
   }
-  for (const { path, host, readOnly } of run.hostPaths ?? []) args.push('--volume', `${host}:${path}${readOnly ? ':ro' : ''}`);
 
   mkdirSync(run.scratch, { recursive: true });
   if (run.serviceAccount && podSpec.automountServiceAccountToken !== false) {
@@ -139,46 +143,4 @@ export function podmanRun(podSpec: Spec, run: ContainerRun, containerName?: stri
   if (container.command?.length) args.push('--entrypoint', JSON.stringify(container.command));
   args.push(localImage(container.image), ...(container.args ?? []));
   return { args, terminationMessageFile };
-}
-
-export interface NetworkNamespace {
-  netns: string;
-  /** The container's address, reachable from the host. */
-  podIP: string;
-  remove(): void;
-}
-
-function ip(args: string[]): void {
-  const result = spawnSync('ip', args, { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`ip ${args.join(' ')}: ${result.stderr}`);
-}
-
-/**
- * A network namespace joined to the host by a veth pair, a /30 of 198.18.254.0/24 picked by the process id
- * (KWOK numbers its simulated pods from the bottom of 198.18.0.0/16; nothing here routes this range
- * anywhere else). No default route: the container reaches the host's end and nothing beyond.
- */
-export function networkNamespace(netns: string): NetworkNamespace {
-  const slot = process.pid % 64;
-  const hostIP = `198.18.254.${slot * 4 + 1}`;
-  const podIP = `198.18.254.${slot * 4 + 2}`;
-  const veth = `${netns.slice(0, 12)}h`;
-  const remove = () => {
-    spawnSync('ip', ['netns', 'delete', netns]);
-    spawnSync('ip', ['link', 'delete', veth]);
-  };
-  remove();
-  try {
-    ip(['netns', 'add', netns]);
-    ip(['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
-    ip(['addr', 'add', `${hostIP}/30`, 'dev', veth]);
-    ip(['link', 'set', veth, 'up']);
-    ip(['-n', netns, 'addr', 'add', `${podIP}/30`, 'dev', 'eth0']);
-    ip(['-n', netns, 'link', 'set', 'eth0', 'up']);
-    ip(['-n', netns, 'link', 'set', 'lo', 'up']);
-  } catch (error) {
-    remove();
-    throw error;
-  }
-  return { netns, podIP, remove };
 }
