@@ -22,7 +22,8 @@ import { STORAGE_ENV, storageSettingsFromEnv } from '../../operator/api/storage-
 import { podmanRun, type ContainerRun } from '../../e2e/images/podman.ts';
 import { PodNetwork, podNetworkFromEnv, type PodSandbox } from '../../e2e/local-kubelet/network.ts';
 import { predictorDeployment } from '../../operator/inferenceservice/desired.ts';
-import { desiredPod } from '../../operator/trainingjob/pods.ts';
+import { desiredJob } from '../../operator/trainingjob/job.ts';
+import { COMPLETION_INDEX } from '../../operator/trainingjob/pods.ts';
 import { generateCreditRisk, toCsv } from '../../examples/trainer/src/dataset.ts';
 
 const IMAGES = join(ROOT, 'scripts/images.sh');
@@ -241,11 +242,14 @@ it('trainer image, as the operator runs a TrainingJob\'s pod (restricted pod sec
   const sandbox = await sandboxFor(name);
   try {
     const { settings, secrets } = podStorage(s3);
-    const pod = desiredPod(job, { apiVersion: 'loopline.dev/v1alpha1', kind: 'TrainingJob', name: job.metadata.name, uid: 'uid', controller: true }, 1, 0, settings) as any;
+    const owner = { apiVersion: 'loopline.dev/v1alpha1', kind: 'TrainingJob', name: job.metadata.name, uid: 'uid', controller: true };
+    const pod = { spec: structuredClone((desiredJob(job, owner, 1, { storage: settings }).spec as any).template.spec) };
     // The operator leaves a training pod's security to the TrainingJob's image; run it as restricted as the predictor.
     pod.spec.securityContext = { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } };
     pod.spec.containers[0].securityContext = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
-    const { terminationMessageFile } = start({ name, network: { netns: sandbox.netns }, scratch: join(scratch, 'trainer'), secrets }, pod.spec);
+    // The Job controller annotates rank 0's pod with its completion index.
+    const fieldRefs = { [`metadata.annotations['${COMPLETION_INDEX}']`]: '0' };
+    const { terminationMessageFile } = start({ name, network: { netns: sandbox.netns }, scratch: join(scratch, 'trainer'), secrets, fieldRefs }, pod.spec);
     const exit = spawnSync('podman', ['wait', name], { encoding: 'utf8', timeout: 5 * 60_000 }).stdout.trim();
     assert.is(exit, '0', logs(name));
     const message = readFileSync(terminationMessageFile, 'utf8');
