@@ -18,7 +18,7 @@
 #
 # LOOPLINE_CLUSTER names the cluster (default "loopline"); several can coexist. Ports: LOOPLINE_NATS_PORT,
 # LOOPLINE_S3_PORT (default the NATS port + 3000), LOOPLINE_GATEWAY_PORT (the Gateway's listener; NATS
-# port + 4000), LOOPLINE_TRAEFIK_ADMIN_PORT (Traefik's ping and API; NATS port + 5000),
+# port + 4000), LOOPLINE_TRAEFIK_ADMIN_PORT (Traefik's ping, API and metrics; NATS port + 5000),
 # LOOPLINE_KUEUE_WEBHOOK_PORT and LOOPLINE_KUEUE_HEALTH_PORT (NATS port + 20000 and + 21000). The S3 root
 # keys are made at the first `up` and kept in the cluster's state directory (mode 600); `down` deletes
 # them with the bucket.
@@ -240,7 +240,7 @@ start_traefik() {
       --global.checkNewVersion=false --global.sendAnonymousUsage=false \
       --entryPoints.web.address="127.0.0.1:$GATEWAY_PORT" \
       --entryPoints.traefik.address="127.0.0.1:$TRAEFIK_ADMIN_PORT" \
-      --ping=true --api.insecure=true --api.dashboard=false \
+      --ping=true --api.insecure=true --api.dashboard=false --metrics.prometheus=true \
       --providers.providersThrottleDuration=0s \
       --providers.kubernetesGateway=true --providers.kubernetesGateway.statusAddress.ip=127.0.0.1 \
       --providers.kubernetesGateway.throttleDuration=500ms \

@@ -22,7 +22,8 @@ import { Fatal, getJson, kubectl, waitFor, type CommandResult } from './commands
 import { EventLog } from './events.ts';
 import { generateCreditRisk, toCsv } from '../../examples/trainer/src/dataset.ts';
 import { parseS3Uri, s3ClientFromEnv } from '../../operator/api/object-storage.ts';
-import { applications, Gateway, postJson, serviceEndpoints, Traffic, type PredictResponse } from './traffic.ts';
+import { applications, postJson, serviceEndpoints, Traffic, type PredictResponse } from './traffic.ts';
+import { GatewayClient, type GatewayAnswer } from '../../test/support/gateway.ts';
 
 export interface Reporter {
   /** A new step begins. */
@@ -73,7 +74,8 @@ export interface RolloutObservation {
 
 export class Journey {
   readonly traffic: Traffic;
-  readonly gateway: Gateway;
+  /** Requests to the Gateway with the Host examples/inferenceservice.yaml routes. */
+  readonly gateway: GatewayClient;
   private readonly kc: KubeConfig;
 
   constructor(
@@ -85,7 +87,8 @@ export class Journey {
   ) {
     this.kc = new KubeConfig();
     this.kc.loadFromDefault();
-    this.gateway = new Gateway(this.kc, namespace, ISVC);
+    const example = yaml.load(readFileSync(join(root, 'examples/inferenceservice.yaml'), 'utf8')) as any;
+    this.gateway = new GatewayClient(example.spec.traffic.hostnames[0]);
     this.traffic = new Traffic(this.gateway, timings.trafficRate);
   }
 
@@ -236,9 +239,9 @@ export class Journey {
     return { isvc, table, pods, endpoints };
   }
 
-  /** One application scored by every ready endpoint of the Service, and one through the route. */
-  async predict(): Promise<{ direct: PredictResponse[]; routed: PredictResponse; application: Record<string, number> }> {
-    this.report.step(`predict: POST /predict to the ${ISVC} Service's endpoints and through its HTTPRoute`);
+  /** One application scored by every ready endpoint of the Service, and one through the Gateway. */
+  async predict(): Promise<{ direct: PredictResponse[]; routed: GatewayAnswer; application: Record<string, number> }> {
+    this.report.step(`predict: POST /predict to the ${ISVC} Service's endpoints and through the Gateway with Host ${this.gateway.host}`);
     const application = applications(1, 0, 7)[0]!;
     const endpoints = await serviceEndpoints(this.kc, this.namespace, ISVC);
     const direct: PredictResponse[] = [];
@@ -247,7 +250,12 @@ export class Journey {
       this.report.progress(`curl -s -XPOST http://${endpoint}/predict -d '${JSON.stringify({ features: application })}'\n    → ${response.status} ${JSON.stringify(response.body)}`);
       direct.push(response);
     }
-    const routed = await this.gateway.send('/predict', { features: application });
+    // The Gateway follows the pod's EndpointSlice a moment after the Service's endpoints are ready (503 until then).
+    const routed = await waitFor('an answer through the Gateway', async () => {
+      const answer = await this.gateway.post('/predict', { features: application });
+      return answer.status === 503 ? undefined : answer;
+    }, { timeoutMs: 20_000 });
+    this.report.progress(`curl -s -XPOST ${process.env.GATEWAY_URL}/predict -H 'host: ${this.gateway.host}' -d '${JSON.stringify({ features: application })}'\n    → ${routed.status} ${JSON.stringify(routed.body)}`);
     return { direct, routed, application };
   }
 
@@ -348,5 +356,6 @@ export class Journey {
 
   async stop(): Promise<void> {
     await this.traffic.stop();
+    this.gateway.close();
   }
 }

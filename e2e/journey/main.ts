@@ -10,15 +10,17 @@
  * LOOPLINE_DEMO_DIR (~/.cache/loopline/demo) holds pid files and logs; LOOPLINE_DEMO_NAMESPACE (loopline-demo)
  * is where the examples go; PROMETHEUS_PORT (9090).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getJson, kubectl, waitFor, type CommandResult } from './commands.ts';
 import { EventLog, describeEvent } from './events.ts';
 import { FIRST_JOB, ISVC, Journey, SECOND_JOB, type Reporter } from './journey.ts';
-import { cacheDir, installChart, installGatewayApi, provideStorageSecret, startKubelet, startOperator, startPrometheus, STORAGE_SECRET, stopPrometheus, type PlatformOptions } from './platform.ts';
+import { cacheDir, installChart, gateway, provideStorageSecret, startKubelet, startOperator, startPrometheus, STORAGE_SECRET, stopPrometheus, type PlatformOptions } from './platform.ts';
 import { stopByPidFile } from './processes.ts';
 import { serviceEndpoints } from './traffic.ts';
 import { KubeConfig } from '@kubernetes/client-node';
+import * as yaml from 'js-yaml';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const stateDir = process.env.LOOPLINE_DEMO_DIR ?? join(cacheDir(), 'demo');
@@ -54,8 +56,8 @@ function options(): PlatformOptions {
 }
 
 async function platform(opts: PlatformOptions): Promise<void> {
-  reporter.step('Gateway API CRDs (HTTPRoute, from sigs.k8s.io/gateway-api through the Go module proxy)');
-  reporter.command(await installGatewayApi());
+  reporter.step(`the Gateway: Traefik programs loopline-system/loopline-gateway at ${process.env.GATEWAY_URL}`);
+  reporter.command(await gateway());
   reporter.step('Prometheus on loopback, finding predictor pods through Kubernetes discovery');
   reporter.progress(`${await startPrometheus(opts)}`);
   reporter.step('helm upgrade --install loopline charts/loopline -n loopline-system');
@@ -95,7 +97,7 @@ async function journey(natsUrl: string): Promise<void> {
     await j.waitForServing(1);
     const { direct } = await j.predict();
     if (direct[0]?.status !== 200) throw new Error(`the predictor did not answer: ${JSON.stringify(direct[0])}`);
-    reporter.step(`client traffic: ${j.timings.trafficRate} requests/s through the HTTPRoute's weights (runs until the journey ends)`);
+    reporter.step(`client traffic: ${j.timings.trafficRate} requests/s through the Gateway, split by the HTTPRoute's weights (runs until the journey ends)`);
     j.startTraffic();
     await j.applySecondTrainingJob();
     await j.waitForTraining(SECOND_JOB);
@@ -127,15 +129,17 @@ function kubeConfig(): KubeConfig {
 async function summary(): Promise<void> {
   const endpoint = (await serviceEndpoints(kubeConfig(), namespace, ISVC).catch(() => []))[0] ?? '<pod-ip>:8080';
   const binDir = (process.env.PATH ?? '').split(':').find((p) => p.includes('/bin/kube-')) ?? '';
+  const host = (yaml.load(readFileSync(join(root, 'examples/inferenceservice.yaml'), 'utf8')) as any).spec.traffic.hostnames[0];
   const body = JSON.stringify({ features: { income: 52.7, debt_ratio: 0.22, age: 30, utilization: 0.398, region: 1 } });
   console.log(`
 Loopline is running: the local cluster, NATS, Prometheus, the operator and the local-kubelet (logs and pids in ${stateDir}).
 Try next (the examples live in namespace ${namespace}):
 
-  eval "$(bash e2e/cluster/cluster.sh env)"                 # KUBECONFIG, PATH, NATS_URL, the S3 endpoint and keys (AWS_*)
+  eval "$(bash e2e/cluster/cluster.sh env)"                 # KUBECONFIG, PATH, NATS_URL, GATEWAY_URL, the S3 endpoint and keys (AWS_*)
   kubectl get loopline -n ${namespace}                       # TrainingJobs, ModelVersions, InferenceServices
   kubectl get pods -n ${namespace} -o wide                   # predictor pods on the pod network (198.19.0.0/16)
-  curl -s -XPOST http://${endpoint}/predict -H 'content-type: application/json' -d '${body}'
+  curl -s -XPOST ${process.env.GATEWAY_URL}/predict -H 'host: ${host}' -H 'content-type: application/json' -d '${body}'   # through the Gateway (Traefik)
+  curl -s -XPOST http://${endpoint}/predict -H 'content-type: application/json' -d '${body}'   # straight to a pod
   npx tsx e2e/journey/watch-events.ts --replay               # like: nats sub 'loopline.>' (lifecycle + drift events)
   npx loopline status ${ISVC} -n ${namespace}                 # the service at a glance
   kubectl events -n ${namespace} --for inferenceservice/${ISVC}

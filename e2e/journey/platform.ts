@@ -1,12 +1,11 @@
 /**
  * What an operator of the platform sets up before users arrive, done the way the README tells them:
- * Gateway API CRDs, Prometheus, `helm install` of the chart. Then, because this machine has no image
+ * Prometheus, `helm install` of the chart (the Gateway is the cluster's: Traefik, from cluster.sh). Then, because this machine has no image
  * registry, the chart's operator Deployment is played by a local process that authenticates with the
  * chart's own ServiceAccount token (so the chart's RBAC is all it has), and the local-kubelet runs the
  * `loopline/*` pods on the simulated nodes.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
@@ -16,8 +15,6 @@ import { freePort } from '../../test/support/local.ts';
 import { requireS3 } from '../../test/support/s3.ts';
 
 export { freePort };
-
-export const GATEWAY_API_MODULE = 'sigs.k8s.io/gateway-api@v1.4.1';
 
 export interface PlatformOptions {
   /** Repository checkout (the chart, examples, the images' code). */
@@ -39,23 +36,13 @@ export interface PlatformOptions {
 
 export const cacheDir = () => process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache', 'loopline');
 
-/** The standard Gateway API HTTPRoute CRD, from its Go module (fetched through the Go module proxy once). */
-export function httpRouteCrdFile(): string {
-  const version = GATEWAY_API_MODULE.split('@')[1];
-  const file = join(cacheDir(), 'crds', `gateway-api-${version}-httproutes.yaml`);
-  if (existsSync(file)) return file;
-  mkdirSync(join(cacheDir(), 'crds'), { recursive: true });
-  const out = execFileSync('go', ['mod', 'download', '-json', GATEWAY_API_MODULE], { encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod' } });
-  const info = JSON.parse(out) as { Dir?: string; Error?: string };
-  if (!info.Dir) throw new Error(`go mod download ${GATEWAY_API_MODULE} failed: ${info.Error ?? out}`);
-  writeFileSync(file, readFileSync(join(info.Dir, 'config/crd/standard/gateway.networking.k8s.io_httproutes.yaml')));
-  return file;
-}
-
-export async function installGatewayApi(): Promise<CommandResult> {
-  const result = await kubectl(['apply', '--server-side', '-f', httpRouteCrdFile()]);
-  await kubectl(['wait', '--for=condition=Established', 'crd/httproutes.gateway.networking.k8s.io', '--timeout=60s']);
-  return result;
+/**
+ * The Gateway the example routes through: loopline-system/loopline-gateway, which the local cluster's Traefik
+ * programs (e2e/cluster/cluster.sh installs the Gateway API CRDs, the GatewayClass and the Gateway with it).
+ */
+export async function gateway(): Promise<CommandResult> {
+  await kubectl(['wait', '--for=condition=Programmed', 'gateway/loopline-gateway', '-n', 'loopline-system', '--timeout=60s']);
+  return await kubectl(['get', 'gateway', 'loopline-gateway', '-n', 'loopline-system']);
 }
 
 export async function startPrometheus(options: PlatformOptions): Promise<string> {

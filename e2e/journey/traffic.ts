@@ -1,18 +1,11 @@
 /**
- * Client traffic for the journey. There is no Gateway API implementation on the local cluster, so
- * `Gateway` plays its data plane for one HTTPRoute: it splits requests over the route's backendRefs by
- * weight and sends each to a ready endpoint of that backend Service (a predictor pod's address from
- * its EndpointSlices), as a gateway's proxy would. `Traffic` is a steady stream of
- * credit-risk applications through it, drawn from the population the example trainer trains on.
+ * Client traffic for the journey: `Traffic` is a steady stream of credit-risk applications, drawn from the
+ * population the example trainer trains on, sent through the local cluster's Gateway (Traefik) with the Host
+ * the InferenceService routes, so the HTTPRoute's weights split it as they would on any cluster.
  */
-import { CustomObjectsApi, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
+import { DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
 import { CREDIT_RISK_FEATURES, generateCreditRisk } from '../../examples/trainer/src/dataset.ts';
-
-export interface Backend {
-  service: string;
-  weight: number;
-  endpoints: string[];
-}
+import type { GatewayClient } from '../../test/support/gateway.ts';
 
 export interface PredictResponse {
   status: number;
@@ -37,44 +30,6 @@ export async function serviceEndpoints(kc: KubeConfig, namespace: string, servic
     }
   }
   return endpoints.sort();
-}
-
-export class Gateway {
-  private backends: Backend[] = [];
-  private refreshedAt = 0;
-  private refreshing?: Promise<void>;
-  private next = 0;
-
-  constructor(private readonly kc: KubeConfig, readonly namespace: string, readonly route: string, private readonly refreshMs = 500) {}
-
-  /** The route's backends with their weights and ready endpoints, as last read. */
-  async current(): Promise<Backend[]> {
-    if (Date.now() - this.refreshedAt > this.refreshMs) {
-      this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
-      await this.refreshing;
-    }
-    return this.backends;
-  }
-
-  private async refresh(): Promise<void> {
-    const custom = this.kc.makeApiClient(CustomObjectsApi);
-    const route = (await custom.getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', namespace: this.namespace, plural: 'httproutes', name: this.route })) as any;
-    const refs: Array<{ name: string; weight?: number }> = route.spec?.rules?.[0]?.backendRefs ?? [];
-    this.backends = await Promise.all(refs.map(async (ref) => ({ service: ref.name, weight: ref.weight ?? 1, endpoints: await serviceEndpoints(this.kc, this.namespace, ref.name) })));
-    this.refreshedAt = Date.now();
-  }
-
-  /** Picks a backend by weight and one of its endpoints round-robin; 503 when the backend has none (as Envoy does). */
-  async send(path: string, body: unknown): Promise<PredictResponse> {
-    const backends = (await this.current()).filter((b) => b.weight > 0);
-    const total = backends.reduce((sum, b) => sum + b.weight, 0);
-    if (total === 0) return { status: 503, endpoint: '', service: '', body: { error: 'no backend with weight' } };
-    let pick = Math.random() * total;
-    const backend = backends.find((b) => (pick -= b.weight) < 0) ?? backends[backends.length - 1]!;
-    if (backend.endpoints.length === 0) return { status: 503, endpoint: '', service: backend.service, body: { error: `no ready endpoint for ${backend.service}` } };
-    const endpoint = backend.endpoints[this.next++ % backend.endpoints.length]!;
-    return await postJson(endpoint, path, body, backend.service);
-  }
 }
 
 export async function postJson(endpoint: string, path: string, body: unknown, service = ''): Promise<PredictResponse> {
@@ -121,7 +76,7 @@ export class Traffic {
   private seed = 1000;
   private inFlight = new Set<Promise<void>>();
 
-  constructor(private readonly gateway: Gateway, private rate: number, private shift = 0) {
+  constructor(private readonly gateway: GatewayClient, private rate: number, private shift = 0) {
     this.refill();
   }
 
@@ -151,7 +106,7 @@ export class Traffic {
     if (this.index >= this.pool.length) this.refill();
     const features = this.pool[this.index++]!;
     this.stats.sent++;
-    const request = this.gateway.send('/predict', { features }).then(
+    const request = this.gateway.post('/predict', { features }, 5000).then(
       (response) => {
         if (response.status === 200) {
           this.stats.ok++;
@@ -159,7 +114,7 @@ export class Traffic {
           this.stats.byVersion[version] = (this.stats.byVersion[version] ?? 0) + 1;
         } else {
           this.stats.failed++;
-          this.stats.lastError = `${response.status} ${response.service} ${JSON.stringify(response.body).slice(0, 200)}`;
+          this.stats.lastError = `${response.status} ${JSON.stringify(response.body).slice(0, 200)}`;
         }
       },
       (error) => {

@@ -5,17 +5,18 @@
 // that sat idle while another was measured has had compiled code dropped. Before this, the
 // first paired round of our server was the slowest of every run (server CPU per request up to
 // 1.7 times the median of the others).
-//   node --import tsx server/bench/load.ts <url> <connections> <seconds> <body-json>
+//   node --import tsx server/bench/load.ts <url> <connections> <seconds> <body-json> [host]
+// With a host, every request carries it as its Host header (a gateway routes on it).
 import autocannon from 'autocannon';
 
-const [url, connections, seconds, body] = process.argv.slice(2);
+const [url, connections, seconds, body, host] = process.argv.slice(2);
 const latencies: number[] = [];
 const instance = autocannon({
   url,
   connections: Number(connections),
   duration: Number(seconds),
   method: 'POST',
-  headers: { 'content-type': 'application/json' },
+  headers: { 'content-type': 'application/json', ...(host ? { host } : {}) },
   body,
   warmup: { connections: Number(connections), duration: 1 },
 });

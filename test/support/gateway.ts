@@ -82,3 +82,13 @@ export async function traefikService(host: string): Promise<any | undefined> {
   const response = await fetch(`${admin}/api/http/services/${encodeURIComponent(name)}`);
   return response.ok ? await response.json() : undefined;
 }
+
+/** How many servers Traefik balances over for one of its services (`name@provider`); 0 when it has none yet. */
+export async function traefikServers(name: string): Promise<number> {
+  const admin = process.env.TRAEFIK_ADMIN_URL;
+  if (!admin) throw new Error('TRAEFIK_ADMIN_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)"');
+  const response = await fetch(`${admin}/api/http/services/${encodeURIComponent(name)}`);
+  if (!response.ok) return 0;
+  const service = (await response.json()) as { loadBalancer?: { servers?: unknown[] } };
+  return service.loadBalancer?.servers?.length ?? 0;
+}

@@ -2,14 +2,14 @@
  * The closed loop end to end on the local cluster, with every part real: the operator (TrainingJob, ModelVersion
  * and InferenceService controllers, wired as operator/main.ts wires them), the example trainer and the predictor
  * server run as processes by the local kubelet in pod network namespaces, Prometheus finding those pods through
- * Kubernetes discovery and scraping them, and nats-server with JetStream. The test plays one role a cluster would
- * have: the gateway (HTTPRoute weights → ready pods of the chosen Service; see support/gateway.ts).
+ * Kubernetes discovery and scraping them, nats-server with JetStream, and Traefik as the Gateway every request
+ * goes through (with the route's Host).
  *
  *   train v1 → Production → served → shifted inputs → the predictor's drift event → status.drift → one retrain
  *   (duplicates replayed) → v2 registered as candidate → canary 50 → 100 on real traffic → promoted, v1 Archived
  *
  * The failing canary is a ModelVersion whose artifact digest does not match its file: the predictor refuses to
- * load it and stays unready (its predictions answer 503). The gateway sends it nothing, its step is never
+ * load it and stays unready (its predictions answer 503). The route sends it nothing, its step is never
  * analysed, and it is rolled back at spec.rollout.progressDeadline.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -28,8 +28,8 @@ import { createOperator } from '../../main.ts';
 import { inferenceServiceSettings, setUpInferenceServices, type InferenceServiceRuntime } from '../config.ts';
 import { gatewayApiRouter } from '../router/index.ts';
 import { createNamespace, deleteNamespace, installCrds, quietLogger, requireKubeconfig, sleep, uniqueName, waitFor } from './support/cluster.ts';
-import { TestGateway } from './support/gateway.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
+import { GatewayClient } from '../../../test/support/gateway.ts';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const kc = requireKubeconfig();
@@ -46,17 +46,19 @@ let nc: NatsConnection;
 let kubelet: LocalKubelet;
 let operator: Engine;
 let runtime: InferenceServiceRuntime;
-const gateway = new TestGateway(api, ns);
+const HOST = `${ISVC}.${ns}.example.com`;
+const gateway = new GatewayClient(HOST);
+const predict = (rows: number[][]) => gateway.post('/predict', { instances: rows });
 const lifecycle: Array<{ type: string; data: any }> = [];
 const driftEvents: Array<{ subject: string; raw: Uint8Array; event: any }> = [];
 
 /** Live traffic: a request every 100 ms through the gateway; rows from the training population or a shifted one. */
-const traffic = { shift: 0, seed: 1000, running: true, answers: [] as Array<{ status: number; version?: string; backend: string }> };
+const traffic = { shift: 0, seed: 1000, running: true, answers: [] as Array<{ status: number; version?: string }> };
 async function trafficLoop(): Promise<void> {
   while (traffic.running) {
     const rows = generateCreditRisk({ rows: 2, seed: traffic.seed++, shift: traffic.shift }).x;
-    const answer = await gateway.predict(ISVC, rows).catch(() => undefined);
-    if (answer) traffic.answers.push({ status: answer.status, version: answer.version, backend: answer.backend });
+    const answer = await predict(rows);
+    traffic.answers.push({ status: answer.status, version: answer.version });
     await sleep(100);
   }
 }
@@ -97,7 +99,7 @@ const inferenceService = () => ({
       progressDeadline: '30s',
       analysis: { maxErrorRate: 0.05, maxLatencyP95Ms: 1000, minRequests: 5, failureLimit: 2 },
     },
-    traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'edge' }] },
+    traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'loopline-gateway', namespace: 'loopline-system', sectionName: 'http' }], hostnames: [HOST] },
     // Kolmogorov-Smirnov and chi-square at p < 0.05; three of five features must drift (a false alarm on
     // unshifted traffic then needs three chance rejections in one window).
     drift: { enabled: true, window: { size: 200, seconds: 600 }, methods: { numeric: 'ks', categorical: 'chiSquare' }, threshold: 0.6 },
@@ -159,12 +161,13 @@ test.after(async () => {
   await deleteNamespace(api, ns);
   await waitFor('predictor and trainer pods gone', async () => (await api.list(kinds.Pod, ns)).items.length === 0, 20_000).catch(() => undefined);
   await kubelet?.stop();
+  gateway.close();
   await prometheus?.stop();
   await nc?.close();
   rmSync(outputDir, { recursive: true, force: true });
 });
 
-test('a trained version promoted to production is served by a real predictor process through the route', async () => {
+test('a trained version promoted to production is served by a real predictor process through the Gateway', async () => {
   await api.create(kinds.TrainingJob, trainingJob('credit-v1') as never, 'loopline-test');
   const v1 = await waitFor('v1 registered with the production alias', async () => {
     const mv = await modelVersion(1);
@@ -172,12 +175,16 @@ test('a trained version promoted to production is served by a real predictor pro
   }, 60_000);
   assert.ok(v1.spec.referenceProfile?.digest, 'the trainer wrote a drift reference profile');
   await api.create(kinds.InferenceService, inferenceService() as never, 'loopline-test');
-  await waitFor('InferenceService Ready', async () => (await getIsvc()).status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'), 60_000);
+  const ready = await waitFor('InferenceService Ready', async () => {
+    const current = await getIsvc();
+    return current.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ? current : undefined;
+  }, 60_000);
+  assert.is(ready.status.url, process.env.GATEWAY_URL, 'status.url is the Gateway\'s address');
   const deployment = await api.get(kinds.Deployment, ns, `${ISVC}-v1`);
   assert.match(deployment.spec.template.spec.containers[0].image, /^loopline\/predictor:/);
   let last: unknown;
   const answer = await waitFor('a prediction through the gateway', async () => {
-    const a = await gateway.predict(ISVC, generateCreditRisk({ rows: 3, seed: 7, shift: 0 }).x);
+    const a = await predict(generateCreditRisk({ rows: 3, seed: 7, shift: 0 }).x);
     last = a;
     return a.status === 200 ? a : undefined;
   }).catch((error) => {
@@ -200,7 +207,7 @@ test('a trained version promoted to production is served by a real predictor pro
 test('drift in live traffic: event → status.drift → exactly one retrain TrainingJob, also when the event is delivered twice more', async () => {
   traffic.shift = 1.5;
   // A window's worth of shifted rows at once, as a batch client would send them.
-  const burst = await gateway.predict(ISVC, generateCreditRisk({ rows: 200, seed: 99, shift: 1.5 }).x);
+  const burst = await predict(generateCreditRisk({ rows: 200, seed: 99, shift: 1.5 }).x);
   assert.is(burst.status, 200);
   const drifted = await waitFor('a drifted window event from the predictor', () => driftEvents.find((e) => e.event.data.drifted === true), 20_000);
   assert.is(drifted.subject, `loopline.drift.${ns}.${ISVC}`);
@@ -259,9 +266,9 @@ test('the retrained version becomes the candidate, its canary steps 50 → 100 o
     return one?.status?.stage === 'Archived' && two?.status?.aliases?.includes('production') && two.status.stage === 'Production';
   }, 20_000);
   // Live traffic is answered by v2 now; the canary served real requests while it ran.
-  const answer = await gateway.predict(ISVC, generateCreditRisk({ rows: 1, seed: 5, shift: 1.5 }).x);
+  const answer = await predict(generateCreditRisk({ rows: 1, seed: 5, shift: 1.5 }).x);
   assert.is(answer.version, '2');
-  assert.ok(traffic.answers.some((a) => a.version === '2' && a.backend === `${ISVC}-v2`));
+  assert.ok(traffic.answers.some((a) => a.version === '2'));
   // Lifecycle events go out after the status write that the wait above saw, so they may still be in flight.
   for (const type of ['canarystarted', 'stepadvanced', 'promoted']) {
     await waitFor(`lifecycle event ${type}`, () => lifecycle.some((e) => e.type === `dev.loopline.inferenceservice.${type}`), 10_000);

@@ -200,7 +200,8 @@ test('version Services behind an HTTPRoute are headless and the whole Service ha
   await api.create(kinds.InferenceService, isvcObject('address', 'address-model', { canary: undefined }) as never, 'loopline-test');
   const headless = await waitFor('Service address-v1', () => api.get(kinds.Service, ns, 'address-v1').catch(() => undefined));
   assert.is(headless.spec.clusterIP, 'None');
-  assert.match((await api.get(kinds.Service, ns, 'address')).spec.clusterIP, /^\d+\.\d+\.\d+\.\d+$/);
+  const whole = await waitFor('Service address', () => api.get(kinds.Service, ns, 'address').catch(() => undefined));
+  assert.match(whole.spec.clusterIP, /^\d+\.\d+\.\d+\.\d+$/);
   assert.equal((await getRoute(kinds.HTTPRoute, 'address'))!.spec.rules[0].backendRefs.map((b: { name: string }) => b.name), ['address-v1']);
 
   // Istio routes a VirtualService destination through the host's virtual IP: the headless Service is replaced.
