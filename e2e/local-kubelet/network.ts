@@ -89,6 +89,10 @@ export class PodNetwork {
       const { netns, veth } = sandboxNames(ip);
       await ipBatch([], [`netns add ${netns}`, `link add ${veth} type veth peer name eth0 netns ${netns}`, `link set ${veth} master ${this.config.bridge} up`]);
       await ipBatch(['-n', netns], [`addr add ${ip}/${this.prefixLength} dev eth0`, 'link set eth0 up', 'link set lo up']);
+      // Addresses are reused as soon as a pod is gone: the host may still hold the old pod's MAC for this address
+      // and send the new pod's traffic nowhere until the entry goes stale (as long as half a minute). The CNI bridge
+      // plugin announces a new address with a gratuitous ARP; forgetting the old entry here has the same effect.
+      await run('ip', ['neigh', 'flush', 'to', ip]);
     } catch (err) {
       await this.detach(owner);
       throw err;
