@@ -48,6 +48,10 @@ async function serveMetrics(service: string, model: string, versions: Record<num
     (made[Number(version)] as VersionEndpoint & { service?: string }).service = service;
   }
   prometheus.setTargets(endpoints.map((e) => ({ address: e.address, labels: { namespace: ns, inference_service: (e as VersionEndpoint & { service?: string }).service! } })));
+  // The analysis needs two scrapes of every version before its first check: on a quiet machine the operator
+  // reaches that check sooner than Prometheus rereads its targets file, and a canary with no series fails it.
+  await prometheus.waitForTargets(endpoints.length);
+  await sleep(3 * prometheus.scrapeIntervalMs);
   return made;
 }
 
