@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { HeadBucketCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { s3ClientFromEnv } from '../../operator/api/object-storage.ts';
+import { waitFor } from '../../test/support/local.ts';
 import { requireS3 } from '../../test/support/s3.ts';
 
 const clusterScript = fileURLToPath(new URL('../cluster/cluster.sh', import.meta.url));
@@ -20,16 +21,6 @@ const kc = new k8s.KubeConfig();
 kc.loadFromDefault();
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const ns = `cluster-test-${process.pid}`;
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 function gpuPod(name: string, tolerate: boolean): k8s.V1Pod {
   return {

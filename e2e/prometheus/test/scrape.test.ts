@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startLocalKubelet, type LocalKubelet } from '../../local-kubelet/kubelet.ts';
 import { kinds, KubeApi } from '../../../operator/engine/index.ts';
-import { quietLogger, requireKubeconfig, sleep, uniqueName } from '../../../test/support/local.ts';
+import { quietLogger, requireKubeconfig, uniqueName, waitFor } from '../../../test/support/local.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 import { SCRAPE_CONFIGS_FILE } from '../config.ts';
 
@@ -38,16 +38,6 @@ function exporterPod(name: string, annotations: Record<string, string>, path = '
 
 interface Target { labels: Record<string, string>; discoveredLabels: Record<string, string>; scrapeUrl: string; health: string; scrapePool: string }
 const activeTargets = async () => ((await (await fetch(`${prometheus.url}/api/v1/targets?state=active`)).json()) as { data: { activeTargets: Target[] } }).data.activeTargets.filter((t) => t.scrapePool === 'loopline-predictors');
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
 
 test.before(async () => {
   await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as never, 'loopline-test');
