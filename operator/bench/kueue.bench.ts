@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { Watch } from '@kubernetes/client-node';
 import { bundleOperator, chartNodeOptions } from '../../scripts/bundle-operator.ts';
 import { freePort } from '../../test/support/local.ts';
+import { operatorWrites as writes } from './support/scale.ts';
 import { controllerReference } from '../engine/keys.ts';
 import { kinds, type KubeObject } from '../engine/index.ts';
 import { desiredJob } from '../trainingjob/job.ts';
@@ -130,17 +131,6 @@ function summarize(run: Run, names: string[]) {
     idealS: round(idealS),
     makespanOverIdeal: Math.round((makespanS / idealS) * 100) / 100,
   };
-}
-
-/** loopline_api_writes_total by `verb kind`, from the operator's /metrics. */
-async function writes(port: number): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const m of text.matchAll(/^loopline_api_writes_total\{([^}]*)\} (\d+(?:\.\d+)?)$/gm)) {
-    const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
-    out.set(`${labels.verb} ${labels.kind}`, Number(m[2]));
-  }
-  return out;
 }
 
 const h = await startHarness('bench-kueue', { operator: false, kubelet: false });

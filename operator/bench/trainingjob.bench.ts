@@ -15,6 +15,7 @@ import { startLocalKubelet } from '../../e2e/local-kubelet/kubelet.ts';
 import { kinds, type KubeObject } from '../engine/index.ts';
 import { REPO_ROOT, createJob, logger, sleep, startHarness, trainingJobObject, waitFor, waitForPhase } from '../trainingjob/test/cluster.ts';
 import { freePort } from '../../test/support/local.ts';
+import { operatorWrites as writes } from './support/scale.ts';
 
 const JOBS = Number(process.env.BENCH_TRAININGJOBS ?? 200);
 const SINGLE_JOBS = 20;
@@ -23,17 +24,6 @@ const RESYNC_MS = 8000;
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 const round = (n: number) => Math.round(n * 10) / 10;
-
-/** loopline_api_writes_total by `verb kind`, from the operator's /metrics. */
-async function writes(port: number): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const m of text.matchAll(/^loopline_api_writes_total\{([^}]*)\} (\d+(?:\.\d+)?)$/gm)) {
-    const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
-    out.set(`${labels.verb} ${labels.kind}`, Number(m[2]));
-  }
-  return out;
-}
 
 async function reconciles(port: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

@@ -94,3 +94,14 @@ export async function forEachInferenceService(count: number, work: (name: string
     for (let name = names[next++]; name !== undefined; name = names[next++]) await work(name);
   }));
 }
+
+/** loopline_api_writes_total by `verb kind`, from the operator's /metrics. */
+export async function operatorWrites(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^loopline_api_writes_total\{([^}]*)\} (\d+(?:\.\d+)?)$/gm)) {
+    const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    out.set(`${labels.verb} ${labels.kind}`, Number(m[2]));
+  }
+  return out;
+}
