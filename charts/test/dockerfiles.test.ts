@@ -2,7 +2,6 @@
 // (multi-stage, production dependencies only, non-root, onnxruntime-node-install=skip honoured), that what they
 // prune is never imported, and — running each build stage's own COPY/RUN lines — that the assembled image
 // content starts: the predictor serves a real ONNX model, the operator answers its probes against the real API server.
-// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';

@@ -1,7 +1,6 @@
 // The chart's RBAC is least privilege: no wildcards, exactly the grants listed here with their reason,
 // every permission the operator's code needs (read from operator/) is granted, nothing is granted for a
 // kind the code never names; and on the real API server the ServiceAccount can do those things and no more.
-// test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dump } from 'js-yaml';
