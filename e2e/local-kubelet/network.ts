@@ -153,9 +153,13 @@ export class PodNetwork {
   }
 }
 
-/** Kills whatever runs in the address's namespace and deletes it (its veth pair goes with it). */
+/**
+ * Kills whatever runs in the address's namespace, deletes its veth pair and then the namespace. The pair is deleted
+ * by name: a namespace whose killed processes have not yet exited lives on after `ip netns del`, and its veth with it.
+ */
 async function removeSandbox(ip: string): Promise<void> {
-  const { netns } = sandboxNames(ip);
+  const { netns, veth } = sandboxNames(ip);
+  if (existsSync(`/sys/class/net/${veth}`)) await run('ip', ['link', 'del', veth]).catch(() => undefined);
   if (!existsSync(`/run/netns/${netns}`)) return;
   const pids = (await run('ip', ['netns', 'pids', netns])).split('\n').filter(Boolean).map(Number);
   for (const pid of pids) {
