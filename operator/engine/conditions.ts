@@ -1,3 +1,4 @@
+import { rfc3339 } from '../api/contracts.ts';
 import type { Condition } from './types.ts';
 
 /**
@@ -51,7 +52,4 @@ export function isConditionTrue(conditions: readonly Condition[] | undefined, ty
   return findCondition(conditions, type)?.status === 'True';
 }
 
-/** metav1.Time: RFC 3339 with second precision, which is what the API server stores. */
-export function rfc3339(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+export { rfc3339 };

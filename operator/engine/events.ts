@@ -1,3 +1,4 @@
+import { rfc3339Micro } from '../api/contracts.ts';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { kinds } from './kinds.ts';
@@ -58,7 +59,7 @@ export class EventRecorder {
         apiVersion: kinds.Event.apiVersion,
         kind: kinds.Event.kind,
         metadata: { name, namespace },
-        eventTime: microTime(new Date(now)),
+        eventTime: rfc3339Micro(new Date(now)),
         reportingController: this.reportingController,
         reportingInstance: this.reportingInstance,
         action: action.slice(0, 128),
@@ -103,7 +104,7 @@ export class EventRecorder {
         kinds.Event,
         series.namespace,
         series.name,
-        { series: { count: series.count, lastObservedTime: microTime(series.lastObserved) } },
+        { series: { count: series.count, lastObservedTime: rfc3339Micro(series.lastObserved) } },
         this.fieldManager,
       );
     } catch (err) {
@@ -123,7 +124,3 @@ export class EventRecorder {
   }
 }
 
-/** metav1.MicroTime: RFC 3339 with microseconds. */
-export function microTime(date: Date): string {
-  return date.toISOString().replace(/Z$/, '000Z');
-}

@@ -1,6 +1,6 @@
 import { HttpMethod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { microTime } from './events.ts';
+import { rfc3339Micro as microTime } from '../api/contracts.ts';
 import { kinds } from './kinds.ts';
 import { type KubeApi, isAlreadyExists, isConflict, isNotFound } from './kube.ts';
 import type { KubeObject } from './types.ts';

@@ -7,9 +7,10 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMes
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { parseCloudEvent, type CloudEvent } from './cloudevents.ts';
+import { driftSubjects } from '../api/contracts.ts';
 import { STREAM_NAME } from './stream.ts';
 
-export const DRIFT_SUBJECTS = 'loopline.drift.>';
+export const DRIFT_SUBJECTS = driftSubjects();
 export const DRIFT_CONSUMER = 'loopline-operator-drift';
 
 export interface DriftEventTarget {

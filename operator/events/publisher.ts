@@ -2,6 +2,7 @@
  * Lifecycle events (canary started, promoted, rolled back, retrain started, ...) on
  * `loopline.events.<namespace>.<kind>.<name>`, as CloudEvents through JetStream.
  */
+import { lifecycleSubject } from '../api/contracts.ts';
 import type { Logger } from 'pino';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -24,9 +25,7 @@ export interface LifecycleEvent {
   id?: string;
 }
 
-export function lifecycleSubject(kind: string, namespace: string, name: string): string {
-  return `loopline.events.${namespace}.${kind}.${name}`;
-}
+export { lifecycleSubject };
 
 export class LifecyclePublisher {
   private readonly js: JetStreamClient;

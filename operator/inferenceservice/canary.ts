@@ -3,7 +3,8 @@
  * versions the selectors resolve to, the previous status and (when due) one analysis measurement. Everything
  * it needs to continue lives in status, so an operator restart resumes at the same step with the same weight.
  */
-import { durationMs, type AnalysisResult, type AnalysisSpec, type AnalysisStatus, type Phase, type RolloutSpec } from './resource.ts';
+import { durationOr } from '../api/contracts.ts';
+import { type AnalysisResult, type AnalysisSpec, type AnalysisStatus, type Phase, type RolloutSpec } from './resource.ts';
 
 export const DEFAULT_STEPS = [5, 10, 25, 50, 100];
 export const DEFAULT_INTERVAL_MS = 60_000;
@@ -70,11 +71,11 @@ export function rolloutSteps(rollout: RolloutSpec | undefined): number[] {
 }
 
 export function intervalMs(rollout: RolloutSpec | undefined): number {
-  return durationMs(rollout?.interval, DEFAULT_INTERVAL_MS);
+  return durationOr('spec.rollout.interval', rollout?.interval, DEFAULT_INTERVAL_MS);
 }
 
 export function progressDeadlineMs(rollout: RolloutSpec | undefined): number {
-  return durationMs(rollout?.progressDeadline, DEFAULT_PROGRESS_DEADLINE_MS);
+  return durationOr('spec.rollout.progressDeadline', rollout?.progressDeadline, DEFAULT_PROGRESS_DEADLINE_MS);
 }
 
 /**

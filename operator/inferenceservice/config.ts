@@ -5,6 +5,7 @@
  * an InferenceService does not say.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import { driftSubjects, parseDuration } from '../api/contracts.ts';
 import { storageSettingsFromEnv } from '../api/storage-env.ts';
 import { connectNats } from '../events/connect.ts';
 import type { Engine } from '../engine/index.ts';
@@ -27,13 +28,6 @@ export interface InferenceServiceSettings {
 }
 
 type Env = Record<string, string | undefined>;
-
-/** `500ms`, `30s`, `5m`, `168h`, `7d`. */
-export function parseDuration(name: string, text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
-  if (!match) throw new Error(`${name}: "${text}" is not a duration (a number followed by ms, s, m, h or d)`);
-  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms']!;
-}
 
 const set = (value: string | undefined) => (value !== undefined && value !== '' ? value : undefined);
 
@@ -114,7 +108,7 @@ export async function setUpInferenceServices(
     async startDriftLoop() {
       if (!nc) return;
       const scope = settings.namespace
-        ? { filterSubject: `loopline.drift.${settings.namespace}.>`, durable: `loopline-operator-drift-${settings.namespace}` }
+        ? { filterSubject: driftSubjects(settings.namespace), durable: `loopline-operator-drift-${settings.namespace}` }
         : {};
       try {
         consumer = await startDriftLoop(engine, nc, { stream: settings.stream, ...scope });

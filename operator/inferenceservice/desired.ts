@@ -2,6 +2,7 @@
  * What should exist for an InferenceService: pure functions from the resource, the ModelVersions it serves
  * and the rollout state to Deployments, Services, HPAs, the PDB and the route. One function per owned kind.
  */
+import { driftSubject, LABELS } from '../api/contracts.ts';
 import { STORAGE_ENV_NAMES, storagePodEnv, type StorageSettings } from '../api/storage-env.ts';
 import { quantityValue } from '../engine/apply.ts';
 import type { DesiredObject, KubeObject, OwnerReference } from '../engine/types.ts';
@@ -28,12 +29,7 @@ function servicePorts(isvc: InferenceService): Array<Record<string, unknown>> {
 /** The distroless `nonroot` user: any fixed non-zero uid satisfies runAsNonRoot without image metadata. */
 const PREDICTOR_UID = 65532;
 
-export const LABELS = {
-  inferenceService: 'loopline.dev/inferenceservice',
-  model: 'loopline.dev/model',
-  version: 'loopline.dev/model-version',
-  track: 'loopline.dev/track',
-} as const;
+export { LABELS };
 
 /** Operator-wide settings that are not per InferenceService. */
 export interface ServingConfig {
@@ -135,7 +131,7 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
   if (model.referenceProfile && drift?.enabled) {
     env.push({ name: 'REFERENCE_PROFILE_URI', value: model.referenceProfile.uri }, { name: 'REFERENCE_PROFILE_DIGEST', value: model.referenceProfile.digest });
     if (config.natsUrl) {
-      env.push({ name: 'NATS_URL', value: config.natsUrl }, { name: 'DRIFT_SUBJECT', value: `loopline.drift.${namespace}.${isvcName}` });
+      env.push({ name: 'NATS_URL', value: config.natsUrl }, { name: 'DRIFT_SUBJECT', value: driftSubject(namespace, isvcName) });
     }
     for (const [name, value] of driftSettings(drift)) env.push({ name, value });
   }

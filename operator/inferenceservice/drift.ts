@@ -8,7 +8,8 @@ import type { CloudEvent } from '../events/cloudevents.ts';
 import type { DesiredObject } from '../engine/types.ts';
 import { ownerReference } from './desired.ts';
 import { TRIGGER_ANNOTATION } from '../trainingjob/registration.ts';
-import { durationMs, type DriftStatus, type InferenceService, type RetrainStatus } from './resource.ts';
+import { durationOr } from '../api/contracts.ts';
+import { type DriftStatus, type InferenceService, type RetrainStatus } from './resource.ts';
 
 export { TRIGGER_ANNOTATION };
 
@@ -86,7 +87,7 @@ export function planRetrain(isvc: InferenceService, now: Date, servingVersion: n
   if (recorded && !drift) return { create: false, reason: `the drift recorded is v${recorded.version}'s, not v${servingVersion}'s` };
   if (!drift?.drifted || !drift.lastEventId) return { create: false, reason: 'not drifted' };
   if (last?.eventId === drift.lastEventId) return { create: false, reason: `already retrained for event ${drift.lastEventId} (${last.trainingJob})` };
-  const cooldownMs = durationMs(retrain.cooldown, DEFAULT_COOLDOWN_MS);
+  const cooldownMs = durationOr('spec.retrain.cooldown', retrain.cooldown, DEFAULT_COOLDOWN_MS);
   if (last?.time) {
     const readyAt = Date.parse(last.time) + cooldownMs;
     if (now.getTime() < readyAt) return { create: false, reason: `cooldown until ${new Date(readyAt).toISOString()} after ${last.trainingJob}` };

@@ -169,20 +169,3 @@ export interface ServedModel {
   /** Drift reference profile of the version (the predictor verifies the digest). */
   referenceProfile?: { uri: string; digest: string };
 }
-
-/** Parses a Go-style duration (`30s`, `5m`, `1h30m`, `250ms`) or a bare number of seconds into milliseconds. */
-export function durationMs(text: string | undefined, fallbackMs: number): number {
-  if (text === undefined || text === '') return fallbackMs;
-  const trimmed = text.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000;
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  let rest = trimmed;
-  while (rest !== '') {
-    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)/.exec(rest);
-    if (!match) throw new Error(`invalid duration "${text}": use e.g. 30s, 5m, 1h30m`);
-    total += Number(match[1]) * units[match[2]!]!;
-    rest = rest.slice(match[0].length);
-  }
-  return total;
-}

@@ -1,6 +1,7 @@
 // The registry state machine for the versions of one model: stages None -> Staging -> Production ->
 // Archived, aliases held by at most one version, one Production version at a time, metric-gated
 // promotion. Pure: the controller feeds it every version of the model and carries out the plan.
+import { rfc3339 } from '../api/contracts.ts';
 import type { Condition } from '../engine/types.ts';
 import { evaluateGates } from './gates.ts';
 import type { HistoryEntry, ModelVersion, ModelVersionStatus, Stage } from './resource.ts';
@@ -90,7 +91,7 @@ export function formatPrimaryMetric(mv: ModelVersion): string | undefined {
  * version wins and the other is rewritten to match; the invariants hold whatever the order of events.
  */
 export function planRegistry(versions: readonly ModelVersion[], now: Date): VersionPlan[] {
-  const at = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const at = rfc3339(now);
   const live = versions.filter((v) => !v.metadata.deletionTimestamp).sort((a, b) => a.spec.version - b.spec.version);
   const work: Working[] = live.map((mv) => ({
     mv,

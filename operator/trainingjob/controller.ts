@@ -1,6 +1,7 @@
 // The TrainingJob controller: carries out the plan of lifecycle.ts — creates each attempt's Job (job.ts)
 // and deletes Jobs that must stop, keeps the headless Service, judges the result, registers the
 // ModelVersion, writes status (with Kueue's queue state) and Events.
+import { rfc3339 } from '../api/contracts.ts';
 import type { StorageSettings } from '../api/storage-env.ts';
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { controllerReference, kinds, type ClusterCache, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
@@ -101,7 +102,7 @@ async function judge(
   options: TrainingJobControllerOptions,
   ctx: ReconcileContext,
 ): Promise<Judgement> {
-  const completionTime = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const completionTime = rfc3339(now);
   const verdict = parseTrainingResult(message);
   if (!verdict.ok) {
     const text = `InvalidResult: attempt ${attempt} exited 0 but ${verdict.reason}`;

@@ -2,6 +2,7 @@
 // decide what should happen next. Pure: the controller feeds it the cache and the clock, then carries out the plan.
 // Within an attempt the Job controller runs the pods (deadline, disruptions); across attempts this decides:
 // a failed attempt's Job is followed, after a backoff, by the next attempt's Job until backoffLimit.
+import { rfc3339 } from '../api/contracts.ts';
 import { controllerOf } from '../engine/keys.ts';
 import type { Condition, KubeObject } from '../engine/types.ts';
 import { admittedCondition, queueStatus } from './kueue.ts';
@@ -136,9 +137,7 @@ function ms(iso: string | undefined): number | undefined {
   return iso ? Date.parse(iso) : undefined;
 }
 
-function iso(now: Date): string {
-  return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+const iso = rfc3339;
 
 function condition(type: string, status: Condition['status'], reason: string, message: string): Condition {
   return { type, status, reason, message };

@@ -2,13 +2,14 @@
 // container with its rank, result contract and hyperparameters — and a headless Service for rank 0
 // when training is distributed. Pure functions of the job.
 import { createHash } from 'node:crypto';
+import { LABELS } from '../api/contracts.ts';
 import { STORAGE_ENV_NAMES, storagePodEnv, type StorageSettings } from '../api/storage-env.ts';
 import type { DesiredObject, OwnerReference } from '../engine/types.ts';
 import type { EnvVar, Toleration, TrainingJob } from './resource.ts';
 
-export const LABEL_TRAININGJOB = 'loopline.dev/trainingjob';
-export const LABEL_MODEL = 'loopline.dev/model';
-export const LABEL_ATTEMPT = 'loopline.dev/attempt';
+export const LABEL_TRAININGJOB = LABELS.trainingJob;
+export const LABEL_MODEL = LABELS.model;
+export const LABEL_ATTEMPT = LABELS.attempt;
 /** Set by the Job controller on every pod of an Indexed Job, as a label and an annotation: the pod's rank. */
 export const COMPLETION_INDEX = 'batch.kubernetes.io/job-completion-index';
 export const ANNOTATION_HYPERPARAMETERS = 'loopline.dev/hyperparameters';

@@ -1,4 +1,5 @@
 // From an accepted training result to the ModelVersion record that registers it.
+import { LABELS } from '../api/contracts.ts';
 import type { DesiredObject } from '../engine/types.ts';
 import type { ModelVersionSpec } from '../modelversion/resource.ts';
 import { LABEL_MODEL, LABEL_TRAININGJOB, labelValue } from './pods.ts';
@@ -6,7 +7,7 @@ import type { TrainingJob } from './resource.ts';
 import type { TrainingResult } from './result.ts';
 
 /** Marks the ModelVersion a TrainingJob registered, so a restarted operator finds it instead of registering twice. */
-export const LABEL_TRAININGJOB_UID = 'loopline.dev/trainingjob-uid';
+export const LABEL_TRAININGJOB_UID = LABELS.trainingJobUid;
 
 /** What started a TrainingJob (e.g. the drift event behind a retrain); copied into the ModelVersion's lineage.trigger. */
 export const TRIGGER_ANNOTATION = 'loopline.dev/trigger';

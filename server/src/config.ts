@@ -1,5 +1,6 @@
 // Configuration of one predictor process, read from the environment the operator
 // gives the pod (see the table in main.ts).
+import { driftSubject } from '../../operator/api/contracts.ts';
 import type { DriftOptions } from './drift/detector.ts';
 import { DEFAULT_DRIFT_OPTIONS } from './drift/detector.ts';
 import type { Signature } from './runtime/tensors.ts';
@@ -102,7 +103,7 @@ export function configFromEnv(env: Env): ServerConfig {
   const namespace = env.NAMESPACE || 'default';
   const inferenceService = env.INFERENCE_SERVICE || name;
   const windowSize = integer(env, 'DRIFT_WINDOW_SIZE', 1000, 1);
-  const subject = env.DRIFT_SUBJECT || `loopline.drift.${namespace}.${inferenceService}`;
+  const subject = env.DRIFT_SUBJECT || driftSubject(namespace, inferenceService);
   if (!env.DRIFT_SUBJECT && !(SUBJECT_TOKEN.test(namespace) && SUBJECT_TOKEN.test(inferenceService))) {
     throw new ConfigError(`NAMESPACE and INFERENCE_SERVICE must be plain subject tokens, got "${namespace}" and "${inferenceService}"`);
   }

@@ -1,6 +1,7 @@
 // The CloudEvents 1.0 (structured JSON) envelope of a drift report, published on
 // loopline.drift.<namespace>.<inferenceservice> and consumed by the operator.
 import { randomUUID } from 'node:crypto';
+import { driftSubject } from '../../../operator/api/contracts.ts';
 import type { DriftReport } from '../drift/monitor.ts';
 
 export const DRIFT_EVENT_TYPE = 'dev.loopline.drift.window.v1';
@@ -22,9 +23,7 @@ export interface DriftCloudEvent {
   data: DriftEventData;
 }
 
-export function driftSubject(namespace: string, inferenceService: string): string {
-  return `loopline.drift.${namespace}.${inferenceService}`;
-}
+export { driftSubject };
 
 export function driftCloudEvent(report: DriftReport, namespace: string, inferenceService: string): DriftCloudEvent {
   return {
