@@ -16,7 +16,7 @@ import { startLocalKubelet } from '../local-kubelet/kubelet.ts';
 import { buildLogisticRegressionModel } from '../../examples/trainer/src/onnx.ts';
 import { createEngine, kinds, KubeApi } from '../../operator/engine/index.ts';
 import { registerInferenceServices } from '../../operator/inferenceservice/index.ts';
-import { cpuSecondsOf, quietLogger, requireKubeconfig, sleep, uniqueName } from '../../test/support/local.ts';
+import { cpuSecondsOf, quietLogger, requireKubeconfig, uniqueName, waitFor as sharedWaitFor } from '../../test/support/local.ts';
 import { GatewayClient, gatewayUrl } from '../../test/support/gateway.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -44,15 +44,7 @@ function load(url: string, connections: number, body: string, hostHeader?: strin
   });
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000) => sharedWaitFor(what, probe, timeoutMs, 250);
 
 const started = Date.now();
 const loadBefore = loadavg();

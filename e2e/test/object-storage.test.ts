@@ -21,7 +21,7 @@ import { installCrds } from '../../operator/api/install.ts';
 import { getObjectStream } from '../../operator/api/object-storage.ts';
 import { HttpMethod } from '@kubernetes/client-node';
 import { kinds, KubeApi, type KubeObject } from '../../operator/engine/index.ts';
-import { freePort, quietLogger, requireKubeconfig, sleep, uniqueName } from '../../test/support/local.ts';
+import { freePort, quietLogger, requireKubeconfig, uniqueName, waitFor as sharedWaitFor } from '../../test/support/local.ts';
 import { requireS3 } from '../../test/support/s3.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -38,14 +38,11 @@ let operator: ChildProcess;
 let operatorOutput = '';
 let metricsUrl: string;
 
+/** The shared waitFor; a timeout shows the operator's last output. */
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\noperator:\n${operatorOutput.slice(-3000)}`);
-    await sleep(200);
-  }
+  return sharedWaitFor(what, probe, timeoutMs, 200).catch((error: Error) => {
+    throw new Error(`${error.message}\noperator:\n${operatorOutput.slice(-3000)}`);
+  });
 }
 
 function trainingJob(name: string, spec: Record<string, unknown> = {}): KubeObject {

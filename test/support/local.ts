@@ -44,13 +44,30 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Polls `probe` until it returns something other than undefined; throws naming `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, intervalMs = 250): Promise<T> {
+/**
+ * Polls `probe` until it returns something other than undefined, false or null. A probe that throws is tried
+ * again (the API server may not serve a new kind yet); after `timeoutMs` the error names `what`, and the last
+ * error the probe threw, if it threw.
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | null | Promise<T | undefined | false | null>,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false && value !== null) return value;
+      lastError = undefined;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError instanceof Error ? lastError.message : String(lastError)}` : ''}`);
+    }
     await sleep(intervalMs);
   }
 }

@@ -2,7 +2,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../kube.ts';
 import { kinds } from '../kinds.ts';
-import { sleep } from '../../../test/support/local.ts';
+import { waitFor as sharedWaitFor } from '../../../test/support/local.ts';
 
 export { quietLogger, requireKubeconfig, sleep, uniqueName } from '../../../test/support/local.ts';
 
@@ -14,14 +14,9 @@ export async function deleteNamespace(api: KubeApi, name: string): Promise<void>
   await api.delete(kinds.Namespace, undefined, name).catch(() => undefined);
 }
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false && value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
+/** The shared waitFor, polling every 25 ms with a 10 s default: the engine's tests wait on fast, local changes. */
+export function waitFor<T>(what: string, probe: () => T | undefined | false | null | Promise<T | undefined | false | null>, timeoutMs = 10_000): Promise<T> {
+  return sharedWaitFor(what, probe, timeoutMs, 25);
 }
 
 export function testApi(kc: KubeConfig): KubeApi {

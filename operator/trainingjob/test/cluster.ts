@@ -14,12 +14,12 @@ import { KubeApi, kinds, resourcePath, type Engine, type KubeObject, type Resour
 import { createOperator, type OperatorOptions } from '../../main.ts';
 import type { ModelVersion } from '../../modelversion/resource.ts';
 import type { TrainingJob, TrainingJobSpec } from '../resource.ts';
-import { quietLogger as logger, requireKubeconfig } from '../../../test/support/local.ts';
+import { quietLogger as logger, requireKubeconfig, sleep, waitFor } from '../../../test/support/local.ts';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 export const GPU_PRODUCT = 'NVIDIA-A100-SXM4-80GB';
 
-export { logger, requireKubeconfig };
+export { logger, requireKubeconfig, sleep, waitFor };
 
 const MutatingAdmissionPolicy: ResourceKind = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicy', plural: 'mutatingadmissionpolicies', namespaced: false };
 const MutatingAdmissionPolicyBinding: ResourceKind = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicyBinding', plural: 'mutatingadmissionpolicybindings', namespaced: false };
@@ -102,22 +102,6 @@ export async function startHarness(prefix: string, options: { operator?: Operato
   };
 }
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-    await sleep(100);
-  }
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A TrainingJob of the example trainer on one A100, small enough to train in about a second. */
 export function trainingJobObject(h: Harness, name: string, spec: Partial<TrainingJobSpec> = {}): KubeObject {

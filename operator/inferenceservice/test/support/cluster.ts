@@ -3,25 +3,16 @@ import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
 import { KubeApi, kinds, type KubeObject, type ResourceKind } from '../../../engine/index.ts';
 import { virtualServiceCrdFile } from './traffic-crds.ts';
-import { sleep } from '../../../../test/support/local.ts';
+import { requireKubeconfig, waitFor as sharedWaitFor } from '../../../../test/support/local.ts';
+import { installCrds as installLooplineCrds } from '../../../api/install.ts';
 
 export const CRD: ResourceKind = { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', plural: 'customresourcedefinitions', namespaced: false };
 
 export { quietLogger, requireKubeconfig, sleep, uniqueName } from '../../../../test/support/local.ts';
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | false | null | Promise<T | undefined | false | null>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false && value !== null) return value as T;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
-    await sleep(100);
-  }
+/** The shared waitFor with this folder's 20 s default. */
+export function waitFor<T>(what: string, probe: () => T | undefined | false | null | Promise<T | undefined | false | null>, timeoutMs = 20_000): Promise<T> {
+  return sharedWaitFor(what, probe, timeoutMs);
 }
 
 async function applyCrdFile(api: KubeApi, file: string): Promise<void> {
@@ -35,10 +26,12 @@ async function applyCrdFile(api: KubeApi, file: string): Promise<void> {
   }
 }
 
-/** Our CRDs as in this checkout, plus Istio's VirtualService CRD (the cluster has Gateway API's and Traefik's). */
+/**
+ * Our CRDs as in this checkout, by the installer `loopline install` uses, plus Istio's VirtualService CRD
+ * (the cluster has Gateway API's and Traefik's).
+ */
 export async function installCrds(api: KubeApi): Promise<void> {
-  const root = new URL('../../../../', import.meta.url);
-  for (const name of ['modelversions', 'inferenceservices', 'trainingjobs']) await applyCrdFile(api, new URL(`crds/${name}.yaml`, root).pathname);
+  await installLooplineCrds(requireKubeconfig());
   await applyCrdFile(api, virtualServiceCrdFile());
 }
 
