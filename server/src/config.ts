@@ -4,7 +4,7 @@ import { driftSubject } from '../../operator/api/contracts.ts';
 import type { DriftOptions } from './drift/detector.ts';
 import { DEFAULT_DRIFT_OPTIONS } from './drift/detector.ts';
 import type { Signature } from './runtime/tensors.ts';
-import { defaultWorkers } from './workers.ts';
+import { defaultWorkers } from './cpus.ts';
 
 export interface ArtifactRef {
   uri: string;

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { defaultWorkers } from '../src/workers.ts';
+import { defaultWorkers } from '../src/cpus.ts';
 import { freePort } from '../../test/support/local.ts';
 import { InferenceClient } from './support/grpc.ts';
 import { call } from './support/http.ts';

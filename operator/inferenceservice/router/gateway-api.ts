@@ -3,7 +3,7 @@
  * API only; Traefik answers 500 for a rule with RequestMirror (the traefik router mirrors there instead).
  */
 import { kinds } from '../../engine/kinds.ts';
-import type { TrafficRouter } from './index.ts';
+import type { TrafficRouter } from './types.ts';
 
 export const gatewayApiRouter: TrafficRouter = {
   provider: 'gatewayAPI',

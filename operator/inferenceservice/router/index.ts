@@ -2,42 +2,13 @@
  * Traffic providers behind one small interface (after Flagger's pkg/router): the canary state machine decides
  * weights, a router turns them into the provider's route objects. Nothing else knows which mesh is there.
  */
-import type { ResourceKind } from '../../engine/kinds.ts';
-import type { DesiredObject, OwnerReference } from '../../engine/types.ts';
 import type { TrafficSpec } from '../resource.ts';
 import { gatewayApiRouter } from './gateway-api.ts';
 import { istioRouter } from './istio.ts';
 import { traefikRouter } from './traefik.ts';
+import type { TrafficRouter } from './types.ts';
 
-/** Where requests go: the stable Service, and the canary Service with its share or as a mirror. */
-export interface TrafficSplit {
-  stableService: string;
-  canaryService?: string;
-  /** Percent of requests served by the canary, 0..100. */
-  canaryWeight: number;
-  /** Mirror this percent of requests to the canary; the answers are dropped (shadow mode). */
-  mirrorPercent?: number;
-  port: number;
-}
-
-export interface RouteOwner {
-  name: string;
-  namespace: string;
-  labels: Record<string, string>;
-  ownerReference: OwnerReference;
-}
-
-export type TrafficProvider = NonNullable<TrafficSpec['provider']>;
-
-export interface TrafficRouter {
-  readonly provider: TrafficProvider;
-  /** The kinds `routes` writes; the first is the one whose object carries the weights. */
-  readonly kinds: readonly [ResourceKind, ...ResourceKind[]];
-  /** The route objects for this split, ready for server-side apply, in the order of `kinds`. */
-  routes(owner: RouteOwner, traffic: TrafficSpec, split: TrafficSplit): DesiredObject[];
-  /** Reads the weights back from the object of `kinds[0]` (as stored by the API server). */
-  weights(route: Record<string, any>): { stable: number; canary: number; mirrorPercent?: number };
-}
+export type { RouteOwner, TrafficProvider, TrafficRouter, TrafficSplit } from './types.ts';
 
 export const routers: readonly TrafficRouter[] = [gatewayApiRouter, istioRouter, traefikRouter];
 

@@ -1,6 +1,6 @@
 /** Istio VirtualService: weighted http route destinations, `mirror` + `mirrorPercentage` for shadow mode. */
 import { kinds } from '../../engine/kinds.ts';
-import type { TrafficRouter } from './index.ts';
+import type { TrafficRouter } from './types.ts';
 
 export const istioRouter: TrafficRouter = {
   provider: 'istio',

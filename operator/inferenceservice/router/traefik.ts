@@ -5,7 +5,7 @@
  * sends the hostnames' requests to it.
  */
 import { kinds } from '../../engine/kinds.ts';
-import type { TrafficRouter } from './index.ts';
+import type { TrafficRouter } from './types.ts';
 
 /** Traefik's rule language quotes values in backticks; a hostname cannot contain one (the CRD bounds them to DNS names). */
 function matchRule(hostnames: string[] | undefined): string {

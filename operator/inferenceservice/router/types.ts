@@ -1,0 +1,34 @@
+// What the canary state machine and the traffic providers exchange (see index.ts).
+import type { ResourceKind } from '../../engine/kinds.ts';
+import type { DesiredObject, OwnerReference } from '../../engine/types.ts';
+import type { TrafficSpec } from '../resource.ts';
+
+/** Where requests go: the stable Service, and the canary Service with its share or as a mirror. */
+export interface TrafficSplit {
+  stableService: string;
+  canaryService?: string;
+  /** Percent of requests served by the canary, 0..100. */
+  canaryWeight: number;
+  /** Mirror this percent of requests to the canary; the answers are dropped (shadow mode). */
+  mirrorPercent?: number;
+  port: number;
+}
+
+export interface RouteOwner {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  ownerReference: OwnerReference;
+}
+
+export type TrafficProvider = NonNullable<TrafficSpec['provider']>;
+
+export interface TrafficRouter {
+  readonly provider: TrafficProvider;
+  /** The kinds `routes` writes; the first is the one whose object carries the weights. */
+  readonly kinds: readonly [ResourceKind, ...ResourceKind[]];
+  /** The route objects for this split, ready for server-side apply, in the order of `kinds`. */
+  routes(owner: RouteOwner, traffic: TrafficSpec, split: TrafficSplit): DesiredObject[];
+  /** Reads the weights back from the object of `kinds[0]` (as stored by the API server). */
+  weights(route: Record<string, any>): { stable: number; canary: number; mirrorPercent?: number };
+}
