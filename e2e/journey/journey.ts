@@ -19,7 +19,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { KubeConfig } from '@kubernetes/client-node';
 import * as yaml from 'js-yaml';
 import { Fatal, getJson, kubectl, waitFor, type CommandResult } from './commands.ts';
-import { EventLog } from './events.ts';
+import type { EventLog } from './events.ts';
 import { generateCreditRisk, toCsv } from '../../examples/trainer/src/dataset.ts';
 import { parseS3Uri, s3ClientFromEnv } from '../../operator/api/object-storage.ts';
 import { applications, postJson, serviceEndpoints, Traffic, type PredictResponse } from './traffic.ts';

@@ -128,7 +128,6 @@ function kubeConfig(): KubeConfig {
 
 async function summary(): Promise<void> {
   const endpoint = (await serviceEndpoints(kubeConfig(), namespace, ISVC).catch(() => []))[0] ?? '<pod-ip>:8080';
-  const binDir = (process.env.PATH ?? '').split(':').find((p) => p.includes('/bin/kube-')) ?? '';
   const host = (yaml.load(readFileSync(join(root, 'examples/inferenceservice.yaml'), 'utf8')) as any).spec.traffic.hostnames[0];
   const body = JSON.stringify({ features: { income: 52.7, debt_ratio: 0.22, age: 30, utilization: 0.398, region: 1 } });
   console.log(`

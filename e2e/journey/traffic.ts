@@ -3,7 +3,7 @@
  * population the example trainer trains on, sent through the local cluster's Gateway (Traefik) with the Host
  * the InferenceService routes, so the HTTPRoute's weights split it as they would on any cluster.
  */
-import { DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
+import { DiscoveryV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { CREDIT_RISK_FEATURES, generateCreditRisk } from '../../examples/trainer/src/dataset.ts';
 import type { GatewayClient } from '../../test/support/gateway.ts';
 

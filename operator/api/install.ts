@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import {
   ApiextensionsV1Api,
-  KubeConfig,
+  type KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
   loadYaml,

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { createEngine, kinds, KubeApi, type KubeObject } from '../engine/index.ts';
+import { createEngine, kinds, KubeApi } from '../engine/index.ts';
 import { inferenceServiceSettings, setUpInferenceServices } from '../inferenceservice/config.ts';
 import { DEFAULT_WORKERS } from '../inferenceservice/controller.ts';
 import { bundleOperator, chartNodeOptions } from '../../scripts/bundle-operator.ts';

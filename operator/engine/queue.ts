@@ -128,7 +128,10 @@ export class WorkQueue {
   /** Adds `key` after `delayMs`; an earlier pending due time for the same key wins. */
   addAfter(key: string, delayMs: number): void {
     if (this.shuttingDown) return;
-    if (delayMs <= 0) return this.add(key);
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
     const due = performance.now() + delayMs;
     const pending = this.waiting.get(key);
     if (pending && pending.due <= due) return;

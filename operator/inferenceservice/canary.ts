@@ -4,7 +4,7 @@
  * it needs to continue lives in status, so an operator restart resumes at the same step with the same weight.
  */
 import { durationOr } from '../api/contracts.ts';
-import { type AnalysisResult, type AnalysisSpec, type AnalysisStatus, type Phase, type RolloutSpec } from './resource.ts';
+import type { AnalysisResult, AnalysisSpec, AnalysisStatus, Phase, RolloutSpec } from './resource.ts';
 
 export const DEFAULT_STEPS = [5, 10, 25, 50, 100];
 export const DEFAULT_INTERVAL_MS = 60_000;

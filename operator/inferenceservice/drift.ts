@@ -9,7 +9,7 @@ import type { DesiredObject } from '../engine/types.ts';
 import { ownerReference } from './desired.ts';
 import { TRIGGER_ANNOTATION } from '../trainingjob/registration.ts';
 import { durationOr } from '../api/contracts.ts';
-import { type DriftStatus, type InferenceService, type RetrainStatus } from './resource.ts';
+import type { DriftStatus, InferenceService, RetrainStatus } from './resource.ts';
 
 export { TRIGGER_ANNOTATION };
 

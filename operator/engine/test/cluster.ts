@@ -1,5 +1,5 @@
 /** Shared set-up for the engine's tests against the real API server of the local cluster. */
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../kube.ts';
 import { kinds } from '../kinds.ts';
 import { waitFor as sharedWaitFor } from '../../../test/support/local.ts';

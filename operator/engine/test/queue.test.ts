@@ -114,7 +114,7 @@ test('token bucket allows the burst, then spaces retries at 1/qps', () => {
 });
 
 test('the combined limiter takes the slower of backoff and bucket', () => {
-  let now = 0;
+  const now = 0;
   const limiter = new MaxOf(new ExponentialBackoff(5, 1000), new TokenBucket(1, 1, () => now));
   assert.is(limiter.when('a'), 5);
   assert.is(limiter.when('b'), 1000, 'bucket empty: next token in 1 s');

@@ -1,7 +1,7 @@
 // Evaluates one window of live inputs against the reference profile: every statistic
 // per feature, the deciding test per feature, and whether the window as a whole drifted.
 // Pure functions; the monitor runs them off the request path.
-import type { CategoricalFeatureProfile, FeatureProfile, NumericFeatureProfile, ReferenceProfile } from './profile.ts';
+import type { CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile } from './profile.ts';
 import {
   ascending,
   binShares,

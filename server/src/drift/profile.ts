@@ -2,7 +2,7 @@
 // like the model artifact, digest-checked and schema-checked before use.
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
-import type { FeatureProfile, NumericFeatureProfile, ReferenceProfile } from '../../../operator/api/reference-profile.ts';
+import type { FeatureProfile, ReferenceProfile } from '../../../operator/api/reference-profile.ts';
 import { fetchVerified } from '../runtime/artifact.ts';
 
 export type { CategoricalFeatureProfile, FeatureProfile, NumericFeatureProfile, ReferenceProfile } from '../../../operator/api/reference-profile.ts';

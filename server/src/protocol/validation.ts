@@ -137,6 +137,7 @@ export function compileV2RequestParser(signature: Signature, batched: boolean): 
   item.properties.name = { enum: inputNames };
   item.allOf = signature.inputs.map((spec) => ({
     if: { properties: { name: { const: spec.name } }, required: ['name'] },
+    // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then, not a thenable
     then: {
       properties: {
         datatype: { const: spec.datatype },

@@ -14,7 +14,7 @@ export async function call<T = any>(base: string, method: string, path: string, 
   }
   const response = await fetch(base + path, init);
   const text = await response.text();
-  let parsed: unknown = undefined;
+  let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;
   } catch {

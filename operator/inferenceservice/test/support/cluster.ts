@@ -1,7 +1,7 @@
 /** Set-up shared by this folder's tests against the local cluster's real API server. */
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
-import { KubeApi, kinds, type KubeObject, type ResourceKind } from '../../../engine/index.ts';
+import { type KubeApi, kinds, type KubeObject, type ResourceKind } from '../../../engine/index.ts';
 import { virtualServiceCrdFile } from './traffic-crds.ts';
 import { requireKubeconfig, waitFor as sharedWaitFor } from '../../../../test/support/local.ts';
 import { installCrds as installLooplineCrds } from '../../../api/install.ts';
