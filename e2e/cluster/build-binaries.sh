@@ -16,6 +16,14 @@ CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
 WORK="$CACHE/build"
 mkdir -p "$BIN" "$WORK"
+# One build at a time per cache: builds share $WORK and would delete each other's wrapper modules
+# (several clusters of one machine, a CI run beside a developer's). A second caller waits, then finds
+# what the first built cached.
+exec 9>"$CACHE/build.lock"
+if ! flock -n 9; then
+  printf '[build %s] waiting for another build of %s to finish\n' "$(date +%H:%M:%S)" "$CACHE" >&2
+  flock 9
+fi
 export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
 
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
