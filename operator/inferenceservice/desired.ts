@@ -226,7 +226,7 @@ export function versionService(isvc: InferenceService, model: ServedModel): Desi
     kind: 'Service',
     metadata: metadata(isvc, versionName(isvc, model.version), labels),
     spec: {
-      ...(isvc.spec.traffic?.provider === 'istio' ? {} : { clusterIP: 'None' }),
+      ...(routerFor(isvc.spec.traffic).routesToClusterIP ? {} : { clusterIP: 'None' }),
       selector: labels,
       ports: servicePorts(isvc),
     },
@@ -328,7 +328,7 @@ export function desiredObjects(isvc: InferenceService, serving: Serving, config:
 /** The Gateway the HTTPRoute attaches to first: `namespace/name`, if spec.traffic names one. */
 export function parentGateway(isvc: InferenceService): { namespace: string; name: string; sectionName?: string } | undefined {
   const traffic = isvc.spec.traffic;
-  if ((traffic?.provider ?? 'gatewayAPI') !== 'gatewayAPI') return undefined;
+  if (!routerFor(traffic).attachesToGateway) return undefined;
   const ref = traffic?.parentRefs?.find((p) => (p.group ?? 'gateway.networking.k8s.io') === 'gateway.networking.k8s.io' && (p.kind ?? 'Gateway') === 'Gateway');
   if (!ref) return undefined;
   return { namespace: ref.namespace ?? isvc.metadata.namespace, name: ref.name, ...(ref.sectionName ? { sectionName: ref.sectionName } : {}) };

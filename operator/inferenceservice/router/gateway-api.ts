@@ -7,6 +7,8 @@ import type { TrafficRouter } from './types.ts';
 
 export const gatewayApiRouter: TrafficRouter = {
   provider: 'gatewayAPI',
+  routesToClusterIP: false,
+  attachesToGateway: true,
   kinds: [kinds.HTTPRoute],
   routes(owner, traffic, split) {
     const backendRefs: Array<Record<string, unknown>> = [{ kind: 'Service', name: split.stableService, port: split.port, weight: 100 - split.canaryWeight }];

@@ -4,6 +4,8 @@ import type { TrafficRouter } from './types.ts';
 
 export const istioRouter: TrafficRouter = {
   provider: 'istio',
+  routesToClusterIP: true,
+  attachesToGateway: false,
   kinds: [kinds.VirtualService],
   routes(owner, traffic, split) {
     const host = (service: string) => `${service}.${owner.namespace}.svc.cluster.local`;

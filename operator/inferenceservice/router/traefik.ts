@@ -14,6 +14,8 @@ function matchRule(hostnames: string[] | undefined): string {
 
 export const traefikRouter: TrafficRouter = {
   provider: 'traefik',
+  routesToClusterIP: false,
+  attachesToGateway: false,
   kinds: [kinds.TraefikService, kinds.IngressRoute],
   routes(owner, traffic, split) {
     const metadata = { name: owner.name, namespace: owner.namespace, labels: owner.labels, ownerReferences: [owner.ownerReference] };

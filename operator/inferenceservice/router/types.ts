@@ -25,6 +25,13 @@ export type TrafficProvider = NonNullable<TrafficSpec['provider']>;
 
 export interface TrafficRouter {
   readonly provider: TrafficProvider;
+  /**
+   * The provider routes to a Service's virtual IP (Istio's sidecars match the destination host's cluster IP), so
+   * version Services need one; the others route to endpoints, and version Services stay headless.
+   */
+  readonly routesToClusterIP: boolean;
+  /** Its routes attach to a Gateway named in spec.traffic.parentRefs, whose address becomes status.url. */
+  readonly attachesToGateway: boolean;
   /** The kinds `routes` writes; the first is the one whose object carries the weights. */
   readonly kinds: readonly [ResourceKind, ...ResourceKind[]];
   /** The route objects for this split, ready for server-side apply, in the order of `kinds`. */
