@@ -17,7 +17,7 @@ export async function bundleOperator(entry: string, outfile: string): Promise<vo
     bundle: true,
     platform: 'node',
     format: 'esm',
-    target: 'node20',
+    target: 'node24',
     legalComments: 'none',
     logLevel: 'warning',
     // Only a benchmark bundling itself reaches this file (and so esbuild); the operator never does.
