@@ -3,18 +3,10 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import ort from "onnxruntime-node";
 import { buildLogisticRegressionModel } from "../src/onnx.ts";
+import { seededRandom } from "../src/random.ts";
 
-// Small deterministic generator so failures are reproducible.
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The trainer's seeded generator, so failures are reproducible.
+const mulberry32 = seededRandom;
 
 function sigmoid(z: number): number {
   return 1 / (1 + Math.exp(-z));

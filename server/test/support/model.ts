@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildLogisticRegressionModel } from '../../../examples/trainer/src/onnx.ts';
+import { seededRandom } from '../../../examples/trainer/src/random.ts';
 import type { ServerConfig } from '../../src/config.ts';
 import { DEFAULT_DRIFT_OPTIONS } from '../../src/drift/detector.ts';
 import type { ReferenceProfile } from '../../src/drift/profile.ts';
@@ -61,17 +62,8 @@ export function logisticModel(ws: Workspace, name: string, weights: number[], bi
   };
 }
 
-/** Deterministic pseudo-random numbers (mulberry32) so profiles and traffic are reproducible. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers (the example trainer's mulberry32) so profiles and traffic are reproducible. */
+export const random = seededRandom;
 
 export function normal(rand: () => number, mean = 0, std = 1): number {
   const u = Math.max(rand(), 1e-12);
