@@ -11,6 +11,7 @@ HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.25}"
 KUEUE_VERSION="${KUEUE_VERSION:-v0.17.0}"
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
+TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.12.0}"
 
 CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
@@ -95,6 +96,20 @@ build_prometheus() {
     "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
 }
 
+# Toxiproxy's server, the fault-injection proxy of the chaos suite (e2e/chaos). Its go.mod has no replace
+# directives, so `go install` takes it as released; the package is cmd/server, installed as toxiproxy-server.
+build_toxiproxy() {
+  local out="$CACHE/bin/toxiproxy-$TOXIPROXY_VERSION"
+  if [[ -x $out/toxiproxy-server ]]; then log "toxiproxy: cached"; return; fi
+  log "toxiproxy: building cmd/server $TOXIPROXY_VERSION"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  GOFLAGS= GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w -X github.com/Shopify/toxiproxy/v2.Version=${TOXIPROXY_VERSION#v}" \
+    "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+  mkdir -p "$out" && mv "$out.tmp/server" "$out/toxiproxy-server" && rm -rf "$out.tmp"
+}
+
+if [[ ${1:-} == toxiproxy ]]; then build_toxiproxy; exit; fi
+
 start=$(date +%s)
 minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
 kube_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
@@ -114,4 +129,5 @@ OUT="$CACHE/bin/traefik-$TRAEFIK_VERSION" build_in_wrapper traefik "github.com/t
   "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik
 build_kueue
 build_prometheus
-log "all binaries in $BIN, $KUEUE_DIR and $CACHE/bin/prometheus-$PROMETHEUS_VERSION after $(( $(date +%s) - start ))s"
+build_toxiproxy
+log "all binaries in $BIN, $KUEUE_DIR, $CACHE/bin/prometheus-$PROMETHEUS_VERSION and $CACHE/bin/toxiproxy-$TOXIPROXY_VERSION after $(( $(date +%s) - start ))s"

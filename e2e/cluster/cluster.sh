@@ -11,10 +11,10 @@
 #   cluster.sh up       build binaries if needed, start the cluster, Kueue, NATS, S3 and Traefik (idempotent)
 #   cluster.sh down     stop and delete everything this script and the local-kubelet made
 #   cluster.sh status   show what is running
-#   cluster.sh env      print export lines: KUBECONFIG, PATH (kubectl, helm, prometheus, promtool), NATS_URL,
+#   cluster.sh env      print export lines: KUBECONFIG, PATH (kubectl, helm, prometheus, promtool, toxiproxy-server), NATS_URL,
 #                       GATEWAY_URL, TRAEFIK_ADMIN_URL, the pod network, and the S3 endpoint, region, bucket
 #                       and root keys as AWS_* (the AWS SDKs and CLI read those names)
-#   cluster.sh build    only build the binaries (Kubernetes, KWOK, helm, Traefik, Kueue, Prometheus)
+#   cluster.sh build    only build the binaries (Kubernetes, KWOK, helm, Traefik, Kueue, Prometheus, Toxiproxy)
 #
 # LOOPLINE_CLUSTER names the cluster (default "loopline"); several can coexist. Ports: LOOPLINE_NATS_PORT,
 # LOOPLINE_S3_PORT (default the NATS port + 3000), LOOPLINE_GATEWAY_PORT (the Gateway's listener; NATS
@@ -39,10 +39,12 @@ VERSITYGW_VERSION="${VERSITYGW_VERSION:-v1.8.0}"
 TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.25}"
 GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.4.1}"
 KUEUE_VERSION="${KUEUE_VERSION:-v0.17.0}"
+TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.12.0}"
 CACHE="${LOOPLINE_CACHE:-$HOME/.cache/loopline}"
 BIN="$CACHE/bin/kube-$KUBE_VERSION"
 KUEUE_DIR="$CACHE/bin/kueue-$KUEUE_VERSION"
 PROMETHEUS_BIN="$CACHE/bin/prometheus-$PROMETHEUS_VERSION"
+TOXIPROXY_BIN="$CACHE/bin/toxiproxy-$TOXIPROXY_VERSION"
 NAME="${LOOPLINE_CLUSTER:-loopline}"
 STATE="$CACHE/clusters/$NAME"
 # etcd keeps its data in memory (tmpfs) when the machine has one: these clusters are thrown away, and the
@@ -74,6 +76,7 @@ ensure_binaries() {
     [[ -x "$b" ]] || { log "building Kubernetes $KUBE_VERSION, Traefik $TRAEFIK_VERSION and Prometheus $PROMETHEUS_VERSION binaries from Go modules (first run only; about 25 min on 2 cores)"; bash "$HERE/build-binaries.sh"; return; }
   done
   [[ -x "$KUEUE_DIR/kueue" && -d "$KUEUE_DIR/crds" ]] || { log "building Kueue $KUEUE_VERSION from its Go module (first run only)"; bash "$HERE/build-binaries.sh"; }
+  [[ -x "$TOXIPROXY_BIN/toxiproxy-server" ]] || { log "building Toxiproxy $TOXIPROXY_VERSION from its Go module (first run only; about a minute)"; bash "$HERE/build-binaries.sh" toxiproxy; }
 }
 
 ensure_nats() {
@@ -480,7 +483,7 @@ status() {
 
 env_lines() {
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
-  echo "export PATH=$BIN:$PROMETHEUS_BIN:\$PATH"
+  echo "export PATH=$BIN:$PROMETHEUS_BIN:$TOXIPROXY_BIN:\$PATH"
   echo "export NATS_URL=nats://$HOST_ADDRESS:$NATS_PORT"
   echo "export GATEWAY_URL=http://127.0.0.1:$GATEWAY_PORT"
   echo "export TRAEFIK_ADMIN_URL=http://127.0.0.1:$TRAEFIK_ADMIN_PORT"

@@ -14,7 +14,7 @@ import { gatewayApiRouter, istioRouter } from '../router/index.ts';
 import { registerInferenceServices } from '../index.ts';
 import { createNamespace, deleteNamespace, installCrds, quietLogger, registerVersion, requireKubeconfig, setEffectiveAliases, sleep, uniqueName, waitFor } from './support/cluster.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
-import { versionEndpoint, type Behaviour, type VersionEndpoint } from './support/traffic.ts';
+import { versionEndpoint, type Behaviour, type VersionEndpoint } from '../../../test/support/predictor-metrics.ts';
 import { KubeApi } from '../../engine/index.ts';
 import { run as runCli } from '../../cli/main.ts';
 import { traefikService } from '../../../test/support/gateway.ts';
