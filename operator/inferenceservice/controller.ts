@@ -135,17 +135,17 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     const { namespace, name } = isvc.metadata;
     const at = now();
     const status = isvc.status ?? {};
-    const versions = ctx.cache.list<KubeObject>(kinds.ModelVersion, { namespace }).filter((mv) => mv.spec?.model === isvc.spec.model) as unknown as ModelVersionObject[];
+    const versions = ctx.cache.list<ModelVersionObject>(kinds.ModelVersion, { namespace }).filter((mv) => mv.spec?.model === isvc.spec.model);
     const conditions: Condition[] = [];
     const stableMv = resolveSelector(versions, isvc.spec.stable);
     if (!stableMv) {
       const message = `no ModelVersion of model ${isvc.spec.model} has ${selectorText(isvc.spec.stable)} in namespace ${namespace}: register one or change spec.stable`;
-      const { changed } = await ctx.applyStatus(isvc as unknown as KubeObject, {
+      const { changed } = await ctx.applyStatus(isvc, {
         ...carried(status),
         phase: status.phase ?? 'Stable',
         conditions: [{ type: 'Ready', status: 'False', reason: 'StableVersionNotFound', message }],
       });
-      if (changed) await ctx.event(isvc as unknown as KubeObject, 'Warning', 'StableVersionNotFound', message);
+      if (changed) await ctx.event(isvc, 'Warning', 'StableVersionNotFound', message);
       return;
     }
     const canaryMv = isvc.spec.canary ? resolveSelector(versions, isvc.spec.canary) : undefined;
@@ -208,7 +208,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     // Persist a traffic change before making it: a restart between the two resumes from status at the same step.
     const trafficMoves = state.canaryWeight !== (status.canaryWeight ?? 0) || state.currentStep !== status.currentStep || state.phase !== previous.phase;
     if (trafficMoves && isvc.status) {
-      await ctx.applyStatus(isvc as unknown as KubeObject, rolloutStatus({ conditions: (status.conditions ?? []) as Condition[] }));
+      await ctx.applyStatus(isvc, rolloutStatus({ conditions: (status.conditions ?? []) as Condition[] }));
     }
 
     const desired = desiredObjects(isvc, serving, options.serving);
@@ -253,7 +253,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     // Drift is the serving version's: a promotion resets the summary another version's windows left.
     const servingVersion = stableServed.spec.version;
     const drift = driftOfVersion(status.drift, servingVersion);
-    if (status.drift && !drift) await ctx.patchStatus(isvc as unknown as KubeObject, { drift: null });
+    if (status.drift && !drift) await ctx.patchStatus(isvc, { drift: null });
 
     // The closed loop: drift recorded in status (by the NATS consumer) may start a retrain.
     let lastRetrain = status.lastRetrain;
@@ -262,7 +262,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       const { created } = await ctx.create(retrain.job);
       lastRetrain = retrain.lastRetrain;
       if (created) {
-        await ctx.event(isvc as unknown as KubeObject, 'Normal', 'RetrainStarted', `TrainingJob ${retrain.job.metadata.name} created: ${retrain.reason}`);
+        await ctx.event(isvc, 'Normal', 'RetrainStarted', `TrainingJob ${retrain.job.metadata.name} created: ${retrain.reason}`);
         await publish(isvc, 'retrainstarted', { trainingJob: retrain.job.metadata.name, eventId: retrain.lastRetrain.eventId, reason: retrain.reason }, `${isvc.metadata.uid}/retrain/${retrain.lastRetrain.eventId}`, ctx.log);
       }
     }
@@ -273,7 +273,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       conditions.push({ type: 'Drifted', status: 'Unknown', reason: 'AwaitingWindow', message: `no drift window of v${servingVersion} has closed yet` });
     }
 
-    await ctx.applyStatus(isvc as unknown as KubeObject, rolloutStatus({
+    await ctx.applyStatus(isvc, rolloutStatus({
       ...(degraded ? { phase: 'Degraded' } : {}),
       ...(lastRetrain ? { lastRetrain } : {}),
       conditions: dedupe(conditions),
@@ -287,7 +287,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
 
     for (const event of decision.events) {
       const { type, reason, message } = describeEvent(event);
-      await ctx.event(isvc as unknown as KubeObject, type, reason, message);
+      await ctx.event(isvc, type, reason, message);
       const step = 'step' in event ? event.step : (state.currentStep ?? 0);
       const data: Record<string, unknown> = { ...event, message, stableVersion: state.stableVersion, canaryWeight: state.canaryWeight };
       await publish(isvc, reason.toLowerCase(), data, `${isvc.metadata.uid}/${reason}/v${event.version}/s${step}/${state.analysis.lastCheck ?? state.analysis.stepStartedAt ?? ''}`, ctx.log);
@@ -303,7 +303,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
         return ctx.apply(withoutClusterIP(object));
       case 'replace':
         await ctx.delete(kinds.Service, isvc.metadata.namespace, object.metadata.name, { preconditionUid: live!.metadata.uid });
-        await ctx.event(isvc as unknown as KubeObject, 'Normal', 'ServiceReplaced', `Service ${object.metadata.name} was headless; replaced by one with a cluster IP, which spec.traffic.provider ${isvc.spec.traffic?.provider} routes to`);
+        await ctx.event(isvc, 'Normal', 'ServiceReplaced', `Service ${object.metadata.name} was headless; replaced by one with a cluster IP, which spec.traffic.provider ${isvc.spec.traffic?.provider} routes to`);
         return ctx.apply(object);
       default:
         return ctx.apply(object);
@@ -319,7 +319,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
   async function prune(ctx: ReconcileContext, isvc: InferenceService, written: DesiredObject[]) {
     const keep = new Set(written.map((o) => `${o.kind}/${o.metadata.name}`));
     for (const kind of ownedKinds) {
-      for (const object of ctx.cache.ownedBy(kind, isvc as unknown as KubeObject)) {
+      for (const object of ctx.cache.ownedBy(kind, isvc)) {
         if (!keep.has(`${kind.kind}/${object.metadata.name}`)) await ctx.delete(kind, isvc.metadata.namespace, object.metadata.name, { preconditionUid: object.metadata.uid });
       }
     }
@@ -345,8 +345,8 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     reads: [kinds.TrainingJob],
     workers: options.workers ?? DEFAULT_WORKERS,
     async reconcile(request, ctx) {
-      const isvc = ctx.cache.get(kinds.InferenceService, request.namespace, request.name) as unknown as InferenceService | undefined;
-      if (!isvc || (isvc.metadata as { deletionTimestamp?: string }).deletionTimestamp) return;
+      const isvc = ctx.cache.get<InferenceService>(kinds.InferenceService, request.namespace, request.name);
+      if (!isvc || isvc.metadata.deletionTimestamp) return;
       return await reconcile(ctx, isvc);
     },
   };
@@ -355,9 +355,9 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
 /** Keys of the InferenceServices whose route attaches to `gateway` first. */
 function routedThrough(gateway: KubeObject, cache: ClusterCache): string[] {
   return cache
-    .list<KubeObject>(kinds.InferenceService)
+    .list<InferenceService>(kinds.InferenceService)
     .filter((object) => {
-      const parent = parentGateway(object as unknown as InferenceService);
+      const parent = parentGateway(object);
       return parent !== undefined && parent.namespace === gateway.metadata.namespace && parent.name === gateway.metadata.name;
     })
     .map((object) => `${object.metadata.namespace}/${object.metadata.name}`);

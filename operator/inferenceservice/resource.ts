@@ -2,6 +2,7 @@
  * The InferenceService fields this controller reads and writes. The CRD in crds/inferenceservices.yaml is
  * the source of truth; these are the narrow views of it that the pure functions take.
  */
+import type { KubeObject } from '../engine/types.ts';
 
 /** A ModelVersion chosen by number or by alias (`production`, `candidate`). */
 export interface VersionSelector {
@@ -150,13 +151,14 @@ export interface InferenceServiceStatus {
   observedGeneration?: number;
 }
 
-export interface InferenceService {
+/** A type literal (not an interface) so it stays assignable to the engine's KubeObject; namespaced, so it has one. */
+export type InferenceService = {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace: string; uid?: string; generation?: number; labels?: Record<string, string> };
+  metadata: KubeObject['metadata'] & { namespace: string };
   spec: InferenceServiceSpec;
   status?: InferenceServiceStatus;
-}
+};
 
 /** A ModelVersion reduced to what serving needs. */
 export interface ServedModel {

@@ -2,7 +2,7 @@
 // event touched, rewrites the desired stage/aliases of versions another promotion displaced, then
 // writes each version's status and Events, and publishes each new history entry as a lifecycle event.
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
-import { kinds, type ControllerDefinition, type KubeObject, type ReconcileContext } from '../engine/index.ts';
+import { kinds, type ControllerDefinition, type ReconcileContext } from '../engine/index.ts';
 import { historyEvent } from './events.ts';
 import { planRegistry } from './registry.ts';
 import type { ModelVersion } from './resource.ts';
@@ -20,7 +20,7 @@ export function modelVersionController(options: ModelVersionControllerOptions = 
     name: 'modelversion',
     for: kinds.ModelVersion,
     async reconcile({ namespace, name }, ctx) {
-      const mv = ctx.cache.get(kinds.ModelVersion, namespace, name) as unknown as ModelVersion | undefined;
+      const mv = ctx.cache.get<ModelVersion>(kinds.ModelVersion, namespace, name);
       // A deleted version holds nothing any more; the others need no change for it.
       if (!mv) return;
       await models.run(`${namespace}/${mv.spec.model}`, () => reconcileModel(namespace, mv.spec.model, ctx, options));
@@ -29,9 +29,7 @@ export function modelVersionController(options: ModelVersionControllerOptions = 
 }
 
 async function reconcileModel(namespace: string, model: string, ctx: ReconcileContext, options: ModelVersionControllerOptions): Promise<void> {
-  const versions = ctx.cache
-    .list(kinds.ModelVersion, { namespace })
-    .filter((v) => v.spec?.model === model) as unknown as ModelVersion[];
+  const versions = ctx.cache.list<ModelVersion>(kinds.ModelVersion, { namespace }).filter((v) => v.spec?.model === model);
   const plans = planRegistry(versions, new Date());
   const byName = new Map(versions.map((v) => [v.metadata.name, v]));
 
@@ -56,15 +54,15 @@ async function reconcileModel(namespace: string, model: string, ctx: ReconcileCo
     const planned = plan.status.aliases ?? [];
     if (!planned.some((a) => !held.includes(a))) continue;
     const aliases = [...new Set([...held, ...planned])].sort();
-    await ctx.applyStatus(current as unknown as KubeObject, { ...plan.status, aliases } as Record<string, unknown>);
+    await ctx.applyStatus(current, { ...plan.status, aliases });
   }
   for (const plan of plans) {
-    const current = byName.get(plan.name)! as unknown as KubeObject;
-    await ctx.applyStatus(current, plan.status as Record<string, unknown>);
+    const current = byName.get(plan.name)!;
+    await ctx.applyStatus(current, plan.status);
     for (const e of plan.events) await ctx.event(current, e.type, e.reason, e.message);
     // After the status write: an entry is announced only once the registry has recorded it.
     for (const entry of plan.recorded) {
-      await publishLifecycle(options.publisher, historyEvent(current as unknown as ModelVersion, entry, plan.status.aliases ?? []), ctx.log);
+      await publishLifecycle(options.publisher, historyEvent(current, entry, plan.status.aliases ?? []), ctx.log);
     }
   }
 }

@@ -45,12 +45,11 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
     // flight is what keeps the first Job of the last TrainingJob from queueing behind the others.
     workers: options.workers ?? 64,
     async reconcile({ namespace, name }, ctx) {
-      const job = ctx.cache.get(kinds.TrainingJob, namespace, name) as unknown as TrainingJob | undefined;
+      const job = ctx.cache.get<TrainingJob>(kinds.TrainingJob, namespace, name);
       // Gone or going: owner references let the garbage collector remove its Jobs, their pods and Workloads, and its Service.
       if (!job || job.metadata.deletionTimestamp) return;
-      const object = job as unknown as KubeObject;
-      const owner = controllerReference(object);
-      const jobs = ctx.cache.ownedBy(kinds.Job, object);
+      const owner = controllerReference(job);
+      const jobs = ctx.cache.ownedBy(kinds.Job, job);
       const pods = jobs.flatMap((j) => ctx.cache.ownedBy(kinds.Pod, j));
       const workloads = jobs.flatMap((j) => ctx.cache.ownedBy(kinds.Workload, j));
       const now = new Date();
@@ -65,8 +64,8 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
         return;
       }
       const { status, conditions, events } = plan.kind === 'judge' ? await judge(job, plan.attempt, plan.message, plan.status, now, options, ctx) : plan;
-      await ctx.applyStatus(object, { ...status, conditions });
-      for (const e of events) await ctx.event(object, e.type, e.reason, e.message);
+      await ctx.applyStatus(job, { ...status, conditions });
+      for (const e of events) await ctx.event(job, e.type, e.reason, e.message);
       if (plan.kind === 'hold' && plan.deleteTrainingJob) {
         await ctx.delete(kinds.TrainingJob, namespace, name, { propagationPolicy: 'Background', preconditionUid: job.metadata.uid });
         return;
@@ -142,14 +141,14 @@ async function judge(
  */
 async function register(job: TrainingJob, result: TrainingResult, options: TrainingJobControllerOptions, ctx: ReconcileContext): Promise<ModelVersion> {
   const namespace = job.metadata.namespace!;
-  const mine = await options.api.list<KubeObject>(kinds.ModelVersion, namespace, { labelSelector: `${LABEL_TRAININGJOB_UID}=${job.metadata.uid}` });
-  if (mine.items.length > 0) return mine.items[0] as unknown as ModelVersion;
-  const all = await options.api.list<KubeObject>(kinds.ModelVersion, namespace);
+  const mine = await options.api.list<ModelVersion>(kinds.ModelVersion, namespace, { labelSelector: `${LABEL_TRAININGJOB_UID}=${job.metadata.uid}` });
+  if (mine.items.length > 0) return mine.items[0]!;
+  const all = await options.api.list<ModelVersion>(kinds.ModelVersion, namespace);
   let version = 1 + Math.max(0, ...all.items.filter((v) => v.spec?.model === job.spec.model).map((v) => Number(v.spec.version) || 0));
   const limit = options.maxVersionAttempts ?? 50;
   for (let tries = 0; tries < limit; tries++, version++) {
-    const { object, created } = await ctx.create(desiredModelVersion(job, result, version));
-    if (created) return object as unknown as ModelVersion;
+    const { object, created } = await ctx.create<ModelVersion>(desiredModelVersion(job, result, version));
+    if (created) return object;
     ctx.log.info({ version }, 'version taken by another registration; trying the next');
   }
   throw new Error(`could not register ${job.spec.model}: ${limit} version numbers in a row were taken concurrently`);
