@@ -14,6 +14,7 @@ import { desiredObjects, parentGateway, serviceAddressChange, serviceUrl, versio
 import { driftOfVersion, planRetrain } from './drift.ts';
 import type { InferenceService, InferenceServiceStatus, ServedModel, VersionSelector } from './resource.ts';
 import { routerFor, routers } from './router/index.ts';
+import { planStatus } from './status.ts';
 import { promoteVersion, type ModelVersionObject } from './registry.ts';
 
 export const PodDisruptionBudget: ResourceKind = { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true };
@@ -136,7 +137,6 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     const at = now();
     const status = isvc.status ?? {};
     const versions = ctx.cache.list<ModelVersionObject>(kinds.ModelVersion, { namespace }).filter((mv) => mv.spec?.model === isvc.spec.model);
-    const conditions: Condition[] = [];
     const stableMv = resolveSelector(versions, isvc.spec.stable);
     if (!stableMv) {
       const message = `no ModelVersion of model ${isvc.spec.model} has ${selectorText(isvc.spec.stable)} in namespace ${namespace}: register one or change spec.stable`;
@@ -149,9 +149,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       return;
     }
     const canaryMv = isvc.spec.canary ? resolveSelector(versions, isvc.spec.canary) : undefined;
-    if (isvc.spec.canary && !canaryMv) {
-      conditions.push({ type: 'CanaryReady', status: 'False', reason: 'CanaryVersionNotFound', message: `no ModelVersion of model ${isvc.spec.model} has ${selectorText(isvc.spec.canary)}; serving stable only` });
-    }
+    const canaryNotFound = isvc.spec.canary && !canaryMv ? `no ModelVersion of model ${isvc.spec.model} has ${selectorText(isvc.spec.canary)}; serving stable only` : undefined;
 
     const previous = rolloutStateOf(status);
     const shadow = isvc.spec.shadow?.enabled === true;
@@ -216,39 +214,16 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     const isRoute = (object: DesiredObject) => router.kinds.some((kind) => kindId(kind) === kindId(object));
     const routeObjects = desired.filter(isRoute);
     const missing = router.kinds.filter((kind) => !routeKindIds.has(kindId(kind)));
-    if (routeObjects.length > 0 && missing.length > 0) {
-      const names = missing.map((kind) => `${kind.kind} (${kind.apiVersion})`).join(' and ');
-      conditions.push({ type: 'RouteReady', status: 'False', reason: 'RouteKindNotInstalled', message: `${names} ${missing.length > 1 ? 'are' : 'is'} not served by the API server: install the CRDs of provider ${router.provider} (Gateway API, Istio or Traefik) and restart the operator, or change spec.traffic.provider` });
-    } else if (routeObjects.length > 0) {
-      const names = routeObjects.map((object) => `${object.kind} ${object.metadata.name}`).join(', ');
-      conditions.push({ type: 'RouteReady', status: 'True', reason: 'RouteApplied', message: `${names}: stable ${100 - serving.canaryWeight}%, canary ${serving.canary ? serving.canaryWeight : 0}%${serving.mirrorPercent ? `, mirroring ${serving.mirrorPercent}% to the canary` : ''}` });
-    }
     const written = missing.length > 0 ? desired.filter((object) => !isRoute(object)) : desired;
     // The objects do not depend on one another: applied together, a reconcile costs one round trip, not five.
     await Promise.all(written.map((object) => applyOwned(ctx, isvc, object)));
     await prune(ctx, isvc, written);
 
     // Readiness from the cached Deployments (their status changes enqueue us again).
-    const stableDeployment = ctx.cache.get(kinds.Deployment, namespace, versionName(isvc, stableServed.spec.version));
-    const stableUp = deploymentAvailable(stableDeployment);
-    conditions.unshift(
-      stableUp
-        ? { type: 'Ready', status: 'True', reason: 'StableAvailable', message: `v${stableServed.spec.version} is serving at ${url}${isvc.spec.traffic?.hostnames?.length ? ` (Host ${isvc.spec.traffic.hostnames[0]})` : ''}` }
-        : { type: 'Ready', status: 'False', reason: 'StableUnavailable', message: `no ready pod of ${versionName(isvc, stableServed.spec.version)} yet; see kubectl describe deployment ${versionName(isvc, stableServed.spec.version)} -n ${namespace}` },
-    );
-    if (canaryServed) {
-      const canaryUp = deploymentAvailable(ctx.cache.get(kinds.Deployment, namespace, versionName(isvc, canaryServed.spec.version)));
-      conditions.push({
-        type: 'CanaryReady',
-        status: canaryUp ? 'True' : 'False',
-        reason: canaryUp ? 'CanaryAvailable' : 'CanaryUnavailable',
-        message: canaryUp
-          ? `canary v${canaryServed.spec.version} has ready pods`
-          : `canary v${canaryServed.spec.version} has no ready pod yet: its ${state.canaryWeight}% stays on stable and its step is not analysed (progressDeadline ${isvc.spec.rollout?.progressDeadline ?? '10m'})`,
-      });
-    }
-    const wasReady = (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-    const degraded = !stableUp && wasReady && (state.phase === 'Stable' || state.phase === 'Promoted');
+    const served = (mv: ModelVersionObject) => {
+      const deployment = versionName(isvc, mv.spec.version);
+      return { version: mv.spec.version, name: deployment, available: deploymentAvailable(ctx.cache.get(kinds.Deployment, namespace, deployment)) };
+    };
 
     // Drift is the serving version's: a promotion resets the summary another version's windows left.
     const servingVersion = stableServed.spec.version;
@@ -266,17 +241,36 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
         await publish(isvc, 'retrainstarted', { trainingJob: retrain.job.metadata.name, eventId: retrain.lastRetrain.eventId, reason: retrain.reason }, `${isvc.metadata.uid}/retrain/${retrain.lastRetrain.eventId}`, ctx.log);
       }
     }
-    if (drift) conditions.push(drift.drifted
-      ? { type: 'Drifted', status: 'True', reason: 'DriftDetected', message: `drift score ${drift.score} (features: ${(drift.driftedFeatures ?? []).join(', ') || 'none'})` }
-      : { type: 'Drifted', status: 'False', reason: 'NoDrift', message: `drift score ${drift.score}` });
-    else if (status.drift || (status.conditions ?? []).some((c) => c.type === 'Drifted')) {
-      conditions.push({ type: 'Drifted', status: 'Unknown', reason: 'AwaitingWindow', message: `no drift window of v${servingVersion} has closed yet` });
-    }
+    const { conditions, degraded } = planStatus({
+      namespace,
+      url,
+      ...(isvc.spec.traffic?.hostnames?.length ? { hostname: isvc.spec.traffic.hostnames[0] } : {}),
+      phase: state.phase,
+      stable: served(stableServed),
+      ...(canaryServed ? { canary: { ...served(canaryServed), weight: state.canaryWeight, progressDeadline: isvc.spec.rollout?.progressDeadline } } : {}),
+      ...(canaryNotFound ? { canaryNotFound } : {}),
+      ...(routeObjects.length > 0
+        ? {
+            route: {
+              provider: router.provider,
+              missingKinds: missing.map((kind) => `${kind.kind} (${kind.apiVersion})`),
+              routes: routeObjects.map((object) => `${object.kind} ${object.metadata.name}`),
+              canaryWeight: serving.canaryWeight,
+              hasCanary: serving.canary !== undefined,
+              ...(serving.mirrorPercent ? { mirrorPercent: serving.mirrorPercent } : {}),
+            },
+          }
+        : {}),
+      ...(drift ? { drift } : {}),
+      hadDrift: Boolean(status.drift) || (status.conditions ?? []).some((c) => c.type === 'Drifted'),
+      servingVersion,
+      wasReady: (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+    });
 
     await ctx.applyStatus(isvc, rolloutStatus({
       ...(degraded ? { phase: 'Degraded' } : {}),
       ...(lastRetrain ? { lastRetrain } : {}),
-      conditions: dedupe(conditions),
+      conditions,
     }));
 
     // promoteNow and abort are one-shot requests: cleared once acted on, so the next canary is not promoted or aborted too.
@@ -366,10 +360,4 @@ function routedThrough(gateway: KubeObject, cache: ClusterCache): string[] {
 /** Status fields owned by other writers or kept across reconciles (drift is the NATS consumer's). */
 function carried(status: InferenceServiceStatus): Record<string, unknown> {
   return status.lastRetrain ? { lastRetrain: status.lastRetrain } : {};
-}
-
-function dedupe(conditions: Condition[]): Condition[] {
-  const byType = new Map<string, Condition>();
-  for (const condition of conditions) if (!byType.has(condition.type)) byType.set(condition.type, condition);
-  return [...byType.values()];
 }
