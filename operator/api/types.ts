@@ -678,7 +678,8 @@ export interface InferenceServiceRolloutAnalysis {
    */
   minRequests?: number;
   /**
-   * Failed analyses tolerated before the rollout is rolled back.
+   * Failed analyses tolerated before the rollout is rolled back. An analysis Prometheus did not answer
+   * is inconclusive and does not count.
    *
    * @default 2
    */
@@ -913,7 +914,11 @@ export interface InferenceServiceAnalysisStatus {
   requests?: number;
   /** Failed analyses in this rollout so far. */
   failedChecks?: number;
-  /** What the analysis decided and why. */
+  /**
+   * What the analysis decided and why: Passed or Failed with the numbers, or Inconclusive when
+   * Prometheus did not answer (the step is then held, neither promoted nor rolled back, and analysed
+   * again every few seconds).
+   */
   message?: string;
 }
 

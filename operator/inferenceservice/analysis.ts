@@ -73,17 +73,24 @@ function quote(value: string): string {
   return JSON.stringify(value);
 }
 
+/** How long one query may take, whatever the caller's signal says: a Prometheus that hangs must not hold a reconcile. */
+export const QUERY_TIMEOUT_MS = 10_000;
+
 /**
  * Runs one instant query. An empty vector means "no data" (null); NaN (0/0, a quantile of no samples) too.
  * Throws with Prometheus' own message on an error response so it reaches status.
  */
-export async function instantQuery(prometheusUrl: string, query: string, signal?: AbortSignal): Promise<number | null> {
+export async function instantQuery(prometheusUrl: string, query: string, signal?: AbortSignal, timeoutMs = QUERY_TIMEOUT_MS): Promise<number | null> {
   const url = new URL('/api/v1/query', prometheusUrl);
+  const timeout = AbortSignal.timeout(timeoutMs);
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ query }),
-    signal: signal ?? AbortSignal.timeout(10_000),
+    signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+  }).catch((error: Error) => {
+    if (timeout.aborted) throw new Error(`no answer from ${url.origin} within ${timeoutMs} ms`);
+    throw new Error(`${url.origin} unreachable: ${(error.cause as Error | undefined)?.message ?? error.message}`);
   });
   const body = (await response.json().catch(() => ({}))) as {
     status?: string;

@@ -10,6 +10,8 @@ export const DEFAULT_STEPS = [5, 10, 25, 50, 100];
 export const DEFAULT_INTERVAL_MS = 60_000;
 export const DEFAULT_FAILURE_LIMIT = 2;
 export const DEFAULT_PROGRESS_DEADLINE_MS = 600_000;
+/** How soon an analysis that could not be made (no answer from Prometheus) is tried again, at most. */
+export const INCONCLUSIVE_RETRY_MS = 5_000;
 
 /** The part of InferenceService status this machine owns. */
 export interface RolloutState {
@@ -30,6 +32,7 @@ export type RolloutEvent =
   | { type: 'CanaryStarted'; version: number; weight: number; replaced?: number }
   | { type: 'StepAdvanced'; version: number; step: number; weight: number; analysis: AnalysisResult }
   | { type: 'AnalysisFailed'; version: number; analysis: AnalysisResult; failedChecks: number; failureLimit: number }
+  | { type: 'AnalysisInconclusive'; version: number; step: number; weight: number; analysis: AnalysisResult }
   | { type: 'AwaitingPromotion'; version: number }
   | { type: 'Halted'; version: number; reason: string }
   | { type: 'Promoted'; version: number; previous?: number; reason: string }
@@ -105,11 +108,14 @@ export function analysisDue(input: Omit<RolloutInput, 'measurement'>): boolean {
   return input.now.getTime() - clockStart(previous, input.canaryReadiness) >= intervalMs(rollout);
 }
 
-/** Judges one measurement against the thresholds. Missing traffic or a failed query counts as a failed check, as in Flagger. */
+/**
+ * Judges one measurement against the thresholds. Too little traffic counts as a failed check, as in Flagger; a
+ * query Prometheus did not answer is no evidence either way: Inconclusive, which neither passes nor fails a step.
+ */
 export function judge(measurement: Measurement, analysis: AnalysisSpec | undefined, step: number, now: Date): AnalysisResult {
   const base = { time: now.toISOString(), step };
   if ('error' in measurement) {
-    return { ...base, requests: 0, errorRate: null, latencyP95Ms: null, latencyP99Ms: null, verdict: 'Failed', reason: `metrics unavailable: ${measurement.error}` };
+    return { ...base, requests: 0, errorRate: null, latencyP95Ms: null, latencyP99Ms: null, verdict: 'Inconclusive', reason: `metrics unavailable: ${measurement.error}` };
   }
   const result = { ...base, ...measurement };
   const failures: string[] = [];
@@ -199,6 +205,23 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
   if (!input.measurement) throw new Error('analysis is due: nextRollout needs a measurement');
 
   const result = judge(input.measurement, rollout?.analysis, step, now);
+  if (result.verdict === 'Inconclusive') {
+    // The step holds at its weight with its clock and failure count kept: the analysis runs again soon and the
+    // first answer decides. Said once (event) and in status; a repeat of the same outage writes nothing new.
+    const message = `Inconclusive: ${result.reason}; step ${step} held at ${current.canaryWeight}%, neither promoted nor rolled back until Prometheus answers`;
+    const already = previous.analysis.message === message;
+    const analysis: AnalysisStatus = {
+      ...(previous.analysis.stepStartedAt ? { stepStartedAt: previous.analysis.stepStartedAt } : {}),
+      failedChecks: previous.analysis.failedChecks ?? 0,
+      lastCheck: already && previous.analysis.lastCheck ? previous.analysis.lastCheck : result.time,
+      message,
+    };
+    return {
+      state: { ...current, analysis },
+      events: already ? [] : [{ type: 'AnalysisInconclusive', version: canary, step, weight: current.canaryWeight, analysis: result }],
+      requeueAfterMs: Math.min(interval, INCONCLUSIVE_RETRY_MS),
+    };
+  }
   if (result.verdict === 'Failed') {
     const failedChecks = (previous.analysis.failedChecks ?? 0) + 1;
     const failureLimit = rollout?.analysis?.failureLimit ?? DEFAULT_FAILURE_LIMIT;

@@ -110,6 +110,8 @@ function describeEvent(event: RolloutEvent): { type: 'Normal' | 'Warning'; reaso
       return { type: 'Normal', reason: 'StepAdvanced', message: `canary v${event.version} at ${event.weight}% (step ${event.step}): ${event.analysis.reason}` };
     case 'AnalysisFailed':
       return { type: 'Warning', reason: 'AnalysisFailed', message: `canary v${event.version} failed check ${event.failedChecks}/${event.failureLimit}: ${event.analysis.reason}` };
+    case 'AnalysisInconclusive':
+      return { type: 'Warning', reason: 'AnalysisInconclusive', message: `canary v${event.version} held at ${event.weight}% (step ${event.step}): ${event.analysis.reason}; it is neither promoted nor rolled back until Prometheus answers` };
     case 'AwaitingPromotion':
       return { type: 'Normal', reason: 'AwaitingPromotion', message: `canary v${event.version} passed every step; set spec.rollout.promoteNow (or npx loopline promote) to promote it` };
     case 'Halted':

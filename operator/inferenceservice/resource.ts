@@ -103,7 +103,8 @@ export interface AnalysisResult {
   errorRate: number | null;
   latencyP95Ms: number | null;
   latencyP99Ms: number | null;
-  verdict: 'Passed' | 'Failed';
+  /** Inconclusive: Prometheus gave no answer; the step holds. */
+  verdict: 'Passed' | 'Failed' | 'Inconclusive';
   reason: string;
 }
 
@@ -117,7 +118,7 @@ export interface AnalysisStatus {
   errorRate?: number;
   latencyP95Ms?: number;
   latencyP99Ms?: number;
-  /** `Passed: ...` or `Failed: ...` with the numbers. */
+  /** `Passed: ...` or `Failed: ...` with the numbers, or `Inconclusive: ...` with why no numbers came. */
   message?: string;
 }
 

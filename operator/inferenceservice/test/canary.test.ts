@@ -34,7 +34,9 @@ const table: Array<{ name: string; input: RolloutInput; phase: string; weight: n
   { name: 'a failing analysis below the failure limit holds the weight and counts', input: input({ previous: progressing(1, 50, 0), now: at(30), measurement: errors }), phase: 'Progressing', weight: 50, step: 1, events: ['AnalysisFailed'], failedChecks: 1 },
   { name: 'reaching the failure limit rolls back to weight 0', input: input({ previous: progressing(1, 50, 0, 1), now: at(30), measurement: slow }), phase: 'RolledBack', weight: 0, events: ['AnalysisFailed', 'RolledBack'], failedChecks: 2 },
   { name: 'too little traffic is a failed check', input: input({ previous: progressing(0, 10, 0, 1), now: at(30), measurement: { requests: 3, errorRate: 0, latencyP95Ms: 1, latencyP99Ms: 1 } }), phase: 'RolledBack', weight: 0, events: ['AnalysisFailed', 'RolledBack'] },
-  { name: 'an unreachable Prometheus is a failed check', input: input({ previous: progressing(0, 10, 0), now: at(30), measurement: { error: 'connection refused' } }), phase: 'Progressing', weight: 10, events: ['AnalysisFailed'], failedChecks: 1 },
+  { name: 'an unreachable Prometheus holds the step, inconclusive, without counting a failed check', input: input({ previous: progressing(0, 10, 0), now: at(30), measurement: { error: 'connection refused' } }), phase: 'Progressing', weight: 10, step: 0, events: ['AnalysisInconclusive'], failedChecks: 0 },
+  { name: 'an unreachable Prometheus one check short of the failure limit does not roll back', input: input({ previous: progressing(1, 50, 0, 1), now: at(30), measurement: { error: 'timeout' } }), phase: 'Progressing', weight: 50, step: 1, events: ['AnalysisInconclusive'], failedChecks: 1 },
+  { name: 'an unreachable Prometheus at the last step does not promote', input: input({ previous: progressing(2, 100, 0), now: at(30), measurement: { error: 'timeout' } }), phase: 'Progressing', weight: 100, step: 2, events: ['AnalysisInconclusive'] },
   { name: 'autoRollback off halts at the current weight instead of rolling back', input: input({ rollout: { ...rollout, autoRollback: false }, previous: progressing(1, 50, 0, 1), now: at(30), measurement: errors }), phase: 'Progressing', weight: 50, events: ['AnalysisFailed', 'Halted'] },
   { name: 'paused holds the step even when analysis would be due', input: input({ rollout: { ...rollout, paused: true }, previous: progressing(1, 50, 0), now: at(300) }), phase: 'Progressing', weight: 50, step: 1, events: [] },
   { name: 'abort rolls back at once', input: input({ rollout: { ...rollout, abort: true }, previous: progressing(1, 50, 0), now: at(1) }), phase: 'RolledBack', weight: 0, events: ['RolledBack'] },
@@ -88,6 +90,21 @@ test('a rollback names the numbers that failed', () => {
   assert.match(rolledBack.reason, /error rate 0.2 > maxErrorRate 0.05/);
   assert.is(decision.state.analysis.errorRate, 0.2);
   assert.match(decision.state.analysis.message ?? '', /^Failed: /);
+});
+
+test('an inconclusive analysis says so in status, keeps the step clock, retries soon, and the first answer decides', () => {
+  const down = nextRollout(input({ previous: progressing(1, 50, 0), now: at(30), measurement: { error: 'fetch failed' } }));
+  assert.match(down.state.analysis.message ?? '', /^Inconclusive: metrics unavailable: fetch failed; step 1 held at 50%, neither promoted nor rolled back/);
+  assert.is(down.state.analysis.stepStartedAt, at(0).toISOString());
+  assert.is(down.requeueAfterMs, 5_000);
+  // Still down: the same status (no write) and no second event.
+  const still = nextRollout(input({ previous: down.state, now: at(35), measurement: { error: 'fetch failed' } }));
+  assert.equal(still.state, down.state);
+  assert.equal(still.events, []);
+  // Back: the analysis is due at once (the step has run its interval) and decides on the numbers.
+  assert.is(analysisDue(input({ previous: still.state, now: at(40) })), true);
+  const back = nextRollout(input({ previous: still.state, now: at(40), measurement: good }));
+  assert.equal([back.state.currentStep, back.state.canaryWeight, back.events.map((e) => e.type)], [2, 100, ['StepAdvanced']]);
 });
 
 test('judge lists each threshold that is crossed', () => {
