@@ -31,6 +31,14 @@ export interface ServingOptions {
   metrics: ServerMetrics;
 }
 
+/**
+ * First wait before loading the first version again after a failure that may pass (storage unreachable, a 5xx,
+ * an object not there yet); it doubles up to the maximum. A digest mismatch is not retried: that artifact is
+ * not the one registered.
+ */
+export const LOAD_RETRY_BASE_MS = 1000;
+export const LOAD_RETRY_MAX_MS = 30_000;
+
 export type SlotState = 'loading' | 'ready' | 'failed' | 'stopping';
 
 export class SwapInProgressError extends Error {}
@@ -49,17 +57,48 @@ export class ModelSlot {
     return this.state === 'ready' && this.current !== undefined;
   }
 
-  /** Load the first version; on failure the slot stays unready with the reason logged. */
+  /**
+   * Load the first version. On failure the slot stays unready with the reason in `failure`, and loading is tried
+   * again with backoff until it works (object storage that was down while the pod started comes back without a
+   * pod restart), the slot stops, or a swap installs another version. Resolves after the first attempt.
+   */
   async start(config: ModelConfig): Promise<boolean> {
+    const ok = await this.attempt(config);
+    if (!ok && !this.permanent) this.retryLater(config, LOAD_RETRY_BASE_MS, 2);
+    return ok;
+  }
+
+  private permanent = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  private async attempt(config: ModelConfig, attempt = 1): Promise<boolean> {
     try {
-      this.install(await this.load(config));
+      const loaded = await this.load(config);
+      // Stopped, or another version swapped in, while this one loaded: it is not wanted any more.
+      if (this.state === 'stopping' || this.current) {
+        await loaded.model.retire();
+        return this.current !== undefined;
+      }
+      this.install(loaded);
+      if (attempt > 1) this.options.log.info({ model: config.name, version: config.version, attempt }, 'model loaded after retrying; ready');
       return true;
     } catch (error) {
+      if (this.state === 'stopping' || this.current) return false;
       this.state = 'failed';
       this.failure = (error as Error).message;
-      this.logLoadFailure(config, error);
+      this.permanent = error instanceof DigestMismatchError;
+      this.logLoadFailure(config, error, attempt);
       return false;
     }
+  }
+
+  private retryLater(config: ModelConfig, delayMs: number, attempt: number): void {
+    this.retryTimer = setTimeout(async () => {
+      if (this.state !== 'failed' || this.current) return;
+      if (await this.attempt(config, attempt)) return;
+      if (!this.permanent) this.retryLater(config, Math.min(delayMs * 2, LOAD_RETRY_MAX_MS), attempt + 1);
+    }, delayMs);
+    this.retryTimer.unref();
   }
 
   /** Replace the served version; the old one keeps serving until the new one is ready. */
@@ -88,6 +127,7 @@ export class ModelSlot {
   /** Readiness false; then wait for in-flight requests and free everything. */
   async stop(): Promise<void> {
     this.state = 'stopping';
+    clearTimeout(this.retryTimer);
     const last = this.current;
     if (last) this.retire(last, 'shutdown');
     await Promise.all(this.retiring);
@@ -111,12 +151,12 @@ export class ModelSlot {
     void done.finally(() => this.retiring.delete(done));
   }
 
-  private logLoadFailure(config: ModelConfig, error: unknown): void {
-    const fields = { model: config.name, version: config.version, uri: config.artifact.uri };
+  private logLoadFailure(config: ModelConfig, error: unknown, attempt?: number): void {
+    const fields = { model: config.name, version: config.version, uri: config.artifact.uri, ...(attempt ? { attempt } : {}) };
     if (error instanceof DigestMismatchError) {
       this.options.log.error({ ...fields, expected: error.expected, actual: error.actual }, `refusing to serve: ${error.message}`);
     } else {
-      this.options.log.error({ ...fields, err: error }, `model version failed to load: ${(error as Error).message}`);
+      this.options.log.error({ ...fields, err: error }, `model version failed to load${attempt ? ' (retrying with backoff)' : ''}: ${(error as Error).message}`);
     }
   }
 
