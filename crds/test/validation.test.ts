@@ -63,7 +63,43 @@ const invalidCreates: Row[] = [
   ['a retrain template for another model', 'InferenceService', (o) => (o.spec.retrain.template.spec.model = 'fraud'), 'spec.retrain.template.spec.model', /must be 'credit-risk'/],
   ['minReplicas above maxReplicas', 'InferenceService', (o) => Object.assign(o.spec.predictor, { minReplicas: 5, maxReplicas: 2 }), 'spec.predictor.minReplicas', /must not exceed/],
   ['minReplicas without maxReplicas', 'InferenceService', (o) => (o.spec.predictor.minReplicas = 2), 'spec.predictor.minReplicas', /needs spec.predictor.maxReplicas/],
+  // InferenceService spec.batch
+  ['a batch schedule "every night"', 'InferenceService', withBatch((b) => (b.schedule = 'every night')), 'spec.batch[0].schedule', /is not a cron schedule: give five fields/],
+  ['a batch schedule with six fields', 'InferenceService', withBatch((b) => (b.schedule = '0 0 2 * * *')), 'spec.batch[0].schedule', /five fields/],
+  ['a batch input on the local disk', 'InferenceService', withBatch((b) => (b.input.uri = 'file:///data/customers.parquet')), 'spec.batch[0].input.uri', /must be an s3:\/\/ object/],
+  ['a batch input with no format and no known extension', 'InferenceService', withBatch((b) => (b.input.uri = 's3://loopline/customers.json')), 'spec.batch[0].input.format', /set parquet or csv/],
+  ['a batch input format json', 'InferenceService', withBatch((b) => (b.input.format = 'json')), 'spec.batch[0].input.format', /Unsupported value/],
+  ['a batch output with both uri and postgres', 'InferenceService', withBatch((b) => (b.output.uri = 's3://loopline/scores.parquet')), 'spec.batch[0].output', /exactly one of uri \(s3:\/\/ Parquet\) or postgres/],
+  ['a batch output table with a semicolon', 'InferenceService', withBatch((b) => (b.output.postgres.table = 'scores; DROP TABLE users')), 'spec.batch[0].output.postgres.table', /is not a table name: use lower-case letters, digits and underscores/],
+  ['a batch output without the connection Secret', 'InferenceService', withBatch((b) => delete b.output.postgres.connectionSecret), 'spec.batch[0].output.postgres.connectionSecret', /Required value/],
+  ['batch segments out of order', 'InferenceService', withBatch((b) => (b.segments = [{ name: 'high', minScore: 0.7 }, { name: 'low', minScore: 0 }])), 'spec.batch[0].segments', /strictly ascending minScore/],
+  ['batch segments with one minScore twice', 'InferenceService', withBatch((b) => (b.segments = [{ name: 'a', minScore: 0.5 }, { name: 'b', minScore: 0.5 }])), 'spec.batch[0].segments', /remove a duplicate minScore/],
+  ['a carried column named score', 'InferenceService', withBatch((b) => (b.columns = ['customer_id', 'score'])), 'spec.batch[0].columns', /must not name score, segment, model_version or scored_at/],
+  ['a batch version with version and alias', 'InferenceService', withBatch((b) => (b.version = { version: 1, alias: 'production' })), 'spec.batch[0].version', /exactly one of version or alias/],
+  ['two batch entries of one name', 'InferenceService', (o) => (o.spec.batch = [batchEntry(), batchEntry()]), 'spec.batch[1]', /Duplicate value/],
+  ['a batch name with upper case', 'InferenceService', withBatch((b) => (b.name = 'Nightly')), 'spec.batch[0].name'],
 ];
+
+/** A valid spec.batch entry, as docs/batch.md shows it. */
+function batchEntry(): Record<string, any> {
+  return {
+    name: 'nightly',
+    schedule: '0 2 * * *',
+    input: { uri: 's3://loopline/customers/latest.parquet' },
+    columns: ['customer_id'],
+    segments: [{ name: 'low', minScore: 0 }, { name: 'high', minScore: 0.7 }],
+    output: { postgres: { table: 'crm.customer_scores', connectionSecret: { name: 'crm-db' } } },
+  };
+}
+
+/** The example with one batch entry, changed by `change`. */
+function withBatch(change: (entry: Record<string, any>) => void): Mutation {
+  return (o) => {
+    const entry = batchEntry();
+    change(entry);
+    o.spec.batch = [entry];
+  };
+}
 
 /** Updates of stored objects that must be refused: [what, kind, mutation of the stored object, field, text]. */
 const invalidUpdates: Row[] = [
@@ -171,6 +207,17 @@ test('a TrainingJob with several workers, tolerations and a Kueue queue is accep
   const created = await objects.create('TrainingJob', job, true);
   assert.is(created.spec.workers, 4);
   assert.equal(created.spec.env[1].valueFrom, { fieldRef: { fieldPath: 'metadata.name' } });
+});
+
+test('an InferenceService scoring nightly into PostgreSQL and weekly into S3 is accepted, with the defaults filled in', async () => {
+  const isvc = example('InferenceService');
+  isvc.spec.batch = [
+    { ...batchEntry(), schedule: '@daily', version: { alias: 'production' }, timeZone: 'Europe/Berlin' },
+    { name: 'weekly', schedule: '30 3 * * 1', input: { uri: 's3://loopline/customers/all', format: 'csv' }, output: { uri: 's3://loopline/scores/weekly.parquet' } },
+  ];
+  const created = await objects.create('InferenceService', isvc, true);
+  assert.is(created.spec.batch[0].output.postgres.connectionSecret.key, 'url');
+  assert.equal([created.spec.batch[1].batchSize, created.spec.batch[1].activeDeadlineSeconds, created.spec.batch[1].suspend], [1024, 3600, false]);
 });
 
 test.run();

@@ -38,6 +38,16 @@ const TYPE_NAMES: Record<string, string> = {
   'InferenceService.spec.retrain.template': 'TrainingJobTemplate',
   'InferenceService.spec.retrain.template.metadata': 'TrainingJobTemplateMetadata',
   'InferenceService.spec.retrain.template.spec': 'TrainingJobTemplateSpec',
+  'InferenceService.spec.batch[]': 'BatchScoring',
+  'InferenceService.spec.batch[].version': 'VersionSelector',
+  'InferenceService.spec.batch[].input': 'BatchInput',
+  'InferenceService.spec.batch[].output': 'BatchOutput',
+  'InferenceService.spec.batch[].output.postgres': 'PostgresTable',
+  'InferenceService.spec.batch[].output.postgres.connectionSecret': 'SecretKeyRef',
+  'InferenceService.spec.batch[].segments[]': 'ScoreSegment',
+  'InferenceService.spec.batch[].resources': 'BatchResources',
+  'InferenceService.status.batch[]': 'BatchScoringStatus',
+  'InferenceService.status.batch[].lastRun': 'BatchRun',
 };
 
 interface NamedShape {

@@ -471,7 +471,10 @@ export interface PromotionRecord {
   reason?: string;
 }
 
-/** Which versions to serve, how to shift traffic between them, and how to watch for drift. */
+/**
+ * Which versions to serve, how to shift traffic between them, how to watch for drift, and what to
+ * score on a schedule.
+ */
 export interface InferenceServiceSpec {
   /** Name of the model to serve; its ModelVersions are selected by stable and canary. */
   model: string;
@@ -507,11 +510,22 @@ export interface InferenceServiceSpec {
   traffic?: InferenceServiceTraffic;
   /** Watch live inputs for drift from the training data (the version's reference profile). */
   drift?: InferenceServiceDrift;
+  /**
+   * Scheduled batch scoring: each entry becomes a CronJob that runs the predictor image in batch mode,
+   * scoring every row of an input dataset with the selected version (the same artifact digest check and
+   * input validation as online serving) and writing the scores to object storage or to a PostgreSQL
+   * table in one transaction per run. Rows that fail validation go to a rejects file with the reason.
+   * See docs/batch.md.
+   */
+  batch?: BatchScoring[];
   /** Start a TrainingJob when the served model drifts. */
   retrain?: InferenceServiceRetrain;
 }
 
-/** The shape of InferenceService.spec.stable, InferenceService.spec.canary. */
+/**
+ * The shape of InferenceService.spec.stable, InferenceService.spec.canary,
+ * InferenceService.spec.batch[].version.
+ */
 export interface VersionSelector {
   /** A ModelVersion number of the model. */
   version?: number;
@@ -817,6 +831,126 @@ export interface InferenceServiceDriftMethods {
   categorical?: 'chiSquare' | 'jensenShannon';
 }
 
+/** One scheduled scoring of an input dataset into an output. */
+export interface BatchScoring {
+  /** Name of this batch job; the CronJob is <inferenceservice>-batch-<name>. */
+  name: string;
+  /**
+   * When to run, in cron syntax (five fields, e.g. "0 2 * * *" for 02:00 every night) or a macro
+   * (@hourly, @daily, @weekly, @monthly, @yearly).
+   */
+  schedule: string;
+  /**
+   * Time zone of the schedule (an IANA name, e.g. Europe/Berlin); the controller manager's zone when
+   * unset.
+   */
+  timeZone?: string;
+  /**
+   * Start no new runs while true (a running one finishes).
+   *
+   * @default false
+   */
+  suspend?: boolean;
+  /**
+   * The version to score with, by number or alias; unset: the version serving the stable share of
+   * traffic. Resolved when a run starts: a promotion during a run changes the next run, not this one.
+   */
+  version?: VersionSelector;
+  /** The rows to score. */
+  input: BatchInput;
+  /**
+   * Input columns fed to the model, in the order of its input tensor; unset, the feature names of the
+   * version's drift reference profile.
+   */
+  features?: string[];
+  /** Input columns carried through to the output unchanged (e.g. customer_id). */
+  columns?: string[];
+  /**
+   * Score bands that name a segment: a row gets the segment with the greatest minScore at or below its
+   * score (none when its score is below every minScore). List them by ascending minScore.
+   */
+  segments?: ScoreSegment[];
+  /** Where the scores go; exactly one of uri and postgres. */
+  output: BatchOutput;
+  /**
+   * s3:// prefix for the rejects files (one NDJSON file per run: row number, field, reason and the row);
+   * unset, the input URI followed by .rejects/.
+   */
+  rejects?: string;
+  /**
+   * Rows per model run.
+   *
+   * @default 1024
+   */
+  batchSize?: number;
+  /**
+   * A run still going after this long is stopped and counts as failed.
+   *
+   * @default 3600
+   */
+  activeDeadlineSeconds?: number;
+  /** cpu and memory (request and limit) of the batch pod; the predictor's when unset. */
+  resources?: BatchResources;
+}
+
+/** The rows to score. */
+export interface BatchInput {
+  /** An s3:// object (one file) holding one row per entity. */
+  uri: string;
+  /** parquet or csv (a header row of column names); unset, from the URI's extension (.parquet, .csv). */
+  format?: 'parquet' | 'csv';
+}
+
+/** A score band and the segment it names. */
+export interface ScoreSegment {
+  /** The segment written for scores in this band (e.g. high-risk). */
+  name: string;
+  /** Lowest score of the band. */
+  minScore: number;
+}
+
+/** Where the scores go; exactly one of uri and postgres. */
+export interface BatchOutput {
+  /** An s3:// object that each run replaces with a Parquet file of the scores. */
+  uri?: string;
+  /**
+   * A PostgreSQL table each run replaces in one transaction: the columns carried through, score,
+   * segment, model_version and scored_at. Created with those columns when missing.
+   */
+  postgres?: PostgresTable;
+}
+
+/**
+ * A PostgreSQL table each run replaces in one transaction: the columns carried through, score,
+ * segment, model_version and scored_at. Created with those columns when missing.
+ */
+export interface PostgresTable {
+  /** Table name, optionally schema-qualified (crm.customer_scores). */
+  table: string;
+  /** The Secret key holding the connection string (postgresql://user:password@host:port/db). */
+  connectionSecret: SecretKeyRef;
+}
+
+/** The Secret key holding the connection string (postgresql://user:password@host:port/db). */
+export interface SecretKeyRef {
+  /** Secret in the InferenceService's namespace. */
+  name: string;
+  /**
+   * Key in the Secret.
+   *
+   * @default "url"
+   */
+  key?: string;
+}
+
+/** cpu and memory (request and limit) of the batch pod; the predictor's when unset. */
+export interface BatchResources {
+  /** CPU request and limit, as a Kubernetes quantity (e.g. 1 or 500m). */
+  cpu?: number | string;
+  /** Memory request and limit, as a Kubernetes quantity (e.g. 1Gi). */
+  memory?: number | string;
+}
+
 /** Start a TrainingJob when the served model drifts. */
 export interface InferenceServiceRetrain {
   /**
@@ -889,6 +1023,8 @@ export interface InferenceServiceStatus {
   drift?: InferenceServiceDriftStatus;
   /** The latest retrain this service started. */
   lastRetrain?: InferenceServiceLastRetrainStatus;
+  /** Each batch job of spec.batch, with the version its next run scores with and its latest finished run. */
+  batch?: BatchScoringStatus[];
   /** Latest observations of the service's state (e.g. Ready, CanaryHealthy, Drifted). */
   conditions?: Condition[];
   /** metadata.generation the status was computed from. */
@@ -949,4 +1085,42 @@ export interface InferenceServiceLastRetrainStatus {
   time?: string;
   /** Id of the drift event that caused it. */
   eventId?: string;
+}
+
+/** A spec.batch entry's CronJob, version and latest run. */
+export interface BatchScoringStatus {
+  /** The spec.batch entry. */
+  name: string;
+  /** The CronJob that runs it. */
+  cronJob?: string;
+  /** The version a run started now scores with. */
+  version?: number;
+  /** The latest finished run. */
+  lastRun?: BatchRun;
+}
+
+/** The latest finished run. */
+export interface BatchRun {
+  /** Name of the run's Job. */
+  job?: string;
+  /** Whether the run committed its output. */
+  succeeded?: boolean;
+  /** The model version the run scored with (resolved when it started). */
+  version?: number;
+  /** Rows read from the input. */
+  rows?: number;
+  /** Rows scored and written to the output. */
+  written?: number;
+  /** Rows that failed validation, written to rejectsUri with the reason. */
+  rejects?: number;
+  /** Where this run's rejected rows are. */
+  rejectsUri?: string;
+  /** How long the run took. */
+  durationSeconds?: number;
+  /** When the run started. */
+  startTime?: string;
+  /** When the run finished. */
+  completionTime?: string;
+  /** What happened, and for a failed run why and what to do. */
+  message?: string;
 }
