@@ -57,7 +57,7 @@ const NO_CLUSTER_MARK = /^\/\/ test: no cluster$/m;
  */
 function noClusterEnv(): Record<string, string> {
   const env = { ...process.env } as Record<string, string>;
-  for (const key of ['KUBECONFIG', 'NATS_URL', 'PROMETHEUS_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'LOOPLINE_S3_BUCKET']) delete env[key];
+  for (const key of ['KUBECONFIG', 'NATS_URL', 'PROMETHEUS_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'LOOPLINE_S3_BUCKET', 'LOOPLINE_POSTGRES_URL']) delete env[key];
   const path = /^export PATH=(.*)$/m.exec(spawnSync('bash', [cluster, 'env'], { env, encoding: 'utf8' }).stdout)?.[1];
   if (path) env.PATH = path.replace('$PATH', process.env.PATH ?? '');
   return env;

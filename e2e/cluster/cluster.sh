@@ -3,7 +3,7 @@
 # kube-scheduler built from their Go modules, plus KWOK-simulated GPU and CPU nodes,
 # Kueue's controller manager (built from its module) queueing batch Jobs, a host bridge for the pods the
 # local-kubelet runs, a real nats-server with JetStream, an S3 server
-# (versitygw, posix backend) holding the artifacts, and Traefik as the Gateway API data plane (the
+# (versitygw, posix backend) holding the artifacts, PostgreSQL (Debian's) for batch scoring output, and Traefik as the Gateway API data plane (the
 # standard Gateway API CRDs, GatewayClass traefik, Gateway loopline-system/loopline-gateway). The control
 # plane and the Gateway listen on loopback; what pods must reach (NATS, S3) listens on the bridge's host
 # address, which is local to this machine too.
@@ -12,14 +12,16 @@
 #   cluster.sh down     stop and delete everything this script and the local-kubelet made
 #   cluster.sh status   show what is running
 #   cluster.sh env      print export lines: KUBECONFIG, PATH (kubectl, helm, prometheus, promtool, toxiproxy-server), NATS_URL,
-#                       GATEWAY_URL, TRAEFIK_ADMIN_URL, the pod network, and the S3 endpoint, region, bucket
-#                       and root keys as AWS_* (the AWS SDKs and CLI read those names)
+#                       GATEWAY_URL, TRAEFIK_ADMIN_URL, the pod network, the S3 endpoint, region, bucket
+#                       and root keys as AWS_* (the AWS SDKs and CLI read those names), and
+#                       LOOPLINE_POSTGRES_URL (the PostgreSQL connection string, password included)
 #   cluster.sh build    only build the binaries (Kubernetes, KWOK, helm, Traefik, Kueue, Prometheus, Toxiproxy)
 #
 # LOOPLINE_CLUSTER names the cluster (default "loopline"); several can coexist. Ports: LOOPLINE_NATS_PORT,
 # LOOPLINE_S3_PORT (default the NATS port + 3000), LOOPLINE_GATEWAY_PORT (the Gateway's listener; NATS
 # port + 4000), LOOPLINE_TRAEFIK_ADMIN_PORT (Traefik's ping, API and metrics; NATS port + 5000),
-# LOOPLINE_KUEUE_WEBHOOK_PORT and LOOPLINE_KUEUE_HEALTH_PORT (NATS port + 20000 and + 21000). The S3 root
+# LOOPLINE_KUEUE_WEBHOOK_PORT and LOOPLINE_KUEUE_HEALTH_PORT (NATS port + 20000 and + 21000),
+# LOOPLINE_POSTGRES_PORT (NATS port + 1000). The S3 root
 # keys are made at the first `up` and kept in the cluster's state directory (mode 600); `down` deletes
 # them with the bucket.
 #
@@ -59,6 +61,10 @@ VERSITYGW="$CACHE/bin/versitygw-$VERSITYGW_VERSION/versitygw"
 GATEWAY_PORT="${LOOPLINE_GATEWAY_PORT:-$((NATS_PORT + 4000))}"
 TRAEFIK_ADMIN_PORT="${LOOPLINE_TRAEFIK_ADMIN_PORT:-$((NATS_PORT + 5000))}"
 TRAEFIK="$CACHE/bin/traefik-$TRAEFIK_VERSION/traefik"
+POSTGRES_PORT="${LOOPLINE_POSTGRES_PORT:-$((NATS_PORT + 1000))}"
+# Below /tmp, not the cache: the server runs as the postgres user, who cannot enter root's home.
+POSTGRES_DIR="/tmp/loopline-postgres-$NAME"
+POSTGRES="$HERE/../postgres/postgres.sh"
 POD_ALIAS="loopline cluster $NAME"
 # Kueue's webhook server and health probes; offsets of NATS_PORT, so clusters apart in NATS are apart here too.
 KUEUE_WEBHOOK_PORT="${LOOPLINE_KUEUE_WEBHOOK_PORT:-$((NATS_PORT + 20000))}"
@@ -441,10 +447,11 @@ up() {
   start_kueue
   start_nats
   start_s3
+  bash "$POSTGRES" start "$POSTGRES_DIR" "$POSTGRES_PORT" "127.0.0.1,$HOST_ADDRESS"
   apply_crds
   apply_gateway
   start_traefik
-  log "cluster $NAME up in $((SECONDS - start))s; kubeconfig $KUBECONFIG_PATH; NATS nats://$HOST_ADDRESS:$NATS_PORT; S3 http://$HOST_ADDRESS:$S3_PORT (bucket $S3_BUCKET); gateway http://127.0.0.1:$GATEWAY_PORT; pods on $POD_BRIDGE ($POD_SUBNET)"
+  log "cluster $NAME up in $((SECONDS - start))s; kubeconfig $KUBECONFIG_PATH; NATS nats://$HOST_ADDRESS:$NATS_PORT; S3 http://$HOST_ADDRESS:$S3_PORT (bucket $S3_BUCKET); PostgreSQL $HOST_ADDRESS:$POSTGRES_PORT; gateway http://127.0.0.1:$GATEWAY_PORT; pods on $POD_BRIDGE ($POD_SUBNET)"
   echo "$KUBECONFIG_PATH"
 }
 
@@ -458,6 +465,7 @@ down() {
   rm -rf "$ETCD_DIR"
   if nats_running; then kill "$(cat "$STATE/nats.pid")"; fi
   if s3_running; then kill "$(cat "$STATE/s3.pid")"; fi
+  bash "$POSTGRES" stop "$POSTGRES_DIR"
   remove_pod_network
   rm -rf "$STATE"
   log "cluster $NAME deleted"
@@ -478,6 +486,7 @@ status() {
     echo "pod network: none"
   fi
   if s3_running; then echo "s3: versitygw running on http://$HOST_ADDRESS:$S3_PORT, bucket $S3_BUCKET"; else echo "s3: not running"; fi
+  if [[ -f "$POSTGRES_DIR/data/postmaster.pid" ]]; then echo "postgres: running on $HOST_ADDRESS:$POSTGRES_PORT, database loopline"; else echo "postgres: not running"; fi
   if traefik_running; then echo "traefik: gateway http://127.0.0.1:$GATEWAY_PORT, admin http://127.0.0.1:$TRAEFIK_ADMIN_PORT"; else echo "traefik: not running"; fi
 }
 
@@ -499,6 +508,9 @@ env_lines() {
     echo "export AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"
     echo "export S3_FORCE_PATH_STYLE=true"
     echo "export LOOPLINE_S3_BUCKET=$S3_BUCKET"
+  fi
+  if [[ -f "$POSTGRES_DIR/password" ]]; then
+    echo "export LOOPLINE_POSTGRES_URL=$(bash "$POSTGRES" url "$POSTGRES_DIR" "$POSTGRES_PORT" "$HOST_ADDRESS")"
   fi
 }
 

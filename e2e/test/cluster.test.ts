@@ -257,7 +257,7 @@ test('lifecycle: a second cluster comes up with its own S3 keys, gateway port an
   const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).split('\n').filter((l) => new RegExp(`: (llbr${slot}|llv${slot}-\\d+)[@:]`).test(l));
   assert.equal(links, [], 'no bridge or veth of the cluster is left');
   assert.not.match(execFileSync('ip', ['-o', 'addr'], { encoding: 'utf8' }), ` ${env.LOOPLINE_HOST_ADDRESS}/`, 'the host address is gone');
-  const stillListening = listeningPorts().filter((l) => [...ports, ...[natsPort, natsPort + 3000, natsPort + 4000, natsPort + 5000, natsPort + 20000, natsPort + 21000].map(String)].includes(l.port)).map((l) => l.port);
+  const stillListening = listeningPorts().filter((l) => [...ports, ...[natsPort, natsPort + 1000, natsPort + 3000, natsPort + 4000, natsPort + 5000, natsPort + 20000, natsPort + 21000].map(String)].includes(l.port)).map((l) => l.port);
   assert.equal(stillListening, [], 'no port the cluster listened on is still open');
   assert.not.match(execFileSync('bash', [clusterScript, 'env'], { env: base, encoding: 'utf8' }), /AWS_SECRET_ACCESS_KEY/, 'the keys went with the cluster');
 });
