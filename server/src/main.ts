@@ -1,5 +1,6 @@
 /**
  * The predictor server (image loopline/predictor): `npx tsx server/src/main.ts`.
+ * With the argument `batch`, one batch scoring run instead (server/src/batch/main.ts, docs/batch.md).
  *
  * Environment (the operator sets these on every predictor pod):
  *   WORKERS                   processes serving the ports, each with its own model session (the cgroup CPU
@@ -45,11 +46,16 @@
 import cluster from 'node:cluster';
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
+import { BATCH_MODE_ARG } from '../../operator/api/batch-run.ts';
 import { ConfigError, configFromEnv } from './config.ts';
 import { runPrimary } from './workers.ts';
 
 async function main(): Promise<void> {
   const log = pino({ level: process.env.LOG_LEVEL || 'info' });
+  if (process.argv[2] === BATCH_MODE_ARG) {
+    const { batchMain } = await import('./batch/main.ts');
+    process.exit(await batchMain(process.env, log));
+  }
   let config;
   try {
     config = configFromEnv(process.env);
