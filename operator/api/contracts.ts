@@ -30,6 +30,8 @@ export const LABELS = {
   version: 'loopline.dev/model-version',
   attempt: 'loopline.dev/attempt',
   track: 'loopline.dev/track',
+  /** A spec.batch entry's CronJob, its Jobs and pods: the entry's name. */
+  batch: 'loopline.dev/batch',
 } as const;
 
 /** metav1.Time: RFC 3339 with second precision, which is what the API server stores. */

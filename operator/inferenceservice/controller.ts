@@ -8,10 +8,12 @@ import type { Logger } from 'pino';
 import { kindId, kinds, type Condition, type ControllerDefinition, type DesiredObject, type KubeApi, type KubeObject, type ReconcileContext, type ResourceKind, type ClusterCache } from '../engine/index.ts';
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { aliasHolder } from '../modelversion/registry.ts';
+import { CronJob, batchCronJob, batchCronJobName, latestRun } from './batch.ts';
 import { analysisQueries, measureCanary, rangeFor, type MetricNames } from './analysis.ts';
 import { analysisDue, intervalMs, nextRollout, type RolloutEvent, type RolloutState } from './canary.ts';
-import { desiredObjects, parentGateway, serviceAddressChange, serviceUrl, versionName, withoutClusterIP, type Serving, type ServingConfig } from './desired.ts';
+import { LABELS, desiredObjects, parentGateway, serviceAddressChange, serviceUrl, versionName, withoutClusterIP, type Serving, type ServingConfig } from './desired.ts';
 import { driftOfVersion, planRetrain } from './drift.ts';
+import type { BatchScoringStatus } from '../api/types.ts';
 import type { InferenceService, InferenceServiceStatus, ServedModel, VersionSelector } from './resource.ts';
 import { routerFor, routers } from './router/index.ts';
 import { planStatus } from './status.ts';
@@ -128,7 +130,7 @@ function describeEvent(event: RolloutEvent): { type: 'Normal' | 'Warning'; reaso
 export function inferenceServiceController(options: InferenceServiceControllerOptions): ControllerDefinition {
   const now = options.now ?? (() => new Date());
   const routeKindIds = new Set(options.routeKinds.map(kindId));
-  const ownedKinds = [kinds.Deployment, kinds.Service, kinds.HorizontalPodAutoscaler, PodDisruptionBudget, ...options.routeKinds];
+  const ownedKinds = [kinds.Deployment, kinds.Service, kinds.HorizontalPodAutoscaler, PodDisruptionBudget, CronJob, ...options.routeKinds];
 
   // Losing a notification must not stall a rollout; the Kubernetes Event still records it.
   const publish = (isvc: InferenceService, reason: string, data: Record<string, unknown>, id: string, log: Logger) =>
@@ -191,6 +193,8 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       ...(canaryServed && shadow ? { mirrorPercent: isvc.spec.shadow?.percent ?? 100 } : {}),
     };
 
+    const batch = await batchScoring(ctx, isvc, versions, stableServed, status);
+
     const gateway = gatewayOf(ctx, isvc);
     const url = serviceUrl(isvc, options.serving, gateway);
     const rolloutStatus = (readiness: Partial<InferenceServiceStatus>): Record<string, unknown> => ({
@@ -202,6 +206,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       canaryWeight: state.canaryWeight,
       ...(state.currentStep !== undefined ? { currentStep: state.currentStep } : {}),
       ...(Object.keys(state.analysis).length ? { analysis: state.analysis } : {}),
+      ...(batch.status.length ? { batch: batch.status } : {}),
       ...readiness,
     });
 
@@ -211,7 +216,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       await ctx.applyStatus(isvc, rolloutStatus({ conditions: (status.conditions ?? []) as Condition[] }));
     }
 
-    const desired = desiredObjects(isvc, serving, options.serving);
+    const desired = [...desiredObjects(isvc, serving, options.serving), ...batch.cronJobs];
     const router = routerFor(isvc.spec.traffic);
     const isRoute = (object: DesiredObject) => router.kinds.some((kind) => kindId(kind) === kindId(object));
     const routeObjects = desired.filter(isRoute);
@@ -272,7 +277,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     await ctx.applyStatus(isvc, rolloutStatus({
       ...(degraded ? { phase: 'Degraded' } : {}),
       ...(lastRetrain ? { lastRetrain } : {}),
-      conditions,
+      conditions: batch.condition ? [...conditions, batch.condition] : conditions,
     }));
 
     // promoteNow and abort are one-shot requests: cleared once acted on, so the next canary is not promoted or aborted too.
@@ -289,6 +294,39 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       await publish(isvc, reason.toLowerCase(), data, `${isvc.metadata.uid}/${reason}/v${event.version}/s${step}/${state.analysis.lastCheck ?? state.analysis.stepStartedAt ?? ''}`, ctx.log);
     }
     return decision.requeueAfterMs !== undefined ? { requeueAfter: Math.max(decision.requeueAfterMs, 100) } : undefined;
+  }
+
+  /**
+   * spec.batch: one CronJob per entry with the version its selector names now (runs started later copy it, see
+   * batch.ts), and each entry's latest finished run, reported once as an Event and a lifecycle event.
+   */
+  async function batchScoring(ctx: ReconcileContext, isvc: InferenceService, versions: ModelVersionObject[], stable: ModelVersionObject, status: InferenceServiceStatus) {
+    const { namespace, name } = isvc.metadata;
+    const cronJobs: DesiredObject[] = [];
+    const entries: BatchScoringStatus[] = [];
+    const missing: string[] = [];
+    for (const entry of isvc.spec.batch ?? []) {
+      const mv = entry.version ? resolveSelector(versions, entry.version) : stable;
+      const previous = status.batch?.find((b) => b.name === entry.name);
+      const cronJob = batchCronJobName(isvc, entry);
+      if (!mv) {
+        missing.push(`spec.batch ${entry.name}: no ModelVersion of model ${isvc.spec.model} has ${selectorText(entry.version!)}; its CronJob is removed until one does: register one or change spec.batch[].version`);
+      } else {
+        cronJobs.push(batchCronJob(isvc, entry, servedModel(mv), options.serving));
+      }
+      const jobs = ctx.cache.list<KubeObject>(kinds.Job, { namespace, labels: { [LABELS.inferenceService]: name, [LABELS.batch]: entry.name } });
+      const run = latestRun(jobs, (job) => ctx.cache.ownedBy(kinds.Pod, job)) ?? previous?.lastRun;
+      entries.push({ name: entry.name, cronJob, ...(mv ? { version: mv.spec.version } : {}), ...(run ? { lastRun: run } : {}) });
+      if (run && run.job !== previous?.lastRun?.job) {
+        const reason = run.succeeded ? 'BatchSucceeded' : 'BatchFailed';
+        await ctx.event(isvc, run.succeeded ? 'Normal' : 'Warning', reason, `batch ${entry.name}: ${run.message}`);
+        await publish(isvc, reason.toLowerCase(), { batch: entry.name, ...run }, `${isvc.metadata.uid}/batch/${run.job}`, ctx.log);
+      }
+    }
+    let condition: Condition | undefined;
+    if (missing.length > 0) condition = { type: 'BatchReady', status: 'False', reason: 'BatchVersionNotFound', message: missing.join('; ') };
+    else if (entries.length > 0) condition = { type: 'BatchReady', status: 'True', reason: 'CronJobsApplied', message: entries.map((e) => `${e.cronJob} scores with v${e.version}`).join('; ') };
+    return { cronJobs, status: entries, condition };
   }
 
   /** Server-side apply, except where a Service's cluster IP would have to change (it cannot, see serviceAddressChange). */
@@ -335,10 +373,12 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
             .filter((isvc) => isvc.spec?.model === mv.spec?.model)
             .map((isvc) => `${isvc.metadata.namespace}/${isvc.metadata.name}`),
       },
+      // A batch run's Job finished (or started): its InferenceService records the run.
+      { kind: kinds.Job, map: batchRunOwner },
       // A Gateway got (or changed) its address: the InferenceServices routed through it update status.url.
       ...(options.watchGateways ? [{ kind: kinds.Gateway, allNamespaces: true, map: routedThrough }] : []),
     ],
-    reads: [kinds.TrainingJob],
+    reads: [kinds.TrainingJob, kinds.Pod],
     workers: options.workers ?? DEFAULT_WORKERS,
     async reconcile(request, ctx) {
       const isvc = ctx.cache.get<InferenceService>(kinds.InferenceService, request.namespace, request.name);
@@ -346,6 +386,12 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       return await reconcile(ctx, isvc);
     },
   };
+}
+
+/** The InferenceService whose batch entry made this Job (the CronJob controller owns it; our labels name it). */
+function batchRunOwner(job: KubeObject): string[] {
+  const labels = job.metadata.labels ?? {};
+  return labels[LABELS.batch] && labels[LABELS.inferenceService] ? [`${job.metadata.namespace}/${labels[LABELS.inferenceService]}`] : [];
 }
 
 /** Keys of the InferenceServices whose route attaches to `gateway` first. */
@@ -361,5 +407,5 @@ function routedThrough(gateway: KubeObject, cache: ClusterCache): string[] {
 
 /** Status fields owned by other writers or kept across reconciles (drift is the NATS consumer's). */
 function carried(status: InferenceServiceStatus): Record<string, unknown> {
-  return status.lastRetrain ? { lastRetrain: status.lastRetrain } : {};
+  return { ...(status.lastRetrain ? { lastRetrain: status.lastRetrain } : {}), ...(status.batch ? { batch: status.batch } : {}) };
 }

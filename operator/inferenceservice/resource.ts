@@ -2,6 +2,7 @@
  * The InferenceService fields this controller reads and writes. The CRD in crds/inferenceservices.yaml is
  * the source of truth; these are the narrow views of it that the pure functions take.
  */
+import type { BatchScoring, BatchScoringStatus } from '../api/types.ts';
 import type { KubeObject } from '../engine/types.ts';
 
 /** A ModelVersion chosen by number or by alias (`production`, `candidate`). */
@@ -91,6 +92,7 @@ export interface InferenceServiceSpec {
   traffic?: TrafficSpec;
   drift?: DriftSpec;
   retrain?: RetrainSpec;
+  batch?: BatchScoring[];
 }
 
 export type Phase = 'Stable' | 'Progressing' | 'Promoted' | 'RolledBack' | 'Degraded';
@@ -148,6 +150,7 @@ export interface InferenceServiceStatus {
   analysis?: AnalysisStatus;
   drift?: DriftStatus;
   lastRetrain?: RetrainStatus;
+  batch?: BatchScoringStatus[];
   conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime?: string }>;
   observedGeneration?: number;
 }
