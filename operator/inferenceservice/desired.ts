@@ -305,10 +305,10 @@ export function trafficSplit(isvc: InferenceService, serving: Serving): TrafficS
 }
 
 /** The provider's route objects for the current split (none without spec.traffic). */
-export function routes(isvc: InferenceService, serving: Serving): DesiredObject[] {
+export function routes(isvc: InferenceService, serving: Serving, config: ServingConfig = {}): DesiredObject[] {
   const traffic = isvc.spec.traffic;
   if (!traffic) return [];
-  const owner = { name: isvc.metadata.name, namespace: isvc.metadata.namespace, labels: commonLabels(isvc), ownerReference: ownerReference(isvc) };
+  const owner = { name: isvc.metadata.name, namespace: isvc.metadata.namespace, labels: commonLabels(isvc), ownerReference: ownerReference(isvc), clusterDomain: config.clusterDomain ?? 'cluster.local' };
   return routerFor(traffic).routes(owner, traffic, trafficSplit(isvc, serving));
 }
 
@@ -321,7 +321,7 @@ export function desiredObjects(isvc: InferenceService, serving: Serving, config:
     objects.push(predictorDeployment(isvc, model, track, config), versionService(isvc, model));
     if (usesAutoscaler(isvc)) objects.push(autoscaler(isvc, model));
   }
-  objects.push(wholeService(isvc), disruptionBudget(isvc), ...routes(isvc, serving));
+  objects.push(wholeService(isvc), disruptionBudget(isvc), ...routes(isvc, serving, config));
   return objects;
 }
 

@@ -8,7 +8,7 @@ export const istioRouter: TrafficRouter = {
   attachesToGateway: false,
   kinds: [kinds.VirtualService],
   routes(owner, traffic, split) {
-    const host = (service: string) => `${service}.${owner.namespace}.svc.cluster.local`;
+    const host = (service: string) => `${service}.${owner.namespace}.svc.${owner.clusterDomain}`;
     const route: Array<Record<string, unknown>> = [
       { destination: { host: host(split.stableService), port: { number: split.port } }, weight: 100 - split.canaryWeight },
     ];

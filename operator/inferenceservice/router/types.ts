@@ -19,6 +19,8 @@ export interface RouteOwner {
   namespace: string;
   labels: Record<string, string>;
   ownerReference: OwnerReference;
+  /** DNS suffix of Services (`cluster.local` unless the cluster says otherwise), for routes that name hosts. */
+  clusterDomain: string;
 }
 
 export type TrafficProvider = NonNullable<TrafficSpec['provider']>;

@@ -47,6 +47,11 @@ test('VirtualService routes to cluster-local Service hosts and binds the named g
   assert.equal(object.spec.http[0].route.map((r: any) => r.destination.host), ['fraud-v1.risk.svc.cluster.local', 'fraud-v2.risk.svc.cluster.local']);
 });
 
+test('VirtualService hosts carry the cluster\'s own DNS domain (CLUSTER_DOMAIN) when it is not cluster.local', () => {
+  const [object]: any[] = routes(inferenceService({ traffic: istio }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: 25 }, { clusterDomain: 'corp.internal' });
+  assert.equal(object.spec.http[0].route.map((r: any) => r.destination.host), ['fraud-v1.risk.svc.corp.internal', 'fraud-v2.risk.svc.corp.internal']);
+});
+
 test('Traefik: the IngressRoute matches every hostname and sends them to the TraefikService, which mirrors to the canary Service in shadow mode', () => {
   const [service, ingress]: any[] = routes(inferenceService({ traffic: traefik }), { stable: servedModel(1), canary: servedModel(2), canaryWeight: 0, mirrorPercent: 30 });
   assert.equal(ingress.spec.routes, [{ kind: 'Rule', match: 'Host(`fraud.example.com`) || Host(`fraud.internal`)', services: [{ kind: 'TraefikService', name: 'fraud' }] }]);
