@@ -1,6 +1,6 @@
 // Metric gates: `auc >= 0.85`-style conditions on a model's metrics. TrainingJobs use them to decide
 // whether a result is registered, ModelVersions to decide whether a promotion is allowed.
-import type { MetricGate } from '../trainingjob/resource.ts';
+import type { RegistrationGate as MetricGate } from '../api/types.ts';
 
 export interface GateVerdict {
   passed: boolean;

@@ -2,9 +2,9 @@
 // conditions in the engine's form (the status writer fills in transition times).
 import type * as api from '../api/types.ts';
 import type { Condition, KubeObject } from '../engine/types.ts';
-import type { Stage } from '../trainingjob/resource.ts';
 
-export type { Stage };
+/** The lifecycle stage a version is in (None, Staging, Production, Archived). */
+export type Stage = NonNullable<api.ModelVersionSpec['stage']>;
 export type HistoryEntry = api.PromotionRecord;
 export type ModelVersionSpec = api.ModelVersionSpec;
 export type ModelVersionStatus = Omit<api.ModelVersionStatus, 'conditions'> & { conditions?: Condition[] };

@@ -3,7 +3,6 @@
 import type * as api from '../api/types.ts';
 import type { Condition, KubeObject } from '../engine/types.ts';
 
-export type Stage = NonNullable<api.ModelVersionSpec['stage']>;
 export type MetricGate = api.RegistrationGate;
 export type Toleration = api.Toleration;
 export type EnvVar = api.EnvVar;
