@@ -21,6 +21,27 @@ export function driftSubjects(namespace?: string): string {
   return namespace === undefined ? 'loopline.drift.>' : `loopline.drift.${namespace}.>`;
 }
 
+/** CloudEvents `type` of a drift report (server/src/events/drift-event.ts). */
+export const DRIFT_EVENT_TYPE = 'dev.loopline.drift.window.v1';
+
+/** CloudEvents `type` of a quality report (docs/ground-truth.md). */
+export const QUALITY_EVENT_TYPE = 'dev.loopline.inferenceservice.quality';
+
+/** Lifecycle events are typed `dev.loopline.<kind>.<reason>` (operator/events/publisher.ts). */
+export const LIFECYCLE_EVENT_TYPE_PREFIX = 'dev.loopline.';
+
+/**
+ * The predictor's metrics and labels that canary analysis, the CLI and the shipped alerts query: renaming one in
+ * server/src/metrics breaks them, so both sides read the names from here.
+ */
+export const PREDICTOR_METRICS = {
+  requests: 'prediction_requests_total',
+  latencySeconds: 'prediction_latency_seconds',
+  outcomeLabel: 'outcome',
+  modelLabel: 'model',
+  versionLabel: 'model_version',
+} as const;
+
 /** Labels the operator puts on what it creates; selectors and other tools read them. */
 export const LABELS = {
   inferenceService: 'loopline.dev/inferenceservice',

@@ -2,13 +2,13 @@
  * Lifecycle events (canary started, promoted, rolled back, retrain started, ...) on
  * `loopline.events.<namespace>.<kind>.<name>`, as CloudEvents through JetStream.
  */
-import { lifecycleSubject } from '../api/contracts.ts';
+import { LIFECYCLE_EVENT_TYPE_PREFIX, lifecycleSubject } from '../api/contracts.ts';
 import type { Logger } from 'pino';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { cloudEvent, objectSource, type CloudEvent } from './cloudevents.ts';
 
-export const EVENT_TYPE_PREFIX = 'dev.loopline.';
+export const EVENT_TYPE_PREFIX = LIFECYCLE_EVENT_TYPE_PREFIX;
 
 export interface LifecycleEvent {
   /** Lower-case kind: `inferenceservice`, `trainingjob`, `modelversion`. */

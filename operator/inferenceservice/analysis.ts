@@ -2,6 +2,7 @@
  * Canary analysis through PromQL: the queries for the canary's request count, error rate and p95/p99 latency
  * over one interval, and a small client for Prometheus' instant-query API.
  */
+import { PREDICTOR_METRICS } from '../api/contracts.ts';
 import type { Measurement } from './canary.ts';
 
 /** Label matchers identifying one served version's series: the predictor's own labels plus the scrape target's. */
@@ -26,14 +27,14 @@ export interface MetricNames {
 }
 
 export const DEFAULT_METRIC_NAMES: MetricNames = {
-  requests: 'prediction_requests_total',
-  latencySeconds: 'prediction_latency_seconds',
-  outcomeLabel: 'outcome',
+  requests: PREDICTOR_METRICS.requests,
+  latencySeconds: PREDICTOR_METRICS.latencySeconds,
+  outcomeLabel: PREDICTOR_METRICS.outcomeLabel,
   errorOutcomes: 'error|unavailable',
   namespaceLabel: 'namespace',
   inferenceServiceLabel: 'inference_service',
-  modelLabel: 'model',
-  versionLabel: 'model_version',
+  modelLabel: PREDICTOR_METRICS.modelLabel,
+  versionLabel: PREDICTOR_METRICS.versionLabel,
 };
 
 export interface AnalysisQueries {

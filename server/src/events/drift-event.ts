@@ -1,10 +1,10 @@
 // The CloudEvents 1.0 (structured JSON) envelope of a drift report, published on
 // loopline.drift.<namespace>.<inferenceservice> and consumed by the operator.
 import { randomUUID } from 'node:crypto';
-import { driftSubject } from '../../../operator/api/contracts.ts';
+import { DRIFT_EVENT_TYPE, driftSubject } from '../../../operator/api/contracts.ts';
 import type { DriftReport } from '../drift/monitor.ts';
 
-export const DRIFT_EVENT_TYPE = 'dev.loopline.drift.window.v1';
+export { DRIFT_EVENT_TYPE };
 
 export interface DriftEventData extends DriftReport {
   namespace: string;

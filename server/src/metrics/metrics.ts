@@ -1,6 +1,7 @@
 // Prometheus metrics of one predictor process. Names follow the Prometheus conventions
 // (base units, _total counters) and `promtool check metrics` is run on them in the tests.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { PREDICTOR_METRICS } from '../../../operator/api/contracts.ts';
 import { PreboundCounter, PreboundHistogram } from './prebound.ts';
 
 // Sub-millisecond resolution: a batched prediction on a small model takes well under 1 ms.
@@ -13,14 +14,14 @@ export class ServerMetrics {
 
   // Updated on every request: prebound (see prebound.ts). The rest change per window, load or scrape.
   readonly predictionRequests = new PreboundCounter({
-    name: 'prediction_requests_total',
+    name: PREDICTOR_METRICS.requests,
     help: 'Prediction requests (V2 infer over REST and gRPC, /predict, /predict/stream) by model, model version and outcome.',
     labelNames: ['model', 'model_version', 'outcome'] as const,
     registers: [this.registry],
   });
 
   readonly predictionLatency = new PreboundHistogram({
-    name: 'prediction_latency_seconds',
+    name: PREDICTOR_METRICS.latencySeconds,
     help: 'Time from a prediction request arriving to its answer being ready, by model, model version and outcome.',
     labelNames: ['model', 'model_version', 'outcome'] as const,
     buckets: LATENCY_BUCKETS,
