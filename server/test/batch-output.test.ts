@@ -18,7 +18,7 @@ test.after(async () => {
 });
 
 function scored(ids: unknown[], score = 0.5, segment: string | null = 'mid'): ScoredRows {
-  return { carried: ids.map((id) => [id]), scores: ids.map(() => score), segments: ids.map(() => segment), count: ids.length };
+  return { carried: [ids], rowIndex: ids.map((_, i) => i), scores: ids.map(() => score), segments: ids.map(() => segment), count: ids.length };
 }
 
 const rowsOf = (table: string) => db.query<{ customer_id: string; score: number; segment: string | null; model_version: number }>(`SELECT customer_id::text, score, segment, model_version FROM ${table} ORDER BY customer_id`);

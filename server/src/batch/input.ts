@@ -1,19 +1,45 @@
-// The rows a batch run scores, read from object storage in chunks: Parquet through hyparquet (one row group at a
-// time, fetched with ranged GETs, so a file larger than memory is fine) or CSV through csv-parse (streamed).
+// The rows a batch run scores, read from object storage in chunks of columns: Parquet through hyparquet (one row
+// group at a time, fetched with ranged GETs, so a file larger than memory is fine) or CSV through csv-parse
+// (streamed). Columns, not row objects: a million objects cost more to make and collect than to score.
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse';
-import { parquetMetadataAsync, parquetReadObjects, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { Readable } from 'node:stream';
 import { getObjectStream, parseS3Uri, storageError } from '../../../operator/api/object-storage.ts';
 
 export type Row = Record<string, unknown>;
 
+/** Consecutive rows, by column: `columns[name][i]` is row i's value; every wanted column has `rows` values. */
+export interface ColumnChunk {
+  rows: number;
+  columns: Record<string, ArrayLike<unknown>>;
+}
+
 export interface RowSource {
   /** Column names of the input, in file order. */
   columns: string[];
-  /** The rows in chunks of about `chunkRows`, in file order. */
-  chunks(chunkRows: number): AsyncGenerator<Row[]>;
+  /** The wanted columns' values in chunks of at most `chunkRows` rows, in file order. */
+  chunks(chunkRows: number): AsyncGenerator<ColumnChunk>;
+}
+
+/** Row `i` of a chunk as an object of its columns (for a rejected row's record). */
+export function rowOf(chunk: ColumnChunk, i: number): Row {
+  const row: Row = {};
+  for (const name in chunk.columns) row[name] = chunk.columns[name][i];
+  return row;
+}
+
+type Column = ArrayLike<unknown> & { slice(start: number, end: number): ArrayLike<unknown> };
+
+/** Rows [start, end) of every column; typed arrays are viewed, not copied. */
+function window(columns: Record<string, Column>, start: number, end: number): ColumnChunk {
+  const out: Record<string, ArrayLike<unknown>> = {};
+  for (const name in columns) {
+    const column = columns[name];
+    out[name] = ArrayBuffer.isView(column) ? (column as unknown as Float64Array).subarray(start, end) : column.slice(start, end);
+  }
+  return { rows: end - start, columns: out };
 }
 
 /** An S3 object as hyparquet's AsyncBuffer: each slice one ranged GET. */
@@ -53,56 +79,82 @@ async function parquetSource(client: S3Client, uri: string, wanted: string[]): P
   return {
     columns,
     async *chunks(chunkRows) {
-      let rowStart = 0;
+      let groupStart = 0;
       for (const group of metadata.row_groups) {
-        const groupEnd = rowStart + Number(group.num_rows);
-        // A row group is read whole (its column chunks are contiguous); handed on in chunks of chunkRows.
-        const rows = await parquetReadObjects({ file, metadata, columns: wanted, rowStart, rowEnd: groupEnd, compressors });
-        for (let i = 0; i < rows.length; i += chunkRows) yield rows.slice(i, i + chunkRows);
-        rowStart = groupEnd;
+        const groupRows = Number(group.num_rows);
+        const groupEnd = groupStart + groupRows;
+        // A row group is read whole, column by column (its column chunks are contiguous), and handed on in
+        // windows of chunkRows: no object per row.
+        const pieces: Record<string, Array<{ at: number; data: Column }>> = Object.fromEntries(wanted.map((name) => [name, []]));
+        await parquetRead({
+          file, metadata, columns: wanted, rowStart: groupStart, rowEnd: groupEnd, compressors,
+          onChunk: (chunk) => pieces[chunk.columnName]?.push({ at: chunk.rowStart, data: chunk.columnData as Column }),
+        });
+        const columns: Record<string, Column> = {};
+        for (const name of wanted) columns[name] = joinPieces(pieces[name], groupStart, groupRows);
+        for (let i = 0; i < groupRows; i += chunkRows) yield window(columns, i, Math.min(i + chunkRows, groupRows));
+        groupStart = groupEnd;
       }
     },
   };
 }
 
-/** A CSV cell as the model input validation should see it: empty is missing, a number is a number, anything else stays text. */
+/** One column of a row group from the pieces hyparquet decoded (usually one), each placed at its first row. */
+function joinPieces(pieces: Array<{ at: number; data: Column }>, groupStart: number, groupRows: number): Column {
+  if (pieces.length === 1 && pieces[0].at === groupStart && pieces[0].data.length === groupRows) return pieces[0].data;
+  const joined = new Array<unknown>(groupRows).fill(null);
+  for (const { at, data } of pieces) {
+    for (let i = 0; i < data.length; i++) {
+      const row = at - groupStart + i;
+      if (row >= 0 && row < groupRows) joined[row] = data[i];
+    }
+  }
+  return joined;
+}
+
+/** A CSV cell as the model input validation should see it: empty is missing, a finite number is a number, anything else stays text. */
 function csvValue(cell: string): unknown {
   if (cell === '') return null;
   const value = Number(cell);
-  return Number.isNaN(value) && cell.trim() !== 'NaN' ? cell : value;
+  return Number.isFinite(value) && cell.trim() !== '' ? value : cell;
 }
 
 async function csvSource(client: S3Client, uri: string, wanted: string[], numeric: ReadonlySet<string>): Promise<RowSource> {
   const object = await getObjectStream(client, uri);
-  const parser = Readable.from(object.body).pipe(parse({ columns: true, skip_empty_lines: true, bom: true, relax_column_count: false }));
-  const iterator = parser[Symbol.asyncIterator]();
-  const first = await iterator.next();
-  const columns = first.done ? [] : Object.keys(first.value as Row);
+  const parser = Readable.from(object.body).pipe(parse({ skip_empty_lines: true, bom: true, relax_column_count: false }));
+  const records = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>;
+  const header = await records.next().catch((error: Error) => {
+    throw new Error(`${uri}: ${error.message}`, { cause: error });
+  });
+  const columns = header.done ? [] : header.value;
   checkColumns(uri, columns, wanted);
-  const convert = (raw: Record<string, string>): Row => {
-    const row: Row = {};
-    for (const name of wanted) row[name] = numeric.has(name) ? csvValue(raw[name]) : raw[name];
-    return row;
-  };
+  const positions = wanted.map((name) => columns.indexOf(name));
+  const convert = wanted.map((name) => numeric.has(name));
   return {
     columns,
     async *chunks(chunkRows) {
-      if (first.done) return;
-      let chunk: Row[] = [convert(first.value as Record<string, string>)];
+      let values: unknown[][] = wanted.map(() => []);
+      let rows = 0;
+      const flush = (): ColumnChunk => {
+        const chunk = { rows, columns: Object.fromEntries(wanted.map((name, c) => [name, values[c]])) };
+        values = wanted.map(() => []);
+        rows = 0;
+        return chunk;
+      };
       try {
         for (;;) {
-          const next = await iterator.next();
+          const next = await records.next();
           if (next.done) break;
-          chunk.push(convert(next.value as Record<string, string>));
-          if (chunk.length >= chunkRows) {
-            yield chunk;
-            chunk = [];
+          for (let c = 0; c < wanted.length; c++) {
+            const cell = next.value[positions[c]];
+            values[c].push(convert[c] ? csvValue(cell) : cell);
           }
+          if (++rows >= chunkRows) yield flush();
         }
       } catch (error) {
         throw new Error(`${uri}: ${(error as Error).message}`, { cause: error });
       }
-      if (chunk.length) yield chunk;
+      if (rows > 0) yield flush();
     },
   };
 }

@@ -11,9 +11,14 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { SCORE_COLUMNS } from '../../../operator/api/batch-run.ts';
 import { parseS3Uri, storageError } from '../../../operator/api/object-storage.ts';
 
-/** One output row: the carried columns' values, then score, segment, model version and time scored. */
+/**
+ * Rows scored in one model run, by column. Output row i is chunk row `rowIndex[i]`: its carried values
+ * `carried[c][rowIndex[i]]`, then `scores[i]`, `segments[i]`, the model version and the time scored.
+ */
 export interface ScoredRows {
-  carried: unknown[][];
+  /** One array per carried column, indexed by the chunk's rows. */
+  carried: ArrayLike<unknown>[];
+  rowIndex: ArrayLike<number>;
   scores: ArrayLike<number>;
   segments: Array<string | null>;
   count: number;
@@ -99,12 +104,15 @@ export async function postgresSink(connectionString: string, table: string, carr
       if (copyFailed) throw postgresError(table, 'COPY', copyFailed);
       let text = '';
       for (let i = 0; i < rows.count; i++) {
-        for (const value of rows.carried[i]) text += `${copyText(value)}\t`;
+        const row = rows.rowIndex[i];
+        for (const column of rows.carried) text += `${copyText(column[row])}\t`;
         const segment = rows.segments[i];
         text += `${rows.scores[i]}\t${segment === null ? '\\N' : copyText(segment)}${stampText}`;
       }
-      if (!stream.write(text)) {
-        await Promise.race([once(stream, 'drain'), finished]);
+      try {
+        if (!stream.write(text)) await Promise.race([once(stream, 'drain'), finished]);
+      } catch (error) {
+        throw postgresError(table, 'COPY', copyFailed ?? error);
       }
       if (copyFailed) throw postgresError(table, 'COPY', copyFailed);
     },
@@ -139,8 +147,8 @@ export function parquetSink(s3: S3Client, uri: string, carried: string[], stamp:
   return {
     async write(rows) {
       for (let i = 0; i < rows.count; i++) {
-        const values = rows.carried[i];
-        for (let c = 0; c < carried.length; c++) carriedData[c].push(values[c] ?? null);
+        const row = rows.rowIndex[i];
+        for (let c = 0; c < carried.length; c++) carriedData[c].push(rows.carried[c][row] ?? null);
         scores.push(rows.scores[i]);
         segments.push(rows.segments[i]);
       }

@@ -9,10 +9,10 @@ import { segmentOf, type BatchRunConfig, type BatchRunSummary } from '../../../o
 import { parseS3Uri, storageError } from '../../../operator/api/object-storage.ts';
 import type { ModelConfig } from '../config.ts';
 import { imputationValue, loadReferenceProfile } from '../drift/profile.ts';
-import { compileRowParser, rowsLayoutOf } from '../protocol/validation.ts';
+import { compileRowParser, rowsLayoutOf, type RowParser } from '../protocol/validation.ts';
 import { LoadedModel } from '../runtime/model.ts';
 import { InputError } from '../runtime/tensors.ts';
-import { openInput, type Row } from './input.ts';
+import { openInput, rowOf, type ColumnChunk, type Row } from './input.ts';
 import { parquetSink, postgresSink, type ScoreSink } from './output.ts';
 
 export interface BatchRunOptions {
@@ -34,6 +34,9 @@ interface Reject {
   reason: string;
   values: Row;
 }
+
+/** Rejected rows kept for the rejects file; beyond it they are counted, not kept (an input of only bad rows must not exhaust memory). */
+export const MAX_REJECTS_KEPT = 100_000;
 
 const json = (value: unknown) => JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v));
 
@@ -69,26 +72,32 @@ export async function runBatch(options: BatchRunOptions): Promise<BatchRunSummar
     let rows = 0;
     let written = 0;
     const rejects: Reject[] = [];
+    let rejected = 0;
     let rejectsUri: string | undefined;
     try {
       const raw = new Float32Array(config.batchSize * F);
       const filled = new Float32Array(config.batchSize * F);
+      // One row's model inputs, reused: the parser reads them at once, and a million arrays are GC work.
+      const cells = new Array<unknown>(F);
+      const rowIndex = new Int32Array(config.batchSize);
       for await (const chunk of input.chunks(config.batchSize)) {
-        const carried: unknown[][] = [];
+        const featureColumns = features.map((name) => chunk.columns[name]);
         let valid = 0;
-        for (const row of chunk) {
+        for (let i = 0; i < chunk.rows; i++) {
           const index = rows++;
-          const featureRow: Row = {};
-          for (const name of features) featureRow[name] = row[name];
+          for (let j = 0; j < F; j++) {
+            const value = featureColumns[j][i];
+            // Parquet INT64 columns (pandas' default for integers) decode to bigint.
+            cells[j] = typeof value === 'bigint' ? Number(value) : value;
+          }
           try {
-            parseRow(featureRow, raw, filled, valid * F, `row ${index}`);
+            parseRow(cells, raw, filled, valid * F, `row ${index}`);
           } catch (error) {
             if (!(error instanceof InputError)) throw error;
-            rejects.push({ row: index, field: error.field.replace(/^row \d+\.?/, ''), reason: error.message, values: row });
+            if (rejected++ < MAX_REJECTS_KEPT) rejects.push(rejectOf(chunk, i, index, features, parseRow));
             continue;
           }
-          carried.push(config.columns.map((c) => row[c]));
-          valid++;
+          rowIndex[valid++] = i;
         }
         if (valid === 0) continue;
         const outputs = await model.infer({ [layout.input]: { datatype: 'FP32', shape: [valid, F], data: filled.subarray(0, valid * F) } }, valid);
@@ -96,7 +105,7 @@ export async function runBatch(options: BatchRunOptions): Promise<BatchRunSummar
         if (scores.length !== valid) throw new Error(`the model's first output "${scoreSpec.name}" has ${scores.length / valid} values per row; batch scoring takes a score output of shape [-1, 1]`);
         const segments = new Array<string | null>(valid);
         for (let i = 0; i < valid; i++) segments[i] = segmentOf(config.segments, scores[i]);
-        await sink.write({ carried, scores, segments, count: valid });
+        await sink.write({ carried: config.columns.map((c) => chunk.columns[c]), rowIndex, scores, segments, count: valid });
         written += valid;
       }
       // Before the commit: a run whose rejects cannot be kept commits nothing.
@@ -112,7 +121,7 @@ export async function runBatch(options: BatchRunOptions): Promise<BatchRunSummar
       version,
       rows,
       written,
-      rejects: rejects.length,
+      rejects: rejected,
       ...(rejectsUri ? { rejectsUri } : {}),
       durationSeconds: Math.round(finished.getTime() - started.getTime()) / 1000,
       startTime: started.toISOString(),
@@ -123,6 +132,25 @@ export async function runBatch(options: BatchRunOptions): Promise<BatchRunSummar
   } finally {
     await model.retire();
   }
+}
+
+/**
+ * The reject record of chunk row `i`: the row by column name, and the reason as /predict would give it for that
+ * row sent by name (`row 17.income: ...`), which the parser says when given the row as an object.
+ */
+function rejectOf(chunk: ColumnChunk, i: number, index: number, features: string[], parseRow: RowParser): Reject {
+  const values = rowOf(chunk, i);
+  const byName: Row = {};
+  for (const name of features) byName[name] = typeof values[name] === 'bigint' ? Number(values[name]) : values[name];
+  // Scratch buffers: the chunk's own hold the rows parsed so far.
+  const scratch = new Float32Array(features.length);
+  try {
+    parseRow(byName, scratch, new Float32Array(features.length), 0, `row ${index}`);
+  } catch (error) {
+    if (error instanceof InputError) return { row: index, field: error.field.replace(/^row \d+\.?/, ''), reason: error.message, values };
+    throw error;
+  }
+  throw new Error(`row ${index} failed validation in input-column order but not by name`);
 }
 
 function requireUrl(url: string | undefined): string {
