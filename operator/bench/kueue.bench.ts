@@ -18,7 +18,7 @@ import { controllerReference } from '../engine/keys.ts';
 import { kinds, type KubeObject } from '../engine/index.ts';
 import { desiredJob } from '../trainingjob/job.ts';
 import type { TrainingJob } from '../trainingjob/resource.ts';
-import { GPU_PRODUCT, REPO_ROOT, createQueue, sleep, startHarness, trainingJobObject, waitFor, type Harness } from '../trainingjob/test/cluster.ts';
+import { GPU_PRODUCT, REPO_ROOT, createQueue, sleep, startHarness, trainingJobObject, waitFor, type Harness } from '../../test/support/operator-harness.ts';
 
 const JOBS = Number(process.env.BENCH_KUEUE_JOBS ?? 500);
 const SECONDS = Number(process.env.BENCH_KUEUE_SECONDS ?? 4);

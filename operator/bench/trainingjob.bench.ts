@@ -13,7 +13,7 @@ import { Watch } from '@kubernetes/client-node';
 import { bundleOperator, chartNodeOptions } from '../../scripts/bundle-operator.ts';
 import { startLocalKubelet } from '../../e2e/local-kubelet/kubelet.ts';
 import { kinds, type KubeObject } from '../engine/index.ts';
-import { REPO_ROOT, createJob, logger, sleep, startHarness, trainingJobObject, waitFor, waitForPhase } from '../trainingjob/test/cluster.ts';
+import { REPO_ROOT, createJob, logger, sleep, startHarness, trainingJobObject, waitFor, waitForPhase } from '../../test/support/operator-harness.ts';
 import { freePort } from '../../test/support/local.ts';
 import { operatorWrites as writes } from './support/scale.ts';
 

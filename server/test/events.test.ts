@@ -8,7 +8,7 @@ import { startServer, type RunningServer } from '../src/server.ts';
 import { categoricalStatistics, numericStatistics } from '../src/drift/detector.ts';
 import type { CategoricalFeatureProfile, NumericFeatureProfile } from '../src/drift/profile.ts';
 import { Workspace, logisticModel, normal, random, referenceProfile, testConfig } from './support/model.ts';
-import { natsForTest } from './support/nats.ts';
+import { natsForTest } from '../../test/support/nats.ts';
 import { EventReader } from './support/jetstream.ts';
 import { call } from './support/http.ts';
 

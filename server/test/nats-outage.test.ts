@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startServer, type RunningServer } from '../src/server.ts';
 import { Workspace, logisticModel, normal, random, referenceProfile, testConfig } from './support/model.ts';
-import { NatsServer } from './support/nats.ts';
+import { NatsServer } from '../../test/support/nats.ts';
 import { EventReader } from './support/jetstream.ts';
 import { call } from './support/http.ts';
 

@@ -9,7 +9,7 @@ import { cloudEvent, parseCloudEvent, type CloudEvent } from '../cloudevents.ts'
 import { consumeDriftEvents, driftTarget } from '../drift-consumer.ts';
 import { LifecyclePublisher, lifecycleSubject } from '../publisher.ts';
 import { ensureStream, STREAM_NAME } from '../stream.ts';
-import { connectTo, startNats, type TestNats } from './support/nats.ts';
+import { connectTo, startNats, type TestNats } from '../../../test/support/nats.ts';
 
 const log = pino({ level: 'silent' });
 // A namespace of our own keeps this file's subjects and consumers apart from other tests on a shared server.

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createEngine, kinds, type Engine, type KubeObject } from '../../engine/index.ts';
-import { connectTo, startNats, type TestNats } from '../../events/test/support/nats.ts';
+import { connectTo, startNats, type TestNats } from '../../../test/support/nats.ts';
 import { gatewayApiRouter, istioRouter } from '../router/index.ts';
 import { registerInferenceServices } from '../index.ts';
 import { createNamespace, deleteNamespace, installCrds, quietLogger, registerVersion, requireKubeconfig, setEffectiveAliases, sleep, uniqueName, waitFor } from './support/cluster.ts';

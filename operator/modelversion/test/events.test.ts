@@ -8,9 +8,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { parseCloudEvent, type CloudEvent } from '../../events/cloudevents.ts';
 import { LifecyclePublisher } from '../../events/publisher.ts';
 import { ensureStream, STREAM_NAME } from '../../events/stream.ts';
-import { connectTo, startNats, type TestNats } from '../../events/test/support/nats.ts';
+import { connectTo, startNats, type TestNats } from '../../../test/support/nats.ts';
 import { kinds } from '../../engine/index.ts';
-import { createJob, startHarness, versionsOf, waitFor, waitForPhase, type Harness } from '../../trainingjob/test/cluster.ts';
+import { createJob, startHarness, versionsOf, waitFor, waitForPhase, type Harness } from '../../../test/support/operator-harness.ts';
 import { historyEvent, historyEventId } from '../events.ts';
 import type { ModelVersion } from '../resource.ts';
 

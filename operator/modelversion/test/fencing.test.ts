@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kinds, NotLeaderError, type Engine, type KubeObject } from '../../engine/index.ts';
 import { createOperator } from '../../main.ts';
-import { REPO_ROOT, logger, sleep, startHarness, versionsOf, waitFor, type Harness } from '../../trainingjob/test/cluster.ts';
+import { REPO_ROOT, logger, sleep, startHarness, versionsOf, waitFor, type Harness } from '../../../test/support/operator-harness.ts';
 
 const LEASE = 'registry-fencing';
 let h: Harness;

@@ -5,7 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KubeApi, kinds, type KubeObject, type ResourceKind } from '../../engine/index.ts';
-import { startHarness, versionsOf, waitFor, type Harness } from '../../trainingjob/test/cluster.ts';
+import { startHarness, versionsOf, waitFor, type Harness } from '../../../test/support/operator-harness.ts';
 import type { ModelVersion } from '../resource.ts';
 
 const Role: ResourceKind = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', plural: 'roles', namespaced: true };

@@ -8,7 +8,7 @@ import { kinds, type Engine } from '../../engine/index.ts';
 import { createOperator } from '../../main.ts';
 import { desiredModelVersion } from '../registration.ts';
 import { parseTrainingResult } from '../result.ts';
-import { REPO_ROOT, createJob, getJob, jobsOf, logger, podsOf, sleep, startHarness, versionsOf, waitFor, waitForPhase, type Harness } from './cluster.ts';
+import { REPO_ROOT, createJob, getJob, jobsOf, logger, podsOf, sleep, startHarness, versionsOf, waitFor, waitForPhase, type Harness } from '../../../test/support/operator-harness.ts';
 
 let h: Harness;
 const children = new Set<ChildProcess>();

@@ -11,7 +11,7 @@ import type { TrainingJob } from '../resource.ts';
 import {
   GPU_PRODUCT, clusterQueueObject, createJob, createQueue, getJob, jobsOf, kueueKinds, logger, podsOf, sleep, startHarness, versionsOf,
   waitFor, waitForPhase, workloadsOf, type Harness,
-} from './cluster.ts';
+} from '../../../test/support/operator-harness.ts';
 
 let h: Harness;
 let operator: Engine;

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateCreditRisk, toCsv } from '../../../examples/trainer/src/dataset.ts';
 import { kinds, type KubeObject } from '../../engine/index.ts';
-import { createJob, jobsOf, podsOf, sleep, startHarness, versionsOf, waitFor, waitForPhase, type Harness } from './cluster.ts';
+import { createJob, jobsOf, podsOf, sleep, startHarness, versionsOf, waitFor, waitForPhase, type Harness } from '../../../test/support/operator-harness.ts';
 
 let h: Harness;
 const sha256 = (path: string) => `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;

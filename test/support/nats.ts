@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../../test/support/local.ts';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { freePort } from './local.ts';
 
 const BINARY = process.env.NATS_SERVER_BIN ?? 'nats-server';
 
@@ -82,4 +83,16 @@ export async function natsForTest(): Promise<{ url: string; stop: () => Promise<
   if (process.env.NATS_URL) return { url: process.env.NATS_URL, stop: async () => undefined };
   const server = await NatsServer.start();
   return { url: server.url, stop: () => server.stop() };
+}
+
+export interface TestNats {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** The runner's NATS (NATS_URL) when given, else a server of our own: what the operator's event tests use. */
+export const startNats: () => Promise<TestNats> = natsForTest;
+
+export async function connectTo(nats: TestNats): Promise<NatsConnection> {
+  return await connect({ servers: nats.url, name: 'loopline-test' });
 }
