@@ -21,7 +21,7 @@ export interface InferenceServiceSettings {
   nats?: { url: string; credsFile?: string };
   stream: StreamOptions;
   serving: ServingConfig;
-  /** Parallel reconciles of different InferenceServices (default 4). */
+  /** Parallel reconciles of different InferenceServices (default DEFAULT_WORKERS of controller.ts, 16). */
   workers?: number;
   /** An operator watching one namespace consumes only that namespace's drift events, under its own durable name. */
   namespace?: string;

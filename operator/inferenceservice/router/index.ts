@@ -1,6 +1,7 @@
 /**
  * Traffic providers behind one small interface (after Flagger's pkg/router): the canary state machine decides
- * weights, a router turns them into the provider's route objects. Nothing else knows which mesh is there.
+ * weights, a router turns them into the provider's route objects and says what else differs between providers (whether
+ * version Services need a cluster IP, whether routes attach to a Gateway); nothing else names a provider.
  */
 import type { TrafficSpec } from '../resource.ts';
 import { gatewayApiRouter } from './gateway-api.ts';
