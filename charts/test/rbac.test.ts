@@ -28,6 +28,7 @@ const GRANTS: Array<{ resource: string; verbs: string[]; why: string }> = [
   { resource: 'autoscaling/horizontalpodautoscalers', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'predictor autoscaling' },
   { resource: 'policy/poddisruptionbudgets', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'predictor disruption budget' },
   { resource: 'gateway.networking.k8s.io/httproutes', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'weighted canary route' },
+  { resource: 'gateway.networking.k8s.io/grpcroutes', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'weighted canary route of the gRPC port' },
   { resource: 'networking.istio.io/virtualservices', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'weighted canary route (Istio)' },
   { resource: 'traefik.io/ingressroutes', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'Traefik route to the TraefikService (provider traefik)' },
   { resource: 'traefik.io/traefikservices', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'weighted or mirroring canary split (provider traefik)' },

@@ -55,6 +55,12 @@ export const LABELS = {
   batch: 'loopline.dev/batch',
 } as const;
 
+/**
+ * The gRPC service of the predictor's Open Inference Protocol port (`package.Service` of
+ * server/src/protocol/grpc_predict_v2.proto, fixed by the protocol): the one service gRPC routes send there.
+ */
+export const GRPC_INFERENCE_SERVICE = 'inference.GRPCInferenceService';
+
 /** metav1.Time: RFC 3339 with second precision, which is what the API server stores. */
 export function rfc3339(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');

@@ -16,7 +16,7 @@ import { driftOfVersion, planRetrain } from './drift.ts';
 import type { BatchScoringStatus } from '../api/types.ts';
 import type { InferenceService, InferenceServiceStatus, ServedModel, VersionSelector } from './resource.ts';
 import { routerFor, routers } from './router/index.ts';
-import { planStatus } from './status.ts';
+import { planStatus, refusalOf } from './status.ts';
 import { promoteVersion, type ModelVersionObject } from './registry.ts';
 
 export const PodDisruptionBudget: ResourceKind = { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true };
@@ -38,7 +38,7 @@ export interface InferenceServiceControllerOptions {
 }
 
 /** The route kinds of every traffic provider. */
-export const ROUTE_KINDS: ResourceKind[] = routers.flatMap((router) => router.kinds);
+export const ROUTE_KINDS: ResourceKind[] = routers.flatMap((router) => [...router.kinds, ...router.grpcKinds]);
 
 /** Which of `candidates` the API server serves: watching a kind without its CRD would never sync. */
 export async function servedKinds(api: KubeApi, candidates: ResourceKind[]): Promise<ResourceKind[]> {
@@ -218,10 +218,21 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
 
     const desired = [...desiredObjects(isvc, serving, options.serving), ...batch.cronJobs];
     const router = routerFor(isvc.spec.traffic);
-    const isRoute = (object: DesiredObject) => router.kinds.some((kind) => kindId(kind) === kindId(object));
+    // Without the CRDs of its main kinds a provider's routes are not written at all; without GRPCRoute only the
+    // gRPC route is withheld, and REST is still routed.
+    const routeKinds = [...router.kinds, ...router.grpcKinds];
+    const isRoute = (object: DesiredObject) => routeKinds.some((kind) => kindId(kind) === kindId(object));
     const routeObjects = desired.filter(isRoute);
+    const notServed = (object: DesiredObject) => !routeKindIds.has(kindId(object));
     const missing = router.kinds.filter((kind) => !routeKindIds.has(kindId(kind)));
-    const written = missing.length > 0 ? desired.filter((object) => !isRoute(object)) : desired;
+    const missingGrpc = routeObjects.filter((object) => notServed(object) && router.grpcKinds.some((kind) => kindId(kind) === kindId(object)));
+    const written = desired.filter((object) => !isRoute(object) || (missing.length === 0 && !notServed(object)));
+    // What a Gateway said of the routes written (their status is its controller's), e.g. a listener refusing GRPCRoute.
+    const refusal = written.filter(isRoute).map((object) => {
+      const kind = routeKinds.find((k) => kindId(k) === kindId(object))!;
+      const said = refusalOf(ctx.cache.get(kind, namespace, object.metadata.name));
+      return said ? { route: `${object.kind} ${object.metadata.name}`, kind: object.kind, gateway: said } : undefined;
+    }).find((found) => found !== undefined);
     // The objects do not depend on one another: applied together, a reconcile costs one round trip, not five.
     await Promise.all(written.map((object) => applyOwned(ctx, isvc, object)));
     await prune(ctx, isvc, written);
@@ -261,6 +272,8 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
             route: {
               provider: router.provider,
               missingKinds: missing.map((kind) => `${kind.kind} (${kind.apiVersion})`),
+              missingGrpcKinds: missingGrpc.map((object) => `${object.kind} (${object.apiVersion})`),
+              ...(refusal ? { refusal } : {}),
               routes: routeObjects.map((object) => `${object.kind} ${object.metadata.name}`),
               canaryWeight: serving.canaryWeight,
               hasCanary: serving.canary !== undefined,

@@ -2,7 +2,7 @@
  * What should exist for an InferenceService: pure functions from the resource, the ModelVersions it serves
  * and the rollout state to Deployments, Services, HPAs, the PDB and the route. One function per owned kind.
  */
-import { driftSubject, LABELS } from '../api/contracts.ts';
+import { driftSubject, GRPC_INFERENCE_SERVICE, LABELS } from '../api/contracts.ts';
 import { STORAGE_ENV_NAMES, storagePodEnv, type StorageSettings } from '../api/storage-env.ts';
 import { quantityValue } from '../engine/apply.ts';
 import type { DesiredObject, KubeObject, OwnerReference } from '../engine/types.ts';
@@ -301,6 +301,7 @@ export function trafficSplit(isvc: InferenceService, serving: Serving): TrafficS
     canaryWeight: serving.canary ? serving.canaryWeight : 0,
     ...(serving.canary && serving.mirrorPercent ? { mirrorPercent: serving.mirrorPercent } : {}),
     port: PREDICTOR_PORT,
+    ...(servesGrpc(isvc) ? { grpc: { port: PREDICTOR_GRPC_PORT, service: GRPC_INFERENCE_SERVICE } } : {}),
   };
 }
 

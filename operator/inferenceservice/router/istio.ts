@@ -1,4 +1,8 @@
-/** Istio VirtualService: weighted http route destinations, `mirror` + `mirrorPercentage` for shadow mode. */
+/**
+ * Istio VirtualService: weighted http route destinations, `mirror` + `mirrorPercentage` for shadow mode. With gRPC
+ * a first http route matches calls to the gRPC port and sends them to the same port of the version Services
+ * (Istio proxies HTTP/2 to a port whose appProtocol says h2c), at the same weights.
+ */
 import { kinds } from '../../engine/kinds.ts';
 import type { TrafficRouter } from './types.ts';
 
@@ -7,23 +11,29 @@ export const istioRouter: TrafficRouter = {
   routesToClusterIP: true,
   attachesToGateway: false,
   kinds: [kinds.VirtualService],
+  grpcKinds: [],
   routes(owner, traffic, split) {
     const host = (service: string) => `${service}.${owner.namespace}.svc.${owner.clusterDomain}`;
-    const route: Array<Record<string, unknown>> = [
-      { destination: { host: host(split.stableService), port: { number: split.port } }, weight: 100 - split.canaryWeight },
-    ];
-    if (split.canaryService && split.canaryWeight > 0) {
-      route.push({ destination: { host: host(split.canaryService), port: { number: split.port } }, weight: split.canaryWeight });
-    }
-    const http: Record<string, unknown> = { name: 'predictor', route };
-    if (split.canaryService && split.mirrorPercent) {
-      http.mirror = { host: host(split.canaryService), port: { number: split.port } };
-      http.mirrorPercentage = { value: split.mirrorPercent };
-    }
+    const httpRoute = (name: string, port: number): Record<string, unknown> => {
+      const route: Array<Record<string, unknown>> = [
+        { destination: { host: host(split.stableService), port: { number: port } }, weight: 100 - split.canaryWeight },
+      ];
+      if (split.canaryService && split.canaryWeight > 0) {
+        route.push({ destination: { host: host(split.canaryService), port: { number: port } }, weight: split.canaryWeight });
+      }
+      const http: Record<string, unknown> = { name, route };
+      if (split.canaryService && split.mirrorPercent) {
+        http.mirror = { host: host(split.canaryService), port: { number: port } };
+        http.mirrorPercentage = { value: split.mirrorPercent };
+      }
+      return http;
+    };
+    const grpc = split.grpc ? [{ ...httpRoute('predictor-grpc', split.grpc.port), match: [{ port: split.grpc.port }] }] : [];
     const spec: Record<string, unknown> = {
       // Without hostnames the route applies to in-mesh calls of the whole-service name.
       hosts: traffic.hostnames?.length ? traffic.hostnames : [host(owner.name)],
-      http: [http],
+      // The first matching route wins: the gRPC port's before the catch-all.
+      http: [...grpc, httpRoute('predictor', split.port)],
     };
     if (traffic.gateways?.length) spec.gateways = traffic.gateways;
     return [{
@@ -34,7 +44,7 @@ export const istioRouter: TrafficRouter = {
     }];
   },
   weights(route) {
-    const http = route.spec?.http?.[0] ?? {};
+    const http = route.spec?.http?.find((h: { name?: string }) => h.name === 'predictor') ?? route.spec?.http?.[0] ?? {};
     const destinations: Array<{ weight?: number }> = http.route ?? [];
     return {
       stable: destinations[0]?.weight ?? 100,

@@ -2,14 +2,31 @@
  * Traefik's own resources, for shadow mode on Traefik: it does not implement HTTPRoute's RequestMirror filter
  * (a rule with one answers 500), but its TraefikService mirrors. The TraefikService carries the split — weighted
  * between the version Services, or mirroring a share of stable's requests to the canary — and an IngressRoute
- * sends the hostnames' requests to it.
+ * sends the hostnames' requests to it. With gRPC, a second IngressRoute rule sends the inference service's methods
+ * (a longer rule: Traefik tries it first) to the version Services' gRPC port over h2c, weighted in the rule itself.
+ * In shadow mode gRPC calls go to stable only: a mirror needs a TraefikService of its own per port, and Traefik
+ * mirrors by buffering whole requests, which gRPC streams do not suit.
  */
 import { kinds } from '../../engine/kinds.ts';
-import type { TrafficRouter } from './types.ts';
+import type { TrafficRouter, TrafficSplit } from './types.ts';
 
 /** Traefik's rule language quotes values in backticks; a hostname cannot contain one (the CRD bounds them to DNS names). */
 function matchRule(hostnames: string[] | undefined): string {
   return hostnames?.length ? hostnames.map((host) => `Host(\`${host}\`)`).join(' || ') : 'PathPrefix(`/`)';
+}
+
+function grpcMatchRule(hostnames: string[] | undefined, service: string): string {
+  const path = `PathPrefix(\`/${service}/\`)`;
+  return hostnames?.length ? `(${matchRule(hostnames)}) && ${path}` : path;
+}
+
+/** The version Services' gRPC port, h2c, at the split's weights (shadow mode: stable's weight only). */
+function grpcServices(split: TrafficSplit): Array<Record<string, unknown>> {
+  const port = split.grpc!.port;
+  const canaryWeight = split.mirrorPercent ? 0 : split.canaryWeight;
+  const services: Array<Record<string, unknown>> = [{ name: split.stableService, port, scheme: 'h2c', weight: 100 - canaryWeight }];
+  if (split.canaryService && canaryWeight > 0) services.push({ name: split.canaryService, port, scheme: 'h2c', weight: canaryWeight });
+  return services;
 }
 
 export const traefikRouter: TrafficRouter = {
@@ -17,6 +34,7 @@ export const traefikRouter: TrafficRouter = {
   routesToClusterIP: false,
   attachesToGateway: false,
   kinds: [kinds.TraefikService, kinds.IngressRoute],
+  grpcKinds: [],
   routes(owner, traffic, split) {
     const metadata = { name: owner.name, namespace: owner.namespace, labels: owner.labels, ownerReferences: [owner.ownerReference] };
     const stable = { name: split.stableService, port: split.port };
@@ -37,7 +55,10 @@ export const traefikRouter: TrafficRouter = {
         metadata,
         spec: {
           ...(traffic.entryPoints?.length ? { entryPoints: traffic.entryPoints } : {}),
-          routes: [{ kind: 'Rule', match: matchRule(traffic.hostnames), services: [{ kind: 'TraefikService', name: owner.name }] }],
+          routes: [
+            ...(split.grpc ? [{ kind: 'Rule', match: grpcMatchRule(traffic.hostnames, split.grpc.service), services: grpcServices(split) }] : []),
+            { kind: 'Rule', match: matchRule(traffic.hostnames), services: [{ kind: 'TraefikService', name: owner.name }] },
+          ],
         },
       },
     ];

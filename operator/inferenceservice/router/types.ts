@@ -12,6 +12,9 @@ export interface TrafficSplit {
   /** Mirror this percent of requests to the canary; the answers are dropped (shadow mode). */
   mirrorPercent?: number;
   port: number;
+  /** When clients also call the predictors over gRPC: the Services' gRPC port (h2c) and the one gRPC service
+   * routed there (`package.Service`), with the same split; every other request goes to `port`. */
+  grpc?: { port: number; service: string };
 }
 
 export interface RouteOwner {
@@ -36,6 +39,8 @@ export interface TrafficRouter {
   readonly attachesToGateway: boolean;
   /** The kinds `routes` writes; the first is the one whose object carries the weights. */
   readonly kinds: readonly [ResourceKind, ...ResourceKind[]];
+  /** Kinds `routes` writes only for a split with `grpc`; without them served, the REST routes still are. */
+  readonly grpcKinds: readonly ResourceKind[];
   /** The route objects for this split, ready for server-side apply, in the order of `kinds`. */
   routes(owner: RouteOwner, traffic: TrafficSpec, split: TrafficSplit): DesiredObject[];
   /** Reads the weights back from the object of `kinds[0]` (as stored by the API server). */

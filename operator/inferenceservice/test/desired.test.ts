@@ -1,6 +1,8 @@
 // test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { GRPC_INFERENCE_SERVICE } from '../../api/contracts.ts';
 import { desiredObjects, predictorDeployment, serviceAddressChange, serviceUrl, versionService, wholeService, withoutClusterIP } from '../desired.ts';
 import { inferenceService, servedModel } from './support/fixtures.ts';
 
@@ -16,6 +18,8 @@ const table = [
     expect: ['Deployment/fraud-v1', 'Service/fraud-v1', 'HorizontalPodAutoscaler/fraud-v1', 'Deployment/fraud-v2', 'Service/fraud-v2', 'HorizontalPodAutoscaler/fraud-v2', 'Service/fraud', 'PodDisruptionBudget/fraud'] },
   { name: 'Gateway API traffic adds an HTTPRoute', spec: { traffic: { provider: 'gatewayAPI' as const, parentRefs: [{ name: 'edge' }] } }, canary: false,
     expect: ['Deployment/fraud-v1', 'Service/fraud-v1', 'Service/fraud', 'PodDisruptionBudget/fraud', 'HTTPRoute/fraud'] },
+  { name: 'Gateway API traffic with grpc in protocols adds a GRPCRoute of the same name', spec: { predictor: { protocols: ['rest' as const, 'grpc' as const] }, traffic: { provider: 'gatewayAPI' as const, parentRefs: [{ name: 'edge' }] } }, canary: true,
+    expect: ['Deployment/fraud-v1', 'Service/fraud-v1', 'Deployment/fraud-v2', 'Service/fraud-v2', 'Service/fraud', 'PodDisruptionBudget/fraud', 'HTTPRoute/fraud', 'GRPCRoute/fraud'] },
   { name: 'Istio traffic adds a VirtualService', spec: { traffic: { provider: 'istio' as const } }, canary: false,
     expect: ['Deployment/fraud-v1', 'Service/fraud-v1', 'Service/fraud', 'PodDisruptionBudget/fraud', 'VirtualService/fraud'] },
 ];
@@ -135,6 +139,13 @@ test('protocols: rest alone turns the predictor\'s gRPC off; grpc adds port 8081
   for (const service of [versionService(both, servedModel(1)), wholeService(both)] as any[]) {
     assert.equal(service.spec.ports[1], { name: 'grpc', port: 8081, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' });
   }
+});
+
+test('the gRPC service the routes match is the one the predictor\'s proto declares', () => {
+  const proto = readFileSync(new URL('../../../server/src/protocol/grpc_predict_v2.proto', import.meta.url), 'utf8');
+  const pkg = /^package\s+([\w.]+);/m.exec(proto)?.[1];
+  const service = /^service\s+(\w+)\s*\{/m.exec(proto)?.[1];
+  assert.is(`${pkg}.${service}`, GRPC_INFERENCE_SERVICE);
 });
 
 test('with an HPA the Deployment leaves replicas to the autoscaler; without, it sets them', () => {

@@ -1,7 +1,7 @@
 // test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { planStatus, type StatusFacts } from '../status.ts';
+import { planStatus, refusalOf, type StatusFacts } from '../status.ts';
 
 const facts = (overrides: Partial<StatusFacts> = {}): StatusFacts => ({
   namespace: 'ml',
@@ -60,6 +60,31 @@ test('routes: the split they carry, or the CRDs to install when the kind is not 
   assert.is(missing.status, 'False');
   assert.match(missing.message, /^TraefikService \(traefik\.io\/v1alpha1\) and IngressRoute \(traefik\.io\/v1alpha1\) are not served by the API server: install the CRDs of provider traefik/);
   assert.not.ok(byType(planStatus(facts({ route: { ...route, routes: [] } }))).RouteReady, 'no route objects, no condition');
+});
+
+test('a Gateway\'s refusal of a route at its current generation is reported; an older generation\'s, or a backend still without endpoints, is not', () => {
+  const route = (generation: number, conditions: any[]) => ({ apiVersion: 'v1', kind: 'GRPCRoute', metadata: { name: 'fraud', namespace: 'risk', generation }, status: { parents: [{ parentRef: { name: 'edge', namespace: 'gateways' }, conditions }] } });
+  const refused = { type: 'Accepted', status: 'False', reason: 'NotAllowedByListeners', observedGeneration: 2, message: '' };
+  assert.is(refusalOf(route(2, [refused]) as any), 'Gateway gateways/edge says Accepted False, NotAllowedByListeners');
+  assert.is(refusalOf(route(3, [refused]) as any), undefined, 'said of generation 2, the route is at 3');
+  assert.is(refusalOf(route(2, [{ type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', observedGeneration: 2 }]) as any), undefined);
+  assert.is(refusalOf(route(2, [{ type: 'ResolvedRefs', status: 'False', reason: 'UnsupportedProtocol', message: 'no h2c', observedGeneration: 2 }]) as any), 'Gateway gateways/edge says ResolvedRefs False, UnsupportedProtocol (no h2c)');
+  assert.is(refusalOf(route(2, [{ ...refused, status: 'True', reason: 'Accepted' }]) as any), undefined);
+  assert.is(refusalOf(undefined), undefined);
+});
+
+test('routes with grpc: a missing GRPCRoute CRD names it and says REST is routed; a refused route gives the Gateway\'s reason and the fix', () => {
+  const route = { provider: 'gatewayAPI', missingKinds: [], routes: ['HTTPRoute credit', 'GRPCRoute credit'], canaryWeight: 30, hasCanary: true };
+  assert.is(byType(planStatus(facts({ route }))).RouteReady!.message, 'HTTPRoute credit, GRPCRoute credit: stable 70%, canary 30%');
+  const missing = byType(planStatus(facts({ route: { ...route, missingGrpcKinds: ['GRPCRoute (gateway.networking.k8s.io/v1)'] } }))).RouteReady!;
+  assert.equal([missing.status, missing.reason], ['False', 'RouteKindNotInstalled']);
+  assert.match(missing.message, /^GRPCRoute \(gateway\.networking\.k8s\.io\/v1\) is not served by the API server, so gRPC is not routed \(REST is\).*install Gateway API's GRPCRoute CRD.*or remove grpc from spec\.predictor\.protocols$/);
+  const refusal = { route: 'GRPCRoute credit', kind: 'GRPCRoute', gateway: 'Gateway ml/edge says Accepted False, NotAllowedByListeners' };
+  const refused = byType(planStatus(facts({ route: { ...route, refusal } }))).RouteReady!;
+  assert.equal([refused.status, refused.reason], ['False', 'RouteNotAccepted']);
+  assert.is(refused.message, 'GRPCRoute credit: Gateway ml/edge says Accepted False, NotAllowedByListeners: let a listener of that Gateway allow GRPCRoute (spec.listeners[].allowedRoutes.kinds; an HTTP or HTTPS listener), or remove grpc from spec.predictor.protocols');
+  const http = byType(planStatus(facts({ route: { ...route, refusal: { route: 'HTTPRoute credit', kind: 'HTTPRoute', gateway: 'Gateway ml/edge says ResolvedRefs False, RefNotPermitted' } } }))).RouteReady!;
+  assert.is(http.message, 'HTTPRoute credit: Gateway ml/edge says ResolvedRefs False, RefNotPermitted: see kubectl describe httproute credit -n ml');
 });
 
 test('drift: the serving version\'s verdict, Unknown while its first window is open, absent if never seen', () => {
