@@ -2,6 +2,10 @@
 // one infer endpoint for `seconds` (after one untimed second of the same load), every response time kept.
 // REST through autocannon (JSON, or the binary tensor data extension); gRPC through grpc-js clients, one
 // channel (HTTP/2 connection) per in-flight loop up to 8, so a multi-worker server gets several connections.
+// The grpc-js client is warmed by call count, not only by time: a fresh client process spent 600-800 us of CPU
+// per call until V8 had optimized grpc-js and protobufjs (a few thousand calls), 160-250 us after, while the
+// server spends 120-140 us per call on gRPC and REST alike; on two shared cores the client, not the server,
+// bounds the gRPC figures, so its CPU per call is reported.
 //   node --import tsx server/bench/protocol-load.ts '<json options>'
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -25,6 +29,7 @@ export interface LoadResult {
   p99Ms: number;
   requests: number;
   failures: number;
+  clientCpuUsPerRequest?: number;
 }
 
 const options = JSON.parse(process.argv[2]) as LoadOptions;
@@ -33,11 +38,14 @@ const values = Array.from({ length: rows * features }, (_, i) => Math.round(((i 
 const latencies: number[] = [];
 let failures = 0;
 let requests = 0;
+/** CPU the load generator spent per timed request (gRPC only: autocannon's warm-up is not separable). */
+let clientCpuUsPerRequest: number | undefined;
+const WARMUP_CALLS = 3000;
 
 function summarize(seconds: number): LoadResult {
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  return { requestsPerSecond: requests / seconds, rowsPerSecond: (requests * rows) / seconds, p50Ms: at(0.5), p99Ms: at(0.99), requests, failures };
+  return { requestsPerSecond: requests / seconds, rowsPerSecond: (requests * rows) / seconds, p50Ms: at(0.5), p99Ms: at(0.99), requests, failures, ...(clientCpuUsPerRequest !== undefined ? { clientCpuUsPerRequest } : {}) };
 }
 
 if (kind === 'rest-json' || kind === 'rest-binary') {
@@ -76,10 +84,12 @@ if (kind === 'rest-json' || kind === 'rest-binary') {
   const infer = (client: grpc.Client) => new Promise<void>((resolve, reject) => {
     (client as any).ModelInfer(request, (error: Error | null) => (error ? reject(error) : resolve()));
   });
-  const run = async (until: number, timed: boolean) => {
+  /** Calls in every loop until `until` (timed: counted), or, untimed, until `done()` says the warm-up is over. */
+  let warmupCalls = 0;
+  const run = async (until: number, timed: boolean, done: () => boolean = () => false) => {
     await Promise.all(Array.from({ length: options.connections }, async (_, k) => {
       const client = channels[k % channels.length];
-      while (performance.now() < until) {
+      while (performance.now() < until && !done()) {
         const start = performance.now();
         try {
           await infer(client);
@@ -90,11 +100,17 @@ if (kind === 'rest-json' || kind === 'rest-binary') {
         } catch {
           if (timed) failures++;
         }
+        if (!timed) warmupCalls++;
       }
     }));
   };
-  await run(performance.now() + 1000, false);
+  // Untimed: at least 1 s and WARMUP_CALLS calls, at most 8 s.
+  const warmupStart = performance.now();
+  await run(warmupStart + 8000, false, () => warmupCalls >= WARMUP_CALLS && performance.now() - warmupStart >= 1000);
+  const cpuBefore = process.cpuUsage();
   await run(performance.now() + options.seconds * 1000, true);
+  const cpu = process.cpuUsage(cpuBefore);
+  clientCpuUsPerRequest = (cpu.user + cpu.system) / Math.max(1, requests);
   for (const c of channels) c.close();
   process.stdout.write(JSON.stringify(summarize(options.seconds)));
 }
