@@ -101,6 +101,8 @@ export async function restartApiServer(options: { downMs?: number; signal?: Node
     if (waited === 20_000) process.kill(server.pid, 'SIGKILL');
     await sleep(100);
   }
+  // The thread that reads as a zombie may go before the others, which still hold the listening socket.
+  await waitForFreePort(port);
   await sleep(options.downMs ?? 0);
   const logFile = join(clusterDir(), 'logs', 'kube-apiserver.log');
   const out = existsSync(join(clusterDir(), 'logs')) ? openSync(logFile, 'a') : 'ignore';
@@ -115,6 +117,21 @@ export async function restartApiServer(options: { downMs?: number; signal?: Node
     await sleep(100);
   }
   return { stoppedAt, readyAt: Date.now() };
+}
+
+async function waitForFreePort(port: number, timeoutMs = 20_000): Promise<void> {
+  const { createServer } = await import('node:net');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} of the stopped kube-apiserver is still in use after ${timeoutMs / 1000} s`);
+    await sleep(100);
+  }
 }
 
 /** kwokctl's pid files under the cluster directory that hold `pid`. */
