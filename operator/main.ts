@@ -1,4 +1,5 @@
 // The operator process: the controller engine with Loopline's controllers registered.
+//   npx tsx operator/main.ts evaluate ...   is the quality evaluator instead (operator/quality/evaluate.ts)
 //   npx tsx operator/main.ts [--namespace NS] [--lease-namespace NS] [--lease-name NAME]
 //                            [--http-port 8080] [--http-host 0.0.0.0] [--no-leader-election] [--retry-base-ms 10000]
 //                            [--resync-period-ms 600000]
@@ -68,8 +69,16 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
+  if (process.argv[2] === 'evaluate') {
+    // The quality evaluator, as the CronJobs the operator owns run this image. The image holds it as a bundle of
+    // its own (operator/evaluate.js): the operator's bundle never parses it, its S3 client and DuckDB's loader.
+    const evaluator = import.meta.url.endsWith('.ts') ? './quality/evaluate.ts' : './evaluate.js';
+    const { runEvaluate } = (await import(evaluator)) as typeof import('./quality/evaluate.ts');
+    process.exitCode = await runEvaluate(process.argv.slice(3));
+  } else {
+    main().catch((err) => {
+      console.error(err);
+      process.exit(1);
+    });
+  }
 }

@@ -20,8 +20,9 @@ export async function bundleOperator(entry: string, outfile: string): Promise<vo
     target: 'node24',
     legalComments: 'none',
     logLevel: 'warning',
-    // Only a benchmark bundling itself reaches this file (and so esbuild); the operator never does.
-    external: ['esbuild'],
+    // Only a benchmark bundling itself reaches this file (and so esbuild); the operator never does. DuckDB (the
+    // quality evaluator's engine) loads a native library: it stays a package beside the bundle.
+    external: ['esbuild', '@duckdb/*'],
     // CommonJS packages inside an ES module bundle still call require() for Node's built-ins.
     banner: { js: "import { createRequire as loopline_createRequire } from 'node:module'; const require = loopline_createRequire(import.meta.url);" },
   });

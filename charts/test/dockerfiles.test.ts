@@ -5,16 +5,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { load } from 'js-yaml';
 import { CHART, ROOT, deleteNamespace, kubectl, requireKubeconfig, uniqueNamespace } from './support/chart.ts';
 import { assembleRuntime, makeWritable, readDockerfile, runBuildStage, type Stage } from './support/dockerfile.ts';
 import { freePort } from '../../test/support/local.ts';
+import { inferenceLogPart, labelCsv } from '../../test/support/ground-truth.ts';
 
-// The operator ships as one esbuild bundle (no node_modules in the image); the predictor and the trainer with
-// their production dependencies (onnxruntime-node's native library cannot be bundled).
+// The operator ships as esbuild bundles (the operator, and the quality evaluator its `evaluate` command loads; no
+// node_modules in the image but DuckDB's native bindings, which the evaluator loads); the predictor and the trainer with their production dependencies
+// (onnxruntime-node's native library cannot be bundled).
 const IMAGES = [
   { file: 'Dockerfile.operator', entry: 'operator/main.ts', bundled: true },
   { file: 'Dockerfile.server', entry: 'server/src/main.ts', bundled: false },
@@ -62,7 +64,9 @@ for (const { file, entry, bundled } of IMAGES) {
     const modules = args(final, 'COPY').find((a) => / \/src\/node_modules /.test(a));
     if (bundled) {
       assert.not.ok(modules, 'a bundle needs no node_modules');
-      assert.match(stages.flatMap((s) => args(s, 'RUN')).join(' '), /scripts\/bundle-operator\.ts operator\/main\.ts dist\/operator\/main\.js/);
+      const runs = stages.flatMap((s) => args(s, 'RUN')).join(' ');
+      assert.match(runs, /scripts\/bundle-operator\.ts operator\/main\.ts dist\/operator\/main\.js/);
+      assert.match(runs, /scripts\/bundle-operator\.ts operator\/quality\/evaluate\.ts dist\/operator\/evaluate\.js/, 'the evaluator that operator/main.js evaluate loads');
     } else {
       assert.ok(modules, 'node_modules copied from a deps stage');
       const deps = stages.find((s) => s.name === /--from=(\S+)/.exec(modules!)![1])!;
@@ -178,7 +182,21 @@ test('Dockerfile.operator\'s build output, read-only, runs the operator: probes 
   try {
     const app = buildImageContent('Dockerfile.operator', scratch);
     assert.ok(existsSync(join(app, 'operator/main.js')), 'the bundle');
-    assert.not.ok(existsSync(join(app, 'node_modules')), 'nothing but the bundle: a module it failed to include would fail below');
+    assert.equal(readdirSync(join(app, 'node_modules')), ['@duckdb'], 'nothing but the bundles and DuckDB: a module they failed to include would fail below');
+    // The evaluator, as the quality CronJob runs the image, on ground-truth files: DuckDB fetches nothing at run time.
+    const groundTruth = join(scratch, 'ground-truth');
+    for (const file of [
+      inferenceLogPart('risk', 'fraud', [0.9, 0.2, 0.7, 0.4].map((score, j) => ({ requestId: `r${j}`, time: Date.now() - 1000, model: 'fraud', version: 1, score }))),
+      labelCsv('risk', 'fraud', [1, 0, 0, 0].map((label, j) => ({ requestId: `r${j}`, label })), 'bulk'),
+    ]) {
+      mkdirSync(dirname(join(groundTruth, file.key)), { recursive: true });
+      writeFileSync(join(groundTruth, file.key), file.body);
+    }
+    const evaluated = spawnSync(process.execPath, ['operator/main.js', 'evaluate', '--namespace', 'risk', '--service', 'fraud', '--uri', `file://${groundTruth}`], { cwd: app, encoding: 'utf8', env: { PATH: process.env.PATH!, HOME: join(scratch, 'home') } });
+    assert.is(evaluated.status, 0, evaluated.stdout + evaluated.stderr);
+    const quality = JSON.parse(evaluated.stdout).versions[0];
+    assert.equal([quality.version, quality.count, quality.accuracy, quality.auc], [1, 4, 0.75, 1]);
+    assert.not.ok(existsSync(join(scratch, 'home/.duckdb')), 'no DuckDB extension directory made');
     kubectl(['create', 'namespace', namespace]);
     kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=loopline-crds', '-f', join(CHART, 'crds')]);
     const port = await freePort();

@@ -21,6 +21,11 @@ export function driftSubjects(namespace?: string): string {
   return namespace === undefined ? 'loopline.drift.>' : `loopline.drift.${namespace}.>`;
 }
 
+/** Every quality subject, or those of one namespace. */
+export function qualitySubjects(namespace?: string): string {
+  return namespace === undefined ? 'loopline.quality.>' : `loopline.quality.${namespace}.>`;
+}
+
 /** CloudEvents `type` of a drift report (server/src/events/drift-event.ts). */
 export const DRIFT_EVENT_TYPE = 'dev.loopline.drift.window.v1';
 

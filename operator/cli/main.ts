@@ -19,6 +19,7 @@ commands:
   rollback   send all traffic back to stable and abort the canary
   pause      hold the current canary step
   resume     continue a paused rollout
+  evaluate   join logged predictions with labels and publish their quality (loopline evaluate --help)
 
 status options:
   -w, --watch            redraw every --interval seconds until interrupted
@@ -45,6 +46,8 @@ export interface RunOptions {
 }
 
 export async function run(argv: string[], out: (line: string) => void = console.log, options: RunOptions = {}): Promise<number> {
+  // The evaluator (what the quality CronJobs run) has options of its own; loaded only when asked for (DuckDB).
+  if (argv[0] === 'evaluate') return await (await import('../quality/evaluate.ts')).runEvaluate(argv.slice(1), out, options.env ?? process.env);
   let parsed;
   try {
     parsed = parseArgs({

@@ -30,29 +30,84 @@ export interface QualityMetrics {
   calibrationError: number;
 }
 
-const LOG_LOSS_EPS = Number.EPSILON;
+/** sklearn's "auto" clipping of scores for the log loss: the float64 machine epsilon. */
+export const LOG_LOSS_EPS = Number.EPSILON;
 
-/** Rank-sum AUC with mid-ranks for ties: the same number as the trapezoidal area under sklearn's ROC curve. */
-export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): number | null {
+/** The inner edges of `bins` equal-width calibration bins, as numpy.linspace(0, 1, bins + 1) makes them. */
+export function calibrationEdges(bins: number): number[] {
+  return Array.from({ length: bins - 1 }, (_, i) => (i + 1) * (1 / bins));
+}
+
+/**
+ * What the metrics are made of: sums over the labelled predictions of one version. Any engine that forms these
+ * sums (a loop here, SQL in operator/quality) gets the same metrics from `qualityFromSums`.
+ */
+export interface QualitySums {
+  count: number;
+  positives: number;
+  /** Scores at or above the threshold, and how many of them were positive. */
+  decidedPositive: number;
+  truePositive: number;
+  correct: number;
+  /** Σ -log(p) of the true class, scores clipped to [LOG_LOSS_EPS, 1 - LOG_LOSS_EPS]. */
+  logLossSum: number;
+  /** Σ (score - label)². */
+  brierSum: number;
+  /** Twice the sum of the positives' mid-ranks among all scores (ties share the mean rank): an integer. */
+  positiveRankSum2: number;
+  /** Per calibration bin (a score on an inner edge falls in the bin below it): rows, positives, Σ score. */
+  bins: Array<{ count: number; positives: number; scoreSum: number }>;
+}
+
+/** Rank-sum AUC from twice the positives' rank sum; null while every label is the same (sklearn raises there). */
+export function aucFromRankSum(positives: number, negatives: number, positiveRankSum2: number): number | null {
+  if (positives === 0 || negatives === 0) return null;
+  return (positiveRankSum2 / 2 - (positives * (positives + 1)) / 2) / (positives * negatives);
+}
+
+/** Twice the sum of the positives' mid-ranks (1-based, ties sharing the mean of their ranks). */
+function positiveRankSum2(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
   const n = scores.length;
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
-  let positives = 0;
-  let positiveRankSum = 0;
+  let sum2 = 0;
   for (let i = 0; i < n; ) {
     let j = i;
     while (j + 1 < n && scores[order[j + 1]] === scores[order[i]]) j++;
-    const midRank = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) {
-      if (labels[order[k]] === 1) {
-        positives++;
-        positiveRankSum += midRank;
-      }
-    }
+    // Twice the mid-rank of positions i..j (ranks i+1..j+1), an integer.
+    const midRank2 = i + j + 2;
+    for (let k = i; k <= j; k++) if (labels[order[k]] === 1) sum2 += midRank2;
     i = j + 1;
   }
-  const negatives = n - positives;
-  if (positives === 0 || negatives === 0) return null;
-  return (positiveRankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
+  return sum2;
+}
+
+/** Rank-sum AUC with mid-ranks for ties: the same number as the trapezoidal area under sklearn's ROC curve. */
+export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): number | null {
+  let positives = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i] === 1) positives++;
+  return aucFromRankSum(positives, scores.length - positives, positiveRankSum2(scores, labels));
+}
+
+/** The metrics from their sums (see QualitySums); throws when there is no labelled prediction. */
+export function qualityFromSums(sums: QualitySums, threshold: number): QualityMetrics {
+  const n = sums.count;
+  if (n === 0) throw new Error('quality: no labelled predictions');
+  let calibrationError = 0;
+  for (const bin of sums.bins) {
+    if (bin.count > 0) calibrationError += (bin.count / n) * Math.abs(bin.positives / bin.count - bin.scoreSum / bin.count);
+  }
+  return {
+    count: n,
+    positives: sums.positives,
+    threshold,
+    accuracy: sums.correct / n,
+    auc: aucFromRankSum(sums.positives, n - sums.positives, sums.positiveRankSum2),
+    logLoss: sums.logLossSum / n,
+    brier: sums.brierSum / n,
+    precision: sums.decidedPositive ? sums.truePositive / sums.decidedPositive : null,
+    recall: sums.positives ? sums.truePositive / sums.positives : null,
+    calibrationError,
+  };
 }
 
 /** The metrics of one version over one window of labelled predictions. */
@@ -61,44 +116,30 @@ export function qualityMetrics(scores: ArrayLike<number>, labels: ArrayLike<numb
   if (labels.length !== n) throw new Error(`quality: ${n} scores but ${labels.length} labels`);
   if (n === 0) throw new Error('quality: no labelled predictions');
   const threshold = options.threshold ?? 0.5;
-  const bins = options.calibrationBins ?? 10;
-  let positives = 0, truePositive = 0, decidedPositive = 0, correct = 0, logLoss = 0, brier = 0;
-  const binCount = new Float64Array(bins), binLabels = new Float64Array(bins), binScores = new Float64Array(bins);
-  // Bin edges as numpy.linspace(0, 1, bins + 1) makes them; a score on an inner edge falls in the bin below it.
-  const innerEdges = Array.from({ length: bins - 1 }, (_, i) => (i + 1) * (1 / bins));
+  const innerEdges = calibrationEdges(options.calibrationBins ?? 10);
+  const sums: QualitySums = {
+    count: n, positives: 0, decidedPositive: 0, truePositive: 0, correct: 0, logLossSum: 0, brierSum: 0, positiveRankSum2: 0,
+    bins: Array.from({ length: innerEdges.length + 1 }, () => ({ count: 0, positives: 0, scoreSum: 0 })),
+  };
   for (let i = 0; i < n; i++) {
     const score = scores[i];
     const label = labels[i];
     if (label !== 0 && label !== 1) throw new Error(`quality: label ${label} at row ${i} is not 0 or 1`);
     if (!(score >= 0 && score <= 1)) throw new Error(`quality: score ${score} at row ${i} is not a probability in [0, 1]`);
     const decided = score >= threshold ? 1 : 0;
-    positives += label;
-    decidedPositive += decided;
-    truePositive += decided & label;
-    correct += decided === label ? 1 : 0;
+    sums.positives += label;
+    sums.decidedPositive += decided;
+    sums.truePositive += decided & label;
+    sums.correct += decided === label ? 1 : 0;
     const p = Math.min(Math.max(score, LOG_LOSS_EPS), 1 - LOG_LOSS_EPS);
-    logLoss -= label === 1 ? Math.log(p) : Math.log(1 - p);
-    brier += (score - label) * (score - label);
+    sums.logLossSum -= label === 1 ? Math.log(p) : Math.log(1 - p);
+    sums.brierSum += (score - label) * (score - label);
     let bin = 0;
     while (bin < innerEdges.length && innerEdges[bin] < score) bin++;
-    binCount[bin]++;
-    binLabels[bin] += label;
-    binScores[bin] += score;
+    sums.bins[bin].count++;
+    sums.bins[bin].positives += label;
+    sums.bins[bin].scoreSum += score;
   }
-  let calibrationError = 0;
-  for (let b = 0; b < bins; b++) {
-    if (binCount[b] > 0) calibrationError += (binCount[b] / n) * Math.abs(binLabels[b] / binCount[b] - binScores[b] / binCount[b]);
-  }
-  return {
-    count: n,
-    positives,
-    threshold,
-    accuracy: correct / n,
-    auc: rocAuc(scores, labels),
-    logLoss: logLoss / n,
-    brier: brier / n,
-    precision: decidedPositive ? truePositive / decidedPositive : null,
-    recall: positives ? truePositive / positives : null,
-    calibrationError,
-  };
+  sums.positiveRankSum2 = positiveRankSum2(scores, labels);
+  return qualityFromSums(sums, threshold);
 }

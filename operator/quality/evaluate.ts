@@ -1,0 +1,160 @@
+/**
+ * One quality evaluation of an InferenceService, as the CronJob the operator owns runs it (the operator image's
+ * `operator/main.js evaluate ...`; `npx loopline evaluate ...` by hand): gather the window's inference-log parts and every label file under the base URI, join and
+ * measure each version (join.ts), publish the result as a quality event on NATS, and print it.
+ *   node operator/main.js evaluate --namespace N --service S --uri s3://bucket/prefix [--window 1h|all] [--threshold 0.5]
+ *                                    [--end <RFC 3339>] [--calibration-bins 10] [--memory-limit 1GB]
+ * Environment: the storage variables (operator/api/storage-env.ts), NATS_URL and NATS_CREDS_FILE; without
+ * NATS_URL the result is only printed.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { s3ClientFromEnv } from '../api/object-storage.ts';
+import type { CloudEvent } from '../events/cloudevents.ts';
+import { connectNats } from '../events/connect.ts';
+import { qualityCloudEvent, qualitySubject, type QualityEventData } from '../events/quality-event.ts';
+import { parseDuration } from '../api/contracts.ts';
+import { evaluateVersions } from './join.ts';
+import { gatherSources, storageFor } from './sources.ts';
+
+type Env = Record<string, string | undefined>;
+
+export interface EvaluateOptions {
+  namespace: string;
+  service: string;
+  /** The ground-truth base: spec.logging.uri. */
+  uri: string;
+  /** A duration (`1h`, `30m`, `24h`) back from end, or `all`: every labelled prediction so far. */
+  window: string;
+  threshold: number;
+  /** The window's end; now by default. */
+  end?: Date;
+  calibrationBins?: number;
+  memoryLimit?: string;
+  /** Storage variables for s3:// (process.env by default). */
+  env?: Env;
+}
+
+/** The window's start in ms, or null for `all`; throws naming --window when it is neither. */
+export function windowStart(window: string, endMs: number): number | null {
+  if (window === 'all') return null;
+  const ms = parseDuration('--window', window);
+  if (!(ms > 0)) throw new Error(`--window: "${window}" is no time: give a duration (e.g. 30m, 1h, 7d) or "all"`);
+  return endMs - ms;
+}
+
+export async function evaluateQuality(options: EvaluateOptions): Promise<QualityEventData> {
+  const endMs = (options.end ?? new Date()).getTime();
+  const startMs = windowStart(options.window, endMs);
+  if (!(options.threshold >= 0 && options.threshold <= 1)) throw new Error(`--threshold ${options.threshold} is not a probability in [0, 1]`);
+  const storage = storageFor(options.uri, () => s3ClientFromEnv(options.env ?? process.env));
+  const dir = await mkdtemp(join(tmpdir(), 'loopline-quality-'));
+  try {
+    const sources = await gatherSources(storage, { namespace: options.namespace, service: options.service, startMs, endMs, dir: join(dir, 'objects') });
+    const versions = await evaluateVersions(sources, {
+      startMs,
+      endMs,
+      threshold: options.threshold,
+      tempDir: join(dir, 'spill'),
+      ...(options.calibrationBins !== undefined ? { calibrationBins: options.calibrationBins } : {}),
+      ...(options.memoryLimit ? { memoryLimit: options.memoryLimit } : {}),
+    });
+    return {
+      namespace: options.namespace,
+      inferenceService: options.service,
+      window: { start: startMs === null ? null : new Date(startMs).toISOString(), end: new Date(endMs).toISOString(), duration: options.window },
+      versions,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Publishes the evaluation through JetStream (stored once: the CloudEvent id is the message id). */
+export async function publishQuality(nc: NatsConnection, data: QualityEventData): Promise<CloudEvent<QualityEventData>> {
+  const event = qualityCloudEvent(data);
+  await jetstream(nc).publish(qualitySubject(data.namespace, data.inferenceService), JSON.stringify(event), { msgID: event.id });
+  return event;
+}
+
+export const EVALUATE_USAGE = `usage: loopline evaluate --namespace <ns> --service <inferenceservice> --uri <s3://bucket/prefix | file:///path>
+                [--window <duration> | all] [--threshold <0..1>] [--end <RFC 3339 time>]
+                [--calibration-bins <n>] [--memory-limit <e.g. 1GB>]
+
+Joins the service's logged predictions with their labels (docs/ground-truth.md) per version over the window
+(default 1h; "all" for every labelled prediction so far), prints the quality and publishes it on
+loopline.quality.<ns>.<service> when NATS_URL is set.`;
+
+/** The command; returns the exit code. Failures print one line naming what to fix. */
+export async function runEvaluate(argv: string[], out: (line: string) => void = console.log, env: Env = process.env): Promise<number> {
+  let values;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        namespace: { type: 'string', short: 'n' },
+        service: { type: 'string' },
+        uri: { type: 'string' },
+        window: { type: 'string', default: '1h' },
+        threshold: { type: 'string', default: '0.5' },
+        end: { type: 'string' },
+        'calibration-bins': { type: 'string' },
+        'memory-limit': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (error) {
+    out(`loopline evaluate: ${(error as Error).message}\n${EVALUATE_USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    out(EVALUATE_USAGE);
+    return 0;
+  }
+  const missing = (['namespace', 'service', 'uri'] as const).filter((name) => !values[name]);
+  if (missing.length > 0) {
+    out(`loopline evaluate: --${missing.join(', --')} required\n${EVALUATE_USAGE}`);
+    return 2;
+  }
+  const end = values.end !== undefined ? new Date(values.end) : undefined;
+  if (end && Number.isNaN(end.getTime())) {
+    out(`loopline evaluate: --end "${values.end}" is not a time (RFC 3339, e.g. 2026-12-01T10:00:00Z)`);
+    return 2;
+  }
+  const threshold = Number(values.threshold);
+  const bins = values['calibration-bins'] !== undefined ? Number(values['calibration-bins']) : undefined;
+  if (bins !== undefined && !(Number.isInteger(bins) && bins >= 1 && bins <= 1000)) {
+    out(`loopline evaluate: --calibration-bins "${values['calibration-bins']}" is not a whole number from 1 to 1000`);
+    return 2;
+  }
+  let nc: NatsConnection | undefined;
+  try {
+    const data = await evaluateQuality({
+      namespace: values.namespace!,
+      service: values.service!,
+      uri: values.uri!,
+      window: values.window!,
+      threshold: values.threshold!.trim() === '' ? Number.NaN : threshold,
+      env,
+      ...(end ? { end } : {}),
+      ...(bins !== undefined ? { calibrationBins: bins } : {}),
+      ...(values['memory-limit'] ? { memoryLimit: values['memory-limit'] } : {}),
+    });
+    let published: string | undefined;
+    if (env.NATS_URL) {
+      nc = await connectNats({ url: env.NATS_URL, ...(env.NATS_CREDS_FILE ? { credsFile: env.NATS_CREDS_FILE } : {}) }, 'loopline-evaluator');
+      published = (await publishQuality(nc, data)).id;
+    }
+    out(JSON.stringify({ ...(published ? { published, subject: qualitySubject(data.namespace, data.inferenceService) } : {}), ...data }));
+    return 0;
+  } catch (error) {
+    out(`loopline evaluate: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    await nc?.drain().catch(() => undefined);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Where logged predictions meet their labels: DuckDB reads the Parquet parts and label files, keeps the label
+ * recorded last per request id, joins it to the window's predictions and reduces each version to the sums the
+ * metrics are made of (server/src/quality/metrics.ts, QualitySums). The sums are exact or compensated (fsum),
+ * the AUC's rank sum an integer, so the metrics equal a row-by-row computation while no row ever reaches
+ * JavaScript: a window of millions of rows costs the engine's memory, not the heap's.
+ *
+ * No extension is installed or loaded at run time (Parquet, CSV and ICU are built into the Node bindings); the
+ * instance refuses to try, so a missing one fails here instead of reaching the network from a pod.
+ */
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { calibrationEdges, LOG_LOSS_EPS, qualityFromSums, type QualitySums } from '../../server/src/quality/metrics.ts';
+import { QUALITY_METRICS, type VersionQuality } from '../events/quality-event.ts';
+import type { EvaluationSources, SourceFile } from './sources.ts';
+
+export interface JoinOptions {
+  /** Predictions answered in (startMs, endMs]; startMs null: every logged prediction. Labels recorded up to endMs. */
+  startMs: number | null;
+  endMs: number;
+  threshold: number;
+  calibrationBins?: number;
+  /** DuckDB's memory_limit (e.g. `1GB`); beyond it the engine spills to tempDir. */
+  memoryLimit?: string;
+  threads?: number;
+  tempDir?: string;
+}
+
+const sqlString = (text: string) => `'${text.replace(/'/g, "''")}'`;
+/** A double as DuckDB reads it back bit for bit (JavaScript's shortest round-trip form, cast from text). */
+const sqlDouble = (value: number) => `CAST(${sqlString(String(value))} AS DOUBLE)`;
+const fileList = (files: SourceFile[]) => `[${files.map((f) => sqlString(f.path)).join(', ')}]`;
+
+async function columnsOf(connection: DuckDBConnection, scan: string): Promise<Set<string>> {
+  const reader = await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${scan}`);
+  return new Set(reader.getRowObjectsJS().map((row) => String(row.column_name)));
+}
+
+/** One label source as (request_id, label, recorded_ms, key, ordinal); `time` optional, LastModified standing in. */
+async function labelSelect(connection: DuckDBConnection, scan: string, rowExpression: string, files: SourceFile[]): Promise<string> {
+  const columns = await columnsOf(connection, scan);
+  for (const required of ['request_id', 'label']) {
+    if (!columns.has(required)) throw new Error(`label files lack a "${required}" column (${files.map((f) => f.key).join(', ')}): label files need request_id and label (docs/ground-truth.md)`);
+  }
+  const time = columns.has('time') ? 'epoch_ms(TRY_CAST(l.time AS TIMESTAMPTZ))' : 'NULL';
+  return `SELECT CAST(l.request_id AS VARCHAR) AS request_id, TRY_CAST(l.label AS DOUBLE) AS label,
+      coalesce(${time}, o.modified_ms) AS recorded_ms, o.key AS key, ${rowExpression} AS ordinal
+    FROM ${scan} l JOIN label_objects o ON o.path = l.filename`;
+}
+
+interface VersionRow {
+  version: number;
+  model: string;
+  predictions: number;
+  labelled: number;
+}
+
+/** Per version: its quality over the window, ascending by version. */
+export async function evaluateVersions(sources: EvaluationSources, options: JoinOptions): Promise<VersionQuality[]> {
+  if (sources.predictions.length === 0) return [];
+  const edges = calibrationEdges(options.calibrationBins ?? 10);
+  // Loaded here, not at the top: the operator's bundle holds this module and must not load DuckDB to reconcile.
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const instance = await DuckDBInstance.create(':memory:', {
+    autoinstall_known_extensions: 'false',
+    autoload_known_extensions: 'false',
+    ...(options.memoryLimit ? { memory_limit: options.memoryLimit } : {}),
+    ...(options.threads ? { threads: String(options.threads) } : {}),
+    ...(options.tempDir ? { temp_directory: options.tempDir } : {}),
+  });
+  const connection = await instance.connect();
+  try {
+    await connection.run("SET TimeZone = 'UTC'");
+    await connection.run('CREATE TABLE label_objects (path VARCHAR, key VARCHAR, modified_ms BIGINT)');
+    const appender = await connection.createAppender('label_objects');
+    for (const file of [...sources.labelParquet, ...sources.labelCsv]) {
+      appender.appendVarchar(file.path);
+      appender.appendVarchar(file.key);
+      appender.appendBigInt(BigInt(Math.round(file.modifiedMs)));
+      appender.endRow();
+    }
+    appender.closeSync();
+
+    const labelSources: string[] = [];
+    if (sources.labelParquet.length > 0) {
+      const scan = `read_parquet(${fileList(sources.labelParquet)}, union_by_name = true, hive_partitioning = false, filename = true, file_row_number = true)`;
+      labelSources.push(await labelSelect(connection, scan, 'l.file_row_number', sources.labelParquet));
+    }
+    if (sources.labelCsv.length > 0) {
+      // CSV has no row-number column; the scan keeps each file's row order (preserve_insertion_order).
+      const scan = `(SELECT *, row_number() OVER () AS csv_row FROM read_csv(${fileList(sources.labelCsv)}, header = true, all_varchar = true, union_by_name = true, hive_partitioning = false, filename = true))`;
+      labelSources.push(await labelSelect(connection, scan, 'l.csv_row', sources.labelCsv));
+    }
+    // The label recorded last wins; among labels recorded at the same instant, the later object key, then the later
+    // row (a hash aggregate: no sort of every label).
+    await connection.run(labelSources.length === 0
+      ? 'CREATE TABLE labels (request_id VARCHAR, label DOUBLE)'
+      : `CREATE TABLE labels AS
+         SELECT request_id, arg_max(label, struct_pack(recorded_ms := recorded_ms, key := key, ordinal := ordinal)) AS label
+         FROM (${labelSources.join(' UNION ALL ')})
+         WHERE request_id IS NOT NULL AND recorded_ms <= ${options.endMs}
+         GROUP BY request_id`);
+
+    const predictionScan = `read_parquet(${fileList(sources.predictions)}, union_by_name = true, hive_partitioning = false)`;
+    const predictionColumns = await columnsOf(connection, predictionScan);
+    for (const required of ['request_id', 'time', 'model', 'version', 'score']) {
+      if (!predictionColumns.has(required)) throw new Error(`inference-log parts lack a "${required}" column: they are not in the layout of docs/ground-truth.md`);
+    }
+    const after = options.startMs === null ? '' : `AND epoch_ms(p.time) > ${options.startMs}`;
+    await connection.run(`CREATE TABLE joined AS
+      SELECT CAST(p.version AS INTEGER) AS version, CAST(p.model AS VARCHAR) AS model, CAST(p.score AS DOUBLE) AS score, l.label AS label
+      FROM ${predictionScan} p LEFT JOIN labels l ON l.request_id = CAST(p.request_id AS VARCHAR)
+      WHERE epoch_ms(p.time) <= ${options.endMs} ${after} AND p.version IS NOT NULL`);
+    await connection.run(`CREATE TABLE labelled AS
+      SELECT version, score, CAST(label AS INTEGER) AS label FROM joined
+      WHERE label IN (0, 1) AND score >= 0 AND score <= 1`);
+
+    const versions = (await connection.runAndReadAll(`
+      SELECT version, min(model) AS model, CAST(count(*) AS DOUBLE) AS predictions, CAST(count(label) AS DOUBLE) AS labelled
+      FROM joined GROUP BY version ORDER BY version`)).getRowObjectsJS() as unknown as VersionRow[];
+
+    const eps = sqlDouble(LOG_LOSS_EPS);
+    const clipped = `least(greatest(score, ${eps}), 1 - ${eps})`;
+    const bin = edges.length ? edges.map((edge) => `CAST(score > ${sqlDouble(edge)} AS INTEGER)`).join(' + ') : '0';
+    const binRows = (await connection.runAndReadAll(`
+      SELECT version, bin, CAST(count(*) AS DOUBLE) AS n, CAST(sum(label) AS DOUBLE) AS positives,
+        CAST(sum(decided) AS DOUBLE) AS decided, CAST(sum(decided * label) AS DOUBLE) AS true_positive,
+        CAST(sum(CASE WHEN decided = label THEN 1 ELSE 0 END) AS DOUBLE) AS correct,
+        fsum(CASE WHEN label = 1 THEN -ln(${clipped}) ELSE -ln(1 - ${clipped}) END) AS log_loss,
+        fsum((score - label) * (score - label)) AS brier, fsum(score) AS score_sum
+      FROM (SELECT version, score, label, CAST(score >= ${sqlDouble(options.threshold)} AS INTEGER) AS decided, ${bin} AS bin FROM labelled)
+      GROUP BY version, bin`)).getRowObjectsJS() as Array<Record<string, number>>;
+    // Twice each positive's mid-rank among the version's scores: 2 * (rows below its score) + (rows at it) + 1.
+    const rankRows = (await connection.runAndReadAll(`
+      WITH ties AS (SELECT version, score, count(*) AS n, sum(label) AS positives FROM labelled GROUP BY version, score),
+      ranked AS (SELECT version, positives,
+        2 * (sum(n) OVER (PARTITION BY version ORDER BY score ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - n) + n + 1 AS mid_rank2 FROM ties)
+      SELECT version, CAST(sum(positives * mid_rank2) AS DOUBLE) AS rank_sum2 FROM ranked GROUP BY version`)).getRowObjectsJS() as Array<Record<string, number>>;
+
+    return versions.map((row) => {
+      const sums: QualitySums = {
+        count: 0, positives: 0, decidedPositive: 0, truePositive: 0, correct: 0, logLossSum: 0, brierSum: 0,
+        positiveRankSum2: rankRows.find((r) => r.version === row.version)?.rank_sum2 ?? 0,
+        bins: Array.from({ length: edges.length + 1 }, () => ({ count: 0, positives: 0, scoreSum: 0 })),
+      };
+      // Bins in ascending order, so the sums add up in the same order on every run.
+      for (const b of binRows.filter((r) => r.version === row.version).sort((x, y) => x.bin! - y.bin!)) {
+        sums.count += b.n!;
+        sums.positives += b.positives!;
+        sums.decidedPositive += b.decided!;
+        sums.truePositive += b.true_positive!;
+        sums.correct += b.correct!;
+        sums.logLossSum += b.log_loss!;
+        sums.brierSum += b.brier!;
+        sums.bins[b.bin!] = { count: b.n!, positives: b.positives!, scoreSum: b.score_sum! };
+      }
+      const base = { model: row.model, version: row.version, predictions: row.predictions, count: sums.count, positives: sums.positives, excluded: row.labelled - sums.count, threshold: options.threshold };
+      if (sums.count === 0) return { ...base, ...Object.fromEntries(QUALITY_METRICS.map((m) => [m, null])) } as VersionQuality;
+      const { count: _c, positives: _p, threshold: _t, ...metrics } = qualityFromSums(sums, options.threshold);
+      return { ...base, ...metrics };
+    });
+  } finally {
+    connection.closeSync();
+    instance.closeSync();
+  }
+}
