@@ -18,9 +18,9 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { KubeConfig } from '@kubernetes/client-node';
 import * as yaml from 'js-yaml';
-import { Fatal, getJson, kubectl, waitFor, type CommandResult } from './commands.ts';
+import { Fatal, getJson, kubectl, run, waitFor, type CommandResult } from './commands.ts';
 import type { EventLog } from './events.ts';
-import { generateCreditRisk, toCsv } from '../../examples/trainer/src/dataset.ts';
+import { CREDIT_RISK_FEATURES, generateCreditRisk, toCsv } from '../../examples/trainer/src/dataset.ts';
 import { parseS3Uri, s3ClientFromEnv } from '../../operator/api/object-storage.ts';
 import { applications, postJson, serviceEndpoints, Traffic, type PredictResponse } from './traffic.ts';
 import { GatewayClient, type GatewayAnswer } from '../../test/support/gateway.ts';
@@ -352,6 +352,42 @@ export class Journey {
     const job = await getJson(this.ns('trainingjob', name));
     const table = await this.kubectl(this.ns('get', 'trainingjobs'));
     return { name, job, table };
+  }
+
+  /**
+   * The example's nightly batch scoring, run now as `kubectl create job --from=cronjob/...` runs it: the CRM's
+   * Secret, the customers the example's spec.batch input names, one run, and the table it wrote.
+   */
+  async batchScoring(timeoutMs = 120_000): Promise<{ run: any; segments: CommandResult }> {
+    const example = yaml.load(readFileSync(join(this.root, 'examples/inferenceservice.yaml'), 'utf8')) as any;
+    const entry = example.spec.batch[0];
+    const url = process.env.LOOPLINE_POSTGRES_URL;
+    if (!url) throw new Fatal('LOOPLINE_POSTGRES_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)"');
+    this.report.step(`batch: Secret ${entry.output.postgres.connectionSecret.name} with the CRM's connection string, customers at ${entry.input.uri}`);
+    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: entry.output.postgres.connectionSecret.name, namespace: this.namespace }, stringData: { url } };
+    await this.kubectl(['apply', '-f', '-'], JSON.stringify(secret));
+    const customers = generateCreditRisk({ rows: 5000, seed: 2026, shift: 0 }).x;
+    const header = ['customer_id', ...CREDIT_RISK_FEATURES.map((f) => f.name)].join(',');
+    await this.putObject(entry.input.uri, [header, ...customers.map((row, i) => [`CUST-${String(i + 1).padStart(5, '0')}`, ...row.map((v) => (Number.isNaN(v) ? '' : v))].join(','))].join('\n'));
+    const cronJob = `${ISVC}-batch-${entry.name}`;
+    const job = `${cronJob}-demo`;
+    this.report.step(`batch: kubectl create job --from=cronjob/${cronJob} ${job} (a run between schedules)`);
+    await this.kubectl(this.ns('delete', 'job', job, '--ignore-not-found', '--wait'));
+    await this.kubectl(this.ns('create', 'job', `--from=cronjob/${cronJob}`, job));
+    const batchRun = await waitFor(`run ${job} recorded in status.batch`, async () => {
+      const isvc = await getJson(this.ns('inferenceservice', ISVC));
+      const lastRun = isvc?.status?.batch?.find((b: any) => b.name === entry.name)?.lastRun;
+      return lastRun?.job === job ? lastRun : undefined;
+    }, { timeoutMs, progress: (line) => this.report.progress(line) });
+    this.report.progress(batchRun.message);
+    // The password through the environment, not argv.
+    const db = new URL(url);
+    const password = decodeURIComponent(db.password);
+    db.password = '';
+    const sql = `SELECT segment, count(*), round(avg(score)::numeric, 3) AS avg_score, min(model_version) AS version FROM ${entry.output.postgres.table} GROUP BY segment ORDER BY avg_score`;
+    const segments = await run('psql', [db.href, '-X', '-c', sql], { env: { PGPASSWORD: password } });
+    this.report.command(segments);
+    return { run: batchRun, segments };
   }
 
   async stop(): Promise<void> {

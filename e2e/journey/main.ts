@@ -107,6 +107,7 @@ async function journey(natsUrl: string): Promise<void> {
     const retrain = await j.retrainingJob();
     await j.waitForTraining(retrain.name);
     await j.watchRollout(3);
+    await j.batchScoring();
     reporter.step('registry after the journey');
     await kubectl(['get', 'modelversions', '-n', namespace]).then(reporter.command);
     reporter.step(`events on NATS during the journey (${events.events.length}; lifecycle shown, drift reports counted)`);

@@ -233,4 +233,14 @@ step('the retrained v3 is canaried, passes analysis and is promoted', async () =
   assert.ok(journey.traffic.stats.ok > 0 && journey.traffic.stats.failed / journey.traffic.stats.sent < 0.01, `clients barely saw errors: ${JSON.stringify(journey.traffic.stats)}`);
 });
 
+step('the nightly batch scoring, run now, writes every customer\'s segment with the production version v3 into PostgreSQL', async () => {
+  const { run, segments } = await journey.batchScoring();
+  assert.ok(run.succeeded, JSON.stringify(run));
+  assert.equal([run.version, run.rows, run.written + run.rejects], [3, 5000, 5000]);
+  assert.is(segments.code, 0, segments.stderr);
+  assert.match(segments.stdout, /high-risk|review|low-risk/);
+  assert.match(segments.stdout, /\|\s+3$/m, 'the rows say version 3');
+  assert.ok(lifecycle('batchsucceeded').some((e) => e.data.job === run.job), 'NATS lifecycle event batchsucceeded');
+});
+
 test.run();
