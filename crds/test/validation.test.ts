@@ -62,6 +62,11 @@ const invalidCreates: Row[] = [
   ['retrain on drift with drift monitoring off', 'InferenceService', (o) => (o.spec.drift.enabled = false), 'spec.retrain.onDrift', /spec.drift.enabled/],
   ['a retrain template for another model', 'InferenceService', (o) => (o.spec.retrain.template.spec.model = 'fraud'), 'spec.retrain.template.spec.model', /must be 'credit-risk'/],
   ['minReplicas above maxReplicas', 'InferenceService', (o) => Object.assign(o.spec.predictor, { minReplicas: 5, maxReplicas: 2 }), 'spec.predictor.minReplicas', /must not exceed/],
+  ['logging enabled without a uri', 'InferenceService', (o) => (o.spec.logging = { enabled: true }), 'spec.logging.uri', /needs spec.logging.uri/],
+  ['a logging uri over http', 'InferenceService', (o) => (o.spec.logging = { enabled: true, uri: 'http://storage/logs' }), 'spec.logging.uri', /s3:\/\/<bucket>\/<prefix>/],
+  ['a logging sample rate of 1.5', 'InferenceService', (o) => (o.spec.logging = { enabled: true, uri: 's3://loopline/gt', sampleRate: 1.5 }), 'spec.logging.sampleRate'],
+  ['a logging flush interval of 2h', 'InferenceService', (o) => (o.spec.logging = { enabled: true, uri: 's3://loopline/gt', flushInterval: '2h' }), 'spec.logging.flushInterval', /from 1s to 1h/],
+  ['a logging buffer smaller than a part', 'InferenceService', (o) => (o.spec.logging = { enabled: true, uri: 's3://loopline/gt', maxRowsPerPart: 5000, maxBufferedRows: 1000 }), 'spec.logging.maxBufferedRows', /at least spec.logging.maxRowsPerPart/],
   ['minReplicas without maxReplicas', 'InferenceService', (o) => (o.spec.predictor.minReplicas = 2), 'spec.predictor.minReplicas', /needs spec.predictor.maxReplicas/],
   // InferenceService spec.batch
   ['a batch schedule "every night"', 'InferenceService', withBatch((b) => (b.schedule = 'every night')), 'spec.batch[0].schedule', /is not a cron schedule: give five fields/],

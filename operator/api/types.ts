@@ -518,6 +518,12 @@ export interface InferenceServiceSpec {
    * See docs/batch.md.
    */
   batch?: BatchScoring[];
+  /**
+   * Log a sample of the predictions to object storage as Parquet and take labels on the feedback
+   * endpoints (POST /v2/models/{model}/feedback, POST /feedback), so the model's live quality can be
+   * measured; layout and columns in docs/ground-truth.md.
+   */
+  logging?: InferenceServiceLogging;
   /** Start a TrainingJob when the served model drifts. */
   retrain?: InferenceServiceRetrain;
 }
@@ -949,6 +955,51 @@ export interface BatchResources {
   cpu?: number | string;
   /** Memory request and limit, as a Kubernetes quantity (e.g. 1Gi). */
   memory?: number | string;
+}
+
+/**
+ * Log a sample of the predictions to object storage as Parquet and take labels on the feedback
+ * endpoints (POST /v2/models/{model}/feedback, POST /feedback), so the model's live quality can be
+ * measured; layout and columns in docs/ground-truth.md.
+ */
+export interface InferenceServiceLogging {
+  /**
+   * Log predictions and accept feedback labels.
+   *
+   * @default false
+   */
+  enabled?: boolean;
+  /**
+   * Base URI below which inference-log/ and labels/ are written: s3://<bucket>/<prefix> (the operator's
+   * object storage settings and keys reach the pods) or file:///<directory> on one machine.
+   */
+  uri?: string;
+  /**
+   * Share of prediction requests logged, 0 to 1; every row of a sampled request is logged.
+   *
+   * @default 1
+   */
+  sampleRate?: number;
+  /**
+   * Longest a logged row waits in a predictor's memory before its part is written, as a Go duration (1s
+   * to 1h).
+   *
+   * @default "30s"
+   */
+  flushInterval?: string;
+  /**
+   * A part (one Parquet file) is written when a version's buffered rows reach this many.
+   *
+   * @default 10000
+   */
+  maxRowsPerPart?: number;
+  /**
+   * Rows a predictor process holds unwritten at most (bounded memory while storage is slow or down);
+   * beyond it sampled rows are dropped and counted in inference_log_rows_dropped_total.
+   *
+   * @default 50000
+   */
+  maxBufferedRows?: number;
 }
 
 /** Start a TrainingJob when the served model drifts. */

@@ -2,7 +2,7 @@
  * What should exist for an InferenceService: pure functions from the resource, the ModelVersions it serves
  * and the rollout state to Deployments, Services, HPAs, the PDB and the route. One function per owned kind.
  */
-import { driftSubject, GRPC_INFERENCE_SERVICE, LABELS } from '../api/contracts.ts';
+import { driftSubject, GRPC_INFERENCE_SERVICE, LABELS, parseDuration } from '../api/contracts.ts';
 import { STORAGE_ENV_NAMES, storagePodEnv, type StorageSettings } from '../api/storage-env.ts';
 import { quantityValue } from '../engine/apply.ts';
 import type { DesiredObject, KubeObject, OwnerReference } from '../engine/types.ts';
@@ -108,6 +108,26 @@ export function driftSettings(drift: NonNullable<InferenceService['spec']['drift
   return settings.filter((entry): entry is [string, string | number] => entry[1] !== undefined).map(([name, value]) => [name, String(value)]);
 }
 
+/**
+ * spec.logging as the predictor's INFERENCE_LOG_* variables (server/src/main.ts), with the pod's name for the
+ * log's rows and part names; none when logging is off. The object storage keys come with the storage
+ * settings, which every predictor gets.
+ */
+export function loggingSettings(logging: InferenceService['spec']['logging']): Array<Record<string, unknown>> {
+  if (!logging?.enabled || !logging.uri) return [];
+  const settings: Array<[string, string | number | undefined]> = [
+    ['INFERENCE_LOG_URI', logging.uri],
+    ['INFERENCE_LOG_SAMPLE_RATE', logging.sampleRate],
+    ['INFERENCE_LOG_FLUSH_INTERVAL_MS', logging.flushInterval === undefined ? undefined : parseDuration('spec.logging.flushInterval', logging.flushInterval)],
+    ['INFERENCE_LOG_MAX_ROWS_PER_PART', logging.maxRowsPerPart],
+    ['INFERENCE_LOG_MAX_BUFFERED_ROWS', logging.maxBufferedRows],
+  ];
+  return [
+    ...settings.filter((entry): entry is [string, string | number] => entry[1] !== undefined).map(([name, value]) => ({ name, value: String(value) })),
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+  ];
+}
+
 export function predictorDeployment(isvc: InferenceService, model: ServedModel, track: 'stable' | 'canary', config: ServingConfig): DesiredObject {
   const predictor = isvc.spec.predictor ?? {};
   const { name: isvcName, namespace } = isvc.metadata;
@@ -135,6 +155,7 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
     }
     for (const [name, value] of driftSettings(drift)) env.push({ name, value });
   }
+  env.push(...loggingSettings(isvc.spec.logging));
   const batching = predictor.batching;
   if (batching) {
     env.push({ name: 'BATCHING', value: batching.enabled === false ? 'off' : 'on' });

@@ -75,6 +75,18 @@ export interface DriftSpec {
   threshold?: number;
 }
 
+/** spec.logging: the inference log and the feedback endpoints (docs/ground-truth.md). */
+export interface LoggingSpec {
+  enabled?: boolean;
+  /** s3://<bucket>/<prefix> or file:///<directory>. */
+  uri?: string;
+  sampleRate?: number;
+  /** Go duration, e.g. `30s`. */
+  flushInterval?: string;
+  maxRowsPerPart?: number;
+  maxBufferedRows?: number;
+}
+
 export interface RetrainSpec {
   onDrift?: boolean;
   cooldown?: string;
@@ -91,6 +103,7 @@ export interface InferenceServiceSpec {
   shadow?: ShadowSpec;
   traffic?: TrafficSpec;
   drift?: DriftSpec;
+  logging?: LoggingSpec;
   retrain?: RetrainSpec;
   batch?: BatchScoring[];
 }

@@ -1,8 +1,10 @@
 // Configuration of one predictor process, read from the environment the operator
 // gives the pod (see the table in main.ts).
+import { hostname } from 'node:os';
 import { driftSubject } from '../../operator/api/contracts.ts';
 import type { DriftOptions } from './drift/detector.ts';
 import { DEFAULT_DRIFT_OPTIONS } from './drift/detector.ts';
+import type { InferenceLogOptions } from './ground-truth/inference-log.ts';
 import type { Signature } from './runtime/tensors.ts';
 import { defaultWorkers } from './cpus.ts';
 
@@ -36,6 +38,8 @@ export interface ServerConfig {
   inferenceService: string;
   nats?: { url: string; subject: string; stream: string; bufferSize: number };
   drift: DriftOptions & { windowSize: number; windowSeconds: number };
+  /** The inference log and the feedback endpoints (spec.logging); undefined: neither. */
+  logging?: InferenceLogOptions;
   /** Enables PUT /admin/model (hot swap) for callers presenting this bearer token. */
   adminToken?: string;
   /** Time between readiness turning false and the listener closing on SIGTERM. */
@@ -82,6 +86,27 @@ function flag(env: Env, name: string, fallback: boolean): boolean {
   if (['on', 'true', '1', 'yes'].includes(raw)) return true;
   if (['off', 'false', '0', 'no'].includes(raw)) return false;
   throw new ConfigError(`${name} must be on or off, got "${env[name]}"`);
+}
+
+function loggingFromEnv(env: Env): InferenceLogOptions | undefined {
+  const uri = env.INFERENCE_LOG_URI;
+  if (!uri) return undefined;
+  if (!/^(s3:\/\/[^/]+|file:\/\/\/.*)/.test(uri)) throw new ConfigError(`INFERENCE_LOG_URI must be s3://<bucket>/<prefix> or file:///<directory>, got "${uri}"`);
+  const maxRowsPerPart = integer(env, 'INFERENCE_LOG_MAX_ROWS_PER_PART', 10_000, 1);
+  const maxBufferedRows = integer(env, 'INFERENCE_LOG_MAX_BUFFERED_ROWS', Math.max(50_000, maxRowsPerPart), 1);
+  if (maxBufferedRows < maxRowsPerPart) {
+    throw new ConfigError(`INFERENCE_LOG_MAX_BUFFERED_ROWS (${maxBufferedRows}) must be at least INFERENCE_LOG_MAX_ROWS_PER_PART (${maxRowsPerPart})`);
+  }
+  const version = env.MODEL_VERSION ?? '';
+  if (!/^\d+$/.test(version)) throw new ConfigError(`MODEL_VERSION must be an integer when INFERENCE_LOG_URI is set (the log's version column), got "${version}"`);
+  return {
+    uri,
+    sampleRate: number(env, 'INFERENCE_LOG_SAMPLE_RATE', 1, 0, 1)!,
+    flushIntervalMs: integer(env, 'INFERENCE_LOG_FLUSH_INTERVAL_MS', 30_000, 100),
+    maxRowsPerPart,
+    maxBufferedRows,
+    pod: env.POD_NAME || hostname(),
+  };
 }
 
 // Subject tokens must not contain NATS wildcards or separators.
@@ -139,6 +164,7 @@ export function configFromEnv(env: Env): ServerConfig {
       numericMethod: oneOf(env, 'DRIFT_NUMERIC_METHOD', ['auto', 'ks', 'psi', 'wasserstein', 'jensenshannon'] as const, 'auto'),
       categoricalMethod: oneOf(env, 'DRIFT_CATEGORICAL_METHOD', ['auto', 'chisquare', 'psi', 'jensenshannon'] as const, 'auto'),
     },
+    logging: loggingFromEnv(env),
     adminToken: env.ADMIN_TOKEN || undefined,
     shutdownDelayMs: integer(env, 'SHUTDOWN_DELAY_MS', 0),
     logLevel: env.LOG_LEVEL || 'info',

@@ -34,6 +34,14 @@
  *   DRIFT_NUMERIC_METHOD      auto|ks|psi|wasserstein|jensenshannon (auto: KS up to 1000 rows, else Wasserstein)
  *   DRIFT_CATEGORICAL_METHOD  auto|chisquare|psi|jensenshannon (auto: chi-square up to 1000 rows, else Jensen-Shannon)
  *   DRIFT_THRESHOLD           overrides the method's default threshold (p < 0.05; PSI and distances ≥ 0.1)
+ *   INFERENCE_LOG_URI         base URI of the inference log and feedback labels: s3://<bucket>/<prefix> or
+ *                             file:///<dir> (docs/ground-truth.md); unset: no log, and /feedback answers 409
+ *   INFERENCE_LOG_SAMPLE_RATE share of prediction requests logged, 0..1 (1)
+ *   INFERENCE_LOG_FLUSH_INTERVAL_MS  longest a logged row waits in memory before its part is written (30000)
+ *   INFERENCE_LOG_MAX_ROWS_PER_PART  a part is written when a version's buffer reaches this many rows (10000)
+ *   INFERENCE_LOG_MAX_BUFFERED_ROWS  rows held in memory, unwritten, at most; beyond it rows are dropped and
+ *                             counted in inference_log_rows_dropped_total (max(50000, MAX_ROWS_PER_PART))
+ *   POD_NAME                  the pod, in log rows and part names (the host name)
  *   ADMIN_TOKEN               enables PUT /admin/model (hot swap) for "Authorization: Bearer <token>"
  *   SHUTDOWN_DELAY_MS         on SIGTERM, time between readiness turning false and the listener closing (0)
  *   LOG_LEVEL                 pino level (info)

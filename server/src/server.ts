@@ -8,6 +8,8 @@ import type { ModelConfig, ServerConfig } from './config.ts';
 import type { DriftReport } from './drift/monitor.ts';
 import { driftCloudEvent } from './events/drift-event.ts';
 import { EventPublisher } from './events/publisher.ts';
+import { InferenceLog } from './ground-truth/inference-log.ts';
+import { partStoreFor } from './ground-truth/store.ts';
 import { ServerMetrics } from './metrics/metrics.ts';
 import { installMetrics } from './metrics/routes.ts';
 import { adminRoutes } from './protocol/admin.ts';
@@ -29,14 +31,17 @@ export interface RunningServer {
   slot: ModelSlot;
   metrics: ServerMetrics;
   publisher: EventPublisher | undefined;
+  inferenceLog: InferenceLog | undefined;
   /** Settles when the first model version finished loading: true when it is being served. */
   loaded: Promise<boolean>;
   swap(model: ModelConfig): Promise<{ previous: string | undefined }>;
-  /** Graceful shutdown: readiness false, wait, stop listening, drain in-flight requests, flush events. */
+  /** Graceful shutdown: readiness false, wait, stop listening, drain in-flight requests, flush the log and events. */
   close(): Promise<void>;
 }
 
 const EVENT_FLUSH_MS = 2000;
+/** Longest wait on shutdown for object storage to take the inference log's last parts. */
+const LOG_FLUSH_MS = 10_000;
 /** Longest wait for in-flight gRPC calls on shutdown before their streams are cut. */
 const GRPC_DRAIN_MS = 10_000;
 
@@ -81,6 +86,13 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
     metrics,
   });
 
+  const scope = { namespace: config.namespace, inferenceService: config.inferenceService };
+  const store = config.logging ? partStoreFor(config.logging.uri) : undefined;
+  const inferenceLog = config.logging && store
+    ? new InferenceLog(config.logging, scope, store, metrics, log.child({ component: 'inference-log' }))
+    : undefined;
+  inferenceLog?.start();
+
   const nextRequestId = requestIdGenerator();
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -98,7 +110,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
 
   // A worker of a multi-process pod (workers.ts) swaps and reports metrics pod-wide, through the primary.
   const bridge = isWorker() ? await workerBridge(metrics.registry, (model) => slot.swap(model)) : undefined;
-  const ctx: ProtocolContext = { slot, metrics, config, swap: bridge?.swap ?? ((model) => slot.swap(model)) };
+  const ctx: ProtocolContext = { slot, metrics, config, inferenceLog, swap: bridge?.swap ?? ((model) => slot.swap(model)) };
   // A callback hook: an async one would cost a promise per request.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
@@ -142,11 +154,12 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
         clearInterval(sweep);
       }
       await slot.stop();
-      await publisher?.close(EVENT_FLUSH_MS);
+      // Every request has been answered: the log holds every row it will get.
+      await Promise.all([inferenceLog?.close(LOG_FLUSH_MS), publisher?.close(EVENT_FLUSH_MS)]);
       log.info('predictor stopped');
     })();
     return closing;
   };
 
-  return { url, port, grpcPort: grpcServer?.port, app, slot, metrics, publisher, loaded, swap: ctx.swap, close };
+  return { url, port, grpcPort: grpcServer?.port, app, slot, metrics, publisher, inferenceLog, loaded, swap: ctx.swap, close };
 }

@@ -109,6 +109,30 @@ test('GPUs become nvidia.com/gpu limits and cpu/memory are both request and limi
   assert.is(cpuOnly.resources.limits['nvidia.com/gpu'], undefined);
 });
 
+test('spec.logging reaches the predictor as INFERENCE_LOG_* with the pod name; logging off or without a uri sets none', () => {
+  const isvc = inferenceService({ logging: { enabled: true, uri: 's3://loopline/ground-truth', sampleRate: 0.25, flushInterval: '1m30s', maxRowsPerPart: 500, maxBufferedRows: 2000 } });
+  const storage = { endpoint: 'http://s3.local:7070', credentials: { secretName: 'storage', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' } };
+  const vars = env(predictorDeployment(isvc, servedModel(3), 'stable', { storage }));
+  assert.is(vars.INFERENCE_LOG_URI, 's3://loopline/ground-truth');
+  assert.is(vars.INFERENCE_LOG_SAMPLE_RATE, '0.25');
+  assert.is(vars.INFERENCE_LOG_FLUSH_INTERVAL_MS, '90000');
+  assert.is(vars.INFERENCE_LOG_MAX_ROWS_PER_PART, '500');
+  assert.is(vars.INFERENCE_LOG_MAX_BUFFERED_ROWS, '2000');
+  assert.equal(vars.POD_NAME, { fieldRef: { fieldPath: 'metadata.name' } });
+  // The parts go to the storage whose keys the predictor gets.
+  assert.is(vars.AWS_ENDPOINT_URL_S3, 'http://s3.local:7070');
+  assert.equal(vars.AWS_SECRET_ACCESS_KEY, { secretKeyRef: { name: 'storage', key: 'AWS_SECRET_ACCESS_KEY' } });
+  // Defaults are the server's own: only what the spec says is passed.
+  const defaults = env(predictorDeployment(inferenceService({ logging: { enabled: true, uri: 'file:///var/log/loopline' } }), servedModel(3), 'stable', {}));
+  assert.is(defaults.INFERENCE_LOG_URI, 'file:///var/log/loopline');
+  assert.is(defaults.INFERENCE_LOG_SAMPLE_RATE, undefined);
+  for (const logging of [undefined, { enabled: false, uri: 's3://loopline/gt' }]) {
+    const off = env(predictorDeployment(inferenceService(logging ? { logging } : {}), servedModel(3), 'stable', {}));
+    assert.is(off.INFERENCE_LOG_URI, undefined);
+    assert.is(off.POD_NAME, undefined);
+  }
+});
+
 test('drift monitoring off gives the predictor no reference profile and no NATS', () => {
   const vars = env(predictorDeployment(inferenceService(), servedModel(1), 'stable', { natsUrl: 'nats://nats:4222' }));
   assert.is(vars.REFERENCE_PROFILE_URI, undefined);

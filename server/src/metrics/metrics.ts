@@ -136,6 +136,39 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  readonly inferenceLogRows = new Counter({
+    name: 'inference_log_rows_total',
+    help: 'Logged prediction rows written to object storage (in parts of the inference log).',
+    labelNames: ['model', 'model_version'] as const,
+    registers: [this.registry],
+  });
+
+  readonly inferenceLogParts = new Counter({
+    name: 'inference_log_parts_total',
+    help: 'Parts (Parquet files) of the inference log written to object storage.',
+    registers: [this.registry],
+  });
+
+  readonly inferenceLogDropped = new Counter({
+    name: 'inference_log_rows_dropped_total',
+    help: 'Sampled prediction rows not logged: buffer_full (maxBufferedRows held while storage was slow or down), shutdown (storage did not take them before exit), encoding.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly inferenceLogBuffered = new Gauge({
+    name: 'inference_log_buffered_rows',
+    help: 'Sampled prediction rows held in memory, not yet written to object storage (summed across workers).',
+    aggregator: 'sum',
+    registers: [this.registry],
+  });
+
+  readonly inferenceLogWriteFailures = new Counter({
+    name: 'inference_log_write_failures_total',
+    help: 'Failed attempts to write a part of the inference log (each is retried under the same name).',
+    registers: [this.registry],
+  });
+
   readonly workers = new Gauge({
     name: 'predictor_workers',
     help: 'Processes serving in this pod (each counts 1; summed across its workers).',

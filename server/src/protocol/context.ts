@@ -2,6 +2,7 @@
 // bookkeeping every prediction does (outcome metrics, drift schema-violation counts).
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ModelConfig, ServerConfig } from '../config.ts';
+import type { InferenceLog } from '../ground-truth/inference-log.ts';
 import type { Outcome, ServerMetrics } from '../metrics/metrics.ts';
 import type { Feeds } from '../runtime/batcher.ts';
 import type { ModelSlot, ServedModel } from '../serving.ts';
@@ -23,6 +24,8 @@ export interface ProtocolContext {
   slot: ModelSlot;
   metrics: ServerMetrics;
   config: ServerConfig;
+  /** The sample of predictions written to object storage (spec.logging), when it is on. */
+  inferenceLog?: InferenceLog;
   /** Hot swap: this process's slot, or every worker's of the pod (workers.ts). */
   swap(model: ModelConfig): Promise<{ previous: string | undefined }>;
 }
@@ -72,13 +75,21 @@ export function servedModel(ctx: ProtocolContext, request: FastifyRequest, reply
   return served;
 }
 
-/** Infer a parsed V2 request on `served` and copy its input rows into the version's drift window. */
-export async function inferV2(served: ServedModel, parsed: ParsedV2Request): Promise<Feeds> {
+/**
+ * Infer a parsed V2 request on `served`, copy its input rows into the version's drift window and offer the
+ * prediction to the inference log under `requestId` (the request's `id`, else its x-request-id).
+ */
+export async function inferV2(ctx: ProtocolContext, served: ServedModel, parsed: ParsedV2Request, requestId: string): Promise<Feeds> {
   const outputs = await served.model.infer(parsed.feeds, parsed.rows);
   const drift = served.drift;
+  const tensor = parsed.feeds[served.model.signature.inputs[0].name];
   if (drift) {
-    const tensor = parsed.feeds[served.model.signature.inputs[0].name];
     if (tensor.shape.length === 2 && tensor.shape[1] === drift.featureCount) drift.record(tensor.data as Float32Array, tensor.shape[0]);
+  }
+  if (ctx.inferenceLog) {
+    const layout = typeof served.rows === 'string' ? undefined : served.rows.layout;
+    const input = layout && tensor.shape.length === 2 && tensor.shape[1] === layout.features ? { data: tensor.data as Float32Array, features: layout.features } : undefined;
+    ctx.inferenceLog.record(served, requestId, input, outputs, parsed.rows);
   }
   return outputs;
 }

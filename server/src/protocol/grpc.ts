@@ -167,7 +167,7 @@ export async function startGrpcServer(ctx: ProtocolContext, options: GrpcOptions
       binary: raw.length ? raw : undefined,
       field: (i, binary) => (binary ? `raw_input_contents[${i}]` : `inputs[${i}].contents.${CONTENTS_FIELD[request.inputs[i].datatype as Datatype] ?? 'contents'}`),
     });
-    const outputs = await inferV2(served, parsed);
+    const outputs = await inferV2(ctx, served, parsed, request.id || requestId);
     // Raw answers raw; a typed request gets typed contents unless an output is FP16, which has none.
     const answerRaw = raw.length > 0 || parsed.outputs.some((name) => outputs[name].datatype === 'FP16');
     const { tensors, raw: rawOutputs } = outputTensors(parsed.outputs, outputs, answerRaw);

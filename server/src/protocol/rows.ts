@@ -30,7 +30,11 @@ function rowsApi(served: ServedModel): { layout: RowsLayout; parseRow: RowParser
   return served.rows;
 }
 
-async function predictRows(served: ServedModel, rows: unknown[], field: (i: number) => string): Promise<Prediction[]> {
+/**
+ * Predict `rows` on `served`; their raw values (NaN where a cell was null) go to the drift window and, under
+ * `requestId` (row ids from `rowId` when given), to the inference log.
+ */
+async function predictRows(ctx: ProtocolContext, served: ServedModel, rows: unknown[], field: (i: number) => string, requestId: string, rowId?: (i: number) => string): Promise<Prediction[]> {
   const { layout, parseRow } = rowsApi(served);
   const n = rows.length;
   const raw = new Float32Array(n * layout.features);
@@ -38,6 +42,7 @@ async function predictRows(served: ServedModel, rows: unknown[], field: (i: numb
   for (let i = 0; i < n; i++) parseRow(rows[i], raw, filled, i * layout.features, field(i));
   const outputs = await served.model.infer({ [layout.input]: { datatype: 'FP32', shape: [n, layout.features], data: filled } }, n);
   served.drift?.record(raw, n);
+  ctx.inferenceLog?.record(served, requestId, { data: raw, features: layout.features }, outputs, n, rowId);
   return predictionsOf(served, outputs, n);
 }
 
@@ -94,8 +99,8 @@ export const rowRoutes: FastifyPluginAsync<ProtocolContext> = async (app, ctx) =
       throw new InputError('body', single ? 'give either features (one row) or instances (many rows), not both' : 'needs features (one row) or instances (many rows)');
     }
     const predictions = single
-      ? await predictRows(served, [body.features], () => 'features')
-      : await predictRows(served, body.instances!, (i) => `instances[${i}]`);
+      ? await predictRows(ctx, served, [body.features], () => 'features', request.id)
+      : await predictRows(ctx, served, body.instances!, (i) => `instances[${i}]`, request.id);
     recordPrediction(ctx, request, reply, 'success');
     const common = { model_name: served.name, model_version: served.version, request_id: request.id, latency_ms: reply.elapsedTime };
     return single ? { prediction: predictions[0], ...common } : { predictions, ...common };
@@ -123,7 +128,7 @@ export const rowRoutes: FastifyPluginAsync<ProtocolContext> = async (app, ctx) =
     const score = async (p: { index: number; row?: unknown; error?: string }) => {
       if (p.error === undefined) {
         try {
-          const [prediction] = await predictRows(served, [p.row], () => `row ${p.index}`);
+          const [prediction] = await predictRows(ctx, served, [p.row], () => `row ${p.index}`, request.id, () => `${request.id}:${p.index}`);
           return { row: p.index, prediction };
         } catch (error) {
           if (!(error instanceof InputError)) throw error;
@@ -142,7 +147,7 @@ export const rowRoutes: FastifyPluginAsync<ProtocolContext> = async (app, ctx) =
       let predictions: Prediction[] | undefined;
       if (valid.length === chunk.length) {
         try {
-          predictions = await predictRows(served, valid.map((p) => p.row), (i) => `row ${valid[i].index}`);
+          predictions = await predictRows(ctx, served, valid.map((p) => p.row), (i) => `row ${valid[i].index}`, request.id, (i) => `${request.id}:${valid[i].index}`);
         } catch (error) {
           if (!(error instanceof InputError)) throw error;
         }

@@ -87,7 +87,7 @@ export const v2Routes: FastifyPluginAsync<ProtocolContext> = async (app, ctx) =>
     const body = request.body;
     const parsed = served.parseV2(body, binaryInputs(body, request.tensorBinary));
     const binary = binaryOutputs(body, parsed.outputs);
-    const outputs = await inferV2(served, parsed);
+    const outputs = await inferV2(ctx, served, parsed, body.id || request.id);
     recordPrediction(ctx, request, reply, 'success');
     // servedModel() already set x-model-version to this version.
     return sendInferAnswer(reply, { model_name: served.name, model_version: served.version, id: body.id ?? request.id }, parsed.outputs, outputs, binary);

@@ -1,0 +1,55 @@
+// Rows of logged predictions and of labels as Parquet files (hyparquet-writer), with the column types of
+// docs/ground-truth.md. Every column is REQUIRED: a missing input cell is NaN, never null.
+import { parquetWriteBuffer, type ColumnSource, type SchemaElement } from 'hyparquet-writer';
+
+export type ColumnKind = 'string' | 'timestamp' | 'int32' | 'double';
+
+export interface Column {
+  name: string;
+  kind: ColumnKind;
+  /** string[] for string, epoch milliseconds for timestamp, numbers otherwise. */
+  data: ArrayLike<string | number>;
+}
+
+function element(column: Column): SchemaElement {
+  const base = { name: column.name, repetition_type: 'REQUIRED' as const };
+  switch (column.kind) {
+    case 'string':
+      return { ...base, type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } };
+    case 'timestamp':
+      return { ...base, type: 'INT64', converted_type: 'TIMESTAMP_MILLIS', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' } };
+    case 'int32':
+      return { ...base, type: 'INT32' };
+    case 'double':
+      return { ...base, type: 'DOUBLE' };
+  }
+}
+
+function values(column: Column): ColumnSource['data'] {
+  switch (column.kind) {
+    case 'string':
+      return Array.from(column.data as ArrayLike<string>);
+    case 'timestamp':
+      return BigInt64Array.from(column.data as ArrayLike<number>, (ms) => BigInt(ms));
+    case 'int32':
+      return Int32Array.from(column.data as ArrayLike<number>);
+    case 'double':
+      return column.data instanceof Float64Array ? column.data : Float64Array.from(column.data as ArrayLike<number>);
+  }
+}
+
+const CREATED_BY = 'loopline-predictor';
+
+/** One Parquet file (one row group) holding `columns`, which must all have the same length. */
+export function encodeParquet(columns: Column[]): Uint8Array {
+  const rows = columns[0]?.data.length ?? 0;
+  for (const c of columns) if (c.data.length !== rows) throw new Error(`column ${c.name} has ${c.data.length} rows, expected ${rows}`);
+  const schema: SchemaElement[] = [{ name: 'root', num_children: columns.length }, ...columns.map(element)];
+  const buffer = parquetWriteBuffer({
+    columnData: columns.map((c) => ({ name: c.name, data: values(c) })),
+    schema,
+    rowGroupSize: Math.max(rows, 1),
+    createdBy: CREATED_BY,
+  });
+  return new Uint8Array(buffer);
+}
