@@ -9,12 +9,14 @@ import type { DriftReport } from './drift/monitor.ts';
 import { driftCloudEvent } from './events/drift-event.ts';
 import { EventPublisher } from './events/publisher.ts';
 import { InferenceLog } from './ground-truth/inference-log.ts';
+import { LabelWriter } from './ground-truth/labels.ts';
 import { partStoreFor } from './ground-truth/store.ts';
 import { ServerMetrics } from './metrics/metrics.ts';
 import { installMetrics } from './metrics/routes.ts';
 import { adminRoutes } from './protocol/admin.ts';
 import { MODEL_VERSION_HEADER, REQUEST_ID_HEADER, givenRequestId, type ProtocolContext } from './protocol/context.ts';
 import { installErrorHandling } from './protocol/errors.ts';
+import { feedbackRoutes } from './protocol/feedback.ts';
 import { startGrpcServer } from './protocol/grpc.ts';
 import { rowRoutes } from './protocol/rows.ts';
 import { v2Routes } from './protocol/v2.ts';
@@ -92,6 +94,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
     ? new InferenceLog(config.logging, scope, store, metrics, log.child({ component: 'inference-log' }))
     : undefined;
   inferenceLog?.start();
+  const labels = config.logging && store ? new LabelWriter(config.logging.uri, scope, store, config.logging.pod) : undefined;
 
   const nextRequestId = requestIdGenerator();
   const app = Fastify({
@@ -121,6 +124,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
   installMetrics(app, metrics, bridge?.metrics);
   await app.register(v2Routes, ctx);
   await app.register(rowRoutes, ctx);
+  await app.register(feedbackRoutes, { ...ctx, labels });
   if (config.adminToken) await app.register(adminRoutes, { ...ctx, token: config.adminToken });
 
   const loaded = slot.start(config.model).then((ok) => {

@@ -169,6 +169,12 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  readonly feedbackLabels = new Counter({
+    name: 'feedback_labels_total',
+    help: 'Labels received on the feedback endpoints and written to object storage.',
+    registers: [this.registry],
+  });
+
   readonly workers = new Gauge({
     name: 'predictor_workers',
     help: 'Processes serving in this pod (each counts 1; summed across its workers).',
