@@ -5,11 +5,15 @@
 // that sat idle while another was measured has had compiled code dropped. Before this, the
 // first paired round of our server was the slowest of every run (server CPU per request up to
 // 1.7 times the median of the others).
-//   node --import tsx server/bench/load.ts <url> <connections> <seconds> <body-json> [host]
-// With a host, every request carries it as its Host header (a gateway routes on it).
+//   node --import tsx server/bench/load.ts <url> <connections> <seconds> <body-json | @bodies.json> [host]
+// With a host, every request carries it as its Host header (a gateway routes on it). With @file, the file
+// holds a JSON array of bodies that the requests go through in turn (varied rows instead of one).
+import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
-const [url, connections, seconds, body, host] = process.argv.slice(2);
+const [url, connections, seconds, given, host] = process.argv.slice(2);
+const bodies: string[] | undefined = given.startsWith('@') ? JSON.parse(readFileSync(given.slice(1), 'utf8')) : undefined;
+const body = bodies ? undefined : given;
 const latencies: number[] = [];
 const instance = autocannon({
   url,
@@ -18,6 +22,7 @@ const instance = autocannon({
   method: 'POST',
   headers: { 'content-type': 'application/json', ...(host ? { host } : {}) },
   body,
+  ...(bodies ? { requests: bodies.map((b) => ({ method: 'POST' as const, body: b })) } : {}),
   warmup: { connections: Number(connections), duration: 1 },
 });
 instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {

@@ -207,7 +207,7 @@ export class InferenceLog {
       const rows = end - start;
       const { served, columns } = batch;
       const table: Column[] = [
-        { name: 'request_id', kind: 'string', data: slice(batch.ids) },
+        { name: 'request_id', kind: 'string', data: slice(batch.ids), unique: true },
         { name: 'time', kind: 'timestamp', data: slice(batch.times) },
         { name: 'model', kind: 'string', data: new Array(rows).fill(served.name) },
         { name: 'version', kind: 'int32', data: new Int32Array(rows).fill(columns.version) },

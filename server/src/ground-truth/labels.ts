@@ -96,7 +96,7 @@ export class LabelWriter {
   async write(labels: Label[]): Promise<string> {
     const now = Date.now();
     const bytes = encodeParquet([
-      { name: 'request_id', kind: 'string', data: labels.map((l) => l.request_id) },
+      { name: 'request_id', kind: 'string', data: labels.map((l) => l.request_id), unique: true },
       { name: 'label', kind: 'double', data: labels.map((l) => l.label) },
       { name: 'time', kind: 'timestamp', data: new Array(labels.length).fill(now) },
     ]);

@@ -1,5 +1,8 @@
 // Rows of logged predictions and of labels as Parquet files (hyparquet-writer), with the column types of
-// docs/ground-truth.md. Every column is REQUIRED: a missing input cell is NaN, never null.
+// docs/ground-truth.md. Every column is REQUIRED: a missing input cell is NaN, never null. Encodings chosen
+// for what the columns hold (measured on FP32 model inputs): doubles BYTE_STREAM_SPLIT (faster to write and
+// a third smaller after Snappy than PLAIN), request ids PLAIN without statistics (unique values: a dictionary
+// is tried and thrown away, and their min/max prunes nothing).
 import { parquetWriteBuffer, type ColumnSource, type SchemaElement } from 'hyparquet-writer';
 
 export type ColumnKind = 'string' | 'timestamp' | 'int32' | 'double';
@@ -9,6 +12,8 @@ export interface Column {
   kind: ColumnKind;
   /** string[] for string, epoch milliseconds for timestamp, numbers otherwise. */
   data: ArrayLike<string | number>;
+  /** A column of (nearly) unique values, such as ids. */
+  unique?: boolean;
 }
 
 function element(column: Column): SchemaElement {
@@ -46,7 +51,12 @@ export function encodeParquet(columns: Column[]): Uint8Array {
   for (const c of columns) if (c.data.length !== rows) throw new Error(`column ${c.name} has ${c.data.length} rows, expected ${rows}`);
   const schema: SchemaElement[] = [{ name: 'root', num_children: columns.length }, ...columns.map(element)];
   const buffer = parquetWriteBuffer({
-    columnData: columns.map((c) => ({ name: c.name, data: values(c) })),
+    columnData: columns.map((c) => ({
+      name: c.name,
+      data: values(c),
+      ...(c.kind === 'double' ? { encoding: 'BYTE_STREAM_SPLIT' as const } : {}),
+      ...(c.unique ? { encoding: 'PLAIN' as const, statistics: false } : {}),
+    })),
     schema,
     rowGroupSize: Math.max(rows, 1),
     createdBy: CREATED_BY,
