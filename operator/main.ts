@@ -3,7 +3,9 @@
 //   npx tsx operator/main.ts [--namespace NS] [--lease-namespace NS] [--lease-name NAME]
 //                            [--http-port 8080] [--http-host 0.0.0.0] [--no-leader-election] [--retry-base-ms 10000]
 //                            [--resync-period-ms 600000]
-// KUBECONFIG (or the in-cluster service account) says which cluster.
+//                            [--progress-url URL] [--progress-port 8081] [--progress-host HOST] [--progress-interval-ms 5000]
+// KUBECONFIG (or the in-cluster service account) says which cluster. --progress-url (PROGRESS_URL) is the base URL
+// training pods reach the progress endpoint at (the chart's <release>-progress Service); without it there is none.
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import type { StorageSettings } from './api/storage-env.ts';
@@ -14,6 +16,7 @@ import { inferenceServiceSettings, setUpInferenceServices } from './inferenceser
 import { modelVersionController } from './modelversion/controller.ts';
 import type { LifecycleOptions } from './trainingjob/lifecycle.ts';
 import { trainingJobController } from './trainingjob/controller.ts';
+import { ProgressReceiver } from './trainingjob/progress-receiver.ts';
 
 export interface OperatorOptions extends EngineOptions {
   /** Retry backoff of TrainingJobs (tests shorten it). */
@@ -22,13 +25,31 @@ export interface OperatorOptions extends EngineOptions {
   publisher?: LifecyclePublisher;
   /** Object storage settings for training pods (predictor pods get theirs through the InferenceService settings). */
   storage?: StorageSettings;
+  /**
+   * The training progress endpoint (trainingjob/progress-receiver.ts), served on every replica: `url` is its base
+   * URL as training pods reach it, `port`/`host` where it listens, `intervalMs` the least time between two status
+   * writes of one job.
+   */
+  progress?: { url: string; port: number; host?: string; intervalMs?: number };
 }
 
 /** The engine with every Loopline controller registered; call `start()` on it. */
 export function createOperator(options: OperatorOptions = {}): Engine {
-  const { lifecycle, publisher, storage, ...engineOptions } = options;
+  const { lifecycle, publisher, storage, progress, ...engineOptions } = options;
   const engine = createEngine(engineOptions);
-  engine.register(trainingJobController({ api: engine.api, lifecycle, publisher, storage }));
+  engine.register(trainingJobController({ api: engine.api, lifecycle, publisher, storage, progressUrl: progress?.url }));
+  if (progress) {
+    engine.add(new ProgressReceiver({
+      port: progress.port,
+      host: progress.host ?? engineOptions.httpHost ?? '0.0.0.0',
+      intervalMs: progress.intervalMs,
+      cache: engine.cache,
+      writer: engine.writer,
+      isLeader: () => engine.isLeader(),
+      log: engine.log.child({ component: 'progress' }),
+      registry: engine.metrics,
+    }));
+  }
   engine.register(modelVersionController({ publisher }));
   return engine;
 }
@@ -45,8 +66,16 @@ async function main(): Promise<void> {
       'no-leader-election': { type: 'boolean', default: false },
       'retry-base-ms': { type: 'string' },
       'resync-period-ms': { type: 'string' },
+      'progress-url': { type: 'string', default: process.env.PROGRESS_URL },
+      'progress-port': { type: 'string', default: process.env.PROGRESS_PORT ?? '8081' },
+      'progress-host': { type: 'string', default: process.env.PROGRESS_HOST },
+      'progress-interval-ms': { type: 'string', default: process.env.PROGRESS_INTERVAL_MS },
     },
   });
+  const progressUrl = values['progress-url'];
+  if (progressUrl && !/^https?:\/\/[^/\s]+(\/\S*)?$/.test(progressUrl)) {
+    throw new Error(`--progress-url (PROGRESS_URL): "${progressUrl}" is not an http(s) URL`);
+  }
   const settings = inferenceServiceSettings(process.env);
   // One NATS connection for the process: registry lifecycle events, InferenceService events and the drift consumer.
   // setUpInferenceServices makes sure the stream exists before the engine starts, so before any event.
@@ -60,6 +89,14 @@ async function main(): Promise<void> {
     resyncPeriodMs: values['resync-period-ms'] ? Number(values['resync-period-ms']) : undefined,
     publisher: nats ? new LifecyclePublisher(nats) : undefined,
     storage: settings.serving.storage,
+    progress: progressUrl
+      ? {
+          url: progressUrl,
+          port: Number(values['progress-port']),
+          host: values['progress-host'] ?? values['http-host'],
+          intervalMs: values['progress-interval-ms'] ? Number(values['progress-interval-ms']) : undefined,
+        }
+      : undefined,
   });
   // InferenceServices: Prometheus, NATS, object storage and predictor defaults from the environment (see inferenceservice/config.ts).
   const inferenceServices = await setUpInferenceServices(engine, { ...settings, namespace: values.namespace }, nats);

@@ -277,6 +277,12 @@ export interface TrainingJobStatus {
   message?: string;
   /** Where a job with spec.queueName stands in Kueue, from the Workload of its current attempt's Job. */
   queue?: TrainingJobQueueStatus;
+  /**
+   * What the training pod last reported while it trains (POST to the operator's progress endpoint with
+   * the attempt's token; see docs/training-progress.md). Written at most once per job per progress
+   * interval (latest report wins); kept after the job finishes.
+   */
+  progress?: TrainingJobProgressStatus;
   /** metadata.generation the status was computed from. */
   observedGeneration?: number;
 }
@@ -313,6 +319,30 @@ export interface TrainingJobQueueStatus {
   message: string;
   /** Times Kueue evicted the job (e.g. preempted by a higher priority); it resumes when admitted again. */
   evictions?: number;
+}
+
+/**
+ * What the training pod last reported while it trains (POST to the operator's progress endpoint with
+ * the attempt's token; see docs/training-progress.md). Written at most once per job per progress
+ * interval (latest report wins); kept after the job finishes.
+ */
+export interface TrainingJobProgressStatus {
+  /** The attempt whose pod reported it. */
+  attempt: number;
+  /** Epochs completed. */
+  epoch: number;
+  /** Epochs the run will do. */
+  totalEpochs: number;
+  /** epoch/totalEpochs as text (the PROGRESS column), e.g. 4/10. */
+  epochs: string;
+  /** Training loss after the last completed epoch. */
+  loss?: number;
+  /** Other metrics the trainer reported, by name (e.g. accuracy on a validation set). */
+  metrics?: Record<string, number>;
+  /** When training is expected to end (the report's time plus the seconds it said remain). */
+  eta?: string;
+  /** When the operator received the report. */
+  updatedAt: string;
 }
 
 /** The registered model, its provenance, and the stage and aliases it asks for. */

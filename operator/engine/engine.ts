@@ -41,6 +41,11 @@ export interface Engine {
 
   /** Adds a controller; call before `start`. */
   register(controller: ControllerDefinition): void;
+  /**
+   * Adds something that runs beside the controllers on every replica, leader or not (an HTTP receiver):
+   * started once the caches are synced, stopped before they are. Call before `start`.
+   */
+  add(runnable: Runnable): void;
   /** Starts informers and the HTTP endpoint, waits for the caches to sync, then campaigns for the lease (or starts workers). */
   start(): Promise<void>;
   /**
@@ -68,6 +73,13 @@ export interface Engine {
   httpAddress(): { host: string; port: number } | undefined;
 }
 
+/** A part of the operator process with a lifetime of its own, as controller-runtime's manager runs Runnables. */
+export interface Runnable {
+  name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
 export function createEngine(options: EngineOptions = {}): Engine {
   return new ControllerEngine(options);
 }
@@ -89,6 +101,7 @@ class ControllerEngine implements Engine {
   private readonly kubeconfig: KubeConfig;
   private readonly telemetry: EngineMetrics;
   private readonly controllers = new Map<string, ControllerDefinition>();
+  private readonly runnables: Runnable[] = [];
   private readonly runs = new Map<string, Run>();
   private readonly informers = new Map<string, Informer>();
   private readonly kindsById: Map<string, ResourceKind>;
@@ -193,6 +206,11 @@ class ControllerEngine implements Engine {
     for (const read of controller.reads ?? []) this.informerOf(read);
   }
 
+  add(runnable: Runnable): void {
+    if (this.started) throw new Error(`add(${runnable.name}) after start`);
+    this.runnables.push(runnable);
+  }
+
   async start(): Promise<void> {
     if (this.started) throw new Error('engine already started');
     this.started = true;
@@ -210,6 +228,7 @@ class ControllerEngine implements Engine {
     this.synced = true;
     this.log.info({ kinds: [...this.informers.keys()], address: this.address }, 'caches synced');
     if (this.stopping) return;
+    for (const runnable of this.runnables) await runnable.start();
     if (this.elector) this.elector.start();
     else this.startLeading();
     const resyncMs = this.options.resyncPeriodMs ?? 10 * 60_000;
@@ -234,6 +253,7 @@ class ControllerEngine implements Engine {
       this.recorder.discard();
       await Promise.all([this.elector?.stop(false), this.stopWorkers(true)]);
     }
+    await Promise.all(this.runnables.map((r) => r.stop()));
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections();

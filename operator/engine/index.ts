@@ -54,7 +54,7 @@
  * - Kinds to write without watching them go into `EngineOptions.kinds`; a watched kind whose API is not served
  *   (CRD not installed) leaves its cache empty and does not block start.
  */
-export { createEngine, type Engine } from './engine.ts';
+export { createEngine, type Engine, type Runnable } from './engine.ts';
 export { kinds, kindId, resourcePath, groupOf, LOOPLINE_API_VERSION, type ResourceKind } from './kinds.ts';
 export type {
   ClusterCache,

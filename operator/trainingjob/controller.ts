@@ -10,8 +10,9 @@ import { registeredEvent } from '../modelversion/events.ts';
 import { evaluateGates } from '../modelversion/gates.ts';
 import type { ModelVersion } from '../modelversion/resource.ts';
 import { DEFAULT_LIFECYCLE, finishedConditions, planTrainingJob, type LifecycleOptions, type PlannedEvent } from './lifecycle.ts';
-import { desiredJob } from './job.ts';
+import { desiredJob, jobName } from './job.ts';
 import { desiredService } from './pods.ts';
+import { desiredTokenSecret, drawProgressCredentials, progressPodEnv } from './progress.ts';
 import { desiredModelVersion, LABEL_TRAININGJOB_UID } from './registration.ts';
 import type { TrainingJob, TrainingJobStatus } from './resource.ts';
 import { parseTrainingResult, type TrainingResult } from './result.ts';
@@ -28,6 +29,8 @@ export interface TrainingJobControllerOptions {
   publisher?: LifecyclePublisher;
   /** Object storage settings given to training pods (endpoint, region, the Secret with the keys). */
   storage?: StorageSettings;
+  /** Base URL of the operator's progress endpoint as pods reach it; without it pods get no progress env or token. */
+  progressUrl?: string;
 }
 
 export function trainingJobController(options: TrainingJobControllerOptions): ControllerDefinition {
@@ -60,7 +63,14 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
       for (const stop of plan.deleteJobs) await ctx.delete(kinds.Job, namespace, stop, { propagationPolicy: 'Background' });
 
       if (plan.kind === 'start') {
-        await ctx.create(desiredJob(job, owner, plan.attempt, { activeDeadlineSeconds: plan.activeDeadlineSeconds, storage: options.storage }));
+        let progress;
+        if (options.progressUrl) {
+          // A fresh token per attempt, its Secret first: the Job's pods start as soon as the Job exists.
+          const credentials = drawProgressCredentials(jobName(job, plan.attempt));
+          await ctx.create(desiredTokenSecret(job, owner, plan.attempt, credentials));
+          progress = { env: progressPodEnv(options.progressUrl, job, credentials.secretName), tokenSha256: credentials.tokenSha256 };
+        }
+        await ctx.create(desiredJob(job, owner, plan.attempt, { activeDeadlineSeconds: plan.activeDeadlineSeconds, storage: options.storage, progress }));
         return;
       }
       const { status, conditions, events } = plan.kind === 'judge' ? await judge(job, plan.attempt, plan.message, plan.status, now, options, ctx) : plan;

@@ -2,10 +2,11 @@
 // completion index is the rank. The Job controller runs, times out and cleans up the pods; a failure of any
 // rank fails the Job (backoffLimit 0), and the operator starts the whole group again as the next attempt's Job.
 // Pure functions of the job; the controller decides when to create one.
-import type { StorageSettings } from '../api/storage-env.ts';
+import type { PodEnvVar, StorageSettings } from '../api/storage-env.ts';
 import type { DesiredObject, OwnerReference } from '../engine/types.ts';
 import { KUEUE_QUEUE_LABEL } from './kueue.ts';
 import { jobLabels, LABEL_ATTEMPT, podTemplate, shortHash, workersOf } from './pods.ts';
+import { ANNOTATION_PROGRESS_TOKEN_SHA256 } from './progress.ts';
 import type { TrainingJob } from './resource.ts';
 
 /**
@@ -32,6 +33,8 @@ export interface JobOptions {
   activeDeadlineSeconds?: number;
   /** The operator's object storage configuration, given to every rank. */
   storage?: StorageSettings;
+  /** Progress reporting: the pods' env (progressPodEnv) and the digest of the attempt's token, kept on the Job. */
+  progress?: { env: PodEnvVar[]; tokenSha256: string };
 }
 
 /**
@@ -54,13 +57,19 @@ export function desiredJob(job: TrainingJob, owner: OwnerReference, attempt: num
     backoffLimit: 0,
     podFailurePolicy: POD_FAILURE_POLICY,
     suspend: Boolean(queue),
-    template: podTemplate(job, attempt, name, options.storage),
+    template: podTemplate(job, attempt, name, options.storage, options.progress?.env),
   };
   if (options.activeDeadlineSeconds !== undefined) spec.activeDeadlineSeconds = options.activeDeadlineSeconds;
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: { name, namespace: job.metadata.namespace, labels, ownerReferences: [owner] },
+    metadata: {
+      name,
+      namespace: job.metadata.namespace,
+      labels,
+      ...(options.progress ? { annotations: { [ANNOTATION_PROGRESS_TOKEN_SHA256]: options.progress.tokenSha256 } } : {}),
+      ownerReferences: [owner],
+    },
     spec,
   };
 }

@@ -3,7 +3,8 @@
 // when training is distributed. Pure functions of the job.
 import { createHash } from 'node:crypto';
 import { LABELS } from '../api/contracts.ts';
-import { STORAGE_ENV_NAMES, storagePodEnv, type StorageSettings } from '../api/storage-env.ts';
+import { STORAGE_ENV_NAMES, storagePodEnv, type PodEnvVar, type StorageSettings } from '../api/storage-env.ts';
+import { PROGRESS_ENV } from '../api/training-progress.ts';
 import type { DesiredObject, OwnerReference } from '../engine/types.ts';
 import type { EnvVar, Toleration, TrainingJob } from './resource.ts';
 
@@ -27,7 +28,7 @@ const RESERVED_ENV = new Set([
   'PET_NNODES', 'PET_NPROC_PER_NODE', 'PET_NODE_RANK', 'PET_MASTER_ADDR', 'PET_MASTER_PORT',
   'MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK', 'NPROC_PER_NODE',
   'LOOPLINE_HYPERPARAMETERS', 'LOOPLINE_OUTPUT_URI', 'LOOPLINE_RESULT_PATH', 'LOOPLINE_DATASET_URI',
-  ...STORAGE_ENV_NAMES,
+  ...STORAGE_ENV_NAMES, ...Object.values(PROGRESS_ENV),
 ]);
 
 /** A label value (at most 63 characters) naming `name`; long names keep a readable prefix and a hash so they stay unique. */
@@ -98,13 +99,14 @@ function rankEnv(job: TrainingJob, jobName: string): EnvVar[] {
   ];
 }
 
-function trainerEnv(job: TrainingJob, attempt: number, jobName: string, storage: StorageSettings | undefined): EnvVar[] {
+function trainerEnv(job: TrainingJob, attempt: number, jobName: string, storage: StorageSettings | undefined, progress: PodEnvVar[]): EnvVar[] {
   const hp = job.spec.hyperparameters ?? {};
   const env: EnvVar[] = [
     ...rankEnv(job, jobName),
     { name: 'LOOPLINE_HYPERPARAMETERS', value: JSON.stringify(hp) },
     { name: 'LOOPLINE_RESULT_PATH', value: TERMINATION_MESSAGE_PATH },
     ...storagePodEnv(storage),
+    ...progress,
   ];
   const output = outputUri(job, attempt);
   if (output) env.push({ name: 'LOOPLINE_OUTPUT_URI', value: output });
@@ -143,15 +145,16 @@ export interface PodTemplate {
 
 /**
  * The pod template of attempt `attempt`, run by the Job `jobName`: one for every rank, each pod reads its rank from
- * its completion index. `storage` is the operator's object storage configuration.
+ * its completion index. `storage` is the operator's object storage configuration, `progress` the attempt's
+ * progress endpoint and token reference (progress.ts).
  */
-export function podTemplate(job: TrainingJob, attempt: number, jobName: string, storage?: StorageSettings): PodTemplate {
+export function podTemplate(job: TrainingJob, attempt: number, jobName: string, storage?: StorageSettings, progress: PodEnvVar[] = []): PodTemplate {
   const nodeSelector = { ...(job.spec.nodeSelector ?? {}) };
   if (job.spec.resources?.gpuType) nodeSelector[GPU_PRODUCT_LABEL] = job.spec.resources.gpuType;
   const container: Record<string, unknown> = {
     name: TRAINER_CONTAINER,
     image: job.spec.image,
-    env: trainerEnv(job, attempt, jobName, storage),
+    env: trainerEnv(job, attempt, jobName, storage, progress),
     terminationMessagePath: TERMINATION_MESSAGE_PATH,
     terminationMessagePolicy: 'File',
   };

@@ -42,6 +42,8 @@ export interface TrainerConfig {
   datasetUri?: string;
   rank: number;
   worldSize: number;
+  /** LOOPLINE_EPOCH_DELAY_MS: a pause after every epoch, so a demo or test can watch progress; 0 by default. */
+  epochDelayMs: number;
 }
 
 function parseHyperparameter(name: keyof Hyperparameters, raw: string): number {
@@ -136,5 +138,13 @@ export function readConfig(env: NodeJS.ProcessEnv, cwd: string): TrainerConfig {
     resultPath: env.LOOPLINE_RESULT_PATH || "/dev/termination-log",
     datasetUri: env.LOOPLINE_DATASET_URI || undefined,
     ...readRank(env),
+    epochDelayMs: readEpochDelay(env.LOOPLINE_EPOCH_DELAY_MS),
   };
+}
+
+function readEpochDelay(raw: string | undefined): number {
+  if (raw === undefined || raw === "") return 0;
+  const ms = Number(raw);
+  if (!Number.isFinite(ms) || ms < 0 || ms > 60_000) throw new Error(`LOOPLINE_EPOCH_DELAY_MS="${raw}" must be a number of milliseconds from 0 to 60000`);
+  return ms;
 }

@@ -40,6 +40,23 @@ export function impute(x: number[][], fill: number[]): number[][] {
 }
 
 export function trainLogisticRegression(x: number[][], y: number[], opts: TrainOptions): LogisticModel {
+  const steps = logisticRegressionEpochs(x, y, opts);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    opts.onEpoch?.(step.value.epoch, step.value.loss);
+  }
+}
+
+/**
+ * The same training one epoch at a time: yields each epoch's number and training log loss (including the L2 term),
+ * returns the model. A caller can pause between epochs (to report progress) without changing the result.
+ */
+export function* logisticRegressionEpochs(
+  x: number[][],
+  y: number[],
+  opts: Omit<TrainOptions, "onEpoch">,
+): Generator<{ epoch: number; loss: number }, LogisticModel, void> {
   const n = x.length;
   const f = x[0].length;
   const mean = Array.from({ length: f }, (_, j) => x.reduce((s, row) => s + row[j], 0) / n);
@@ -67,7 +84,7 @@ export function trainLogisticRegression(x: number[][], y: number[], opts: TrainO
     for (let j = 0; j < f; j++) w[j] -= opts.learningRate * (gradW[j] / n + opts.l2 * w[j]);
     b -= opts.learningRate * (gradB / n);
     const penalty = (opts.l2 / 2) * w.reduce((s, v) => s + v * v, 0);
-    opts.onEpoch?.(epoch, loss / n + penalty);
+    yield { epoch, loss: loss / n + penalty };
   }
   if (![...w, b].every(Number.isFinite)) {
     throw new Error(`training diverged (learning_rate ${opts.learningRate} is too large)`);

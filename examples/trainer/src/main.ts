@@ -4,20 +4,23 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate, setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import { parseFailures, readConfig, type FailureMode } from "./config.ts";
 import { generateCreditRisk, readCreditRiskCsv, shardOf, splitRows } from "./dataset.ts";
 import { accuracy, auc, logLoss } from "./evaluation.ts";
-import { impute, imputationValues, predictProbabilities, trainLogisticRegression } from "./logistic.ts";
+import { impute, imputationValues, logisticRegressionEpochs, predictProbabilities, type LogisticModel } from "./logistic.ts";
 import { buildLogisticRegressionModel } from "./onnx.ts";
 import { buildReferenceProfile } from "./profile.ts";
+import { ProgressReporter } from "./progress.ts";
 import { assertValidReferenceProfile, serializeResult, type TrainingResult } from "./result.ts";
 import { writeArtifact } from "./storage.ts";
 
 const INPUT_NAME = "input";
 const OUTPUT_NAME = "probability";
 const EPOCH_LOG_BATCHES = 10;
+/** Longest the trainer waits, after its last epoch, for its last progress report to go out. */
+const PROGRESS_FLUSH_MS = 2000;
 
 // Synchronous so the log lines and the final result line reach stdout in order before exit.
 const log = pino({ base: { component: "example-trainer" } }, pino.destination({ dest: 1, sync: true }));
@@ -41,6 +44,27 @@ async function applyEarlyFailures(failures: FailureMode[]): Promise<void> {
       log.error("LOOPLINE_FAIL=crash: exiting with code 1");
       process.exit(1);
     }
+  }
+}
+
+/**
+ * Gradient descent one epoch at a time, giving the event loop a turn after each epoch so progress reports
+ * go out while training runs; `epochDelayMs` slows each epoch down (demos and tests that watch progress).
+ */
+async function train(
+  x: number[][],
+  y: number[],
+  hp: { learning_rate: number; epochs: number; l2: number },
+  epochDelayMs: number,
+  onEpoch: (epoch: number, loss: number, elapsedMs: number) => void,
+): Promise<LogisticModel> {
+  const started = performance.now();
+  const epochs = logisticRegressionEpochs(x, y, { learningRate: hp.learning_rate, epochs: hp.epochs, l2: hp.l2 });
+  for (;;) {
+    const step = epochs.next();
+    if (step.done) return step.value;
+    onEpoch(step.value.epoch, step.value.loss, performance.now() - started);
+    await (epochDelayMs > 0 ? sleep(epochDelayMs) : setImmediate());
   }
 }
 
@@ -76,14 +100,14 @@ async function main(): Promise<void> {
   const trainX = impute(rawTrainX, fill);
   const trainY = trainRows.map((i) => data.y[i]);
   const logEvery = Math.max(1, Math.ceil(hp.epochs / EPOCH_LOG_BATCHES));
-  const model = trainLogisticRegression(trainX, trainY, {
-    learningRate: hp.learning_rate,
-    epochs: hp.epochs,
-    l2: hp.l2,
-    onEpoch: (epoch, loss) => {
-      if (epoch % logEvery === 0 || epoch === hp.epochs) log.info({ epoch, epochs: hp.epochs, loss, rank }, "epoch");
-    },
+  // Rank 0 speaks for the group, as it writes the result.
+  const progress = rank === 0 ? ProgressReporter.fromEnv(process.env, log) : undefined;
+  const model = await train(trainX, trainY, hp, config.epochDelayMs, (epoch, loss, elapsedMs) => {
+    if (epoch % logEvery !== 0 && epoch !== hp.epochs) return;
+    log.info({ epoch, epochs: hp.epochs, loss, rank }, "epoch");
+    progress?.report({ epoch, totalEpochs: hp.epochs, loss, eta: ((hp.epochs - epoch) * elapsedMs) / epoch / 1000 });
   });
+  await progress?.flush(PROGRESS_FLUSH_MS);
 
   if (rank !== 0) {
     log.info({ rank, worldSize }, "shard trained; rank 0 writes the result");
