@@ -34,6 +34,7 @@ const GRANTS: Array<{ resource: string; verbs: string[]; why: string }> = [
   { resource: 'traefik.io/traefikservices', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'], why: 'weighted or mirroring canary split (provider traefik)' },
   { resource: 'gateway.networking.k8s.io/gateways', verbs: ['list', 'watch'], why: 'status.url from the address of the Gateway a route attaches to' },
   { resource: 'events.k8s.io/events', verbs: ['create', 'patch'], why: 'Kubernetes Events, repeats patched into a series' },
+  { resource: '/secrets', verbs: ['create'], why: 'a progress token per training attempt; created once, never read back, changed or listed' },
 ];
 const LEASE_GRANTS = [
   { resource: 'coordination.k8s.io/leases', verbs: ['create'], resourceNames: [] as string[] },
@@ -170,7 +171,7 @@ test('the API server lets the ServiceAccount do every granted thing, in any name
 
 test('the API server refuses what the operator does not need', () => {
   const refused: Check[] = [
-    ['get', '/secrets', other], ['list', '/secrets', namespace], ['list', '/configmaps', other], ['list', '/nodes', ''],
+    ['get', '/secrets', other], ['list', '/secrets', namespace], ['watch', '/secrets', other], ['patch', '/secrets', other], ['update', '/secrets', other], ['delete', '/secrets', other], ['list', '/configmaps', other], ['list', '/nodes', ''],
     ['create', '/pods/exec', other], ['update', '/pods', other], ['create', '/pods', other], ['delete', '/pods', other], ['update', 'batch/jobs', other], ['delete', 'loopline.dev/modelversions', other],
     ['delete', 'loopline.dev/inferenceservices', other], ['update', 'apps/deployments', other], ['create', 'rbac.authorization.k8s.io/clusterroles', ''],
     ['create', 'apiextensions.k8s.io/customresourcedefinitions', ''], ['update', 'coordination.k8s.io/leases', namespace, 'someone-elses-lease'],

@@ -46,6 +46,13 @@ const bad: BadValue[] = [
     set: ['operator.leaderElection.enabled=false'],
     says: [/operator\.replicas=2 needs operator\.leaderElection\.enabled=true/],
   },
+  { what: 'a privileged progress port', set: ['trainingProgress.port=443'], says: [/\/trainingProgress\/port/, /minimum/] },
+  { what: 'a progress interval of zero', set: ['trainingProgress.intervalSeconds=0'], says: [/\/trainingProgress\/intervalSeconds/, /minimum/] },
+  {
+    what: 'the progress endpoint on the operator\'s own port',
+    set: ['trainingProgress.port=8080'],
+    says: [/trainingProgress\.port=8080 is operator\.port too/],
+  },
   {
     what: 'no ServiceAccount to use',
     set: ['serviceAccount.create=false'],
@@ -115,7 +122,7 @@ test('NATS, Prometheus and predictor values reach the operator environment uncha
       LOG_LEVEL: 'debug', CLUSTER_DOMAIN: 'k8s.internal', PROMETHEUS_SCRAPE_INTERVAL: '15s',
     },
   );
-  assert.equal(container.ports, [{ name: 'http', containerPort: 9090, protocol: 'TCP' }]);
+  assert.equal(container.ports, [{ name: 'http', containerPort: 9090, protocol: 'TCP' }, { name: 'progress', containerPort: 8081, protocol: 'TCP' }]);
   assert.ok(container.args.includes('--http-port=9090'));
   const secretVolume = deployment.spec.template.spec.volumes.find((v: any) => v.secret);
   assert.equal(secretVolume.secret, { secretName: 'nats-operator', items: [{ key: 'operator.creds', path: 'operator.creds' }] });
@@ -135,6 +142,27 @@ test('objectStorage values reach the operator as STORAGE_S3_* (the Secret by nam
   });
   assert.equal(storageEnv([]), { STORAGE_S3_REGION: 'us-east-1', STORAGE_S3_FORCE_PATH_STYLE: 'false' });
   assert.equal(inferenceServiceSettings(storageEnv([])).serving.storage, { region: 'us-east-1', forcePathStyle: false });
+});
+
+test('training progress: a Service over every replica, its URL, port and interval for the operator, create-only Secrets; none of it when disabled', () => {
+  const manifests = render(['trainingProgress.port=9443', 'trainingProgress.intervalSeconds=2', 'clusterDomain=k8s.internal'], { release: 'ml', namespace: 'platform' });
+  const service = manifests.find((m) => m.kind === 'Service' && m.metadata.name === 'ml-loopline-progress')!;
+  assert.equal(service.spec.ports, [{ name: 'http-progress', port: 9443, targetPort: 'progress', protocol: 'TCP' }]);
+  const deployment = find(manifests, 'Deployment');
+  assert.equal(service.spec.selector, deployment.spec.selector.matchLabels, 'every replica, leader or not');
+  const container = deployment.spec.template.spec.containers[0];
+  const env = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
+  assert.equal([env.PROGRESS_URL, env.PROGRESS_PORT, env.PROGRESS_INTERVAL_MS], ['http://ml-loopline-progress.platform.svc.k8s.internal:9443', '9443', '2000']);
+  assert.ok(container.ports.some((p: any) => p.name === 'progress' && p.containerPort === 9443));
+  const secrets = (rules: any[]) => rules.filter((r) => r.resources.includes('secrets'));
+  assert.equal(secrets(find(manifests, 'ClusterRole').rules), [{ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }]);
+
+  const off = render(['trainingProgress.enabled=false']);
+  assert.not.ok(off.some((m) => m.kind === 'Service' && m.metadata.name.endsWith('-progress')));
+  const offContainer = find(off, 'Deployment').spec.template.spec.containers[0];
+  assert.not.ok(offContainer.env.some((e: any) => e.name.startsWith('PROGRESS_')));
+  assert.equal(offContainer.ports.map((p: any) => p.name), ['http']);
+  assert.equal(secrets(find(off, 'ClusterRole').rules), [], 'without progress the operator has no access to Secrets at all');
 });
 
 test('an empty nats.url turns NATS off: no NATS_URL for the operator (it then runs without the drift loop)', () => {

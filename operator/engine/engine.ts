@@ -423,7 +423,7 @@ class ControllerEngine implements Engine {
         applyStatus: fenced((object, status) => w.applyStatus(object, status)),
         patchStatus: fenced((object, status) => w.patchStatus(object, status)),
         patch: fenced((kind, namespace, name, patch) => w.patch(kind, namespace, name, patch)),
-        create: fenced((object) => w.create(object)),
+        create: fenced((object, options) => w.create(object, options)),
         delete: fenced((kind, namespace, name, options) => w.delete(kind, namespace, name, options)),
         event: fenced((regarding, type, reason, message, action) => w.event(regarding, type, reason, message, action)),
       };

@@ -71,6 +71,8 @@ interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
+  /** Default application/json; e.g. the Table form kubectl get prints (`application/json;as=Table;g=meta.k8s.io;v=v1`). */
+  accept?: string;
   signal?: AbortSignal;
 }
 
@@ -102,7 +104,7 @@ export class KubeApi {
     const url = new URL(cluster.server.replace(/\/$/, '') + path);
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const ctx = new RequestContext(url.toString(), method);
-    ctx.setHeaderParam('Accept', 'application/json');
+    ctx.setHeaderParam('Accept', options.accept ?? 'application/json');
     if (options.body !== undefined) {
       ctx.setHeaderParam('Content-Type', options.contentType ?? 'application/json');
       ctx.setBody(JSON.stringify(options.body));

@@ -110,8 +110,12 @@ export interface Writer {
     name: string,
     patch: Record<string, unknown>,
   ): Promise<{ object: T; changed: boolean }>;
-  /** Create that tolerates AlreadyExists (returns `created: false`); for objects whose name the API server must arbitrate. */
-  create<T extends KubeObject = KubeObject>(object: DesiredObject): Promise<{ object: T; created: boolean }>;
+  /**
+   * Create that tolerates AlreadyExists (reads the existing object back, `created: false`); for objects whose name the
+   * API server must arbitrate. `readExisting: false` throws the AlreadyExists instead: for objects the operator must
+   * never read (a Secret), named uniquely so a retry makes a new one.
+   */
+  create<T extends KubeObject = KubeObject>(object: DesiredObject, options?: { readExisting?: boolean }): Promise<{ object: T; created: boolean }>;
   /** Delete; NotFound counts as done. */
   delete(kind: ResourceKind, namespace: string | undefined, name: string, options?: { propagationPolicy?: 'Foreground' | 'Background' | 'Orphan'; preconditionUid?: string }): Promise<boolean>;
   /**

@@ -109,7 +109,7 @@ export class ClusterWriter implements Writer {
     return { object: written, changed: true };
   }
 
-  async create<T extends KubeObject = KubeObject>(desired: DesiredObject): Promise<{ object: T; created: boolean }> {
+  async create<T extends KubeObject = KubeObject>(desired: DesiredObject, options: { readExisting?: boolean } = {}): Promise<{ object: T; created: boolean }> {
     const kind = this.deps.kindOf(desired.apiVersion, desired.kind);
     this.deps.fence();
     try {
@@ -117,7 +117,7 @@ export class ClusterWriter implements Writer {
       this.deps.informerFor(kind)?.observeWrite(object);
       return { object, created: true };
     } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
+      if (!isAlreadyExists(err) || options.readExisting === false) throw err;
       const object = await this.deps.api.get<T>(kind, desired.metadata.namespace, desired.metadata.name);
       return { object, created: false };
     }

@@ -67,7 +67,8 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
         if (options.progressUrl) {
           // A fresh token per attempt, its Secret first: the Job's pods start as soon as the Job exists.
           const credentials = drawProgressCredentials(jobName(job, plan.attempt));
-          await ctx.create(desiredTokenSecret(job, owner, plan.attempt, credentials));
+          // Never read back: a name taken (by a draw of an earlier try) fails this reconcile, and the retry draws anew.
+          await ctx.create(desiredTokenSecret(job, owner, plan.attempt, credentials), { readExisting: false });
           progress = { env: progressPodEnv(options.progressUrl, job, credentials.secretName), tokenSha256: credentials.tokenSha256 };
         }
         await ctx.create(desiredJob(job, owner, plan.attempt, { activeDeadlineSeconds: plan.activeDeadlineSeconds, storage: options.storage, progress }));

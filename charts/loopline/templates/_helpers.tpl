@@ -62,4 +62,7 @@ app.kubernetes.io/component: operator
 {{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.leaderElection.enabled) -}}
 {{- fail (printf "operator.replicas=%d needs operator.leaderElection.enabled=true: without a Lease every replica would reconcile and they would fight over the same objects" (int .Values.operator.replicas)) -}}
 {{- end -}}
+{{- if and .Values.trainingProgress.enabled (eq (int .Values.trainingProgress.port) (int .Values.operator.port)) -}}
+{{- fail (printf "trainingProgress.port=%d is operator.port too: the progress endpoint needs a port of its own (e.g. 8081)" (int .Values.trainingProgress.port)) -}}
+{{- end -}}
 {{- end -}}

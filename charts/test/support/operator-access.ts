@@ -70,7 +70,19 @@ export function operatorUsage(): Usage {
     return resourceOf(kind.apiVersion, kind.kind);
   };
 
-  for (const { file, text } of operatorSources()) {
+  const sources = operatorSources();
+  const everything = sources.map((s) => s.text).join('\n');
+  /**
+   * Whether the objects `builder` returns are only ever created, never applied, and the create never reads an
+   * existing one back (`ctx.create(builder(...), { readExisting: false })`): then creating them is all the code needs.
+   */
+  const createdOnly = (builder: string | undefined): boolean => {
+    if (!builder) return false;
+    const calls = [...everything.matchAll(new RegExp(`(\\.\\w+\\(\\s*)?\\b${builder}\\([^\\n]*`, 'g'))].filter((m) => !/function\s+$/.test(everything.slice(Math.max(0, m.index! - 9), m.index!)));
+    return calls.length > 0 && calls.every((m) => /^\.create\(/.test(m[1] ?? '') && /\{\s*readExisting:\s*false\s*\}/.test(m[0]));
+  };
+
+  for (const { file, text } of sources) {
     // Kinds a file defines as constants (`const PodDisruptionBudget: ResourceKind = { apiVersion: 'policy/v1', kind: ... }`).
     const constants = new Map<string, string>();
     for (const m of text.matchAll(/const\s+(\w+)(?:\s*:\s*\w+)?\s*=\s*\{\s*apiVersion:\s*['"]([^'"]+)['"],\s*kind:\s*['"](\w+)['"]/g)) {
@@ -93,7 +105,8 @@ export function operatorUsage(): Usage {
       if (NOT_RESOURCES.has(m[2]) || /scaleTargetRef:\s*\{\s*$/.test(text.slice(Math.max(0, m.index! - 40), m.index!))) continue;
       const resource = resourceOf(m[1], m[2]);
       touched.add(resource);
-      need(resource, ['create', 'patch', 'get'], file);
+      const builder = [...text.slice(0, m.index!).matchAll(/function\s+(\w+)\s*\(/g)].pop()?.[1];
+      need(resource, createdOnly(builder) ? ['create'] : ['create', 'patch', 'get'], file);
     }
     // Informers list and watch every kind a controller is for, owns, watches or reads.
     const owned: string[] = [];

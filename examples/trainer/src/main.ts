@@ -108,6 +108,7 @@ async function main(): Promise<void> {
     progress?.report({ epoch, totalEpochs: hp.epochs, loss, eta: ((hp.epochs - epoch) * elapsedMs) / epoch / 1000 });
   });
   await progress?.flush(PROGRESS_FLUSH_MS);
+  progress?.close();
 
   if (rank !== 0) {
     log.info({ rank, worldSize }, "shard trained; rank 0 writes the result");

@@ -2,7 +2,7 @@
 // LOOPLINE_PROGRESS_URL and LOOPLINE_PROGRESS_TOKEN. Best effort by design: a report never delays or fails
 // training. Reports are sent in the background one at a time, a newer one replacing any not yet sent; each
 // try has a short timeout; a 503 (an operator replica that is not the leader) is tried again after its
-// Retry-After, unless a newer report has come meanwhile; a refused token stops reporting.
+// Retry-After (with the newer report if one has come meanwhile); a refused token stops reporting.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { PROGRESS_ENV, type ProgressReport } from "../../../operator/api/training-progress.ts";
@@ -20,6 +20,7 @@ export class ProgressReporter {
   private pending: ProgressReport | undefined;
   private sending: Promise<void> | undefined;
   private disabled = false;
+  private readonly closed = new AbortController();
   private warnedUnreachable = false;
   private readonly timeoutMs: number;
   private readonly maxTries: number;
@@ -59,6 +60,13 @@ export class ProgressReporter {
     timer.abort();
   }
 
+  /** Drops what is not sent yet and cuts a report in flight short: nothing of it outlives training. */
+  close(): void {
+    this.disabled = true;
+    this.pending = undefined;
+    this.closed.abort();
+  }
+
   private async drain(): Promise<void> {
     while (this.pending && !this.disabled) {
       const report = this.pending;
@@ -76,10 +84,11 @@ export class ProgressReporter {
           method: "POST",
           headers: { "content-type": "application/json", authorization: `Bearer ${this.token}` },
           body: JSON.stringify(report),
-          signal: AbortSignal.timeout(this.timeoutMs),
+          signal: AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.closed.signal]),
         });
         text = await response.text();
       } catch (err) {
+        if (this.closed.signal.aborted) return;
         if (!this.warnedUnreachable) {
           this.warnedUnreachable = true;
           this.log.warn({ url: this.url, err: (err as Error).message }, "progress endpoint unreachable; training goes on without reporting");
@@ -92,10 +101,12 @@ export class ProgressReporter {
         this.log.warn({ url: this.url, status: response.status }, "progress endpoint refused this pod's token; no more progress reports");
         return;
       }
-      if ((response.status === 503 || response.status === 429) && attempt < this.maxTries && !this.pending) {
+      if ((response.status === 503 || response.status === 429) && attempt < this.maxTries) {
+        // Nothing goes to the endpoint before its Retry-After; then the newest report (this one, unless replaced).
         const seconds = Number(response.headers.get("retry-after"));
-        await sleep(Math.min(this.maxRetryAfterMs, Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 1000));
-        if (this.pending) return;
+        const wait = Math.min(this.maxRetryAfterMs, Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 1000);
+        await sleep(wait, undefined, { signal: this.closed.signal }).catch(() => undefined);
+        if (this.pending || this.disabled) return;
         continue;
       }
       this.log.warn({ url: this.url, status: response.status, error: text.slice(0, 500) }, "progress report not accepted");
