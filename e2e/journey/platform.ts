@@ -142,8 +142,9 @@ export interface RunningOperator {
 /**
  * Scales the chart's Deployment to zero (its image cannot be pulled here) and runs the same container
  * locally: the Deployment's args and environment, `operator/main.ts` as the image's entrypoint, the
- * ServiceAccount's token as its identity. Only the metrics address differs (pods own their port; a local
- * process shares the host's, and listens on loopback only).
+ * ServiceAccount's token as its identity. Only the metrics and progress addresses differ (pods own their
+ * ports; a local process shares the host's): metrics on loopback, the training progress endpoint on the host's
+ * bridge address, which is where training pods reach the host (and where they are told to post).
  */
 export async function startOperator(options: PlatformOptions, tokenDuration = '24h'): Promise<RunningOperator> {
   const deployment = await operatorDeployment(options);
@@ -157,12 +158,20 @@ export async function startOperator(options: PlatformOptions, tokenDuration = '2
   const args = deployment.args
     .filter((a) => !a.startsWith('--http-port') && !a.startsWith('--http-host'))
     .concat(`--http-port=${port}`, '--http-host=127.0.0.1');
-  const env = {
+  const env: Record<string, string | undefined> = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     ...deployment.env,
     KUBECONFIG: kubeconfig,
   };
+  const hostAddress = process.env.LOOPLINE_HOST_ADDRESS;
+  if (env.PROGRESS_URL && hostAddress) {
+    const progressPort = await freePort();
+    Object.assign(env, { PROGRESS_URL: `http://${hostAddress}:${progressPort}`, PROGRESS_PORT: String(progressPort), PROGRESS_HOST: hostAddress });
+  } else {
+    // No pod network to serve it on: no progress endpoint (and no fixed port two local operators could fight over).
+    delete env.PROGRESS_URL;
+  }
   const started = await startBackground('operator', [process.execPath, '--import', 'tsx', 'operator/main.ts', ...args], {
     dir: options.stateDir,
     env,

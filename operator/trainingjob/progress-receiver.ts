@@ -114,7 +114,14 @@ export class ProgressReceiver implements Runnable {
   }
 
   async start(): Promise<void> {
-    const server = createServer((req, res) => void this.handle(req, res));
+    const server = createServer((req, res) => {
+      // A client that goes away mid-body, or a bug here, answers 500 (when it still can) and never takes the process down.
+      this.handle(req, res).catch((err: unknown) => {
+        this.options.log.warn({ err: (err as Error).message, path: (req.url ?? '').split('?')[0] }, 'progress request failed');
+        if (!res.headersSent) this.answer(res, undefined, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+    });
     this.server = server;
     this.address = await new Promise<AddressInfo>((resolve, reject) => {
       server.once('error', reject);
