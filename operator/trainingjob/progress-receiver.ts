@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { parseProgressPath, parseProgressReport, progressStatus } from '../api/training-progress.ts';
 import type { TrainingJobProgressStatus } from '../api/types.ts';
-import { NotLeaderError, kinds, keyOf, type ClusterCache, type KubeObject, type Runnable, type Writer } from '../engine/index.ts';
+import { NotLeaderError, kinds, keyOf, type ClusterCache, type Runnable, type Writer } from '../engine/index.ts';
 import { authorizeProgress, bearerToken } from './progress.ts';
 import type { TrainingJob } from './resource.ts';
 
@@ -153,8 +153,8 @@ export class ProgressReceiver implements Runnable {
     if (!target) return this.answer(res, 'not_found', 404, { error: 'not a progress endpoint: POST /v1/namespaces/<namespace>/trainingjobs/<name>/progress' });
     if (req.method !== 'POST') return this.answer(res, undefined, 405, { error: 'only POST' }, { allow: 'POST' });
     const key = keyOf(target.namespace, target.name);
-    const job = this.options.cache.get(kinds.TrainingJob, target.namespace, target.name) as unknown as TrainingJob | undefined;
-    const jobs = job ? this.options.cache.ownedBy(kinds.Job, job as unknown as KubeObject) : [];
+    const job = this.options.cache.get<TrainingJob>(kinds.TrainingJob, target.namespace, target.name);
+    const jobs = job ? this.options.cache.ownedBy(kinds.Job, job) : [];
     const verdict = authorizeProgress(job, jobs, bearerToken(req.headers.authorization), key);
     if (!verdict.ok) {
       req.resume();
@@ -186,9 +186,9 @@ export class ProgressReceiver implements Runnable {
   /** status.progress of `key` ← `status`; fields and metrics the new report leaves out are removed (a merge patch keeps them). */
   private async write(key: string, status: TrainingJobProgressStatus): Promise<void> {
     const [namespace, name] = key.split('/');
-    const job = this.options.cache.get(kinds.TrainingJob, namespace, name);
+    const job = this.options.cache.get<TrainingJob>(kinds.TrainingJob, namespace, name);
     if (!job) return;
-    const before = (job.status?.progress ?? {}) as Partial<TrainingJobProgressStatus>;
+    const before: Partial<TrainingJobProgressStatus> = job.status?.progress ?? {};
     const progress: Record<string, unknown> = { ...status };
     for (const field of ['loss', 'eta', 'metrics'] as const) if (before[field] !== undefined && status[field] === undefined) progress[field] = null;
     if (before.metrics && status.metrics) {

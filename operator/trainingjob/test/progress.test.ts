@@ -206,7 +206,7 @@ test('no token appears in the operator\'s logs, Events, TrainingJob status, Jobs
   assert.ok(tokens.size >= 3, `tokens seen: ${[...tokens.keys()]}`);
   assert.ok(operatorLog.length > 20, `the replicas logged ${operatorLog.length} lines`);
   const events = (await h.api.list(kinds.Event, h.namespace)).items;
-  const trainingJobs = (await h.api.list(kinds.TrainingJob, h.namespace)).items as unknown as TrainingJob[];
+  const trainingJobs = (await h.api.list<TrainingJob>(kinds.TrainingJob, h.namespace)).items;
   const jobs = (await h.api.list(kinds.Job, h.namespace)).items;
   const pods = (await h.api.list(kinds.Pod, h.namespace)).items;
   const [pod] = await podsOf(h, 'watched');
