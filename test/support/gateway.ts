@@ -4,6 +4,10 @@
  * address would send them. node:http, because fetch does not let a caller set Host.
  */
 import { Agent, request } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { GRPC_INFERENCE_SERVICE } from '../../operator/api/contracts.ts';
 
 export interface GatewayAnswer {
   status: number;
@@ -66,17 +70,69 @@ export class GatewayClient {
   }
 }
 
+/** A ModelInfer call's outcome through the gateway: the gRPC status and the answering predictor's x-model-version. */
+export interface GrpcGatewayAnswer {
+  code: grpc.status;
+  version?: string;
+  details?: string;
+  response?: any;
+}
+
+const INFERENCE_PROTO = fileURLToPath(new URL('../../server/src/protocol/grpc_predict_v2.proto', import.meta.url));
+
+/**
+ * A real gRPC client (grpc-js) of the Open Inference Protocol that calls the Gateway's listener over h2c with
+ * `host` as the :authority, as a client resolving the route's hostname to the Gateway's address would.
+ */
+export class GrpcGatewayClient {
+  private readonly client: grpc.Client;
+
+  constructor(readonly host: string, url = gatewayUrl()) {
+    const definition = protoLoader.loadSync(INFERENCE_PROTO, { keepCase: true, longs: Number, enums: String, defaults: false, arrays: true, objects: true, oneofs: true });
+    const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
+    this.client = new Service(new URL(url).host, grpc.credentials.createInsecure(), { 'grpc.default_authority': host });
+  }
+
+  /** One unary call; a failed call is its status, never a rejection. */
+  call(method: 'ModelInfer' | 'ModelMetadata' | 'ServerReady', request: object, timeoutMs = 10_000): Promise<GrpcGatewayAnswer> {
+    return new Promise((resolve) => {
+      let version: string | undefined;
+      const call = (this.client as any)[method](request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error: grpc.ServiceError | null, response: unknown) => {
+        if (error) resolve({ code: error.code, details: error.details, ...(version ? { version } : {}) });
+        else resolve({ code: grpc.status.OK, response, ...(version ? { version } : {}) });
+      });
+      call.on('metadata', (metadata: grpc.Metadata) => {
+        const value = metadata.get('x-model-version')[0];
+        if (value !== undefined) version = String(value);
+      });
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/**
+ * Whether a Traefik router's rule is for gRPC inference calls: an IngressRoute's `PathPrefix(`/inference.GRPC...`)`,
+ * or the `PathRegexp("/inference\\\\.GRPC...")` Traefik builds for a GRPCRoute's method match (a regexp in a quoted string).
+ */
+export function isGrpcRule(rule: string): boolean {
+  return rule.replace(/\\+\./g, '.').includes(`/${GRPC_INFERENCE_SERVICE}/`);
+}
+
 /**
  * The service Traefik runs for the route that matches `host`, from its API ($TRAEFIK_ADMIN_URL): what the data
  * plane does now (weights, mirrors), which the route object and its status only promise. Undefined until
- * Traefik has built a router for the host.
+ * Traefik has built a router for the host. `rule` picks among the host's routers: by default the one that is
+ * not for gRPC calls (`isGrpcRule` picks that one).
  */
-export async function traefikService(host: string): Promise<any | undefined> {
+export async function traefikService(host: string, rule: (rule: string) => boolean = (r) => !isGrpcRule(r)): Promise<any | undefined> {
   const admin = process.env.TRAEFIK_ADMIN_URL;
   if (!admin) throw new Error('TRAEFIK_ADMIN_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)"');
   const routers = (await (await fetch(`${admin}/api/http/routers?per_page=1000`)).json()) as Array<{ rule: string; service: string; provider: string }>;
   // Traefik's own routes quote the host in backticks, the rules it builds for HTTPRoutes in double quotes.
-  const router = routers.find((r) => r.rule.includes(`Host(\`${host}\`)`) || r.rule.includes(`Host("${host}")`));
+  const router = routers.find((r) => (r.rule.includes(`Host(\`${host}\`)`) || r.rule.includes(`Host("${host}")`)) && rule(r.rule));
   if (!router) return undefined;
   const name = router.service.includes('@') ? router.service : `${router.service}@${router.provider}`;
   const response = await fetch(`${admin}/api/http/services/${encodeURIComponent(name)}`);

@@ -8,8 +8,12 @@
  *   a rollback: once Traefik runs the new route, no request reaches the canary
  *   shadow mode with provider traefik: the canary gets the mirrored share (its own counters say so), clients get
  *   only stable's answers, stable has no errors
+ *   gRPC (spec.predictor.protocols [rest, grpc]): a real grpc-js client calling ModelInfer over h2c through the
+ *   Gateway gets both versions at each step's split, by the GRPCRoute the operator writes beside the HTTPRoute;
+ *   a Gateway that refuses GRPCRoute, and an API server without its CRD, show in RouteReady
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -19,10 +23,11 @@ import * as assert from 'uvu/assert';
 import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
 import { buildLogisticRegressionModel } from '../../../examples/trainer/src/onnx.ts';
 import { chiSquareGoodnessOfFit } from '../../../server/src/drift/statistics.ts';
-import { GatewayClient, traefikServers, traefikService, type GatewayAnswer } from '../../../test/support/gateway.ts';
+import { GatewayClient, GrpcGatewayClient, isGrpcRule, traefikServers, traefikService, type GatewayAnswer, type GrpcGatewayAnswer } from '../../../test/support/gateway.ts';
 import { createEngine, kinds, KubeApi, type Engine } from '../../engine/index.ts';
-import { registerInferenceServices } from '../index.ts';
-import { createNamespace, deleteNamespace, installCrds, quietLogger, requireKubeconfig, setEffectiveAliases, sleep, uniqueName, waitFor } from './support/cluster.ts';
+import { inferenceServiceController, registerInferenceServices } from '../index.ts';
+import { gatewayApiRouter } from '../router/index.ts';
+import { createNamespace, deleteNamespace, installCrds, quietLogger, registerVersion, requireKubeconfig, setEffectiveAliases, sleep, uniqueName, waitFor } from './support/cluster.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -102,11 +107,11 @@ function byVersion(answers: GatewayAnswer[]): Record<string, number> {
  * service it built for the route, whose children are named `...-svc-<namespace>-<version Service>-<index>`.
  * A configuration built before a pod's EndpointSlice said ready has that backend empty (Traefik answers 503).
  */
-async function routeLive(isvc: string, host: string, want: Record<number, number>, timeoutMs = 30_000): Promise<void> {
+async function routeLive(isvc: string, host: string, want: Record<number, number>, timeoutMs = 30_000, grpc = false): Promise<void> {
   let seen: unknown;
   const expected = Object.entries(want).filter(([, weight]) => weight > 0).map(([version, weight]) => `v${version}=${weight}`).sort();
-  await waitFor(`Traefik running the route for ${host} at ${expected.join(' ')}`, async () => {
-    const service = await traefikService(host);
+  await waitFor(`Traefik running the ${grpc ? 'gRPC ' : ''}route for ${host} at ${expected.join(' ')}`, async () => {
+    const service = await traefikService(host, (rule) => isGrpcRule(rule) === grpc);
     seen = service;
     const children: Array<{ name: string; weight: number }> = (service?.weighted?.services ?? []).filter((s: { weight: number }) => s.weight > 0);
     const live = children.map((s) => `v${new RegExp(`-${ns}-${isvc}-v(\\d+)-\\d+$`).exec(s.name)?.[1]}=${s.weight}`).sort();
@@ -117,6 +122,29 @@ async function routeLive(isvc: string, host: string, want: Record<number, number
     throw new Error(`${error.message}; Traefik's service: ${JSON.stringify(seen)}`);
   });
 }
+
+/** `count` ModelInfer calls through the gateway over gRPC, 16 in flight. */
+async function sendGrpc(client: GrpcGatewayClient, model: string, count: number): Promise<GrpcGatewayAnswer[]> {
+  const answers: GrpcGatewayAnswer[] = [];
+  let next = 0;
+  const row = Array.from({ length: FEATURES }, (_, i) => i / FEATURES);
+  const request = { model_name: model, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, FEATURES], contents: { fp32_contents: row } }] };
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (next++ < count) answers.push(await client.call('ModelInfer', request));
+  }));
+  return answers;
+}
+
+function grpcByVersion(answers: GrpcGatewayAnswer[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const a of answers) {
+    const key = a.code === 0 ? `v${a.version}` : `code ${a.code} ${a.details}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
+const condition = (isvc: any, type: string) => (isvc?.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
 
 test.before(async () => {
   await installCrds(api);
@@ -255,6 +283,163 @@ test('why provider traefik exists: Traefik answers 500 for an HTTPRoute whose ru
   }).finally(() => client.close());
   assert.is(answer.status, 500);
   assert.is(answer.version, undefined, 'no predictor answered');
+});
+
+test('gRPC through Traefik: the GRPCRoute carries each canary step\'s split to both versions\' gRPC port (chi-square, 2000 ModelInfer calls a step), REST on the same host stays on the HTTPRoute, and without grpc in protocols the GRPCRoute is deleted', async () => {
+  const host = `grpc.${ns}.example.com`;
+  const steps = [20, 50];
+  await registerModel('grpc-model', 1, ['production']);
+  await registerModel('grpc-model', 2, ['candidate']);
+  await api.create(kinds.InferenceService, inferenceService('grpc', 'grpc-model', {
+    predictor: { resources: { cpu: '100m', memory: '256Mi' }, protocols: ['rest', 'grpc'] },
+    rollout: { steps: [...steps, 100], interval: '2s', paused: true, analysis: { maxErrorRate: 0.05 } },
+    traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY], hostnames: [host] },
+  }) as never, 'loopline-test');
+  const uid = (await getIsvc('grpc')).metadata.uid;
+  const grpcClient = new GrpcGatewayClient(host);
+  const restClient = new GatewayClient(host);
+  try {
+    for (const [index, weight] of steps.entries()) {
+      await waitFor(`step ${index} at ${weight}%`, async () => (await getIsvc('grpc')).status?.canaryWeight === weight, 60_000);
+      const route = await waitFor(`the GRPCRoute at ${weight}%, accepted by the Gateway`, async () => {
+        const current = await api.get(kinds.GRPCRoute, ns, 'grpc').catch(() => undefined);
+        const accepted = current?.status?.parents?.some((p: any) => p.conditions.some((c: any) => c.type === 'Accepted' && c.status === 'True' && c.observedGeneration === current.metadata.generation));
+        return current && accepted && gatewayApiRouter.weights(current).canary === weight ? current : undefined;
+      }, 60_000);
+      assert.equal(route.metadata.ownerReferences, [{ apiVersion: 'loopline.dev/v1alpha1', kind: 'InferenceService', name: 'grpc', uid, controller: true, blockOwnerDeletion: true }]);
+      assert.equal(gatewayApiRouter.weights(route), gatewayApiRouter.weights(await api.get(kinds.HTTPRoute, ns, 'grpc')), 'the same weights as the HTTPRoute');
+      assert.equal(route.spec.rules[0].backendRefs.map((ref: any) => [ref.name, ref.port]), [['grpc-v1', 8081], ['grpc-v2', 8081]]);
+
+      await routeLive('grpc', host, { 1: 100 - weight, 2: weight }, 60_000, true);
+      const counts = grpcByVersion(await sendGrpc(grpcClient, 'grpc-model', REQUESTS_PER_STEP));
+      assert.is((counts.v1 ?? 0) + (counts.v2 ?? 0), REQUESTS_PER_STEP, `every gRPC call answered by a predictor: ${JSON.stringify(counts)}`);
+      const fit = chiSquareGoodnessOfFit([counts.v1 ?? 0, counts.v2 ?? 0], [100 - weight, weight]);
+      assert.ok(fit.pValue > 0.001, `gRPC at ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`);
+      // REST to the same host still reaches the predictors' REST port through the HTTPRoute.
+      const rest = byVersion(await send(restClient, 200));
+      assert.is((rest.v1 ?? 0) + (rest.v2 ?? 0), 200, `REST beside gRPC: ${JSON.stringify(rest)}`);
+      if (index + 1 < steps.length) {
+        await setPaused('grpc', false);
+        await waitFor(`the step after ${weight}%`, async () => (await getIsvc('grpc')).status?.canaryWeight !== weight, 30_000);
+        await setPaused('grpc', true);
+      }
+    }
+    // The client docs/predictor.md shows, run as it stands.
+    const doc = readFileSync(join(REPO_ROOT, 'docs/predictor.md'), 'utf8');
+    const snippet = /### gRPC through the Gateway[\s\S]*?```js\n([\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(snippet, 'docs/predictor.md has the Node client under "gRPC through the Gateway"');
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', snippet], {
+      cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000,
+      env: { ...process.env, GATEWAY: new URL(process.env.GATEWAY_URL!).host, HOST: host, MODEL: 'grpc-model' },
+    });
+    assert.is(run.status, 0, `the docs' client failed: ${run.stderr}`);
+    assert.ok(['1', '2'].includes(JSON.parse(run.stdout).version), `answered by a served version: ${run.stdout}`);
+
+    const ready = condition(await getIsvc('grpc'), 'RouteReady');
+    assert.is(ready?.status, 'True');
+    assert.ok(ready.message.includes('HTTPRoute grpc, GRPCRoute grpc'), ready.message);
+
+    await api.mergePatch(kinds.InferenceService, ns, 'grpc', { spec: { predictor: { protocols: ['rest'] } } }, 'loopline-test');
+    await waitFor('the GRPCRoute deleted', async () => (await api.get(kinds.GRPCRoute, ns, 'grpc').catch((error: any) => (error?.code === 404 || error?.statusCode === 404 ? 'gone' : undefined))) === 'gone', 30_000);
+    const services = await Promise.all(['grpc', 'grpc-v1', 'grpc-v2'].map((name) => api.get(kinds.Service, ns, name)));
+    assert.equal(services.map((service: any) => service.spec.ports.map((port: any) => port.name)), [['http'], ['http'], ['http']]);
+    assert.ok(await api.get(kinds.HTTPRoute, ns, 'grpc'), 'the HTTPRoute stays');
+  } finally {
+    grpcClient.close();
+    restClient.close();
+  }
+});
+
+test('gRPC through Traefik with provider traefik: the IngressRoute\'s gRPC rule carries the split to both versions over h2c (chi-square, 2000 ModelInfer calls), REST beside it', async () => {
+  const host = `grpc-traefik.${ns}.example.com`;
+  const weight = 30;
+  await registerModel('grpc-traefik-model', 1, ['production']);
+  await registerModel('grpc-traefik-model', 2, ['candidate']);
+  await api.create(kinds.InferenceService, inferenceService('grpc-traefik', 'grpc-traefik-model', {
+    predictor: { resources: { cpu: '100m', memory: '256Mi' }, protocols: ['rest', 'grpc'] },
+    rollout: { steps: [weight, 100], interval: '1h' },
+    traffic: { provider: 'traefik', hostnames: [host] },
+  }) as never, 'loopline-test');
+  await waitFor(`the canary at ${weight}%`, async () => (await getIsvc('grpc-traefik')).status?.canaryWeight === weight, 60_000);
+  let seen: unknown;
+  await waitFor(`Traefik running the gRPC rule for ${host} at ${100 - weight}/${weight}, both backends with a server`, async () => {
+    const service = await traefikService(host, isGrpcRule);
+    seen = service;
+    const children: Array<{ name: string; weight: number }> = service?.weighted?.services ?? [];
+    if (JSON.stringify(children.map((c) => c.weight).sort((a, b) => a - b)) !== JSON.stringify([weight, 100 - weight])) return false;
+    const servers = await Promise.all(children.map((c) => traefikServers(c.name.includes('@') ? c.name : `${c.name}@${service.provider}`)));
+    return servers.every((n) => n > 0);
+  }, 60_000).catch((error) => {
+    throw new Error(`${error.message}; Traefik's service: ${JSON.stringify(seen)}`);
+  });
+  const grpcClient = new GrpcGatewayClient(host);
+  const restClient = new GatewayClient(host);
+  try {
+    const counts = grpcByVersion(await sendGrpc(grpcClient, 'grpc-traefik-model', REQUESTS_PER_STEP));
+    assert.is((counts.v1 ?? 0) + (counts.v2 ?? 0), REQUESTS_PER_STEP, `every gRPC call answered by a predictor: ${JSON.stringify(counts)}`);
+    const fit = chiSquareGoodnessOfFit([counts.v1 ?? 0, counts.v2 ?? 0], [100 - weight, weight]);
+    assert.ok(fit.pValue > 0.001, `gRPC at ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`);
+    const rest = byVersion(await send(restClient, 200));
+    assert.is((rest.v1 ?? 0) + (rest.v2 ?? 0), 200, `REST beside gRPC: ${JSON.stringify(rest)}`);
+  } finally {
+    grpcClient.close();
+    restClient.close();
+  }
+});
+
+test('a Gateway whose listener does not allow GRPCRoute: RouteReady False, RouteNotAccepted, naming the route, the Gateway\'s reason and the fix', async () => {
+  const host = `refused.${ns}.example.com`;
+  const port = Number(new URL(process.env.GATEWAY_URL!).port);
+  await api.create(kinds.Gateway, {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'Gateway',
+    metadata: { name: 'http-only', namespace: ns },
+    spec: { gatewayClassName: 'traefik', listeners: [{ name: 'http', protocol: 'HTTP', port, allowedRoutes: { namespaces: { from: 'Same' }, kinds: [{ kind: 'HTTPRoute' }] } }] },
+  } as never, 'loopline-test');
+  await registerModel('refused-model', 1, ['production']);
+  await api.create(kinds.InferenceService, inferenceService('refused', 'refused-model', {
+    canary: undefined,
+    predictor: { replicas: 0, protocols: ['rest', 'grpc'] },
+    traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'http-only', namespace: ns }], hostnames: [host] },
+  }) as never, 'loopline-test');
+  const ready = await waitFor('RouteReady False', async () => {
+    const found = condition(await getIsvc('refused'), 'RouteReady');
+    return found?.status === 'False' ? found : undefined;
+  }, 60_000);
+  assert.is(ready.reason, 'RouteNotAccepted');
+  for (const part of ['GRPCRoute refused:', `Gateway ${ns}/http-only`, 'NotAllowedByListeners', 'allowedRoutes.kinds', 'spec.predictor.protocols']) {
+    assert.ok(ready.message.includes(part), `"${part}" in: ${ready.message}`);
+  }
+});
+
+test('an API server without the GRPCRoute CRD: REST is routed, the gRPC route is withheld and RouteReady says which CRD to install', async () => {
+  // A second namespace with its own controller, told that only HTTPRoute is served: the shared cluster keeps its CRDs.
+  const other = uniqueName('isvc-no-grpcroute');
+  await createNamespace(api, other);
+  const scoped = createEngine({ kubeconfig: kc, namespace: other, leaderElection: false, httpPort: false, logger: quietLogger(), resyncPeriodMs: 0 });
+  scoped.register(inferenceServiceController({ prometheusUrl: prometheus.url, routeKinds: [kinds.HTTPRoute], watchGateways: true }));
+  await scoped.start();
+  try {
+    await registerVersion(api, other, 'plain', 1, ['production']);
+    await api.create(kinds.InferenceService, {
+      apiVersion: 'loopline.dev/v1alpha1', kind: 'InferenceService', metadata: { name: 'plain', namespace: other },
+      spec: { model: 'plain', stable: { alias: 'production' }, predictor: { replicas: 0, protocols: ['rest', 'grpc'] }, traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY] } },
+    } as never, 'loopline-test');
+    const ready = await waitFor('RouteReady False', async () => {
+      const found = condition(await api.get(kinds.InferenceService, other, 'plain'), 'RouteReady');
+      return found?.status === 'False' ? found : undefined;
+    }, 30_000);
+    assert.is(ready.reason, 'RouteKindNotInstalled');
+    for (const part of ['GRPCRoute (gateway.networking.k8s.io/v1) is not served', 'REST is', 'GRPCRoute CRD', 'spec.predictor.protocols']) {
+      assert.ok(ready.message.includes(part), `"${part}" in: ${ready.message}`);
+    }
+    assert.ok(await api.get(kinds.HTTPRoute, other, 'plain'), 'the HTTPRoute is written');
+    const grpcRoute = await api.get(kinds.GRPCRoute, other, 'plain').catch(() => undefined);
+    assert.is(grpcRoute, undefined, 'no GRPCRoute');
+  } finally {
+    await scoped.stop();
+    await deleteNamespace(api, other);
+  }
 });
 
 test.run();
