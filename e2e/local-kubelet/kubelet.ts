@@ -420,11 +420,17 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
   informer.on('add', handle);
   informer.on('update', handle);
   informer.on('delete', onPodGone);
-  informer.on('error', (err) => {
-    if (stopped) return;
+  // Until the API server answers again: a restart that fails (it is still down) is tried again, not dropped.
+  let restarting: NodeJS.Timeout | undefined;
+  const restart = (err: unknown) => {
+    if (stopped || restarting) return;
     log.warn({ err: String(err) }, 'pod watch failed; restarting');
-    setTimeout(() => { if (!stopped) void informer.start().catch(() => undefined); }, 1000);
-  });
+    restarting = setTimeout(() => {
+      restarting = undefined;
+      if (!stopped) informer.start().catch(restart);
+    }, 1000);
+  };
+  informer.on('error', restart);
   await informer.start();
   log.info({ namespace: options.namespace ?? '(all)', repoRoot: options.repoRoot }, 'local-kubelet running');
 
@@ -433,6 +439,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
     async stop() {
       if (stopped) return;
       stopped = true;
+      clearTimeout(restarting);
       await informer.stop();
       const waits: Promise<unknown>[] = [];
       for (const runner of runners.values()) {
