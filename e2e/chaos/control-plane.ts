@@ -88,7 +88,8 @@ export interface Restart {
 }
 
 /**
- * Stops this cluster's kube-apiserver (SIGTERM, as a rolling restart does; SIGKILL after 20 s), keeps it down
+ * Stops this cluster's kube-apiserver (SIGTERM, as a rolling restart does, SIGKILL after 10 s; or the signal
+ * given), keeps it down
  * for `downMs`, then starts it again with the same arguments, environment and working directory, and waits
  * for /readyz. The pid files kwokctl keeps are updated, so `cluster.sh down` stops the new process.
  */
@@ -98,40 +99,32 @@ export async function restartApiServer(options: { downMs?: number; signal?: Node
   const stoppedAt = Date.now();
   process.kill(server.pid, options.signal ?? 'SIGTERM');
   for (let waited = 0; alive(server.pid); waited += 100) {
-    if (waited === 20_000) process.kill(server.pid, 'SIGKILL');
+    if (waited === 10_000) process.kill(server.pid, 'SIGKILL');
     await sleep(100);
   }
-  // The thread that reads as a zombie may go before the others, which still hold the listening socket.
-  await waitForFreePort(port);
   await sleep(options.downMs ?? 0);
   const logFile = join(clusterDir(), 'logs', 'kube-apiserver.log');
-  const out = existsSync(join(clusterDir(), 'logs')) ? openSync(logFile, 'a') : 'ignore';
-  const child = spawn(server.argv[0]!, server.argv.slice(1), { cwd: server.cwd, env: server.env, detached: true, stdio: ['ignore', out, out] });
-  child.unref();
-  if (typeof out === 'number') closeSync(out);
-  for (const file of pidFiles(server.pid)) writeFileSync(file, String(child.pid));
-  const deadline = Date.now() + 60_000;
-  while (!(await apiServerReady(port))) {
-    if (!alive(child.pid!)) throw new Error(`kube-apiserver exited after the restart; see ${logFile}`);
-    if (Date.now() > deadline) throw new Error(`kube-apiserver not ready 60 s after the restart; see ${logFile}`);
-    await sleep(100);
+  const deadline = Date.now() + 90_000;
+  // A socket of the old process can outlive it for a moment: a new one that cannot bind exits, and is started again.
+  for (let attempt = 1; ; attempt++) {
+    const out = existsSync(join(clusterDir(), 'logs')) ? openSync(logFile, 'a') : 'ignore';
+    const child = spawn(server.argv[0]!, server.argv.slice(1), { cwd: server.cwd, env: server.env, detached: true, stdio: ['ignore', out, out] });
+    child.unref();
+    if (typeof out === 'number') closeSync(out);
+    let ready = false;
+    while (alive(child.pid!) && Date.now() < deadline) {
+      if ((ready = await apiServerReady(port))) break;
+      await sleep(100);
+    }
+    if (ready) {
+      for (const file of pidFiles(server.pid)) writeFileSync(file, String(child.pid));
+      break;
+    }
+    if (alive(child.pid!)) throw new Error(`kube-apiserver not ready 90 s after the restart; see ${logFile}`);
+    if (Date.now() > deadline || attempt === 20) throw new Error(`kube-apiserver exited ${attempt} times after the restart; see ${logFile}`);
+    await sleep(1000);
   }
   return { stoppedAt, readyAt: Date.now() };
-}
-
-async function waitForFreePort(port: number, timeoutMs = 20_000): Promise<void> {
-  const { createServer } = await import('node:net');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return;
-    if (Date.now() > deadline) throw new Error(`port ${port} of the stopped kube-apiserver is still in use after ${timeoutMs / 1000} s`);
-    await sleep(100);
-  }
 }
 
 /** kwokctl's pid files under the cluster directory that hold `pid`. */
