@@ -55,7 +55,7 @@ export async function waitForTrainingJobs(h: ChaosHarness, names: string[], time
  */
 export async function checkTrainingJobs(h: ChaosHarness, record: ScenarioRecord, model: string, names: string[], timeoutMs = 120_000): Promise<void> {
   const { done, stuck } = await waitForTrainingJobs(h, names, timeoutMs);
-  record.check(stuck.length === 0, `every TrainingJob finishes (no stuck key): ${stuck.length} did not within ${timeoutMs / 1000} s: ${stuck.join(', ')}`);
+  record.check(stuck.length === 0, `every TrainingJob finishes (no stuck key): ${stuck.length} did not within ${timeoutMs / 1000} s: ${stuck.length ? await describeTrainingJobs(h, stuck) : ''}`);
   for (const job of done) {
     record.check(job.status.phase === 'Succeeded', `TrainingJob ${job.metadata.name} Succeeded, not ${job.status.phase}: ${job.status.message ?? ''}`);
     record.check(job.status.attempts === 1, `TrainingJob ${job.metadata.name} took one attempt, not ${job.status.attempts}`);
@@ -72,6 +72,20 @@ export async function checkTrainingJobs(h: ChaosHarness, record: ScenarioRecord,
     record.check(registered.length === 1 && (!job || job.status.modelVersion === registered[0]), `TrainingJob ${name} registered one ModelVersion, the one its status names: found [${registered.join(', ')}], status ${job?.status?.modelVersion}`);
   }
   checkVersionNumbers(record, model, versions);
+}
+
+/** Where each TrainingJob is: its phase and message, its Jobs' conditions, its pods' phases. */
+async function describeTrainingJobs(h: ChaosHarness, names: string[]): Promise<string> {
+  const [jobs, pods] = await Promise.all([h.api.list(kinds.Job, h.namespace), h.api.list(kinds.Pod, h.namespace)]);
+  const parts: string[] = [];
+  for (const name of names) {
+    const tj = await h.api.get(kinds.TrainingJob, h.namespace, name).catch(() => undefined);
+    const mine = (o: KubeObject) => o.metadata.labels?.[LABELS.trainingJob] === name;
+    const jobText = jobs.items.filter(mine).map((j) => `${j.metadata.name} [${(j.status?.conditions ?? []).map((c: { type: string; status: string }) => `${c.type}=${c.status}`).join(' ')}] suspend=${j.spec?.suspend}`);
+    const podText = pods.items.filter(mine).map((p) => `${p.metadata.name} ${p.status?.phase}`);
+    parts.push(`${name}: ${tj?.status?.phase ?? 'no status'} "${tj?.status?.message ?? ''}"; Jobs ${jobText.join(', ') || 'none'}; pods ${podText.join(', ') || 'none'}`);
+  }
+  return parts.join(' | ');
 }
 
 /** Version numbers of one model: unique and 1..N with no gap. */

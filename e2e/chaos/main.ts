@@ -1,0 +1,64 @@
+/**
+ * `npm run chaos`: every fault-injection scenario, at full length, against a fresh local cluster
+ * (LOOPLINE_CLUSTER, default loopline-chaos), one after another; the summary table goes to
+ * bench/results/chaos.md and the figures to bench/results/chaos.json. Exits 1 on any violation.
+ *   npm run chaos -- prometheus nats     # only scenarios whose name contains one of the words
+ * CHAOS_SOAK_MINUTES sets the soak's length (default 10).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT } from './harness.ts';
+import { chaosTable, type ScenarioResult } from './report.ts';
+import { scenarios } from './scenarios/index.ts';
+
+const filters = process.argv.slice(2);
+const env = { ...process.env, LOOPLINE_CLUSTER: process.env.LOOPLINE_CLUSTER ?? 'loopline-chaos' } as Record<string, string>;
+const cluster = join(REPO_ROOT, 'e2e/cluster/cluster.sh');
+
+function freshCluster(): void {
+  spawnSync('bash', [cluster, 'down'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (spawnSync('bash', [cluster, 'up'], { env, stdio: ['ignore', 'ignore', 'inherit'] }).status !== 0) process.exit(1);
+  for (const line of spawnSync('bash', [cluster, 'env'], { env, encoding: 'utf8' }).stdout.split('\n')) {
+    const m = /^export (\w+)=(.*)$/.exec(line);
+    if (m) env[m[1]!] = m[2]!.replace('$PATH', process.env.PATH ?? '');
+  }
+  Object.assign(process.env, env);
+}
+
+const chosen = scenarios.filter((s) => filters.length === 0 || filters.some((f) => s.name.includes(f)));
+if (chosen.length === 0) {
+  console.error(`no scenario matches ${filters.join(' ')}; there are: ${scenarios.map((s) => s.name).join(', ')}`);
+  process.exit(2);
+}
+const started = Date.now();
+freshCluster();
+const results: ScenarioResult[] = [];
+for (const scenario of chosen) {
+  console.log(`\n=== ${scenario.name}`);
+  try {
+    results.push(await scenario.full());
+  } catch (error) {
+    results.push({ scenario: scenario.name, fault: 'scenario did not complete', faults: 0, checks: 1, violations: [`the scenario failed: ${(error as Error).stack ?? error}`], recoveriesMs: [], notes: [], seconds: 0 });
+  }
+  console.log(chaosTable(results.slice(-1)));
+}
+if (process.env.LOOPLINE_KEEP_CLUSTER !== '1') spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
+
+const violations = results.reduce((n, r) => n + r.violations.length, 0);
+const out = join(REPO_ROOT, 'bench/results');
+mkdirSync(out, { recursive: true });
+writeFileSync(join(out, 'chaos.json'), `${JSON.stringify({ generated: new Date().toISOString(), cores: cpus().length, results }, null, 2)}\n`);
+writeFileSync(
+  join(out, 'chaos.md'),
+  `## Faults survived (\`npm run chaos\`)\n\n` +
+    `${results.length} scenarios on a fresh local cluster, ${cpus().length} cores shared with the control plane; ` +
+    `${Math.round((Date.now() - started) / 60_000)} min in all, generated ${new Date().toISOString()}. ` +
+    `Faults come from Toxiproxy v2.12.0 between the operator and the API server, NATS, Prometheus and S3 (and between ` +
+    `pods and NATS and S3), from restarting kube-apiserver, and from compacting etcd. Recovery: from the end of a fault ` +
+    `to the operator's next reconcile a probe sees (a new ModelVersion's alias put in effect), or as the scenario says.\n\n` +
+    `${chaosTable(results)}\n`,
+);
+console.log(`\n${results.length} scenarios, ${violations} violations; table in bench/results/chaos.md`);
+process.exit(violations > 0 ? 1 : 0);
