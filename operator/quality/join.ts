@@ -91,14 +91,14 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
       labelSources.push(await labelSelect(connection, scan, 'l.csv_row', sources.labelCsv));
     }
     // The label recorded last wins; among labels recorded at the same instant, the later object key, then the later
-    // row (a hash aggregate: no sort of every label).
+    // row. A window over the labels rather than arg_max in a hash aggregate: the sort spills to disk under the memory
+    // limit, where the aggregate of 5M labels ran out of memory at 1 GB (bench/results/quality.md).
     await connection.run(labelSources.length === 0
       ? 'CREATE TABLE labels (request_id VARCHAR, label DOUBLE)'
       : `CREATE TABLE labels AS
-         SELECT request_id, arg_max(label, struct_pack(recorded_ms := recorded_ms, key := key, ordinal := ordinal)) AS label
-         FROM (${labelSources.join(' UNION ALL ')})
+         SELECT request_id, label FROM (${labelSources.join(' UNION ALL ')})
          WHERE request_id IS NOT NULL AND recorded_ms <= ${options.endMs}
-         GROUP BY request_id`);
+         QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY recorded_ms DESC, key DESC, ordinal DESC) = 1`);
 
     const predictionScan = `read_parquet(${fileList(sources.predictions)}, union_by_name = true, hive_partitioning = false)`;
     const predictionColumns = await columnsOf(connection, predictionScan);
