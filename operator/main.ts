@@ -102,7 +102,7 @@ async function main(): Promise<void> {
   const inferenceServices = await setUpInferenceServices(engine, { ...settings, namespace: values.namespace }, nats);
   engine.handleSignals();
   await engine.start();
-  inferenceServices.startDriftLoop();
+  inferenceServices.startEventLoops();
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

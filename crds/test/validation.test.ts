@@ -68,6 +68,10 @@ const invalidCreates: Row[] = [
   ['a logging flush interval of 2h', 'InferenceService', (o) => (o.spec.logging = { enabled: true, uri: 's3://loopline/gt', flushInterval: '2h' }), 'spec.logging.flushInterval', /from 1s to 1h/],
   ['a logging buffer smaller than a part', 'InferenceService', (o) => (o.spec.logging = { enabled: true, uri: 's3://loopline/gt', maxRowsPerPart: 5000, maxBufferedRows: 1000 }), 'spec.logging.maxBufferedRows', /at least spec.logging.maxRowsPerPart/],
   ['minReplicas without maxReplicas', 'InferenceService', (o) => (o.spec.predictor.minReplicas = 2), 'spec.predictor.minReplicas', /needs spec.predictor.maxReplicas/],
+  // InferenceService spec.quality (docs/ground-truth.md)
+  ['quality evaluation without logged predictions', 'InferenceService', (o) => (o.spec.quality = { window: '1h' }), 'spec.quality', /set spec.logging.enabled/],
+  ['a quality window of "soon"', 'InferenceService', (o) => ((o.spec.logging = { enabled: true, uri: 's3://loopline/gt' }), (o.spec.quality = { window: 'soon' })), 'spec.quality.window'],
+  ['a quality threshold above 1', 'InferenceService', (o) => ((o.spec.logging = { enabled: true, uri: 's3://loopline/gt' }), (o.spec.quality = { threshold: 1.5 })), 'spec.quality.threshold'],
   // InferenceService spec.batch
   ['a batch schedule "every night"', 'InferenceService', withBatch((b) => (b.schedule = 'every night')), 'spec.batch[0].schedule', /is not a cron schedule: give five fields/],
   ['a batch schedule with six fields', 'InferenceService', withBatch((b) => (b.schedule = '0 0 2 * * *')), 'spec.batch[0].schedule', /five fields/],
@@ -223,6 +227,15 @@ test('an InferenceService scoring nightly into PostgreSQL and weekly into S3 is 
   const created = await objects.create('InferenceService', isvc, true);
   assert.is(created.spec.batch[0].output.postgres.connectionSecret.key, 'url');
   assert.equal([created.spec.batch[1].batchSize, created.spec.batch[1].activeDeadlineSeconds, created.spec.batch[1].suspend], [1024, 3600, false]);
+});
+
+test('an InferenceService logging to S3 gets the quality defaults: every 5 minutes, the last hour, threshold 0.5', async () => {
+  const isvc = example('InferenceService');
+  isvc.spec.logging = { enabled: true, uri: 's3://loopline/ground-truth' };
+  isvc.spec.quality = {};
+  isvc.metadata.name = `${isvc.metadata.name}-quality`;
+  const created = await objects.create('InferenceService', isvc, true);
+  assert.equal([created.spec.quality.enabled, created.spec.quality.schedule, created.spec.quality.window, created.spec.quality.threshold], [true, '*/5 * * * *', '1h', 0.5]);
 });
 
 test.run();

@@ -22,6 +22,8 @@ export const IMAGE_PREFIX = 'loopline/';
 export const LOCAL_IMAGES: readonly LocalImage[] = [
   { repository: 'loopline/example-trainer', entrypoint: ['node', '--import', 'tsx', 'examples/trainer/src/main.ts'] },
   { repository: 'loopline/predictor', entrypoint: ['node', '--import', 'tsx', 'server/src/main.ts'] },
+  // The operator image; its pods here are the quality evaluator's (`evaluate ...`, the CronJobs the operator owns).
+  { repository: 'loopline/operator', entrypoint: ['node', '--import', 'tsx', 'operator/main.ts'] },
 ];
 
 /** `loopline/predictor:0.1.0@sha256:...` -> `loopline/predictor`. */

@@ -48,6 +48,7 @@ const TYPE_NAMES: Record<string, string> = {
   'InferenceService.spec.batch[].resources': 'BatchResources',
   'InferenceService.status.batch[]': 'BatchScoringStatus',
   'InferenceService.status.batch[].lastRun': 'BatchRun',
+  'InferenceService.status.quality.versions[]': 'VersionQualityStatus',
 };
 
 interface NamedShape {
@@ -130,6 +131,7 @@ class Generator {
 
   /** The TypeScript type of a schema node, registering named object shapes on the way. */
   typeOf(kind: LooplineKind, segments: string[], node: SchemaNode): string {
+    if (node.nullable) return `${this.typeOf(kind, segments, { ...node, nullable: false })} | null`;
     if (node['x-kubernetes-int-or-string']) return 'number | string';
     if (isNamedObject(node)) return this.register(kind, segments, node);
     switch (node.type) {

@@ -554,6 +554,13 @@ export interface InferenceServiceSpec {
    * measured; layout and columns in docs/ground-truth.md.
    */
   logging?: InferenceServiceLogging;
+  /**
+   * Live quality from ground truth: while spec.logging is enabled, a CronJob running the Loopline image
+   * joins the logged predictions with their labels per version and publishes accuracy, AUC, log loss,
+   * precision, recall, Brier score and calibration error (status.quality, Prometheus
+   * loopline_model_quality, npx loopline status).
+   */
+  quality?: InferenceServiceQuality;
   /** Start a TrainingJob when the served model drifts. */
   retrain?: InferenceServiceRetrain;
 }
@@ -1032,6 +1039,57 @@ export interface InferenceServiceLogging {
   maxBufferedRows?: number;
 }
 
+/**
+ * Live quality from ground truth: while spec.logging is enabled, a CronJob running the Loopline image
+ * joins the logged predictions with their labels per version and publishes accuracy, AUC, log loss,
+ * precision, recall, Brier score and calibration error (status.quality, Prometheus
+ * loopline_model_quality, npx loopline status).
+ */
+export interface InferenceServiceQuality {
+  /**
+   * Evaluate quality while spec.logging is enabled.
+   *
+   * @default true
+   */
+  enabled?: boolean;
+  /**
+   * When to evaluate, as a CronJob schedule (cron syntax, UTC).
+   *
+   * @default "*\/5 * * * *"
+   */
+  schedule?: string;
+  /**
+   * Which predictions count: those answered in this duration before each evaluation (e.g. 1h, 24h, 7d),
+   * or all for every labelled prediction so far. A label counts whenever it arrived; the last one
+   * recorded per request id wins.
+   *
+   * @default "1h"
+   */
+  window?: string;
+  /**
+   * Decision threshold on the positive-class score, for accuracy, precision and recall.
+   *
+   * @default 0.5
+   */
+  threshold?: number;
+  /**
+   * cpu and memory of the evaluator pod (request and limit); the query engine keeps to three quarters of
+   * the memory and spills the rest to disk.
+   */
+  resources?: InferenceServiceQualityResources;
+}
+
+/**
+ * cpu and memory of the evaluator pod (request and limit); the query engine keeps to three quarters of
+ * the memory and spills the rest to disk.
+ */
+export interface InferenceServiceQualityResources {
+  /** CPU request and limit of the evaluator pod, as a Kubernetes quantity (default 500m). */
+  cpu?: number | string;
+  /** Memory request and limit of the evaluator pod, as a Kubernetes quantity (default 1Gi). */
+  memory?: number | string;
+}
+
 /** Start a TrainingJob when the served model drifts. */
 export interface InferenceServiceRetrain {
   /**
@@ -1102,6 +1160,8 @@ export interface InferenceServiceStatus {
   analysis?: InferenceServiceAnalysisStatus;
   /** The latest drift summary. */
   drift?: InferenceServiceDriftStatus;
+  /** The latest quality evaluation (the evaluator's quality event), per version. */
+  quality?: InferenceServiceQualityStatus;
   /** The latest retrain this service started. */
   lastRetrain?: InferenceServiceLastRetrainStatus;
   /** Each batch job of spec.batch, with the version its next run scores with and its latest finished run. */
@@ -1156,6 +1216,60 @@ export interface InferenceServiceDriftStatus {
    * the summary.
    */
   version?: number;
+}
+
+/** The latest quality evaluation (the evaluator's quality event), per version. */
+export interface InferenceServiceQualityStatus {
+  /** Id of the quality event recorded (CloudEvents id). */
+  lastEventId?: string;
+  /** When that evaluation ran. */
+  lastEventTime?: string;
+  /** The predictions it covered. */
+  window?: InferenceServiceQualityWindowStatus;
+  /** One entry per version with logged predictions in the window. */
+  versions?: VersionQualityStatus[];
+}
+
+/** The predictions it covered. */
+export interface InferenceServiceQualityWindowStatus {
+  /** Predictions answered after this; unset when the window is all. */
+  start?: string;
+  /** Predictions answered up to this, with the labels recorded by then. */
+  end?: string;
+  /** spec.quality.window as evaluated. */
+  duration?: string;
+}
+
+/** One version's quality over the window, as the quality event gave it. */
+export interface VersionQualityStatus {
+  /** The ModelVersion number. */
+  version: number;
+  /** Its model. */
+  model?: string;
+  /** Logged predictions in the window. */
+  predictions?: number;
+  /** Of them, those labelled (the metrics are computed on these). */
+  count?: number;
+  /** Labelled predictions whose label is 1. */
+  positives?: number;
+  /** Labelled predictions left out (a score outside [0, 1] or a label not 0 or 1). */
+  excluded?: number;
+  /** Decision threshold the metrics used. */
+  threshold?: number;
+  /** Share of decisions at the threshold that match the label; unset without labels. */
+  accuracy?: number | null;
+  /** Area under the ROC curve; unset while every label is the same. */
+  auc?: number | null;
+  /** Mean negative log-likelihood of the labels. */
+  logLoss?: number | null;
+  /** Mean squared error of the score against the label. */
+  brier?: number | null;
+  /** Of the positive decisions, the share that were positive; unset without one. */
+  precision?: number | null;
+  /** Of the positives, the share decided positive; unset without one. */
+  recall?: number | null;
+  /** Expected calibration error over 10 equal-width score bins. */
+  calibrationError?: number | null;
 }
 
 /** The latest retrain this service started. */

@@ -147,6 +147,26 @@ export function renderDashboard(snapshot: StatusSnapshot, options: RenderOptions
     }
   }
 
+  // Quality: each version's metrics from its labelled predictions (the latest quality evaluation).
+  const quality = status.quality;
+  if (service.spec.logging?.enabled || quality) {
+    const detail = quality?.lastEventTime
+      ? `window ${quality.window?.duration ?? '-'}, evaluated ${ago(quality.lastEventTime)}, threshold ${number(quality.versions?.[0]?.threshold ?? service.spec.quality?.threshold ?? 0.5)}`
+      : service.spec.quality?.enabled === false ? 'evaluation off' : 'no evaluation reported yet';
+    out.push('', heading('QUALITY', detail));
+    const metric = (value: number | null | undefined) => (value === null || value === undefined ? '-' : number(value));
+    const role = (version: number) => (version === status.stableVersion ? 'stable' : version === status.canaryVersion ? 'canary' : '-');
+    if (quality?.versions?.length) {
+      out.push(...table([
+        ['VERSION', 'ROLE', 'LABELLED', 'AUC', 'ACCURACY', 'PRECISION', 'RECALL', 'LOG LOSS', 'BRIER', 'CAL. ERROR'].map((h) => ({ text: h, tone: 'title' as Tone })),
+        ...quality.versions.map((v): Cell[] => [
+          `v${v.version}`, role(v.version), `${v.count ?? 0} of ${v.predictions ?? 0}`,
+          metric(v.auc), metric(v.accuracy), metric(v.precision), metric(v.recall), metric(v.logLoss), metric(v.brier), metric(v.calibrationError),
+        ]),
+      ]));
+    }
+  }
+
   // What happened: Kubernetes Events, then the lifecycle events on NATS.
   out.push('', heading('EVENTS', `Kubernetes, newest last`));
   if (snapshot.events.length === 0) out.push(paint('none', 'dim'));

@@ -5,14 +5,14 @@
  * an InferenceService does not say.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { driftSubjects, parseDuration } from '../api/contracts.ts';
+import { driftSubjects, parseDuration, qualitySubjects } from '../api/contracts.ts';
 import { storageSettingsFromEnv } from '../api/storage-env.ts';
 import { connectNats } from '../events/connect.ts';
 import type { Engine } from '../engine/index.ts';
-import type { DriftConsumer } from '../events/drift-consumer.ts';
+import type { EventConsumer, InferenceServiceEventKind } from '../events/consumer.ts';
 import type { StreamOptions } from '../events/stream.ts';
 import { PREDICTOR_IMAGE, type ServingConfig } from './desired.ts';
-import { registerInferenceServices, startDriftLoop } from './index.ts';
+import { registerInferenceServices, startDriftLoop, startQualityLoop } from './index.ts';
 
 export interface InferenceServiceSettings {
   prometheusUrl: string;
@@ -37,6 +37,7 @@ const set = (value: string | undefined) => (value !== undefined && value !== '' 
  *   NATS_URL, NATS_CREDS_FILE     NATS with JetStream; unset: no drift loop, no lifecycle events
  *   NATS_STREAM, NATS_STREAM_MAX_AGE, NATS_STREAM_MAX_BYTES   the stream for loopline.> (LOOPLINE, 168h, -1)
  *   PREDICTOR_IMAGE               image of predictor pods (loopline/predictor:0.1.0)
+ *   EVALUATOR_IMAGE               image of the quality evaluator CronJobs (the operator's: loopline/operator:0.1.0)
  *   PREDICTOR_CPU, PREDICTOR_MEMORY   their cpu/memory when the InferenceService sets none (500m, 512Mi)
  *   CLUSTER_DOMAIN                DNS suffix in status.url (cluster.local)
  *   STORAGE_S3_*                  object storage for trainer and predictor pods (operator/api/storage-env.ts)
@@ -60,6 +61,7 @@ export function inferenceServiceSettings(env: Env): InferenceServiceSettings {
     },
     serving: {
       predictorImage: set(env.PREDICTOR_IMAGE) ?? PREDICTOR_IMAGE,
+      ...(set(env.EVALUATOR_IMAGE) ? { evaluatorImage: env.EVALUATOR_IMAGE } : {}),
       ...(natsUrl ? { natsUrl } : {}),
       predictorResources: { ...(set(env.PREDICTOR_CPU) ? { cpu: env.PREDICTOR_CPU } : {}), ...(set(env.PREDICTOR_MEMORY) ? { memory: env.PREDICTOR_MEMORY } : {}) },
       ...(set(env.CLUSTER_DOMAIN) ? { clusterDomain: env.CLUSTER_DOMAIN } : {}),
@@ -70,10 +72,10 @@ export function inferenceServiceSettings(env: Env): InferenceServiceSettings {
 
 export interface InferenceServiceRuntime {
   /**
-   * Starts consuming drift events once this replica leads. Resolves when consuming (or at once without NATS);
-   * never rejects: a failure is logged, as the controller keeps working without the closed loop.
+   * Starts consuming drift and quality events once this replica leads. Resolves when consuming (or at once without
+   * NATS); never rejects: a failure is logged, as the controller keeps working without the closed loop.
    */
-  startDriftLoop(): Promise<void>;
+  startEventLoops(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -102,28 +104,31 @@ export async function setUpInferenceServices(
     ...(settings.workers !== undefined ? { workers: settings.workers } : {}),
     ...(nc ? { nats: nc } : {}),
   });
-  let consumer: DriftConsumer | undefined;
+  const consumers: EventConsumer[] = [];
   let stopped = false;
+  const start = async (kind: InferenceServiceEventKind, subjects: (namespace: string) => string, begin: typeof startQualityLoop) => {
+    if (!nc) return;
+    const scope = settings.namespace ? { filterSubject: subjects(settings.namespace), durable: `loopline-operator-${kind}-${settings.namespace}` } : {};
+    let consumer: EventConsumer;
+    try {
+      consumer = await begin(engine, nc, { stream: settings.stream, ...scope });
+    } catch (error) {
+      log.error({ err: error }, `${kind} consumer did not start`);
+      return;
+    }
+    consumers.push(consumer);
+    if (stopped) await consumer.stop();
+    void consumer.done.then(() => {
+      if (!stopped) log.error(`${kind} consumer ended; restart the operator to resume consuming ${kind} events`);
+    });
+  };
   return {
-    async startDriftLoop() {
-      if (!nc) return;
-      const scope = settings.namespace
-        ? { filterSubject: driftSubjects(settings.namespace), durable: `loopline-operator-drift-${settings.namespace}` }
-        : {};
-      try {
-        consumer = await startDriftLoop(engine, nc, { stream: settings.stream, ...scope });
-      } catch (error) {
-        log.error({ err: error }, 'drift consumer did not start');
-        return;
-      }
-      if (stopped) await consumer.stop();
-      void consumer.done.then(() => {
-        if (!stopped) log.error('drift consumer ended; restart the operator to resume the closed loop');
-      });
+    async startEventLoops() {
+      await Promise.all([start('drift', driftSubjects, startDriftLoop), start('quality', qualitySubjects, startQualityLoop)]);
     },
     async stop() {
       stopped = true;
-      await consumer?.stop();
+      await Promise.all(consumers.map((consumer) => consumer.stop()));
       if (ownsConnection) await nc?.drain();
     },
   };

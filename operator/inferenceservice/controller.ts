@@ -9,6 +9,7 @@ import { kindId, kinds, type Condition, type ControllerDefinition, type DesiredO
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { aliasHolder } from '../modelversion/registry.ts';
 import { CronJob, batchCronJob, batchCronJobName, latestRun } from './batch.ts';
+import { evaluatesQuality, qualityCronJob } from './quality.ts';
 import { analysisQueries, measureCanary, rangeFor, type MetricNames } from './analysis.ts';
 import { analysisDue, intervalMs, nextRollout, type RolloutEvent, type RolloutState } from './canary.ts';
 import { LABELS, desiredObjects, parentGateway, serviceAddressChange, serviceUrl, versionName, withoutClusterIP, type Serving, type ServingConfig } from './desired.ts';
@@ -216,7 +217,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       await ctx.applyStatus(isvc, rolloutStatus({ conditions: (status.conditions ?? []) as Condition[] }));
     }
 
-    const desired = [...desiredObjects(isvc, serving, options.serving), ...batch.cronJobs];
+    const desired = [...desiredObjects(isvc, serving, options.serving), ...batch.cronJobs, ...(evaluatesQuality(isvc) ? [qualityCronJob(isvc, options.serving ?? {})] : [])];
     const router = routerFor(isvc.spec.traffic);
     // Without the CRDs of its main kinds a provider's routes are not written at all; without GRPCRoute only the
     // gRPC route is withheld, and REST is still routed.

@@ -35,6 +35,8 @@ export { LABELS };
 export interface ServingConfig {
   natsUrl?: string;
   predictorImage?: string;
+  /** Image of the quality evaluator CronJobs (the operator's own). */
+  evaluatorImage?: string;
   /** cpu and memory of a predictor pod when the InferenceService sets none. */
   predictorResources?: { cpu?: string; memory?: string };
   /** Cluster DNS suffix for status.url when no hostname is routed. */

@@ -4,12 +4,14 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isNotFound, kinds, type Engine, type KubeObject } from '../engine/index.ts';
+import { consumeInferenceServiceEvents, MalformedEventError, type EventConsumer, type EventHandler } from '../events/consumer.ts';
 import { consumeDriftEvents, type DriftConsumer, type DriftHandler } from '../events/drift-consumer.ts';
 import { LifecyclePublisher } from '../events/publisher.ts';
 import { ensureStream, type StreamOptions } from '../events/stream.ts';
 import { inferenceServiceController, ROUTE_KINDS, servedKinds, type InferenceServiceControllerOptions } from './controller.ts';
 import { driftObservation, nextDriftStatus } from './drift.ts';
 import { registerInferenceServiceMetrics } from './metrics.ts';
+import { nextQualityStatus } from './quality.ts';
 import type { InferenceService } from './resource.ts';
 
 export interface InferenceServiceWiring extends Omit<InferenceServiceControllerOptions, 'routeKinds' | 'watchGateways' | 'publisher'> {
@@ -48,6 +50,41 @@ export function driftEventHandler(engine: Pick<Engine, 'api' | 'writer'>): Drift
     const next = nextDriftStatus(isvc, isvc.status?.drift, driftObservation(event));
     if (next) await engine.writer.patchStatus(isvc, { drift: next });
   };
+}
+
+/**
+ * Records each quality event in status.quality (per version) and a Kubernetes Event for a first measurement or a
+ * notable change; an event whose data breaks the contract is dropped, not retried.
+ */
+export function qualityEventHandler(engine: Pick<Engine, 'api' | 'writer'>): EventHandler {
+  return async (event, target) => {
+    const isvc = (await engine.api.get(kinds.InferenceService, target.namespace, target.inferenceService).catch((error) => {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    })) as (KubeObject & InferenceService) | undefined;
+    if (!isvc) return;
+    let update;
+    try {
+      update = nextQualityStatus(isvc.status?.quality, event);
+    } catch (error) {
+      throw new MalformedEventError((error as Error).message);
+    }
+    if (!update) return;
+    await engine.writer.patchStatus(isvc, { quality: update.quality });
+    for (const notice of update.notices) await engine.writer.event(isvc, notice.type, notice.reason, notice.message);
+  };
+}
+
+/** Consumes quality events once this replica leads (only the leader writes). */
+export async function startQualityLoop(engine: Engine, nats: NatsConnection, options: { durable?: string; filterSubject?: string; stream?: StreamOptions } = {}): Promise<EventConsumer> {
+  const { stream, ...consumer } = options;
+  await ensureStream(nats, stream);
+  await engine.whenLeader();
+  return await consumeInferenceServiceEvents('quality', nats, qualityEventHandler(engine), {
+    ...consumer,
+    ...(stream?.name ? { stream: stream.name } : {}),
+    log: engine.log.child({ component: 'quality-consumer' }),
+  });
 }
 
 /** Consumes drift events once this replica leads (only the leader writes). */

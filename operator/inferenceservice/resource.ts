@@ -2,7 +2,7 @@
  * The InferenceService fields this controller reads and writes. The CRD in crds/inferenceservices.yaml is
  * the source of truth; these are the narrow views of it that the pure functions take.
  */
-import type { BatchScoring, BatchScoringStatus } from '../api/types.ts';
+import type { BatchScoring, BatchScoringStatus, InferenceServiceQuality, InferenceServiceQualityStatus } from '../api/types.ts';
 import type { KubeObject } from '../engine/types.ts';
 
 /** A ModelVersion chosen by number or by alias (`production`, `candidate`). */
@@ -106,6 +106,7 @@ export interface InferenceServiceSpec {
   logging?: LoggingSpec;
   retrain?: RetrainSpec;
   batch?: BatchScoring[];
+  quality?: InferenceServiceQuality;
 }
 
 export type Phase = 'Stable' | 'Progressing' | 'Promoted' | 'RolledBack' | 'Degraded';
@@ -164,6 +165,7 @@ export interface InferenceServiceStatus {
   drift?: DriftStatus;
   lastRetrain?: RetrainStatus;
   batch?: BatchScoringStatus[];
+  quality?: InferenceServiceQualityStatus;
   conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime?: string }>;
   observedGeneration?: number;
 }

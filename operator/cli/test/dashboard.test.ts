@@ -82,6 +82,22 @@ test('a spec the operator has not seen yet is flagged in the header', () => {
   assert.match(render(s)[0]!, /\(status not yet updated for the latest spec\)$/);
 });
 
+test('quality: one row per evaluated version with its role, labelled share and metrics; "-" for an undefined metric', () => {
+  const versions = [
+    { version: 3, model: 'fraud-detector', predictions: 1200, count: 800, positives: 260, excluded: 0, threshold: 0.5, accuracy: 0.8625, auc: 0.91234, logLoss: 0.3311, brier: 0.1022, precision: 0.74, recall: 0.69, calibrationError: 0.0213 },
+    { version: 4, model: 'fraud-detector', predictions: 40, count: 0, positives: 0, excluded: 0, threshold: 0.5, accuracy: null, auc: null, logLoss: null, brier: null, precision: null, recall: null, calibrationError: null },
+  ];
+  const lines = render(snapshot({ stableVersion: 3, canaryVersion: 4, quality: { lastEventId: 'e1', lastEventTime: '2026-05-01T11:58:00Z', window: { end: '2026-05-01T11:58:00Z', duration: '1h' }, versions } }, { logging: { enabled: true, uri: 's3://gt/risk' } }));
+  const at = lines.findIndex((l) => l.startsWith('QUALITY'));
+  assert.is(lines[at], 'QUALITY  window 1h, evaluated 2m, threshold 0.5');
+  assert.match(lines[at + 1]!, /^VERSION\s+ROLE\s+LABELLED\s+AUC\s+ACCURACY\s+PRECISION\s+RECALL\s+LOG LOSS\s+BRIER\s+CAL\. ERROR$/);
+  assert.match(lines[at + 2]!, /^v3\s+stable\s+800 of 1200\s+0\.912\s+0\.863\s+0\.74\s+0\.69\s+0\.331\s+0\.102\s+0\.0213$/);
+  assert.match(lines[at + 3]!, /^v4\s+canary\s+0 of 40\s+-\s+-\s+-\s+-\s+-\s+-\s+-$/);
+  const waiting = render(snapshot({ stableVersion: 3 }, { logging: { enabled: true, uri: 's3://gt/risk' } }));
+  assert.ok(waiting.includes('QUALITY  no evaluation reported yet'));
+  assert.not.ok(render(snapshot({ stableVersion: 3 })).some((l) => l.startsWith('QUALITY')), 'no section without logging');
+});
+
 test('numbers: three significant figures, percents with two decimals, milliseconds and seconds, kubectl-style ages', () => {
   assert.equal([number(0), number(0.4312), number(31.24), number(1234.5), number(-0.005)], ['0', '0.431', '31.2', '1235', '-0.005']);
   assert.equal([percent(0), percent(0.0125), percent(1)], ['0.00%', '1.25%', '100.00%']);

@@ -149,7 +149,7 @@ test.before(async () => {
     namespace: ns,
   });
   await operator.start();
-  await runtime.startDriftLoop();
+  await runtime.startEventLoops();
 });
 
 test.after(async () => {
@@ -157,7 +157,7 @@ test.after(async () => {
   await runtime?.stop();
   await operator?.stop();
   const jsm = await jetstreamManager(nc);
-  await jsm.consumers.delete(STREAM_NAME, `loopline-operator-drift-${ns}`).catch(() => undefined);
+  for (const kind of ['drift', 'quality']) await jsm.consumers.delete(STREAM_NAME, `loopline-operator-${kind}-${ns}`).catch(() => undefined);
   await deleteNamespace(api, ns);
   await waitFor('predictor and trainer pods gone', async () => (await api.list(kinds.Pod, ns)).items.length === 0, 20_000).catch(() => undefined);
   await kubelet?.stop();
