@@ -20,22 +20,30 @@ export const DEFAULT_PROGRESS_INTERVAL_MS = 5_000;
 /**
  * Per key, at most one `write` per interval, each with the latest value offered: the first value of a quiet key
  * is written at once, values offered meanwhile replace each other and the last is written when the interval is up.
+ * An `immediate` value skips the wait (never a write in flight): for the one value a reader must not miss.
  */
 export class Coalescer<T> {
-  private readonly entries = new Map<string, { pending?: T; lastWrite: number; timer?: NodeJS.Timeout; writing: boolean }>();
+  private readonly entries = new Map<string, { pending?: T; lastWrite: number; timer?: NodeJS.Timeout; writing: boolean; immediate?: boolean }>();
 
   constructor(
     private readonly intervalMs: number,
     private readonly write: (key: string, value: T) => Promise<void>,
   ) {}
 
-  offer(key: string, value: T): void {
+  offer(key: string, value: T, immediate = false): void {
     let entry = this.entries.get(key);
     if (!entry) {
       entry = { lastWrite: -Infinity, writing: false };
       this.entries.set(key, entry);
     }
     entry.pending = value;
+    if (immediate) {
+      entry.immediate = true;
+      if (!entry.writing) {
+        clearTimeout(entry.timer);
+        entry.timer = undefined;
+      }
+    }
     this.schedule(key);
   }
 
@@ -52,7 +60,7 @@ export class Coalescer<T> {
   private schedule(key: string): void {
     const entry = this.entries.get(key)!;
     if (entry.writing || entry.timer) return;
-    const wait = Math.max(0, entry.lastWrite + this.intervalMs - Date.now());
+    const wait = entry.immediate ? 0 : Math.max(0, entry.lastWrite + this.intervalMs - Date.now());
     entry.timer = setTimeout(() => void this.flush(key), wait);
   }
 
@@ -68,14 +76,16 @@ export class Coalescer<T> {
       return;
     }
     entry.writing = true;
+    entry.immediate = false;
     entry.lastWrite = Date.now();
     try {
       await this.write(key, value);
     } finally {
       entry.writing = false;
       if (this.entries.get(key) === entry) {
-        // Come back after the interval either way: to write what arrived meanwhile, or to forget the key.
-        entry.timer = setTimeout(() => void this.flush(key), Math.max(0, entry.lastWrite + this.intervalMs - Date.now()));
+        // Come back after the interval either way (at once for an immediate value): to write what arrived meanwhile, or to forget the key.
+        const wait = entry.immediate ? 0 : Math.max(0, entry.lastWrite + this.intervalMs - Date.now());
+        entry.timer = setTimeout(() => void this.flush(key), wait);
       }
     }
   }
@@ -102,6 +112,7 @@ export class ProgressReceiver implements Runnable {
   private address: AddressInfo | undefined;
   private readonly coalescer: Coalescer<{ status: TrainingJobProgressStatus }>;
   private readonly reports: Counter<'outcome'>;
+  private readonly finals = new Set<string>();
 
   constructor(private readonly options: ProgressReceiverOptions) {
     this.coalescer = new Coalescer(options.intervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS, (key, { status }) => this.write(key, status));
@@ -179,8 +190,18 @@ export class ProgressReceiver implements Runnable {
       // Any replica can check a report; only the leader may write it. The trainer tries again, likely reaching another replica.
       return this.answer(res, 'not_leader', 503, { error: 'this operator replica is not the leader; retry' }, { 'retry-after': '1' });
     }
-    this.coalescer.offer(key, { status: progressStatus(parsed.report, verdict.attempt, new Date()) });
+    // The report that ends training is written at once (once per attempt), so a finished job shows its last epoch.
+    const final = parsed.report.epoch === parsed.report.totalEpochs && this.firstFinal(`${key}#${verdict.attempt}`);
+    this.coalescer.offer(key, { status: progressStatus(parsed.report, verdict.attempt, new Date()) }, final);
     return this.answer(res, 'accepted', 202, { accepted: true });
+  }
+
+  /** Whether this is the first final report of an attempt (the memory of them is bounded: old ones are forgotten). */
+  private firstFinal(attempt: string): boolean {
+    if (this.finals.has(attempt)) return false;
+    if (this.finals.size >= 10_000) this.finals.delete(this.finals.values().next().value!);
+    this.finals.add(attempt);
+    return true;
   }
 
   /** status.progress of `key` ← `status`; fields and metrics the new report leaves out are removed (a merge patch keeps them). */

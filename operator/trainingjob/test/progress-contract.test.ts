@@ -123,4 +123,27 @@ test('a flood of values is coalesced: at most one write per key per interval, ea
   coalescer.stop();
 });
 
+test('an immediate value skips the wait but never overlaps a write in flight', async () => {
+  const writes: Array<{ value: number; at: number }> = [];
+  let writing = 0;
+  const coalescer = new Coalescer<number>(300, async (_key, value) => {
+    assert.is(writing++, 0, 'one write at a time');
+    writes.push({ value, at: performance.now() });
+    await sleep(20);
+    writing--;
+  });
+  const started = performance.now();
+  coalescer.offer('ml/a', 1);
+  await sleep(5);
+  coalescer.offer('ml/a', 2, true);
+  await sleep(60);
+  coalescer.offer('ml/a', 3);
+  coalescer.offer('ml/a', 4, true);
+  await sleep(100);
+  assert.equal(writes.map((w) => w.value), [1, 2, 4], 'the immediate values went out without waiting 300 ms');
+  assert.ok(writes[1].at - writes[0].at >= 19, 'the second waited for the first write to finish');
+  assert.ok(writes[2].at - started < 250);
+  coalescer.stop();
+});
+
 test.run();
