@@ -4,9 +4,21 @@ import { hostname } from 'node:os';
 import { driftSubject } from '../../operator/api/contracts.ts';
 import type { DriftOptions } from './drift/detector.ts';
 import { DEFAULT_DRIFT_OPTIONS } from './drift/detector.ts';
-import type { InferenceLogOptions } from './ground-truth/inference-log.ts';
 import type { Signature } from './runtime/tensors.ts';
 import { defaultWorkers } from './cpus.ts';
+
+/** Where and how the predictor logs sampled predictions (spec.logging; server/src/ground-truth/inference-log.ts). */
+export interface InferenceLogOptions {
+  /** Base URI (spec.logging.uri): s3://bucket/prefix or file:///dir. */
+  uri: string;
+  /** Share of prediction requests logged, 0..1 (every row of a sampled request is logged). */
+  sampleRate: number;
+  flushIntervalMs: number;
+  maxRowsPerPart: number;
+  maxBufferedRows: number;
+  /** The pod name written in every row and part name. */
+  pod: string;
+}
 
 export interface ArtifactRef {
   uri: string;

@@ -5,6 +5,7 @@
 // (buffered plus sealed but not yet written, e.g. while storage is down) are dropped and counted. A part that
 // fails to write is retried under the same name until it is written, or dropped at shutdown.
 import type { Logger } from 'pino';
+import type { InferenceLogOptions } from '../config.ts';
 import type { ServerMetrics } from '../metrics/metrics.ts';
 import type { Feeds } from '../runtime/batcher.ts';
 import type { ServedModel } from '../serving.ts';
@@ -12,17 +13,7 @@ import { inferenceLogKey, partNamer, type Scope } from './layout.ts';
 import { encodeParquet, type Column } from './parquet.ts';
 import type { PartStore } from './store.ts';
 
-export interface InferenceLogOptions {
-  /** Base URI (spec.logging.uri): s3://bucket/prefix or file:///dir. */
-  uri: string;
-  /** Share of prediction requests logged, 0..1 (every row of a sampled request is logged). */
-  sampleRate: number;
-  flushIntervalMs: number;
-  maxRowsPerPart: number;
-  maxBufferedRows: number;
-  /** The pod name written in every row and part name. */
-  pod: string;
-}
+export type { InferenceLogOptions };
 
 /** Which columns a model version's rows have: set once per served version. */
 interface Columns {
