@@ -93,7 +93,7 @@ for (const workers of [undefined, CORES]) {
   const server = await startPeer(python.kserve, args, { cwd: root, logPath: join(work, `kserve-${workers ?? 'default'}.log`), url, readyPath: '/v2/models/credit/ready' });
   running.push({
     key: workers ? `kserve-${workers}` : 'kserve-default', label: workers ? `KServe ${versions.kserve}, --workers ${workers}` : `KServe ${versions.kserve}, defaults`, peer: 'kserve',
-    settings: workers ? `--workers ${workers} (uvicorn worker processes, one per core)` : 'defaults (1 uvicorn worker, gRPC on)', url, pid: server.child.pid!, output: 'probability', probability: own, stop: server.stop,
+    settings: workers ? `--workers ${workers} (uvicorn worker processes, one per core)` : 'defaults (1 uvicorn worker; gRPC server on; onnxruntime session defaults)', url, pid: server.child.pid!, output: 'probability', probability: own, stop: server.stop,
   });
 }
 
@@ -110,7 +110,7 @@ for (const workers of [undefined, CORES]) {
   const server = await startPeer(join(python.mlserver, '../mlserver'), ['start', dir], { cwd: dir, logPath: join(work, `mlserver-${workers ?? 'default'}.log`), url, readyPath: '/v2/models/credit/ready' });
   running.push({
     key: workers ? `mlserver-${workers}` : 'mlserver-default', label: workers ? `MLServer ${versions.mlserver}, parallel_workers ${workers}` : `MLServer ${versions.mlserver}, defaults`, peer: 'mlserver',
-    settings: workers ? `parallel_workers ${workers} (inference pool, one process per core)` : 'defaults (parallel_workers 1)', url, pid: server.child.pid!,
+    settings: workers ? `parallel_workers ${workers} (inference pool, one process per core)` : 'defaults (parallel_workers 1: inference in one pool process beside the HTTP one)', url, pid: server.child.pid!,
     output: 'predict_proba', probability: (data, row) => data[row * 2 + 1], stop: server.stop,
   });
 }
@@ -218,7 +218,8 @@ Answers checked equal to sigmoid(x·w+b) within ${TOLERANCE} on both sizes befor
 ${Object.entries(answerCheck).map(([k, v]) => `${label(k)} ${v.map((c) => c.maxDifference.toExponential(1)).join(' / ')}`).join('; ')}).
 ${SECONDS} s per run after 1 s of untimed load, ${ROUNDS} rounds in alternating order; medians.
 Cells: requests/s / p50 ms / p99 ms (client side) / server CPU µs per request (every process of the server).
-Versions: kserve ${versions.kserve}, mlserver ${versions.mlserver} + mlserver-sklearn, Python 3.11, all pinned in
+KServe's predictor opens the session with onnxruntime's defaults (an intra-op pool of one thread per core, which spins while
+waiting), as a custom predictor does; ours runs one intra-op thread per worker. Versions: kserve ${versions.kserve}, mlserver ${versions.mlserver} + mlserver-sklearn, Python 3.11, all pinned in
 \`server/bench/peers/*.requirements.txt\`; our server on Node ${process.version}, batching and drift accounting on.
 
 ### 1 row per request
