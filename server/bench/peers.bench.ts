@@ -20,8 +20,9 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateCreditRisk } from '../../examples/trainer/src/dataset.ts';
+import { freePort } from '../../test/support/local.ts';
 import { trainExample } from './peers/example.ts';
-import { startPeer, treeCpuSeconds, treeMemoryMb } from './peers/processes.ts';
+import { killTree, startPeer, treeCpuSeconds, treeMemoryMb } from './peers/processes.ts';
 import { peerPython, pinnedVersion } from './peers/venv.ts';
 import { compileLikeDockerfileServer, startCompiled } from './processes.ts';
 
@@ -39,12 +40,6 @@ const uptimeBefore = uptime();
 const loadBefore = loadavg();
 const started = Date.now();
 const work = mkdtempSync(join(tmpdir(), 'loopline-bench-peers-'));
-let nextPort = 51000 + Math.floor(Math.random() * 8000);
-const ports = (n: number) => {
-  const first = nextPort;
-  nextPort += n;
-  return first;
-};
 
 console.log(`peers: ${uptimeBefore}`);
 const example = trainExample(join(work, 'trainer'));
@@ -66,6 +61,11 @@ interface Running {
 }
 const own = (data: number[], row: number) => data[row];
 const running: Running[] = [];
+// A failed run (a peer that will not start, answers that differ) leaves none of the servers it started behind.
+let stopped = false;
+process.on('exit', () => {
+  if (!stopped) for (const server of running) killTree(server.pid);
+});
 
 console.log('compiling our server as Dockerfile.server does');
 compileLikeDockerfileServer();
@@ -87,8 +87,8 @@ for (const workers of [1, undefined]) {
 }
 
 for (const workers of [undefined, CORES]) {
-  const port = ports(2);
-  const args = ['server/bench/peers/kserve_onnx_model.py', '--model_name', 'credit', '--model_path', example.modelPath, '--http_port', String(port), '--grpc_port', String(port + 1), ...(workers ? ['--workers', String(workers)] : [])];
+  const [port, grpcPort] = [await freePort(), await freePort()];
+  const args = ['server/bench/peers/kserve_onnx_model.py', '--model_name', 'credit', '--model_path', example.modelPath, '--http_port', String(port), '--grpc_port', String(grpcPort), ...(workers ? ['--workers', String(workers)] : [])];
   const url = `http://127.0.0.1:${port}`;
   const server = await startPeer(python.kserve, args, { cwd: root, logPath: join(work, `kserve-${workers ?? 'default'}.log`), url, readyPath: '/v2/models/credit/ready' });
   running.push({
@@ -101,11 +101,11 @@ const mlserverModel = join(work, 'mlserver-model');
 const made = spawnSync(python.mlserver, ['server/bench/peers/make_sklearn_model.py', mlserverModel, JSON.stringify({ weights: example.weights, bias: example.bias })], { cwd: root, encoding: 'utf8' });
 if (made.status !== 0) throw new Error(`make_sklearn_model.py failed: ${made.stderr}`);
 for (const workers of [undefined, CORES]) {
-  const port = ports(3);
+  const [port, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const dir = join(work, `mlserver-${workers ?? 'default'}`);
   mkdirSync(join(dir, 'credit'), { recursive: true });
   for (const file of ['model.joblib', 'model-settings.json']) writeFileSync(join(dir, 'credit', file), readFileSync(join(mlserverModel, file)));
-  writeFileSync(join(dir, 'settings.json'), JSON.stringify({ http_port: port, grpc_port: port + 1, metrics_port: port + 2, ...(workers ? { parallel_workers: workers } : {}) }));
+  writeFileSync(join(dir, 'settings.json'), JSON.stringify({ http_port: port, grpc_port: grpcPort, metrics_port: metricsPort, ...(workers ? { parallel_workers: workers } : {}) }));
   const url = `http://127.0.0.1:${port}`;
   const server = await startPeer(join(python.mlserver, '../mlserver'), ['start', dir], { cwd: dir, logPath: join(work, `mlserver-${workers ?? 'default'}.log`), url, readyPath: '/v2/models/credit/ready' });
   running.push({
@@ -168,6 +168,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 const memory = Object.fromEntries(running.map((s) => [s.key, treeMemoryMb(s.pid)]));
 for (const server of running) await server.stop();
+stopped = true;
 const uptimeAfter = uptime();
 console.log(`peers: ${uptimeAfter}`);
 

@@ -55,6 +55,17 @@ export function treeMemoryMb(pid: number): { rssMb: number; peakRssMb: number } 
   return { rssMb: rss / 1024, peakRssMb: peak / 1024 };
 }
 
+/** SIGKILL to a process and every descendant it has now. */
+export function killTree(pid: number): void {
+  for (const p of processTree(pid)) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
 export interface PeerServer {
   url: string;
   child: ChildProcess;
@@ -68,8 +79,12 @@ export async function startPeer(command: string, args: string[], options: { cwd:
   const deadline = Date.now() + 180_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${command} ${args.join(' ')} exited (${child.exitCode}): ${readFileSync(options.logPath, 'utf8').slice(-3000)}`);
-    if ((await fetch(options.url + options.readyPath).then((r) => r.status, () => 0)) === 200) break;
-    if (Date.now() > deadline) throw new Error(`${command} not ready after 180 s: ${readFileSync(options.logPath, 'utf8').slice(-3000)}`);
+    // A timeout on each probe: a port taken by another process may accept and never answer.
+    if ((await fetch(options.url + options.readyPath, { signal: AbortSignal.timeout(2000) }).then((r) => r.status, () => 0)) === 200) break;
+    if (Date.now() > deadline) {
+      killTree(child.pid!);
+      throw new Error(`${command} not ready after 180 s: ${readFileSync(options.logPath, 'utf8').slice(-3000)}`);
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   return {
