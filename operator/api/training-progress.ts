@@ -9,17 +9,9 @@ import { rfc3339 } from './contracts.ts';
 import type { TrainingJobProgressStatus } from './types.ts';
 import schema from './training-progress.schema.json' with { type: 'json' };
 
-export const PROGRESS_ENV = { url: 'LOOPLINE_PROGRESS_URL', token: 'LOOPLINE_PROGRESS_TOKEN' } as const;
+import type { ProgressReport } from './progress-report.ts';
 
-/** What a training pod reports (training-progress.schema.json). */
-export interface ProgressReport {
-  epoch: number;
-  totalEpochs: number;
-  loss?: number;
-  metrics?: Record<string, number>;
-  /** Seconds training is still expected to take. */
-  eta?: number;
-}
+export { PROGRESS_ENV, type ProgressReport } from './progress-report.ts';
 
 /** The path a job's pods POST to, below the operator's progress base URL. */
 export function progressPath(namespace: string, name: string): string {

@@ -5,7 +5,7 @@
 // Retry-After (with the newer report if one has come meanwhile); a refused token stops reporting.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { PROGRESS_ENV, type ProgressReport } from "../../../operator/api/training-progress.ts";
+import { PROGRESS_ENV, type ProgressReport } from "../../../operator/api/progress-report.ts";
 
 export interface ReporterOptions {
   /** Per try. */
