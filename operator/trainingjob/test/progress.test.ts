@@ -16,7 +16,7 @@ import { createOperator } from '../../main.ts';
 import { ANNOTATION_PROGRESS_TOKEN_SHA256, tokenDigest } from '../progress.ts';
 import type { TrainingJob } from '../resource.ts';
 import { flood } from './flood.ts';
-import { createJob, getJob, jobsOf, podsOf, sleep, startHarness, waitFor, waitForPhase, type Harness } from './cluster.ts';
+import { createJob, getJob, jobsOf, podsOf, sleep, startHarness, waitFor, waitForPhase, type Harness } from '../../../test/support/operator-harness.ts';
 
 const INTERVAL_MS = 1000;
 let h: Harness;
