@@ -124,6 +124,8 @@ test('NATS, Prometheus and predictor values reach the operator environment uncha
   );
   assert.equal(container.ports, [{ name: 'http', containerPort: 9090, protocol: 'TCP' }, { name: 'progress', containerPort: 8081, protocol: 'TCP' }]);
   assert.ok(container.args.includes('--http-port=9090'));
+  // The quality evaluator CronJobs run the operator's own image, as the chart names it.
+  assert.is(env.EVALUATOR_IMAGE, container.image);
   const secretVolume = deployment.spec.template.spec.volumes.find((v: any) => v.secret);
   assert.equal(secretVolume.secret, { secretName: 'nats-operator', items: [{ key: 'operator.creds', path: 'operator.creds' }] });
   assert.ok(container.volumeMounts.some((m: any) => m.name === secretVolume.name && m.mountPath === '/etc/loopline/nats' && m.readOnly));
