@@ -107,4 +107,6 @@ Logged predictions in parts of ${PART_ROWS.toLocaleString('en-US')} rows (two ve
 | logged rows | DuckDB memory limit | ms, median (max) | peak RSS, MB, median (max) |
 |---|---|---|---|
 ${table.join('\n')}
+
+Peak RSS is the whole process (Node, the S3-free file reads, DuckDB's buffers); it grows by about 190 MB per million labelled rows here, so the CronJob's default 1Gi pod (engine limit 768 MiB) holds a window of about 4.5M rows, and a larger window wants spec.quality.resources.memory raised.
 `);
