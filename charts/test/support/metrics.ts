@@ -2,6 +2,7 @@
 // define with prom-client, with its labels, and the metrics and labels one query reads.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { PREDICTOR_METRICS } from '../../../operator/api/contracts.ts';
 import { ROOT } from './chart.ts';
 
 /** Metric name → label names, from every prom-client metric defined in the code that runs in the server and the operator. */
@@ -14,7 +15,9 @@ export function exportedMetrics(): Map<string, Set<string>> {
       if (!name.endsWith('.ts')) continue;
       const text = readFileSync(path, 'utf8');
       for (const m of text.matchAll(/new\s+(?:Prebound)?(Counter|Gauge|Histogram|Summary)\s*\(\s*\{([\s\S]*?)\}\s*\)/g)) {
-        const metric = /name:\s*['"]([a-zA-Z_:][a-zA-Z0-9_:]*)['"]/.exec(m[2])?.[1];
+        // A name is a string literal, or one of the predictor metric names the contracts module holds.
+        const named = /name:\s*PREDICTOR_METRICS\.(\w+)/.exec(m[2])?.[1];
+        const metric = named ? (PREDICTOR_METRICS as Record<string, string>)[named] : /name:\s*['"]([a-zA-Z_:][a-zA-Z0-9_:]*)['"]/.exec(m[2])?.[1];
         if (!metric) continue;
         const labels = new Set([...(/labelNames:\s*\[([^\]]*)\]/.exec(m[2])?.[1] ?? '').matchAll(/['"](\w+)['"]/g)].map((l) => l[1]));
         if (m[1] === 'Histogram') {
