@@ -71,6 +71,25 @@ const CASES: Case[] = [
     fires: [{ namespace: 'ml', pod: 'credit-risk-v2-abc' }],
   },
   {
+    alert: 'LooplineInferenceLogDropped',
+    failing: { 'inference_log_rows_dropped_total{namespace="ml",pod="credit-risk-v2-abc",reason="buffer_full"}': '0x10 50+50x10' },
+    healthy: { 'inference_log_rows_dropped_total{namespace="ml",pod="credit-risk-v2-abc",reason="buffer_full"}': '0x20' },
+    at: '15m',
+    fires: [{ namespace: 'ml', pod: 'credit-risk-v2-abc', reason: 'buffer_full' }],
+  },
+  {
+    alert: 'LooplineQualityDropped',
+    // v2 falls from 0.82 to 0.74 (a concept shift); v1 moves within 0.02 and stays quiet.
+    failing: {
+      'loopline_model_quality{namespace="ml",inferenceservice="credit-risk",metric="auc",version="2"}': '0.82x30 0.74x40',
+      'loopline_model_quality{namespace="ml",inferenceservice="credit-risk",metric="auc",version="1"}': '0.80x30 0.78x40',
+      'loopline_model_quality{namespace="ml",inferenceservice="credit-risk",metric="count",version="2"}': '100+50x70',
+    },
+    healthy: { 'loopline_model_quality{namespace="ml",inferenceservice="credit-risk",metric="auc",version="2"}': '0.82x30 0.81x40' },
+    at: '60m',
+    fires: [{ namespace: 'ml', inferenceservice: 'credit-risk', version: '2' }],
+  },
+  {
     alert: 'LooplineCanaryRolledBack',
     failing: { 'loopline_inferenceservice_phase{namespace="ml",inferenceservice="credit-risk",phase="RolledBack"}': '0x5 1x10', 'loopline_inferenceservice_phase{namespace="ml",inferenceservice="credit-risk",phase="Progressing"}': '1x5 0x10' },
     healthy: { 'loopline_inferenceservice_phase{namespace="ml",inferenceservice="credit-risk",phase="RolledBack"}': '0x15', 'loopline_inferenceservice_phase{namespace="ml",inferenceservice="credit-risk",phase="Promoted"}': '0x5 1x10' },
@@ -89,7 +108,7 @@ test('the rules file is valid Prometheus rules and every alert has a severity, a
   }
 });
 
-test('alerts cover reconcile errors, no leader, a model not loaded, dropped drift events and a rollback', () => {
+test('alerts cover reconcile errors, no leader, a model not loaded, dropped drift events and logged predictions, a rollback and a quality drop', () => {
   assert.equal(rules.map((r) => r.alert).sort(), CASES.map((c) => c.alert).sort());
 });
 
