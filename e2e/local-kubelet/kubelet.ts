@@ -8,7 +8,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from
 import { connect } from 'node:net';
 import { homedir, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, HttpMethod, KubeConfig, PatchStrategy, makeInformer, type Informer, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, HttpMethod, KubeConfig, PatchStrategy, makeInformer, type Informer, type ObjectCache, type V1Pod } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 // One kept-alive connection for every request (client-node's generated APIs open one per request,
 // which a busy API server answers with dropped TLS handshakes).
@@ -415,23 +415,37 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
 
   const path = options.namespace ? `/api/v1/namespaces/${options.namespace}/pods` : '/api/v1/pods';
   const list = () => (options.namespace ? core.listNamespacedPod({ namespace: options.namespace }) : core.listPodForAllNamespaces());
-  const informer: Informer<V1Pod> = makeInformer(kc, path, list as any);
   const handle = (pod: V1Pod) => void onPod(pod).catch((err) => log.error({ err, pod: pod.metadata?.name }, 'cannot take pod'));
-  informer.on('add', handle);
-  informer.on('update', handle);
-  informer.on('delete', onPodGone);
-  // Until the API server answers again: a restart that fails (it is still down) is tried again, not dropped.
+  // After a failure the watch starts over with a fresh informer: client-node's keeps doubling its reconnect
+  // delay (to 30 s, for good), and one whose restart failed while the API server was down never tried again.
+  // Callbacks of an informer that was replaced are ignored.
+  let informer: (Informer<V1Pod> & ObjectCache<V1Pod>) | undefined;
+  let generation = 0;
   let restarting: NodeJS.Timeout | undefined;
+  const watchPods = async (): Promise<void> => {
+    const mine = ++generation;
+    const current = makeInformer<V1Pod>(kc, path, list as any);
+    informer = current;
+    current.on('add', (pod) => mine === generation && handle(pod));
+    current.on('update', (pod) => mine === generation && handle(pod));
+    current.on('delete', (pod) => mine === generation && onPodGone(pod));
+    current.on('error', (err) => mine === generation && restart(err));
+    await current.start();
+    // Pods deleted while the watch was down: a fresh informer never saw them go.
+    const present = new Set(current.list().map((p) => p.metadata?.uid));
+    for (const [uid, runner] of [...runners]) if (!present.has(uid)) onPodGone(runner.pod);
+  };
   const restart = (err: unknown) => {
     if (stopped || restarting) return;
     log.warn({ err: String(err) }, 'pod watch failed; restarting');
     restarting = setTimeout(() => {
       restarting = undefined;
-      if (!stopped) informer.start().catch(restart);
+      if (stopped) return;
+      void informer?.stop().catch(() => undefined);
+      watchPods().catch(restart);
     }, 1000);
   };
-  informer.on('error', restart);
-  await informer.start();
+  await watchPods();
   log.info({ namespace: options.namespace ?? '(all)', repoRoot: options.repoRoot }, 'local-kubelet running');
 
   return {
@@ -440,7 +454,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       if (stopped) return;
       stopped = true;
       clearTimeout(restarting);
-      await informer.stop();
+      await informer?.stop();
       const waits: Promise<unknown>[] = [];
       for (const runner of runners.values()) {
         for (const c of runner.containers) if (c.child) waits.push(new Promise((r) => c.child!.once('exit', r)));
