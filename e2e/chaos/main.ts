@@ -2,11 +2,12 @@
  * `npm run chaos`: every fault-injection scenario, at full length, against a fresh local cluster
  * (LOOPLINE_CLUSTER, default loopline-chaos), one after another; the summary table goes to
  * bench/results/chaos.md and the figures to bench/results/chaos.json. Exits 1 on any violation.
- *   npm run chaos -- prometheus nats     # only scenarios whose name contains one of the words
+ *   npm run chaos -- prometheus nats     # only scenarios whose name contains one of the words; the table
+ *                                        # keeps the other scenarios' last results (from chaos.json)
  * CHAOS_SOAK_MINUTES sets the soak's length (default 10).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './harness.ts';
@@ -46,8 +47,16 @@ for (const scenario of chosen) {
 }
 if (process.env.LOOPLINE_KEEP_CLUSTER !== '1') spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
 
-const violations = results.reduce((n, r) => n + r.violations.length, 0);
 const out = join(REPO_ROOT, 'bench/results');
+// A partial run replaces its scenarios' rows of the last full table and keeps the rest.
+if (filters.length && existsSync(join(out, 'chaos.json'))) {
+  const previous = (JSON.parse(readFileSync(join(out, 'chaos.json'), 'utf8')) as { results: ScenarioResult[] }).results;
+  const rerun = new Map(results.map((r) => [r.scenario, r]));
+  const merged = previous.map((r) => rerun.get(r.scenario) ?? r);
+  for (const r of results) if (!previous.some((p) => p.scenario === r.scenario)) merged.push(r);
+  results.splice(0, results.length, ...merged);
+}
+const violations = results.reduce((n, r) => n + r.violations.length, 0);
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, 'chaos.json'), `${JSON.stringify({ generated: new Date().toISOString(), cores: cpus().length, results }, null, 2)}\n`);
 writeFileSync(
