@@ -429,8 +429,15 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
     current.on('add', (pod) => mine === generation && handle(pod));
     current.on('update', (pod) => mine === generation && handle(pod));
     current.on('delete', (pod) => mine === generation && onPodGone(pod));
-    current.on('error', (err) => mine === generation && restart(err));
+    // client-node's start() resolves, not rejects, when its list fails: it reports the error instead.
+    let failed = false;
+    current.on('error', (err) => {
+      if (mine !== generation) return;
+      failed = true;
+      restart(err);
+    });
     await current.start();
+    if (failed || mine !== generation) return;
     // Pods deleted while the watch was down: a fresh informer never saw them go.
     const present = new Set(current.list().map((p) => p.metadata?.uid));
     for (const [uid, runner] of [...runners]) if (!present.has(uid)) onPodGone(runner.pod);
