@@ -52,7 +52,8 @@ const out = join(REPO_ROOT, 'bench/results');
 if (filters.length && existsSync(join(out, 'chaos.json'))) {
   const previous = (JSON.parse(readFileSync(join(out, 'chaos.json'), 'utf8')) as { results: ScenarioResult[] }).results;
   const rerun = new Map(results.map((r) => [r.scenario, r]));
-  const merged = previous.map((r) => rerun.get(r.scenario) ?? r);
+  // A scenario that did not complete is filed under its short name: a rerun replaces that row too.
+  const merged = previous.filter((r) => !chosen.some((c) => c.name === r.scenario) || rerun.has(r.scenario)).map((r) => rerun.get(r.scenario) ?? r);
   for (const r of results) if (!previous.some((p) => p.scenario === r.scenario)) merged.push(r);
   results.splice(0, results.length, ...merged);
 }
