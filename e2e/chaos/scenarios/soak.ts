@@ -81,13 +81,21 @@ export async function soak(options: SoakOptions): Promise<ScenarioResult> {
       },
     } as never, 'loopline-chaos');
     const rows = applications(200, 0, 3);
-    await waitFor('the Gateway to route to the predictor', async () => ((await client.post('/predict', { features: rows[0] })).status === 200 ? true : undefined), 120_000, 500);
+    let lastAnswer: unknown;
+    await waitFor('the Gateway to route to the predictor', async () => {
+      const answer = await client.post('/predict', { features: Object.values(rows[0]!) });
+      lastAnswer = answer;
+      return answer.status === 200 ? true : undefined;
+    }, 120_000, 500).catch(async (error: Error) => {
+      const isvc = await h.api.get(kinds.InferenceService, h.namespace, 'traffic').catch(() => undefined);
+      throw new Error(`${error.message}; last answer ${JSON.stringify(lastAnswer)}; InferenceService ${JSON.stringify(isvc?.status?.conditions)}`);
+    });
 
     // Clients: one request every 50 ms through the Gateway for the whole soak.
     let sent = 0;
     const traffic = (async () => {
       while (running) {
-        const answer = await client.post('/predict', { features: rows[sent++ % rows.length] }, 5000);
+        const answer = await client.post('/predict', { features: Object.values(rows[sent++ % rows.length]!) }, 5000);
         const key = answer.status === 200 ? '200' : `${answer.status} ${JSON.stringify(answer.body).slice(0, 120)}`;
         outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
         await sleep(50);
