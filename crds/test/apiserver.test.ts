@@ -111,7 +111,7 @@ async function row(resource: string, name: string, wide = false): Promise<Record
 const AGE = /^\d+s$/;
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
-test('TrainingJob printer columns show phase, queue state, model, GPUs, attempts, version and age from a status written through the subresource', async () => {
+test('TrainingJob printer columns show phase, queue state, model, GPUs, attempts, version, progress and age from a status written through the subresource', async () => {
   await setStatus('TrainingJob', {
     phase: 'Succeeded',
     attempts: 2,
@@ -122,11 +122,12 @@ test('TrainingJob printer columns show phase, queue state, model, GPUs, attempts
     version: 1,
     message: 'registered credit-risk-v1',
     queue: { localQueue: 'training', state: 'Admitted', workload: 'job-credit-risk-train-2-1a2b3', clusterQueue: 'training', reason: 'Admitted', message: 'The workload is admitted' },
+    progress: { attempt: 2, epoch: 200, totalEpochs: 200, epochs: '200/200', loss: 0.31, updatedAt: now() },
     observedGeneration: 1,
     conditions: [{ type: 'Succeeded', status: 'True', reason: 'Registered', message: 'auc 0.912 >= 0.75', lastTransitionTime: now() }],
   });
   const { AGE: age, ...cells } = await row('trainingjob', names.TrainingJob);
-  assert.equal(cells, { NAME: 'credit-risk-train', PHASE: 'Succeeded', QUEUE: 'Admitted', MODEL: 'credit-risk', GPUS: '1', ATTEMPTS: '2', VERSION: '1' });
+  assert.equal(cells, { NAME: 'credit-risk-train', PHASE: 'Succeeded', QUEUE: 'Admitted', MODEL: 'credit-risk', GPUS: '1', ATTEMPTS: '2', VERSION: '1', PROGRESS: '200/200' });
   assert.match(age, AGE);
   assert.is((await row('tj', names.TrainingJob, true)).WORKERS, '1');
 });
