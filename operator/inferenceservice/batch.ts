@@ -12,12 +12,11 @@ import { storagePodEnv } from '../api/storage-env.ts';
 import type { BatchRun, BatchScoring } from '../api/types.ts';
 import type { ResourceKind } from '../engine/kinds.ts';
 import type { DesiredObject, KubeObject } from '../engine/types.ts';
-import { LABELS, PREDICTOR_IMAGE, ownerReference, type ServingConfig } from './desired.ts';
+import { LABELS, PREDICTOR_IMAGE, SCRATCH, ownerReference, restrictedContainerSecurity, restrictedPodSecurity, type ServingConfig } from './desired.ts';
 import type { InferenceService, ServedModel } from './resource.ts';
 
 export const CronJob: ResourceKind = { apiVersion: 'batch/v1', kind: 'CronJob', plural: 'cronjobs', namespaced: true };
 
-const PREDICTOR_UID = 65532;
 const TERMINATION_MESSAGE_PATH = '/dev/termination-log';
 /** A CronJob's name must leave room for the 11 characters the CronJob controller appends to its Jobs' names. */
 const MAX_CRONJOB_NAME = 52;
@@ -80,7 +79,7 @@ export function batchCronJob(isvc: InferenceService, batch: BatchScoring, model:
     automountServiceAccountToken: false,
     ...(isvc.spec.predictor?.serviceAccountName ? { serviceAccountName: isvc.spec.predictor.serviceAccountName } : {}),
     ...(isvc.spec.predictor?.nodeSelector ? { nodeSelector: isvc.spec.predictor.nodeSelector } : {}),
-    securityContext: { runAsNonRoot: true, runAsUser: PREDICTOR_UID, runAsGroup: PREDICTOR_UID, fsGroup: PREDICTOR_UID, seccompProfile: { type: 'RuntimeDefault' } },
+    securityContext: restrictedPodSecurity(),
     containers: [
       {
         name: 'batch',
@@ -90,17 +89,11 @@ export function batchCronJob(isvc: InferenceService, batch: BatchScoring, model:
         resources: { requests: { cpu, memory }, limits: { cpu, memory } },
         terminationMessagePath: TERMINATION_MESSAGE_PATH,
         terminationMessagePolicy: 'File',
-        securityContext: {
-          allowPrivilegeEscalation: false,
-          readOnlyRootFilesystem: true,
-          runAsNonRoot: true,
-          capabilities: { drop: ['ALL'] },
-          seccompProfile: { type: 'RuntimeDefault' },
-        },
-        volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+        securityContext: restrictedContainerSecurity(),
+        volumeMounts: [SCRATCH.mount],
       },
     ],
-    volumes: [{ name: 'tmp', emptyDir: {} }],
+    volumes: [SCRATCH.volume],
   };
   return {
     apiVersion: CronJob.apiVersion,

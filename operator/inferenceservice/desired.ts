@@ -26,8 +26,21 @@ function servicePorts(isvc: InferenceService): Array<Record<string, unknown>> {
     ...(servesGrpc(isvc) ? [{ name: 'grpc', port: PREDICTOR_GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }] : []),
   ];
 }
-/** The distroless `nonroot` user: any fixed non-zero uid satisfies runAsNonRoot without image metadata. */
-const PREDICTOR_UID = 65532;
+/** The distroless `nonroot` user of every Loopline image: a fixed non-zero uid satisfies runAsNonRoot without image metadata. */
+const IMAGE_UID = 65532;
+
+/** Pod security of every pod an InferenceService owns (predictors, batch runs, evaluators): the restricted standard. */
+export function restrictedPodSecurity() {
+  return { runAsNonRoot: true, runAsUser: IMAGE_UID, runAsGroup: IMAGE_UID, fsGroup: IMAGE_UID, seccompProfile: { type: 'RuntimeDefault' } };
+}
+
+/** Their containers' security: no privilege escalation, a read-only root filesystem, no capabilities. */
+export function restrictedContainerSecurity() {
+  return { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } };
+}
+
+/** The root filesystem is read-only: downloads and scratch go to an emptyDir at /tmp. */
+export const SCRATCH = { mount: { name: 'tmp', mountPath: '/tmp' }, volume: { name: 'tmp', emptyDir: {} } } as const;
 
 export { LABELS };
 
@@ -199,7 +212,7 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
         ...(predictor.serviceAccountName ? { serviceAccountName: predictor.serviceAccountName } : {}),
         ...(predictor.nodeSelector ? { nodeSelector: predictor.nodeSelector } : {}),
         automountServiceAccountToken: false,
-        securityContext: { runAsNonRoot: true, runAsUser: PREDICTOR_UID, runAsGroup: PREDICTOR_UID, fsGroup: PREDICTOR_UID, seccompProfile: { type: 'RuntimeDefault' } },
+        securityContext: restrictedPodSecurity(),
         containers: [
           {
             name: 'predictor',
@@ -212,18 +225,12 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
             resources,
             readinessProbe: probe('/v2/health/ready', 5),
             livenessProbe: { ...probe('/v2/health/live', 10), initialDelaySeconds: 5 },
-            securityContext: {
-              allowPrivilegeEscalation: false,
-              readOnlyRootFilesystem: true,
-              runAsNonRoot: true,
-              capabilities: { drop: ['ALL'] },
-              seccompProfile: { type: 'RuntimeDefault' },
-            },
-            // The root filesystem is read-only; model downloads and runtime scratch go here.
-            volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+            securityContext: restrictedContainerSecurity(),
+            // Model downloads and runtime scratch.
+            volumeMounts: [SCRATCH.mount],
           },
         ],
-        volumes: [{ name: 'tmp', emptyDir: {} }],
+        volumes: [SCRATCH.volume],
       },
     },
   };

@@ -11,13 +11,11 @@ import { quantityValue } from '../engine/apply.ts';
 import type { DesiredObject } from '../engine/types.ts';
 import type { CloudEvent } from '../events/cloudevents.ts';
 import { qualityEventData, type QualityEventData, type VersionQuality } from '../events/quality-event.ts';
-import { ownerReference, type ServingConfig } from './desired.ts';
+import { SCRATCH, ownerReference, restrictedContainerSecurity, restrictedPodSecurity, type ServingConfig } from './desired.ts';
 import type { InferenceService } from './resource.ts';
 
 /** The operator's own image: the quality evaluator (`operator/main.js evaluate`) ships in it. */
 export const EVALUATOR_IMAGE = 'loopline/operator:0.1.0';
-/** The distroless `nonroot` user, as for the predictors. */
-const EVALUATOR_UID = 65532;
 
 /** Whether the InferenceService gets a quality evaluator: it logs its predictions and has not turned quality off. */
 export function evaluatesQuality(isvc: InferenceService): boolean {
@@ -81,7 +79,7 @@ export function qualityCronJob(isvc: InferenceService, config: ServingConfig): D
             spec: {
               restartPolicy: 'Never',
               automountServiceAccountToken: false,
-              securityContext: { runAsNonRoot: true, runAsUser: EVALUATOR_UID, runAsGroup: EVALUATOR_UID, fsGroup: EVALUATOR_UID, seccompProfile: { type: 'RuntimeDefault' } },
+              securityContext: restrictedPodSecurity(),
               containers: [
                 {
                   name: 'evaluator',
@@ -90,18 +88,12 @@ export function qualityCronJob(isvc: InferenceService, config: ServingConfig): D
                   args,
                   env,
                   resources: { requests: { cpu, memory }, limits: { cpu, memory } },
-                  securityContext: {
-                    allowPrivilegeEscalation: false,
-                    readOnlyRootFilesystem: true,
-                    runAsNonRoot: true,
-                    capabilities: { drop: ['ALL'] },
-                    seccompProfile: { type: 'RuntimeDefault' },
-                  },
+                  securityContext: restrictedContainerSecurity(),
                   // Downloaded parts and the engine's spill files.
-                  volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+                  volumeMounts: [SCRATCH.mount],
                 },
               ],
-              volumes: [{ name: 'tmp', emptyDir: {} }],
+              volumes: [SCRATCH.volume],
             },
           },
         },
