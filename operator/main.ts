@@ -37,18 +37,22 @@ export interface OperatorOptions extends EngineOptions {
 export function createOperator(options: OperatorOptions = {}): Engine {
   const { lifecycle, publisher, storage, progress, ...engineOptions } = options;
   const engine = createEngine(engineOptions);
-  engine.register(trainingJobController({ api: engine.api, lifecycle, publisher, storage, progressUrl: progress?.url }));
+  engine.register(
+    trainingJobController({ api: engine.api, lifecycle, publisher, storage, progressUrl: progress?.url }),
+  );
   if (progress) {
-    engine.add(new ProgressReceiver({
-      port: progress.port,
-      host: progress.host ?? engineOptions.httpHost ?? '0.0.0.0',
-      intervalMs: progress.intervalMs,
-      cache: engine.cache,
-      writer: engine.writer,
-      isLeader: () => engine.isLeader(),
-      log: engine.log.child({ component: 'progress' }),
-      registry: engine.metrics,
-    }));
+    engine.add(
+      new ProgressReceiver({
+        port: progress.port,
+        host: progress.host ?? engineOptions.httpHost ?? '0.0.0.0',
+        intervalMs: progress.intervalMs,
+        cache: engine.cache,
+        writer: engine.writer,
+        isLeader: () => engine.isLeader(),
+        log: engine.log.child({ component: 'progress' }),
+        registry: engine.metrics,
+      }),
+    );
   }
   engine.register(modelVersionController({ publisher }));
   return engine;
@@ -84,7 +88,9 @@ async function main(): Promise<void> {
     namespace: values.namespace,
     httpPort: Number(values['http-port']),
     httpHost: values['http-host'],
-    leaderElection: values['no-leader-election'] ? false : { namespace: values['lease-namespace'], name: values['lease-name'] },
+    leaderElection: values['no-leader-election']
+      ? false
+      : { namespace: values['lease-namespace'], name: values['lease-name'] },
     lifecycle: values['retry-base-ms'] ? { retryBaseMs: Number(values['retry-base-ms']) } : undefined,
     resyncPeriodMs: values['resync-period-ms'] ? Number(values['resync-period-ms']) : undefined,
     publisher: nats ? new LifecyclePublisher(nats) : undefined,

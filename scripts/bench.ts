@@ -28,7 +28,10 @@ function find(dir: string, out: string[] = []): string[] {
 
 let files = find(root);
 if (filters.length) files = files.filter((f) => filters.some((s) => relative(root, f).includes(s)));
-const env = { ...process.env, LOOPLINE_CLUSTER: process.env.LOOPLINE_CLUSTER ?? 'loopline-bench' } as Record<string, string>;
+const env = { ...process.env, LOOPLINE_CLUSTER: process.env.LOOPLINE_CLUSTER ?? 'loopline-bench' } as Record<
+  string,
+  string
+>;
 const cluster = join(root, 'e2e/cluster/cluster.sh');
 /** A fresh cluster per benchmark: deleting 1000 InferenceServices keeps the control plane busy for minutes after. */
 function up(): void {
@@ -46,10 +49,16 @@ for (const [index, file] of files.entries()) {
   if (needsCluster) up();
   const run = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: root, env, stdio: 'inherit' });
   if (run.status !== 0) failed++;
-  if (needsCluster && (process.env.LOOPLINE_KEEP_CLUSTER !== '1' || index < files.length - 1)) spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
+  if (needsCluster && (process.env.LOOPLINE_KEEP_CLUSTER !== '1' || index < files.length - 1))
+    spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
 }
-const parts = readdirSync(results).filter((n) => n.endsWith('.md') && n !== 'SUMMARY.md').sort();
+const parts = readdirSync(results)
+  .filter((n) => n.endsWith('.md') && n !== 'SUMMARY.md')
+  .sort();
 const summary = parts.map((n) => readFileSync(join(results, n), 'utf8').trim()).join('\n\n');
-writeFileSync(join(results, 'SUMMARY.md'), `# Loopline benchmarks\n\nMachine: ${process.arch}, ${(await import('node:os')).cpus().length} cores; generated ${new Date().toISOString()} by \`npm run bench\`.\n\n${summary}\n`);
+writeFileSync(
+  join(results, 'SUMMARY.md'),
+  `# Loopline benchmarks\n\nMachine: ${process.arch}, ${(await import('node:os')).cpus().length} cores; generated ${new Date().toISOString()} by \`npm run bench\`.\n\n${summary}\n`,
+);
 console.log(`\n${files.length - failed} benchmarks ran, ${failed} failed; figures in ${relative(root, results)}/`);
 if (!existsSync(results) || failed) process.exit(1);

@@ -24,7 +24,9 @@ export async function bundleOperator(entry: string, outfile: string): Promise<vo
     // quality evaluator's engine) loads a native library: it stays a package beside the bundle.
     external: ['esbuild', '@duckdb/*'],
     // CommonJS packages inside an ES module bundle still call require() for Node's built-ins.
-    banner: { js: "import { createRequire as loopline_createRequire } from 'node:module'; const require = loopline_createRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as loopline_createRequire } from 'node:module'; const require = loopline_createRequire(import.meta.url);",
+    },
   });
 }
 
@@ -33,12 +35,18 @@ export async function bundleOperator(entry: string, outfile: string): Promise<vo
  * or `override` when one is given (a benchmark's BENCH_OPERATOR_NODE_OPTIONS).
  */
 export function chartNodeOptions(override?: string): string[] {
-  const values = load(readFileSync(new URL('../charts/loopline/values.yaml', import.meta.url), 'utf8')) as { operator: { nodeOptions?: string } };
+  const values = load(readFileSync(new URL('../charts/loopline/values.yaml', import.meta.url), 'utf8')) as {
+    operator: { nodeOptions?: string };
+  };
   return (override ?? values.operator.nodeOptions ?? '').split(/\s+/).filter(Boolean);
 }
 
 // Run as a script (not when bundled into something that imports bundleOperator, where import.meta.url is the bundle).
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && process.argv[1].endsWith('bundle-operator.ts')) {
+if (
+  process.argv[1] &&
+  fileURLToPath(import.meta.url) === process.argv[1] &&
+  process.argv[1].endsWith('bundle-operator.ts')
+) {
   const [entry = 'operator/main.ts', outfile = 'dist/operator/main.js'] = process.argv.slice(2);
   await bundleOperator(entry, outfile);
   console.log(`${entry} -> ${outfile}`);

@@ -35,7 +35,7 @@ export function renderReference(crds: CustomResourceDefinition[]): string {
     'Generated from the CRD schemas in [`crds/`](../crds), the same manifests the API server validates',
     'against, so it lists exactly what `kubectl apply` accepts. `kubectl explain <kind>.spec` shows the same',
     'descriptions on a cluster. CEL rules are checked by the API server on create and update; a refused',
-    'write reports the rule\'s message.',
+    "write reports the rule's message.",
     '',
     ...crds.map((crd) => `- [${crd.spec.names.kind}](#${crd.spec.names.kind.toLowerCase()})`),
   ];
@@ -70,15 +70,24 @@ function renderKind(crd: CustomResourceDefinition): string[] {
         '',
         '| Column | Type | JSONPath | Shown | Description |',
         '|---|---|---|---|---|',
-        ...columns.map((c) => `| ${c.name} | ${c.type} | \`${cell(c.jsonPath)}\` | ${(c.priority ?? 0) > 0 ? 'with `-o wide`' : 'always'} | ${cell(c.description ?? '')} |`),
+        ...columns.map(
+          (c) =>
+            `| ${c.name} | ${c.type} | \`${cell(c.jsonPath)}\` | ${(c.priority ?? 0) > 0 ? 'with `-o wide`' : 'always'} | ${cell(c.description ?? '')} |`,
+        ),
         '',
       );
     }
     // apiVersion and kind are the same on every object; metadata only where the CRD constrains it.
-    const rootRows = fieldRows(root, '', new Set(['apiVersion', 'kind', 'spec', 'status'])).filter((row) => row.path !== 'metadata' || row.node.properties);
+    const rootRows = fieldRows(root, '', new Set(['apiVersion', 'kind', 'spec', 'status'])).filter(
+      (row) => row.path !== 'metadata' || row.node.properties,
+    );
     const rootRules = unplacedRules(root);
     if (rootRows.length > 0 || rootRules.length > 0) {
-      out.push('### Object', '', ...(rootRules.length ? [`Rules on the whole object: ${rootRules.map((r) => ruleText(r)).join('; ')}`, ''] : []));
+      out.push(
+        '### Object',
+        '',
+        ...(rootRules.length ? [`Rules on the whole object: ${rootRules.map((r) => ruleText(r)).join('; ')}`, ''] : []),
+      );
       if (rootRows.length > 0) out.push(...fieldTable(rootRows), '');
     }
     for (const section of ['spec', 'status'] as const) {
@@ -121,7 +130,11 @@ function fieldRows(node: SchemaNode, prefix: string, skip: Set<string>): FieldRo
 /** Named children of an object: its properties; a map of objects contributes `<key>`. */
 function childSchemas(node: SchemaNode, path: string): Array<[string, SchemaNode, string]> {
   const join = (key: string) => (path ? `${path}.${key}` : key);
-  const children: Array<[string, SchemaNode, string]> = Object.entries(node.properties ?? {}).map(([key, child]) => [key, child, join(key)]);
+  const children: Array<[string, SchemaNode, string]> = Object.entries(node.properties ?? {}).map(([key, child]) => [
+    key,
+    child,
+    join(key),
+  ]);
   if (typeof node.additionalProperties === 'object' && node.additionalProperties.properties) {
     children.push(['<key>', node.additionalProperties, join('<key>')]);
   }
@@ -130,7 +143,9 @@ function childSchemas(node: SchemaNode, path: string): Array<[string, SchemaNode
 
 /** Rules shown on the node that declares them: those without a fieldPath naming one of its fields. */
 function unplacedRules(node: SchemaNode): Validation[] {
-  return (node['x-kubernetes-validations'] ?? []).filter((rule) => !rule.fieldPath || !resolveFieldPath(node, rule.fieldPath));
+  return (node['x-kubernetes-validations'] ?? []).filter(
+    (rule) => !rule.fieldPath || !resolveFieldPath(node, rule.fieldPath),
+  );
 }
 
 function isArrayOfObjects(node: SchemaNode): boolean {
@@ -156,23 +171,28 @@ function fieldTable(rows: FieldRow[]): string[] {
   return [
     '| Field | Type | Required | Default | Description | Validation |',
     '|---|---|---|---|---|---|',
-    ...rows.map((row) =>
-      [
-        `\`${cell(row.path)}\``,
-        cell(typeName(row.node)),
-        row.required ? 'yes' : '',
-        row.node.default === undefined ? '' : `\`${cell(JSON.stringify(row.node.default).replace(/^"(.*)"$/, '$1'))}\``,
-        cell(text(row.node.description)),
-        cell(validations(row).join('; ')),
-      ].join(' | '),
-    ).map((line) => `| ${line} |`),
+    ...rows
+      .map((row) =>
+        [
+          `\`${cell(row.path)}\``,
+          cell(typeName(row.node)),
+          row.required ? 'yes' : '',
+          row.node.default === undefined
+            ? ''
+            : `\`${cell(JSON.stringify(row.node.default).replace(/^"(.*)"$/, '$1'))}\``,
+          cell(text(row.node.description)),
+          cell(validations(row).join('; ')),
+        ].join(' | '),
+      )
+      .map((line) => `| ${line} |`),
   ];
 }
 
 function typeName(node: SchemaNode): string {
   if (node['x-kubernetes-int-or-string']) return 'integer or string';
   if (node.type === 'array') return node.items ? `[]${typeName(node.items)}` : '[]';
-  if (node.type === 'object' && typeof node.additionalProperties === 'object') return `map[string]${typeName(node.additionalProperties)}`;
+  if (node.type === 'object' && typeof node.additionalProperties === 'object')
+    return `map[string]${typeName(node.additionalProperties)}`;
   if (!node.type) return node['x-kubernetes-preserve-unknown-fields'] ? 'any' : 'object';
   return node.format ? `${node.type} (${node.format})` : node.type;
 }
@@ -185,13 +205,18 @@ function validations(row: FieldRow): string[] {
     for (const rule of node.items['x-kubernetes-validations'] ?? []) if (!rule.fieldPath) items.push(ruleText(rule));
     if (items.length) parts.push(`each item: ${items.join(', ')}`);
   }
-  if (node.type === 'object' && typeof node.additionalProperties === 'object' && !node.additionalProperties.properties) {
+  if (
+    node.type === 'object' &&
+    typeof node.additionalProperties === 'object' &&
+    !node.additionalProperties.properties
+  ) {
     const values = bounds(node.additionalProperties);
     if (values.length) parts.push(`each value: ${values.join(', ')}`);
   }
   const listType = node['x-kubernetes-list-type'];
   if (listType === 'set') parts.push('items unique (set)');
-  if (listType === 'map') parts.push(`list keyed by ${(node['x-kubernetes-list-map-keys'] ?? []).map((k) => `\`${k}\``).join(', ')}`);
+  if (listType === 'map')
+    parts.push(`list keyed by ${(node['x-kubernetes-list-map-keys'] ?? []).map((k) => `\`${k}\``).join(', ')}`);
   if (node['x-kubernetes-preserve-unknown-fields']) parts.push('unknown fields kept');
   for (const rule of unplacedRules(node)) parts.push(ruleText(rule));
   for (const { rule, on } of row.inheritedRules) parts.push(`${ruleText(rule)} (checked on \`${on}\`)`);
@@ -216,7 +241,8 @@ function bounds(node: SchemaNode): string[] {
 }
 
 function ruleText(rule: Validation): string {
-  const message = rule.message ?? (rule.messageExpression ? `message from \`${oneLine(rule.messageExpression)}\`` : 'failed rule');
+  const message =
+    rule.message ?? (rule.messageExpression ? `message from \`${oneLine(rule.messageExpression)}\`` : 'failed rule');
   return `rule \`${oneLine(rule.rule)}\`: ${rule.message ? `“${prose(message)}”` : message}`;
 }
 

@@ -47,7 +47,14 @@ function clusterEnv(): Record<string, string> {
   return env;
 }
 
-interface FileResult { file: string; passed: number; failed: number; skipped: number; seconds: number; note?: string }
+interface FileResult {
+  file: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  seconds: number;
+  note?: string;
+}
 
 const NO_CLUSTER_MARK = /^\/\/ test: no cluster$/m;
 
@@ -57,7 +64,17 @@ const NO_CLUSTER_MARK = /^\/\/ test: no cluster$/m;
  */
 function noClusterEnv(): Record<string, string> {
   const env = { ...process.env } as Record<string, string>;
-  for (const key of ['KUBECONFIG', 'NATS_URL', 'PROMETHEUS_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'LOOPLINE_S3_BUCKET', 'LOOPLINE_POSTGRES_URL']) delete env[key];
+  for (const key of [
+    'KUBECONFIG',
+    'NATS_URL',
+    'PROMETHEUS_URL',
+    'AWS_ENDPOINT_URL_S3',
+    'AWS_ACCESS_KEY_ID',
+    'AWS_SECRET_ACCESS_KEY',
+    'LOOPLINE_S3_BUCKET',
+    'LOOPLINE_POSTGRES_URL',
+  ])
+    delete env[key];
   const path = /^export PATH=(.*)$/m.exec(spawnSync('bash', [cluster, 'env'], { env, encoding: 'utf8' }).stdout)?.[1];
   if (path) env.PATH = path.replace('$PATH', process.env.PATH ?? '');
   return env;
@@ -66,18 +83,30 @@ function noClusterEnv(): Record<string, string> {
 function runFile(file: string, env: Record<string, string>, stream = true): Promise<FileResult> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
-    const collect = (chunk: Buffer) => { if (stream) process.stdout.write(chunk); output += chunk.toString(); };
+    const collect = (chunk: Buffer) => {
+      if (stream) process.stdout.write(chunk);
+      output += chunk.toString();
+    };
     child.stdout.on('data', collect);
     child.stderr.on('data', collect);
-    const timer = setTimeout(() => { output += '\n[runner] timed out\n'; child.kill('SIGKILL'); }, fileTimeoutMs);
+    const timer = setTimeout(() => {
+      output += '\n[runner] timed out\n';
+      child.kill('SIGKILL');
+    }, fileTimeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
       if (!stream) process.stdout.write(`\n=== ${relative(root, file)}\n${output}`);
       const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
       const num = (label: string) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(plain)?.[1] ?? NaN);
-      const total = num('Total'), passed = num('Passed'), skipped = num('Skipped') || 0;
+      const total = num('Total'),
+        passed = num('Passed'),
+        skipped = num('Skipped') || 0;
       const seconds = (Date.now() - started) / 1000;
       const rel = relative(root, file);
       if (Number.isNaN(total)) {
@@ -100,7 +129,9 @@ async function main() {
     files = files.filter((f) => NO_CLUSTER_MARK.test(readFileSync(f, 'utf8')));
     const env = noClusterEnv();
     const queue = [...files];
-    const worker = async () => { for (let f = queue.shift(); f; f = queue.shift()) results.push(await runFile(f, env, false)); };
+    const worker = async () => {
+      for (let f = queue.shift(); f; f = queue.shift()) results.push(await runFile(f, env, false));
+    };
     await Promise.all(Array.from({ length: Math.min(2, availableParallelism()) }, worker));
     results.sort((a, b) => a.file.localeCompare(b.file));
   } else {
@@ -114,7 +145,9 @@ async function main() {
 
   console.log('\nfile'.padEnd(64) + 'passed  failed  seconds');
   for (const r of results) {
-    console.log(`${r.file.padEnd(63)} ${String(r.passed).padStart(6)}  ${String(r.failed).padStart(6)}  ${r.seconds.toFixed(1).padStart(7)}${r.note ? `  (${r.note})` : ''}`);
+    console.log(
+      `${r.file.padEnd(63)} ${String(r.passed).padStart(6)}  ${String(r.failed).padStart(6)}  ${r.seconds.toFixed(1).padStart(7)}${r.note ? `  (${r.note})` : ''}`,
+    );
   }
   const passed = results.reduce((s, r) => s + r.passed, 0);
   const failed = results.reduce((s, r) => s + r.failed, 0);

@@ -14,7 +14,9 @@ import { exportedMetrics, parts } from './support/metrics.ts';
 
 const dashboard = JSON.parse(readFileSync(join(CHART, 'files/dashboard.json'), 'utf8'));
 const panels: any[] = dashboard.panels.filter((p: any) => p.type !== 'row');
-const queries: Array<{ panel: string; expr: string }> = panels.flatMap((p) => p.targets.map((t: any) => ({ panel: p.title, expr: t.expr })));
+const queries: Array<{ panel: string; expr: string }> = panels.flatMap((p) =>
+  p.targets.map((t: any) => ({ panel: p.title, expr: t.expr })),
+);
 
 /** Grafana's variables replaced by what they expand to, so promtool sees the query Prometheus will get. */
 function expand(expr: string): string {
@@ -35,11 +37,18 @@ test('it shows versions and canary weight, p50/p95/p99 latency, throughput, erro
   const has = (title: RegExp, expr: RegExp) => queries.some((q) => title.test(q.panel) && expr.test(q.expr));
   assert.ok(has(/canary weight/i, /prediction_requests_total/), 'traffic share per version');
   assert.ok(has(/loaded versions/i, /model_loaded/), 'served versions');
-  for (const q of ['0.5', '0.95', '0.99']) assert.ok(has(/latency/i, new RegExp(`histogram_quantile\\(${q.replace('.', '\\.')}, .*prediction_latency_seconds_bucket`)), `p${q}`);
+  for (const q of ['0.5', '0.95', '0.99'])
+    assert.ok(
+      has(/latency/i, new RegExp(`histogram_quantile\\(${q.replace('.', '\\.')}, .*prediction_latency_seconds_bucket`)),
+      `p${q}`,
+    );
   assert.ok(has(/throughput/i, /rate\(prediction_requests_total/));
   assert.ok(has(/error rate/i, /outcome=~"error\|unavailable"/));
   assert.ok(has(/HTTP/, /http_request_duration_seconds_bucket/));
-  assert.ok(has(/drift score per feature/i, /drift_score\{.*\}/) && queries.some((q) => /by \(.*feature/.test(q.expr) && /drift_score/.test(q.expr)));
+  assert.ok(
+    has(/drift score per feature/i, /drift_score\{.*\}/) &&
+      queries.some((q) => /by \(.*feature/.test(q.expr) && /drift_score/.test(q.expr)),
+  );
 });
 
 test('every query is valid PromQL (promtool check rules)', () => {
@@ -47,11 +56,21 @@ test('every query is valid PromQL (promtool check rules)', () => {
   try {
     const check = (exprs: string[]) => {
       const file = join(dir, 'rules.yaml');
-      writeFileSync(file, dump({ groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `loopline:dashboard_query_${i}`, expr })) }] }));
+      writeFileSync(
+        file,
+        dump({
+          groups: [
+            { name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `loopline:dashboard_query_${i}`, expr })) },
+          ],
+        }),
+      );
       return spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
     };
     const result = check(queries.map((q) => expand(q.expr)));
-    if (result.error) throw new Error(`promtool not found (bash e2e/cluster/cluster.sh build puts it in the cache; npm test puts it on PATH): ${result.error.message}`);
+    if (result.error)
+      throw new Error(
+        `promtool not found (bash e2e/cluster/cluster.sh build puts it in the cache; npm test puts it on PATH): ${result.error.message}`,
+      );
     assert.is(result.status, 0, result.stdout + result.stderr);
     assert.match(result.stdout, new RegExp(`SUCCESS: ${queries.length} rules found`));
     // promtool is a real check: a broken query fails it.
@@ -63,7 +82,10 @@ test('every query is valid PromQL (promtool check rules)', () => {
 
 test('every metric and label the dashboard queries is exported by the server or the operator', () => {
   const exported = exportedMetrics();
-  assert.ok(exported.has('prediction_requests_total') && exported.has('loopline_leader'), 'metric definitions not found in server/src or operator/');
+  assert.ok(
+    exported.has('prediction_requests_total') && exported.has('loopline_leader'),
+    'metric definitions not found in server/src or operator/',
+  );
   const problems: string[] = [];
   for (const { panel, expr } of queries) {
     const { metrics, labels } = parts(expand(expr));
@@ -74,7 +96,8 @@ test('every metric and label the dashboard queries is exported by the server or 
       if (!metricLabels) problems.push(`${panel}: ${metric} is not exported`);
       else for (const l of metricLabels) known.add(l);
     }
-    for (const label of labels) if (!known.has(label)) problems.push(`${panel}: label ${label} is not on ${metrics.join(', ')}`);
+    for (const label of labels)
+      if (!known.has(label)) problems.push(`${panel}: label ${label} is not on ${metrics.join(', ')}`);
   }
   assert.equal(problems, []);
 });

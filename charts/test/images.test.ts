@@ -14,7 +14,19 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
-import { CHART, ROOT, deleteNamespace, find, kubectl, render, requireKubeconfig, run, KUBECTL, uniqueNamespace, type Manifest } from './support/chart.ts';
+import {
+  CHART,
+  ROOT,
+  deleteNamespace,
+  find,
+  kubectl,
+  render,
+  requireKubeconfig,
+  run,
+  KUBECTL,
+  uniqueNamespace,
+  type Manifest,
+} from './support/chart.ts';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { freePort } from '../../test/support/local.ts';
 import { requireS3, type LocalS3 } from '../../test/support/s3.ts';
@@ -50,7 +62,10 @@ function start(run: ContainerRun, podSpec: Record<string, any>): { terminationMe
 }
 
 function logs(name: string): string {
-  return spawnSync('podman', ['logs', name], { encoding: 'utf8' }).stdout.slice(-4000) + spawnSync('podman', ['logs', name], { encoding: 'utf8' }).stderr.slice(-4000);
+  return (
+    spawnSync('podman', ['logs', name], { encoding: 'utf8' }).stdout.slice(-4000) +
+    spawnSync('podman', ['logs', name], { encoding: 'utf8' }).stderr.slice(-4000)
+  );
 }
 
 /** The security state of the container's main process as the kernel holds it. */
@@ -58,7 +73,14 @@ function processSecurity(name: string): Record<string, string> {
   const pid = podman(['inspect', '--format', '{{.State.Pid}}', name]);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (key: string) => new RegExp(`^${key}:\\s+(.*)$`, 'm').exec(status)![1].trim();
-  return { uid: field('Uid'), gid: field('Gid'), capEff: field('CapEff'), capBnd: field('CapBnd'), noNewPrivs: field('NoNewPrivs'), seccomp: field('Seccomp') };
+  return {
+    uid: field('Uid'),
+    gid: field('Gid'),
+    capEff: field('CapEff'),
+    capBnd: field('CapBnd'),
+    noNewPrivs: field('NoNewPrivs'),
+    seccomp: field('Seccomp'),
+  };
 }
 
 function assertRestricted(name: string): void {
@@ -72,12 +94,18 @@ function assertRestricted(name: string): void {
   assert.is(podman(['inspect', '--format', '{{.HostConfig.ReadonlyRootfs}}', name]), 'true');
 }
 
-async function until<T>(what: string, name: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+async function until<T>(
+  what: string,
+  name: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const value = await probe().catch(() => undefined);
     if (value !== undefined) return value;
-    if (podman(['inspect', '--format', '{{.State.Running}}', name]) !== 'true') throw new Error(`${what}: the container exited:\n${logs(name)}`);
+    if (podman(['inspect', '--format', '{{.State.Running}}', name]) !== 'true')
+      throw new Error(`${what}: the container exited:\n${logs(name)}`);
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`${what}: timed out:\n${logs(name)}`);
@@ -92,8 +120,15 @@ function stop(name: string): number {
 function trainExampleModel(dir: string, output: string): any {
   const resultPath = join(dir, 'result.json');
   const trained = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'examples/trainer/src/main.ts')], {
-    cwd: ROOT, encoding: 'utf8',
-    env: { ...process.env, LOOPLINE_OUTPUT_URI: output, LOOPLINE_RESULT_PATH: resultPath, HP_ROWS: '2000', HP_EPOCHS: '50' },
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      LOOPLINE_OUTPUT_URI: output,
+      LOOPLINE_RESULT_PATH: resultPath,
+      HP_ROWS: '2000',
+      HP_EPOCHS: '50',
+    },
   });
   if (trained.status !== 0) throw new Error(`training the example model failed: ${trained.stderr}`);
   return JSON.parse(readFileSync(resultPath, 'utf8'));
@@ -104,26 +139,44 @@ const S3_SECRET = 'loopline-s3';
 /** The storage settings the operator gives pods (the chart's objectStorage values) for the local S3 server, and the Secret with its keys. */
 function podStorage(s3: LocalS3) {
   const settings = storageSettingsFromEnv(s3.operatorEnv(S3_SECRET));
-  const secrets = { [S3_SECRET]: { [STORAGE_ENV.accessKeyId]: s3.env[STORAGE_ENV.accessKeyId], [STORAGE_ENV.secretAccessKey]: s3.secretAccessKey } };
+  const secrets = {
+    [S3_SECRET]: {
+      [STORAGE_ENV.accessKeyId]: s3.env[STORAGE_ENV.accessKeyId],
+      [STORAGE_ENV.secretAccessKey]: s3.secretAccessKey,
+    },
+  };
   return { settings, secrets };
 }
 
 /** Pod network namespaces on the cluster's bridge, as the local-kubelet makes them (addresses leased from the same pool). */
 let podNetwork: PodNetwork | undefined;
 function sandboxFor(owner: string): Promise<PodSandbox> {
-  podNetwork ??= new PodNetwork(podNetworkFromEnv(), join(process.env.LOOPLINE_CACHE ?? join(process.env.HOME ?? '/root', '.cache/loopline'), 'local-kubelet', 'addresses'));
+  podNetwork ??= new PodNetwork(
+    podNetworkFromEnv(),
+    join(
+      process.env.LOOPLINE_CACHE ?? join(process.env.HOME ?? '/root', '.cache/loopline'),
+      'local-kubelet',
+      'addresses',
+    ),
+  );
   return podNetwork.attach(owner);
 }
 
 async function s3Digest(s3: LocalS3, uri: string): Promise<string> {
   const { pathname, host } = new URL(uri);
   const object = await s3.client.send(new GetObjectCommand({ Bucket: host, Key: pathname.slice(1) }));
-  return `sha256:${createHash('sha256').update(await object.Body!.transformToByteArray()).digest('hex')}`;
+  return `sha256:${createHash('sha256')
+    .update(await object.Body!.transformToByteArray())
+    .digest('hex')}`;
 }
 
 test.before(() => {
   if (unavailable) return;
-  const built = spawnSync('bash', [IMAGES, 'build'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 30 * 60_000 });
+  const built = spawnSync('bash', [IMAGES, 'build'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 30 * 60_000,
+  });
   if (built.status !== 0) {
     console.error('scripts/images.sh build failed'); // uvu does not print an error thrown by a hook
     throw new Error('scripts/images.sh build failed');
@@ -135,33 +188,63 @@ test.after(() => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-it('the sizes of the images: operator <= 150 MB besides the evaluator\'s DuckDB engine, predictor <= 250 MB (uncompressed)', () => {
-  const size = (image: string) => Number(podman(['image', 'inspect', '--format', '{{.Size}}', `localhost/loopline/${image}:0.1.0`]));
+it("the sizes of the images: operator <= 150 MB besides the evaluator's DuckDB engine, predictor <= 250 MB (uncompressed)", () => {
+  const size = (image: string) =>
+    Number(podman(['image', 'inspect', '--format', '{{.Size}}', `localhost/loopline/${image}:0.1.0`]));
   const sizes = { operator: size('operator'), predictor: size('predictor'), trainer: size('example-trainer') };
   // The quality evaluator (operator/evaluate.js, run by the CronJobs from this image) needs DuckDB's native
   // bindings, the image's only node_modules; the operator process never loads them. They are the same files as here.
-  const duckdb = Number(spawnSync('du', ['-sb', join(ROOT, 'node_modules/@duckdb')], { encoding: 'utf8' }).stdout.split('\t')[0]);
+  const duckdb = Number(
+    spawnSync('du', ['-sb', join(ROOT, 'node_modules/@duckdb')], { encoding: 'utf8' }).stdout.split('\t')[0],
+  );
   assert.ok(duckdb > 10e6, `DuckDB's bindings measured: ${duckdb} bytes`);
-  console.log(`image sizes (MB): ${Object.entries(sizes).map(([k, v]) => `${k} ${(v / 1e6).toFixed(1)}`).join(', ')}; DuckDB bindings ${(duckdb / 1e6).toFixed(1)}`);
+  console.log(
+    `image sizes (MB): ${Object.entries(sizes)
+      .map(([k, v]) => `${k} ${(v / 1e6).toFixed(1)}`)
+      .join(', ')}; DuckDB bindings ${(duckdb / 1e6).toFixed(1)}`,
+  );
   assert.ok(sizes.operator - duckdb <= 150e6, `operator ${sizes.operator}, of which DuckDB ${duckdb}`);
   assert.ok(sizes.predictor <= 250e6, `predictor ${sizes.predictor}`);
 });
 
-it('operator image, as the chart\'s ServiceAccount under the chart\'s pod security: leads, registers a ModelVersion, stops cleanly on SIGTERM', async () => {
+it("operator image, as the chart's ServiceAccount under the chart's pod security: leads, registers a ModelVersion, stops cleanly on SIGTERM", async () => {
   requireKubeconfig();
   const release = `img-${process.pid}`;
   const namespace = uniqueNamespace('images');
   const fullname = `${release}-loopline`;
   const port = await freePort();
-  const manifests = render([`operator.port=${port}`, 'operator.replicas=1', `nats.url=${process.env.NATS_URL}`], { release, namespace });
+  const manifests = render([`operator.port=${port}`, 'operator.replicas=1', `nats.url=${process.env.NATS_URL}`], {
+    release,
+    namespace,
+  });
   try {
     kubectl(['create', 'namespace', namespace]);
-    kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=loopline-crds', '-f', join(CHART, 'crds')]);
-    const rbac = manifests.filter((m: Manifest) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(m.kind));
+    kubectl([
+      'apply',
+      '--server-side',
+      '--force-conflicts',
+      '--field-manager=loopline-crds',
+      '-f',
+      join(CHART, 'crds'),
+    ]);
+    const rbac = manifests.filter((m: Manifest) =>
+      ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(m.kind),
+    );
     kubectl(['apply', '-f', '-'], rbac.map((m) => dump(m)).join('---\n'));
     // What the kubelet mounts: a token from the TokenRequest API, the cluster CA, the namespace.
     const token = kubectl(['create', 'token', fullname, '-n', namespace, '--duration=1h']).trim();
-    const caCert = Buffer.from(kubectl(['config', 'view', '--raw', '--minify', '--flatten', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority-data}']), 'base64').toString();
+    const caCert = Buffer.from(
+      kubectl([
+        'config',
+        'view',
+        '--raw',
+        '--minify',
+        '--flatten',
+        '-o',
+        'jsonpath={.clusters[0].cluster.certificate-authority-data}',
+      ]),
+      'base64',
+    ).toString();
     assert.match(caCert, /BEGIN CERTIFICATE/, 'the cluster CA from the kubeconfig');
     const server = new URL(kubectl(['config', 'view', '--minify', '-o', 'jsonpath={.clusters[0].cluster.server}']));
     const podSpec = structuredClone(find(manifests, 'Deployment').spec.template.spec);
@@ -169,22 +252,44 @@ it('operator image, as the chart\'s ServiceAccount under the chart\'s pod securi
     // Confined to the test's namespace, so it leaves other suites' objects alone; everything else as the chart renders it.
     podSpec.containers[0].args.push(`--namespace=${namespace}`);
     const name = `loopline-operator-${process.pid}`;
-    start({
-      name, network: 'host', scratch: join(scratch, 'operator'), fieldRefs: { 'metadata.namespace': namespace },
-      serviceAccount: { token, caCert, namespace, apiHost: server.hostname, apiPort: Number(server.port) },
-    }, podSpec);
+    start(
+      {
+        name,
+        network: 'host',
+        scratch: join(scratch, 'operator'),
+        fieldRefs: { 'metadata.namespace': namespace },
+        serviceAccount: { token, caCert, namespace, apiHost: server.hostname, apiPort: Number(server.port) },
+      },
+      podSpec,
+    );
     const base = `http://127.0.0.1:${port}`;
     await until('operator /readyz', name, async () => ((await fetch(`${base}/readyz`)).ok ? true : undefined));
     assertRestricted(name);
-    await until('leader', name, async () => (/loopline_leader 1/.test(await (await fetch(`${base}/metrics`)).text()) ? true : undefined));
-    assert.ok(kubectl(['get', 'lease', fullname, '-n', namespace, '-o', 'jsonpath={.spec.holderIdentity}']).length > 0, 'holds the chart\'s Lease');
+    await until('leader', name, async () =>
+      /loopline_leader 1/.test(await (await fetch(`${base}/metrics`)).text()) ? true : undefined,
+    );
+    assert.ok(
+      kubectl(['get', 'lease', fullname, '-n', namespace, '-o', 'jsonpath={.spec.holderIdentity}']).length > 0,
+      "holds the chart's Lease",
+    );
     kubectl(['apply', '-n', namespace, '-f', join(ROOT, 'examples/modelversion.yaml')]);
     const ready = await until('ModelVersion Ready', name, async () => {
-      const status = kubectl(['get', 'modelversion', 'credit-risk-v1', '-n', namespace, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
+      const status = kubectl([
+        'get',
+        'modelversion',
+        'credit-risk-v1',
+        '-n',
+        namespace,
+        '-o',
+        'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+      ]);
       return status === 'True' ? status : undefined;
     });
     assert.is(ready, 'True');
-    assert.match(kubectl(['get', 'events.events.k8s.io', '-n', namespace, '-o', 'jsonpath={.items[*].reportingController}']), /loopline/);
+    assert.match(
+      kubectl(['get', 'events.events.k8s.io', '-n', namespace, '-o', 'jsonpath={.items[*].reportingController}']),
+      /loopline/,
+    );
     assert.is(stop(name), 0, logs(name));
   } finally {
     deleteNamespace(namespace);
@@ -192,7 +297,7 @@ it('operator image, as the chart\'s ServiceAccount under the chart\'s pod securi
   }
 });
 
-it('predictor image, in a pod network namespace under the operator\'s pod security: fetches the example model from S3, answers health, readiness and a prediction', async () => {
+it("predictor image, in a pod network namespace under the operator's pod security: fetches the example model from S3, answers health, readiness and a prediction", async () => {
   const s3 = requireS3('images');
   const dir = join(scratch, 'predictor-model');
   mkdirSync(dir, { recursive: true });
@@ -202,15 +307,34 @@ it('predictor image, in a pod network namespace under the operator\'s pod securi
   isvc.metadata.namespace = 'images';
   // The operator's defaults for a predictor (the chart's predictor.resources), not the example's 1 CPU / 1 GiB.
   delete isvc.spec.predictor.resources;
-  const model = { version: 1, name: 'credit-risk-v1', uri: result.artifact.uri, digest: result.artifact.digest, signature: result.signature, referenceProfile: result.referenceProfile };
+  const model = {
+    version: 1,
+    name: 'credit-risk-v1',
+    uri: result.artifact.uri,
+    digest: result.artifact.digest,
+    signature: result.signature,
+    referenceProfile: result.referenceProfile,
+  };
   const name = `loopline-predictor-${process.pid}`;
   const sandbox = await sandboxFor(name);
   try {
     const { settings, secrets } = podStorage(s3);
-    const deployment = predictorDeployment(isvc, model, 'stable', { predictorResources: { cpu: '500m', memory: '512Mi' }, storage: settings });
+    const deployment = predictorDeployment(isvc, model, 'stable', {
+      predictorResources: { cpu: '500m', memory: '512Mi' },
+      storage: settings,
+    });
     const podSpec = (deployment.spec as any).template.spec;
     const started = Date.now();
-    start({ name, network: { netns: sandbox.netns }, scratch: join(scratch, 'predictor'), fieldRefs: { 'status.podIP': sandbox.ip }, secrets }, podSpec);
+    start(
+      {
+        name,
+        network: { netns: sandbox.netns },
+        scratch: join(scratch, 'predictor'),
+        fieldRefs: { 'status.podIP': sandbox.ip },
+        secrets,
+      },
+      podSpec,
+    );
     const base = `http://${sandbox.ip}:8080`;
     await until('predictor ready', name, async () => ((await fetch(`${base}/v2/health/ready`)).ok ? true : undefined));
     const readyMs = Date.now() - started;
@@ -218,14 +342,30 @@ it('predictor image, in a pod network namespace under the operator\'s pod securi
     assertRestricted(name);
     assert.ok((await fetch(`${base}/v2/health/live`)).ok);
     const response = await fetch(`${base}/v2/models/credit-risk/infer`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ inputs: [{ name: result.signature.inputs[0].name, datatype: 'FP32', shape: [1, result.inputExample[0].length], data: result.inputExample[0] }] }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        inputs: [
+          {
+            name: result.signature.inputs[0].name,
+            datatype: 'FP32',
+            shape: [1, result.inputExample[0].length],
+            data: result.inputExample[0],
+          },
+        ],
+      }),
     });
     assert.is(response.status, 200, `${await response.clone().text()}\n${logs(name)}`);
-    const answer = (await response.json()) as { model_version: string; outputs: Array<{ name: string; data: number[] }> };
+    const answer = (await response.json()) as {
+      model_version: string;
+      outputs: Array<{ name: string; data: number[] }>;
+    };
     assert.is(answer.model_version, '1');
     assert.ok(answer.outputs[0].data[0] > 0 && answer.outputs[0].data[0] < 1, JSON.stringify(answer));
-    assert.match(await (await fetch(`${base}/metrics`)).text(), /prediction_requests_total\{[^}]*outcome="success"[^}]*\} 1/);
+    assert.match(
+      await (await fetch(`${base}/metrics`)).text(),
+      /prediction_requests_total\{[^}]*outcome="success"[^}]*\} 1/,
+    );
     assert.not.match(logs(name), new RegExp(s3.secretAccessKey), 'the S3 secret key is in no log line');
     assert.is(stop(name), 0, logs(name));
   } finally {
@@ -233,7 +373,7 @@ it('predictor image, in a pod network namespace under the operator\'s pod securi
   }
 });
 
-it('trainer image, as the operator runs a TrainingJob\'s pod (restricted pod security): trains on the S3 data set, uploads model and profile, the result goes to the termination message', async () => {
+it("trainer image, as the operator runs a TrainingJob's pod (restricted pod security): trains on the S3 data set, uploads model and profile, the result goes to the termination message", async () => {
   const s3 = requireS3('images');
   const job = load(readFileSync(join(ROOT, 'examples/trainingjob.yaml'), 'utf8')) as any;
   job.metadata.namespace = 'images';
@@ -246,20 +386,36 @@ it('trainer image, as the operator runs a TrainingJob\'s pod (restricted pod sec
   const sandbox = await sandboxFor(name);
   try {
     const { settings, secrets } = podStorage(s3);
-    const owner = { apiVersion: 'loopline.dev/v1alpha1', kind: 'TrainingJob', name: job.metadata.name, uid: 'uid', controller: true };
+    const owner = {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'TrainingJob',
+      name: job.metadata.name,
+      uid: 'uid',
+      controller: true,
+    };
     const pod = { spec: structuredClone((desiredJob(job, owner, 1, { storage: settings }).spec as any).template.spec) };
     // The operator leaves a training pod's security to the TrainingJob's image; run it as restricted as the predictor.
     pod.spec.securityContext = { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } };
-    pod.spec.containers[0].securityContext = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+    pod.spec.containers[0].securityContext = {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    };
     // The Job controller annotates rank 0's pod with its completion index.
     const fieldRefs = { [`metadata.annotations['${COMPLETION_INDEX}']`]: '0' };
-    const { terminationMessageFile } = start({ name, network: { netns: sandbox.netns }, scratch: join(scratch, 'trainer'), secrets, fieldRefs }, pod.spec);
+    const { terminationMessageFile } = start(
+      { name, network: { netns: sandbox.netns }, scratch: join(scratch, 'trainer'), secrets, fieldRefs },
+      pod.spec,
+    );
     const exit = spawnSync('podman', ['wait', name], { encoding: 'utf8', timeout: 5 * 60_000 }).stdout.trim();
     assert.is(exit, '0', logs(name));
     const message = readFileSync(terminationMessageFile, 'utf8');
     assert.ok(message.length > 0 && message.length <= 4096, `a result of at most 4 KiB, got ${message.length} bytes`);
     const result = JSON.parse(message);
-    assert.is(result.artifact.uri, `${s3.uri('trainer/models/credit-risk')}/images/credit-risk-train/attempt-1/model.onnx`);
+    assert.is(
+      result.artifact.uri,
+      `${s3.uri('trainer/models/credit-risk')}/images/credit-risk-train/attempt-1/model.onnx`,
+    );
     assert.is(result.artifact.digest, await s3Digest(s3, result.artifact.uri));
     assert.is(result.referenceProfile.digest, await s3Digest(s3, result.referenceProfile.uri));
     assert.ok(result.metrics.auc >= 0.75, `auc ${result.metrics.auc} passes the example's registration gate`);
@@ -271,7 +427,11 @@ it('trainer image, as the operator runs a TrainingJob\'s pod (restricted pod sec
 
 it('npm run images writes OCI archives skopeo reads, named for containerd (kind load image-archive) and OCI tools', () => {
   const out = join(scratch, 'archives');
-  const written = spawnSync('bash', [IMAGES, 'archives'], { encoding: 'utf8', env: { ...process.env, LOOPLINE_IMAGES_OUT: out }, timeout: 10 * 60_000 });
+  const written = spawnSync('bash', [IMAGES, 'archives'], {
+    encoding: 'utf8',
+    env: { ...process.env, LOOPLINE_IMAGES_OUT: out },
+    timeout: 10 * 60_000,
+  });
   assert.is(written.status, 0, written.stderr);
   const entrypoints: Record<string, string[]> = {
     operator: ['/nodejs/bin/node', 'operator/main.js'],
@@ -280,11 +440,18 @@ it('npm run images writes OCI archives skopeo reads, named for containerd (kind 
   };
   for (const [image, entrypoint] of Object.entries(entrypoints)) {
     const archive = `oci-archive:${join(out, `loopline-${image}.tar`)}`;
-    const config = JSON.parse(spawnSync('skopeo', ['inspect', '--config', archive], { encoding: 'utf8' }).stdout).config;
+    const config = JSON.parse(
+      spawnSync('skopeo', ['inspect', '--config', archive], { encoding: 'utf8' }).stdout,
+    ).config;
     assert.equal(config.Entrypoint, entrypoint, image);
     assert.is(config.User, '65532:65532', image);
-    const index = JSON.parse(spawnSync('tar', ['-xOf', join(out, `loopline-${image}.tar`), './index.json'], { encoding: 'utf8' }).stdout);
-    assert.equal(index.manifests[0].annotations, { 'org.opencontainers.image.ref.name': `loopline/${image}:0.1.0`, 'io.containerd.image.name': `docker.io/loopline/${image}:0.1.0` });
+    const index = JSON.parse(
+      spawnSync('tar', ['-xOf', join(out, `loopline-${image}.tar`), './index.json'], { encoding: 'utf8' }).stdout,
+    );
+    assert.equal(index.manifests[0].annotations, {
+      'org.opencontainers.image.ref.name': `loopline/${image}:0.1.0`,
+      'io.containerd.image.name': `docker.io/loopline/${image}:0.1.0`,
+    });
   }
 });
 

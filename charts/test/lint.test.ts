@@ -10,14 +10,28 @@ import { CHART, KUBE_VERSION, ROOT, helm, run, valueFlags } from './support/char
 
 const shapes: Array<[string, string[]]> = [
   ['defaults', []],
-  ['every optional part on', [
-    'metrics.serviceMonitor.enabled=true', 'metrics.prometheusRule.enabled=true', 'grafanaDashboard.enabled=true',
-    'nats.credentials.secretName=nats-user', 'operator.extraEnv[0].name=EXTRA', 'operator.extraEnv[0].value=on',
-  ]],
-  ['single replica without leader election, no RBAC, existing ServiceAccount', [
-    'operator.replicas=1', 'operator.leaderElection.enabled=false', 'rbac.create=false',
-    'serviceAccount.create=false', 'serviceAccount.name=loopline-existing', 'operator.runAsUser=null',
-  ]],
+  [
+    'every optional part on',
+    [
+      'metrics.serviceMonitor.enabled=true',
+      'metrics.prometheusRule.enabled=true',
+      'grafanaDashboard.enabled=true',
+      'nats.credentials.secretName=nats-user',
+      'operator.extraEnv[0].name=EXTRA',
+      'operator.extraEnv[0].value=on',
+    ],
+  ],
+  [
+    'single replica without leader election, no RBAC, existing ServiceAccount',
+    [
+      'operator.replicas=1',
+      'operator.leaderElection.enabled=false',
+      'rbac.create=false',
+      'serviceAccount.create=false',
+      'serviceAccount.name=loopline-existing',
+      'operator.runAsUser=null',
+    ],
+  ],
 ];
 
 for (const [shape, values] of shapes) {
@@ -33,7 +47,10 @@ test('helm lint --strict fails on a broken template (the lint check can fail)', 
   const copy = mkdtempSync(join(tmpdir(), 'loopline-chart-'));
   try {
     cpSync(CHART, copy, { recursive: true });
-    writeFileSync(join(copy, 'templates/broken.yaml'), 'kind: ConfigMap\nmetadata:\n  name: {{ .Values.nope.missing }}\n');
+    writeFileSync(
+      join(copy, 'templates/broken.yaml'),
+      'kind: ConfigMap\nmetadata:\n  name: {{ .Values.nope.missing }}\n',
+    );
     const result = helm('lint', '--strict', copy, '--kube-version', KUBE_VERSION);
     assert.is.not(result.status, 0);
     assert.match(result.stdout + result.stderr, /broken\.yaml/);
@@ -43,16 +60,31 @@ test('helm lint --strict fails on a broken template (the lint check can fail)', 
 });
 
 test('the chart carries every manifest of crds/ byte for byte: CRDs in crds/, the admission policy in files/', () => {
-  const repo = readdirSync(join(ROOT, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
-  const chartCrds = readdirSync(join(CHART, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
+  const repo = readdirSync(join(ROOT, 'crds'))
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
+  const chartCrds = readdirSync(join(CHART, 'crds'))
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
   assert.ok(repo.length >= 3);
   for (const file of repo) {
     const source = readFileSync(join(ROOT, 'crds', file));
-    const onlyCrds = source.toString().split('\n').filter((l) => l.startsWith('kind:')).every((l) => l === 'kind: CustomResourceDefinition');
+    const onlyCrds = source
+      .toString()
+      .split('\n')
+      .filter((l) => l.startsWith('kind:'))
+      .every((l) => l === 'kind: CustomResourceDefinition');
     const copy = join(CHART, onlyCrds ? 'crds' : 'files', file);
-    assert.ok(existsSync(copy) && source.equals(readFileSync(copy)), `${copy} differs from crds/${file}: run charts/sync-crds.sh`);
+    assert.ok(
+      existsSync(copy) && source.equals(readFileSync(copy)),
+      `${copy} differs from crds/${file}: run charts/sync-crds.sh`,
+    );
   }
-  assert.equal(chartCrds, repo.filter((f) => existsSync(join(CHART, 'crds', f))), 'charts/loopline/crds/ has a file crds/ does not');
+  assert.equal(
+    chartCrds,
+    repo.filter((f) => existsSync(join(CHART, 'crds', f))),
+    'charts/loopline/crds/ has a file crds/ does not',
+  );
   const check = run('bash', [join(ROOT, 'charts/sync-crds.sh'), '--check']);
   assert.is(check.status, 0, check.stdout + check.stderr);
 });

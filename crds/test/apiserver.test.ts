@@ -5,11 +5,24 @@ import * as assert from 'uvu/assert';
 import { ApiextensionsV1Api } from '@kubernetes/client-node';
 import { LOOPLINE_KINDS, crdVersion, loadCrd, type LooplineKind } from '../../operator/api/crds.ts';
 import { installCrds } from '../../operator/api/install.ts';
-import { LooplineObjects, example, reportAndThrow, kubectl, parseTable, refusalOf, requireKubeconfig, uniqueNamespace } from './cluster.ts';
+import {
+  LooplineObjects,
+  example,
+  reportAndThrow,
+  kubectl,
+  parseTable,
+  refusalOf,
+  requireKubeconfig,
+  uniqueNamespace,
+} from './cluster.ts';
 
 const kc = requireKubeconfig();
 const objects = new LooplineObjects(kc, uniqueNamespace('loopline-crds'));
-const names: Record<LooplineKind, string> = { TrainingJob: 'credit-risk-train', ModelVersion: 'credit-risk-v1', InferenceService: 'credit-risk' };
+const names: Record<LooplineKind, string> = {
+  TrainingJob: 'credit-risk-train',
+  ModelVersion: 'credit-risk-v1',
+  InferenceService: 'credit-risk',
+};
 
 test.before(async () => {
   // uvu reports a failed hook only as failed tests, so say why here.
@@ -23,15 +36,24 @@ test.after(async () => {
 
 test('the three CRDs are Established with their names accepted, and installing again is a no-op', async () => {
   const extensions = kc.makeApiClient(ApiextensionsV1Api);
-  const before = await Promise.all(LOOPLINE_KINDS.map((kind) => extensions.readCustomResourceDefinition({ name: loadCrd(kind).metadata.name })));
+  const before = await Promise.all(
+    LOOPLINE_KINDS.map((kind) => extensions.readCustomResourceDefinition({ name: loadCrd(kind).metadata.name })),
+  );
   await installCrds(kc, { fieldManager: 'loopline-crd-test' });
   for (const [i, kind] of LOOPLINE_KINDS.entries()) {
     const live = await extensions.readCustomResourceDefinition({ name: loadCrd(kind).metadata.name });
     for (const type of ['Established', 'NamesAccepted']) {
-      assert.ok(live.status?.conditions?.some((c) => c.type === type && c.status === 'True'), `${kind}: ${type} is not True`);
+      assert.ok(
+        live.status?.conditions?.some((c) => c.type === type && c.status === 'True'),
+        `${kind}: ${type} is not True`,
+      );
     }
     assert.equal(live.status?.acceptedNames?.categories, ['loopline']);
-    assert.is(live.metadata?.generation, before[i].metadata?.generation, `${kind}: re-applying the same CRD bumped its generation`);
+    assert.is(
+      live.metadata?.generation,
+      before[i].metadata?.generation,
+      `${kind}: re-applying the same CRD bumped its generation`,
+    );
   }
 });
 
@@ -58,31 +80,39 @@ for (const kind of LOOPLINE_KINDS) {
     const created = await objects.create(kind, example(kind));
     assert.ok(created.metadata.uid);
     const read = await objects.get(kind, names[kind]);
-    if (kind === 'TrainingJob') assert.equal([read.spec.workers, read.spec.masterPort, read.spec.suspend], [1, 29500, false]);
+    if (kind === 'TrainingJob')
+      assert.equal([read.spec.workers, read.spec.masterPort, read.spec.suspend], [1, 29500, false]);
     if (kind === 'ModelVersion') assert.is(read.spec.artifact.format, 'onnx');
     if (kind === 'InferenceService') {
-      assert.equal([read.spec.rollout.autoPromote, read.spec.rollout.paused, read.spec.traffic.provider], [true, false, 'gatewayAPI']);
+      assert.equal(
+        [read.spec.rollout.autoPromote, read.spec.rollout.paused, read.spec.traffic.provider],
+        [true, false, 'gatewayAPI'],
+      );
       assert.is(read.spec.predictor.targetUtilization, 80);
     }
   });
 }
 
 test('a second ModelVersion with a taken <model>-v<version> name is refused with 409 AlreadyExists', async () => {
-  const refusal = await objects.create('ModelVersion', example('ModelVersion')).then(
-    () => assert.unreachable('created a duplicate version'),
-    refusalOf,
-  );
+  const refusal = await objects
+    .create('ModelVersion', example('ModelVersion'))
+    .then(() => assert.unreachable('created a duplicate version'), refusalOf);
   assert.equal([refusal!.code, refusal!.reason], [409, 'AlreadyExists']);
 });
 
 test('kubectl get loopline lists the three kinds, and the short names tj, mv and lisvc resolve', async () => {
-  const listed = (await kubectl('get', 'loopline', '-n', objects.namespace, '-o', 'name')).split('\n').filter(Boolean).sort();
+  const listed = (await kubectl('get', 'loopline', '-n', objects.namespace, '-o', 'name'))
+    .split('\n')
+    .filter(Boolean)
+    .sort();
   assert.equal(listed, [
     'inferenceservice.loopline.dev/credit-risk',
     'modelversion.loopline.dev/credit-risk-v1',
     'trainingjob.loopline.dev/credit-risk-train',
   ]);
-  const short = (await kubectl('get', 'tj,mv,lisvc', '-n', objects.namespace, '-o', 'name')).split('\n').filter(Boolean);
+  const short = (await kubectl('get', 'tj,mv,lisvc', '-n', objects.namespace, '-o', 'name'))
+    .split('\n')
+    .filter(Boolean);
   assert.is(short.length, 3);
   const isvc = await kubectl('get', 'isvc', '-n', objects.namespace).then(
     (out) => `resolved: ${out}`,
@@ -103,7 +133,9 @@ async function setStatus(kind: LooplineKind, status: Record<string, unknown>): P
 }
 
 async function row(resource: string, name: string, wide = false): Promise<Record<string, string>> {
-  const rows = parseTable(await kubectl('get', resource, name, '-n', objects.namespace, ...(wide ? ['-o', 'wide'] : [])));
+  const rows = parseTable(
+    await kubectl('get', resource, name, '-n', objects.namespace, ...(wide ? ['-o', 'wide'] : [])),
+  );
   assert.is(rows.length, 1);
   return rows[0];
 }
@@ -121,13 +153,37 @@ test('TrainingJob printer columns show phase, queue state, model, GPUs, attempts
     modelVersion: 'credit-risk-v1',
     version: 1,
     message: 'registered credit-risk-v1',
-    queue: { localQueue: 'training', state: 'Admitted', workload: 'job-credit-risk-train-2-1a2b3', clusterQueue: 'training', reason: 'Admitted', message: 'The workload is admitted' },
+    queue: {
+      localQueue: 'training',
+      state: 'Admitted',
+      workload: 'job-credit-risk-train-2-1a2b3',
+      clusterQueue: 'training',
+      reason: 'Admitted',
+      message: 'The workload is admitted',
+    },
     progress: { attempt: 2, epoch: 200, totalEpochs: 200, epochs: '200/200', loss: 0.31, updatedAt: now() },
     observedGeneration: 1,
-    conditions: [{ type: 'Succeeded', status: 'True', reason: 'Registered', message: 'auc 0.912 >= 0.75', lastTransitionTime: now() }],
+    conditions: [
+      {
+        type: 'Succeeded',
+        status: 'True',
+        reason: 'Registered',
+        message: 'auc 0.912 >= 0.75',
+        lastTransitionTime: now(),
+      },
+    ],
   });
   const { AGE: age, ...cells } = await row('trainingjob', names.TrainingJob);
-  assert.equal(cells, { NAME: 'credit-risk-train', PHASE: 'Succeeded', QUEUE: 'Admitted', MODEL: 'credit-risk', GPUS: '1', ATTEMPTS: '2', VERSION: '1', PROGRESS: '200/200' });
+  assert.equal(cells, {
+    NAME: 'credit-risk-train',
+    PHASE: 'Succeeded',
+    QUEUE: 'Admitted',
+    MODEL: 'credit-risk',
+    GPUS: '1',
+    ATTEMPTS: '2',
+    VERSION: '1',
+    PROGRESS: '200/200',
+  });
   assert.match(age, AGE);
   assert.is((await row('tj', names.TrainingJob, true)).WORKERS, '1');
 });
@@ -138,7 +194,16 @@ test('ModelVersion printer columns show model, version, stage, aliases, primary 
     aliases: ['candidate', 'production'],
     primaryMetric: 'auc=0.912',
     observedGeneration: 1,
-    history: [{ from: 'None', to: 'Production', aliasesAdded: ['production'], by: 'system:admin', at: now(), reason: 'promoted by hand' }],
+    history: [
+      {
+        from: 'None',
+        to: 'Production',
+        aliasesAdded: ['production'],
+        by: 'system:admin',
+        at: now(),
+        reason: 'promoted by hand',
+      },
+    ],
   });
   const { AGE: age, ...cells } = await row('modelversion', names.ModelVersion);
   assert.equal(cells, {
@@ -161,7 +226,14 @@ test('InferenceService printer columns show model, stable, canary, weight, phase
     canaryWeight: 25,
     phase: 'Progressing',
     currentStep: 2,
-    analysis: { lastCheck: now(), errorRate: 0.002, latencyP95Ms: 12.5, requests: 480, failedChecks: 0, message: 'step 25% healthy' },
+    analysis: {
+      lastCheck: now(),
+      errorRate: 0.002,
+      latencyP95Ms: 12.5,
+      requests: 480,
+      failedChecks: 0,
+      message: 'step 25% healthy',
+    },
     drift: { score: 0.125, driftedFeatures: ['income'], drifted: false, lastEventId: 'evt-1', lastEventTime: now() },
     observedGeneration: 1,
   });
@@ -176,17 +248,26 @@ test('InferenceService printer columns show model, stable, canary, weight, phase
     DRIFT: '0.125',
   });
   assert.match(age, AGE);
-  assert.is((await row('lisvc', names.InferenceService, true)).URL, 'http://credit-risk.models.example.com/v2/models/credit-risk/infer');
+  assert.is(
+    (await row('lisvc', names.InferenceService, true)).URL,
+    'http://credit-risk.models.example.com/v2/models/credit-risk/infer',
+  );
 });
 
 test('status sent through the main resource is ignored (status is a subresource)', async () => {
   const current = await objects.get('InferenceService', names.InferenceService);
-  const updated = await objects.replace('InferenceService', { ...current, status: { ...current.status, canaryWeight: 100, phase: 'Promoted' } });
+  const updated = await objects.replace('InferenceService', {
+    ...current,
+    status: { ...current.status, canaryWeight: 100, phase: 'Promoted' },
+  });
   assert.equal([updated.status.canaryWeight, updated.status.phase], [25, 'Progressing']);
 });
 
 test('a status with an invalid phase is refused by the status subresource, naming the field', async () => {
-  const refusal = await setStatus('TrainingJob', { phase: 'Done' }).then(() => assert.unreachable('accepted phase Done'), refusalOf);
+  const refusal = await setStatus('TrainingJob', { phase: 'Done' }).then(
+    () => assert.unreachable('accepted phase Done'),
+    refusalOf,
+  );
   assert.is(refusal!.code, 422);
   assert.match(refusal!.message, /status\.phase/);
 });

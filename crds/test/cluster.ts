@@ -21,7 +21,10 @@ const EXAMPLE_FILES: Record<LooplineKind, string> = {
 
 /** A fresh copy of an example object, free to mutate. */
 export function example(kind: LooplineKind): Record<string, any> {
-  return load(readFileSync(new URL(`../../examples/${EXAMPLE_FILES[kind]}`, import.meta.url), 'utf8')) as Record<string, any>;
+  return load(readFileSync(new URL(`../../examples/${EXAMPLE_FILES[kind]}`, import.meta.url), 'utf8')) as Record<
+    string,
+    any
+  >;
 }
 
 /** For test hooks: log the failure with what was being done (uvu does not print hook errors), then fail. */
@@ -41,7 +44,10 @@ export interface Refusal {
 
 export function refusalOf(err: unknown): Refusal {
   if (!(err instanceof ApiException)) throw err;
-  const body = typeof err.body === 'string' ? (JSON.parse(err.body || '{}') as Record<string, unknown>) : (err.body as Record<string, unknown>);
+  const body =
+    typeof err.body === 'string'
+      ? (JSON.parse(err.body || '{}') as Record<string, unknown>)
+      : (err.body as Record<string, unknown>);
   return { code: err.code, reason: String(body?.reason ?? ''), message: String(body?.message ?? err.message) };
 }
 
@@ -98,7 +104,9 @@ export class LooplineObjects {
   }
 
   async createNamespace(): Promise<void> {
-    await this.core.createNamespace({ body: { metadata: { name: this.namespace, labels: { 'loopline.dev/test': 'crds' } } } });
+    await this.core.createNamespace({
+      body: { metadata: { name: this.namespace, labels: { 'loopline.dev/test': 'crds' } } },
+    });
   }
 
   /** Deletes the namespace without waiting for its objects to go. */

@@ -16,7 +16,13 @@ import { startLocalKubelet } from '../local-kubelet/kubelet.ts';
 import { buildLogisticRegressionModel } from '../../examples/trainer/src/onnx.ts';
 import { createEngine, kinds, KubeApi } from '../../operator/engine/index.ts';
 import { registerInferenceServices } from '../../operator/inferenceservice/index.ts';
-import { cpuSecondsOf, quietLogger, requireKubeconfig, uniqueName, waitFor as sharedWaitFor } from '../../test/support/local.ts';
+import {
+  cpuSecondsOf,
+  quietLogger,
+  requireKubeconfig,
+  uniqueName,
+  waitFor as sharedWaitFor,
+} from '../../test/support/local.ts';
 import { GatewayClient, gatewayUrl } from '../../test/support/gateway.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -28,23 +34,52 @@ const api = new KubeApi(kc);
 const ns = uniqueName('bench-gateway');
 const host = `credit.${ns}.example.com`;
 const gateway = gatewayUrl();
-const traefikPid = readFileSync(join(process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache/loopline'), 'clusters', process.env.LOOPLINE_CLUSTER ?? 'loopline', 'traefik.pid'), 'utf8').trim();
+const traefikPid = readFileSync(
+  join(
+    process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache/loopline'),
+    'clusters',
+    process.env.LOOPLINE_CLUSTER ?? 'loopline',
+    'traefik.pid',
+  ),
+  'utf8',
+).trim();
 
-interface Load { requestsPerSecond: number; p50Ms: number; p99Ms: number; requests: number; warmupRequests: number; non2xx: number; errors: number; timeouts: number }
+interface Load {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  warmupRequests: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
 
 function load(url: string, connections: number, body: string, hostHeader?: string): Promise<Load> {
   return new Promise((resolve, reject) => {
-    const args = ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(SECONDS), body, ...(hostHeader ? [hostHeader] : [])];
+    const args = [
+      '--import',
+      'tsx',
+      'server/bench/load.ts',
+      url,
+      String(connections),
+      String(SECONDS),
+      body,
+      ...(hostHeader ? [hostHeader] : []),
+    ];
     const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
+    );
   });
 }
 
-const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000) => sharedWaitFor(what, probe, timeoutMs, 250);
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000) =>
+  sharedWaitFor(what, probe, timeoutMs, 250);
 
 const started = Date.now();
 const loadBefore = loadavg();
@@ -53,48 +88,92 @@ const features = [50, 0.3, 40, 0.5, 1];
 const bytes = buildLogisticRegressionModel({ weights: [0.02, 1.5, -0.01, 2, 0.3], bias: -1 });
 writeFileSync(join(work, 'model.onnx'), bytes);
 
-await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as never, 'loopline-bench');
-await api.create(kinds.ModelVersion, {
-  apiVersion: 'loopline.dev/v1alpha1',
-  kind: 'ModelVersion',
-  metadata: { name: 'credit-v1', namespace: ns },
-  spec: {
-    model: 'credit',
-    version: 1,
-    artifact: { uri: pathToFileURL(join(work, 'model.onnx')).href, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, format: 'onnx' },
-    signature: { inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, features.length] }], outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }] },
-  },
-} as never, 'loopline-bench');
+await api.create(
+  kinds.Namespace,
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as never,
+  'loopline-bench',
+);
+await api.create(
+  kinds.ModelVersion,
+  {
+    apiVersion: 'loopline.dev/v1alpha1',
+    kind: 'ModelVersion',
+    metadata: { name: 'credit-v1', namespace: ns },
+    spec: {
+      model: 'credit',
+      version: 1,
+      artifact: {
+        uri: pathToFileURL(join(work, 'model.onnx')).href,
+        digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+        format: 'onnx',
+      },
+      signature: {
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, features.length] }],
+        outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }],
+      },
+    },
+  } as never,
+  'loopline-bench',
+);
 const kubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot: root, namespace: ns, logger: quietLogger() });
-const engine = createEngine({ kubeconfig: kc, namespace: ns, leaderElection: false, httpPort: false, logger: quietLogger(), resyncPeriodMs: 0 });
+const engine = createEngine({
+  kubeconfig: kc,
+  namespace: ns,
+  leaderElection: false,
+  httpPort: false,
+  logger: quietLogger(),
+  resyncPeriodMs: 0,
+});
 // No canary runs here, so Prometheus is never asked.
 await registerInferenceServices(engine, { prometheusUrl: 'http://127.0.0.1:9' });
 await engine.start();
 let results: Record<string, unknown> | undefined;
 try {
-  await api.create(kinds.InferenceService, {
-    apiVersion: 'loopline.dev/v1alpha1',
-    kind: 'InferenceService',
-    metadata: { name: 'credit', namespace: ns },
-    spec: {
-      model: 'credit',
-      stable: { version: 1 },
-      // As examples/inferenceservice.yaml serves it.
-      predictor: { replicas: 1, resources: { cpu: '1', memory: '1Gi' }, batching: { enabled: true, maxBatchSize: 64, maxWaitMs: 5 } },
-      traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'loopline-gateway', namespace: 'loopline-system', sectionName: 'http' }], hostnames: [host] },
-    },
-  } as never, 'loopline-bench');
+  await api.create(
+    kinds.InferenceService,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'InferenceService',
+      metadata: { name: 'credit', namespace: ns },
+      spec: {
+        model: 'credit',
+        stable: { version: 1 },
+        // As examples/inferenceservice.yaml serves it.
+        predictor: {
+          replicas: 1,
+          resources: { cpu: '1', memory: '1Gi' },
+          batching: { enabled: true, maxBatchSize: 64, maxWaitMs: 5 },
+        },
+        traffic: {
+          provider: 'gatewayAPI',
+          parentRefs: [{ name: 'loopline-gateway', namespace: 'loopline-system', sectionName: 'http' }],
+          hostnames: [host],
+        },
+      },
+    } as never,
+    'loopline-bench',
+  );
   const pod = await waitFor('a ready predictor pod', async () => {
     const pods = (await api.list(kinds.Pod, ns, { labelSelector: 'loopline.dev/inferenceservice=credit' })).items;
-    return pods.find((p) => p.status?.podIP && p.status.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'));
+    return pods.find(
+      (p) =>
+        p.status?.podIP &&
+        p.status.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'),
+    );
   });
   const client = new GatewayClient(host);
-  await waitFor('an answer through the gateway', async () => ((await client.post('/predict', { instances: [features] })).status === 200 ? true : undefined), 60_000);
+  await waitFor(
+    'an answer through the gateway',
+    async () => ((await client.post('/predict', { instances: [features] })).status === 200 ? true : undefined),
+    60_000,
+  );
   client.close();
 
   const direct = `http://${pod.status.podIP}:8080`;
   const INFER = '/v2/models/credit/infer';
-  const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, features.length], datatype: 'FP32', data: features }] });
+  const body = JSON.stringify({
+    inputs: [{ name: 'input', shape: [1, features.length], datatype: 'FP32', data: features }],
+  });
   const paths = { direct: { url: direct + INFER }, gateway: { url: gateway + INFER, host } } as const;
   type Path = keyof typeof paths;
   const rounds: Record<number, Record<Path, Load[]>> = {};
@@ -111,27 +190,52 @@ try {
         const cpuBefore = cpuSecondsOf(traefikPid);
         const result = await load(path.url, c, body, 'host' in path ? path.host : undefined);
         rounds[c][key].push(result);
-        if (key === 'gateway') traefikCpu[c].push((1e6 * (cpuSecondsOf(traefikPid) - cpuBefore)) / (result.requests + result.warmupRequests));
-        console.log(`c=${c} round ${round + 1} ${key.padEnd(7)} ${Math.round(result.requestsPerSecond)} req/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms`);
+        if (key === 'gateway')
+          traefikCpu[c].push(
+            (1e6 * (cpuSecondsOf(traefikPid) - cpuBefore)) / (result.requests + result.warmupRequests),
+          );
+        console.log(
+          `c=${c} round ${round + 1} ${key.padEnd(7)} ${Math.round(result.requestsPerSecond)} req/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms`,
+        );
       }
     }
   }
 
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const summary = Object.fromEntries(CONCURRENCY.map((c) => {
-    const of = (key: Path) => ({
-      requestsPerSecond: median(rounds[c]![key].map((r) => r.requestsPerSecond)),
-      p50Ms: median(rounds[c]![key].map((r) => r.p50Ms)),
-      p99Ms: median(rounds[c]![key].map((r) => r.p99Ms)),
-    });
-    const d = of('direct');
-    const g = of('gateway');
-    return [c, { direct: d, gateway: g, throughputRatio: g.requestsPerSecond / d.requestsPerSecond, addedP50Ms: g.p50Ms - d.p50Ms, addedP99Ms: g.p99Ms - d.p99Ms, traefikCpuMicrosecondsPerRequest: median(traefikCpu[c]!) }];
-  }));
-  const failures = Object.values(rounds).flatMap((byPath) => Object.values(byPath).flat()).reduce((s, l) => s + l.non2xx + l.errors + l.timeouts, 0);
+  const summary = Object.fromEntries(
+    CONCURRENCY.map((c) => {
+      const of = (key: Path) => ({
+        requestsPerSecond: median(rounds[c]![key].map((r) => r.requestsPerSecond)),
+        p50Ms: median(rounds[c]![key].map((r) => r.p50Ms)),
+        p99Ms: median(rounds[c]![key].map((r) => r.p99Ms)),
+      });
+      const d = of('direct');
+      const g = of('gateway');
+      return [
+        c,
+        {
+          direct: d,
+          gateway: g,
+          throughputRatio: g.requestsPerSecond / d.requestsPerSecond,
+          addedP50Ms: g.p50Ms - d.p50Ms,
+          addedP99Ms: g.p99Ms - d.p99Ms,
+          traefikCpuMicrosecondsPerRequest: median(traefikCpu[c]!),
+        },
+      ];
+    }),
+  );
+  const failures = Object.values(rounds)
+    .flatMap((byPath) => Object.values(byPath).flat())
+    .reduce((s, l) => s + l.non2xx + l.errors + l.timeouts, 0);
   results = {
     generatedAt: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version },
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model,
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: loadavg(),
+      node: process.version,
+    },
     note: 'Predictor pod, Traefik and the load generator share one 2-core machine (with the control plane and other work): figures are noisy; the pairs are comparable.',
     endpoint: `POST ${INFER} with one row of ${features.length} FP32 features`,
     secondsPerRun: SECONDS,
@@ -146,7 +250,11 @@ try {
 } finally {
   await engine.stop();
   await api.delete(kinds.Namespace, undefined, ns).catch(() => undefined);
-  await waitFor('the predictor pod gone', async () => ((await api.list(kinds.Pod, ns)).items.length === 0 ? true : undefined), 30_000).catch(() => undefined);
+  await waitFor(
+    'the predictor pod gone',
+    async () => ((await api.list(kinds.Pod, ns)).items.length === 0 ? true : undefined),
+    30_000,
+  ).catch(() => undefined);
   await kubelet.stop();
   rmSync(work, { recursive: true, force: true });
 }
@@ -154,7 +262,8 @@ try {
 const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
 const f2 = (n: number) => n.toFixed(2);
 const summary = results.summary as Record<number, any>;
-const row = (label: string, key: 'direct' | 'gateway') => `| ${label} | ${CONCURRENCY.map((c) => `${f0(summary[c][key].requestsPerSecond)} / ${f2(summary[c][key].p50Ms)} / ${f2(summary[c][key].p99Ms)}`).join(' | ')} |`;
+const row = (label: string, key: 'direct' | 'gateway') =>
+  `| ${label} | ${CONCURRENCY.map((c) => `${f0(summary[c][key].requestsPerSecond)} / ${f2(summary[c][key].p50Ms)} / ${f2(summary[c][key].p99Ms)}`).join(' | ')} |`;
 const md = `## Gateway (\`e2e/bench/gateway.bench.ts\`)
 
 ${results.note} Load average before/after: ${loadBefore.map(f2).join(', ')} / ${loadavg().map(f2).join(', ')}.

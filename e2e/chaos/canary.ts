@@ -22,8 +22,14 @@ export class SimulatedMetrics {
   constructor(readonly prometheus: TestPrometheus) {}
 
   async serve(namespace: string, service: string, model: string, versions: number[]): Promise<void> {
-    for (const version of versions) this.endpoints.push({ endpoint: await versionEndpoint(model, version, { ...healthy }), namespace, service });
-    this.prometheus.setTargets(this.endpoints.map((e) => ({ address: e.endpoint.address, labels: { namespace: e.namespace, inference_service: e.service } })));
+    for (const version of versions)
+      this.endpoints.push({ endpoint: await versionEndpoint(model, version, { ...healthy }), namespace, service });
+    this.prometheus.setTargets(
+      this.endpoints.map((e) => ({
+        address: e.endpoint.address,
+        labels: { namespace: e.namespace, inference_service: e.service },
+      })),
+    );
     await this.prometheus.waitForTargets(this.endpoints.length);
     // Two scrapes of every version before the first analysis, or a canary with no series fails its first check.
     await sleep(3 * this.prometheus.scrapeIntervalMs);
@@ -63,33 +69,68 @@ export async function startCanary(
 ): Promise<RunningCanary> {
   const model = `${name}-model`;
   await metrics.serve(h.namespace, name, model, [1, 2]);
-  for (const [version, aliases] of [[1, ['production']], [2, ['candidate']]] as const) {
-    await h.api.create(kinds.ModelVersion, {
-      apiVersion: 'loopline.dev/v1alpha1', kind: 'ModelVersion', metadata: { name: `${model}-v${version}`, namespace: h.namespace },
-      spec: {
-        model, version, aliases: [...aliases],
-        artifact: { uri: `file:///models/${model}/v${version}/model.onnx`, digest: `sha256:${(version.toString(16) + '0'.repeat(64)).slice(0, 64)}`, format: 'onnx' },
-        signature: { inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }], outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 1] }] },
-      },
-    } as never, 'loopline-chaos');
+  for (const [version, aliases] of [
+    [1, ['production']],
+    [2, ['candidate']],
+  ] as const) {
+    await h.api.create(
+      kinds.ModelVersion,
+      {
+        apiVersion: 'loopline.dev/v1alpha1',
+        kind: 'ModelVersion',
+        metadata: { name: `${model}-v${version}`, namespace: h.namespace },
+        spec: {
+          model,
+          version,
+          aliases: [...aliases],
+          artifact: {
+            uri: `file:///models/${model}/v${version}/model.onnx`,
+            digest: `sha256:${(version.toString(16) + '0'.repeat(64)).slice(0, 64)}`,
+            format: 'onnx',
+          },
+          signature: {
+            inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
+            outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 1] }],
+          },
+        },
+      } as never,
+      'loopline-chaos',
+    );
   }
-  await waitFor(`the registry to put ${model}'s aliases in effect`, async () => {
-    const versions = (await h.api.list(kinds.ModelVersion, h.namespace)).items.filter((v) => v.spec.model === model);
-    return versions.length === 2 && versions.every((v) => (v.status?.aliases ?? []).length > 0) ? true : undefined;
-  }, 60_000);
-  await h.api.create(kinds.InferenceService, {
-    apiVersion: 'loopline.dev/v1alpha1', kind: 'InferenceService', metadata: { name, namespace: h.namespace },
-    spec: {
-      model,
-      stable: { alias: 'production' },
-      canary: { alias: 'candidate' },
-      predictor: { image: SIMULATED_PREDICTOR_IMAGE },
-      rollout: { steps: rollout.steps, interval: rollout.interval, analysis: { maxErrorRate: 0.05, maxLatencyP95Ms: 100, minRequests: 10, failureLimit: 2, ...rollout.analysis } },
-      traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'edge' }] },
+  await waitFor(
+    `the registry to put ${model}'s aliases in effect`,
+    async () => {
+      const versions = (await h.api.list(kinds.ModelVersion, h.namespace)).items.filter((v) => v.spec.model === model);
+      return versions.length === 2 && versions.every((v) => (v.status?.aliases ?? []).length > 0) ? true : undefined;
     },
-  } as never, 'loopline-chaos');
+    60_000,
+  );
+  await h.api.create(
+    kinds.InferenceService,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'InferenceService',
+      metadata: { name, namespace: h.namespace },
+      spec: {
+        model,
+        stable: { alias: 'production' },
+        canary: { alias: 'candidate' },
+        predictor: { image: SIMULATED_PREDICTOR_IMAGE },
+        rollout: {
+          steps: rollout.steps,
+          interval: rollout.interval,
+          analysis: { maxErrorRate: 0.05, maxLatencyP95Ms: 100, minRequests: 10, failureLimit: 2, ...rollout.analysis },
+        },
+        traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'edge' }] },
+      },
+    } as never,
+    'loopline-chaos',
+  );
   const current = async (): Promise<CanaryView | undefined> => {
-    const [isvc, route] = await Promise.all([h.api.get(kinds.InferenceService, h.namespace, name), h.api.get(kinds.HTTPRoute, h.namespace, name).catch(() => undefined)]);
+    const [isvc, route] = await Promise.all([
+      h.api.get(kinds.InferenceService, h.namespace, name),
+      h.api.get(kinds.HTTPRoute, h.namespace, name).catch(() => undefined),
+    ]);
     const backends = (route?.spec?.rules?.[0]?.backendRefs ?? []) as Array<{ name: string; weight?: number }>;
     const canary = backends.find((b) => b.name === `${name}-v2`);
     return {
@@ -105,12 +146,22 @@ export async function startCanary(
   return { name, model, views: watch.samples, current, stopWatching: () => watch.stop() };
 }
 
-export async function waitForCanary(canary: RunningCanary, what: string, until: (view: CanaryView) => boolean, timeoutMs = 90_000): Promise<CanaryView> {
+export async function waitForCanary(
+  canary: RunningCanary,
+  what: string,
+  until: (view: CanaryView) => boolean,
+  timeoutMs = 90_000,
+): Promise<CanaryView> {
   let last: CanaryView | undefined;
-  return await waitFor(`${canary.name}: ${what}`, async () => {
-    last = await canary.current().catch(() => last);
-    return last && until(last) ? last : undefined;
-  }, timeoutMs, 100).catch((error: Error) => {
+  return await waitFor(
+    `${canary.name}: ${what}`,
+    async () => {
+      last = await canary.current().catch(() => last);
+      return last && until(last) ? last : undefined;
+    },
+    timeoutMs,
+    100,
+  ).catch((error: Error) => {
     throw new Error(`${error.message}; last seen ${JSON.stringify(last)}`);
   });
 }
@@ -120,25 +171,53 @@ export async function waitForCanary(canary: RunningCanary, what: string, until: 
  * 0 on a rollback), the rollout ends Promoted with v2 at 100% and in Production, and each alias of the model
  * has one holder.
  */
-export async function checkCanary(h: ChaosHarness, record: ScenarioRecord, canary: RunningCanary, timeoutMs = 120_000): Promise<void> {
-  const end = await waitForCanary(canary, 'Promoted', (v) => v.phase === 'Promoted' || v.phase === 'RolledBack', timeoutMs).catch(() => undefined);
+export async function checkCanary(
+  h: ChaosHarness,
+  record: ScenarioRecord,
+  canary: RunningCanary,
+  timeoutMs = 120_000,
+): Promise<void> {
+  const end = await waitForCanary(
+    canary,
+    'Promoted',
+    (v) => v.phase === 'Promoted' || v.phase === 'RolledBack',
+    timeoutMs,
+  ).catch(() => undefined);
   const views = await canary.stopWatching();
-  record.check(end?.phase === 'Promoted', `canary ${canary.name} is promoted: ended ${end ? `${end.phase} (${end.message})` : 'still progressing (a stuck key?)'}`);
+  record.check(
+    end?.phase === 'Promoted',
+    `canary ${canary.name} is promoted: ended ${end ? `${end.phase} (${end.message})` : 'still progressing (a stuck key?)'}`,
+  );
   // The rollout's weight (status) never steps back; the route may carry 0 for a while when the canary has no
   // ready pod (the operator sends its share to stable then), which is counted, not a violation.
   let backwards = '';
   let routeDrops = 0;
   for (let i = 1; i < views.length; i++) {
     const [a, b] = [views[i - 1]!, views[i]!];
-    if (b.phase === 'Progressing' && a.phase === 'Progressing' && (b.decided ?? 0) < (a.decided ?? 0)) backwards ||= `${a.decided}% → ${b.decided}% (phase ${b.phase})`;
+    if (b.phase === 'Progressing' && a.phase === 'Progressing' && (b.decided ?? 0) < (a.decided ?? 0))
+      backwards ||= `${a.decided}% → ${b.decided}% (phase ${b.phase})`;
     if (b.weight < a.weight && b.phase === 'Progressing') routeDrops++;
   }
   const weights = views.map((v) => v.weight).filter((w, i, all) => i === 0 || w !== all[i - 1]);
-  record.check(backwards === '', `canary ${canary.name}'s weight never moves backwards within the rollout: ${backwards || 'none'}; route weights ${weights.join(' → ')}`);
-  if (routeDrops) record.note(`canary ${canary.name}: the route carried 0% ${routeDrops}× while its pods were not ready (route weights ${weights.join(' → ')})`);
-  record.check(end?.phase !== 'Promoted' || end.weight === 100, `canary ${canary.name} serves 100% after promotion: ${end?.weight}%`);
-  const versions = (await h.api.list(kinds.ModelVersion, h.namespace)).items.filter((v: KubeObject) => v.spec.model === canary.model);
+  record.check(
+    backwards === '',
+    `canary ${canary.name}'s weight never moves backwards within the rollout: ${backwards || 'none'}; route weights ${weights.join(' → ')}`,
+  );
+  if (routeDrops)
+    record.note(
+      `canary ${canary.name}: the route carried 0% ${routeDrops}× while its pods were not ready (route weights ${weights.join(' → ')})`,
+    );
+  record.check(
+    end?.phase !== 'Promoted' || end.weight === 100,
+    `canary ${canary.name} serves 100% after promotion: ${end?.weight}%`,
+  );
+  const versions = (await h.api.list(kinds.ModelVersion, h.namespace)).items.filter(
+    (v: KubeObject) => v.spec.model === canary.model,
+  );
   const v2 = versions.find((v) => v.spec.version === 2);
-  record.check(end?.phase !== 'Promoted' || v2?.spec.stage === 'Production', `${canary.model}-v2 asked for Production after promotion: ${v2?.spec.stage}`);
+  record.check(
+    end?.phase !== 'Promoted' || v2?.spec.stage === 'Production',
+    `${canary.model}-v2 asked for Production after promotion: ${v2?.spec.stage}`,
+  );
   await checkSettledAliasHolders(h, record, canary.model);
 }

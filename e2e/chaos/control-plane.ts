@@ -46,11 +46,16 @@ export function findApiServer(): ApiServerProcess {
     }
     if (!argv[0]?.endsWith('/kube-apiserver') || !argv.some((a) => a.includes(dir))) continue;
     const env = Object.fromEntries(
-      readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      readFileSync(`/proc/${entry}/environ`, 'utf8')
+        .split('\0')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
     );
     return { pid: Number(entry), argv, env, cwd: readlinkSync(`/proc/${entry}/cwd`) };
   }
-  throw new Error(`no kube-apiserver of cluster ${clusterName()} (arguments under ${dir}) is running: bash e2e/cluster/cluster.sh up`);
+  throw new Error(
+    `no kube-apiserver of cluster ${clusterName()} (arguments under ${dir}) is running: bash e2e/cluster/cluster.sh up`,
+  );
 }
 
 /** The API server's secure port, from its --secure-port argument. */
@@ -71,10 +76,13 @@ async function apiServerReady(port: number): Promise<boolean> {
   // /readyz is readable without credentials (system:public-info-viewer); a self-signed certificate, on loopback.
   const { request } = await import('node:https');
   return await new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/readyz', rejectUnauthorized: false, timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
+    const req = request(
+      { host: '127.0.0.1', port, path: '/readyz', rejectUnauthorized: false, timeout: 1000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
     req.on('error', () => resolve(false));
     req.on('timeout', () => req.destroy());
     req.end();
@@ -108,7 +116,12 @@ export async function restartApiServer(options: { downMs?: number; signal?: Node
   // A socket of the old process can outlive it for a moment: a new one that cannot bind exits, and is started again.
   for (let attempt = 1; ; attempt++) {
     const out = existsSync(join(clusterDir(), 'logs')) ? openSync(logFile, 'a') : 'ignore';
-    const child = spawn(server.argv[0]!, server.argv.slice(1), { cwd: server.cwd, env: server.env, detached: true, stdio: ['ignore', out, out] });
+    const child = spawn(server.argv[0]!, server.argv.slice(1), {
+      cwd: server.cwd,
+      env: server.env,
+      detached: true,
+      stdio: ['ignore', out, out],
+    });
     child.unref();
     if (typeof out === 'number') closeSync(out);
     let ready = false;
@@ -121,7 +134,8 @@ export async function restartApiServer(options: { downMs?: number; signal?: Node
       break;
     }
     if (alive(child.pid!)) throw new Error(`kube-apiserver not ready 90 s after the restart; see ${logFile}`);
-    if (Date.now() > deadline || attempt === 20) throw new Error(`kube-apiserver exited ${attempt} times after the restart; see ${logFile}`);
+    if (Date.now() > deadline || attempt === 20)
+      throw new Error(`kube-apiserver exited ${attempt} times after the restart; see ${logFile}`);
     await sleep(1000);
   }
   return { stoppedAt, readyAt: Date.now() };
@@ -144,14 +158,21 @@ function pidFiles(pid: number): string[] {
 
 /** etcd's v3 JSON gateway (the same API etcdctl speaks over gRPC). */
 async function etcd<T>(path: string, body: unknown): Promise<T> {
-  const response = await fetch(`${etcdUrl()}${path}`, { method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  const response = await fetch(`${etcdUrl()}${path}`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
   if (!response.ok) throw new Error(`etcd ${path}: HTTP ${response.status} ${await response.text()}`);
   return (await response.json()) as T;
 }
 
 /** Compacts etcd's history up to its current revision (physically); returns that revision. */
 export async function compactEtcd(): Promise<number> {
-  const range = await etcd<{ header: { revision: string } }>('/v3/kv/range', { key: Buffer.from('/registry').toString('base64'), limit: 1 });
+  const range = await etcd<{ header: { revision: string } }>('/v3/kv/range', {
+    key: Buffer.from('/registry').toString('base64'),
+    limit: 1,
+  });
   const revision = Number(range.header.revision);
   await etcd('/v3/kv/compaction', { revision, physical: true });
   return revision;

@@ -38,7 +38,11 @@ export const PROXY = {
 
 export interface ChaosOptions {
   /** Register the InferenceService controller (needs `prometheusUrl`, the real Prometheus the analysis asks). */
-  inferenceServices?: { prometheusUrl: string; scrapeIntervalMs: number; /** The analysis's queries through PROXY.prometheus. */ prometheusProxy?: boolean };
+  inferenceServices?: {
+    prometheusUrl: string;
+    scrapeIntervalMs: number /** The analysis's queries through PROXY.prometheus. */;
+    prometheusProxy?: boolean;
+  };
   /** The operator's NATS connection (lifecycle events, drift consumer) through a proxy. */
   nats?: boolean;
   /** Pods' object storage through a proxy on the host address (trainer uploads, predictor model fetches). */
@@ -78,10 +82,15 @@ export function kubeconfigThrough(kc: KubeConfig, listen: string): KubeConfig {
   const current = copy.getCurrentCluster()!;
   const server = new URL(current.server);
   const [host, port] = [listen.slice(0, listen.lastIndexOf(':')), listen.slice(listen.lastIndexOf(':') + 1)];
-  if (host !== server.hostname) throw new Error(`proxy ${listen} is not on the API server's host ${server.hostname}: its certificate would not match`);
+  if (host !== server.hostname)
+    throw new Error(
+      `proxy ${listen} is not on the API server's host ${server.hostname}: its certificate would not match`,
+    );
   server.port = port;
   copy.loadFromOptions({
-    clusters: copy.clusters.map((c) => (c.name === current.name ? { ...c, server: server.toString().replace(/\/$/, '') } : c)),
+    clusters: copy.clusters.map((c) =>
+      c.name === current.name ? { ...c, server: server.toString().replace(/\/$/, '') } : c,
+    ),
     users: copy.users,
     contexts: copy.contexts,
     currentContext: copy.currentContext,
@@ -109,43 +118,82 @@ export async function startChaos(prefix: string, options: ChaosOptions = {}): Pr
   const api = new KubeApi(kc);
   const namespace = uniqueName(prefix);
   await installApi(kc, api);
-  await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never, 'loopline-chaos');
+  await api.create(
+    kinds.Namespace,
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never,
+    'loopline-chaos',
+  );
   await waitForAdmissionPolicies(api, namespace);
   const outputDir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const toxiproxy = await startToxiproxy();
 
   const apiServer = new URL(kc.getCurrentCluster()!.server);
-  const apiProxy = await toxiproxy.createProxy(PROXY.apiServer, `${apiServer.hostname}:0`, hostPort(apiServer.toString()));
+  const apiProxy = await toxiproxy.createProxy(
+    PROXY.apiServer,
+    `${apiServer.hostname}:0`,
+    hostPort(apiServer.toString()),
+  );
   const operatorKubeconfig = kubeconfigThrough(kc, apiProxy.listen);
 
   const hostAddress = process.env.LOOPLINE_HOST_ADDRESS;
   const natsUrl = process.env.NATS_URL;
-  if ((options.nats || options.podNats) && !natsUrl) throw new Error('NATS_URL is not set: run through `npm test` or `npm run chaos`');
-  const operatorNatsUrl = options.nats ? urlThrough(natsUrl!, (await toxiproxy.createProxy(PROXY.nats, '127.0.0.1:0', hostPort(natsUrl!))).listen) : natsUrl;
-  const podNatsUrl = options.podNats ? urlThrough(natsUrl!, (await toxiproxy.createProxy(PROXY.podNats, `${hostAddress}:0`, hostPort(natsUrl!))).listen) : natsUrl;
+  if ((options.nats || options.podNats) && !natsUrl)
+    throw new Error('NATS_URL is not set: run through `npm test` or `npm run chaos`');
+  const operatorNatsUrl = options.nats
+    ? urlThrough(natsUrl!, (await toxiproxy.createProxy(PROXY.nats, '127.0.0.1:0', hostPort(natsUrl!))).listen)
+    : natsUrl;
+  const podNatsUrl = options.podNats
+    ? urlThrough(natsUrl!, (await toxiproxy.createProxy(PROXY.podNats, `${hostAddress}:0`, hostPort(natsUrl!))).listen)
+    : natsUrl;
 
   const isvc = options.inferenceServices;
   const prometheusUrl = isvc?.prometheusProxy
-    ? urlThrough(isvc.prometheusUrl, (await toxiproxy.createProxy(PROXY.prometheus, '127.0.0.1:0', hostPort(isvc.prometheusUrl))).listen)
+    ? urlThrough(
+        isvc.prometheusUrl,
+        (await toxiproxy.createProxy(PROXY.prometheus, '127.0.0.1:0', hostPort(isvc.prometheusUrl))).listen,
+      )
     : isvc?.prometheusUrl;
 
   let storage: StorageSettings | undefined;
   const s3Endpoint = process.env.AWS_ENDPOINT_URL_S3;
   if (s3Endpoint) {
-    const endpoint = options.podS3 ? urlThrough(s3Endpoint, (await toxiproxy.createProxy(PROXY.podS3, `${hostAddress}:0`, hostPort(s3Endpoint))).listen) : s3Endpoint;
+    const endpoint = options.podS3
+      ? urlThrough(
+          s3Endpoint,
+          (await toxiproxy.createProxy(PROXY.podS3, `${hostAddress}:0`, hostPort(s3Endpoint))).listen,
+        )
+      : s3Endpoint;
     storage = {
       endpoint,
       region: process.env.AWS_REGION ?? 'us-east-1',
       forcePathStyle: true,
-      credentials: { secretName: 'loopline-s3', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' },
+      credentials: {
+        secretName: 'loopline-s3',
+        accessKeyIdKey: 'AWS_ACCESS_KEY_ID',
+        secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY',
+      },
     };
-    await api.create(kinds.Secret, {
-      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'loopline-s3', namespace },
-      stringData: { AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? '', AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? '' },
-    } as never, 'loopline-chaos');
+    await api.create(
+      kinds.Secret,
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'loopline-s3', namespace },
+        stringData: {
+          AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? '',
+          AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? '',
+        },
+      } as never,
+      'loopline-chaos',
+    );
   }
 
-  const kubelet: LocalKubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot: REPO_ROOT, namespace, logger: pino({ level: 'warn' }) });
+  const kubelet: LocalKubelet = await startLocalKubelet({
+    kubeconfig: kc,
+    repoRoot: REPO_ROOT,
+    namespace,
+    logger: pino({ level: 'warn' }),
+  });
   const logLines: string[] = [];
   const logStream = new Writable({
     write(chunk, _encoding, done) {
@@ -160,7 +208,14 @@ export async function startChaos(prefix: string, options: ChaosOptions = {}): Pr
   let nc: NatsConnection | undefined;
   let consumer: DriftConsumer | undefined;
   const harness: ChaosHarness = {
-    kc, api, namespace, outputDir, toxiproxy, operatorKubeconfig, ...(storage ? { storage } : {}), logLines,
+    kc,
+    api,
+    namespace,
+    outputDir,
+    toxiproxy,
+    operatorKubeconfig,
+    ...(storage ? { storage } : {}),
+    logLines,
     operator: undefined as unknown as Engine,
     async startOperator() {
       if (options.nats) nc ??= await connectNats({ url: operatorNatsUrl! }, 'loopline-operator');
@@ -183,7 +238,11 @@ export async function startChaos(prefix: string, options: ChaosOptions = {}): Pr
         });
       }
       await engine.start();
-      if (nc && options.inferenceServices) consumer = await startDriftLoop(engine, nc, { filterSubject: `loopline.drift.${namespace}.>`, durable: `loopline-chaos-drift-${namespace}` });
+      if (nc && options.inferenceServices)
+        consumer = await startDriftLoop(engine, nc, {
+          filterSubject: `loopline.drift.${namespace}.>`,
+          durable: `loopline-chaos-drift-${namespace}`,
+        });
       harness.operator = engine;
       return engine;
     },
@@ -197,7 +256,16 @@ export async function startChaos(prefix: string, options: ChaosOptions = {}): Pr
       await nc?.close().catch(() => undefined);
       await api.delete(kinds.Namespace, undefined, namespace).catch(() => undefined);
       // The local-kubelet carries out the pod deletions of the namespace before it stops.
-      for (let i = 0; i < 100 && (await api.list(kinds.Pod, namespace).then((l) => l.items.length, () => 0)) > 0; i++) await sleep(200);
+      for (
+        let i = 0;
+        i < 100 &&
+        (await api.list(kinds.Pod, namespace).then(
+          (l) => l.items.length,
+          () => 0,
+        )) > 0;
+        i++
+      )
+        await sleep(200);
       await kubelet.stop();
       await toxiproxy.stop();
       rmSync(outputDir, { recursive: true, force: true });

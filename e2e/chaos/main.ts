@@ -15,7 +15,10 @@ import { chaosTable, type ScenarioResult } from './report.ts';
 import { scenarios } from './scenarios/index.ts';
 
 const filters = process.argv.slice(2);
-const env = { ...process.env, LOOPLINE_CLUSTER: process.env.LOOPLINE_CLUSTER ?? 'loopline-chaos' } as Record<string, string>;
+const env = { ...process.env, LOOPLINE_CLUSTER: process.env.LOOPLINE_CLUSTER ?? 'loopline-chaos' } as Record<
+  string,
+  string
+>;
 const cluster = join(REPO_ROOT, 'e2e/cluster/cluster.sh');
 
 function freshCluster(): void {
@@ -41,7 +44,16 @@ for (const scenario of chosen) {
   try {
     results.push(await scenario.full());
   } catch (error) {
-    results.push({ scenario: scenario.name, fault: 'scenario did not complete', faults: 0, checks: 1, violations: [`the scenario failed: ${(error as Error).stack ?? error}`], recoveriesMs: [], notes: [], seconds: 0 });
+    results.push({
+      scenario: scenario.name,
+      fault: 'scenario did not complete',
+      faults: 0,
+      checks: 1,
+      violations: [`the scenario failed: ${(error as Error).stack ?? error}`],
+      recoveriesMs: [],
+      notes: [],
+      seconds: 0,
+    });
   }
   console.log(chaosTable(results.slice(-1)));
 }
@@ -53,13 +65,18 @@ if (filters.length && existsSync(join(out, 'chaos.json'))) {
   const previous = (JSON.parse(readFileSync(join(out, 'chaos.json'), 'utf8')) as { results: ScenarioResult[] }).results;
   const rerun = new Map(results.map((r) => [r.scenario, r]));
   // A scenario that did not complete is filed under its short name: a rerun replaces that row too.
-  const merged = previous.filter((r) => !chosen.some((c) => c.name === r.scenario) || rerun.has(r.scenario)).map((r) => rerun.get(r.scenario) ?? r);
+  const merged = previous
+    .filter((r) => !chosen.some((c) => c.name === r.scenario) || rerun.has(r.scenario))
+    .map((r) => rerun.get(r.scenario) ?? r);
   for (const r of results) if (!previous.some((p) => p.scenario === r.scenario)) merged.push(r);
   results.splice(0, results.length, ...merged);
 }
 const violations = results.reduce((n, r) => n + r.violations.length, 0);
 mkdirSync(out, { recursive: true });
-writeFileSync(join(out, 'chaos.json'), `${JSON.stringify({ generated: new Date().toISOString(), cores: cpus().length, results }, null, 2)}\n`);
+writeFileSync(
+  join(out, 'chaos.json'),
+  `${JSON.stringify({ generated: new Date().toISOString(), cores: cpus().length, results }, null, 2)}\n`,
+);
 writeFileSync(
   join(out, 'chaos.md'),
   `## Faults survived (\`npm run chaos\`)\n\n` +

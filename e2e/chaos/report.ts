@@ -24,7 +24,10 @@ export class ScenarioRecord {
   private readonly notes: string[] = [];
   private readonly started = Date.now();
 
-  constructor(readonly scenario: string, readonly fault: string) {}
+  constructor(
+    readonly scenario: string,
+    readonly fault: string,
+  ) {}
 
   injected(count = 1): void {
     this.faultCount += count;
@@ -76,7 +79,9 @@ export function chaosTable(results: ScenarioResult[]): string {
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
-    lines.push(`| ${r.scenario} | ${r.fault} | ${r.faults} | ${r.checks} | ${r.violations.length} | ${seconds(percentile(r.recoveriesMs, 50))} | ${seconds(percentile(r.recoveriesMs, 99))} | ${r.recoveriesMs.length} | ${r.seconds.toFixed(0)} s |`);
+    lines.push(
+      `| ${r.scenario} | ${r.fault} | ${r.faults} | ${r.checks} | ${r.violations.length} | ${seconds(percentile(r.recoveriesMs, 50))} | ${seconds(percentile(r.recoveriesMs, 99))} | ${r.recoveriesMs.length} | ${r.seconds.toFixed(0)} s |`,
+    );
   }
   const details = results.flatMap((r) => [
     ...r.violations.map((v) => `- **${r.scenario}** violation: ${v}`),

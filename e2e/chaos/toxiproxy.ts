@@ -75,7 +75,11 @@ export class Toxiproxy {
   }
 
   addToxic(proxy: string, toxic: Toxic): Promise<Toxic> {
-    return this.call<Toxic>('POST', `/proxies/${encodeURIComponent(proxy)}/toxics`, { stream: 'downstream', toxicity: 1, ...toxic });
+    return this.call<Toxic>('POST', `/proxies/${encodeURIComponent(proxy)}/toxics`, {
+      stream: 'downstream',
+      toxicity: 1,
+      ...toxic,
+    });
   }
 
   async removeToxic(proxy: string, toxic: string): Promise<void> {
@@ -97,9 +101,13 @@ export interface ToxiproxyServer extends Toxiproxy {
 }
 
 /** Starts toxiproxy-server with its API on a free loopback port and waits until it answers. */
-export async function startToxiproxy(binary = process.env.TOXIPROXY_SERVER ?? 'toxiproxy-server'): Promise<ToxiproxyServer> {
+export async function startToxiproxy(
+  binary = process.env.TOXIPROXY_SERVER ?? 'toxiproxy-server',
+): Promise<ToxiproxyServer> {
   const port = await freePort();
-  const child: ChildProcess = spawn(binary, ['-host', '127.0.0.1', '-port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(binary, ['-host', '127.0.0.1', '-port', String(port)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
   let spawnError: Error | undefined;
@@ -108,10 +116,19 @@ export async function startToxiproxy(binary = process.env.TOXIPROXY_SERVER ?? 't
   const client = new Toxiproxy(`http://127.0.0.1:${port}`) as ToxiproxyServer;
   for (let attempt = 0; ; attempt++) {
     if (spawnError) {
-      throw new ToxiproxyError(`cannot start ${binary}: ${spawnError.message} (bash e2e/cluster/cluster.sh build builds it; eval "$(bash e2e/cluster/cluster.sh env)" puts it on PATH)`);
+      throw new ToxiproxyError(
+        `cannot start ${binary}: ${spawnError.message} (bash e2e/cluster/cluster.sh build builds it; eval "$(bash e2e/cluster/cluster.sh env)" puts it on PATH)`,
+      );
     }
-    if (await client.version().then(() => true, () => false)) break;
-    if (attempt > 100 || child.exitCode !== null) throw new ToxiproxyError(`toxiproxy-server did not answer on port ${port}: ${stderr}`);
+    if (
+      await client.version().then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
+    if (attempt > 100 || child.exitCode !== null)
+      throw new ToxiproxyError(`toxiproxy-server did not answer on port ${port}: ${stderr}`);
     await sleep(50);
   }
   client.stop = async () => {

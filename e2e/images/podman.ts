@@ -34,7 +34,15 @@ export interface PodmanRun {
 type Spec = Record<string, any>;
 
 const KNOWN_POD_SECURITY = new Set(['runAsNonRoot', 'runAsUser', 'runAsGroup', 'fsGroup', 'seccompProfile']);
-const KNOWN_CONTAINER_SECURITY = new Set(['allowPrivilegeEscalation', 'readOnlyRootFilesystem', 'runAsNonRoot', 'runAsUser', 'runAsGroup', 'capabilities', 'seccompProfile']);
+const KNOWN_CONTAINER_SECURITY = new Set([
+  'allowPrivilegeEscalation',
+  'readOnlyRootFilesystem',
+  'runAsNonRoot',
+  'runAsUser',
+  'runAsGroup',
+  'capabilities',
+  'seccompProfile',
+]);
 
 /** The hard limit of `ulimit -H -<flag>` of this machine: a container may not be given more without CAP_SYS_RESOURCE. */
 export function hardLimit(flag: 'n' | 'u'): number {
@@ -62,12 +70,15 @@ function seccomp(profile: Spec | undefined, where: string): string[] {
 }
 
 function unknownKeys(object: Spec | undefined, known: Set<string>, where: string): void {
-  for (const key of Object.keys(object ?? {})) if (!known.has(key)) throw new Error(`${where}.${key} is not translated to podman: add it to e2e/images/podman.ts`);
+  for (const key of Object.keys(object ?? {}))
+    if (!known.has(key)) throw new Error(`${where}.${key} is not translated to podman: add it to e2e/images/podman.ts`);
 }
 
 /** `podman run` arguments for container `containerName` (default: the first) of a pod spec. */
 export function podmanRun(podSpec: Spec, run: ContainerRun, containerName?: string): PodmanRun {
-  const container = containerName ? podSpec.containers.find((c: Spec) => c.name === containerName) : podSpec.containers[0];
+  const container = containerName
+    ? podSpec.containers.find((c: Spec) => c.name === containerName)
+    : podSpec.containers[0];
   if (!container) throw new Error(`the pod has no container ${containerName}`);
   const pod = podSpec.securityContext ?? {};
   const own = container.securityContext ?? {};
@@ -85,18 +96,26 @@ export function podmanRun(podSpec: Spec, run: ContainerRun, containerName?: stri
   for (const cap of own.capabilities?.add ?? []) args.push('--cap-add', cap);
   args.push(...seccomp(own.seccompProfile ?? pod.seccompProfile, 'securityContext'));
   // runAsNonRoot is the kubelet's check of the image user; the runtime only sees the resolved uid.
-  if ((own.runAsNonRoot ?? pod.runAsNonRoot) && uid === 0) throw new Error('runAsNonRoot with runAsUser 0: the kubelet refuses to start it');
-  args.push('--ulimit', `nofile=${containerLimits.nofile}:${containerLimits.nofile}`, '--ulimit', `nproc=${containerLimits.nproc}:${containerLimits.nproc}`);
+  if ((own.runAsNonRoot ?? pod.runAsNonRoot) && uid === 0)
+    throw new Error('runAsNonRoot with runAsUser 0: the kubelet refuses to start it');
+  args.push(
+    '--ulimit',
+    `nofile=${containerLimits.nofile}:${containerLimits.nofile}`,
+    '--ulimit',
+    `nproc=${containerLimits.nproc}:${containerLimits.nproc}`,
+  );
 
   const { limits = {}, requests = {} } = container.resources ?? {};
   for (const name of new Set([...Object.keys(limits), ...Object.keys(requests)])) {
-    if (!['cpu', 'memory', ...(run.simulatedResources ?? [])].includes(name)) throw new Error(`resources ${name} cannot be given to a container here`);
+    if (!['cpu', 'memory', ...(run.simulatedResources ?? [])].includes(name))
+      throw new Error(`resources ${name} cannot be given to a container here`);
   }
   if (limits.memory !== undefined) args.push('--memory', String(quantityValue(limits.memory)));
   if (limits.cpu !== undefined) args.push('--cpus', String(quantityValue(limits.cpu)));
   // The kubelet's cpu.shares for a request: 1024 per core, at least 2.
   const cpuRequest = requests.cpu ?? limits.cpu;
-  if (cpuRequest !== undefined) args.push('--cpu-shares', String(Math.max(2, Math.round(quantityValue(cpuRequest) * 1024))));
+  if (cpuRequest !== undefined)
+    args.push('--cpu-shares', String(Math.max(2, Math.round(quantityValue(cpuRequest) * 1024))));
 
   args.push('--network', run.network === 'host' ? 'host' : `ns:/run/netns/${run.network.netns}`);
 
@@ -105,12 +124,20 @@ export function podmanRun(podSpec: Spec, run: ContainerRun, containerName?: stri
     const { fieldRef, secretKeyRef } = variable.valueFrom ?? {};
     if (fieldRef) {
       value = run.fieldRefs?.[fieldRef.fieldPath];
-      if (value === undefined) throw new Error(`env ${variable.name}: fieldRef ${fieldRef.fieldPath} has no value here (give it in fieldRefs)`);
+      if (value === undefined)
+        throw new Error(
+          `env ${variable.name}: fieldRef ${fieldRef.fieldPath} has no value here (give it in fieldRefs)`,
+        );
     } else if (secretKeyRef) {
       value = run.secrets?.[secretKeyRef.name]?.[secretKeyRef.key];
-      if (value === undefined) throw new Error(`env ${variable.name}: Secret ${secretKeyRef.name} key ${secretKeyRef.key} is not given (secrets)`);
+      if (value === undefined)
+        throw new Error(
+          `env ${variable.name}: Secret ${secretKeyRef.name} key ${secretKeyRef.key} is not given (secrets)`,
+        );
     } else if (variable.valueFrom) {
-      throw new Error(`env ${variable.name}: valueFrom ${JSON.stringify(variable.valueFrom)} is not translated to podman`);
+      throw new Error(
+        `env ${variable.name}: valueFrom ${JSON.stringify(variable.valueFrom)} is not translated to podman`,
+      );
     }
     args.push('--env', `${variable.name}=${value ?? ''}`);
   }
@@ -118,7 +145,10 @@ export function podmanRun(podSpec: Spec, run: ContainerRun, containerName?: stri
   const volumes = new Map<string, Spec>((podSpec.volumes ?? []).map((v: Spec) => [v.name, v]));
   for (const mount of container.volumeMounts ?? []) {
     const volume = volumes.get(mount.name);
-    if (!volume?.emptyDir) throw new Error(`volumeMounts ${mount.name}: only emptyDir volumes are translated (got ${JSON.stringify(volume)})`);
+    if (!volume?.emptyDir)
+      throw new Error(
+        `volumeMounts ${mount.name}: only emptyDir volumes are translated (got ${JSON.stringify(volume)})`,
+      );
     const size = volume.emptyDir.sizeLimit !== undefined ? `,size=${quantityValue(volume.emptyDir.sizeLimit)}` : '';
     // An emptyDir is a fresh directory writable by anyone (mode 0777); the kubelet makes it group-owned by fsGroup.
     args.push('--tmpfs', `${mount.mountPath}:rw,nosuid,nodev,mode=0777${size}`);
@@ -132,7 +162,12 @@ export function podmanRun(podSpec: Spec, run: ContainerRun, containerName?: stri
     writeFileSync(join(sa, 'ca.crt'), run.serviceAccount.caCert, { mode: 0o644 });
     writeFileSync(join(sa, 'namespace'), run.serviceAccount.namespace, { mode: 0o644 });
     args.push('--volume', `${sa}:${SERVICE_ACCOUNT_DIR}:ro`);
-    args.push('--env', `KUBERNETES_SERVICE_HOST=${run.serviceAccount.apiHost}`, '--env', `KUBERNETES_SERVICE_PORT=${run.serviceAccount.apiPort}`);
+    args.push(
+      '--env',
+      `KUBERNETES_SERVICE_HOST=${run.serviceAccount.apiHost}`,
+      '--env',
+      `KUBERNETES_SERVICE_PORT=${run.serviceAccount.apiPort}`,
+    );
   }
   // The kubelet binds a file of its own at the termination message path, writable by the container's user.
   const terminationMessageFile = join(run.scratch, 'termination-log');

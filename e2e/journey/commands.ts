@@ -25,15 +25,24 @@ export interface RunOptions {
 }
 
 export function run(file: string, args: string[], options: RunOptions = {}): Promise<CommandResult> {
-  const command = [file, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  const command = [file, ...args]
+    .map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+    .join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
     child.stderr.on('data', (chunk) => (stderr += chunk));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
-    child.on('error', (error) => { clearTimeout(timer); reject(error); });
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ command, code: code ?? (signal ? 128 : 1), stdout, stderr });
@@ -74,7 +83,12 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false | null>,
-  options: { timeoutMs: number; intervalMs?: number; describe?: () => string | undefined; progress?: (line: string) => void },
+  options: {
+    timeoutMs: number;
+    intervalMs?: number;
+    describe?: () => string | undefined;
+    progress?: (line: string) => void;
+  },
 ): Promise<T> {
   const deadline = Date.now() + options.timeoutMs;
   let lastError: unknown;
@@ -94,7 +108,9 @@ export async function waitFor<T>(
       lastLine = line;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${Math.round(options.timeoutMs / 1000)} s waiting for ${what}${lastLine ? ` (last seen: ${lastLine})` : ''}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+      throw new Error(
+        `timed out after ${Math.round(options.timeoutMs / 1000)} s waiting for ${what}${lastLine ? ` (last seen: ${lastLine})` : ''}${lastError ? `: ${(lastError as Error).message}` : ''}`,
+      );
     }
     await sleep(options.intervalMs ?? 500);
   }

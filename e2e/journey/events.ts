@@ -29,19 +29,39 @@ export function describeEvent(event: Pick<SeenEvent, 'subject' | 'type' | 'time'
 
 export class EventLog {
   readonly events: SeenEvent[] = [];
-  private constructor(private readonly nc: NatsConnection, private readonly subscriptions: Subscription[]) {}
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly subscriptions: Subscription[],
+  ) {}
 
   static async connect(url: string, subjects = SUBJECTS): Promise<EventLog> {
     const nc = await connect({ servers: url.split(','), name: 'loopline-journey' });
-    const log = new EventLog(nc, subjects.map((s) => nc.subscribe(s)));
+    const log = new EventLog(
+      nc,
+      subjects.map((s) => nc.subscribe(s)),
+    );
     for (const subscription of log.subscriptions) {
       void (async () => {
         for await (const message of subscription) {
           try {
             const event = message.json<{ type: string; id: string; time: string; data: unknown }>();
-            log.events.push({ subject: message.subject, type: event.type, id: event.id, time: event.time, data: event.data, receivedAt: Date.now() });
+            log.events.push({
+              subject: message.subject,
+              type: event.type,
+              id: event.id,
+              time: event.time,
+              data: event.data,
+              receivedAt: Date.now(),
+            });
           } catch {
-            log.events.push({ subject: message.subject, type: '(not JSON)', id: '', time: '', data: message.string(), receivedAt: Date.now() });
+            log.events.push({
+              subject: message.subject,
+              type: '(not JSON)',
+              id: '',
+              time: '',
+              data: message.string(),
+              receivedAt: Date.now(),
+            });
           }
         }
       })();

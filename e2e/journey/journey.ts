@@ -106,11 +106,17 @@ export class Journey {
   async createNamespace(): Promise<void> {
     const exists = await getJson(['namespace', this.namespace]);
     if (!exists) await this.kubectl(['create', 'namespace', this.namespace]);
-    const queue = { apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'LocalQueue', metadata: { name: 'training', namespace: this.namespace }, spec: { clusterQueue: 'training' } };
+    const queue = {
+      apiVersion: 'kueue.x-k8s.io/v1beta2',
+      kind: 'LocalQueue',
+      metadata: { name: 'training', namespace: this.namespace },
+      spec: { clusterQueue: 'training' },
+    };
     await this.kubectl(['apply', '-f', '-'], yaml.dump(queue));
   }
 
-  private readonly exampleJob = () => yaml.load(readFileSync(join(this.root, 'examples/trainingjob.yaml'), 'utf8')) as any;
+  private readonly exampleJob = () =>
+    yaml.load(readFileSync(join(this.root, 'examples/trainingjob.yaml'), 'utf8')) as any;
 
   /** The s3:// prefix the example's spec.dataset.uri names (its data lands there one CSV object per snapshot). */
   datasetUri(): string {
@@ -120,7 +126,9 @@ export class Journey {
   /** Puts `csv` at `uri` with the user's S3 settings (AWS_* from `cluster.sh env`, as any S3 client reads them). */
   private async putObject(uri: string, csv: string): Promise<void> {
     const { bucket, key } = parseS3Uri(uri);
-    await s3ClientFromEnv(process.env).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: csv, ContentType: 'text/csv' }));
+    await s3ClientFromEnv(process.env).send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: csv, ContentType: 'text/csv' }),
+    );
   }
 
   private readonly originalCsv = () => toCsv(generateCreditRisk({ rows: 4000, seed: 42, shift: 0 }));
@@ -162,7 +170,10 @@ export class Journey {
       },
       {
         timeoutMs,
-        describe: () => (last ? `trainingjob/${name}: ${last.status?.phase ?? 'Pending'} (attempts ${last.status?.attempts ?? 0}) ${last.status?.message ?? ''}` : undefined),
+        describe: () =>
+          last
+            ? `trainingjob/${name}: ${last.status?.phase ?? 'Pending'} (attempts ${last.status?.attempts ?? 0}) ${last.status?.message ?? ''}`
+            : undefined,
         progress: (line) => this.report.progress(line),
       },
     );
@@ -172,7 +183,11 @@ export class Journey {
 
   /** `kubectl get modelversions`, once `name` is there with its metric. */
   async modelVersions(name: string): Promise<{ table: CommandResult; items: any[] }> {
-    await waitFor(`ModelVersion ${name} with its primary metric`, async () => (await getJson(this.ns('modelversion', name)))?.status?.primaryMetric, { timeoutMs: 30_000 });
+    await waitFor(
+      `ModelVersion ${name} with its primary metric`,
+      async () => (await getJson(this.ns('modelversion', name)))?.status?.primaryMetric,
+      { timeoutMs: 30_000 },
+    );
     const table = await this.kubectl(this.ns('get', 'modelversions'));
     const items = (await getJson<{ items: any[] }>(this.ns('modelversions')))!.items;
     return { table, items };
@@ -181,7 +196,16 @@ export class Journey {
   /** Production stage and the production alias, as a user asks for them; waits until the registry agrees. */
   async promote(name: string): Promise<{ patch: CommandResult; mv: any; table: CommandResult }> {
     this.report.step(`promote ${name}: kubectl patch modelversion ${name} (stage Production, alias production)`);
-    const patch = await this.kubectl(this.ns('patch', 'modelversion', name, '--type=merge', '-p', JSON.stringify({ spec: { stage: 'Production', aliases: ['production'] } })));
+    const patch = await this.kubectl(
+      this.ns(
+        'patch',
+        'modelversion',
+        name,
+        '--type=merge',
+        '-p',
+        JSON.stringify({ spec: { stage: 'Production', aliases: ['production'] } }),
+      ),
+    );
     const mv = await waitFor(
       `ModelVersion ${name} in Production with alias production`,
       async () => {
@@ -205,12 +229,17 @@ export class Journey {
         rollout: { interval: t.rolloutInterval, analysis: { minRequests: t.minRequests } },
       },
     };
-    const patch = await this.kubectl(this.ns('patch', 'inferenceservice', ISVC, '--type=merge', '-p', JSON.stringify(overrides)));
+    const patch = await this.kubectl(
+      this.ns('patch', 'inferenceservice', ISVC, '--type=merge', '-p', JSON.stringify(overrides)),
+    );
     return { apply, patch };
   }
 
   /** Waits until the InferenceService is Ready on `version`; `kubectl get inferenceservices` and its pods. */
-  async waitForServing(version: number, timeoutMs = 120_000): Promise<{ isvc: any; table: CommandResult; pods: CommandResult; endpoints: string[] }> {
+  async waitForServing(
+    version: number,
+    timeoutMs = 120_000,
+  ): Promise<{ isvc: any; table: CommandResult; pods: CommandResult; endpoints: string[] }> {
     let last: any;
     const isvc = await waitFor(
       `InferenceService ${ISVC} Ready on v${version}`,
@@ -223,39 +252,57 @@ export class Journey {
         timeoutMs,
         describe: () => {
           const ready = last?.status?.conditions?.find((c: any) => c.type === 'Ready');
-          return ready ? `inferenceservice/${ISVC}: Ready=${ready.status} ${ready.reason}: ${ready.message}` : undefined;
+          return ready
+            ? `inferenceservice/${ISVC}: Ready=${ready.status} ${ready.reason}: ${ready.message}`
+            : undefined;
         },
         progress: (line) => this.report.progress(line),
       },
     );
     // The journey's patch changed the pod template: wait for the new pods, as `kubectl rollout status` does.
     await this.kubectl(this.ns('rollout', 'status', `deployment/${ISVC}-v${version}`, '--timeout=120s'));
-    const endpoints = await waitFor(`a ready endpoint of Service ${ISVC}`, async () => {
-      const found = await serviceEndpoints(this.kc, this.namespace, ISVC);
-      return found.length ? found : undefined;
-    }, { timeoutMs: 30_000 });
+    const endpoints = await waitFor(
+      `a ready endpoint of Service ${ISVC}`,
+      async () => {
+        const found = await serviceEndpoints(this.kc, this.namespace, ISVC);
+        return found.length ? found : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     const table = await this.kubectl(this.ns('get', 'inferenceservices'));
-    const pods = await this.kubectl(this.ns('get', 'pods', '-o', 'wide', '-l', `loopline.dev/inferenceservice=${ISVC}`));
+    const pods = await this.kubectl(
+      this.ns('get', 'pods', '-o', 'wide', '-l', `loopline.dev/inferenceservice=${ISVC}`),
+    );
     return { isvc, table, pods, endpoints };
   }
 
   /** One application scored by every ready endpoint of the Service, and one through the Gateway. */
   async predict(): Promise<{ direct: PredictResponse[]; routed: GatewayAnswer; application: Record<string, number> }> {
-    this.report.step(`predict: POST /predict to the ${ISVC} Service's endpoints and through the Gateway with Host ${this.gateway.host}`);
+    this.report.step(
+      `predict: POST /predict to the ${ISVC} Service's endpoints and through the Gateway with Host ${this.gateway.host}`,
+    );
     const application = applications(1, 0, 7)[0]!;
     const endpoints = await serviceEndpoints(this.kc, this.namespace, ISVC);
     const direct: PredictResponse[] = [];
     for (const endpoint of endpoints) {
       const response = await postJson(endpoint, '/predict', { features: application }, ISVC);
-      this.report.progress(`curl -s -XPOST http://${endpoint}/predict -d '${JSON.stringify({ features: application })}'\n    → ${response.status} ${JSON.stringify(response.body)}`);
+      this.report.progress(
+        `curl -s -XPOST http://${endpoint}/predict -d '${JSON.stringify({ features: application })}'\n    → ${response.status} ${JSON.stringify(response.body)}`,
+      );
       direct.push(response);
     }
     // The Gateway follows the pod's EndpointSlice a moment after the Service's endpoints are ready (503 until then).
-    const routed = await waitFor('an answer through the Gateway', async () => {
-      const answer = await this.gateway.post('/predict', { features: application });
-      return answer.status === 503 ? undefined : answer;
-    }, { timeoutMs: 20_000 });
-    this.report.progress(`curl -s -XPOST ${process.env.GATEWAY_URL}/predict -H 'host: ${this.gateway.host}' -d '${JSON.stringify({ features: application })}'\n    → ${routed.status} ${JSON.stringify(routed.body)}`);
+    const routed = await waitFor(
+      'an answer through the Gateway',
+      async () => {
+        const answer = await this.gateway.post('/predict', { features: application });
+        return answer.status === 503 ? undefined : answer;
+      },
+      { timeoutMs: 20_000 },
+    );
+    this.report.progress(
+      `curl -s -XPOST ${process.env.GATEWAY_URL}/predict -H 'host: ${this.gateway.host}' -d '${JSON.stringify({ features: application })}'\n    → ${routed.status} ${JSON.stringify(routed.body)}`,
+    );
     return { direct, routed, application };
   }
 
@@ -282,7 +329,11 @@ export class Journey {
         const weight = canaryRef && route.spec.rules[0].backendRefs.length > 1 ? canaryRef.weight : 0;
         if (weight > 0 && routeWeights[routeWeights.length - 1] !== weight) routeWeights.push(weight);
         const message = last?.status?.analysis?.message;
-        if (message && last.status.canaryVersion === version && analyses[analyses.length - 1] !== `${last.status.analysis.lastCheck} ${message}`) {
+        if (
+          message &&
+          last.status.canaryVersion === version &&
+          analyses[analyses.length - 1] !== `${last.status.analysis.lastCheck} ${message}`
+        ) {
           analyses.push(`${last.status.analysis.lastCheck} ${message}`);
         }
         if (last?.status?.phase === 'RolledBack' && last.status.canaryVersion === version) {
@@ -296,15 +347,21 @@ export class Journey {
         describe: () => {
           const s = last?.status;
           if (!s) return undefined;
-          return `${s.phase} stable v${s.stableVersion} canary ${s.canaryVersion !== undefined ? `v${s.canaryVersion} at ${s.canaryWeight}%` : 'none'}` +
-            `${s.analysis?.message ? ` | last analysis ${s.analysis.message}` : ''}`;
+          return (
+            `${s.phase} stable v${s.stableVersion} canary ${s.canaryVersion !== undefined ? `v${s.canaryVersion} at ${s.canaryWeight}%` : 'none'}` +
+            `${s.analysis?.message ? ` | last analysis ${s.analysis.message}` : ''}`
+          );
         },
         progress: (line) => this.report.progress(line),
       },
     );
     const answeredBy: Record<string, number> = {};
     for (const [v, n] of Object.entries(this.traffic.stats.byVersion)) answeredBy[v] = n - (before[v] ?? 0);
-    this.report.progress(`clients answered during the rollout: ${Object.entries(answeredBy).map(([v, n]) => `v${v} ${n}`).join(', ')}; failed so far: ${this.traffic.stats.failed}`);
+    this.report.progress(
+      `clients answered during the rollout: ${Object.entries(answeredBy)
+        .map(([v, n]) => `v${v} ${n}`)
+        .join(', ')}; failed so far: ${this.traffic.stats.failed}`,
+    );
     await this.kubectl(this.ns('get', 'inferenceservices'));
     return { routeWeights, analyses, answeredBy, isvc };
   }
@@ -320,13 +377,27 @@ export class Journey {
    * the predictors report.
    */
   async injectDrift(timeoutMs = 120_000): Promise<{ isvc: any; driftEvents: number; recentData: string }> {
-    this.report.step(`drift: client traffic moves (shift ${this.timings.driftShift}); the predictors compare it with the training profile`);
+    this.report.step(
+      `drift: client traffic moves (shift ${this.timings.driftShift}); the predictors compare it with the training profile`,
+    );
     const prefix = this.recentDatasetUri();
     await this.putObject(`${prefix}original.csv`, this.originalCsv());
     const recentData = `${prefix}recent.csv`;
-    await this.putObject(recentData, toCsv(generateCreditRisk({ rows: 4000, seed: 43, shift: this.timings.driftShift })));
+    await this.putObject(
+      recentData,
+      toCsv(generateCreditRisk({ rows: 4000, seed: 43, shift: this.timings.driftShift })),
+    );
     this.report.progress(`recent data landed under ${prefix}; retraining pointed at it`);
-    await this.kubectl(this.ns('patch', 'inferenceservice', ISVC, '--type=merge', '-p', JSON.stringify({ spec: { retrain: { template: { spec: { dataset: { uri: prefix } } } } } })));
+    await this.kubectl(
+      this.ns(
+        'patch',
+        'inferenceservice',
+        ISVC,
+        '--type=merge',
+        '-p',
+        JSON.stringify({ spec: { retrain: { template: { spec: { dataset: { uri: prefix } } } } } }),
+      ),
+    );
     const since = this.events.events.length;
     this.traffic.setShift(this.timings.driftShift);
     let last: any;
@@ -338,17 +409,29 @@ export class Journey {
       },
       {
         timeoutMs,
-        describe: () => (last?.status?.drift ? `drift score ${last.status.drift.score} drifted=${last.status.drift.drifted} [${(last.status.drift.driftedFeatures ?? []).join(', ')}]` : undefined),
+        describe: () =>
+          last?.status?.drift
+            ? `drift score ${last.status.drift.score} drifted=${last.status.drift.drifted} [${(last.status.drift.driftedFeatures ?? []).join(', ')}]`
+            : undefined,
         progress: (line) => this.report.progress(line),
       },
     );
-    return { isvc, driftEvents: this.events.events.slice(since).filter((e) => e.subject.startsWith('loopline.drift.')).length, recentData };
+    return {
+      isvc,
+      driftEvents: this.events.events.slice(since).filter((e) => e.subject.startsWith('loopline.drift.')).length,
+      recentData,
+    };
   }
 
   /** The TrainingJob the operator started because of the drift. */
   async retrainingJob(timeoutMs = 60_000): Promise<{ name: string; job: any; table: CommandResult }> {
     this.report.step('retrain: the operator starts a TrainingJob from spec.retrain.template');
-    const name = await waitFor('status.lastRetrain', async () => (await getJson(this.ns('inferenceservice', ISVC)))?.status?.lastRetrain?.trainingJob as string | undefined, { timeoutMs });
+    const name = await waitFor(
+      'status.lastRetrain',
+      async () =>
+        (await getJson(this.ns('inferenceservice', ISVC)))?.status?.lastRetrain?.trainingJob as string | undefined,
+      { timeoutMs },
+    );
     const job = await getJson(this.ns('trainingjob', name));
     const table = await this.kubectl(this.ns('get', 'trainingjobs'));
     return { name, job, table };
@@ -363,22 +446,41 @@ export class Journey {
     const entry = example.spec.batch[0];
     const url = process.env.LOOPLINE_POSTGRES_URL;
     if (!url) throw new Fatal('LOOPLINE_POSTGRES_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)"');
-    this.report.step(`batch: Secret ${entry.output.postgres.connectionSecret.name} with the CRM's connection string, customers at ${entry.input.uri}`);
-    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: entry.output.postgres.connectionSecret.name, namespace: this.namespace }, stringData: { url } };
+    this.report.step(
+      `batch: Secret ${entry.output.postgres.connectionSecret.name} with the CRM's connection string, customers at ${entry.input.uri}`,
+    );
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: entry.output.postgres.connectionSecret.name, namespace: this.namespace },
+      stringData: { url },
+    };
     await this.kubectl(['apply', '-f', '-'], JSON.stringify(secret));
     const customers = generateCreditRisk({ rows: 5000, seed: 2026, shift: 0 }).x;
     const header = ['customer_id', ...CREDIT_RISK_FEATURES.map((f) => f.name)].join(',');
-    await this.putObject(entry.input.uri, [header, ...customers.map((row, i) => [`CUST-${String(i + 1).padStart(5, '0')}`, ...row.map((v) => (Number.isNaN(v) ? '' : v))].join(','))].join('\n'));
+    await this.putObject(
+      entry.input.uri,
+      [
+        header,
+        ...customers.map((row, i) =>
+          [`CUST-${String(i + 1).padStart(5, '0')}`, ...row.map((v) => (Number.isNaN(v) ? '' : v))].join(','),
+        ),
+      ].join('\n'),
+    );
     const cronJob = `${ISVC}-batch-${entry.name}`;
     const job = `${cronJob}-demo`;
     this.report.step(`batch: kubectl create job --from=cronjob/${cronJob} ${job} (a run between schedules)`);
     await this.kubectl(this.ns('delete', 'job', job, '--ignore-not-found', '--wait'));
     await this.kubectl(this.ns('create', 'job', `--from=cronjob/${cronJob}`, job));
-    const batchRun = await waitFor(`run ${job} recorded in status.batch`, async () => {
-      const isvc = await getJson(this.ns('inferenceservice', ISVC));
-      const lastRun = isvc?.status?.batch?.find((b: any) => b.name === entry.name)?.lastRun;
-      return lastRun?.job === job ? lastRun : undefined;
-    }, { timeoutMs, progress: (line) => this.report.progress(line) });
+    const batchRun = await waitFor(
+      `run ${job} recorded in status.batch`,
+      async () => {
+        const isvc = await getJson(this.ns('inferenceservice', ISVC));
+        const lastRun = isvc?.status?.batch?.find((b: any) => b.name === entry.name)?.lastRun;
+        return lastRun?.job === job ? lastRun : undefined;
+      },
+      { timeoutMs, progress: (line) => this.report.progress(line) },
+    );
     this.report.progress(batchRun.message);
     // The password through the environment, not argv.
     const db = new URL(url);

@@ -16,7 +16,18 @@ import { fileURLToPath } from 'node:url';
 import { getJson, kubectl, waitFor, type CommandResult } from './commands.ts';
 import { EventLog, describeEvent } from './events.ts';
 import { FIRST_JOB, ISVC, Journey, SECOND_JOB, type Reporter } from './journey.ts';
-import { cacheDir, installChart, gateway, provideStorageSecret, startKubelet, startOperator, startPrometheus, STORAGE_SECRET, stopPrometheus, type PlatformOptions } from './platform.ts';
+import {
+  cacheDir,
+  installChart,
+  gateway,
+  provideStorageSecret,
+  startKubelet,
+  startOperator,
+  startPrometheus,
+  STORAGE_SECRET,
+  stopPrometheus,
+  type PlatformOptions,
+} from './platform.ts';
 import { stopByPidFile } from './processes.ts';
 import { serviceEndpoints } from './traffic.ts';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -31,7 +42,12 @@ const clock = () => {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 };
 
-const indent = (text: string) => text.trimEnd().split('\n').map((l) => `    ${l}`).join('\n');
+const indent = (text: string) =>
+  text
+    .trimEnd()
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
 const reporter: Reporter = {
   step: (title) => console.log(`\n[demo +${clock()}] ${title}`),
   command: (r: CommandResult) => console.log(`  $ ${r.command.replace(root, '')}\n${indent(r.stdout || r.stderr)}`),
@@ -65,7 +81,9 @@ async function platform(opts: PlatformOptions): Promise<void> {
   reporter.command({ ...install, stdout: install.stdout.split('\n').slice(0, 7).join('\n') });
   reporter.step("operator: the chart's Deployment as a local process, authenticated with its ServiceAccount token");
   const operator = await startOperator(opts, '720h');
-  reporter.progress(`pid ${operator.process.pid}, identity ${(await kubectl(['auth', 'whoami', '--kubeconfig', operator.kubeconfig, '-o', 'jsonpath={.status.userInfo.username}'])).stdout}, log ${operator.process.log}`);
+  reporter.progress(
+    `pid ${operator.process.pid}, identity ${(await kubectl(['auth', 'whoami', '--kubeconfig', operator.kubeconfig, '-o', 'jsonpath={.status.userInfo.username}'])).stdout}, log ${operator.process.log}`,
+  );
   reporter.step('local-kubelet: runs loopline/* pods of the simulated nodes as local processes');
   const kubelet = await startKubelet(opts);
   reporter.progress(`pid ${kubelet.pid}, log ${kubelet.log}`);
@@ -86,7 +104,9 @@ async function journey(natsUrl: string): Promise<void> {
   const j = new Journey(root, namespace, events, reporter);
   try {
     await j.createNamespace();
-    reporter.step(`storage: Secret ${STORAGE_SECRET} with the S3 keys in ${namespace} (the chart's objectStorage.credentials.secretName)`);
+    reporter.step(
+      `storage: Secret ${STORAGE_SECRET} with the S3 keys in ${namespace} (the chart's objectStorage.credentials.secretName)`,
+    );
     reporter.command(await provideStorageSecret(namespace));
     reporter.step(`data: the snapshot examples/trainingjob.yaml names, at ${await j.prepareDataset()}`);
     await j.applyTrainingJob();
@@ -97,7 +117,9 @@ async function journey(natsUrl: string): Promise<void> {
     await j.waitForServing(1);
     const { direct } = await j.predict();
     if (direct[0]?.status !== 200) throw new Error(`the predictor did not answer: ${JSON.stringify(direct[0])}`);
-    reporter.step(`client traffic: ${j.timings.trafficRate} requests/s through the Gateway, split by the HTTPRoute's weights (runs until the journey ends)`);
+    reporter.step(
+      `client traffic: ${j.timings.trafficRate} requests/s through the Gateway, split by the HTTPRoute's weights (runs until the journey ends)`,
+    );
     j.startTraffic();
     await j.applySecondTrainingJob();
     await j.waitForTraining(SECOND_JOB);
@@ -110,9 +132,14 @@ async function journey(natsUrl: string): Promise<void> {
     await j.batchScoring();
     reporter.step('registry after the journey');
     await kubectl(['get', 'modelversions', '-n', namespace]).then(reporter.command);
-    reporter.step(`events on NATS during the journey (${events.events.length}; lifecycle shown, drift reports counted)`);
-    for (const e of events.events.filter((e) => e.subject.startsWith('loopline.events.'))) console.log(`    ${describeEvent(e)}`);
-    console.log(`    + ${events.events.filter((e) => e.subject.startsWith('loopline.drift.')).length} drift reports on loopline.drift.${namespace}.${ISVC}`);
+    reporter.step(
+      `events on NATS during the journey (${events.events.length}; lifecycle shown, drift reports counted)`,
+    );
+    for (const e of events.events.filter((e) => e.subject.startsWith('loopline.events.')))
+      console.log(`    ${describeEvent(e)}`);
+    console.log(
+      `    + ${events.events.filter((e) => e.subject.startsWith('loopline.drift.')).length} drift reports on loopline.drift.${namespace}.${ISVC}`,
+    );
     const t = j.traffic.stats;
     reporter.progress(`clients: ${t.ok} answered, ${t.failed} failed`);
   } finally {
@@ -129,7 +156,8 @@ function kubeConfig(): KubeConfig {
 
 async function summary(): Promise<void> {
   const endpoint = (await serviceEndpoints(kubeConfig(), namespace, ISVC).catch(() => []))[0] ?? '<pod-ip>:8080';
-  const host = (yaml.load(readFileSync(join(root, 'examples/inferenceservice.yaml'), 'utf8')) as any).spec.traffic.hostnames[0];
+  const host = (yaml.load(readFileSync(join(root, 'examples/inferenceservice.yaml'), 'utf8')) as any).spec.traffic
+    .hostnames[0];
   const body = JSON.stringify({ features: { income: 52.7, debt_ratio: 0.22, age: 30, utilization: 0.398, region: 1 } });
   console.log(`
 Loopline is running: the local cluster, NATS, Prometheus, the operator and the local-kubelet (logs and pids in ${stateDir}).
@@ -164,8 +192,14 @@ try {
     const opts = options();
     await platform(opts);
     if (await journeyDone()) {
-      reporter.step(`the journey already ran in namespace ${namespace} (v3 serves); waiting for its predictors to be back`);
-      await waitFor('predictor pods ready again', async () => (await serviceEndpoints(kubeConfig(), namespace, ISVC)).length > 0, { timeoutMs: 120_000 });
+      reporter.step(
+        `the journey already ran in namespace ${namespace} (v3 serves); waiting for its predictors to be back`,
+      );
+      await waitFor(
+        'predictor pods ready again',
+        async () => (await serviceEndpoints(kubeConfig(), namespace, ISVC)).length > 0,
+        { timeoutMs: 120_000 },
+      );
     } else {
       await journey(opts.natsUrl);
     }
@@ -181,7 +215,9 @@ try {
     process.exitCode = 2;
   }
 } catch (error) {
-  console.error(`\n[demo] failed: ${(error as Error).message}\n  logs: ${stateDir}/operator.log, ${stateDir}/local-kubelet.log`);
+  console.error(
+    `\n[demo] failed: ${(error as Error).message}\n  logs: ${stateDir}/operator.log, ${stateDir}/local-kubelet.log`,
+  );
   process.exitCode = 1;
 }
 // The NATS and Kubernetes clients may keep handles open; the background processes are detached.

@@ -41,20 +41,33 @@ export const cacheDir = () => process.env.LOOPLINE_CACHE ?? join(homedir(), '.ca
  * programs (e2e/cluster/cluster.sh installs the Gateway API CRDs, the GatewayClass and the Gateway with it).
  */
 export async function gateway(): Promise<CommandResult> {
-  await kubectl(['wait', '--for=condition=Programmed', 'gateway/loopline-gateway', '-n', 'loopline-system', '--timeout=60s']);
+  await kubectl([
+    'wait',
+    '--for=condition=Programmed',
+    'gateway/loopline-gateway',
+    '-n',
+    'loopline-system',
+    '--timeout=60s',
+  ]);
   return await kubectl(['get', 'gateway', 'loopline-gateway', '-n', 'loopline-system']);
 }
 
 export async function startPrometheus(options: PlatformOptions): Promise<string> {
   const result = await must('bash', [join(options.root, 'e2e/prometheus/prometheus.sh'), 'up'], {
-    env: { PROMETHEUS_PORT: String(options.prometheusPort), PROMETHEUS_SCRAPE_INTERVAL: options.scrapeInterval, PROMETHEUS_STATE: join(options.stateDir, 'prometheus') },
+    env: {
+      PROMETHEUS_PORT: String(options.prometheusPort),
+      PROMETHEUS_SCRAPE_INTERVAL: options.scrapeInterval,
+      PROMETHEUS_STATE: join(options.stateDir, 'prometheus'),
+    },
     timeoutMs: 300_000,
   });
   return result.stdout.trim();
 }
 
 export async function stopPrometheus(options: Pick<PlatformOptions, 'root' | 'stateDir'>): Promise<void> {
-  await run('bash', [join(options.root, 'e2e/prometheus/prometheus.sh'), 'down'], { env: { PROMETHEUS_STATE: join(options.stateDir, 'prometheus') } });
+  await run('bash', [join(options.root, 'e2e/prometheus/prometheus.sh'), 'down'], {
+    env: { PROMETHEUS_STATE: join(options.stateDir, 'prometheus') },
+  });
 }
 
 /** The Secret with the S3 keys that the chart's objectStorage.credentials.secretName names, in every user namespace. */
@@ -65,15 +78,27 @@ export async function installChart(options: PlatformOptions): Promise<CommandRes
   const storage = requireS3().operatorEnv(STORAGE_SECRET);
   return await helm(
     [
-      'upgrade', '--install', options.release, join(options.root, 'charts/loopline'),
-      '--namespace', options.releaseNamespace, '--create-namespace',
-      '--set', `nats.url=${options.natsUrl}`,
-      '--set', `prometheus.url=http://127.0.0.1:${options.prometheusPort}`,
-      '--set', `objectStorage.endpoint=${storage.STORAGE_S3_ENDPOINT}`,
-      '--set', `objectStorage.region=${storage.STORAGE_S3_REGION}`,
-      '--set', `objectStorage.forcePathStyle=${storage.STORAGE_S3_FORCE_PATH_STYLE}`,
-      '--set', `objectStorage.credentials.secretName=${storage.STORAGE_S3_SECRET}`,
-      '--set-json', `operator.extraEnv=${JSON.stringify([{ name: 'PROMETHEUS_SCRAPE_INTERVAL', value: options.scrapeInterval }])}`,
+      'upgrade',
+      '--install',
+      options.release,
+      join(options.root, 'charts/loopline'),
+      '--namespace',
+      options.releaseNamespace,
+      '--create-namespace',
+      '--set',
+      `nats.url=${options.natsUrl}`,
+      '--set',
+      `prometheus.url=http://127.0.0.1:${options.prometheusPort}`,
+      '--set',
+      `objectStorage.endpoint=${storage.STORAGE_S3_ENDPOINT}`,
+      '--set',
+      `objectStorage.region=${storage.STORAGE_S3_REGION}`,
+      '--set',
+      `objectStorage.forcePathStyle=${storage.STORAGE_S3_FORCE_PATH_STYLE}`,
+      '--set',
+      `objectStorage.credentials.secretName=${storage.STORAGE_S3_SECRET}`,
+      '--set-json',
+      `operator.extraEnv=${JSON.stringify([{ name: 'PROMETHEUS_SCRAPE_INTERVAL', value: options.scrapeInterval }])}`,
     ],
     { timeoutMs: 180_000 },
   );
@@ -92,9 +117,16 @@ interface OperatorDeployment {
 
 /** The operator container of the chart's Deployment as installed: its ServiceAccount, args and environment. */
 export async function operatorDeployment(options: PlatformOptions): Promise<OperatorDeployment> {
-  const deployments = await getJson<{ items: any[] }>(['deployments', '-n', options.releaseNamespace, '-l', `app.kubernetes.io/instance=${options.release},app.kubernetes.io/component=operator`]);
+  const deployments = await getJson<{ items: any[] }>([
+    'deployments',
+    '-n',
+    options.releaseNamespace,
+    '-l',
+    `app.kubernetes.io/instance=${options.release},app.kubernetes.io/component=operator`,
+  ]);
   const deployment = deployments?.items[0];
-  if (!deployment) throw new Error(`helm release ${options.release} has no operator Deployment in ${options.releaseNamespace}`);
+  if (!deployment)
+    throw new Error(`helm release ${options.release} has no operator Deployment in ${options.releaseNamespace}`);
   const pod = deployment.spec.template.spec;
   const container = pod.containers.find((c: any) => c.name === 'operator');
   const podName = `${deployment.metadata.name}-local-${hostname()}`;
@@ -112,8 +144,14 @@ export async function operatorDeployment(options: PlatformOptions): Promise<Oper
  * A kubeconfig that authenticates as the chart's ServiceAccount with a token from the TokenRequest API
  * (`kubectl create token`): everything the operator does goes through the chart's RBAC.
  */
-export async function serviceAccountKubeconfig(options: PlatformOptions, serviceAccount: string, duration: string): Promise<string> {
-  const token = (await kubectl(['create', 'token', serviceAccount, '-n', options.releaseNamespace, `--duration=${duration}`])).stdout.trim();
+export async function serviceAccountKubeconfig(
+  options: PlatformOptions,
+  serviceAccount: string,
+  duration: string,
+): Promise<string> {
+  const token = (
+    await kubectl(['create', 'token', serviceAccount, '-n', options.releaseNamespace, `--duration=${duration}`])
+  ).stdout.trim();
   const admin = yaml.load(readFileSync(process.env.KUBECONFIG!, 'utf8')) as any;
   const context = admin.contexts.find((c: any) => c.name === admin['current-context']).context;
   const cluster = admin.clusters.find((c: any) => c.name === context.cluster).cluster;
@@ -152,7 +190,17 @@ export async function startOperator(options: PlatformOptions, tokenDuration = '2
   await kubectl(['scale', 'deployment', '-n', options.releaseNamespace, '-l', selector, '--replicas=0']);
   // Pods it made before the scale-down can never run (nothing here runs that image), so no kubelet would ever
   // confirm their deletion: remove them outright, or they would hold the namespace at uninstall.
-  await kubectl(['delete', 'pods', '-n', options.releaseNamespace, '-l', selector, '--force', '--grace-period=0', '--ignore-not-found']);
+  await kubectl([
+    'delete',
+    'pods',
+    '-n',
+    options.releaseNamespace,
+    '-l',
+    selector,
+    '--force',
+    '--grace-period=0',
+    '--ignore-not-found',
+  ]);
   const kubeconfig = await serviceAccountKubeconfig(options, deployment.serviceAccount, tokenDuration);
   const port = await freePort();
   const args = deployment.args
@@ -167,23 +215,37 @@ export async function startOperator(options: PlatformOptions, tokenDuration = '2
   const hostAddress = process.env.LOOPLINE_HOST_ADDRESS;
   if (env.PROGRESS_URL && hostAddress) {
     const progressPort = await freePort();
-    Object.assign(env, { PROGRESS_URL: `http://${hostAddress}:${progressPort}`, PROGRESS_PORT: String(progressPort), PROGRESS_HOST: hostAddress });
+    Object.assign(env, {
+      PROGRESS_URL: `http://${hostAddress}:${progressPort}`,
+      PROGRESS_PORT: String(progressPort),
+      PROGRESS_HOST: hostAddress,
+    });
   } else {
     // No pod network to serve it on: no progress endpoint (and no fixed port two local operators could fight over).
     delete env.PROGRESS_URL;
   }
-  const started = await startBackground('operator', [process.execPath, '--import', 'tsx', 'operator/main.ts', ...args], {
-    dir: options.stateDir,
-    env,
-    cwd: options.root,
-    detached: options.detached ?? false,
-  });
+  const started = await startBackground(
+    'operator',
+    [process.execPath, '--import', 'tsx', 'operator/main.ts', ...args],
+    {
+      dir: options.stateDir,
+      env,
+      cwd: options.root,
+      detached: options.detached ?? false,
+    },
+  );
   const metricsUrl = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const ready = await fetch(`${metricsUrl}/readyz`).then((r) => r.ok, () => false);
+    const ready = await fetch(`${metricsUrl}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ready) break;
-    const code = await Promise.race([started.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 250))]);
+    const code = await Promise.race([
+      started.exited,
+      new Promise<'running'>((r) => setTimeout(() => r('running'), 250)),
+    ]);
     if (code !== 'running') throw new Error(`the operator exited (${code}):\n${tail(started.log)}`);
     if (Date.now() > deadline) throw new Error(`the operator did not become ready in 60 s:\n${tail(started.log)}`);
   }
@@ -192,7 +254,12 @@ export async function startOperator(options: PlatformOptions, tokenDuration = '2
 
 /** The stand-in kubelet for the simulated nodes: it plays the node, so it uses the admin kubeconfig. */
 export async function startKubelet(options: PlatformOptions): Promise<Background> {
-  const args = ['--import', 'tsx', 'e2e/local-kubelet/main.ts', ...(options.kubeletNamespace ? ['--namespace', options.kubeletNamespace] : [])];
+  const args = [
+    '--import',
+    'tsx',
+    'e2e/local-kubelet/main.ts',
+    ...(options.kubeletNamespace ? ['--namespace', options.kubeletNamespace] : []),
+  ];
   const started = await startBackground('local-kubelet', [process.execPath, ...args], {
     dir: options.stateDir,
     env: { ...process.env },
@@ -201,7 +268,10 @@ export async function startKubelet(options: PlatformOptions): Promise<Background
   });
   const deadline = Date.now() + 60_000;
   while (!tail(started.log, 50).includes('local-kubelet running')) {
-    const code = await Promise.race([started.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 250))]);
+    const code = await Promise.race([
+      started.exited,
+      new Promise<'running'>((r) => setTimeout(() => r('running'), 250)),
+    ]);
     if (code !== 'running') throw new Error(`the local-kubelet exited (${code}):\n${tail(started.log)}`);
     if (Date.now() > deadline) throw new Error(`the local-kubelet did not start in 60 s:\n${tail(started.log)}`);
   }

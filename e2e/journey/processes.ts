@@ -29,7 +29,11 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
   } catch {
-    try { process.kill(pid, signal); } catch { /* already gone */ }
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
   }
 }
 
@@ -69,7 +73,12 @@ export async function startBackground(name: string, argv: string[], options: Sta
   const out = openSync(log, 'w');
   let child;
   try {
-    child = spawn(argv[0]!, argv.slice(1), { cwd: options.cwd, env: options.env as NodeJS.ProcessEnv, stdio: ['ignore', out, out], detached: true });
+    child = spawn(argv[0]!, argv.slice(1), {
+      cwd: options.cwd,
+      env: options.env as NodeJS.ProcessEnv,
+      stdio: ['ignore', out, out],
+      detached: true,
+    });
   } finally {
     closeSync(out);
   }
@@ -99,5 +108,8 @@ export async function startBackground(name: string, argv: string[], options: Sta
 /** The last lines of a log, for error messages. */
 export function tail(file: string, lines = 20): string {
   if (!existsSync(file)) return '';
-  return readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n');
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .slice(-lines - 1)
+    .join('\n');
 }

@@ -18,8 +18,15 @@ export interface PredictResponse {
  * Ready endpoints (`ip:port`) of a Service's port, as the EndpointSlice controller published them: the
  * addresses of the ready, not terminating pods its selector matches, at the container port its targetPort names.
  */
-export async function serviceEndpoints(kc: KubeConfig, namespace: string, service: string, portName = 'http'): Promise<string[]> {
-  const slices = await kc.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
+export async function serviceEndpoints(
+  kc: KubeConfig,
+  namespace: string,
+  service: string,
+  portName = 'http',
+): Promise<string[]> {
+  const slices = await kc
+    .makeApiClient(DiscoveryV1Api)
+    .listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
   const endpoints: string[] = [];
   for (const slice of slices.items) {
     const port = (slice.ports?.find((p) => p.name === portName) ?? slice.ports?.[0])?.port;
@@ -42,7 +49,11 @@ export async function postJson(endpoint: string, path: string, body: unknown, se
     });
     const text = await response.text();
     let parsed: unknown = text;
-    try { parsed = JSON.parse(text); } catch { /* not JSON: keep the text */ }
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON: keep the text */
+    }
     return { status: response.status, endpoint, service, body: parsed };
   } catch (error) {
     return { status: 0, endpoint, service, body: { error: (error as Error).message } };
@@ -76,7 +87,11 @@ export class Traffic {
   private seed = 1000;
   private inFlight = new Set<Promise<void>>();
 
-  constructor(private readonly gateway: GatewayClient, private rate: number, private shift = 0) {
+  constructor(
+    private readonly gateway: GatewayClient,
+    private rate: number,
+    private shift = 0,
+  ) {
     this.refill();
   }
 

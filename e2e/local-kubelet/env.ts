@@ -16,14 +16,24 @@ export function fieldValue(pod: any, fieldPath: string, podIP: string, hostIP: s
   const labelOrAnnotation = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(fieldPath);
   if (labelOrAnnotation) return pod.metadata?.[labelOrAnnotation[1]]?.[labelOrAnnotation[2]] ?? '';
   switch (fieldPath) {
-    case 'metadata.name': return pod.metadata.name;
-    case 'metadata.namespace': return pod.metadata.namespace;
-    case 'metadata.uid': return pod.metadata.uid;
-    case 'spec.nodeName': return pod.spec.nodeName ?? '';
-    case 'spec.serviceAccountName': return pod.spec.serviceAccountName ?? 'default';
-    case 'status.podIP': case 'status.podIPs': return podIP;
-    case 'status.hostIP': case 'status.hostIPs': return hostIP;
-    default: throw new EnvError(`unsupported fieldRef fieldPath "${fieldPath}"`);
+    case 'metadata.name':
+      return pod.metadata.name;
+    case 'metadata.namespace':
+      return pod.metadata.namespace;
+    case 'metadata.uid':
+      return pod.metadata.uid;
+    case 'spec.nodeName':
+      return pod.spec.nodeName ?? '';
+    case 'spec.serviceAccountName':
+      return pod.spec.serviceAccountName ?? 'default';
+    case 'status.podIP':
+    case 'status.podIPs':
+      return podIP;
+    case 'status.hostIP':
+    case 'status.hostIPs':
+      return hostIP;
+    default:
+      throw new EnvError(`unsupported fieldRef fieldPath "${fieldPath}"`);
   }
 }
 

@@ -69,5 +69,9 @@ export function lookPath(command: string, workdir: string, path: string): string
     const file = isAbsolute(command) ? command : join(workdir, command);
     return executable(file) ? file : undefined;
   }
-  return path.split(delimiter).filter(Boolean).map((dir) => join(dir, command)).find(executable);
+  return path
+    .split(delimiter)
+    .filter(Boolean)
+    .map((dir) => join(dir, command))
+    .find(executable);
 }

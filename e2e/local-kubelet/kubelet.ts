@@ -8,7 +8,16 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from
 import { connect } from 'node:net';
 import { homedir, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, HttpMethod, KubeConfig, PatchStrategy, makeInformer, type Informer, type ObjectCache, type V1Pod } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  HttpMethod,
+  KubeConfig,
+  PatchStrategy,
+  makeInformer,
+  type Informer,
+  type ObjectCache,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 // One kept-alive connection for every request (client-node's generated APIs open one per request,
 // which a busy API server answers with dropped TLS handshakes).
@@ -66,14 +75,18 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
   const core = kc.makeApiClient(CoreV1Api);
   const api = new KubeApi(kc);
   const log = options.logger ?? pino({ name: 'local-kubelet' });
-  const root = join(options.cacheDir ?? process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache', 'loopline'), 'local-kubelet');
+  const root = join(
+    options.cacheDir ?? process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache', 'loopline'),
+    'local-kubelet',
+  );
   const restartBaseMs = options.restartBackoffMs ?? 1000;
   const network = new PodNetwork(options.network ?? podNetworkFromEnv(), join(root, 'addresses'));
   const nodes = new Map<string, Promise<{ simulated: boolean; ip: string }>>();
   const runners = new Map<string, PodRunner>();
   let stopped = false;
 
-  const logDir = (ns: string, pod: string, uid: string, container: string) => join(root, 'pods', `${ns}_${pod}_${uid}`, container);
+  const logDir = (ns: string, pod: string, uid: string, container: string) =>
+    join(root, 'pods', `${ns}_${pod}_${uid}`, container);
 
   function nodeInfo(name: string) {
     let info = nodes.get(name);
@@ -81,7 +94,10 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       info = api.get(kinds.Node, undefined, name).then(
         (node) => ({
           simulated: node.metadata.annotations?.[SIMULATED_NODE_ANNOTATION] !== undefined,
-          ip: (node.status?.addresses as Array<{ type: string; address: string }> | undefined)?.find((a) => a.type === 'InternalIP')?.address ?? '127.0.0.1',
+          ip:
+            (node.status?.addresses as Array<{ type: string; address: string }> | undefined)?.find(
+              (a) => a.type === 'InternalIP',
+            )?.address ?? '127.0.0.1',
         }),
         (err) => {
           nodes.delete(name);
@@ -97,7 +113,8 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
 
   async function readData(kind: 'ConfigMap' | 'Secret', namespace: string, name: string) {
     try {
-      if (kind === 'ConfigMap') return ((await api.get(kinds.ConfigMap, namespace, name)).data ?? {}) as Record<string, string>;
+      if (kind === 'ConfigMap')
+        return ((await api.get(kinds.ConfigMap, namespace, name)).data ?? {}) as Record<string, string>;
       const data = ((await api.get(kinds.Secret, namespace, name)).data ?? {}) as Record<string, string>;
       return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
     } catch (err: any) {
@@ -148,13 +165,27 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       this.containers = spec.containers.map((c) => ({
         spec: c,
         probeCounts: { ok: 0, fail: 0 },
-        record: { name: c.name, image: c.image ?? '', state: { waiting: { reason: 'ContainerCreating' } }, restartCount: 0, ready: false, started: false },
+        record: {
+          name: c.name,
+          image: c.image ?? '',
+          state: { waiting: { reason: 'ContainerCreating' } },
+          restartCount: 0,
+          ready: false,
+          started: false,
+        },
       }));
       this.record.containers = this.containers.map((c) => c.record);
       if (lost && this.record.restartPolicy === 'Never') {
         // This pod ran under an earlier local-kubelet whose processes are gone: report what a kubelet reports for a lost container.
         for (const c of this.containers) {
-          c.record.state = { terminated: { exitCode: 137, reason: 'ContainerStatusUnknown', message: 'The container could not be located when the pod was terminated', finishedAt: timestamp() } };
+          c.record.state = {
+            terminated: {
+              exitCode: 137,
+              reason: 'ContainerStatusUnknown',
+              message: 'The container could not be located when the pod was terminated',
+              finishedAt: timestamp(),
+            },
+          };
         }
         this.record.podIP = this.pod.status?.podIP;
         if (this.record.podIP) await network.reclaim(this.record.podIP);
@@ -187,11 +218,23 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       }
       let env: Record<string, string>;
       try {
-        env = await containerEnv(c.spec, { pod: this.pod, podIP: this.record.podIP!, hostIP: this.record.hostIP, readData });
+        env = await containerEnv(c.spec, {
+          pod: this.pod,
+          podIP: this.record.podIP!,
+          hostIP: this.record.hostIP,
+          readData,
+        });
       } catch (err) {
         if (!(err instanceof EnvError)) throw err;
         c.record.state = { waiting: { reason: 'CreateContainerConfigError', message: err.message } };
-        c.restartTimer = setTimeout(() => this.enqueue(async () => { await this.run(c); await this.writeStatus(); }), 2000);
+        c.restartTimer = setTimeout(
+          () =>
+            this.enqueue(async () => {
+              await this.run(c);
+              await this.writeStatus();
+            }),
+          2000,
+        );
         return;
       }
       const terminationPath = c.spec.terminationMessagePath ?? '/dev/termination-log';
@@ -199,14 +242,22 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       rmSync(localTermination, { force: true });
       for (const [k, v] of Object.entries(env)) if (v === terminationPath) env[k] = localTermination;
       env.LOOPLINE_RESULT_PATH ??= localTermination;
-      const hostEnv = Object.fromEntries(ENV_FROM_HOST.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]!]));
-      const fullEnv: Record<string, string> = { ...hostEnv, HOSTNAME: this.pod.spec!.hostname ?? this.pod.metadata!.name!, ...env };
+      const hostEnv = Object.fromEntries(
+        ENV_FROM_HOST.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]!]),
+      );
+      const fullEnv: Record<string, string> = {
+        ...hostEnv,
+        HOSTNAME: this.pod.spec!.hostname ?? this.pod.metadata!.name!,
+        ...env,
+      };
       const startedAt = timestamp();
       const executable = lookPath(argv.argv[0], options.repoRoot, fullEnv.PATH ?? '');
       if (!executable) {
         // What a container runtime reports when the entrypoint does not exist.
         const message = `exec: "${argv.argv[0]}": executable file not found in $PATH`;
-        this.enqueue(() => this.exited(c, { exitCode: 128, reason: 'StartError', message, startedAt, finishedAt: timestamp() }));
+        this.enqueue(() =>
+          this.exited(c, { exitCode: 128, reason: 'StartError', message, startedAt, finishedAt: timestamp() }),
+        );
         return;
       }
 
@@ -217,7 +268,12 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       const [command, ...args] = network.inSandbox(this.sandbox!, [executable, ...argv.argv.slice(1)]);
       let child: ChildProcess;
       try {
-        child = spawn(command!, args, { cwd: options.repoRoot, env: fullEnv, stdio: ['ignore', out, out], detached: true });
+        child = spawn(command!, args, {
+          cwd: options.repoRoot,
+          env: fullEnv,
+          stdio: ['ignore', out, out],
+          detached: true,
+        });
       } finally {
         closeSync(out);
       }
@@ -228,18 +284,37 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       c.record.state = { running: { startedAt } };
       c.record.started = true;
       c.record.ready = !c.spec.readinessProbe;
-      this.log.info({ container: c.spec.name, pid: child.pid, argv: argv.argv, podIP: this.record.podIP }, 'container started');
+      this.log.info(
+        { container: c.spec.name, pid: child.pid, argv: argv.argv, podIP: this.record.podIP },
+        'container started',
+      );
       child.on('error', (err) => {
         // Spawn failures surface as a container that could not start.
         if (c.child !== child) return;
         c.child = undefined;
-        this.enqueue(() => this.exited(c, { exitCode: 128, reason: 'StartError', message: err.message, finishedAt: timestamp(), containerID }));
+        this.enqueue(() =>
+          this.exited(c, {
+            exitCode: 128,
+            reason: 'StartError',
+            message: err.message,
+            finishedAt: timestamp(),
+            containerID,
+          }),
+        );
       });
       child.on('exit', (code, signal) => {
         if (c.child !== child) return;
         c.child = undefined;
         const exitCode = code ?? 128 + (signal ? (osConstants.signals[signal] ?? 9) : 9);
-        this.enqueue(() => this.exited(c, { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt, finishedAt: timestamp(), containerID }));
+        this.enqueue(() =>
+          this.exited(c, {
+            exitCode,
+            reason: exitCode === 0 ? 'Completed' : 'Error',
+            startedAt,
+            finishedAt: timestamp(),
+            containerID,
+          }),
+        );
       });
       if (c.spec.readinessProbe) this.probe(c);
     }
@@ -248,7 +323,10 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       const file = join(this.dir, `${c.spec.name}.termination-log`);
       let message = existsSync(file) ? readFileSync(file).subarray(0, TERMINATION_MESSAGE_LIMIT).toString('utf8') : '';
       if (!message && exitCode !== 0 && c.spec.terminationMessagePolicy === 'FallbackToLogsOnError') {
-        const logFile = join(logDir(this.pod.metadata!.namespace!, this.pod.metadata!.name!, this.uid, c.spec.name), `${c.record.restartCount}.log`);
+        const logFile = join(
+          logDir(this.pod.metadata!.namespace!, this.pod.metadata!.name!, this.uid, c.spec.name),
+          `${c.record.restartCount}.log`,
+        );
         const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-80).join('\n') : '';
         message = Buffer.from(tail).subarray(-2048).toString('utf8');
       }
@@ -262,14 +340,24 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       c.record.ready = false;
       c.record.started = false;
       const policy = this.record.restartPolicy;
-      const restart = !this.deleting && !stopped && (policy === 'Always' || (policy === 'OnFailure' && t.exitCode !== 0));
+      const restart =
+        !this.deleting && !stopped && (policy === 'Always' || (policy === 'OnFailure' && t.exitCode !== 0));
       this.log.info({ container: c.spec.name, exitCode: t.exitCode, reason: t.reason, restart }, 'container exited');
       if (restart) {
         c.record.lastState = { terminated };
         c.record.restartCount++;
-        c.record.state = { waiting: { reason: 'CrashLoopBackOff', message: `back-off restarting failed container ${c.spec.name}` } };
+        c.record.state = {
+          waiting: { reason: 'CrashLoopBackOff', message: `back-off restarting failed container ${c.spec.name}` },
+        };
         const wait = Math.min(30_000, restartBaseMs * 2 ** Math.min(c.record.restartCount - 1, 10));
-        c.restartTimer = setTimeout(() => this.enqueue(async () => { await this.run(c); await this.writeStatus(); }), wait);
+        c.restartTimer = setTimeout(
+          () =>
+            this.enqueue(async () => {
+              await this.run(c);
+              await this.writeStatus();
+            }),
+          wait,
+        );
       } else {
         c.record.state = { terminated };
       }
@@ -287,18 +375,29 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       const check = async () => {
         if (!c.child) return;
         const ok = await probeOnce(p, this.record.podIP!, c.spec.ports ?? []);
-        if (ok) { c.probeCounts.ok++; c.probeCounts.fail = 0; } else { c.probeCounts.fail++; c.probeCounts.ok = 0; }
-        const ready = c.record.ready ? c.probeCounts.fail < (p.failureThreshold ?? 3) : c.probeCounts.ok >= (p.successThreshold ?? 1);
+        if (ok) {
+          c.probeCounts.ok++;
+          c.probeCounts.fail = 0;
+        } else {
+          c.probeCounts.fail++;
+          c.probeCounts.ok = 0;
+        }
+        const ready = c.record.ready
+          ? c.probeCounts.fail < (p.failureThreshold ?? 3)
+          : c.probeCounts.ok >= (p.successThreshold ?? 1);
         if (ready !== c.record.ready && c.child) {
           c.record.ready = ready;
           this.enqueue(() => this.writeStatus());
         }
       };
-      setTimeout(() => {
-        if (!c.child) return;
-        void check();
-        c.probeTimer = setInterval(() => void check(), period);
-      }, (p.initialDelaySeconds ?? 0) * 1000);
+      setTimeout(
+        () => {
+          if (!c.child) return;
+          void check();
+          c.probeTimer = setInterval(() => void check(), period);
+        },
+        (p.initialDelaySeconds ?? 0) * 1000,
+      );
     }
 
     /** Graceful deletion: SIGTERM, SIGKILL after the grace period, final status, then remove the pod object. */
@@ -312,14 +411,24 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
         return;
       }
       for (const c of running) signalGroup(c.child!, 'SIGTERM');
-      this.killTimer = setTimeout(() => { for (const c of this.containers) if (c.child) signalGroup(c.child, 'SIGKILL'); }, graceSeconds * 1000);
+      this.killTimer = setTimeout(() => {
+        for (const c of this.containers) if (c.child) signalGroup(c.child, 'SIGKILL');
+      }, graceSeconds * 1000);
     }
 
     async finishDeletion(): Promise<void> {
       clearTimeout(this.killTimer);
       if (this.gone) return;
       for (const c of this.containers) {
-        if ('waiting' in c.record.state) c.record.state = { terminated: { exitCode: 0, reason: 'ContainerStatusUnknown', finishedAt: timestamp(), message: 'The pod was deleted before the container ran' } };
+        if ('waiting' in c.record.state)
+          c.record.state = {
+            terminated: {
+              exitCode: 0,
+              reason: 'ContainerStatusUnknown',
+              finishedAt: timestamp(),
+              message: 'The pod was deleted before the container ran',
+            },
+          };
       }
       this.record.sandboxReady = false;
       await this.removeSandbox();
@@ -352,14 +461,21 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       const text = JSON.stringify(status);
       if (text === this.lastWritten) return;
       try {
-        const pod = await api.request<V1Pod>(HttpMethod.PATCH, `${resourcePath(kinds.Pod, this.pod.metadata!.namespace!, this.pod.metadata!.name!)}/status`, {
-          body: { status },
-          contentType: PatchStrategy.StrategicMergePatch,
-        });
+        const pod = await api.request<V1Pod>(
+          HttpMethod.PATCH,
+          `${resourcePath(kinds.Pod, this.pod.metadata!.namespace!, this.pod.metadata!.name!)}/status`,
+          {
+            body: { status },
+            contentType: PatchStrategy.StrategicMergePatch,
+          },
+        );
         this.lastWritten = text;
         this.conditions = pod.status?.conditions as any[] | undefined;
       } catch (err: any) {
-        if (err?.statusCode === 404) { this.kill(); return; }
+        if (err?.statusCode === 404) {
+          this.kill();
+          return;
+        }
         // Like the kubelet's status manager: keep the latest status and try again until it lands.
         this.log.warn({ err: String(err) }, 'pod status write failed; retrying');
         clearTimeout(this.statusRetry);
@@ -376,7 +492,8 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
     const existing = runners.get(uid);
     if (existing) {
       existing.pod = pod;
-      if (pod.metadata!.deletionTimestamp) existing.terminate(pod.metadata!.deletionGracePeriodSeconds ?? pod.spec!.terminationGracePeriodSeconds ?? 30);
+      if (pod.metadata!.deletionTimestamp)
+        existing.terminate(pod.metadata!.deletionGracePeriodSeconds ?? pod.spec!.terminationGracePeriodSeconds ?? 30);
       return;
     }
     const node = await nodeInfo(nodeName);
@@ -397,7 +514,12 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
   async function removePod(pod: V1Pod): Promise<void> {
     try {
       await api.request(HttpMethod.DELETE, resourcePath(kinds.Pod, pod.metadata!.namespace!, pod.metadata!.name!), {
-        body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: pod.metadata!.uid } },
+        body: {
+          apiVersion: 'v1',
+          kind: 'DeleteOptions',
+          gracePeriodSeconds: 0,
+          preconditions: { uid: pod.metadata!.uid },
+        },
       });
     } catch (err: any) {
       if (err?.statusCode !== 404 && err?.statusCode !== 409) throw err;
@@ -414,8 +536,10 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
   }
 
   const path = options.namespace ? `/api/v1/namespaces/${options.namespace}/pods` : '/api/v1/pods';
-  const list = () => (options.namespace ? core.listNamespacedPod({ namespace: options.namespace }) : core.listPodForAllNamespaces());
-  const handle = (pod: V1Pod) => void onPod(pod).catch((err) => log.error({ err, pod: pod.metadata?.name }, 'cannot take pod'));
+  const list = () =>
+    options.namespace ? core.listNamespacedPod({ namespace: options.namespace }) : core.listPodForAllNamespaces();
+  const handle = (pod: V1Pod) =>
+    void onPod(pod).catch((err) => log.error({ err, pod: pod.metadata?.name }, 'cannot take pod'));
   // After a failure the watch starts over with a fresh informer: client-node's keeps doubling its reconnect
   // delay (to 30 s, for good), and one whose restart failed while the API server was down never tried again.
   // Callbacks of an informer that was replaced are ignored.
@@ -478,18 +602,30 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   try {
     process.kill(-child.pid!, signal);
   } catch {
-    try { child.kill(signal); } catch { /* already gone */ }
+    try {
+      child.kill(signal);
+    } catch {
+      /* already gone */
+    }
   }
 }
 
-async function probeOnce(probe: any, podIP: string, ports: Array<{ name?: string; containerPort: number }>): Promise<boolean> {
+async function probeOnce(
+  probe: any,
+  podIP: string,
+  ports: Array<{ name?: string; containerPort: number }>,
+): Promise<boolean> {
   const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
-  const portOf = (p: number | string) => (typeof p === 'number' ? p : Number(ports.find((x) => x.name === p)?.containerPort ?? p));
+  const portOf = (p: number | string) =>
+    typeof p === 'number' ? p : Number(ports.find((x) => x.name === p)?.containerPort ?? p);
   if (probe.httpGet) {
     const g = probe.httpGet;
     const url = `${(g.scheme ?? 'HTTP').toLowerCase()}://${g.host ?? podIP}:${portOf(g.port)}${g.path ?? '/'}`;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: Object.fromEntries((g.httpHeaders ?? []).map((h: any) => [h.name, h.value])) });
+      const res = await fetch(url, {
+        signal: AbortSignal.timeout(timeoutMs),
+        headers: Object.fromEntries((g.httpHeaders ?? []).map((h: any) => [h.name, h.value])),
+      });
       await res.arrayBuffer();
       return res.status >= 200 && res.status < 400;
     } catch {
@@ -498,10 +634,20 @@ async function probeOnce(probe: any, podIP: string, ports: Array<{ name?: string
   }
   if (probe.tcpSocket) {
     return new Promise((resolve) => {
-      const socket = connect({ host: probe.tcpSocket.host ?? podIP, port: portOf(probe.tcpSocket.port), timeout: timeoutMs });
-      socket.once('connect', () => { socket.destroy(); resolve(true); });
+      const socket = connect({
+        host: probe.tcpSocket.host ?? podIP,
+        port: portOf(probe.tcpSocket.port),
+        timeout: timeoutMs,
+      });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
       socket.once('error', () => resolve(false));
-      socket.once('timeout', () => { socket.destroy(); resolve(false); });
+      socket.once('timeout', () => {
+        socket.destroy();
+        resolve(false);
+      });
     });
   }
   // exec and grpc probes are not run locally: the container counts as ready once it runs.

@@ -23,7 +23,9 @@ export class PodNetworkError extends Error {}
 export function podNetworkFromEnv(env: NodeJS.ProcessEnv = process.env): PodNetworkConfig {
   const { LOOPLINE_POD_BRIDGE: bridge, LOOPLINE_POD_SUBNET: subnet, LOOPLINE_HOST_ADDRESS: hostAddress } = env;
   if (!bridge || !subnet || !hostAddress) {
-    throw new PodNetworkError('local-kubelet needs the cluster\'s pod network (LOOPLINE_POD_BRIDGE, LOOPLINE_POD_SUBNET, LOOPLINE_HOST_ADDRESS): run through `npm test`, or `eval "$(bash e2e/cluster/cluster.sh env)"` first');
+    throw new PodNetworkError(
+      'local-kubelet needs the cluster\'s pod network (LOOPLINE_POD_BRIDGE, LOOPLINE_POD_SUBNET, LOOPLINE_HOST_ADDRESS): run through `npm test`, or `eval "$(bash e2e/cluster/cluster.sh env)"` first',
+    );
   }
   return { bridge, subnet, hostAddress };
 }
@@ -64,10 +66,15 @@ export class PodNetwork {
   ) {
     this.addresses = podAddresses(config);
     if (!existsSync(`/sys/class/net/${config.bridge}`)) {
-      throw new PodNetworkError(`pod bridge ${config.bridge} does not exist: start the cluster first (bash e2e/cluster/cluster.sh up)`);
+      throw new PodNetworkError(
+        `pod bridge ${config.bridge} does not exist: start the cluster first (bash e2e/cluster/cluster.sh up)`,
+      );
     }
     const nsenter = lookPath('nsenter', '/', process.env.PATH ?? '');
-    if (!nsenter) throw new PodNetworkError('nsenter (util-linux) is not on PATH: the local-kubelet starts pod processes in their network namespace with it');
+    if (!nsenter)
+      throw new PodNetworkError(
+        'nsenter (util-linux) is not on PATH: the local-kubelet starts pod processes in their network namespace with it',
+      );
     this.nsenter = nsenter;
     mkdirSync(leaseDir, { recursive: true });
   }
@@ -87,8 +94,18 @@ export class PodNetwork {
     try {
       await removeSandbox(ip);
       const { netns, veth } = sandboxNames(ip);
-      await ipBatch([], [`netns add ${netns}`, `link add ${veth} type veth peer name eth0 netns ${netns}`, `link set ${veth} master ${this.config.bridge} up`]);
-      await ipBatch(['-n', netns], [`addr add ${ip}/${this.prefixLength} dev eth0`, 'link set eth0 up', 'link set lo up']);
+      await ipBatch(
+        [],
+        [
+          `netns add ${netns}`,
+          `link add ${veth} type veth peer name eth0 netns ${netns}`,
+          `link set ${veth} master ${this.config.bridge} up`,
+        ],
+      );
+      await ipBatch(
+        ['-n', netns],
+        [`addr add ${ip}/${this.prefixLength} dev eth0`, 'link set eth0 up', 'link set lo up'],
+      );
       // Addresses are reused as soon as a pod is gone: the host may still hold the old pod's MAC for this address
       // and send the new pod's traffic nowhere until the entry goes stale (as long as half a minute). The CNI bridge
       // plugin announces a new address with a gratuitous ARP; forgetting the old entry here has the same effect.
@@ -163,7 +180,11 @@ async function removeSandbox(ip: string): Promise<void> {
   if (!existsSync(`/run/netns/${netns}`)) return;
   const pids = (await run('ip', ['netns', 'pids', netns])).split('\n').filter(Boolean).map(Number);
   for (const pid of pids) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
   await run('ip', ['netns', 'del', netns]);
 }
@@ -180,7 +201,11 @@ function run(command: string, args: string[], input?: string): Promise<string> {
     child.stdout!.on('data', (c) => (out += c));
     child.stderr!.on('data', (c) => (err += c));
     child.once('error', (e) => reject(new PodNetworkError(`${command} ${args.join(' ')}: ${e.message}`)));
-    child.once('close', (code) => (code === 0 ? resolve(out) : reject(new PodNetworkError(`${command} ${args.join(' ')} exited ${code}: ${err.trim()}`))));
+    child.once('close', (code) =>
+      code === 0
+        ? resolve(out)
+        : reject(new PodNetworkError(`${command} ${args.join(' ')} exited ${code}: ${err.trim()}`)),
+    );
     if (input !== undefined) child.stdin!.end(input);
   });
 }

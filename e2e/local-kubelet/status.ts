@@ -51,7 +51,8 @@ export function podPhase(record: PodRecord): PodPhase {
   for (const c of record.containers) {
     if ('running' in c.state) running++;
     else if ('waiting' in c.state) {
-      if (c.lastState) running++; // waiting to restart after a previous run counts as running
+      if (c.lastState)
+        running++; // waiting to restart after a previous run counts as running
       else waitingFresh++;
     } else if (c.state.terminated.exitCode === 0) succeeded++;
     else failed++;
@@ -72,14 +73,22 @@ interface Condition {
 }
 
 /** The status patch for the pod; `previous` supplies lastTransitionTime of conditions whose status did not change. */
-export function podStatus(record: PodRecord, previous: readonly Condition[] | undefined, now: Date): Record<string, unknown> {
+export function podStatus(
+  record: PodRecord,
+  previous: readonly Condition[] | undefined,
+  now: Date,
+): Record<string, unknown> {
   const phase = podPhase(record);
   const terminal = phase === 'Succeeded' || phase === 'Failed';
   const unready = record.containers.filter((c) => !c.ready).map((c) => c.name);
   const ready: Omit<Condition, 'type'> = terminal
     ? { status: 'False', reason: 'PodCompleted', message: '' }
     : unready.length
-      ? { status: 'False', reason: 'ContainersNotReady', message: `containers with unready status: [${unready.join(' ')}]` }
+      ? {
+          status: 'False',
+          reason: 'ContainersNotReady',
+          message: `containers with unready status: [${unready.join(' ')}]`,
+        }
       : { status: 'True' };
   const wanted: Condition[] = [
     { type: 'PodReadyToStartContainers', status: record.sandboxReady && !terminal ? 'True' : 'False' },
@@ -89,7 +98,8 @@ export function podStatus(record: PodRecord, previous: readonly Condition[] | un
   ];
   const conditions = wanted.map((c) => {
     const before = previous?.find((p) => p.type === c.type);
-    const lastTransitionTime = before && before.status === c.status && before.lastTransitionTime ? before.lastTransitionTime : timestamp(now);
+    const lastTransitionTime =
+      before && before.status === c.status && before.lastTransitionTime ? before.lastTransitionTime : timestamp(now);
     return { lastProbeTime: null, ...c, lastTransitionTime };
   });
   const status: Record<string, unknown> = {

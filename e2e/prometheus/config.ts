@@ -55,10 +55,22 @@ export function prometheusConfig(options: PrometheusConfigOptions): string {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ options: { kubeconfig: { type: 'string' }, interval: { type: 'string', default: '1s' }, namespace: { type: 'string', multiple: true } } });
+  const { values } = parseArgs({
+    options: {
+      kubeconfig: { type: 'string' },
+      interval: { type: 'string', default: '1s' },
+      namespace: { type: 'string', multiple: true },
+    },
+  });
   if (!values.kubeconfig) {
     console.error('usage: config.ts --kubeconfig FILE [--interval 1s] [--namespace NS ...]');
     process.exit(2);
   }
-  process.stdout.write(prometheusConfig({ kubeconfig: values.kubeconfig, scrapeInterval: values.interval!, ...(values.namespace ? { namespaces: values.namespace } : {}) }));
+  process.stdout.write(
+    prometheusConfig({
+      kubeconfig: values.kubeconfig,
+      scrapeInterval: values.interval!,
+      ...(values.namespace ? { namespaces: values.namespace } : {}),
+    }),
+  );
 }

@@ -68,8 +68,13 @@ export function parseBatchSummary(text: string | undefined): BatchRunSummary | s
   }
   const summary = value as Partial<BatchRunSummary>;
   const counts = ['rows', 'written', 'rejects'] as const;
-  if (typeof summary !== 'object' || summary === null || typeof summary.succeeded !== 'boolean' || counts.some((c) => !Number.isInteger(summary[c]) || summary[c]! < 0)) {
-    return 'the batch pod\'s termination message is not a batch run summary (succeeded, rows, written, rejects)';
+  if (
+    typeof summary !== 'object' ||
+    summary === null ||
+    typeof summary.succeeded !== 'boolean' ||
+    counts.some((c) => !Number.isInteger(summary[c]) || summary[c]! < 0)
+  ) {
+    return "the batch pod's termination message is not a batch run summary (succeeded, rows, written, rejects)";
   }
   return summary as BatchRunSummary;
 }

@@ -92,7 +92,8 @@ export function parseDuration(field: string, text: string): number {
     total += Number(match[1]) * DURATION_UNITS[match[2]!]!;
     rest = rest.slice(match[0].length);
   }
-  if (trimmed === '' || rest !== '') throw new Error(`${field}: "${text}" is not a duration: use e.g. 500ms, 30s, 5m, 1h30m or 7d`);
+  if (trimmed === '' || rest !== '')
+    throw new Error(`${field}: "${text}" is not a duration: use e.g. 500ms, 30s, 5m, 1h30m or 7d`);
   return total;
 }
 

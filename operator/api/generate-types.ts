@@ -83,10 +83,15 @@ function shapeOf(node: SchemaNode): unknown {
     intOrString: node['x-kubernetes-int-or-string'] ?? false,
     preserve: node['x-kubernetes-preserve-unknown-fields'] ?? false,
     items: node.items && shapeOf(node.items),
-    additional: typeof node.additionalProperties === 'object' ? shapeOf(node.additionalProperties) : node.additionalProperties,
+    additional:
+      typeof node.additionalProperties === 'object' ? shapeOf(node.additionalProperties) : node.additionalProperties,
     properties:
       node.properties &&
-      Object.fromEntries(Object.entries(node.properties).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, shapeOf(v)])),
+      Object.fromEntries(
+        Object.entries(node.properties)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, v]) => [k, shapeOf(v)]),
+      ),
   };
 }
 
@@ -112,7 +117,9 @@ function wrap(paragraph: string): string[] {
 }
 
 function docComment(paragraphs: string[], indent: string): string {
-  const text = paragraphs.filter((paragraph) => paragraph.length > 0).map((paragraph) => wrap(paragraph.replace(/\*\//g, '*\\/')));
+  const text = paragraphs
+    .filter((paragraph) => paragraph.length > 0)
+    .map((paragraph) => wrap(paragraph.replace(/\*\//g, '*\\/')));
   if (text.length === 0) return '';
   const body = text.flatMap((lines, i) => (i === 0 ? lines : ['', ...lines]));
   if (body.length === 1) return `${indent}/** ${body[0]} */\n`;
@@ -189,7 +196,8 @@ class Generator {
           fields.push('  /** Fields the API server stores without checking. */\n  [field: string]: unknown;');
         }
         // A shared shape documented differently at each use says where it is used instead.
-        const doc = shape.descriptions.size === 1 ? [...shape.descriptions] : [`The shape of ${shape.paths.join(', ')}.`];
+        const doc =
+          shape.descriptions.size === 1 ? [...shape.descriptions] : [`The shape of ${shape.paths.join(', ')}.`];
         return `${docComment(doc, '')}export interface ${name} {\n${fields.join('\n')}\n}\n`;
       })
       .join('\n');

@@ -28,7 +28,14 @@ export async function installCrds(kc: KubeConfig, options: InstallOptions = {}):
   const crds = LOOPLINE_KINDS.map((kind) => loadYaml<V1CustomResourceDefinition>(readFileSync(crdPath(kind), 'utf8')));
   for (const crd of crds) {
     // force: the manifests in crds/ own every field they set, whoever applied them before.
-    await objects.patch(crd, undefined, undefined, options.fieldManager ?? CRD_FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    await objects.patch(
+      crd,
+      undefined,
+      undefined,
+      options.fieldManager ?? CRD_FIELD_MANAGER,
+      true,
+      PatchStrategy.ServerSideApply,
+    );
   }
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   for (const crd of crds) {
@@ -38,7 +45,9 @@ export async function installCrds(kc: KubeConfig, options: InstallOptions = {}):
       if (isTrue('Established') && isTrue('NamesAccepted')) break;
       if (Date.now() > deadline) {
         const conditions = JSON.stringify(live.status?.conditions ?? []);
-        throw new Error(`CRD ${crd.metadata!.name!} not Established after ${options.timeoutMs ?? 30_000} ms: ${conditions}`);
+        throw new Error(
+          `CRD ${crd.metadata!.name!} not Established after ${options.timeoutMs ?? 30_000} ms: ${conditions}`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

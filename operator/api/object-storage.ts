@@ -27,7 +27,9 @@ export function parseS3Uri(uri: string): S3Location {
   if (!match) throw new Error(`${uri} is not an s3:// URI (s3://<bucket>/<key>)`);
   const [, bucket, key = ''] = match;
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new Error(`${uri}: "${bucket}" is not a bucket name (3-63 characters: lower-case letters, digits, dots and hyphens)`);
+    throw new Error(
+      `${uri}: "${bucket}" is not a bucket name (3-63 characters: lower-case letters, digits, dots and hyphens)`,
+    );
   }
   return { bucket, key };
 }
@@ -51,7 +53,15 @@ export function s3ClientFromEnv(env: Env): S3Client {
   return new S3Client({
     ...(endpoint ? { endpoint } : {}),
     ...(env[STORAGE_ENV.region] ? { region: env[STORAGE_ENV.region] } : {}),
-    ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) } } : {}),
+    ...(accessKeyId && secretAccessKey
+      ? {
+          credentials: {
+            accessKeyId,
+            secretAccessKey,
+            ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+          },
+        }
+      : {}),
     forcePathStyle: pathStyle === 'true',
     requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: IDLE_TIMEOUT_MS },
   });
@@ -70,7 +80,7 @@ const FIXES: Record<string, string> = {
   Forbidden: 'access refused: check the credentials and their access to the bucket',
   CredentialsProviderError: `no credentials found: set ${STORAGE_ENV.accessKeyId}/${STORAGE_ENV.secretAccessKey} (the storage Secret) or a web identity`,
   ECONNREFUSED: 'nothing listens at the storage endpoint: check the endpoint setting',
-  ENOTFOUND: 'the storage endpoint\'s host name does not resolve: check the endpoint setting',
+  ENOTFOUND: "the storage endpoint's host name does not resolve: check the endpoint setting",
   ETIMEDOUT: 'the storage endpoint did not answer in time: check the endpoint setting and the network',
   TimeoutError: 'the storage endpoint did not answer in time: check the endpoint setting and the network',
 };
@@ -97,7 +107,10 @@ export function storageError(uri: string, operation: string, error: unknown): Ob
   if (error instanceof S3ServiceException) {
     const status = error.$metadata.httpStatusCode;
     // Answers without a body (HEAD, some 403s) carry only the status: its message is the status's name.
-    const detail = [status ? `HTTP ${status}` : '', error.message && error.message !== error.name && error.message !== 'UnknownError' ? error.message : '']
+    const detail = [
+      status ? `HTTP ${status}` : '',
+      error.message && error.message !== error.name && error.message !== 'UnknownError' ? error.message : '',
+    ]
       .filter(Boolean)
       .join(': ');
     return new ObjectStorageError(uri, error.name, operation, detail);

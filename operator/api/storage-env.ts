@@ -71,12 +71,19 @@ export function storagePodEnv(settings: StorageSettings | undefined): PodEnvVar[
   const env: PodEnvVar[] = [];
   if (settings.endpoint) env.push({ name: STORAGE_ENV.endpoint, value: settings.endpoint });
   if (settings.region) env.push({ name: STORAGE_ENV.region, value: settings.region });
-  if (settings.forcePathStyle !== undefined) env.push({ name: STORAGE_ENV.forcePathStyle, value: String(settings.forcePathStyle) });
+  if (settings.forcePathStyle !== undefined)
+    env.push({ name: STORAGE_ENV.forcePathStyle, value: String(settings.forcePathStyle) });
   const credentials = settings.credentials;
   if (credentials) {
     env.push(
-      { name: STORAGE_ENV.accessKeyId, valueFrom: { secretKeyRef: { name: credentials.secretName, key: credentials.accessKeyIdKey } } },
-      { name: STORAGE_ENV.secretAccessKey, valueFrom: { secretKeyRef: { name: credentials.secretName, key: credentials.secretAccessKeyKey } } },
+      {
+        name: STORAGE_ENV.accessKeyId,
+        valueFrom: { secretKeyRef: { name: credentials.secretName, key: credentials.accessKeyIdKey } },
+      },
+      {
+        name: STORAGE_ENV.secretAccessKey,
+        valueFrom: { secretKeyRef: { name: credentials.secretName, key: credentials.secretAccessKeyKey } },
+      },
     );
   }
   return env;

@@ -38,19 +38,24 @@ function describe(error: ErrorObject): string {
     const extra = (error.params as { additionalProperty: string }).additionalProperty;
     return `${field === 'body' ? '' : `${field}.`}${extra} is not a field of a progress report (fields: epoch, totalEpochs, loss, metrics, eta)`;
   }
-  if (error.keyword === 'required') return `${(error.params as { missingProperty: string }).missingProperty} is required`;
-  if (error.keyword === 'propertyNames') return `metrics: "${(error.params as { propertyName: string }).propertyName}" is not a metric name (letters, digits, _ . : / -; at most 63)`;
+  if (error.keyword === 'required')
+    return `${(error.params as { missingProperty: string }).missingProperty} is required`;
+  if (error.keyword === 'propertyNames')
+    return `metrics: "${(error.params as { propertyName: string }).propertyName}" is not a metric name (letters, digits, _ . : / -; at most 63)`;
   return `${field} ${error.message}`;
 }
 
 /** A report from a request body, or what is wrong with it (every problem, each naming its field). */
-export function parseProgressReport(body: unknown): { ok: true; report: ProgressReport } | { ok: false; errors: string[] } {
+export function parseProgressReport(
+  body: unknown,
+): { ok: true; report: ProgressReport } | { ok: false; errors: string[] } {
   if (!validate(body)) {
     // A bad metric name comes twice: as the name's own pattern error and as the propertyNames error that names it.
     const errors = (validate.errors ?? []).filter((e) => e.propertyName === undefined);
     return { ok: false, errors: [...new Set(errors.map(describe))] };
   }
-  if (body.epoch > body.totalEpochs) return { ok: false, errors: [`epoch ${body.epoch} is more than totalEpochs ${body.totalEpochs}`] };
+  if (body.epoch > body.totalEpochs)
+    return { ok: false, errors: [`epoch ${body.epoch} is more than totalEpochs ${body.totalEpochs}`] };
   return { ok: true, report: body };
 }
 

@@ -18,8 +18,22 @@ import { PodDisruptionBudget, servedModel } from '../inferenceservice/controller
 import { desiredObjects } from '../inferenceservice/desired.ts';
 import type { ModelVersionObject } from '../inferenceservice/registry.ts';
 import type { InferenceService } from '../inferenceservice/resource.ts';
-import { createNamespace, installCrds, registerVersion, requireKubeconfig, sleep, uniqueName } from '../inferenceservice/test/support/cluster.ts';
-import { addCapacity, benchInferenceService, controlPlaneCpu, cpuSpent, forEachInferenceService, SIMULATED_IMAGE } from './support/scale.ts';
+import {
+  createNamespace,
+  installCrds,
+  registerVersion,
+  requireKubeconfig,
+  sleep,
+  uniqueName,
+} from '../inferenceservice/test/support/cluster.ts';
+import {
+  addCapacity,
+  benchInferenceService,
+  controlPlaneCpu,
+  cpuSpent,
+  forEachInferenceService,
+  SIMULATED_IMAGE,
+} from './support/scale.ts';
 
 /** Resource kinds by apiVersion/kind, as the engine resolves what a controller applies. */
 const known = kindRegistry([...Object.values(kinds), PodDisruptionBudget]);
@@ -27,19 +41,28 @@ const known = kindRegistry([...Object.values(kinds), PodDisruptionBudget]);
 const count = Number(process.env.BENCH_ISVCS ?? 1000);
 const api = new KubeApi(requireKubeconfig());
 const namespace = uniqueName('bench-objects');
-const loadBefore = loadavg().map((l) => l.toFixed(2)).join(', ');
+const loadBefore = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(', ');
 await installCrds(api);
 await createNamespace(api, namespace);
 const capacity = await addCapacity(api, namespace, count);
 const version = await registerVersion(api, namespace, 'bench-model', 1, ['production']);
 const serving = { stable: servedModel(version as unknown as ModelVersionObject), canaryWeight: 0 };
-const config = inferenceServiceSettings({ PREDICTOR_IMAGE: SIMULATED_IMAGE, PROMETHEUS_URL: 'http://127.0.0.1:9' }).serving;
+const config = inferenceServiceSettings({
+  PREDICTOR_IMAGE: SIMULATED_IMAGE,
+  PROMETHEUS_URL: 'http://127.0.0.1:9',
+}).serving;
 
 try {
   const cpuBefore = controlPlaneCpu();
   const t0 = Date.now();
   await forEachInferenceService(count, async (name) => {
-    const isvc = await api.create(kinds.InferenceService, benchInferenceService(namespace, name) as never, 'loopline-bench');
+    const isvc = await api.create(
+      kinds.InferenceService,
+      benchInferenceService(namespace, name) as never,
+      'loopline-bench',
+    );
     const objects = desiredObjects(isvc as unknown as InferenceService, serving, config);
     await Promise.all(objects.map((object) => api.apply(known.get(kindId(object))!, object, 'loopline-bench')));
   });
@@ -57,7 +80,9 @@ try {
   const result = {
     generated: new Date().toISOString(),
     inferenceServices: count,
-    machine: `${cpus().length} cores, load ${loadBefore} before / ${loadavg().map((l) => l.toFixed(2)).join(', ')} after`,
+    machine: `${cpus().length} cores, load ${loadBefore} before / ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(', ')} after`,
     objectsWrittenMs: writtenMs,
     allAvailableMs: readyMs ?? null,
     availableAtEnd: available,
@@ -77,7 +102,9 @@ at a time. No status is written and no controller logic runs. Machine: ${result.
 |---|---|
 | InferenceServices created and their objects applied | ${s(writtenMs)} |
 | every Deployment available | ${s(result.allAvailableMs)} (${available}/${count}) |
-| CPU the control plane spent | ${controlPlane.total} s (${Object.entries(controlPlane.byComponent).map(([k, v]) => `${k} ${v}`).join(', ')}) |
+| CPU the control plane spent | ${controlPlane.total} s (${Object.entries(controlPlane.byComponent)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}) |
 `;
   writeFileSync(`${dir}inferenceservice-objects.md`, md);
   console.log(md);

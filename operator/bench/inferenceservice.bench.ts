@@ -21,8 +21,22 @@ import { createEngine, kinds, KubeApi } from '../engine/index.ts';
 import { inferenceServiceSettings, setUpInferenceServices } from '../inferenceservice/config.ts';
 import { DEFAULT_WORKERS } from '../inferenceservice/controller.ts';
 import { bundleOperator, chartNodeOptions } from '../../scripts/bundle-operator.ts';
-import { createNamespace, installCrds, registerVersion, requireKubeconfig, sleep, uniqueName } from '../inferenceservice/test/support/cluster.ts';
-import { addCapacity, benchInferenceService, controlPlaneCpu, cpuSpent, forEachInferenceService, SIMULATED_IMAGE } from './support/scale.ts';
+import {
+  createNamespace,
+  installCrds,
+  registerVersion,
+  requireKubeconfig,
+  sleep,
+  uniqueName,
+} from '../inferenceservice/test/support/cluster.ts';
+import {
+  addCapacity,
+  benchInferenceService,
+  controlPlaneCpu,
+  cpuSpent,
+  forEachInferenceService,
+  SIMULATED_IMAGE,
+} from './support/scale.ts';
 
 const WORKERS = process.env.BENCH_WORKERS ? Number(process.env.BENCH_WORKERS) : undefined;
 const OWNED_PER_SERVICE = ['Deployment', 'Service', 'Service', 'PodDisruptionBudget', 'HTTPRoute'];
@@ -35,9 +49,19 @@ type Message =
 
 /** The operator process: the InferenceService controller alone, answering the benchmark's questions over IPC. */
 async function runOperator(namespace: string): Promise<void> {
-  const engine = createEngine({ namespace, leaderElection: false, httpPort: false, logger: pino({ level: 'warn' }), resyncPeriodMs: 0 });
+  const engine = createEngine({
+    namespace,
+    leaderElection: false,
+    httpPort: false,
+    logger: pino({ level: 'warn' }),
+    resyncPeriodMs: 0,
+  });
   await setUpInferenceServices(engine, {
-    ...inferenceServiceSettings({ PREDICTOR_IMAGE: SIMULATED_IMAGE, PROMETHEUS_URL: 'http://127.0.0.1:9', ...(WORKERS ? { INFERENCESERVICE_WORKERS: String(WORKERS) } : {}) }),
+    ...inferenceServiceSettings({
+      PREDICTOR_IMAGE: SIMULATED_IMAGE,
+      PROMETHEUS_URL: 'http://127.0.0.1:9',
+      ...(WORKERS ? { INFERENCESERVICE_WORKERS: String(WORKERS) } : {}),
+    }),
     namespace,
   });
   await engine.start();
@@ -45,7 +69,13 @@ async function runOperator(namespace: string): Promise<void> {
     // Memory is read after a full collection (the child runs with --expose-gc): what the operator keeps, not garbage.
     if (collect) (globalThis as { gc?: () => void }).gc?.();
     const memory = process.memoryUsage();
-    return { type: 'stats', writes: engine.writes.snapshot(), rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, cached: engine.cache.list(kinds.InferenceService).length };
+    return {
+      type: 'stats',
+      writes: engine.writes.snapshot(),
+      rssBytes: memory.rss,
+      heapUsedBytes: memory.heapUsed,
+      cached: engine.cache.list(kinds.InferenceService).length,
+    };
   };
   process.on('message', (command: { cmd: 'stats' | 'resync' | 'stop'; gc?: boolean }) => {
     void (async () => {
@@ -94,9 +124,15 @@ class OperatorProcess {
 }
 
 const counted = (writes: Record<string, number>) =>
-  Object.entries(writes).filter(([key]) => !NOT_COUNTED.includes(key.split(' ')[1]!)).reduce((sum, [, n]) => sum + n, 0);
+  Object.entries(writes)
+    .filter(([key]) => !NOT_COUNTED.includes(key.split(' ')[1]!))
+    .reduce((sum, [, n]) => sum + n, 0);
 const diff = (after: Record<string, number>, before: Record<string, number>) =>
-  Object.fromEntries(Object.entries(after).map(([k, n]) => [k, n - (before[k] ?? 0)]).filter(([, n]) => (n as number) !== 0));
+  Object.fromEntries(
+    Object.entries(after)
+      .map(([k, n]) => [k, n - (before[k] ?? 0)])
+      .filter(([, n]) => (n as number) !== 0),
+  );
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
 
 /**
@@ -105,12 +141,17 @@ const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
  * runs this file through tsx instead (tsx's loader adds ~100 MB).
  */
 async function operatorRuntime(): Promise<{ name: string; script: string; execArgv: string[] }> {
-  if (process.env.BENCH_OPERATOR_RUNTIME === 'tsx') return { name: 'tsx', script: fileURLToPath(import.meta.url), execArgv: ['--expose-gc', '--import', 'tsx'] };
+  if (process.env.BENCH_OPERATOR_RUNTIME === 'tsx')
+    return { name: 'tsx', script: fileURLToPath(import.meta.url), execArgv: ['--expose-gc', '--import', 'tsx'] };
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const script = join(root, 'node_modules/.cache/loopline-bench-dist/inferenceservice.bench.mjs');
   console.log('bundling the operator as Dockerfile.operator does (scripts/bundle-operator.ts)');
   await bundleOperator(fileURLToPath(import.meta.url), script);
-  return { name: 'node (bundled)', script, execArgv: ['--expose-gc', ...chartNodeOptions(process.env.BENCH_OPERATOR_NODE_OPTIONS)] };
+  return {
+    name: 'node (bundled)',
+    script,
+    execArgv: ['--expose-gc', ...chartNodeOptions(process.env.BENCH_OPERATOR_NODE_OPTIONS)],
+  };
 }
 
 async function runBenchmark(): Promise<void> {
@@ -118,7 +159,9 @@ async function runBenchmark(): Promise<void> {
   const kc = requireKubeconfig();
   const api = new KubeApi(kc);
   const namespace = uniqueName('bench-isvc');
-  const loadBefore = loadavg().map((l) => l.toFixed(2)).join(', ');
+  const loadBefore = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ');
   await installCrds(api);
   await createNamespace(api, namespace);
   const capacity = await addCapacity(api, namespace, count);
@@ -127,7 +170,9 @@ async function runBenchmark(): Promise<void> {
   const operator = new OperatorProcess(namespace, runtime.script, runtime.execArgv);
   await operator.next();
   const idle = await operator.ask('stats', true);
-  console.log(`operator started (${mb(idle.rssBytes)} MB resident); creating ${count} InferenceServices in ${namespace}`);
+  console.log(
+    `operator started (${mb(idle.rssBytes)} MB resident); creating ${count} InferenceServices in ${namespace}`,
+  );
 
   try {
     const cpuBefore = controlPlaneCpu();
@@ -143,11 +188,19 @@ async function runBenchmark(): Promise<void> {
     while (readyMs === undefined && Date.now() < deadline) {
       await sleep(2000);
       const stats = await operator.ask('stats');
-      const applied = OWNED_PER_SERVICE.every((kind) => (stats.writes[`apply ${kind}`] ?? 0) >= count * OWNED_PER_SERVICE.filter((k) => k === kind).length);
+      const applied = OWNED_PER_SERVICE.every(
+        (kind) => (stats.writes[`apply ${kind}`] ?? 0) >= count * OWNED_PER_SERVICE.filter((k) => k === kind).length,
+      );
       if (applied && objectsMs === undefined) objectsMs = Date.now() - t0;
       const list = (await api.list(kinds.InferenceService, namespace)).items;
-      ready = list.filter((isvc) => isvc.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True')).length;
-      console.log(`  ${((Date.now() - t0) / 1000).toFixed(0)} s: ${ready}/${count} Ready, writes ${counted(stats.writes)}`);
+      ready = list.filter((isvc) =>
+        isvc.status?.conditions?.some(
+          (c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True',
+        ),
+      ).length;
+      console.log(
+        `  ${((Date.now() - t0) / 1000).toFixed(0)} s: ${ready}/${count} Ready, writes ${counted(stats.writes)}`,
+      );
       if (ready === count) readyMs = Date.now() - t0;
     }
     const converged = await operator.ask('stats');
@@ -162,11 +215,14 @@ async function runBenchmark(): Promise<void> {
     const writes = settled.writes;
     const totalWrites = counted(writes);
     const minimum = OWNED_PER_SERVICE.length + 1;
-    const statusWrites = (writes['apply-status InferenceService'] ?? 0) + (writes['patch-status InferenceService'] ?? 0);
+    const statusWrites =
+      (writes['apply-status InferenceService'] ?? 0) + (writes['patch-status InferenceService'] ?? 0);
     const result = {
       inferenceServices: count,
       namespace,
-      machine: `${cpus().length} cores, load ${loadBefore} before / ${loadavg().map((l) => l.toFixed(2)).join(', ')} after`,
+      machine: `${cpus().length} cores, load ${loadBefore} before / ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(', ')} after`,
       createRequestsMs: createdMs,
       allObjectsCreatedMs: objectsMs ?? null,
       allReadyMs: readyMs ?? null,
@@ -198,10 +254,15 @@ async function runBenchmark(): Promise<void> {
 function writeResults(r: Record<string, any>): void {
   const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}inferenceservice.json`, `${JSON.stringify({ generated: new Date().toISOString(), ...r }, null, 2)}\n`);
+  writeFileSync(
+    `${dir}inferenceservice.json`,
+    `${JSON.stringify({ generated: new Date().toISOString(), ...r }, null, 2)}\n`,
+  );
   const s = (ms: number | null) => (ms === null ? 'not reached' : `${(ms / 1000).toFixed(1)} s`);
   const met = (ok: boolean, miss: string) => (ok ? 'yes' : `no, ${miss}`);
-  const byKind = Object.entries(r.writes as Record<string, number>).map(([k, n]) => `${k} ${n}`).join(', ');
+  const byKind = Object.entries(r.writes as Record<string, number>)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
   const md = `## InferenceService controller at scale (\`operator/bench/inferenceservice.bench.ts\`)
 
 ${r.inferenceServices} InferenceServices (stable version only, Gateway API route) created 16 at a time against the local cluster's real
@@ -219,7 +280,13 @@ nodes (added for the run); no predictor process runs. Machine: ${r.machine}.
 | writes after convergence (5 s quiet) | ${r.writesAfterConvergence} |
 | writes during a full resync, nothing changed | ${r.resyncWrites} |
 | operator resident memory (heap used), ${r.operatorRuntime} | ${r.operatorRssMB} MB (${r.operatorHeapUsedMB} MB); idle before: ${r.operatorRssIdleMB} MB |
-| CPU the control plane spent from the first create to convergence | ${r.controlPlaneCpuSeconds.total} s (${Object.entries(r.controlPlaneCpuSeconds.byComponent as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', ')}): on ${cpus().length} cores that alone is at least ${(r.controlPlaneCpuSeconds.total / cpus().length).toFixed(0)} s of wall time (the same objects with no operator: bench/results/inferenceservice-objects.md) |
+| CPU the control plane spent from the first create to convergence | ${r.controlPlaneCpuSeconds.total} s (${Object.entries(
+    r.controlPlaneCpuSeconds.byComponent as Record<string, number>,
+  )
+    .map(([k, v]) => `${k} ${v}`)
+    .join(
+      ', ',
+    )}): on ${cpus().length} cores that alone is at least ${(r.controlPlaneCpuSeconds.total / cpus().length).toFixed(0)} s of wall time (the same objects with no operator: bench/results/inferenceservice-objects.md) |
 
 Writes by verb and kind: ${byKind}.
 The second status write per service is the Ready transition: the first reconcile reports Ready False (no pod yet), the

@@ -23,7 +23,9 @@ await new Watch(kc).watch(
   (type, job: KubeObject) => {
     if (type !== 'ADDED') return;
     const attempt = desiredJob(job as unknown as TrainingJob, controllerReference(job), 1);
-    api.create(kinds.Job, attempt, 'loopline-bench-no-logic').catch((err: Error) => console.error(`Job of ${job.metadata.name}: ${err.message}`));
+    api
+      .create(kinds.Job, attempt, 'loopline-bench-no-logic')
+      .catch((err: Error) => console.error(`Job of ${job.metadata.name}: ${err.message}`));
   },
   (err) => {
     console.error(`watch ended: ${err ? (err as Error).message : 'closed'}`);

@@ -47,17 +47,45 @@ function writeData(dir: string, rows: number): void {
     const version = part % 2 === 0 ? 3 : 4;
     const logged = Array.from({ length: n }, (_, j) => {
       const truth = random();
-      return { requestId: `req-${(start + j).toString(36)}-${Math.floor(truth * 1e9).toString(16)}`, time: time + j, model: service, version, truth, score: Math.min(1, Math.max(0, truth + (random() - 0.5) * 0.4)), inputs: { amount: random() * 1000, age: random() * 80, tenure: random() * 20, merchant: Math.floor(random() * 500) } };
+      return {
+        requestId: `req-${(start + j).toString(36)}-${Math.floor(truth * 1e9).toString(16)}`,
+        time: time + j,
+        model: service,
+        version,
+        truth,
+        score: Math.min(1, Math.max(0, truth + (random() - 0.5) * 0.4)),
+        inputs: {
+          amount: random() * 1000,
+          age: random() * 80,
+          tenure: random() * 20,
+          merchant: Math.floor(random() * 500),
+        },
+      };
     });
     put(inferenceLogPart(ns, service, logged, `predictor-${part % 3}`, part));
-    const labels = logged.map((r) => ({ requestId: r.requestId, label: random() < r.truth ? 1 : 0, time: r.time + 60_000 }));
+    const labels = logged.map((r) => ({
+      requestId: r.requestId,
+      label: random() < r.truth ? 1 : 0,
+      time: r.time + 60_000,
+    }));
     put(labelPart(ns, service, labels));
     // A tenth relabelled later: the last label wins.
-    put(labelPart(ns, service, labels.filter((_, j) => j % 10 === 0).map((l) => ({ ...l, label: 1 - l.label, time: l.time + 120_000 }))));
+    put(
+      labelPart(
+        ns,
+        service,
+        labels.filter((_, j) => j % 10 === 0).map((l) => ({ ...l, label: 1 - l.label, time: l.time + 120_000 })),
+      ),
+    );
   }
 }
 
-interface Round { ms: number; peakRssMb: number; versions: number; labelled: number }
+interface Round {
+  ms: number;
+  peakRssMb: number;
+  versions: number;
+  labelled: number;
+}
 
 function evaluateOnce(base: string, memoryLimit?: string): Round {
   const script = `
@@ -69,7 +97,11 @@ function evaluateOnce(base: string, memoryLimit?: string): Round {
     if (code !== 0) { console.error(printed); process.exit(code); }
     const data = JSON.parse(printed);
     console.log(JSON.stringify({ ms, peakRssMb: process.resourceUsage().maxRSS / 1024, versions: data.versions.length, labelled: data.versions.reduce((s, v) => s + v.count, 0) }));`;
-  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24 });
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
   if (run.status !== 0) throw new Error(`evaluator failed: ${run.stderr}`);
   return JSON.parse(run.stdout.trim().split('\n').pop()!);
 }
@@ -87,19 +119,39 @@ for (const rows of sizes) {
   }
   const writeSeconds = (performance.now() - started) / 1000;
   for (const memoryLimit of ['', '1GB']) {
-    const rounds = Array.from({ length: ROUNDS }, () => evaluateOnce(pathToFileURL(dir).href, memoryLimit || undefined));
-    for (const r of rounds) if (r.labelled !== rows) throw new Error(`${rows} rows: evaluated ${r.labelled} labelled predictions`);
+    const rounds = Array.from({ length: ROUNDS }, () =>
+      evaluateOnce(pathToFileURL(dir).href, memoryLimit || undefined),
+    );
+    for (const r of rounds)
+      if (r.labelled !== rows) throw new Error(`${rows} rows: evaluated ${r.labelled} labelled predictions`);
     results.push({ rows, memoryLimit: memoryLimit || 'default (80% of RAM)', writeSeconds, rounds });
-    console.log(`${rows} rows, memory limit ${memoryLimit || 'default'}: ${rounds.map((r) => `${Math.round(r.ms)} ms, ${Math.round(r.peakRssMb)} MB`).join('; ')}`);
+    console.log(
+      `${rows} rows, memory limit ${memoryLimit || 'default'}: ${rounds.map((r) => `${Math.round(r.ms)} ms, ${Math.round(r.peakRssMb)} MB`).join('; ')}`,
+    );
   }
 }
 
-const machine = { cpus: cpus().length, model: cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version };
-const note = 'Shared 2-core machine (other sessions\' clusters and builds run beside it); each round is a fresh Node process running `loopline evaluate` (tsx), time from its start to the printed result.';
+const machine = {
+  cpus: cpus().length,
+  model: cpus()[0]?.model,
+  loadAverageBefore: loadBefore,
+  loadAverageAfter: loadavg(),
+  node: process.version,
+};
+const note =
+  "Shared 2-core machine (other sessions' clusters and builds run beside it); each round is a fresh Node process running `loopline evaluate` (tsx), time from its start to the printed result.";
 mkdirSync(join(root, 'bench/results'), { recursive: true });
-writeFileSync(join(root, 'bench/results/quality.json'), `${JSON.stringify({ generatedAt: new Date().toISOString(), machine, note, partRows: PART_ROWS, results }, null, 2)}\n`);
-const table = results.map((r) => `| ${r.rows.toLocaleString('en-US')} | ${r.memoryLimit} | ${Math.round(median(r.rounds.map((x) => x.ms))).toLocaleString('en-US')} (${Math.round(Math.max(...r.rounds.map((x) => x.ms))).toLocaleString('en-US')}) | ${Math.round(median(r.rounds.map((x) => x.peakRssMb)))} (${Math.round(Math.max(...r.rounds.map((x) => x.peakRssMb)))}) |`);
-writeFileSync(join(root, 'bench/results/quality.md'), `## Quality evaluation (\`operator/bench/quality.bench.ts\`)
+writeFileSync(
+  join(root, 'bench/results/quality.json'),
+  `${JSON.stringify({ generatedAt: new Date().toISOString(), machine, note, partRows: PART_ROWS, results }, null, 2)}\n`,
+);
+const table = results.map(
+  (r) =>
+    `| ${r.rows.toLocaleString('en-US')} | ${r.memoryLimit} | ${Math.round(median(r.rounds.map((x) => x.ms))).toLocaleString('en-US')} (${Math.round(Math.max(...r.rounds.map((x) => x.ms))).toLocaleString('en-US')}) | ${Math.round(median(r.rounds.map((x) => x.peakRssMb)))} (${Math.round(Math.max(...r.rounds.map((x) => x.peakRssMb)))}) |`,
+);
+writeFileSync(
+  join(root, 'bench/results/quality.md'),
+  `## Quality evaluation (\`operator/bench/quality.bench.ts\`)
 
 ${note} Load average before/after: ${loadBefore.map((l) => l.toFixed(2)).join(', ')} / ${machine.loadAverageAfter.map((l) => l.toFixed(2)).join(', ')}.
 Logged predictions in parts of ${PART_ROWS.toLocaleString('en-US')} rows (two versions, four input features), every one labelled and a tenth relabelled later (last wins); ${ROUNDS} rounds each.
@@ -109,4 +161,5 @@ Logged predictions in parts of ${PART_ROWS.toLocaleString('en-US')} rows (two ve
 ${table.join('\n')}
 
 Peak RSS is the whole process (Node, the S3-free file reads, DuckDB's buffers); it grows by about 190 MB per million labelled rows here, so the CronJob's default 1Gi pod (engine limit 768 MiB) holds a window of about 4.5M rows, and a larger window wants spec.quality.resources.memory raised.
-`);
+`,
+);

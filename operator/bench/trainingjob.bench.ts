@@ -13,7 +13,16 @@ import { Watch } from '@kubernetes/client-node';
 import { bundleOperator, chartNodeOptions } from '../../scripts/bundle-operator.ts';
 import { startLocalKubelet } from '../../e2e/local-kubelet/kubelet.ts';
 import { kinds, type KubeObject } from '../engine/index.ts';
-import { REPO_ROOT, createJob, logger, sleep, startHarness, trainingJobObject, waitFor, waitForPhase } from '../../test/support/operator-harness.ts';
+import {
+  REPO_ROOT,
+  createJob,
+  logger,
+  sleep,
+  startHarness,
+  trainingJobObject,
+  waitFor,
+  waitForPhase,
+} from '../../test/support/operator-harness.ts';
 import { freePort } from '../../test/support/local.ts';
 import { operatorWrites as writes } from './support/scale.ts';
 
@@ -22,15 +31,23 @@ const SINGLE_JOBS = 20;
 const LIFECYCLES = 5;
 const RESYNC_MS = 8000;
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 const round = (n: number) => Math.round(n * 10) / 10;
 
 async function reconciles(port: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return [...text.matchAll(/^loopline_reconcile_total\{[^}]*controller="trainingjob"[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+  return [...text.matchAll(/^loopline_reconcile_total\{[^}]*controller="trainingjob"[^}]*\} (\d+)$/gm)].reduce(
+    (a, m) => a + Number(m[1]),
+    0,
+  );
 }
 
-function delta(after: Map<string, number>, before: Map<string, number>, exclude: string[] = []): Record<string, number> {
+function delta(
+  after: Map<string, number>,
+  before: Map<string, number>,
+  exclude: string[] = [],
+): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of after) {
     const d = v - (before.get(k) ?? 0);
@@ -54,13 +71,18 @@ async function burst(namespace: string, prefix: string, count = JOBS, oneAtATime
   let watch: { abort(): void } | undefined;
   let watching = true;
   const watchPods = async (): Promise<void> => {
-    watch = (await new Watch(h.kc).watch(`/api/v1/namespaces/${namespace}/pods`, { resourceVersion: podsFrom }, (type, pod: KubeObject) => {
-      if (pod.metadata?.resourceVersion) podsFrom = pod.metadata.resourceVersion;
-      const job = pod.metadata?.labels?.['loopline.dev/trainingjob'];
-      if (type === 'ADDED' && job && !podSeen.has(job)) podSeen.set(job, performance.now());
-    }, () => {
-      if (watching) setTimeout(() => void watchPods().catch(() => undefined), 100);
-    })) as { abort(): void };
+    watch = (await new Watch(h.kc).watch(
+      `/api/v1/namespaces/${namespace}/pods`,
+      { resourceVersion: podsFrom },
+      (type, pod: KubeObject) => {
+        if (pod.metadata?.resourceVersion) podsFrom = pod.metadata.resourceVersion;
+        const job = pod.metadata?.labels?.['loopline.dev/trainingjob'];
+        if (type === 'ADDED' && job && !podSeen.has(job)) podSeen.set(job, performance.now());
+      },
+      () => {
+        if (watching) setTimeout(() => void watchPods().catch(() => undefined), 100);
+      },
+    )) as { abort(): void };
   };
   await watchPods();
   const names = Array.from({ length: count }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}`);
@@ -102,23 +124,50 @@ const port = await freePort();
 // with the chart's NODE_OPTIONS; through tsx it would spend CPU on the loader that the API server needs in the burst.
 const operatorBundle = join(REPO_ROOT, 'node_modules/.cache/loopline-bench-dist/operator-main.mjs');
 await bundleOperator(join(REPO_ROOT, 'operator/main.ts'), operatorBundle);
-const operator = spawn(process.execPath, [...chartNodeOptions(), operatorBundle, '--namespace', h.namespace, '--no-leader-election', '--http-port', String(port), '--retry-base-ms', '300', '--resync-period-ms', String(RESYNC_MS)], {
-  cwd: REPO_ROOT,
-  env: { ...process.env, LOG_LEVEL: 'warn' },
-  stdio: ['ignore', 'ignore', 'inherit'],
-});
+const operator = spawn(
+  process.execPath,
+  [
+    ...chartNodeOptions(),
+    operatorBundle,
+    '--namespace',
+    h.namespace,
+    '--no-leader-election',
+    '--http-port',
+    String(port),
+    '--retry-base-ms',
+    '300',
+    '--resync-period-ms',
+    String(RESYNC_MS),
+  ],
+  {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  },
+);
 let noLogic: ReturnType<typeof spawn> | undefined;
 try {
-  await waitFor('the operator to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok || undefined, 60_000);
+  await waitFor(
+    'the operator to be ready',
+    async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok || undefined,
+    60_000,
+  );
   const loadBefore = loadavg()[0];
 
   // A. 200 TrainingJobs at once, answered by the operator, and before and after by the controller with no logic
   // (no-logic-controller.ts: no cache, queue, status or Events) in a namespace of its own.
   const noLogicNamespace = `${h.namespace}-nologic`;
-  await h.api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: noLogicNamespace } } as never, 'bench');
+  await h.api.create(
+    kinds.Namespace,
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: noLogicNamespace } } as never,
+    'bench',
+  );
   const noLogicBundle = join(REPO_ROOT, 'node_modules/.cache/loopline-bench-dist/no-logic-controller.mjs');
   await bundleOperator(join(REPO_ROOT, 'operator/bench/no-logic-controller.ts'), noLogicBundle);
-  noLogic = spawn(process.execPath, [...chartNodeOptions(), noLogicBundle, noLogicNamespace], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  noLogic = spawn(process.execPath, [...chartNodeOptions(), noLogicBundle, noLogicNamespace], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve, reject) => {
     noLogic!.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('watching') && resolve());
     noLogic!.on('exit', (code) => reject(new Error(`no-logic controller exited (${code})`)));
@@ -133,14 +182,22 @@ try {
   const loadAfter = loadavg()[0];
 
   // B. Let the burst settle, then a full resync (every job enqueued again) must write nothing.
-  await waitFor('the operator to go quiet', async () => {
-    const before = sum(Object.fromEntries(await writes(port)));
-    await sleep(1500);
-    return sum(Object.fromEntries(await writes(port))) === before || undefined;
-  }, 60_000);
+  await waitFor(
+    'the operator to go quiet',
+    async () => {
+      const before = sum(Object.fromEntries(await writes(port)));
+      await sleep(1500);
+      return sum(Object.fromEntries(await writes(port))) === before || undefined;
+    },
+    60_000,
+  );
   const beforeResync = await writes(port);
   const reconcilesBefore = await reconciles(port);
-  await waitFor('a full resync', async () => (await reconciles(port)) - reconcilesBefore >= JOBS || undefined, RESYNC_MS * 4);
+  await waitFor(
+    'a full resync',
+    async () => (await reconciles(port)) - reconcilesBefore >= JOBS || undefined,
+    RESYNC_MS * 4,
+  );
   await sleep(1000);
   const resyncReconciles = (await reconciles(port)) - reconcilesBefore;
   const resyncWrites = delta(await writes(port), beforeResync, ['Lease']);
@@ -148,56 +205,101 @@ try {
   const noLogicAfter = await burst(noLogicNamespace, 'nologic-b');
   noLogic.kill('SIGTERM');
   /** A percentile of the no-logic controller's two bursts, before and after the operator's. */
-  const noLogicAt = (from: 'fromCreated' | 'fromSent', p: number) => [noLogicBefore, noLogicAfter].map((b) => round(percentile(b[from], p)));
+  const noLogicAt = (from: 'fromCreated' | 'fromSent', p: number) =>
+    [noLogicBefore, noLogicAfter].map((b) => round(percentile(b[from], p)));
 
   // C. Full lifecycles with the real trainer, one job at a time so every write is attributed to it.
-  for (const name of [...operatorSingle.names, ...names]) await h.api.delete(kinds.TrainingJob, h.namespace, name).catch(() => undefined);
-  await waitFor('the load jobs to be gone', async () => (await h.api.list(kinds.TrainingJob, h.namespace)).items.length === 0 || undefined, 60_000);
-  const kubelet = await startLocalKubelet({ kubeconfig: h.kc, repoRoot: REPO_ROOT, namespace: h.namespace, logger: logger() });
+  for (const name of [...operatorSingle.names, ...names])
+    await h.api.delete(kinds.TrainingJob, h.namespace, name).catch(() => undefined);
+  await waitFor(
+    'the load jobs to be gone',
+    async () => (await h.api.list(kinds.TrainingJob, h.namespace)).items.length === 0 || undefined,
+    60_000,
+  );
+  const kubelet = await startLocalKubelet({
+    kubeconfig: h.kc,
+    repoRoot: REPO_ROOT,
+    namespace: h.namespace,
+    logger: logger(),
+  });
   // Pods on a node are removed once its kubelet confirms: the local-kubelet finishes the load pods' deletion.
-  await waitFor('the load pods to be gone', async () => (await h.api.list(kinds.Pod, h.namespace)).items.length === 0 || undefined, 120_000);
+  await waitFor(
+    'the load pods to be gone',
+    async () => (await h.api.list(kinds.Pod, h.namespace)).items.length === 0 || undefined,
+    120_000,
+  );
   const lifecycles: Array<{ writes: Record<string, number>; events: number; phases: string[] }> = [];
   for (let i = 0; i < LIFECYCLES; i++) {
     const name = `life-${i}`;
     const before = await writes(port);
     const phases: string[] = [];
     const jobsFrom = (await h.api.list(kinds.TrainingJob, h.namespace)).metadata.resourceVersion;
-    const phaseWatch = await new Watch(h.kc).watch(`/apis/loopline.dev/v1alpha1/namespaces/${h.namespace}/trainingjobs`, { fieldSelector: `metadata.name=${name}`, resourceVersion: jobsFrom }, (_t, job: KubeObject) => {
-      const phase = job.status?.phase;
-      if (phase && phases.at(-1) !== phase) phases.push(phase);
-    }, () => undefined);
+    const phaseWatch = await new Watch(h.kc).watch(
+      `/apis/loopline.dev/v1alpha1/namespaces/${h.namespace}/trainingjobs`,
+      { fieldSelector: `metadata.name=${name}`, resourceVersion: jobsFrom },
+      (_t, job: KubeObject) => {
+        const phase = job.status?.phase;
+        if (phase && phases.at(-1) !== phase) phases.push(phase);
+      },
+      () => undefined,
+    );
     await createJob(h, name, { model: 'bench-model', registration: { stage: 'Staging' } });
     await waitForPhase(h, name, ['Succeeded', 'Failed'], 60_000);
     await waitFor('the registry to settle', async () => {
       const mvs = (await h.api.list(kinds.ModelVersion, h.namespace)).items;
-      return mvs.length === i + 1 && mvs.every((v) => v.status?.stage === 'Staging') || undefined;
+      return (mvs.length === i + 1 && mvs.every((v) => v.status?.stage === 'Staging')) || undefined;
     });
     await sleep(1500);
     (phaseWatch as { abort(): void }).abort();
     const all = delta(await writes(port), before, ['Lease']);
-    const events = Object.entries(all).filter(([k]) => k.endsWith(' Event')).reduce((a, [, v]) => a + v, 0);
-    lifecycles.push({ writes: Object.fromEntries(Object.entries(all).filter(([k]) => !k.endsWith(' Event'))), events, phases });
+    const events = Object.entries(all)
+      .filter(([k]) => k.endsWith(' Event'))
+      .reduce((a, [, v]) => a + v, 0);
+    lifecycles.push({
+      writes: Object.fromEntries(Object.entries(all).filter(([k]) => !k.endsWith(' Event'))),
+      events,
+      phases,
+    });
   }
   for (let i = 0; i < LIFECYCLES; i++) await h.api.delete(kinds.TrainingJob, h.namespace, `life-${i}`);
-  await waitFor('the lifecycle pods to be gone', async () => (await h.api.list(kinds.Pod, h.namespace)).items.length === 0 || undefined, 30_000);
+  await waitFor(
+    'the lifecycle pods to be gone',
+    async () => (await h.api.list(kinds.Pod, h.namespace)).items.length === 0 || undefined,
+    30_000,
+  );
   await kubelet.stop();
 
   const typical = lifecycles[lifecycles.length - 1];
   const minimum = 1 + typical.phases.length; // the Job + one status write per phase
   const writesPerJob = lifecycles.map((l) => sum(l.writes));
   const result = {
-    machine: { arch: process.arch, cores: cpus().length, loadAverage1m: { beforeBurst: round(loadBefore), afterBurst: round(loadAfter) } },
+    machine: {
+      arch: process.arch,
+      cores: cpus().length,
+      loadAverage1m: { beforeBurst: round(loadBefore), afterBurst: round(loadAfter) },
+    },
     firstPodLatencyMs: {
       jobs: JOBS,
-      fromCreateResponse: { p50: round(percentile(fromCreated, 50)), p90: round(percentile(fromCreated, 90)), p99: round(percentile(fromCreated, 99)), max: round(fromCreated.at(-1)!) },
+      fromCreateResponse: {
+        p50: round(percentile(fromCreated, 50)),
+        p90: round(percentile(fromCreated, 90)),
+        p99: round(percentile(fromCreated, 99)),
+        max: round(fromCreated.at(-1)!),
+      },
       fromCreateRequest: { p50: round(percentile(fromSent, 50)), p99: round(percentile(fromSent, 99)) },
       createBurstMs: round(createBurstMs),
       lastFirstPodAfterMs: round(lastPodMs),
       targets: { p50: 50, p99: 500 },
       oneAtATime: {
         jobs: SINGLE_JOBS,
-        operator: { p50: round(percentile(operatorSingle.fromCreated, 50)), p99: round(percentile(operatorSingle.fromCreated, 99)) },
-        noLogicController: { p50: round(percentile(noLogicSingle.fromCreated, 50)), p99: round(percentile(noLogicSingle.fromCreated, 99)) },
+        operator: {
+          p50: round(percentile(operatorSingle.fromCreated, 50)),
+          p99: round(percentile(operatorSingle.fromCreated, 99)),
+        },
+        noLogicController: {
+          p50: round(percentile(noLogicSingle.fromCreated, 50)),
+          p99: round(percentile(noLogicSingle.fromCreated, 99)),
+        },
       },
       noLogicController: {
         what: 'the same burst in another namespace answered by no-logic-controller.ts (watch, create the same Job; no cache, queue, status or Events), before and after the operator burst',
@@ -216,7 +318,8 @@ try {
       typical: typical.writes,
       minimum,
       minimumCounts: 'the Job create + one status write per phase change',
-      registrationWrites: 'ModelVersion create (TrainingJob controller) + ModelVersion status (registry): needed for the result, outside the minimum',
+      registrationWrites:
+        'ModelVersion create (TrainingJob controller) + ModelVersion status (registry): needed for the result, outside the minimum',
       eventsPerJob: lifecycles.map((l) => l.events),
     },
   };
@@ -241,7 +344,9 @@ Operator as its own process, the bundle Dockerfile.operator ships run by plain n
 | same, the controller with no logic, p50 / p99 | ${l.oneAtATime.noLogicController.p50} / ${l.oneAtATime.noLogicController.p99} ms | |
 | API writes in a full resync with nothing changed (${result.resync.reconciles} reconciles) | ${result.resync.writes} | 0 |
 | API writes per TrainingJob lifecycle (phases ${typical.phases.join(' -> ')}), events excluded | ${writesPerJob.join(', ')} | minimum ${minimum} + 2 for registration |
-| of which (last job) | ${Object.entries(typical.writes).map(([k, v]) => `${k}: ${v}`).join(', ')} | |
+| of which (last job) | ${Object.entries(typical.writes)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(', ')} | |
 | Kubernetes Events per lifecycle | ${result.lifecycle.eventsPerJob.join(', ')} | |
 `;
   writeFileSync(join(REPO_ROOT, 'bench/results/trainingjob.md'), md);

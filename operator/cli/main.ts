@@ -45,9 +45,14 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-export async function run(argv: string[], out: (line: string) => void = console.log, options: RunOptions = {}): Promise<number> {
+export async function run(
+  argv: string[],
+  out: (line: string) => void = console.log,
+  options: RunOptions = {},
+): Promise<number> {
   // The evaluator (what the quality CronJobs run) has options of its own; loaded only when asked for (DuckDB).
-  if (argv[0] === 'evaluate') return await (await import('../quality/evaluate.ts')).runEvaluate(argv.slice(1), out, options.env ?? process.env);
+  if (argv[0] === 'evaluate')
+    return await (await import('../quality/evaluate.ts')).runEvaluate(argv.slice(1), out, options.env ?? process.env);
   let parsed;
   try {
     parsed = parseArgs({
@@ -82,7 +87,13 @@ export async function run(argv: string[], out: (line: string) => void = console.
   const namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
   const api = new KubeApi(kc);
   if (command !== 'status') {
-    await api.mergePatch(kinds.InferenceService, namespace, name, { spec: { rollout: SPEC_CHANGES[command] } }, 'loopline-cli');
+    await api.mergePatch(
+      kinds.InferenceService,
+      namespace,
+      name,
+      { spec: { rollout: SPEC_CHANGES[command] } },
+      'loopline-cli',
+    );
     out(`inferenceservice ${namespace}/${name}: ${command} requested`);
     return 0;
   }
@@ -104,10 +115,19 @@ export async function run(argv: string[], out: (line: string) => void = console.
     prometheusUrl: values.prometheus ?? (env.PROMETHEUS_URL || 'http://127.0.0.1:9090'),
     window,
     eventCount: events,
-    ...(env.NATS_URL ? { nats: { url: env.NATS_URL, stream: env.NATS_STREAM || STREAM_NAME, ...(env.NATS_CREDS_FILE ? { credsFile: env.NATS_CREDS_FILE } : {}) } } : {}),
+    ...(env.NATS_URL
+      ? {
+          nats: {
+            url: env.NATS_URL,
+            stream: env.NATS_STREAM || STREAM_NAME,
+            ...(env.NATS_CREDS_FILE ? { credsFile: env.NATS_CREDS_FILE } : {}),
+          },
+        }
+      : {}),
   };
   const terminal = options.terminal ?? { color: false, redraw: false };
-  const frame = async () => renderDashboard(await gatherStatus(api, namespace, name, gather), { now: new Date(), color: terminal.color });
+  const frame = async () =>
+    renderDashboard(await gatherStatus(api, namespace, name, gather), { now: new Date(), color: terminal.color });
 
   if (!values.watch) {
     for (const line of await frame()) out(line);

@@ -95,16 +95,27 @@ export interface GatherOptions {
   timeoutMs?: number;
 }
 
-export async function gatherStatus(api: KubeApi, namespace: string, name: string, options: GatherOptions): Promise<StatusSnapshot> {
+export async function gatherStatus(
+  api: KubeApi,
+  namespace: string,
+  name: string,
+  options: GatherOptions,
+): Promise<StatusSnapshot> {
   const service = (await api.get(kinds.InferenceService, namespace, name).catch((error: unknown) => {
-    throw isNotFound(error) ? new Error(`inferenceservice ${namespace}/${name} not found (kubectl get lisvc -n ${namespace})`) : error;
+    throw isNotFound(error)
+      ? new Error(`inferenceservice ${namespace}/${name} not found (kubectl get lisvc -n ${namespace})`)
+      : error;
   })) as unknown as InferenceService;
   const roles: Array<[Role, number | undefined]> = [
     ['stable', service.status?.stableVersion],
     ['canary', service.status?.canaryVersion],
   ];
   const [versions, traffic, events, nats] = await Promise.all([
-    Promise.all(roles.filter((r): r is [Role, number] => r[1] !== undefined).map(([role, version]) => servedVersion(api, namespace, service.spec.model, role, version))),
+    Promise.all(
+      roles
+        .filter((r): r is [Role, number] => r[1] !== undefined)
+        .map(([role, version]) => servedVersion(api, namespace, service.spec.model, role, version)),
+    ),
     gatherTraffic(namespace, name, service, options),
     serviceEvents(api, namespace, name, options.eventCount),
     gatherNatsEvents(namespace, name, options),
@@ -112,19 +123,38 @@ export async function gatherStatus(api: KubeApi, namespace: string, name: string
   return { namespace, name, service, versions, traffic, events, nats };
 }
 
-async function servedVersion(api: KubeApi, namespace: string, model: string, role: Role, version: number): Promise<ServedVersion> {
+async function servedVersion(
+  api: KubeApi,
+  namespace: string,
+  model: string,
+  role: Role,
+  version: number,
+): Promise<ServedVersion> {
   try {
-    const modelVersion = (await api.get(kinds.ModelVersion, namespace, `${model}-v${version}`)) as unknown as ModelVersion;
+    const modelVersion = (await api.get(
+      kinds.ModelVersion,
+      namespace,
+      `${model}-v${version}`,
+    )) as unknown as ModelVersion;
     return { role, version, modelVersion };
   } catch (error) {
-    return { role, version, missing: isNotFound(error) ? `ModelVersion ${model}-v${version} not found` : (error as Error).message };
+    return {
+      role,
+      version,
+      missing: isNotFound(error) ? `ModelVersion ${model}-v${version} not found` : (error as Error).message,
+    };
   }
 }
 
 /** The PromQL behind the traffic table, by model_version; label names are the ones the canary analysis uses. */
 export function trafficQueries(namespace: string, name: string, model: string, window: string) {
-  const selector = [`${M.namespaceLabel}=${JSON.stringify(namespace)}`, `${M.inferenceServiceLabel}=${JSON.stringify(name)}`, `${M.modelLabel}=${JSON.stringify(model)}`].join(',');
-  const quantile = (q: number) => `histogram_quantile(${q}, sum by (le, ${M.versionLabel}) (rate(${M.latencySeconds}_bucket{${selector}}[${window}]))) * 1000`;
+  const selector = [
+    `${M.namespaceLabel}=${JSON.stringify(namespace)}`,
+    `${M.inferenceServiceLabel}=${JSON.stringify(name)}`,
+    `${M.modelLabel}=${JSON.stringify(model)}`,
+  ].join(',');
+  const quantile = (q: number) =>
+    `histogram_quantile(${q}, sum by (le, ${M.versionLabel}) (rate(${M.latencySeconds}_bucket{${selector}}[${window}]))) * 1000`;
   return {
     requestsPerSecond: `sum by (${M.versionLabel}) (rate(${M.requests}{${selector}}[${window}]))`,
     errorsPerSecond: `sum by (${M.versionLabel}) (rate(${M.requests}{${selector},${M.outcomeLabel}=~${JSON.stringify(M.errorOutcomes)}}[${window}]))`,
@@ -146,18 +176,39 @@ async function queryVector(prometheusUrl: string, query: string, timeoutMs: numb
     body: new URLSearchParams({ query }),
     signal: AbortSignal.timeout(timeoutMs),
   });
-  const body = (await response.json().catch(() => ({}))) as { status?: string; error?: string; data?: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
-  if (!response.ok || body.status !== 'success' || !body.data) throw new Error(`query failed (HTTP ${response.status}): ${body.error ?? 'no body'}`);
-  return body.data.result.map((r) => ({ labels: r.metric, value: Number(r.value[1]) })).filter((s) => Number.isFinite(s.value));
+  const body = (await response.json().catch(() => ({}))) as {
+    status?: string;
+    error?: string;
+    data?: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+  };
+  if (!response.ok || body.status !== 'success' || !body.data)
+    throw new Error(`query failed (HTTP ${response.status}): ${body.error ?? 'no body'}`);
+  return body.data.result
+    .map((r) => ({ labels: r.metric, value: Number(r.value[1]) }))
+    .filter((s) => Number.isFinite(s.value));
 }
 
-async function gatherTraffic(namespace: string, name: string, service: InferenceService, options: GatherOptions): Promise<Traffic> {
-  const traffic: Traffic = { prometheusUrl: options.prometheusUrl, window: options.window, byVersion: new Map(), driftFeatures: [] };
+async function gatherTraffic(
+  namespace: string,
+  name: string,
+  service: InferenceService,
+  options: GatherOptions,
+): Promise<Traffic> {
+  const traffic: Traffic = {
+    prometheusUrl: options.prometheusUrl,
+    window: options.window,
+    byVersion: new Map(),
+    driftFeatures: [],
+  };
   const queries = trafficQueries(namespace, name, service.spec.model, options.window);
   const timeoutMs = options.timeoutMs ?? 3000;
   let results: Record<keyof typeof queries, Sample[]>;
   try {
-    const entries = await Promise.all(Object.entries(queries).map(async ([key, query]) => [key, await queryVector(options.prometheusUrl, query, timeoutMs)] as const));
+    const entries = await Promise.all(
+      Object.entries(queries).map(
+        async ([key, query]) => [key, await queryVector(options.prometheusUrl, query, timeoutMs)] as const,
+      ),
+    );
     results = Object.fromEntries(entries) as typeof results;
   } catch (error) {
     traffic.unavailable = reachabilityMessage(error);
@@ -182,10 +233,19 @@ async function gatherTraffic(namespace: string, name: string, service: Inference
     });
   }
   const stable = String(service.status?.stableVersion ?? '');
-  const drifted = new Map(results.featureDrifted.filter((s) => s.labels[M.versionLabel] === stable).map((s) => [s.labels.feature!, s.value === 1]));
+  const drifted = new Map(
+    results.featureDrifted
+      .filter((s) => s.labels[M.versionLabel] === stable)
+      .map((s) => [s.labels.feature!, s.value === 1]),
+  );
   traffic.driftFeatures = results.driftScore
     .filter((s) => s.labels[M.versionLabel] === stable)
-    .map((s) => ({ name: s.labels.feature!, method: s.labels.method, score: s.value, drifted: drifted.get(s.labels.feature!) ?? false }));
+    .map((s) => ({
+      name: s.labels.feature!,
+      method: s.labels.method,
+      score: s.value,
+      drifted: drifted.get(s.labels.feature!) ?? false,
+    }));
   return traffic;
 }
 
@@ -240,7 +300,9 @@ async function gatherNatsEvents(namespace: string, name: string, options: Gather
     const stream = options.nats.stream;
     result.lifecycle = await lastMessages(nc, stream, subject, options.eventCount);
     const jsm = await jetstreamManager(nc);
-    const drift = await jsm.streams.getMessage(stream, { last_by_subj: `loopline.drift.${namespace}.${name}` }).catch(() => null);
+    const drift = await jsm.streams
+      .getMessage(stream, { last_by_subj: `loopline.drift.${namespace}.${name}` })
+      .catch(() => null);
     if (drift) result.lastDrift = parseCloudEvent(drift.data) as CloudEvent<DriftEventData>;
   } catch (error) {
     result.unavailable = `stream ${options.nats.stream} on ${options.nats.url}: ${(error as Error).message}`;
@@ -255,7 +317,10 @@ async function gatherNatsEvents(namespace: string, name: string, options: Gather
  * the subject and keeps the tail; a service has at most a few events per rollout step within the retention.
  */
 async function lastMessages(nc: NatsConnection, stream: string, subject: string, count: number): Promise<CloudEvent[]> {
-  const consumer = await jetstream(nc).consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+  const consumer = await jetstream(nc).consumers.get(stream, {
+    filter_subjects: subject,
+    deliver_policy: DeliverPolicy.All,
+  });
   const pending = (await consumer.info(true)).num_pending;
   if (pending === 0) return [];
   const tail: CloudEvent[] = [];

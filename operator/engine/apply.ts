@@ -44,7 +44,8 @@ const MERGE_KEYS = ['name', 'type', 'key', 'containerPort', 'port', 'uid'];
 export function isSubset(desired: unknown, actual: unknown, quantities = false): boolean {
   if (desired === undefined || desired === null) return true;
   if (Array.isArray(desired)) {
-    if (desired.length === 0) return actual === undefined || actual === null || (Array.isArray(actual) && actual.length === 0);
+    if (desired.length === 0)
+      return actual === undefined || actual === null || (Array.isArray(actual) && actual.length === 0);
     if (!Array.isArray(actual)) return false;
     if (desired.every((d) => !isPlainObject(d))) {
       return desired.length === actual.length && desired.every((d, i) => isSubset(d, actual[i], quantities));
@@ -55,10 +56,13 @@ export function isSubset(desired: unknown, actual: unknown, quantities = false):
     const entries = Object.entries(desired).filter(([, v]) => v !== undefined);
     if (entries.length === 0) return actual === undefined || isPlainObject(actual);
     if (!isPlainObject(actual)) return false;
-    return entries.every(([k, v]) => isSubset(v, actual[k], quantities || k === 'limits' || k === 'requests' || k === 'capacity'));
+    return entries.every(([k, v]) =>
+      isSubset(v, actual[k], quantities || k === 'limits' || k === 'requests' || k === 'capacity'),
+    );
   }
   if (desired === actual) return true;
-  if (typeof desired === 'number' && typeof actual === 'string') return String(desired) === actual || (quantities && sameQuantity(desired, actual));
+  if (typeof desired === 'number' && typeof actual === 'string')
+    return String(desired) === actual || (quantities && sameQuantity(desired, actual));
   if (quantities && (typeof desired === 'string' || typeof desired === 'number') && typeof actual === 'string') {
     return sameQuantity(desired, actual);
   }
@@ -82,8 +86,22 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 const QUANTITY_SUFFIX: Record<string, number> = {
-  n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
 };
 
 /** Value of a Kubernetes resource quantity (`500m`, `1Gi`, `2`), or NaN when it is not one. */
@@ -125,8 +143,14 @@ export function ownedStatusFields(object: KubeObject, fieldManager: string): Set
     subresource?: string;
     fieldsV1?: Record<string, unknown>;
   }>;
-  const entry = entries.find((e) => e.manager === fieldManager && e.operation === 'Apply' && e.subresource === 'status');
+  const entry = entries.find(
+    (e) => e.manager === fieldManager && e.operation === 'Apply' && e.subresource === 'status',
+  );
   const status = entry?.fieldsV1?.['f:status'];
   if (!isPlainObject(status)) return undefined;
-  return new Set(Object.keys(status).filter((k) => k.startsWith('f:')).map((k) => k.slice(2)));
+  return new Set(
+    Object.keys(status)
+      .filter((k) => k.startsWith('f:'))
+      .map((k) => k.slice(2)),
+  );
 }

@@ -154,8 +154,10 @@ class ControllerEngine implements Engine {
     this.cache = {
       get: <T extends KubeObject>(kind: ResourceKind, namespace: string | undefined, name: string) =>
         this.informer(kind).get(namespace, name) as T | undefined,
-      list: <T extends KubeObject>(kind: ResourceKind, opts: { namespace?: string; labels?: Record<string, string> } = {}) =>
-        this.informer(kind).list(opts.namespace, opts.labels) as T[],
+      list: <T extends KubeObject>(
+        kind: ResourceKind,
+        opts: { namespace?: string; labels?: Record<string, string> } = {},
+      ) => this.informer(kind).list(opts.namespace, opts.labels) as T[],
       ownedBy: <T extends KubeObject>(kind: ResourceKind, owner: KubeObject) =>
         (owner.metadata.uid ? this.informer(kind).ownedBy(owner.metadata.uid) : []) as T[],
     };
@@ -165,7 +167,8 @@ class ControllerEngine implements Engine {
       recorder: this.recorder,
       kindOf: (apiVersion, kind) => {
         const found = this.kindsById.get(`${apiVersion}/${kind}`);
-        if (!found) throw new Error(`unknown kind ${apiVersion}/${kind}: add it to operator/engine/kinds.ts or watch it`);
+        if (!found)
+          throw new Error(`unknown kind ${apiVersion}/${kind}: add it to operator/engine/kinds.ts or watch it`);
         return found;
       },
       informerFor: (kind) => this.informers.get(kindId(kind)),
@@ -195,13 +198,18 @@ class ControllerEngine implements Engine {
         controller: controller.name,
         map: (object) => {
           const owner = controllerOf(object);
-          if (!owner || owner.kind !== primary.kind || groupOf(owner.apiVersion) !== groupOf(primary.apiVersion)) return [];
+          if (!owner || owner.kind !== primary.kind || groupOf(owner.apiVersion) !== groupOf(primary.apiVersion))
+            return [];
           return [keyOf(primary.namespaced ? object.metadata.namespace : undefined, owner.name)];
         },
       });
     }
     for (const watch of controller.watches ?? []) {
-      this.watchKind(watch.kind, { controller: controller.name, map: watch.map ?? ((object) => [objectKey(object)]) }, watch.allNamespaces);
+      this.watchKind(
+        watch.kind,
+        { controller: controller.name, map: watch.map ?? ((object) => [objectKey(object)]) },
+        watch.allNamespaces,
+      );
     }
     for (const read of controller.reads ?? []) this.informerOf(read);
   }
@@ -327,7 +335,12 @@ class ControllerEngine implements Engine {
     if (!informer) {
       if (this.started) throw new Error(`cannot watch ${kind.kind} after start`);
       this.kindsById.set(id, kind);
-      informer = new Informer(this.api, kind, kind.namespaced && !allNamespaces ? this.options.namespace : undefined, this.log);
+      informer = new Informer(
+        this.api,
+        kind,
+        kind.namespaced && !allNamespaces ? this.options.namespace : undefined,
+        this.log,
+      );
       const gauge = this.telemetry.cacheObjects;
       const counted = informer;
       informer.on({
@@ -411,8 +424,10 @@ class ControllerEngine implements Engine {
       const log = this.log.child({ controller: controller.name, key, reconcileID: randomUUID().slice(0, 8) });
       // A reconcile of a run that lost leadership must not write even if leadership came back meanwhile:
       // the new run may be reconciling the same key.
-      const fenced = <A extends unknown[], R>(write: (...args: A) => Promise<R>) => (...args: A): Promise<R> =>
-        run.abort.signal.aborted ? Promise.reject(new NotLeaderError()) : write(...args);
+      const fenced =
+        <A extends unknown[], R>(write: (...args: A) => Promise<R>) =>
+        (...args: A): Promise<R> =>
+          run.abort.signal.aborted ? Promise.reject(new NotLeaderError()) : write(...args);
       const w = this.writer;
       const ctx: ReconcileContext = {
         log,

@@ -37,7 +37,13 @@ export class EventRecorder {
     private readonly log: Logger,
   ) {}
 
-  async record(regarding: KubeObject, type: EventType, reason: string, message: string, action = reason): Promise<void> {
+  async record(
+    regarding: KubeObject,
+    type: EventType,
+    reason: string,
+    message: string,
+    action = reason,
+  ): Promise<void> {
     const now = Date.now();
     const id = `${regarding.metadata.uid ?? regarding.metadata.name}|${type}|${reason}|${message}`;
     const existing = this.series.get(id);
@@ -77,7 +83,15 @@ export class EventRecorder {
       } as { metadata: { namespace: string } },
       this.fieldManager,
     );
-    this.series.set(id, { name, namespace, count: 1, firstSeen: now, lastWritten: now, lastObserved: new Date(now), dirty: false });
+    this.series.set(id, {
+      name,
+      namespace,
+      count: 1,
+      firstSeen: now,
+      lastWritten: now,
+      lastObserved: new Date(now),
+      dirty: false,
+    });
     this.prune(now);
   }
 
@@ -123,4 +137,3 @@ export class EventRecorder {
     }
   }
 }
-

@@ -3,11 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
 /** /metrics, /healthz and /readyz on node:http: three fixed routes need no framework. */
-export function serveProbes(options: {
-  registry: Registry;
-  isReady: () => boolean;
-  isHealthy: () => boolean;
-}): Server {
+export function serveProbes(options: { registry: Registry; isReady: () => boolean; isHealthy: () => boolean }): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') {

@@ -171,7 +171,11 @@ export class Informer {
         if (isNotFound(err) && !this.resourceVersion) {
           // The API is not served (e.g. Gateway API CRDs not installed). Count the empty cache as synced so
           // the rest of the operator runs, and keep looking: once the CRD appears the kind is picked up.
-          if (!this.synced) this.log.warn({ kind: this.kind.kind, apiVersion: this.kind.apiVersion }, 'kind not served by the API server; its cache stays empty until it is');
+          if (!this.synced)
+            this.log.warn(
+              { kind: this.kind.kind, apiVersion: this.kind.apiVersion },
+              'kind not served by the API server; its cache stays empty until it is',
+            );
           this.markSynced();
         }
         this.log.warn({ kind: this.kind.kind, err: String(err), retryMs: this.retryMs }, 'list/watch failed; retrying');
@@ -203,7 +207,8 @@ export class Informer {
       const previous = this.store.get(key);
       this.put(key, object);
       if (!previous) this.emit('add', object);
-      else if (previous.metadata.resourceVersion !== object.metadata.resourceVersion) this.emit('update', object, previous);
+      else if (previous.metadata.resourceVersion !== object.metadata.resourceVersion)
+        this.emit('update', object, previous);
     }
     for (const [key, object] of [...this.store]) {
       if (seen.has(key)) continue;

@@ -33,7 +33,12 @@ export const kinds = {
   GRPCRoute: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute', plural: 'grpcroutes', namespaced: true },
   Gateway: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', plural: 'gateways', namespaced: true },
   IngressRoute: { apiVersion: 'traefik.io/v1alpha1', kind: 'IngressRoute', plural: 'ingressroutes', namespaced: true },
-  TraefikService: { apiVersion: 'traefik.io/v1alpha1', kind: 'TraefikService', plural: 'traefikservices', namespaced: true },
+  TraefikService: {
+    apiVersion: 'traefik.io/v1alpha1',
+    kind: 'TraefikService',
+    plural: 'traefikservices',
+    namespaced: true,
+  },
   VirtualService: {
     apiVersion: 'networking.istio.io/v1',
     kind: 'VirtualService',

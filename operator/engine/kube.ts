@@ -1,10 +1,4 @@
-import {
-  HttpMethod,
-  IsomorphicFetchHttpLibrary,
-  KubeConfig,
-  RequestContext,
-  Watch,
-} from '@kubernetes/client-node';
+import { HttpMethod, IsomorphicFetchHttpLibrary, KubeConfig, RequestContext, Watch } from '@kubernetes/client-node';
 import { type ResourceKind, resourcePath } from './kinds.ts';
 import type { KubeObject } from './types.ts';
 
@@ -166,7 +160,8 @@ export class KubeApi {
     fieldManager: string,
     subresource?: 'status',
   ): Promise<T> {
-    const path = resourcePath(kind, body.metadata.namespace, body.metadata.name) + (subresource ? `/${subresource}` : '');
+    const path =
+      resourcePath(kind, body.metadata.namespace, body.metadata.name) + (subresource ? `/${subresource}` : '');
     const result = await this.request<T>(HttpMethod.PATCH, path, {
       query: { fieldManager, force: true },
       body,
@@ -208,7 +203,11 @@ export class KubeApi {
   }
 
   /** PUT with the body's resourceVersion: optimistic concurrency (409 Conflict when someone else wrote first). */
-  async replace<T extends KubeObject = KubeObject>(kind: ResourceKind, body: KubeObject, fieldManager: string): Promise<T> {
+  async replace<T extends KubeObject = KubeObject>(
+    kind: ResourceKind,
+    body: KubeObject,
+    fieldManager: string,
+  ): Promise<T> {
     this.writes.record('update', kind.kind);
     return this.request<T>(HttpMethod.PUT, resourcePath(kind, body.metadata.namespace, body.metadata.name), {
       query: { fieldManager },

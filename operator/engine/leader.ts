@@ -96,8 +96,16 @@ export class LeaderElector {
           for (const resolve of this.leaderWaiters.splice(0)) resolve();
           this.callbacks.started();
         }
-      } else if (this.leading && (this.lease?.spec?.holderIdentity !== this.identity || Date.now() - this.lastRenew >= this.timings.renewDeadlineMs)) {
-        this.lose(this.lease?.spec?.holderIdentity !== this.identity ? 'lease taken by another holder' : 'renew deadline exceeded');
+      } else if (
+        this.leading &&
+        (this.lease?.spec?.holderIdentity !== this.identity ||
+          Date.now() - this.lastRenew >= this.timings.renewDeadlineMs)
+      ) {
+        this.lose(
+          this.lease?.spec?.holderIdentity !== this.identity
+            ? 'lease taken by another holder'
+            : 'renew deadline exceeded',
+        );
       }
       await this.sleep(this.timings.retryPeriodMs);
     }
@@ -105,7 +113,10 @@ export class LeaderElector {
 
   private lose(why: string): void {
     this.leading = false;
-    this.log[why === 'stopped' ? 'info' : 'warn']({ lease: `${this.namespace}/${this.name}`, identity: this.identity, why }, 'lost leadership');
+    this.log[why === 'stopped' ? 'info' : 'warn'](
+      { lease: `${this.namespace}/${this.name}`, identity: this.identity, why },
+      'lost leadership',
+    );
     this.callbacks.stopped();
   }
 

@@ -62,7 +62,11 @@ export interface Condition {
 
 /** Read access to the informer caches. Objects are shared with the cache: treat them as read-only. */
 export interface ClusterCache {
-  get<T extends KubeObject = KubeObject>(kind: ResourceKind, namespace: string | undefined, name: string): T | undefined;
+  get<T extends KubeObject = KubeObject>(
+    kind: ResourceKind,
+    namespace: string | undefined,
+    name: string,
+  ): T | undefined;
   list<T extends KubeObject = KubeObject>(
     kind: ResourceKind,
     options?: { namespace?: string; labels?: Record<string, string> },
@@ -115,9 +119,17 @@ export interface Writer {
    * API server must arbitrate. `readExisting: false` throws the AlreadyExists instead: for objects the operator must
    * never read (a Secret), named uniquely so a retry makes a new one.
    */
-  create<T extends KubeObject = KubeObject>(object: DesiredObject, options?: { readExisting?: boolean }): Promise<{ object: T; created: boolean }>;
+  create<T extends KubeObject = KubeObject>(
+    object: DesiredObject,
+    options?: { readExisting?: boolean },
+  ): Promise<{ object: T; created: boolean }>;
   /** Delete; NotFound counts as done. */
-  delete(kind: ResourceKind, namespace: string | undefined, name: string, options?: { propagationPolicy?: 'Foreground' | 'Background' | 'Orphan'; preconditionUid?: string }): Promise<boolean>;
+  delete(
+    kind: ResourceKind,
+    namespace: string | undefined,
+    name: string,
+    options?: { propagationPolicy?: 'Foreground' | 'Background' | 'Orphan'; preconditionUid?: string },
+  ): Promise<boolean>;
   /**
    * A Kubernetes Event about `regarding` (events.k8s.io/v1). Repeats of the same type/reason/message
    * within 10 minutes are aggregated into the event's series instead of new objects.

@@ -109,7 +109,10 @@ export class ClusterWriter implements Writer {
     return { object: written, changed: true };
   }
 
-  async create<T extends KubeObject = KubeObject>(desired: DesiredObject, options: { readExisting?: boolean } = {}): Promise<{ object: T; created: boolean }> {
+  async create<T extends KubeObject = KubeObject>(
+    desired: DesiredObject,
+    options: { readExisting?: boolean } = {},
+  ): Promise<{ object: T; created: boolean }> {
     const kind = this.deps.kindOf(desired.apiVersion, desired.kind);
     this.deps.fence();
     try {
@@ -154,7 +157,11 @@ export class ClusterWriter implements Writer {
   }
 
   /** The cached object when the kind is watched, else a read (a read is cheap; an unneeded write is not). */
-  private async current(kind: ResourceKind, namespace: string | undefined, name: string): Promise<KubeObject | undefined> {
+  private async current(
+    kind: ResourceKind,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<KubeObject | undefined> {
     const informer = this.deps.informerFor(kind);
     if (informer?.hasSynced()) return informer.get(namespace, name);
     try {

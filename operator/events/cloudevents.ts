@@ -12,7 +12,14 @@ export interface CloudEvent<T = unknown> {
   data: T;
 }
 
-export function cloudEvent<T>(fields: { type: string; source: string; subject?: string; data: T; id?: string; time?: Date }): CloudEvent<T> {
+export function cloudEvent<T>(fields: {
+  type: string;
+  source: string;
+  subject?: string;
+  data: T;
+  id?: string;
+  time?: Date;
+}): CloudEvent<T> {
   return {
     specversion: '1.0',
     id: fields.id ?? randomUUID(),
@@ -30,9 +37,11 @@ export function parseCloudEvent(payload: Uint8Array | string): CloudEvent {
   const text = typeof payload === 'string' ? payload : new TextDecoder().decode(payload);
   const event = JSON.parse(text) as Partial<CloudEvent>;
   if (event === null || typeof event !== 'object') throw new Error('not a CloudEvent: payload is not a JSON object');
-  if (event.specversion !== '1.0') throw new Error(`not a CloudEvent 1.0: specversion is ${JSON.stringify(event.specversion)}`);
+  if (event.specversion !== '1.0')
+    throw new Error(`not a CloudEvent 1.0: specversion is ${JSON.stringify(event.specversion)}`);
   for (const attribute of ['id', 'source', 'type'] as const) {
-    if (typeof event[attribute] !== 'string' || event[attribute] === '') throw new Error(`CloudEvent lacks "${attribute}"`);
+    if (typeof event[attribute] !== 'string' || event[attribute] === '')
+      throw new Error(`CloudEvent lacks "${attribute}"`);
   }
   return event as CloudEvent;
 }

@@ -2,7 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 
-export async function connectNats(settings: { url: string; credsFile?: string }, name: string): Promise<NatsConnection> {
+export async function connectNats(
+  settings: { url: string; credsFile?: string },
+  name: string,
+): Promise<NatsConnection> {
   return await connect({
     servers: settings.url.split(','),
     name,

@@ -13,7 +13,10 @@ import { STREAM_NAME } from './stream.ts';
 
 export type InferenceServiceEventKind = 'drift' | 'quality';
 
-const SUBJECTS: Record<InferenceServiceEventKind, (namespace?: string) => string> = { drift: driftSubjects, quality: qualitySubjects };
+const SUBJECTS: Record<InferenceServiceEventKind, (namespace?: string) => string> = {
+  drift: driftSubjects,
+  quality: qualitySubjects,
+};
 
 export interface EventTarget {
   namespace: string;
@@ -49,7 +52,12 @@ export interface EventConsumer {
   done: Promise<void>;
 }
 
-export async function consumeInferenceServiceEvents(kind: InferenceServiceEventKind, nc: NatsConnection, handle: EventHandler, options: ConsumerOptions): Promise<EventConsumer> {
+export async function consumeInferenceServiceEvents(
+  kind: InferenceServiceEventKind,
+  nc: NatsConnection,
+  handle: EventHandler,
+  options: ConsumerOptions,
+): Promise<EventConsumer> {
   const stream = options.stream ?? STREAM_NAME;
   const durable = options.durable ?? `loopline-operator-${kind}`;
   const jsm = await jetstreamManager(nc);
@@ -74,7 +82,8 @@ export async function consumeInferenceServiceEvents(kind: InferenceServiceEventK
       const target = eventTarget(kind, message.subject);
       let event: CloudEvent;
       try {
-        if (!target) throw new Error(`subject ${message.subject} is not loopline.${kind}.<namespace>.<inferenceservice>`);
+        if (!target)
+          throw new Error(`subject ${message.subject} is not loopline.${kind}.<namespace>.<inferenceservice>`);
         event = parseCloudEvent(message.data);
       } catch (error) {
         // A malformed event will never parse: drop it for good instead of redelivering it forever.
@@ -91,7 +100,10 @@ export async function consumeInferenceServiceEvents(kind: InferenceServiceEventK
           message.term();
           continue;
         }
-        log.warn({ subject: message.subject, eventId: event.id, err: error }, `${kind} event not handled; redelivering`);
+        log.warn(
+          { subject: message.subject, eventId: event.id, err: error },
+          `${kind} event not handled; redelivering`,
+        );
         message.nak(options.retryDelayMs ?? 1000);
       }
     }

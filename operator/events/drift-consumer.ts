@@ -1,7 +1,14 @@
 /** The durable consumer of drift events (`loopline.drift.<namespace>.<inferenceservice>`); see consumer.ts. */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { driftSubjects } from '../api/contracts.ts';
-import { consumeInferenceServiceEvents, eventTarget, type ConsumerOptions, type EventConsumer, type EventHandler, type EventTarget } from './consumer.ts';
+import {
+  consumeInferenceServiceEvents,
+  eventTarget,
+  type ConsumerOptions,
+  type EventConsumer,
+  type EventHandler,
+  type EventTarget,
+} from './consumer.ts';
 
 export const DRIFT_SUBJECTS = driftSubjects();
 export const DRIFT_CONSUMER = 'loopline-operator-drift';
@@ -16,6 +23,13 @@ export function driftTarget(subject: string): DriftEventTarget | undefined {
   return eventTarget('drift', subject);
 }
 
-export async function consumeDriftEvents(nc: NatsConnection, handle: DriftHandler, options: DriftConsumerOptions): Promise<DriftConsumer> {
-  return await consumeInferenceServiceEvents('drift', nc, handle, { ...options, durable: options.durable ?? DRIFT_CONSUMER });
+export async function consumeDriftEvents(
+  nc: NatsConnection,
+  handle: DriftHandler,
+  options: DriftConsumerOptions,
+): Promise<DriftConsumer> {
+  return await consumeInferenceServiceEvents('drift', nc, handle, {
+    ...options,
+    durable: options.durable ?? DRIFT_CONSUMER,
+  });
 }

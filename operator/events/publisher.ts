@@ -42,7 +42,9 @@ export class LifecyclePublisher {
       data: event.data,
       ...(event.id ? { id: event.id } : {}),
     });
-    await this.js.publish(lifecycleSubject(event.kind, event.namespace, event.name), JSON.stringify(envelope), { msgID: envelope.id });
+    await this.js.publish(lifecycleSubject(event.kind, event.namespace, event.name), JSON.stringify(envelope), {
+      msgID: envelope.id,
+    });
     return envelope;
   }
 }
@@ -52,7 +54,11 @@ export class LifecyclePublisher {
  * recorded in the cluster (status, Kubernetes Event) whether or not NATS heard of it, and losing a
  * notification must not stall a reconcile.
  */
-export async function publishLifecycle(publisher: LifecyclePublisher | undefined, event: LifecycleEvent, log: Logger): Promise<void> {
+export async function publishLifecycle(
+  publisher: LifecyclePublisher | undefined,
+  event: LifecycleEvent,
+  log: Logger,
+): Promise<void> {
   if (!publisher) return;
   try {
     await publisher.publish(event);

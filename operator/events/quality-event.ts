@@ -18,7 +18,15 @@ export function qualityTarget(subject: string): { namespace: string; inferenceSe
 }
 
 /** The metrics a version entry carries, by the names status and the `loopline_model_quality` gauge use. */
-export const QUALITY_METRICS = ['accuracy', 'auc', 'logLoss', 'brier', 'precision', 'recall', 'calibrationError'] as const;
+export const QUALITY_METRICS = [
+  'accuracy',
+  'auc',
+  'logLoss',
+  'brier',
+  'precision',
+  'recall',
+  'calibrationError',
+] as const;
 export type QualityMetricName = (typeof QUALITY_METRICS)[number];
 
 /**
@@ -70,7 +78,8 @@ const isMetric = (value: unknown) => value === null || (typeof value === 'number
 
 /** The event's data, checked; throws naming the first field that is not what the contract says. */
 export function qualityEventData(event: CloudEvent): QualityEventData {
-  if (event.type !== QUALITY_EVENT_TYPE) throw new Error(`quality event ${event.id}: type is ${event.type}, not ${QUALITY_EVENT_TYPE}`);
+  if (event.type !== QUALITY_EVENT_TYPE)
+    throw new Error(`quality event ${event.id}: type is ${event.type}, not ${QUALITY_EVENT_TYPE}`);
   const data = event.data as Partial<QualityEventData> | null;
   const fail = (field: string) => new Error(`quality event ${event.id}: data.${field} is missing or malformed`);
   if (!data || typeof data !== 'object') throw fail('');
@@ -78,13 +87,15 @@ export function qualityEventData(event: CloudEvent): QualityEventData {
   if (typeof data.inferenceService !== 'string') throw fail('inferenceService');
   const window = data.window;
   if (!window || typeof window.end !== 'string' || Number.isNaN(Date.parse(window.end))) throw fail('window.end');
-  if (window.start !== null && (typeof window.start !== 'string' || Number.isNaN(Date.parse(window.start)))) throw fail('window.start');
+  if (window.start !== null && (typeof window.start !== 'string' || Number.isNaN(Date.parse(window.start))))
+    throw fail('window.start');
   if (!Array.isArray(data.versions)) throw fail('versions');
   data.versions.forEach((entry, i) => {
     if (!entry || typeof entry !== 'object') throw fail(`versions[${i}]`);
     if (typeof entry.model !== 'string') throw fail(`versions[${i}].model`);
     if (!Number.isInteger(entry.version) || entry.version < 1) throw fail(`versions[${i}].version`);
-    for (const field of ['predictions', 'count', 'positives', 'excluded'] as const) if (!isCount(entry[field])) throw fail(`versions[${i}].${field}`);
+    for (const field of ['predictions', 'count', 'positives', 'excluded'] as const)
+      if (!isCount(entry[field])) throw fail(`versions[${i}].${field}`);
     if (typeof entry.threshold !== 'number') throw fail(`versions[${i}].threshold`);
     for (const metric of QUALITY_METRICS) if (!isMetric(entry[metric])) throw fail(`versions[${i}].${metric}`);
   });

@@ -1,5 +1,11 @@
 /** The one JetStream stream that keeps every Loopline event (`loopline.>`), created by the operator. */
-import { jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
+import {
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamInfo,
+} from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 export const STREAM_NAME = 'LOOPLINE';

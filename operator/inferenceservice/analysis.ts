@@ -49,7 +49,11 @@ export function rangeFor(intervalMs: number, scrapeIntervalMs: number): string {
   return `${Math.max(Math.ceil(intervalMs / 1000), Math.ceil((2 * scrapeIntervalMs) / 1000))}s`;
 }
 
-export function analysisQueries(selector: SeriesSelector, range: string, names: MetricNames = DEFAULT_METRIC_NAMES): AnalysisQueries {
+export function analysisQueries(
+  selector: SeriesSelector,
+  range: string,
+  names: MetricNames = DEFAULT_METRIC_NAMES,
+): AnalysisQueries {
   const matchers = [
     `${names.namespaceLabel}=${quote(selector.namespace)}`,
     `${names.inferenceServiceLabel}=${quote(selector.inferenceService)}`,
@@ -81,7 +85,12 @@ export const QUERY_TIMEOUT_MS = 10_000;
  * Runs one instant query. An empty vector means "no data" (null); NaN (0/0, a quantile of no samples) too.
  * Throws with Prometheus' own message on an error response so it reaches status.
  */
-export async function instantQuery(prometheusUrl: string, query: string, signal?: AbortSignal, timeoutMs = QUERY_TIMEOUT_MS): Promise<number | null> {
+export async function instantQuery(
+  prometheusUrl: string,
+  query: string,
+  signal?: AbortSignal,
+  timeoutMs = QUERY_TIMEOUT_MS,
+): Promise<number | null> {
   const url = new URL('/api/v1/query', prometheusUrl);
   const timeout = AbortSignal.timeout(timeoutMs);
   const response = await fetch(url, {
@@ -108,7 +117,11 @@ export async function instantQuery(prometheusUrl: string, query: string, signal?
 }
 
 /** Measures the canary: a failed query becomes a Measurement error (a failed check), never an exception. */
-export async function measureCanary(prometheusUrl: string, queries: AnalysisQueries, signal?: AbortSignal): Promise<Measurement> {
+export async function measureCanary(
+  prometheusUrl: string,
+  queries: AnalysisQueries,
+  signal?: AbortSignal,
+): Promise<Measurement> {
   try {
     const [requests, errorRate, latencyP95Ms, latencyP99Ms] = await Promise.all([
       instantQuery(prometheusUrl, queries.requests, signal),

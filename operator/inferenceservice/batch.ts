@@ -7,12 +7,27 @@
  * Job, never the running one, and the batch pod needs no access to the API server.
  */
 import { createHash } from 'node:crypto';
-import { BATCH_ENV, BATCH_MODE_ARG, inputFormat, parseBatchSummary, rejectsPrefix, type BatchRunConfig } from '../api/batch-run.ts';
+import {
+  BATCH_ENV,
+  BATCH_MODE_ARG,
+  inputFormat,
+  parseBatchSummary,
+  rejectsPrefix,
+  type BatchRunConfig,
+} from '../api/batch-run.ts';
 import { storagePodEnv } from '../api/storage-env.ts';
 import type { BatchRun, BatchScoring } from '../api/types.ts';
 import type { ResourceKind } from '../engine/kinds.ts';
 import type { DesiredObject, KubeObject } from '../engine/types.ts';
-import { LABELS, PREDICTOR_IMAGE, SCRATCH, ownerReference, restrictedContainerSecurity, restrictedPodSecurity, type ServingConfig } from './desired.ts';
+import {
+  LABELS,
+  PREDICTOR_IMAGE,
+  SCRATCH,
+  ownerReference,
+  restrictedContainerSecurity,
+  restrictedPodSecurity,
+  type ServingConfig,
+} from './desired.ts';
 import type { InferenceService, ServedModel } from './resource.ts';
 
 export const CronJob: ResourceKind = { apiVersion: 'batch/v1', kind: 'CronJob', plural: 'cronjobs', namespaced: true };
@@ -45,7 +60,12 @@ export function batchRunConfig(batch: BatchScoring): BatchRunConfig {
 }
 
 /** The CronJob of one spec.batch entry, scoring with `model` (the version resolved now). */
-export function batchCronJob(isvc: InferenceService, batch: BatchScoring, model: ServedModel, config: ServingConfig = {}): DesiredObject {
+export function batchCronJob(
+  isvc: InferenceService,
+  batch: BatchScoring,
+  model: ServedModel,
+  config: ServingConfig = {},
+): DesiredObject {
   const labels = {
     'app.kubernetes.io/name': 'loopline-batch',
     'app.kubernetes.io/managed-by': 'loopline',
@@ -60,7 +80,12 @@ export function batchCronJob(isvc: InferenceService, batch: BatchScoring, model:
     { name: 'MODEL_URI', value: model.uri },
     { name: 'MODEL_DIGEST', value: model.digest },
     ...(model.signature !== undefined ? [{ name: 'MODEL_SIGNATURE', value: JSON.stringify(model.signature) }] : []),
-    ...(model.referenceProfile ? [{ name: 'REFERENCE_PROFILE_URI', value: model.referenceProfile.uri }, { name: 'REFERENCE_PROFILE_DIGEST', value: model.referenceProfile.digest }] : []),
+    ...(model.referenceProfile
+      ? [
+          { name: 'REFERENCE_PROFILE_URI', value: model.referenceProfile.uri },
+          { name: 'REFERENCE_PROFILE_DIGEST', value: model.referenceProfile.digest },
+        ]
+      : []),
     { name: 'NAMESPACE', value: isvc.metadata.namespace },
     { name: 'INFERENCE_SERVICE', value: isvc.metadata.name },
     { name: BATCH_ENV.config, value: JSON.stringify(batchRunConfig(batch)) },
@@ -70,10 +95,19 @@ export function batchCronJob(isvc: InferenceService, batch: BatchScoring, model:
   ];
   const postgres = batch.output.postgres;
   if (postgres) {
-    env.push({ name: BATCH_ENV.databaseUrl, valueFrom: { secretKeyRef: { name: postgres.connectionSecret.name, key: postgres.connectionSecret.key ?? 'url' } } });
+    env.push({
+      name: BATCH_ENV.databaseUrl,
+      valueFrom: {
+        secretKeyRef: { name: postgres.connectionSecret.name, key: postgres.connectionSecret.key ?? 'url' },
+      },
+    });
   }
-  const cpu = String(batch.resources?.cpu ?? isvc.spec.predictor?.resources?.cpu ?? config.predictorResources?.cpu ?? '1');
-  const memory = String(batch.resources?.memory ?? isvc.spec.predictor?.resources?.memory ?? config.predictorResources?.memory ?? '1Gi');
+  const cpu = String(
+    batch.resources?.cpu ?? isvc.spec.predictor?.resources?.cpu ?? config.predictorResources?.cpu ?? '1',
+  );
+  const memory = String(
+    batch.resources?.memory ?? isvc.spec.predictor?.resources?.memory ?? config.predictorResources?.memory ?? '1Gi',
+  );
   const podSpec = {
     restartPolicy: 'Never',
     automountServiceAccountToken: false,
@@ -98,7 +132,12 @@ export function batchCronJob(isvc: InferenceService, batch: BatchScoring, model:
   return {
     apiVersion: CronJob.apiVersion,
     kind: CronJob.kind,
-    metadata: { name: batchCronJobName(isvc, batch), namespace: isvc.metadata.namespace, labels, ownerReferences: [ownerReference(isvc)] },
+    metadata: {
+      name: batchCronJobName(isvc, batch),
+      namespace: isvc.metadata.namespace,
+      labels,
+      ownerReferences: [ownerReference(isvc)],
+    },
     spec: {
       schedule: batch.schedule,
       ...(batch.timeZone ? { timeZone: batch.timeZone } : {}),
@@ -122,9 +161,15 @@ export function batchCronJob(isvc: InferenceService, batch: BatchScoring, model:
   };
 }
 
-function finishedCondition(job: KubeObject): { type: 'Complete' | 'Failed'; time?: string; message?: string } | undefined {
-  const condition = (job.status?.conditions ?? []).find((c: { type: string; status: string }) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
-  return condition ? { type: condition.type, time: condition.lastTransitionTime, message: condition.message } : undefined;
+function finishedCondition(
+  job: KubeObject,
+): { type: 'Complete' | 'Failed'; time?: string; message?: string } | undefined {
+  const condition = (job.status?.conditions ?? []).find(
+    (c: { type: string; status: string }) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+  );
+  return condition
+    ? { type: condition.type, time: condition.lastTransitionTime, message: condition.message }
+    : undefined;
 }
 
 /** The finished run of `job` as status records it, from its pod's termination message; undefined while it runs. */
@@ -135,7 +180,9 @@ export function batchRunOf(job: KubeObject, pods: KubeObject[]): BatchRun | unde
   const terminated = pods
     .map((pod) => pod.status?.containerStatuses?.find((c: { name: string }) => c.name === 'batch')?.state?.terminated)
     .filter(Boolean)
-    .sort((a: { finishedAt?: string }, b: { finishedAt?: string }) => String(a.finishedAt).localeCompare(String(b.finishedAt)))
+    .sort((a: { finishedAt?: string }, b: { finishedAt?: string }) =>
+      String(a.finishedAt).localeCompare(String(b.finishedAt)),
+    )
     .at(-1) as { message?: string; exitCode?: number; reason?: string } | undefined;
   const summary = parseBatchSummary(terminated?.message);
   const startTime = job.status?.startTime as string | undefined;
@@ -147,8 +194,14 @@ export function batchRunOf(job: KubeObject, pods: KubeObject[]): BatchRun | unde
     ...(completionTime ? { completionTime } : {}),
   };
   if (typeof summary === 'string') {
-    const why = terminated ? `exit code ${terminated.exitCode}${terminated.reason ? ` (${terminated.reason})` : ''}` : (finished.message ?? 'its pod did not run');
-    return { ...base, succeeded: false, message: `run ${job.metadata.name} failed: ${why}; ${summary}. See kubectl logs job/${job.metadata.name} -n ${job.metadata.namespace}` };
+    const why = terminated
+      ? `exit code ${terminated.exitCode}${terminated.reason ? ` (${terminated.reason})` : ''}`
+      : (finished.message ?? 'its pod did not run');
+    return {
+      ...base,
+      succeeded: false,
+      message: `run ${job.metadata.name} failed: ${why}; ${summary}. See kubectl logs job/${job.metadata.name} -n ${job.metadata.namespace}`,
+    };
   }
   const run: BatchRun = {
     ...base,
@@ -171,6 +224,9 @@ export function batchRunOf(job: KubeObject, pods: KubeObject[]): BatchRun | unde
 /** The latest finished run among a batch entry's Jobs (by completion, then name). */
 export function latestRun(jobs: KubeObject[], podsOf: (job: KubeObject) => KubeObject[]): BatchRun | undefined {
   const runs = jobs.map((job) => batchRunOf(job, podsOf(job))).filter((run): run is BatchRun => run !== undefined);
-  runs.sort((a, b) => String(a.completionTime).localeCompare(String(b.completionTime)) || String(a.job).localeCompare(String(b.job)));
+  runs.sort(
+    (a, b) =>
+      String(a.completionTime).localeCompare(String(b.completionTime)) || String(a.job).localeCompare(String(b.job)),
+  );
   return runs.at(-1);
 }

@@ -86,14 +86,17 @@ export function progressDeadlineMs(rollout: RolloutSpec | undefined): number {
  * later. A canary that is still starting serves nothing, so its time is not analysed and no step passes.
  */
 function clockStart(previous: RolloutState, readiness: RolloutInput['canaryReadiness']): number {
-  const started = previous.analysis.stepStartedAt ? Date.parse(previous.analysis.stepStartedAt) : Number.NEGATIVE_INFINITY;
+  const started = previous.analysis.stepStartedAt
+    ? Date.parse(previous.analysis.stepStartedAt)
+    : Number.NEGATIVE_INFINITY;
   const readySince = readiness?.ready && readiness.since ? readiness.since.getTime() : Number.NEGATIVE_INFINITY;
   return Math.max(started, readySince);
 }
 
 /** The stable version actually served: after a promotion the promoted canary stays stable while the spec still names it as canary. */
 export function effectiveStable(previous: RolloutState, stable: number, canary: number | undefined): number {
-  if (previous.phase === 'Promoted' && previous.stableVersion !== undefined && previous.stableVersion === canary) return previous.stableVersion;
+  if (previous.phase === 'Promoted' && previous.stableVersion !== undefined && previous.stableVersion === canary)
+    return previous.stableVersion;
   return stable;
 }
 
@@ -112,22 +115,48 @@ export function analysisDue(input: Omit<RolloutInput, 'measurement'>): boolean {
  * Judges one measurement against the thresholds. Too little traffic counts as a failed check, as in Flagger; a
  * query Prometheus did not answer is no evidence either way: Inconclusive, which neither passes nor fails a step.
  */
-export function judge(measurement: Measurement, analysis: AnalysisSpec | undefined, step: number, now: Date): AnalysisResult {
+export function judge(
+  measurement: Measurement,
+  analysis: AnalysisSpec | undefined,
+  step: number,
+  now: Date,
+): AnalysisResult {
   const base = { time: now.toISOString(), step };
   if ('error' in measurement) {
-    return { ...base, requests: 0, errorRate: null, latencyP95Ms: null, latencyP99Ms: null, verdict: 'Inconclusive', reason: `metrics unavailable: ${measurement.error}` };
+    return {
+      ...base,
+      requests: 0,
+      errorRate: null,
+      latencyP95Ms: null,
+      latencyP99Ms: null,
+      verdict: 'Inconclusive',
+      reason: `metrics unavailable: ${measurement.error}`,
+    };
   }
   const result = { ...base, ...measurement };
   const failures: string[] = [];
   const minRequests = analysis?.minRequests ?? 0;
-  if (measurement.requests < minRequests) failures.push(`requests ${measurement.requests} < minRequests ${minRequests}`);
-  if (analysis?.maxErrorRate !== undefined && measurement.errorRate !== null && measurement.errorRate > analysis.maxErrorRate) {
+  if (measurement.requests < minRequests)
+    failures.push(`requests ${measurement.requests} < minRequests ${minRequests}`);
+  if (
+    analysis?.maxErrorRate !== undefined &&
+    measurement.errorRate !== null &&
+    measurement.errorRate > analysis.maxErrorRate
+  ) {
     failures.push(`error rate ${round(measurement.errorRate)} > maxErrorRate ${analysis.maxErrorRate}`);
   }
-  if (analysis?.maxLatencyP95Ms !== undefined && measurement.latencyP95Ms !== null && measurement.latencyP95Ms > analysis.maxLatencyP95Ms) {
+  if (
+    analysis?.maxLatencyP95Ms !== undefined &&
+    measurement.latencyP95Ms !== null &&
+    measurement.latencyP95Ms > analysis.maxLatencyP95Ms
+  ) {
     failures.push(`p95 latency ${round(measurement.latencyP95Ms)}ms > maxLatencyP95Ms ${analysis.maxLatencyP95Ms}`);
   }
-  if (analysis?.maxLatencyP99Ms !== undefined && measurement.latencyP99Ms !== null && measurement.latencyP99Ms > analysis.maxLatencyP99Ms) {
+  if (
+    analysis?.maxLatencyP99Ms !== undefined &&
+    measurement.latencyP99Ms !== null &&
+    measurement.latencyP99Ms > analysis.maxLatencyP99Ms
+  ) {
     failures.push(`p99 latency ${round(measurement.latencyP99Ms)}ms > maxLatencyP99Ms ${analysis.maxLatencyP99Ms}`);
   }
   if (failures.length > 0) return { ...result, verdict: 'Failed', reason: failures.join('; ') };
@@ -160,7 +189,11 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
 
   const running = previous.phase === 'Progressing' && previous.canaryVersion === canary;
   if (!running) {
-    if (rollout?.abort) return { state: rolledBack(stable, canary, previous.analysis), events: [{ type: 'RolledBack', version: canary, reason: 'aborted by spec.rollout.abort' }] };
+    if (rollout?.abort)
+      return {
+        state: rolledBack(stable, canary, previous.analysis),
+        events: [{ type: 'RolledBack', version: canary, reason: 'aborted by spec.rollout.abort' }],
+      };
     const state: RolloutState = {
       phase: 'Progressing',
       stableVersion: stable,
@@ -172,7 +205,14 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
     const replaced = previous.phase === 'Progressing' ? previous.canaryVersion : undefined;
     return {
       state,
-      events: [{ type: 'CanaryStarted', version: canary, weight: state.canaryWeight, ...(replaced !== undefined ? { replaced } : {}) }],
+      events: [
+        {
+          type: 'CanaryStarted',
+          version: canary,
+          weight: state.canaryWeight,
+          ...(replaced !== undefined ? { replaced } : {}),
+        },
+      ],
       requeueAfterMs: interval,
     };
   }
@@ -181,7 +221,10 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
   const current: RolloutState = { ...previous, stableVersion: stable, currentStep: step };
 
   if (rollout?.abort) {
-    return { state: rolledBack(stable, canary, previous.analysis), events: [{ type: 'RolledBack', version: canary, reason: 'aborted by spec.rollout.abort' }] };
+    return {
+      state: rolledBack(stable, canary, previous.analysis),
+      events: [{ type: 'RolledBack', version: canary, reason: 'aborted by spec.rollout.abort' }],
+    };
   }
   if (rollout?.promoteNow) return promoted(stable, canary, previous.analysis, 'promoted by spec.rollout.promoteNow');
   if (rollout?.paused) return { state: current, events: [] };
@@ -191,14 +234,24 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
   if (readiness?.ready === false) {
     // No ready canary pod: nothing to analyse. Its share goes to stable (see the controller) until it is ready,
     // or, past the progress deadline, it is rolled back as a canary that will not start.
-    const since = Math.max(readiness.since?.getTime() ?? Number.NEGATIVE_INFINITY, previous.analysis.stepStartedAt ? Date.parse(previous.analysis.stepStartedAt) : now.getTime());
+    const since = Math.max(
+      readiness.since?.getTime() ?? Number.NEGATIVE_INFINITY,
+      previous.analysis.stepStartedAt ? Date.parse(previous.analysis.stepStartedAt) : now.getTime(),
+    );
     const deadline = progressDeadlineMs(rollout);
     const unready = now.getTime() - since;
     if (unready < deadline || rollout?.autoRollback === false) {
       return { state: current, events: [], ...(unready < deadline ? { requeueAfterMs: deadline - unready } : {}) };
     }
     const reason = `canary v${canary} had no ready pod for ${Math.round(unready / 1000)}s (progressDeadline ${Math.round(deadline / 1000)}s)`;
-    return { state: rolledBack(stable, canary, { ...previous.analysis, stepStartedAt: now.toISOString(), message: `Failed: ${reason}` }), events: [{ type: 'RolledBack', version: canary, reason }] };
+    return {
+      state: rolledBack(stable, canary, {
+        ...previous.analysis,
+        stepStartedAt: now.toISOString(),
+        message: `Failed: ${reason}`,
+      }),
+      events: [{ type: 'RolledBack', version: canary, reason }],
+    };
   }
   const waited = now.getTime() - clockStart(previous, readiness);
   if (waited < interval) return { state: current, events: [], requeueAfterMs: interval - waited };
@@ -218,7 +271,9 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
     };
     return {
       state: { ...current, analysis },
-      events: already ? [] : [{ type: 'AnalysisInconclusive', version: canary, step, weight: current.canaryWeight, analysis: result }],
+      events: already
+        ? []
+        : [{ type: 'AnalysisInconclusive', version: canary, step, weight: current.canaryWeight, analysis: result }],
       requeueAfterMs: Math.min(interval, INCONCLUSIVE_RETRY_MS),
     };
   }
@@ -226,17 +281,37 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
     const failedChecks = (previous.analysis.failedChecks ?? 0) + 1;
     const failureLimit = rollout?.analysis?.failureLimit ?? DEFAULT_FAILURE_LIMIT;
     const analysis: AnalysisStatus = { stepStartedAt: now.toISOString(), failedChecks, ...recorded(result) };
-    const failed: RolloutEvent = { type: 'AnalysisFailed', version: canary, analysis: result, failedChecks, failureLimit };
-    if (failedChecks < failureLimit) return { state: { ...current, analysis }, events: [failed], requeueAfterMs: interval };
+    const failed: RolloutEvent = {
+      type: 'AnalysisFailed',
+      version: canary,
+      analysis: result,
+      failedChecks,
+      failureLimit,
+    };
+    if (failedChecks < failureLimit)
+      return { state: { ...current, analysis }, events: [failed], requeueAfterMs: interval };
     const reason = `${failedChecks} failed checks (limit ${failureLimit}): ${result.reason}`;
     if (rollout?.autoRollback === false) {
       // Held at the current weight; analysis stops until a person promotes or aborts.
-      return { state: { ...current, analysis: { ...analysis, stepStartedAt: undefined } }, events: [failed, { type: 'Halted', version: canary, reason: `${reason}; autoRollback is off: promote or abort` }] };
+      return {
+        state: { ...current, analysis: { ...analysis, stepStartedAt: undefined } },
+        events: [
+          failed,
+          { type: 'Halted', version: canary, reason: `${reason}; autoRollback is off: promote or abort` },
+        ],
+      };
     }
-    return { state: rolledBack(stable, canary, analysis), events: [failed, { type: 'RolledBack', version: canary, reason, analysis: result }] };
+    return {
+      state: rolledBack(stable, canary, analysis),
+      events: [failed, { type: 'RolledBack', version: canary, reason, analysis: result }],
+    };
   }
 
-  const analysis: AnalysisStatus = { stepStartedAt: now.toISOString(), failedChecks: previous.analysis.failedChecks ?? 0, ...recorded(result) };
+  const analysis: AnalysisStatus = {
+    stepStartedAt: now.toISOString(),
+    failedChecks: previous.analysis.failedChecks ?? 0,
+    ...recorded(result),
+  };
   if (step + 1 < steps.length) {
     const next = step + 1;
     return {
@@ -246,7 +321,10 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
     };
   }
   if (rollout?.autoPromote === false) {
-    return { state: { ...current, analysis: { ...analysis, stepStartedAt: undefined } }, events: [{ type: 'AwaitingPromotion', version: canary }] };
+    return {
+      state: { ...current, analysis: { ...analysis, stepStartedAt: undefined } },
+      events: [{ type: 'AwaitingPromotion', version: canary }],
+    };
   }
   return promoted(stable, canary, analysis, `all ${steps.length} steps passed analysis; last: ${result.reason}`);
 }
@@ -269,14 +347,23 @@ function rolledBack(stable: number, canary: number, analysis: AnalysisStatus): R
  */
 function held(previous: RolloutState, rollout: RolloutSpec | undefined, stepCount: number): boolean {
   if (previous.phase !== 'Progressing' || previous.analysis.stepStartedAt !== undefined) return false;
-  const awaitingPromotion = rollout?.autoPromote === false && (previous.currentStep ?? 0) >= stepCount - 1 && previous.analysis.message?.startsWith('Passed') === true;
-  const halted = rollout?.autoRollback === false && (previous.analysis.failedChecks ?? 0) >= (rollout.analysis?.failureLimit ?? DEFAULT_FAILURE_LIMIT);
+  const awaitingPromotion =
+    rollout?.autoPromote === false &&
+    (previous.currentStep ?? 0) >= stepCount - 1 &&
+    previous.analysis.message?.startsWith('Passed') === true;
+  const halted =
+    rollout?.autoRollback === false &&
+    (previous.analysis.failedChecks ?? 0) >= (rollout.analysis?.failureLimit ?? DEFAULT_FAILURE_LIMIT);
   return awaitingPromotion || halted;
 }
 
 /** The flat status.analysis fields for one check; absent numbers are left out (the schema has no nulls). */
 export function recorded(result: AnalysisResult): AnalysisStatus {
-  const analysis: AnalysisStatus = { lastCheck: result.time, requests: result.requests, message: `${result.verdict}: ${result.reason}` };
+  const analysis: AnalysisStatus = {
+    lastCheck: result.time,
+    requests: result.requests,
+    message: `${result.verdict}: ${result.reason}`,
+  };
   if (result.errorRate !== null) analysis.errorRate = result.errorRate;
   if (result.latencyP95Ms !== null) analysis.latencyP95Ms = result.latencyP95Ms;
   if (result.latencyP99Ms !== null) analysis.latencyP99Ms = result.latencyP99Ms;
@@ -287,7 +374,12 @@ function round(value: number): number {
   return Math.round(value * 1000) / 1000;
 }
 
-function describe(m: { requests: number; errorRate: number | null; latencyP95Ms: number | null; latencyP99Ms: number | null }): string {
+function describe(m: {
+  requests: number;
+  errorRate: number | null;
+  latencyP95Ms: number | null;
+  latencyP99Ms: number | null;
+}): string {
   const parts = [`requests ${m.requests}`];
   if (m.errorRate !== null) parts.push(`error rate ${round(m.errorRate)}`);
   if (m.latencyP95Ms !== null) parts.push(`p95 ${round(m.latencyP95Ms)}ms`);

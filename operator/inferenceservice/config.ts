@@ -46,24 +46,35 @@ const set = (value: string | undefined) => (value !== undefined && value !== '' 
 export function inferenceServiceSettings(env: Env): InferenceServiceSettings {
   const natsUrl = set(env.NATS_URL);
   const maxBytes = set(env.NATS_STREAM_MAX_BYTES);
-  if (maxBytes !== undefined && !/^-?\d+$/.test(maxBytes)) throw new Error(`NATS_STREAM_MAX_BYTES: "${maxBytes}" is not a whole number of bytes`);
+  if (maxBytes !== undefined && !/^-?\d+$/.test(maxBytes))
+    throw new Error(`NATS_STREAM_MAX_BYTES: "${maxBytes}" is not a whole number of bytes`);
   const workers = set(env.INFERENCESERVICE_WORKERS);
-  if (workers !== undefined && !/^[1-9]\d*$/.test(workers)) throw new Error(`INFERENCESERVICE_WORKERS: "${workers}" is not a positive whole number`);
+  if (workers !== undefined && !/^[1-9]\d*$/.test(workers))
+    throw new Error(`INFERENCESERVICE_WORKERS: "${workers}" is not a positive whole number`);
   return {
     ...(workers !== undefined ? { workers: Number(workers) } : {}),
     prometheusUrl: set(env.PROMETHEUS_URL) ?? 'http://localhost:9090',
-    ...(set(env.PROMETHEUS_SCRAPE_INTERVAL) ? { scrapeIntervalMs: parseDuration('PROMETHEUS_SCRAPE_INTERVAL', env.PROMETHEUS_SCRAPE_INTERVAL!) } : {}),
-    ...(natsUrl ? { nats: { url: natsUrl, ...(set(env.NATS_CREDS_FILE) ? { credsFile: env.NATS_CREDS_FILE } : {}) } } : {}),
+    ...(set(env.PROMETHEUS_SCRAPE_INTERVAL)
+      ? { scrapeIntervalMs: parseDuration('PROMETHEUS_SCRAPE_INTERVAL', env.PROMETHEUS_SCRAPE_INTERVAL!) }
+      : {}),
+    ...(natsUrl
+      ? { nats: { url: natsUrl, ...(set(env.NATS_CREDS_FILE) ? { credsFile: env.NATS_CREDS_FILE } : {}) } }
+      : {}),
     stream: {
       ...(set(env.NATS_STREAM) ? { name: env.NATS_STREAM } : {}),
-      ...(set(env.NATS_STREAM_MAX_AGE) ? { maxAgeMs: parseDuration('NATS_STREAM_MAX_AGE', env.NATS_STREAM_MAX_AGE!) } : {}),
+      ...(set(env.NATS_STREAM_MAX_AGE)
+        ? { maxAgeMs: parseDuration('NATS_STREAM_MAX_AGE', env.NATS_STREAM_MAX_AGE!) }
+        : {}),
       ...(maxBytes !== undefined ? { maxBytes: Number(maxBytes) } : {}),
     },
     serving: {
       predictorImage: set(env.PREDICTOR_IMAGE) ?? PREDICTOR_IMAGE,
       ...(set(env.EVALUATOR_IMAGE) ? { evaluatorImage: env.EVALUATOR_IMAGE } : {}),
       ...(natsUrl ? { natsUrl } : {}),
-      predictorResources: { ...(set(env.PREDICTOR_CPU) ? { cpu: env.PREDICTOR_CPU } : {}), ...(set(env.PREDICTOR_MEMORY) ? { memory: env.PREDICTOR_MEMORY } : {}) },
+      predictorResources: {
+        ...(set(env.PREDICTOR_CPU) ? { cpu: env.PREDICTOR_CPU } : {}),
+        ...(set(env.PREDICTOR_MEMORY) ? { memory: env.PREDICTOR_MEMORY } : {}),
+      },
       ...(set(env.CLUSTER_DOMAIN) ? { clusterDomain: env.CLUSTER_DOMAIN } : {}),
       storage: storageSettingsFromEnv(env),
     },
@@ -94,7 +105,9 @@ export async function setUpInferenceServices(
   if (nc) {
     log.info({ nats: settings.nats?.url }, 'connected to NATS');
   } else {
-    log.warn('NATS_URL is not set: no drift events are consumed (no retraining on drift) and no lifecycle events are published');
+    log.warn(
+      'NATS_URL is not set: no drift events are consumed (no retraining on drift) and no lifecycle events are published',
+    );
   }
   await registerInferenceServices(engine, {
     prometheusUrl: settings.prometheusUrl,
@@ -106,9 +119,15 @@ export async function setUpInferenceServices(
   });
   const consumers: EventConsumer[] = [];
   let stopped = false;
-  const start = async (kind: InferenceServiceEventKind, subjects: (namespace: string) => string, begin: typeof startQualityLoop) => {
+  const start = async (
+    kind: InferenceServiceEventKind,
+    subjects: (namespace: string) => string,
+    begin: typeof startQualityLoop,
+  ) => {
     if (!nc) return;
-    const scope = settings.namespace ? { filterSubject: subjects(settings.namespace), durable: `loopline-operator-${kind}-${settings.namespace}` } : {};
+    const scope = settings.namespace
+      ? { filterSubject: subjects(settings.namespace), durable: `loopline-operator-${kind}-${settings.namespace}` }
+      : {};
     let consumer: EventConsumer;
     try {
       consumer = await begin(engine, nc, { stream: settings.stream, ...scope });
@@ -124,7 +143,10 @@ export async function setUpInferenceServices(
   };
   return {
     async startEventLoops() {
-      await Promise.all([start('drift', driftSubjects, startDriftLoop), start('quality', qualitySubjects, startQualityLoop)]);
+      await Promise.all([
+        start('drift', driftSubjects, startDriftLoop),
+        start('quality', qualitySubjects, startQualityLoop),
+      ]);
     },
     async stop() {
       stopped = true;

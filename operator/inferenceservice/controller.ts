@@ -5,14 +5,35 @@
  * traffic, applies and prunes the owned objects, and reports status, Events and NATS lifecycle events.
  */
 import type { Logger } from 'pino';
-import { kindId, kinds, type Condition, type ControllerDefinition, type DesiredObject, type KubeApi, type KubeObject, type ReconcileContext, type ResourceKind, type ClusterCache } from '../engine/index.ts';
+import {
+  kindId,
+  kinds,
+  type Condition,
+  type ControllerDefinition,
+  type DesiredObject,
+  type KubeApi,
+  type KubeObject,
+  type ReconcileContext,
+  type ResourceKind,
+  type ClusterCache,
+} from '../engine/index.ts';
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { aliasHolder } from '../modelversion/registry.ts';
 import { CronJob, batchCronJob, batchCronJobName, latestRun } from './batch.ts';
 import { evaluatesQuality, qualityCronJob } from './quality.ts';
 import { analysisQueries, measureCanary, rangeFor, type MetricNames } from './analysis.ts';
 import { analysisDue, intervalMs, nextRollout, type RolloutEvent, type RolloutState } from './canary.ts';
-import { LABELS, desiredObjects, parentGateway, serviceAddressChange, serviceUrl, versionName, withoutClusterIP, type Serving, type ServingConfig } from './desired.ts';
+import {
+  LABELS,
+  desiredObjects,
+  parentGateway,
+  serviceAddressChange,
+  serviceUrl,
+  versionName,
+  withoutClusterIP,
+  type Serving,
+  type ServingConfig,
+} from './desired.ts';
 import { driftOfVersion, planRetrain } from './drift.ts';
 import type { BatchScoringStatus } from '../api/types.ts';
 import type { InferenceService, InferenceServiceStatus, ServedModel, VersionSelector } from './resource.ts';
@@ -20,7 +41,12 @@ import { routerFor, routers } from './router/index.ts';
 import { planStatus, refusalOf } from './status.ts';
 import { promoteVersion, type ModelVersionObject } from './registry.ts';
 
-export const PodDisruptionBudget: ResourceKind = { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true };
+export const PodDisruptionBudget: ResourceKind = {
+  apiVersion: 'policy/v1',
+  kind: 'PodDisruptionBudget',
+  plural: 'poddisruptionbudgets',
+  namespaced: true,
+};
 
 export interface InferenceServiceControllerOptions {
   /** Prometheus query endpoint for canary analysis. */
@@ -47,7 +73,10 @@ export async function servedKinds(api: KubeApi, candidates: ResourceKind[]): Pro
   for (const kind of candidates) {
     const served = await api
       .request<{ resources?: Array<{ name: string }> }>('GET' as never, `/apis/${kind.apiVersion}`)
-      .then((list) => list.resources?.some((r) => r.name === kind.plural) ?? false, () => false);
+      .then(
+        (list) => list.resources?.some((r) => r.name === kind.plural) ?? false,
+        () => false,
+      );
     if (served) found.push(kind);
   }
   return found;
@@ -64,7 +93,10 @@ function selectorText(selector: VersionSelector): string {
 export const DEFAULT_WORKERS = 16;
 
 /** The ModelVersion a selector names: by number, or by the alias the registry says is in effect (mid-move: its newest holder). */
-export function resolveSelector(versions: ModelVersionObject[], selector: VersionSelector): ModelVersionObject | undefined {
+export function resolveSelector(
+  versions: ModelVersionObject[],
+  selector: VersionSelector,
+): ModelVersionObject | undefined {
   if (selector.version !== undefined) return versions.find((mv) => mv.spec.version === selector.version);
   return aliasHolder(versions, selector.alias!);
 }
@@ -76,7 +108,9 @@ export function servedModel(mv: ModelVersionObject): ServedModel {
     uri: mv.spec.artifact.uri,
     digest: mv.spec.artifact.digest,
     ...(mv.spec.signature !== undefined ? { signature: mv.spec.signature } : {}),
-    ...(mv.spec.referenceProfile?.uri && mv.spec.referenceProfile.digest ? { referenceProfile: { uri: mv.spec.referenceProfile.uri, digest: mv.spec.referenceProfile.digest } } : {}),
+    ...(mv.spec.referenceProfile?.uri && mv.spec.referenceProfile.digest
+      ? { referenceProfile: { uri: mv.spec.referenceProfile.uri, digest: mv.spec.referenceProfile.digest } }
+      : {}),
   };
 }
 
@@ -97,10 +131,21 @@ function deploymentAvailable(deployment: KubeObject | undefined): boolean {
 }
 
 /** Whether a version's predictor has a ready pod, and since when (the CanaryReady condition's last transition). */
-function readinessOf(ctx: ReconcileContext, isvc: InferenceService, version: number, status: InferenceServiceStatus, now: Date): { ready: boolean; since: Date } {
-  const ready = deploymentAvailable(ctx.cache.get(kinds.Deployment, isvc.metadata.namespace, versionName(isvc, version)));
+function readinessOf(
+  ctx: ReconcileContext,
+  isvc: InferenceService,
+  version: number,
+  status: InferenceServiceStatus,
+  now: Date,
+): { ready: boolean; since: Date } {
+  const ready = deploymentAvailable(
+    ctx.cache.get(kinds.Deployment, isvc.metadata.namespace, versionName(isvc, version)),
+  );
   const condition = status.conditions?.find((c) => c.type === 'CanaryReady');
-  const unchanged = condition?.lastTransitionTime && (condition.status === 'True') === ready && condition.message.startsWith(`canary v${version} `);
+  const unchanged =
+    condition?.lastTransitionTime &&
+    (condition.status === 'True') === ready &&
+    condition.message.startsWith(`canary v${version} `);
   // Not recorded yet: the change is being observed now.
   return { ready, since: unchanged ? new Date(condition.lastTransitionTime!) : now };
 }
@@ -108,40 +153,85 @@ function readinessOf(ctx: ReconcileContext, isvc: InferenceService, version: num
 function describeEvent(event: RolloutEvent): { type: 'Normal' | 'Warning'; reason: string; message: string } {
   switch (event.type) {
     case 'CanaryStarted':
-      return { type: 'Normal', reason: 'CanaryStarted', message: `canary v${event.version} started at ${event.weight}%${event.replaced !== undefined ? `, replacing v${event.replaced}` : ''}` };
+      return {
+        type: 'Normal',
+        reason: 'CanaryStarted',
+        message: `canary v${event.version} started at ${event.weight}%${event.replaced !== undefined ? `, replacing v${event.replaced}` : ''}`,
+      };
     case 'StepAdvanced':
-      return { type: 'Normal', reason: 'StepAdvanced', message: `canary v${event.version} at ${event.weight}% (step ${event.step}): ${event.analysis.reason}` };
+      return {
+        type: 'Normal',
+        reason: 'StepAdvanced',
+        message: `canary v${event.version} at ${event.weight}% (step ${event.step}): ${event.analysis.reason}`,
+      };
     case 'AnalysisFailed':
-      return { type: 'Warning', reason: 'AnalysisFailed', message: `canary v${event.version} failed check ${event.failedChecks}/${event.failureLimit}: ${event.analysis.reason}` };
+      return {
+        type: 'Warning',
+        reason: 'AnalysisFailed',
+        message: `canary v${event.version} failed check ${event.failedChecks}/${event.failureLimit}: ${event.analysis.reason}`,
+      };
     case 'AnalysisInconclusive':
-      return { type: 'Warning', reason: 'AnalysisInconclusive', message: `canary v${event.version} held at ${event.weight}% (step ${event.step}): ${event.analysis.reason}; it is neither promoted nor rolled back until Prometheus answers` };
+      return {
+        type: 'Warning',
+        reason: 'AnalysisInconclusive',
+        message: `canary v${event.version} held at ${event.weight}% (step ${event.step}): ${event.analysis.reason}; it is neither promoted nor rolled back until Prometheus answers`,
+      };
     case 'AwaitingPromotion':
-      return { type: 'Normal', reason: 'AwaitingPromotion', message: `canary v${event.version} passed every step; set spec.rollout.promoteNow (or npx loopline promote) to promote it` };
+      return {
+        type: 'Normal',
+        reason: 'AwaitingPromotion',
+        message: `canary v${event.version} passed every step; set spec.rollout.promoteNow (or npx loopline promote) to promote it`,
+      };
     case 'Halted':
       return { type: 'Warning', reason: 'RolloutHalted', message: `canary v${event.version} halted: ${event.reason}` };
     case 'Promoted':
-      return { type: 'Normal', reason: 'Promoted', message: `v${event.version} promoted to stable${event.previous !== undefined ? ` (was v${event.previous})` : ''}: ${event.reason}` };
+      return {
+        type: 'Normal',
+        reason: 'Promoted',
+        message: `v${event.version} promoted to stable${event.previous !== undefined ? ` (was v${event.previous})` : ''}: ${event.reason}`,
+      };
     case 'RolledBack':
-      return { type: 'Warning', reason: 'RolledBack', message: `canary v${event.version} rolled back: ${event.reason}` };
+      return {
+        type: 'Warning',
+        reason: 'RolledBack',
+        message: `canary v${event.version} rolled back: ${event.reason}`,
+      };
     case 'Cancelled':
-      return { type: 'Normal', reason: 'CanaryCancelled', message: `canary v${event.version} removed from spec; all traffic on stable` };
+      return {
+        type: 'Normal',
+        reason: 'CanaryCancelled',
+        message: `canary v${event.version} removed from spec; all traffic on stable`,
+      };
   }
 }
 
 export function inferenceServiceController(options: InferenceServiceControllerOptions): ControllerDefinition {
   const now = options.now ?? (() => new Date());
   const routeKindIds = new Set(options.routeKinds.map(kindId));
-  const ownedKinds = [kinds.Deployment, kinds.Service, kinds.HorizontalPodAutoscaler, PodDisruptionBudget, CronJob, ...options.routeKinds];
+  const ownedKinds = [
+    kinds.Deployment,
+    kinds.Service,
+    kinds.HorizontalPodAutoscaler,
+    PodDisruptionBudget,
+    CronJob,
+    ...options.routeKinds,
+  ];
 
   // Losing a notification must not stall a rollout; the Kubernetes Event still records it.
   const publish = (isvc: InferenceService, reason: string, data: Record<string, unknown>, id: string, log: Logger) =>
-    publishLifecycle(options.publisher, { kind: 'inferenceservice', namespace: isvc.metadata.namespace, name: isvc.metadata.name, reason, data, id }, log);
+    publishLifecycle(
+      options.publisher,
+      { kind: 'inferenceservice', namespace: isvc.metadata.namespace, name: isvc.metadata.name, reason, data, id },
+      log,
+    );
 
   async function reconcile(ctx: ReconcileContext, isvc: InferenceService) {
     const { namespace, name } = isvc.metadata;
     const at = now();
     const status = isvc.status ?? {};
-    const versions = ctx.cache.list<ModelVersionObject>(kinds.ModelVersion, { namespace }).filter((mv) => mv.spec?.model === isvc.spec.model);
+    const versions = ctx.cache
+      .list<ModelVersionObject>(kinds.ModelVersion, { namespace })
+      .filter((mv) => mv.spec?.model === isvc.spec.model);
     const stableMv = resolveSelector(versions, isvc.spec.stable);
     if (!stableMv) {
       const message = `no ModelVersion of model ${isvc.spec.model} has ${selectorText(isvc.spec.stable)} in namespace ${namespace}: register one or change spec.stable`;
@@ -154,7 +244,10 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       return;
     }
     const canaryMv = isvc.spec.canary ? resolveSelector(versions, isvc.spec.canary) : undefined;
-    const canaryNotFound = isvc.spec.canary && !canaryMv ? `no ModelVersion of model ${isvc.spec.model} has ${selectorText(isvc.spec.canary)}; serving stable only` : undefined;
+    const canaryNotFound =
+      isvc.spec.canary && !canaryMv
+        ? `no ModelVersion of model ${isvc.spec.model} has ${selectorText(isvc.spec.canary)}; serving stable only`
+        : undefined;
 
     const previous = rolloutStateOf(status);
     const shadow = isvc.spec.shadow?.enabled === true;
@@ -170,7 +263,11 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     let measurement;
     if (analysisDue(input)) {
       const range = rangeFor(intervalMs(isvc.spec.rollout), options.scrapeIntervalMs ?? 15_000);
-      const queries = analysisQueries({ namespace, inferenceService: name, model: isvc.spec.model, version: canaryMv!.spec.version }, range, options.metricNames);
+      const queries = analysisQueries(
+        { namespace, inferenceService: name, model: isvc.spec.model, version: canaryMv!.spec.version },
+        range,
+        options.metricNames,
+      );
       measurement = await measureCanary(options.prometheusUrl, queries, ctx.signal);
       ctx.log.info({ canary: canaryMv!.spec.version, measurement }, 'canary analysed');
     }
@@ -184,9 +281,11 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
 
     const byVersion = (version: number | undefined) => versions.find((mv) => mv.spec.version === version);
     const stableServed = byVersion(state.stableVersion) ?? stableMv;
-    const canaryServed = state.phase === 'Progressing' && state.canaryVersion !== undefined ? byVersion(state.canaryVersion) : undefined;
+    const canaryServed =
+      state.phase === 'Progressing' && state.canaryVersion !== undefined ? byVersion(state.canaryVersion) : undefined;
     // A canary without a ready pod gets no traffic: its share would only meet "no healthy upstream" at the gateway.
-    const canaryServable = canaryServed !== undefined && (canaryServed !== canaryMv || canaryReadiness?.ready !== false);
+    const canaryServable =
+      canaryServed !== undefined && (canaryServed !== canaryMv || canaryReadiness?.ready !== false);
     const serving: Serving = {
       stable: servedModel(stableServed),
       ...(canaryServed ? { canary: servedModel(canaryServed) } : {}),
@@ -212,12 +311,19 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     });
 
     // Persist a traffic change before making it: a restart between the two resumes from status at the same step.
-    const trafficMoves = state.canaryWeight !== (status.canaryWeight ?? 0) || state.currentStep !== status.currentStep || state.phase !== previous.phase;
+    const trafficMoves =
+      state.canaryWeight !== (status.canaryWeight ?? 0) ||
+      state.currentStep !== status.currentStep ||
+      state.phase !== previous.phase;
     if (trafficMoves && isvc.status) {
       await ctx.applyStatus(isvc, rolloutStatus({ conditions: (status.conditions ?? []) as Condition[] }));
     }
 
-    const desired = [...desiredObjects(isvc, serving, options.serving), ...batch.cronJobs, ...(evaluatesQuality(isvc) ? [qualityCronJob(isvc, options.serving ?? {})] : [])];
+    const desired = [
+      ...desiredObjects(isvc, serving, options.serving),
+      ...batch.cronJobs,
+      ...(evaluatesQuality(isvc) ? [qualityCronJob(isvc, options.serving ?? {})] : []),
+    ];
     const router = routerFor(isvc.spec.traffic);
     // Without the CRDs of its main kinds a provider's routes are not written at all; without GRPCRoute only the
     // gRPC route is withheld, and REST is still routed.
@@ -226,14 +332,19 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     const routeObjects = desired.filter(isRoute);
     const notServed = (object: DesiredObject) => !routeKindIds.has(kindId(object));
     const missing = router.kinds.filter((kind) => !routeKindIds.has(kindId(kind)));
-    const missingGrpc = routeObjects.filter((object) => notServed(object) && router.grpcKinds.some((kind) => kindId(kind) === kindId(object)));
+    const missingGrpc = routeObjects.filter(
+      (object) => notServed(object) && router.grpcKinds.some((kind) => kindId(kind) === kindId(object)),
+    );
     const written = desired.filter((object) => !isRoute(object) || (missing.length === 0 && !notServed(object)));
     // What a Gateway said of the routes written (their status is its controller's), e.g. a listener refusing GRPCRoute.
-    const refusal = written.filter(isRoute).map((object) => {
-      const kind = routeKinds.find((k) => kindId(k) === kindId(object))!;
-      const said = refusalOf(ctx.cache.get(kind, namespace, object.metadata.name));
-      return said ? { route: `${object.kind} ${object.metadata.name}`, kind: object.kind, gateway: said } : undefined;
-    }).find((found) => found !== undefined);
+    const refusal = written
+      .filter(isRoute)
+      .map((object) => {
+        const kind = routeKinds.find((k) => kindId(k) === kindId(object))!;
+        const said = refusalOf(ctx.cache.get(kind, namespace, object.metadata.name));
+        return said ? { route: `${object.kind} ${object.metadata.name}`, kind: object.kind, gateway: said } : undefined;
+      })
+      .find((found) => found !== undefined);
     // The objects do not depend on one another: applied together, a reconcile costs one round trip, not five.
     await Promise.all(written.map((object) => applyOwned(ctx, isvc, object)));
     await prune(ctx, isvc, written);
@@ -241,7 +352,11 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     // Readiness from the cached Deployments (their status changes enqueue us again).
     const served = (mv: ModelVersionObject) => {
       const deployment = versionName(isvc, mv.spec.version);
-      return { version: mv.spec.version, name: deployment, available: deploymentAvailable(ctx.cache.get(kinds.Deployment, namespace, deployment)) };
+      return {
+        version: mv.spec.version,
+        name: deployment,
+        available: deploymentAvailable(ctx.cache.get(kinds.Deployment, namespace, deployment)),
+      };
     };
 
     // Drift is the serving version's: a promotion resets the summary another version's windows left.
@@ -256,8 +371,19 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       const { created } = await ctx.create(retrain.job);
       lastRetrain = retrain.lastRetrain;
       if (created) {
-        await ctx.event(isvc, 'Normal', 'RetrainStarted', `TrainingJob ${retrain.job.metadata.name} created: ${retrain.reason}`);
-        await publish(isvc, 'retrainstarted', { trainingJob: retrain.job.metadata.name, eventId: retrain.lastRetrain.eventId, reason: retrain.reason }, `${isvc.metadata.uid}/retrain/${retrain.lastRetrain.eventId}`, ctx.log);
+        await ctx.event(
+          isvc,
+          'Normal',
+          'RetrainStarted',
+          `TrainingJob ${retrain.job.metadata.name} created: ${retrain.reason}`,
+        );
+        await publish(
+          isvc,
+          'retrainstarted',
+          { trainingJob: retrain.job.metadata.name, eventId: retrain.lastRetrain.eventId, reason: retrain.reason },
+          `${isvc.metadata.uid}/retrain/${retrain.lastRetrain.eventId}`,
+          ctx.log,
+        );
       }
     }
     const { conditions, degraded } = planStatus({
@@ -266,7 +392,15 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       ...(isvc.spec.traffic?.hostnames?.length ? { hostname: isvc.spec.traffic.hostnames[0] } : {}),
       phase: state.phase,
       stable: served(stableServed),
-      ...(canaryServed ? { canary: { ...served(canaryServed), weight: state.canaryWeight, progressDeadline: isvc.spec.rollout?.progressDeadline } } : {}),
+      ...(canaryServed
+        ? {
+            canary: {
+              ...served(canaryServed),
+              weight: state.canaryWeight,
+              progressDeadline: isvc.spec.rollout?.progressDeadline,
+            },
+          }
+        : {}),
       ...(canaryNotFound ? { canaryNotFound } : {}),
       ...(routeObjects.length > 0
         ? {
@@ -288,24 +422,40 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       wasReady: (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
     });
 
-    await ctx.applyStatus(isvc, rolloutStatus({
-      ...(degraded ? { phase: 'Degraded' } : {}),
-      ...(lastRetrain ? { lastRetrain } : {}),
-      conditions: batch.condition ? [...conditions, batch.condition] : conditions,
-    }));
+    await ctx.applyStatus(
+      isvc,
+      rolloutStatus({
+        ...(degraded ? { phase: 'Degraded' } : {}),
+        ...(lastRetrain ? { lastRetrain } : {}),
+        conditions: batch.condition ? [...conditions, batch.condition] : conditions,
+      }),
+    );
 
     // promoteNow and abort are one-shot requests: cleared once acted on, so the next canary is not promoted or aborted too.
     const consumed = decision.events.some((e) => e.type === 'Promoted' || e.type === 'RolledBack');
     if (consumed && (isvc.spec.rollout?.promoteNow || isvc.spec.rollout?.abort)) {
-      await ctx.patch(kinds.InferenceService, namespace, name, { spec: { rollout: { promoteNow: false, abort: false } } });
+      await ctx.patch(kinds.InferenceService, namespace, name, {
+        spec: { rollout: { promoteNow: false, abort: false } },
+      });
     }
 
     for (const event of decision.events) {
       const { type, reason, message } = describeEvent(event);
       await ctx.event(isvc, type, reason, message);
       const step = 'step' in event ? event.step : (state.currentStep ?? 0);
-      const data: Record<string, unknown> = { ...event, message, stableVersion: state.stableVersion, canaryWeight: state.canaryWeight };
-      await publish(isvc, reason.toLowerCase(), data, `${isvc.metadata.uid}/${reason}/v${event.version}/s${step}/${state.analysis.lastCheck ?? state.analysis.stepStartedAt ?? ''}`, ctx.log);
+      const data: Record<string, unknown> = {
+        ...event,
+        message,
+        stableVersion: state.stableVersion,
+        canaryWeight: state.canaryWeight,
+      };
+      await publish(
+        isvc,
+        reason.toLowerCase(),
+        data,
+        `${isvc.metadata.uid}/${reason}/v${event.version}/s${step}/${state.analysis.lastCheck ?? state.analysis.stepStartedAt ?? ''}`,
+        ctx.log,
+      );
     }
     return decision.requeueAfterMs !== undefined ? { requeueAfter: Math.max(decision.requeueAfterMs, 100) } : undefined;
   }
@@ -314,7 +464,13 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
    * spec.batch: one CronJob per entry with the version its selector names now (runs started later copy it, see
    * batch.ts), and each entry's latest finished run, reported once as an Event and a lifecycle event.
    */
-  async function batchScoring(ctx: ReconcileContext, isvc: InferenceService, versions: ModelVersionObject[], stable: ModelVersionObject, status: InferenceServiceStatus) {
+  async function batchScoring(
+    ctx: ReconcileContext,
+    isvc: InferenceService,
+    versions: ModelVersionObject[],
+    stable: ModelVersionObject,
+    status: InferenceServiceStatus,
+  ) {
     const { namespace, name } = isvc.metadata;
     const cronJobs: DesiredObject[] = [];
     const entries: BatchScoringStatus[] = [];
@@ -324,34 +480,67 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       const previous = status.batch?.find((b) => b.name === entry.name);
       const cronJob = batchCronJobName(isvc, entry);
       if (!mv) {
-        missing.push(`spec.batch ${entry.name}: no ModelVersion of model ${isvc.spec.model} has ${selectorText(entry.version!)}; its CronJob is removed until one does: register one or change spec.batch[].version`);
+        missing.push(
+          `spec.batch ${entry.name}: no ModelVersion of model ${isvc.spec.model} has ${selectorText(entry.version!)}; its CronJob is removed until one does: register one or change spec.batch[].version`,
+        );
       } else {
         cronJobs.push(batchCronJob(isvc, entry, servedModel(mv), options.serving));
       }
-      const jobs = ctx.cache.list<KubeObject>(kinds.Job, { namespace, labels: { [LABELS.inferenceService]: name, [LABELS.batch]: entry.name } });
+      const jobs = ctx.cache.list<KubeObject>(kinds.Job, {
+        namespace,
+        labels: { [LABELS.inferenceService]: name, [LABELS.batch]: entry.name },
+      });
       const run = latestRun(jobs, (job) => ctx.cache.ownedBy(kinds.Pod, job)) ?? previous?.lastRun;
-      entries.push({ name: entry.name, cronJob, ...(mv ? { version: mv.spec.version } : {}), ...(run ? { lastRun: run } : {}) });
+      entries.push({
+        name: entry.name,
+        cronJob,
+        ...(mv ? { version: mv.spec.version } : {}),
+        ...(run ? { lastRun: run } : {}),
+      });
       if (run && run.job !== previous?.lastRun?.job) {
         const reason = run.succeeded ? 'BatchSucceeded' : 'BatchFailed';
         await ctx.event(isvc, run.succeeded ? 'Normal' : 'Warning', reason, `batch ${entry.name}: ${run.message}`);
-        await publish(isvc, reason.toLowerCase(), { batch: entry.name, ...run }, `${isvc.metadata.uid}/batch/${run.job}`, ctx.log);
+        await publish(
+          isvc,
+          reason.toLowerCase(),
+          { batch: entry.name, ...run },
+          `${isvc.metadata.uid}/batch/${run.job}`,
+          ctx.log,
+        );
       }
     }
     let condition: Condition | undefined;
-    if (missing.length > 0) condition = { type: 'BatchReady', status: 'False', reason: 'BatchVersionNotFound', message: missing.join('; ') };
-    else if (entries.length > 0) condition = { type: 'BatchReady', status: 'True', reason: 'CronJobsApplied', message: entries.map((e) => `${e.cronJob} scores with v${e.version}`).join('; ') };
+    if (missing.length > 0)
+      condition = { type: 'BatchReady', status: 'False', reason: 'BatchVersionNotFound', message: missing.join('; ') };
+    else if (entries.length > 0)
+      condition = {
+        type: 'BatchReady',
+        status: 'True',
+        reason: 'CronJobsApplied',
+        message: entries.map((e) => `${e.cronJob} scores with v${e.version}`).join('; '),
+      };
     return { cronJobs, status: entries, condition };
   }
 
   /** Server-side apply, except where a Service's cluster IP would have to change (it cannot, see serviceAddressChange). */
   async function applyOwned(ctx: ReconcileContext, isvc: InferenceService, object: DesiredObject) {
-    const live = object.kind === 'Service' ? ctx.cache.get(kinds.Service, isvc.metadata.namespace, object.metadata.name) : undefined;
+    const live =
+      object.kind === 'Service'
+        ? ctx.cache.get(kinds.Service, isvc.metadata.namespace, object.metadata.name)
+        : undefined;
     switch (serviceAddressChange(object, live)) {
       case 'keepClusterIP':
         return ctx.apply(withoutClusterIP(object));
       case 'replace':
-        await ctx.delete(kinds.Service, isvc.metadata.namespace, object.metadata.name, { preconditionUid: live!.metadata.uid });
-        await ctx.event(isvc, 'Normal', 'ServiceReplaced', `Service ${object.metadata.name} was headless; replaced by one with a cluster IP, which spec.traffic.provider ${isvc.spec.traffic?.provider} routes to`);
+        await ctx.delete(kinds.Service, isvc.metadata.namespace, object.metadata.name, {
+          preconditionUid: live!.metadata.uid,
+        });
+        await ctx.event(
+          isvc,
+          'Normal',
+          'ServiceReplaced',
+          `Service ${object.metadata.name} was headless; replaced by one with a cluster IP, which spec.traffic.provider ${isvc.spec.traffic?.provider} routes to`,
+        );
         return ctx.apply(object);
       default:
         return ctx.apply(object);
@@ -368,7 +557,10 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     const keep = new Set(written.map((o) => `${o.kind}/${o.metadata.name}`));
     for (const kind of ownedKinds) {
       for (const object of ctx.cache.ownedBy(kind, isvc)) {
-        if (!keep.has(`${kind.kind}/${object.metadata.name}`)) await ctx.delete(kind, isvc.metadata.namespace, object.metadata.name, { preconditionUid: object.metadata.uid });
+        if (!keep.has(`${kind.kind}/${object.metadata.name}`))
+          await ctx.delete(kind, isvc.metadata.namespace, object.metadata.name, {
+            preconditionUid: object.metadata.uid,
+          });
       }
     }
   }
@@ -405,7 +597,9 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
 /** The InferenceService whose batch entry made this Job (the CronJob controller owns it; our labels name it). */
 function batchRunOwner(job: KubeObject): string[] {
   const labels = job.metadata.labels ?? {};
-  return labels[LABELS.batch] && labels[LABELS.inferenceService] ? [`${job.metadata.namespace}/${labels[LABELS.inferenceService]}`] : [];
+  return labels[LABELS.batch] && labels[LABELS.inferenceService]
+    ? [`${job.metadata.namespace}/${labels[LABELS.inferenceService]}`]
+    : [];
 }
 
 /** Keys of the InferenceServices whose route attaches to `gateway` first. */
@@ -414,12 +608,17 @@ function routedThrough(gateway: KubeObject, cache: ClusterCache): string[] {
     .list<InferenceService>(kinds.InferenceService)
     .filter((object) => {
       const parent = parentGateway(object);
-      return parent !== undefined && parent.namespace === gateway.metadata.namespace && parent.name === gateway.metadata.name;
+      return (
+        parent !== undefined && parent.namespace === gateway.metadata.namespace && parent.name === gateway.metadata.name
+      );
     })
     .map((object) => `${object.metadata.namespace}/${object.metadata.name}`);
 }
 
 /** Status fields owned by other writers or kept across reconciles (drift is the NATS consumer's). */
 function carried(status: InferenceServiceStatus): Record<string, unknown> {
-  return { ...(status.lastRetrain ? { lastRetrain: status.lastRetrain } : {}), ...(status.batch ? { batch: status.batch } : {}) };
+  return {
+    ...(status.lastRetrain ? { lastRetrain: status.lastRetrain } : {}),
+    ...(status.batch ? { batch: status.batch } : {}),
+  };
 }

@@ -23,7 +23,17 @@ export function servesGrpc(isvc: InferenceService): boolean {
 function servicePorts(isvc: InferenceService): Array<Record<string, unknown>> {
   return [
     { name: 'http', port: PREDICTOR_PORT, targetPort: 'http', protocol: 'TCP' },
-    ...(servesGrpc(isvc) ? [{ name: 'grpc', port: PREDICTOR_GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' }] : []),
+    ...(servesGrpc(isvc)
+      ? [
+          {
+            name: 'grpc',
+            port: PREDICTOR_GRPC_PORT,
+            targetPort: 'grpc',
+            protocol: 'TCP',
+            appProtocol: 'kubernetes.io/h2c',
+          },
+        ]
+      : []),
   ];
 }
 /** The distroless `nonroot` user of every Loopline image: a fixed non-zero uid satisfies runAsNonRoot without image metadata. */
@@ -31,12 +41,24 @@ const IMAGE_UID = 65532;
 
 /** Pod security of every pod an InferenceService owns (predictors, batch runs, evaluators): the restricted standard. */
 export function restrictedPodSecurity() {
-  return { runAsNonRoot: true, runAsUser: IMAGE_UID, runAsGroup: IMAGE_UID, fsGroup: IMAGE_UID, seccompProfile: { type: 'RuntimeDefault' } };
+  return {
+    runAsNonRoot: true,
+    runAsUser: IMAGE_UID,
+    runAsGroup: IMAGE_UID,
+    fsGroup: IMAGE_UID,
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
 }
 
 /** Their containers' security: no privilege escalation, a read-only root filesystem, no capabilities. */
 export function restrictedContainerSecurity() {
-  return { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } };
+  return {
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    runAsNonRoot: true,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
 }
 
 /** The root filesystem is read-only: downloads and scratch go to an emptyDir at /tmp. */
@@ -68,7 +90,14 @@ export interface Serving {
 }
 
 export function ownerReference(isvc: InferenceService): OwnerReference {
-  return { apiVersion: isvc.apiVersion, kind: isvc.kind, name: isvc.metadata.name, uid: isvc.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: isvc.apiVersion,
+    kind: isvc.kind,
+    name: isvc.metadata.name,
+    uid: isvc.metadata.uid ?? '',
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 export function versionName(isvc: InferenceService, version: number): string {
@@ -117,10 +146,18 @@ export function driftSettings(drift: NonNullable<InferenceService['spec']['drift
     ['DRIFT_CATEGORICAL_METHOD', categorical],
     ['DRIFT_SHARE', drift.threshold],
   ];
-  if (drift.featureThreshold !== undefined && numeric && categorical && !P_VALUE_METHODS.has(numeric) && !P_VALUE_METHODS.has(categorical)) {
+  if (
+    drift.featureThreshold !== undefined &&
+    numeric &&
+    categorical &&
+    !P_VALUE_METHODS.has(numeric) &&
+    !P_VALUE_METHODS.has(categorical)
+  ) {
     settings.push(['DRIFT_THRESHOLD', drift.featureThreshold]);
   }
-  return settings.filter((entry): entry is [string, string | number] => entry[1] !== undefined).map(([name, value]) => [name, String(value)]);
+  return settings
+    .filter((entry): entry is [string, string | number] => entry[1] !== undefined)
+    .map(([name, value]) => [name, String(value)]);
 }
 
 /**
@@ -133,17 +170,29 @@ export function loggingSettings(logging: InferenceService['spec']['logging']): A
   const settings: Array<[string, string | number | undefined]> = [
     ['INFERENCE_LOG_URI', logging.uri],
     ['INFERENCE_LOG_SAMPLE_RATE', logging.sampleRate],
-    ['INFERENCE_LOG_FLUSH_INTERVAL_MS', logging.flushInterval === undefined ? undefined : parseDuration('spec.logging.flushInterval', logging.flushInterval)],
+    [
+      'INFERENCE_LOG_FLUSH_INTERVAL_MS',
+      logging.flushInterval === undefined
+        ? undefined
+        : parseDuration('spec.logging.flushInterval', logging.flushInterval),
+    ],
     ['INFERENCE_LOG_MAX_ROWS_PER_PART', logging.maxRowsPerPart],
     ['INFERENCE_LOG_MAX_BUFFERED_ROWS', logging.maxBufferedRows],
   ];
   return [
-    ...settings.filter((entry): entry is [string, string | number] => entry[1] !== undefined).map(([name, value]) => ({ name, value: String(value) })),
+    ...settings
+      .filter((entry): entry is [string, string | number] => entry[1] !== undefined)
+      .map(([name, value]) => ({ name, value: String(value) })),
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
   ];
 }
 
-export function predictorDeployment(isvc: InferenceService, model: ServedModel, track: 'stable' | 'canary', config: ServingConfig): DesiredObject {
+export function predictorDeployment(
+  isvc: InferenceService,
+  model: ServedModel,
+  track: 'stable' | 'canary',
+  config: ServingConfig,
+): DesiredObject {
   const predictor = isvc.spec.predictor ?? {};
   const { name: isvcName, namespace } = isvc.metadata;
   const selector = versionLabels(isvc, model);
@@ -164,9 +213,15 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
   if (model.signature !== undefined) env.push({ name: 'MODEL_SIGNATURE', value: JSON.stringify(model.signature) });
   const drift = isvc.spec.drift;
   if (model.referenceProfile && drift?.enabled) {
-    env.push({ name: 'REFERENCE_PROFILE_URI', value: model.referenceProfile.uri }, { name: 'REFERENCE_PROFILE_DIGEST', value: model.referenceProfile.digest });
+    env.push(
+      { name: 'REFERENCE_PROFILE_URI', value: model.referenceProfile.uri },
+      { name: 'REFERENCE_PROFILE_DIGEST', value: model.referenceProfile.digest },
+    );
     if (config.natsUrl) {
-      env.push({ name: 'NATS_URL', value: config.natsUrl }, { name: 'DRIFT_SUBJECT', value: driftSubject(namespace, isvcName) });
+      env.push(
+        { name: 'NATS_URL', value: config.natsUrl },
+        { name: 'DRIFT_SUBJECT', value: driftSubject(namespace, isvcName) },
+      );
     }
     for (const [name, value] of driftSettings(drift)) env.push({ name, value });
   }
@@ -199,14 +254,23 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
   };
   if (predictor.resources?.gpus) resources.limits!['nvidia.com/gpu'] = String(predictor.resources.gpus);
 
-  const probe = (path: string, periodSeconds: number) => ({ httpGet: { path, port: 'http' }, periodSeconds, timeoutSeconds: 2, failureThreshold: 3 });
+  const probe = (path: string, periodSeconds: number) => ({
+    httpGet: { path, port: 'http' },
+    periodSeconds,
+    timeoutSeconds: 2,
+    failureThreshold: 3,
+  });
   const spec: Record<string, unknown> = {
     selector: { matchLabels: selector },
     template: {
       metadata: {
         // No track label on pods: promotion turns the canary into stable without restarting its pods.
         labels: selector,
-        annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(PREDICTOR_PORT), 'prometheus.io/path': '/metrics' },
+        annotations: {
+          'prometheus.io/scrape': 'true',
+          'prometheus.io/port': String(PREDICTOR_PORT),
+          'prometheus.io/path': '/metrics',
+        },
       },
       spec: {
         ...(predictor.serviceAccountName ? { serviceAccountName: predictor.serviceAccountName } : {}),
@@ -236,7 +300,12 @@ export function predictorDeployment(isvc: InferenceService, model: ServedModel, 
   };
   // With an HPA the replica count is the autoscaler's to set; applying it here would fight it.
   if (!usesAutoscaler(isvc)) spec.replicas = predictor.replicas ?? 1;
-  return { apiVersion: 'apps/v1', kind: 'Deployment', metadata: metadata(isvc, versionName(isvc, model.version), { ...selector, [LABELS.track]: track }), spec };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: metadata(isvc, versionName(isvc, model.version), { ...selector, [LABELS.track]: track }),
+    spec,
+  };
 }
 
 /**
@@ -269,7 +338,10 @@ export function versionService(isvc: InferenceService, model: ServedModel): Desi
  * (a headless one is wanted, but a virtual IP routes the same, e.g. a Service made by an earlier Loopline);
  * `replace`, delete it first because it is headless and a virtual IP is now needed (the provider became istio).
  */
-export function serviceAddressChange(desired: DesiredObject, live: KubeObject | undefined): 'apply' | 'keepClusterIP' | 'replace' {
+export function serviceAddressChange(
+  desired: DesiredObject,
+  live: KubeObject | undefined,
+): 'apply' | 'keepClusterIP' | 'replace' {
   if (!live || desired.kind !== 'Service') return 'apply';
   const liveHeadless = live.spec?.clusterIP === 'None';
   const wantHeadless = (desired.spec as { clusterIP?: string } | undefined)?.clusterIP === 'None';
@@ -309,7 +381,15 @@ export function autoscaler(isvc: InferenceService, model: ServedModel): DesiredO
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
       minReplicas: predictor.minReplicas ?? Math.max(1, predictor.replicas ?? 1),
       maxReplicas: predictor.maxReplicas,
-      metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: predictor.targetUtilization ?? 80 } } }],
+      metrics: [
+        {
+          type: 'Resource',
+          resource: {
+            name: 'cpu',
+            target: { type: 'Utilization', averageUtilization: predictor.targetUtilization ?? 80 },
+          },
+        },
+      ],
     },
   };
 }
@@ -339,7 +419,13 @@ export function trafficSplit(isvc: InferenceService, serving: Serving): TrafficS
 export function routes(isvc: InferenceService, serving: Serving, config: ServingConfig = {}): DesiredObject[] {
   const traffic = isvc.spec.traffic;
   if (!traffic) return [];
-  const owner = { name: isvc.metadata.name, namespace: isvc.metadata.namespace, labels: commonLabels(isvc), ownerReference: ownerReference(isvc), clusterDomain: config.clusterDomain ?? 'cluster.local' };
+  const owner = {
+    name: isvc.metadata.name,
+    namespace: isvc.metadata.namespace,
+    labels: commonLabels(isvc),
+    ownerReference: ownerReference(isvc),
+    clusterDomain: config.clusterDomain ?? 'cluster.local',
+  };
   return routerFor(traffic).routes(owner, traffic, trafficSplit(isvc, serving));
 }
 
@@ -357,12 +443,21 @@ export function desiredObjects(isvc: InferenceService, serving: Serving, config:
 }
 
 /** The Gateway the HTTPRoute attaches to first: `namespace/name`, if spec.traffic names one. */
-export function parentGateway(isvc: InferenceService): { namespace: string; name: string; sectionName?: string } | undefined {
+export function parentGateway(
+  isvc: InferenceService,
+): { namespace: string; name: string; sectionName?: string } | undefined {
   const traffic = isvc.spec.traffic;
   if (!routerFor(traffic).attachesToGateway) return undefined;
-  const ref = traffic?.parentRefs?.find((p) => (p.group ?? 'gateway.networking.k8s.io') === 'gateway.networking.k8s.io' && (p.kind ?? 'Gateway') === 'Gateway');
+  const ref = traffic?.parentRefs?.find(
+    (p) =>
+      (p.group ?? 'gateway.networking.k8s.io') === 'gateway.networking.k8s.io' && (p.kind ?? 'Gateway') === 'Gateway',
+  );
   if (!ref) return undefined;
-  return { namespace: ref.namespace ?? isvc.metadata.namespace, name: ref.name, ...(ref.sectionName ? { sectionName: ref.sectionName } : {}) };
+  return {
+    namespace: ref.namespace ?? isvc.metadata.namespace,
+    name: ref.name,
+    ...(ref.sectionName ? { sectionName: ref.sectionName } : {}),
+  };
 }
 
 /**
@@ -374,7 +469,9 @@ export function serviceUrl(isvc: InferenceService, config: ServingConfig = {}, g
   const parent = parentGateway(isvc);
   const address: string | undefined = gateway?.status?.addresses?.[0]?.value;
   const listeners: Array<{ name: string; port: number; protocol: string }> = gateway?.spec?.listeners ?? [];
-  const listener = listeners.find((l) => l.name === parent?.sectionName) ?? listeners.find((l) => l.protocol === 'HTTP' || l.protocol === 'HTTPS');
+  const listener =
+    listeners.find((l) => l.name === parent?.sectionName) ??
+    listeners.find((l) => l.protocol === 'HTTP' || l.protocol === 'HTTPS');
   if (address && listener) {
     const scheme = listener.protocol === 'HTTPS' ? 'https' : 'http';
     const host = address.includes(':') ? `[${address}]` : address;

@@ -27,13 +27,21 @@ export interface DriftObservation {
 }
 
 export function driftObservation(event: CloudEvent): DriftObservation {
-  const data = (event.data ?? {}) as { score?: unknown; driftedFeatures?: unknown; drifted?: unknown; modelVersion?: unknown };
-  if (typeof data.score !== 'number' || !Number.isFinite(data.score)) throw new Error(`drift event ${event.id} has no numeric data.score`);
+  const data = (event.data ?? {}) as {
+    score?: unknown;
+    driftedFeatures?: unknown;
+    drifted?: unknown;
+    modelVersion?: unknown;
+  };
+  if (typeof data.score !== 'number' || !Number.isFinite(data.score))
+    throw new Error(`drift event ${event.id} has no numeric data.score`);
   return {
     id: event.id,
     time: event.time ?? new Date().toISOString(),
     score: data.score,
-    driftedFeatures: Array.isArray(data.driftedFeatures) ? data.driftedFeatures.filter((f): f is string => typeof f === 'string').slice(0, 256) : [],
+    driftedFeatures: Array.isArray(data.driftedFeatures)
+      ? data.driftedFeatures.filter((f): f is string => typeof f === 'string').slice(0, 256)
+      : [],
     drifted: data.drifted === true,
     ...(data.modelVersion !== undefined ? { modelVersion: String(data.modelVersion) } : {}),
   };
@@ -45,12 +53,21 @@ export function driftObservation(event: CloudEvent): DriftObservation {
  * one (the canary's, or the previous stable's pods still draining after a promotion). A window that names no
  * version is taken as the stable version's.
  */
-export function nextDriftStatus(isvc: InferenceService, previous: DriftStatus | undefined, observation: DriftObservation): DriftStatus | undefined {
+export function nextDriftStatus(
+  isvc: InferenceService,
+  previous: DriftStatus | undefined,
+  observation: DriftObservation,
+): DriftStatus | undefined {
   const stable = isvc.status?.stableVersion;
   const version = observation.modelVersion !== undefined ? Number(observation.modelVersion) : stable;
   if (stable !== undefined && version !== stable) return undefined;
   if (previous?.lastEventId === observation.id) return undefined;
-  if (previous?.version === version && previous?.lastEventTime && Date.parse(previous.lastEventTime) > Date.parse(observation.time)) return undefined;
+  if (
+    previous?.version === version &&
+    previous?.lastEventTime &&
+    Date.parse(previous.lastEventTime) > Date.parse(observation.time)
+  )
+    return undefined;
   const threshold = isvc.spec.drift?.threshold;
   return {
     score: observation.score,
@@ -84,13 +101,16 @@ export function planRetrain(isvc: InferenceService, now: Date, servingVersion: n
   const drift = driftOfVersion(recorded, servingVersion);
   const last = isvc.status?.lastRetrain;
   if (!retrain?.onDrift || !retrain.template) return { create: false, reason: 'retraining on drift is off' };
-  if (recorded && !drift) return { create: false, reason: `the drift recorded is v${recorded.version}'s, not v${servingVersion}'s` };
+  if (recorded && !drift)
+    return { create: false, reason: `the drift recorded is v${recorded.version}'s, not v${servingVersion}'s` };
   if (!drift?.drifted || !drift.lastEventId) return { create: false, reason: 'not drifted' };
-  if (last?.eventId === drift.lastEventId) return { create: false, reason: `already retrained for event ${drift.lastEventId} (${last.trainingJob})` };
+  if (last?.eventId === drift.lastEventId)
+    return { create: false, reason: `already retrained for event ${drift.lastEventId} (${last.trainingJob})` };
   const cooldownMs = durationOr('spec.retrain.cooldown', retrain.cooldown, DEFAULT_COOLDOWN_MS);
   if (last?.time) {
     const readyAt = Date.parse(last.time) + cooldownMs;
-    if (now.getTime() < readyAt) return { create: false, reason: `cooldown until ${new Date(readyAt).toISOString()} after ${last.trainingJob}` };
+    if (now.getTime() < readyAt)
+      return { create: false, reason: `cooldown until ${new Date(readyAt).toISOString()} after ${last.trainingJob}` };
   }
   const name = retrainJobName(isvc, drift.lastEventId);
   const template = retrain.template;
@@ -100,10 +120,18 @@ export function planRetrain(isvc: InferenceService, now: Date, servingVersion: n
     metadata: {
       name,
       namespace: isvc.metadata.namespace,
-      labels: { ...template.metadata?.labels, 'loopline.dev/inferenceservice': isvc.metadata.name, 'loopline.dev/model': isvc.spec.model },
+      labels: {
+        ...template.metadata?.labels,
+        'loopline.dev/inferenceservice': isvc.metadata.name,
+        'loopline.dev/model': isvc.spec.model,
+      },
       annotations: {
         ...template.metadata?.annotations,
-        [TRIGGER_ANNOTATION]: `drift event ${drift.lastEventId} (score ${drift.score}; drifted: ${(drift.driftedFeatures ?? []).join(', ') || 'none'})`.slice(0, 512),
+        [TRIGGER_ANNOTATION]:
+          `drift event ${drift.lastEventId} (score ${drift.score}; drifted: ${(drift.driftedFeatures ?? []).join(', ') || 'none'})`.slice(
+            0,
+            512,
+          ),
       },
       ownerReferences: [{ ...ownerReference(isvc), controller: false, blockOwnerDeletion: false }],
     },

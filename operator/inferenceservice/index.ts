@@ -4,17 +4,28 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isNotFound, kinds, type Engine, type KubeObject } from '../engine/index.ts';
-import { consumeInferenceServiceEvents, MalformedEventError, type EventConsumer, type EventHandler } from '../events/consumer.ts';
+import {
+  consumeInferenceServiceEvents,
+  MalformedEventError,
+  type EventConsumer,
+  type EventHandler,
+} from '../events/consumer.ts';
 import { consumeDriftEvents, type DriftConsumer, type DriftHandler } from '../events/drift-consumer.ts';
 import { LifecyclePublisher } from '../events/publisher.ts';
 import { ensureStream, type StreamOptions } from '../events/stream.ts';
-import { inferenceServiceController, ROUTE_KINDS, servedKinds, type InferenceServiceControllerOptions } from './controller.ts';
+import {
+  inferenceServiceController,
+  ROUTE_KINDS,
+  servedKinds,
+  type InferenceServiceControllerOptions,
+} from './controller.ts';
 import { driftObservation, nextDriftStatus } from './drift.ts';
 import { registerInferenceServiceMetrics } from './metrics.ts';
 import { nextQualityStatus } from './quality.ts';
 import type { InferenceService } from './resource.ts';
 
-export interface InferenceServiceWiring extends Omit<InferenceServiceControllerOptions, 'routeKinds' | 'watchGateways' | 'publisher'> {
+export interface InferenceServiceWiring
+  extends Omit<InferenceServiceControllerOptions, 'routeKinds' | 'watchGateways' | 'publisher'> {
   /** Lifecycle events go here when given. */
   nats?: NatsConnection;
   /** The stream for loopline.> created when missing. */
@@ -42,10 +53,12 @@ export async function registerInferenceServices(engine: Engine, options: Inferen
 export function driftEventHandler(engine: Pick<Engine, 'api' | 'writer'>): DriftHandler {
   return async (event, target) => {
     // A fresh read, not the cache: comparing with a lagging copy could re-record an event we just replaced.
-    const isvc = (await engine.api.get(kinds.InferenceService, target.namespace, target.inferenceService).catch((error) => {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    })) as (KubeObject & InferenceService) | undefined;
+    const isvc = (await engine.api
+      .get(kinds.InferenceService, target.namespace, target.inferenceService)
+      .catch((error) => {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      })) as (KubeObject & InferenceService) | undefined;
     if (!isvc) return;
     const next = nextDriftStatus(isvc, isvc.status?.drift, driftObservation(event));
     if (next) await engine.writer.patchStatus(isvc, { drift: next });
@@ -58,10 +71,12 @@ export function driftEventHandler(engine: Pick<Engine, 'api' | 'writer'>): Drift
  */
 export function qualityEventHandler(engine: Pick<Engine, 'api' | 'writer'>): EventHandler {
   return async (event, target) => {
-    const isvc = (await engine.api.get(kinds.InferenceService, target.namespace, target.inferenceService).catch((error) => {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    })) as (KubeObject & InferenceService) | undefined;
+    const isvc = (await engine.api
+      .get(kinds.InferenceService, target.namespace, target.inferenceService)
+      .catch((error) => {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      })) as (KubeObject & InferenceService) | undefined;
     if (!isvc) return;
     let update;
     try {
@@ -76,7 +91,11 @@ export function qualityEventHandler(engine: Pick<Engine, 'api' | 'writer'>): Eve
 }
 
 /** Consumes quality events once this replica leads (only the leader writes). */
-export async function startQualityLoop(engine: Engine, nats: NatsConnection, options: { durable?: string; filterSubject?: string; stream?: StreamOptions } = {}): Promise<EventConsumer> {
+export async function startQualityLoop(
+  engine: Engine,
+  nats: NatsConnection,
+  options: { durable?: string; filterSubject?: string; stream?: StreamOptions } = {},
+): Promise<EventConsumer> {
   const { stream, ...consumer } = options;
   await ensureStream(nats, stream);
   await engine.whenLeader();
@@ -88,7 +107,11 @@ export async function startQualityLoop(engine: Engine, nats: NatsConnection, opt
 }
 
 /** Consumes drift events once this replica leads (only the leader writes). */
-export async function startDriftLoop(engine: Engine, nats: NatsConnection, options: { durable?: string; filterSubject?: string; stream?: StreamOptions } = {}): Promise<DriftConsumer> {
+export async function startDriftLoop(
+  engine: Engine,
+  nats: NatsConnection,
+  options: { durable?: string; filterSubject?: string; stream?: StreamOptions } = {},
+): Promise<DriftConsumer> {
   const { stream, ...consumer } = options;
   await ensureStream(nats, stream);
   await engine.whenLeader();

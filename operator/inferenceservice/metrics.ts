@@ -6,11 +6,21 @@ import { kinds, type Engine } from '../engine/index.ts';
 import type { InferenceServiceStatus } from '../api/types.ts';
 import { QUALITY_METRICS } from '../events/quality-event.ts';
 
-const PHASES: ReadonlyArray<NonNullable<InferenceServiceStatus['phase']>> = ['Stable', 'Progressing', 'Promoted', 'RolledBack', 'Degraded'];
+const PHASES: ReadonlyArray<NonNullable<InferenceServiceStatus['phase']>> = [
+  'Stable',
+  'Progressing',
+  'Promoted',
+  'RolledBack',
+  'Degraded',
+];
 
 export function registerInferenceServiceMetrics(engine: Pick<Engine, 'cache' | 'metrics' | 'isReady'>): void {
-  const services = () => (engine.isReady() ? engine.cache.list(kinds.InferenceService) : [])
-    .map((isvc) => ({ namespace: isvc.metadata.namespace ?? '', inferenceservice: isvc.metadata.name, status: isvc.status as InferenceServiceStatus | undefined }));
+  const services = () =>
+    (engine.isReady() ? engine.cache.list(kinds.InferenceService) : []).map((isvc) => ({
+      namespace: isvc.metadata.namespace ?? '',
+      inferenceservice: isvc.metadata.name,
+      status: isvc.status as InferenceServiceStatus | undefined,
+    }));
   new Gauge({
     name: 'loopline_inferenceservice_phase',
     help: 'InferenceService phase: 1 for the phase in status, 0 for the others.',

@@ -11,7 +11,13 @@ import { quantityValue } from '../engine/apply.ts';
 import type { DesiredObject } from '../engine/types.ts';
 import type { CloudEvent } from '../events/cloudevents.ts';
 import { qualityEventData, type QualityEventData, type VersionQuality } from '../events/quality-event.ts';
-import { SCRATCH, ownerReference, restrictedContainerSecurity, restrictedPodSecurity, type ServingConfig } from './desired.ts';
+import {
+  SCRATCH,
+  ownerReference,
+  restrictedContainerSecurity,
+  restrictedPodSecurity,
+  type ServingConfig,
+} from './desired.ts';
 import type { InferenceService } from './resource.ts';
 
 /** The operator's own image: the quality evaluator (`operator/main.js evaluate`) ships in it. */
@@ -41,25 +47,40 @@ export function qualityCronJob(isvc: InferenceService, config: ServingConfig): D
   const engineMiB = Math.max(64, Math.floor((quantityValue(memory) * 0.75) / 2 ** 20));
   const args = [
     'evaluate',
-    '--namespace', isvc.metadata.namespace,
-    '--service', isvc.metadata.name,
-    '--uri', isvc.spec.logging!.uri!,
-    '--window', quality.window ?? '1h',
-    '--threshold', String(quality.threshold ?? 0.5),
-    '--memory-limit', `${engineMiB}MiB`,
+    '--namespace',
+    isvc.metadata.namespace,
+    '--service',
+    isvc.metadata.name,
+    '--uri',
+    isvc.spec.logging!.uri!,
+    '--window',
+    quality.window ?? '1h',
+    '--threshold',
+    String(quality.threshold ?? 0.5),
+    '--memory-limit',
+    `${engineMiB}MiB`,
   ];
   const env: Array<Record<string, unknown>> = [
     ...(config.natsUrl ? [{ name: 'NATS_URL', value: config.natsUrl }] : []),
     ...storagePodEnv(config.storage),
   ];
-  const podLabels = { 'app.kubernetes.io/name': 'loopline-quality-evaluator', 'app.kubernetes.io/managed-by': 'loopline', 'loopline.dev/quality-of': isvc.metadata.name };
+  const podLabels = {
+    'app.kubernetes.io/name': 'loopline-quality-evaluator',
+    'app.kubernetes.io/managed-by': 'loopline',
+    'loopline.dev/quality-of': isvc.metadata.name,
+  };
   return {
     apiVersion: 'batch/v1',
     kind: 'CronJob',
     metadata: {
       name: qualityCronJobName(isvc),
       namespace: isvc.metadata.namespace,
-      labels: { 'app.kubernetes.io/name': 'loopline-quality-evaluator', 'app.kubernetes.io/managed-by': 'loopline', [LABELS.inferenceService]: isvc.metadata.name, [LABELS.model]: isvc.spec.model },
+      labels: {
+        'app.kubernetes.io/name': 'loopline-quality-evaluator',
+        'app.kubernetes.io/managed-by': 'loopline',
+        [LABELS.inferenceService]: isvc.metadata.name,
+        [LABELS.model]: isvc.spec.model,
+      },
       ownerReferences: [ownerReference(isvc)],
     },
     spec: {
@@ -102,7 +123,6 @@ export function qualityCronJob(isvc: InferenceService, config: ServingConfig): D
   };
 }
 
-
 /** A change of AUC or accuracy by this much (absolute) between two evaluations of a version is reported. */
 export const NOTABLE_CHANGE = 0.05;
 /** The status keeps the newest versions (CRD maxItems). */
@@ -137,7 +157,7 @@ function entry(v: VersionQuality): VersionEntry {
     precision: v.precision,
     recall: v.recall,
     calibrationError: v.calibrationError,
-  } ;
+  };
 }
 
 const shown = (value: number | null | undefined) => (value === null || value === undefined ? 'n/a' : value.toFixed(3));
@@ -150,15 +170,35 @@ function describe(data: QualityEventData, v: VersionQuality): string {
 function noticesFor(data: QualityEventData, before: VersionEntry | undefined, now: VersionQuality): QualityNotice[] {
   if (now.count === 0) return [];
   if (!before?.count) {
-    return [{ type: 'Normal', reason: 'QualityMeasured', message: `v${now.version}: AUC ${shown(now.auc)}, accuracy ${shown(now.accuracy)} ${describe(data, now)}` }];
+    return [
+      {
+        type: 'Normal',
+        reason: 'QualityMeasured',
+        message: `v${now.version}: AUC ${shown(now.auc)}, accuracy ${shown(now.accuracy)} ${describe(data, now)}`,
+      },
+    ];
   }
   const moves = (['auc', 'accuracy'] as const)
     .map((metric) => ({ metric, from: before[metric] as number | null | undefined, to: now[metric] }))
-    .filter((m): m is { metric: 'auc' | 'accuracy'; from: number; to: number } => typeof m.from === 'number' && typeof m.to === 'number' && Math.abs(m.to - m.from) >= NOTABLE_CHANGE);
+    .filter(
+      (m): m is { metric: 'auc' | 'accuracy'; from: number; to: number } =>
+        typeof m.from === 'number' && typeof m.to === 'number' && Math.abs(m.to - m.from) >= NOTABLE_CHANGE,
+    );
   if (moves.length === 0) return [];
   const dropped = moves.some((m) => m.to < m.from);
-  const text = moves.map((m) => `${m.metric === 'auc' ? 'AUC' : 'accuracy'} ${shown(m.from)} → ${shown(m.to)} (${m.to >= m.from ? '+' : ''}${(m.to - m.from).toFixed(3)})`).join(', ');
-  return [{ type: dropped ? 'Warning' : 'Normal', reason: dropped ? 'QualityDropped' : 'QualityImproved', message: `v${now.version}: ${text} ${describe(data, now)}` }];
+  const text = moves
+    .map(
+      (m) =>
+        `${m.metric === 'auc' ? 'AUC' : 'accuracy'} ${shown(m.from)} → ${shown(m.to)} (${m.to >= m.from ? '+' : ''}${(m.to - m.from).toFixed(3)})`,
+    )
+    .join(', ');
+  return [
+    {
+      type: dropped ? 'Warning' : 'Normal',
+      reason: dropped ? 'QualityDropped' : 'QualityImproved',
+      message: `v${now.version}: ${text} ${describe(data, now)}`,
+    },
+  ];
 }
 
 /**
@@ -175,7 +215,11 @@ export function nextQualityStatus(previous: QualityStatus | undefined, event: Cl
     quality: {
       lastEventId: event.id,
       lastEventTime: data.window.end,
-      window: { ...(data.window.start !== null ? { start: data.window.start } : {}), end: data.window.end, duration: data.window.duration },
+      window: {
+        ...(data.window.start !== null ? { start: data.window.start } : {}),
+        end: data.window.end,
+        duration: data.window.duration,
+      },
       versions: versions.map(entry),
     },
     notices: versions.flatMap((v) => noticesFor(data, before.get(v.version), v)),

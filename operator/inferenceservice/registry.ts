@@ -27,7 +27,11 @@ export type ModelVersionObject = KubeObject & {
  * Requests Production + the production alias on `mv` with a merge patch of its desired spec (the registry's
  * input), leaving every other field and owner alone. Idempotent: a repeat asks for what is already asked.
  */
-export async function promoteVersion(writer: Pick<Writer, 'patch'>, mv: ModelVersionObject, reason: string): Promise<void> {
+export async function promoteVersion(
+  writer: Pick<Writer, 'patch'>,
+  mv: ModelVersionObject,
+  reason: string,
+): Promise<void> {
   const aliases = [...new Set([...(mv.spec.aliases ?? []), PRODUCTION_ALIAS])].sort();
   if (mv.spec.stage === 'Production' && (mv.spec.aliases ?? []).includes(PRODUCTION_ALIAS)) return;
   await writer.patch(kinds.ModelVersion, mv.metadata.namespace, mv.metadata.name, {

@@ -2,7 +2,12 @@
  * The InferenceService fields this controller reads and writes. The CRD in crds/inferenceservices.yaml is
  * the source of truth; these are the narrow views of it that the pure functions take.
  */
-import type { BatchScoring, BatchScoringStatus, InferenceServiceQuality, InferenceServiceQualityStatus } from '../api/types.ts';
+import type {
+  BatchScoring,
+  BatchScoringStatus,
+  InferenceServiceQuality,
+  InferenceServiceQualityStatus,
+} from '../api/types.ts';
 import type { KubeObject } from '../engine/types.ts';
 
 /** A ModelVersion chosen by number or by alias (`production`, `candidate`). */
@@ -91,7 +96,10 @@ export interface RetrainSpec {
   onDrift?: boolean;
   cooldown?: string;
   /** Metadata and spec of the TrainingJob to create. */
-  template?: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec: Record<string, unknown> };
+  template?: {
+    metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+    spec: Record<string, unknown>;
+  };
 }
 
 export interface InferenceServiceSpec {

@@ -60,10 +60,26 @@ export function planStatus(facts: StatusFacts): StatusPlan {
   const { stable, canary } = facts;
   const conditions: Condition[] = [
     stable.available
-      ? { type: 'Ready', status: 'True', reason: 'StableAvailable', message: `v${stable.version} is serving at ${facts.url}${facts.hostname ? ` (Host ${facts.hostname})` : ''}` }
-      : { type: 'Ready', status: 'False', reason: 'StableUnavailable', message: `no ready pod of ${stable.name} yet; see kubectl describe deployment ${stable.name} -n ${facts.namespace}` },
+      ? {
+          type: 'Ready',
+          status: 'True',
+          reason: 'StableAvailable',
+          message: `v${stable.version} is serving at ${facts.url}${facts.hostname ? ` (Host ${facts.hostname})` : ''}`,
+        }
+      : {
+          type: 'Ready',
+          status: 'False',
+          reason: 'StableUnavailable',
+          message: `no ready pod of ${stable.name} yet; see kubectl describe deployment ${stable.name} -n ${facts.namespace}`,
+        },
   ];
-  if (facts.canaryNotFound) conditions.push({ type: 'CanaryReady', status: 'False', reason: 'CanaryVersionNotFound', message: facts.canaryNotFound });
+  if (facts.canaryNotFound)
+    conditions.push({
+      type: 'CanaryReady',
+      status: 'False',
+      reason: 'CanaryVersionNotFound',
+      message: facts.canaryNotFound,
+    });
   const route = routeCondition(facts.route, facts.namespace);
   if (route) conditions.push(route);
   if (canary) {
@@ -104,10 +120,16 @@ function routeCondition(route: RouteFacts | undefined, namespace: string): Condi
     };
   }
   if (route.refusal) {
-    const fix = route.refusal.kind === 'GRPCRoute'
-      ? 'let a listener of that Gateway allow GRPCRoute (spec.listeners[].allowedRoutes.kinds; an HTTP or HTTPS listener), or remove grpc from spec.predictor.protocols'
-      : `see kubectl describe ${route.refusal.route.toLowerCase()} -n ${namespace}`;
-    return { type: 'RouteReady', status: 'False', reason: 'RouteNotAccepted', message: `${route.refusal.route}: ${route.refusal.gateway}: ${fix}` };
+    const fix =
+      route.refusal.kind === 'GRPCRoute'
+        ? 'let a listener of that Gateway allow GRPCRoute (spec.listeners[].allowedRoutes.kinds; an HTTP or HTTPS listener), or remove grpc from spec.predictor.protocols'
+        : `see kubectl describe ${route.refusal.route.toLowerCase()} -n ${namespace}`;
+    return {
+      type: 'RouteReady',
+      status: 'False',
+      reason: 'RouteNotAccepted',
+      message: `${route.refusal.route}: ${route.refusal.gateway}: ${fix}`,
+    };
   }
   return {
     type: 'RouteReady',
@@ -121,10 +143,21 @@ function driftCondition(facts: StatusFacts): Condition | undefined {
   const { drift } = facts;
   if (drift) {
     return drift.drifted
-      ? { type: 'Drifted', status: 'True', reason: 'DriftDetected', message: `drift score ${drift.score} (features: ${(drift.driftedFeatures ?? []).join(', ') || 'none'})` }
+      ? {
+          type: 'Drifted',
+          status: 'True',
+          reason: 'DriftDetected',
+          message: `drift score ${drift.score} (features: ${(drift.driftedFeatures ?? []).join(', ') || 'none'})`,
+        }
       : { type: 'Drifted', status: 'False', reason: 'NoDrift', message: `drift score ${drift.score}` };
   }
-  if (facts.hadDrift) return { type: 'Drifted', status: 'Unknown', reason: 'AwaitingWindow', message: `no drift window of v${facts.servingVersion} has closed yet` };
+  if (facts.hadDrift)
+    return {
+      type: 'Drifted',
+      status: 'Unknown',
+      reason: 'AwaitingWindow',
+      message: `no drift window of v${facts.servingVersion} has closed yet`,
+    };
   return undefined;
 }
 
@@ -133,10 +166,17 @@ function driftCondition(facts: StatusFacts): Condition | undefined {
  * for a reason other than a backend whose endpoints are still coming up. Undefined when nothing was refused.
  */
 export function refusalOf(route: KubeObject | undefined): string | undefined {
-  const parents: Array<{ parentRef?: { name?: string; namespace?: string }; conditions?: Array<Condition & { observedGeneration?: number }> }> = route?.status?.parents ?? [];
+  const parents: Array<{
+    parentRef?: { name?: string; namespace?: string };
+    conditions?: Array<Condition & { observedGeneration?: number }>;
+  }> = route?.status?.parents ?? [];
   for (const parent of parents) {
-    const refused = (parent.conditions ?? []).find((c) =>
-      c.observedGeneration === route!.metadata.generation && c.status === 'False' && (c.type === 'Accepted' || (c.type === 'ResolvedRefs' && c.reason !== 'BackendNotFound')));
+    const refused = (parent.conditions ?? []).find(
+      (c) =>
+        c.observedGeneration === route!.metadata.generation &&
+        c.status === 'False' &&
+        (c.type === 'Accepted' || (c.type === 'ResolvedRefs' && c.reason !== 'BackendNotFound')),
+    );
     if (!refused) continue;
     const gateway = `${parent.parentRef?.namespace ?? route!.metadata.namespace}/${parent.parentRef?.name}`;
     return `Gateway ${gateway} says ${refused.type} False, ${refused.reason}${refused.message ? ` (${refused.message})` : ''}`;

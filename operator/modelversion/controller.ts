@@ -28,8 +28,15 @@ export function modelVersionController(options: ModelVersionControllerOptions = 
   };
 }
 
-async function reconcileModel(namespace: string, model: string, ctx: ReconcileContext, options: ModelVersionControllerOptions): Promise<void> {
-  const versions = ctx.cache.list<ModelVersion>(kinds.ModelVersion, { namespace }).filter((v) => v.spec?.model === model);
+async function reconcileModel(
+  namespace: string,
+  model: string,
+  ctx: ReconcileContext,
+  options: ModelVersionControllerOptions,
+): Promise<void> {
+  const versions = ctx.cache
+    .list<ModelVersion>(kinds.ModelVersion, { namespace })
+    .filter((v) => v.spec?.model === model);
   const plans = planRegistry(versions, new Date());
   const byName = new Map(versions.map((v) => [v.metadata.name, v]));
 
@@ -68,11 +75,21 @@ async function reconcileModel(namespace: string, model: string, ctx: ReconcileCo
 }
 
 /** Waits until the cache holds our write, so the next plan of this model never starts from older state. */
-async function cacheCaughtUp(ctx: ReconcileContext, namespace: string, name: string, resourceVersion: string): Promise<void> {
+async function cacheCaughtUp(
+  ctx: ReconcileContext,
+  namespace: string,
+  name: string,
+  resourceVersion: string,
+): Promise<void> {
   const deadline = Date.now() + 5_000;
   while (Date.now() < deadline && !ctx.signal.aborted) {
     const cached = ctx.cache.get(kinds.ModelVersion, namespace, name);
-    if (!cached || cached.metadata.resourceVersion === resourceVersion || Number(cached.metadata.resourceVersion) > Number(resourceVersion)) return;
+    if (
+      !cached ||
+      cached.metadata.resourceVersion === resourceVersion ||
+      Number(cached.metadata.resourceVersion) > Number(resourceVersion)
+    )
+      return;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }

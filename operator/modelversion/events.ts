@@ -18,7 +18,15 @@ export function historyEventReason(entry: HistoryEntry): string {
 
 /** `<uid>/history/<hash of the entry>`: the entry carries its time, so two changes never share an id. */
 export function historyEventId(uid: string, entry: HistoryEntry): string {
-  const canonical = JSON.stringify([entry.at, entry.from, entry.to, entry.aliasesAdded ?? [], entry.aliasesRemoved ?? [], entry.by ?? '', entry.reason ?? '']);
+  const canonical = JSON.stringify([
+    entry.at,
+    entry.from,
+    entry.to,
+    entry.aliasesAdded ?? [],
+    entry.aliasesRemoved ?? [],
+    entry.by ?? '',
+    entry.reason ?? '',
+  ]);
   return `${uid}/history/${createHash('sha256').update(canonical).digest('hex').slice(0, 16)}`;
 }
 

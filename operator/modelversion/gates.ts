@@ -19,13 +19,18 @@ export function describeGate(gate: MetricGate): string {
   return `${gate.metric} ${gate.operator} ${gate.value}`;
 }
 
-export function evaluateGates(gates: readonly MetricGate[] | undefined, metrics: Readonly<Record<string, number>> | undefined): GateVerdict {
+export function evaluateGates(
+  gates: readonly MetricGate[] | undefined,
+  metrics: Readonly<Record<string, number>> | undefined,
+): GateVerdict {
   const failures: string[] = [];
   for (const gate of gates ?? []) {
     const value = metrics?.[gate.metric];
     if (typeof value !== 'number' || !Number.isFinite(value)) {
       const known = Object.keys(metrics ?? {}).sort();
-      failures.push(`metric ${gate.metric} is missing (gate ${describeGate(gate)}; metrics are: ${known.length ? known.join(', ') : 'none'})`);
+      failures.push(
+        `metric ${gate.metric} is missing (gate ${describeGate(gate)}; metrics are: ${known.length ? known.join(', ') : 'none'})`,
+      );
     } else if (!compare[gate.operator](value, gate.value)) {
       failures.push(`${gate.metric} = ${value} fails ${describeGate(gate)}`);
     }

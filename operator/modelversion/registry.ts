@@ -58,7 +58,11 @@ function lastGain(history: readonly HistoryEntry[] | undefined, test: (e: Histor
 }
 
 /** Of two versions claiming one thing, the one that gained it last by its history; the higher version on a tie. */
-function newerClaim<V extends { spec: { version: number }; status?: { history?: HistoryEntry[] } }>(a: V, b: V, test: (e: HistoryEntry) => boolean): V {
+function newerClaim<V extends { spec: { version: number }; status?: { history?: HistoryEntry[] } }>(
+  a: V,
+  b: V,
+  test: (e: HistoryEntry) => boolean,
+): V {
   const ta = lastGain(a.status?.history, test);
   const tb = lastGain(b.status?.history, test);
   if (ta !== tb) return ta > tb ? a : b;
@@ -69,9 +73,13 @@ function newerClaim<V extends { spec: { version: number }; status?: { history?: 
  * The version an alias names when its status shows several holders: while the registry moves an alias it writes
  * the new holder first, and for that moment the one that gained the alias last is the one meant.
  */
-export function aliasHolder<V extends { spec: { version: number }; status?: { aliases?: string[]; history?: HistoryEntry[] } }>(versions: readonly V[], alias: string): V | undefined {
+export function aliasHolder<
+  V extends { spec: { version: number }; status?: { aliases?: string[]; history?: HistoryEntry[] } },
+>(versions: readonly V[], alias: string): V | undefined {
   const holders = versions.filter((v) => (v.status?.aliases ?? []).includes(alias));
-  return holders.length === 0 ? undefined : holders.reduce((a, b) => newerClaim(a, b, (e) => e.aliasesAdded?.includes(alias) ?? false));
+  return holders.length === 0
+    ? undefined
+    : holders.reduce((a, b) => newerClaim(a, b, (e) => e.aliasesAdded?.includes(alias) ?? false));
 }
 
 function newer(a: Working, b: Working, test: (e: HistoryEntry) => boolean): Working {
@@ -135,10 +143,19 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
   if (producers.length > 1) {
     const keep = producers.reduce((a, b) => newer(a, b, (e) => e.to === 'Production' && e.from !== 'Production'));
     for (const w of producers.filter((p) => p !== keep)) {
-      record(w, { from: 'Production', to: 'Archived', by: requester(keep.mv), reason: `archived: ${keep.mv.metadata.name} is in Production` });
+      record(w, {
+        from: 'Production',
+        to: 'Archived',
+        by: requester(keep.mv),
+        reason: `archived: ${keep.mv.metadata.name} is in Production`,
+      });
       w.stage = 'Archived';
       displace(w, { stage: 'Archived' });
-      w.events.push({ type: 'Normal', reason: 'Archived', message: `archived: ${keep.mv.metadata.name} is in Production` });
+      w.events.push({
+        type: 'Normal',
+        reason: 'Archived',
+        message: `archived: ${keep.mv.metadata.name} is in Production`,
+      });
     }
   }
   for (const alias of new Set(work.flatMap((w) => [...w.aliases]))) {
@@ -147,7 +164,13 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
     const keep = holders.reduce((a, b) => newer(a, b, (e) => e.aliasesAdded?.includes(alias) ?? false));
     for (const w of holders.filter((h) => h !== keep)) {
       w.aliases.delete(alias);
-      record(w, { from: w.stage, to: w.stage, aliasesRemoved: [alias], by: requester(keep.mv), reason: `alias ${alias} is held by ${keep.mv.metadata.name}` });
+      record(w, {
+        from: w.stage,
+        to: w.stage,
+        aliasesRemoved: [alias],
+        by: requester(keep.mv),
+        reason: `alias ${alias} is held by ${keep.mv.metadata.name}`,
+      });
       displace(w, { aliases: sorted([...w.desiredAliases].filter((a) => a !== alias)) });
     }
   }
@@ -161,7 +184,10 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
     const displaced: string[] = [];
 
     if (w.desiredStage !== w.stage) {
-      const verdict = w.desiredStage === 'Production' ? evaluateGates(w.mv.spec.promotionGates, w.mv.spec.metrics) : { passed: true, failures: [] };
+      const verdict =
+        w.desiredStage === 'Production'
+          ? evaluateGates(w.mv.spec.promotionGates, w.mv.spec.metrics)
+          : { passed: true, failures: [] };
       if (!verdict.passed) {
         w.refused = verdict.failures;
       } else {
@@ -195,25 +221,48 @@ export function planRegistry(versions: readonly ModelVersion[], now: Date): Vers
     for (const alias of removed) w.aliases.delete(alias);
 
     if (to !== from || added.length || removed.length) {
-      const parts = [to !== from ? `stage ${from} -> ${to}` : '', added.length ? `aliases +${added.join(',')}` : '', removed.length ? `aliases -${removed.join(',')}` : ''].filter(Boolean);
-      const reason = why ?? [`requested in spec: ${parts.join(', ')}`, ...(displaced.length ? [`archived ${displaced.join(', ')}`] : [])].join('; ');
+      const parts = [
+        to !== from ? `stage ${from} -> ${to}` : '',
+        added.length ? `aliases +${added.join(',')}` : '',
+        removed.length ? `aliases -${removed.join(',')}` : '',
+      ].filter(Boolean);
+      const reason =
+        why ??
+        [
+          `requested in spec: ${parts.join(', ')}`,
+          ...(displaced.length ? [`archived ${displaced.join(', ')}`] : []),
+        ].join('; ');
       record(w, { from, to, aliasesAdded: added, aliasesRemoved: removed, by, reason });
-      const eventReason = to === 'Production' && from !== 'Production' ? 'Promoted' : to !== from ? 'StageChanged' : 'AliasesChanged';
+      const eventReason =
+        to === 'Production' && from !== 'Production' ? 'Promoted' : to !== from ? 'StageChanged' : 'AliasesChanged';
       w.events.push({ type: 'Normal', reason: eventReason, message: `${name}: ${parts.join(', ')} (by ${by})` });
     }
   }
 
   return work.map((w) => {
-    const conditions: Condition[] = [{ type: 'Ready', status: 'True', reason: 'Registered', message: `${w.mv.metadata.name} is registered` }];
+    const conditions: Condition[] = [
+      { type: 'Ready', status: 'True', reason: 'Registered', message: `${w.mv.metadata.name} is registered` },
+    ];
     const previous = w.mv.status?.conditions?.find((c) => c.type === 'Promoted');
     if (w.refused) {
       const message = `promotion of ${w.mv.metadata.name} to ${w.desiredStage} refused: ${w.refused.join('; ')}. Stage in effect stays ${w.stage}; register a version that passes spec.promotionGates or change the gates`;
       conditions.push({ type: 'Promoted', status: 'False', reason: 'GatesNotMet', message });
-      if (previous?.status !== 'False' || previous.message !== message) w.events.push({ type: 'Warning', reason: 'PromotionRefused', message });
+      if (previous?.status !== 'False' || previous.message !== message)
+        w.events.push({ type: 'Warning', reason: 'PromotionRefused', message });
     } else {
-      conditions.push({ type: 'Promoted', status: 'True', reason: 'StageInEffect', message: `stage ${w.stage} is in effect` });
+      conditions.push({
+        type: 'Promoted',
+        status: 'True',
+        reason: 'StageInEffect',
+        message: `stage ${w.stage} is in effect`,
+      });
     }
-    const status: ModelVersionStatus = { stage: w.stage, aliases: sorted(w.aliases), history: w.history.slice(-HISTORY_LIMIT), conditions };
+    const status: ModelVersionStatus = {
+      stage: w.stage,
+      aliases: sorted(w.aliases),
+      history: w.history.slice(-HISTORY_LIMIT),
+      conditions,
+    };
     const primary = formatPrimaryMetric(w.mv);
     if (primary) status.primaryMetric = primary;
     return { name: w.mv.metadata.name, status, specPatch: w.specPatch, events: w.events, recorded: w.recorded };

@@ -50,11 +50,18 @@ export function windowStart(window: string, endMs: number): number | null {
 export async function evaluateQuality(options: EvaluateOptions): Promise<QualityEventData> {
   const endMs = (options.end ?? new Date()).getTime();
   const startMs = windowStart(options.window, endMs);
-  if (!(options.threshold >= 0 && options.threshold <= 1)) throw new Error(`--threshold ${options.threshold} is not a probability in [0, 1]`);
+  if (!(options.threshold >= 0 && options.threshold <= 1))
+    throw new Error(`--threshold ${options.threshold} is not a probability in [0, 1]`);
   const storage = storageFor(options.uri, () => s3ClientFromEnv(options.env ?? process.env));
   const dir = await mkdtemp(join(tmpdir(), 'loopline-quality-'));
   try {
-    const sources = await gatherSources(storage, { namespace: options.namespace, service: options.service, startMs, endMs, dir: join(dir, 'objects') });
+    const sources = await gatherSources(storage, {
+      namespace: options.namespace,
+      service: options.service,
+      startMs,
+      endMs,
+      dir: join(dir, 'objects'),
+    });
     const versions = await evaluateVersions(sources, {
       startMs,
       endMs,
@@ -66,7 +73,11 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
     return {
       namespace: options.namespace,
       inferenceService: options.service,
-      window: { start: startMs === null ? null : new Date(startMs).toISOString(), end: new Date(endMs).toISOString(), duration: options.window },
+      window: {
+        start: startMs === null ? null : new Date(startMs).toISOString(),
+        end: new Date(endMs).toISOString(),
+        duration: options.window,
+      },
       versions,
     };
   } finally {
@@ -75,9 +86,14 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
 }
 
 /** Publishes the evaluation through JetStream (stored once: the CloudEvent id is the message id). */
-export async function publishQuality(nc: NatsConnection, data: QualityEventData): Promise<CloudEvent<QualityEventData>> {
+export async function publishQuality(
+  nc: NatsConnection,
+  data: QualityEventData,
+): Promise<CloudEvent<QualityEventData>> {
   const event = qualityCloudEvent(data);
-  await jetstream(nc).publish(qualitySubject(data.namespace, data.inferenceService), JSON.stringify(event), { msgID: event.id });
+  await jetstream(nc).publish(qualitySubject(data.namespace, data.inferenceService), JSON.stringify(event), {
+    msgID: event.id,
+  });
   return event;
 }
 
@@ -90,7 +106,11 @@ Joins the service's logged predictions with their labels (docs/ground-truth.md) 
 loopline.quality.<ns>.<service> when NATS_URL is set.`;
 
 /** The command; returns the exit code. Failures print one line naming what to fix. */
-export async function runEvaluate(argv: string[], out: (line: string) => void = console.log, env: Env = process.env): Promise<number> {
+export async function runEvaluate(
+  argv: string[],
+  out: (line: string) => void = console.log,
+  env: Env = process.env,
+): Promise<number> {
   let values;
   try {
     values = parseArgs({
@@ -146,10 +166,18 @@ export async function runEvaluate(argv: string[], out: (line: string) => void = 
     });
     let published: string | undefined;
     if (env.NATS_URL) {
-      nc = await connectNats({ url: env.NATS_URL, ...(env.NATS_CREDS_FILE ? { credsFile: env.NATS_CREDS_FILE } : {}) }, 'loopline-evaluator');
+      nc = await connectNats(
+        { url: env.NATS_URL, ...(env.NATS_CREDS_FILE ? { credsFile: env.NATS_CREDS_FILE } : {}) },
+        'loopline-evaluator',
+      );
       published = (await publishQuality(nc, data)).id;
     }
-    out(JSON.stringify({ ...(published ? { published, subject: qualitySubject(data.namespace, data.inferenceService) } : {}), ...data }));
+    out(
+      JSON.stringify({
+        ...(published ? { published, subject: qualitySubject(data.namespace, data.inferenceService) } : {}),
+        ...data,
+      }),
+    );
     return 0;
   } catch (error) {
     out(`loopline evaluate: ${(error as Error).message}`);

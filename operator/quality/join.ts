@@ -36,10 +36,18 @@ async function columnsOf(connection: DuckDBConnection, scan: string): Promise<Se
 }
 
 /** One label source as (request_id, label, recorded_ms, key, ordinal); `time` optional, LastModified standing in. */
-async function labelSelect(connection: DuckDBConnection, scan: string, rowExpression: string, files: SourceFile[]): Promise<string> {
+async function labelSelect(
+  connection: DuckDBConnection,
+  scan: string,
+  rowExpression: string,
+  files: SourceFile[],
+): Promise<string> {
   const columns = await columnsOf(connection, scan);
   for (const required of ['request_id', 'label']) {
-    if (!columns.has(required)) throw new Error(`label files lack a "${required}" column (${files.map((f) => f.key).join(', ')}): label files need request_id and label (docs/ground-truth.md)`);
+    if (!columns.has(required))
+      throw new Error(
+        `label files lack a "${required}" column (${files.map((f) => f.key).join(', ')}): label files need request_id and label (docs/ground-truth.md)`,
+      );
   }
   const time = columns.has('time') ? 'epoch_ms(TRY_CAST(l.time AS TIMESTAMPTZ))' : 'NULL';
   return `SELECT CAST(l.request_id AS VARCHAR) AS request_id, TRY_CAST(l.label AS DOUBLE) AS label,
@@ -93,17 +101,22 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
     // The label recorded last wins; among labels recorded at the same instant, the later object key, then the later
     // row. A window over the labels rather than arg_max in a hash aggregate: the sort spills to disk under the memory
     // limit, where the aggregate of 5M labels ran out of memory at 1 GB (bench/results/quality.md).
-    await connection.run(labelSources.length === 0
-      ? 'CREATE TABLE labels (request_id VARCHAR, label DOUBLE)'
-      : `CREATE TABLE labels AS
+    await connection.run(
+      labelSources.length === 0
+        ? 'CREATE TABLE labels (request_id VARCHAR, label DOUBLE)'
+        : `CREATE TABLE labels AS
          SELECT request_id, label FROM (${labelSources.join(' UNION ALL ')})
          WHERE request_id IS NOT NULL AND recorded_ms <= ${options.endMs}
-         QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY recorded_ms DESC, key DESC, ordinal DESC) = 1`);
+         QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY recorded_ms DESC, key DESC, ordinal DESC) = 1`,
+    );
 
     const predictionScan = `read_parquet(${fileList(sources.predictions)}, union_by_name = true, hive_partitioning = false)`;
     const predictionColumns = await columnsOf(connection, predictionScan);
     for (const required of ['request_id', 'time', 'model', 'version', 'score']) {
-      if (!predictionColumns.has(required)) throw new Error(`inference-log parts lack a "${required}" column: they are not in the layout of docs/ground-truth.md`);
+      if (!predictionColumns.has(required))
+        throw new Error(
+          `inference-log parts lack a "${required}" column: they are not in the layout of docs/ground-truth.md`,
+        );
     }
     const after = options.startMs === null ? '' : `AND epoch_ms(p.time) > ${options.startMs}`;
     await connection.run(`CREATE TABLE joined AS
@@ -114,31 +127,43 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
       SELECT version, score, CAST(label AS INTEGER) AS label FROM joined
       WHERE label IN (0, 1) AND score >= 0 AND score <= 1`);
 
-    const versions = (await connection.runAndReadAll(`
+    const versions = (
+      await connection.runAndReadAll(`
       SELECT version, min(model) AS model, CAST(count(*) AS DOUBLE) AS predictions, CAST(count(label) AS DOUBLE) AS labelled
-      FROM joined GROUP BY version ORDER BY version`)).getRowObjectsJS() as unknown as VersionRow[];
+      FROM joined GROUP BY version ORDER BY version`)
+    ).getRowObjectsJS() as unknown as VersionRow[];
 
     const eps = sqlDouble(LOG_LOSS_EPS);
     const clipped = `least(greatest(score, ${eps}), 1 - ${eps})`;
     const bin = edges.length ? edges.map((edge) => `CAST(score > ${sqlDouble(edge)} AS INTEGER)`).join(' + ') : '0';
-    const binRows = (await connection.runAndReadAll(`
+    const binRows = (
+      await connection.runAndReadAll(`
       SELECT version, bin, CAST(count(*) AS DOUBLE) AS n, CAST(sum(label) AS DOUBLE) AS positives,
         CAST(sum(decided) AS DOUBLE) AS decided, CAST(sum(decided * label) AS DOUBLE) AS true_positive,
         CAST(sum(CASE WHEN decided = label THEN 1 ELSE 0 END) AS DOUBLE) AS correct,
         fsum(CASE WHEN label = 1 THEN -ln(${clipped}) ELSE -ln(1 - ${clipped}) END) AS log_loss,
         fsum((score - label) * (score - label)) AS brier, fsum(score) AS score_sum
       FROM (SELECT version, score, label, CAST(score >= ${sqlDouble(options.threshold)} AS INTEGER) AS decided, ${bin} AS bin FROM labelled)
-      GROUP BY version, bin`)).getRowObjectsJS() as Array<Record<string, number>>;
+      GROUP BY version, bin`)
+    ).getRowObjectsJS() as Array<Record<string, number>>;
     // Twice each positive's mid-rank among the version's scores: 2 * (rows below its score) + (rows at it) + 1.
-    const rankRows = (await connection.runAndReadAll(`
+    const rankRows = (
+      await connection.runAndReadAll(`
       WITH ties AS (SELECT version, score, count(*) AS n, sum(label) AS positives FROM labelled GROUP BY version, score),
       ranked AS (SELECT version, positives,
         2 * (sum(n) OVER (PARTITION BY version ORDER BY score ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - n) + n + 1 AS mid_rank2 FROM ties)
-      SELECT version, CAST(sum(positives * mid_rank2) AS DOUBLE) AS rank_sum2 FROM ranked GROUP BY version`)).getRowObjectsJS() as Array<Record<string, number>>;
+      SELECT version, CAST(sum(positives * mid_rank2) AS DOUBLE) AS rank_sum2 FROM ranked GROUP BY version`)
+    ).getRowObjectsJS() as Array<Record<string, number>>;
 
     return versions.map((row) => {
       const sums: QualitySums = {
-        count: 0, positives: 0, decidedPositive: 0, truePositive: 0, correct: 0, logLossSum: 0, brierSum: 0,
+        count: 0,
+        positives: 0,
+        decidedPositive: 0,
+        truePositive: 0,
+        correct: 0,
+        logLossSum: 0,
+        brierSum: 0,
         positiveRankSum2: rankRows.find((r) => r.version === row.version)?.rank_sum2 ?? 0,
         bins: Array.from({ length: edges.length + 1 }, () => ({ count: 0, positives: 0, scoreSum: 0 })),
       };
@@ -153,8 +178,17 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
         sums.brierSum += b.brier!;
         sums.bins[b.bin!] = { count: b.n!, positives: b.positives!, scoreSum: b.score_sum! };
       }
-      const base = { model: row.model, version: row.version, predictions: row.predictions, count: sums.count, positives: sums.positives, excluded: row.labelled - sums.count, threshold: options.threshold };
-      if (sums.count === 0) return { ...base, ...Object.fromEntries(QUALITY_METRICS.map((m) => [m, null])) } as VersionQuality;
+      const base = {
+        model: row.model,
+        version: row.version,
+        predictions: row.predictions,
+        count: sums.count,
+        positives: sums.positives,
+        excluded: row.labelled - sums.count,
+        threshold: options.threshold,
+      };
+      if (sums.count === 0)
+        return { ...base, ...Object.fromEntries(QUALITY_METRICS.map((m) => [m, null])) } as VersionQuality;
       const { count: _c, positives: _p, threshold: _t, ...metrics } = qualityFromSums(sums, options.threshold);
       return { ...base, ...metrics };
     });

@@ -71,7 +71,9 @@ export function storageFor(base: string, s3?: () => S3Client): Storage {
     if (!s3) throw new Error(`${base}: an s3:// base needs object storage settings`);
     return s3Storage(trimmed, s3());
   }
-  throw new Error(`--uri ${base} is neither s3://<bucket>/<prefix> nor file:///<path>: give spec.logging.uri as one of them`);
+  throw new Error(
+    `--uri ${base} is neither s3://<bucket>/<prefix> nor file:///<path>: give spec.logging.uri as one of them`,
+  );
 }
 
 function fileStorage(root: string, base: string): Storage {
@@ -112,13 +114,19 @@ function s3Storage(base: string, client: S3Client): Storage {
       do {
         let page;
         try {
-          page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${root}${prefix}`, ContinuationToken: token }));
+          page = await client.send(
+            new ListObjectsV2Command({ Bucket: bucket, Prefix: `${root}${prefix}`, ContinuationToken: token }),
+          );
         } catch (error) {
           throw storageError(uri(prefix), 'LIST', error);
         }
         for (const object of page.Contents ?? []) {
           if (!object.Key || object.Key.endsWith('/')) continue;
-          out.push({ key: object.Key.slice(root.length), modifiedMs: object.LastModified?.getTime() ?? 0, size: object.Size ?? 0 });
+          out.push({
+            key: object.Key.slice(root.length),
+            modifiedMs: object.LastModified?.getTime() ?? 0,
+            size: object.Size ?? 0,
+          });
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
@@ -138,12 +146,14 @@ function s3Storage(base: string, client: S3Client): Storage {
 async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]!);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await work(items[i]!);
+      }
+    }),
+  );
   return results;
 }
 
@@ -154,12 +164,34 @@ export interface EvaluationSources {
 }
 
 /** Lists the window's inference-log parts and every label file, and makes each readable locally. */
-export async function gatherSources(storage: Storage, options: { namespace: string; service: string; startMs: number | null; endMs: number; dir: string; concurrency?: number }): Promise<EvaluationSources> {
-  const [logged, labels] = await Promise.all([storage.list(inferenceLogPrefix(options.namespace, options.service)), storage.list(labelsPrefix(options.namespace, options.service))]);
-  const parts = logged.filter((o) => o.key.endsWith('.parquet') && partMayOverlap(o.key, options.startMs, options.endMs));
+export async function gatherSources(
+  storage: Storage,
+  options: {
+    namespace: string;
+    service: string;
+    startMs: number | null;
+    endMs: number;
+    dir: string;
+    concurrency?: number;
+  },
+): Promise<EvaluationSources> {
+  const [logged, labels] = await Promise.all([
+    storage.list(inferenceLogPrefix(options.namespace, options.service)),
+    storage.list(labelsPrefix(options.namespace, options.service)),
+  ]);
+  const parts = logged.filter(
+    (o) => o.key.endsWith('.parquet') && partMayOverlap(o.key, options.startMs, options.endMs),
+  );
   const labelFiles = labels.filter((o) => o.key.endsWith('.parquet') || o.key.endsWith('.csv'));
-  const fetched = await mapLimited([...parts, ...labelFiles], options.concurrency ?? 8, async (object) => ({ ...object, path: await storage.local(object, options.dir) }));
+  const fetched = await mapLimited([...parts, ...labelFiles], options.concurrency ?? 8, async (object) => ({
+    ...object,
+    path: await storage.local(object, options.dir),
+  }));
   const predictions = fetched.slice(0, parts.length);
   const rest = fetched.slice(parts.length);
-  return { predictions, labelParquet: rest.filter((f) => f.key.endsWith('.parquet')), labelCsv: rest.filter((f) => f.key.endsWith('.csv')) };
+  return {
+    predictions,
+    labelParquet: rest.filter((f) => f.key.endsWith('.parquet')),
+    labelCsv: rest.filter((f) => f.key.endsWith('.csv')),
+  };
 }

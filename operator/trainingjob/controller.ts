@@ -4,12 +4,26 @@
 import { rfc3339 } from '../api/contracts.ts';
 import type { StorageSettings } from '../api/storage-env.ts';
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
-import { controllerReference, kinds, type ClusterCache, type ControllerDefinition, type KubeApi, type KubeObject, type ReconcileContext } from '../engine/index.ts';
+import {
+  controllerReference,
+  kinds,
+  type ClusterCache,
+  type ControllerDefinition,
+  type KubeApi,
+  type KubeObject,
+  type ReconcileContext,
+} from '../engine/index.ts';
 import { controllerOf, keyOf } from '../engine/keys.ts';
 import { registeredEvent } from '../modelversion/events.ts';
 import { evaluateGates } from '../modelversion/gates.ts';
 import type { ModelVersion } from '../modelversion/resource.ts';
-import { DEFAULT_LIFECYCLE, finishedConditions, planTrainingJob, type LifecycleOptions, type PlannedEvent } from './lifecycle.ts';
+import {
+  DEFAULT_LIFECYCLE,
+  finishedConditions,
+  planTrainingJob,
+  type LifecycleOptions,
+  type PlannedEvent,
+} from './lifecycle.ts';
 import { desiredJob, jobName } from './job.ts';
 import { desiredService } from './pods.ts';
 import { desiredTokenSecret, drawProgressCredentials, progressPodEnv } from './progress.ts';
@@ -60,7 +74,8 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
 
       const service = desiredService(job, owner);
       if (service) await ctx.apply(service);
-      for (const stop of plan.deleteJobs) await ctx.delete(kinds.Job, namespace, stop, { propagationPolicy: 'Background' });
+      for (const stop of plan.deleteJobs)
+        await ctx.delete(kinds.Job, namespace, stop, { propagationPolicy: 'Background' });
 
       if (plan.kind === 'start') {
         let progress;
@@ -69,19 +84,34 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
           const credentials = drawProgressCredentials(jobName(job, plan.attempt));
           // Never read back: a name taken (by a draw of an earlier try) fails this reconcile, and the retry draws anew.
           await ctx.create(desiredTokenSecret(job, owner, plan.attempt, credentials), { readExisting: false });
-          progress = { env: progressPodEnv(options.progressUrl, job, credentials.secretName), tokenSha256: credentials.tokenSha256 };
+          progress = {
+            env: progressPodEnv(options.progressUrl, job, credentials.secretName),
+            tokenSha256: credentials.tokenSha256,
+          };
         }
-        await ctx.create(desiredJob(job, owner, plan.attempt, { activeDeadlineSeconds: plan.activeDeadlineSeconds, storage: options.storage, progress }));
+        await ctx.create(
+          desiredJob(job, owner, plan.attempt, {
+            activeDeadlineSeconds: plan.activeDeadlineSeconds,
+            storage: options.storage,
+            progress,
+          }),
+        );
         return;
       }
-      const { status, conditions, events } = plan.kind === 'judge' ? await judge(job, plan.attempt, plan.message, plan.status, now, options, ctx) : plan;
+      const { status, conditions, events } =
+        plan.kind === 'judge' ? await judge(job, plan.attempt, plan.message, plan.status, now, options, ctx) : plan;
       await ctx.applyStatus(job, { ...status, conditions });
       for (const e of events) await ctx.event(job, e.type, e.reason, e.message);
       if (plan.kind === 'hold' && plan.deleteTrainingJob) {
-        await ctx.delete(kinds.TrainingJob, namespace, name, { propagationPolicy: 'Background', preconditionUid: job.metadata.uid });
+        await ctx.delete(kinds.TrainingJob, namespace, name, {
+          propagationPolicy: 'Background',
+          preconditionUid: job.metadata.uid,
+        });
         return;
       }
-      return plan.kind === 'hold' && plan.requeueAfterMs !== undefined ? { requeueAfter: plan.requeueAfterMs } : undefined;
+      return plan.kind === 'hold' && plan.requeueAfterMs !== undefined
+        ? { requeueAfter: plan.requeueAfterMs }
+        : undefined;
     },
   };
 }
@@ -129,7 +159,12 @@ async function judge(
     const text = `trained, not registered: ${gates.failures.join('; ')}`;
     return {
       status: { ...done, message: text },
-      conditions: finishedConditions('Succeeded', 'Trained', text, { type: 'Registered', status: 'False', reason: 'GatesNotMet', message: text }),
+      conditions: finishedConditions('Succeeded', 'Trained', text, {
+        type: 'Registered',
+        status: 'False',
+        reason: 'GatesNotMet',
+        message: text,
+      }),
       events: [{ type: 'Warning', reason: 'GatesNotMet', message: text }],
     };
   }
@@ -140,7 +175,12 @@ async function judge(
   const text = `registered ${mv.metadata.name} (version ${mv.spec.version}) from attempt ${attempt}`;
   return {
     status: { ...done, modelVersion: mv.metadata.name, version: mv.spec.version, message: text },
-    conditions: finishedConditions('Succeeded', 'Registered', text, { type: 'Registered', status: 'True', reason: 'ModelVersionCreated', message: text }),
+    conditions: finishedConditions('Succeeded', 'Registered', text, {
+      type: 'Registered',
+      status: 'True',
+      reason: 'ModelVersionCreated',
+      message: text,
+    }),
     events: [{ type: 'Normal', reason: 'Registered', message: text }],
   };
 }
@@ -150,12 +190,21 @@ async function judge(
  * is `<model>-v<version>`, so of two jobs trying the same number one gets AlreadyExists and tries the
  * next. A version this job registered before (the operator stopped before recording it) is reused.
  */
-async function register(job: TrainingJob, result: TrainingResult, options: TrainingJobControllerOptions, ctx: ReconcileContext): Promise<ModelVersion> {
+async function register(
+  job: TrainingJob,
+  result: TrainingResult,
+  options: TrainingJobControllerOptions,
+  ctx: ReconcileContext,
+): Promise<ModelVersion> {
   const namespace = job.metadata.namespace!;
-  const mine = await options.api.list<ModelVersion>(kinds.ModelVersion, namespace, { labelSelector: `${LABEL_TRAININGJOB_UID}=${job.metadata.uid}` });
+  const mine = await options.api.list<ModelVersion>(kinds.ModelVersion, namespace, {
+    labelSelector: `${LABEL_TRAININGJOB_UID}=${job.metadata.uid}`,
+  });
   if (mine.items.length > 0) return mine.items[0]!;
   const all = await options.api.list<ModelVersion>(kinds.ModelVersion, namespace);
-  let version = 1 + Math.max(0, ...all.items.filter((v) => v.spec?.model === job.spec.model).map((v) => Number(v.spec.version) || 0));
+  let version =
+    1 +
+    Math.max(0, ...all.items.filter((v) => v.spec?.model === job.spec.model).map((v) => Number(v.spec.version) || 0));
   const limit = options.maxVersionAttempts ?? 50;
   for (let tries = 0; tries < limit; tries++, version++) {
     const { object, created } = await ctx.create<ModelVersion>(desiredModelVersion(job, result, version));

@@ -44,7 +44,12 @@ export interface JobOptions {
  * result lives in rank 0's termination message, which must outlive the Job until the operator has read
  * it; the TrainingJob's own TTL removes its Jobs and pods with it.
  */
-export function desiredJob(job: TrainingJob, owner: OwnerReference, attempt: number, options: JobOptions = {}): DesiredObject {
+export function desiredJob(
+  job: TrainingJob,
+  owner: OwnerReference,
+  attempt: number,
+  options: JobOptions = {},
+): DesiredObject {
   const name = jobName(job, attempt);
   const workers = workersOf(job);
   const queue = job.spec.queueName;
@@ -67,7 +72,9 @@ export function desiredJob(job: TrainingJob, owner: OwnerReference, attempt: num
       name,
       namespace: job.metadata.namespace,
       labels,
-      ...(options.progress ? { annotations: { [ANNOTATION_PROGRESS_TOKEN_SHA256]: options.progress.tokenSha256 } } : {}),
+      ...(options.progress
+        ? { annotations: { [ANNOTATION_PROGRESS_TOKEN_SHA256]: options.progress.tokenSha256 } }
+        : {}),
       ownerReferences: [owner],
     },
     spec,

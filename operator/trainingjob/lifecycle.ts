@@ -44,7 +44,15 @@ export interface AttemptObservation {
 
 export type Plan =
   /** Nothing to create; write `status`, delete `deleteJobs`. */
-  | { kind: 'hold'; status: TrainingJobStatus; conditions: Condition[]; deleteJobs: string[]; events: PlannedEvent[]; requeueAfterMs?: number; deleteTrainingJob?: boolean }
+  | {
+      kind: 'hold';
+      status: TrainingJobStatus;
+      conditions: Condition[];
+      deleteJobs: string[];
+      events: PlannedEvent[];
+      requeueAfterMs?: number;
+      deleteTrainingJob?: boolean;
+    }
   /**
    * Create the Job of `attempt` (a new attempt, or one whose Job is gone), nothing else: its creation
    * brings the job back, and that reconcile records the attempt in status. The Job first keeps many
@@ -83,7 +91,9 @@ function rankOf(pod: KubeObject): number {
   return Number(pod.metadata.labels?.[COMPLETION_INDEX] ?? pod.metadata.annotations?.[COMPLETION_INDEX] ?? 0);
 }
 
-function terminatedOf(pod: KubeObject): { exitCode?: number; reason?: string; message?: string; finishedAt?: string } | undefined {
+function terminatedOf(
+  pod: KubeObject,
+): { exitCode?: number; reason?: string; message?: string; finishedAt?: string } | undefined {
   const statuses = (pod.status?.containerStatuses ?? []) as Array<{ name: string; state?: { terminated?: any } }>;
   return (statuses.find((s) => s.name === TRAINER_CONTAINER) ?? statuses[0])?.state?.terminated;
 }
@@ -117,7 +127,9 @@ export function observeAttempt(job: KubeObject, pods: readonly KubeObject[]): At
     const reason = failed.reason ?? 'Failed';
     obs.failed = {
       reason,
-      why: pod ? whyFailed(pod) : `Job ${job.metadata.name} failed (${reason})${failed.message ? `: ${failed.message}` : ''}`,
+      why: pod
+        ? whyFailed(pod)
+        : `Job ${job.metadata.name} failed (${reason})${failed.message ? `: ${failed.message}` : ''}`,
       at: failed.lastTransitionTime,
     };
   }
@@ -156,10 +168,17 @@ function activeConditions(phase: TrainingJobPhase, suspended: boolean, message: 
 }
 
 /** Conditions of a finished job; `registered` is added by the controller for successful jobs. */
-export function finishedConditions(phase: 'Succeeded' | 'Failed', reason: string, message: string, registered?: Condition): Condition[] {
+export function finishedConditions(
+  phase: 'Succeeded' | 'Failed',
+  reason: string,
+  message: string,
+  registered?: Condition,
+): Condition[] {
   const conditions = [
     condition('Running', 'False', phase === 'Succeeded' ? 'Completed' : reason, message),
-    phase === 'Succeeded' ? condition('Succeeded', 'True', reason, message) : condition('Failed', 'True', reason, message),
+    phase === 'Succeeded'
+      ? condition('Succeeded', 'True', reason, message)
+      : condition('Failed', 'True', reason, message),
   ];
   if (registered) conditions.push(registered);
   return conditions;
@@ -168,7 +187,17 @@ export function finishedConditions(phase: 'Succeeded' | 'Failed', reason: string
 function baseStatus(job: TrainingJob): TrainingJobStatus {
   const s = job.status ?? {};
   const out: TrainingJobStatus = {};
-  for (const key of ['phase', 'attempts', 'startTime', 'completionTime', 'metrics', 'modelVersion', 'version', 'message', 'queue'] as const) {
+  for (const key of [
+    'phase',
+    'attempts',
+    'startTime',
+    'completionTime',
+    'metrics',
+    'modelVersion',
+    'version',
+    'message',
+    'queue',
+  ] as const) {
     if (s[key] !== undefined) (out as Record<string, unknown>)[key] = s[key];
   }
   return out;
@@ -179,7 +208,15 @@ export function failedStatus(job: TrainingJob, attempts: number, now: Date, mess
   return { ...baseStatus(job), phase: 'Failed', attempts, completionTime: iso(now), message };
 }
 
-function failedPlan(job: TrainingJob, status: TrainingJobStatus, attempt: number, now: Date, reason: string, message: string, deleteJobs: string[]): Plan {
+function failedPlan(
+  job: TrainingJob,
+  status: TrainingJobStatus,
+  attempt: number,
+  now: Date,
+  reason: string,
+  message: string,
+  deleteJobs: string[],
+): Plan {
   return {
     kind: 'hold',
     status: { ...failedStatus(job, attempt, now, message), ...(status.queue ? { queue: status.queue } : {}) },
@@ -189,7 +226,12 @@ function failedPlan(job: TrainingJob, status: TrainingJobStatus, attempt: number
   };
 }
 
-export function planTrainingJob(job: TrainingJob, observed: Observed, now: Date, options: LifecycleOptions = DEFAULT_LIFECYCLE): Plan {
+export function planTrainingJob(
+  job: TrainingJob,
+  observed: Observed,
+  now: Date,
+  options: LifecycleOptions = DEFAULT_LIFECYCLE,
+): Plan {
   const activeJobs = observed.jobs.filter(jobActive).map((j) => j.metadata.name);
 
   if (isFinished(job)) {
@@ -197,10 +239,16 @@ export function planTrainingJob(job: TrainingJob, observed: Observed, now: Date,
     const status = baseStatus(job);
     const ttl = job.spec.ttlSecondsAfterFinished;
     const done = ms(job.status?.completionTime);
-    const conditions = (job.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message }));
+    const conditions = (job.status?.conditions ?? []).map((c) => ({
+      type: c.type,
+      status: c.status,
+      reason: c.reason,
+      message: c.message,
+    }));
     if (ttl !== undefined && done !== undefined) {
       const left = done + ttl * 1000 - now.getTime();
-      if (left <= 0) return { kind: 'hold', status, conditions, deleteJobs: activeJobs, events: [], deleteTrainingJob: true };
+      if (left <= 0)
+        return { kind: 'hold', status, conditions, deleteJobs: activeJobs, events: [], deleteTrainingJob: true };
       return { kind: 'hold', status, conditions, deleteJobs: activeJobs, events: [], requeueAfterMs: left };
     }
     return { kind: 'hold', status, conditions, deleteJobs: activeJobs, events: [] };
@@ -221,18 +269,23 @@ export function planTrainingJob(job: TrainingJob, observed: Observed, now: Date,
       status: { ...status, phase: 'Pending', message },
       conditions: activeConditions('Pending', true, message),
       deleteJobs: [...stale, ...stopping],
-      events: stopping.length ? [{ type: 'Normal', reason: 'Suspended', message: `deleted Job ${stopping[0]}: the job was suspended` }] : [],
+      events: stopping.length
+        ? [{ type: 'Normal', reason: 'Suspended', message: `deleted Job ${stopping[0]}: the job was suspended` }]
+        : [],
     };
   }
 
   const deadline = job.spec.activeDeadlineSeconds;
-  const deadlineLeftMs = deadline !== undefined && startTime ? Date.parse(startTime) + deadline * 1000 - now.getTime() : undefined;
+  const deadlineLeftMs =
+    deadline !== undefined && startTime ? Date.parse(startTime) + deadline * 1000 - now.getTime() : undefined;
   const deadlineMessage = `DeadlineExceeded: the job ran longer than activeDeadlineSeconds (${deadline}s) in ${attempt} attempt(s); raise spec.activeDeadlineSeconds or make training faster`;
   /** Starts `next`, its Job limited to what is left of the deadline; or fails the job when nothing is left. */
   const startOrExpire = (next: number, deleteJobs: string[]): Plan => {
     if (deadline === undefined) return { kind: 'start', attempt: next, deleteJobs };
-    if (deadlineLeftMs === undefined) return { kind: 'start', attempt: next, activeDeadlineSeconds: deadline, deleteJobs };
-    if (deadlineLeftMs <= 0) return failedPlan(job, status, attempt, now, 'DeadlineExceeded', deadlineMessage, deleteJobs);
+    if (deadlineLeftMs === undefined)
+      return { kind: 'start', attempt: next, activeDeadlineSeconds: deadline, deleteJobs };
+    if (deadlineLeftMs <= 0)
+      return failedPlan(job, status, attempt, now, 'DeadlineExceeded', deadlineMessage, deleteJobs);
     return { kind: 'start', attempt: next, activeDeadlineSeconds: Math.ceil(deadlineLeftMs / 1000), deleteJobs };
   };
 
@@ -249,7 +302,8 @@ export function planTrainingJob(job: TrainingJob, observed: Observed, now: Date,
 
   if (obs.complete) return { kind: 'judge', attempt, message: obs.complete.message, status, deleteJobs: stale };
   if (obs.failed) {
-    if (obs.failed.reason === 'DeadlineExceeded') return failedPlan(job, status, attempt, now, 'DeadlineExceeded', deadlineMessage, stale);
+    if (obs.failed.reason === 'DeadlineExceeded')
+      return failedPlan(job, status, attempt, now, 'DeadlineExceeded', deadlineMessage, stale);
     const backoffLimit = job.spec.backoffLimit ?? 3;
     const failedMsg = `attempt ${attempt} failed: ${obs.failed.why}`;
     if (attempt > backoffLimit) {
@@ -283,13 +337,25 @@ export function planTrainingJob(job: TrainingJob, observed: Observed, now: Date,
     // Status catches up with an attempt whose Job was just created.
     const previous = observed.jobs.find((j) => attemptOf(j) === attempt - 1);
     const failure = previous ? observeAttempt(previous, observed.pods).failed : undefined;
-    if (failure) events.push({ type: 'Warning', reason: 'AttemptFailed', message: `attempt ${attempt - 1} failed: ${failure.why}` });
-    events.push({ type: 'Normal', reason: 'AttemptStarted', message: `attempt ${attempt} of ${(job.spec.backoffLimit ?? 3) + 1}: created Job ${current.metadata.name} (${workers} pod(s))` });
+    if (failure)
+      events.push({
+        type: 'Warning',
+        reason: 'AttemptFailed',
+        message: `attempt ${attempt - 1} failed: ${failure.why}`,
+      });
+    events.push({
+      type: 'Normal',
+      reason: 'AttemptStarted',
+      message: `attempt ${attempt} of ${(job.spec.backoffLimit ?? 3) + 1}: created Job ${current.metadata.name} (${workers} pod(s))`,
+    });
   }
   const before = job.status?.queue;
-  if (queue && (queue.evictions ?? 0) > (before?.evictions ?? 0)) events.push({ type: 'Warning', reason: 'Evicted', message: `Kueue evicted attempt ${attempt}: ${queue.message}` });
-  if (queue?.state === 'Admitted' && before?.state !== 'Admitted') events.push({ type: 'Normal', reason: 'Admitted', message: `attempt ${attempt}: ${queue.message}` });
-  if (phase === 'Running' && job.status?.phase !== 'Running') events.push({ type: 'Normal', reason: 'Running', message });
+  if (queue && (queue.evictions ?? 0) > (before?.evictions ?? 0))
+    events.push({ type: 'Warning', reason: 'Evicted', message: `Kueue evicted attempt ${attempt}: ${queue.message}` });
+  if (queue?.state === 'Admitted' && before?.state !== 'Admitted')
+    events.push({ type: 'Normal', reason: 'Admitted', message: `attempt ${attempt}: ${queue.message}` });
+  if (phase === 'Running' && job.status?.phase !== 'Running')
+    events.push({ type: 'Normal', reason: 'Running', message });
   return {
     kind: 'hold',
     status: { ...status, phase, message },

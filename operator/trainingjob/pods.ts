@@ -25,10 +25,22 @@ export const DEFAULT_MASTER_PORT = 29500;
  * The object storage settings are the operator's to give (its configuration), never a TrainingJob's.
  */
 const RESERVED_ENV = new Set([
-  'PET_NNODES', 'PET_NPROC_PER_NODE', 'PET_NODE_RANK', 'PET_MASTER_ADDR', 'PET_MASTER_PORT',
-  'MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK', 'NPROC_PER_NODE',
-  'LOOPLINE_HYPERPARAMETERS', 'LOOPLINE_OUTPUT_URI', 'LOOPLINE_RESULT_PATH', 'LOOPLINE_DATASET_URI',
-  ...STORAGE_ENV_NAMES, ...Object.values(PROGRESS_ENV),
+  'PET_NNODES',
+  'PET_NPROC_PER_NODE',
+  'PET_NODE_RANK',
+  'PET_MASTER_ADDR',
+  'PET_MASTER_PORT',
+  'MASTER_ADDR',
+  'MASTER_PORT',
+  'WORLD_SIZE',
+  'RANK',
+  'NPROC_PER_NODE',
+  'LOOPLINE_HYPERPARAMETERS',
+  'LOOPLINE_OUTPUT_URI',
+  'LOOPLINE_RESULT_PATH',
+  'LOOPLINE_DATASET_URI',
+  ...STORAGE_ENV_NAMES,
+  ...Object.values(PROGRESS_ENV),
 ]);
 
 /** A label value (at most 63 characters) naming `name`; long names keep a readable prefix and a hash so they stay unique. */
@@ -99,7 +111,13 @@ function rankEnv(job: TrainingJob, jobName: string): EnvVar[] {
   ];
 }
 
-function trainerEnv(job: TrainingJob, attempt: number, jobName: string, storage: StorageSettings | undefined, progress: PodEnvVar[]): EnvVar[] {
+function trainerEnv(
+  job: TrainingJob,
+  attempt: number,
+  jobName: string,
+  storage: StorageSettings | undefined,
+  progress: PodEnvVar[],
+): EnvVar[] {
   const hp = job.spec.hyperparameters ?? {};
   const env: EnvVar[] = [
     ...rankEnv(job, jobName),
@@ -111,7 +129,9 @@ function trainerEnv(job: TrainingJob, attempt: number, jobName: string, storage:
   const output = outputUri(job, attempt);
   if (output) env.push({ name: 'LOOPLINE_OUTPUT_URI', value: output });
   if (job.spec.dataset?.uri) env.push({ name: 'LOOPLINE_DATASET_URI', value: job.spec.dataset.uri });
-  const hpEnv = Object.keys(hp).sort().map((name) => ({ name: hyperparameterEnvName(name), value: hp[name] }));
+  const hpEnv = Object.keys(hp)
+    .sort()
+    .map((name) => ({ name: hyperparameterEnvName(name), value: hp[name] }));
   const own = new Set([...env, ...hpEnv].map((e) => e.name));
   const user = (job.spec.env ?? []).filter((e) => !RESERVED_ENV.has(e.name) && !own.has(e.name));
   return [...user, ...hpEnv, ...env];
@@ -120,7 +140,10 @@ function trainerEnv(job: TrainingJob, attempt: number, jobName: string, storage:
 function tolerationsOf(job: TrainingJob): Toleration[] {
   const tolerations = [...(job.spec.tolerations ?? [])];
   const gpus = job.spec.resources?.gpus ?? 0;
-  if (gpus > 0 && !tolerations.some((t) => t.key === GPU_RESOURCE && (t.operator === 'Exists' || t.operator === undefined))) {
+  if (
+    gpus > 0 &&
+    !tolerations.some((t) => t.key === GPU_RESOURCE && (t.operator === 'Exists' || t.operator === undefined))
+  ) {
     tolerations.push({ key: GPU_RESOURCE, operator: 'Exists', effect: 'NoSchedule' });
   }
   return tolerations;
@@ -148,7 +171,13 @@ export interface PodTemplate {
  * its completion index. `storage` is the operator's object storage configuration, `progress` the attempt's
  * progress endpoint and token reference (progress.ts).
  */
-export function podTemplate(job: TrainingJob, attempt: number, jobName: string, storage?: StorageSettings, progress: PodEnvVar[] = []): PodTemplate {
+export function podTemplate(
+  job: TrainingJob,
+  attempt: number,
+  jobName: string,
+  storage?: StorageSettings,
+  progress: PodEnvVar[] = [],
+): PodTemplate {
   const nodeSelector = { ...(job.spec.nodeSelector ?? {}) };
   if (job.spec.resources?.gpuType) nodeSelector[GPU_PRODUCT_LABEL] = job.spec.resources.gpuType;
   const container: Record<string, unknown> = {
@@ -163,7 +192,9 @@ export function podTemplate(job: TrainingJob, attempt: number, jobName: string, 
   const resources = resourcesOf(job);
   if (resources) container.resources = resources;
   if (distributed(job)) {
-    container.ports = [{ name: 'rendezvous', containerPort: job.spec.masterPort ?? DEFAULT_MASTER_PORT, protocol: 'TCP' }];
+    container.ports = [
+      { name: 'rendezvous', containerPort: job.spec.masterPort ?? DEFAULT_MASTER_PORT, protocol: 'TCP' },
+    ];
   }
   const spec: Record<string, unknown> = { restartPolicy: 'Never', containers: [container] };
   if (Object.keys(nodeSelector).length > 0) spec.nodeSelector = nodeSelector;
@@ -198,7 +229,14 @@ export function desiredService(job: TrainingJob, owner: OwnerReference): Desired
       // Ranks must resolve rank 0 while it starts, before anything is ready.
       publishNotReadyAddresses: true,
       selector: { [LABEL_TRAININGJOB]: labelValue(job.metadata.name), [COMPLETION_INDEX]: '0' },
-      ports: [{ name: 'rendezvous', port: job.spec.masterPort ?? DEFAULT_MASTER_PORT, targetPort: job.spec.masterPort ?? DEFAULT_MASTER_PORT, protocol: 'TCP' }],
+      ports: [
+        {
+          name: 'rendezvous',
+          port: job.spec.masterPort ?? DEFAULT_MASTER_PORT,
+          targetPort: job.spec.masterPort ?? DEFAULT_MASTER_PORT,
+          protocol: 'TCP',
+        },
+      ],
     },
   };
 }

@@ -23,7 +23,10 @@ export const DEFAULT_PROGRESS_INTERVAL_MS = 5_000;
  * An `immediate` value skips the wait (never a write in flight): for the one value a reader must not miss.
  */
 export class Coalescer<T> {
-  private readonly entries = new Map<string, { pending?: T; lastWrite: number; timer?: NodeJS.Timeout; writing: boolean; immediate?: boolean }>();
+  private readonly entries = new Map<
+    string,
+    { pending?: T; lastWrite: number; timer?: NodeJS.Timeout; writing: boolean; immediate?: boolean }
+  >();
 
   constructor(
     private readonly intervalMs: number,
@@ -115,7 +118,9 @@ export class ProgressReceiver implements Runnable {
   private readonly finals = new Set<string>();
 
   constructor(private readonly options: ProgressReceiverOptions) {
-    this.coalescer = new Coalescer(options.intervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS, (key, { status }) => this.write(key, status));
+    this.coalescer = new Coalescer(options.intervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS, (key, { status }) =>
+      this.write(key, status),
+    );
     this.reports = new Counter({
       name: 'loopline_progress_reports_total',
       help: 'Progress reports from training pods by outcome (accepted, unauthorized, forbidden, invalid, not_leader, not_found).',
@@ -128,7 +133,10 @@ export class ProgressReceiver implements Runnable {
     const server = createServer((req, res) => {
       // A client that goes away mid-body, or a bug here, answers 500 (when it still can) and never takes the process down.
       this.handle(req, res).catch((err: unknown) => {
-        this.options.log.warn({ err: (err as Error).message, path: (req.url ?? '').split('?')[0] }, 'progress request failed');
+        this.options.log.warn(
+          { err: (err as Error).message, path: (req.url ?? '').split('?')[0] },
+          'progress request failed',
+        );
         if (!res.headersSent) this.answer(res, undefined, 500, { error: 'internal error' });
         else res.destroy();
       });
@@ -154,14 +162,23 @@ export class ProgressReceiver implements Runnable {
     return this.address ? { host: this.address.address, port: this.address.port } : undefined;
   }
 
-  private answer(res: ServerResponse, outcome: Outcome | undefined, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void {
+  private answer(
+    res: ServerResponse,
+    outcome: Outcome | undefined,
+    status: number,
+    body: Record<string, unknown>,
+    headers: Record<string, string> = {},
+  ): void {
     if (outcome) this.reports.inc({ outcome });
     res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = parseProgressPath((req.url ?? '/').split('?')[0]);
-    if (!target) return this.answer(res, 'not_found', 404, { error: 'not a progress endpoint: POST /v1/namespaces/<namespace>/trainingjobs/<name>/progress' });
+    if (!target)
+      return this.answer(res, 'not_found', 404, {
+        error: 'not a progress endpoint: POST /v1/namespaces/<namespace>/trainingjobs/<name>/progress',
+      });
     if (req.method !== 'POST') return this.answer(res, undefined, 405, { error: 'only POST' }, { allow: 'POST' });
     const key = keyOf(target.namespace, target.name);
     const job = this.options.cache.get<TrainingJob>(kinds.TrainingJob, target.namespace, target.name);
@@ -170,14 +187,27 @@ export class ProgressReceiver implements Runnable {
     if (!verdict.ok) {
       req.resume();
       const headers: Record<string, string> = verdict.status === 401 ? { 'www-authenticate': 'Bearer' } : {};
-      return this.answer(res, verdict.status === 401 ? 'unauthorized' : 'forbidden', verdict.status, { error: verdict.reason }, headers);
+      return this.answer(
+        res,
+        verdict.status === 401 ? 'unauthorized' : 'forbidden',
+        verdict.status,
+        { error: verdict.reason },
+        headers,
+      );
     }
     if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
       req.resume();
       return this.answer(res, 'invalid', 415, { error: 'send the report as JSON: Content-Type: application/json' });
     }
     const text = await readBody(req);
-    if (text === undefined) return this.answer(res, 'invalid', 413, { error: `the report is larger than ${MAX_BODY_BYTES} bytes` }, { connection: 'close' });
+    if (text === undefined)
+      return this.answer(
+        res,
+        'invalid',
+        413,
+        { error: `the report is larger than ${MAX_BODY_BYTES} bytes` },
+        { connection: 'close' },
+      );
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -188,7 +218,13 @@ export class ProgressReceiver implements Runnable {
     if (!parsed.ok) return this.answer(res, 'invalid', 400, { error: parsed.errors.join('; '), errors: parsed.errors });
     if (!this.options.isLeader()) {
       // Any replica can check a report; only the leader may write it. The trainer tries again, likely reaching another replica.
-      return this.answer(res, 'not_leader', 503, { error: 'this operator replica is not the leader; retry' }, { 'retry-after': '1' });
+      return this.answer(
+        res,
+        'not_leader',
+        503,
+        { error: 'this operator replica is not the leader; retry' },
+        { 'retry-after': '1' },
+      );
     }
     // The report that ends training is written at once (once per attempt), so a finished job shows its last epoch.
     const final = parsed.report.epoch === parsed.report.totalEpochs && this.firstFinal(`${key}#${verdict.attempt}`);
@@ -211,14 +247,25 @@ export class ProgressReceiver implements Runnable {
     if (!job) return;
     const before: Partial<TrainingJobProgressStatus> = job.status?.progress ?? {};
     const progress: Record<string, unknown> = { ...status };
-    for (const field of ['loss', 'eta', 'metrics'] as const) if (before[field] !== undefined && status[field] === undefined) progress[field] = null;
+    for (const field of ['loss', 'eta', 'metrics'] as const)
+      if (before[field] !== undefined && status[field] === undefined) progress[field] = null;
     if (before.metrics && status.metrics) {
-      progress.metrics = { ...Object.fromEntries(Object.keys(before.metrics).filter((m) => !(m in status.metrics!)).map((m) => [m, null])), ...status.metrics };
+      progress.metrics = {
+        ...Object.fromEntries(
+          Object.keys(before.metrics)
+            .filter((m) => !(m in status.metrics!))
+            .map((m) => [m, null]),
+        ),
+        ...status.metrics,
+      };
     }
     // A progress write says nothing about the spec: keep the generation the last reconcile observed.
     const observed = job.status?.observedGeneration;
     try {
-      await this.options.writer.patchStatus(job, { progress, ...(observed !== undefined ? { observedGeneration: observed } : {}) });
+      await this.options.writer.patchStatus(job, {
+        progress,
+        ...(observed !== undefined ? { observedGeneration: observed } : {}),
+      });
     } catch (err) {
       if (err instanceof NotLeaderError) return;
       this.options.log.warn({ key, err: (err as Error).message }, 'could not write training progress');

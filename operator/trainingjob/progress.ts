@@ -30,14 +30,23 @@ export function tokenDigest(token: string): string {
 /** A new token (256 random bits) for the attempt run by the Job `jobName`, and the name of the Secret to keep it in. */
 export function drawProgressCredentials(jobName: string): ProgressCredentials {
   const token = randomBytes(32).toString('base64url');
-  return { secretName: `${jobName}-progress-${randomBytes(3).toString('hex')}`, token, tokenSha256: tokenDigest(token) };
+  return {
+    secretName: `${jobName}-progress-${randomBytes(3).toString('hex')}`,
+    token,
+    tokenSha256: tokenDigest(token),
+  };
 }
 
 /**
  * The Secret of an attempt's token. Created once (never applied: it must not change once a pod may have read it),
  * immutable, owned by the TrainingJob so the garbage collector removes it with the job.
  */
-export function desiredTokenSecret(job: TrainingJob, owner: OwnerReference, attempt: number, credentials: ProgressCredentials): DesiredObject {
+export function desiredTokenSecret(
+  job: TrainingJob,
+  owner: OwnerReference,
+  attempt: number,
+  credentials: ProgressCredentials,
+): DesiredObject {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -56,14 +65,15 @@ export function desiredTokenSecret(job: TrainingJob, owner: OwnerReference, atte
 /** Where the progress endpoint is and how a pod proves who it is: the URL as a value, the token only by reference. */
 export function progressPodEnv(baseUrl: string, job: TrainingJob, secretName: string): PodEnvVar[] {
   return [
-    { name: PROGRESS_ENV.url, value: `${baseUrl.replace(/\/+$/, '')}${progressPath(job.metadata.namespace!, job.metadata.name)}` },
+    {
+      name: PROGRESS_ENV.url,
+      value: `${baseUrl.replace(/\/+$/, '')}${progressPath(job.metadata.namespace!, job.metadata.name)}`,
+    },
     { name: PROGRESS_ENV.token, valueFrom: { secretKeyRef: { name: secretName, key: TOKEN_KEY } } },
   ];
 }
 
-export type Verdict =
-  | { ok: true; attempt: number }
-  | { ok: false; status: 401 | 403; reason: string };
+export type Verdict = { ok: true; attempt: number } | { ok: false; status: 401 | 403; reason: string };
 
 /** The bearer token of an Authorization header, or undefined. */
 export function bearerToken(header: string | undefined): string | undefined {
@@ -80,7 +90,12 @@ function sameDigest(a: string, b: string | undefined): boolean {
  * Whether `token` may report progress for `job`, given the Jobs it owns: only the token of its current attempt
  * may. The answer never says whether the job exists to a caller without a valid token.
  */
-export function authorizeProgress(job: TrainingJob | undefined, jobs: readonly KubeObject[], token: string | undefined, key: string): Verdict {
+export function authorizeProgress(
+  job: TrainingJob | undefined,
+  jobs: readonly KubeObject[],
+  token: string | undefined,
+  key: string,
+): Verdict {
   if (!token) return { ok: false, status: 401, reason: `no token: send Authorization: Bearer $${PROGRESS_ENV.token}` };
   const refused: Verdict = { ok: false, status: 403, reason: `the token is not one of TrainingJob ${key}` };
   if (!job) return refused;
@@ -89,6 +104,11 @@ export function authorizeProgress(job: TrainingJob | undefined, jobs: readonly K
   if (!owner) return refused;
   const attempt = attemptOf(owner);
   const current = currentAttempt(job, jobs);
-  if (attempt !== current) return { ok: false, status: 403, reason: `the token is attempt ${attempt}'s; TrainingJob ${key} is on attempt ${current}` };
+  if (attempt !== current)
+    return {
+      ok: false,
+      status: 403,
+      reason: `the token is attempt ${attempt}'s; TrainingJob ${key} is on attempt ${current}`,
+    };
   return { ok: true, attempt };
 }

@@ -23,21 +23,38 @@ export function parseTrainingResult(message: string | undefined): ResultVerdict 
   if (text === '') {
     return {
       ok: false,
-      reason: 'the trainer exited 0 but wrote no training result: write the result JSON to the termination message path (LOOPLINE_RESULT_PATH, /dev/termination-log)',
+      reason:
+        'the trainer exited 0 but wrote no training result: write the result JSON to the termination message path (LOOPLINE_RESULT_PATH, /dev/termination-log)',
     };
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    return { ok: false, reason: `the training result is not valid JSON (${(err as Error).message}); it starts with ${JSON.stringify(text.slice(0, 60))}` };
+    return {
+      ok: false,
+      reason: `the training result is not valid JSON (${(err as Error).message}); it starts with ${JSON.stringify(text.slice(0, 60))}`,
+    };
   }
   const artifact = (parsed as { artifact?: { digest?: unknown } } | null)?.artifact;
-  if (parsed && typeof parsed === 'object' && artifact && typeof artifact === 'object' && artifact.digest === undefined) {
-    return { ok: false, reason: 'the training result has no artifact.digest: a model is never registered without the sha256 digest of its file (sha256:<64 hex>)' };
+  if (
+    parsed &&
+    typeof parsed === 'object' &&
+    artifact &&
+    typeof artifact === 'object' &&
+    artifact.digest === undefined
+  ) {
+    return {
+      ok: false,
+      reason:
+        'the training result has no artifact.digest: a model is never registered without the sha256 digest of its file (sha256:<64 hex>)',
+    };
   }
   if (!validate(parsed)) {
-    return { ok: false, reason: `the training result does not match the result contract: ${describeErrors(validate.errors ?? [])}` };
+    return {
+      ok: false,
+      reason: `the training result does not match the result contract: ${describeErrors(validate.errors ?? [])}`,
+    };
   }
   return { ok: true, result: parsed };
 }
@@ -47,8 +64,10 @@ function describeErrors(errors: ErrorObject[]): string {
     .slice(0, 5)
     .map((e) => {
       const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : 'the result';
-      if (e.keyword === 'additionalProperties') return `${where} has unknown field ${(e.params as { additionalProperty: string }).additionalProperty}`;
-      if (e.keyword === 'required') return `${where} is missing ${(e.params as { missingProperty: string }).missingProperty}`;
+      if (e.keyword === 'additionalProperties')
+        return `${where} has unknown field ${(e.params as { additionalProperty: string }).additionalProperty}`;
+      if (e.keyword === 'required')
+        return `${where} is missing ${(e.params as { missingProperty: string }).missingProperty}`;
       return `${where} ${e.message}`;
     })
     .join('; ');

@@ -25,7 +25,13 @@ function importGraph(files: string[]): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const file of files) {
     const { importedFiles } = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
-    graph.set(file, importedFiles.map((f) => f.fileName).filter((name) => name.startsWith('.')).map((name) => resolve(dirname(file), name)));
+    graph.set(
+      file,
+      importedFiles
+        .map((f) => f.fileName)
+        .filter((name) => name.startsWith('.'))
+        .map((name) => resolve(dirname(file), name)),
+    );
   }
   return graph;
 }
@@ -50,13 +56,25 @@ function cycles(graph: Map<string, string[]>): string[][] {
 }
 
 test('the finder sees a cycle through a re-export and a dynamic import', () => {
-  const graph = new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', ['a']]]);
+  const graph = new Map([
+    ['a', ['b']],
+    ['b', ['c']],
+    ['c', ['a']],
+    ['d', ['a']],
+  ]);
   assert.equal(cycles(graph), [['a', 'b', 'c', 'a']]);
-  const { importedFiles } = ts.preProcessFile("export * from './x.ts';\nconst m = await import('./y.ts');\nimport type { T } from './z.ts';", true, true);
-  assert.equal(importedFiles.map((f) => f.fileName), ['./x.ts', './y.ts', './z.ts']);
+  const { importedFiles } = ts.preProcessFile(
+    "export * from './x.ts';\nconst m = await import('./y.ts');\nimport type { T } from './z.ts';",
+    true,
+    true,
+  );
+  assert.equal(
+    importedFiles.map((f) => f.fileName),
+    ['./x.ts', './y.ts', './z.ts'],
+  );
 });
 
-test('no import cycles among the operator\'s, the server\'s, the trainer\'s and the e2e sources', () => {
+test("no import cycles among the operator's, the server's, the trainer's and the e2e sources", () => {
   const files = ['operator', 'server', 'examples', 'e2e', 'scripts', 'test'].flatMap((dir) => sources(join(root, dir)));
   assert.ok(files.length > 100, `found ${files.length} source files`);
   const found = cycles(importGraph(files)).map((cycle) => cycle.map((file) => relative(root, file)).join(' -> '));

@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
 test('tsc --noEmit reports no type errors in the project', () => {
-  const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '--noEmit', '-p', '.'], { cwd: root, encoding: 'utf8' });
+  const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '--noEmit', '-p', '.'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   assert.is(tsc.status, 0, `type errors:\n${tsc.stdout}${tsc.stderr}`);
 });
 

@@ -9,7 +9,10 @@ declare module 'autocannon' {
     warmup?: Result;
   }
   interface Instance extends PromiseLike<Result> {
-    on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTime: number) => void): void;
+    on(
+      event: 'response',
+      listener: (client: unknown, statusCode: number, bytes: number, responseTime: number) => void,
+    ): void;
   }
   export default function autocannon(options: Record<string, unknown>): Instance;
 }

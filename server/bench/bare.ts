@@ -9,7 +9,12 @@ import Fastify from 'fastify';
 
 const app = Fastify();
 const requestId = '00000000-0000-4000-8000-000000000001';
-const answer = { model_name: 'credit', model_version: '1', id: requestId, outputs: [{ name: 'probability', datatype: 'FP32', shape: [1, 1], data: [0.011040747165679932] }] };
+const answer = {
+  model_name: 'credit',
+  model_version: '1',
+  id: requestId,
+  outputs: [{ name: 'probability', datatype: 'FP32', shape: [1, 1], data: [0.011040747165679932] }],
+};
 app.post('/v2/models/credit/infer', async (_request, reply) => {
   reply.header('x-request-id', requestId).header('x-model-version', '1');
   return answer;

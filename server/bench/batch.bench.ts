@@ -43,7 +43,7 @@ function columns(n: number): { customerId: string[]; values: Float64Array[]; reg
   const values = [0, 1, 2, 3].map(() => new Float64Array(n));
   const region = new Int32Array(n);
   let s = 12345;
-  const next = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
+  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296;
   for (let i = 0; i < n; i++) {
     customerId[i] = `C${String(i).padStart(8, '0')}`;
     values[0][i] = 20 + next() * 120;
@@ -55,23 +55,30 @@ function columns(n: number): { customerId: string[]; values: Float64Array[]; reg
   return { customerId, values, region };
 }
 
-function runBatch(env: Record<string, string>): Promise<{ summary: BatchRunSummary; wallSeconds: number; output: string }> {
+function runBatch(
+  env: Record<string, string>,
+): Promise<{ summary: BatchRunSummary; wallSeconds: number; output: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-batch-'));
   const resultPath = join(dir, 'termination-log');
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', 'server/src/main.ts', 'batch'], { cwd: root, env: { ...env, LOOPLINE_RESULT_PATH: resultPath }, maxBuffer: 1 << 24, timeout: 600_000 }, (error, stdout, stderr) => {
-      const wallSeconds = (performance.now() - started) / 1000;
-      try {
-        const summary = JSON.parse(readFileSync(resultPath, 'utf8')) as BatchRunSummary;
-        if (!summary.succeeded) throw new Error(`batch run failed: ${summary.error}\n${stdout}${stderr}`);
-        resolve({ summary, wallSeconds, output: stdout + stderr });
-      } catch (e) {
-        reject(error ?? e);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'server/src/main.ts', 'batch'],
+      { cwd: root, env: { ...env, LOOPLINE_RESULT_PATH: resultPath }, maxBuffer: 1 << 24, timeout: 600_000 },
+      (error, stdout, stderr) => {
+        const wallSeconds = (performance.now() - started) / 1000;
+        try {
+          const summary = JSON.parse(readFileSync(resultPath, 'utf8')) as BatchRunSummary;
+          if (!summary.succeeded) throw new Error(`batch run failed: ${summary.error}\n${stdout}${stderr}`);
+          resolve({ summary, wallSeconds, output: stdout + stderr });
+        } catch (e) {
+          reject(error ?? e);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    );
   });
 }
 
@@ -83,30 +90,54 @@ async function main(): Promise<void> {
   const psql = join(db.bin, 'psql');
 
   const data = columns(ROWS);
-  const parquet = new Uint8Array(parquetWriteBuffer({
-    columnData: [
-      { name: 'customer_id', data: data.customerId, type: 'STRING' },
-      ...data.values.map((v, j) => ({ name: FEATURES[j]!, data: Array.from(v), type: 'DOUBLE' as const })),
-      { name: 'region', data: Array.from(data.region), type: 'INT32' },
-    ],
-    rowGroupSize: 100_000,
-  }));
+  const parquet = new Uint8Array(
+    parquetWriteBuffer({
+      columnData: [
+        { name: 'customer_id', data: data.customerId, type: 'STRING' },
+        ...data.values.map((v, j) => ({ name: FEATURES[j]!, data: Array.from(v), type: 'DOUBLE' as const })),
+        { name: 'region', data: Array.from(data.region), type: 'INT32' },
+      ],
+      rowGroupSize: 100_000,
+    }),
+  );
   const inputUri = s3.uri('customers.parquet');
   const { bucket, key } = parseS3Uri(inputUri);
-  await new Upload({ client: s3.client, params: { Bucket: bucket, Key: key, Body: parquet }, partSize: 8 << 20, queueSize: 2 }).done();
+  await new Upload({
+    client: s3.client,
+    params: { Bucket: bucket, Key: key, Body: parquet },
+    partSize: 8 << 20,
+    queueSize: 2,
+  }).done();
   const model = buildLogisticRegressionModel({ weights: WEIGHTS, bias: -1 });
   const modelUri = await s3.put('model.onnx', model);
   console.log(`input: ${ROWS} rows, ${(parquet.byteLength / (1 << 20)).toFixed(1)} MB of Parquet at ${inputUri}`);
 
   const config: BatchRunConfig = {
-    name: 'bench', input: { uri: inputUri, format: 'parquet' }, features: FEATURES, columns: ['customer_id'],
-    segments: [{ name: 'low', minScore: 0 }, { name: 'medium', minScore: 0.3 }, { name: 'high', minScore: 0.7 }],
-    output: { postgres: { table: 'bench_scores' } }, rejects: s3.uri('rejects/'), batchSize: BATCH,
+    name: 'bench',
+    input: { uri: inputUri, format: 'parquet' },
+    features: FEATURES,
+    columns: ['customer_id'],
+    segments: [
+      { name: 'low', minScore: 0 },
+      { name: 'medium', minScore: 0.3 },
+      { name: 'high', minScore: 0.7 },
+    ],
+    output: { postgres: { table: 'bench_scores' } },
+    rejects: s3.uri('rejects/'),
+    batchSize: BATCH,
   };
   const env = {
-    PATH: process.env.PATH!, HOME: process.env.HOME!, ...s3.env, LOG_LEVEL: 'warn',
-    MODEL_NAME: 'bench', MODEL_VERSION: '1', MODEL_URI: modelUri, MODEL_DIGEST: `sha256:${createHash('sha256').update(model).digest('hex')}`,
-    BATCH_CONFIG: JSON.stringify(config), BATCH_RUN: 'bench', DATABASE_URL: db.url,
+    PATH: process.env.PATH!,
+    HOME: process.env.HOME!,
+    ...s3.env,
+    LOG_LEVEL: 'warn',
+    MODEL_NAME: 'bench',
+    MODEL_VERSION: '1',
+    MODEL_URI: modelUri,
+    MODEL_DIGEST: `sha256:${createHash('sha256').update(model).digest('hex')}`,
+    BATCH_CONFIG: JSON.stringify(config),
+    BATCH_RUN: 'bench',
+    DATABASE_URL: db.url,
   };
 
   // The floor's file: the run's own output rows, as COPY's text format on the local disk.
@@ -119,7 +150,10 @@ async function main(): Promise<void> {
   /** psql's commands in one session, in order; the seconds it took, connecting included. */
   const psqlRun = (...commands: string[]) => {
     const t = performance.now();
-    execFileSync(psql, [dbUrl.href, '-qX', '-v', 'ON_ERROR_STOP=1', ...commands.flatMap((c) => ['-c', c])], { env: pgEnv, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(psql, [dbUrl.href, '-qX', '-v', 'ON_ERROR_STOP=1', ...commands.flatMap((c) => ['-c', c])], {
+      env: pgEnv,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     return (performance.now() - t) / 1000;
   };
 
@@ -181,13 +215,25 @@ async function main(): Promise<void> {
   const rate = (s: number) => Math.round(ROWS / s);
   const results = {
     generatedAt: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version },
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model,
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: loadavg(),
+      node: process.version,
+    },
     rows: ROWS,
     batchSize: BATCH,
     parquetMb: parquet.byteLength / (1 << 20),
     floorFileMb: floorMb,
     rounds: { batch: batchRounds, psqlCopy: floorRounds, sessionRun: sessionRounds, inputOnly: readRounds },
-    rowsPerSecond: { batchRun: rate(batchRun), batchProcess: rate(batchWall), psqlCopy: rate(floor), sessionRun: rate(sessionSeconds), inputOnly: rate(readSeconds) },
+    rowsPerSecond: {
+      batchRun: rate(batchRun),
+      batchProcess: rate(batchWall),
+      psqlCopy: rate(floor),
+      sessionRun: rate(sessionSeconds),
+      inputOnly: rate(readSeconds),
+    },
     durationSeconds: (Date.now() - started) / 1000,
   };
   const f0 = (n: number) => Math.round(n).toLocaleString('en-US');

@@ -33,21 +33,49 @@ const python = peerPython('evidently');
 const evidentlyVersion = pinnedVersion('evidently');
 const example = trainExample(join(work, 'trainer'));
 
-const METHODS: Record<'numeric' | 'categorical', DriftMethod[]> = { numeric: ['ks', 'wasserstein', 'psi', 'jensenshannon'], categorical: ['chisquare', 'psi', 'jensenshannon'] };
+const METHODS: Record<'numeric' | 'categorical', DriftMethod[]> = {
+  numeric: ['ks', 'wasserstein', 'psi', 'jensenshannon'],
+  categorical: ['chisquare', 'psi', 'jensenshannon'],
+};
 /** Evidently's display names of the methods it picks by itself. */
-const EVIDENTLY_METHOD: Record<string, string> = { 'K-S p_value': 'ks', 'chi-square p_value': 'chisquare', 'Wasserstein distance (normed)': 'wasserstein', 'Jensen-Shannon distance': 'jensenshannon', PSI: 'psi', 'Z-test p_value': 'z' };
+const EVIDENTLY_METHOD: Record<string, string> = {
+  'K-S p_value': 'ks',
+  'chi-square p_value': 'chisquare',
+  'Wasserstein distance (normed)': 'wasserstein',
+  'Jensen-Shannon distance': 'jensenshannon',
+  PSI: 'psi',
+  'Z-test p_value': 'z',
+};
 /**
  * Where the two compute a method the same way, and where not (each checked in the code of Evidently 0.7.23).
  * Same formula: verdicts must agree. Different formula: the scores differ by construction; the row says how.
  */
 const FORMULA: Record<string, { same: boolean; note: string }> = {
-  'numeric ks': { same: true, note: 'both SciPy ks_2samp (ours: its method auto, reimplemented); Evidently drifts at p <= 0.05, ours at p < 0.05' },
-  'numeric wasserstein': { same: true, note: 'both W1 / max(std, 0.001); ours divides by the std of all training values (profile.std), Evidently by the std of the reference data it gets (the profile\'s sample), so the scores differ by that ratio' },
-  'numeric psi': { same: false, note: 'ours: the profile\'s decile bins; Evidently: Sturges bins over reference and window together' },
+  'numeric ks': {
+    same: true,
+    note: 'both SciPy ks_2samp (ours: its method auto, reimplemented); Evidently drifts at p <= 0.05, ours at p < 0.05',
+  },
+  'numeric wasserstein': {
+    same: true,
+    note: "both W1 / max(std, 0.001); ours divides by the std of all training values (profile.std), Evidently by the std of the reference data it gets (the profile's sample), so the scores differ by that ratio",
+  },
+  'numeric psi': {
+    same: false,
+    note: "ours: the profile's decile bins; Evidently: Sturges bins over reference and window together",
+  },
   'numeric jensenshannon': { same: false, note: 'ours: decile bins, log base 2; Evidently: Sturges bins, natural log' },
-  'categorical chisquare': { same: true, note: 'both Pearson goodness of fit of the window\'s counts to the reference shares' },
-  'categorical psi': { same: true, note: 'both per-category shares; zero shares floored (ours at 1e-4, Evidently at 1e-4 or a millionth of the smallest share)' },
-  'categorical jensenshannon': { same: false, note: 'same shares; ours in bits (log base 2), Evidently in nats, so Evidently\'s score is ours x sqrt(ln 2) = 0.833x and the 0.1 threshold sits at different distances' },
+  'categorical chisquare': {
+    same: true,
+    note: "both Pearson goodness of fit of the window's counts to the reference shares",
+  },
+  'categorical psi': {
+    same: true,
+    note: 'both per-category shares; zero shares floored (ours at 1e-4, Evidently at 1e-4 or a millionth of the smallest share)',
+  },
+  'categorical jensenshannon': {
+    same: false,
+    note: "same shares; ours in bits (log base 2), Evidently in nats, so Evidently's score is ours x sqrt(ln 2) = 0.833x and the 0.1 threshold sits at different distances",
+  },
 };
 
 // ---- the data, as files both sides read ----
@@ -63,7 +91,8 @@ function referenceColumns(profile: ReferenceProfile): Float64Array[] {
     const present = profile.rows * (1 - f.missingRate);
     return Object.entries(f.frequencies).flatMap(([category, share]) => {
       const count = share * present;
-      if (Math.abs(count - Math.round(count)) > 1e-6) throw new Error(`feature ${f.name}: share ${share} of ${present} rows is not a whole count`);
+      if (Math.abs(count - Math.round(count)) > 1e-6)
+        throw new Error(`feature ${f.name}: share ${share} of ${present} rows is not a whole count`);
       return new Array<number>(Math.round(count)).fill(Number(category));
     });
   };
@@ -87,26 +116,41 @@ function runJson(command: string, args: string[], what: string): any {
 const profile = example.profile;
 const features = profile.features.map((f) => ({ name: f.name, type: f.type }));
 const reference = referenceColumns(profile);
-const sampleSizes = [...new Set(profile.features.flatMap((f) => (f.type === 'numeric' ? [f.sample.length] : [])))].join('/');
+const sampleSizes = [...new Set(profile.features.flatMap((f) => (f.type === 'numeric' ? [f.sample.length] : [])))].join(
+  '/',
+);
 writeColumns(join(work, 'reference.f64'), reference);
 
 // ---- 1. agreement ----
 const SIZES = [500, 1000, 5000];
 const SHIFTS = [0, 0.1, 0.3];
-const agreementWindows = SIZES.flatMap((rows, a) => SHIFTS.map((shift, b) => ({ name: `${rows} rows, shift ${shift}`, rows, shift, seed: 1000 + 10 * a + b })));
+const agreementWindows = SIZES.flatMap((rows, a) =>
+  SHIFTS.map((shift, b) => ({ name: `${rows} rows, shift ${shift}`, rows, shift, seed: 1000 + 10 * a + b })),
+);
 const ours: Record<string, FeatureDrift[]> = {};
 for (const w of agreementWindows) {
   const columns = windowColumns(w.rows, w.seed, w.shift);
   writeColumns(join(work, `${w.seed}.f64`), columns);
   ours[w.name] = evaluateWindow(profile, columns, DEFAULT_DRIFT_OPTIONS).features;
 }
-writeFileSync(join(work, 'agreement.json'), JSON.stringify({
-  mode: 'agreement', features, methods: METHODS,
-  reference: { path: join(work, 'reference.f64'), rows: reference[0].length },
-  windows: agreementWindows.map((w) => ({ name: w.name, path: join(work, `${w.seed}.f64`), rows: w.rows })),
-}));
-console.log(`Evidently ${evidentlyVersion}: agreement on ${agreementWindows.length} windows x ${features.length} features`);
-const evidently = runJson(python, ['server/bench/peers/evidently_drift.py', join(work, 'agreement.json')], 'evidently_drift.py (agreement)');
+writeFileSync(
+  join(work, 'agreement.json'),
+  JSON.stringify({
+    mode: 'agreement',
+    features,
+    methods: METHODS,
+    reference: { path: join(work, 'reference.f64'), rows: reference[0].length },
+    windows: agreementWindows.map((w) => ({ name: w.name, path: join(work, `${w.seed}.f64`), rows: w.rows })),
+  }),
+);
+console.log(
+  `Evidently ${evidentlyVersion}: agreement on ${agreementWindows.length} windows x ${features.length} features`,
+);
+const evidently = runJson(
+  python,
+  ['server/bench/peers/evidently_drift.py', join(work, 'agreement.json')],
+  'evidently_drift.py (agreement)',
+);
 
 function ourScore(f: FeatureDrift, method: DriftMethod): number {
   const s = f.statistics!;
@@ -117,9 +161,17 @@ function ourScore(f: FeatureDrift, method: DriftMethod): number {
   const c = s as CategoricalStatistics;
   return { chisquare: c.chiSquarePValue, psi: c.psi, jensenshannon: c.jensenShannon }[method as 'chisquare']!;
 }
-const ourVerdict = (method: DriftMethod, score: number) => (isPValueMethod(method) ? score < DEFAULT_THRESHOLDS[method] : score >= DEFAULT_THRESHOLDS[method]);
+const ourVerdict = (method: DriftMethod, score: number) =>
+  isPValueMethod(method) ? score < DEFAULT_THRESHOLDS[method] : score >= DEFAULT_THRESHOLDS[method];
 
-interface Row { window: string; feature: string; type: string; ours: { method: string; score: number; drifted: boolean }; evidentlyDefault: { method: string; score: number; drifted: boolean }; evidentlyOurMethod: { score: number; drifted: boolean } }
+interface Row {
+  window: string;
+  feature: string;
+  type: string;
+  ours: { method: string; score: number; drifted: boolean };
+  evidentlyDefault: { method: string; score: number; drifted: boolean };
+  evidentlyOurMethod: { score: number; drifted: boolean };
+}
 const rows: Row[] = [];
 const byMethod: Record<string, { pairs: number; agree: number; maxDifference: number; disagreements: string[] }> = {};
 for (const w of agreementWindows) {
@@ -127,9 +179,15 @@ for (const w of agreementWindows) {
   for (const f of ours[w.name]) {
     const t = theirs[f.name];
     rows.push({
-      window: w.name, feature: f.name, type: f.type,
+      window: w.name,
+      feature: f.name,
+      type: f.type,
       ours: { method: f.method, score: f.score, drifted: f.drifted },
-      evidentlyDefault: { method: EVIDENTLY_METHOD[t.default.method] ?? t.default.method, score: t.default.score, drifted: t.default.drifted },
+      evidentlyDefault: {
+        method: EVIDENTLY_METHOD[t.default.method] ?? t.default.method,
+        score: t.default.score,
+        drifted: t.default.drifted,
+      },
       evidentlyOurMethod: { score: t.methods[f.method].score, drifted: t.methods[f.method].drifted },
     });
     for (const method of METHODS[f.type]) {
@@ -138,7 +196,10 @@ for (const w of agreementWindows) {
       m.pairs++;
       const agree = ourVerdict(method, mine) === t.methods[method].drifted;
       if (agree) m.agree++;
-      else m.disagreements.push(`${w.name} ${f.name}: ours ${mine.toPrecision(4)}, Evidently ${Number(t.methods[method].score).toPrecision(4)}`);
+      else
+        m.disagreements.push(
+          `${w.name} ${f.name}: ours ${mine.toPrecision(4)}, Evidently ${Number(t.methods[method].score).toPrecision(4)}`,
+        );
       m.maxDifference = Math.max(m.maxDifference, Math.abs(mine - t.methods[method].score));
     }
   }
@@ -151,12 +212,31 @@ const sameDefault = rows.filter((r) => r.ours.method === r.evidentlyDefault.meth
 const TIMING_ROWS = [1000, 10000, 100000];
 const TIMING_FEATURES = [5, 50];
 const OUR_REPEATS: Record<number, number> = { 1000: 30, 10000: 10, 100000: 3 };
-const EVIDENTLY_REPEATS: Record<number, number> = { 1000: Number(process.env.BENCH_EVIDENTLY_REPEATS ?? 3), 10000: Number(process.env.BENCH_EVIDENTLY_REPEATS ?? 2), 100000: 1 };
-const timing: Array<{ rows: number; features: number; oursMs: number[]; oursPeakRssMb: number; oursBaselineRssMb: number; reportSeconds: number[]; stattestSeconds: number[]; evidentlyPeakRssMb: number; evidentlyBaselineRssMb: number }> = [];
+const EVIDENTLY_REPEATS: Record<number, number> = {
+  1000: Number(process.env.BENCH_EVIDENTLY_REPEATS ?? 3),
+  10000: Number(process.env.BENCH_EVIDENTLY_REPEATS ?? 2),
+  100000: 1,
+};
+const timing: Array<{
+  rows: number;
+  features: number;
+  oursMs: number[];
+  oursPeakRssMb: number;
+  oursBaselineRssMb: number;
+  reportSeconds: number[];
+  stattestSeconds: number[];
+  evidentlyPeakRssMb: number;
+  evidentlyBaselineRssMb: number;
+}> = [];
 for (const count of TIMING_FEATURES) {
   const copies = count / profile.features.length;
   // 50 features: the example's five, ten times over under new names (windows drawn from ten seeds).
-  const wide: ReferenceProfile = { rows: profile.rows, features: Array.from({ length: copies }, (_, k) => profile.features.map((f) => ({ ...f, name: copies > 1 ? `${f.name}_${k}` : f.name }))).flat() };
+  const wide: ReferenceProfile = {
+    rows: profile.rows,
+    features: Array.from({ length: copies }, (_, k) =>
+      profile.features.map((f) => ({ ...f, name: copies > 1 ? `${f.name}_${k}` : f.name })),
+    ).flat(),
+  };
   const profilePath = join(work, `profile-${count}.json`);
   writeFileSync(profilePath, JSON.stringify(wide));
   const referencePath = join(work, `reference-${count}.f64`);
@@ -167,25 +247,42 @@ for (const count of TIMING_FEATURES) {
     return { name: `${rows} x ${count}`, path, rows };
   });
   const manifest = (repeats: Record<number, number>) => ({
-    mode: 'timing', profilePath, features: wide.features.map((f) => ({ name: f.name, type: f.type })),
+    mode: 'timing',
+    profilePath,
+    features: wide.features.map((f) => ({ name: f.name, type: f.type })),
     reference: { path: referencePath, rows: reference[0].length },
     windows: windows.map((w) => ({ ...w, repeats: repeats[w.rows] })),
   });
   writeFileSync(join(work, `ours-${count}.json`), JSON.stringify(manifest(OUR_REPEATS)));
   writeFileSync(join(work, `evidently-${count}.json`), JSON.stringify(manifest(EVIDENTLY_REPEATS)));
   console.log(`timing ${count} features: ours`);
-  const mine = runJson(process.execPath, ['--import', 'tsx', 'server/bench/peers/drift-timing.ts', join(work, `ours-${count}.json`)], 'drift-timing.ts');
+  const mine = runJson(
+    process.execPath,
+    ['--import', 'tsx', 'server/bench/peers/drift-timing.ts', join(work, `ours-${count}.json`)],
+    'drift-timing.ts',
+  );
   console.log(`timing ${count} features: Evidently`);
-  const theirs = runJson(python, ['server/bench/peers/evidently_drift.py', join(work, `evidently-${count}.json`)], 'evidently_drift.py (timing)');
+  const theirs = runJson(
+    python,
+    ['server/bench/peers/evidently_drift.py', join(work, `evidently-${count}.json`)],
+    'evidently_drift.py (timing)',
+  );
   TIMING_ROWS.forEach((rows, i) => {
     timing.push({
-      rows, features: count,
-      oursMs: mine.windows[i].milliseconds, oursPeakRssMb: mine.windows[i].peakRssMb, oursBaselineRssMb: mine.baselineRssMb,
-      reportSeconds: theirs.windows[i].reportSeconds, stattestSeconds: theirs.windows[i].stattestSeconds,
-      evidentlyPeakRssMb: theirs.windows[i].peakRssMb, evidentlyBaselineRssMb: theirs.baselineRssMb,
+      rows,
+      features: count,
+      oursMs: mine.windows[i].milliseconds,
+      oursPeakRssMb: mine.windows[i].peakRssMb,
+      oursBaselineRssMb: mine.baselineRssMb,
+      reportSeconds: theirs.windows[i].reportSeconds,
+      stattestSeconds: theirs.windows[i].stattestSeconds,
+      evidentlyPeakRssMb: theirs.windows[i].peakRssMb,
+      evidentlyBaselineRssMb: theirs.baselineRssMb,
     });
     const t = timing.at(-1)!;
-    console.log(`${rows} rows x ${count}: ours ${median(t.oursMs).toFixed(2)} ms, Evidently report ${(1000 * median(t.reportSeconds)).toFixed(0)} ms, stattests ${(1000 * median(t.stattestSeconds)).toFixed(1)} ms`);
+    console.log(
+      `${rows} rows x ${count}: ours ${median(t.oursMs).toFixed(2)} ms, Evidently report ${(1000 * median(t.reportSeconds)).toFixed(0)} ms, stattests ${(1000 * median(t.stattestSeconds)).toFixed(1)} ms`,
+    );
   });
 }
 const uptimeAfter = uptime();
@@ -193,16 +290,42 @@ const uptimeAfter = uptime();
 function median(xs: number[]): number {
   return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 }
-const speedups = timing.map((t) => ({ rows: t.rows, features: t.features, versusReport: (1000 * median(t.reportSeconds)) / median(t.oursMs), versusStattests: (1000 * median(t.stattestSeconds)) / median(t.oursMs) }));
+const speedups = timing.map((t) => ({
+  rows: t.rows,
+  features: t.features,
+  versusReport: (1000 * median(t.reportSeconds)) / median(t.oursMs),
+  versusStattests: (1000 * median(t.stattestSeconds)) / median(t.oursMs),
+}));
 const targets = {
-  sameTestVerdicts: { value: `${sameTestAgree}/${sameTestRows.length}`, target: 'where both run the same test (ours picks it; Evidently asked for it by name), the verdicts agree on every feature of every window', met: sameTestAgree === sameTestRows.length },
-  speed: { value: Math.min(...speedups.map((s) => s.versusReport)), target: 'ours >= 10x faster per window than Evidently (Report with DataDriftPreset), every size', met: speedups.every((s) => s.versusReport >= 10) },
+  sameTestVerdicts: {
+    value: `${sameTestAgree}/${sameTestRows.length}`,
+    target:
+      'where both run the same test (ours picks it; Evidently asked for it by name), the verdicts agree on every feature of every window',
+    met: sameTestAgree === sameTestRows.length,
+  },
+  speed: {
+    value: Math.min(...speedups.map((s) => s.versusReport)),
+    target: 'ours >= 10x faster per window than Evidently (Report with DataDriftPreset), every size',
+    met: speedups.every((s) => s.versusReport >= 10),
+  },
 };
 
 const results = {
   generatedAt: new Date().toISOString(),
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, uptimeBefore, uptimeAfter, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version },
-  versions: { evidently: evidentlyVersion, pandas: evidently.pandas, requirements: 'server/bench/peers/evidently.requirements.txt' },
+  machine: {
+    cpus: cpus().length,
+    model: cpus()[0]?.model,
+    uptimeBefore,
+    uptimeAfter,
+    loadAverageBefore: loadBefore,
+    loadAverageAfter: loadavg(),
+    node: process.version,
+  },
+  versions: {
+    evidently: evidentlyVersion,
+    pandas: evidently.pandas,
+    requirements: 'server/bench/peers/evidently.requirements.txt',
+  },
   profile: { rows: profile.rows, features },
   agreement: { windows: agreementWindows, rows, byMethod, formula: FORMULA },
   timing,
@@ -238,8 +361,16 @@ Every method both have, on every feature-window (ours computes them all each win
 
 | feature type, method | same formula | feature-windows | verdicts agree | largest score difference | how they compute it |
 |---|---|---|---|---|---|
-${Object.entries(byMethod).map(([k, m]) => `| ${k} | ${FORMULA[k].same ? 'yes' : 'no'} | ${m.pairs} | ${m.agree} | ${g(m.maxDifference)} | ${FORMULA[k].note} |`).join('\n')}
-${Object.entries(byMethod).filter(([, m]) => m.disagreements.length).map(([k, m]) => `\nDisagreements, ${k}: ${m.disagreements.join('; ')}.`).join('')}
+${Object.entries(byMethod)
+  .map(
+    ([k, m]) =>
+      `| ${k} | ${FORMULA[k].same ? 'yes' : 'no'} | ${m.pairs} | ${m.agree} | ${g(m.maxDifference)} | ${FORMULA[k].note} |`,
+  )
+  .join('\n')}
+${Object.entries(byMethod)
+  .filter(([, m]) => m.disagreements.length)
+  .map(([k, m]) => `\nDisagreements, ${k}: ${m.disagreements.join('; ')}.`)
+  .join('')}
 
 ### Time per window
 
@@ -263,4 +394,6 @@ writeFileSync(join(out, 'drift-peers.json'), `${JSON.stringify(results, null, 2)
 writeFileSync(join(out, 'drift-peers.md'), md);
 rmSync(work, { recursive: true, force: true });
 console.log(`\n${md}`);
-console.log(`bench took ${results.durationSeconds.toFixed(0)} s; wrote bench/results/drift-peers.json and drift-peers.md`);
+console.log(
+  `bench took ${results.durationSeconds.toFixed(0)} s; wrote bench/results/drift-peers.json and drift-peers.md`,
+);

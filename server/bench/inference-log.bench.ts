@@ -26,22 +26,39 @@ const CONCURRENCY = [16, 64];
 const TARGET = 0.05;
 const work = mkdtempSync(join(tmpdir(), 'loopline-log-bench-'));
 
-interface Load { requestsPerSecond: number; p50Ms: number; p99Ms: number; requests: number; warmupRequests: number; non2xx: number; errors: number; timeouts: number }
+interface Load {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  warmupRequests: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
 
 function load(url: string, connections: number, seconds: number, body: string): Promise<Load> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
+    );
   });
 }
 
 function filesBelow(dir: string): string[] {
   try {
-    return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesBelow(join(dir, e.name)) : [join(dir, e.name)]));
+    return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? filesBelow(join(dir, e.name)) : [join(dir, e.name)],
+    );
   } catch {
     return [];
   }
@@ -52,31 +69,61 @@ const trained = join(work, 'trainer');
 mkdirSync(trained);
 const run = spawnSync(process.execPath, ['--import', 'tsx', 'examples/trainer/src/main.ts'], {
   cwd: root,
-  env: { ...process.env, LOOPLINE_OUTPUT_URI: pathToFileURL(trained).href, LOOPLINE_RESULT_PATH: join(trained, 'result.json'), LOG_LEVEL: 'warn' },
+  env: {
+    ...process.env,
+    LOOPLINE_OUTPUT_URI: pathToFileURL(trained).href,
+    LOOPLINE_RESULT_PATH: join(trained, 'result.json'),
+    LOG_LEVEL: 'warn',
+  },
   encoding: 'utf8',
 });
 if (run.status !== 0) throw new Error(`the example trainer failed: ${run.stderr.slice(-2000)}`);
 const result = JSON.parse(readFileSync(join(trained, 'result.json'), 'utf8'));
 const modelEnv = {
-  MODEL_NAME: 'credit', MODEL_VERSION: '1', WORKERS: '1', BATCHING: 'on',
-  MODEL_URI: result.artifact.uri, MODEL_DIGEST: result.artifact.digest, MODEL_SIGNATURE: JSON.stringify(result.signature),
-  REFERENCE_PROFILE_URI: result.referenceProfile.uri, REFERENCE_PROFILE_DIGEST: result.referenceProfile.digest,
+  MODEL_NAME: 'credit',
+  MODEL_VERSION: '1',
+  WORKERS: '1',
+  BATCHING: 'on',
+  MODEL_URI: result.artifact.uri,
+  MODEL_DIGEST: result.artifact.digest,
+  MODEL_SIGNATURE: JSON.stringify(result.signature),
+  REFERENCE_PROFILE_URI: result.referenceProfile.uri,
+  REFERENCE_PROFILE_DIGEST: result.referenceProfile.digest,
 };
 const row: number[] = result.inputExample[0];
 // 4096 different rows around the example's, sent in turn: parts of varied values, as production writes them.
 const bodiesFile = join(work, 'bodies.json');
 let seed = 7;
-const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-writeFileSync(bodiesFile, JSON.stringify(Array.from({ length: 4096 }, () => JSON.stringify({
-  inputs: [{ name: 'input', shape: [1, row.length], datatype: 'FP32', data: row.map((v, j) => (j === row.length - 1 ? Math.floor(random() * 3) : Number((v * (0.5 + random())).toFixed(3)))) }],
-}))));
+const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+writeFileSync(
+  bodiesFile,
+  JSON.stringify(
+    Array.from({ length: 4096 }, () =>
+      JSON.stringify({
+        inputs: [
+          {
+            name: 'input',
+            shape: [1, row.length],
+            datatype: 'FP32',
+            data: row.map((v, j) =>
+              j === row.length - 1 ? Math.floor(random() * 3) : Number((v * (0.5 + random())).toFixed(3)),
+            ),
+          },
+        ],
+      }),
+    ),
+  ),
+);
 const body = `@${bodiesFile}`;
 const INFER = '/v2/models/credit/infer';
 const logDir = join(work, 'log');
 
 console.log('compiling the server as Dockerfile.server does');
 compileLikeDockerfileServer();
-const start = (extra: Record<string, string>) => startCompiled('server/src/main.ts', { ...modelEnv, ...extra }, '/v2/health/ready', { nodeOptions: '--max-semi-space-size=4' });
+const start = (extra: Record<string, string>) =>
+  startCompiled('server/src/main.ts', { ...modelEnv, ...extra }, '/v2/health/ready', {
+    nodeOptions: '--max-semi-space-size=4',
+  });
 const started = Date.now();
 const loadBefore = loadavg();
 const servers: Record<'off' | 'logged', Server> = {
@@ -101,14 +148,25 @@ for (const c of CONCURRENCY) {
       rounds[c][key].cpuUs.push(((cpuSecondsOf(pid) - before) * 1e6) / (l.requests + l.warmupRequests));
       failed += l.non2xx + l.errors + l.timeouts;
     }
-    console.log(`c=${c} round ${round + 1}: off ${Math.round(rounds[c].off.rps.at(-1)!)} req/s, logged ${Math.round(rounds[c].logged.rps.at(-1)!)} req/s`);
+    console.log(
+      `c=${c} round ${round + 1}: off ${Math.round(rounds[c].off.rps.at(-1)!)} req/s, logged ${Math.round(rounds[c].logged.rps.at(-1)!)} req/s`,
+    );
   }
 }
 const exposition = await (await fetch(`${servers.logged.url}/metrics`)).text();
-const metric = (name: string) => exposition.split('\n').filter((l) => l.startsWith(name) && !l.startsWith('#')).reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+const metric = (name: string) =>
+  exposition
+    .split('\n')
+    .filter((l) => l.startsWith(name) && !l.startsWith('#'))
+    .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
 const rssMb = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
 const peakRss = { off: rssMb(servers.off.child.pid!), logged: rssMb(servers.logged.child.pid!) };
-const beforeStop = { rowsWritten: metric('inference_log_rows_total'), parts: metric('inference_log_parts_total'), dropped: metric('inference_log_rows_dropped_total'), buffered: metric('inference_log_buffered_rows') };
+const beforeStop = {
+  rowsWritten: metric('inference_log_rows_total'),
+  parts: metric('inference_log_parts_total'),
+  dropped: metric('inference_log_rows_dropped_total'),
+  buffered: metric('inference_log_buffered_rows'),
+};
 for (const server of Object.values(servers)) await server.stop();
 const parts = filesBelow(logDir).filter((f) => f.endsWith('.parquet'));
 const partBytes = parts.reduce((s, f) => s + statSync(f).size, 0);
@@ -118,14 +176,30 @@ function timeEncoding(): { microsecondsPerRow: number; bytesPerRow: number } {
   const rows = 10_000;
   const names = ['income', 'debt_ratio', 'age', 'utilization', 'region'];
   const part = (k: number): Column[] => [
-    { name: 'request_id', kind: 'string', unique: true, data: Array.from({ length: rows }, (_, i) => `2f1c9a4e-7b3d-4c2a-9e11-${(k * rows + i).toString(16).padStart(12, '0')}`) },
+    {
+      name: 'request_id',
+      kind: 'string',
+      unique: true,
+      data: Array.from(
+        { length: rows },
+        (_, i) => `2f1c9a4e-7b3d-4c2a-9e11-${(k * rows + i).toString(16).padStart(12, '0')}`,
+      ),
+    },
     { name: 'time', kind: 'timestamp', data: Array.from({ length: rows }, (_, i) => Date.now() + Math.floor(i / 8)) },
     { name: 'model', kind: 'string', data: new Array(rows).fill('credit') },
     { name: 'version', kind: 'int32', data: new Int32Array(rows).fill(1) },
     { name: 'pod', kind: 'string', data: new Array(rows).fill('credit-v1-7d9f8c6b5-x2x9q') },
     { name: 'score', kind: 'double', data: Array.from({ length: rows }, () => Math.fround(Math.random())) },
-    ...names.map((n) => ({ name: `input_${n}`, kind: 'double' as const, data: Array.from({ length: rows }, () => Math.fround(Math.random() * 100)) })),
-    { name: 'output_probability', kind: 'double', data: Array.from({ length: rows }, () => Math.fround(Math.random())) },
+    ...names.map((n) => ({
+      name: `input_${n}`,
+      kind: 'double' as const,
+      data: Array.from({ length: rows }, () => Math.fround(Math.random() * 100)),
+    })),
+    {
+      name: 'output_probability',
+      kind: 'double',
+      data: Array.from({ length: rows }, () => Math.fround(Math.random())),
+    },
   ];
   for (let k = 0; k < 3; k++) encodeParquet(part(k)); // optimized code, as in a long-running server
   const parts = Array.from({ length: 10 }, (_, k) => part(k + 3));
@@ -134,28 +208,63 @@ function timeEncoding(): { microsecondsPerRow: number; bytesPerRow: number } {
   let bytes = 0;
   for (const p of parts) bytes += encodeParquet(p).byteLength;
   const used = process.cpuUsage(before);
-  return { microsecondsPerRow: (used.user + used.system) / (rows * parts.length), bytesPerRow: bytes / (rows * parts.length) };
+  return {
+    microsecondsPerRow: (used.user + used.system) / (rows * parts.length),
+    bytesPerRow: bytes / (rows * parts.length),
+  };
 }
 const encoding = timeEncoding();
 const encodingShare = encoding.microsecondsPerRow / median(rounds[64].off.cpuUs);
 
-const byConcurrency = Object.fromEntries(CONCURRENCY.map((c) => {
-  const r = rounds[c];
-  const throughputCost = 1 - median(r.logged.rps) / median(r.off.rps);
-  const cpuCost = median(r.logged.cpuUs) / median(r.off.cpuUs) - 1;
-  return [c, { medianRps: { off: median(r.off.rps), logged: median(r.logged.rps) }, throughputCost, medianCpuUsPerRequest: { off: median(r.off.cpuUs), logged: median(r.logged.cpuUs) }, cpuCost, medianP99Ms: { off: median(r.off.p99Ms), logged: median(r.logged.p99Ms) }, rounds: r }];
-}));
-const targets = Object.fromEntries(CONCURRENCY.map((c) => [`throughputCostAtC${c}`, { value: byConcurrency[c].throughputCost, target: `<= ${100 * TARGET}% of req/s at 100% sampling (median of alternating rounds)`, met: byConcurrency[c].throughputCost <= TARGET }]));
+const byConcurrency = Object.fromEntries(
+  CONCURRENCY.map((c) => {
+    const r = rounds[c];
+    const throughputCost = 1 - median(r.logged.rps) / median(r.off.rps);
+    const cpuCost = median(r.logged.cpuUs) / median(r.off.cpuUs) - 1;
+    return [
+      c,
+      {
+        medianRps: { off: median(r.off.rps), logged: median(r.logged.rps) },
+        throughputCost,
+        medianCpuUsPerRequest: { off: median(r.off.cpuUs), logged: median(r.logged.cpuUs) },
+        cpuCost,
+        medianP99Ms: { off: median(r.off.p99Ms), logged: median(r.logged.p99Ms) },
+        rounds: r,
+      },
+    ];
+  }),
+);
+const targets = Object.fromEntries(
+  CONCURRENCY.map((c) => [
+    `throughputCostAtC${c}`,
+    {
+      value: byConcurrency[c].throughputCost,
+      target: `<= ${100 * TARGET}% of req/s at 100% sampling (median of alternating rounds)`,
+      met: byConcurrency[c].throughputCost <= TARGET,
+    },
+  ]),
+);
 const results = {
   generatedAt: new Date().toISOString(),
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version },
+  machine: {
+    cpus: cpus().length,
+    model: cpus()[0]?.model,
+    loadAverageBefore: loadBefore,
+    loadAverageAfter: loadavg(),
+    node: process.version,
+  },
   note: 'Server and load generator share a 2-core machine with other work: figures are noisy; the alternating rounds make the pairs comparable.',
   endpoint: `POST ${INFER} with one row of ${row.length} FP32 features (one logged row per request; 4096 different rows in turn)`,
   logging: { sampleRate: 1, maxRowsPerPart: 10_000, flushIntervalMs: 30_000, uri: 'file:// (a local directory)' },
   roundSeconds: SECONDS,
   rounds: ROUNDS,
   byConcurrency,
-  logged: { ...beforeStop, partsOnDisk: parts.length, bytesOnDisk: partBytes, bytesPerRow: partBytes / Math.max(1, beforeStop.rowsWritten + beforeStop.buffered) },
+  logged: {
+    ...beforeStop,
+    partsOnDisk: parts.length,
+    bytesOnDisk: partBytes,
+    bytesPerRow: partBytes / Math.max(1, beforeStop.rowsWritten + beforeStop.buffered),
+  },
   encodingVariedRows: { ...encoding, shareOfServerCpuPerRequestAtC64: encodingShare },
   peakRssMb: peakRss,
   failedRequests: failed,
@@ -168,12 +277,17 @@ const f1 = (n: number) => n.toFixed(1);
 const pct = (n: number) => `${(100 * n).toFixed(1)}%`;
 const md = `## Inference log (\`server/bench/inference-log.bench.ts\`)
 
-${results.note} Load average before/after: ${loadBefore.map((x) => x.toFixed(2)).join(', ')} / ${loadavg().map((x) => x.toFixed(2)).join(', ')}.
+${results.note} Load average before/after: ${loadBefore.map((x) => x.toFixed(2)).join(', ')} / ${loadavg()
+  .map((x) => x.toFixed(2))
+  .join(', ')}.
 The predictor on the example trainer's model (drift on, batching on, one worker), compiled as the image runs it, with logging off and with every request logged (sample rate 1, parts of 10,000 rows, to a local directory). ${results.endpoint}. ${ROUNDS} alternating rounds of ${SECONDS} s per concurrency; autocannon in its own process.
 
 | concurrency | req/s off / logged (median) | throughput cost | server CPU µs per request off / logged | CPU cost | p99 ms off / logged |
 |---|---|---|---|---|---|
-${CONCURRENCY.map((c) => { const b = byConcurrency[c]; return `| ${c} | ${f0(b.medianRps.off)} / ${f0(b.medianRps.logged)} | ${pct(b.throughputCost)} | ${f1(b.medianCpuUsPerRequest.off)} / ${f1(b.medianCpuUsPerRequest.logged)} | ${pct(b.cpuCost)} | ${b.medianP99Ms.off.toFixed(2)} / ${b.medianP99Ms.logged.toFixed(2)} |`; }).join('\n')}
+${CONCURRENCY.map((c) => {
+  const b = byConcurrency[c];
+  return `| ${c} | ${f0(b.medianRps.off)} / ${f0(b.medianRps.logged)} | ${pct(b.throughputCost)} | ${f1(b.medianCpuUsPerRequest.off)} / ${f1(b.medianCpuUsPerRequest.logged)} | ${pct(b.cpuCost)} | ${b.medianP99Ms.off.toFixed(2)} / ${b.medianP99Ms.logged.toFixed(2)} |`;
+}).join('\n')}
 
 Rounds (req/s): ${CONCURRENCY.map((c) => `c=${c} off ${rounds[c].off.rps.map(f0).join(', ')} vs logged ${rounds[c].logged.rps.map(f0).join(', ')}`).join('; ')}.
 Encoding parts of varied rows (random inputs and scores, unique ids; 10 parts of 10,000 rows, CPU time in-process): ${encoding.microsecondsPerRow.toFixed(2)} µs and ${f1(encoding.bytesPerRow)} bytes per row, ${pct(encodingShare)} of the server's CPU per request with logging off at c=64.
@@ -181,11 +295,18 @@ Logged: ${f0(beforeStop.rowsWritten)} rows in ${f0(beforeStop.parts)} parts whil
 
 | target | measured | met |
 |---|---|---|
-${Object.entries(targets).map(([k, t]) => `| ${k.replace('throughputCostAtC', 'c=')}: cost ${t.target} | ${pct(t.value)} | ${t.met ? 'yes' : `no, over by ${(100 * (t.value - TARGET)).toFixed(1)} points`} |`).join('\n')}
+${Object.entries(targets)
+  .map(
+    ([k, t]) =>
+      `| ${k.replace('throughputCostAtC', 'c=')}: cost ${t.target} | ${pct(t.value)} | ${t.met ? 'yes' : `no, over by ${(100 * (t.value - TARGET)).toFixed(1)} points`} |`,
+  )
+  .join('\n')}
 `;
 const out = join(root, 'bench/results');
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, 'inference-log.json'), `${JSON.stringify(results, null, 2)}\n`);
 writeFileSync(join(out, 'inference-log.md'), md);
 rmSync(work, { recursive: true, force: true });
-console.log(`\n${md}\nbench took ${results.durationSeconds.toFixed(0)} s; wrote bench/results/inference-log.json and .md`);
+console.log(
+  `\n${md}\nbench took ${results.durationSeconds.toFixed(0)} s; wrote bench/results/inference-log.json and .md`,
+);

@@ -12,7 +12,9 @@ import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
 const [url, connections, seconds, given, host] = process.argv.slice(2);
-const bodies: string[] | undefined = given.startsWith('@') ? JSON.parse(readFileSync(given.slice(1), 'utf8')) : undefined;
+const bodies: string[] | undefined = given.startsWith('@')
+  ? JSON.parse(readFileSync(given.slice(1), 'utf8'))
+  : undefined;
 const body = bodies ? undefined : given;
 const latencies: number[] = [];
 const instance = autocannon({
@@ -31,14 +33,16 @@ instance.on('response', (_client: unknown, statusCode: number, _bytes: number, r
 const result = await instance;
 latencies.sort((a, b) => a - b);
 const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-process.stdout.write(JSON.stringify({
-  requestsPerSecond: result.requests.total / Number(seconds),
-  p50Ms: at(0.5),
-  p99Ms: at(0.99),
-  requests: result.requests.total,
-  // Answered in the untimed warm-up second: the server did their work too, which counts for CPU per request.
-  warmupRequests: result.warmup?.requests.total ?? 0,
-  non2xx: result.non2xx,
-  errors: result.errors,
-  timeouts: result.timeouts,
-}));
+process.stdout.write(
+  JSON.stringify({
+    requestsPerSecond: result.requests.total / Number(seconds),
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    requests: result.requests.total,
+    // Answered in the untimed warm-up second: the server did their work too, which counts for CPU per request.
+    warmupRequests: result.warmup?.requests.total ?? 0,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+  }),
+);

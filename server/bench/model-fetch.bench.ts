@@ -31,12 +31,16 @@ interface Round {
 }
 
 function measure(mode: string, uri: string, digest: string): Round {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', 'server/bench/fetch-artifact.ts', mode, uri, digest, String(SIZE_MB)], {
-    cwd: root,
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    encoding: 'utf8',
-    maxBuffer: 1 << 20,
-  });
+  const run = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'server/bench/fetch-artifact.ts', mode, uri, digest, String(SIZE_MB)],
+    {
+      cwd: root,
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+    },
+  );
   if (run.status !== 0) throw new Error(`${mode} round failed (exit ${run.status}):\n${run.stderr}`);
   return JSON.parse(run.stdout) as Round;
 }
@@ -47,15 +51,22 @@ async function uploadArtifact(): Promise<{ uri: string; digest: string; seconds:
   const uri = s3.uri('model.onnx');
   const { bucket, key } = parseS3Uri(uri);
   const hash = createHash('sha256');
-  const body = Readable.from((function* () {
-    for (let i = 0; i < SIZE_MB; i++) {
-      const chunk = randomBytes(MB);
-      hash.update(chunk);
-      yield chunk;
-    }
-  })());
+  const body = Readable.from(
+    (function* () {
+      for (let i = 0; i < SIZE_MB; i++) {
+        const chunk = randomBytes(MB);
+        hash.update(chunk);
+        yield chunk;
+      }
+    })(),
+  );
   const started = performance.now();
-  await new Upload({ client: s3.client, params: { Bucket: bucket, Key: key, Body: body }, partSize: 8 * MB, queueSize: 2 }).done();
+  await new Upload({
+    client: s3.client,
+    params: { Bucket: bucket, Key: key, Body: body },
+    partSize: 8 * MB,
+    queueSize: 2,
+  }).done();
   return { uri, digest: `sha256:${hash.digest('hex')}`, seconds: (performance.now() - started) / 1000 };
 }
 
@@ -74,33 +85,52 @@ async function main(): Promise<void> {
       console.log(`${mode} round ${i + 1}: ${JSON.stringify(rounds[mode].at(-1))}`);
     }
   }
-  const summary = Object.fromEntries(Object.entries(rounds).map(([mode, rs]) => [mode, {
-    msMedian: median(rs.map((r) => r.ms)),
-    msMax: Math.max(...rs.map((r) => r.ms)),
-    peakRssMbMax: Math.max(...rs.map((r) => r.peakRssMb)),
-    peakOverBeforeMbMax: Math.max(...rs.map((r) => r.peakRssMb - r.rssBeforeMb)),
-    rssBeforeMbMedian: median(rs.map((r) => r.rssBeforeMb)),
-  }])) as Record<keyof typeof rounds, { msMedian: number; msMax: number; peakRssMbMax: number; peakOverBeforeMbMax: number; rssBeforeMbMedian: number }>;
+  const summary = Object.fromEntries(
+    Object.entries(rounds).map(([mode, rs]) => [
+      mode,
+      {
+        msMedian: median(rs.map((r) => r.ms)),
+        msMax: Math.max(...rs.map((r) => r.ms)),
+        peakRssMbMax: Math.max(...rs.map((r) => r.peakRssMb)),
+        peakOverBeforeMbMax: Math.max(...rs.map((r) => r.peakRssMb - r.rssBeforeMb)),
+        rssBeforeMbMedian: median(rs.map((r) => r.rssBeforeMb)),
+      },
+    ]),
+  ) as Record<
+    keyof typeof rounds,
+    { msMedian: number; msMax: number; peakRssMbMax: number; peakOverBeforeMbMax: number; rssBeforeMbMedian: number }
+  >;
   const verify = summary.verify;
   // One copy of the artifact plus the stream's chunks not yet collected (the download-only rounds have those
   // too); two copies would be 2 x SIZE_MB.
   const memoryTarget = SIZE_MB * 1.5;
   const results = {
     generatedAt: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version },
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model,
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: loadavg(),
+      node: process.version,
+    },
     note: 'The S3 server (versitygw, posix backend on the local disk) and the fetching process share the 2-core machine with the local control plane and other work.',
     artifactMb: SIZE_MB,
     uploadSeconds: artifact.seconds,
     rounds,
     summary,
     targets: {
-      peakOverBeforeMb: { value: verify.peakOverBeforeMbMax, target: `<= ${memoryTarget} MB over the process before the fetch (one copy of ${SIZE_MB} MB and stream buffers, not two copies)`, met: verify.peakOverBeforeMbMax <= memoryTarget },
+      peakOverBeforeMb: {
+        value: verify.peakOverBeforeMbMax,
+        target: `<= ${memoryTarget} MB over the process before the fetch (one copy of ${SIZE_MB} MB and stream buffers, not two copies)`,
+        met: verify.peakOverBeforeMbMax <= memoryTarget,
+      },
     },
     durationSeconds: (Date.now() - started) / 1000,
   };
   const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
   const f2 = (n: number) => n.toFixed(2);
-  const row = (label: string, s: typeof verify) => `| ${label} | ${f0(s.msMedian)} (${f0(s.msMax)}) | ${f0(SIZE_MB / (s.msMedian / 1000))} | ${f0(s.rssBeforeMbMedian)} | ${f0(s.peakRssMbMax)} | ${f0(s.peakOverBeforeMbMax)} |`;
+  const row = (label: string, s: typeof verify) =>
+    `| ${label} | ${f0(s.msMedian)} (${f0(s.msMax)}) | ${f0(SIZE_MB / (s.msMedian / 1000))} | ${f0(s.rssBeforeMbMedian)} | ${f0(s.peakRssMbMax)} | ${f0(s.peakOverBeforeMbMax)} |`;
   const md = `## Model fetch (\`server/bench/model-fetch.bench.ts\`)
 
 ${results.note} Load average before/after: ${loadBefore.map(f2).join(', ')} / ${loadavg().map(f2).join(', ')}.
@@ -108,7 +138,7 @@ A ${SIZE_MB} MB artifact uploaded in 8 MB parts (${artifact.seconds.toFixed(1)} 
 
 | round | ms, median (max) | MB/s | RSS before, MB | peak RSS, MB (max) | peak over before, MB (max) |
 |---|---|---|---|---|---|
-${row('fetch + sha256 verify (the predictor\'s fetchVerified from s3://)', summary.verify)}
+${row("fetch + sha256 verify (the predictor's fetchVerified from s3://)", summary.verify)}
 ${row('download only, chunks dropped (S3 floor)', summary.drain)}
 ${row('sha256 of the bytes already in memory (hash floor)', summary.hash)}
 
@@ -123,7 +153,9 @@ Beyond the one copy, a fetch holds ${f0(verify.peakOverBeforeMbMax - SIZE_MB)} M
   writeFileSync(join(out, 'model-fetch.json'), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(out, 'model-fetch.md'), md);
   console.log(`\n${md}`);
-  console.log(`bench took ${results.durationSeconds.toFixed(0)} s; wrote bench/results/model-fetch.json and model-fetch.md`);
+  console.log(
+    `bench took ${results.durationSeconds.toFixed(0)} s; wrote bench/results/model-fetch.json and model-fetch.md`,
+  );
 }
 
 await main();

@@ -72,7 +72,12 @@ compileLikeDockerfileServer();
 const ourEnv = { MODEL_NAME: 'credit', MODEL_VERSION: '1', ...example.env, BATCHING: 'on' };
 const nodeOptions = '--max-semi-space-size=4';
 for (const workers of [1, undefined]) {
-  const server = await startCompiled('server/src/main.ts', workers ? { ...ourEnv, WORKERS: String(workers) } : ourEnv, '/v2/health/ready', { nodeOptions });
+  const server = await startCompiled(
+    'server/src/main.ts',
+    workers ? { ...ourEnv, WORKERS: String(workers) } : ourEnv,
+    '/v2/health/ready',
+    { nodeOptions },
+  );
   const expected = workers ?? CORES;
   // Every worker ready, not only the first to answer.
   for (;;) {
@@ -81,75 +86,174 @@ for (const workers of [1, undefined]) {
     await new Promise((r) => setTimeout(r, 200));
   }
   running.push({
-    key: workers ? 'loopline-1' : 'loopline-default', label: workers ? 'Loopline, 1 worker' : `Loopline, default (WORKERS unset: ${CORES})`, peer: 'loopline',
-    settings: workers ? 'WORKERS=1' : `WORKERS unset (one per core: ${CORES})`, url: server.url, pid: server.child.pid!, output: 'probability', probability: own, stop: server.stop,
+    key: workers ? 'loopline-1' : 'loopline-default',
+    label: workers ? 'Loopline, 1 worker' : `Loopline, default (WORKERS unset: ${CORES})`,
+    peer: 'loopline',
+    settings: workers ? 'WORKERS=1' : `WORKERS unset (one per core: ${CORES})`,
+    url: server.url,
+    pid: server.child.pid!,
+    output: 'probability',
+    probability: own,
+    stop: server.stop,
   });
 }
 
 for (const workers of [undefined, CORES]) {
   const [port, grpcPort] = [await freePort(), await freePort()];
-  const args = ['server/bench/peers/kserve_onnx_model.py', '--model_name', 'credit', '--model_path', example.modelPath, '--http_port', String(port), '--grpc_port', String(grpcPort), ...(workers ? ['--workers', String(workers)] : [])];
+  const args = [
+    'server/bench/peers/kserve_onnx_model.py',
+    '--model_name',
+    'credit',
+    '--model_path',
+    example.modelPath,
+    '--http_port',
+    String(port),
+    '--grpc_port',
+    String(grpcPort),
+    ...(workers ? ['--workers', String(workers)] : []),
+  ];
   const url = `http://127.0.0.1:${port}`;
-  const server = await startPeer(python.kserve, args, { cwd: root, logPath: join(work, `kserve-${workers ?? 'default'}.log`), url, readyPath: '/v2/models/credit/ready' });
+  const server = await startPeer(python.kserve, args, {
+    cwd: root,
+    logPath: join(work, `kserve-${workers ?? 'default'}.log`),
+    url,
+    readyPath: '/v2/models/credit/ready',
+  });
   running.push({
-    key: workers ? `kserve-${workers}` : 'kserve-default', label: workers ? `KServe ${versions.kserve}, --workers ${workers}` : `KServe ${versions.kserve}, defaults`, peer: 'kserve',
-    settings: workers ? `--workers ${workers} (uvicorn worker processes, one per core)` : 'defaults (1 uvicorn worker; gRPC server on; onnxruntime session defaults)', url, pid: server.child.pid!, output: 'probability', probability: own, stop: server.stop,
+    key: workers ? `kserve-${workers}` : 'kserve-default',
+    label: workers ? `KServe ${versions.kserve}, --workers ${workers}` : `KServe ${versions.kserve}, defaults`,
+    peer: 'kserve',
+    settings: workers
+      ? `--workers ${workers} (uvicorn worker processes, one per core)`
+      : 'defaults (1 uvicorn worker; gRPC server on; onnxruntime session defaults)',
+    url,
+    pid: server.child.pid!,
+    output: 'probability',
+    probability: own,
+    stop: server.stop,
   });
 }
 
 const mlserverModel = join(work, 'mlserver-model');
-const made = spawnSync(python.mlserver, ['server/bench/peers/make_sklearn_model.py', mlserverModel, JSON.stringify({ weights: example.weights, bias: example.bias })], { cwd: root, encoding: 'utf8' });
+const made = spawnSync(
+  python.mlserver,
+  [
+    'server/bench/peers/make_sklearn_model.py',
+    mlserverModel,
+    JSON.stringify({ weights: example.weights, bias: example.bias }),
+  ],
+  { cwd: root, encoding: 'utf8' },
+);
 if (made.status !== 0) throw new Error(`make_sklearn_model.py failed: ${made.stderr}`);
 for (const workers of [undefined, CORES]) {
   const [port, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const dir = join(work, `mlserver-${workers ?? 'default'}`);
   mkdirSync(join(dir, 'credit'), { recursive: true });
-  for (const file of ['model.joblib', 'model-settings.json']) writeFileSync(join(dir, 'credit', file), readFileSync(join(mlserverModel, file)));
-  writeFileSync(join(dir, 'settings.json'), JSON.stringify({ http_port: port, grpc_port: grpcPort, metrics_port: metricsPort, ...(workers ? { parallel_workers: workers } : {}) }));
+  for (const file of ['model.joblib', 'model-settings.json'])
+    writeFileSync(join(dir, 'credit', file), readFileSync(join(mlserverModel, file)));
+  writeFileSync(
+    join(dir, 'settings.json'),
+    JSON.stringify({
+      http_port: port,
+      grpc_port: grpcPort,
+      metrics_port: metricsPort,
+      ...(workers ? { parallel_workers: workers } : {}),
+    }),
+  );
   const url = `http://127.0.0.1:${port}`;
-  const server = await startPeer(join(python.mlserver, '../mlserver'), ['start', dir], { cwd: dir, logPath: join(work, `mlserver-${workers ?? 'default'}.log`), url, readyPath: '/v2/models/credit/ready' });
+  const server = await startPeer(join(python.mlserver, '../mlserver'), ['start', dir], {
+    cwd: dir,
+    logPath: join(work, `mlserver-${workers ?? 'default'}.log`),
+    url,
+    readyPath: '/v2/models/credit/ready',
+  });
   running.push({
-    key: workers ? `mlserver-${workers}` : 'mlserver-default', label: workers ? `MLServer ${versions.mlserver}, parallel_workers ${workers}` : `MLServer ${versions.mlserver}, defaults`, peer: 'mlserver',
-    settings: workers ? `parallel_workers ${workers} (inference pool, one process per core)` : 'defaults (parallel_workers 1: inference in one pool process beside the HTTP one)', url, pid: server.child.pid!,
-    output: 'predict_proba', probability: (data, row) => data[row * 2 + 1], stop: server.stop,
+    key: workers ? `mlserver-${workers}` : 'mlserver-default',
+    label: workers
+      ? `MLServer ${versions.mlserver}, parallel_workers ${workers}`
+      : `MLServer ${versions.mlserver}, defaults`,
+    peer: 'mlserver',
+    settings: workers
+      ? `parallel_workers ${workers} (inference pool, one process per core)`
+      : 'defaults (parallel_workers 1: inference in one pool process beside the HTTP one)',
+    url,
+    pid: server.child.pid!,
+    output: 'predict_proba',
+    probability: (data, row) => data[row * 2 + 1],
+    stop: server.stop,
   });
 }
 
 // ---- the requests, and the answers checked before anything is timed ----
-const rowsOf = (n: number) => (n === 1 ? [[94.2, 0.163, 22, 0.197, 0]] : generateCreditRisk({ rows: n, seed: 2112, shift: 0 }).x);
+const rowsOf = (n: number) =>
+  n === 1 ? [[94.2, 0.163, 22, 0.197, 0]] : generateCreditRisk({ rows: n, seed: 2112, shift: 0 }).x;
 const bodyFor = (server: Running, rows: number[][]) =>
-  JSON.stringify({ inputs: [{ name: 'input', shape: [rows.length, rows[0].length], datatype: 'FP32', data: rows.flat() }], outputs: [{ name: server.output }] });
+  JSON.stringify({
+    inputs: [{ name: 'input', shape: [rows.length, rows[0].length], datatype: 'FP32', data: rows.flat() }],
+    outputs: [{ name: server.output }],
+  });
 /** sigmoid(x · w + b) in float64 from the float32 inputs the server receives. */
-const expected = (row: number[]) => 1 / (1 + Math.exp(-(row.reduce((s, v, i) => s + Math.fround(v) * example.weights[i], 0) + example.bias)));
+const expected = (row: number[]) =>
+  1 / (1 + Math.exp(-(row.reduce((s, v, i) => s + Math.fround(v) * example.weights[i], 0) + example.bias)));
 const answerCheck: Record<string, { rows: number; maxDifference: number }[]> = {};
 for (const server of running) {
   answerCheck[server.key] = [];
   for (const n of ROWS) {
     const rows = rowsOf(n);
-    const response = await fetch(server.url + INFER, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodyFor(server, rows) });
+    const response = await fetch(server.url + INFER, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: bodyFor(server, rows),
+    });
     const text = await response.text();
     if (response.status !== 200) throw new Error(`${server.label} answered ${response.status}: ${text.slice(0, 500)}`);
-    const data = (JSON.parse(text).outputs as Array<{ name: string; data: number[] }>).find((o) => o.name === server.output)!.data;
+    const data = (JSON.parse(text).outputs as Array<{ name: string; data: number[] }>).find(
+      (o) => o.name === server.output,
+    )!.data;
     const maxDifference = Math.max(...rows.map((row, i) => Math.abs(server.probability(data, i) - expected(row))));
-    if (!(maxDifference <= TOLERANCE)) throw new Error(`${server.label}: answers differ from sigmoid(x·w+b) by up to ${maxDifference} on ${n} rows (tolerance ${TOLERANCE})`);
+    if (!(maxDifference <= TOLERANCE))
+      throw new Error(
+        `${server.label}: answers differ from sigmoid(x·w+b) by up to ${maxDifference} on ${n} rows (tolerance ${TOLERANCE})`,
+      );
     answerCheck[server.key].push({ rows: n, maxDifference });
   }
 }
-console.log(`answers equal within ${TOLERANCE}: ${Object.entries(answerCheck).map(([k, v]) => `${k} ${v.map((c) => c.maxDifference.toExponential(1)).join('/')}`).join(', ')}`);
+console.log(
+  `answers equal within ${TOLERANCE}: ${Object.entries(answerCheck)
+    .map(([k, v]) => `${k} ${v.map((c) => c.maxDifference.toExponential(1)).join('/')}`)
+    .join(', ')}`,
+);
 
 // ---- load ----
-interface Load { requestsPerSecond: number; p50Ms: number; p99Ms: number; requests: number; warmupRequests: number; non2xx: number; errors: number; timeouts: number }
+interface Load {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  warmupRequests: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
 function load(url: string, connections: number, seconds: number, body: string): Promise<Load> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
+    );
   });
 }
-interface Run extends Load { cpuMicrosecondsPerRequest: number }
+interface Run extends Load {
+  cpuMicrosecondsPerRequest: number;
+}
 const key = (server: string, rows: number, c: number) => `${server} ${rows} c=${c}`;
 const runs: Record<string, Run[]> = {};
 const combos = ROWS.flatMap((rows) => CONCURRENCY.map((c) => ({ rows, c })));
@@ -162,7 +266,9 @@ for (let round = 0; round < ROUNDS; round++) {
       // The CPU reading spans autocannon's untimed warm-up second too, so its requests are counted with the timed ones.
       const cpu = ((treeCpuSeconds(server.pid) - before) * 1e6) / Math.max(1, result.requests + result.warmupRequests);
       (runs[key(server.key, rows, c)] ??= []).push({ ...result, cpuMicrosecondsPerRequest: cpu });
-      console.log(`round ${round + 1} ${server.label.padEnd(42)} ${String(rows).padStart(3)} rows c=${String(c).padStart(2)}  ${Math.round(result.requestsPerSecond)} req/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  ${cpu.toFixed(0)} µs CPU/req`);
+      console.log(
+        `round ${round + 1} ${server.label.padEnd(42)} ${String(rows).padStart(3)} rows c=${String(c).padStart(2)}  ${Math.round(result.requestsPerSecond)} req/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  ${cpu.toFixed(0)} µs CPU/req`,
+      );
     }
   }
 }
@@ -175,27 +281,65 @@ console.log(`peers: ${uptimeAfter}`);
 // ---- figures ----
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const med = (k: string, field: keyof Run) => median(runs[k].map((r) => r[field]));
-const failures = Object.values(runs).flat().reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, 0);
+const failures = Object.values(runs)
+  .flat()
+  .reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, 0);
 /** Per peer and size, the configuration with the most requests/s at c=64. */
-const best = (peer: Running['peer'], rows: number) => running.filter((s) => s.peer === peer).reduce((a, b) => (med(key(b.key, rows, 64), 'requestsPerSecond') > med(key(a.key, rows, 64), 'requestsPerSecond') ? b : a));
+const best = (peer: Running['peer'], rows: number) =>
+  running
+    .filter((s) => s.peer === peer)
+    .reduce((a, b) =>
+      med(key(b.key, rows, 64), 'requestsPerSecond') > med(key(a.key, rows, 64), 'requestsPerSecond') ? b : a,
+    );
 const targets = ROWS.map((rows) => {
   const ours = best('loopline', rows);
   const peers = (['kserve', 'mlserver'] as const).map((p) => best(p, rows));
-  const bestPeer = peers.reduce((a, b) => (med(key(b.key, rows, 64), 'requestsPerSecond') > med(key(a.key, rows, 64), 'requestsPerSecond') ? b : a));
-  const ratio = med(key(ours.key, rows, 64), 'requestsPerSecond') / med(key(bestPeer.key, rows, 64), 'requestsPerSecond');
+  const bestPeer = peers.reduce((a, b) =>
+    med(key(b.key, rows, 64), 'requestsPerSecond') > med(key(a.key, rows, 64), 'requestsPerSecond') ? b : a,
+  );
+  const ratio =
+    med(key(ours.key, rows, 64), 'requestsPerSecond') / med(key(bestPeer.key, rows, 64), 'requestsPerSecond');
   const oursP99 = med(key(ours.key, rows, 64), 'p99Ms');
   const p99Below = peers.every((p) => oursP99 < med(key(p.key, rows, 64), 'p99Ms'));
-  return { rows, ours: ours.key, bestPeer: bestPeer.key, ratio, oursP99Ms: oursP99, peersP99Ms: Object.fromEntries(peers.map((p) => [p.key, med(key(p.key, rows, 64), 'p99Ms')])), met: ratio >= 10 && p99Below, ratioMet: ratio >= 10, p99Below };
+  return {
+    rows,
+    ours: ours.key,
+    bestPeer: bestPeer.key,
+    ratio,
+    oursP99Ms: oursP99,
+    peersP99Ms: Object.fromEntries(peers.map((p) => [p.key, med(key(p.key, rows, 64), 'p99Ms')])),
+    met: ratio >= 10 && p99Below,
+    ratioMet: ratio >= 10,
+    p99Below,
+  };
 });
 const results = {
   generatedAt: new Date().toISOString(),
-  machine: { cpus: CORES, model: cpus()[0]?.model, uptimeBefore, uptimeAfter, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version },
+  machine: {
+    cpus: CORES,
+    model: cpus()[0]?.model,
+    uptimeBefore,
+    uptimeAfter,
+    loadAverageBefore: loadBefore,
+    loadAverageAfter: loadavg(),
+    node: process.version,
+  },
   versions: { ...versions, requirements: 'server/bench/peers/{kserve,mlserver}.requirements.txt' },
   servers: running.map(({ key, label, settings }) => ({ key, label, settings })),
   secondsPerRun: SECONDS,
   rounds: ROUNDS,
   answerCheck,
-  medians: Object.fromEntries(Object.keys(runs).map((k) => [k, { requestsPerSecond: med(k, 'requestsPerSecond'), p50Ms: med(k, 'p50Ms'), p99Ms: med(k, 'p99Ms'), cpuMicrosecondsPerRequest: med(k, 'cpuMicrosecondsPerRequest') }])),
+  medians: Object.fromEntries(
+    Object.keys(runs).map((k) => [
+      k,
+      {
+        requestsPerSecond: med(k, 'requestsPerSecond'),
+        p50Ms: med(k, 'p50Ms'),
+        p99Ms: med(k, 'p99Ms'),
+        cpuMicrosecondsPerRequest: med(k, 'cpuMicrosecondsPerRequest'),
+      },
+    ]),
+  ),
   runs,
   memory,
   targets,
@@ -205,7 +349,16 @@ const results = {
 
 const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
 const f2 = (n: number) => n.toFixed(2);
-const table = (rows: number) => `| server | settings | ${CONCURRENCY.map((c) => `c=${c}`).join(' | ')} |\n|---|---|${CONCURRENCY.map(() => '---').join('|')}|\n${running.map((s) => `| ${s.label} | ${s.settings} | ${CONCURRENCY.map((c) => { const k = key(s.key, rows, c); return `${f0(med(k, 'requestsPerSecond'))} / ${f2(med(k, 'p50Ms'))} / ${f2(med(k, 'p99Ms'))} / ${f0(med(k, 'cpuMicrosecondsPerRequest'))}`; }).join(' | ')} |`).join('\n')}`;
+const table = (rows: number) =>
+  `| server | settings | ${CONCURRENCY.map((c) => `c=${c}`).join(' | ')} |\n|---|---|${CONCURRENCY.map(() => '---').join('|')}|\n${running
+    .map(
+      (s) =>
+        `| ${s.label} | ${s.settings} | ${CONCURRENCY.map((c) => {
+          const k = key(s.key, rows, c);
+          return `${f0(med(k, 'requestsPerSecond'))} / ${f2(med(k, 'p50Ms'))} / ${f2(med(k, 'p99Ms'))} / ${f0(med(k, 'cpuMicrosecondsPerRequest'))}`;
+        }).join(' | ')} |`,
+    )
+    .join('\n')}`;
 const label = (k: string) => running.find((s) => s.key === k)!.label;
 const md = `## Serving peers: KServe and MLServer (\`server/bench/peers.bench.ts\`)
 
@@ -216,7 +369,9 @@ Servers, load generator (autocannon, own process) and their processes all share 
 One Open Inference Protocol request, \`POST ${INFER}\` with \`inputs: [{name: "input", datatype: "FP32", shape: [rows, 5]}]\`,
 naming the output each server answers the probability in (\`probability\`; MLServer's sklearn runtime: \`predict_proba\`).
 Answers checked equal to sigmoid(x·w+b) within ${TOLERANCE} on both sizes before timing (largest difference:
-${Object.entries(answerCheck).map(([k, v]) => `${label(k)} ${v.map((c) => c.maxDifference.toExponential(1)).join(' / ')}`).join('; ')}).
+${Object.entries(answerCheck)
+  .map(([k, v]) => `${label(k)} ${v.map((c) => c.maxDifference.toExponential(1)).join(' / ')}`)
+  .join('; ')}).
 ${SECONDS} s per run after 1 s of untimed load, ${ROUNDS} rounds in alternating order; medians.
 Cells: requests/s / p50 ms / p99 ms (client side) / server CPU µs per request (every process of the server).
 KServe's predictor opens the session with onnxruntime's defaults (an intra-op pool of one thread per core, which spins while
@@ -236,7 +391,18 @@ Failed requests across all runs: ${failures}.
 
 | target (c=64) | rows | measured | met |
 |---|---|---|---|
-${targets.map((t) => `| ours ≥ 10× the best-configured peer's requests/s, p99 below both | ${t.rows} | ${label(t.ours)} ${f0(med(key(t.ours, t.rows, 64), 'requestsPerSecond'))} req/s = ${t.ratio.toFixed(1)}× ${label(t.bestPeer)} (${f0(med(key(t.bestPeer, t.rows, 64), 'requestsPerSecond'))}); p99 ${f2(t.oursP99Ms)} ms vs ${Object.entries(t.peersP99Ms).map(([k, v]) => `${label(k)} ${f2(v)}`).join(', ')} ms | ${t.met ? 'yes' : `no (${[t.ratioMet ? '' : `${t.ratio.toFixed(1)}× < 10×`, t.p99Below ? '' : 'p99 not below both'].filter(Boolean).join('; ')})`} |`).join('\n')}
+${targets
+  .map(
+    (t) =>
+      `| ours ≥ 10× the best-configured peer's requests/s, p99 below both | ${t.rows} | ${label(t.ours)} ${f0(med(key(t.ours, t.rows, 64), 'requestsPerSecond'))} req/s = ${t.ratio.toFixed(1)}× ${label(t.bestPeer)} (${f0(med(key(t.bestPeer, t.rows, 64), 'requestsPerSecond'))}); p99 ${f2(t.oursP99Ms)} ms vs ${Object.entries(
+        t.peersP99Ms,
+      )
+        .map(([k, v]) => `${label(k)} ${f2(v)}`)
+        .join(
+          ', ',
+        )} ms | ${t.met ? 'yes' : `no (${[t.ratioMet ? '' : `${t.ratio.toFixed(1)}× < 10×`, t.p99Below ? '' : 'p99 not below both'].filter(Boolean).join('; ')})`} |`,
+  )
+  .join('\n')}
 `;
 const out = join(root, 'bench/results');
 mkdirSync(out, { recursive: true });

@@ -19,7 +19,10 @@ async function waitReady(url: string, child: ChildProcess, output: () => string)
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`server exited: ${output()}`);
-    const status = await fetch(url).then((r) => r.status, () => 0);
+    const status = await fetch(url).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200 || status === 404) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -34,23 +37,62 @@ async function waitReady(url: string, child: ChildProcess, output: () => string)
 export const compiled = join(root, 'node_modules/.cache/loopline-bench-server-dist');
 export function compileLikeDockerfileServer(): void {
   rmSync(compiled, { recursive: true, force: true });
-  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--noEmit', 'false', '--outDir', compiled, '--rootDir', '.', '--rewriteRelativeImportExtensions'], { cwd: root, encoding: 'utf8' });
+  const tsc = spawnSync(
+    process.execPath,
+    [
+      join(root, 'node_modules/typescript/bin/tsc'),
+      '-p',
+      'tsconfig.json',
+      '--noEmit',
+      'false',
+      '--outDir',
+      compiled,
+      '--rootDir',
+      '.',
+      '--rewriteRelativeImportExtensions',
+    ],
+    { cwd: root, encoding: 'utf8' },
+  );
   const main = join(compiled, 'server/src/main.js');
   if (!existsSync(main)) throw new Error(`tsc emitted no ${main}: ${tsc.stdout}${tsc.stderr}`);
   // Files the image copies beside the emitted code: the drift monitor's profile schema, the gRPC service.
-  cpSync(join(root, 'operator/api/reference-profile.schema.json'), join(compiled, 'operator/api/reference-profile.schema.json'));
-  cpSync(join(root, 'server/src/protocol/grpc_predict_v2.proto'), join(compiled, 'server/src/protocol/grpc_predict_v2.proto'));
+  cpSync(
+    join(root, 'operator/api/reference-profile.schema.json'),
+    join(compiled, 'operator/api/reference-profile.schema.json'),
+  );
+  cpSync(
+    join(root, 'server/src/protocol/grpc_predict_v2.proto'),
+    join(compiled, 'server/src/protocol/grpc_predict_v2.proto'),
+  );
 }
 
 /** Start `script` (a .ts path; its compiled .js runs) and wait until `readyPath` answers. */
-export async function startCompiled(script: string, env: Record<string, string>, readyPath: string, options: { nodeFlags?: string[]; node?: string; nodeOptions: string }): Promise<Server> {
+export async function startCompiled(
+  script: string,
+  env: Record<string, string>,
+  readyPath: string,
+  options: { nodeFlags?: string[]; node?: string; nodeOptions: string },
+): Promise<Server> {
   const port = nextPort;
   nextPort += 2;
-  const child = spawn(options.node ?? process.execPath, [...(options.nodeFlags ?? []), join(compiled, script.replace(/\.ts$/, '.js'))], {
-    cwd: root,
-    env: { ...process.env, ...env, PORT: String(port), GRPC_PORT: String(port + 1), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NATS_URL: '', NODE_OPTIONS: options.nodeOptions },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    options.node ?? process.execPath,
+    [...(options.nodeFlags ?? []), join(compiled, script.replace(/\.ts$/, '.js'))],
+    {
+      cwd: root,
+      env: {
+        ...process.env,
+        ...env,
+        PORT: String(port),
+        GRPC_PORT: String(port + 1),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+        NATS_URL: '',
+        NODE_OPTIONS: options.nodeOptions,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));

@@ -45,7 +45,15 @@ const WARMUP_CALLS = 3000;
 function summarize(seconds: number): LoadResult {
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  return { requestsPerSecond: requests / seconds, rowsPerSecond: (requests * rows) / seconds, p50Ms: at(0.5), p99Ms: at(0.99), requests, failures, ...(clientCpuUsPerRequest !== undefined ? { clientCpuUsPerRequest } : {}) };
+  return {
+    requestsPerSecond: requests / seconds,
+    rowsPerSecond: (requests * rows) / seconds,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    requests,
+    failures,
+    ...(clientCpuUsPerRequest !== undefined ? { clientCpuUsPerRequest } : {}),
+  };
 }
 
 if (kind === 'rest-json' || kind === 'rest-binary') {
@@ -55,13 +63,23 @@ if (kind === 'rest-json' || kind === 'rest-binary') {
   if (kind === 'rest-json') body = JSON.stringify({ inputs: [{ ...input, data: values }] });
   else {
     const binary = Buffer.from(Float32Array.from(values).buffer);
-    const head = Buffer.from(JSON.stringify({ inputs: [{ ...input, parameters: { binary_data_size: binary.length } }], parameters: { binary_data_output: true } }));
+    const head = Buffer.from(
+      JSON.stringify({
+        inputs: [{ ...input, parameters: { binary_data_size: binary.length } }],
+        parameters: { binary_data_output: true },
+      }),
+    );
     body = Buffer.concat([head, binary]);
     headers['content-type'] = 'application/octet-stream';
     headers['inference-header-content-length'] = String(head.length);
   }
   const instance = autocannon({
-    url: `${options.url}/v2/models/credit/infer`, connections: options.connections, duration: options.seconds, method: 'POST', headers, body,
+    url: `${options.url}/v2/models/credit/infer`,
+    connections: options.connections,
+    duration: options.seconds,
+    method: 'POST',
+    headers,
+    body,
     warmup: { connections: options.connections, duration: 1 },
   });
   instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
@@ -73,36 +91,55 @@ if (kind === 'rest-json' || kind === 'rest-binary') {
   process.stdout.write(JSON.stringify(summarize(options.seconds)));
 } else {
   const proto = fileURLToPath(new URL('../src/protocol/grpc_predict_v2.proto', import.meta.url));
-  const definition = protoLoader.loadSync(proto, { keepCase: true, longs: Number, enums: String, defaults: false, arrays: true, objects: true, oneofs: true });
-  const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
-  // A local subchannel pool: otherwise grpc-js shares one connection among channels to the same target.
-  const channels = Array.from({ length: Math.min(options.connections, 8) }, () => new Service(`127.0.0.1:${options.grpcPort}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
-  const input = { name: 'input', datatype: 'FP32', shape: [rows, features] };
-  const request = kind === 'grpc-typed'
-    ? { model_name: 'credit', inputs: [{ ...input, contents: { fp32_contents: values } }] }
-    : { model_name: 'credit', inputs: [input], raw_input_contents: [Buffer.from(Float32Array.from(values).buffer)] };
-  const infer = (client: grpc.Client) => new Promise<void>((resolve, reject) => {
-    (client as any).ModelInfer(request, (error: Error | null) => (error ? reject(error) : resolve()));
+  const definition = protoLoader.loadSync(proto, {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: false,
+    arrays: true,
+    objects: true,
+    oneofs: true,
   });
+  const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject)
+    .GRPCInferenceService as grpc.ServiceClientConstructor;
+  // A local subchannel pool: otherwise grpc-js shares one connection among channels to the same target.
+  const channels = Array.from(
+    { length: Math.min(options.connections, 8) },
+    () =>
+      new Service(`127.0.0.1:${options.grpcPort}`, grpc.credentials.createInsecure(), {
+        'grpc.use_local_subchannel_pool': 1,
+      }),
+  );
+  const input = { name: 'input', datatype: 'FP32', shape: [rows, features] };
+  const request =
+    kind === 'grpc-typed'
+      ? { model_name: 'credit', inputs: [{ ...input, contents: { fp32_contents: values } }] }
+      : { model_name: 'credit', inputs: [input], raw_input_contents: [Buffer.from(Float32Array.from(values).buffer)] };
+  const infer = (client: grpc.Client) =>
+    new Promise<void>((resolve, reject) => {
+      (client as any).ModelInfer(request, (error: Error | null) => (error ? reject(error) : resolve()));
+    });
   /** Calls in every loop until `until` (timed: counted), or, untimed, until `done()` says the warm-up is over. */
   let warmupCalls = 0;
   const run = async (until: number, timed: boolean, done: () => boolean = () => false) => {
-    await Promise.all(Array.from({ length: options.connections }, async (_, k) => {
-      const client = channels[k % channels.length];
-      while (performance.now() < until && !done()) {
-        const start = performance.now();
-        try {
-          await infer(client);
-          if (timed && performance.now() <= until) {
-            requests++;
-            latencies.push(performance.now() - start);
+    await Promise.all(
+      Array.from({ length: options.connections }, async (_, k) => {
+        const client = channels[k % channels.length];
+        while (performance.now() < until && !done()) {
+          const start = performance.now();
+          try {
+            await infer(client);
+            if (timed && performance.now() <= until) {
+              requests++;
+              latencies.push(performance.now() - start);
+            }
+          } catch {
+            if (timed) failures++;
           }
-        } catch {
-          if (timed) failures++;
+          if (!timed) warmupCalls++;
         }
-        if (!timed) warmupCalls++;
-      }
-    }));
+      }),
+    );
   };
   // Untimed: at least 1 s and WARMUP_CALLS calls, at most 8 s.
   const warmupStart = performance.now();

@@ -26,37 +26,62 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const NODE_OPTIONS = '--max-semi-space-size=4';
 const FEATURES = 5;
 const KINDS: Kind[] = ['rest-json', 'rest-binary', 'grpc-typed', 'grpc-raw'];
-const SIZES = [{ rows: 1, connections: 16 }, { rows: 1000, connections: 4 }];
+const SIZES = [
+  { rows: 1, connections: 16 },
+  { rows: 1000, connections: 4 },
+];
 const WORKERS = [1, 2];
 
 const work = mkdtempSync(join(tmpdir(), 'loopline-bench-protocols-'));
 const bytes = buildLogisticRegressionModel({ weights: [0.02, 1.5, -0.01, 2, 0.3], bias: -1 });
 const modelPath = join(work, 'model.onnx');
 writeFileSync(modelPath, bytes);
-const signature = { inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, FEATURES] }], outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }] };
+const signature = {
+  inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, FEATURES] }],
+  outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }],
+};
 
 console.log('compiling the server as Dockerfile.server does');
 compileLikeDockerfileServer();
 const servers: Record<number, Server> = {};
 for (const workers of WORKERS) {
-  servers[workers] = await startCompiled('server/src/main.ts', {
-    WORKERS: String(workers), MODEL_NAME: 'credit', MODEL_VERSION: '1', MODEL_URI: pathToFileURL(modelPath).href, MODEL_DIGEST: sha256Digest(bytes),
-    MODEL_SIGNATURE: JSON.stringify(signature),
-  }, '/v2/health/ready', { nodeOptions: NODE_OPTIONS });
+  servers[workers] = await startCompiled(
+    'server/src/main.ts',
+    {
+      WORKERS: String(workers),
+      MODEL_NAME: 'credit',
+      MODEL_VERSION: '1',
+      MODEL_URI: pathToFileURL(modelPath).href,
+      MODEL_DIGEST: sha256Digest(bytes),
+      MODEL_SIGNATURE: JSON.stringify(signature),
+    },
+    '/v2/health/ready',
+    { nodeOptions: NODE_OPTIONS },
+  );
   // Every worker ready, not just the first to answer.
-  while (!/^predictor_workers (\d+)/m.exec(await (await fetch(`${servers[workers].url}/metrics`)).text()) || Number(/^predictor_workers (\d+)/m.exec(await (await fetch(`${servers[workers].url}/metrics`)).text())![1]) !== workers) {
+  while (
+    !/^predictor_workers (\d+)/m.exec(await (await fetch(`${servers[workers].url}/metrics`)).text()) ||
+    Number(/^predictor_workers (\d+)/m.exec(await (await fetch(`${servers[workers].url}/metrics`)).text())![1]) !==
+      workers
+  ) {
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
 function load(options: LoadOptions): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/bench/protocol-load.ts', JSON.stringify(options)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'server/bench/protocol-load.ts', JSON.stringify(options)],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
+    );
   });
 }
 
@@ -65,18 +90,40 @@ const combos = WORKERS.flatMap((workers) => KINDS.flatMap((kind) => SIZES.map((s
 const runs: Record<string, LoadResult[]> = {};
 const started = Date.now();
 const loadBefore = loadavg();
-for (const c of combos) await load({ kind: c.kind, url: servers[c.workers].url, grpcPort: servers[c.workers].grpcPort, connections: c.connections, seconds: 1, rows: c.rows, features: FEATURES });
+for (const c of combos)
+  await load({
+    kind: c.kind,
+    url: servers[c.workers].url,
+    grpcPort: servers[c.workers].grpcPort,
+    connections: c.connections,
+    seconds: 1,
+    rows: c.rows,
+    features: FEATURES,
+  });
 for (let round = 0; round < ROUNDS; round++) {
   for (const c of round % 2 ? [...combos].reverse() : combos) {
-    const result = await load({ kind: c.kind, url: servers[c.workers].url, grpcPort: servers[c.workers].grpcPort, connections: c.connections, seconds: SECONDS, rows: c.rows, features: FEATURES });
+    const result = await load({
+      kind: c.kind,
+      url: servers[c.workers].url,
+      grpcPort: servers[c.workers].grpcPort,
+      connections: c.connections,
+      seconds: SECONDS,
+      rows: c.rows,
+      features: FEATURES,
+    });
     (runs[key(c.workers, c.kind, c.rows)] ??= []).push(result);
-    console.log(`round ${round + 1} ${key(c.workers, c.kind, c.rows).padEnd(22)} c=${String(c.connections).padStart(2)}  ${Math.round(result.rowsPerSecond)} rows/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  failed ${result.failures}`);
+    console.log(
+      `round ${round + 1} ${key(c.workers, c.kind, c.rows).padEnd(22)} c=${String(c.connections).padStart(2)}  ${Math.round(result.rowsPerSecond)} rows/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  failed ${result.failures}`,
+    );
   }
 }
 for (const server of Object.values(servers)) await server.stop();
 
 // ---- raw session.run on the same batches, sequential, one intra-op thread (as each worker's session) ----
-async function rawRuns(rows: number, seconds: number): Promise<{ rowsPerSecond: number; p50Ms: number; p99Ms: number }> {
+async function rawRuns(
+  rows: number,
+  seconds: number,
+): Promise<{ rowsPerSecond: number; p50Ms: number; p99Ms: number }> {
   const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
   const values = Float32Array.from({ length: rows * FEATURES }, (_, i) => Math.round(((i * 7919) % 1000) - 500) / 100);
   const input = new ort.Tensor('float32', values, [rows, FEATURES]);
@@ -90,33 +137,74 @@ async function rawRuns(rows: number, seconds: number): Promise<{ rowsPerSecond: 
   }
   await session.release();
   times.sort((a, b) => a - b);
-  return { rowsPerSecond: (times.length * rows) / seconds, p50Ms: times[Math.floor(times.length / 2)], p99Ms: times[Math.floor(times.length * 0.99)] };
+  return {
+    rowsPerSecond: (times.length * rows) / seconds,
+    p50Ms: times[Math.floor(times.length / 2)],
+    p99Ms: times[Math.floor(times.length * 0.99)],
+  };
 }
 const raw: Record<number, Array<{ rowsPerSecond: number; p50Ms: number; p99Ms: number }>> = { 1: [], 1000: [] };
 for (let round = 0; round < 3; round++) for (const { rows } of SIZES) raw[rows].push(await rawRuns(rows, SECONDS));
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const med = (k: string, field: Exclude<keyof LoadResult, 'clientCpuUsPerRequest'>) => median(runs[k].map((r) => r[field]));
-const clientCpu = (k: string) => (runs[k][0]?.clientCpuUsPerRequest === undefined ? undefined : median(runs[k].map((r) => r.clientCpuUsPerRequest!)));
-const rawMedian = (rows: number) => ({ rowsPerSecond: median(raw[rows].map((r) => r.rowsPerSecond)), p50Ms: median(raw[rows].map((r) => r.p50Ms)), p99Ms: median(raw[rows].map((r) => r.p99Ms)) });
+const med = (k: string, field: Exclude<keyof LoadResult, 'clientCpuUsPerRequest'>) =>
+  median(runs[k].map((r) => r[field]));
+const clientCpu = (k: string) =>
+  runs[k][0]?.clientCpuUsPerRequest === undefined ? undefined : median(runs[k].map((r) => r.clientCpuUsPerRequest!));
+const rawMedian = (rows: number) => ({
+  rowsPerSecond: median(raw[rows].map((r) => r.rowsPerSecond)),
+  p50Ms: median(raw[rows].map((r) => r.p50Ms)),
+  p99Ms: median(raw[rows].map((r) => r.p99Ms)),
+});
 
-const best1000 = Math.max(med(key(1, 'rest-binary', 1000), 'rowsPerSecond'), med(key(1, 'grpc-raw', 1000), 'rowsPerSecond'));
+const best1000 = Math.max(
+  med(key(1, 'rest-binary', 1000), 'rowsPerSecond'),
+  med(key(1, 'grpc-raw', 1000), 'rowsPerSecond'),
+);
 const rawBatch = rawMedian(1000).rowsPerSecond;
 const grpcP99 = Math.min(med(key(1, 'grpc-typed', 1), 'p99Ms'), med(key(1, 'grpc-raw', 1), 'p99Ms'));
 const restP99 = med(key(1, 'rest-json', 1), 'p99Ms');
 const targets = {
-  binary1000VsRaw: { value: best1000 / rawBatch, target: '>= 0.5: 1000-row binary REST or gRPC raw rows/s over raw session.run rows/s (1 worker, medians)', met: best1000 / rawBatch >= 0.5 },
-  grpcP99VsRest: { value: grpcP99, rest: restP99, target: 'gRPC 1-row p99 at c=16 <= REST JSON 1-row p99 (1 worker, medians)', met: grpcP99 <= restP99 },
+  binary1000VsRaw: {
+    value: best1000 / rawBatch,
+    target: '>= 0.5: 1000-row binary REST or gRPC raw rows/s over raw session.run rows/s (1 worker, medians)',
+    met: best1000 / rawBatch >= 0.5,
+  },
+  grpcP99VsRest: {
+    value: grpcP99,
+    rest: restP99,
+    target: 'gRPC 1-row p99 at c=16 <= REST JSON 1-row p99 (1 worker, medians)',
+    met: grpcP99 <= restP99,
+  },
 };
-const failures = Object.values(runs).flat().reduce((n, r) => n + r.failures, 0);
+const failures = Object.values(runs)
+  .flat()
+  .reduce((n, r) => n + r.failures, 0);
 const results = {
   generatedAt: new Date().toISOString(),
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version },
-  note: 'Load generator and server processes share the machine\'s 2 cores, unpinned (the load generator is one process; a 2-worker server is 3 processes: primary + 2 workers); the machine is shared with other builds, so figures are noisy. Medians of alternating rounds.',
+  machine: {
+    cpus: cpus().length,
+    model: cpus()[0]?.model,
+    loadAverageBefore: loadBefore,
+    loadAverageAfter: loadavg(),
+    node: process.version,
+  },
+  note: "Load generator and server processes share the machine's 2 cores, unpinned (the load generator is one process; a 2-worker server is 3 processes: primary + 2 workers); the machine is shared with other builds, so figures are noisy. Medians of alternating rounds.",
   model: `logistic regression, ${FEATURES} FP32 features, batching on, no drift profile`,
   secondsPerRun: SECONDS,
   rounds: ROUNDS,
-  medians: Object.fromEntries(Object.keys(runs).map((k) => [k, { rowsPerSecond: med(k, 'rowsPerSecond'), requestsPerSecond: med(k, 'requestsPerSecond'), p50Ms: med(k, 'p50Ms'), p99Ms: med(k, 'p99Ms'), ...(clientCpu(k) !== undefined ? { clientCpuUsPerRequest: clientCpu(k) } : {}) }])),
+  medians: Object.fromEntries(
+    Object.keys(runs).map((k) => [
+      k,
+      {
+        rowsPerSecond: med(k, 'rowsPerSecond'),
+        requestsPerSecond: med(k, 'requestsPerSecond'),
+        p50Ms: med(k, 'p50Ms'),
+        p99Ms: med(k, 'p99Ms'),
+        ...(clientCpu(k) !== undefined ? { clientCpuUsPerRequest: clientCpu(k) } : {}),
+      },
+    ]),
+  ),
   runs,
   rawSessionRun: { 1: rawMedian(1), 1000: rawMedian(1000), runs: raw },
   targets,
@@ -126,7 +214,11 @@ const results = {
 
 const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
 const f2 = (n: number) => n.toFixed(2);
-const row = (kind: Kind, rows: number) => `| ${kind} | ${rows} | ${WORKERS.map((w) => { const k = key(w, kind, rows); return `${f0(med(k, 'rowsPerSecond'))} / ${f2(med(k, 'p50Ms'))} / ${f2(med(k, 'p99Ms'))}`; }).join(' | ')} | ${f2(med(key(2, kind, rows), 'rowsPerSecond') / med(key(1, kind, rows), 'rowsPerSecond'))} |`;
+const row = (kind: Kind, rows: number) =>
+  `| ${kind} | ${rows} | ${WORKERS.map((w) => {
+    const k = key(w, kind, rows);
+    return `${f0(med(k, 'rowsPerSecond'))} / ${f2(med(k, 'p50Ms'))} / ${f2(med(k, 'p99Ms'))}`;
+  }).join(' | ')} | ${f2(med(key(2, kind, rows), 'rowsPerSecond') / med(key(1, kind, rows), 'rowsPerSecond'))} |`;
 const md = `## Serving protocols (\`server/bench/protocols.bench.ts\`)
 
 ${results.note} Load average before/after: ${loadBefore.map(f2).join(', ')} / ${loadavg().map(f2).join(', ')}.
@@ -138,7 +230,15 @@ ${KINDS.flatMap((kind) => SIZES.map((s) => row(kind, s.rows))).join('\n')}
 | raw \`session.run\` (sequential, 1 thread) | 1 | ${f0(rawMedian(1).rowsPerSecond)} / ${f2(rawMedian(1).p50Ms)} / ${f2(rawMedian(1).p99Ms)} | | |
 | raw \`session.run\` (sequential, 1 thread) | 1000 | ${f0(rawMedian(1000).rowsPerSecond)} / ${f2(rawMedian(1000).p50Ms)} / ${f2(rawMedian(1000).p99Ms)} | | |
 
-Failed requests across all runs: ${failures}. CPU of the gRPC load generator (grpc-js, warmed by 3000 calls) per timed call, 1 worker: ${KINDS.filter((kind) => kind.startsWith('grpc')).flatMap((kind) => SIZES.map((s) => `${kind} ${s.rows} row${s.rows > 1 ? 's' : ''} ${f0(clientCpu(key(1, kind, s.rows)) ?? NaN)} us`)).join(', ')}: it shares the two cores with the server, so gRPC rows/s are bounded by the client as much as by the server.
+Failed requests across all runs: ${failures}. CPU of the gRPC load generator (grpc-js, warmed by 3000 calls) per timed call, 1 worker: ${KINDS.filter(
+  (kind) => kind.startsWith('grpc'),
+)
+  .flatMap((kind) =>
+    SIZES.map((s) => `${kind} ${s.rows} row${s.rows > 1 ? 's' : ''} ${f0(clientCpu(key(1, kind, s.rows)) ?? NaN)} us`),
+  )
+  .join(
+    ', ',
+  )}: it shares the two cores with the server, so gRPC rows/s are bounded by the client as much as by the server.
 
 | target | measured | met |
 |---|---|---|

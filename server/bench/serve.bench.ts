@@ -13,7 +13,16 @@ import { spawn, spawnSync } from 'node:child_process';
 import { DEFAULT_DRIFT_OPTIONS } from '../src/drift/detector.ts';
 import { DriftMonitor } from '../src/drift/monitor.ts';
 import { parseReferenceProfile } from '../src/drift/profile.ts';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { cpuSecondsOf } from '../../test/support/local.ts';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -69,7 +78,12 @@ function exampleModel(): Example {
   mkdirSync(out);
   const run = spawnSync(process.execPath, ['--import', 'tsx', 'examples/trainer/src/main.ts'], {
     cwd: root,
-    env: { ...process.env, LOOPLINE_OUTPUT_URI: pathToFileURL(out).href, LOOPLINE_RESULT_PATH: join(out, 'result.json'), LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      LOOPLINE_OUTPUT_URI: pathToFileURL(out).href,
+      LOOPLINE_RESULT_PATH: join(out, 'result.json'),
+      LOG_LEVEL: 'warn',
+    },
     encoding: 'utf8',
   });
   if (run.status === 0) {
@@ -87,7 +101,9 @@ function exampleModel(): Example {
       bytes: readFileSync(fileURLToPath(result.artifact.uri)),
     };
   }
-  console.warn(`example trainer failed (${run.status}); using the same logistic regression built directly:\n${run.stderr.slice(-1000)}`);
+  console.warn(
+    `example trainer failed (${run.status}); using the same logistic regression built directly:\n${run.stderr.slice(-1000)}`,
+  );
   const bytes = buildLogisticRegressionModel({ weights: [0.02, 1.5, -0.01, 2, 0.3], bias: -1 });
   const path = join(work, 'model.onnx');
   writeFileSync(path, bytes);
@@ -102,17 +118,28 @@ function exampleModel(): Example {
 // ---- processes ----
 console.log('compiling the server as Dockerfile.server does (tsc --rewriteRelativeImportExtensions)');
 compileLikeDockerfileServer();
-const startProcess = (script: string, env: Record<string, string>, readyPath: string, nodeFlags: string[] = [], node = process.execPath) =>
-  startCompiled(script, { WORKERS: '1', ...env }, readyPath, { nodeFlags, node, nodeOptions: SERVER_NODE_OPTIONS });
+const startProcess = (
+  script: string,
+  env: Record<string, string>,
+  readyPath: string,
+  nodeFlags: string[] = [],
+  node = process.execPath,
+) => startCompiled(script, { WORKERS: '1', ...env }, readyPath, { nodeFlags, node, nodeOptions: SERVER_NODE_OPTIONS });
 
 function load(url: string, connections: number, seconds: number, body: string): Promise<Load> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
+    );
   });
 }
 
@@ -123,12 +150,21 @@ function memoryOf(pid: number): { rssMb: number; peakRssMb: number } {
 }
 
 // ---- the CPU profile: self time by function and by area ----
-function summarizeProfile(dir: string, seconds: number): { byArea: Record<string, number>; top: Array<{ fn: string; selfPct: number }> } {
+function summarizeProfile(
+  dir: string,
+  seconds: number,
+): { byArea: Record<string, number>; top: Array<{ fn: string; selfPct: number }> } {
   // The main thread's profile is the largest (tsx's module-loader thread writes its own).
-  const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort((a, b) => statSync(join(dir, b)).size - statSync(join(dir, a)).size)[0];
+  const file = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .sort((a, b) => statSync(join(dir, b)).size - statSync(join(dir, a)).size)[0];
   if (!file) return { byArea: {}, top: [] };
   const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
-    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }>;
+    nodes: Array<{
+      id: number;
+      callFrame: { functionName: string; url: string; lineNumber: number };
+      hitCount?: number;
+    }>;
     samples: number[];
     timeDeltas: number[];
     endTime: number;
@@ -149,27 +185,52 @@ function summarizeProfile(dir: string, seconds: number): { byArea: Record<string
     const hits = node.hitCount ?? 0;
     if (!hits) continue;
     const { functionName, url, lineNumber } = node.callFrame;
-    const short = url.replace(/^file:\/\//, '').replace(`${compiled}/`, '').replace(root, '');
-    const area = functionName === '(idle)' ? 'idle'
-      : functionName === '(garbage collector)' ? 'garbage collector'
-      : functionName === '(program)' ? 'native (program: libuv, onnxruntime binding, syscalls)'
-      : short.includes('node_modules/fastify') || short.includes('node_modules/find-my-way') || short.includes('node_modules/light-my-request') || short.includes('node_modules/fast-json-stringify') || short.includes('node_modules/secure-json-parse') ? 'fastify'
-      : short.includes('onnxruntime') ? 'onnxruntime-node (JS side)'
-      : short.includes('prom-client') ? 'prom-client'
-      : short.startsWith('server/src/drift') ? 'server/src/drift'
-      : short.startsWith('server/src') ? 'server/src (protocol, runtime)'
-      : short.startsWith('node:') || short === '' ? 'node core (http, streams, buffers)'
-      : 'other node_modules';
+    const short = url
+      .replace(/^file:\/\//, '')
+      .replace(`${compiled}/`, '')
+      .replace(root, '');
+    const area =
+      functionName === '(idle)'
+        ? 'idle'
+        : functionName === '(garbage collector)'
+          ? 'garbage collector'
+          : functionName === '(program)'
+            ? 'native (program: libuv, onnxruntime binding, syscalls)'
+            : short.includes('node_modules/fastify') ||
+                short.includes('node_modules/find-my-way') ||
+                short.includes('node_modules/light-my-request') ||
+                short.includes('node_modules/fast-json-stringify') ||
+                short.includes('node_modules/secure-json-parse')
+              ? 'fastify'
+              : short.includes('onnxruntime')
+                ? 'onnxruntime-node (JS side)'
+                : short.includes('prom-client')
+                  ? 'prom-client'
+                  : short.startsWith('server/src/drift')
+                    ? 'server/src/drift'
+                    : short.startsWith('server/src')
+                      ? 'server/src (protocol, runtime)'
+                      : short.startsWith('node:') || short === ''
+                        ? 'node core (http, streams, buffers)'
+                        : 'other node_modules';
     byArea[area] = (byArea[area] ?? 0) + (100 * hits) / total;
     const key = `${functionName || '(anonymous)'} ${short ? `${short}:${lineNumber + 1}` : ''}`.trim();
     byFn.set(key, (byFn.get(key) ?? 0) + (100 * hits) / total);
   }
-  const top = [...byFn.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([fn, selfPct]) => ({ fn, selfPct }));
+  const top = [...byFn.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 15)
+    .map(([fn, selfPct]) => ({ fn, selfPct }));
   return { byArea, top };
 }
 
 // ---- raw session.run ----
-async function rawRuns(bytes: Uint8Array, features: number, rows: number, seconds: number): Promise<{ runsPerSecond: number; rowsPerSecond: number; p50Us: number; p99Us: number }> {
+async function rawRuns(
+  bytes: Uint8Array,
+  features: number,
+  rows: number,
+  seconds: number,
+): Promise<{ runsPerSecond: number; rowsPerSecond: number; p50Us: number; p99Us: number }> {
   const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
   const input = new ort.Tensor('float32', new Float32Array(rows * features).fill(0.5), [rows, features]);
   const name = session.inputNames[0];
@@ -184,7 +245,12 @@ async function rawRuns(bytes: Uint8Array, features: number, rows: number, second
   await session.release();
   times.sort((a, b) => a - b);
   const runsPerSecond = times.length / seconds;
-  return { runsPerSecond, rowsPerSecond: runsPerSecond * rows, p50Us: times[Math.floor(times.length / 2)], p99Us: times[Math.floor(times.length * 0.99)] };
+  return {
+    runsPerSecond,
+    rowsPerSecond: runsPerSecond * rows,
+    p50Us: times[Math.floor(times.length / 2)],
+    p99Us: times[Math.floor(times.length * 0.99)],
+  };
 }
 
 // ---- the run ----
@@ -197,18 +263,31 @@ async function rawRuns(bytes: Uint8Array, features: number, rows: number, second
  * the optimized code a server runs from then on (the steady state, which the target is checked on).
  * process.cpuUsage counts every thread of this process (V8's compiler and GC helpers, tsx's loader), so both are upper bounds.
  */
-async function timeDriftMonitor(profileUri: string | undefined, rows: number): Promise<{ microseconds: number; coldMicroseconds: number; windows: number } | undefined> {
+async function timeDriftMonitor(
+  profileUri: string | undefined,
+  rows: number,
+): Promise<{ microseconds: number; coldMicroseconds: number; windows: number } | undefined> {
   if (!profileUri) return undefined;
   const profile = parseReferenceProfile(readFileSync(fileURLToPath(profileUri), 'utf8'), profileUri);
-  const columns = profile.features.map((f) => (f.type === 'numeric' ? f.sample : Object.keys(f.frequencies).map(Number)));
+  const columns = profile.features.map((f) =>
+    f.type === 'numeric' ? f.sample : Object.keys(f.frequencies).map(Number),
+  );
   // Request tensors made beforehand (a prime number of them, cycled) so that making them is not timed.
-  const requests = Array.from({ length: 997 }, (_, i) => Float32Array.from(columns, (column, j) => column[(i * 7 + j * 13) % column.length]));
+  const requests = Array.from({ length: 997 }, (_, i) =>
+    Float32Array.from(columns, (column, j) => column[(i * 7 + j * 13) % column.length]),
+  );
   const timeOne = async () => {
     let windows = 0;
     const monitor = new DriftMonitor(profile, {
-      drift: DEFAULT_DRIFT_OPTIONS, model: 'credit', modelVersion: '1', windowSize: 1000, windowSeconds: 3600,
+      drift: DEFAULT_DRIFT_OPTIONS,
+      model: 'credit',
+      modelVersion: '1',
+      windowSize: 1000,
+      windowSeconds: 3600,
       onReport: () => void windows++,
-      onError: (error) => { throw error; },
+      onError: (error) => {
+        throw error;
+      },
     });
     const start = process.cpuUsage();
     for (let i = 0; i < rows; i++) {
@@ -232,15 +311,48 @@ const example = exampleModel();
 const features = example.row.length;
 const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, features], datatype: 'FP32', data: example.row }] });
 const INFER = '/v2/models/credit/infer';
-const withoutProfile = Object.fromEntries(Object.entries(example.env).filter(([k]) => !k.startsWith('REFERENCE_PROFILE')));
-const serverEnv = (extra: Record<string, string>) => ({ MODEL_NAME: 'credit', MODEL_VERSION: '1', ...example.env, ...extra });
+const withoutProfile = Object.fromEntries(
+  Object.entries(example.env).filter(([k]) => !k.startsWith('REFERENCE_PROFILE')),
+);
+const serverEnv = (extra: Record<string, string>) => ({
+  MODEL_NAME: 'credit',
+  MODEL_VERSION: '1',
+  ...example.env,
+  ...extra,
+});
 
 const configs: Array<{ key: string; label: string; start: () => Promise<Server> }> = [
   { key: 'bare', label: 'bare fastify, constant answer', start: () => startProcess('server/bench/bare.ts', {}, '/') },
-  { key: 'batchingOn', label: 'our server, batching on', start: () => startProcess('server/src/main.ts', serverEnv({ BATCHING: 'on' }), '/v2/health/ready') },
-  { key: 'batchingOff', label: 'our server, batching off', start: () => startProcess('server/src/main.ts', serverEnv({ BATCHING: 'off' }), '/v2/health/ready') },
-  { key: 'batchingOnNoDrift', label: 'our server, batching on, no drift accounting', start: () => startProcess('server/src/main.ts', { MODEL_NAME: 'credit', MODEL_VERSION: '1', ...withoutProfile, BATCHING: 'on' }, '/v2/health/ready') },
-  ...(otherNode ? [{ key: 'batchingOnOtherNode', label: `our server, batching on, Node ${otherNode.version}`, start: () => startProcess('server/src/main.ts', serverEnv({ BATCHING: 'on' }), '/v2/health/ready', [], otherNode.path) }] : []),
+  {
+    key: 'batchingOn',
+    label: 'our server, batching on',
+    start: () => startProcess('server/src/main.ts', serverEnv({ BATCHING: 'on' }), '/v2/health/ready'),
+  },
+  {
+    key: 'batchingOff',
+    label: 'our server, batching off',
+    start: () => startProcess('server/src/main.ts', serverEnv({ BATCHING: 'off' }), '/v2/health/ready'),
+  },
+  {
+    key: 'batchingOnNoDrift',
+    label: 'our server, batching on, no drift accounting',
+    start: () =>
+      startProcess(
+        'server/src/main.ts',
+        { MODEL_NAME: 'credit', MODEL_VERSION: '1', ...withoutProfile, BATCHING: 'on' },
+        '/v2/health/ready',
+      ),
+  },
+  ...(otherNode
+    ? [
+        {
+          key: 'batchingOnOtherNode',
+          label: `our server, batching on, Node ${otherNode.version}`,
+          start: () =>
+            startProcess('server/src/main.ts', serverEnv({ BATCHING: 'on' }), '/v2/health/ready', [], otherNode.path),
+        },
+      ]
+    : []),
 ];
 
 const http: Record<string, Record<string, Load>> = {};
@@ -253,7 +365,9 @@ for (const config of configs) {
   http[config.key] = {};
   for (const c of CONCURRENCY) {
     http[config.key][c] = await load(server.url + INFER, c, SECONDS, body);
-    console.log(`${config.label.padEnd(46)} c=${String(c).padStart(2)}  ${Math.round(http[config.key][c].requestsPerSecond)} req/s  p50 ${http[config.key][c].p50Ms.toFixed(2)} ms  p99 ${http[config.key][c].p99Ms.toFixed(2)} ms`);
+    console.log(
+      `${config.label.padEnd(46)} c=${String(c).padStart(2)}  ${Math.round(http[config.key][c].requestsPerSecond)} req/s  p50 ${http[config.key][c].p50Ms.toFixed(2)} ms  p99 ${http[config.key][c].p99Ms.toFixed(2)} ms`,
+    );
   }
   memory[config.key] = memoryOf(server.child.pid!);
 }
@@ -261,18 +375,28 @@ for (const config of configs) {
 /** Bytes of one whole HTTP response (status line, headers, body) on a fresh connection. */
 function responseBytes(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest(url, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (response) => {
-      response.resume();
-      response.on('end', () => resolve(response.socket.bytesRead));
-    });
+    const request = httpRequest(
+      url,
+      { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } },
+      (response) => {
+        response.resume();
+        response.on('end', () => resolve(response.socket.bytesRead));
+      },
+    );
     request.on('error', reject);
     request.end(body);
   });
 }
 // The floor answers with as many bytes as the predictor (same headers, same lengths): a difference
 // would make the comparison about response length instead of the work behind it.
-const answerBytes = { bare: await responseBytes(running.bare.url + INFER), ours: await responseBytes(running.batchingOn.url + INFER) };
-if (answerBytes.bare !== answerBytes.ours) console.warn(`response sizes differ: bare ${answerBytes.bare} B, ours ${answerBytes.ours} B; the bare answer in server/bench/bare.ts no longer matches`);
+const answerBytes = {
+  bare: await responseBytes(running.bare.url + INFER),
+  ours: await responseBytes(running.batchingOn.url + INFER),
+};
+if (answerBytes.bare !== answerBytes.ours)
+  console.warn(
+    `response sizes differ: bare ${answerBytes.bare} B, ours ${answerBytes.ours} B; the bare answer in server/bench/bare.ts no longer matches`,
+  );
 
 // The ratios the targets are about, measured in alternation so that load from other
 // processes on the machine hits both sides of a comparison alike; medians of the rounds.
@@ -286,7 +410,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
  */
 const cpuPerRequest: Record<string, Record<string, number[]>> = {};
 const pairName = (a: string, b: string, concurrency: number) => `${a} vs ${b} at c=${concurrency}`;
-async function paired(a: string, b: string, concurrency: number, measure: (l: Load) => number): Promise<{ [key: string]: number[] }> {
+async function paired(
+  a: string,
+  b: string,
+  concurrency: number,
+  measure: (l: Load) => number,
+): Promise<{ [key: string]: number[] }> {
   const values: { [key: string]: number[] } = { [a]: [], [b]: [] };
   const cpu: Record<string, number[]> = (cpuPerRequest[pairName(a, b, concurrency)] = { [a]: [], [b]: [] });
   for (let round = 0; round < ROUNDS; round++) {
@@ -305,23 +434,36 @@ const PAIRED_SECONDS = 2;
 const versusBare = await paired('bare', 'batchingOn', 64, (l) => l.requestsPerSecond);
 const versusNoDrift = await paired('batchingOnNoDrift', 'batchingOn', 64, (l) => l.requestsPerSecond);
 const p99AtC16 = await paired('bare', 'batchingOn', 16, (l) => l.p99Ms);
-const versusOtherNode = otherNode ? await paired('batchingOnOtherNode', 'batchingOn', 64, (l) => l.requestsPerSecond) : undefined;
-const p99VersusOtherNode = otherNode ? await paired('batchingOnOtherNode', 'batchingOn', 16, (l) => l.p99Ms) : undefined;
+const versusOtherNode = otherNode
+  ? await paired('batchingOnOtherNode', 'batchingOn', 64, (l) => l.requestsPerSecond)
+  : undefined;
+const p99VersusOtherNode = otherNode
+  ? await paired('batchingOnOtherNode', 'batchingOn', 16, (l) => l.p99Ms)
+  : undefined;
 for (const server of Object.values(running)) await server.stop();
-console.log(`paired c=16 p99 ms: bare ${p99AtC16.bare.map((x) => x.toFixed(2))} vs ours ${p99AtC16.batchingOn.map((x) => x.toFixed(2))}`);
-console.log(`paired c=64 req/s: bare ${versusBare.bare.map(Math.round)} vs ours ${versusBare.batchingOn.map(Math.round)}; no drift ${versusNoDrift.batchingOnNoDrift.map(Math.round)} vs drift ${versusNoDrift.batchingOn.map(Math.round)}`);
+console.log(
+  `paired c=16 p99 ms: bare ${p99AtC16.bare.map((x) => x.toFixed(2))} vs ours ${p99AtC16.batchingOn.map((x) => x.toFixed(2))}`,
+);
+console.log(
+  `paired c=64 req/s: bare ${versusBare.bare.map(Math.round)} vs ours ${versusBare.batchingOn.map(Math.round)}; no drift ${versusNoDrift.batchingOnNoDrift.map(Math.round)} vs drift ${versusNoDrift.batchingOn.map(Math.round)}`,
+);
 
 const raw = {
   perRow: await rawRuns(example.bytes, features, 1, 2),
   perBatch64: await rawRuns(example.bytes, features, 64, 2),
 };
 const driftWork = await timeDriftMonitor(example.env.REFERENCE_PROFILE_URI, 200_000);
-console.log(`raw session.run: 1 row ${Math.round(raw.perRow.runsPerSecond)} runs/s; 64 rows ${Math.round(raw.perBatch64.runsPerSecond)} runs/s (${Math.round(raw.perBatch64.rowsPerSecond)} rows/s)`);
+console.log(
+  `raw session.run: 1 row ${Math.round(raw.perRow.runsPerSecond)} runs/s; 64 rows ${Math.round(raw.perBatch64.runsPerSecond)} runs/s (${Math.round(raw.perBatch64.rowsPerSecond)} rows/s)`,
+);
 
 // A CPU profile of the server (batching on, with drift) under concurrency 64.
 const profileDir = join(work, 'profile');
 mkdirSync(profileDir);
-const profiled = await startProcess('server/src/main.ts', serverEnv({ BATCHING: 'on' }), '/v2/health/ready', ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+const profiled = await startProcess('server/src/main.ts', serverEnv({ BATCHING: 'on' }), '/v2/health/ready', [
+  '--cpu-prof',
+  `--cpu-prof-dir=${profileDir}`,
+]);
 await load(profiled.url + INFER, 16, 1, body);
 const profiledLoad = await load(profiled.url + INFER, 64, SECONDS, body);
 await profiled.stop();
@@ -334,17 +476,46 @@ const driftCpuCost = median(driftCpu.batchingOn) / median(driftCpu.batchingOnNoD
 const driftShare = driftWork ? driftWork.microseconds / median(driftCpu.batchingOn) : undefined;
 const targets = {
   c64VsBare: { value: vsBare, target: '>= 0.85 (median of alternating rounds)', met: vsBare >= 0.85 },
-  p99AtC16Ms: { value: median(p99AtC16.batchingOn), target: '<= 2 ms (median of alternating rounds)', met: median(p99AtC16.batchingOn) <= 2 },
-  rssMb: { value: memory.batchingOn.peakRssMb, target: '<= 150 MB (peak RSS, batching on)', met: memory.batchingOn.peakRssMb <= 150 },
-  driftCost: { value: driftCost, target: '<= 3% throughput at c=64 (median of alternating rounds)', met: driftCost <= 0.03 },
-  driftCpuPerRequest: { value: driftCpuCost, target: '<= 3% more server CPU per request at c=64 (median of alternating rounds)', met: driftCpuCost <= 0.03 },
-  driftShareOfServerCpu: { value: driftShare ?? null, target: '<= 3% of the server CPU per request (the monitor timed in-process, optimized code, / the server median)', met: driftShare !== undefined && driftShare <= 0.03 },
+  p99AtC16Ms: {
+    value: median(p99AtC16.batchingOn),
+    target: '<= 2 ms (median of alternating rounds)',
+    met: median(p99AtC16.batchingOn) <= 2,
+  },
+  rssMb: {
+    value: memory.batchingOn.peakRssMb,
+    target: '<= 150 MB (peak RSS, batching on)',
+    met: memory.batchingOn.peakRssMb <= 150,
+  },
+  driftCost: {
+    value: driftCost,
+    target: '<= 3% throughput at c=64 (median of alternating rounds)',
+    met: driftCost <= 0.03,
+  },
+  driftCpuPerRequest: {
+    value: driftCpuCost,
+    target: '<= 3% more server CPU per request at c=64 (median of alternating rounds)',
+    met: driftCpuCost <= 0.03,
+  },
+  driftShareOfServerCpu: {
+    value: driftShare ?? null,
+    target: '<= 3% of the server CPU per request (the monitor timed in-process, optimized code, / the server median)',
+    met: driftShare !== undefined && driftShare <= 0.03,
+  },
 };
-const failures = Object.values(http).flatMap((byC) => Object.values(byC)).reduce((s, l) => s + l.non2xx + l.errors + l.timeouts, 0);
+const failures = Object.values(http)
+  .flatMap((byC) => Object.values(byC))
+  .reduce((s, l) => s + l.non2xx + l.errors + l.timeouts, 0);
 
 const results = {
   generatedAt: new Date().toISOString(),
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadavg(), node: process.version, compareNode: otherNode?.version ?? null },
+  machine: {
+    cpus: cpus().length,
+    model: cpus()[0]?.model,
+    loadAverageBefore: loadBefore,
+    loadAverageAfter: loadavg(),
+    node: process.version,
+    compareNode: otherNode?.version ?? null,
+  },
   note: 'Server and load generator are separate processes on the same 2-core machine, which is shared with other builds during this run: figures are noisy.',
   serverNodeOptions: SERVER_NODE_OPTIONS,
   exampleModel: example.source,
@@ -354,7 +525,14 @@ const results = {
   http,
   pairedAtC64: { seconds: PAIRED_SECONDS, versusBare, versusNoDrift },
   pairedP99AtC16: { seconds: PAIRED_SECONDS, p99Ms: p99AtC16 },
-  nodeVersions: otherNode ? { ours: process.version, other: otherNode.version, pairedAtC64: versusOtherNode, pairedP99AtC16: p99VersusOtherNode } : null,
+  nodeVersions: otherNode
+    ? {
+        ours: process.version,
+        other: otherNode.version,
+        pairedAtC64: versusOtherNode,
+        pairedP99AtC16: p99VersusOtherNode,
+      }
+    : null,
   pairedCpuMicrosecondsPerRequest: cpuPerRequest,
   driftMonitorCpu: driftWork ?? null,
   raw,
@@ -368,7 +546,10 @@ const results = {
 const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
 const f2 = (n: number) => n.toFixed(2);
 const f1 = (n: number) => n.toFixed(1);
-const rows = configs.map((c) => `| ${c.label} | ${CONCURRENCY.map((k) => `${f0(http[c.key][k].requestsPerSecond)} / ${f2(http[c.key][k].p50Ms)} / ${f2(http[c.key][k].p99Ms)}`).join(' | ')} |`);
+const rows = configs.map(
+  (c) =>
+    `| ${c.label} | ${CONCURRENCY.map((k) => `${f0(http[c.key][k].requestsPerSecond)} / ${f2(http[c.key][k].p50Ms)} / ${f2(http[c.key][k].p99Ms)}`).join(' | ')} |`,
+);
 const md = `## Predictor server (\`server/bench/serve.bench.ts\`)
 
 ${results.note} Load average before/after: ${loadBefore.map(f2).join(', ')} / ${loadavg().map(f2).join(', ')}.
@@ -381,9 +562,20 @@ ${rows.join('\n')}
 Raw \`session.run\` (onnxruntime-node, 1 intra-op thread, sequential): 1 row ${f0(raw.perRow.runsPerSecond)} runs/s (p50 ${f2(raw.perRow.p50Us)} µs, p99 ${f2(raw.perRow.p99Us)} µs); 64 rows ${f0(raw.perBatch64.runsPerSecond)} runs/s = ${f0(raw.perBatch64.rowsPerSecond)} rows/s (p50 ${f2(raw.perBatch64.p50Us)} µs, p99 ${f2(raw.perBatch64.p99Us)} µs).
 
 Alternating ${PAIRED_SECONDS} s rounds at c=64 (req/s): bare ${versusBare.bare.map(f0).join(', ')} vs ours ${versusBare.batchingOn.map(f0).join(', ')}; without drift ${versusNoDrift.batchingOnNoDrift.map(f0).join(', ')} vs with drift ${versusNoDrift.batchingOn.map(f0).join(', ')}.\nAlternating ${PAIRED_SECONDS} s rounds at c=16 (p99 ms): bare ${p99AtC16.bare.map(f2).join(', ')} vs ours ${p99AtC16.batchingOn.map(f2).join(', ')}.
-Server CPU per request in the same rounds (µs, from /proc): ${Object.entries(cpuPerRequest).map(([pair, byKey]) => `${pair}: ${Object.entries(byKey).map(([k, xs]) => `${k} ${xs.map(f1).join(', ')} (median ${f1(median(xs))})`).join(' vs ')}`).join('; ')}.
+Server CPU per request in the same rounds (µs, from /proc): ${Object.entries(cpuPerRequest)
+  .map(
+    ([pair, byKey]) =>
+      `${pair}: ${Object.entries(byKey)
+        .map(([k, xs]) => `${k} ${xs.map(f1).join(', ')} (median ${f1(median(xs))})`)
+        .join(' vs ')}`,
+  )
+  .join('; ')}.
 
-${otherNode && versusOtherNode && p99VersusOtherNode ? `Node ${process.version} (the project's) vs ${otherNode.version} (the machine's), the same server in alternating ${PAIRED_SECONDS} s rounds: c=64 ${f0(median(versusOtherNode.batchingOn))} vs ${f0(median(versusOtherNode.batchingOnOtherNode))} req/s (ratio ${f2(median(versusOtherNode.batchingOn) / median(versusOtherNode.batchingOnOtherNode))}; rounds ${versusOtherNode.batchingOn.map(f0).join(', ')} vs ${versusOtherNode.batchingOnOtherNode.map(f0).join(', ')}); p99 at c=16 ${f2(median(p99VersusOtherNode.batchingOn))} vs ${f2(median(p99VersusOtherNode.batchingOnOtherNode))} ms; peak RSS ${f0(memory.batchingOn.peakRssMb)} vs ${f0(memory.batchingOnOtherNode.peakRssMb)} MB.\n\n` : ''}Resident memory after the runs (peak): ${Object.entries(memory).map(([k, m]) => `${k} ${f0(m.rssMb)} MB (${f0(m.peakRssMb)} MB)`).join('; ')}.
+${otherNode && versusOtherNode && p99VersusOtherNode ? `Node ${process.version} (the project's) vs ${otherNode.version} (the machine's), the same server in alternating ${PAIRED_SECONDS} s rounds: c=64 ${f0(median(versusOtherNode.batchingOn))} vs ${f0(median(versusOtherNode.batchingOnOtherNode))} req/s (ratio ${f2(median(versusOtherNode.batchingOn) / median(versusOtherNode.batchingOnOtherNode))}; rounds ${versusOtherNode.batchingOn.map(f0).join(', ')} vs ${versusOtherNode.batchingOnOtherNode.map(f0).join(', ')}); p99 at c=16 ${f2(median(p99VersusOtherNode.batchingOn))} vs ${f2(median(p99VersusOtherNode.batchingOnOtherNode))} ms; peak RSS ${f0(memory.batchingOn.peakRssMb)} vs ${f0(memory.batchingOnOtherNode.peakRssMb)} MB.\n\n` : ''}Resident memory after the runs (peak): ${Object.entries(
+  memory,
+)
+  .map(([k, m]) => `${k} ${f0(m.rssMb)} MB (${f0(m.peakRssMb)} MB)`)
+  .join('; ')}.
 Failed requests across all runs: ${failures}.
 
 | target | measured | met |
@@ -396,7 +588,10 @@ Failed requests across all runs: ${failures}.
 | drift accounting cost ${targets.driftCpuPerRequest.target} | ${(100 * targets.driftCpuPerRequest.value).toFixed(1)}% | ${targets.driftCpuPerRequest.met ? 'yes' : `no, over by ${(100 * targets.driftCpuPerRequest.value - 3).toFixed(1)} points`} |
 
 CPU profile of the server (batching on, drift on, c=64, ${f0(profiledLoad.requestsPerSecond)} req/s while profiled; samples of the ${SECONDS} s under load only), self time by area:
-${Object.entries(profile.byArea).sort((a, b) => b[1] - a[1]).map(([area, pct]) => `${area} ${pct.toFixed(1)}%`).join('; ')}.
+${Object.entries(profile.byArea)
+  .sort((a, b) => b[1] - a[1])
+  .map(([area, pct]) => `${area} ${pct.toFixed(1)}%`)
+  .join('; ')}.
 
 Top functions by self time:
 

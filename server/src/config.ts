@@ -73,7 +73,8 @@ function integer(env: Env, name: string, fallback: number, min = 0): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new ConfigError(`${name} must be an integer ≥ ${min}, got "${raw}"`);
+  if (!Number.isInteger(value) || value < min)
+    throw new ConfigError(`${name} must be an integer ≥ ${min}, got "${raw}"`);
   return value;
 }
 
@@ -81,7 +82,8 @@ function number(env: Env, name: string, fallback: number | undefined, min: numbe
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) throw new ConfigError(`${name} must be a number in [${min}, ${max}], got "${raw}"`);
+  if (!Number.isFinite(value) || value < min || value > max)
+    throw new ConfigError(`${name} must be a number in [${min}, ${max}], got "${raw}"`);
   return value;
 }
 
@@ -103,14 +105,20 @@ function flag(env: Env, name: string, fallback: boolean): boolean {
 function loggingFromEnv(env: Env): InferenceLogOptions | undefined {
   const uri = env.INFERENCE_LOG_URI;
   if (!uri) return undefined;
-  if (!/^(s3:\/\/[^/]+|file:\/\/\/.*)/.test(uri)) throw new ConfigError(`INFERENCE_LOG_URI must be s3://<bucket>/<prefix> or file:///<directory>, got "${uri}"`);
+  if (!/^(s3:\/\/[^/]+|file:\/\/\/.*)/.test(uri))
+    throw new ConfigError(`INFERENCE_LOG_URI must be s3://<bucket>/<prefix> or file:///<directory>, got "${uri}"`);
   const maxRowsPerPart = integer(env, 'INFERENCE_LOG_MAX_ROWS_PER_PART', 10_000, 1);
   const maxBufferedRows = integer(env, 'INFERENCE_LOG_MAX_BUFFERED_ROWS', Math.max(50_000, maxRowsPerPart), 1);
   if (maxBufferedRows < maxRowsPerPart) {
-    throw new ConfigError(`INFERENCE_LOG_MAX_BUFFERED_ROWS (${maxBufferedRows}) must be at least INFERENCE_LOG_MAX_ROWS_PER_PART (${maxRowsPerPart})`);
+    throw new ConfigError(
+      `INFERENCE_LOG_MAX_BUFFERED_ROWS (${maxBufferedRows}) must be at least INFERENCE_LOG_MAX_ROWS_PER_PART (${maxRowsPerPart})`,
+    );
   }
   const version = env.MODEL_VERSION ?? '';
-  if (!/^\d+$/.test(version)) throw new ConfigError(`MODEL_VERSION must be an integer when INFERENCE_LOG_URI is set (the log's version column), got "${version}"`);
+  if (!/^\d+$/.test(version))
+    throw new ConfigError(
+      `MODEL_VERSION must be an integer when INFERENCE_LOG_URI is set (the log's version column), got "${version}"`,
+    );
   return {
     uri,
     sampleRate: number(env, 'INFERENCE_LOG_SAMPLE_RATE', 1, 0, 1)!,
@@ -142,7 +150,9 @@ export function configFromEnv(env: Env): ServerConfig {
   const windowSize = integer(env, 'DRIFT_WINDOW_SIZE', 1000, 1);
   const subject = env.DRIFT_SUBJECT || driftSubject(namespace, inferenceService);
   if (!env.DRIFT_SUBJECT && !(SUBJECT_TOKEN.test(namespace) && SUBJECT_TOKEN.test(inferenceService))) {
-    throw new ConfigError(`NAMESPACE and INFERENCE_SERVICE must be plain subject tokens, got "${namespace}" and "${inferenceService}"`);
+    throw new ConfigError(
+      `NAMESPACE and INFERENCE_SERVICE must be plain subject tokens, got "${namespace}" and "${inferenceService}"`,
+    );
   }
   return {
     port: integer(env, 'PORT', 8080),
@@ -164,7 +174,12 @@ export function configFromEnv(env: Env): ServerConfig {
     namespace,
     inferenceService,
     nats: env.NATS_URL
-      ? { url: env.NATS_URL, subject, stream: env.NATS_STREAM || 'LOOPLINE', bufferSize: integer(env, 'EVENT_BUFFER_SIZE', 1000, 1) }
+      ? {
+          url: env.NATS_URL,
+          subject,
+          stream: env.NATS_STREAM || 'LOOPLINE',
+          bufferSize: integer(env, 'EVENT_BUFFER_SIZE', 1000, 1),
+        }
       : undefined,
     drift: {
       ...DEFAULT_DRIFT_OPTIONS,
@@ -173,8 +188,18 @@ export function configFromEnv(env: Env): ServerConfig {
       windowSeconds: integer(env, 'DRIFT_WINDOW_SECONDS', 60, 1),
       driftShare: number(env, 'DRIFT_SHARE', DEFAULT_DRIFT_OPTIONS.driftShare, 0, 1)!,
       threshold: number(env, 'DRIFT_THRESHOLD', undefined, 0, Number.MAX_VALUE),
-      numericMethod: oneOf(env, 'DRIFT_NUMERIC_METHOD', ['auto', 'ks', 'psi', 'wasserstein', 'jensenshannon'] as const, 'auto'),
-      categoricalMethod: oneOf(env, 'DRIFT_CATEGORICAL_METHOD', ['auto', 'chisquare', 'psi', 'jensenshannon'] as const, 'auto'),
+      numericMethod: oneOf(
+        env,
+        'DRIFT_NUMERIC_METHOD',
+        ['auto', 'ks', 'psi', 'wasserstein', 'jensenshannon'] as const,
+        'auto',
+      ),
+      categoricalMethod: oneOf(
+        env,
+        'DRIFT_CATEGORICAL_METHOD',
+        ['auto', 'chisquare', 'psi', 'jensenshannon'] as const,
+        'auto',
+      ),
     },
     logging: loggingFromEnv(env),
     adminToken: env.ADMIN_TOKEN || undefined,

@@ -25,6 +25,10 @@ function cgroupCpuLimit(readFile: (path: string) => string): number | undefined 
     return quota === 'max' ? Infinity : Number(quota) / Number(period);
   });
   if (v2 !== undefined) return Number.isFinite(v2) && v2 > 0 ? v2 : undefined;
-  const v1 = attempt(() => Number(readFile('/sys/fs/cgroup/cpu/cpu.cfs_quota_us')) / Number(readFile('/sys/fs/cgroup/cpu/cpu.cfs_period_us')));
+  const v1 = attempt(
+    () =>
+      Number(readFile('/sys/fs/cgroup/cpu/cpu.cfs_quota_us')) /
+      Number(readFile('/sys/fs/cgroup/cpu/cpu.cfs_period_us')),
+  );
   return v1 !== undefined && Number.isFinite(v1) && v1 > 0 ? v1 : undefined;
 }

@@ -58,10 +58,19 @@ function requestIdGenerator(): () => string {
   return () => prefix + (++sequence).toString(16).padStart(12, '0');
 }
 
-export async function startServer(config: ServerConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
+export async function startServer(
+  config: ServerConfig,
+  log: Logger = pino({ level: config.logLevel }),
+): Promise<RunningServer> {
   const metrics = new ServerMetrics();
   const publisher = config.nats
-    ? new EventPublisher({ servers: config.nats.url, stream: config.nats.stream, bufferSize: config.nats.bufferSize, log: log.child({ component: 'events' }), metrics })
+    ? new EventPublisher({
+        servers: config.nats.url,
+        stream: config.nats.stream,
+        bufferSize: config.nats.bufferSize,
+        log: log.child({ component: 'events' }),
+        metrics,
+      })
     : undefined;
   publisher?.start();
 
@@ -73,7 +82,16 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
     }
     metrics.driftShare.set(labels, report.score);
     metrics.driftWindows.inc({ ...labels, drifted: String(report.drifted) });
-    log.info({ version: report.modelVersion, window: report.window, drifted: report.drifted, score: report.score, driftedFeatures: report.driftedFeatures }, 'drift window closed');
+    log.info(
+      {
+        version: report.modelVersion,
+        window: report.window,
+        drifted: report.drifted,
+        score: report.score,
+        driftedFeatures: report.driftedFeatures,
+      },
+      'drift window closed',
+    );
     if (publisher && config.nats) {
       const event = driftCloudEvent(report, config.namespace, config.inferenceService);
       publisher.publish(config.nats.subject, event.id, event);
@@ -81,7 +99,12 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
   };
 
   const slot = new ModelSlot({
-    runtime: { batching: config.batching, maxBatchSize: config.batchMaxSize, maxWaitMs: config.batchMaxWaitMs, intraOpThreads: config.intraOpThreads },
+    runtime: {
+      batching: config.batching,
+      maxBatchSize: config.batchMaxSize,
+      maxWaitMs: config.batchMaxWaitMs,
+      intraOpThreads: config.intraOpThreads,
+    },
     drift: { windowSize: config.drift.windowSize, windowSeconds: config.drift.windowSeconds, drift: config.drift },
     onDriftReport,
     log,
@@ -90,11 +113,13 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
 
   const scope = { namespace: config.namespace, inferenceService: config.inferenceService };
   const store = config.logging ? partStoreFor(config.logging.uri) : undefined;
-  const inferenceLog = config.logging && store
-    ? new InferenceLog(config.logging, scope, store, metrics, log.child({ component: 'inference-log' }))
-    : undefined;
+  const inferenceLog =
+    config.logging && store
+      ? new InferenceLog(config.logging, scope, store, metrics, log.child({ component: 'inference-log' }))
+      : undefined;
   inferenceLog?.start();
-  const labels = config.logging && store ? new LabelWriter(config.logging.uri, scope, store, config.logging.pod) : undefined;
+  const labels =
+    config.logging && store ? new LabelWriter(config.logging.uri, scope, store, config.logging.pod) : undefined;
 
   const nextRequestId = requestIdGenerator();
   const app = Fastify({
@@ -113,7 +138,13 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
 
   // A worker of a multi-process pod (workers.ts) swaps and reports metrics pod-wide, through the primary.
   const bridge = isWorker() ? await workerBridge(metrics.registry, (model) => slot.swap(model)) : undefined;
-  const ctx: ProtocolContext = { slot, metrics, config, inferenceLog, swap: bridge?.swap ?? ((model) => slot.swap(model)) };
+  const ctx: ProtocolContext = {
+    slot,
+    metrics,
+    config,
+    inferenceLog,
+    swap: bridge?.swap ?? ((model) => slot.swap(model)),
+  };
   // A callback hook: an async one would cost a promise per request.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
@@ -138,10 +169,26 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  const grpcServer = config.grpcPort === undefined
-    ? undefined
-    : await startGrpcServer(ctx, { host: config.host, port: config.grpcPort, maxMessageBytes: config.bodyLimitBytes, nextRequestId, log: log.child({ component: 'grpc' }) });
-  log.info({ url, grpcPort: grpcServer?.port, model: config.model.name, version: config.model.version, batching: config.batching }, 'predictor listening');
+  const grpcServer =
+    config.grpcPort === undefined
+      ? undefined
+      : await startGrpcServer(ctx, {
+          host: config.host,
+          port: config.grpcPort,
+          maxMessageBytes: config.bodyLimitBytes,
+          nextRequestId,
+          log: log.child({ component: 'grpc' }),
+        });
+  log.info(
+    {
+      url,
+      grpcPort: grpcServer?.port,
+      model: config.model.name,
+      version: config.model.version,
+      batching: config.batching,
+    },
+    'predictor listening',
+  );
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -165,5 +212,17 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ lev
     return closing;
   };
 
-  return { url, port, grpcPort: grpcServer?.port, app, slot, metrics, publisher, inferenceLog, loaded, swap: ctx.swap, close };
+  return {
+    url,
+    port,
+    grpcPort: grpcServer?.port,
+    app,
+    slot,
+    metrics,
+    publisher,
+    inferenceLog,
+    loaded,
+    swap: ctx.swap,
+    close,
+  };
 }

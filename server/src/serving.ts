@@ -7,7 +7,14 @@ import type { ArtifactRef, ModelConfig } from './config.ts';
 import { DriftMonitor, type DriftReport, type MonitorOptions } from './drift/monitor.ts';
 import { imputationValue, loadReferenceProfile, type ReferenceProfile } from './drift/profile.ts';
 import type { ServerMetrics } from './metrics/metrics.ts';
-import { compileRowParser, compileV2RequestParser, rowsLayoutOf, type RowParser, type RowsLayout, type V2RequestParser } from './protocol/validation.ts';
+import {
+  compileRowParser,
+  compileV2RequestParser,
+  rowsLayoutOf,
+  type RowParser,
+  type RowsLayout,
+  type V2RequestParser,
+} from './protocol/validation.ts';
 import { DigestMismatchError } from './runtime/artifact.ts';
 import { LoadedModel, type RuntimeOptions } from './runtime/model.ts';
 
@@ -80,7 +87,11 @@ export class ModelSlot {
         return this.current !== undefined;
       }
       this.install(loaded);
-      if (attempt > 1) this.options.log.info({ model: config.name, version: config.version, attempt }, 'model loaded after retrying; ready');
+      if (attempt > 1)
+        this.options.log.info(
+          { model: config.name, version: config.version, attempt },
+          'model loaded after retrying; ready',
+        );
       return true;
     } catch (error) {
       if (this.state === 'stopping' || this.current) return false;
@@ -146,17 +157,30 @@ export class ModelSlot {
       // After the last request was answered, so the final window has every row.
       await old.drift?.stop(reason);
       this.options.metrics.modelLoaded.set({ model: old.name, model_version: old.version }, 0);
-    })().catch((error) => this.options.log.error({ err: error, version: old.version }, 'retiring a model version failed'));
+    })().catch((error) =>
+      this.options.log.error({ err: error, version: old.version }, 'retiring a model version failed'),
+    );
     this.retiring.add(done);
     void done.finally(() => this.retiring.delete(done));
   }
 
   private logLoadFailure(config: ModelConfig, error: unknown, attempt?: number): void {
-    const fields = { model: config.name, version: config.version, uri: config.artifact.uri, ...(attempt ? { attempt } : {}) };
+    const fields = {
+      model: config.name,
+      version: config.version,
+      uri: config.artifact.uri,
+      ...(attempt ? { attempt } : {}),
+    };
     if (error instanceof DigestMismatchError) {
-      this.options.log.error({ ...fields, expected: error.expected, actual: error.actual }, `refusing to serve: ${error.message}`);
+      this.options.log.error(
+        { ...fields, expected: error.expected, actual: error.actual },
+        `refusing to serve: ${error.message}`,
+      );
     } else {
-      this.options.log.error({ ...fields, err: error }, `model version failed to load${attempt ? ' (retrying with backoff)' : ''}: ${(error as Error).message}`);
+      this.options.log.error(
+        { ...fields, err: error },
+        `model version failed to load${attempt ? ' (retrying with backoff)' : ''}: ${(error as Error).message}`,
+      );
     }
   }
 
@@ -164,7 +188,13 @@ export class ModelSlot {
     const { metrics } = this.options;
     const batchRows = metrics.batchSize.series({ model: config.name, model_version: config.version });
     const model = await LoadedModel.load(
-      { name: config.name, version: config.version, uri: config.artifact.uri, digest: config.artifact.digest, signature: config.signature },
+      {
+        name: config.name,
+        version: config.version,
+        uri: config.artifact.uri,
+        digest: config.artifact.digest,
+        signature: config.signature,
+      },
       { ...this.options.runtime, onRun: (rows) => batchRows.observe(rows) },
     );
     let profile: ReferenceProfile | undefined;
@@ -189,7 +219,10 @@ export class ModelSlot {
         onError: (error) => this.options.log.error({ err: error, version: config.version }, 'drift evaluation failed'),
       });
     } else if (profile) {
-      this.options.log.warn({ version: config.version }, 'reference profile does not describe the model input as [-1, features]; drift monitoring is off');
+      this.options.log.warn(
+        { version: config.version },
+        'reference profile does not describe the model input as [-1, features]; drift monitoring is off',
+      );
     }
     return {
       name: config.name,
@@ -199,7 +232,8 @@ export class ModelSlot {
       profile,
       drift,
       parseV2: compileV2RequestParser(model.signature, model.batchable),
-      rows: typeof rowsLayout === 'string' ? rowsLayout : { layout: rowsLayout, parseRow: compileRowParser(rowsLayout) },
+      rows:
+        typeof rowsLayout === 'string' ? rowsLayout : { layout: rowsLayout, parseRow: compileRowParser(rowsLayout) },
     };
   }
 

@@ -26,7 +26,8 @@ type ToWorker =
   | { loopline: 'swap'; id: number; model: ModelConfig }
   | { loopline: 'swapResult'; id: number; previous?: string; error?: string; conflict?: boolean };
 
-const isMessage = (m: unknown): m is { loopline: string; id: number } => typeof m === 'object' && m !== null && 'loopline' in m;
+const isMessage = (m: unknown): m is { loopline: string; id: number } =>
+  typeof m === 'object' && m !== null && 'loopline' in m;
 
 /** The model settings of main.ts's environment, so a worker forked after a swap starts on the swapped version. */
 function modelEnv(model: ModelConfig): Record<string, string> {
@@ -50,11 +51,17 @@ export function runPrimary(workers: number, model: ModelConfig, log: Logger): vo
   const fork = (env: Record<string, string> = {}) => cluster.fork({ ...env, LOOPLINE_WORKER: '1' });
 
   /** Ask every live worker to swap; the answer is the first failure, else the previous version. */
-  const swapEverywhere = async (next: ModelConfig): Promise<Omit<Extract<ToWorker, { loopline: 'swapResult' }>, 'loopline' | 'id'>> => {
+  const swapEverywhere = async (
+    next: ModelConfig,
+  ): Promise<Omit<Extract<ToWorker, { loopline: 'swapResult' }>, 'loopline' | 'id'>> => {
     if (swapping) return { error: 'another model swap is in progress', conflict: true };
     swapping = true;
     try {
-      const results = await Promise.all(Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w?.isConnected()).map((w) => request<Extract<ToPrimary, { loopline: 'swapped' }>>(w, { loopline: 'swap', model: next })));
+      const results = await Promise.all(
+        Object.values(cluster.workers ?? {})
+          .filter((w): w is Worker => !!w?.isConnected())
+          .map((w) => request<Extract<ToPrimary, { loopline: 'swapped' }>>(w, { loopline: 'swap', model: next })),
+      );
       const failed = results.find((r) => r.error !== undefined);
       if (failed) return { error: failed.error, conflict: failed.conflict };
       current = next;
@@ -86,7 +93,9 @@ export function runPrimary(workers: number, model: ModelConfig, log: Logger): vo
         (error: Error) => worker.send({ loopline: 'metrics', id: m.id, error: error.message } satisfies ToWorker),
       );
     } else if (m.loopline === 'swap') {
-      void swapEverywhere(m.model).then((result) => worker.send({ loopline: 'swapResult', id: m.id, ...result } satisfies ToWorker));
+      void swapEverywhere(m.model).then((result) =>
+        worker.send({ loopline: 'swapResult', id: m.id, ...result } satisfies ToWorker),
+      );
     }
   });
 
@@ -110,7 +119,10 @@ export function runPrimary(workers: number, model: ModelConfig, log: Logger): vo
       process.exit(1);
     }
     stopping = true;
-    log.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down: passing the signal to every worker');
+    log.info(
+      { signal, workers: Object.keys(cluster.workers ?? {}).length },
+      'shutting down: passing the signal to every worker',
+    );
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
@@ -134,7 +146,10 @@ const METRICS_TIMEOUT_MS = 10_000;
 /** A swap waits for every worker to fetch, verify, load and warm the new version. */
 const SWAP_TIMEOUT_MS = 10 * 60_000;
 
-export async function workerBridge(registry: Registry, swapHere: (model: ModelConfig) => Promise<{ previous: string | undefined }>): Promise<WorkerBridge> {
+export async function workerBridge(
+  registry: Registry,
+  swapHere: (model: ModelConfig) => Promise<{ previous: string | undefined }>,
+): Promise<WorkerBridge> {
   // Imported here: the primary never loads the model runtime.
   const { SwapInProgressError } = await import('./serving.ts');
   // prom-client answers the primary's metric requests from these registries, with the listener an
@@ -149,7 +164,13 @@ export async function workerBridge(registry: Registry, swapHere: (model: ModelCo
     if (m.loopline === 'swap') {
       swapHere(m.model).then(
         ({ previous }) => process.send!({ loopline: 'swapped', id: m.id, previous } satisfies ToPrimary),
-        (error: Error) => process.send!({ loopline: 'swapped', id: m.id, error: error.message, conflict: error instanceof SwapInProgressError } satisfies ToPrimary),
+        (error: Error) =>
+          process.send!({
+            loopline: 'swapped',
+            id: m.id,
+            error: error.message,
+            conflict: error instanceof SwapInProgressError,
+          } satisfies ToPrimary),
       );
       return;
     }
@@ -177,7 +198,10 @@ export async function workerBridge(registry: Registry, swapHere: (model: ModelCo
       return answer.text!;
     },
     swap: async (model) => {
-      const answer = await ask<Extract<ToWorker, { loopline: 'swapResult' }>>({ loopline: 'swap', model }, SWAP_TIMEOUT_MS);
+      const answer = await ask<Extract<ToWorker, { loopline: 'swapResult' }>>(
+        { loopline: 'swap', model },
+        SWAP_TIMEOUT_MS,
+      );
       if (answer.conflict) throw new SwapInProgressError(answer.error);
       if (answer.error !== undefined) throw new Error(answer.error);
       return { previous: answer.previous };

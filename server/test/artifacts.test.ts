@@ -19,8 +19,22 @@ let httpBase: string;
 /** A pino logger whose lines the test can read. */
 function capturingLogger(): { log: pino.Logger; lines: () => Array<Record<string, unknown>> } {
   const chunks: string[] = [];
-  const sink = new Writable({ write(chunk, _enc, done) { chunks.push(String(chunk)); done(); } });
-  return { log: pino({ level: 'info' }, sink), lines: () => chunks.join('').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      chunks.push(String(chunk));
+      done();
+    },
+  });
+  return {
+    log: pino({ level: 'info' }, sink),
+    lines: () =>
+      chunks
+        .join('')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+  };
 }
 
 test.before(async () => {
@@ -52,15 +66,25 @@ test('fetchVerified rejects a digest mismatch, an unknown scheme and a malformed
     assert.instance(error, DigestMismatchError);
     assert.is((error as DigestMismatchError).actual, model.artifact.digest);
   }
-  await fetchVerified('ftp://host/model.onnx', model.artifact.digest).then(() => assert.unreachable(), (e) => assert.match(e.message, /scheme ftp: is not supported/));
-  await fetchVerified(model.artifact.uri, 'md5:abc').then(() => assert.unreachable(), (e) => assert.match(e.message, /sha256:<64 hex>/));
+  await fetchVerified('ftp://host/model.onnx', model.artifact.digest).then(
+    () => assert.unreachable(),
+    (e) => assert.match(e.message, /scheme ftp: is not supported/),
+  );
+  await fetchVerified(model.artifact.uri, 'md5:abc').then(
+    () => assert.unreachable(),
+    (e) => assert.match(e.message, /sha256:<64 hex>/),
+  );
 });
 
 test('a model served over http:// loads and predicts', async () => {
-  const server = await startServer(testConfig({ artifact: { ...model.artifact, uri: `${httpBase}/models/credit.onnx` }, signature: model.signature }));
+  const server = await startServer(
+    testConfig({ artifact: { ...model.artifact, uri: `${httpBase}/models/credit.onnx` }, signature: model.signature }),
+  );
   try {
     assert.ok(await server.loaded);
-    const r = await call(server.url, 'POST', '/v2/models/credit/infer', { inputs: [{ name: 'input', shape: [1, 3], datatype: 'FP32', data: [1, 0, -1] }] });
+    const r = await call(server.url, 'POST', '/v2/models/credit/infer', {
+      inputs: [{ name: 'input', shape: [1, 3], datatype: 'FP32', data: [1, 0, -1] }],
+    });
     assert.is(r.status, 200, r.text);
     assert.ok(Math.abs(r.body.outputs[0].data[0] - model.expected([1, 0, -1])) < 1e-6);
   } finally {
@@ -69,7 +93,9 @@ test('a model served over http:// loads and predicts', async () => {
 });
 
 test('an http:// artifact answering 404 leaves the server unready with the reason', async () => {
-  const server = await startServer(testConfig({ artifact: { ...model.artifact, uri: `${httpBase}/models/missing.onnx` }, signature: model.signature }));
+  const server = await startServer(
+    testConfig({ artifact: { ...model.artifact, uri: `${httpBase}/models/missing.onnx` }, signature: model.signature }),
+  );
   try {
     assert.is(await server.loaded, false);
     const health = await call(server.url, 'GET', '/health');
@@ -81,9 +107,15 @@ test('an http:// artifact answering 404 leaves the server unready with the reaso
 });
 
 test('a digest mismatch is refused: clear log line, readiness false, predictions 503', async () => {
-  const tampered = ws.write('tampered.onnx', new Uint8Array([...(await fetchVerified(model.artifact.uri, model.artifact.digest)), 0]));
+  const tampered = ws.write(
+    'tampered.onnx',
+    new Uint8Array([...(await fetchVerified(model.artifact.uri, model.artifact.digest)), 0]),
+  );
   const { log, lines } = capturingLogger();
-  const server = await startServer(testConfig({ artifact: { uri: tampered.uri, digest: model.artifact.digest }, signature: model.signature }), log);
+  const server = await startServer(
+    testConfig({ artifact: { uri: tampered.uri, digest: model.artifact.digest }, signature: model.signature }),
+    log,
+  );
   try {
     assert.is(await server.loaded, false);
     const refusal = lines().find((l) => String(l.msg).startsWith('refusing to serve'));
@@ -108,7 +140,10 @@ test('a digest mismatch is refused: clear log line, readiness false, predictions
 });
 
 test('a signature that does not describe the model is refused', async () => {
-  const wrong = { inputs: [{ name: 'input', datatype: 'FP32' as const, shape: [-1, 4] }], outputs: model.signature.outputs };
+  const wrong = {
+    inputs: [{ name: 'input', datatype: 'FP32' as const, shape: [-1, 4] }],
+    outputs: model.signature.outputs,
+  };
   const server = await startServer(testConfig({ artifact: model.artifact, signature: wrong }));
   try {
     assert.is(await server.loaded, false);

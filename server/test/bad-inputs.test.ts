@@ -40,32 +40,81 @@ const CASES: Array<[string, string, string, string]> = [
   ['string element', INFER, withInput({ data: [1, 2, '3', 4] }), 'inputs[0].data[2]'],
   ['null element', INFER, withInput({ data: [1, null, 3, 4] }), 'inputs[0].data[1]'],
   ['boolean element', INFER, withInput({ data: [true, 2, 3, 4] }), 'inputs[0].data[0]'],
-  ['non-finite number (1e999)', INFER, '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,1e999]}]}', 'inputs[0].data[3]'],
+  [
+    'non-finite number (1e999)',
+    INFER,
+    '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,1e999]}]}',
+    'inputs[0].data[3]',
+  ],
   ['beyond FP32 range', INFER, withInput({ data: [1e39, 2, 3, 4] }), 'inputs[0].data[0]'],
-  ['nested rows of the wrong length', INFER, withInput({ shape: [2, 4], data: [[1, 2, 3], [4, 5, 6, 7, 8]] }), 'inputs[0].data[0]'],
+  [
+    'nested rows of the wrong length',
+    INFER,
+    withInput({
+      shape: [2, 4],
+      data: [
+        [1, 2, 3],
+        [4, 5, 6, 7, 8],
+      ],
+    }),
+    'inputs[0].data[0]',
+  ],
   ['nested deeper than the shape', INFER, withInput({ data: [[[1, 2, 3, 4]]] }), 'inputs[0].data'],
   ['data is an object', INFER, withInput({ data: { 0: 1 } }), 'inputs[0].data'],
-  ['data missing', INFER, JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32' }] }), 'inputs[0].data'],
+  [
+    'data missing',
+    INFER,
+    JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32' }] }),
+    'inputs[0].data',
+  ],
   ['input given twice', INFER, JSON.stringify({ inputs: [good, good] }), 'inputs[1].name'],
-  ['unknown requested output', INFER, JSON.stringify({ inputs: [good], outputs: [{ name: 'logits' }] }), 'outputs[0].name'],
+  [
+    'unknown requested output',
+    INFER,
+    JSON.stringify({ inputs: [good], outputs: [{ name: 'logits' }] }),
+    'outputs[0].name',
+  ],
   ['prototype pollution attempt', INFER, '{"inputs":[],"__proto__":{"polluted":true}}', 'body'],
-  ['oversized body', INFER, JSON.stringify({ inputs: [{ ...good, shape: [5000, 4], data: new Array(20000).fill(1.25) }] }), 'body'],
+  [
+    'oversized body',
+    INFER,
+    JSON.stringify({ inputs: [{ ...good, shape: [5000, 4], data: new Array(20000).fill(1.25) }] }),
+    'body',
+  ],
   ['/predict: row too short', '/predict', '{"features": [1, 2]}', 'features'],
   ['/predict: string cell', '/predict', '{"features": [1, "2", 3, 4]}', 'features[1]'],
   ['/predict: non-finite cell', '/predict', '{"features": [1, 2, -1e400, 4]}', 'features[2]'],
   ['/predict: both features and instances', '/predict', '{"features": [1,2,3,4], "instances": [[1,2,3,4]]}', 'body'],
   ['/predict: neither features nor instances', '/predict', '{}', 'body'],
   ['/predict: no instances', '/predict', '{"instances": []}', 'instances'],
-  ['/predict: unknown feature name', '/predict', '{"instances": [{"x0":1,"x1":2,"x2":3,"region":0,"age":5}]}', 'instances[0].age'],
-  ['/predict: missing feature name', '/predict', '{"instances": [[1,2,3,4], {"x0":1,"x1":2,"region":0}]}', 'instances[1].x2'],
+  [
+    '/predict: unknown feature name',
+    '/predict',
+    '{"instances": [{"x0":1,"x1":2,"x2":3,"region":0,"age":5}]}',
+    'instances[0].age',
+  ],
+  [
+    '/predict: missing feature name',
+    '/predict',
+    '{"instances": [[1,2,3,4], {"x0":1,"x1":2,"region":0}]}',
+    'instances[1].x2',
+  ],
   ['/predict: unknown field', '/predict', '{"features": [1,2,3,4], "rows": 1}', 'rows'],
 ];
 
 test.before(async () => {
-  server = await startServer(testConfig(model, {
-    bodyLimitBytes: BODY_LIMIT,
-    model: { name: 'credit', version: '1', artifact: model.artifact, signature: model.signature, referenceProfile: profile },
-  }));
+  server = await startServer(
+    testConfig(model, {
+      bodyLimitBytes: BODY_LIMIT,
+      model: {
+        name: 'credit',
+        version: '1',
+        artifact: model.artifact,
+        signature: model.signature,
+        referenceProfile: profile,
+      },
+    }),
+  );
   assert.ok(await server.loaded);
 });
 test.after(async () => {
@@ -94,7 +143,11 @@ test(`each of ${CASES.length} bad inputs answers 400 {error} naming the field`, 
 test('after the bad inputs the server is ready, predicts, and never answered 5xx', async () => {
   const ready = await fetch(`${server.url}/v2/health/ready`);
   assert.is(ready.status, 200);
-  const ok = await fetch(server.url + INFER, { method: 'POST', headers: { 'content-type': 'application/json' }, body: withInput({}) });
+  const ok = await fetch(server.url + INFER, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: withInput({}),
+  });
   assert.is(ok.status, 200);
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
   assert.not.match(metrics, /http_request_duration_seconds_count\{[^}]*status="5\d\d"/);
@@ -107,7 +160,13 @@ test('a client that stops sending mid-body does not hang or crash the server', a
   const { request } = await import('node:http');
   const url = new URL(server.url + INFER);
   await new Promise<void>((resolve) => {
-    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '1000' } });
+    const req = request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': '1000' },
+    });
     req.on('error', () => resolve());
     req.write('{"inputs": [');
     setTimeout(() => {

@@ -18,10 +18,19 @@ test.after(async () => {
 });
 
 function scored(ids: unknown[], score = 0.5, segment: string | null = 'mid'): ScoredRows {
-  return { carried: [ids], rowIndex: ids.map((_, i) => i), scores: ids.map(() => score), segments: ids.map(() => segment), count: ids.length };
+  return {
+    carried: [ids],
+    rowIndex: ids.map((_, i) => i),
+    scores: ids.map(() => score),
+    segments: ids.map(() => segment),
+    count: ids.length,
+  };
 }
 
-const rowsOf = (table: string) => db.query<{ customer_id: string; score: number; segment: string | null; model_version: number }>(`SELECT customer_id::text, score, segment, model_version FROM ${table} ORDER BY customer_id`);
+const rowsOf = (table: string) =>
+  db.query<{ customer_id: string; score: number; segment: string | null; model_version: number }>(
+    `SELECT customer_id::text, score, segment, model_version FROM ${table} ORDER BY customer_id`,
+  );
 
 test('COPY text escapes backslash, tab, newline and carriage return, and writes null as \\N', () => {
   assert.is(copyText('a\tb\nc\\d\re'), 'a\\tb\\nc\\\\d\\re');
@@ -38,8 +47,21 @@ test('a run creates the missing table and commits its rows with version and time
   await sink.write(scored(['c1', 'c2'], 0.25, 'low'));
   await sink.write(scored(['c3'], 0.75, null));
   await sink.commit();
-  const rows = await db.query<{ customer_id: string; score: number; segment: string | null; model_version: number; scored_at: Date }>(`SELECT * FROM ${table} ORDER BY customer_id`);
-  assert.equal(rows.map((r) => [r.customer_id, r.score, r.segment, r.model_version]), [['c1', 0.25, 'low', 3], ['c2', 0.25, 'low', 3], ['c3', 0.75, null, 3]]);
+  const rows = await db.query<{
+    customer_id: string;
+    score: number;
+    segment: string | null;
+    model_version: number;
+    scored_at: Date;
+  }>(`SELECT * FROM ${table} ORDER BY customer_id`);
+  assert.equal(
+    rows.map((r) => [r.customer_id, r.score, r.segment, r.model_version]),
+    [
+      ['c1', 0.25, 'low', 3],
+      ['c2', 0.25, 'low', 3],
+      ['c3', 0.75, null, 3],
+    ],
+  );
   assert.is(rows[0].scored_at.toISOString(), at.toISOString());
 });
 
@@ -50,14 +72,23 @@ test('a run replaces the previous rows, which readers keep seeing until it commi
   await first.commit();
   const second = await postgresSink(db.url, table, ['customer_id'], { version: 2, scoredAt: new Date() });
   await second.write(scored(['d'], 0.9, 'new'));
-  assert.equal((await rowsOf(table)).map((r) => r.segment), ['old', 'old', 'old'], 'uncommitted: the previous rows are what others read');
+  assert.equal(
+    (await rowsOf(table)).map((r) => r.segment),
+    ['old', 'old', 'old'],
+    'uncommitted: the previous rows are what others read',
+  );
   await second.commit();
-  assert.equal((await rowsOf(table)).map((r) => [r.customer_id, r.segment, r.model_version]), [['d', 'new', 2]]);
+  assert.equal(
+    (await rowsOf(table)).map((r) => [r.customer_id, r.segment, r.model_version]),
+    [['d', 'new', 2]],
+  );
 });
 
 test('a database error mid-COPY fails the run and leaves the previous rows', async () => {
   const table = 'scores_typed';
-  await db.query(`CREATE TABLE ${table} (customer_id bigint PRIMARY KEY, score double precision, segment text, model_version integer, scored_at timestamptz)`);
+  await db.query(
+    `CREATE TABLE ${table} (customer_id bigint PRIMARY KEY, score double precision, segment text, model_version integer, scored_at timestamptz)`,
+  );
   const first = await postgresSink(db.url, table, ['customer_id'], { version: 1, scoredAt: new Date() });
   await first.write(scored([1, 2], 0.2, 'kept'));
   await first.commit();
@@ -66,7 +97,14 @@ test('a database error mid-COPY fails the run and leaves the previous rows', asy
   let error: Error | undefined;
   try {
     // Enough rows that the server has started taking them before it meets the one its bigint column refuses.
-    for (let chunk = 0; chunk < 20; chunk++) await failing.write(scored(Array.from({ length: 1000 }, (_, i) => 10 + chunk * 1000 + i), 0.9, 'lost'));
+    for (let chunk = 0; chunk < 20; chunk++)
+      await failing.write(
+        scored(
+          Array.from({ length: 1000 }, (_, i) => 10 + chunk * 1000 + i),
+          0.9,
+          'lost',
+        ),
+      );
     await failing.write(scored(['not-a-number']));
     await failing.commit();
   } catch (e) {
@@ -74,10 +112,19 @@ test('a database error mid-COPY fails the run and leaves the previous rows', asy
     await failing.abort();
   }
   assert.ok(error, 'the run failed');
-  assert.match(error!.message, /PostgreSQL COPY of table scores_typed failed: invalid input syntax for type bigint: "not-a-number"/);
+  assert.match(
+    error!.message,
+    /PostgreSQL COPY of table scores_typed failed: invalid input syntax for type bigint: "not-a-number"/,
+  );
   assert.match(error!.message, /SQLSTATE 22P02/);
   assert.not.match(error!.message, new URL(db.url).password, 'the connection string is not in the error');
-  assert.equal((await rowsOf(table)).map((r) => [r.customer_id, r.segment, r.model_version]), [['1', 'kept', 1], ['2', 'kept', 1]]);
+  assert.equal(
+    (await rowsOf(table)).map((r) => [r.customer_id, r.segment, r.model_version]),
+    [
+      ['1', 'kept', 1],
+      ['2', 'kept', 1],
+    ],
+  );
 });
 
 test('an aborted run (a failure outside the database) rolls back its delete', async () => {
@@ -88,19 +135,27 @@ test('an aborted run (a failure outside the database) rolls back its delete', as
   const aborted = await postgresSink(db.url, table, ['customer_id'], { version: 2, scoredAt: new Date() });
   await aborted.write(scored(['y'], 0.8, 'lost'));
   await aborted.abort();
-  assert.equal((await rowsOf(table)).map((r) => [r.customer_id, r.segment]), [['x', 'kept']]);
-  const sessions = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'loopline-batch'`);
+  assert.equal(
+    (await rowsOf(table)).map((r) => [r.customer_id, r.segment]),
+    [['x', 'kept']],
+  );
+  const sessions = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'loopline-batch'`,
+  );
   assert.is(sessions[0].n, 0, 'the run closed its connection');
 });
 
-test('a connection that fails names the table and the server\'s answer, not the password', async () => {
+test("a connection that fails names the table and the server's answer, not the password", async () => {
   const url = new URL(db.url);
   url.password = 'wrong-password';
   try {
     await postgresSink(url.href, 'scores_never', ['customer_id'], { version: 1, scoredAt: new Date() });
     assert.unreachable('connected with a wrong password');
   } catch (error) {
-    assert.match((error as Error).message, /PostgreSQL connection for table scores_never failed: password authentication failed for user "loopline"/);
+    assert.match(
+      (error as Error).message,
+      /PostgreSQL connection for table scores_never failed: password authentication failed for user "loopline"/,
+    );
     assert.not.match((error as Error).message, 'wrong-password');
   }
 });

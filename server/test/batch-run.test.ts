@@ -28,7 +28,11 @@ let db: TestPostgres;
 let modelUri: string;
 let profileUri: string;
 
-const SEGMENTS = [{ name: 'low', minScore: 0 }, { name: 'medium', minScore: 0.4 }, { name: 'high', minScore: 0.6 }];
+const SEGMENTS = [
+  { name: 'low', minScore: 0 },
+  { name: 'medium', minScore: 0.4 },
+  { name: 'high', minScore: 0.6 },
+];
 
 interface Run {
   code: number;
@@ -37,25 +41,52 @@ interface Run {
 }
 
 /** One batch run in its own process, as the pod's container; `env` overrides the pod's variables. */
-function runBatch(config: Partial<BatchRunConfig> & Pick<BatchRunConfig, 'input' | 'output'>, env: Record<string, string> = {}, run = 'run-1'): Promise<Run> {
+function runBatch(
+  config: Partial<BatchRunConfig> & Pick<BatchRunConfig, 'input' | 'output'>,
+  env: Record<string, string> = {},
+  run = 'run-1',
+): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), 'batch-run-'));
   const resultPath = join(dir, 'termination-log');
-  const full: BatchRunConfig = { name: 'nightly', columns: ['customer_id'], segments: SEGMENTS, rejects: s3.uri('rejects/'), batchSize: 256, ...config };
+  const full: BatchRunConfig = {
+    name: 'nightly',
+    columns: ['customer_id'],
+    segments: SEGMENTS,
+    rejects: s3.uri('rejects/'),
+    batchSize: 256,
+    ...config,
+  };
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'server/src/main.ts', 'batch'], {
-      cwd: ROOT,
-      timeout: 120_000,
-      env: {
-        PATH: process.env.PATH!, HOME: process.env.HOME!, ...s3.env, LOG_LEVEL: 'info',
-        MODEL_NAME: 'credit', MODEL_VERSION: '7', MODEL_URI: modelUri, MODEL_DIGEST: model.artifact.digest,
-        MODEL_SIGNATURE: JSON.stringify(model.signature), REFERENCE_PROFILE_URI: profileUri, REFERENCE_PROFILE_DIGEST: sha256(profile),
-        BATCH_CONFIG: JSON.stringify(full), BATCH_RUN: run, DATABASE_URL: db.url, LOOPLINE_RESULT_PATH: resultPath,
-        ...env,
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'server/src/main.ts', 'batch'],
+      {
+        cwd: ROOT,
+        timeout: 120_000,
+        env: {
+          PATH: process.env.PATH!,
+          HOME: process.env.HOME!,
+          ...s3.env,
+          LOG_LEVEL: 'info',
+          MODEL_NAME: 'credit',
+          MODEL_VERSION: '7',
+          MODEL_URI: modelUri,
+          MODEL_DIGEST: model.artifact.digest,
+          MODEL_SIGNATURE: JSON.stringify(model.signature),
+          REFERENCE_PROFILE_URI: profileUri,
+          REFERENCE_PROFILE_DIGEST: sha256(profile),
+          BATCH_CONFIG: JSON.stringify(full),
+          BATCH_RUN: run,
+          DATABASE_URL: db.url,
+          LOOPLINE_RESULT_PATH: resultPath,
+          ...env,
+        },
       },
-    }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, summary: JSON.parse(readFileSync(resultPath, 'utf8')), output: stdout + stderr });
-    });
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, summary: JSON.parse(readFileSync(resultPath, 'utf8')), output: stdout + stderr });
+      },
+    );
   });
 }
 
@@ -81,7 +112,11 @@ async function putParquet(key: string, rows: Customer[]): Promise<string> {
   const body = parquetWriteBuffer({
     columnData: [
       { name: 'customer_id', data: rows.map((r) => r.customer_id), type: 'STRING' },
-      ...(['x0', 'x1', 'x2'] as const).map((name) => ({ name, data: rows.map((r) => r[name]), type: 'DOUBLE' as const })),
+      ...(['x0', 'x1', 'x2'] as const).map((name) => ({
+        name,
+        data: rows.map((r) => r[name]),
+        type: 'DOUBLE' as const,
+      })),
       // INT64, as pandas writes integers: read as bigint, fed to the model as a number.
       { name: 'region', data: rows.map((r) => BigInt(r.region)), type: 'INT64' },
     ],
@@ -94,7 +129,13 @@ const expectedScore = (c: Customer) => model.expected([c.x0 as number, c.x1, c.x
 const expectedSegment = (score: number) => [...SEGMENTS].reverse().find((s) => score >= s.minScore)?.name ?? null;
 
 async function tableRows(table: string) {
-  return await db.query<{ customer_id: string; score: number; segment: string | null; model_version: number; scored_at: Date }>(`SELECT customer_id::text, score, segment, model_version, scored_at FROM ${table} ORDER BY customer_id`);
+  return await db.query<{
+    customer_id: string;
+    score: number;
+    segment: string | null;
+    model_version: number;
+    scored_at: Date;
+  }>(`SELECT customer_id::text, score, segment, model_version, scored_at FROM ${table} ORDER BY customer_id`);
 }
 
 async function getText(uri: string): Promise<string> {
@@ -116,9 +157,15 @@ test.after(async () => {
 test('a run scores every Parquet row into the table: carried customer_id, score, segment, version and one scored_at', async () => {
   const rows = customers(2500);
   const input = await putParquet('in/customers.parquet', rows);
-  const run = await runBatch({ input: { uri: input, format: 'parquet' }, output: { postgres: { table: 'crm_scores' } } });
+  const run = await runBatch({
+    input: { uri: input, format: 'parquet' },
+    output: { postgres: { table: 'crm_scores' } },
+  });
   assert.is(run.code, 0, run.output);
-  assert.equal([run.summary.succeeded, run.summary.version, run.summary.rows, run.summary.written, run.summary.rejects], [true, 7, 2500, 2500, 0]);
+  assert.equal(
+    [run.summary.succeeded, run.summary.version, run.summary.rows, run.summary.written, run.summary.rejects],
+    [true, 7, 2500, 2500, 0],
+  );
   const table = await tableRows('crm_scores');
   assert.is(table.length, 2500);
   for (const [i, row] of table.entries()) {
@@ -143,34 +190,71 @@ test('rows that fail validation go to the rejects file with the reason; the rest
     'a5,0.1,0.2,0.3,1',
   ].join('\n');
   const input = await s3.put('in/with-bad-rows.csv', csv);
-  const run = await runBatch({ input: { uri: input, format: 'csv' }, output: { postgres: { table: 'crm_rejects' } } }, {}, 'run-bad-rows');
+  const run = await runBatch(
+    { input: { uri: input, format: 'csv' }, output: { postgres: { table: 'crm_rejects' } } },
+    {},
+    'run-bad-rows',
+  );
   assert.is(run.code, 0, run.output);
   assert.equal([run.summary.rows, run.summary.written, run.summary.rejects], [5, 3, 2]);
   assert.is(run.summary.rejectsUri, s3.uri('rejects/run-bad-rows.ndjson'));
-  assert.equal((await tableRows('crm_rejects')).map((r) => r.customer_id), ['a1', 'a3', 'a5']);
-  const rejects = (await getText(run.summary.rejectsUri!)).trim().split('\n').map((line) => JSON.parse(line));
-  assert.equal(rejects.map((r) => [r.row, r.field, r.values.customer_id]), [[1, 'x0', 'a2'], [3, 'x0', 'a4']]);
+  assert.equal(
+    (await tableRows('crm_rejects')).map((r) => r.customer_id),
+    ['a1', 'a3', 'a5'],
+  );
+  const rejects = (await getText(run.summary.rejectsUri!))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
+  assert.equal(
+    rejects.map((r) => [r.row, r.field, r.values.customer_id]),
+    [
+      [1, 'x0', 'a2'],
+      [3, 'x0', 'a4'],
+    ],
+  );
   assert.match(rejects[0].reason, /^row 1\.x0: must be number or null, got string$/);
   assert.match(rejects[1].reason, /^row 3\.x0: 1e\+39 is outside the FP32 range$/);
 });
 
 test('a run that fails mid-COPY (a value the table refuses) rolls back: the previous segments stay', async () => {
-  await db.query('CREATE TABLE crm_typed (customer_id bigint, score double precision, segment text, model_version integer, scored_at timestamptz)');
+  await db.query(
+    'CREATE TABLE crm_typed (customer_id bigint, score double precision, segment text, model_version integer, scored_at timestamptz)',
+  );
   await db.query("INSERT INTO crm_typed VALUES (1, 0.9, 'high', 6, now()), (2, 0.1, 'low', 6, now())");
   const rows = customers(6000).map((c, i) => ({ ...c, customer_id: i === 5000 ? 'X-5000' : String(10 + i) }));
   const input = await putParquet('in/typed.parquet', rows);
-  const run = await runBatch({ input: { uri: input, format: 'parquet' }, output: { postgres: { table: 'crm_typed' } } }, {}, 'run-typed');
+  const run = await runBatch(
+    { input: { uri: input, format: 'parquet' }, output: { postgres: { table: 'crm_typed' } } },
+    {},
+    'run-typed',
+  );
   assert.is(run.code, 1, run.output);
   assert.is(run.summary.succeeded, false);
-  assert.match(run.summary.error!, /PostgreSQL COPY of table crm_typed failed: invalid input syntax for type bigint: "X-5000"/);
-  assert.equal((await tableRows('crm_typed')).map((r) => [r.customer_id, r.segment, r.model_version]), [['1', 'high', 6], ['2', 'low', 6]]);
+  assert.match(
+    run.summary.error!,
+    /PostgreSQL COPY of table crm_typed failed: invalid input syntax for type bigint: "X-5000"/,
+  );
+  assert.equal(
+    (await tableRows('crm_typed')).map((r) => [r.customer_id, r.segment, r.model_version]),
+    [
+      ['1', 'high', 6],
+      ['2', 'low', 6],
+    ],
+  );
 });
 
 test('an artifact whose digest does not match fails the run before anything is written', async () => {
   const input = await putParquet('in/digest.parquet', customers(10));
-  const first = await runBatch({ input: { uri: input, format: 'parquet' }, output: { postgres: { table: 'crm_digest' } } });
+  const first = await runBatch({
+    input: { uri: input, format: 'parquet' },
+    output: { postgres: { table: 'crm_digest' } },
+  });
   assert.is(first.code, 0, first.output);
-  const run = await runBatch({ input: { uri: input, format: 'parquet' }, output: { postgres: { table: 'crm_digest' } } }, { MODEL_DIGEST: `sha256:${'0'.repeat(64)}`, MODEL_VERSION: '8' });
+  const run = await runBatch(
+    { input: { uri: input, format: 'parquet' }, output: { postgres: { table: 'crm_digest' } } },
+    { MODEL_DIGEST: `sha256:${'0'.repeat(64)}`, MODEL_VERSION: '8' },
+  );
   assert.is(run.code, 1);
   assert.match(run.summary.error!, /has digest sha256:[0-9a-f]{64}, expected sha256:0{64}; refusing to serve it/);
   assert.equal(new Set((await tableRows('crm_digest')).map((r) => r.model_version)), new Set([7]));
@@ -180,7 +264,10 @@ test('an input without a feature column fails the run, naming the column and the
   const input = await s3.put('in/no-region.csv', 'customer_id,x0,x1,x2\nb1,1,2,3\n');
   const run = await runBatch({ input: { uri: input, format: 'csv' }, output: { postgres: { table: 'crm_missing' } } });
   assert.is(run.code, 1);
-  assert.match(run.summary.error!, /has no column "region" \(it has "customer_id", "x0", "x1", "x2"\): correct spec\.batch\[\]\.features or columns, or the input/);
+  assert.match(
+    run.summary.error!,
+    /has no column "region" \(it has "customer_id", "x0", "x1", "x2"\): correct spec\.batch\[\]\.features or columns, or the input/,
+  );
 });
 
 test('a run to s3:// writes one Parquet object with the same columns', async () => {
@@ -190,8 +277,12 @@ test('a run to s3:// writes one Parquet object with the same columns', async () 
   const run = await runBatch({ input: { uri: input, format: 'parquet' }, output: { uri: output } });
   assert.is(run.code, 0, run.output);
   const { bucket, key } = parseS3Uri(output);
-  const bytes = await (await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray();
-  const written = await parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer });
+  const bytes = await (
+    await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+  ).Body!.transformToByteArray();
+  const written = await parquetReadObjects({
+    file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+  });
   assert.is(written.length, 1200);
   assert.equal(Object.keys(written[0]), ['customer_id', 'score', 'segment', 'model_version', 'scored_at']);
   assert.is(written[17].customer_id, rows[17].customer_id);

@@ -40,7 +40,9 @@ function rawRequest(socket: Socket, path: string, body: string): Promise<{ statu
     };
     socket.on('data', onData);
     socket.once('error', reject);
-    socket.write(`POST ${path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.write(
+      `POST ${path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   });
 }
 
@@ -50,19 +52,30 @@ function rawRequest(socket: Socket, path: string, body: string): Promise<{ statu
  */
 async function burst(server: RunningServer, requests: number): Promise<void> {
   const { port } = new URL(server.url);
-  const sockets = await Promise.all(Array.from({ length: requests }, () => new Promise<Socket>((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port: Number(port) }, () => resolve(socket));
-    socket.once('error', reject);
-  })));
+  const sockets = await Promise.all(
+    Array.from(
+      { length: requests },
+      () =>
+        new Promise<Socket>((resolve, reject) => {
+          const socket = connect({ host: '127.0.0.1', port: Number(port) }, () => resolve(socket));
+          socket.once('error', reject);
+        }),
+    ),
+  );
   // Let the server accept every connection first, as with long-lived client connections.
   await new Promise((r) => setTimeout(r, 100));
   try {
     const rows = Array.from({ length: requests }, (_, i) => [i / 10, (i % 7) - 3, i % 2]);
-    const answers = await Promise.all(rows.map((row, i) => rawRequest(sockets[i], '/v2/models/credit/infer', JSON.stringify(v2Rows([row])))));
+    const answers = await Promise.all(
+      rows.map((row, i) => rawRequest(sockets[i], '/v2/models/credit/infer', JSON.stringify(v2Rows([row])))),
+    );
     answers.forEach((a, i) => {
       assert.is(a.status, 200, JSON.stringify(a.json));
       assert.equal(a.json.outputs[0].shape, [1, 1]);
-      assert.ok(Math.abs(a.json.outputs[0].data[0] - model.expected(rows[i])) < 1e-6, `request ${i} got another request's row`);
+      assert.ok(
+        Math.abs(a.json.outputs[0].data[0] - model.expected(rows[i])) < 1e-6,
+        `request ${i} got another request's row`,
+      );
     });
   } finally {
     for (const socket of sockets) socket.destroy();

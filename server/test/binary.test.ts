@@ -23,13 +23,28 @@ interface BinaryAnswer {
 }
 
 /** POST a JSON header followed by binary data, as the extension's clients do (no content type by default). */
-async function postBinary(base: string, path: string, json: unknown, binary: Buffer, headers: Record<string, string> = {}): Promise<BinaryAnswer> {
+async function postBinary(
+  base: string,
+  path: string,
+  json: unknown,
+  binary: Buffer,
+  headers: Record<string, string> = {},
+): Promise<BinaryAnswer> {
   const head = Buffer.from(JSON.stringify(json));
-  const response = await fetch(base + path, { method: 'POST', headers: { 'inference-header-content-length': String(head.length), ...headers }, body: Buffer.concat([head, binary]) });
+  const response = await fetch(base + path, {
+    method: 'POST',
+    headers: { 'inference-header-content-length': String(head.length), ...headers },
+    body: Buffer.concat([head, binary]),
+  });
   const body = Buffer.from(await response.arrayBuffer());
   const length = response.headers.get('inference-header-content-length');
   const split = length === null ? body.length : Number(length);
-  return { status: response.status, headers: response.headers, json: JSON.parse(body.subarray(0, split).toString()), binary: body.subarray(split) };
+  return {
+    status: response.status,
+    headers: response.headers,
+    json: JSON.parse(body.subarray(0, split).toString()),
+    binary: body.subarray(split),
+  };
 }
 
 const f32 = (values: number[]) => Buffer.from(Float32Array.from(values).buffer);
@@ -50,14 +65,23 @@ test('server metadata lists the binary_tensor_data extension', async () => {
 });
 
 test('a 1000-row binary request with a binary answer equals the JSON answer, value for value', async () => {
-  const json = await call(server.url, 'POST', INFER, { inputs: [{ name: 'input', shape: [1000, 4], datatype: 'FP32', data: rows.flat() }] });
-  const binary = await postBinary(server.url, INFER, {
-    inputs: [{ name: 'input', shape: [1000, 4], datatype: 'FP32', parameters: { binary_data_size: 16000 } }],
-    outputs: [{ name: 'probability', parameters: { binary_data: true } }],
-  }, f32(rows.flat()));
+  const json = await call(server.url, 'POST', INFER, {
+    inputs: [{ name: 'input', shape: [1000, 4], datatype: 'FP32', data: rows.flat() }],
+  });
+  const binary = await postBinary(
+    server.url,
+    INFER,
+    {
+      inputs: [{ name: 'input', shape: [1000, 4], datatype: 'FP32', parameters: { binary_data_size: 16000 } }],
+      outputs: [{ name: 'probability', parameters: { binary_data: true } }],
+    },
+    f32(rows.flat()),
+  );
   assert.is(binary.status, 200, JSON.stringify(binary.json));
   assert.is(binary.headers.get('content-type'), 'application/octet-stream');
-  assert.equal(binary.json.outputs, [{ name: 'probability', datatype: 'FP32', shape: [1000, 1], parameters: { binary_data_size: 4000 } }]);
+  assert.equal(binary.json.outputs, [
+    { name: 'probability', datatype: 'FP32', shape: [1000, 1], parameters: { binary_data_size: 4000 } },
+  ]);
   assert.is(binary.binary.length, 4000);
   assert.equal(f32Of(binary.binary), json.body.outputs[0].data);
   assert.is(binary.json.model_version, '1');
@@ -65,22 +89,48 @@ test('a 1000-row binary request with a binary answer equals the JSON answer, val
 });
 
 test('binary in with JSON out, JSON in with binary out (binary_data_output), and an explicit content type all agree', async () => {
-  const expected = (await call(server.url, 'POST', INFER, { inputs: [{ name: 'input', shape: [3, 4], datatype: 'FP32', data: rows.slice(0, 3).flat() }] })).body.outputs[0].data;
+  const expected = (
+    await call(server.url, 'POST', INFER, {
+      inputs: [{ name: 'input', shape: [3, 4], datatype: 'FP32', data: rows.slice(0, 3).flat() }],
+    })
+  ).body.outputs[0].data;
   const input = { name: 'input', shape: [3, 4], datatype: 'FP32', parameters: { binary_data_size: 48 } };
   const binaryIn = await postBinary(server.url, INFER, { inputs: [input] }, f32(rows.slice(0, 3).flat()));
   assert.is(binaryIn.headers.get('inference-header-content-length'), null, 'a JSON answer has no binary part');
   assert.equal(binaryIn.json.outputs[0].data, expected);
-  const binaryOut = await postBinary(server.url, INFER, { parameters: { binary_data_output: true }, inputs: [{ name: 'input', shape: [3, 4], datatype: 'FP32', data: rows.slice(0, 3).flat() }] }, Buffer.alloc(0));
+  const binaryOut = await postBinary(
+    server.url,
+    INFER,
+    {
+      parameters: { binary_data_output: true },
+      inputs: [{ name: 'input', shape: [3, 4], datatype: 'FP32', data: rows.slice(0, 3).flat() }],
+    },
+    Buffer.alloc(0),
+  );
   assert.equal(f32Of(binaryOut.binary), expected);
-  const typed = await postBinary(server.url, INFER, { inputs: [input], outputs: [{ name: 'probability', parameters: { binary_data: false } }] }, f32(rows.slice(0, 3).flat()), { 'content-type': 'application/octet-stream' });
+  const typed = await postBinary(
+    server.url,
+    INFER,
+    { inputs: [input], outputs: [{ name: 'probability', parameters: { binary_data: false } }] },
+    f32(rows.slice(0, 3).flat()),
+    { 'content-type': 'application/octet-stream' },
+  );
   assert.equal(typed.json.outputs[0].data, expected);
 });
 
 const VALUES: Record<Exclude<Datatype, 'FP16'>, unknown[]> = {
-  BOOL: [true, false, false, true], UINT8: [0, 255, 7, 1], UINT16: [0, 65535, 300, 1], UINT32: [0, 4294967295, 70000, 1],
-  UINT64: [0, Number.MAX_SAFE_INTEGER, 2 ** 40, 1], INT8: [-128, 127, 0, -1], INT16: [-32768, 32767, 0, -1],
-  INT32: [-2147483648, 2147483647, 0, -1], INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 0, -1],
-  FP32: [1.5, -2.25, 0, 3.125], FP64: [1e300, -1e-300, 0.1, 2], BYTES: ['a', 'héllo', '', 'zz'],
+  BOOL: [true, false, false, true],
+  UINT8: [0, 255, 7, 1],
+  UINT16: [0, 65535, 300, 1],
+  UINT32: [0, 4294967295, 70000, 1],
+  UINT64: [0, Number.MAX_SAFE_INTEGER, 2 ** 40, 1],
+  INT8: [-128, 127, 0, -1],
+  INT16: [-32768, 32767, 0, -1],
+  INT32: [-2147483648, 2147483647, 0, -1],
+  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 0, -1],
+  FP32: [1.5, -2.25, 0, 3.125],
+  FP64: [1e300, -1e-300, 0.1, 2],
+  BYTES: ['a', 'héllo', '', 'zz'],
 };
 const DATATYPES = Object.keys(VALUES) as Array<Exclude<Datatype, 'FP16'>>;
 
@@ -89,38 +139,72 @@ function bytesOf(datatype: Exclude<Datatype, 'FP16'>): Buffer {
   const v = VALUES[datatype];
   if (datatype === 'BOOL') return Buffer.from((v as boolean[]).map(Number));
   if (datatype === 'BYTES') {
-    return Buffer.concat((v as string[]).flatMap((s) => {
-      const length = Buffer.alloc(4);
-      length.writeUInt32LE(Buffer.byteLength(s));
-      return [length, Buffer.from(s)];
-    }));
+    return Buffer.concat(
+      (v as string[]).flatMap((s) => {
+        const length = Buffer.alloc(4);
+        length.writeUInt32LE(Buffer.byteLength(s));
+        return [length, Buffer.from(s)];
+      }),
+    );
   }
   if (datatype === 'UINT64') return Buffer.from(BigUint64Array.from((v as number[]).map(BigInt)).buffer);
   if (datatype === 'INT64') return Buffer.from(BigInt64Array.from((v as number[]).map(BigInt)).buffer);
-  const Typed = { UINT8: Uint8Array, UINT16: Uint16Array, UINT32: Uint32Array, INT8: Int8Array, INT16: Int16Array, INT32: Int32Array, FP32: Float32Array, FP64: Float64Array }[datatype];
+  const Typed = {
+    UINT8: Uint8Array,
+    UINT16: Uint16Array,
+    UINT32: Uint32Array,
+    INT8: Int8Array,
+    INT16: Int16Array,
+    INT32: Int32Array,
+    FP32: Float32Array,
+    FP64: Float64Array,
+  }[datatype];
   return Buffer.from(Typed.from(v as number[]).buffer);
 }
 
 test('every datatype round-trips binary, and the binary answer holds what the JSON answer says', async () => {
   const identity = identityModel(ws, 'identity.onnx', DATATYPES);
-  const other = await startServer(testConfig(identity, { model: { name: 'identity', version: '1', artifact: identity.artifact, signature: identity.signature } }));
+  const other = await startServer(
+    testConfig(identity, {
+      model: { name: 'identity', version: '1', artifact: identity.artifact, signature: identity.signature },
+    }),
+  );
   try {
     assert.ok(await other.loaded);
     const path = '/v2/models/identity/infer';
-    const json = await call(other.url, 'POST', path, { inputs: DATATYPES.map((d) => ({ name: `in_${d}`, datatype: d, shape: [2, 2], data: VALUES[d] })) });
+    const json = await call(other.url, 'POST', path, {
+      inputs: DATATYPES.map((d) => ({ name: `in_${d}`, datatype: d, shape: [2, 2], data: VALUES[d] })),
+    });
     assert.is(json.status, 200, json.text);
     const parts = DATATYPES.map(bytesOf);
-    const binary = await postBinary(other.url, path, {
-      inputs: DATATYPES.map((d, i) => ({ name: `in_${d}`, datatype: d, shape: [2, 2], parameters: { binary_data_size: parts[i].length } })),
-      parameters: { binary_data_output: true },
-    }, Buffer.concat(parts));
+    const binary = await postBinary(
+      other.url,
+      path,
+      {
+        inputs: DATATYPES.map((d, i) => ({
+          name: `in_${d}`,
+          datatype: d,
+          shape: [2, 2],
+          parameters: { binary_data_size: parts[i].length },
+        })),
+        parameters: { binary_data_output: true },
+      },
+      Buffer.concat(parts),
+    );
     assert.is(binary.status, 200, JSON.stringify(binary.json));
     let offset = 0;
     DATATYPES.forEach((d, i) => {
       assert.equal(json.body.outputs[i].data, VALUES[d], `${d}: the JSON answer is the input`);
       const out = binary.json.outputs[i];
-      assert.equal([out.name, out.datatype, out.shape, out.parameters.binary_data_size], [`out_${d}`, d, [2, 2], parts[i].length], d);
-      assert.ok(binary.binary.subarray(offset, offset + parts[i].length).equals(parts[i]), `${d}: the binary answer is the input's bytes`);
+      assert.equal(
+        [out.name, out.datatype, out.shape, out.parameters.binary_data_size],
+        [`out_${d}`, d, [2, 2], parts[i].length],
+        d,
+      );
+      assert.ok(
+        binary.binary.subarray(offset, offset + parts[i].length).equals(parts[i]),
+        `${d}: the binary answer is the input's bytes`,
+      );
       offset += parts[i].length;
     });
     assert.is(offset, binary.binary.length);
@@ -129,7 +213,9 @@ test('every datatype round-trips binary, and the binary answer holds what the JS
   }
 });
 
-const input = (size: unknown, extra: Record<string, unknown> = {}) => ({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: size }, ...extra }] });
+const input = (size: unknown, extra: Record<string, unknown> = {}) => ({
+  inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: size }, ...extra }],
+});
 const good = f32([1, 2, 3, 4]);
 
 // [what, header value (undefined: the JSON's length), JSON, binary part, the start of the error]
@@ -142,17 +228,33 @@ const BAD: Array<[string, string | undefined, unknown, Buffer, string]> = [
   ['binary_data_size fractional', undefined, input(15.5), good, 'inputs[0].parameters.binary_data_size'],
   ['binary_data_size beyond the data', undefined, input(32), good, 'inputs[0].parameters.binary_data_size'],
   ['bytes no input claims', undefined, input(12), good, 'body'],
-  ['byte count not the shape\'s', undefined, input(12), good.subarray(0, 12), 'inputs[0].binary_data'],
+  ["byte count not the shape's", undefined, input(12), good.subarray(0, 12), 'inputs[0].binary_data'],
   ['NaN element', undefined, input(16), f32([1, NaN, 3, 4]), 'inputs[0].binary_data[1]'],
   ['data and binary_data_size together', undefined, input(16, { data: [1, 2, 3, 4] }), good, 'inputs[0].data'],
-  ['binary_data not a boolean', undefined, { ...input(16), outputs: [{ name: 'probability', parameters: { binary_data: 'yes' } }] }, good, 'outputs[0].parameters.binary_data'],
-  ['binary_data_output not a boolean', undefined, { ...input(16), parameters: { binary_data_output: 1 } }, good, 'parameters.binary_data_output'],
+  [
+    'binary_data not a boolean',
+    undefined,
+    { ...input(16), outputs: [{ name: 'probability', parameters: { binary_data: 'yes' } }] },
+    good,
+    'outputs[0].parameters.binary_data',
+  ],
+  [
+    'binary_data_output not a boolean',
+    undefined,
+    { ...input(16), parameters: { binary_data_output: 1 } },
+    good,
+    'parameters.binary_data_output',
+  ],
 ];
 
 test(`each of ${BAD.length} bad binary requests answers 400 {error} naming the field`, async () => {
   for (const [what, header, json, binary, field] of BAD) {
     const head = Buffer.from(JSON.stringify(json));
-    const response = await fetch(server.url + INFER, { method: 'POST', headers: { 'inference-header-content-length': header ?? String(head.length) }, body: Buffer.concat([head, binary]) });
+    const response = await fetch(server.url + INFER, {
+      method: 'POST',
+      headers: { 'inference-header-content-length': header ?? String(head.length) },
+      body: Buffer.concat([head, binary]),
+    });
     const text = await response.text();
     assert.is(response.status, 400, `${what}: ${response.status} ${text}`);
     const error = JSON.parse(text).error as string;
@@ -160,26 +262,51 @@ test(`each of ${BAD.length} bad binary requests answers 400 {error} naming the f
   }
   const noHeader = await call(server.url, 'POST', INFER, input(16));
   assert.is(noHeader.status, 400);
-  assert.match(noHeader.body.error, /^inputs\[0\]\.parameters\.binary_data_size: binary data needs the inference-header-content-length header/);
+  assert.match(
+    noHeader.body.error,
+    /^inputs\[0\]\.parameters\.binary_data_size: binary data needs the inference-header-content-length header/,
+  );
 });
 
 test('binary BYTES and BOOL data are checked element by element', async () => {
   const identity = identityModel(ws, 'strings.onnx', ['BYTES', 'BOOL']);
-  const other = await startServer(testConfig(identity, { model: { name: 'strings', version: '1', artifact: identity.artifact, signature: identity.signature } }));
+  const other = await startServer(
+    testConfig(identity, {
+      model: { name: 'strings', version: '1', artifact: identity.artifact, signature: identity.signature },
+    }),
+  );
   try {
     assert.ok(await other.loaded);
-    const send = (strings: Buffer, flags: Buffer) => postBinary(other.url, '/v2/models/strings/infer', {
-      inputs: [
-        { name: 'in_BYTES', datatype: 'BYTES', shape: [1, 2], parameters: { binary_data_size: strings.length } },
-        { name: 'in_BOOL', datatype: 'BOOL', shape: [1, 2], parameters: { binary_data_size: flags.length } },
-      ],
-    }, Buffer.concat([strings, flags]));
+    const send = (strings: Buffer, flags: Buffer) =>
+      postBinary(
+        other.url,
+        '/v2/models/strings/infer',
+        {
+          inputs: [
+            { name: 'in_BYTES', datatype: 'BYTES', shape: [1, 2], parameters: { binary_data_size: strings.length } },
+            { name: 'in_BOOL', datatype: 'BOOL', shape: [1, 2], parameters: { binary_data_size: flags.length } },
+          ],
+        },
+        Buffer.concat([strings, flags]),
+      );
     const overlong = Buffer.from([200, 0, 0, 0, 65]);
-    assert.match((await send(overlong, Buffer.from([0, 1]))).json.error, /^inputs\[0\]\.binary_data\[0\]: says 200 bytes but only 1 remain/);
+    assert.match(
+      (await send(overlong, Buffer.from([0, 1]))).json.error,
+      /^inputs\[0\]\.binary_data\[0\]: says 200 bytes but only 1 remain/,
+    );
     const two = Buffer.from([1, 0, 0, 0, 65, 1, 0, 0, 0, 66]);
-    assert.match((await send(two, Buffer.from([0, 2]))).json.error, /^inputs\[1\]\.binary_data\[1\]: must be 0 or 1 for BOOL, got 2/);
+    assert.match(
+      (await send(two, Buffer.from([0, 2]))).json.error,
+      /^inputs\[1\]\.binary_data\[1\]: must be 0 or 1 for BOOL, got 2/,
+    );
     const ok = await send(two, Buffer.from([0, 1]));
-    assert.equal(ok.json.outputs.map((o: any) => o.data), [['A', 'B'], [false, true]]);
+    assert.equal(
+      ok.json.outputs.map((o: any) => o.data),
+      [
+        ['A', 'B'],
+        [false, true],
+      ],
+    );
   } finally {
     await other.close();
   }

@@ -26,8 +26,15 @@ function rows(n: number, seed: number, shift = 0, region = () => 0): Float64Arra
 
 function monitor(windowSize: number, windowSeconds: number, reports: DriftReport[]): DriftMonitor {
   return new DriftMonitor(profile, {
-    model: 'credit', modelVersion: '1', windowSize, windowSeconds, drift: DEFAULT_DRIFT_OPTIONS,
-    onReport: (r) => reports.push(r), onError: (e) => { throw e; },
+    model: 'credit',
+    modelVersion: '1',
+    windowSize,
+    windowSeconds,
+    drift: DEFAULT_DRIFT_OPTIONS,
+    onReport: (r) => reports.push(r),
+    onError: (e) => {
+      throw e;
+    },
   });
 }
 
@@ -65,8 +72,12 @@ test('windows close by time when they have rows', async () => {
 });
 
 test('a window with fewer than minRows rows is reported with its statistics but never judged drifted', () => {
-  const columns = (data: Float64Array, n: number) => [0, 1, 2, 3].map((j) => Float64Array.from({ length: n }, (_, i) => data[i * 4 + j]));
-  const small = columns(rows(40, 6, 3, () => 2), 40);
+  const columns = (data: Float64Array, n: number) =>
+    [0, 1, 2, 3].map((j) => Float64Array.from({ length: n }, (_, i) => data[i * 4 + j]));
+  const small = columns(
+    rows(40, 6, 3, () => 2),
+    40,
+  );
   const unjudged = evaluateWindow(profile, small, DEFAULT_DRIFT_OPTIONS);
   assert.is(unjudged.judged, false);
   assert.is(unjudged.drifted, false);
@@ -77,22 +88,60 @@ test('a window with fewer than minRows rows is reported with its statistics but 
 });
 
 test('configuration: DRIFT_MIN_ROWS defaults to min(100, DRIFT_WINDOW_SIZE) and can be set', () => {
-  const base = { MODEL_NAME: 'm', MODEL_VERSION: '1', MODEL_URI: 'file:///m.onnx', MODEL_DIGEST: `sha256:${'a'.repeat(64)}` };
+  const base = {
+    MODEL_NAME: 'm',
+    MODEL_VERSION: '1',
+    MODEL_URI: 'file:///m.onnx',
+    MODEL_DIGEST: `sha256:${'a'.repeat(64)}`,
+  };
   assert.is(configFromEnv(base).drift.minRows, 100);
   assert.is(configFromEnv({ ...base, DRIFT_WINDOW_SIZE: '50' }).drift.minRows, 50);
   assert.is(configFromEnv({ ...base, DRIFT_MIN_ROWS: '10' }).drift.minRows, 10);
 });
 
 test('the same distribution does not drift; a shifted feature and a tilted category do', () => {
-  const columns = (data: Float64Array, n: number) => [0, 1, 2, 3].map((j) => Float64Array.from({ length: n }, (_, i) => data[i * 4 + j]));
-  const calm = evaluateWindow(profile, columns(rows(500, 4, 0, (() => { let i = 0; return () => [0, 0, 0, 0, 0, 1, 1, 1, 2, 2][i++ % 10]; })()), 500), DEFAULT_DRIFT_OPTIONS);
+  const columns = (data: Float64Array, n: number) =>
+    [0, 1, 2, 3].map((j) => Float64Array.from({ length: n }, (_, i) => data[i * 4 + j]));
+  const calm = evaluateWindow(
+    profile,
+    columns(
+      rows(
+        500,
+        4,
+        0,
+        (() => {
+          let i = 0;
+          return () => [0, 0, 0, 0, 0, 1, 1, 1, 2, 2][i++ % 10];
+        })(),
+      ),
+      500,
+    ),
+    DEFAULT_DRIFT_OPTIONS,
+  );
   assert.is(calm.drifted, false, JSON.stringify(calm.driftedFeatures));
   assert.equal(calm.driftedFeatures, []);
-  const moved = evaluateWindow(profile, columns(rows(500, 5, 1.5, () => 2), 500), DEFAULT_DRIFT_OPTIONS);
+  const moved = evaluateWindow(
+    profile,
+    columns(
+      rows(500, 5, 1.5, () => 2),
+      500,
+    ),
+    DEFAULT_DRIFT_OPTIONS,
+  );
   assert.equal(moved.driftedFeatures, ['x0', 'region']);
   assert.is(moved.score, 0.5);
   assert.is(moved.drifted, true, 'half the features drifted: the default share');
-  assert.is(evaluateWindow(profile, columns(rows(500, 5, 1.5, () => 2), 500), { ...DEFAULT_DRIFT_OPTIONS, driftShare: 0.75 }).drifted, false);
+  assert.is(
+    evaluateWindow(
+      profile,
+      columns(
+        rows(500, 5, 1.5, () => 2),
+        500,
+      ),
+      { ...DEFAULT_DRIFT_OPTIONS, driftShare: 0.75 },
+    ).drifted,
+    false,
+  );
 });
 
 test('large windows switch numeric features to normed Wasserstein and categorical to Jensen–Shannon', () => {

@@ -26,13 +26,21 @@ let server: RunningServer;
 test.before(async () => {
   nats = await natsForTest();
   reader = await EventReader.open(nats.url);
-  server = await startServer(testConfig(model, {
-    namespace,
-    inferenceService: 'credit',
-    nats: { url: nats.url, subject, stream: 'LOOPLINE', bufferSize: 100 },
-    drift: { ...testConfig(model).drift, windowSize: WINDOW, windowSeconds: 60 },
-    model: { name: 'credit', version: '5', artifact: model.artifact, signature: model.signature, referenceProfile: profileArtifact },
-  }));
+  server = await startServer(
+    testConfig(model, {
+      namespace,
+      inferenceService: 'credit',
+      nats: { url: nats.url, subject, stream: 'LOOPLINE', bufferSize: 100 },
+      drift: { ...testConfig(model).drift, windowSize: WINDOW, windowSeconds: 60 },
+      model: {
+        name: 'credit',
+        version: '5',
+        artifact: model.artifact,
+        signature: model.signature,
+        referenceProfile: profileArtifact,
+      },
+    }),
+  );
   assert.ok(await server.loaded);
 });
 test.after(async () => {
@@ -45,7 +53,12 @@ test.after(async () => {
 test('a closed window is published as a CloudEvent with per-feature scores matching the rows sent', async () => {
   const rand = random(99);
   // x0 moves by two standard deviations, x1 and x2 stay, region tilts to category 2.
-  const rows = Array.from({ length: WINDOW }, (_, i) => [normal(rand, 2), normal(rand), normal(rand), i % 10 < 6 ? 2 : i % 2]);
+  const rows = Array.from({ length: WINDOW }, (_, i) => [
+    normal(rand, 2),
+    normal(rand),
+    normal(rand),
+    i % 10 < 6 ? 2 : i % 2,
+  ]);
   for (let i = 0; i < rows.length; i += 20) {
     const r = await call(server.url, 'POST', '/predict', { instances: rows.slice(i, i + 20) });
     assert.is(r.status, 200, r.text);
@@ -68,7 +81,10 @@ test('a closed window is published as a CloudEvent with per-feature scores match
   assert.is(data.window.closedBy, 'count');
   assert.ok(Date.parse(data.window.start) <= Date.parse(data.window.end));
   assert.is(data.schemaViolations, 0);
-  assert.equal(data.features.map((f: { name: string }) => f.name), ['x0', 'x1', 'x2', 'region']);
+  assert.equal(
+    data.features.map((f: { name: string }) => f.name),
+    ['x0', 'x1', 'x2', 'region'],
+  );
 
   // Recompute every statistic from the rows as the model saw them (FP32).
   for (let j = 0; j < 3; j++) {
@@ -77,12 +93,18 @@ test('a closed window is published as a CloudEvent with per-feature scores match
     const got = data.features[j];
     assert.is(got.method, 'ks');
     for (const key of Object.keys(expected) as Array<keyof typeof expected>) {
-      assert.ok(Math.abs(got.statistics[key] - expected[key]) < 1e-9, `x${j} ${key}: ${got.statistics[key]} vs ${expected[key]}`);
+      assert.ok(
+        Math.abs(got.statistics[key] - expected[key]) < 1e-9,
+        `x${j} ${key}: ${got.statistics[key]} vs ${expected[key]}`,
+      );
     }
     assert.is(got.score, expected.ksPValue);
     assert.is(got.drifted, expected.ksPValue < 0.05);
   }
-  const region = categoricalStatistics(profile.features[3] as CategoricalFeatureProfile, rows.map((r) => r[3]));
+  const region = categoricalStatistics(
+    profile.features[3] as CategoricalFeatureProfile,
+    rows.map((r) => r[3]),
+  );
   assert.is(data.features[3].method, 'chisquare');
   assert.ok(Math.abs(data.features[3].statistics.chiSquare - region.chiSquare) < 1e-9);
   assert.is(data.features[3].score, region.chiSquarePValue);

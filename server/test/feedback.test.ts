@@ -20,8 +20,18 @@ let server: RunningServer;
 let unlogged: RunningServer;
 let broken: RunningServer;
 
-const logging = (dir: string) => ({ uri: pathToFileURL(join(ws.dir, dir)).href, sampleRate: 1, flushIntervalMs: 60_000, maxRowsPerPart: 10_000, maxBufferedRows: 50_000, pod: 'credit-pod' });
-const labelParts = (dir = 'gt') => filesBelow(join(ws.dir, dir)).filter((f) => f.startsWith('labels/')).map((f) => join(ws.dir, dir, f));
+const logging = (dir: string) => ({
+  uri: pathToFileURL(join(ws.dir, dir)).href,
+  sampleRate: 1,
+  flushIntervalMs: 60_000,
+  maxRowsPerPart: 10_000,
+  maxBufferedRows: 50_000,
+  pod: 'credit-pod',
+});
+const labelParts = (dir = 'gt') =>
+  filesBelow(join(ws.dir, dir))
+    .filter((f) => f.startsWith('labels/'))
+    .map((f) => join(ws.dir, dir, f));
 
 test.before(async () => {
   const base = { namespace: 'risk', inferenceService: 'credit-svc', bodyLimitBytes: BODY_LIMIT };
@@ -47,7 +57,10 @@ test('labels for a logged prediction are on disk when the answer comes, in the d
   // Durable before the answer: the part is there the moment the client has it.
   const files = labelParts();
   assert.is(files.length, 1);
-  assert.match(files[0], /\/gt\/labels\/risk\/credit-svc\/date=\d{4}-\d{2}-\d{2}\/\d{8}T\d{9}Z-credit-pod-000001-[0-9a-f]{8}\.parquet$/);
+  assert.match(
+    files[0],
+    /\/gt\/labels\/risk\/credit-svc\/date=\d{4}-\d{2}-\d{2}\/\d{8}T\d{9}Z-credit-pod-000001-[0-9a-f]{8}\.parquet$/,
+  );
   assert.is(answer.body.part, pathToFileURL(files[0]).href);
   const rows = await queryParquet(files, 'SELECT request_id, label, time FROM $parts');
   assert.is(rows.length, 1);
@@ -55,52 +68,235 @@ test('labels for a logged prediction are on disk when the answer comes, in the d
   assert.is(rows[0].label, 1);
   assert.ok(Math.abs((rows[0].time as Date).getTime() - Date.now()) < 60_000);
   const types = await queryParquet(files, 'SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM $parts)');
-  assert.equal(Object.fromEntries(types.map((t) => [t.column_name, t.column_type])), { request_id: 'VARCHAR', label: 'DOUBLE', time: 'TIMESTAMP WITH TIME ZONE' });
+  assert.equal(Object.fromEntries(types.map((t) => [t.column_name, t.column_type])), {
+    request_id: 'VARCHAR',
+    label: 'DOUBLE',
+    time: 'TIMESTAMP WITH TIME ZONE',
+  });
 });
 
 test('many labels in one request on the simple API; labelling an id again changes it, the latest label winning', async () => {
   const before = labelParts().length;
-  const first = await call(server.url, 'POST', '/feedback', [{ request_id: 'a', label: 0 }, { request_id: 'b', label: 1 }, { request_id: 'c', label: 0.25 }]);
+  const first = await call(server.url, 'POST', '/feedback', [
+    { request_id: 'a', label: 0 },
+    { request_id: 'b', label: 1 },
+    { request_id: 'c', label: 0.25 },
+  ]);
   assert.is(first.status, 200, first.text);
   assert.is(first.body.accepted, 3);
   await new Promise((r) => setTimeout(r, 5));
   // The same feedback again is harmless; a corrected label for b overrides.
-  assert.is((await call(server.url, 'POST', '/feedback', [{ request_id: 'a', label: 0 }, { request_id: 'b', label: 0 }])).status, 200);
+  assert.is(
+    (
+      await call(server.url, 'POST', '/feedback', [
+        { request_id: 'a', label: 0 },
+        { request_id: 'b', label: 0 },
+      ])
+    ).status,
+    200,
+  );
   // Within one request the last label of an id wins.
-  const dup = await call(server.url, 'POST', '/feedback', [{ request_id: 'd', label: 0 }, { request_id: 'd', label: 1 }]);
+  const dup = await call(server.url, 'POST', '/feedback', [
+    { request_id: 'd', label: 0 },
+    { request_id: 'd', label: 1 },
+  ]);
   assert.is(dup.body.accepted, 1);
   assert.is(labelParts().length, before + 3);
-  const latest = await queryParquet(labelParts(), `
-    SELECT request_id, arg_max(label, time) AS label FROM $parts WHERE request_id IN ('a', 'b', 'c', 'd') GROUP BY request_id ORDER BY request_id`);
-  assert.equal(latest, [{ request_id: 'a', label: 0 }, { request_id: 'b', label: 0 }, { request_id: 'c', label: 0.25 }, { request_id: 'd', label: 1 }]);
+  const latest = await queryParquet(
+    labelParts(),
+    `
+    SELECT request_id, arg_max(label, time) AS label FROM $parts WHERE request_id IN ('a', 'b', 'c', 'd') GROUP BY request_id ORDER BY request_id`,
+  );
+  assert.equal(latest, [
+    { request_id: 'a', label: 0 },
+    { request_id: 'b', label: 0 },
+    { request_id: 'c', label: 0.25 },
+    { request_id: 'd', label: 1 },
+  ]);
 });
 
 const json = { 'content-type': 'application/json' };
-type Case = [what: string, target: RunningServer | (() => RunningServer), path: string, body: string, headers: Record<string, string>, status: number, mentions: RegExp];
-const big = JSON.stringify(Array.from({ length: 2000 }, (_, i) => ({ request_id: `request-${i}-${'x'.repeat(20)}`, label: 1 })));
+type Case = [
+  what: string,
+  target: RunningServer | (() => RunningServer),
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+  status: number,
+  mentions: RegExp,
+];
+const big = JSON.stringify(
+  Array.from({ length: 2000 }, (_, i) => ({ request_id: `request-${i}-${'x'.repeat(20)}`, label: 1 })),
+);
 const cases: Case[] = [
-  ['a label without request_id', () => server, '/feedback', JSON.stringify({ label: 1 }), json, 400, /body\.request_id: is required/],
-  ['a label without label', () => server, '/feedback', JSON.stringify({ request_id: 'x' }), json, 400, /body\.label: is required/],
-  ['a numeric request_id', () => server, '/feedback', JSON.stringify({ request_id: 17, label: 1 }), json, 400, /body\.request_id: must be a string, got 17/],
-  ['an empty request_id', () => server, '/feedback', JSON.stringify({ request_id: '', label: 1 }), json, 400, /body\.request_id: must be a request id/],
-  ['a label that is a string', () => server, '/feedback', JSON.stringify({ request_id: 'x', label: 'yes' }), json, 400, /body\.label: must be a number, got "yes"/],
-  ['a label "NaN"', () => server, '/feedback', '{"request_id": "x", "label": "NaN"}', json, 400, /body\.label: must be a number/],
+  [
+    'a label without request_id',
+    () => server,
+    '/feedback',
+    JSON.stringify({ label: 1 }),
+    json,
+    400,
+    /body\.request_id: is required/,
+  ],
+  [
+    'a label without label',
+    () => server,
+    '/feedback',
+    JSON.stringify({ request_id: 'x' }),
+    json,
+    400,
+    /body\.label: is required/,
+  ],
+  [
+    'a numeric request_id',
+    () => server,
+    '/feedback',
+    JSON.stringify({ request_id: 17, label: 1 }),
+    json,
+    400,
+    /body\.request_id: must be a string, got 17/,
+  ],
+  [
+    'an empty request_id',
+    () => server,
+    '/feedback',
+    JSON.stringify({ request_id: '', label: 1 }),
+    json,
+    400,
+    /body\.request_id: must be a request id/,
+  ],
+  [
+    'a label that is a string',
+    () => server,
+    '/feedback',
+    JSON.stringify({ request_id: 'x', label: 'yes' }),
+    json,
+    400,
+    /body\.label: must be a number, got "yes"/,
+  ],
+  [
+    'a label "NaN"',
+    () => server,
+    '/feedback',
+    '{"request_id": "x", "label": "NaN"}',
+    json,
+    400,
+    /body\.label: must be a number/,
+  ],
   ['a bare NaN (not JSON)', () => server, '/feedback', '{"request_id": "x", "label": NaN}', json, 400, /body: .*JSON/i],
-  ['an infinite label', () => server, '/feedback', '{"request_id": "x", "label": 1e999}', json, 400, /body\.label: must be a finite number/],
-  ['a null label', () => server, '/feedback', JSON.stringify({ request_id: 'x', label: null }), json, 400, /body\.label: must be a number, got null/],
+  [
+    'an infinite label',
+    () => server,
+    '/feedback',
+    '{"request_id": "x", "label": 1e999}',
+    json,
+    400,
+    /body\.label: must be a finite number/,
+  ],
+  [
+    'a null label',
+    () => server,
+    '/feedback',
+    JSON.stringify({ request_id: 'x', label: null }),
+    json,
+    400,
+    /body\.label: must be a number, got null/,
+  ],
   ['an empty array', () => server, '/feedback', '[]', json, 400, /body: is an empty array/],
-  ['a bad item in an array', () => server, '/feedback', JSON.stringify([{ request_id: 'x', label: 1 }, { request_id: 'y' }]), json, 400, /body\[1\]\.label: is required/],
-  ['an item that is not an object', () => server, '/feedback', JSON.stringify([{ request_id: 'x', label: 1 }, 5]), json, 400, /body\[1\]: must be an object/],
-  ['too many items', () => server, '/feedback', JSON.stringify(Array.from({ length: MAX_LABELS_PER_REQUEST + 1 }, () => ({ request_id: 'r', label: 1 }))), json, 400, new RegExp(`(body: has ${MAX_LABELS_PER_REQUEST + 1} labels; send at most ${MAX_LABELS_PER_REQUEST}|larger than the limit)`)],
-  ['an unknown field', () => server, '/feedback', JSON.stringify({ request_id: 'x', label: 1, weight: 2 }), json, 400, /body\.weight: is not a known field/],
+  [
+    'a bad item in an array',
+    () => server,
+    '/feedback',
+    JSON.stringify([{ request_id: 'x', label: 1 }, { request_id: 'y' }]),
+    json,
+    400,
+    /body\[1\]\.label: is required/,
+  ],
+  [
+    'an item that is not an object',
+    () => server,
+    '/feedback',
+    JSON.stringify([{ request_id: 'x', label: 1 }, 5]),
+    json,
+    400,
+    /body\[1\]: must be an object/,
+  ],
+  [
+    'too many items',
+    () => server,
+    '/feedback',
+    JSON.stringify(Array.from({ length: MAX_LABELS_PER_REQUEST + 1 }, () => ({ request_id: 'r', label: 1 }))),
+    json,
+    400,
+    new RegExp(
+      `(body: has ${MAX_LABELS_PER_REQUEST + 1} labels; send at most ${MAX_LABELS_PER_REQUEST}|larger than the limit)`,
+    ),
+  ],
+  [
+    'an unknown field',
+    () => server,
+    '/feedback',
+    JSON.stringify({ request_id: 'x', label: 1, weight: 2 }),
+    json,
+    400,
+    /body\.weight: is not a known field/,
+  ],
   ['a string body', () => server, '/feedback', '"label me"', json, 400, /body: must be an object/],
-  ['a text/plain body', () => server, '/feedback', JSON.stringify({ request_id: 'x', label: 1 }), { 'content-type': 'text/plain' }, 415, /content-type: send labels as application\/json/],
+  [
+    'a text/plain body',
+    () => server,
+    '/feedback',
+    JSON.stringify({ request_id: 'x', label: 1 }),
+    { 'content-type': 'text/plain' },
+    415,
+    /content-type: send labels as application\/json/,
+  ],
   ['an XML body', () => server, '/feedback', '<label/>', { 'content-type': 'application/xml' }, 415, /content-type/],
-  ['a body over the limit', () => server, '/feedback', big, json, 400, new RegExp(`body: larger than the limit of ${BODY_LIMIT} bytes`)],
-  ['a model not served here', () => server, '/v2/models/fraud/feedback', JSON.stringify({ request_id: 'x', label: 1 }), json, 404, /model "fraud" is not served here/],
-  ['logging off', () => unlogged, '/feedback', JSON.stringify({ request_id: 'x', label: 1 }), json, 409, /spec\.logging\.enabled and spec\.logging\.uri/],
-  ['logging off, V2 path', () => unlogged, '/v2/models/credit/feedback', JSON.stringify({ request_id: 'x', label: 1 }), json, 409, /inference log, which is off for InferenceService risk\/credit-svc/],
-  ['storage refusing the write', () => broken, '/feedback', JSON.stringify({ request_id: 'x', label: 1 }), json, 503, /labels not stored, send them again: writing file:.*blocked\/labels\/.* failed/],
+  [
+    'a body over the limit',
+    () => server,
+    '/feedback',
+    big,
+    json,
+    400,
+    new RegExp(`body: larger than the limit of ${BODY_LIMIT} bytes`),
+  ],
+  [
+    'a model not served here',
+    () => server,
+    '/v2/models/fraud/feedback',
+    JSON.stringify({ request_id: 'x', label: 1 }),
+    json,
+    404,
+    /model "fraud" is not served here/,
+  ],
+  [
+    'logging off',
+    () => unlogged,
+    '/feedback',
+    JSON.stringify({ request_id: 'x', label: 1 }),
+    json,
+    409,
+    /spec\.logging\.enabled and spec\.logging\.uri/,
+  ],
+  [
+    'logging off, V2 path',
+    () => unlogged,
+    '/v2/models/credit/feedback',
+    JSON.stringify({ request_id: 'x', label: 1 }),
+    json,
+    409,
+    /inference log, which is off for InferenceService risk\/credit-svc/,
+  ],
+  [
+    'storage refusing the write',
+    () => broken,
+    '/feedback',
+    JSON.stringify({ request_id: 'x', label: 1 }),
+    json,
+    503,
+    /labels not stored, send them again: writing file:.*blocked\/labels\/.* failed/,
+  ],
 ];
 
 test(`the bad-input table has at least 10 cases (${cases.length})`, () => {

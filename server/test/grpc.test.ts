@@ -24,7 +24,9 @@ const close = (a: number, b: number) => Math.abs(a - b) < 1e-6;
 
 const typedRows = (rows: number[][], extra: Record<string, unknown> = {}) => ({
   model_name: 'credit',
-  inputs: [{ name: 'input', datatype: 'FP32', shape: [rows.length, rows[0].length], contents: { fp32_contents: rows.flat() } }],
+  inputs: [
+    { name: 'input', datatype: 'FP32', shape: [rows.length, rows[0].length], contents: { fp32_contents: rows.flat() } },
+  ],
   ...extra,
 });
 const rawRows = (rows: number[][], extra: Record<string, unknown> = {}) => ({
@@ -35,12 +37,20 @@ const rawRows = (rows: number[][], extra: Record<string, unknown> = {}) => ({
 });
 
 test.before(async () => {
-  server = await startServer(testConfig(model, {
-    adminToken: TOKEN,
-    bodyLimitBytes: BODY_LIMIT,
-    model: { name: 'credit', version: '7', artifact: model.artifact, signature: model.signature, referenceProfile: profile },
-    drift: { ...testConfig(model).drift, windowSize: DRIFT_WINDOW, minRows: 10 },
-  }));
+  server = await startServer(
+    testConfig(model, {
+      adminToken: TOKEN,
+      bodyLimitBytes: BODY_LIMIT,
+      model: {
+        name: 'credit',
+        version: '7',
+        artifact: model.artifact,
+        signature: model.signature,
+        referenceProfile: profile,
+      },
+      drift: { ...testConfig(model).drift, windowSize: DRIFT_WINDOW, minRows: 10 },
+    }),
+  );
   assert.ok(await server.loaded, 'model loads');
   assert.type(server.grpcPort, 'number');
   client = new InferenceClient(server.grpcPort!);
@@ -80,8 +90,14 @@ test('ModelMetadata answers the signature with int64 shapes, as REST does', asyn
 });
 
 test('ModelInfer with typed contents returns what the model computes, the id and the request metadata', async () => {
-  const rows = [[1, 2, 3, 4], [0.5, -1, 0, 2], [0, 0, 0, 0]];
-  const { response, metadata } = await client.call('ModelInfer', typedRows(rows, { id: 'req-42' }), { 'x-request-id': 'trace-9' });
+  const rows = [
+    [1, 2, 3, 4],
+    [0.5, -1, 0, 2],
+    [0, 0, 0, 0],
+  ];
+  const { response, metadata } = await client.call('ModelInfer', typedRows(rows, { id: 'req-42' }), {
+    'x-request-id': 'trace-9',
+  });
   assert.is(response.model_name, 'credit');
   assert.is(response.model_version, '7');
   assert.is(response.id, 'req-42');
@@ -107,9 +123,14 @@ test('ModelInfer with raw_input_contents answers raw_output_contents equal to th
   const typed = (await client.call('ModelInfer', typedRows(rows))).response;
   const raw = (await client.call('ModelInfer', rawRows(rows, { outputs: [{ name: 'probability' }] }))).response;
   assert.is(raw.outputs[0].contents, undefined, 'a raw answer carries no typed contents');
-  assert.equal(raw.outputs.map((o: any) => [o.name, o.datatype, o.shape]), [['probability', 'FP32', [40, 1]]]);
+  assert.equal(
+    raw.outputs.map((o: any) => [o.name, o.datatype, o.shape]),
+    [['probability', 'FP32', [40, 1]]],
+  );
   assert.equal(fp32Of(raw.raw_output_contents[0]), typed.outputs[0].contents.fp32_contents);
-  const rest = await call(server.url, 'POST', '/v2/models/credit/infer', { inputs: [{ name: 'input', shape: [40, 4], datatype: 'FP32', data: rows.flat() }] });
+  const rest = await call(server.url, 'POST', '/v2/models/credit/infer', {
+    inputs: [{ name: 'input', shape: [40, 4], datatype: 'FP32', data: rows.flat() }],
+  });
   assert.equal(rest.body.outputs[0].data, typed.outputs[0].contents.fp32_contents);
 });
 
@@ -117,26 +138,133 @@ test('ModelInfer with raw_input_contents answers raw_output_contents equal to th
 const BAD: Array<[string, Record<string, unknown>, number, string]> = [
   ['unknown model', { ...typedRows([[1, 2, 3, 4]]), model_name: 'other' }, status.NOT_FOUND, 'model "other"'],
   ['no model name', { ...typedRows([[1, 2, 3, 4]]), model_name: '' }, status.NOT_FOUND, 'model ""'],
-  ['unknown version', typedRows([[1, 2, 3, 4]], { model_version: '8' }), status.NOT_FOUND, 'model "credit" version "8"'],
+  [
+    'unknown version',
+    typedRows([[1, 2, 3, 4]], { model_version: '8' }),
+    status.NOT_FOUND,
+    'model "credit" version "8"',
+  ],
   ['no inputs', { model_name: 'credit', inputs: [] }, status.INVALID_ARGUMENT, 'inputs'],
-  ['unknown input name', { model_name: 'credit', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] }, status.INVALID_ARGUMENT, 'inputs[0].name'],
-  ['wrong datatype', { model_name: 'credit', inputs: [{ name: 'input', datatype: 'FP64', shape: [1, 4], contents: { fp64_contents: [1, 2, 3, 4] } }] }, status.INVALID_ARGUMENT, 'inputs[0].datatype'],
-  ['unknown datatype', { model_name: 'credit', inputs: [{ name: 'input', datatype: 'FLOAT', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] }, status.INVALID_ARGUMENT, 'inputs[0].datatype'],
-  ['wrong rank', { model_name: 'credit', inputs: [{ name: 'input', datatype: 'FP32', shape: [4], contents: { fp32_contents: [1, 2, 3, 4] } }] }, status.INVALID_ARGUMENT, 'inputs[0].shape'],
+  [
+    'unknown input name',
+    {
+      model_name: 'credit',
+      inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }],
+    },
+    status.INVALID_ARGUMENT,
+    'inputs[0].name',
+  ],
+  [
+    'wrong datatype',
+    {
+      model_name: 'credit',
+      inputs: [{ name: 'input', datatype: 'FP64', shape: [1, 4], contents: { fp64_contents: [1, 2, 3, 4] } }],
+    },
+    status.INVALID_ARGUMENT,
+    'inputs[0].datatype',
+  ],
+  [
+    'unknown datatype',
+    {
+      model_name: 'credit',
+      inputs: [{ name: 'input', datatype: 'FLOAT', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }],
+    },
+    status.INVALID_ARGUMENT,
+    'inputs[0].datatype',
+  ],
+  [
+    'wrong rank',
+    {
+      model_name: 'credit',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [4], contents: { fp32_contents: [1, 2, 3, 4] } }],
+    },
+    status.INVALID_ARGUMENT,
+    'inputs[0].shape',
+  ],
   ['wrong feature dimension', typedRows([[1, 2, 3, 4, 5]]), status.INVALID_ARGUMENT, 'inputs[0].shape[1]'],
-  ['negative dimension', { model_name: 'credit', inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] }, status.INVALID_ARGUMENT, 'inputs[0].shape[0]'],
-  ['too few elements', { model_name: 'credit', inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] }, status.INVALID_ARGUMENT, 'inputs[0].contents.fp32_contents'],
-  ['no contents at all', { model_name: 'credit', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4] }] }, status.INVALID_ARGUMENT, 'inputs[0].contents.fp32_contents'],
-  ['huge shape, small data', { model_name: 'credit', inputs: [{ name: 'input', datatype: 'FP32', shape: [1e9, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] }, status.INVALID_ARGUMENT, 'inputs[0].contents.fp32_contents'],
-  ['contents in the field of another datatype', { model_name: 'credit', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { int_contents: [1, 2, 3, 4] } }] }, status.INVALID_ARGUMENT, 'inputs[0].contents.int_contents'],
+  [
+    'negative dimension',
+    {
+      model_name: 'credit',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }],
+    },
+    status.INVALID_ARGUMENT,
+    'inputs[0].shape[0]',
+  ],
+  [
+    'too few elements',
+    {
+      model_name: 'credit',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4], contents: { fp32_contents: [1, 2, 3, 4] } }],
+    },
+    status.INVALID_ARGUMENT,
+    'inputs[0].contents.fp32_contents',
+  ],
+  [
+    'no contents at all',
+    { model_name: 'credit', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4] }] },
+    status.INVALID_ARGUMENT,
+    'inputs[0].contents.fp32_contents',
+  ],
+  [
+    'huge shape, small data',
+    {
+      model_name: 'credit',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1e9, 4], contents: { fp32_contents: [1, 2, 3, 4] } }],
+    },
+    status.INVALID_ARGUMENT,
+    'inputs[0].contents.fp32_contents',
+  ],
+  [
+    'contents in the field of another datatype',
+    {
+      model_name: 'credit',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { int_contents: [1, 2, 3, 4] } }],
+    },
+    status.INVALID_ARGUMENT,
+    'inputs[0].contents.int_contents',
+  ],
   ['NaN element', typedRows([[1, NaN, 3, 4]]), status.INVALID_ARGUMENT, 'inputs[0].contents.fp32_contents[1]'],
-  ['infinite element', typedRows([[1, 2, 3, -Infinity]]), status.INVALID_ARGUMENT, 'inputs[0].contents.fp32_contents[3]'],
-  ['raw bytes of the wrong length', { ...rawRows([[1, 2, 3, 4]]), raw_input_contents: [Buffer.alloc(12)] }, status.INVALID_ARGUMENT, 'raw_input_contents[0]'],
+  [
+    'infinite element',
+    typedRows([[1, 2, 3, -Infinity]]),
+    status.INVALID_ARGUMENT,
+    'inputs[0].contents.fp32_contents[3]',
+  ],
+  [
+    'raw bytes of the wrong length',
+    { ...rawRows([[1, 2, 3, 4]]), raw_input_contents: [Buffer.alloc(12)] },
+    status.INVALID_ARGUMENT,
+    'raw_input_contents[0]',
+  ],
   ['raw NaN element', rawRows([[1, 2, NaN, 4]]), status.INVALID_ARGUMENT, 'raw_input_contents[0][2]'],
-  ['more raw entries than inputs', { ...rawRows([[1, 2, 3, 4]]), raw_input_contents: [fp32Bytes([1, 2, 3, 4]), fp32Bytes([1, 2, 3, 4])] }, status.INVALID_ARGUMENT, 'raw_input_contents'],
-  ['raw and typed contents together', { ...rawRows([[1, 2, 3, 4]]), inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }] }, status.INVALID_ARGUMENT, 'inputs[0].contents'],
-  ['input given twice', { model_name: 'credit', inputs: [typedRows([[1, 2, 3, 4]]).inputs[0], typedRows([[1, 2, 3, 4]]).inputs[0]] }, status.INVALID_ARGUMENT, 'inputs[1].name'],
-  ['unknown requested output', typedRows([[1, 2, 3, 4]], { outputs: [{ name: 'logits' }] }), status.INVALID_ARGUMENT, 'outputs[0].name'],
+  [
+    'more raw entries than inputs',
+    { ...rawRows([[1, 2, 3, 4]]), raw_input_contents: [fp32Bytes([1, 2, 3, 4]), fp32Bytes([1, 2, 3, 4])] },
+    status.INVALID_ARGUMENT,
+    'raw_input_contents',
+  ],
+  [
+    'raw and typed contents together',
+    {
+      ...rawRows([[1, 2, 3, 4]]),
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }],
+    },
+    status.INVALID_ARGUMENT,
+    'inputs[0].contents',
+  ],
+  [
+    'input given twice',
+    { model_name: 'credit', inputs: [typedRows([[1, 2, 3, 4]]).inputs[0], typedRows([[1, 2, 3, 4]]).inputs[0]] },
+    status.INVALID_ARGUMENT,
+    'inputs[1].name',
+  ],
+  [
+    'unknown requested output',
+    typedRows([[1, 2, 3, 4]], { outputs: [{ name: 'logits' }] }),
+    status.INVALID_ARGUMENT,
+    'outputs[0].name',
+  ],
 ];
 
 test(`each of ${BAD.length} bad ModelInfer requests fails with the protocol's status code and names the field`, async () => {
@@ -159,9 +287,16 @@ test('a message over the body limit fails RESOURCE_EXHAUSTED, and the server ans
 test('gRPC predictions count in the same metrics as REST: requests by outcome, schema violations, gRPC durations', async () => {
   const metrics = (await call(server.url, 'GET', '/metrics')).text;
   const value = (re: RegExp) => Number(re.exec(metrics)?.[1] ?? NaN);
-  assert.ok(value(/prediction_requests_total\{model="credit",model_version="7",outcome="success"\} (\d+)/) >= 7, 'successes');
+  assert.ok(
+    value(/prediction_requests_total\{model="credit",model_version="7",outcome="success"\} (\d+)/) >= 7,
+    'successes',
+  );
   const invalid = BAD.filter(([, , code]) => code === status.INVALID_ARGUMENT).length;
-  assert.is(value(/prediction_requests_total\{model="credit",model_version="7",outcome="invalid_input"\} (\d+)/), invalid + 3, 'every INVALID_ARGUMENT and NOT_FOUND call');
+  assert.is(
+    value(/prediction_requests_total\{model="credit",model_version="7",outcome="invalid_input"\} (\d+)/),
+    invalid + 3,
+    'every INVALID_ARGUMENT and NOT_FOUND call',
+  );
   assert.is(value(/prediction_schema_violations_total\{model="credit",model_version="7"\} (\d+)/), invalid);
   assert.ok(value(/grpc_server_handling_seconds_count\{grpc_method="ModelInfer",grpc_code="OK"\} (\d+)/) >= 6);
   assert.is(value(/grpc_server_handling_seconds_count\{grpc_method="ModelInfer",grpc_code="NOT_FOUND"\} (\d+)/), 3);
@@ -169,7 +304,11 @@ test('gRPC predictions count in the same metrics as REST: requests by outcome, s
 
 test('rows inferred over gRPC fill the drift window like REST rows', async () => {
   const before = await call(server.url, 'GET', '/metrics');
-  const windows = (text: string) => [...text.matchAll(/drift_windows_total\{model="credit",model_version="7",drifted="\w+"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+  const windows = (text: string) =>
+    [...text.matchAll(/drift_windows_total\{model="credit",model_version="7",drifted="\w+"\} (\d+)/g)].reduce(
+      (n, m) => n + Number(m[1]),
+      0,
+    );
   const start = windows(before.text);
   const rows = Array.from({ length: DRIFT_WINDOW * 2 }, (_, i) => [i / 50, 1, -1, i % 3]);
   await client.call('ModelInfer', rawRows(rows));
@@ -196,8 +335,18 @@ const VALUES: Record<Exclude<Datatype, 'FP16'>, unknown[]> = {
   BYTES: ['a', 'héllo', '', 'zz'],
 };
 const FIELD: Record<Exclude<Datatype, 'FP16'>, string> = {
-  BOOL: 'bool_contents', UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
-  INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents', FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents',
+  BOOL: 'bool_contents',
+  UINT8: 'uint_contents',
+  UINT16: 'uint_contents',
+  UINT32: 'uint_contents',
+  UINT64: 'uint64_contents',
+  INT8: 'int_contents',
+  INT16: 'int_contents',
+  INT32: 'int_contents',
+  INT64: 'int64_contents',
+  FP32: 'fp32_contents',
+  FP64: 'fp64_contents',
+  BYTES: 'bytes_contents',
 };
 const TYPED = Object.keys(VALUES) as Array<Exclude<Datatype, 'FP16'>>;
 
@@ -205,17 +354,32 @@ const TYPED = Object.keys(VALUES) as Array<Exclude<Datatype, 'FP16'>>;
 function rawOf(datatype: Exclude<Datatype, 'FP16'>): Buffer {
   const v = VALUES[datatype];
   switch (datatype) {
-    case 'BOOL': return Buffer.from((v as boolean[]).map(Number));
-    case 'BYTES': return Buffer.concat((v as string[]).flatMap((s) => {
-      const bytes = Buffer.from(s, 'utf8');
-      const length = Buffer.alloc(4);
-      length.writeUInt32LE(bytes.length);
-      return [length, bytes];
-    }));
-    case 'UINT64': return Buffer.from(BigUint64Array.from((v as number[]).map(BigInt)).buffer);
-    case 'INT64': return Buffer.from(BigInt64Array.from((v as number[]).map(BigInt)).buffer);
+    case 'BOOL':
+      return Buffer.from((v as boolean[]).map(Number));
+    case 'BYTES':
+      return Buffer.concat(
+        (v as string[]).flatMap((s) => {
+          const bytes = Buffer.from(s, 'utf8');
+          const length = Buffer.alloc(4);
+          length.writeUInt32LE(bytes.length);
+          return [length, bytes];
+        }),
+      );
+    case 'UINT64':
+      return Buffer.from(BigUint64Array.from((v as number[]).map(BigInt)).buffer);
+    case 'INT64':
+      return Buffer.from(BigInt64Array.from((v as number[]).map(BigInt)).buffer);
     default: {
-      const Typed = { UINT8: Uint8Array, UINT16: Uint16Array, UINT32: Uint32Array, INT8: Int8Array, INT16: Int16Array, INT32: Int32Array, FP32: Float32Array, FP64: Float64Array }[datatype];
+      const Typed = {
+        UINT8: Uint8Array,
+        UINT16: Uint16Array,
+        UINT32: Uint32Array,
+        INT8: Int8Array,
+        INT16: Int16Array,
+        INT32: Int32Array,
+        FP32: Float32Array,
+        FP64: Float64Array,
+      }[datatype];
       return Buffer.from(Typed.from(v as number[]).buffer);
     }
   }
@@ -223,17 +387,34 @@ function rawOf(datatype: Exclude<Datatype, 'FP16'>): Buffer {
 
 test('every datatype round-trips through typed contents and raw bytes, and both answers are equal', async () => {
   const identity = identityModel(ws, 'identity.onnx', TYPED);
-  const other = await startServer(testConfig(identity, { model: { name: 'identity', version: '1', artifact: identity.artifact, signature: identity.signature } }));
+  const other = await startServer(
+    testConfig(identity, {
+      model: { name: 'identity', version: '1', artifact: identity.artifact, signature: identity.signature },
+    }),
+  );
   const c = new InferenceClient(other.grpcPort!);
   try {
     assert.ok(await other.loaded);
     const inputs = TYPED.map((d) => ({ name: `in_${d}`, datatype: d, shape: [2, 2] }));
-    const typed = (await c.call('ModelInfer', { model_name: 'identity', inputs: inputs.map((input, i) => ({ ...input, contents: { [FIELD[TYPED[i]]]: TYPED[i] === 'BYTES' ? (VALUES.BYTES as string[]).map((s) => Buffer.from(s)) : VALUES[TYPED[i]] } })) })).response;
-    const raw = (await c.call('ModelInfer', { model_name: 'identity', inputs, raw_input_contents: TYPED.map(rawOf) })).response;
+    const typed = (
+      await c.call('ModelInfer', {
+        model_name: 'identity',
+        inputs: inputs.map((input, i) => ({
+          ...input,
+          contents: {
+            [FIELD[TYPED[i]]]:
+              TYPED[i] === 'BYTES' ? (VALUES.BYTES as string[]).map((s) => Buffer.from(s)) : VALUES[TYPED[i]],
+          },
+        })),
+      })
+    ).response;
+    const raw = (await c.call('ModelInfer', { model_name: 'identity', inputs, raw_input_contents: TYPED.map(rawOf) }))
+      .response;
     TYPED.forEach((d, i) => {
       const out = typed.outputs[i];
       assert.equal([out.name, out.datatype, out.shape], [`out_${d}`, d, [2, 2]], d);
-      const got = d === 'BYTES' ? out.contents[FIELD[d]].map((b: Buffer) => b.toString('utf8')) : out.contents[FIELD[d]];
+      const got =
+        d === 'BYTES' ? out.contents[FIELD[d]].map((b: Buffer) => b.toString('utf8')) : out.contents[FIELD[d]];
       assert.equal(got, VALUES[d], `${d} typed answer equals the input`);
       assert.ok(Buffer.from(raw.raw_output_contents[i]).equals(rawOf(d)), `${d} raw answer equals the input bytes`);
     });
@@ -252,14 +433,19 @@ test('FP16 raw bytes decode to half floats and back, and non-finite halves are r
   assert.equal(Array.from(data as Uint16Array, fromHalfBits), values);
   assert.ok(Buffer.from(tensorToBytes(data, 'FP16')).equals(bytes));
   const infinite = Buffer.from(Uint16Array.from([0, 0x7c00, 0, 0]).buffer);
-  assert.throws(() => tensorFromBytes(infinite, [2, 2], 'FP16', 'raw_input_contents[0]'), (e: Error) => e.message === 'raw_input_contents[0][1]: must be a finite number');
+  assert.throws(
+    () => tensorFromBytes(infinite, [2, 2], 'FP16', 'raw_input_contents[0]'),
+    (e: Error) => e.message === 'raw_input_contents[0][1]: must be a finite number',
+  );
   // Unaligned bytes (a protobuf field inside a larger buffer) are copied, not misread.
   const unaligned = Buffer.concat([Buffer.from([9]), bytes]).subarray(1);
   assert.equal(Array.from(tensorFromBytes(unaligned, [4], 'FP16', 'x') as Uint16Array, fromHalfBits), values);
 });
 
 test('while no version is ready, readiness is false and ModelInfer and ModelMetadata fail UNAVAILABLE', async () => {
-  const broken = await startServer(testConfig({ artifact: { uri: model.artifact.uri, digest: `sha256:${'0'.repeat(64)}` } }));
+  const broken = await startServer(
+    testConfig({ artifact: { uri: model.artifact.uri, digest: `sha256:${'0'.repeat(64)}` } }),
+  );
   const c = new InferenceClient(broken.grpcPort!);
   try {
     assert.is(await broken.loaded, false);
@@ -286,7 +472,10 @@ test('hot swap under gRPC load fails no call and moves new calls to the new vers
     for (let i = 0; running; i++) {
       const row = [k / 10, (i % 7) / 3, 1, -(i % 5)];
       try {
-        const { response, metadata } = await clients[k % 4].call('ModelInfer', i % 2 ? rawRows([row]) : typedRows([row]));
+        const { response, metadata } = await clients[k % 4].call(
+          'ModelInfer',
+          i % 2 ? rawRows([row]) : typedRows([row]),
+        );
         versions.push(response.model_version);
         const p = i % 2 ? fp32Of(response.raw_output_contents[0])[0] : response.outputs[0].contents.fp32_contents[0];
         const expected = (response.model_version === '7' ? model : v2).expected(row);
@@ -298,7 +487,13 @@ test('hot swap under gRPC load fails no call and moves new calls to the new vers
   });
   try {
     await new Promise((r) => setTimeout(r, 400));
-    const swapped = await call(server.url, 'PUT', '/admin/model', { version: '8', uri: v2.artifact.uri, digest: v2.artifact.digest, signature: v2.signature }, { authorization: `Bearer ${TOKEN}` });
+    const swapped = await call(
+      server.url,
+      'PUT',
+      '/admin/model',
+      { version: '8', uri: v2.artifact.uri, digest: v2.artifact.digest, signature: v2.signature },
+      { authorization: `Bearer ${TOKEN}` },
+    );
     assert.is(swapped.status, 200, swapped.text);
     await new Promise((r) => setTimeout(r, 400));
   } finally {
@@ -308,7 +503,10 @@ test('hot swap under gRPC load fails no call and moves new calls to the new vers
   }
   assert.equal(failures, [], 'no failed call');
   assert.is(wrong, 0, 'every answer matches the version that gave it');
-  assert.ok(versions.includes('7') && versions.filter((v) => v === '8').length > 20, 'both versions answered, the new one took the traffic');
+  assert.ok(
+    versions.includes('7') && versions.filter((v) => v === '8').length > 20,
+    'both versions answered, the new one took the traffic',
+  );
   assert.ok(versions.lastIndexOf('7') < versions.length - 20, 'no old version after the swap settled');
   assert.equal((await client.call('ModelMetadata', { name: 'credit' })).response.versions, ['8']);
 });

@@ -35,7 +35,11 @@ function load(url: string, clients: number): { stop: () => Promise<LoadResult> }
         if (r.status === 200) {
           result.versions.push(r.body.model_version);
           const expected = (r.body.model_version === '1' ? v1 : v2).expected(row);
-          if (Math.abs(r.body.prediction - expected) > 1e-6 || r.headers.get('x-model-version') !== r.body.model_version) result.wrong++;
+          if (
+            Math.abs(r.body.prediction - expected) > 1e-6 ||
+            r.headers.get('x-model-version') !== r.body.model_version
+          )
+            result.wrong++;
         }
       } catch {
         result.statuses.set(-1, (result.statuses.get(-1) ?? 0) + 1);
@@ -57,12 +61,28 @@ test('hot swap under concurrent load fails no request and switches every new req
     assert.ok(await server.loaded);
     const traffic = load(server.url, 16);
     await new Promise((r) => setTimeout(r, 400));
-    const unauthorized = await call(server.url, 'PUT', '/admin/model', { version: '2', uri: v2.artifact.uri, digest: v2.artifact.digest });
+    const unauthorized = await call(server.url, 'PUT', '/admin/model', {
+      version: '2',
+      uri: v2.artifact.uri,
+      digest: v2.artifact.digest,
+    });
     assert.is(unauthorized.status, 401);
-    const refused = await call(server.url, 'PUT', '/admin/model', { version: '2', uri: v2.artifact.uri, digest: v1.artifact.digest }, { authorization: `Bearer ${TOKEN}` });
+    const refused = await call(
+      server.url,
+      'PUT',
+      '/admin/model',
+      { version: '2', uri: v2.artifact.uri, digest: v1.artifact.digest },
+      { authorization: `Bearer ${TOKEN}` },
+    );
     assert.is(refused.status, 400);
     assert.match(refused.body.error, /refusing to serve/);
-    const swapped = await call(server.url, 'PUT', '/admin/model', { version: '2', uri: v2.artifact.uri, digest: v2.artifact.digest, signature: v2.signature }, { authorization: `Bearer ${TOKEN}` });
+    const swapped = await call(
+      server.url,
+      'PUT',
+      '/admin/model',
+      { version: '2', uri: v2.artifact.uri, digest: v2.artifact.digest, signature: v2.signature },
+      { authorization: `Bearer ${TOKEN}` },
+    );
     assert.is(swapped.status, 200, swapped.text);
     assert.equal(swapped.body, { model_name: 'credit', model_version: '2', previous_version: '1' });
     await new Promise((r) => setTimeout(r, 400));
@@ -113,14 +133,21 @@ test('graceful shutdown of main.ts on SIGTERM: readiness false, in-flight reques
   try {
     const deadline = Date.now() + 30_000;
     while (true) {
-      const ready = await fetch(`${url}/v2/health/ready`).then((r) => r.status, () => 0);
+      const ready = await fetch(`${url}/v2/health/ready`).then(
+        (r) => r.status,
+        () => 0,
+      );
       if (ready === 200) break;
       assert.ok(Date.now() < deadline, `server did not become ready: ${output}`);
       await new Promise((r) => setTimeout(r, 100));
     }
     // A long streamed scoring request is in flight when SIGTERM arrives.
     const rows = Array.from({ length: 20000 }, (_, i) => JSON.stringify([i / 1000, 1, 0, -1])).join('\n');
-    const stream = fetch(`${url}/predict/stream`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: rows }).then((r) => r.text());
+    const stream = fetch(`${url}/predict/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: rows,
+    }).then((r) => r.text());
     await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGTERM');
     const signalled = Date.now();
@@ -128,7 +155,10 @@ test('graceful shutdown of main.ts on SIGTERM: readiness false, in-flight reques
     // workers), and stays false for SHUTDOWN_DELAY_MS before the port closes: a poll must see the 503.
     let duringDrain = 0;
     for (const deadline = Date.now() + 5000; Date.now() < deadline && duringDrain !== 503; ) {
-      duringDrain = await fetch(`${url}/v2/health/ready`).then((r) => r.status, () => -1);
+      duringDrain = await fetch(`${url}/v2/health/ready`).then(
+        (r) => r.status,
+        () => -1,
+      );
       if (duringDrain === -1) break;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -138,7 +168,10 @@ test('graceful shutdown of main.ts on SIGTERM: readiness false, in-flight reques
     assert.is(summary.summary.rows, 20000, 'the in-flight stream was answered in full');
     assert.is(summary.summary.errors, 0);
     assert.is(await exited, 0, output);
-    assert.ok(Date.now() - signalled < 10_000, `exit took ${Date.now() - signalled} ms after SIGTERM (keep-alive connections must not hold it)`);
+    assert.ok(
+      Date.now() - signalled < 10_000,
+      `exit took ${Date.now() - signalled} ms after SIGTERM (keep-alive connections must not hold it)`,
+    );
     assert.match(output, /predictor stopped/);
   } finally {
     child.kill('SIGKILL');

@@ -21,26 +21,48 @@ const profile = ws.write('profile.json', JSON.stringify(referenceProfile(3)));
 const servers: RunningServer[] = [];
 
 function logging(dir: string, overrides: Partial<InferenceLogOptions> = {}): InferenceLogOptions {
-  return { uri: pathToFileURL(join(ws.dir, dir)).href, sampleRate: 1, flushIntervalMs: 60_000, maxRowsPerPart: 10_000, maxBufferedRows: 50_000, pod: 'credit-v7-pod', ...overrides };
+  return {
+    uri: pathToFileURL(join(ws.dir, dir)).href,
+    sampleRate: 1,
+    flushIntervalMs: 60_000,
+    maxRowsPerPart: 10_000,
+    maxBufferedRows: 50_000,
+    pod: 'credit-v7-pod',
+    ...overrides,
+  };
 }
 
 async function serve(log: InferenceLogOptions, version = '7'): Promise<RunningServer> {
-  const server = await startServer(testConfig(model, {
-    logging: log,
-    namespace: 'risk',
-    inferenceService: 'credit-svc',
-    model: { name: 'credit', version, artifact: model.artifact, signature: model.signature, referenceProfile: profile },
-  }));
+  const server = await startServer(
+    testConfig(model, {
+      logging: log,
+      namespace: 'risk',
+      inferenceService: 'credit-svc',
+      model: {
+        name: 'credit',
+        version,
+        artifact: model.artifact,
+        signature: model.signature,
+        referenceProfile: profile,
+      },
+    }),
+  );
   assert.ok(await server.loaded);
   servers.push(server);
   return server;
 }
 
-const parts = (dir: string) => filesBelow(join(ws.dir, dir)).filter((f) => f.endsWith('.parquet')).map((f) => join(ws.dir, dir, f));
+const parts = (dir: string) =>
+  filesBelow(join(ws.dir, dir))
+    .filter((f) => f.endsWith('.parquet'))
+    .map((f) => join(ws.dir, dir, f));
 
 async function metric(server: RunningServer, name: string): Promise<number> {
   const text = await server.metrics.registry.metrics();
-  return text.split('\n').filter((l) => l.startsWith(name) && !l.startsWith('#')).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name) && !l.startsWith('#'))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 
 test.after(async () => {
@@ -54,31 +76,72 @@ test('every predicting protocol logs its rows with the request id the client saw
   // REST V2 with its own id, and without (the x-request-id header then names it).
   await call(server.url, 'POST', '/v2/models/credit/infer', v2Rows([[1, 2, 3, 0]], { id: 'v2-json' }));
   rowsOf.set('v2-json', [1, 2, 3, 0]);
-  const headerOnly = await call(server.url, 'POST', '/v2/models/credit/infer', v2Rows([[0.5, 0.5, 0.5, 1]]), { 'x-request-id': 'v2-header' });
+  const headerOnly = await call(server.url, 'POST', '/v2/models/credit/infer', v2Rows([[0.5, 0.5, 0.5, 1]]), {
+    'x-request-id': 'v2-header',
+  });
   assert.is(headerOnly.headers.get('x-request-id'), 'v2-header');
   rowsOf.set('v2-header', [0.5, 0.5, 0.5, 1]);
   // Two rows in one request: <id>:<row>.
-  await call(server.url, 'POST', '/v2/models/credit/infer', v2Rows([[1, 0, 0, 2], [0, 1, 0, 0]], { id: 'v2-two' }));
+  await call(
+    server.url,
+    'POST',
+    '/v2/models/credit/infer',
+    v2Rows(
+      [
+        [1, 0, 0, 2],
+        [0, 1, 0, 0],
+      ],
+      { id: 'v2-two' },
+    ),
+  );
   rowsOf.set('v2-two:0', [1, 0, 0, 2]).set('v2-two:1', [0, 1, 0, 0]);
   // The binary tensor data extension.
-  const head = Buffer.from(JSON.stringify({ id: 'v2-binary', inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: 16 } }] }));
-  const binary = await fetch(`${server.url}/v2/models/credit/infer`, { method: 'POST', headers: { 'inference-header-content-length': String(head.length) }, body: Buffer.concat([head, Buffer.from(Float32Array.from([2, 1, 0, 1]).buffer)]) });
+  const head = Buffer.from(
+    JSON.stringify({
+      id: 'v2-binary',
+      inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: 16 } }],
+    }),
+  );
+  const binary = await fetch(`${server.url}/v2/models/credit/infer`, {
+    method: 'POST',
+    headers: { 'inference-header-content-length': String(head.length) },
+    body: Buffer.concat([head, Buffer.from(Float32Array.from([2, 1, 0, 1]).buffer)]),
+  });
   assert.is(binary.status, 200);
   rowsOf.set('v2-binary', [2, 1, 0, 1]);
   // The simple API: one row, several rows, generated id returned in x-request-id.
   const single = await call(server.url, 'POST', '/predict', { features: [3, 2, 1, 0] });
   rowsOf.set(single.body.request_id, [3, 2, 1, 0]);
   assert.is(single.headers.get('x-request-id'), single.body.request_id);
-  const many = await call(server.url, 'POST', '/predict', { instances: [[0, 0, 1, 1], [1, 1, 0, 2]] }, { 'x-request-id': 'rows-many' });
+  const many = await call(
+    server.url,
+    'POST',
+    '/predict',
+    {
+      instances: [
+        [0, 0, 1, 1],
+        [1, 1, 0, 2],
+      ],
+    },
+    { 'x-request-id': 'rows-many' },
+  );
   assert.is(many.body.request_id, 'rows-many');
   rowsOf.set('rows-many:0', [0, 0, 1, 1]).set('rows-many:1', [1, 1, 0, 2]);
   // The NDJSON stream: <id>:<line>.
-  const stream = await fetch(`${server.url}/predict/stream`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'x-request-id': 'stream' }, body: '[1,1,1,1]\n[2,2,2,2]\n' });
+  const stream = await fetch(`${server.url}/predict/stream`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson', 'x-request-id': 'stream' },
+    body: '[1,1,1,1]\n[2,2,2,2]\n',
+  });
   await stream.text();
   rowsOf.set('stream:0', [1, 1, 1, 1]).set('stream:1', [2, 2, 2, 2]);
   // gRPC ModelInfer with its own id.
   const grpc = new InferenceClient(server.grpcPort!);
-  await grpc.call('ModelInfer', { model_name: 'credit', id: 'grpc-typed', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [0, 2, 0, 1] } }] });
+  await grpc.call('ModelInfer', {
+    model_name: 'credit',
+    id: 'grpc-typed',
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [0, 2, 0, 1] } }],
+  });
   rowsOf.set('grpc-typed', [0, 2, 0, 1]);
   grpc.close();
   // Refused requests log nothing.
@@ -87,18 +150,33 @@ test('every predicting protocol logs its rows with the request id the client saw
   server.inferenceLog!.flush();
   await waitFor(() => parts('all').length === 1);
   const files = parts('all');
-  assert.match(files[0], /\/all\/inference-log\/risk\/credit-svc\/v7\/date=\d{4}-\d{2}-\d{2}\/\d{8}T\d{9}Z-credit-v7-pod-000001-[0-9a-f]{8}\.parquet$/);
+  assert.match(
+    files[0],
+    /\/all\/inference-log\/risk\/credit-svc\/v7\/date=\d{4}-\d{2}-\d{2}\/\d{8}T\d{9}Z-credit-v7-pod-000001-[0-9a-f]{8}\.parquet$/,
+  );
   const rows = await queryParquet(files, 'SELECT * FROM $parts ORDER BY request_id');
   assert.equal(rows.map((r) => r.request_id).sort(), [...rowsOf.keys()].sort());
-  const columns = await queryParquet(files, "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM $parts)");
+  const columns = await queryParquet(files, 'SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM $parts)');
   assert.equal(Object.fromEntries(columns.map((c) => [c.column_name, c.column_type])), {
-    request_id: 'VARCHAR', time: 'TIMESTAMP WITH TIME ZONE', model: 'VARCHAR', version: 'INTEGER', pod: 'VARCHAR', score: 'DOUBLE',
-    input_x0: 'DOUBLE', input_x1: 'DOUBLE', input_x2: 'DOUBLE', input_region: 'DOUBLE', output_probability: 'DOUBLE',
+    request_id: 'VARCHAR',
+    time: 'TIMESTAMP WITH TIME ZONE',
+    model: 'VARCHAR',
+    version: 'INTEGER',
+    pod: 'VARCHAR',
+    score: 'DOUBLE',
+    input_x0: 'DOUBLE',
+    input_x1: 'DOUBLE',
+    input_x2: 'DOUBLE',
+    input_region: 'DOUBLE',
+    output_probability: 'DOUBLE',
   });
   for (const row of rows) {
     const input = rowsOf.get(row.request_id as string)!;
     assert.equal([row.input_x0, row.input_x1, row.input_x2, row.input_region], input, `inputs of ${row.request_id}`);
-    assert.ok(Math.abs((row.score as number) - model.expected(input)) < 1e-6, `score of ${row.request_id}: ${row.score} vs ${model.expected(input)}`);
+    assert.ok(
+      Math.abs((row.score as number) - model.expected(input)) < 1e-6,
+      `score of ${row.request_id}: ${row.score} vs ${model.expected(input)}`,
+    );
     assert.is(row.output_probability, row.score);
     assert.is(row.model, 'credit');
     assert.is(row.version, 7);
@@ -111,14 +189,22 @@ test('every predicting protocol logs its rows with the request id the client saw
 
 test('a part holds at most maxRowsPerPart rows; a full part is written without waiting for the interval', async () => {
   const server = await serve(logging('split', { maxRowsPerPart: 100 }));
-  for (let i = 0; i < 5; i++) await call(server.url, 'POST', '/predict', { instances: Array.from({ length: 50 }, (_, r) => [i, r, 0, 1]) });
+  for (let i = 0; i < 5; i++)
+    await call(server.url, 'POST', '/predict', { instances: Array.from({ length: 50 }, (_, r) => [i, r, 0, 1]) });
   await waitFor(() => parts('split').length === 2);
-  const perPart = await Promise.all(parts('split').map(async (f) => (await queryParquet([f], 'SELECT count(*)::INTEGER AS n FROM $parts'))[0].n));
+  const perPart = await Promise.all(
+    parts('split').map(async (f) => (await queryParquet([f], 'SELECT count(*)::INTEGER AS n FROM $parts'))[0].n),
+  );
   assert.equal(perPart, [100, 100], `rows per part: ${perPart}`);
   await server.close();
-  const after = await Promise.all(parts('split').map(async (f) => (await queryParquet([f], 'SELECT count(*)::INTEGER AS n FROM $parts'))[0].n));
+  const after = await Promise.all(
+    parts('split').map(async (f) => (await queryParquet([f], 'SELECT count(*)::INTEGER AS n FROM $parts'))[0].n),
+  );
   assert.equal(after.sort(), [100, 100, 50], 'the last 50 rows are written on shutdown');
-  const distinct = await queryParquet(parts('split'), 'SELECT count(DISTINCT request_id)::INTEGER AS n, count(*)::INTEGER AS total FROM $parts');
+  const distinct = await queryParquet(
+    parts('split'),
+    'SELECT count(DISTINCT request_id)::INTEGER AS n, count(*)::INTEGER AS total FROM $parts',
+  );
   assert.equal(distinct[0], { n: 250, total: 250 });
 });
 
@@ -129,7 +215,10 @@ test('the sample rate is honoured: about 30% of 2000 requests logged, within 5 s
   await waitFor(async () => parts('sampled').length === 1);
   const [{ n }] = await queryParquet(parts('sampled'), 'SELECT count(*)::INTEGER AS n FROM $parts');
   const sd = Math.sqrt(2000 * 0.3 * 0.7);
-  assert.ok(Math.abs((n as number) - 600) < 5 * sd, `${n} logged of 2000 at rate 0.3 (expected 600 ± ${(5 * sd).toFixed(0)})`);
+  assert.ok(
+    Math.abs((n as number) - 600) < 5 * sd,
+    `${n} logged of 2000 at rate 0.3 (expected 600 ± ${(5 * sd).toFixed(0)})`,
+  );
   assert.ok((n as number) < 2000 && (n as number) > 0);
 });
 
@@ -137,7 +226,8 @@ test('while storage fails, rows beyond maxBufferedRows are dropped and counted, 
   // A file where the log's directory should be: every write fails (ENOTDIR), as with a storage that is down.
   writeFileSync(join(ws.dir, 'blocked'), 'not a directory');
   const server = await serve(logging('blocked', { maxRowsPerPart: 10, maxBufferedRows: 40 }));
-  for (let i = 0; i < 10; i++) await call(server.url, 'POST', '/predict', { instances: Array.from({ length: 10 }, (_, r) => [i, r, 0, 0]) });
+  for (let i = 0; i < 10; i++)
+    await call(server.url, 'POST', '/predict', { instances: Array.from({ length: 10 }, (_, r) => [i, r, 0, 0]) });
   await waitFor(async () => (await metric(server, 'inference_log_write_failures_total')) >= 1);
   assert.is(await metric(server, 'inference_log_rows_dropped_total'), 60, '100 rows sampled, 40 held');
   assert.is(await metric(server, 'inference_log_buffered_rows'), 40);
@@ -146,7 +236,11 @@ test('while storage fails, rows beyond maxBufferedRows are dropped and counted, 
   assert.is((await call(server.url, 'POST', '/predict', { features: [1, 1, 1, 1] })).status, 200);
   assert.is(await metric(server, 'inference_log_rows_dropped_total'), 61);
   await server.close();
-  assert.is(await metric(server, 'inference_log_rows_dropped_total'), 61 + 40, 'the held rows count as dropped at shutdown');
+  assert.is(
+    await metric(server, 'inference_log_rows_dropped_total'),
+    61 + 40,
+    'the held rows count as dropped at shutdown',
+  );
   assert.is(parts('blocked').length, 0);
 });
 

@@ -8,10 +8,23 @@ import * as assert from 'uvu/assert';
 import { kolmogorovSmirnovSurvival, ksTwoSampleTest } from '../src/drift/ks-pvalue.ts';
 import { ksTwoSample } from '../src/drift/statistics.ts';
 
-interface SampleSpec { n: number; loc: number; scale: number; sum: number }
+interface SampleSpec {
+  n: number;
+  loc: number;
+  scale: number;
+  sum: number;
+}
 interface Fixture {
   scipy: string;
-  cases: Array<{ name: string; seed: number; ties: number; a: SampleSpec; b: SampleSpec; statistic: number; pValue: number }>;
+  cases: Array<{
+    name: string;
+    seed: number;
+    ties: number;
+    a: SampleSpec;
+    b: SampleSpec;
+    statistic: number;
+    pValue: number;
+  }>;
   kstwo: Array<{ n: number; x: number; sf: number }>;
 }
 const fixture = JSON.parse(readFileSync(new URL('./fixtures/ks-2samp.json', import.meta.url), 'utf8')) as Fixture;
@@ -20,8 +33,14 @@ const RELATIVE = 1e-6;
 /** Below the smallest normal double a value has too few bits for a relative comparison (SciPy's own are noise there). */
 const SMALLEST_NORMAL = 2 ** -1022;
 function agrees(actual: number, expected: number, what: string): void {
-  const ok = Math.abs(expected) < SMALLEST_NORMAL ? Math.abs(actual) < SMALLEST_NORMAL : Math.abs(actual - expected) <= RELATIVE * Math.abs(expected);
-  assert.ok(ok, `${what}: got ${actual}, SciPy ${fixture.scipy} gives ${expected} (relative ${Math.abs(actual - expected) / Math.abs(expected)})`);
+  const ok =
+    Math.abs(expected) < SMALLEST_NORMAL
+      ? Math.abs(actual) < SMALLEST_NORMAL
+      : Math.abs(actual - expected) <= RELATIVE * Math.abs(expected);
+  assert.ok(
+    ok,
+    `${what}: got ${actual}, SciPy ${fixture.scipy} gives ${expected} (relative ${Math.abs(actual - expected) / Math.abs(expected)})`,
+  );
 }
 
 /** xorshift32, as the fixture script runs it: the state stays a 32-bit pattern, read unsigned. */
@@ -49,7 +68,10 @@ function total(values: number[]): number {
 }
 
 test('the fixture covers exact and asymptotic cases, each with samples of the sizes named', () => {
-  assert.ok(fixture.cases.some((c) => Math.max(c.a.n, c.b.n) <= 10_000) && fixture.cases.some((c) => Math.max(c.a.n, c.b.n) > 10_000));
+  assert.ok(
+    fixture.cases.some((c) => Math.max(c.a.n, c.b.n) <= 10_000) &&
+      fixture.cases.some((c) => Math.max(c.a.n, c.b.n) > 10_000),
+  );
   assert.ok(fixture.kstwo.length > 100);
 });
 

@@ -29,7 +29,12 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 test('a model that cannot be read at start is retried with backoff and served once it can be, without a restart', async () => {
   const later = join(ws.dir, 'arrives-later.onnx');
-  const server = await startServer(testConfig({ artifact: { uri: pathToFileURL(later).href, digest: model.artifact.digest }, signature: model.signature }));
+  const server = await startServer(
+    testConfig({
+      artifact: { uri: pathToFileURL(later).href, digest: model.artifact.digest },
+      signature: model.signature,
+    }),
+  );
   try {
     assert.is(await server.loaded, false);
     const down = await call(server.url, 'GET', '/health');
@@ -37,7 +42,9 @@ test('a model that cannot be read at start is retried with backoff and served on
     assert.match(String(down.body.error), 'arrives-later.onnx');
     assert.is((await call(server.url, 'GET', '/v2/health/ready')).status, 503);
     copyFileSync(model.artifact.path, later);
-    await until('the predictor to become ready', async () => ((await call(server.url, 'GET', '/v2/health/ready')).status === 200 ? true : undefined));
+    await until('the predictor to become ready', async () =>
+      (await call(server.url, 'GET', '/v2/health/ready')).status === 200 ? true : undefined,
+    );
     const answer = await call(server.url, 'POST', '/predict', { features: [1, 0, -1] });
     assert.is(answer.status, 200);
     assert.ok(Math.abs(answer.body.prediction - model.expected([1, 0, -1])) < 1e-6);
@@ -48,7 +55,9 @@ test('a model that cannot be read at start is retried with backoff and served on
 
 test('an artifact whose digest does not match is refused for good, not retried', async () => {
   const wrong = ws.write('wrong.onnx', Buffer.concat([readFileSync(model.artifact.path), Buffer.from([0])]));
-  const server = await startServer(testConfig({ artifact: { uri: wrong.uri, digest: model.artifact.digest }, signature: model.signature }));
+  const server = await startServer(
+    testConfig({ artifact: { uri: wrong.uri, digest: model.artifact.digest }, signature: model.signature }),
+  );
   try {
     assert.is(await server.loaded, false);
     // The right bytes at that URI now: a refused digest is not looked at again.
@@ -56,14 +65,22 @@ test('an artifact whose digest does not match is refused for good, not retried',
     await new Promise((resolve) => setTimeout(resolve, 2500));
     const health = await call(server.url, 'GET', '/health');
     assert.is(health.status, 503);
-    assert.match(String(health.body.error), `has digest ${sha256(Buffer.concat([readFileSync(model.artifact.path), Buffer.from([0])]))}`);
+    assert.match(
+      String(health.body.error),
+      `has digest ${sha256(Buffer.concat([readFileSync(model.artifact.path), Buffer.from([0])]))}`,
+    );
   } finally {
     await server.close();
   }
 });
 
 test('a server stopped while it retries stops retrying and closes', async () => {
-  const server = await startServer(testConfig({ artifact: { uri: pathToFileURL(join(ws.dir, 'never.onnx')).href, digest: model.artifact.digest }, signature: model.signature }));
+  const server = await startServer(
+    testConfig({
+      artifact: { uri: pathToFileURL(join(ws.dir, 'never.onnx')).href, digest: model.artifact.digest },
+      signature: model.signature,
+    }),
+  );
   assert.is(await server.loaded, false);
   await server.close();
   assert.is(server.slot.state, 'stopping');

@@ -16,10 +16,18 @@ let server: RunningServer;
 let exposition = '';
 
 test.before(async () => {
-  server = await startServer(testConfig(model, {
-    drift: { ...testConfig(model).drift, windowSize: 50 },
-    model: { name: 'credit', version: '3', artifact: model.artifact, signature: model.signature, referenceProfile: profile },
-  }));
+  server = await startServer(
+    testConfig(model, {
+      drift: { ...testConfig(model).drift, windowSize: 50 },
+      model: {
+        name: 'credit',
+        version: '3',
+        artifact: model.artifact,
+        signature: model.signature,
+        referenceProfile: profile,
+      },
+    }),
+  );
   assert.ok(await server.loaded);
   for (let i = 0; i < 60; i++) await call(server.url, 'POST', '/predict', { features: [i / 30, 0, 1, i % 3] });
   await call(server.url, 'POST', '/v2/models/credit/infer', v2Rows([[1, 2, 3, 4]]));
@@ -35,7 +43,10 @@ test.after(async () => {
 test('prediction counters and latency histograms are labelled by model, model version and outcome', () => {
   assert.match(exposition, /prediction_requests_total\{model="credit",model_version="3",outcome="success"\} 61/);
   assert.match(exposition, /prediction_requests_total\{model="credit",model_version="3",outcome="invalid_input"\} 1/);
-  assert.match(exposition, /prediction_latency_seconds_bucket\{le="0.001",model="credit",model_version="3",outcome="success"\} \d+/);
+  assert.match(
+    exposition,
+    /prediction_latency_seconds_bucket\{le="0.001",model="credit",model_version="3",outcome="success"\} \d+/,
+  );
   assert.match(exposition, /prediction_latency_seconds_count\{model="credit",model_version="3",outcome="success"\} 61/);
 });
 
@@ -43,19 +54,30 @@ test('batch sizes, model loaded and per-feature drift scores are exported', () =
   assert.match(exposition, /prediction_batch_size_rows_count\{model="credit",model_version="3"\} \d+/);
   assert.match(exposition, /model_loaded\{model="credit",model_version="3"\} 1/);
   for (const feature of ['x0', 'x1', 'x2', 'region']) {
-    assert.match(exposition, new RegExp(`drift_score\\{model="credit",model_version="3",feature="${feature}",method="(ks|chisquare)"\\} [0-9.e-]+`));
+    assert.match(
+      exposition,
+      new RegExp(
+        `drift_score\\{model="credit",model_version="3",feature="${feature}",method="(ks|chisquare)"\\} [0-9.e-]+`,
+      ),
+    );
   }
   assert.match(exposition, /drift_windows_total\{model="credit",model_version="3",drifted="(true|false)"\} 1/);
 });
 
 test('http_request_duration_seconds has method, route and status labels', () => {
   assert.match(exposition, /http_request_duration_seconds_count\{method="POST",route="\/predict",status="200"\} 60/);
-  assert.match(exposition, /http_request_duration_seconds_count\{method="POST",route="\/v2\/models\/:model\/infer",status="400"\} 1/);
+  assert.match(
+    exposition,
+    /http_request_duration_seconds_count\{method="POST",route="\/v2\/models\/:model\/infer",status="400"\} 1/,
+  );
 });
 
 test('promtool check metrics accepts the exposition without findings', () => {
   const run = spawnSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
-  assert.ok(!run.error, `promtool not runnable (bash e2e/cluster/cluster.sh build; npm test puts it on PATH): ${run.error?.message}`);
+  assert.ok(
+    !run.error,
+    `promtool not runnable (bash e2e/cluster/cluster.sh build; npm test puts it on PATH): ${run.error?.message}`,
+  );
   assert.is(run.status, 0, `${run.stdout}${run.stderr}`);
   assert.is(`${run.stdout}${run.stderr}`.trim(), '');
 });

@@ -18,11 +18,19 @@ let nats: NatsServer;
 let reader: EventReader;
 
 async function serverWithBuffer(subject: string, bufferSize: number): Promise<RunningServer> {
-  const server = await startServer(testConfig(model, {
-    nats: { url: nats.url, subject, stream: 'LOOPLINE', bufferSize },
-    drift: { ...testConfig(model).drift, windowSize: WINDOW, windowSeconds: 60 },
-    model: { name: 'credit', version: '1', artifact: model.artifact, signature: model.signature, referenceProfile: profileArtifact },
-  }));
+  const server = await startServer(
+    testConfig(model, {
+      nats: { url: nats.url, subject, stream: 'LOOPLINE', bufferSize },
+      drift: { ...testConfig(model).drift, windowSize: WINDOW, windowSeconds: 60 },
+      model: {
+        name: 'credit',
+        version: '1',
+        artifact: model.artifact,
+        signature: model.signature,
+        referenceProfile: profileArtifact,
+      },
+    }),
+  );
   assert.ok(await server.loaded);
   return server;
 }
@@ -34,7 +42,9 @@ async function predictWindows(server: RunningServer, windows: number, seed: numb
   for (let w = 0; w < windows; w++) {
     for (let i = 0; i < WINDOW; i += 5) {
       const started = performance.now();
-      const r = await call(server.url, 'POST', '/predict', { instances: Array.from({ length: 5 }, () => [normal(rand), normal(rand), normal(rand), 1]) });
+      const r = await call(server.url, 'POST', '/predict', {
+        instances: Array.from({ length: 5 }, () => [normal(rand), normal(rand), normal(rand), 1]),
+      });
       slowest = Math.max(slowest, performance.now() - started);
       assert.is(r.status, 200, r.text);
     }
@@ -77,7 +87,8 @@ test('NATS down mid-run: predictions unaffected, buffered events all arrive afte
     assert.is(new Set(events.map((e) => e.event.id)).size, 7);
     assert.is(await metric(server, 'drift_events_dropped_total'), 0);
     const deadline = Date.now() + 5000;
-    while ((await metric(server, 'drift_events_buffered')) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while ((await metric(server, 'drift_events_buffered')) > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     assert.is(await metric(server, 'drift_events_buffered'), 0);
     assert.is(await metric(server, 'drift_events_nats_connected'), 1);
   } finally {

@@ -9,7 +9,13 @@ import { PreboundCounter, PreboundHistogram } from '../src/metrics/prebound.ts';
 
 const BUCKETS = [0.001, 0.01, 0.1, 1];
 const OBSERVATIONS: Array<[string, number]> = [
-  ['success', 0.0005], ['success', 0.001], ['success', 0.0011], ['error', 0.5], ['success', 0.02], ['success', 7], ['error', 0.1],
+  ['success', 0.0005],
+  ['success', 0.001],
+  ['success', 0.0011],
+  ['error', 0.5],
+  ['success', 0.02],
+  ['success', 7],
+  ['error', 0.1],
 ];
 
 function both() {
@@ -20,9 +26,21 @@ function both() {
     ours,
     theirs,
     counter: new PreboundCounter({ name: 'requests_total', help: 'Requests.', labelNames, registers: [ours] }),
-    histogram: new PreboundHistogram({ name: 'latency_seconds', help: 'Latency.', labelNames, buckets: [...BUCKETS].reverse(), registers: [ours] }),
+    histogram: new PreboundHistogram({
+      name: 'latency_seconds',
+      help: 'Latency.',
+      labelNames,
+      buckets: [...BUCKETS].reverse(),
+      registers: [ours],
+    }),
     promCounter: new Counter({ name: 'requests_total', help: 'Requests.', labelNames, registers: [theirs] }),
-    promHistogram: new Histogram({ name: 'latency_seconds', help: 'Latency.', labelNames, buckets: BUCKETS, registers: [theirs] }),
+    promHistogram: new Histogram({
+      name: 'latency_seconds',
+      help: 'Latency.',
+      labelNames,
+      buckets: BUCKETS,
+      registers: [theirs],
+    }),
   };
 }
 
@@ -35,7 +53,11 @@ test('prebound counter and histogram expose what prom-client exposes for the sam
     m.promHistogram.observe({ model: 'credit', outcome }, seconds);
   }
   const expected = await m.theirs.metrics();
-  assert.match(expected, /latency_seconds_bucket\{le="0.01",model="credit",outcome="success"\} 3/, 'the reference exposition is the one the test means');
+  assert.match(
+    expected,
+    /latency_seconds_bucket\{le="0.01",model="credit",outcome="success"\} 3/,
+    'the reference exposition is the one the test means',
+  );
   assert.is(await m.ours.metrics(), expected);
 });
 

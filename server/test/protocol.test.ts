@@ -15,7 +15,17 @@ let server: RunningServer;
 const close = (a: number, b: number) => Math.abs(a - b) < 1e-6;
 
 test.before(async () => {
-  server = await startServer(testConfig(model, { model: { name: 'credit', version: '7', artifact: model.artifact, signature: model.signature, referenceProfile: profileArtifact } }));
+  server = await startServer(
+    testConfig(model, {
+      model: {
+        name: 'credit',
+        version: '7',
+        artifact: model.artifact,
+        signature: model.signature,
+        referenceProfile: profileArtifact,
+      },
+    }),
+  );
   assert.ok(await server.loaded, 'model loads');
 });
 test.after(async () => {
@@ -67,7 +77,12 @@ test('GET /v2/models/{name}[/versions/{v}]/ready answers {name, ready}', async (
 });
 
 test('unknown model or version answers 404 with an error body', async () => {
-  for (const [method, path] of [['GET', '/v2/models/other'], ['GET', '/v2/models/credit/versions/8'], ['GET', '/v2/models/other/ready'], ['POST', '/v2/models/other/infer']] as const) {
+  for (const [method, path] of [
+    ['GET', '/v2/models/other'],
+    ['GET', '/v2/models/credit/versions/8'],
+    ['GET', '/v2/models/other/ready'],
+    ['POST', '/v2/models/other/infer'],
+  ] as const) {
     const r = await call(server.url, method, path, method === 'POST' ? v2Rows([[1, 2, 3, 4]]) : undefined);
     assert.is(r.status, 404, path);
     assert.type(r.body.error, 'string');
@@ -76,7 +91,11 @@ test('unknown model or version answers 404 with an error body', async () => {
 });
 
 test('POST /v2/models/{name}/infer returns the outputs computed by the model', async () => {
-  const rows = [[1, 2, 3, 4], [0.5, -1, 0, 2], [0, 0, 0, 0]];
+  const rows = [
+    [1, 2, 3, 4],
+    [0.5, -1, 0, 2],
+    [0, 0, 0, 0],
+  ];
   const r = await call(server.url, 'POST', '/v2/models/credit/infer', v2Rows(rows, { id: 'req-42' }));
   assert.is(r.status, 200, r.text);
   assert.equal(Object.keys(r.body).sort(), ['id', 'model_name', 'model_version', 'outputs']);
@@ -88,21 +107,37 @@ test('POST /v2/models/{name}/infer returns the outputs computed by the model', a
   assert.is(out.name, 'probability');
   assert.is(out.datatype, 'FP32');
   assert.equal(out.shape, [3, 1]);
-  rows.forEach((row, i) => assert.ok(close(out.data[i], model.expected(row)), `row ${i}: ${out.data[i]} vs ${model.expected(row)}`));
+  rows.forEach((row, i) =>
+    assert.ok(close(out.data[i], model.expected(row)), `row ${i}: ${out.data[i]} vs ${model.expected(row)}`),
+  );
 });
 
 test('infer accepts nested tensor data and the versioned path', async () => {
-  const rows = [[1, 2, 3, 4], [4, 3, 2, 1]];
-  const r = await call(server.url, 'POST', '/v2/models/credit/versions/7/infer', { inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: rows }] });
+  const rows = [
+    [1, 2, 3, 4],
+    [4, 3, 2, 1],
+  ];
+  const r = await call(server.url, 'POST', '/v2/models/credit/versions/7/infer', {
+    inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: rows }],
+  });
   assert.is(r.status, 200, r.text);
   assert.ok(close(r.body.outputs[0].data[1], model.expected(rows[1])));
 });
 
 test('infer returns only the requested outputs and the request id when the body has none', async () => {
-  const r = await call(server.url, 'POST', '/v2/models/credit/infer', v2Rows([[1, 1, 1, 1]], { outputs: [{ name: 'probability' }] }), { 'x-request-id': 'trace-1' });
+  const r = await call(
+    server.url,
+    'POST',
+    '/v2/models/credit/infer',
+    v2Rows([[1, 1, 1, 1]], { outputs: [{ name: 'probability' }] }),
+    { 'x-request-id': 'trace-1' },
+  );
   assert.is(r.status, 200);
   assert.is(r.body.id, 'trace-1');
-  assert.equal(r.body.outputs.map((o: { name: string }) => o.name), ['probability']);
+  assert.equal(
+    r.body.outputs.map((o: { name: string }) => o.name),
+    ['probability'],
+  );
 });
 
 test('every response carries the model version and a request id (given or generated)', async () => {
@@ -129,7 +164,10 @@ test('POST /predict with one row answers prediction, model_version, request_id, 
 });
 
 test('POST /predict with many rows, as arrays or by feature name, answers predictions in order', async () => {
-  const rows = [[1, 2, 3, 4], [-1, 0, 1, 2]];
+  const rows = [
+    [1, 2, 3, 4],
+    [-1, 0, 1, 2],
+  ];
   const r = await call(server.url, 'POST', '/predict', { instances: [rows[0], { x0: -1, x1: 0, x2: 1, region: 2 }] });
   assert.is(r.status, 200, r.text);
   assert.is(r.body.predictions.length, 2);
@@ -153,11 +191,18 @@ test('POST /predict/stream scores NDJSON rows chunk by chunk, isolating bad rows
   const rows = Array.from({ length: 700 }, (_, i) => [i / 100, 1, -1, (i % 3) - 1]);
   const lines = rows.map((row) => JSON.stringify(row));
   lines.splice(300, 0, '[1, 2]', 'not json');
-  const response = await fetch(`${server.url}/predict/stream`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: `${lines.join('\n')}\n` });
+  const response = await fetch(`${server.url}/predict/stream`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson' },
+    body: `${lines.join('\n')}\n`,
+  });
   assert.is(response.status, 200);
   assert.is(response.headers.get('content-type'), 'application/x-ndjson');
   assert.is(response.headers.get('x-model-version'), '7');
-  const out = (await response.text()).trim().split('\n').map((l) => JSON.parse(l));
+  const out = (await response.text())
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const summary = out.pop();
   assert.is(summary.summary.rows, 702);
   assert.is(summary.summary.errors, 2);

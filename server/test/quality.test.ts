@@ -15,10 +15,13 @@ function close(actual: number | null, expected: number | null, what: string, rel
   if (expected === null) return assert.is(actual, null, what);
   assert.ok(actual !== null, `${what}: null, expected ${expected}`);
   const error = Math.abs(actual! - expected) / Math.max(Math.abs(expected), 1e-300);
-  assert.ok(error <= relative || Math.abs(actual! - expected) < 1e-15, `${what}: ${actual} vs ${expected} (relative error ${error})`);
+  assert.ok(
+    error <= relative || Math.abs(actual! - expected) < 1e-15,
+    `${what}: ${actual} vs ${expected} (relative error ${error})`,
+  );
 }
 
-test('accuracy, AUC, log loss, Brier, precision, recall and calibration error equal scikit-learn\'s to 1e-9', () => {
+test("accuracy, AUC, log loss, Brier, precision, recall and calibration error equal scikit-learn's to 1e-9", () => {
   for (const c of fixtures.metrics) {
     const got = qualityMetrics(c.scores, c.labels, { threshold: c.threshold });
     assert.is(got.count, c.expected.count, c.name);
@@ -44,7 +47,7 @@ test('bad rows are refused with the row and the value: a label not 0/1, a score 
   assert.throws(() => qualityMetrics([], []), /no labelled predictions/);
 });
 
-test('the normal tail and quantile equal scipy.stats.norm\'s cdf, sf and ppf', () => {
+test("the normal tail and quantile equal scipy.stats.norm's cdf, sf and ppf", () => {
   for (const { z, cdf, sf } of fixtures.normal) {
     close(normalCdf(z), cdf, `cdf(${z})`, 1e-12);
     close(normalSf(z), sf, `sf(${z})`, 1e-12);
@@ -52,7 +55,7 @@ test('the normal tail and quantile equal scipy.stats.norm\'s cdf, sf and ppf', (
   for (const { p, z } of fixtures.quantiles) close(normalQuantile(p), z, `ppf(${p})`, 1e-12);
 });
 
-test('DeLong\'s AUC variance and the one-sided tests equal the independent O(m·n) computation and scipy', () => {
+test("DeLong's AUC variance and the one-sided tests equal the independent O(m·n) computation and scipy", () => {
   for (const c of fixtures.comparisons) {
     const options = { metric: c.metric, maxDrop: c.maxDrop, minLabels: 100, confidence: 0.95 };
     const got = compareQuality(c.canary, c.stable, options);
@@ -61,34 +64,80 @@ test('DeLong\'s AUC variance and the one-sided tests equal the independent O(m·
     close(got.z, c.expected.z, `${c.name}: z`);
     close(got.pValue, c.expected.pValue, `${c.name}: p`);
     if (c.metric === 'auc') {
-      close(deLongAuc(c.canary.scores, c.canary.labels)!.variance, c.expected.canaryVariance, `${c.name}: canary variance`);
-      close(deLongAuc(c.stable.scores, c.stable.labels)!.variance, c.expected.stableVariance, `${c.name}: stable variance`);
+      close(
+        deLongAuc(c.canary.scores, c.canary.labels)!.variance,
+        c.expected.canaryVariance,
+        `${c.name}: canary variance`,
+      );
+      close(
+        deLongAuc(c.stable.scores, c.stable.labels)!.variance,
+        c.expected.stableVariance,
+        `${c.name}: stable variance`,
+      );
     }
   }
   const p = fixtures.paired;
-  const got = compareAucPaired(p.labels, p.canaryScores, p.stableScores, { maxDrop: p.maxDrop, minLabels: 100, confidence: 0.95 });
+  const got = compareAucPaired(p.labels, p.canaryScores, p.stableScores, {
+    maxDrop: p.maxDrop,
+    minLabels: 100,
+    confidence: 0.95,
+  });
   for (const key of ['canary', 'stable', 'z', 'pValue']) close((got as any)[key], p.expected[key], `paired: ${key}`);
 });
 
 test('a canary worse beyond the tolerated drop is "worse", with the numbers in the reason; within it, not', () => {
   const [noisier, sameModel, miscalibrated] = fixtures.comparisons;
-  const auc = compareQuality(noisier.canary, noisier.stable, { metric: 'auc', maxDrop: 0, minLabels: 100, confidence: 0.95 });
+  const auc = compareQuality(noisier.canary, noisier.stable, {
+    metric: 'auc',
+    maxDrop: 0,
+    minLabels: 100,
+    confidence: 0.95,
+  });
   assert.is(auc.verdict, 'worse');
-  assert.match(auc.reason, /auc canary 0\.6110 vs stable 0\.6952 \(800 vs 1200 labels\): worse by more than 0 at 0\.95 confidence \(DeLong's test, z -3\.331, p 4\.33e-4\)/);
-  assert.is(compareQuality(sameModel.canary, sameModel.stable, { metric: 'auc', maxDrop: 0.02, minLabels: 100, confidence: 0.95 }).verdict, 'notWorse');
+  assert.match(
+    auc.reason,
+    /auc canary 0\.6110 vs stable 0\.6952 \(800 vs 1200 labels\): worse by more than 0 at 0\.95 confidence \(DeLong's test, z -3\.331, p 4\.33e-4\)/,
+  );
+  assert.is(
+    compareQuality(sameModel.canary, sameModel.stable, {
+      metric: 'auc',
+      maxDrop: 0.02,
+      minLabels: 100,
+      confidence: 0.95,
+    }).verdict,
+    'notWorse',
+  );
   // The same drop is not enough evidence at 0.9999 confidence.
-  assert.is(compareQuality(noisier.canary, noisier.stable, { metric: 'auc', maxDrop: 0, minLabels: 100, confidence: 0.9999 }).verdict, 'notWorse');
-  const accuracy = compareQuality(miscalibrated.canary, miscalibrated.stable, { metric: 'accuracy', maxDrop: 0.01, minLabels: 100, confidence: 0.95 });
+  assert.is(
+    compareQuality(noisier.canary, noisier.stable, { metric: 'auc', maxDrop: 0, minLabels: 100, confidence: 0.9999 })
+      .verdict,
+    'notWorse',
+  );
+  const accuracy = compareQuality(miscalibrated.canary, miscalibrated.stable, {
+    metric: 'accuracy',
+    maxDrop: 0.01,
+    minLabels: 100,
+    confidence: 0.95,
+  });
   assert.is(accuracy.verdict, 'worse');
   assert.match(accuracy.reason, /two-proportion z-test/);
 });
 
 test('too few labels, or a single class, is no verdict: the rollout waits', () => {
   const [noisier] = fixtures.comparisons;
-  const few = compareQuality(noisier.canary, noisier.stable, { metric: 'auc', maxDrop: 0, minLabels: 1000, confidence: 0.95 });
+  const few = compareQuality(noisier.canary, noisier.stable, {
+    metric: 'auc',
+    maxDrop: 0,
+    minLabels: 1000,
+    confidence: 0.95,
+  });
   assert.is(few.verdict, 'insufficient');
   assert.match(few.reason, /800 canary and 1200 stable labels, 1000 needed on each side; waiting for labels/);
-  const oneClass = compareQuality({ scores: [0.1, 0.2, 0.3], labels: [1, 1, 1] }, { scores: [0.1, 0.7, 0.3], labels: [0, 1, 0] }, { metric: 'auc', maxDrop: 0, minLabels: 3, confidence: 0.95 });
+  const oneClass = compareQuality(
+    { scores: [0.1, 0.2, 0.3], labels: [1, 1, 1] },
+    { scores: [0.1, 0.7, 0.3], labels: [0, 1, 0] },
+    { metric: 'auc', maxDrop: 0, minLabels: 3, confidence: 0.95 },
+  );
   assert.is(oneClass.verdict, 'insufficient');
   assert.match(oneClass.reason, /two labels of each class/);
 });

@@ -28,7 +28,18 @@ async function startPredictor(env: Record<string, string>): Promise<Predictor> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
     cwd: new URL('../..', import.meta.url).pathname,
-    env: { PATH: process.env.PATH!, HOME: process.env.HOME!, PORT: String(port), GRPC_PORT: String(await freePort()), WORKERS: '1', HOST: '127.0.0.1', MODEL_NAME: 'credit', MODEL_VERSION: '1', LOG_LEVEL: 'info', ...env },
+    env: {
+      PATH: process.env.PATH!,
+      HOME: process.env.HOME!,
+      PORT: String(port),
+      GRPC_PORT: String(await freePort()),
+      WORKERS: '1',
+      HOST: '127.0.0.1',
+      MODEL_NAME: 'credit',
+      MODEL_VERSION: '1',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -49,7 +60,10 @@ async function startPredictor(env: Record<string, string>): Promise<Predictor> {
 async function settledHealth(predictor: Predictor): Promise<{ status: number; body: any }> {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const health = await fetch(`${predictor.url}/health`).then(async (r) => ({ status: r.status, body: await r.json() as any }), () => undefined);
+    const health = await fetch(`${predictor.url}/health`).then(
+      async (r) => ({ status: r.status, body: (await r.json()) as any }),
+      () => undefined,
+    );
     if (health && (health.status === 200 || health.body.error)) return health;
     assert.ok(Date.now() < deadline, `the predictor neither loaded nor failed in 60 s:\n${predictor.output()}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -67,9 +81,14 @@ async function expectUnready(uri: string, env: Record<string, string>, code: str
     assert.is((await fetch(`${predictor.url}/v2/health/ready`)).status, 503);
     const metrics = await (await fetch(`${predictor.url}/metrics`)).text();
     assert.ok(predictor.output().includes(code), `the log names ${code}:\n${predictor.output()}`);
-    for (const [where, text] of [['/health', JSON.stringify(health.body)], ['/metrics', metrics], ['the log', predictor.output()]]) {
+    for (const [where, text] of [
+      ['/health', JSON.stringify(health.body)],
+      ['/metrics', metrics],
+      ['the log', predictor.output()],
+    ]) {
       assert.not.ok(text.includes(s3.secretAccessKey), `${where} shows the secret access key`);
-      if (env.AWS_SECRET_ACCESS_KEY) assert.not.ok(text.includes(env.AWS_SECRET_ACCESS_KEY), `${where} shows the wrong secret access key`);
+      if (env.AWS_SECRET_ACCESS_KEY)
+        assert.not.ok(text.includes(env.AWS_SECRET_ACCESS_KEY), `${where} shows the wrong secret access key`);
     }
   } finally {
     await predictor.stop();
@@ -85,18 +104,21 @@ test.after(() => ws.remove());
 test('a model and its reference profile on s3:// are fetched, verified and served', async () => {
   const predictor = await startPredictor({
     ...s3.env,
-    MODEL_URI: modelUri, MODEL_DIGEST: model.artifact.digest,
-    REFERENCE_PROFILE_URI: profileUri, REFERENCE_PROFILE_DIGEST: sha256(profileJson),
+    MODEL_URI: modelUri,
+    MODEL_DIGEST: model.artifact.digest,
+    REFERENCE_PROFILE_URI: profileUri,
+    REFERENCE_PROFILE_DIGEST: sha256(profileJson),
   });
   try {
     const health = await settledHealth(predictor);
     assert.is(health.status, 200, `${JSON.stringify(health.body)}\n${predictor.output()}`);
     const r = await fetch(`${predictor.url}/v2/models/credit/infer`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 3], datatype: 'FP32', data: [1, 0, -1] }] }),
     });
     assert.is(r.status, 200);
-    const body = await r.json() as any;
+    const body = (await r.json()) as any;
     assert.ok(Math.abs(body.outputs[0].data[0] - model.expected([1, 0, -1])) < 1e-6);
   } finally {
     await predictor.stop();
@@ -109,7 +131,10 @@ test('an s3:// artifact whose bytes do not match the digest is refused: unready,
   try {
     const health = await settledHealth(predictor);
     assert.is(health.status, 503);
-    assert.match(health.body.error, `artifact ${tampered} has digest ${sha256(Buffer.concat([modelBytes, Buffer.from([0])]))}, expected ${model.artifact.digest}`);
+    assert.match(
+      health.body.error,
+      `artifact ${tampered} has digest ${sha256(Buffer.concat([modelBytes, Buffer.from([0])]))}, expected ${model.artifact.digest}`,
+    );
     assert.match(predictor.output(), /refusing to serve/);
   } finally {
     await predictor.stop();
@@ -117,7 +142,11 @@ test('an s3:// artifact whose bytes do not match the digest is refused: unready,
 });
 
 test('a wrong secret access key: unready with SignatureDoesNotMatch, neither secret shown', async () => {
-  await expectUnready(modelUri, { AWS_SECRET_ACCESS_KEY: 'not-the-secret-at-all-0123456789abcdefgh' }, 'SignatureDoesNotMatch');
+  await expectUnready(
+    modelUri,
+    { AWS_SECRET_ACCESS_KEY: 'not-the-secret-at-all-0123456789abcdefgh' },
+    'SignatureDoesNotMatch',
+  );
 });
 
 test('an access key id the server does not know: unready with its error code', async () => {

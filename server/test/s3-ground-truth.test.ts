@@ -33,10 +33,22 @@ async function startPredictor(env: Record<string, string>): Promise<Predictor> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
     cwd: new URL('../..', import.meta.url).pathname,
     env: {
-      PATH: process.env.PATH!, HOME: process.env.HOME!, PORT: String(port), GRPC_PORT: 'off', WORKERS: '1', HOST: '127.0.0.1',
-      MODEL_NAME: 'credit', MODEL_VERSION: '4', MODEL_URI: model.artifact.uri, MODEL_DIGEST: model.artifact.digest,
-      REFERENCE_PROFILE_URI: profile.uri, REFERENCE_PROFILE_DIGEST: profile.digest,
-      NAMESPACE: 'risk', INFERENCE_SERVICE: 'credit-svc', POD_NAME: 'credit-v4-abcde', LOG_LEVEL: 'info',
+      PATH: process.env.PATH!,
+      HOME: process.env.HOME!,
+      PORT: String(port),
+      GRPC_PORT: 'off',
+      WORKERS: '1',
+      HOST: '127.0.0.1',
+      MODEL_NAME: 'credit',
+      MODEL_VERSION: '4',
+      MODEL_URI: model.artifact.uri,
+      MODEL_DIGEST: model.artifact.digest,
+      REFERENCE_PROFILE_URI: profile.uri,
+      REFERENCE_PROFILE_DIGEST: profile.digest,
+      NAMESPACE: 'risk',
+      INFERENCE_SERVICE: 'credit-svc',
+      POD_NAME: 'credit-v4-abcde',
+      LOG_LEVEL: 'info',
       ...s3.env,
       INFERENCE_LOG_URI: base,
       // Only a full part or the shutdown writes, within these tests.
@@ -51,31 +63,49 @@ async function startPredictor(env: Record<string, string>): Promise<Predictor> {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
-  while ((await fetch(`${url}/v2/health/ready`).then((r) => r.status, () => 0)) !== 200) {
+  while (
+    (await fetch(`${url}/v2/health/ready`).then(
+      (r) => r.status,
+      () => 0,
+    )) !== 200
+  ) {
     assert.ok(Date.now() < deadline, `the predictor did not get ready:\n${output}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  const predictor: Predictor = { url, output: () => output, stop: () => (running.delete(predictor), child.kill('SIGTERM'), exited) };
+  const predictor: Predictor = {
+    url,
+    output: () => output,
+    stop: () => (running.delete(predictor), child.kill('SIGTERM'), exited),
+  };
   running.add(predictor);
   return predictor;
 }
 
 async function predict(url: string, id: string, row: number[]): Promise<void> {
-  const r = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id }, body: JSON.stringify({ features: row }) });
+  const r = await fetch(`${url}/predict`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-request-id': id },
+    body: JSON.stringify({ features: row }),
+  });
   const text = await r.text();
   assert.is(r.status, 200, text);
 }
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  return text.split('\n').filter((l) => l.startsWith(name) && !l.startsWith('#')).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name) && !l.startsWith('#'))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 
 /** The inference log and labels below `prefix`, copied out of S3 and read with DuckDB. */
 async function read<T = Record<string, unknown>>(prefix: string, sql: string): Promise<T[]> {
   const dir = await downloadPrefix(s3.client, prefix);
   try {
-    const files = filesBelow(dir).filter((f) => f.endsWith('.parquet')).map((f) => join(dir, f));
+    const files = filesBelow(dir)
+      .filter((f) => f.endsWith('.parquet'))
+      .map((f) => join(dir, f));
     if (files.length === 0) return [];
     return (await queryParquet(files, sql)) as T[];
   } finally {
@@ -102,18 +132,29 @@ test('across a restart every logged row is in S3 exactly once, the rows before S
   for (let i = 0; i < 80; i++) await predict(second.url, `after-${i}`, rowOf(i));
   assert.is(await second.stop(), 0, second.output());
 
-  const [counts] = await read<{ rows: number; ids: number; before: number; after: number }>(logPrefix, `
+  const [counts] = await read<{ rows: number; ids: number; before: number; after: number }>(
+    logPrefix,
+    `
     SELECT count(*)::INTEGER AS rows, count(DISTINCT request_id)::INTEGER AS ids,
            count(*) FILTER (WHERE request_id LIKE 'before-%')::INTEGER AS before,
-           count(*) FILTER (WHERE request_id LIKE 'after-%')::INTEGER AS after FROM $parts`);
+           count(*) FILTER (WHERE request_id LIKE 'after-%')::INTEGER AS after FROM $parts`,
+  );
   assert.equal(counts, { rows: 200, ids: 200, before: 120, after: 80 });
   // One part per process: each wrote its rows once, at shutdown, under a name of its own.
   const dir = await downloadPrefix(s3.client, logPrefix);
   const names = filesBelow(dir);
   removeDir(dir);
   assert.is(names.length, 2, names.join(', '));
-  for (const name of names) assert.match(name, /^date=\d{4}-\d{2}-\d{2}\/\d{8}T\d{9}Z-credit-v4-abcde-000001-[0-9a-f]{8}\.parquet$/);
-  const scores = await read<{ request_id: string; score: number; input_x0: number; input_x1: number; input_x2: number; input_region: number }>(logPrefix, "SELECT * FROM $parts WHERE request_id IN ('before-7', 'after-7')");
+  for (const name of names)
+    assert.match(name, /^date=\d{4}-\d{2}-\d{2}\/\d{8}T\d{9}Z-credit-v4-abcde-000001-[0-9a-f]{8}\.parquet$/);
+  const scores = await read<{
+    request_id: string;
+    score: number;
+    input_x0: number;
+    input_x1: number;
+    input_x2: number;
+    input_region: number;
+  }>(logPrefix, "SELECT * FROM $parts WHERE request_id IN ('before-7', 'after-7')");
   for (const row of scores) {
     assert.ok(Math.abs(row.score - model.expected(rowOf(7))) < 1e-6, `${row.request_id}: ${row.score}`);
     // The inputs as the model saw them: FP32.
@@ -124,11 +165,18 @@ test('across a restart every logged row is in S3 exactly once, the rows before S
 test('labels posted to a restarted predictor are durable and join the predictions logged before the restart', async () => {
   const predictor = await startPredictor({});
   const labels = Array.from({ length: 120 }, (_, i) => ({ request_id: `before-${i}`, label: i % 2 }));
-  const answer = await fetch(`${predictor.url}/v2/models/credit/feedback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(labels) });
+  const answer = await fetch(`${predictor.url}/v2/models/credit/feedback`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(labels),
+  });
   assert.is(answer.status, 200, await answer.clone().text());
   assert.is(((await answer.json()) as any).accepted, 120);
   // Durable when answered: readable while the predictor still runs.
-  const stored = await read<{ n: number; positives: number }>(labelPrefix, 'SELECT count(*)::INTEGER AS n, sum(label)::INTEGER AS positives FROM $parts');
+  const stored = await read<{ n: number; positives: number }>(
+    labelPrefix,
+    'SELECT count(*)::INTEGER AS n, sum(label)::INTEGER AS positives FROM $parts',
+  );
   assert.equal(stored, [{ n: 120, positives: 60 }]);
   assert.is(await predictor.stop(), 0);
 
@@ -136,11 +184,18 @@ test('labels posted to a restarted predictor are durable and join the prediction
   const logDir = await downloadPrefix(s3.client, logPrefix);
   const labelDir = await downloadPrefix(s3.client, labelPrefix);
   try {
-    const list = (dir: string) => filesBelow(dir).filter((f) => f.endsWith('.parquet')).map((f) => `'${join(dir, f)}'`).join(', ');
-    const rows = await queryParquet([], `
+    const list = (dir: string) =>
+      filesBelow(dir)
+        .filter((f) => f.endsWith('.parquet'))
+        .map((f) => `'${join(dir, f)}'`)
+        .join(', ');
+    const rows = await queryParquet(
+      [],
+      `
       SELECT count(*)::INTEGER AS n, count(l.label)::INTEGER AS labelled
       FROM read_parquet([${list(logDir)}]) p LEFT JOIN read_parquet([${list(labelDir)}]) l USING (request_id)
-      WHERE p.request_id LIKE 'before-%'`);
+      WHERE p.request_id LIKE 'before-%'`,
+    );
     assert.equal(rows, [{ n: 120, labelled: 120 }]);
   } finally {
     removeDir(logDir);
@@ -152,7 +207,10 @@ test('labels posted to a restarted predictor are durable and join the prediction
 class Relay {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
-  constructor(readonly port: number, private readonly target: URL) {}
+  constructor(
+    readonly port: number,
+    private readonly target: URL,
+  ) {}
   async up(): Promise<void> {
     this.server = createServer((client) => {
       const upstream = connect(Number(this.target.port), this.target.hostname);
@@ -178,7 +236,9 @@ test('while S3 is unreachable rows beyond the buffer are dropped and counted; th
   const prefix = s3.uri('outage');
   const predictor = await startPredictor({
     AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${relay.port}`,
-    INFERENCE_LOG_URI: prefix, INFERENCE_LOG_MAX_ROWS_PER_PART: '20', INFERENCE_LOG_MAX_BUFFERED_ROWS: '50',
+    INFERENCE_LOG_URI: prefix,
+    INFERENCE_LOG_MAX_ROWS_PER_PART: '20',
+    INFERENCE_LOG_MAX_BUFFERED_ROWS: '50',
   });
   try {
     for (let i = 0; i < 100; i++) await predict(predictor.url, `outage-${i}`, rowOf(i));
@@ -190,7 +250,11 @@ test('while S3 is unreachable rows beyond the buffer are dropped and counted; th
     assert.is(await metric(predictor.url, 'inference_log_rows_dropped_total'), 50, '100 rows sampled, 50 held');
     assert.is(await metric(predictor.url, 'inference_log_buffered_rows'), 50);
     // Labels cannot be made durable either: refused with the storage error, and the caller told to retry.
-    const refused = await fetch(`${predictor.url}/feedback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ request_id: 'outage-1', label: 1 }) });
+    const refused = await fetch(`${predictor.url}/feedback`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ request_id: 'outage-1', label: 1 }),
+    });
     assert.is(refused.status, 503);
     const body = (await refused.json()) as any;
     assert.match(body.error, /labels not stored, send them again: PUT s3:.* failed: ECONNREFUSED/);
@@ -207,7 +271,10 @@ test('while S3 is unreachable rows beyond the buffer are dropped and counted; th
     assert.is(await metric(predictor.url, 'inference_log_parts_total'), 2);
     assert.is(await metric(predictor.url, 'inference_log_buffered_rows'), 10);
     assert.is(await predictor.stop(), 0);
-    const [stored] = await read<{ n: number; ids: number }>(prefix, 'SELECT count(*)::INTEGER AS n, count(DISTINCT request_id)::INTEGER AS ids FROM $parts');
+    const [stored] = await read<{ n: number; ids: number }>(
+      prefix,
+      'SELECT count(*)::INTEGER AS n, count(DISTINCT request_id)::INTEGER AS ids FROM $parts',
+    );
     assert.equal(stored, { n: 50, ids: 50 });
     assert.not.ok(predictor.output().includes(s3.secretAccessKey), 'the log shows the secret access key');
   } finally {

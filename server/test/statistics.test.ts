@@ -23,10 +23,25 @@ function close(actual: number, expected: number, what: string, tol = TOL): void 
 }
 
 // Fixed data: SciPy's numpy.random.default_rng(20240601) normals, rounded (TA/TB to 1 decimal so they tie).
-const A = [0.648, 0.469, -0.643, -1.178, -0.145, 1.203, 1.334, 0.908, 0.347, 1.6, 1.233, -0.22, -1.062, -0.365, -0.42, 0.688, -1.899, -0.191, 1.671, -0.92, -0.758, -0.084, -1.418, -0.13, -0.016, -0.005, -0.989, -0.366, 0.654, -0.715, 0.547, 0.656, -1.427, -0.645, 0.655, 0.493, 0.179, -0.349, 0.109, 1.875];
-const B = [0.312, 1.354, 0.058, 0.342, 1.442, -0.608, 0.285, -0.193, -0.516, 0.828, 2.212, 0.888, 0.104, -1.286, 1.665, 0.874, -0.221, 1.72, 2.646, -1.521, 1.367, 1.7, 1.355, 2.682, 1.413, -0.575, 5.54, 0.79, 2.527, 3.156, 1.746, -1.738, -1.615, -0.281, 0.644, -1.205, -0.618, 0.021, -0.018, 0.845, 0.694, 0.55, -0.203, -0.482, -1.884, 2.248, 0.854, 1.08, -1.633, 1.577];
-const TA = [-0.1, 1.0, -0.7, 1.0, 1.4, -0.2, -0.3, -0.4, 0.1, 2.7, -0.0, 0.7, -1.5, -2.3, 0.2, -0.1, 1.2, -2.3, 0.4, -1.8, 1.8, 0.8, -1.0, 0.7, 0.9, 0.1, 1.5, 1.0, -0.1, -0.4];
-const TB = [0.8, -0.5, -2.5, -0.3, -1.6, 1.1, 0.2, 0.7, 1.3, 0.1, 0.1, 0.5, 2.5, -0.1, -0.3, 0.2, 0.9, -0.1, -0.2, 0.9, 2.1, 1.5, -1.6, 0.0, 1.5, -0.9, 0.3, 0.8, -1.0, -1.3, -0.7, 1.4, -0.0, 0.3, -0.5];
+const A = [
+  0.648, 0.469, -0.643, -1.178, -0.145, 1.203, 1.334, 0.908, 0.347, 1.6, 1.233, -0.22, -1.062, -0.365, -0.42, 0.688,
+  -1.899, -0.191, 1.671, -0.92, -0.758, -0.084, -1.418, -0.13, -0.016, -0.005, -0.989, -0.366, 0.654, -0.715, 0.547,
+  0.656, -1.427, -0.645, 0.655, 0.493, 0.179, -0.349, 0.109, 1.875,
+];
+const B = [
+  0.312, 1.354, 0.058, 0.342, 1.442, -0.608, 0.285, -0.193, -0.516, 0.828, 2.212, 0.888, 0.104, -1.286, 1.665, 0.874,
+  -0.221, 1.72, 2.646, -1.521, 1.367, 1.7, 1.355, 2.682, 1.413, -0.575, 5.54, 0.79, 2.527, 3.156, 1.746, -1.738, -1.615,
+  -0.281, 0.644, -1.205, -0.618, 0.021, -0.018, 0.845, 0.694, 0.55, -0.203, -0.482, -1.884, 2.248, 0.854, 1.08, -1.633,
+  1.577,
+];
+const TA = [
+  -0.1, 1.0, -0.7, 1.0, 1.4, -0.2, -0.3, -0.4, 0.1, 2.7, -0.0, 0.7, -1.5, -2.3, 0.2, -0.1, 1.2, -2.3, 0.4, -1.8, 1.8,
+  0.8, -1.0, 0.7, 0.9, 0.1, 1.5, 1.0, -0.1, -0.4,
+];
+const TB = [
+  0.8, -0.5, -2.5, -0.3, -1.6, 1.1, 0.2, 0.7, 1.3, 0.1, 0.1, 0.5, 2.5, -0.1, -0.3, 0.2, 0.9, -0.1, -0.2, 0.9, 2.1, 1.5,
+  -1.6, 0.0, 1.5, -0.9, 0.3, 0.8, -1.0, -1.3, -0.7, 1.4, -0.0, 0.3, -0.5,
+];
 // Decile edges of A (numpy.quantile, rounded).
 const EDGES = [-1.074, -0.724, -0.382, -0.203, -0.05, 0.246, 0.577, 0.662, 1.243];
 
@@ -38,7 +53,8 @@ function bruteKs(a: number[], b: number[]): number {
 function bruteWasserstein(a: number[], b: number[]): number {
   const points = [...new Set([...a, ...b])].sort((x, y) => x - y);
   let area = 0;
-  for (let i = 0; i + 1 < points.length; i++) area += Math.abs(ecdf(a, points[i]) - ecdf(b, points[i])) * (points[i + 1] - points[i]);
+  for (let i = 0; i + 1 < points.length; i++)
+    area += Math.abs(ecdf(a, points[i]) - ecdf(b, points[i])) * (points[i + 1] - points[i]);
   return area;
 }
 function bruteShares(values: number[], edges: number[]): number[] {
@@ -144,8 +160,12 @@ test('chi-square p-value for df = 3 matches SciPy chisquare', () => {
 
 test('regularized upper incomplete gamma matches SciPy gammaincc and closed forms', () => {
   const scipy: Array<[number, number, number]> = [
-    [0.5, 0.3, 0.4385780260809997], [1.5, 2.0, 0.26146412994911117], [2.5, 10.0, 0.0012497305630313773],
-    [10, 3.0, 0.9988975118698845], [3, 30.0, 4.501016648012131e-11], [0.5, 8.0, 6.334248366623988e-5],
+    [0.5, 0.3, 0.4385780260809997],
+    [1.5, 2.0, 0.26146412994911117],
+    [2.5, 10.0, 0.0012497305630313773],
+    [10, 3.0, 0.9988975118698845],
+    [3, 30.0, 4.501016648012131e-11],
+    [0.5, 8.0, 6.334248366623988e-5],
   ];
   for (const [a, x, expected] of scipy) {
     close(regularizedGammaQ(a, x), expected, `Q(${a}, ${x})`);
@@ -156,7 +176,6 @@ test('regularized upper incomplete gamma matches SciPy gammaincc and closed form
   const x = 4.2;
   close(regularizedGammaQ(3, x), Math.exp(-x) * (1 + x + (x * x) / 2), 'Q(3, 4.2) closed form');
 });
-
 
 /* Reference values above came from this SciPy 1.10.1 script (Debian python3-scipy):
    rng = np.random.default_rng(20240601); a = round(rng.normal(0,1,40),3); b = round(rng.normal(0.6,1.3,50),3)
@@ -178,7 +197,10 @@ test('ascending sorts a copy of unordered values (typed or plain) and hands back
 
 test('one merge of a sorted reference and a sorted window gives the KS test and the normed Wasserstein distance of each alone', () => {
   const std = 0.895914694599882; // numpy std of A
-  for (const [reference, window, p] of [[A, B, 0.014250399615112765], [TA, TB, 0.9999504144521806]] as const) {
+  for (const [reference, window, p] of [
+    [A, B, 0.014250399615112765],
+    [TA, TB, 0.9999504144521806],
+  ] as const) {
     const sortedReference = Float64Array.from(reference).sort();
     const sortedWindow = Float64Array.from(window).sort();
     const { ks, wasserstein } = ksAndNormedWassersteinSorted(sortedReference, sortedWindow, std);

@@ -19,7 +19,10 @@ export interface GatewayAnswer {
 /** $GATEWAY_URL (from `cluster.sh env`), or a clear error saying how to get it. */
 export function gatewayUrl(): string {
   const url = process.env.GATEWAY_URL;
-  if (!url) throw new Error('GATEWAY_URL is not set: run through `npm test`, or `eval "$(bash e2e/cluster/cluster.sh env)"` (the local cluster runs Traefik as its Gateway)');
+  if (!url)
+    throw new Error(
+      'GATEWAY_URL is not set: run through `npm test`, or `eval "$(bash e2e/cluster/cluster.sh env)"` (the local cluster runs Traefik as its Gateway)',
+    );
   return url;
 }
 
@@ -27,7 +30,11 @@ export class GatewayClient {
   private readonly agent: Agent;
   private readonly target: URL;
 
-  constructor(readonly host: string, url = gatewayUrl(), maxSockets = 64) {
+  constructor(
+    readonly host: string,
+    url = gatewayUrl(),
+    maxSockets = 64,
+  ) {
     this.target = new URL(url);
     this.agent = new Agent({ keepAlive: true, maxSockets });
   }
@@ -43,7 +50,11 @@ export class GatewayClient {
           port: this.target.port,
           method: 'POST',
           path,
-          headers: { host: this.host, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+          headers: {
+            host: this.host,
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(payload),
+          },
           timeout: timeoutMs,
         },
         (res) => {
@@ -52,7 +63,11 @@ export class GatewayClient {
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             let parsed: unknown = text;
-            try { parsed = JSON.parse(text); } catch { /* not JSON (a gateway's own error page): keep the text */ }
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              /* not JSON (a gateway's own error page): keep the text */
+            }
             const version = res.headers['x-model-version'];
             resolve({ status: res.statusCode ?? 0, ...(typeof version === 'string' ? { version } : {}), body: parsed });
           });
@@ -87,20 +102,41 @@ const INFERENCE_PROTO = fileURLToPath(new URL('../../server/src/protocol/grpc_pr
 export class GrpcGatewayClient {
   private readonly client: grpc.Client;
 
-  constructor(readonly host: string, url = gatewayUrl()) {
-    const definition = protoLoader.loadSync(INFERENCE_PROTO, { keepCase: true, longs: Number, enums: String, defaults: false, arrays: true, objects: true, oneofs: true });
-    const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
+  constructor(
+    readonly host: string,
+    url = gatewayUrl(),
+  ) {
+    const definition = protoLoader.loadSync(INFERENCE_PROTO, {
+      keepCase: true,
+      longs: Number,
+      enums: String,
+      defaults: false,
+      arrays: true,
+      objects: true,
+      oneofs: true,
+    });
+    const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject)
+      .GRPCInferenceService as grpc.ServiceClientConstructor;
     this.client = new Service(new URL(url).host, grpc.credentials.createInsecure(), { 'grpc.default_authority': host });
   }
 
   /** One unary call; a failed call is its status, never a rejection. */
-  call(method: 'ModelInfer' | 'ModelMetadata' | 'ServerReady', request: object, timeoutMs = 10_000): Promise<GrpcGatewayAnswer> {
+  call(
+    method: 'ModelInfer' | 'ModelMetadata' | 'ServerReady',
+    request: object,
+    timeoutMs = 10_000,
+  ): Promise<GrpcGatewayAnswer> {
     return new Promise((resolve) => {
       let version: string | undefined;
-      const call = (this.client as any)[method](request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error: grpc.ServiceError | null, response: unknown) => {
-        if (error) resolve({ code: error.code, details: error.details, ...(version ? { version } : {}) });
-        else resolve({ code: grpc.status.OK, response, ...(version ? { version } : {}) });
-      });
+      const call = (this.client as any)[method](
+        request,
+        new grpc.Metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (error: grpc.ServiceError | null, response: unknown) => {
+          if (error) resolve({ code: error.code, details: error.details, ...(version ? { version } : {}) });
+          else resolve({ code: grpc.status.OK, response, ...(version ? { version } : {}) });
+        },
+      );
       call.on('metadata', (metadata: grpc.Metadata) => {
         const value = metadata.get('x-model-version')[0];
         if (value !== undefined) version = String(value);
@@ -127,12 +163,21 @@ export function isGrpcRule(rule: string): boolean {
  * Traefik has built a router for the host. `rule` picks among the host's routers: by default the one that is
  * not for gRPC calls (`isGrpcRule` picks that one).
  */
-export async function traefikService(host: string, rule: (rule: string) => boolean = (r) => !isGrpcRule(r)): Promise<any | undefined> {
+export async function traefikService(
+  host: string,
+  rule: (rule: string) => boolean = (r) => !isGrpcRule(r),
+): Promise<any | undefined> {
   const admin = process.env.TRAEFIK_ADMIN_URL;
   if (!admin) throw new Error('TRAEFIK_ADMIN_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)"');
-  const routers = (await (await fetch(`${admin}/api/http/routers?per_page=1000`)).json()) as Array<{ rule: string; service: string; provider: string }>;
+  const routers = (await (await fetch(`${admin}/api/http/routers?per_page=1000`)).json()) as Array<{
+    rule: string;
+    service: string;
+    provider: string;
+  }>;
   // Traefik's own routes quote the host in backticks, the rules it builds for HTTPRoutes in double quotes.
-  const router = routers.find((r) => (r.rule.includes(`Host(\`${host}\`)`) || r.rule.includes(`Host("${host}")`)) && rule(r.rule));
+  const router = routers.find(
+    (r) => (r.rule.includes(`Host(\`${host}\`)`) || r.rule.includes(`Host("${host}")`)) && rule(r.rule),
+  );
   if (!router) return undefined;
   const name = router.service.includes('@') ? router.service : `${router.service}@${router.provider}`;
   const response = await fetch(`${admin}/api/http/services/${encodeURIComponent(name)}`);

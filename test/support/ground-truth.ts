@@ -22,7 +22,10 @@ export interface LabelRow {
   time?: number;
 }
 
-const timestampMillisUtc = { type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' } } as const;
+const timestampMillisUtc = {
+  type: 'INT64',
+  logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' },
+} as const;
 
 /** A part's name: `<yyyymmddThhmmssmmmZ>-<pod>-<sequence>-<8 random hex>`, after its first row's time. */
 export function partName(firstRowMs: number, pod: string, sequence: number): string {
@@ -33,7 +36,13 @@ export function partName(firstRowMs: number, pod: string, sequence: number): str
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 /** Key (below the base) and bytes of one inference-log part of `rows` (all of one version). */
-export function inferenceLogPart(namespace: string, service: string, rows: LoggedRow[], pod = 'predictor-0', sequence = 0): { key: string; body: Uint8Array } {
+export function inferenceLogPart(
+  namespace: string,
+  service: string,
+  rows: LoggedRow[],
+  pod = 'predictor-0',
+  sequence = 0,
+): { key: string; body: Uint8Array } {
   const first = rows[0]!;
   const features = Object.keys(first.inputs ?? {});
   const buffer = parquetWriteBuffer({
@@ -59,11 +68,19 @@ export function inferenceLogPart(namespace: string, service: string, rows: Logge
       { name: 'output_0', type: 'DOUBLE', repetition_type: 'OPTIONAL' },
     ],
   });
-  return { key: `inference-log/${namespace}/${service}/v${first.version}/date=${day(first.time)}/${partName(first.time, pod, sequence)}.parquet`, body: new Uint8Array(buffer) };
+  return {
+    key: `inference-log/${namespace}/${service}/v${first.version}/date=${day(first.time)}/${partName(first.time, pod, sequence)}.parquet`,
+    body: new Uint8Array(buffer),
+  };
 }
 
 /** A label part as the feedback endpoint writes it (with time), or a bulk file (without, when no row has one). */
-export function labelPart(namespace: string, service: string, rows: LabelRow[], name?: string): { key: string; body: Uint8Array } {
+export function labelPart(
+  namespace: string,
+  service: string,
+  rows: LabelRow[],
+  name?: string,
+): { key: string; body: Uint8Array } {
   const timed = rows.some((r) => r.time !== undefined);
   const buffer = parquetWriteBuffer({
     columnData: [
@@ -85,8 +102,16 @@ export function labelPart(namespace: string, service: string, rows: LabelRow[], 
 }
 
 /** A bulk CSV label file: header request_id,label[,time] with RFC 3339 times. */
-export function labelCsv(namespace: string, service: string, rows: LabelRow[], name: string): { key: string; body: Uint8Array } {
+export function labelCsv(
+  namespace: string,
+  service: string,
+  rows: LabelRow[],
+  name: string,
+): { key: string; body: Uint8Array } {
   const timed = rows.some((r) => r.time !== undefined);
-  const lines = [timed ? 'request_id,label,time' : 'request_id,label', ...rows.map((r) => [r.requestId, r.label, ...(timed ? [new Date(r.time!).toISOString()] : [])].join(','))];
+  const lines = [
+    timed ? 'request_id,label,time' : 'request_id,label',
+    ...rows.map((r) => [r.requestId, r.label, ...(timed ? [new Date(r.time!).toISOString()] : [])].join(',')),
+  ];
   return { key: `labels/${namespace}/${service}/${name}.csv`, body: new TextEncoder().encode(`${lines.join('\n')}\n`) };
 }

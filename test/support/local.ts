@@ -8,7 +8,9 @@ import { pino } from 'pino';
 /** The local cluster's kubeconfig ($KUBECONFIG, which the test runner sets), or a clear error saying how to get one. */
 export function requireKubeconfig(): KubeConfig {
   if (!process.env.KUBECONFIG) {
-    throw new Error('KUBECONFIG is not set: run through `npm test`, or `bash e2e/cluster/cluster.sh up && eval "$(bash e2e/cluster/cluster.sh env)"` first');
+    throw new Error(
+      'KUBECONFIG is not set: run through `npm test`, or `bash e2e/cluster/cluster.sh up && eval "$(bash e2e/cluster/cluster.sh env)"` first',
+    );
   }
   const kc = new KubeConfig();
   kc.loadFromDefault();
@@ -66,7 +68,9 @@ export async function waitFor<T>(
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError instanceof Error ? lastError.message : String(lastError)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError instanceof Error ? lastError.message : String(lastError)}` : ''}`,
+      );
     }
     await sleep(intervalMs);
   }

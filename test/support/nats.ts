@@ -44,11 +44,15 @@ export class NatsServer {
   /** (Re)start on the same port and store dir; resolves once the port accepts connections. */
   async resume(): Promise<void> {
     if (this.child) return;
-    const child = spawn(BINARY, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(BINARY, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout!.on('data', (d) => (this.log += d));
     child.stderr!.on('data', (d) => (this.log += d));
     this.child = child;
-    const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`nats-server exited with ${code}: ${this.log.slice(-2000)}`))));
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) => reject(new Error(`nats-server exited with ${code}: ${this.log.slice(-2000)}`))),
+    );
     const deadline = Date.now() + 10_000;
     while (!(await Promise.race([accepting(this.port), exited]))) {
       if (Date.now() > deadline) throw new Error(`nats-server did not start on ${this.port}: ${this.log.slice(-2000)}`);

@@ -10,7 +10,14 @@ import { HttpMethod, type KubeConfig } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
 import { startLocalKubelet, type LocalKubelet } from '../../e2e/local-kubelet/kubelet.ts';
 import { installCrds } from '../../operator/api/install.ts';
-import { KubeApi, kinds, resourcePath, type Engine, type KubeObject, type ResourceKind } from '../../operator/engine/index.ts';
+import {
+  KubeApi,
+  kinds,
+  resourcePath,
+  type Engine,
+  type KubeObject,
+  type ResourceKind,
+} from '../../operator/engine/index.ts';
 import { createOperator, type OperatorOptions } from '../../operator/main.ts';
 import type { ModelVersion } from '../../operator/modelversion/resource.ts';
 import type { TrainingJob, TrainingJobSpec } from '../../operator/trainingjob/resource.ts';
@@ -21,8 +28,18 @@ export const GPU_PRODUCT = 'NVIDIA-A100-SXM4-80GB';
 
 export { logger, requireKubeconfig, sleep, waitFor };
 
-const MutatingAdmissionPolicy: ResourceKind = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicy', plural: 'mutatingadmissionpolicies', namespaced: false };
-const MutatingAdmissionPolicyBinding: ResourceKind = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicyBinding', plural: 'mutatingadmissionpolicybindings', namespaced: false };
+const MutatingAdmissionPolicy: ResourceKind = {
+  apiVersion: 'admissionregistration.k8s.io/v1',
+  kind: 'MutatingAdmissionPolicy',
+  plural: 'mutatingadmissionpolicies',
+  namespaced: false,
+};
+const MutatingAdmissionPolicyBinding: ResourceKind = {
+  apiVersion: 'admissionregistration.k8s.io/v1',
+  kind: 'MutatingAdmissionPolicyBinding',
+  plural: 'mutatingadmissionpolicybindings',
+  namespaced: false,
+};
 
 export interface Harness {
   kc: KubeConfig;
@@ -40,7 +57,11 @@ export interface Harness {
 /** Installs the CRDs and the admission policy that stamps who asks for ModelVersion changes. */
 export async function installApi(kc: KubeConfig, api: KubeApi): Promise<void> {
   await installCrds(kc);
-  const docs = (String(readFileSync(join(REPO_ROOT, 'crds/admission-policy.yaml'), 'utf8')).split(/^---$/m).map((d) => load(d)) as KubeObject[]).filter(Boolean);
+  const docs = (
+    String(readFileSync(join(REPO_ROOT, 'crds/admission-policy.yaml'), 'utf8'))
+      .split(/^---$/m)
+      .map((d) => load(d)) as KubeObject[]
+  ).filter(Boolean);
   for (const doc of docs) {
     const kind = doc.kind === 'MutatingAdmissionPolicy' ? MutatingAdmissionPolicy : MutatingAdmissionPolicyBinding;
     await api.apply(kind, doc, 'loopline-tests');
@@ -53,27 +74,47 @@ export async function installApi(kc: KubeConfig, api: KubeApi): Promise<void> {
  * policy with dry-run creates in `namespace` until it has mutated its probe, so no test races it.
  */
 export async function waitForAdmissionPolicies(api: KubeApi, namespace: string): Promise<void> {
-  await waitFor('the admission policy of crds/admission-policy.yaml to be in effect', async () => {
-    const version = await api.request<KubeObject>(HttpMethod.POST, resourcePath(kinds.ModelVersion, namespace), {
-      query: { dryRun: 'All' },
-      body: {
-        apiVersion: 'loopline.dev/v1alpha1', kind: 'ModelVersion', metadata: { name: 'policy-probe-v1', namespace },
-        spec: { model: 'policy-probe', version: 1, artifact: { uri: 'file:///probe/model.onnx', digest: `sha256:${'0'.repeat(64)}` } },
-      },
-    });
-    return Boolean(version.metadata.annotations?.['loopline.dev/requested-by']) || undefined;
-  }, 60_000);
+  await waitFor(
+    'the admission policy of crds/admission-policy.yaml to be in effect',
+    async () => {
+      const version = await api.request<KubeObject>(HttpMethod.POST, resourcePath(kinds.ModelVersion, namespace), {
+        query: { dryRun: 'All' },
+        body: {
+          apiVersion: 'loopline.dev/v1alpha1',
+          kind: 'ModelVersion',
+          metadata: { name: 'policy-probe-v1', namespace },
+          spec: {
+            model: 'policy-probe',
+            version: 1,
+            artifact: { uri: 'file:///probe/model.onnx', digest: `sha256:${'0'.repeat(64)}` },
+          },
+        },
+      });
+      return Boolean(version.metadata.annotations?.['loopline.dev/requested-by']) || undefined;
+    },
+    60_000,
+  );
 }
 
-export async function startHarness(prefix: string, options: { operator?: OperatorOptions | false; kubelet?: boolean } = {}): Promise<Harness> {
+export async function startHarness(
+  prefix: string,
+  options: { operator?: OperatorOptions | false; kubelet?: boolean } = {},
+): Promise<Harness> {
   const kc = requireKubeconfig();
   const api = new KubeApi(kc);
   const namespace = `${prefix}-${randomBytes(3).toString('hex')}`;
   await installApi(kc, api);
-  await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never, 'loopline-tests');
+  await api.create(
+    kinds.Namespace,
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never,
+    'loopline-tests',
+  );
   await waitForAdmissionPolicies(api, namespace);
   const outputDir = mkdtempSync(join(tmpdir(), `${prefix}-`));
-  const kubelet = options.kubelet === false ? undefined : await startLocalKubelet({ kubeconfig: kc, repoRoot: REPO_ROOT, namespace, logger: logger() });
+  const kubelet =
+    options.kubelet === false
+      ? undefined
+      : await startLocalKubelet({ kubeconfig: kc, repoRoot: REPO_ROOT, namespace, logger: logger() });
   let operator: Engine | undefined;
   if (options.operator !== false) {
     operator = createOperator({
@@ -89,19 +130,28 @@ export async function startHarness(prefix: string, options: { operator?: Operato
   }
   const clusterQueues: string[] = [];
   return {
-    kc, api, namespace, outputDir, kubelet, operator, clusterQueues,
+    kc,
+    api,
+    namespace,
+    outputDir,
+    kubelet,
+    operator,
+    clusterQueues,
     async stop() {
       await operator?.stop();
       for (const cq of clusterQueues) await api.delete(kueueKinds.ClusterQueue, undefined, cq).catch(() => undefined);
       await api.delete(kinds.Namespace, undefined, namespace).catch(() => undefined);
       // The local-kubelet carries out the pod deletions of the namespace before it stops.
-      await waitFor('pods of the namespace to be gone', async () => (await api.list(kinds.Pod, namespace)).items.length === 0 || undefined, 20_000).catch(() => undefined);
+      await waitFor(
+        'pods of the namespace to be gone',
+        async () => (await api.list(kinds.Pod, namespace)).items.length === 0 || undefined,
+        20_000,
+      ).catch(() => undefined);
       await kubelet?.stop();
       rmSync(outputDir, { recursive: true, force: true });
     },
   };
 }
-
 
 /** A TrainingJob of the example trainer on one A100, small enough to train in about a second. */
 export function trainingJobObject(h: Harness, name: string, spec: Partial<TrainingJobSpec> = {}): KubeObject {
@@ -129,12 +179,21 @@ export async function getJob(h: Harness, name: string): Promise<TrainingJob> {
   return (await h.api.get(kinds.TrainingJob, h.namespace, name)) as unknown as TrainingJob;
 }
 
-export async function waitForPhase(h: Harness, name: string, phases: string[], timeoutMs = 40_000): Promise<TrainingJob> {
+export async function waitForPhase(
+  h: Harness,
+  name: string,
+  phases: string[],
+  timeoutMs = 40_000,
+): Promise<TrainingJob> {
   let last: TrainingJob | undefined;
-  return waitFor(`TrainingJob ${name} to reach ${phases.join('|')}`, async () => {
-    last = await getJob(h, name);
-    return phases.includes(last.status?.phase ?? '') ? last : undefined;
-  }, timeoutMs).catch((err) => {
+  return waitFor(
+    `TrainingJob ${name} to reach ${phases.join('|')}`,
+    async () => {
+      last = await getJob(h, name);
+      return phases.includes(last.status?.phase ?? '') ? last : undefined;
+    },
+    timeoutMs,
+  ).catch((err) => {
     throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
   });
 }
@@ -154,10 +213,25 @@ export async function jobsOf(h: Harness, job: string): Promise<KubeObject[]> {
 
 /** Kueue's kinds the tests make (kueue.x-k8s.io/v1beta2), and PriorityClass. */
 export const kueueKinds = {
-  ClusterQueue: { apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'ClusterQueue', plural: 'clusterqueues', namespaced: false },
+  ClusterQueue: {
+    apiVersion: 'kueue.x-k8s.io/v1beta2',
+    kind: 'ClusterQueue',
+    plural: 'clusterqueues',
+    namespaced: false,
+  },
   LocalQueue: { apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'LocalQueue', plural: 'localqueues', namespaced: true },
-  ResourceFlavor: { apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'ResourceFlavor', plural: 'resourceflavors', namespaced: false },
-  PriorityClass: { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', plural: 'priorityclasses', namespaced: false },
+  ResourceFlavor: {
+    apiVersion: 'kueue.x-k8s.io/v1beta2',
+    kind: 'ResourceFlavor',
+    plural: 'resourceflavors',
+    namespaced: false,
+  },
+  PriorityClass: {
+    apiVersion: 'scheduling.k8s.io/v1',
+    kind: 'PriorityClass',
+    plural: 'priorityclasses',
+    namespaced: false,
+  },
 } as const satisfies Record<string, ResourceKind>;
 
 /** The ResourceFlavor of the GPU nodes that cluster.sh up makes (e2e/cluster/kueue-queues.yaml). */
@@ -170,16 +244,29 @@ export const GPU_FLAVOR = 'a100-80gb';
 export async function createQueue(h: Harness, name: string, gpus: number): Promise<string> {
   const clusterQueue = `${h.namespace}-${name}`;
   await h.api.get(kueueKinds.ResourceFlavor, undefined, GPU_FLAVOR).catch(() => {
-    throw new Error(`ResourceFlavor ${GPU_FLAVOR} is missing: start the cluster with e2e/cluster/cluster.sh up (it runs Kueue and applies e2e/cluster/kueue-queues.yaml)`);
+    throw new Error(
+      `ResourceFlavor ${GPU_FLAVOR} is missing: start the cluster with e2e/cluster/cluster.sh up (it runs Kueue and applies e2e/cluster/kueue-queues.yaml)`,
+    );
   });
   await h.api.apply(kueueKinds.ClusterQueue, clusterQueueObject(h, clusterQueue, gpus), 'loopline-tests');
   h.clusterQueues.push(clusterQueue);
-  await h.api.apply(kueueKinds.LocalQueue, {
-    apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'LocalQueue', metadata: { name, namespace: h.namespace }, spec: { clusterQueue },
-  } as KubeObject, 'loopline-tests');
+  await h.api.apply(
+    kueueKinds.LocalQueue,
+    {
+      apiVersion: 'kueue.x-k8s.io/v1beta2',
+      kind: 'LocalQueue',
+      metadata: { name, namespace: h.namespace },
+      spec: { clusterQueue },
+    } as KubeObject,
+    'loopline-tests',
+  );
   await waitFor(`LocalQueue ${name} to be active`, async () => {
     const lq = await h.api.get(kueueKinds.LocalQueue, h.namespace, name);
-    return lq.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Active' && c.status === 'True') || undefined;
+    return (
+      lq.status?.conditions?.some(
+        (c: { type: string; status: string }) => c.type === 'Active' && c.status === 'True',
+      ) || undefined
+    );
   });
   return clusterQueue;
 }
@@ -192,10 +279,21 @@ export function clusterQueueObject(h: Harness, name: string, gpus: number): Kube
     spec: {
       namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': h.namespace } },
       preemption: { withinClusterQueue: 'LowerPriority' },
-      resourceGroups: [{
-        coveredResources: ['cpu', 'memory', 'nvidia.com/gpu'],
-        flavors: [{ name: GPU_FLAVOR, resources: [{ name: 'cpu', nominalQuota: '96' }, { name: 'memory', nominalQuota: '1Ti' }, { name: 'nvidia.com/gpu', nominalQuota: String(gpus) }] }],
-      }],
+      resourceGroups: [
+        {
+          coveredResources: ['cpu', 'memory', 'nvidia.com/gpu'],
+          flavors: [
+            {
+              name: GPU_FLAVOR,
+              resources: [
+                { name: 'cpu', nominalQuota: '96' },
+                { name: 'memory', nominalQuota: '1Ti' },
+                { name: 'nvidia.com/gpu', nominalQuota: String(gpus) },
+              ],
+            },
+          ],
+        },
+      ],
     },
   } as KubeObject;
 }

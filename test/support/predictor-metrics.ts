@@ -23,7 +23,12 @@ const OUTCOMES = ['success', 'error', 'unavailable', 'invalid_input'];
 
 export async function versionEndpoint(model: string, version: number, behaviour: Behaviour): Promise<VersionEndpoint> {
   const registry = new Registry();
-  const requests = new Counter({ name: 'prediction_requests_total', help: 'requests', labelNames: ['model', 'model_version', 'outcome'] as const, registers: [registry] });
+  const requests = new Counter({
+    name: 'prediction_requests_total',
+    help: 'requests',
+    labelNames: ['model', 'model_version', 'outcome'] as const,
+    registers: [registry],
+  });
   const latency = new Histogram({
     name: 'prediction_latency_seconds',
     help: 'latency',

@@ -39,24 +39,35 @@ export async function startPrometheus(options: TestPrometheusOptions = {}): Prom
   const targetsFile = join(dir, 'targets.json');
   const setTargets = (targets: ScrapeTarget[]) => {
     // Written aside and renamed: Prometheus must never read a half-written file.
-    writeFileSync(`${targetsFile}.tmp`, JSON.stringify(targets.map((t) => ({ targets: [t.address], labels: t.labels }))));
+    writeFileSync(
+      `${targetsFile}.tmp`,
+      JSON.stringify(targets.map((t) => ({ targets: [t.address], labels: t.labels }))),
+    );
     renameSync(`${targetsFile}.tmp`, targetsFile);
   };
   setTargets([]);
   const kubeconfig = options.discover ? (options.discover.kubeconfig ?? process.env.KUBECONFIG) : undefined;
-  if (options.discover && !kubeconfig) throw new Error('Prometheus discovery needs a kubeconfig: pass one or set KUBECONFIG');
+  if (options.discover && !kubeconfig)
+    throw new Error('Prometheus discovery needs a kubeconfig: pass one or set KUBECONFIG');
   writeFileSync(
     join(dir, 'prometheus.yml'),
     prometheusConfig({
       scrapeInterval: `${scrapeIntervalMs}ms`,
       ...(kubeconfig ? { kubeconfig, namespaces: [options.discover!.namespace] } : {}),
-      extraScrapeConfigs: [{ job_name: 'endpoints', file_sd_configs: [{ files: [targetsFile], refresh_interval: '1s' }] }],
+      extraScrapeConfigs: [
+        { job_name: 'endpoints', file_sd_configs: [{ files: [targetsFile], refresh_interval: '1s' }] },
+      ],
     }),
   );
   const port = await freePort();
   const child = spawn(
     'prometheus',
-    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -66,10 +77,19 @@ export async function startPrometheus(options: TestPrometheusOptions = {}): Prom
   child.once('error', (error) => (spawnError = error));
   const url = `http://127.0.0.1:${port}`;
   for (let attempt = 0; ; attempt++) {
-    if (spawnError) throw new Error(`cannot start prometheus (bash e2e/cluster/cluster.sh build, then eval "$(bash e2e/cluster/cluster.sh env)"): ${spawnError.message}`);
-    const ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    if (spawnError)
+      throw new Error(
+        `cannot start prometheus (bash e2e/cluster/cluster.sh build, then eval "$(bash e2e/cluster/cluster.sh env)"): ${spawnError.message}`,
+      );
+    const ready = await fetch(`${url}/-/ready`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ready) break;
-    if (attempt > 150 || child.exitCode !== null) throw new Error(`prometheus did not become ready (is it the build with Kubernetes discovery, from \`cluster.sh env\`'s PATH?): ${stderr}`);
+    if (attempt > 150 || child.exitCode !== null)
+      throw new Error(
+        `prometheus did not become ready (is it the build with Kubernetes discovery, from \`cluster.sh env\`'s PATH?): ${stderr}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return {
@@ -79,7 +99,9 @@ export async function startPrometheus(options: TestPrometheusOptions = {}): Prom
     async waitForTargets(count, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const body = (await fetch(`${url}/api/v1/targets?state=active`).then((r) => r.json())) as { data: { activeTargets: Array<{ health: string }> } };
+        const body = (await fetch(`${url}/api/v1/targets?state=active`).then((r) => r.json())) as {
+          data: { activeTargets: Array<{ health: string }> };
+        };
         const up = body.data.activeTargets.filter((t) => t.health === 'up').length;
         if (up >= count) return;
         if (Date.now() > deadline) throw new Error(`prometheus has ${up} of ${count} targets up`);

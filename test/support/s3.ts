@@ -30,7 +30,9 @@ export function requireS3(prefix = 'test'): LocalS3 {
   const names = Object.values(STORAGE_ENV);
   const missing = [...names, 'LOOPLINE_S3_BUCKET'].filter((name) => !process.env[name]);
   if (missing.length > 0) {
-    throw new Error(`${missing.join(', ')} not set: run through \`npm test\`, or \`eval "$(bash e2e/cluster/cluster.sh env)"\` after \`cluster.sh up\``);
+    throw new Error(
+      `${missing.join(', ')} not set: run through \`npm test\`, or \`eval "$(bash e2e/cluster/cluster.sh env)"\` after \`cluster.sh up\``,
+    );
   }
   const env = Object.fromEntries(names.map((name) => [name, process.env[name]!]));
   const bucket = process.env.LOOPLINE_S3_BUCKET!;
@@ -53,7 +55,10 @@ export function requireS3(prefix = 'test'): LocalS3 {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name, namespace },
-      stringData: { [STORAGE_ENV.accessKeyId]: env[STORAGE_ENV.accessKeyId], [STORAGE_ENV.secretAccessKey]: env[STORAGE_ENV.secretAccessKey] },
+      stringData: {
+        [STORAGE_ENV.accessKeyId]: env[STORAGE_ENV.accessKeyId],
+        [STORAGE_ENV.secretAccessKey]: env[STORAGE_ENV.secretAccessKey],
+      },
     }),
     client,
     uri,

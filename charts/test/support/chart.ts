@@ -30,7 +30,10 @@ function binary(name: string): string {
   const cached = join(cache, 'bin', `kube-${KUBE_VERSION}`, name);
   if (existsSync(cached)) return cached;
   const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
-  if (!found) throw new Error(`${name} not found in ${cached} nor on PATH: run \`bash e2e/cluster/cluster.sh up\` and \`eval "$(bash e2e/cluster/cluster.sh env)"\``);
+  if (!found)
+    throw new Error(
+      `${name} not found in ${cached} nor on PATH: run \`bash e2e/cluster/cluster.sh up\` and \`eval "$(bash e2e/cluster/cluster.sh env)"\``,
+    );
   return found;
 }
 
@@ -56,7 +59,9 @@ export function kubectl(args: string[], input?: string): string {
 
 export function requireKubeconfig(): void {
   if (!process.env.KUBECONFIG) {
-    throw new Error('KUBECONFIG is not set: run through `npm test`, or `eval "$(bash e2e/cluster/cluster.sh env)"` first');
+    throw new Error(
+      'KUBECONFIG is not set: run through `npm test`, or `eval "$(bash e2e/cluster/cluster.sh env)"` first',
+    );
   }
 }
 
@@ -66,21 +71,33 @@ export function valueFlags(values: string[] = []): string[] {
 }
 
 /** `helm template` of the chart; throws with helm's stderr when rendering fails. */
-export function render(values: string[] = [], options: { release?: string; namespace?: string; apiVersions?: string[] } = {}): Manifest[] {
+export function render(
+  values: string[] = [],
+  options: { release?: string; namespace?: string; apiVersions?: string[] } = {},
+): Manifest[] {
   const result = helm(
-    'template', options.release ?? 'loopline', CHART,
-    '--namespace', options.namespace ?? 'loopline-system',
-    '--kube-version', KUBE_VERSION,
+    'template',
+    options.release ?? 'loopline',
+    CHART,
+    '--namespace',
+    options.namespace ?? 'loopline-system',
+    '--kube-version',
+    KUBE_VERSION,
     ...(options.apiVersions ?? []).flatMap((v) => ['--api-versions', v]),
     ...valueFlags(values),
   );
   if (result.status !== 0) throw new Error(`helm template failed: ${result.stderr}`);
-  return (loadAll(result.stdout) as Array<Manifest | null>).filter((m): m is Manifest => m !== null && typeof m === 'object');
+  return (loadAll(result.stdout) as Array<Manifest | null>).filter(
+    (m): m is Manifest => m !== null && typeof m === 'object',
+  );
 }
 
 export function find(manifests: Manifest[], kind: string, name?: string): Manifest {
   const found = manifests.find((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
-  if (!found) throw new Error(`no ${kind}${name ? ` ${name}` : ''} in the rendered chart (${manifests.map((m) => m.kind).join(', ')})`);
+  if (!found)
+    throw new Error(
+      `no ${kind}${name ? ` ${name}` : ''} in the rendered chart (${manifests.map((m) => m.kind).join(', ')})`,
+    );
   return found;
 }
 

@@ -29,7 +29,11 @@ export function readDockerfile(file: string): { args: Record<string, string>; st
     const instruction = { op: op.toUpperCase(), args: rest.replace(/\s+/g, ' ') };
     if (instruction.op === 'FROM') {
       const [image, , name] = instruction.args.split(' ');
-      stages.push({ name: name ?? String(stages.length), from: image.replace(/\$\{(\w+)\}/g, (_, a) => args[a] ?? ''), instructions: [] });
+      stages.push({
+        name: name ?? String(stages.length),
+        from: image.replace(/\$\{(\w+)\}/g, (_, a) => args[a] ?? ''),
+        instructions: [],
+      });
     } else if (instruction.op === 'ARG' && stages.length === 0) {
       const [key, value = ''] = instruction.args.split('=');
       args[key] = value;
@@ -59,7 +63,10 @@ function ignored(rel: string, patterns: string[]): boolean {
 }
 
 function copyContext(sources: string[], dest: string, into: string): void {
-  const patterns = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const patterns = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   const target = resolve(into, dest);
   for (const source of sources) {
     const copy = (from: string, to: string) => {
@@ -76,7 +83,12 @@ function copyContext(sources: string[], dest: string, into: string): void {
     const from = join(ROOT, source);
     if (!existsSync(from)) throw new Error(`COPY ${source}: not in the build context`);
     // COPY a/b c/ puts b inside c/; COPY dir ./x copies dir's contents to x.
-    const to = dest.endsWith('/') && !statSync(from).isDirectory() ? join(target, source.split('/').at(-1)!) : sources.length > 1 ? join(target, source.split('/').at(-1)!) : target;
+    const to =
+      dest.endsWith('/') && !statSync(from).isDirectory()
+        ? join(target, source.split('/').at(-1)!)
+        : sources.length > 1
+          ? join(target, source.split('/').at(-1)!)
+          : target;
     copy(from, to);
   }
 }
@@ -97,8 +109,15 @@ export function runBuildStage(stage: Stage, dir: string): string {
       copyContext(parts.slice(0, -1), parts.at(-1)!, workdir);
     } else if (op === 'RUN') {
       const commands = args.split(' && ').filter((c) => !/^npm ci\b/.test(c.trim()));
-      if (!existsSync(join(workdir, 'node_modules'))) symlinkSync(join(ROOT, 'node_modules'), join(workdir, 'node_modules'));
-      if (commands.length) execSync(commands.join(' && '), { cwd: workdir, stdio: 'pipe', shell: '/bin/sh', env: { ...process.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH}` } });
+      if (!existsSync(join(workdir, 'node_modules')))
+        symlinkSync(join(ROOT, 'node_modules'), join(workdir, 'node_modules'));
+      if (commands.length)
+        execSync(commands.join(' && '), {
+          cwd: workdir,
+          stdio: 'pipe',
+          shell: '/bin/sh',
+          env: { ...process.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH}` },
+        });
     }
   }
   return workdir;
@@ -116,12 +135,16 @@ export function assembleRuntime(final: Stage, buildName: string, buildDir: strin
       const from = join(buildDir, relative('/src', source));
       const to = resolve(workdir, dest);
       if (statSync(from).isDirectory()) cpSync(from, to, { recursive: true });
-      else { mkdirSync(dirname(to), { recursive: true }); cpSync(from, to); }
+      else {
+        mkdirSync(dirname(to), { recursive: true });
+        cpSync(from, to);
+      }
     }
   }
   // Production node_modules come from the deps stage (npm ci --omit=dev needs the registry); the repository's stand in.
   // An image without them (a bundle) gets none, so a missing module fails here as it would in the image.
-  if (final.instructions.some((i) => i.op === 'COPY' && / \/src\/node_modules /.test(i.args))) symlinkSync(join(ROOT, 'node_modules'), join(workdir, 'node_modules'));
+  if (final.instructions.some((i) => i.op === 'COPY' && / \/src\/node_modules /.test(i.args)))
+    symlinkSync(join(ROOT, 'node_modules'), join(workdir, 'node_modules'));
   execSync(`chmod -R a-w ${JSON.stringify(workdir)}`);
   return workdir;
 }

@@ -78,14 +78,21 @@ export function operatorUsage(): Usage {
    */
   const createdOnly = (builder: string | undefined): boolean => {
     if (!builder) return false;
-    const calls = [...everything.matchAll(new RegExp(`(\\.\\w+\\(\\s*)?\\b${builder}\\([^\\n]*`, 'g'))].filter((m) => !/function\s+$/.test(everything.slice(Math.max(0, m.index! - 9), m.index!)));
-    return calls.length > 0 && calls.every((m) => /^\.create\(/.test(m[1] ?? '') && /\{\s*readExisting:\s*false\s*\}/.test(m[0]));
+    const calls = [...everything.matchAll(new RegExp(`(\\.\\w+\\(\\s*)?\\b${builder}\\([^\\n]*`, 'g'))].filter(
+      (m) => !/function\s+$/.test(everything.slice(Math.max(0, m.index! - 9), m.index!)),
+    );
+    return (
+      calls.length > 0 &&
+      calls.every((m) => /^\.create\(/.test(m[1] ?? '') && /\{\s*readExisting:\s*false\s*\}/.test(m[0]))
+    );
   };
 
   for (const { file, text } of sources) {
     // Kinds a file defines as constants (`const PodDisruptionBudget: ResourceKind = { apiVersion: 'policy/v1', kind: ... }`).
     const constants = new Map<string, string>();
-    for (const m of text.matchAll(/const\s+(\w+)(?:\s*:\s*\w+)?\s*=\s*\{\s*apiVersion:\s*['"]([^'"]+)['"],\s*kind:\s*['"](\w+)['"]/g)) {
+    for (const m of text.matchAll(
+      /const\s+(\w+)(?:\s*:\s*\w+)?\s*=\s*\{\s*apiVersion:\s*['"]([^'"]+)['"],\s*kind:\s*['"](\w+)['"]/g,
+    )) {
       constants.set(m[1], resourceOf(m[2], m[3]));
     }
     // Arrays of kinds a file names (`const ownedKinds = [kinds.Deployment, PodDisruptionBudget, ...]`).
@@ -94,7 +101,8 @@ export function operatorUsage(): Usage {
     const kindsIn = (expression: string): string[] => {
       const list = arrays.get(expression.trim()) ?? expression;
       const found = [...list.matchAll(/(?<![\w/.])kinds\.([A-Z]\w*)/g)].map((k) => kindRef(k[1]));
-      for (const id of list.matchAll(/(?<![\w.])([A-Z]\w*)\b/g)) if (constants.has(id[1])) found.push(constants.get(id[1])!);
+      for (const id of list.matchAll(/(?<![\w.])([A-Z]\w*)\b/g))
+        if (constants.has(id[1])) found.push(constants.get(id[1])!);
       return found;
     };
 
@@ -102,7 +110,8 @@ export function operatorUsage(): Usage {
     for (const resource of constants.values()) touched.add(resource);
     // Objects the operator builds are written with server-side apply or create (create + patch; get when not cached).
     for (const m of text.matchAll(/apiVersion:\s*['"]([^'"]+)['"],?\s*kind:\s*['"](\w+)['"]/g)) {
-      if (NOT_RESOURCES.has(m[2]) || /scaleTargetRef:\s*\{\s*$/.test(text.slice(Math.max(0, m.index! - 40), m.index!))) continue;
+      if (NOT_RESOURCES.has(m[2]) || /scaleTargetRef:\s*\{\s*$/.test(text.slice(Math.max(0, m.index! - 40), m.index!)))
+        continue;
       const resource = resourceOf(m[1], m[2]);
       touched.add(resource);
       const builder = [...text.slice(0, m.index!).matchAll(/function\s+(\w+)\s*\(/g)].pop()?.[1];
@@ -111,15 +120,27 @@ export function operatorUsage(): Usage {
     // Informers list and watch every kind a controller is for, owns, watches or reads.
     const owned: string[] = [];
     for (const m of text.matchAll(/\b(for|owns|reads|watches)\s*:\s*(\[[^\]]*\]|kinds\.\w+|\w+)/g)) {
-      const resources = m[1] === 'watches' ? [...m[2].matchAll(/kind:\s*kinds\.(\w+)/g)].map((k) => kindRef(k[1])) : kindsIn(m[2]);
+      const resources =
+        m[1] === 'watches' ? [...m[2].matchAll(/kind:\s*kinds\.(\w+)/g)].map((k) => kindRef(k[1])) : kindsIn(m[2]);
       for (const resource of resources) need(resource, ['list', 'watch'], `${file} (${m[1]})`);
       if (m[1] === 'owns') owned.push(...resources);
       // A Loopline primary's status is written through the status subresource.
-      if (m[1] === 'for') for (const r of resources) if (r.startsWith('loopline.dev/')) need(`${r}/status`, ['patch'], `${file} (status of its primary)`);
+      if (m[1] === 'for')
+        for (const r of resources)
+          if (r.startsWith('loopline.dev/')) need(`${r}/status`, ['patch'], `${file} (status of its primary)`);
     }
     for (const m of text.matchAll(/\.delete\(\s*([\w.]+)/g)) {
       // `ctx.delete(kind, ...)` over a variable kind: the controller prunes what it owns.
-      const targets = m[1].startsWith('kinds.') ? [kindRef(m[1].slice(6))] : /^(ctx|writer|engine\.writer)$/.test(text.slice(Math.max(0, m.index! - 14), m.index!).split(/[\s(]/).pop() ?? '') ? owned : [];
+      const targets = m[1].startsWith('kinds.')
+        ? [kindRef(m[1].slice(6))]
+        : /^(ctx|writer|engine\.writer)$/.test(
+              text
+                .slice(Math.max(0, m.index! - 14), m.index!)
+                .split(/[\s(]/)
+                .pop() ?? '',
+            )
+          ? owned
+          : [];
       for (const r of targets) need(r, ['delete'], file);
     }
     const calls: Array<[RegExp, string]> = [
@@ -134,7 +155,8 @@ export function operatorUsage(): Usage {
       if (m[1] !== 'cache') need(kindRef(m[3]), [m[2]], file);
     }
     // The lease is read by path (`/apis/coordination.k8s.io/v1/.../leases/<name>`).
-    if (/HttpMethod\.GET[^;]*this\.path\(\)/.test(text) && /\/leases\//.test(text)) need('coordination.k8s.io/leases', ['get'], file);
+    if (/HttpMethod\.GET[^;]*this\.path\(\)/.test(text) && /\/leases\//.test(text))
+      need('coordination.k8s.io/leases', ['get'], file);
   }
   return { needs, evidence, touched };
 }

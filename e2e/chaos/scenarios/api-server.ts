@@ -21,12 +21,20 @@ export interface ApiServerRestartOptions {
 }
 
 export async function apiServerRestarts(options: ApiServerRestartOptions): Promise<ScenarioResult> {
-  const record = new ScenarioRecord('API server restarted', `kube-apiserver stopped (SIGTERM) and started again ${options.restarts}× for ${options.downMs / 1000} s, during a canary and a burst of ${options.jobs} TrainingJobs`);
+  const record = new ScenarioRecord(
+    'API server restarted',
+    `kube-apiserver stopped (SIGTERM) and started again ${options.restarts}× for ${options.downMs / 1000} s, during a canary and a burst of ${options.jobs} TrainingJobs`,
+  );
   const prometheus = await startPrometheus({ scrapeIntervalMs: 500 });
-  const h = await startChaos('chaos-apiserver', { inferenceServices: { prometheusUrl: prometheus.url, scrapeIntervalMs: prometheus.scrapeIntervalMs } });
+  const h = await startChaos('chaos-apiserver', {
+    inferenceServices: { prometheusUrl: prometheus.url, scrapeIntervalMs: prometheus.scrapeIntervalMs },
+  });
   const metrics = new SimulatedMetrics(prometheus);
   try {
-    const canary = await startCanary(h, metrics, 'restarted', { steps: [10, 30, 60, 100], interval: `${Math.max(3, Math.ceil((options.downMs * options.restarts) / 4000) + 2)}s` });
+    const canary = await startCanary(h, metrics, 'restarted', {
+      steps: [10, 30, 60, 100],
+      interval: `${Math.max(3, Math.ceil((options.downMs * options.restarts) / 4000) + 2)}s`,
+    });
     await waitForCanary(canary, 'the canary progressing', (v) => v.phase === 'Progressing' && v.weight > 0, 60_000);
     const names = Array.from({ length: options.jobs }, (_, i) => `burst-${i + 1}`);
     await createTrainingJobs(h, 'burst', names);
@@ -37,12 +45,16 @@ export async function apiServerRestarts(options: ApiServerRestartOptions): Promi
       const { readyAt, stoppedAt } = await restartApiServer({ downMs: options.downMs });
       record.injected();
       record.recovered(await reconcileProbe(h, readyAt));
-      record.note(`restart ${i + 1}: API server down ${((readyAt - stoppedAt) / 1000).toFixed(1)} s (stop, ${options.downMs / 1000} s down, start, ready)`);
+      record.note(
+        `restart ${i + 1}: API server down ${((readyAt - stoppedAt) / 1000).toFixed(1)} s (stop, ${options.downMs / 1000} s down, start, ready)`,
+      );
     }
     await checkTrainingJobs(h, record, 'burst', names);
     await checkCanary(h, record, canary);
     await checkQueuesDrain(h, record);
-    record.note(`the operator's watches ended ${relists.ended()} times, ${relists.expired()} of them 410 Gone (re-listed)`);
+    record.note(
+      `the operator's watches ended ${relists.ended()} times, ${relists.expired()} of them 410 Gone (re-listed)`,
+    );
   } finally {
     await h.stop();
     await metrics.close();

@@ -14,14 +14,30 @@ export async function checkQueuesDrain(h: ChaosHarness, record: ScenarioRecord, 
 }
 
 /** Counts, from now on, the operator's watches that ended in an error and those answered 410 Gone. */
-export function watchRestarts(h: ChaosHarness): { ended(): number; expired(): number; expiredKinds(): Set<string>; lastExpiredAt(): number | undefined } {
+export function watchRestarts(h: ChaosHarness): {
+  ended(): number;
+  expired(): number;
+  expiredKinds(): Set<string>;
+  lastExpiredAt(): number | undefined;
+} {
   const from = h.logLines.length;
-  const lines = () => h.logLines.slice(from).map((line) => JSON.parse(line) as { msg: string; kind?: string; time: number });
+  const lines = () =>
+    h.logLines.slice(from).map((line) => JSON.parse(line) as { msg: string; kind?: string; time: number });
   return {
     /** When the last watch answered 410 Gone was re-listed (its log line's time). */
-    lastExpiredAt: () => lines().filter((l) => l.msg === 'watch expired (410 Gone); re-listing').at(-1)?.time,
-    ended: () => lines().filter((l) => l.msg === 'list/watch failed; retrying' || l.msg === 'watch expired (410 Gone); re-listing').length,
+    lastExpiredAt: () =>
+      lines()
+        .filter((l) => l.msg === 'watch expired (410 Gone); re-listing')
+        .at(-1)?.time,
+    ended: () =>
+      lines().filter((l) => l.msg === 'list/watch failed; retrying' || l.msg === 'watch expired (410 Gone); re-listing')
+        .length,
     expired: () => lines().filter((l) => l.msg === 'watch expired (410 Gone); re-listing').length,
-    expiredKinds: () => new Set(lines().filter((l) => l.msg === 'watch expired (410 Gone); re-listing').map((l) => l.kind!)),
+    expiredKinds: () =>
+      new Set(
+        lines()
+          .filter((l) => l.msg === 'watch expired (410 Gone); re-listing')
+          .map((l) => l.kind!),
+      ),
   };
 }

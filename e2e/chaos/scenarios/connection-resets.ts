@@ -23,7 +23,10 @@ export interface ConnectionResetOptions {
 const ignoring = { excludeKinds: ['Event', 'Lease'] };
 
 export async function connectionResets(options: ConnectionResetOptions): Promise<ScenarioResult> {
-  const record = new ScenarioRecord('API server connections reset', `operator ↔ kube-apiserver connections reset ${options.resetAfterMs / 1000} s after they open, for ${options.durationMs / 1000} s (Toxiproxy reset_peer), quiet first, then a burst of ${options.jobs} TrainingJobs`);
+  const record = new ScenarioRecord(
+    'API server connections reset',
+    `operator ↔ kube-apiserver connections reset ${options.resetAfterMs / 1000} s after they open, for ${options.durationMs / 1000} s (Toxiproxy reset_peer), quiet first, then a burst of ${options.jobs} TrainingJobs`,
+  );
   const h = await startChaos('chaos-resets');
   try {
     // Without the fault: what the burst costs, and the settled objects the quiet half leaves alone.
@@ -38,7 +41,11 @@ export async function connectionResets(options: ConnectionResetOptions): Promise
     const cleanWrites = h.operator.writes.total(ignoring) - before;
 
     const relists = watchRestarts(h);
-    await h.toxiproxy.addToxic(PROXY.apiServer, { name: 'resets', type: 'reset_peer', attributes: { timeout: options.resetAfterMs } });
+    await h.toxiproxy.addToxic(PROXY.apiServer, {
+      name: 'resets',
+      type: 'reset_peer',
+      attributes: { timeout: options.resetAfterMs },
+    });
     const faultStart = Date.now();
     let cutting = true;
     let cuts = 0;
@@ -56,7 +63,10 @@ export async function connectionResets(options: ConnectionResetOptions): Promise
     before = h.operator.writes.total(ignoring);
     await sleep(options.durationMs / 2);
     const quietWrites = h.operator.writes.total(ignoring) - before;
-    record.check(quietWrites === 0, `no writes while nothing changes, however often the watches are cut: ${quietWrites} writes (${JSON.stringify(h.operator.writes.snapshot())})`);
+    record.check(
+      quietWrites === 0,
+      `no writes while nothing changes, however often the watches are cut: ${quietWrites} writes (${JSON.stringify(h.operator.writes.snapshot())})`,
+    );
 
     const burst = Array.from({ length: options.jobs }, (_, i) => `reset-${i + 1}`);
     before = h.operator.writes.total(ignoring);
@@ -75,8 +85,13 @@ export async function connectionResets(options: ConnectionResetOptions): Promise
     await sleep(1000);
     const faultWrites = h.operator.writes.total(ignoring) - before;
     // A write the reset cut off after the API server took it is retried: allow one retry per job and step.
-    record.check(faultWrites <= cleanWrites * 2, `writes for the burst under resets stay within twice the clean burst's: ${faultWrites} vs ${cleanWrites}`);
-    record.note(`writes per TrainingJob: ${(cleanWrites / options.jobs).toFixed(1)} clean, ${(faultWrites / options.jobs).toFixed(1)} under resets; ${cuts} times all connections closed, and the operator's watches and lists failed ${cutWatches} times`);
+    record.check(
+      faultWrites <= cleanWrites * 2,
+      `writes for the burst under resets stay within twice the clean burst's: ${faultWrites} vs ${cleanWrites}`,
+    );
+    record.note(
+      `writes per TrainingJob: ${(cleanWrites / options.jobs).toFixed(1)} clean, ${(faultWrites / options.jobs).toFixed(1)} under resets; ${cuts} times all connections closed, and the operator's watches and lists failed ${cutWatches} times`,
+    );
     await checkQueuesDrain(h, record);
   } finally {
     await h.stop();

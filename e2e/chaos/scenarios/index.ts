@@ -21,5 +21,9 @@ export const scenarios: Scenario[] = [
   { name: 'prometheus-outage', full: () => prometheusOutage({ latencyMs: 2000, outageMs: 30_000, stallMs: 25_000 }) },
   { name: 'nats-outage', full: () => natsOutage({ outageMs: 60_000, events: 12 }) },
   { name: 'object-storage-outage', full: () => objectStorageOutage({ predictorOutageMs: 30_000 }) },
-  { name: 'soak', full: () => soak({ durationMs: Number(process.env.CHAOS_SOAK_MINUTES ?? 10) * 60_000, killEveryMs: [15_000, 45_000] }) },
+  {
+    name: 'soak',
+    full: () =>
+      soak({ durationMs: Number(process.env.CHAOS_SOAK_MINUTES ?? 10) * 60_000, killEveryMs: [15_000, 45_000] }),
+  },
 ];

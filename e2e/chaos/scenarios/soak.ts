@@ -18,7 +18,13 @@ import { seededRandom } from '../../../examples/trainer/src/random.ts';
 import { SIMULATED_PREDICTOR_IMAGE } from '../canary.ts';
 import { REPO_ROOT, startChaos, type ChaosHarness } from '../harness.ts';
 import { ScenarioRecord, type ScenarioResult } from '../report.ts';
-import { checkSettledAliasHolders, checkVersionNumbers, reconcileProbe, trainingJob, waitForTrainingJobs } from '../workload.ts';
+import {
+  checkSettledAliasHolders,
+  checkVersionNumbers,
+  reconcileProbe,
+  trainingJob,
+  waitForTrainingJobs,
+} from '../workload.ts';
 
 export interface SoakOptions {
   durationMs: number;
@@ -30,15 +36,35 @@ export interface SoakOptions {
 /** operator/main.ts as a process, as the chart runs it (no leader election: one replica). */
 class OperatorProcess {
   child: ChildProcess | undefined;
-  constructor(private readonly h: ChaosHarness, private readonly env: Record<string, string>) {}
+  constructor(
+    private readonly h: ChaosHarness,
+    private readonly env: Record<string, string>,
+  ) {}
 
   async start(): Promise<void> {
     const port = await freePort();
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'operator/main.ts'), '--namespace', this.h.namespace, '--no-leader-election', '--http-port', String(port), '--http-host', '127.0.0.1', '--retry-base-ms', '300'], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, LOG_LEVEL: 'warn', ...this.env },
-      stdio: ['ignore', 'ignore', process.env.LOG_LEVEL === 'debug' ? 'inherit' : 'ignore'],
-    });
+    this.child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'operator/main.ts'),
+        '--namespace',
+        this.h.namespace,
+        '--no-leader-election',
+        '--http-port',
+        String(port),
+        '--http-host',
+        '127.0.0.1',
+        '--retry-base-ms',
+        '300',
+      ],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, LOG_LEVEL: 'warn', ...this.env },
+        stdio: ['ignore', 'ignore', process.env.LOG_LEVEL === 'debug' ? 'inherit' : 'ignore'],
+      },
+    );
   }
 
   async kill(): Promise<void> {
@@ -54,7 +80,10 @@ const isvcKinds: ResourceKind[] = [kinds.Deployment, kinds.Service, kinds.HTTPRo
 
 export async function soak(options: SoakOptions): Promise<ScenarioResult> {
   const minutes = (options.durationMs / 60_000).toFixed(1);
-  const record = new ScenarioRecord('soak: churn + SIGKILL + traffic', `${minutes} min of creates, updates and deletes of all three kinds, the operator SIGKILLed every ${options.killEveryMs[0] / 1000}–${options.killEveryMs[1] / 1000} s, clients through the Gateway`);
+  const record = new ScenarioRecord(
+    'soak: churn + SIGKILL + traffic',
+    `${minutes} min of creates, updates and deletes of all three kinds, the operator SIGKILLed every ${options.killEveryMs[0] / 1000}–${options.killEveryMs[1] / 1000} s, clients through the Gateway`,
+  );
   const rand = seededRandom(options.seed ?? 7);
   const pick = <T>(items: T[]): T | undefined => items[Math.floor(rand() * items.length)];
   const h = await startChaos('chaos-soak', { operatorInProcess: false });
@@ -69,26 +98,56 @@ export async function soak(options: SoakOptions): Promise<ScenarioResult> {
     // The served model: trained once, registered as v1, in production.
     await h.api.create(kinds.TrainingJob, trainingJob(h, 'seed', 'served'), 'loopline-chaos');
     const [seeded] = (await waitForTrainingJobs(h, ['seed'], 120_000)).done;
-    if (seeded?.status.phase !== 'Succeeded') throw new Error(`the seed TrainingJob did not succeed: ${JSON.stringify(seeded?.status)}`);
+    if (seeded?.status.phase !== 'Succeeded')
+      throw new Error(`the seed TrainingJob did not succeed: ${JSON.stringify(seeded?.status)}`);
     const v1 = await h.api.get(kinds.ModelVersion, h.namespace, 'served-v1');
-    await h.api.mergePatch(kinds.ModelVersion, h.namespace, 'served-v1', { spec: { aliases: ['production'], stage: 'Production' } }, 'loopline-chaos');
-    await h.api.create(kinds.InferenceService, {
-      apiVersion: 'loopline.dev/v1alpha1', kind: 'InferenceService', metadata: { name: 'traffic', namespace: h.namespace },
-      spec: {
-        model: 'served', stable: { alias: 'production' }, canary: { alias: 'candidate' },
-        rollout: { steps: [20, 50, 100], interval: '5s', analysis: { maxErrorRate: 0.05, minRequests: 1, failureLimit: 2 } },
-        traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'loopline-gateway', namespace: 'loopline-system', sectionName: 'http' }], hostnames: [host] },
-      },
-    } as never, 'loopline-chaos');
+    await h.api.mergePatch(
+      kinds.ModelVersion,
+      h.namespace,
+      'served-v1',
+      { spec: { aliases: ['production'], stage: 'Production' } },
+      'loopline-chaos',
+    );
+    await h.api.create(
+      kinds.InferenceService,
+      {
+        apiVersion: 'loopline.dev/v1alpha1',
+        kind: 'InferenceService',
+        metadata: { name: 'traffic', namespace: h.namespace },
+        spec: {
+          model: 'served',
+          stable: { alias: 'production' },
+          canary: { alias: 'candidate' },
+          rollout: {
+            steps: [20, 50, 100],
+            interval: '5s',
+            analysis: { maxErrorRate: 0.05, minRequests: 1, failureLimit: 2 },
+          },
+          traffic: {
+            provider: 'gatewayAPI',
+            parentRefs: [{ name: 'loopline-gateway', namespace: 'loopline-system', sectionName: 'http' }],
+            hostnames: [host],
+          },
+        },
+      } as never,
+      'loopline-chaos',
+    );
     const rows = applications(200, 0, 3);
     let lastAnswer: unknown;
-    await waitFor('the Gateway to route to the predictor', async () => {
-      const answer = await client.post('/predict', { features: Object.values(rows[0]!) });
-      lastAnswer = answer;
-      return answer.status === 200 ? true : undefined;
-    }, 120_000, 500).catch(async (error: Error) => {
+    await waitFor(
+      'the Gateway to route to the predictor',
+      async () => {
+        const answer = await client.post('/predict', { features: Object.values(rows[0]!) });
+        lastAnswer = answer;
+        return answer.status === 200 ? true : undefined;
+      },
+      120_000,
+      500,
+    ).catch(async (error: Error) => {
       const isvc = await h.api.get(kinds.InferenceService, h.namespace, 'traffic').catch(() => undefined);
-      throw new Error(`${error.message}; last answer ${JSON.stringify(lastAnswer)}; InferenceService ${JSON.stringify(isvc?.status?.conditions)}`);
+      throw new Error(
+        `${error.message}; last answer ${JSON.stringify(lastAnswer)}; InferenceService ${JSON.stringify(isvc?.status?.conditions)}`,
+      );
     });
 
     // Clients: one request every 50 ms through the Gateway for the whole soak.
@@ -112,7 +171,9 @@ export async function soak(options: SoakOptions): Promise<ScenarioResult> {
         ]);
         const canary = isvc?.status?.canaryVersion as number | undefined;
         if (canary !== undefined && route) {
-          const backend = (route.spec.rules[0].backendRefs as Array<{ name: string; weight?: number }>).find((b) => b.name === `traffic-v${canary}`);
+          const backend = (route.spec.rules[0].backendRefs as Array<{ name: string; weight?: number }>).find(
+            (b) => b.name === `traffic-v${canary}`,
+          );
           const seen = weights.get(canary) ?? [];
           const sample = { weight: backend ? (backend.weight ?? 1) : 0, phase: isvc!.status.phase as string };
           if (seen.at(-1)?.weight !== sample.weight || seen.at(-1)?.phase !== sample.phase) seen.push(sample);
@@ -145,10 +206,23 @@ export async function soak(options: SoakOptions): Promise<ScenarioResult> {
     let servedVersion = 1;
     const churnUntil = Date.now() + options.durationMs;
     while (Date.now() < churnUntil) {
-      const op = pick(['train', 'train', 'delete-train', 'alias', 'isvc-create', 'isvc-update', 'isvc-delete', 'canary'])!;
+      const op = pick([
+        'train',
+        'train',
+        'delete-train',
+        'alias',
+        'isvc-create',
+        'isvc-update',
+        'isvc-delete',
+        'canary',
+      ])!;
       try {
-        const tjs = (await h.api.list(kinds.TrainingJob, h.namespace)).items.filter((j) => j.metadata.name.startsWith('churn-'));
-        const isvcs = (await h.api.list(kinds.InferenceService, h.namespace)).items.filter((i) => i.metadata.name.startsWith('churn-'));
+        const tjs = (await h.api.list(kinds.TrainingJob, h.namespace)).items.filter((j) =>
+          j.metadata.name.startsWith('churn-'),
+        );
+        const isvcs = (await h.api.list(kinds.InferenceService, h.namespace)).items.filter((i) =>
+          i.metadata.name.startsWith('churn-'),
+        );
         if (op === 'train' && tjs.filter((j) => !['Succeeded', 'Failed'].includes(j.status?.phase)).length < 2) {
           await h.api.create(kinds.TrainingJob, trainingJob(h, `churn-${++jobs}`, 'trained'), 'loopline-chaos');
         } else if (op === 'delete-train') {
@@ -158,16 +232,43 @@ export async function soak(options: SoakOptions): Promise<ScenarioResult> {
             deletedJobs.push(done.metadata.name);
           }
         } else if (op === 'alias') {
-          const version = pick((await h.api.list(kinds.ModelVersion, h.namespace)).items.filter((v) => v.spec.model === 'trained'));
-          if (version) await h.api.mergePatch(kinds.ModelVersion, h.namespace, version.metadata.name, { spec: { aliases: [pick(['staging', 'champion'])!] } }, 'loopline-chaos');
+          const version = pick(
+            (await h.api.list(kinds.ModelVersion, h.namespace)).items.filter((v) => v.spec.model === 'trained'),
+          );
+          if (version)
+            await h.api.mergePatch(
+              kinds.ModelVersion,
+              h.namespace,
+              version.metadata.name,
+              { spec: { aliases: [pick(['staging', 'champion'])!] } },
+              'loopline-chaos',
+            );
         } else if (op === 'isvc-create' && isvcs.length < 3) {
-          await h.api.create(kinds.InferenceService, {
-            apiVersion: 'loopline.dev/v1alpha1', kind: 'InferenceService', metadata: { name: `churn-${++services}`, namespace: h.namespace },
-            spec: { model: 'served', stable: { version: 1 }, predictor: { image: SIMULATED_PREDICTOR_IMAGE }, traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'edge' }] } },
-          } as never, 'loopline-chaos');
+          await h.api.create(
+            kinds.InferenceService,
+            {
+              apiVersion: 'loopline.dev/v1alpha1',
+              kind: 'InferenceService',
+              metadata: { name: `churn-${++services}`, namespace: h.namespace },
+              spec: {
+                model: 'served',
+                stable: { version: 1 },
+                predictor: { image: SIMULATED_PREDICTOR_IMAGE },
+                traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'edge' }] },
+              },
+            } as never,
+            'loopline-chaos',
+          );
         } else if (op === 'isvc-update') {
           const isvc = pick(isvcs);
-          if (isvc) await h.api.mergePatch(kinds.InferenceService, h.namespace, isvc.metadata.name, { spec: { predictor: { replicas: isvc.spec.predictor?.replicas === 2 ? 1 : 2 } } }, 'loopline-chaos');
+          if (isvc)
+            await h.api.mergePatch(
+              kinds.InferenceService,
+              h.namespace,
+              isvc.metadata.name,
+              { spec: { predictor: { replicas: isvc.spec.predictor?.replicas === 2 ? 1 : 2 } } },
+              'loopline-chaos',
+            );
         } else if (op === 'isvc-delete') {
           const isvc = pick(isvcs);
           if (isvc) {
@@ -178,10 +279,23 @@ export async function soak(options: SoakOptions): Promise<ScenarioResult> {
           const traffic = await h.api.get(kinds.InferenceService, h.namespace, 'traffic');
           if (traffic.status?.phase !== 'Progressing') {
             servedVersion++;
-            await h.api.create(kinds.ModelVersion, {
-              apiVersion: 'loopline.dev/v1alpha1', kind: 'ModelVersion', metadata: { name: `served-v${servedVersion}`, namespace: h.namespace },
-              spec: { model: 'served', version: servedVersion, artifact: v1.spec.artifact, signature: v1.spec.signature, metrics: v1.spec.metrics, aliases: ['candidate'] },
-            } as never, 'loopline-chaos');
+            await h.api.create(
+              kinds.ModelVersion,
+              {
+                apiVersion: 'loopline.dev/v1alpha1',
+                kind: 'ModelVersion',
+                metadata: { name: `served-v${servedVersion}`, namespace: h.namespace },
+                spec: {
+                  model: 'served',
+                  version: servedVersion,
+                  artifact: v1.spec.artifact,
+                  signature: v1.spec.signature,
+                  metrics: v1.spec.metrics,
+                  aliases: ['candidate'],
+                },
+              } as never,
+              'loopline-chaos',
+            );
           }
         }
       } catch (error) {
@@ -195,18 +309,40 @@ export async function soak(options: SoakOptions): Promise<ScenarioResult> {
     running = false;
     await Promise.all([killer, traffic, watcher]);
     if (operator.child?.exitCode !== null) await operator.start();
-    record.note(`${kills} SIGKILLs; ${jobs} TrainingJobs (${deletedJobs.length} deleted), ${services} InferenceServices (${deletedServices.length} deleted), ${servedVersion - 1} canaries; client requests: ${[...outcomes].map(([k, n]) => `${n}× ${k}`).join(', ')}`);
+    record.note(
+      `${kills} SIGKILLs; ${jobs} TrainingJobs (${deletedJobs.length} deleted), ${services} InferenceServices (${deletedServices.length} deleted), ${servedVersion - 1} canaries; client requests: ${[...outcomes].map(([k, n]) => `${n}× ${k}`).join(', ')}`,
+    );
 
     // Settle, then every invariant.
     const all = (await h.api.list(kinds.TrainingJob, h.namespace)).items.map((j) => j.metadata.name);
     const { done, stuck } = await waitForTrainingJobs(h, all, 180_000);
     record.check(stuck.length === 0, `every TrainingJob finishes: ${stuck.join(', ') || 'all did'}`);
-    for (const job of done) record.check(job.status.phase === 'Succeeded', `TrainingJob ${job.metadata.name} Succeeded: ${job.status.phase} ${job.status.message ?? ''}`);
-    await waitFor('the last canary to finish', async () => ((await h.api.get(kinds.InferenceService, h.namespace, 'traffic')).status?.phase !== 'Progressing' ? true : undefined), 120_000).catch(() => undefined);
-    const versions = (await h.api.list(kinds.ModelVersion, h.namespace)).items.filter((v) => !v.spec.model.startsWith('probe-'));
-    for (const model of ['trained', 'served']) checkVersionNumbers(record, model, versions.filter((v) => v.spec.model === model));
+    for (const job of done)
+      record.check(
+        job.status.phase === 'Succeeded',
+        `TrainingJob ${job.metadata.name} Succeeded: ${job.status.phase} ${job.status.message ?? ''}`,
+      );
+    await waitFor(
+      'the last canary to finish',
+      async () =>
+        (await h.api.get(kinds.InferenceService, h.namespace, 'traffic')).status?.phase !== 'Progressing'
+          ? true
+          : undefined,
+      120_000,
+    ).catch(() => undefined);
+    const versions = (await h.api.list(kinds.ModelVersion, h.namespace)).items.filter(
+      (v) => !v.spec.model.startsWith('probe-'),
+    );
+    for (const model of ['trained', 'served'])
+      checkVersionNumbers(
+        record,
+        model,
+        versions.filter((v) => v.spec.model === model),
+      );
     const trainedBy = new Map<string, number>();
-    for (const v of versions) if (v.spec.lineage?.trainingJob) trainedBy.set(v.spec.lineage.trainingJob, (trainedBy.get(v.spec.lineage.trainingJob) ?? 0) + 1);
+    for (const v of versions)
+      if (v.spec.lineage?.trainingJob)
+        trainedBy.set(v.spec.lineage.trainingJob, (trainedBy.get(v.spec.lineage.trainingJob) ?? 0) + 1);
     const twice = [...trainedBy].filter(([, n]) => n > 1).map(([name]) => name);
     record.check(twice.length === 0, `no TrainingJob registered two versions: ${twice.join(', ') || 'none did'}`);
     await checkSettledAliasHolders(h, record, undefined);
@@ -214,12 +350,20 @@ export async function soak(options: SoakOptions): Promise<ScenarioResult> {
       let backwards = '';
       for (let i = 1; i < seen.length; i++) {
         const [a, b] = [seen[i - 1]!, seen[i]!];
-        if (b.weight < a.weight && !(b.weight === 0 && b.phase === 'RolledBack')) backwards ||= `${a.weight}% → ${b.weight}% (${b.phase})`;
+        if (b.weight < a.weight && !(b.weight === 0 && b.phase === 'RolledBack'))
+          backwards ||= `${a.weight}% → ${b.weight}% (${b.phase})`;
       }
-      record.check(backwards === '', `canary v${canary}'s weight never moves backwards: ${backwards || seen.map((s) => `${s.weight}%`).join(' → ')}`);
+      record.check(
+        backwards === '',
+        `canary v${canary}'s weight never moves backwards: ${backwards || seen.map((s) => `${s.weight}%`).join(' → ')}`,
+      );
     }
     // Deleted objects leave nothing behind (the garbage collector follows the operator's owner references).
-    await waitFor('what deleted objects owned to be collected', async () => (await orphans(h, deletedJobs, deletedServices)).length === 0 || undefined, 60_000).catch(() => undefined);
+    await waitFor(
+      'what deleted objects owned to be collected',
+      async () => (await orphans(h, deletedJobs, deletedServices)).length === 0 || undefined,
+      60_000,
+    ).catch(() => undefined);
     const left = await orphans(h, deletedJobs, deletedServices);
     record.check(left.length === 0, `nothing orphaned after deletes: ${left.join(', ') || 'none'}`);
     const failed = [...outcomes].filter(([k]) => k !== '200').reduce((n, [, c]) => n + c, 0);
@@ -244,7 +388,8 @@ async function orphans(h: ChaosHarness, jobs: string[], services: string[]): Pro
   }
   for (const kind of isvcKinds) {
     for (const o of (await h.api.list(kind, h.namespace)).items as KubeObject[]) {
-      if (services.includes(o.metadata.labels?.[LABELS.inferenceService] ?? '')) left.push(`${kind.kind} ${o.metadata.name}`);
+      if (services.includes(o.metadata.labels?.[LABELS.inferenceService] ?? ''))
+        left.push(`${kind.kind} ${o.metadata.name}`);
     }
   }
   return left;

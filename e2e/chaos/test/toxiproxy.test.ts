@@ -17,10 +17,14 @@ function get(timeoutMs = 5000): Promise<{ status?: number; error?: string; ms: n
     const req = request({ host, port: Number(port), path: '/', agent: false, timeout: timeoutMs }, (res) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode, ms: Date.now() - started }));
-      res.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message, ms: Date.now() - started }));
+      res.on('error', (error: NodeJS.ErrnoException) =>
+        resolve({ error: error.code ?? error.message, ms: Date.now() - started }),
+      );
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
-    req.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message, ms: Date.now() - started }));
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      resolve({ error: error.code ?? error.message, ms: Date.now() - started }),
+    );
     req.end();
   });
 }
@@ -29,7 +33,11 @@ test.before(async () => {
   toxiproxy = await startToxiproxy();
   upstream = createServer((_req, res) => res.end('ok'));
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  const proxy = await toxiproxy.createProxy('upstream', '127.0.0.1:0', `127.0.0.1:${(upstream.address() as { port: number }).port}`);
+  const proxy = await toxiproxy.createProxy(
+    'upstream',
+    '127.0.0.1:0',
+    `127.0.0.1:${(upstream.address() as { port: number }).port}`,
+  );
   listen = proxy.listen;
 });
 
@@ -54,7 +62,10 @@ test('a disabled proxy refuses connections and passes them again on the same por
 
 test('a latency toxic delays answers by at least its latency, and removing it ends the delay', async () => {
   await toxiproxy.addToxic('upstream', { name: 'slow', type: 'latency', attributes: { latency: 400, jitter: 0 } });
-  assert.equal((await toxiproxy.proxy('upstream')).toxics.map((t) => t.name), ['slow']);
+  assert.equal(
+    (await toxiproxy.proxy('upstream')).toxics.map((t) => t.name),
+    ['slow'],
+  );
   const slow = await get();
   assert.is(slow.status, 200);
   assert.ok(slow.ms >= 400, `answered after ${slow.ms} ms`);
@@ -63,7 +74,12 @@ test('a latency toxic delays answers by at least its latency, and removing it en
 });
 
 test('a reset_peer toxic resets connections; reset() removes every toxic', async () => {
-  await toxiproxy.addToxic('upstream', { name: 'reset', type: 'reset_peer', stream: 'upstream', attributes: { timeout: 0 } });
+  await toxiproxy.addToxic('upstream', {
+    name: 'reset',
+    type: 'reset_peer',
+    stream: 'upstream',
+    attributes: { timeout: 0 },
+  });
   assert.is((await get()).error, 'ECONNRESET');
   await toxiproxy.reset();
   assert.is((await get()).status, 200);
@@ -71,14 +87,19 @@ test('a reset_peer toxic resets connections; reset() removes every toxic', async
 
 test('a timeout toxic on the requests stalls the connection: no answer while it holds', async () => {
   // On the upstream stream the request never reaches the server (Toxiproxy still passes a close through).
-  await toxiproxy.addToxic('upstream', { name: 'stall', type: 'timeout', stream: 'upstream', attributes: { timeout: 0 } });
+  await toxiproxy.addToxic('upstream', {
+    name: 'stall',
+    type: 'timeout',
+    stream: 'upstream',
+    attributes: { timeout: 0 },
+  });
   const stalled = await get(700);
   assert.is(stalled.error, 'TIMEOUT', JSON.stringify(stalled));
   await toxiproxy.removeToxic('upstream', 'stall');
   assert.is((await get()).status, 200);
 });
 
-test('an API error names the call and Toxiproxy\'s answer', async () => {
+test("an API error names the call and Toxiproxy's answer", async () => {
   try {
     await toxiproxy.addToxic('missing', { name: 'x', type: 'latency', attributes: { latency: 1 } });
     assert.unreachable('a toxic on a proxy that does not exist was accepted');

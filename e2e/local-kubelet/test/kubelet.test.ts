@@ -14,7 +14,8 @@ import * as assert from 'uvu/assert';
 import { startLocalKubelet, type LocalKubelet } from '../kubelet.ts';
 import { podNetworkFromEnv, sandboxNames } from '../network.ts';
 
-if (!process.env.KUBECONFIG) throw new Error('KUBECONFIG is not set: bash e2e/cluster/cluster.sh up && eval "$(bash e2e/cluster/cluster.sh env)"');
+if (!process.env.KUBECONFIG)
+  throw new Error('KUBECONFIG is not set: bash e2e/cluster/cluster.sh up && eval "$(bash e2e/cluster/cluster.sh env)"');
 const kc = new KubeConfig();
 kc.loadFromDefault();
 const core = kc.makeApiClient(CoreV1Api);
@@ -33,18 +34,20 @@ function gpuPod(name: string, script: string, extra: Record<string, any> = {}): 
       terminationGracePeriodSeconds: 5,
       nodeSelector: { 'nvidia.com/gpu.product': 'NVIDIA-A100-SXM4-80GB' },
       tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
-      containers: [{
-        name: 'main',
-        image: 'loopline/example-trainer:dev',
-        command: ['node', '-e', script],
-        resources: { limits: { 'nvidia.com/gpu': '1' } },
-        env: [
-          { name: 'MY_POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-          { name: 'MY_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-          { name: 'GREETING', value: 'hello $(MY_POD)' },
-        ],
-        ...extra,
-      }],
+      containers: [
+        {
+          name: 'main',
+          image: 'loopline/example-trainer:dev',
+          command: ['node', '-e', script],
+          resources: { limits: { 'nvidia.com/gpu': '1' } },
+          env: [
+            { name: 'MY_POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+            { name: 'MY_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+            { name: 'GREETING', value: 'hello $(MY_POD)' },
+          ],
+          ...extra,
+        },
+      ],
     },
   };
 }
@@ -60,14 +63,18 @@ async function waitPod(name: string, what: string, ok: (p: V1Pod) => boolean, ti
   throw new Error(`pod ${name}: timed out waiting for ${what}; last status ${JSON.stringify(last?.status)}`);
 }
 
-const startKubelet = () => startLocalKubelet({ kubeconfig: kc, repoRoot, namespace, logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }) });
+const startKubelet = () =>
+  startLocalKubelet({ kubeconfig: kc, repoRoot, namespace, logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }) });
 const isReady = (p: V1Pod) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const netnsList = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
 
 /** A pod running an HTTP server on port 8080 of every address it has, Ready by an httpGet probe. */
 function serverPod(name: string, labels: Record<string, string> = {}): V1Pod {
   const script = `require('http').createServer((q, r) => r.end(require('os').networkInterfaces().eth0[0].address)).listen(8080); process.on('SIGTERM', () => { require('fs').writeFileSync(process.env.LOOPLINE_RESULT_PATH, 'got SIGTERM'); process.exit(0); });`;
-  const pod = gpuPod(name, script, { ports: [{ name: 'http', containerPort: 8080 }], readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 } });
+  const pod = gpuPod(name, script, {
+    ports: [{ name: 'http', containerPort: 8080 }],
+    readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 },
+  });
   pod.metadata!.labels = labels;
   return pod;
 }
@@ -81,7 +88,8 @@ test.after(async () => {
   await core.deleteNamespace({ name: namespace }).catch(() => undefined);
   // Let the local-kubelet carry out the pod deletions the namespace deletion asks for.
   const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline && (await core.listNamespacedPod({ namespace })).items.length > 0) await new Promise((r) => setTimeout(r, 200));
+  while (Date.now() < deadline && (await core.listNamespacedPod({ namespace })).items.length > 0)
+    await new Promise((r) => setTimeout(r, 200));
   await kubelet.stop();
 });
 
@@ -95,16 +103,28 @@ test('a pod of a Loopline image on a GPU node runs as a process; exit 0 reports 
   assert.is(cs.state!.terminated!.exitCode, 0);
   assert.is(cs.state!.terminated!.reason, 'Completed');
   const ip = pod.status!.podIP!;
-  assert.ok(ip.startsWith(subnetPrefix) && ip !== network.hostAddress, `pod IP ${ip} is from the cluster's pod subnet ${network.subnet}`);
-  assert.equal(pod.status!.podIPs!.map((p) => p.ip), [ip]);
+  assert.ok(
+    ip.startsWith(subnetPrefix) && ip !== network.hostAddress,
+    `pod IP ${ip} is from the cluster's pod subnet ${network.subnet}`,
+  );
+  assert.equal(
+    pod.status!.podIPs!.map((p) => p.ip),
+    [ip],
+  );
   assert.equal(JSON.parse(cs.state!.terminated!.message!), { pod: 'ok', ip, greeting: 'hello ok', cwd: repoRoot });
-  assert.not.ok(netnsList().includes(sandboxNames(ip).netns), 'the finished pod\'s network namespace is gone');
+  assert.not.ok(netnsList().includes(sandboxNames(ip).netns), "the finished pod's network namespace is gone");
   const ready = pod.status!.conditions!.find((c) => c.type === 'Ready')!;
   assert.equal([ready.status, ready.reason], ['False', 'PodCompleted']);
 });
 
 test('a non-zero exit reports Failed with the exit code, and the message is cut at 4096 bytes', async () => {
-  await core.createNamespacedPod({ namespace, body: gpuPod('crash', `require('fs').writeFileSync(process.env.LOOPLINE_RESULT_PATH, 'x'.repeat(5000)); process.exit(3)`) });
+  await core.createNamespacedPod({
+    namespace,
+    body: gpuPod(
+      'crash',
+      `require('fs').writeFileSync(process.env.LOOPLINE_RESULT_PATH, 'x'.repeat(5000)); process.exit(3)`,
+    ),
+  });
   const pod = await waitPod('crash', 'Failed', (p) => p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded');
   assert.is(pod.status!.phase, 'Failed');
   const t = pod.status!.containerStatuses![0].state!.terminated!;
@@ -118,48 +138,70 @@ test('a readiness probe decides Ready; deleting the pod stops the process, remov
   assert.is(pod.status!.containerStatuses![0].ready, true);
   const { netns, veth } = sandboxNames(pod.status!.podIP!);
   assert.ok(netnsList().includes(netns), `network namespace ${netns} exists`);
-  assert.is(await (await fetch(`http://${pod.status!.podIP}:8080/`)).text(), pod.status!.podIP, 'the host reaches the pod at its own address, through the bridge');
+  assert.is(
+    await (await fetch(`http://${pod.status!.podIP}:8080/`)).text(),
+    pod.status!.podIP,
+    'the host reaches the pod at its own address, through the bridge',
+  );
   const started = Date.now();
   await core.deleteNamespacedPod({ name: 'server', namespace });
   const deadline = Date.now() + 10_000;
   let gone = false;
   while (!gone && Date.now() < deadline) {
-    gone = await core.readNamespacedPod({ name: 'server', namespace }).then(() => false, (err) => err.code === 404);
+    gone = await core.readNamespacedPod({ name: 'server', namespace }).then(
+      () => false,
+      (err) => err.code === 404,
+    );
     if (!gone) await new Promise((r) => setTimeout(r, 100));
   }
   assert.ok(gone, 'the pod is removed after its process exits');
   assert.ok(Date.now() - started < 4000, 'the process exited on SIGTERM, well before the 5 s grace period ended');
-  await fetch(`http://${pod.status!.podIP}:8080/`).then(() => assert.unreachable('the server process is gone'), () => undefined);
+  await fetch(`http://${pod.status!.podIP}:8080/`).then(
+    () => assert.unreachable('the server process is gone'),
+    () => undefined,
+  );
   assert.not.ok(netnsList().includes(netns), `network namespace ${netns} is removed`);
   assert.not.ok(existsSync(`/sys/class/net/${veth}`), `veth ${veth} is removed`);
 });
 
 test('each pod has its own network: two servers on the same port, each answering at its own address; pods reach the host only at the bridge address', async () => {
-  const listen = (host: string) => new Promise<Server>((done) => { const s = createServer((c) => c.end('host')); s.listen(0, host, () => done(s)); });
+  const listen = (host: string) =>
+    new Promise<Server>((done) => {
+      const s = createServer((c) => c.end('host'));
+      s.listen(0, host, () => done(s));
+    });
   const onBridge = await listen(network.hostAddress);
   const onLoopback = await listen('127.0.0.1');
   const port = (s: Server) => (s.address() as { port: number }).port;
   /** A pod that dials host:port once and reports what happened as its termination message. */
-  const dial = (name: string, host: string, p: number) => core.createNamespacedPod({
-    namespace,
-    body: gpuPod(name, `const done = (m) => { require('fs').writeFileSync(process.env.LOOPLINE_RESULT_PATH, m); process.exit(0); };
+  const dial = (name: string, host: string, p: number) =>
+    core.createNamespacedPod({
+      namespace,
+      body: gpuPod(
+        name,
+        `const done = (m) => { require('fs').writeFileSync(process.env.LOOPLINE_RESULT_PATH, m); process.exit(0); };
       const c = require('net').connect(${p}, '${host}');
       c.on('connect', () => c.write('GET / HTTP/1.0' + String.fromCharCode(13, 10, 13, 10)));
-      c.on('data', (d) => done('reached ' + d)); c.on('error', (e) => done(e.code)); c.setTimeout(3000, () => done('timeout'));`),
-  });
+      c.on('data', (d) => done('reached ' + d)); c.on('error', (e) => done(e.code)); c.setTimeout(3000, () => done('timeout'));`,
+      ),
+    });
   try {
     await core.createNamespacedPod({ namespace, body: serverPod('twin-a') });
     await core.createNamespacedPod({ namespace, body: serverPod('twin-b') });
     const a = await waitPod('twin-a', 'Ready', isReady);
     const b = await waitPod('twin-b', 'Ready', isReady);
     assert.is.not(a.status!.podIP, b.status!.podIP);
-    for (const pod of [a, b]) assert.is(await (await fetch(`http://${pod.status!.podIP}:8080/`)).text(), pod.status!.podIP);
+    for (const pod of [a, b])
+      assert.is(await (await fetch(`http://${pod.status!.podIP}:8080/`)).text(), pod.status!.podIP);
     await dial('to-bridge', network.hostAddress, port(onBridge));
     await dial('to-loopback', '127.0.0.1', port(onLoopback));
     await dial('to-twin', a.status!.podIP!, 8080);
-    const message = async (name: string) => (await waitPod(name, 'Succeeded', (p) => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed')).status!.containerStatuses![0].state!.terminated!.message?.trim();
-    assert.is(await message('to-bridge'), 'reached host', 'a pod reaches a server on the bridge\'s host address');
-    assert.is(await message('to-loopback'), 'ECONNREFUSED', 'a pod\'s 127.0.0.1 is its own loopback, not the host\'s');
+    const message = async (name: string) =>
+      (
+        await waitPod(name, 'Succeeded', (p) => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed')
+      ).status!.containerStatuses![0].state!.terminated!.message?.trim();
+    assert.is(await message('to-bridge'), 'reached host', "a pod reaches a server on the bridge's host address");
+    assert.is(await message('to-loopback'), 'ECONNREFUSED', "a pod's 127.0.0.1 is its own loopback, not the host's");
     assert.match((await message('to-twin'))!, /^reached /, 'a pod reaches another pod at its address');
   } finally {
     onBridge.close();
@@ -167,16 +209,26 @@ test('each pod has its own network: two servers on the same port, each answering
   }
 });
 
-test('a Service over a ready pod gets a real EndpointSlice with the pod\'s address from the endpointslice controller', async () => {
+test("a Service over a ready pod gets a real EndpointSlice with the pod's address from the endpointslice controller", async () => {
   await core.createNamespacedPod({ namespace, body: serverPod('served', { app: 'served' }) });
   const pod = await waitPod('served', 'Ready', isReady);
-  await core.createNamespacedService({ namespace, body: { metadata: { name: 'served' }, spec: { selector: { app: 'served' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } } });
+  await core.createNamespacedService({
+    namespace,
+    body: {
+      metadata: { name: 'served' },
+      spec: { selector: { app: 'served' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+    },
+  });
   const deadline = Date.now() + 20_000;
   let endpoints: Array<{ addresses: string[]; ready?: boolean }> = [];
   let port: number | undefined;
   while (Date.now() < deadline) {
-    const slices = (await discovery.listNamespacedEndpointSlice({ namespace, labelSelector: 'kubernetes.io/service-name=served' })).items;
-    endpoints = slices.flatMap((slice) => (slice.endpoints ?? []).map((e) => ({ addresses: e.addresses, ready: e.conditions?.ready })));
+    const slices = (
+      await discovery.listNamespacedEndpointSlice({ namespace, labelSelector: 'kubernetes.io/service-name=served' })
+    ).items;
+    endpoints = slices.flatMap((slice) =>
+      (slice.endpoints ?? []).map((e) => ({ addresses: e.addresses, ready: e.conditions?.ready })),
+    );
     port = slices[0]?.ports?.[0]?.port;
     if (endpoints.length) break;
     await new Promise((r) => setTimeout(r, 200));
@@ -185,19 +237,28 @@ test('a Service over a ready pod gets a real EndpointSlice with the pod\'s addre
   assert.is(port, 8080);
 });
 
-test('stop() kills the pods\' processes and removes every network namespace and veth it made', async () => {
+test("stop() kills the pods' processes and removes every network namespace and veth it made", async () => {
   await core.createNamespacedPod({ namespace, body: serverPod('left-running') });
   const pod = await waitPod('left-running', 'Ready', isReady);
   const { netns, veth } = sandboxNames(pod.status!.podIP!);
   await kubelet.stop();
-  const mine = netnsList().split('\n').filter((line) => line.startsWith(`ll${network.subnet.split('.')[2]}-`));
+  const mine = netnsList()
+    .split('\n')
+    .filter((line) => line.startsWith(`ll${network.subnet.split('.')[2]}-`));
   assert.equal(mine, [], 'no network namespace of this cluster is left');
   assert.not.ok(existsSync(`/sys/class/net/${veth}`), `veth ${veth} is removed`);
-  await fetch(`http://${pod.status!.podIP}:8080/`, { signal: AbortSignal.timeout(2000) }).then(() => assert.unreachable('the server is gone'), () => undefined);
+  await fetch(`http://${pod.status!.podIP}:8080/`, { signal: AbortSignal.timeout(2000) }).then(
+    () => assert.unreachable('the server is gone'),
+    () => undefined,
+  );
   assert.ok(!netnsList().includes(netns));
   // A local-kubelet started again finds the pod Running without its process, and restarts it (restartPolicy Never: reports it lost).
   kubelet = await startKubelet();
-  const lost = await waitPod('left-running', 'reported lost', (p) => p.status?.containerStatuses?.[0]?.state?.terminated?.reason === 'ContainerStatusUnknown');
+  const lost = await waitPod(
+    'left-running',
+    'reported lost',
+    (p) => p.status?.containerStatuses?.[0]?.state?.terminated?.reason === 'ContainerStatusUnknown',
+  );
   assert.is(lost.status!.containerStatuses![0].state!.terminated!.exitCode, 137);
 });
 

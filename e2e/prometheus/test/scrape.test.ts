@@ -31,16 +31,38 @@ function exporterPod(name: string, annotations: Record<string, string>, path = '
     spec: {
       restartPolicy: 'Never',
       terminationGracePeriodSeconds: 1,
-      containers: [{ name: 'main', image: 'loopline/predictor:dev', command: ['node', '-e', script], env: [{ name: 'POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] }],
+      containers: [
+        {
+          name: 'main',
+          image: 'loopline/predictor:dev',
+          command: ['node', '-e', script],
+          env: [{ name: 'POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+        },
+      ],
     },
   };
 }
 
-interface Target { labels: Record<string, string>; discoveredLabels: Record<string, string>; scrapeUrl: string; health: string; scrapePool: string }
-const activeTargets = async () => ((await (await fetch(`${prometheus.url}/api/v1/targets?state=active`)).json()) as { data: { activeTargets: Target[] } }).data.activeTargets.filter((t) => t.scrapePool === 'loopline-predictors');
+interface Target {
+  labels: Record<string, string>;
+  discoveredLabels: Record<string, string>;
+  scrapeUrl: string;
+  health: string;
+  scrapePool: string;
+}
+const activeTargets = async () =>
+  (
+    (await (await fetch(`${prometheus.url}/api/v1/targets?state=active`)).json()) as {
+      data: { activeTargets: Target[] };
+    }
+  ).data.activeTargets.filter((t) => t.scrapePool === 'loopline-predictors');
 
 test.before(async () => {
-  await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as never, 'loopline-test');
+  await api.create(
+    kinds.Namespace,
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as never,
+    'loopline-test',
+  );
   kubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot, namespace: ns, logger: quietLogger() });
   prometheus = await startPrometheus({ scrapeIntervalMs: 500, discover: { namespace: ns } });
 });
@@ -48,12 +70,22 @@ test.before(async () => {
 test.after(async () => {
   await prometheus?.stop();
   await api.delete(kinds.Namespace, undefined, ns).catch(() => undefined);
-  await waitFor('pods gone', async () => ((await api.list(kinds.Pod, ns)).items.length === 0 ? true : undefined)).catch(() => undefined);
+  await waitFor('pods gone', async () => ((await api.list(kinds.Pod, ns)).items.length === 0 ? true : undefined)).catch(
+    () => undefined,
+  );
   await kubelet?.stop();
 });
 
 test('pods annotated prometheus.io/scrape are found through Kubernetes discovery and scraped at their address, port and path', async () => {
-  await api.create(kinds.Pod, exporterPod('annotated', { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9100', 'prometheus.io/path': '/custom/metrics' }, '/custom/metrics') as never, 'loopline-test');
+  await api.create(
+    kinds.Pod,
+    exporterPod(
+      'annotated',
+      { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9100', 'prometheus.io/path': '/custom/metrics' },
+      '/custom/metrics',
+    ) as never,
+    'loopline-test',
+  );
   await api.create(kinds.Pod, exporterPod('not-annotated', {}) as never, 'loopline-test');
   const pod = await waitFor('the annotated pod running', async () => {
     const p = await api.get(kinds.Pod, ns, 'annotated');
@@ -65,10 +97,24 @@ test('pods annotated prometheus.io/scrape are found through Kubernetes discovery
   });
   assert.is((await activeTargets()).length, 1, 'only the annotated pod is a target');
   assert.is(target!.scrapeUrl, `http://${pod.status.podIP}:9100/custom/metrics`);
-  assert.equal([target!.labels.namespace, target!.labels.pod, target!.labels.inference_service], [ns, 'annotated', 'fraud']);
-  assert.is(target!.discoveredLabels.__meta_kubernetes_pod_name, 'annotated', 'the target came from Kubernetes pod discovery');
-  const query = await (await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(`loopline_sd_probe{namespace="${ns}",inference_service="fraud"}`)}`)).json() as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
-  assert.equal(query.data.result.map((r) => [r.metric.source, r.value[1]]), [['annotated', '1']]);
+  assert.equal(
+    [target!.labels.namespace, target!.labels.pod, target!.labels.inference_service],
+    [ns, 'annotated', 'fraud'],
+  );
+  assert.is(
+    target!.discoveredLabels.__meta_kubernetes_pod_name,
+    'annotated',
+    'the target came from Kubernetes pod discovery',
+  );
+  const query = (await (
+    await fetch(
+      `${prometheus.url}/api/v1/query?query=${encodeURIComponent(`loopline_sd_probe{namespace="${ns}",inference_service="fraud"}`)}`,
+    )
+  ).json()) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+  assert.equal(
+    query.data.result.map((r) => [r.metric.source, r.value[1]]),
+    [['annotated', '1']],
+  );
 });
 
 test('a deleted pod stops being a target', async () => {

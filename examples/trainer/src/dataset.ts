@@ -1,8 +1,8 @@
 // The credit-risk data set: generated deterministically from a seed, or read from CSV (file:// or s3://).
-import { normalFrom, permutation, seededRandom } from "./random.ts";
-import { readCsvParts } from "./storage.ts";
+import { normalFrom, permutation, seededRandom } from './random.ts';
+import { readCsvParts } from './storage.ts';
 
-export type FeatureType = "numeric" | "categorical";
+export type FeatureType = 'numeric' | 'categorical';
 
 export interface Feature {
   name: string;
@@ -11,14 +11,14 @@ export interface Feature {
 
 /** Columns of the model's input tensor, in order. `region` is integer-coded and fed to the model as a float. */
 export const CREDIT_RISK_FEATURES: readonly Feature[] = [
-  { name: "income", type: "numeric" }, // thousands per year
-  { name: "debt_ratio", type: "numeric" },
-  { name: "age", type: "numeric" },
-  { name: "utilization", type: "numeric" },
-  { name: "region", type: "categorical" }, // 0..3
+  { name: 'income', type: 'numeric' }, // thousands per year
+  { name: 'debt_ratio', type: 'numeric' },
+  { name: 'age', type: 'numeric' },
+  { name: 'utilization', type: 'numeric' },
+  { name: 'region', type: 'categorical' }, // 0..3
 ];
 
-export const LABEL = "defaulted";
+export const LABEL = 'defaulted';
 
 export interface Dataset {
   features: readonly Feature[];
@@ -67,7 +67,10 @@ export function generateCreditRisk(opts: { rows: number; seed: number; shift: nu
     const debtRatio = round(clamp(0.35 + 0.15 * (normal() + shift), 0, 1.5), 3);
     const age = clamp(Math.round(42 + 12 * (normal() + shift)), 18, 90);
     const utilization = round(1 / (1 + Math.exp(-(-0.5 + 1.2 * (normal() + shift)))), 3);
-    const region = pickCategory(REGION_BASE_LOGITS.map((l, k) => l + shift * REGION_SHIFT_TILT[k]), uniform);
+    const region = pickCategory(
+      REGION_BASE_LOGITS.map((l, k) => l + shift * REGION_SHIFT_TILT[k]),
+      uniform,
+    );
     const riskLogit =
       -1.3 -
       0.9 * ((Math.log(income) - 3.9) / 0.45) +
@@ -81,7 +84,7 @@ export function generateCreditRisk(opts: { rows: number; seed: number; shift: nu
   return { features: CREDIT_RISK_FEATURES, x, y };
 }
 
-const MISSING = new Set(["", "na", "nan", "null"]);
+const MISSING = new Set(['', 'na', 'nan', 'null']);
 
 /**
  * The CSV file or object `uri` names, or every *.csv in its directory or prefix (storage.ts): a header naming
@@ -95,12 +98,12 @@ export async function readCreditRiskCsv(uri: string): Promise<Dataset> {
 
 /** One CSV text; `source` names it in errors. */
 export function parseCreditRiskCsv(text: string, source: string): Dataset {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
   if (lines.length < 2) throw new Error(`${source}: needs a header and at least one row`);
-  const header = lines[0].split(",").map((h) => h.trim());
+  const header = lines[0].split(',').map((h) => h.trim());
   const columnOf = (name: string) => {
     const c = header.indexOf(name);
-    if (c < 0) throw new Error(`${source}: header has no column "${name}" (have: ${header.join(", ")})`);
+    if (c < 0) throw new Error(`${source}: header has no column "${name}" (have: ${header.join(', ')})`);
     return c;
   };
   const featureColumns = CREDIT_RISK_FEATURES.map((f) => columnOf(f.name));
@@ -108,28 +111,29 @@ export function parseCreditRiskCsv(text: string, source: string): Dataset {
   const x: number[][] = [];
   const y: number[] = [];
   lines.slice(1).forEach((line, i) => {
-    const cells = line.split(",").map((c) => c.trim());
+    const cells = line.split(',').map((c) => c.trim());
     const lineNo = i + 2;
     x.push(
       featureColumns.map((c, j) => {
-        const cell = cells[c] ?? "";
+        const cell = cells[c] ?? '';
         if (MISSING.has(cell.toLowerCase())) return NaN;
         const v = Number(cell);
-        if (!Number.isFinite(v)) throw new Error(`${source}:${lineNo}: ${CREDIT_RISK_FEATURES[j].name}="${cell}" is not a number`);
+        if (!Number.isFinite(v))
+          throw new Error(`${source}:${lineNo}: ${CREDIT_RISK_FEATURES[j].name}="${cell}" is not a number`);
         return v;
       }),
     );
     const label = cells[labelColumn];
-    if (label !== "0" && label !== "1") throw new Error(`${source}:${lineNo}: ${LABEL}="${label}" must be 0 or 1`);
+    if (label !== '0' && label !== '1') throw new Error(`${source}:${lineNo}: ${LABEL}="${label}" must be 0 or 1`);
     y.push(Number(label));
   });
   return { features: CREDIT_RISK_FEATURES, x, y };
 }
 
 export function toCsv(data: Dataset): string {
-  const header = [...data.features.map((f) => f.name), LABEL].join(",");
-  const body = data.x.map((row, i) => [...row.map((v) => (Number.isNaN(v) ? "" : String(v))), data.y[i]].join(","));
-  return [header, ...body].join("\n") + "\n";
+  const header = [...data.features.map((f) => f.name), LABEL].join(',');
+  const body = data.x.map((row, i) => [...row.map((v) => (Number.isNaN(v) ? '' : String(v))), data.y[i]].join(','));
+  return [header, ...body].join('\n') + '\n';
 }
 
 export interface Split {
@@ -141,7 +145,8 @@ export interface Split {
 export function splitRows(rows: number, holdoutFraction: number, seed: number): Split {
   const order = permutation(rows, seededRandom(seed ^ 0x5eed));
   const holdoutRows = Math.max(1, Math.round(rows * holdoutFraction));
-  if (holdoutRows >= rows) throw new Error(`holdout fraction ${holdoutFraction} leaves no training rows out of ${rows}`);
+  if (holdoutRows >= rows)
+    throw new Error(`holdout fraction ${holdoutFraction} leaves no training rows out of ${rows}`);
   return { holdout: order.slice(0, holdoutRows), train: order.slice(holdoutRows) };
 }
 

@@ -1,5 +1,5 @@
 // Held-out metrics for a binary classifier.
-import { logLossTerm } from "./logistic.ts";
+import { logLossTerm } from './logistic.ts';
 
 /** Area under the ROC curve by the rank statistic (Mann-Whitney U), ties counted half. */
 export function auc(labels: number[], scores: number[]): number {
@@ -14,7 +14,7 @@ export function auc(labels: number[], scores: number[]): number {
   }
   const positives = labels.filter((l) => l === 1).length;
   const negatives = labels.length - positives;
-  if (positives === 0 || negatives === 0) throw new Error("auc needs both classes in the held-out rows");
+  if (positives === 0 || negatives === 0) throw new Error('auc needs both classes in the held-out rows');
   const positiveRankSum = labels.reduce((s, l, i) => s + (l === 1 ? ranks[i] : 0), 0);
   return (positiveRankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
 }

@@ -1,6 +1,6 @@
 // Logistic regression trained by full-batch gradient descent on standardized features.
 // The standardization is folded into the exported weights, so the model takes raw feature values.
-import type { Feature } from "./dataset.ts";
+import type { Feature } from './dataset.ts';
 
 export interface LogisticModel {
   /** Weights on raw (unstandardized) feature values, in input column order. */
@@ -28,7 +28,7 @@ export function imputationValues(features: readonly Feature[], x: number[][]): n
   return features.map((feature, j) => {
     const present = x.map((row) => row[j]).filter((v) => !Number.isNaN(v));
     if (present.length === 0) throw new Error(`feature ${feature.name} has no values in the training rows`);
-    if (feature.type === "numeric") return present.reduce((a, b) => a + b, 0) / present.length;
+    if (feature.type === 'numeric') return present.reduce((a, b) => a + b, 0) / present.length;
     const counts = new Map<number, number>();
     for (const v of present) counts.set(v, (counts.get(v) ?? 0) + 1);
     return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0][0];
@@ -55,7 +55,7 @@ export function trainLogisticRegression(x: number[][], y: number[], opts: TrainO
 export function* logisticRegressionEpochs(
   x: number[][],
   y: number[],
-  opts: Omit<TrainOptions, "onEpoch">,
+  opts: Omit<TrainOptions, 'onEpoch'>,
 ): Generator<{ epoch: number; loss: number }, LogisticModel, void> {
   const n = x.length;
   const f = x[0].length;

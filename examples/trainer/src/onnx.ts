@@ -1,6 +1,6 @@
 // ONNX export of the trainer's models, built directly as protobuf with onnx-proto
 // (no Python toolchain in the pod image).
-import onnxProto from "onnx-proto";
+import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
 
@@ -26,7 +26,7 @@ function floatTensorType(dims: Array<number | string>): onnxProto.onnx.ITypeProt
   return {
     tensorType: {
       elemType: FLOAT,
-      shape: { dim: dims.map((d) => (typeof d === "string" ? { dimParam: d } : { dimValue: d })) },
+      shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
     },
   };
 }
@@ -41,34 +41,31 @@ function floatInitializer(name: string, dims: number[], values: number[]): onnxP
  */
 export function buildLogisticRegressionModel(opts: LogisticRegressionModelOptions): Uint8Array {
   const { weights, bias } = opts;
-  const inputName = opts.inputName ?? "input";
-  const outputName = opts.outputName ?? "probability";
+  const inputName = opts.inputName ?? 'input';
+  const outputName = opts.outputName ?? 'probability';
   const opset = opts.opset ?? DEFAULT_OPSET;
-  if (weights.length === 0) throw new Error("logistic regression needs at least one weight");
-  if (![...weights, bias].every(Number.isFinite)) throw new Error("weights and bias must be finite numbers");
-  if (inputName === outputName) throw new Error("input and output names must differ");
+  if (weights.length === 0) throw new Error('logistic regression needs at least one weight');
+  if (![...weights, bias].every(Number.isFinite)) throw new Error('weights and bias must be finite numbers');
+  if (inputName === outputName) throw new Error('input and output names must differ');
   const features = weights.length;
 
   const graph: onnxProto.onnx.IGraphProto = {
-    name: "logistic_regression",
-    initializer: [
-      floatInitializer("weights", [features, 1], weights),
-      floatInitializer("bias", [1], [bias]),
-    ],
+    name: 'logistic_regression',
+    initializer: [floatInitializer('weights', [features, 1], weights), floatInitializer('bias', [1], [bias])],
     node: [
-      { name: "linear", opType: "MatMul", input: [inputName, "weights"], output: ["linear_out"] },
-      { name: "add_bias", opType: "Add", input: ["linear_out", "bias"], output: ["logit"] },
-      { name: "sigmoid", opType: "Sigmoid", input: ["logit"], output: [outputName] },
+      { name: 'linear', opType: 'MatMul', input: [inputName, 'weights'], output: ['linear_out'] },
+      { name: 'add_bias', opType: 'Add', input: ['linear_out', 'bias'], output: ['logit'] },
+      { name: 'sigmoid', opType: 'Sigmoid', input: ['logit'], output: [outputName] },
     ],
-    input: [{ name: inputName, type: floatTensorType(["batch", features]) }],
-    output: [{ name: outputName, type: floatTensorType(["batch", 1]) }],
+    input: [{ name: inputName, type: floatTensorType(['batch', features]) }],
+    output: [{ name: outputName, type: floatTensorType(['batch', 1]) }],
   };
 
   const model = onnx.ModelProto.create({
     irVersion: IR_VERSION,
-    opsetImport: [{ domain: "", version: opset }],
-    producerName: "loopline-example-trainer",
-    producerVersion: "0.1.0",
+    opsetImport: [{ domain: '', version: opset }],
+    producerName: 'loopline-example-trainer',
+    producerVersion: '0.1.0',
     graph,
   });
   return onnx.ModelProto.encode(model).finish();

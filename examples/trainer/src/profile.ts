@@ -1,8 +1,12 @@
 // The drift reference profile (operator/api/reference-profile.schema.json): what the training
 // data looked like per feature, so the predictor can tell when live inputs move away from it.
-import type { Feature } from "./dataset.ts";
-import type { CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile } from "../../../operator/api/reference-profile.ts";
-import { permutation, seededRandom } from "./random.ts";
+import type { Feature } from './dataset.ts';
+import type {
+  CategoricalFeatureProfile,
+  NumericFeatureProfile,
+  ReferenceProfile,
+} from '../../../operator/api/reference-profile.ts';
+import { permutation, seededRandom } from './random.ts';
 
 export const SAMPLE_SIZE = 2000;
 const DECILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
@@ -46,7 +50,7 @@ function numericProfile(name: string, values: number[], rows: number, seed: numb
   const pick = permutation(values.length, seededRandom(seed)).slice(0, SAMPLE_SIZE);
   return {
     name,
-    type: "numeric",
+    type: 'numeric',
     missingRate: (rows - values.length) / rows,
     binEdges,
     binFrequencies: counts.map((c) => c / values.length),
@@ -63,7 +67,7 @@ function categoricalProfile(name: string, values: number[], rows: number): Categ
   const frequencies = Object.fromEntries(
     [...counts.entries()].sort((a, b) => Number(a[0]) - Number(b[0])).map(([k, c]) => [k, c / values.length]),
   );
-  return { name, type: "categorical", missingRate: (rows - values.length) / rows, frequencies };
+  return { name, type: 'categorical', missingRate: (rows - values.length) / rows, frequencies };
 }
 
 /** Profile of raw training rows (before imputation, so missing rates are real). NaN marks missing. */
@@ -74,7 +78,7 @@ export function buildReferenceProfile(features: readonly Feature[], x: number[][
     features: features.map((feature, j) => {
       const values = x.map((row) => row[j]).filter((v) => !Number.isNaN(v));
       if (values.length === 0) throw new Error(`feature ${feature.name} has no values in the training rows`);
-      return feature.type === "numeric"
+      return feature.type === 'numeric'
         ? numericProfile(feature.name, values, rows, seed + j)
         : categoricalProfile(feature.name, values, rows);
     }),

@@ -3,9 +3,9 @@
 // training. Reports are sent in the background one at a time, a newer one replacing any not yet sent; each
 // try has a short timeout; a 503 (an operator replica that is not the leader) is tried again after its
 // Retry-After (with the newer report if one has come meanwhile); a refused token stops reporting.
-import { setTimeout as sleep } from "node:timers/promises";
-import type { Logger } from "pino";
-import { PROGRESS_ENV, type ProgressReport } from "../../../operator/api/progress-report.ts";
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { PROGRESS_ENV, type ProgressReport } from '../../../operator/api/progress-report.ts';
 
 export interface ReporterOptions {
   /** Per try. */
@@ -81,8 +81,8 @@ export class ProgressReporter {
       let text: string;
       try {
         response = await fetch(this.url, {
-          method: "POST",
-          headers: { "content-type": "application/json", authorization: `Bearer ${this.token}` },
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${this.token}` },
           body: JSON.stringify(report),
           signal: AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.closed.signal]),
         });
@@ -91,25 +91,34 @@ export class ProgressReporter {
         if (this.closed.signal.aborted) return;
         if (!this.warnedUnreachable) {
           this.warnedUnreachable = true;
-          this.log.warn({ url: this.url, err: (err as Error).message }, "progress endpoint unreachable; training goes on without reporting");
+          this.log.warn(
+            { url: this.url, err: (err as Error).message },
+            'progress endpoint unreachable; training goes on without reporting',
+          );
         }
         return;
       }
       if (response.ok) return;
       if (response.status === 401 || response.status === 403) {
         this.disabled = true;
-        this.log.warn({ url: this.url, status: response.status }, "progress endpoint refused this pod's token; no more progress reports");
+        this.log.warn(
+          { url: this.url, status: response.status },
+          "progress endpoint refused this pod's token; no more progress reports",
+        );
         return;
       }
       if ((response.status === 503 || response.status === 429) && attempt < this.maxTries) {
         // Nothing goes to the endpoint before its Retry-After; then the newest report (this one, unless replaced).
-        const seconds = Number(response.headers.get("retry-after"));
+        const seconds = Number(response.headers.get('retry-after'));
         const wait = Math.min(this.maxRetryAfterMs, Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 1000);
         await sleep(wait, undefined, { signal: this.closed.signal }).catch(() => undefined);
         if (this.pending || this.disabled) return;
         continue;
       }
-      this.log.warn({ url: this.url, status: response.status, error: text.slice(0, 500) }, "progress report not accepted");
+      this.log.warn(
+        { url: this.url, status: response.status, error: text.slice(0, 500) },
+        'progress report not accepted',
+      );
       return;
     }
   }

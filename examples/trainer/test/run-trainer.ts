@@ -1,13 +1,13 @@
 // Runs the trainer exactly as the pod image does: a separate process configured by environment.
-import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { Ajv } from "ajv";
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Ajv } from 'ajv';
 
-export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
-const mainScript = join(repoRoot, "examples/trainer/src/main.ts");
+export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+const mainScript = join(repoRoot, 'examples/trainer/src/main.ts');
 
 export interface TrainerRun {
   code: number;
@@ -24,12 +24,12 @@ export interface TrainerRun {
 
 /** Runs one trainer process in a fresh temporary directory; env adds to a clean base environment. */
 export function runTrainer(env: Record<string, string> = {}): Promise<TrainerRun> {
-  const dir = mkdtempSync(join(tmpdir(), "loopline-trainer-"));
-  const outputDir = join(dir, "out");
-  const resultPath = join(dir, "termination-log");
+  const dir = mkdtempSync(join(tmpdir(), 'loopline-trainer-'));
+  const outputDir = join(dir, 'out');
+  const resultPath = join(dir, 'termination-log');
   const started = performance.now();
   const fullEnv: Record<string, string> = {
-    PATH: process.env.PATH ?? "",
+    PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? dir,
     LOOPLINE_OUTPUT_URI: pathToFileURL(outputDir).href,
     LOOPLINE_RESULT_PATH: resultPath,
@@ -38,11 +38,11 @@ export function runTrainer(env: Record<string, string> = {}): Promise<TrainerRun
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--import", "tsx", mainScript],
+      ['--import', 'tsx', mainScript],
       { cwd: repoRoot, env: fullEnv, timeout: 60_000 },
       (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-        const lines = stdout.trim().split("\n");
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        const lines = stdout.trim().split('\n');
         resolve({
           code,
           stdout,
@@ -51,8 +51,8 @@ export function runTrainer(env: Record<string, string> = {}): Promise<TrainerRun
           dir,
           outputDir,
           resultPath,
-          resultText: existsSync(resultPath) ? readFileSync(resultPath, "utf8") : undefined,
-          lastStdoutLine: lines[lines.length - 1] ?? "",
+          resultText: existsSync(resultPath) ? readFileSync(resultPath, 'utf8') : undefined,
+          lastStdoutLine: lines[lines.length - 1] ?? '',
         });
       },
     );
@@ -60,25 +60,25 @@ export function runTrainer(env: Record<string, string> = {}): Promise<TrainerRun
 }
 
 function schemaValidator(name: string) {
-  const schema = JSON.parse(readFileSync(join(repoRoot, "operator/api", name), "utf8"));
+  const schema = JSON.parse(readFileSync(join(repoRoot, 'operator/api', name), 'utf8'));
   const ajv = new Ajv({ allErrors: true, allowUnionTypes: true });
   const validate = ajv.compile(schema);
   return (value: unknown): string | undefined => (validate(value) ? undefined : ajv.errorsText(validate.errors));
 }
 
 /** Schema errors as text, or undefined when valid. */
-export const resultSchemaErrors = schemaValidator("training-result.schema.json");
-export const profileSchemaErrors = schemaValidator("reference-profile.schema.json");
+export const resultSchemaErrors = schemaValidator('training-result.schema.json');
+export const profileSchemaErrors = schemaValidator('reference-profile.schema.json');
 
 /** The JSON log lines of a run (everything on stdout that parses and carries a msg). */
 export function logLines(stdout: string): Array<Record<string, unknown>> {
   return stdout
     .trim()
-    .split("\n")
+    .split('\n')
     .flatMap((line) => {
       try {
         const entry = JSON.parse(line);
-        return typeof entry === "object" && entry !== null && "msg" in entry ? [entry] : [];
+        return typeof entry === 'object' && entry !== null && 'msg' in entry ? [entry] : [];
       } catch {
         return [];
       }

@@ -1,7 +1,16 @@
 // test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { driftSubject, driftSubjects, durationOr, lifecycleSubject, parseDuration, qualitySubject, rfc3339, rfc3339Micro } from '../contracts.ts';
+import {
+  driftSubject,
+  driftSubjects,
+  durationOr,
+  lifecycleSubject,
+  parseDuration,
+  qualitySubject,
+  rfc3339,
+  rfc3339Micro,
+} from '../contracts.ts';
 
 test('durations: single and compound units, days, fractions', () => {
   assert.is(parseDuration('x', '250ms'), 250);
@@ -15,7 +24,11 @@ test('durations: single and compound units, days, fractions', () => {
 
 test('a bad duration names the field and shows what a duration looks like', () => {
   for (const bad of ['', 'a week', '30', '5 m', '1h30', 'm5', '-1s', '1w']) {
-    assert.throws(() => parseDuration('spec.rollout.interval', bad), /^spec\.rollout\.interval: ".*" is not a duration: use e\.g\. 500ms, 30s/, bad);
+    assert.throws(
+      () => parseDuration('spec.rollout.interval', bad),
+      /^spec\.rollout\.interval: ".*" is not a duration: use e\.g\. 500ms, 30s/,
+      bad,
+    );
   }
 });
 
@@ -26,7 +39,7 @@ test('an unset optional duration takes its default; a set one is parsed', () => 
   assert.throws(() => durationOr('spec.retrain.cooldown', 'soon', 42), /spec\.retrain\.cooldown/);
 });
 
-test('subjects follow DESIGN.md\'s event contract', () => {
+test("subjects follow DESIGN.md's event contract", () => {
   assert.is(driftSubject('ml', 'credit'), 'loopline.drift.ml.credit');
   assert.is(qualitySubject('ml', 'credit'), 'loopline.quality.ml.credit');
   assert.is(lifecycleSubject('modelversion', 'ml', 'credit-v3'), 'loopline.events.ml.modelversion.credit-v3');

@@ -20,11 +20,16 @@ test('every spec and status field of the CRDs appears in the generated types wit
   for (const kind of LOOPLINE_KINDS) {
     for (const part of ['spec', 'status'] as const) {
       const node = openApiSchema(kind).properties![part] as SchemaNode;
-      const body = new RegExp(`export interface ${kind}${part === 'spec' ? 'Spec' : 'Status'} \\{([\\s\\S]*?)\\n\\}\\n`).exec(generated);
+      const body = new RegExp(
+        `export interface ${kind}${part === 'spec' ? 'Spec' : 'Status'} \\{([\\s\\S]*?)\\n\\}\\n`,
+      ).exec(generated);
       assert.ok(body, `no interface for ${kind}.${part}`);
       const required = new Set(node.required ?? []);
       for (const field of Object.keys(node.properties ?? {})) {
-        assert.ok(body![1].includes(`\n  ${field}${required.has(field) ? '' : '?'}: `), `${kind}.${part}.${field} missing or wrong optionality`);
+        assert.ok(
+          body![1].includes(`\n  ${field}${required.has(field) ? '' : '?'}: `),
+          `${kind}.${part}.${field} missing or wrong optionality`,
+        );
       }
     }
   }

@@ -12,7 +12,12 @@ export const SIMULATED_IMAGE = 'registry.local/loopline-predictor-simulated:0.1.
 export const NODE_LABEL = 'loopline.dev/bench';
 const PODS_PER_NODE = 250;
 /** A cluster-IP Service per InferenceService outgrows the local cluster's /24 service range: a ServiceCIDR adds room. */
-const ServiceCIDR = { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', plural: 'servicecidrs', namespaced: false } as const;
+const ServiceCIDR = {
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'ServiceCIDR',
+  plural: 'servicecidrs',
+  namespaced: false,
+} as const;
 const BENCH_SERVICE_CIDR = '10.100.0.0/20';
 
 function benchNode(name: string): KubeObject {
@@ -20,16 +25,33 @@ function benchNode(name: string): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Node',
-    metadata: { name, annotations: { 'kwok.x-k8s.io/node': 'fake' }, labels: { [NODE_LABEL]: 'inferenceservice', 'kubernetes.io/hostname': name, type: 'kwok' } },
+    metadata: {
+      name,
+      annotations: { 'kwok.x-k8s.io/node': 'fake' },
+      labels: { [NODE_LABEL]: 'inferenceservice', 'kubernetes.io/hostname': name, type: 'kwok' },
+    },
     status: { capacity, allocatable: capacity },
   } as unknown as KubeObject;
 }
 
 /** Simulated nodes for `count` predictor pods and the service range for their Services. */
-export async function addCapacity(api: KubeApi, namespace: string, count: number): Promise<{ remove(): Promise<void> }> {
+export async function addCapacity(
+  api: KubeApi,
+  namespace: string,
+  count: number,
+): Promise<{ remove(): Promise<void> }> {
   const nodes = Array.from({ length: Math.ceil(count / PODS_PER_NODE) }, (_, i) => `${namespace}-node-${i}`);
   for (const node of nodes) await api.create(kinds.Node, benchNode(node) as never, 'loopline-bench');
-  await api.create(ServiceCIDR, { apiVersion: ServiceCIDR.apiVersion, kind: ServiceCIDR.kind, metadata: { name: namespace }, spec: { cidrs: [BENCH_SERVICE_CIDR] } } as never, 'loopline-bench');
+  await api.create(
+    ServiceCIDR,
+    {
+      apiVersion: ServiceCIDR.apiVersion,
+      kind: ServiceCIDR.kind,
+      metadata: { name: namespace },
+      spec: { cidrs: [BENCH_SERVICE_CIDR] },
+    } as never,
+    'loopline-bench',
+  );
   return {
     async remove() {
       await deleteNamespace(api, namespace);
@@ -78,8 +100,13 @@ export function controlPlaneCpu(): Record<string, number> {
 }
 
 /** CPU seconds spent by each component between two controlPlaneCpu() readings, and their total. */
-export function cpuSpent(after: Record<string, number>, before: Record<string, number>): { byComponent: Record<string, number>; total: number } {
-  const byComponent = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, Math.round((v - (before[k] ?? 0)) * 10) / 10]));
+export function cpuSpent(
+  after: Record<string, number>,
+  before: Record<string, number>,
+): { byComponent: Record<string, number>; total: number } {
+  const byComponent = Object.fromEntries(
+    Object.entries(after).map(([k, v]) => [k, Math.round((v - (before[k] ?? 0)) * 10) / 10]),
+  );
   return { byComponent, total: Math.round(Object.values(byComponent).reduce((a, b) => a + b, 0) * 10) / 10 };
 }
 
@@ -90,9 +117,11 @@ export function cpuSpent(after: Record<string, number>, before: Record<string, n
 export async function forEachInferenceService(count: number, work: (name: string) => Promise<void>): Promise<void> {
   const names = Array.from({ length: count }, (_, i) => `isvc-${String(i).padStart(4, '0')}`);
   let next = 0;
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    for (let name = names[next++]; name !== undefined; name = names[next++]) await work(name);
-  }));
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      for (let name = names[next++]; name !== undefined; name = names[next++]) await work(name);
+    }),
+  );
 }
 
 /** loopline_api_writes_total by `verb kind`, from the operator's /metrics. */

@@ -24,7 +24,10 @@ import { ServerMetrics } from '../../../server/src/metrics/metrics.ts';
 import { run } from '../main.ts';
 
 for (const name of ['KUBECONFIG', 'NATS_URL']) {
-  if (!process.env[name]) throw new Error(`${name} is not set: run eval "$(bash e2e/cluster/cluster.sh env)" first (the test runner sets it)`);
+  if (!process.env[name])
+    throw new Error(
+      `${name} is not set: run eval "$(bash e2e/cluster/cluster.sh env)" first (the test runner sets it)`,
+    );
 }
 const kc = new KubeConfig();
 kc.loadFromDefault();
@@ -36,7 +39,10 @@ let nc: NatsConnection;
 const predictors: Array<{ server: Server; timer: NodeJS.Timeout; servedPerSecond(windowMs: number): number }> = [];
 
 /** The dashboard as a user sees it on a pipe: plain lines. */
-async function status(args: string[], env: Record<string, string | undefined>): Promise<{ code: number; lines: string[]; text: string }> {
+async function status(
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<{ code: number; lines: string[]; text: string }> {
   const lines: string[] = [];
   const code = await run(['status', ...args, '-n', ns], (line) => lines.push(line), { env });
   return { code, lines, text: lines.join('\n') };
@@ -60,7 +66,12 @@ const cells = (line: string) => line.trim().split(/ {2,}/);
  * A stand-in predictor pod: the server's own ServerMetrics registry on /metrics, fed at a steady pace with a
  * fixed share of errors and a fixed latency, so the figures Prometheus derives are known in advance.
  */
-async function startPredictor(version: number, perTick: { success: number; error: number }, latencySeconds: number, drift: Record<string, number> = {}): Promise<string> {
+async function startPredictor(
+  version: number,
+  perTick: { success: number; error: number },
+  latencySeconds: number,
+  drift: Record<string, number> = {},
+): Promise<string> {
   const metrics = new ServerMetrics();
   const labels = { model: MODEL, model_version: String(version) };
   for (const [feature, score] of Object.entries(drift)) {
@@ -73,7 +84,10 @@ async function startPredictor(version: number, perTick: { success: number; error
     total += perTick.success + perTick.error;
     served.push([Date.now(), total]);
     // One synchronous step: a scrape never sees the successes without their errors.
-    for (const [outcome, n] of [['success', perTick.success], ['error', perTick.error]] as const) {
+    for (const [outcome, n] of [
+      ['success', perTick.success],
+      ['error', perTick.error],
+    ] as const) {
       if (n === 0) continue;
       for (let i = 0; i < n; i++) metrics.recordPrediction(MODEL, labels.model_version, outcome, latencySeconds);
     }
@@ -96,27 +110,42 @@ async function startPredictor(version: number, perTick: { success: number; error
 }
 
 async function instant(query: string): Promise<Array<{ metric: Record<string, string>; values?: unknown }>> {
-  const body = (await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(query)}`).then((r) => r.json())) as { data: { result: Array<{ metric: Record<string, string> }> } };
+  const body = (await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(query)}`).then((r) =>
+    r.json(),
+  )) as { data: { result: Array<{ metric: Record<string, string> }> } };
   return body.data.result;
 }
 
-async function createModelVersion(version: number, metrics: Record<string, number>, stage: string, aliases: string[]): Promise<void> {
+async function createModelVersion(
+  version: number,
+  metrics: Record<string, number>,
+  stage: string,
+  aliases: string[],
+): Promise<void> {
   const name = `${MODEL}-v${version}`;
-  await api.create(kinds.ModelVersion, {
-    apiVersion: 'loopline.dev/v1alpha1',
-    kind: 'ModelVersion',
-    metadata: { name, namespace: ns },
-    spec: {
-      model: MODEL,
-      version,
-      artifact: { uri: `file:///models/${MODEL}/v${version}/model.onnx`, digest: `sha256:${String(version).repeat(64)}`, format: 'onnx' },
-      metrics,
-      primaryMetric: 'auc',
-      lineage: { trainingJob: `${MODEL}-train-${version}` },
-      stage,
-      aliases,
-    },
-  } as never, 'loopline-test');
+  await api.create(
+    kinds.ModelVersion,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'ModelVersion',
+      metadata: { name, namespace: ns },
+      spec: {
+        model: MODEL,
+        version,
+        artifact: {
+          uri: `file:///models/${MODEL}/v${version}/model.onnx`,
+          digest: `sha256:${String(version).repeat(64)}`,
+          format: 'onnx',
+        },
+        metrics,
+        primaryMetric: 'auc',
+        lineage: { trainingJob: `${MODEL}-train-${version}` },
+        stage,
+        aliases,
+      },
+    } as never,
+    'loopline-test',
+  );
   await api.mergePatch(kinds.ModelVersion, ns, name, { status: { stage, aliases } }, 'loopline-test', 'status');
 }
 
@@ -127,36 +156,74 @@ const minutesAgo = (m: number) => new Date(now.getTime() - m * 60_000).toISOStri
 
 test.before(async () => {
   await installCrds(kc);
-  await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as never, 'loopline-test');
+  await api.create(
+    kinds.Namespace,
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as never,
+    'loopline-test',
+  );
   await createModelVersion(1, { auc: 0.912, accuracy: 0.871 }, 'Production', ['production']);
   await createModelVersion(2, { auc: 0.925, accuracy: 0.88 }, 'Staging', ['candidate']);
-  const isvc = (await api.create(kinds.InferenceService, {
-    apiVersion: 'loopline.dev/v1alpha1',
-    kind: 'InferenceService',
-    metadata: { name: 'scoring', namespace: ns },
-    spec: {
-      model: MODEL,
-      stable: { alias: 'production' },
-      canary: { alias: 'candidate' },
-      rollout: { steps: [10, 25, 50, 100], interval: '30s', analysis: { maxErrorRate: 0.02, maxLatencyP95Ms: 20 } },
-      drift: { enabled: true, threshold: 0.3 },
-    },
-  } as never, 'loopline-test')) as KubeObject;
+  const isvc = (await api.create(
+    kinds.InferenceService,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'InferenceService',
+      metadata: { name: 'scoring', namespace: ns },
+      spec: {
+        model: MODEL,
+        stable: { alias: 'production' },
+        canary: { alias: 'candidate' },
+        rollout: { steps: [10, 25, 50, 100], interval: '30s', analysis: { maxErrorRate: 0.02, maxLatencyP95Ms: 20 } },
+        drift: { enabled: true, threshold: 0.3 },
+      },
+    } as never,
+    'loopline-test',
+  )) as KubeObject;
   // What the operator would have written: step 2 of 4 at 25%, one failed analysis, drift on two of five features.
-  await api.mergePatch(kinds.InferenceService, ns, 'scoring', {
-    status: {
-      url: `http://scoring.${ns}.svc.cluster.local`,
-      stableVersion: 1,
-      canaryVersion: 2,
-      canaryWeight: 25,
-      currentStep: 1,
-      phase: 'Progressing',
-      observedGeneration: isvc.metadata.generation,
-      analysis: { lastCheck: minutesAgo(1), stepStartedAt: minutesAgo(1), requests: 840, errorRate: 0.0125, latencyP95Ms: 3.2, latencyP99Ms: 4.1, failedChecks: 1, message: 'Passed: 840 requests, error rate 1.25%' },
-      drift: { score: 0.4, drifted: true, driftedFeatures: ['income', 'utilization'], lastEventTime: minutesAgo(3), lastEventId: 'drift-1' },
-      conditions: [{ type: 'Ready', status: 'True', reason: 'StableServing', message: 'v1 serves 75% of requests', lastTransitionTime: minutesAgo(10) }],
+  await api.mergePatch(
+    kinds.InferenceService,
+    ns,
+    'scoring',
+    {
+      status: {
+        url: `http://scoring.${ns}.svc.cluster.local`,
+        stableVersion: 1,
+        canaryVersion: 2,
+        canaryWeight: 25,
+        currentStep: 1,
+        phase: 'Progressing',
+        observedGeneration: isvc.metadata.generation,
+        analysis: {
+          lastCheck: minutesAgo(1),
+          stepStartedAt: minutesAgo(1),
+          requests: 840,
+          errorRate: 0.0125,
+          latencyP95Ms: 3.2,
+          latencyP99Ms: 4.1,
+          failedChecks: 1,
+          message: 'Passed: 840 requests, error rate 1.25%',
+        },
+        drift: {
+          score: 0.4,
+          drifted: true,
+          driftedFeatures: ['income', 'utilization'],
+          lastEventTime: minutesAgo(3),
+          lastEventId: 'drift-1',
+        },
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'StableServing',
+            message: 'v1 serves 75% of requests',
+            lastTransitionTime: minutesAgo(10),
+          },
+        ],
+      },
     },
-  }, 'loopline-test', 'status');
+    'loopline-test',
+    'status',
+  );
 
   const recorder = new EventRecorder(api, 'loopline-operator', 'test', 'loopline-test', pino({ level: 'silent' }));
   await recorder.record(isvc, 'Normal', 'CanaryStarted', 'canary v2 started at 10%');
@@ -166,7 +233,13 @@ test.before(async () => {
   await ensureStream(nc);
   const publisher = new LifecyclePublisher(nc);
   for (const [i, reason] of ['canarystarted', 'stepadvanced', 'analysisfailed', 'stepadvanced'].entries()) {
-    await publisher.publish({ kind: 'inferenceservice', namespace: ns, name: 'scoring', reason, data: { message: `event ${i + 1}: ${reason}` } });
+    await publisher.publish({
+      kind: 'inferenceservice',
+      namespace: ns,
+      name: 'scoring',
+      reason,
+      data: { message: `event ${i + 1}: ${reason}` },
+    });
   }
   // A drift window as the predictor publishes it (server/src/events/drift-event.ts).
   const driftFeatures = [
@@ -178,14 +251,35 @@ test.before(async () => {
   ];
   await jetstream(nc).publish(
     `loopline.drift.${ns}.scoring`,
-    JSON.stringify(cloudEvent({ type: 'dev.loopline.drift.window.v1', source: `/apis/loopline.dev/v1alpha1/namespaces/${ns}/inferenceservices/scoring`, data: { namespace: ns, inferenceService: 'scoring', model: MODEL, modelVersion: '1', drifted: true, score: 0.4, features: driftFeatures } })),
+    JSON.stringify(
+      cloudEvent({
+        type: 'dev.loopline.drift.window.v1',
+        source: `/apis/loopline.dev/v1alpha1/namespaces/${ns}/inferenceservices/scoring`,
+        data: {
+          namespace: ns,
+          inferenceService: 'scoring',
+          model: MODEL,
+          modelVersion: '1',
+          drifted: true,
+          score: 0.4,
+          features: driftFeatures,
+        },
+      }),
+    ),
   );
 
   prometheus = await startPrometheus({ scrapeIntervalMs: 500 });
   const podLabels = { namespace: ns, inference_service: 'scoring' };
   prometheus.setTargets([
     // v1: 20 requests a tick (200/s), none failing, 3 ms each; v2: 97 good and 3 failed a tick, 30 ms each.
-    { address: await startPredictor(1, { success: 20, error: 0 }, 0.003, { age: 0.05, income: 0.61, utilization: 0.34 }), labels: podLabels },
+    {
+      address: await startPredictor(1, { success: 20, error: 0 }, 0.003, {
+        age: 0.05,
+        income: 0.61,
+        utilization: 0.34,
+      }),
+      labels: podLabels,
+    },
     { address: await startPredictor(2, { success: 97, error: 3 }, 0.03), labels: podLabels },
   ]);
   await prometheus.waitForTargets(2);
@@ -219,17 +313,21 @@ test('the header and version lines say where the rollout is: phase, step, weight
   assert.not.match(lines.join('\n'), /\x1b\[/, 'no colour on a pipe');
 });
 
-test('the traffic table shows each version\'s req/s, error rate and p50/p95/p99 from Prometheus', async () => {
+test("the traffic table shows each version's req/s, error rate and p50/p95/p99 from Prometheus", async () => {
   // A window the series fully cover: rate() divides by the whole window.
   await sleep(Math.max(0, seriesStart + 5000 - Date.now()));
-  const { lines } = await status(['scoring', '--window', '4s'], { PROMETHEUS_URL: prometheus.url, NATS_URL: process.env.NATS_URL });
+  const { lines } = await status(['scoring', '--window', '4s'], {
+    PROMETHEUS_URL: prometheus.url,
+    NATS_URL: process.env.NATS_URL,
+  });
   const [heading, ...rows] = section(lines, 'TRAFFIC');
   assert.equal(cells(heading!), ['VERSION', 'ROLE', 'WEIGHT', 'REQ/S', 'ERRORS', 'P50', 'P95', 'P99']);
   const byVersion = Object.fromEntries(rows.map((row) => [cells(row)[0], cells(row)]));
   const [, role1, weight1, rps1, errors1, p50v1, p95v1, p99v1] = byVersion.v1!;
   assert.equal([role1, weight1, errors1], ['stable', '75%', '0.00%']);
   // All of v1's observations fall in the 2..5 ms bucket: Prometheus interpolates inside it.
-  const near = (shown: string | undefined, expected: number) => assert.ok(Math.abs(Number(shown?.replace(/ ms$/, '')) - expected) < 0.015, `${shown} ≈ ${expected} ms`);
+  const near = (shown: string | undefined, expected: number) =>
+    assert.ok(Math.abs(Number(shown?.replace(/ ms$/, '')) - expected) < 0.015, `${shown} ≈ ${expected} ms`);
   near(p50v1, 3.5);
   near(p95v1, 4.85);
   near(p99v1, 4.97);
@@ -243,13 +341,20 @@ test('the traffic table shows each version\'s req/s, error rate and p50/p95/p99 
   assert.match(byVersion.all!.join(' '), /^all \S+ \d+\.\d\d%$/);
   // The canary's p95 (~49 ms) exceeds spec.rollout.analysis.maxLatencyP95Ms = 20, which colour would flag.
   const colored: string[] = [];
-  await run(['status', 'scoring', '-n', ns, '--window', '4s'], (line) => colored.push(line), { env: { PROMETHEUS_URL: prometheus.url }, terminal: { color: true, redraw: false } });
+  await run(['status', 'scoring', '-n', ns, '--window', '4s'], (line) => colored.push(line), {
+    env: { PROMETHEUS_URL: prometheus.url },
+    terminal: { color: true, redraw: false },
+  });
   const canaryRow = colored.find((line) => line.startsWith('v2'))!;
   assert.match(canaryRow, /\x1b\[31m48\.\d ms\x1b\[0m/);
   const plain = colored.map((l) => l.replace(/\x1b\[[0-9;]*m/g, ''));
   for (const table of [section(lines, 'TRAFFIC'), section(plain, 'TRAFFIC'), section(plain, 'MODEL VERSIONS')]) {
     const starts = columnStarts(table[0]!);
-    for (const row of table.slice(1)) assert.ok(columnStarts(row).every((s) => starts.includes(s)), `misaligned:\n${table.join('\n')}`);
+    for (const row of table.slice(1))
+      assert.ok(
+        columnStarts(row).every((s) => starts.includes(s)),
+        `misaligned:\n${table.join('\n')}`,
+      );
   }
 });
 
@@ -257,8 +362,22 @@ test('the served ModelVersions show stage, aliases, metrics (primary first) and 
   const { lines } = await status(['scoring'], { PROMETHEUS_URL: prometheus.url, NATS_URL: process.env.NATS_URL });
   const [heading, v1, v2] = section(lines, 'MODEL VERSIONS');
   assert.equal(cells(heading!), ['VERSION', 'ROLE', 'STAGE', 'ALIASES', 'METRICS', 'TRAINED BY', 'AGE']);
-  assert.equal(cells(v1!).slice(0, 6), ['v1', 'stable', 'Production', 'production', 'auc=0.912 accuracy=0.871', `${MODEL}-train-1`]);
-  assert.equal(cells(v2!).slice(0, 6), ['v2', 'canary', 'Staging', 'candidate', 'auc=0.925 accuracy=0.88', `${MODEL}-train-2`]);
+  assert.equal(cells(v1!).slice(0, 6), [
+    'v1',
+    'stable',
+    'Production',
+    'production',
+    'auc=0.912 accuracy=0.871',
+    `${MODEL}-train-1`,
+  ]);
+  assert.equal(cells(v2!).slice(0, 6), [
+    'v2',
+    'canary',
+    'Staging',
+    'candidate',
+    'auc=0.925 accuracy=0.88',
+    `${MODEL}-train-2`,
+  ]);
   assert.match(cells(v1!)[6]!, /^\d+s$/);
 });
 
@@ -267,47 +386,70 @@ test('analysis and drift: last check, bounds, score, and the most drifted featur
   const analysis = lines.find((l) => l.startsWith('ANALYSIS'))!;
   const [, checked] = /^ANALYSIS  last check (\d+)s, failed checks 1 of 2 allowed$/.exec(analysis) ?? [];
   assert.ok(Number(checked) >= 60 && Number(checked) < 120, analysis);
-  assert.ok(lines.includes('requests 840 (min 20)  errors 1.25% (max 2.00%)  p95 3.2 ms (max 20 ms)  p99 4.1 ms'), lines.join('\n'));
+  assert.ok(
+    lines.includes('requests 840 (min 20)  errors 1.25% (max 2.00%)  p95 3.2 ms (max 20 ms)  p99 4.1 ms'),
+    lines.join('\n'),
+  );
   const drift = lines.find((l) => l.startsWith('DRIFT'))!;
   assert.match(drift, /^DRIFT  score 0\.4 \(threshold 0\.3\)  DRIFTED  last window 3m$/);
   const [heading, ...features] = section(lines, 'DRIFT').slice(0);
   assert.equal(cells(heading!), ['FEATURE', 'METHOD', 'SCORE', 'THRESHOLD', 'DRIFTED']);
-  assert.equal(features.map((f) => cells(f)), [
-    ['income', 'psi', '0.61', '0.2', 'yes'],
-    ['utilization', 'psi', '0.34', '0.2', 'yes'],
-    ['tenure', 'psi', '0.12', '0.2', 'no'],
-    ['age', 'psi', '0.05', '0.2', 'no'],
-    ['region', 'chiSquare', '0.01', '0.2', 'no'],
-    ['(latest drift window of v1, from NATS)'],
-  ]);
+  assert.equal(
+    features.map((f) => cells(f)),
+    [
+      ['income', 'psi', '0.61', '0.2', 'yes'],
+      ['utilization', 'psi', '0.34', '0.2', 'yes'],
+      ['tenure', 'psi', '0.12', '0.2', 'no'],
+      ['age', 'psi', '0.05', '0.2', 'no'],
+      ['region', 'chiSquare', '0.01', '0.2', 'no'],
+      ['(latest drift window of v1, from NATS)'],
+    ],
+  );
 });
 
 test('the last Kubernetes Events and the last lifecycle events from JetStream, newest last', async () => {
-  const { lines } = await status(['scoring', '--events', '3'], { PROMETHEUS_URL: prometheus.url, NATS_URL: process.env.NATS_URL });
+  const { lines } = await status(['scoring', '--events', '3'], {
+    PROMETHEUS_URL: prometheus.url,
+    NATS_URL: process.env.NATS_URL,
+  });
   const events = section(lines, 'EVENTS').map(cells);
-  assert.equal(events.map((e) => e.slice(1)), [
-    ['TYPE', 'REASON', 'MESSAGE'],
-    ['Normal', 'CanaryStarted', 'canary v2 started at 10%'],
-    ['Warning', 'AnalysisFailed', 'canary v2: error rate 3.10% above 2.00%'],
-  ]);
+  assert.equal(
+    events.map((e) => e.slice(1)),
+    [
+      ['TYPE', 'REASON', 'MESSAGE'],
+      ['Normal', 'CanaryStarted', 'canary v2 started at 10%'],
+      ['Warning', 'AnalysisFailed', 'canary v2: error rate 3.10% above 2.00%'],
+    ],
+  );
   assert.ok(lines.includes(`LIFECYCLE  NATS loopline.events.${ns}.inferenceservice.scoring`));
-  assert.equal(section(lines, 'LIFECYCLE').map((l) => cells(l).slice(1)), [
-    ['EVENT', 'DETAILS'],
-    ['stepadvanced', 'event 2: stepadvanced'],
-    ['analysisfailed', 'event 3: analysisfailed'],
-    ['stepadvanced', 'event 4: stepadvanced'],
-  ]);
+  assert.equal(
+    section(lines, 'LIFECYCLE').map((l) => cells(l).slice(1)),
+    [
+      ['EVENT', 'DETAILS'],
+      ['stepadvanced', 'event 2: stepadvanced'],
+      ['analysisfailed', 'event 3: analysisfailed'],
+      ['stepadvanced', 'event 4: stepadvanced'],
+    ],
+  );
 });
 
 test('Prometheus and NATS unreachable: one line each says so, everything else is still printed', async () => {
   const closed = await freePort();
   const started = Date.now();
-  const { code, lines } = await status(['scoring'], { PROMETHEUS_URL: `http://127.0.0.1:${closed}`, NATS_URL: `nats://127.0.0.1:${closed}` });
+  const { code, lines } = await status(['scoring'], {
+    PROMETHEUS_URL: `http://127.0.0.1:${closed}`,
+    NATS_URL: `nats://127.0.0.1:${closed}`,
+  });
   assert.is(code, 0);
   assert.ok(Date.now() - started < 10_000, 'an unreachable dependency does not stall the dashboard');
-  assert.equal(section(lines, 'TRAFFIC'), [`Prometheus unreachable at http://127.0.0.1:${closed} (connect ECONNREFUSED 127.0.0.1:${closed}): no latency, throughput or error rates`]);
+  assert.equal(section(lines, 'TRAFFIC'), [
+    `Prometheus unreachable at http://127.0.0.1:${closed} (connect ECONNREFUSED 127.0.0.1:${closed}): no latency, throughput or error rates`,
+  ]);
   assert.is(lines.filter((l) => /unreachable/.test(l)).length, 2);
-  assert.match(section(lines, 'LIFECYCLE')[0]!, new RegExp(`^lifecycle events not shown: unreachable at nats://127.0.0.1:${closed} \\(`));
+  assert.match(
+    section(lines, 'LIFECYCLE')[0]!,
+    new RegExp(`^lifecycle events not shown: unreachable at nats://127.0.0.1:${closed} \\(`),
+  );
   assert.is(lines[1], 'stable  v1  75%  alias production');
   assert.is(section(lines, 'MODEL VERSIONS').length, 3);
   assert.is(section(lines, 'EVENTS').length, 3);
@@ -315,22 +457,28 @@ test('Prometheus and NATS unreachable: one line each says so, everything else is
   assert.ok(lines.includes('drifted features: income, utilization'), lines.join('\n'));
 });
 
-test('without NATS the top drifted features come from the predictors\' drift_score gauges in Prometheus', async () => {
+test("without NATS the top drifted features come from the predictors' drift_score gauges in Prometheus", async () => {
   const { lines } = await status(['scoring'], { PROMETHEUS_URL: prometheus.url });
   assert.equal(section(lines, 'LIFECYCLE'), ['lifecycle events not shown: NATS_URL is not set']);
   const [, ...features] = section(lines, 'DRIFT');
-  assert.equal(features.map((f) => cells(f)), [
-    ['income', 'psi', '0.61', '-', 'yes'],
-    ['utilization', 'psi', '0.34', '-', 'yes'],
-    ['age', 'psi', '0.05', '-', 'no'],
-    ['(drift_score gauges, from Prometheus)'],
-  ]);
+  assert.equal(
+    features.map((f) => cells(f)),
+    [
+      ['income', 'psi', '0.61', '-', 'yes'],
+      ['utilization', 'psi', '0.34', '-', 'yes'],
+      ['age', 'psi', '0.05', '-', 'no'],
+      ['(drift_score gauges, from Prometheus)'],
+    ],
+  );
 });
 
 test('--watch redraws until stopped and shows a status change in the next frame', async () => {
   const stop = new AbortController();
   const lines: string[] = [];
-  const watching = run(['status', 'scoring', '-n', ns, '--watch', '--interval', '0.3'], (line) => lines.push(line), { env: {}, signal: stop.signal });
+  const watching = run(['status', 'scoring', '-n', ns, '--watch', '--interval', '0.3'], (line) => lines.push(line), {
+    env: {},
+    signal: stop.signal,
+  });
   const waitFor = async (what: string, probe: () => boolean) => {
     const deadline = Date.now() + 15_000;
     while (!probe()) {
@@ -338,15 +486,33 @@ test('--watch redraws until stopped and shows a status change in the next frame'
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
-  await waitFor('a first frame', () => lines.includes('canary  v2  25%  alias candidate  steps 10 [25] 50 100 every 30s'));
-  await api.mergePatch(kinds.InferenceService, ns, 'scoring', { status: { canaryWeight: 50, currentStep: 2 } }, 'loopline-test', 'status');
-  await waitFor('the new weight', () => lines.includes('canary  v2  50%  alias candidate  steps 10 25 [50] 100 every 30s'));
+  await waitFor('a first frame', () =>
+    lines.includes('canary  v2  25%  alias candidate  steps 10 [25] 50 100 every 30s'),
+  );
+  await api.mergePatch(
+    kinds.InferenceService,
+    ns,
+    'scoring',
+    { status: { canaryWeight: 50, currentStep: 2 } },
+    'loopline-test',
+    'status',
+  );
+  await waitFor('the new weight', () =>
+    lines.includes('canary  v2  50%  alias candidate  steps 10 25 [50] 100 every 30s'),
+  );
   stop.abort();
   assert.is(await watching, 0);
   const frames = lines.filter((l) => l.startsWith('--- every 0.3s, '));
   assert.ok(frames.length >= 2, `${frames.length} frames`);
   assert.ok(lines.includes('stable  v1  50%  alias production'));
-  await api.mergePatch(kinds.InferenceService, ns, 'scoring', { status: { canaryWeight: 25, currentStep: 1 } }, 'loopline-test', 'status');
+  await api.mergePatch(
+    kinds.InferenceService,
+    ns,
+    'scoring',
+    { status: { canaryWeight: 25, currentStep: 1 } },
+    'loopline-test',
+    'status',
+  );
 });
 
 test('pause, resume, promote and rollback write spec.rollout; bad arguments print the usage and exit 2', async () => {
@@ -365,7 +531,12 @@ test('pause, resume, promote and rollback write spec.rollout; bad arguments prin
   assert.is(await run(['rollback', 'scoring', '-n', ns], (line) => said.push(line)), 0);
   assert.equal([(await rollout()).promoteNow, (await rollout()).abort], [false, true]);
   assert.equal(said, [`inferenceservice ${ns}/scoring: rollback requested`]);
-  for (const argv of [['frobnicate', 'scoring'], ['status'], ['status', 'scoring', '--window', 'soon'], ['status', 'scoring', '--bogus']]) {
+  for (const argv of [
+    ['frobnicate', 'scoring'],
+    ['status'],
+    ['status', 'scoring', '--window', 'soon'],
+    ['status', 'scoring', '--bogus'],
+  ]) {
     const out: string[] = [];
     assert.is(await run(argv, (line) => out.push(line)), 2, argv.join(' '));
     assert.match(out.join('\n'), /usage: loopline|--window must be/);

@@ -35,7 +35,12 @@ function asServed(desired: DesiredObject): KubeObject {
   const sent = withFingerprint(desired);
   return {
     ...structuredClone(sent),
-    metadata: { ...structuredClone(sent.metadata), uid: 'u1', resourceVersion: '7', creationTimestamp: '2024-01-01T00:00:00Z' as unknown as Date },
+    metadata: {
+      ...structuredClone(sent.metadata),
+      uid: 'u1',
+      resourceVersion: '7',
+      creationTimestamp: '2024-01-01T00:00:00Z' as unknown as Date,
+    },
     spec: {
       containers: [
         {
@@ -94,7 +99,12 @@ test('a missing or deleting object always needs the write', () => {
 });
 
 test('the fingerprint ignores key order and its own annotation', () => {
-  const reordered: DesiredObject = { kind: 'Pod', apiVersion: 'v1', spec: desiredPod.spec, metadata: { labels: { app: 'x' }, namespace: 'ns', name: 'job-0' } };
+  const reordered: DesiredObject = {
+    kind: 'Pod',
+    apiVersion: 'v1',
+    spec: desiredPod.spec,
+    metadata: { labels: { app: 'x' }, namespace: 'ns', name: 'job-0' },
+  };
   assert.is(appliedFingerprint(reordered), appliedFingerprint(desiredPod));
   assert.is(appliedFingerprint(withFingerprint(desiredPod)), appliedFingerprint(desiredPod));
   assert.ok(withFingerprint(desiredPod).metadata.annotations![APPLIED_ANNOTATION]);
@@ -104,9 +114,29 @@ test('lists of scalars must match exactly; lists of objects match by merge key',
   assert.ok(isSubset({ args: ['a', 'b'] }, { args: ['a', 'b'] }));
   assert.not.ok(isSubset({ args: ['a', 'b'] }, { args: ['a', 'b', 'c'] }));
   assert.not.ok(isSubset({ args: ['b', 'a'] }, { args: ['a', 'b'] }));
-  assert.ok(isSubset({ env: [{ name: 'B', value: '2' }] }, { env: [{ name: 'A', value: '1' }, { name: 'B', value: '2' }] }));
+  assert.ok(
+    isSubset(
+      { env: [{ name: 'B', value: '2' }] },
+      {
+        env: [
+          { name: 'A', value: '1' },
+          { name: 'B', value: '2' },
+        ],
+      },
+    ),
+  );
   assert.not.ok(isSubset({ env: [{ name: 'C', value: '3' }] }, { env: [{ name: 'A', value: '1' }] }));
-  assert.ok(isSubset({ conditions: [{ type: 'Ready', status: 'True' }] }, { conditions: [{ type: 'X', status: 'False' }, { type: 'Ready', status: 'True', reason: 'r' }] }));
+  assert.ok(
+    isSubset(
+      { conditions: [{ type: 'Ready', status: 'True' }] },
+      {
+        conditions: [
+          { type: 'X', status: 'False' },
+          { type: 'Ready', status: 'True', reason: 'r' },
+        ],
+      },
+    ),
+  );
 });
 
 test('quantities compare by value only under resources, and numbers match their string form', () => {
@@ -114,7 +144,9 @@ test('quantities compare by value only under resources, and numbers match their 
   assert.is(quantityValue('1Gi'), 2 ** 30);
   assert.is(quantityValue('1e3'), 1000);
   assert.ok(Number.isNaN(quantityValue('lots')));
-  assert.ok(isSubset({ resources: { requests: { memory: '1024Mi' } } }, { resources: { requests: { memory: '1Gi' } } }));
+  assert.ok(
+    isSubset({ resources: { requests: { memory: '1024Mi' } } }, { resources: { requests: { memory: '1Gi' } } }),
+  );
   assert.not.ok(isSubset({ env: [{ name: 'X', value: '0.5' }] }, { env: [{ name: 'X', value: '500m' }] }));
   assert.ok(isSubset({ targetPort: 8080 }, { targetPort: '8080' }));
   assert.not.ok(isSubset({ replicas: 2 }, { replicas: 3 }));
@@ -132,7 +164,12 @@ test('setCondition keeps lastTransitionTime while the status stays, moves it whe
   const first = setCondition([], { type: 'Ready', status: 'False', reason: 'Waiting', message: 'pods pending' }, 1, t1);
   assert.is(first[0].lastTransitionTime, '2024-01-01T00:00:00Z');
   assert.is(first[0].observedGeneration, 1);
-  const sameStatus = setCondition(first, { type: 'Ready', status: 'False', reason: 'Still', message: 'other message' }, 2, t2);
+  const sameStatus = setCondition(
+    first,
+    { type: 'Ready', status: 'False', reason: 'Still', message: 'other message' },
+    2,
+    t2,
+  );
   assert.is(sameStatus[0].lastTransitionTime, '2024-01-01T00:00:00Z');
   assert.is(sameStatus[0].reason, 'Still');
   assert.is(sameStatus[0].observedGeneration, 2);
@@ -146,8 +183,19 @@ test('mergeConditions keeps conditions of other types and sets each desired type
     { type: 'Other', status: 'True', reason: 'X', message: '', lastTransitionTime: '2023-01-01T00:00:00Z' },
     { type: 'Ready', status: 'True', reason: 'Running', message: 'ok', lastTransitionTime: '2023-06-01T00:00:00Z' },
   ];
-  const merged = mergeConditions(existing, [{ type: 'Ready', status: 'True', reason: 'Running', message: 'ok' }, { type: 'Failed', status: 'False', reason: 'None', message: '' }], 3, new Date('2024-01-01T00:00:00Z'));
-  assert.equal(merged.map((c) => c.type), ['Other', 'Ready', 'Failed']);
+  const merged = mergeConditions(
+    existing,
+    [
+      { type: 'Ready', status: 'True', reason: 'Running', message: 'ok' },
+      { type: 'Failed', status: 'False', reason: 'None', message: '' },
+    ],
+    3,
+    new Date('2024-01-01T00:00:00Z'),
+  );
+  assert.equal(
+    merged.map((c) => c.type),
+    ['Other', 'Ready', 'Failed'],
+  );
   assert.is(merged[1].lastTransitionTime, '2023-06-01T00:00:00Z');
   assert.is(merged[2].lastTransitionTime, '2024-01-01T00:00:00Z');
   assert.is(existing[1].observedGeneration, undefined, 'input is not mutated');
@@ -159,7 +207,12 @@ test('ownedStatusFields reads the top-level status fields of the apply entry on 
       name: 'x',
       managedFields: [
         { manager: 'loopline-operator', operation: 'Apply', fieldsV1: { 'f:spec': { 'f:x': {} } } },
-        { manager: 'loopline-operator', operation: 'Apply', subresource: 'status', fieldsV1: { 'f:status': { 'f:phase': {}, 'f:conditions': {}, '.': {} } } },
+        {
+          manager: 'loopline-operator',
+          operation: 'Apply',
+          subresource: 'status',
+          fieldsV1: { 'f:status': { 'f:phase': {}, 'f:conditions': {}, '.': {} } },
+        },
       ],
     },
   } as unknown as KubeObject;

@@ -7,7 +7,11 @@ import { waitFor as sharedWaitFor } from '../../../test/support/local.ts';
 export { quietLogger, requireKubeconfig, sleep, uniqueName } from '../../../test/support/local.ts';
 
 export async function createNamespace(api: KubeApi, name: string): Promise<void> {
-  await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as never, 'engine-test');
+  await api.create(
+    kinds.Namespace,
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as never,
+    'engine-test',
+  );
 }
 
 export async function deleteNamespace(api: KubeApi, name: string): Promise<void> {
@@ -15,7 +19,11 @@ export async function deleteNamespace(api: KubeApi, name: string): Promise<void>
 }
 
 /** The shared waitFor, polling every 25 ms with a 10 s default: the engine's tests wait on fast, local changes. */
-export function waitFor<T>(what: string, probe: () => T | undefined | false | null | Promise<T | undefined | false | null>, timeoutMs = 10_000): Promise<T> {
+export function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | null | Promise<T | undefined | false | null>,
+  timeoutMs = 10_000,
+): Promise<T> {
   return sharedWaitFor(what, probe, timeoutMs, 25);
 }
 

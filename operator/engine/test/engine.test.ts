@@ -10,13 +10,27 @@ import { type Engine, createEngine } from '../engine.ts';
 import { controllerReference } from '../keys.ts';
 import { type ResourceKind, kinds } from '../kinds.ts';
 import type { Condition, KubeObject } from '../types.ts';
-import { createNamespace, deleteNamespace, quietLogger, requireKubeconfig, sleep, testApi, uniqueName, waitFor } from './cluster.ts';
+import {
+  createNamespace,
+  deleteNamespace,
+  quietLogger,
+  requireKubeconfig,
+  sleep,
+  testApi,
+  uniqueName,
+  waitFor,
+} from './cluster.ts';
 
 const kc = requireKubeconfig();
 const api = testApi(kc);
 const ns = uniqueName('engine-test');
 
-const Widget: ResourceKind = { apiVersion: 'enginetest.loopline.dev/v1', kind: 'Widget', plural: 'widgets', namespaced: true };
+const Widget: ResourceKind = {
+  apiVersion: 'enginetest.loopline.dev/v1',
+  kind: 'Widget',
+  plural: 'widgets',
+  namespaced: true,
+};
 const CRD: ResourceKind = {
   apiVersion: 'apiextensions.k8s.io/v1',
   kind: 'CustomResourceDefinition',
@@ -38,7 +52,13 @@ function widgetController() {
     for: Widget,
     owns: [kinds.ConfigMap],
     // A custom mapping: a Secret labelled widget=<name> concerns that Widget.
-    watches: [{ kind: kinds.Secret, map: (secret: KubeObject) => (secret.metadata.labels?.widget ? [`${secret.metadata.namespace}/${secret.metadata.labels.widget}`] : []) }],
+    watches: [
+      {
+        kind: kinds.Secret,
+        map: (secret: KubeObject) =>
+          secret.metadata.labels?.widget ? [`${secret.metadata.namespace}/${secret.metadata.labels.widget}`] : [],
+      },
+    ],
     workers: 2,
     async reconcile({ namespace, name, key }: { namespace: string; name: string; key: string }, ctx: any) {
       reconciled.push(key);
@@ -53,7 +73,12 @@ function widgetController() {
       await ctx.apply({
         apiVersion: 'v1',
         kind: 'ConfigMap',
-        metadata: { name: `${name}-config`, namespace, labels: { widget: name }, ownerReferences: [controllerReference(widget)] },
+        metadata: {
+          name: `${name}-config`,
+          namespace,
+          labels: { widget: name },
+          ownerReferences: [controllerReference(widget)],
+        },
         data: { color: String(widget.spec?.color ?? 'none') },
       });
       const ok = widget.spec?.color !== 'broken';
@@ -61,16 +86,31 @@ function widgetController() {
         phase: ok ? 'Ready' : 'Failed',
         color: widget.spec?.color,
         conditions: [
-          { type: 'Ready', status: ok ? 'True' : 'False', reason: ok ? 'Configured' : 'Broken', message: `color ${widget.spec?.color}` },
+          {
+            type: 'Ready',
+            status: ok ? 'True' : 'False',
+            reason: ok ? 'Configured' : 'Broken',
+            message: `color ${widget.spec?.color}`,
+          },
         ],
       });
-      if (changed) await ctx.event(widget, ok ? 'Normal' : 'Warning', ok ? 'Configured' : 'Broken', `color is ${widget.spec?.color}`);
+      if (changed)
+        await ctx.event(
+          widget,
+          ok ? 'Normal' : 'Warning',
+          ok ? 'Configured' : 'Broken',
+          `color is ${widget.spec?.color}`,
+        );
     },
   };
 }
 
 async function createWidget(name: string, spec: Record<string, unknown>): Promise<KubeObject> {
-  return api.create(Widget, { apiVersion: Widget.apiVersion, kind: 'Widget', metadata: { name, namespace: ns }, spec } as never, 'engine-test');
+  return api.create(
+    Widget,
+    { apiVersion: Widget.apiVersion, kind: 'Widget', metadata: { name, namespace: ns }, spec } as never,
+    'engine-test',
+  );
 }
 
 async function patchWidgetSpec(name: string, spec: Record<string, unknown>): Promise<KubeObject> {
@@ -125,9 +165,22 @@ test.before(async () => {
     return (crd.status?.conditions ?? []).some((c: Condition) => c.type === 'Established' && c.status === 'True');
   });
   // Established can precede the API path being served by a moment.
-  await waitFor('Widget API served', () => api.list(Widget, ns).then(() => true, () => undefined));
+  await waitFor('Widget API served', () =>
+    api.list(Widget, ns).then(
+      () => true,
+      () => undefined,
+    ),
+  );
 
-  engine = createEngine({ kubeconfig: kc, namespace: ns, leaderElection: false, httpPort: 0, httpHost: '127.0.0.1', resyncPeriodMs: 0, logger: quietLogger() });
+  engine = createEngine({
+    kubeconfig: kc,
+    namespace: ns,
+    leaderElection: false,
+    httpPort: 0,
+    httpHost: '127.0.0.1',
+    resyncPeriodMs: 0,
+    logger: quietLogger(),
+  });
   engine.register(widgetController());
   await engine.start();
 });
@@ -167,16 +220,29 @@ test('reconcile creates the owned object and writes status with observedGenerati
   assert.ok(cm.metadata.annotations?.[APPLIED_ANNOTATION]);
   const managers = (cm.metadata.managedFields ?? []).map((f: { manager?: string }) => f.manager);
   assert.ok(managers.includes('loopline-operator'), `field managers ${managers}`);
-  assert.equal(engine.cache.ownedBy(kinds.ConfigMap, widget).map((c) => c.metadata.name), ['alpha-config']);
+  assert.equal(
+    engine.cache.ownedBy(kinds.ConfigMap, widget).map((c) => c.metadata.name),
+    ['alpha-config'],
+  );
   // The cache keeps of managedFields only the status Apply entries (what the status-ownership check reads).
   assert.is(engine.cache.ownedBy(kinds.ConfigMap, widget)[0].metadata.managedFields, undefined);
   const cached = await waitFor('the cache to hold the written status', () => {
     const w = engine.cache.get(Widget, ns, 'alpha');
     return w?.status?.observedGeneration === widget.metadata.generation ? w : undefined;
   });
-  const entries = (cached.metadata.managedFields ?? []) as Array<{ manager?: string; operation?: string; subresource?: string }>;
-  assert.equal(entries.map((e) => [e.manager, e.operation, e.subresource]), [['loopline-operator', 'Apply', 'status']]);
-  assert.ok((widget.metadata.managedFields ?? []).length > entries.length, 'the API server keeps more entries than the cache');
+  const entries = (cached.metadata.managedFields ?? []) as Array<{
+    manager?: string;
+    operation?: string;
+    subresource?: string;
+  }>;
+  assert.equal(
+    entries.map((e) => [e.manager, e.operation, e.subresource]),
+    [['loopline-operator', 'Apply', 'status']],
+  );
+  assert.ok(
+    (widget.metadata.managedFields ?? []).length > entries.length,
+    'the API server keeps more entries than the cache',
+  );
 });
 
 test('a change to an owned object enqueues its owner, which puts it back', async () => {
@@ -184,26 +250,42 @@ test('a change to an owned object enqueues its owner, which puts it back', async
   await engine.waitIdle();
   reconciled.length = 0;
   await api.mergePatch(kinds.ConfigMap, ns, 'alpha-config', { data: { color: 'tampered' } }, 'someone-else');
-  await waitFor('color restored', async () => (await api.get<ConfigMap>(kinds.ConfigMap, ns, 'alpha-config')).data.color === 'green');
+  await waitFor(
+    'color restored',
+    async () => (await api.get<ConfigMap>(kinds.ConfigMap, ns, 'alpha-config')).data.color === 'green',
+  );
   assert.ok(reconciled.includes(`${ns}/alpha`), `reconciled ${reconciled}`);
   await api.delete(kinds.ConfigMap, ns, 'alpha-config');
   await waitFor('deleted owned object recreated', async () =>
-    (await api.list(kinds.ConfigMap, ns)).items.some((c) => c.metadata.name === 'alpha-config' && !c.metadata.deletionTimestamp),
+    (await api.list(kinds.ConfigMap, ns)).items.some(
+      (c) => c.metadata.name === 'alpha-config' && !c.metadata.deletionTimestamp,
+    ),
   );
 });
 
 test('a custom mapper turns an event on a watched kind into the key of the primary it concerns', async () => {
   await engine.waitIdle();
   reconciled.length = 0;
-  await api.create(kinds.Secret, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: ns, labels: { widget: 'alpha' } }, stringData: { k: 'v' } } as never, 'engine-test');
+  await api.create(
+    kinds.Secret,
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'creds', namespace: ns, labels: { widget: 'alpha' } },
+      stringData: { k: 'v' },
+    } as never,
+    'engine-test',
+  );
   await waitFor('alpha reconciled for its secret', () => reconciled.includes(`${ns}/alpha`) || undefined);
   assert.equal([...new Set(reconciled)], [`${ns}/alpha`], 'only the mapped primary');
 });
 
 test('a full resync with nothing changed reconciles every object and makes 0 API writes', async () => {
   for (const name of ['r1', 'r2', 'r3']) await createWidget(name, { color: name });
-  await waitFor('all configured', () =>
-    ['r1', 'r2', 'r3'].every((n) => engine.cache.get(Widget, ns, n)?.status?.observedGeneration === 1) || undefined,
+  await waitFor(
+    'all configured',
+    () =>
+      ['r1', 'r2', 'r3'].every((n) => engine.cache.get(Widget, ns, n)?.status?.observedGeneration === 1) || undefined,
   );
   await engine.waitIdle();
   await sleep(300); // let the watch deliver our own last writes
@@ -263,10 +345,11 @@ test('an empty list in the desired status is no change on the next reconcile, se
   await createWidget('empty-lists', { unmanaged: true });
   const widget = await waitFor('empty-lists cached', () => engine.cache.get(Widget, ns, 'empty-lists'));
   const ready = [{ type: 'Ready', status: 'True', reason: 'Manual', message: 'set by the test' }];
-  const cachedAt = async (resourceVersion: string) => waitFor('the cache to hold the write', () => {
-    const cached = engine.cache.get(Widget, ns, 'empty-lists');
-    return cached && Number(cached.metadata.resourceVersion) >= Number(resourceVersion) ? cached : undefined;
-  });
+  const cachedAt = async (resourceVersion: string) =>
+    waitFor('the cache to hold the write', () => {
+      const cached = engine.cache.get(Widget, ns, 'empty-lists');
+      return cached && Number(cached.metadata.resourceVersion) >= Number(resourceVersion) ? cached : undefined;
+    });
   const first = await engine.writer.applyStatus(widget, { phase: 'Ready', tags: [], notes: [], conditions: ready });
   assert.ok(first.changed);
   await cachedAt(first.object.metadata.resourceVersion!);
@@ -282,7 +365,10 @@ test('an empty list in the desired status is no change on the next reconcile, se
   assert.ok(emptied.changed, 'emptying a list is a change');
   assert.equal((await readWidget('empty-lists')).status.tags ?? [], []);
   await cachedAt(emptied.object.metadata.resourceVersion!);
-  assert.not.ok((await engine.writer.applyStatus(widget, { phase: 'Ready', tags: [], notes: [], conditions: ready })).changed, 'then no write');
+  assert.not.ok(
+    (await engine.writer.applyStatus(widget, { phase: 'Ready', tags: [], notes: [], conditions: ready })).changed,
+    'then no write',
+  );
 });
 
 test('repeated events about the same object aggregate into one Event', async () => {
@@ -291,7 +377,8 @@ test('repeated events about the same object aggregate into one Event', async () 
   for (let i = 0; i < 5; i++) await engine.writer.event(widget, 'Warning', 'Flapping', 'the same thing again');
   await engine.writer.event(widget, 'Warning', 'Flapping', 'something else');
   const events = (await api.list(kinds.Event, ns)).items.filter(
-    (e: KubeObject & { reason?: string; regarding?: { name?: string } }) => e.reason === 'Flapping' && e.regarding?.name === 'r3',
+    (e: KubeObject & { reason?: string; regarding?: { name?: string } }) =>
+      e.reason === 'Flapping' && e.regarding?.name === 'r3',
   );
   assert.is(events.length, 2, 'one per distinct message');
   assert.is(engine.writes.total({ kind: 'Event' }) - before, 2, 'repeats inside the flush interval cost no write');
@@ -313,7 +400,12 @@ test('a failing reconcile is retried with growing backoff until it succeeds', as
   const gaps = times.slice(1, 5).map((t, i) => t - times[i]);
   // Each retry waits at least its backoff (5 ms * 2^n, less timer slack); a busy machine can only add to that,
   // so the lower bounds hold however loaded it is, and together they prove the backoff doubles.
-  gaps.forEach((gap, n) => assert.ok(gap >= 5 * 2 ** n * 0.9, `retry ${n + 1} after >= ${5 * 2 ** n} ms: gaps ${gaps.map((g) => g.toFixed(1))}`));
+  gaps.forEach((gap, n) =>
+    assert.ok(
+      gap >= 5 * 2 ** n * 0.9,
+      `retry ${n + 1} after >= ${5 * 2 ** n} ms: gaps ${gaps.map((g) => g.toFixed(1))}`,
+    ),
+  );
 });
 
 test('/metrics, /healthz and /readyz are served', async () => {
@@ -334,10 +426,13 @@ test('a watch that breaks is resumed without losing events', async () => {
   const informers = (engine as unknown as { informers: Map<string, { abort?: AbortController }> }).informers;
   for (const informer of informers.values()) informer.abort?.abort();
   await patchWidgetSpec('r3', { color: 'after-break' });
-  await waitFor('change after watch break reconciled', async () => (await readWidget('r3')).status?.color === 'after-break');
+  await waitFor(
+    'change after watch break reconciled',
+    async () => (await readWidget('r3')).status?.color === 'after-break',
+  );
 });
 
-test('patch merges into the object with the engine\'s field manager, skips what the cache already holds, and a null removes', async () => {
+test("patch merges into the object with the engine's field manager, skips what the cache already holds, and a null removes", async () => {
   await createWidget('patched', { color: 'red', promoteNow: true });
   await waitFor('the cache to hold the widget', () => engine.cache.get(Widget, ns, 'patched'));
   engine.writes.reset();
@@ -345,10 +440,18 @@ test('patch merges into the object with the engine\'s field manager, skips what 
   assert.ok(first.changed);
   const written = await readWidget('patched');
   assert.equal(written.spec, { color: 'red', promoteNow: false });
-  const update = (written.metadata.managedFields ?? []).find((f: { operation?: string; manager?: string }) => f.operation === 'Update' && f.manager === 'loopline-operator');
-  assert.ok(update, 'the engine\'s field manager owns the patched field');
-  await waitFor('the cache to see the patch', () => engine.cache.get(Widget, ns, 'patched')?.spec?.promoteNow === false || undefined);
-  assert.not.ok((await engine.writer.patch(Widget, ns, 'patched', { spec: { promoteNow: false } })).changed, 'nothing to change: skipped');
+  const update = (written.metadata.managedFields ?? []).find(
+    (f: { operation?: string; manager?: string }) => f.operation === 'Update' && f.manager === 'loopline-operator',
+  );
+  assert.ok(update, "the engine's field manager owns the patched field");
+  await waitFor(
+    'the cache to see the patch',
+    () => engine.cache.get(Widget, ns, 'patched')?.spec?.promoteNow === false || undefined,
+  );
+  assert.not.ok(
+    (await engine.writer.patch(Widget, ns, 'patched', { spec: { promoteNow: false } })).changed,
+    'nothing to change: skipped',
+  );
   assert.ok((await engine.writer.patch(Widget, ns, 'patched', { spec: { promoteNow: null } })).changed);
   assert.equal((await readWidget('patched')).spec, { color: 'red' });
   assert.is(engine.writes.total({ verb: 'patch', kind: 'Widget' }), 2);
@@ -360,8 +463,20 @@ test('raw API reads work for what the cache does not hold', async () => {
 });
 
 test('a kind the API server does not serve leaves its cache empty instead of blocking start', async () => {
-  const Ghost: ResourceKind = { apiVersion: 'nothere.loopline.dev/v1', kind: 'Ghost', plural: 'ghosts', namespaced: true };
-  const other = createEngine({ kubeconfig: kc, namespace: ns, leaderElection: false, httpPort: false, resyncPeriodMs: 0, logger: quietLogger() });
+  const Ghost: ResourceKind = {
+    apiVersion: 'nothere.loopline.dev/v1',
+    kind: 'Ghost',
+    plural: 'ghosts',
+    namespaced: true,
+  };
+  const other = createEngine({
+    kubeconfig: kc,
+    namespace: ns,
+    leaderElection: false,
+    httpPort: false,
+    resyncPeriodMs: 0,
+    logger: quietLogger(),
+  });
   other.register({ name: 'ghostly', for: Widget, reads: [Ghost], reconcile: async () => undefined });
   const started = await Promise.race([other.start().then(() => true), sleep(5000).then(() => false)]);
   try {

@@ -13,7 +13,16 @@ import { kinds } from '../kinds.ts';
 import { HttpMethod } from '@kubernetes/client-node';
 import type { ControllerDefinition, KubeObject } from '../types.ts';
 import { NotLeaderError } from '../writer.ts';
-import { createNamespace, deleteNamespace, quietLogger, requireKubeconfig, sleep, testApi, uniqueName, waitFor } from './cluster.ts';
+import {
+  createNamespace,
+  deleteNamespace,
+  quietLogger,
+  requireKubeconfig,
+  sleep,
+  testApi,
+  uniqueName,
+  waitFor,
+} from './cluster.ts';
 
 const kc = requireKubeconfig();
 const api = testApi(kc);
@@ -38,7 +47,12 @@ function mirrorController(identity: string): ControllerDefinition {
       await ctx.apply({
         apiVersion: 'v1',
         kind: 'ConfigMap',
-        metadata: { name: `${name}-mirror`, namespace, labels: { role: 'mirror' }, ownerReferences: [controllerReference(source)] },
+        metadata: {
+          name: `${name}-mirror`,
+          namespace,
+          labels: { role: 'mirror' },
+          ownerReferences: [controllerReference(source)],
+        },
         data: { ...(source as KubeObject & { data?: Record<string, string> }).data, mirroredBy: identity },
       });
     },
@@ -62,10 +76,22 @@ async function startEngine(identity: string): Promise<Engine> {
 }
 
 async function source(name: string, data: Record<string, string>): Promise<void> {
-  await api.apply(kinds.ConfigMap, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns, labels: { role: 'source' } }, data } as never, 'engine-test');
+  await api.apply(
+    kinds.ConfigMap,
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace: ns, labels: { role: 'source' } },
+      data,
+    } as never,
+    'engine-test',
+  );
 }
 
-const mirror = (name: string) => api.get(kinds.ConfigMap, ns, `${name}-mirror`).catch(() => undefined) as Promise<(KubeObject & { data: Record<string, string> }) | undefined>;
+const mirror = (name: string) =>
+  api.get(kinds.ConfigMap, ns, `${name}-mirror`).catch(() => undefined) as Promise<
+    (KubeObject & { data: Record<string, string> }) | undefined
+  >;
 const leaderOf = (...candidates: Engine[]) => candidates.find((e) => e.isLeader());
 
 let a: Engine;
@@ -100,7 +126,12 @@ test('of two engines exactly one leads and only the leader reconciles; /readyz i
 test('a follower refuses writes', async () => {
   const follower = a.isLeader() ? b : a;
   try {
-    await follower.writer.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'nope', namespace: ns }, data: {} });
+    await follower.writer.apply({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'nope', namespace: ns },
+      data: {},
+    });
     assert.unreachable('the write should have been refused');
   } catch (err) {
     assert.instance(err, NotLeaderError);
@@ -114,10 +145,15 @@ test('when the leader dies without releasing, the other takes over within the le
   await leader.stop({ releaseLease: false }); // a crash, as far as the lease shows
   await follower.whenLeader();
   const takeoverMs = Date.now() - t0;
-  console.log(`takeover after crash: ${takeoverMs} ms (lease ${LEASE.leaseDurationMs} ms, retry ${LEASE.retryPeriodMs} ms)`);
+  console.log(
+    `takeover after crash: ${takeoverMs} ms (lease ${LEASE.leaseDurationMs} ms, retry ${LEASE.retryPeriodMs} ms)`,
+  );
   // The follower measures expiry from when it saw the last renewal, polling every retry period.
   assert.ok(takeoverMs <= LEASE.leaseDurationMs + 2 * LEASE.retryPeriodMs, `takeover took ${takeoverMs} ms`);
-  assert.ok(takeoverMs >= LEASE.leaseDurationMs - LEASE.renewDeadlineMs, 'no takeover before the lease could have expired');
+  assert.ok(
+    takeoverMs >= LEASE.leaseDurationMs - LEASE.renewDeadlineMs,
+    'no takeover before the lease could have expired',
+  );
   await source('one', { v: '2' });
   const copy = await waitFor('new leader mirrors', async () => {
     const m = await mirror('one');
@@ -134,7 +170,14 @@ test('a leader whose lease is taken away stops reconciling at once', async () =>
   const c = await startEngine('engine-c');
   // Someone else grabs the lease (e.g. an operator with a newer clock view); the leader must notice on its next renew.
   const lease = await api.get(kinds.Lease, ns, LEASE.name);
-  await api.replace(kinds.Lease, { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder', renewTime: new Date().toISOString().replace('Z', '000Z') } } as KubeObject, 'engine-test');
+  await api.replace(
+    kinds.Lease,
+    {
+      ...lease,
+      spec: { ...lease.spec, holderIdentity: 'intruder', renewTime: new Date().toISOString().replace('Z', '000Z') },
+    } as KubeObject,
+    'engine-test',
+  );
   const t0 = Date.now();
   await waitFor('leader steps down', () => !leader.isLeader() || undefined, 5000);
   const stepDownMs = Date.now() - t0;
@@ -155,7 +198,10 @@ test('graceful shutdown finishes the in-flight reconcile, releases the lease, an
   const successor = engines.find((e) => e !== leader && e.isReady())!;
   assert.ok(successor, 'a running successor');
   await source('slow', { delayMs: '1500' });
-  await waitFor('slow reconcile started', () => reconcilesBy.get(leader.identity)?.some((k) => k.endsWith('/slow')) || undefined);
+  await waitFor(
+    'slow reconcile started',
+    () => reconcilesBy.get(leader.identity)?.some((k) => k.endsWith('/slow')) || undefined,
+  );
   const t0 = Date.now();
   await leader.stop();
   const stopMs = Date.now() - t0;
@@ -176,9 +222,13 @@ test('graceful shutdown finishes the in-flight reconcile, releases the lease, an
 
 test('SIGTERM: the operator process finishes its in-flight reconcile, releases the lease and exits 0', async () => {
   const lease = uniqueName('signal-lease');
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./operator-process.ts', import.meta.url)), ns, lease], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./operator-process.ts', import.meta.url)), ns, lease],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -199,7 +249,10 @@ test('SIGTERM: the operator process finishes its in-flight reconcile, releases t
 });
 
 test('the lease record is a valid coordination.k8s.io/v1 Lease', async () => {
-  const lease = await api.request<KubeObject>(HttpMethod.GET, `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${LEASE.name}`);
+  const lease = await api.request<KubeObject>(
+    HttpMethod.GET,
+    `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${LEASE.name}`,
+  );
   assert.is(lease.spec.leaseDurationSeconds, LEASE.leaseDurationMs / 1000);
   assert.match(lease.spec.renewTime, /\.\d{6}Z$/);
 });

@@ -12,7 +12,14 @@ import { quietLogger } from './cluster.ts';
 const [namespace, leaseName] = process.argv.slice(2);
 const engine = createEngine({
   namespace,
-  leaderElection: { namespace, name: leaseName, identity: `process-${process.pid}`, leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 },
+  leaderElection: {
+    namespace,
+    name: leaseName,
+    identity: `process-${process.pid}`,
+    leaseDurationMs: 4000,
+    renewDeadlineMs: 3000,
+    retryPeriodMs: 500,
+  },
   httpPort: 0,
   httpHost: '127.0.0.1',
   logger: quietLogger(),

@@ -32,11 +32,19 @@ test.after(async () => {
 });
 
 function driftEvent(name: string, id = randomUUID()): CloudEvent {
-  return cloudEvent({ id, type: 'dev.loopline.drift.window', source: `/predictors/${ns}/${name}`, data: { score: 0.5, driftedFeatures: ['amount'], drifted: true } });
+  return cloudEvent({
+    id,
+    type: 'dev.loopline.drift.window',
+    source: `/predictors/${ns}/${name}`,
+    data: { score: 0.5, driftedFeatures: ['amount'], drifted: true },
+  });
 }
 
 async function publishDrift(name: string, event: CloudEvent | string): Promise<void> {
-  await jetstream(nc).publish(`loopline.drift.${ns}.${name}`, typeof event === 'string' ? event : JSON.stringify(event));
+  await jetstream(nc).publish(
+    `loopline.drift.${ns}.${name}`,
+    typeof event === 'string' ? event : JSON.stringify(event),
+  );
 }
 
 function collector() {
@@ -52,7 +60,10 @@ function collector() {
       const deadline = Date.now() + timeoutMs;
       while (seen.length < count) {
         if (Date.now() > deadline) throw new Error(`saw ${seen.length} events, wanted ${count}`);
-        await new Promise<void>((resolve) => { waiters.push(resolve); setTimeout(resolve, 100); });
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 100);
+        });
       }
     },
   };
@@ -81,13 +92,37 @@ test('lifecycle events land on loopline.events.<ns>.<kind>.<name> as CloudEvents
   assert.is(subject, `loopline.events.${ns}.inferenceservice.fraud`);
   const durable = `test-lifecycle-${ns}`;
   durables.push(durable);
-  await jsm.consumers.add(STREAM_NAME, { durable_name: durable, filter_subject: subject, ack_policy: AckPolicy.Explicit });
+  await jsm.consumers.add(STREAM_NAME, {
+    durable_name: durable,
+    filter_subject: subject,
+    ack_policy: AckPolicy.Explicit,
+  });
   const publisher = new LifecyclePublisher(nc);
   // Unique per run: the shared stream drops a repeated id for its whole duplicate window (10 min), across runs too.
   const id = `${ns}/rolledback/v2`;
-  await publisher.publish({ kind: 'inferenceservice', namespace: ns, name: 'fraud', reason: 'rolledback', id, data: { version: 2, errorRate: 0.3 } });
-  await publisher.publish({ kind: 'inferenceservice', namespace: ns, name: 'fraud', reason: 'rolledback', id, data: { version: 2, errorRate: 0.3 } });
-  await publisher.publish({ kind: 'inferenceservice', namespace: ns, name: 'fraud', reason: 'promoted', data: { version: 3 } });
+  await publisher.publish({
+    kind: 'inferenceservice',
+    namespace: ns,
+    name: 'fraud',
+    reason: 'rolledback',
+    id,
+    data: { version: 2, errorRate: 0.3 },
+  });
+  await publisher.publish({
+    kind: 'inferenceservice',
+    namespace: ns,
+    name: 'fraud',
+    reason: 'rolledback',
+    id,
+    data: { version: 2, errorRate: 0.3 },
+  });
+  await publisher.publish({
+    kind: 'inferenceservice',
+    namespace: ns,
+    name: 'fraud',
+    reason: 'promoted',
+    data: { version: 3 },
+  });
   const consumer = await jetstream(nc).consumers.get(STREAM_NAME, durable);
   const batch = await consumer.fetch({ max_messages: 10, expires: 1500 });
   const events: CloudEvent[] = [];
@@ -95,7 +130,10 @@ test('lifecycle events land on loopline.events.<ns>.<kind>.<name> as CloudEvents
     events.push(parseCloudEvent(message.data));
     message.ack();
   }
-  assert.equal(events.map((e) => e.type), ['dev.loopline.inferenceservice.rolledback', 'dev.loopline.inferenceservice.promoted']);
+  assert.equal(
+    events.map((e) => e.type),
+    ['dev.loopline.inferenceservice.rolledback', 'dev.loopline.inferenceservice.promoted'],
+  );
   assert.is(events[0]!.id, id);
   assert.is(events[0]!.source, `/apis/loopline.dev/v1alpha1/namespaces/${ns}/inferenceservices/fraud`);
   assert.equal(events[0]!.data, { version: 2, errorRate: 0.3 });
@@ -114,7 +152,10 @@ test('drift events published while no consumer runs are delivered when it starts
   const second = await consumeDriftEvents(nc, seen.handle, { durable, filterSubject, log });
   await seen.until(2);
   await second.stop();
-  assert.equal(seen.seen.map((s) => s.id), events.map((e) => e.id));
+  assert.equal(
+    seen.seen.map((s) => s.id),
+    events.map((e) => e.id),
+  );
   assert.is(seen.seen[0]!.target, `${ns}/offline`);
 });
 
@@ -139,7 +180,10 @@ test('acked drift events are not delivered again after a restart; a failed handl
   await publishDrift('acks', event);
   await seen.until(1);
   await consumer.stop();
-  assert.equal(seen.seen.map((s) => s.id), [event.id]);
+  assert.equal(
+    seen.seen.map((s) => s.id),
+    [event.id],
+  );
 
   const again = collector();
   const restarted = await consumeDriftEvents(nc, again.handle, { durable, filterSubject, log });
@@ -148,7 +192,10 @@ test('acked drift events are not delivered again after a restart; a failed handl
   await again.until(1);
   await new Promise((resolve) => setTimeout(resolve, 300));
   await restarted.stop();
-  assert.equal(again.seen.map((s) => s.id), [later.id]);
+  assert.equal(
+    again.seen.map((s) => s.id),
+    [later.id],
+  );
 });
 
 test('a malformed drift event is dropped, not redelivered, and does not block the next one', async () => {
@@ -163,7 +210,10 @@ test('a malformed drift event is dropped, not redelivered, and does not block th
   await seen.until(1);
   await new Promise((resolve) => setTimeout(resolve, 300));
   await consumer.stop();
-  assert.equal(seen.seen.map((s) => s.id), [good.id]);
+  assert.equal(
+    seen.seen.map((s) => s.id),
+    [good.id],
+  );
   const info = await (await jetstreamManager(nc)).consumers.info(STREAM_NAME, durable);
   assert.is(info.num_pending + info.num_ack_pending, 0);
 });

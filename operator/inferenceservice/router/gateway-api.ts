@@ -12,24 +12,42 @@ import type { RouteOwner, TrafficRouter, TrafficSplit } from './types.ts';
 import type { TrafficSpec } from '../resource.ts';
 
 function backendRefs(split: TrafficSplit, port: number): Array<Record<string, unknown>> {
-  const refs: Array<Record<string, unknown>> = [{ kind: 'Service', name: split.stableService, port, weight: 100 - split.canaryWeight }];
-  if (split.canaryService && split.canaryWeight > 0) refs.push({ kind: 'Service', name: split.canaryService, port, weight: split.canaryWeight });
+  const refs: Array<Record<string, unknown>> = [
+    { kind: 'Service', name: split.stableService, port, weight: 100 - split.canaryWeight },
+  ];
+  if (split.canaryService && split.canaryWeight > 0)
+    refs.push({ kind: 'Service', name: split.canaryService, port, weight: split.canaryWeight });
   return refs;
 }
 
 function mirrorFilters(split: TrafficSplit, port: number): Array<Record<string, unknown>> | undefined {
   if (!split.canaryService || !split.mirrorPercent) return undefined;
-  return [{ type: 'RequestMirror', requestMirror: { backendRef: { kind: 'Service', name: split.canaryService, port }, percent: split.mirrorPercent } }];
+  return [
+    {
+      type: 'RequestMirror',
+      requestMirror: { backendRef: { kind: 'Service', name: split.canaryService, port }, percent: split.mirrorPercent },
+    },
+  ];
 }
 
-function route(kind: 'HTTPRoute' | 'GRPCRoute', owner: RouteOwner, traffic: TrafficSpec, rule: Record<string, unknown>): DesiredObject {
+function route(
+  kind: 'HTTPRoute' | 'GRPCRoute',
+  owner: RouteOwner,
+  traffic: TrafficSpec,
+  rule: Record<string, unknown>,
+): DesiredObject {
   const spec: Record<string, unknown> = { rules: [rule] };
   if (traffic.parentRefs?.length) spec.parentRefs = traffic.parentRefs;
   if (traffic.hostnames?.length) spec.hostnames = traffic.hostnames;
   return {
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind,
-    metadata: { name: owner.name, namespace: owner.namespace, labels: owner.labels, ownerReferences: [owner.ownerReference] },
+    metadata: {
+      name: owner.name,
+      namespace: owner.namespace,
+      labels: owner.labels,
+      ownerReferences: [owner.ownerReference],
+    },
     spec,
   };
 }
@@ -42,18 +60,22 @@ export const gatewayApiRouter: TrafficRouter = {
   grpcKinds: [kinds.GRPCRoute],
   routes(owner, traffic, split) {
     const httpFilters = mirrorFilters(split, split.port);
-    const objects = [route('HTTPRoute', owner, traffic, {
-      matches: [{ path: { type: 'PathPrefix', value: '/' } }],
-      backendRefs: backendRefs(split, split.port),
-      ...(httpFilters ? { filters: httpFilters } : {}),
-    })];
+    const objects = [
+      route('HTTPRoute', owner, traffic, {
+        matches: [{ path: { type: 'PathPrefix', value: '/' } }],
+        backendRefs: backendRefs(split, split.port),
+        ...(httpFilters ? { filters: httpFilters } : {}),
+      }),
+    ];
     if (split.grpc) {
       const grpcFilters = mirrorFilters(split, split.grpc.port);
-      objects.push(route('GRPCRoute', owner, traffic, {
-        matches: [{ method: { type: 'Exact', service: split.grpc.service } }],
-        backendRefs: backendRefs(split, split.grpc.port),
-        ...(grpcFilters ? { filters: grpcFilters } : {}),
-      }));
+      objects.push(
+        route('GRPCRoute', owner, traffic, {
+          matches: [{ method: { type: 'Exact', service: split.grpc.service } }],
+          backendRefs: backendRefs(split, split.grpc.port),
+          ...(grpcFilters ? { filters: grpcFilters } : {}),
+        }),
+      );
     }
     return objects;
   },

@@ -19,7 +19,10 @@ export const istioRouter: TrafficRouter = {
         { destination: { host: host(split.stableService), port: { number: port } }, weight: 100 - split.canaryWeight },
       ];
       if (split.canaryService && split.canaryWeight > 0) {
-        route.push({ destination: { host: host(split.canaryService), port: { number: port } }, weight: split.canaryWeight });
+        route.push({
+          destination: { host: host(split.canaryService), port: { number: port } },
+          weight: split.canaryWeight,
+        });
       }
       const http: Record<string, unknown> = { name, route };
       if (split.canaryService && split.mirrorPercent) {
@@ -28,7 +31,9 @@ export const istioRouter: TrafficRouter = {
       }
       return http;
     };
-    const grpc = split.grpc ? [{ ...httpRoute('predictor-grpc', split.grpc.port), match: [{ port: split.grpc.port }] }] : [];
+    const grpc = split.grpc
+      ? [{ ...httpRoute('predictor-grpc', split.grpc.port), match: [{ port: split.grpc.port }] }]
+      : [];
     const spec: Record<string, unknown> = {
       // Without hostnames the route applies to in-mesh calls of the whole-service name.
       hosts: traffic.hostnames?.length ? traffic.hostnames : [host(owner.name)],
@@ -36,15 +41,23 @@ export const istioRouter: TrafficRouter = {
       http: [...grpc, httpRoute('predictor', split.port)],
     };
     if (traffic.gateways?.length) spec.gateways = traffic.gateways;
-    return [{
-      apiVersion: 'networking.istio.io/v1',
-      kind: 'VirtualService',
-      metadata: { name: owner.name, namespace: owner.namespace, labels: owner.labels, ownerReferences: [owner.ownerReference] },
-      spec,
-    }];
+    return [
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'VirtualService',
+        metadata: {
+          name: owner.name,
+          namespace: owner.namespace,
+          labels: owner.labels,
+          ownerReferences: [owner.ownerReference],
+        },
+        spec,
+      },
+    ];
   },
   weights(route) {
-    const http = route.spec?.http?.find((h: { name?: string }) => h.name === 'predictor') ?? route.spec?.http?.[0] ?? {};
+    const http =
+      route.spec?.http?.find((h: { name?: string }) => h.name === 'predictor') ?? route.spec?.http?.[0] ?? {};
     const destinations: Array<{ weight?: number }> = http.route ?? [];
     return {
       stable: destinations[0]?.weight ?? 100,

@@ -24,8 +24,11 @@ function grpcMatchRule(hostnames: string[] | undefined, service: string): string
 function grpcServices(split: TrafficSplit): Array<Record<string, unknown>> {
   const port = split.grpc!.port;
   const canaryWeight = split.mirrorPercent ? 0 : split.canaryWeight;
-  const services: Array<Record<string, unknown>> = [{ name: split.stableService, port, scheme: 'h2c', weight: 100 - canaryWeight }];
-  if (split.canaryService && canaryWeight > 0) services.push({ name: split.canaryService, port, scheme: 'h2c', weight: canaryWeight });
+  const services: Array<Record<string, unknown>> = [
+    { name: split.stableService, port, scheme: 'h2c', weight: 100 - canaryWeight },
+  ];
+  if (split.canaryService && canaryWeight > 0)
+    services.push({ name: split.canaryService, port, scheme: 'h2c', weight: canaryWeight });
   return services;
 }
 
@@ -36,15 +39,26 @@ export const traefikRouter: TrafficRouter = {
   kinds: [kinds.TraefikService, kinds.IngressRoute],
   grpcKinds: [],
   routes(owner, traffic, split) {
-    const metadata = { name: owner.name, namespace: owner.namespace, labels: owner.labels, ownerReferences: [owner.ownerReference] };
+    const metadata = {
+      name: owner.name,
+      namespace: owner.namespace,
+      labels: owner.labels,
+      ownerReferences: [owner.ownerReference],
+    };
     const stable = { name: split.stableService, port: split.port };
     let spec: Record<string, unknown>;
     if (split.canaryService && split.mirrorPercent) {
       // Traefik copies the request to the mirror and drops its answer; the client gets stable's.
-      spec = { mirroring: { ...stable, mirrors: [{ name: split.canaryService, port: split.port, percent: split.mirrorPercent }] } };
+      spec = {
+        mirroring: {
+          ...stable,
+          mirrors: [{ name: split.canaryService, port: split.port, percent: split.mirrorPercent }],
+        },
+      };
     } else {
       const services: Array<Record<string, unknown>> = [{ ...stable, weight: 100 - split.canaryWeight }];
-      if (split.canaryService && split.canaryWeight > 0) services.push({ name: split.canaryService, port: split.port, weight: split.canaryWeight });
+      if (split.canaryService && split.canaryWeight > 0)
+        services.push({ name: split.canaryService, port: split.port, weight: split.canaryWeight });
       spec = { weighted: { services } };
     }
     return [
@@ -56,8 +70,20 @@ export const traefikRouter: TrafficRouter = {
         spec: {
           ...(traffic.entryPoints?.length ? { entryPoints: traffic.entryPoints } : {}),
           routes: [
-            ...(split.grpc ? [{ kind: 'Rule', match: grpcMatchRule(traffic.hostnames, split.grpc.service), services: grpcServices(split) }] : []),
-            { kind: 'Rule', match: matchRule(traffic.hostnames), services: [{ kind: 'TraefikService', name: owner.name }] },
+            ...(split.grpc
+              ? [
+                  {
+                    kind: 'Rule',
+                    match: grpcMatchRule(traffic.hostnames, split.grpc.service),
+                    services: grpcServices(split),
+                  },
+                ]
+              : []),
+            {
+              kind: 'Rule',
+              match: matchRule(traffic.hostnames),
+              services: [{ kind: 'TraefikService', name: owner.name }],
+            },
           ],
         },
       },

@@ -8,7 +8,13 @@ const selector = { namespace: 'risk', inferenceService: 'fraud', model: 'fraud-d
 test('every query selects only the canary version of this InferenceService', () => {
   const queries = analysisQueries(selector, '30s');
   for (const query of Object.values(queries)) {
-    for (const matcher of ['namespace="risk"', 'inference_service="fraud"', 'model="fraud-detector"', 'model_version="7"']) assert.ok(query.includes(matcher), `${query} lacks ${matcher}`);
+    for (const matcher of [
+      'namespace="risk"',
+      'inference_service="fraud"',
+      'model="fraud-detector"',
+      'model_version="7"',
+    ])
+      assert.ok(query.includes(matcher), `${query} lacks ${matcher}`);
     assert.ok(query.includes('[30s]'), query);
   }
 });
@@ -21,7 +27,10 @@ test('the error rate divides error outcomes by all requests and reads no errors 
 
 test('latency quantiles come from the histogram buckets in milliseconds', () => {
   const { latencyP95Ms, latencyP99Ms } = analysisQueries(selector, '1m');
-  assert.match(latencyP95Ms, /^histogram_quantile\(0\.95, sum by \(le\) \(rate\(prediction_latency_seconds_bucket\{.*\}\[1m\]\)\)\) \* 1000$/);
+  assert.match(
+    latencyP95Ms,
+    /^histogram_quantile\(0\.95, sum by \(le\) \(rate\(prediction_latency_seconds_bucket\{.*\}\[1m\]\)\)\) \* 1000$/,
+  );
   assert.match(latencyP99Ms, /^histogram_quantile\(0\.99,/);
 });
 

@@ -25,7 +25,14 @@ import { createOperator } from '../../main.ts';
 import { CronJob } from '../batch.ts';
 import { inferenceServiceSettings, setUpInferenceServices, type InferenceServiceRuntime } from '../config.ts';
 import { waitFor } from '../../../test/support/local.ts';
-import { createNamespace, deleteNamespace, installCrds, quietLogger, requireKubeconfig, uniqueName } from './support/cluster.ts';
+import {
+  createNamespace,
+  deleteNamespace,
+  installCrds,
+  quietLogger,
+  requireKubeconfig,
+  uniqueName,
+} from './support/cluster.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const kc = requireKubeconfig();
@@ -36,7 +43,8 @@ const MODEL = 'churn';
 const ISVC = 'churn';
 const TABLE = 'customer_segments';
 const STORAGE_SECRET = 'loopline-s3';
-if (!process.env.NATS_URL || !process.env.LOOPLINE_POSTGRES_URL) throw new Error('NATS_URL and LOOPLINE_POSTGRES_URL are not set: eval "$(bash e2e/cluster/cluster.sh env)"');
+if (!process.env.NATS_URL || !process.env.LOOPLINE_POSTGRES_URL)
+  throw new Error('NATS_URL and LOOPLINE_POSTGRES_URL are not set: eval "$(bash e2e/cluster/cluster.sh env)"');
 
 let db: TestPostgres;
 let nc: NatsConnection;
@@ -49,23 +57,35 @@ const WEIGHTS: Record<number, number[]> = { 1: [1.2, -0.7, 0.4], 2: [-0.3, 0.9, 
 const ROWS = 400;
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
-const customer = (i: number) => ({ customer_id: `cust-${String(i).padStart(5, '0')}`, x0: (i % 40) / 10 - 2, x1: (i % 23) / 7 - 1.5, x2: (i % 11) / 5 });
+const customer = (i: number) => ({
+  customer_id: `cust-${String(i).padStart(5, '0')}`,
+  x0: (i % 40) / 10 - 2,
+  x1: (i % 23) / 7 - 1.5,
+  x2: (i % 11) / 5,
+});
 
 async function registerVersion(version: number, aliases: string[]): Promise<void> {
   const bytes = buildLogisticRegressionModel({ weights: WEIGHTS[version], bias: 0.1 });
   const uri = await s3.put(`models/${MODEL}/v${version}/model.onnx`, bytes);
-  await api.create(kinds.ModelVersion, {
-    apiVersion: 'loopline.dev/v1alpha1',
-    kind: 'ModelVersion',
-    metadata: { name: `${MODEL}-v${version}`, namespace: ns },
-    spec: {
-      model: MODEL,
-      version,
-      artifact: { uri, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, format: 'onnx' },
-      signature: { inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 3] }], outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }] },
-      aliases,
-    },
-  } as never, 'loopline-test');
+  await api.create(
+    kinds.ModelVersion,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'ModelVersion',
+      metadata: { name: `${MODEL}-v${version}`, namespace: ns },
+      spec: {
+        model: MODEL,
+        version,
+        artifact: { uri, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, format: 'onnx' },
+        signature: {
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 3] }],
+          outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }],
+        },
+        aliases,
+      },
+    } as never,
+    'loopline-test',
+  );
 }
 
 const batchEntry = (overrides: Record<string, unknown> = {}) => ({
@@ -74,7 +94,11 @@ const batchEntry = (overrides: Record<string, unknown> = {}) => ({
   input: { uri: inputUri },
   features: ['x0', 'x1', 'x2'],
   columns: ['customer_id'],
-  segments: [{ name: 'retain', minScore: 0 }, { name: 'at-risk', minScore: 0.5 }, { name: 'churning', minScore: 0.8 }],
+  segments: [
+    { name: 'retain', minScore: 0 },
+    { name: 'at-risk', minScore: 0.5 },
+    { name: 'churning', minScore: 0.8 },
+  ],
   output: { postgres: { table: TABLE, connectionSecret: { name: 'crm-db' } } },
   batchSize: 64,
   ...overrides,
@@ -82,9 +106,13 @@ const batchEntry = (overrides: Record<string, unknown> = {}) => ({
 
 const getIsvc = () => api.get(kinds.InferenceService, ns, ISVC);
 const cronJob = () => api.get(CronJob, ns, `${ISVC}-batch-nightly`).catch(() => undefined);
-const cronJobVersion = (cj: KubeObject | undefined) => cj?.spec.jobTemplate.spec.template.spec.containers[0].env.find((e: any) => e.name === 'MODEL_VERSION')?.value;
+const cronJobVersion = (cj: KubeObject | undefined) =>
+  cj?.spec.jobTemplate.spec.template.spec.containers[0].env.find((e: any) => e.name === 'MODEL_VERSION')?.value;
 const lastRun = async () => (await getIsvc()).status?.batch?.find((b: any) => b.name === 'nightly')?.lastRun;
-const tableRows = () => db.query<{ customer_id: string; score: number; segment: string; model_version: number }>(`SELECT customer_id, score, segment, model_version FROM ${TABLE} ORDER BY customer_id`);
+const tableRows = () =>
+  db.query<{ customer_id: string; score: number; segment: string; model_version: number }>(
+    `SELECT customer_id, score, segment, model_version FROM ${TABLE} ORDER BY customer_id`,
+  );
 
 async function setBatch(entry: Record<string, unknown>): Promise<void> {
   await api.mergePatch(kinds.InferenceService, ns, ISVC, { spec: { batch: [entry] } }, 'loopline-test');
@@ -93,68 +121,119 @@ async function setBatch(entry: Record<string, unknown>): Promise<void> {
 /** A run now, as `kubectl create job --from=cronjob/...` starts one: the CronJob's job template as it is. */
 async function runNow(name: string): Promise<void> {
   const cj = (await cronJob())!;
-  await api.create(kinds.Job, {
-    apiVersion: 'batch/v1',
-    kind: 'Job',
-    metadata: {
-      name, namespace: ns,
-      labels: cj.spec.jobTemplate.metadata.labels,
-      annotations: { 'cronjob.kubernetes.io/instantiate': 'manual' },
-      ownerReferences: [{ apiVersion: 'batch/v1', kind: 'CronJob', name: cj.metadata.name, uid: cj.metadata.uid!, controller: true }],
-    },
-    spec: cj.spec.jobTemplate.spec,
-  } as never, 'loopline-test');
+  await api.create(
+    kinds.Job,
+    {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: {
+        name,
+        namespace: ns,
+        labels: cj.spec.jobTemplate.metadata.labels,
+        annotations: { 'cronjob.kubernetes.io/instantiate': 'manual' },
+        ownerReferences: [
+          { apiVersion: 'batch/v1', kind: 'CronJob', name: cj.metadata.name, uid: cj.metadata.uid!, controller: true },
+        ],
+      },
+      spec: cj.spec.jobTemplate.spec,
+    } as never,
+    'loopline-test',
+  );
 }
 
-const finishedRun = (job: string, timeoutMs = 90_000) => waitFor(`run ${job} recorded in status.batch`, async () => {
-  const run = await lastRun();
-  return run?.job === job ? run : undefined;
-}, timeoutMs, 500);
+const finishedRun = (job: string, timeoutMs = 90_000) =>
+  waitFor(
+    `run ${job} recorded in status.batch`,
+    async () => {
+      const run = await lastRun();
+      return run?.job === job ? run : undefined;
+    },
+    timeoutMs,
+    500,
+  );
 
 test.before(async () => {
   await installCrds(api);
   await createNamespace(api, ns);
   db = await startPostgres();
   await api.create(kinds.Secret, s3.secret(STORAGE_SECRET, ns) as never, 'loopline-test');
-  await api.create(kinds.Secret, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'crm-db', namespace: ns }, stringData: { url: db.url } } as never, 'loopline-test');
+  await api.create(
+    kinds.Secret,
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'crm-db', namespace: ns },
+      stringData: { url: db.url },
+    } as never,
+    'loopline-test',
+  );
   const rows = Array.from({ length: ROWS }, (_, i) => customer(i));
   // Two rows /predict would refuse: a missing value (no reference profile to impute from) and one outside FP32.
   const x0 = rows.map((r, i) => (i === 7 ? null : i === 9 ? 1e39 : r.x0));
-  inputUri = await s3.put('customers/latest.parquet', new Uint8Array(parquetWriteBuffer({
-    columnData: [
-      { name: 'customer_id', data: rows.map((r) => r.customer_id), type: 'STRING' },
-      { name: 'x0', data: x0, type: 'DOUBLE' },
-      { name: 'x1', data: rows.map((r) => r.x1), type: 'DOUBLE' },
-      { name: 'x2', data: rows.map((r) => r.x2), type: 'DOUBLE' },
-    ],
-  })));
+  inputUri = await s3.put(
+    'customers/latest.parquet',
+    new Uint8Array(
+      parquetWriteBuffer({
+        columnData: [
+          { name: 'customer_id', data: rows.map((r) => r.customer_id), type: 'STRING' },
+          { name: 'x0', data: x0, type: 'DOUBLE' },
+          { name: 'x1', data: rows.map((r) => r.x1), type: 'DOUBLE' },
+          { name: 'x2', data: rows.map((r) => r.x2), type: 'DOUBLE' },
+        ],
+      }),
+    ),
+  );
   nc = await connect({ servers: process.env.NATS_URL });
   const events = nc.subscribe(`loopline.events.${ns}.inferenceservice.>`);
   void (async () => {
     for await (const message of events) lifecycle.push(message.json<{ type: string; data: any }>());
   })();
   kubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot: REPO_ROOT, namespace: ns, logger: quietLogger() });
-  operator = createOperator({ kubeconfig: kc, namespace: ns, leaderElection: false, httpPort: false, logger: quietLogger(), resyncPeriodMs: 0 });
+  operator = createOperator({
+    kubeconfig: kc,
+    namespace: ns,
+    leaderElection: false,
+    httpPort: false,
+    logger: quietLogger(),
+    resyncPeriodMs: 0,
+  });
   runtime = await setUpInferenceServices(operator, {
-    ...inferenceServiceSettings({ PROMETHEUS_URL: 'http://127.0.0.1:1', NATS_URL: process.env.NATS_URL, ...s3.operatorEnv(STORAGE_SECRET) }),
+    ...inferenceServiceSettings({
+      PROMETHEUS_URL: 'http://127.0.0.1:1',
+      NATS_URL: process.env.NATS_URL,
+      ...s3.operatorEnv(STORAGE_SECRET),
+    }),
     namespace: ns,
   });
   await operator.start();
   await registerVersion(1, ['production']);
   await registerVersion(2, []);
-  await api.create(kinds.InferenceService, {
-    apiVersion: 'loopline.dev/v1alpha1',
-    kind: 'InferenceService',
-    metadata: { name: ISVC, namespace: ns },
-    spec: { model: MODEL, stable: { alias: 'production' }, predictor: { resources: { cpu: '100m', memory: '256Mi' } }, batch: [batchEntry()] },
-  } as never, 'loopline-test');
+  await api.create(
+    kinds.InferenceService,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'InferenceService',
+      metadata: { name: ISVC, namespace: ns },
+      spec: {
+        model: MODEL,
+        stable: { alias: 'production' },
+        predictor: { resources: { cpu: '100m', memory: '256Mi' } },
+        batch: [batchEntry()],
+      },
+    } as never,
+    'loopline-test',
+  );
 });
 
 test.after(async () => {
   await runtime?.stop();
   await operator?.stop();
   await deleteNamespace(api, ns);
-  await waitFor('pods gone', async () => ((await api.list(kinds.Pod, ns)).items.length === 0 ? true : undefined), 30_000).catch(() => undefined);
+  await waitFor(
+    'pods gone',
+    async () => ((await api.list(kinds.Pod, ns)).items.length === 0 ? true : undefined),
+    30_000,
+  ).catch(() => undefined);
   await kubelet?.stop();
   await db?.query(`DROP TABLE IF EXISTS ${TABLE}`).catch(() => undefined);
   await db?.stop();
@@ -176,7 +255,10 @@ test('a scheduled run scores the input into the table with segments, rejects the
 
   const table = await tableRows();
   assert.is(table.length, ROWS - 2);
-  assert.not.ok(table.some((r) => r.customer_id === customer(7).customer_id || r.customer_id === customer(9).customer_id), 'the rejected rows are not in the table');
+  assert.not.ok(
+    table.some((r) => r.customer_id === customer(7).customer_id || r.customer_id === customer(9).customer_id),
+    'the rejected rows are not in the table',
+  );
   const sample = table.find((r) => r.customer_id === customer(3).customer_id)!;
   const c = customer(3);
   const expected = sigmoid(WEIGHTS[1][0] * c.x0 + WEIGHTS[1][1] * c.x1 + WEIGHTS[1][2] * c.x2 + 0.1);
@@ -184,10 +266,18 @@ test('a scheduled run scores the input into the table with segments, rejects the
   assert.is(sample.segment, expected >= 0.8 ? 'churning' : expected >= 0.5 ? 'at-risk' : 'retain');
   assert.ok(table.every((r) => r.model_version === 1));
 
-  const event = await waitFor('the batchsucceeded lifecycle event', async () => lifecycle.find((e) => e.type === 'dev.loopline.inferenceservice.batchsucceeded'));
-  assert.equal([event.data.batch, event.data.job, event.data.rows, event.data.rejects, event.data.version], ['nightly', run.job, ROWS, 2, 1]);
+  const event = await waitFor('the batchsucceeded lifecycle event', async () =>
+    lifecycle.find((e) => e.type === 'dev.loopline.inferenceservice.batchsucceeded'),
+  );
+  assert.equal(
+    [event.data.batch, event.data.job, event.data.rows, event.data.rejects, event.data.version],
+    ['nightly', run.job, ROWS, 2, 1],
+  );
   const isvc = await getIsvc();
-  assert.ok(isvc.status.conditions.some((c: any) => c.type === 'BatchReady' && c.status === 'True'), JSON.stringify(isvc.status.conditions));
+  assert.ok(
+    isvc.status.conditions.some((c: any) => c.type === 'BatchReady' && c.status === 'True'),
+    JSON.stringify(isvc.status.conditions),
+  );
 });
 
 test('a run keeps the version it started with when a promotion happens mid-run; the next run takes the new one', async () => {
@@ -198,13 +288,28 @@ test('a run keeps the version it started with when a promotion happens mid-run; 
   await lock.query(`LOCK TABLE ${TABLE} IN EXCLUSIVE MODE`);
   try {
     await runNow('nightly-during-promotion');
-    await waitFor('the run waiting on the table', async () => {
-      const waiting = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'loopline-batch' AND wait_event_type = 'Lock'`);
-      return waiting[0].n > 0 ? true : undefined;
-    }, 60_000, 250);
+    await waitFor(
+      'the run waiting on the table',
+      async () => {
+        const waiting = await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'loopline-batch' AND wait_event_type = 'Lock'`,
+        );
+        return waiting[0].n > 0 ? true : undefined;
+      },
+      60_000,
+      250,
+    );
     await api.mergePatch(kinds.ModelVersion, ns, `${MODEL}-v2`, { spec: { aliases: ['production'] } }, 'loopline-test');
-    await waitFor('the CronJob to score with v2', async () => (cronJobVersion(await cronJob()) === '2' ? true : undefined), 30_000);
-    await waitFor('status.batch to say v2', async () => ((await getIsvc()).status?.batch?.[0]?.version === 2 ? true : undefined), 30_000);
+    await waitFor(
+      'the CronJob to score with v2',
+      async () => (cronJobVersion(await cronJob()) === '2' ? true : undefined),
+      30_000,
+    );
+    await waitFor(
+      'status.batch to say v2',
+      async () => ((await getIsvc()).status?.batch?.[0]?.version === 2 ? true : undefined),
+      30_000,
+    );
   } finally {
     await lock.query('COMMIT');
     await lock.end();
@@ -223,13 +328,29 @@ test('a run keeps the version it started with when a promotion happens mid-run; 
 test('a run that fails writes nothing: the table keeps the previous segments and status says why', async () => {
   const before = await tableRows();
   await setBatch(batchEntry({ suspend: true, input: { uri: s3.uri('customers/missing.parquet') } }));
-  await waitFor('the CronJob to read the new input', async () => ((await cronJob())?.spec.jobTemplate.spec.template.spec.containers[0].env.find((e: any) => e.name === 'BATCH_CONFIG')?.value.includes('missing.parquet') ? true : undefined), 30_000);
+  await waitFor(
+    'the CronJob to read the new input',
+    async () =>
+      (await cronJob())?.spec.jobTemplate.spec.template.spec.containers[0].env
+        .find((e: any) => e.name === 'BATCH_CONFIG')
+        ?.value.includes('missing.parquet')
+        ? true
+        : undefined,
+    30_000,
+  );
   await runNow('nightly-missing-input');
   const run = await finishedRun('nightly-missing-input');
   assert.is(run.succeeded, false);
-  assert.match(run.message, /nightly-missing-input of v2 failed .* nothing written: HEAD s3:\/\/.*customers\/missing\.parquet failed: NotFound/);
+  assert.match(
+    run.message,
+    /nightly-missing-input of v2 failed .* nothing written: HEAD s3:\/\/.*customers\/missing\.parquet failed: NotFound/,
+  );
   assert.equal(await tableRows(), before);
-  await waitFor('the batchfailed lifecycle event', async () => lifecycle.find((e) => e.type === 'dev.loopline.inferenceservice.batchfailed' && e.data.job === 'nightly-missing-input'));
+  await waitFor('the batchfailed lifecycle event', async () =>
+    lifecycle.find(
+      (e) => e.type === 'dev.loopline.inferenceservice.batchfailed' && e.data.job === 'nightly-missing-input',
+    ),
+  );
 });
 
 test.run();

@@ -23,11 +23,30 @@ import * as assert from 'uvu/assert';
 import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
 import { buildLogisticRegressionModel } from '../../../examples/trainer/src/onnx.ts';
 import { chiSquareGoodnessOfFit } from '../../../server/src/drift/statistics.ts';
-import { GatewayClient, GrpcGatewayClient, isGrpcRule, traefikServers, traefikService, type GatewayAnswer, type GrpcGatewayAnswer } from '../../../test/support/gateway.ts';
+import {
+  GatewayClient,
+  GrpcGatewayClient,
+  isGrpcRule,
+  traefikServers,
+  traefikService,
+  type GatewayAnswer,
+  type GrpcGatewayAnswer,
+} from '../../../test/support/gateway.ts';
 import { createEngine, kinds, KubeApi, type Engine } from '../../engine/index.ts';
 import { inferenceServiceController, registerInferenceServices } from '../index.ts';
 import { gatewayApiRouter } from '../router/index.ts';
-import { createNamespace, deleteNamespace, installCrds, quietLogger, registerVersion, requireKubeconfig, setEffectiveAliases, sleep, uniqueName, waitFor } from './support/cluster.ts';
+import {
+  createNamespace,
+  deleteNamespace,
+  installCrds,
+  quietLogger,
+  registerVersion,
+  requireKubeconfig,
+  setEffectiveAliases,
+  sleep,
+  uniqueName,
+  waitFor,
+} from './support/cluster.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -45,22 +64,36 @@ let engine: Engine;
 
 /** A ModelVersion with a real ONNX artifact: a logistic regression whose weights differ per version. */
 async function registerModel(model: string, version: number, aliases: string[]): Promise<void> {
-  const bytes = buildLogisticRegressionModel({ weights: Array.from({ length: FEATURES }, (_, i) => (i + 1) * 0.1 * version), bias: -0.5 });
+  const bytes = buildLogisticRegressionModel({
+    weights: Array.from({ length: FEATURES }, (_, i) => (i + 1) * 0.1 * version),
+    bias: -0.5,
+  });
   const file = join(models, `${model}-v${version}.onnx`);
   writeFileSync(file, bytes);
   const name = `${model}-v${version}`;
-  await api.create(kinds.ModelVersion, {
-    apiVersion: 'loopline.dev/v1alpha1',
-    kind: 'ModelVersion',
-    metadata: { name, namespace: ns },
-    spec: {
-      model,
-      version,
-      artifact: { uri: pathToFileURL(file).href, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, format: 'onnx' },
-      signature: { inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, FEATURES] }], outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }] },
-      aliases,
-    },
-  } as never, 'loopline-test');
+  await api.create(
+    kinds.ModelVersion,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'ModelVersion',
+      metadata: { name, namespace: ns },
+      spec: {
+        model,
+        version,
+        artifact: {
+          uri: pathToFileURL(file).href,
+          digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+          format: 'onnx',
+        },
+        signature: {
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, FEATURES] }],
+          outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }],
+        },
+        aliases,
+      },
+    } as never,
+    'loopline-test',
+  );
   await setEffectiveAliases(api, ns, name, aliases);
 }
 
@@ -80,16 +113,19 @@ function inferenceService(name: string, model: string, spec: Record<string, unkn
 }
 
 const getIsvc = (name: string) => api.get(kinds.InferenceService, ns, name);
-const setPaused = (name: string, paused: boolean) => api.mergePatch(kinds.InferenceService, ns, name, { spec: { rollout: { paused } } }, 'loopline-test');
+const setPaused = (name: string, paused: boolean) =>
+  api.mergePatch(kinds.InferenceService, ns, name, { spec: { rollout: { paused } } }, 'loopline-test');
 
 /** `count` predictions through the gateway, 16 in flight; the answers in order of completion. */
 async function send(client: GatewayClient, count: number): Promise<GatewayAnswer[]> {
   const answers: GatewayAnswer[] = [];
   let next = 0;
   const row = Array.from({ length: FEATURES }, (_, i) => i / FEATURES);
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    while (next++ < count) answers.push(await client.post('/predict', { instances: [row] }));
-  }));
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next++ < count) answers.push(await client.post('/predict', { instances: [row] }));
+    }),
+  );
   return answers;
 }
 
@@ -107,18 +143,35 @@ function byVersion(answers: GatewayAnswer[]): Record<string, number> {
  * service it built for the route, whose children are named `...-svc-<namespace>-<version Service>-<index>`.
  * A configuration built before a pod's EndpointSlice said ready has that backend empty (Traefik answers 503).
  */
-async function routeLive(isvc: string, host: string, want: Record<number, number>, timeoutMs = 30_000, grpc = false): Promise<void> {
+async function routeLive(
+  isvc: string,
+  host: string,
+  want: Record<number, number>,
+  timeoutMs = 30_000,
+  grpc = false,
+): Promise<void> {
   let seen: unknown;
-  const expected = Object.entries(want).filter(([, weight]) => weight > 0).map(([version, weight]) => `v${version}=${weight}`).sort();
-  await waitFor(`Traefik running the ${grpc ? 'gRPC ' : ''}route for ${host} at ${expected.join(' ')}`, async () => {
-    const service = await traefikService(host, (rule) => isGrpcRule(rule) === grpc);
-    seen = service;
-    const children: Array<{ name: string; weight: number }> = (service?.weighted?.services ?? []).filter((s: { weight: number }) => s.weight > 0);
-    const live = children.map((s) => `v${new RegExp(`-${ns}-${isvc}-v(\\d+)-\\d+$`).exec(s.name)?.[1]}=${s.weight}`).sort();
-    if (JSON.stringify(live) !== JSON.stringify(expected)) return false;
-    const servers = await Promise.all(children.map((s) => traefikServers(`${s.name}@${service.provider}`)));
-    return servers.every((n) => n > 0);
-  }, timeoutMs).catch((error) => {
+  const expected = Object.entries(want)
+    .filter(([, weight]) => weight > 0)
+    .map(([version, weight]) => `v${version}=${weight}`)
+    .sort();
+  await waitFor(
+    `Traefik running the ${grpc ? 'gRPC ' : ''}route for ${host} at ${expected.join(' ')}`,
+    async () => {
+      const service = await traefikService(host, (rule) => isGrpcRule(rule) === grpc);
+      seen = service;
+      const children: Array<{ name: string; weight: number }> = (service?.weighted?.services ?? []).filter(
+        (s: { weight: number }) => s.weight > 0,
+      );
+      const live = children
+        .map((s) => `v${new RegExp(`-${ns}-${isvc}-v(\\d+)-\\d+$`).exec(s.name)?.[1]}=${s.weight}`)
+        .sort();
+      if (JSON.stringify(live) !== JSON.stringify(expected)) return false;
+      const servers = await Promise.all(children.map((s) => traefikServers(`${s.name}@${service.provider}`)));
+      return servers.every((n) => n > 0);
+    },
+    timeoutMs,
+  ).catch((error) => {
     throw new Error(`${error.message}; Traefik's service: ${JSON.stringify(seen)}`);
   });
 }
@@ -128,10 +181,15 @@ async function sendGrpc(client: GrpcGatewayClient, model: string, count: number)
   const answers: GrpcGatewayAnswer[] = [];
   let next = 0;
   const row = Array.from({ length: FEATURES }, (_, i) => i / FEATURES);
-  const request = { model_name: model, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, FEATURES], contents: { fp32_contents: row } }] };
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    while (next++ < count) answers.push(await client.call('ModelInfer', request));
-  }));
+  const request = {
+    model_name: model,
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [1, FEATURES], contents: { fp32_contents: row } }],
+  };
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next++ < count) answers.push(await client.call('ModelInfer', request));
+    }),
+  );
   return answers;
 }
 
@@ -144,23 +202,42 @@ function grpcByVersion(answers: GrpcGatewayAnswer[]): Record<string, number> {
   return counts;
 }
 
-const condition = (isvc: any, type: string) => (isvc?.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
+const condition = (isvc: any, type: string) =>
+  (isvc?.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
 
 test.before(async () => {
   await installCrds(api);
   await createNamespace(api, ns);
   models = mkdtempSync(join(tmpdir(), 'isvc-gateway-'));
   prometheus = await startPrometheus({ scrapeIntervalMs: 500, discover: { namespace: ns } });
-  kubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot: REPO_ROOT, namespace: ns, logger: quietLogger(), restartBackoffMs: 500 });
-  engine = createEngine({ kubeconfig: kc, namespace: ns, leaderElection: false, httpPort: false, logger: quietLogger(), resyncPeriodMs: 0 });
-  await registerInferenceServices(engine, { prometheusUrl: prometheus.url, scrapeIntervalMs: prometheus.scrapeIntervalMs });
+  kubelet = await startLocalKubelet({
+    kubeconfig: kc,
+    repoRoot: REPO_ROOT,
+    namespace: ns,
+    logger: quietLogger(),
+    restartBackoffMs: 500,
+  });
+  engine = createEngine({
+    kubeconfig: kc,
+    namespace: ns,
+    leaderElection: false,
+    httpPort: false,
+    logger: quietLogger(),
+    resyncPeriodMs: 0,
+  });
+  await registerInferenceServices(engine, {
+    prometheusUrl: prometheus.url,
+    scrapeIntervalMs: prometheus.scrapeIntervalMs,
+  });
   await engine.start();
 });
 
 test.after(async () => {
   await engine?.stop();
   await deleteNamespace(api, ns);
-  await waitFor('predictor pods gone', async () => (await api.list(kinds.Pod, ns)).items.length === 0, 30_000).catch(() => undefined);
+  await waitFor('predictor pods gone', async () => (await api.list(kinds.Pod, ns)).items.length === 0, 30_000).catch(
+    () => undefined,
+  );
   await kubelet?.stop();
   await prometheus?.stop();
   rmSync(models, { recursive: true, force: true });
@@ -172,30 +249,53 @@ test('through Traefik the split at every canary step matches its weight (chi-squ
   await registerModel('split-model', 1, ['production']);
   await registerModel('split-model', 2, ['candidate']);
   // Paused from the start: the canary begins at the first step and holds there until the test moves it on.
-  await api.create(kinds.InferenceService, inferenceService('split', 'split-model', {
-    rollout: { steps: [...steps, 100], interval: '2s', paused: true, analysis: { maxErrorRate: 0.05 } },
-    traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY], hostnames: [host] },
-  }) as never, 'loopline-test');
+  await api.create(
+    kinds.InferenceService,
+    inferenceService('split', 'split-model', {
+      rollout: { steps: [...steps, 100], interval: '2s', paused: true, analysis: { maxErrorRate: 0.05 } },
+      traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY], hostnames: [host] },
+    }) as never,
+    'loopline-test',
+  );
   const client = new GatewayClient(host);
   try {
-    const isvc = await waitFor('status.url from the Gateway', async () => {
-      const current = await getIsvc('split');
-      return current.status?.url === process.env.GATEWAY_URL ? current : undefined;
-    }, 60_000);
+    const isvc = await waitFor(
+      'status.url from the Gateway',
+      async () => {
+        const current = await getIsvc('split');
+        return current.status?.url === process.env.GATEWAY_URL ? current : undefined;
+      },
+      60_000,
+    );
     assert.is(isvc.status.url, process.env.GATEWAY_URL);
 
     for (const [index, weight] of steps.entries()) {
-      await waitFor(`step ${index} at ${weight}%`, async () => (await getIsvc('split')).status?.canaryWeight === weight, 60_000);
+      await waitFor(
+        `step ${index} at ${weight}%`,
+        async () => (await getIsvc('split')).status?.canaryWeight === weight,
+        60_000,
+      );
       await routeLive('split', host, { 1: 100 - weight, 2: weight }, 60_000);
       const answers = await send(client, REQUESTS_PER_STEP);
       const counts = byVersion(answers);
-      assert.is((counts.v1 ?? 0) + (counts.v2 ?? 0), REQUESTS_PER_STEP, `every request answered by a predictor: ${JSON.stringify(counts)}`);
+      assert.is(
+        (counts.v1 ?? 0) + (counts.v2 ?? 0),
+        REQUESTS_PER_STEP,
+        `every request answered by a predictor: ${JSON.stringify(counts)}`,
+      );
       const fit = chiSquareGoodnessOfFit([counts.v1 ?? 0, counts.v2 ?? 0], [100 - weight, weight]);
-      assert.ok(fit.pValue > 0.001, `step ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`);
+      assert.ok(
+        fit.pValue > 0.001,
+        `step ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`,
+      );
       if (index + 1 < steps.length) {
         // One step on: unpaused, the next analysis passes and moves the weight; paused again before the one after.
         await setPaused('split', false);
-        await waitFor(`the step after ${weight}%`, async () => (await getIsvc('split')).status?.canaryWeight !== weight, 30_000);
+        await waitFor(
+          `the step after ${weight}%`,
+          async () => (await getIsvc('split')).status?.canaryWeight !== weight,
+          30_000,
+        );
         await setPaused('split', true);
       }
     }
@@ -210,37 +310,62 @@ test('through Traefik the split at every canary step matches its weight (chi-squ
   }
 });
 
-test('shadow mode with provider traefik: the canary sees the mirrored share in its own counters, clients get only stable\'s answers, stable has no errors', async () => {
+test("shadow mode with provider traefik: the canary sees the mirrored share in its own counters, clients get only stable's answers, stable has no errors", async () => {
   const host = `shadow.${ns}.example.com`;
   await registerModel('shadow-model', 1, ['production']);
   await registerModel('shadow-model', 2, ['candidate']);
-  await api.create(kinds.InferenceService, inferenceService('shadow', 'shadow-model', {
-    shadow: { enabled: true, percent: 50 },
-    rollout: { steps: [100], interval: '1h' },
-    traffic: { provider: 'traefik', hostnames: [host] },
-  }) as never, 'loopline-test');
-  await waitFor('both predictors ready', async () => {
-    const conditions = (await getIsvc('shadow')).status?.conditions ?? [];
-    return ['Ready', 'CanaryReady'].every((type) => conditions.some((c: { type: string; status: string }) => c.type === type && c.status === 'True'));
-  }, 60_000);
-  await waitFor('Traefik mirroring to the canary, both backends with a server', async () => {
-    const service = await traefikService(host);
-    const mirroring = service?.mirroring;
-    if (mirroring?.mirrors?.[0]?.percent !== 50) return false;
-    const servers = await Promise.all([mirroring.service, mirroring.mirrors[0].name].map((name: string) => traefikServers(`${name}@${service.provider}`)));
-    return servers.every((n) => n > 0);
-  }, 30_000);
+  await api.create(
+    kinds.InferenceService,
+    inferenceService('shadow', 'shadow-model', {
+      shadow: { enabled: true, percent: 50 },
+      rollout: { steps: [100], interval: '1h' },
+      traffic: { provider: 'traefik', hostnames: [host] },
+    }) as never,
+    'loopline-test',
+  );
+  await waitFor(
+    'both predictors ready',
+    async () => {
+      const conditions = (await getIsvc('shadow')).status?.conditions ?? [];
+      return ['Ready', 'CanaryReady'].every((type) =>
+        conditions.some((c: { type: string; status: string }) => c.type === type && c.status === 'True'),
+      );
+    },
+    60_000,
+  );
+  await waitFor(
+    'Traefik mirroring to the canary, both backends with a server',
+    async () => {
+      const service = await traefikService(host);
+      const mirroring = service?.mirroring;
+      if (mirroring?.mirrors?.[0]?.percent !== 50) return false;
+      const servers = await Promise.all(
+        [mirroring.service, mirroring.mirrors[0].name].map((name: string) =>
+          traefikServers(`${name}@${service.provider}`),
+        ),
+      );
+      return servers.every((n) => n > 0);
+    },
+    30_000,
+  );
 
   const counters = async (version: number) => {
-    const pod = (await api.list(kinds.Pod, ns, { labelSelector: `loopline.dev/inferenceservice=shadow,loopline.dev/model-version=${version}` })).items[0]!;
+    const pod = (
+      await api.list(kinds.Pod, ns, {
+        labelSelector: `loopline.dev/inferenceservice=shadow,loopline.dev/model-version=${version}`,
+      })
+    ).items[0]!;
     const text = await (await fetch(`http://${pod.status.podIP}:8080/metrics`)).text();
-    const value = (outcome: string) => Number(new RegExp(`^prediction_requests_total\\{[^}]*outcome="${outcome}"[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    const value = (outcome: string) =>
+      Number(
+        new RegExp(`^prediction_requests_total\\{[^}]*outcome="${outcome}"[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0,
+      );
     return { success: value('success'), error: value('error') + value('unavailable') };
   };
   const before = { stable: await counters(1), canary: await counters(2) };
   const client = new GatewayClient(host);
   const answers = await send(client, REQUESTS_PER_STEP).finally(() => client.close());
-  assert.equal(byVersion(answers), { v1: REQUESTS_PER_STEP }, 'clients only ever get stable\'s answers');
+  assert.equal(byVersion(answers), { v1: REQUESTS_PER_STEP }, "clients only ever get stable's answers");
   // Mirrored requests go out after the client's answer: wait until the canary's counters stop moving.
   let after = { stable: await counters(1), canary: await counters(2) };
   for (let settled = 0; settled < 4; ) {
@@ -254,7 +379,10 @@ test('shadow mode with provider traefik: the canary sees the mirrored share in i
   // Traefik picks exactly every second request to mirror, and skips the copy of one whose request context is
   // already done when stable's answer returns (a few in a hundred on this loaded machine: 864 to 1000 of 1000).
   const mirrored = after.canary.success - before.canary.success;
-  assert.ok(mirrored <= REQUESTS_PER_STEP / 2 && mirrored >= 0.8 * (REQUESTS_PER_STEP / 2), `the canary got ${mirrored} of the ${REQUESTS_PER_STEP / 2} requests mirrored at 50%`);
+  assert.ok(
+    mirrored <= REQUESTS_PER_STEP / 2 && mirrored >= 0.8 * (REQUESTS_PER_STEP / 2),
+    `the canary got ${mirrored} of the ${REQUESTS_PER_STEP / 2} requests mirrored at 50%`,
+  );
   assert.is(after.canary.error, before.canary.error, 'the canary answered its mirrored requests without errors');
   const route = await api.get(kinds.TraefikService, ns, 'shadow');
   assert.equal(route.spec.mirroring.mirrors, [{ name: 'shadow-v2', port: 8080, percent: 50 }]);
@@ -264,17 +392,30 @@ test('why provider traefik exists: Traefik answers 500 for an HTTPRoute whose ru
   const host = `mirror.${ns}.example.com`;
   await registerModel('mirror-model', 1, ['production']);
   await registerModel('mirror-model', 2, ['candidate']);
-  await api.create(kinds.InferenceService, inferenceService('mirror', 'mirror-model', {
-    shadow: { enabled: true, percent: 50 },
-    rollout: { steps: [100], interval: '1h' },
-    traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY], hostnames: [host] },
-  }) as never, 'loopline-test');
-  const route = await waitFor('the HTTPRoute with a RequestMirror filter, accepted by the Gateway', async () => {
-    const current = await api.get(kinds.HTTPRoute, ns, 'mirror').catch(() => undefined);
-    if (!current) return undefined;
-    const accepted = current.status?.parents?.some((p: any) => p.conditions.some((c: any) => c.type === 'Accepted' && c.status === 'True' && c.observedGeneration === current.metadata.generation));
-    return accepted && current.spec.rules[0].filters?.[0]?.type === 'RequestMirror' ? current : undefined;
-  }, 60_000);
+  await api.create(
+    kinds.InferenceService,
+    inferenceService('mirror', 'mirror-model', {
+      shadow: { enabled: true, percent: 50 },
+      rollout: { steps: [100], interval: '1h' },
+      traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY], hostnames: [host] },
+    }) as never,
+    'loopline-test',
+  );
+  const route = await waitFor(
+    'the HTTPRoute with a RequestMirror filter, accepted by the Gateway',
+    async () => {
+      const current = await api.get(kinds.HTTPRoute, ns, 'mirror').catch(() => undefined);
+      if (!current) return undefined;
+      const accepted = current.status?.parents?.some((p: any) =>
+        p.conditions.some(
+          (c: any) =>
+            c.type === 'Accepted' && c.status === 'True' && c.observedGeneration === current.metadata.generation,
+        ),
+      );
+      return accepted && current.spec.rules[0].filters?.[0]?.type === 'RequestMirror' ? current : undefined;
+    },
+    60_000,
+  );
   assert.is(route.spec.rules[0].filters[0].requestMirror.backendRef.name, 'mirror-v2');
   const client = new GatewayClient(host);
   const answer = await waitFor('Traefik answering for the route', async () => {
@@ -285,42 +426,89 @@ test('why provider traefik exists: Traefik answers 500 for an HTTPRoute whose ru
   assert.is(answer.version, undefined, 'no predictor answered');
 });
 
-test('gRPC through Traefik: the GRPCRoute carries each canary step\'s split to both versions\' gRPC port (chi-square, 2000 ModelInfer calls a step), REST on the same host stays on the HTTPRoute, and without grpc in protocols the GRPCRoute is deleted', async () => {
+test("gRPC through Traefik: the GRPCRoute carries each canary step's split to both versions' gRPC port (chi-square, 2000 ModelInfer calls a step), REST on the same host stays on the HTTPRoute, and without grpc in protocols the GRPCRoute is deleted", async () => {
   const host = `grpc.${ns}.example.com`;
   const steps = [20, 50];
   await registerModel('grpc-model', 1, ['production']);
   await registerModel('grpc-model', 2, ['candidate']);
-  await api.create(kinds.InferenceService, inferenceService('grpc', 'grpc-model', {
-    predictor: { resources: { cpu: '100m', memory: '256Mi' }, protocols: ['rest', 'grpc'] },
-    rollout: { steps: [...steps, 100], interval: '2s', paused: true, analysis: { maxErrorRate: 0.05 } },
-    traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY], hostnames: [host] },
-  }) as never, 'loopline-test');
+  await api.create(
+    kinds.InferenceService,
+    inferenceService('grpc', 'grpc-model', {
+      predictor: { resources: { cpu: '100m', memory: '256Mi' }, protocols: ['rest', 'grpc'] },
+      rollout: { steps: [...steps, 100], interval: '2s', paused: true, analysis: { maxErrorRate: 0.05 } },
+      traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY], hostnames: [host] },
+    }) as never,
+    'loopline-test',
+  );
   const uid = (await getIsvc('grpc')).metadata.uid;
   const grpcClient = new GrpcGatewayClient(host);
   const restClient = new GatewayClient(host);
   try {
     for (const [index, weight] of steps.entries()) {
-      await waitFor(`step ${index} at ${weight}%`, async () => (await getIsvc('grpc')).status?.canaryWeight === weight, 60_000);
-      const route = await waitFor(`the GRPCRoute at ${weight}%, accepted by the Gateway`, async () => {
-        const current = await api.get(kinds.GRPCRoute, ns, 'grpc').catch(() => undefined);
-        const accepted = current?.status?.parents?.some((p: any) => p.conditions.some((c: any) => c.type === 'Accepted' && c.status === 'True' && c.observedGeneration === current.metadata.generation));
-        return current && accepted && gatewayApiRouter.weights(current).canary === weight ? current : undefined;
-      }, 60_000);
-      assert.equal(route.metadata.ownerReferences, [{ apiVersion: 'loopline.dev/v1alpha1', kind: 'InferenceService', name: 'grpc', uid, controller: true, blockOwnerDeletion: true }]);
-      assert.equal(gatewayApiRouter.weights(route), gatewayApiRouter.weights(await api.get(kinds.HTTPRoute, ns, 'grpc')), 'the same weights as the HTTPRoute');
-      assert.equal(route.spec.rules[0].backendRefs.map((ref: any) => [ref.name, ref.port]), [['grpc-v1', 8081], ['grpc-v2', 8081]]);
+      await waitFor(
+        `step ${index} at ${weight}%`,
+        async () => (await getIsvc('grpc')).status?.canaryWeight === weight,
+        60_000,
+      );
+      const route = await waitFor(
+        `the GRPCRoute at ${weight}%, accepted by the Gateway`,
+        async () => {
+          const current = await api.get(kinds.GRPCRoute, ns, 'grpc').catch(() => undefined);
+          const accepted = current?.status?.parents?.some((p: any) =>
+            p.conditions.some(
+              (c: any) =>
+                c.type === 'Accepted' && c.status === 'True' && c.observedGeneration === current.metadata.generation,
+            ),
+          );
+          return current && accepted && gatewayApiRouter.weights(current).canary === weight ? current : undefined;
+        },
+        60_000,
+      );
+      assert.equal(route.metadata.ownerReferences, [
+        {
+          apiVersion: 'loopline.dev/v1alpha1',
+          kind: 'InferenceService',
+          name: 'grpc',
+          uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ]);
+      assert.equal(
+        gatewayApiRouter.weights(route),
+        gatewayApiRouter.weights(await api.get(kinds.HTTPRoute, ns, 'grpc')),
+        'the same weights as the HTTPRoute',
+      );
+      assert.equal(
+        route.spec.rules[0].backendRefs.map((ref: any) => [ref.name, ref.port]),
+        [
+          ['grpc-v1', 8081],
+          ['grpc-v2', 8081],
+        ],
+      );
 
       await routeLive('grpc', host, { 1: 100 - weight, 2: weight }, 60_000, true);
       const counts = grpcByVersion(await sendGrpc(grpcClient, 'grpc-model', REQUESTS_PER_STEP));
-      assert.is((counts.v1 ?? 0) + (counts.v2 ?? 0), REQUESTS_PER_STEP, `every gRPC call answered by a predictor: ${JSON.stringify(counts)}`);
+      assert.is(
+        (counts.v1 ?? 0) + (counts.v2 ?? 0),
+        REQUESTS_PER_STEP,
+        `every gRPC call answered by a predictor: ${JSON.stringify(counts)}`,
+      );
       const fit = chiSquareGoodnessOfFit([counts.v1 ?? 0, counts.v2 ?? 0], [100 - weight, weight]);
-      assert.ok(fit.pValue > 0.001, `gRPC at ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`);
+      assert.ok(
+        fit.pValue > 0.001,
+        `gRPC at ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`,
+      );
       // REST to the same host still reaches the predictors' REST port through the HTTPRoute.
       const rest = byVersion(await send(restClient, 200));
       assert.is((rest.v1 ?? 0) + (rest.v2 ?? 0), 200, `REST beside gRPC: ${JSON.stringify(rest)}`);
       if (index + 1 < steps.length) {
         await setPaused('grpc', false);
-        await waitFor(`the step after ${weight}%`, async () => (await getIsvc('grpc')).status?.canaryWeight !== weight, 30_000);
+        await waitFor(
+          `the step after ${weight}%`,
+          async () => (await getIsvc('grpc')).status?.canaryWeight !== weight,
+          30_000,
+        );
         await setPaused('grpc', true);
       }
     }
@@ -329,7 +517,9 @@ test('gRPC through Traefik: the GRPCRoute carries each canary step\'s split to b
     const snippet = /### gRPC through the Gateway[\s\S]*?```js\n([\s\S]*?)```/.exec(doc)?.[1];
     assert.ok(snippet, 'docs/predictor.md has the Node client under "gRPC through the Gateway"');
     const run = spawnSync(process.execPath, ['--input-type=module', '-e', snippet], {
-      cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000,
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
       env: { ...process.env, GATEWAY: new URL(process.env.GATEWAY_URL!).host, HOST: host, MODEL: 'grpc-model' },
     });
     assert.is(run.status, 0, `the docs' client failed: ${run.stderr}`);
@@ -339,10 +529,26 @@ test('gRPC through Traefik: the GRPCRoute carries each canary step\'s split to b
     assert.is(ready?.status, 'True');
     assert.ok(ready.message.includes('HTTPRoute grpc, GRPCRoute grpc'), ready.message);
 
-    await api.mergePatch(kinds.InferenceService, ns, 'grpc', { spec: { predictor: { protocols: ['rest'] } } }, 'loopline-test');
-    await waitFor('the GRPCRoute deleted', async () => (await api.get(kinds.GRPCRoute, ns, 'grpc').catch((error: any) => (error?.code === 404 || error?.statusCode === 404 ? 'gone' : undefined))) === 'gone', 30_000);
+    await api.mergePatch(
+      kinds.InferenceService,
+      ns,
+      'grpc',
+      { spec: { predictor: { protocols: ['rest'] } } },
+      'loopline-test',
+    );
+    await waitFor(
+      'the GRPCRoute deleted',
+      async () =>
+        (await api
+          .get(kinds.GRPCRoute, ns, 'grpc')
+          .catch((error: any) => (error?.code === 404 || error?.statusCode === 404 ? 'gone' : undefined))) === 'gone',
+      30_000,
+    );
     const services = await Promise.all(['grpc', 'grpc-v1', 'grpc-v2'].map((name) => api.get(kinds.Service, ns, name)));
-    assert.equal(services.map((service: any) => service.spec.ports.map((port: any) => port.name)), [['http'], ['http'], ['http']]);
+    assert.equal(
+      services.map((service: any) => service.spec.ports.map((port: any) => port.name)),
+      [['http'], ['http'], ['http']],
+    );
     assert.ok(await api.get(kinds.HTTPRoute, ns, 'grpc'), 'the HTTPRoute stays');
   } finally {
     grpcClient.close();
@@ -350,35 +556,59 @@ test('gRPC through Traefik: the GRPCRoute carries each canary step\'s split to b
   }
 });
 
-test('gRPC through Traefik with provider traefik: the IngressRoute\'s gRPC rule carries the split to both versions over h2c (chi-square, 2000 ModelInfer calls), REST beside it', async () => {
+test("gRPC through Traefik with provider traefik: the IngressRoute's gRPC rule carries the split to both versions over h2c (chi-square, 2000 ModelInfer calls), REST beside it", async () => {
   const host = `grpc-traefik.${ns}.example.com`;
   const weight = 30;
   await registerModel('grpc-traefik-model', 1, ['production']);
   await registerModel('grpc-traefik-model', 2, ['candidate']);
-  await api.create(kinds.InferenceService, inferenceService('grpc-traefik', 'grpc-traefik-model', {
-    predictor: { resources: { cpu: '100m', memory: '256Mi' }, protocols: ['rest', 'grpc'] },
-    rollout: { steps: [weight, 100], interval: '1h' },
-    traffic: { provider: 'traefik', hostnames: [host] },
-  }) as never, 'loopline-test');
-  await waitFor(`the canary at ${weight}%`, async () => (await getIsvc('grpc-traefik')).status?.canaryWeight === weight, 60_000);
+  await api.create(
+    kinds.InferenceService,
+    inferenceService('grpc-traefik', 'grpc-traefik-model', {
+      predictor: { resources: { cpu: '100m', memory: '256Mi' }, protocols: ['rest', 'grpc'] },
+      rollout: { steps: [weight, 100], interval: '1h' },
+      traffic: { provider: 'traefik', hostnames: [host] },
+    }) as never,
+    'loopline-test',
+  );
+  await waitFor(
+    `the canary at ${weight}%`,
+    async () => (await getIsvc('grpc-traefik')).status?.canaryWeight === weight,
+    60_000,
+  );
   let seen: unknown;
-  await waitFor(`Traefik running the gRPC rule for ${host} at ${100 - weight}/${weight}, both backends with a server`, async () => {
-    const service = await traefikService(host, isGrpcRule);
-    seen = service;
-    const children: Array<{ name: string; weight: number }> = service?.weighted?.services ?? [];
-    if (JSON.stringify(children.map((c) => c.weight).sort((a, b) => a - b)) !== JSON.stringify([weight, 100 - weight])) return false;
-    const servers = await Promise.all(children.map((c) => traefikServers(c.name.includes('@') ? c.name : `${c.name}@${service.provider}`)));
-    return servers.every((n) => n > 0);
-  }, 60_000).catch((error) => {
+  await waitFor(
+    `Traefik running the gRPC rule for ${host} at ${100 - weight}/${weight}, both backends with a server`,
+    async () => {
+      const service = await traefikService(host, isGrpcRule);
+      seen = service;
+      const children: Array<{ name: string; weight: number }> = service?.weighted?.services ?? [];
+      if (
+        JSON.stringify(children.map((c) => c.weight).sort((a, b) => a - b)) !== JSON.stringify([weight, 100 - weight])
+      )
+        return false;
+      const servers = await Promise.all(
+        children.map((c) => traefikServers(c.name.includes('@') ? c.name : `${c.name}@${service.provider}`)),
+      );
+      return servers.every((n) => n > 0);
+    },
+    60_000,
+  ).catch((error) => {
     throw new Error(`${error.message}; Traefik's service: ${JSON.stringify(seen)}`);
   });
   const grpcClient = new GrpcGatewayClient(host);
   const restClient = new GatewayClient(host);
   try {
     const counts = grpcByVersion(await sendGrpc(grpcClient, 'grpc-traefik-model', REQUESTS_PER_STEP));
-    assert.is((counts.v1 ?? 0) + (counts.v2 ?? 0), REQUESTS_PER_STEP, `every gRPC call answered by a predictor: ${JSON.stringify(counts)}`);
+    assert.is(
+      (counts.v1 ?? 0) + (counts.v2 ?? 0),
+      REQUESTS_PER_STEP,
+      `every gRPC call answered by a predictor: ${JSON.stringify(counts)}`,
+    );
     const fit = chiSquareGoodnessOfFit([counts.v1 ?? 0, counts.v2 ?? 0], [100 - weight, weight]);
-    assert.ok(fit.pValue > 0.001, `gRPC at ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`);
+    assert.ok(
+      fit.pValue > 0.001,
+      `gRPC at ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`,
+    );
     const rest = byVersion(await send(restClient, 200));
     assert.is((rest.v1 ?? 0) + (rest.v2 ?? 0), 200, `REST beside gRPC: ${JSON.stringify(rest)}`);
   } finally {
@@ -387,27 +617,55 @@ test('gRPC through Traefik with provider traefik: the IngressRoute\'s gRPC rule 
   }
 });
 
-test('a Gateway whose listener does not allow GRPCRoute: RouteReady False, RouteNotAccepted, naming the route, the Gateway\'s reason and the fix', async () => {
+test("a Gateway whose listener does not allow GRPCRoute: RouteReady False, RouteNotAccepted, naming the route, the Gateway's reason and the fix", async () => {
   const host = `refused.${ns}.example.com`;
   const port = Number(new URL(process.env.GATEWAY_URL!).port);
-  await api.create(kinds.Gateway, {
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'Gateway',
-    metadata: { name: 'http-only', namespace: ns },
-    spec: { gatewayClassName: 'traefik', listeners: [{ name: 'http', protocol: 'HTTP', port, allowedRoutes: { namespaces: { from: 'Same' }, kinds: [{ kind: 'HTTPRoute' }] } }] },
-  } as never, 'loopline-test');
+  await api.create(
+    kinds.Gateway,
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'http-only', namespace: ns },
+      spec: {
+        gatewayClassName: 'traefik',
+        listeners: [
+          {
+            name: 'http',
+            protocol: 'HTTP',
+            port,
+            allowedRoutes: { namespaces: { from: 'Same' }, kinds: [{ kind: 'HTTPRoute' }] },
+          },
+        ],
+      },
+    } as never,
+    'loopline-test',
+  );
   await registerModel('refused-model', 1, ['production']);
-  await api.create(kinds.InferenceService, inferenceService('refused', 'refused-model', {
-    canary: undefined,
-    predictor: { replicas: 0, protocols: ['rest', 'grpc'] },
-    traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'http-only', namespace: ns }], hostnames: [host] },
-  }) as never, 'loopline-test');
-  const ready = await waitFor('RouteReady False', async () => {
-    const found = condition(await getIsvc('refused'), 'RouteReady');
-    return found?.status === 'False' ? found : undefined;
-  }, 60_000);
+  await api.create(
+    kinds.InferenceService,
+    inferenceService('refused', 'refused-model', {
+      canary: undefined,
+      predictor: { replicas: 0, protocols: ['rest', 'grpc'] },
+      traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'http-only', namespace: ns }], hostnames: [host] },
+    }) as never,
+    'loopline-test',
+  );
+  const ready = await waitFor(
+    'RouteReady False',
+    async () => {
+      const found = condition(await getIsvc('refused'), 'RouteReady');
+      return found?.status === 'False' ? found : undefined;
+    },
+    60_000,
+  );
   assert.is(ready.reason, 'RouteNotAccepted');
-  for (const part of ['GRPCRoute refused:', `Gateway ${ns}/http-only`, 'NotAllowedByListeners', 'allowedRoutes.kinds', 'spec.predictor.protocols']) {
+  for (const part of [
+    'GRPCRoute refused:',
+    `Gateway ${ns}/http-only`,
+    'NotAllowedByListeners',
+    'allowedRoutes.kinds',
+    'spec.predictor.protocols',
+  ]) {
     assert.ok(ready.message.includes(part), `"${part}" in: ${ready.message}`);
   }
 });
@@ -416,21 +674,50 @@ test('an API server without the GRPCRoute CRD: REST is routed, the gRPC route is
   // A second namespace with its own controller, told that only HTTPRoute is served: the shared cluster keeps its CRDs.
   const other = uniqueName('isvc-no-grpcroute');
   await createNamespace(api, other);
-  const scoped = createEngine({ kubeconfig: kc, namespace: other, leaderElection: false, httpPort: false, logger: quietLogger(), resyncPeriodMs: 0 });
-  scoped.register(inferenceServiceController({ prometheusUrl: prometheus.url, routeKinds: [kinds.HTTPRoute], watchGateways: true }));
+  const scoped = createEngine({
+    kubeconfig: kc,
+    namespace: other,
+    leaderElection: false,
+    httpPort: false,
+    logger: quietLogger(),
+    resyncPeriodMs: 0,
+  });
+  scoped.register(
+    inferenceServiceController({ prometheusUrl: prometheus.url, routeKinds: [kinds.HTTPRoute], watchGateways: true }),
+  );
   await scoped.start();
   try {
     await registerVersion(api, other, 'plain', 1, ['production']);
-    await api.create(kinds.InferenceService, {
-      apiVersion: 'loopline.dev/v1alpha1', kind: 'InferenceService', metadata: { name: 'plain', namespace: other },
-      spec: { model: 'plain', stable: { alias: 'production' }, predictor: { replicas: 0, protocols: ['rest', 'grpc'] }, traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY] } },
-    } as never, 'loopline-test');
-    const ready = await waitFor('RouteReady False', async () => {
-      const found = condition(await api.get(kinds.InferenceService, other, 'plain'), 'RouteReady');
-      return found?.status === 'False' ? found : undefined;
-    }, 30_000);
+    await api.create(
+      kinds.InferenceService,
+      {
+        apiVersion: 'loopline.dev/v1alpha1',
+        kind: 'InferenceService',
+        metadata: { name: 'plain', namespace: other },
+        spec: {
+          model: 'plain',
+          stable: { alias: 'production' },
+          predictor: { replicas: 0, protocols: ['rest', 'grpc'] },
+          traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY] },
+        },
+      } as never,
+      'loopline-test',
+    );
+    const ready = await waitFor(
+      'RouteReady False',
+      async () => {
+        const found = condition(await api.get(kinds.InferenceService, other, 'plain'), 'RouteReady');
+        return found?.status === 'False' ? found : undefined;
+      },
+      30_000,
+    );
     assert.is(ready.reason, 'RouteKindNotInstalled');
-    for (const part of ['GRPCRoute (gateway.networking.k8s.io/v1) is not served', 'REST is', 'GRPCRoute CRD', 'spec.predictor.protocols']) {
+    for (const part of [
+      'GRPCRoute (gateway.networking.k8s.io/v1) is not served',
+      'REST is',
+      'GRPCRoute CRD',
+      'spec.predictor.protocols',
+    ]) {
       assert.ok(ready.message.includes(part), `"${part}" in: ${ready.message}`);
     }
     assert.ok(await api.get(kinds.HTTPRoute, other, 'plain'), 'the HTTPRoute is written');

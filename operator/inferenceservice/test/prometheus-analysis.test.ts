@@ -20,8 +20,19 @@ interface FakeTraffic {
 
 async function metricsEndpoint(): Promise<FakeTraffic> {
   const registry = new Registry();
-  const requests = new Counter({ name: 'prediction_requests_total', help: 'requests', labelNames: ['model', 'model_version', 'outcome'] as const, registers: [registry] });
-  const latency = new Histogram({ name: 'prediction_latency_seconds', help: 'latency', labelNames: ['model', 'model_version', 'outcome'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] });
+  const requests = new Counter({
+    name: 'prediction_requests_total',
+    help: 'requests',
+    labelNames: ['model', 'model_version', 'outcome'] as const,
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: 'prediction_latency_seconds',
+    help: 'latency',
+    labelNames: ['model', 'model_version', 'outcome'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
   const server = createServer(async (_req, res) => {
     res.setHeader('content-type', registry.contentType);
     res.end(await registry.metrics());
@@ -73,7 +84,10 @@ test('the canary measurement counts only the canary version: its errors and its 
   serve(canary, '2', 'invalid_input', 0.004, 10);
   await new Promise((resolve) => setTimeout(resolve, 2000));
 
-  const measurement = await measureCanary(prometheus.url, analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 2 }, '10s'));
+  const measurement = await measureCanary(
+    prometheus.url,
+    analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 2 }, '10s'),
+  );
   assert.ok(!('error' in measurement), JSON.stringify(measurement));
   if ('error' in measurement) return;
   // increase() extrapolates over the window edges, so the counts are close, not exact.
@@ -84,7 +98,10 @@ test('the canary measurement counts only the canary version: its errors and its 
   assert.is(verdict.verdict, 'Failed');
   assert.match(verdict.reason, /error rate 0\.\d+ > maxErrorRate 0\.05/);
 
-  const stableMeasured = await measureCanary(prometheus.url, analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 1 }, '10s'));
+  const stableMeasured = await measureCanary(
+    prometheus.url,
+    analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 1 }, '10s'),
+  );
   assert.ok(!('error' in stableMeasured));
   if ('error' in stableMeasured) return;
   assert.is(stableMeasured.errorRate, 0);
@@ -92,12 +109,18 @@ test('the canary measurement counts only the canary version: its errors and its 
 });
 
 test('a version with no traffic measures as zero requests with no rates', async () => {
-  const measurement = await measureCanary(prometheus.url, analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 9 }, '10s'));
+  const measurement = await measureCanary(
+    prometheus.url,
+    analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 9 }, '10s'),
+  );
   assert.equal(measurement, { requests: 0, errorRate: null, latencyP95Ms: null, latencyP99Ms: null });
 });
 
 test('an unreachable Prometheus becomes a measurement error, not an exception', async () => {
-  const measurement = await measureCanary('http://127.0.0.1:1', analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 2 }, '10s'));
+  const measurement = await measureCanary(
+    'http://127.0.0.1:1',
+    analysisQueries({ namespace: 'risk', inferenceService: 'fraud', model: 'fraud-detector', version: 2 }, '10s'),
+  );
   assert.ok('error' in measurement);
 });
 

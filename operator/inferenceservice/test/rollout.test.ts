@@ -12,7 +12,18 @@ import { createEngine, kinds, type Engine, type KubeObject } from '../../engine/
 import { connectTo, startNats, type TestNats } from '../../../test/support/nats.ts';
 import { gatewayApiRouter, istioRouter } from '../router/index.ts';
 import { registerInferenceServices } from '../index.ts';
-import { createNamespace, deleteNamespace, installCrds, quietLogger, registerVersion, requireKubeconfig, setEffectiveAliases, sleep, uniqueName, waitFor } from './support/cluster.ts';
+import {
+  createNamespace,
+  deleteNamespace,
+  installCrds,
+  quietLogger,
+  registerVersion,
+  requireKubeconfig,
+  setEffectiveAliases,
+  sleep,
+  uniqueName,
+  waitFor,
+} from './support/cluster.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 import { versionEndpoint, type Behaviour, type VersionEndpoint } from '../../../test/support/predictor-metrics.ts';
 import { KubeApi } from '../../engine/index.ts';
@@ -33,21 +44,41 @@ const endpoints: VersionEndpoint[] = [];
 const lifecycle: Array<{ subject: string; type: string; data: any }> = [];
 
 async function startOperator(): Promise<Engine> {
-  const started = createEngine({ kubeconfig: kc, namespace: ns, leaderElection: false, httpPort: false, logger: quietLogger(), resyncPeriodMs: 0 });
-  await registerInferenceServices(started, { prometheusUrl: prometheus.url, scrapeIntervalMs: prometheus.scrapeIntervalMs, nats: nc });
+  const started = createEngine({
+    kubeconfig: kc,
+    namespace: ns,
+    leaderElection: false,
+    httpPort: false,
+    logger: quietLogger(),
+    resyncPeriodMs: 0,
+  });
+  await registerInferenceServices(started, {
+    prometheusUrl: prometheus.url,
+    scrapeIntervalMs: prometheus.scrapeIntervalMs,
+    nats: nc,
+  });
   await started.start();
   return started;
 }
 
 /** Metrics endpoints for a service's versions, all scraped with that service's target labels. */
-async function serveMetrics(service: string, model: string, versions: Record<number, Behaviour>): Promise<Record<number, VersionEndpoint>> {
+async function serveMetrics(
+  service: string,
+  model: string,
+  versions: Record<number, Behaviour>,
+): Promise<Record<number, VersionEndpoint>> {
   const made: Record<number, VersionEndpoint> = {};
   for (const [version, behaviour] of Object.entries(versions)) {
     made[Number(version)] = await versionEndpoint(model, Number(version), { ...behaviour });
     endpoints.push(made[Number(version)]!);
     (made[Number(version)] as VersionEndpoint & { service?: string }).service = service;
   }
-  prometheus.setTargets(endpoints.map((e) => ({ address: e.address, labels: { namespace: ns, inference_service: (e as VersionEndpoint & { service?: string }).service! } })));
+  prometheus.setTargets(
+    endpoints.map((e) => ({
+      address: e.address,
+      labels: { namespace: ns, inference_service: (e as VersionEndpoint & { service?: string }).service! },
+    })),
+  );
   // The analysis needs two scrapes of every version before its first check: on a quiet machine the operator
   // reaches that check sooner than Prometheus rereads its targets file, and a canary with no series fails it.
   await prometheus.waitForTargets(endpoints.length);
@@ -65,7 +96,11 @@ function isvcObject(name: string, model: string, spec: Record<string, unknown>) 
       stable: { alias: 'production' },
       canary: { alias: 'candidate' },
       predictor: { image: IMAGE },
-      rollout: { steps: [20, 50, 100], interval: '3s', analysis: { maxErrorRate: 0.05, maxLatencyP95Ms: 100, minRequests: 10, failureLimit: 2 } },
+      rollout: {
+        steps: [20, 50, 100],
+        interval: '3s',
+        analysis: { maxErrorRate: 0.05, maxLatencyP95Ms: 100, minRequests: 10, failureLimit: 2 },
+      },
       traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'edge' }] },
       ...spec,
     },
@@ -73,10 +108,16 @@ function isvcObject(name: string, model: string, spec: Record<string, unknown>) 
 }
 
 const getIsvc = (name: string) => api.get(kinds.InferenceService, ns, name);
-const getRoute = (kind: typeof kinds.HTTPRoute | typeof kinds.VirtualService, name: string) => api.get(kind, ns, name).catch(() => undefined);
+const getRoute = (kind: typeof kinds.HTTPRoute | typeof kinds.VirtualService, name: string) =>
+  api.get(kind, ns, name).catch(() => undefined);
 
 /** Every distinct canary weight the route held while `until` was not yet true. */
-async function watchWeights(kind: typeof kinds.HTTPRoute, name: string, until: () => Promise<boolean>, timeoutMs = 60_000): Promise<number[]> {
+async function watchWeights(
+  kind: typeof kinds.HTTPRoute,
+  name: string,
+  until: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<number[]> {
   const seen: number[] = [];
   const deadline = Date.now() + timeoutMs;
   while (!(await until())) {
@@ -121,8 +162,15 @@ test('a healthy canary steps 20→50→100 through HTTPRoutes the real CRD accep
   await registerVersion(api, ns, 'happy-model', 1, ['production']);
   await registerVersion(api, ns, 'happy-model', 2, ['candidate']);
   await api.create(kinds.InferenceService, isvcObject('happy', 'happy-model', {}) as never, 'loopline-test');
-  const weights = await watchWeights(kinds.HTTPRoute, 'happy', async () => (await getIsvc('happy')).status?.phase === 'Promoted');
-  assert.equal(weights.filter((w) => w > 0), [20, 50, 100]);
+  const weights = await watchWeights(
+    kinds.HTTPRoute,
+    'happy',
+    async () => (await getIsvc('happy')).status?.phase === 'Promoted',
+  );
+  assert.equal(
+    weights.filter((w) => w > 0),
+    [20, 50, 100],
+  );
   const isvc = await getIsvc('happy');
   assert.is(isvc.status.stableVersion, 2);
   assert.is(isvc.status.canaryWeight, 0);
@@ -133,8 +181,18 @@ test('a healthy canary steps 20→50→100 through HTTPRoutes the real CRD accep
   assert.ok(v2.spec.aliases.includes('production'));
   // All traffic on v2, v1's objects pruned.
   const route = await api.get(kinds.HTTPRoute, ns, 'happy');
-  assert.equal(route.spec.rules[0].backendRefs.map((r: any) => [r.name, r.weight]), [['happy-v2', 100]]);
-  await waitFor('v1 Deployment pruned', async () => (await api.get(kinds.Deployment, ns, 'happy-v1').then(() => false, () => true)));
+  assert.equal(
+    route.spec.rules[0].backendRefs.map((r: any) => [r.name, r.weight]),
+    [['happy-v2', 100]],
+  );
+  await waitFor(
+    'v1 Deployment pruned',
+    async () =>
+      await api.get(kinds.Deployment, ns, 'happy-v1').then(
+        () => false,
+        () => true,
+      ),
+  );
   // The registry moving the production alias to v2 keeps it stable (no new canary, no traffic move).
   await setEffectiveAliases(api, ns, 'happy-model-v1', [], 'Archived');
   await setEffectiveAliases(api, ns, 'happy-model-v2', ['candidate', 'production'], 'Production');
@@ -142,7 +200,13 @@ test('a healthy canary steps 20→50→100 through HTTPRoutes the real CRD accep
   const after = await getIsvc('happy');
   assert.is(after.status.phase, 'Promoted');
   assert.is(after.status.stableVersion, 2);
-  assert.ok(lifecycle.some((e) => e.subject === `loopline.events.${ns}.inferenceservice.happy` && e.type === 'dev.loopline.inferenceservice.promoted'));
+  assert.ok(
+    lifecycle.some(
+      (e) =>
+        e.subject === `loopline.events.${ns}.inferenceservice.happy` &&
+        e.type === 'dev.loopline.inferenceservice.promoted',
+    ),
+  );
 });
 
 test('a canary that errs, and one that is slow, are rolled back on their own with the numbers in status, an Event and a NATS event', async () => {
@@ -154,11 +218,18 @@ test('a canary that errs, and one that is slow, are rolled back on their own wit
   }
   await api.create(kinds.InferenceService, isvcObject('errs', 'errs-model', {}) as never, 'loopline-test');
   await api.create(kinds.InferenceService, isvcObject('slow', 'slow-model', {}) as never, 'loopline-test');
-  for (const [name, pattern] of [['errs', /error rate 0\.\d+ > maxErrorRate 0\.05/], ['slow', /p95 latency \d+(\.\d+)?ms > maxLatencyP95Ms 100/]] as const) {
-    const isvc = await waitFor(`${name} rolled back`, async () => {
-      const current = await getIsvc(name);
-      return current.status?.phase === 'RolledBack' ? current : undefined;
-    }, 40_000);
+  for (const [name, pattern] of [
+    ['errs', /error rate 0\.\d+ > maxErrorRate 0\.05/],
+    ['slow', /p95 latency \d+(\.\d+)?ms > maxLatencyP95Ms 100/],
+  ] as const) {
+    const isvc = await waitFor(
+      `${name} rolled back`,
+      async () => {
+        const current = await getIsvc(name);
+        return current.status?.phase === 'RolledBack' ? current : undefined;
+      },
+      40_000,
+    );
     assert.is(isvc.status.canaryWeight, 0);
     assert.is(isvc.status.stableVersion, 1);
     assert.is(isvc.status.canaryVersion, 2);
@@ -167,17 +238,42 @@ test('a canary that errs, and one that is slow, are rolled back on their own wit
     if (name === 'errs') assert.ok(isvc.status.analysis.errorRate > 0.2, `errorRate ${isvc.status.analysis.errorRate}`);
     else assert.ok(isvc.status.analysis.latencyP95Ms > 100, `p95 ${isvc.status.analysis.latencyP95Ms}`);
     // Status is written before the route (a restart resumes from status): the route follows right after.
-    await waitFor(`${name}'s route back on stable`, async () => JSON.stringify(gatewayApiRouter.weights(await api.get(kinds.HTTPRoute, ns, name))) === JSON.stringify({ stable: 100, canary: 0 }), 5000);
-    await waitFor(`${name} canary Deployment pruned`, async () => (await api.get(kinds.Deployment, ns, `${name}-v2`).then(() => false, () => true)));
+    await waitFor(
+      `${name}'s route back on stable`,
+      async () =>
+        JSON.stringify(gatewayApiRouter.weights(await api.get(kinds.HTTPRoute, ns, name))) ===
+        JSON.stringify({ stable: 100, canary: 0 }),
+      5000,
+    );
+    await waitFor(
+      `${name} canary Deployment pruned`,
+      async () =>
+        await api.get(kinds.Deployment, ns, `${name}-v2`).then(
+          () => false,
+          () => true,
+        ),
+    );
     let notes: string[] = [];
-    await waitFor(`a RolledBack Event for ${name}`, async () => {
-      const events = await api.request<{ items: Array<{ reason: string; note: string; regarding: { name: string } }> }>('GET' as never, `/apis/events.k8s.io/v1/namespaces/${ns}/events`);
-      notes = events.items.filter((e) => e.regarding.name === name).map((e) => `${e.reason}: ${e.note}`);
-      return events.items.some((e) => e.regarding.name === name && e.reason === 'RolledBack' && pattern.test(e.note));
-    }, 5000).catch((error) => {
+    await waitFor(
+      `a RolledBack Event for ${name}`,
+      async () => {
+        const events = await api.request<{
+          items: Array<{ reason: string; note: string; regarding: { name: string } }>;
+        }>('GET' as never, `/apis/events.k8s.io/v1/namespaces/${ns}/events`);
+        notes = events.items.filter((e) => e.regarding.name === name).map((e) => `${e.reason}: ${e.note}`);
+        return events.items.some((e) => e.regarding.name === name && e.reason === 'RolledBack' && pattern.test(e.note));
+      },
+      5000,
+    ).catch((error) => {
       throw new Error(`${error.message}; events: ${notes.join(' | ')}`);
     });
-    const published = await waitFor(`NATS rolledback event for ${name}`, () => lifecycle.find((e) => e.subject === `loopline.events.${ns}.inferenceservice.${name}` && e.type === 'dev.loopline.inferenceservice.rolledback'));
+    const published = await waitFor(`NATS rolledback event for ${name}`, () =>
+      lifecycle.find(
+        (e) =>
+          e.subject === `loopline.events.${ns}.inferenceservice.${name}` &&
+          e.type === 'dev.loopline.inferenceservice.rolledback',
+      ),
+    );
     assert.match(published.data.reason, pattern);
   }
 });
@@ -186,30 +282,51 @@ test('shadow mode on Istio mirrors to the canary through a VirtualService the re
   await serveMetrics('shadow', 'shadow-model', { 1: healthy, 2: healthy });
   await registerVersion(api, ns, 'shadow-model', 1, ['production']);
   await registerVersion(api, ns, 'shadow-model', 2, ['candidate']);
-  await api.create(kinds.InferenceService, isvcObject('shadow', 'shadow-model', {
-    traffic: { provider: 'istio', hostnames: ['shadow.example.com'] },
-    shadow: { enabled: true, percent: 50 },
-    rollout: { steps: [100], interval: '30s', analysis: { minRequests: 10 } },
-  }) as never, 'loopline-test');
+  await api.create(
+    kinds.InferenceService,
+    isvcObject('shadow', 'shadow-model', {
+      traffic: { provider: 'istio', hostnames: ['shadow.example.com'] },
+      shadow: { enabled: true, percent: 50 },
+      rollout: { steps: [100], interval: '30s', analysis: { minRequests: 10 } },
+    }) as never,
+    'loopline-test',
+  );
   const route = await waitFor('VirtualService', () => getRoute(kinds.VirtualService, 'shadow'));
   assert.equal(istioRouter.weights(route), { stable: 100, canary: 0, mirrorPercent: 50 });
   assert.is(route.spec.http[0].mirror.host, `shadow-v2.${ns}.svc.cluster.local`);
-  const isvc = await waitFor('shadow Progressing', async () => ((await getIsvc('shadow')).status?.phase === 'Progressing' ? getIsvc('shadow') : undefined));
+  const isvc = await waitFor('shadow Progressing', async () =>
+    (await getIsvc('shadow')).status?.phase === 'Progressing' ? getIsvc('shadow') : undefined,
+  );
   assert.is(isvc.status.canaryWeight, 0);
   assert.ok(await api.get(kinds.Deployment, ns, 'shadow-v2'), 'the mirrored canary runs');
 });
 
 test('version Services behind an HTTPRoute are headless and the whole Service has a cluster IP; istio gets a version Service with one, replaced in place', async () => {
   await registerVersion(api, ns, 'address-model', 1, ['production']);
-  await api.create(kinds.InferenceService, isvcObject('address', 'address-model', { canary: undefined }) as never, 'loopline-test');
-  const headless = await waitFor('Service address-v1', () => api.get(kinds.Service, ns, 'address-v1').catch(() => undefined));
+  await api.create(
+    kinds.InferenceService,
+    isvcObject('address', 'address-model', { canary: undefined }) as never,
+    'loopline-test',
+  );
+  const headless = await waitFor('Service address-v1', () =>
+    api.get(kinds.Service, ns, 'address-v1').catch(() => undefined),
+  );
   assert.is(headless.spec.clusterIP, 'None');
   const whole = await waitFor('Service address', () => api.get(kinds.Service, ns, 'address').catch(() => undefined));
   assert.match(whole.spec.clusterIP, /^\d+\.\d+\.\d+\.\d+$/);
-  assert.equal((await getRoute(kinds.HTTPRoute, 'address'))!.spec.rules[0].backendRefs.map((b: { name: string }) => b.name), ['address-v1']);
+  assert.equal(
+    (await getRoute(kinds.HTTPRoute, 'address'))!.spec.rules[0].backendRefs.map((b: { name: string }) => b.name),
+    ['address-v1'],
+  );
 
   // Istio routes a VirtualService destination through the host's virtual IP: the headless Service is replaced.
-  await api.mergePatch(kinds.InferenceService, ns, 'address', { spec: { traffic: { provider: 'istio', parentRefs: null } } }, 'loopline-test');
+  await api.mergePatch(
+    kinds.InferenceService,
+    ns,
+    'address',
+    { spec: { traffic: { provider: 'istio', parentRefs: null } } },
+    'loopline-test',
+  );
   const addressed = await waitFor('address-v1 with a cluster IP', async () => {
     const service = await api.get(kinds.Service, ns, 'address-v1').catch(() => undefined);
     return service && service.spec.clusterIP !== 'None' ? service : undefined;
@@ -217,12 +334,26 @@ test('version Services behind an HTTPRoute are headless and the whole Service ha
   assert.match(addressed.spec.clusterIP, /^\d+\.\d+\.\d+\.\d+$/);
   assert.is.not(addressed.metadata.uid, headless.metadata.uid);
   await waitFor('VirtualService address', () => getRoute(kinds.VirtualService, 'address'));
-  const events = ((await api.list(kinds.Event, ns)).items as Array<KubeObject & { regarding?: { name: string }; reason?: string }>).filter((e) => e.regarding?.name === 'address');
-  assert.ok(events.some((e) => e.reason === 'ServiceReplaced'), 'an Event says why the Service was replaced');
+  const events = (
+    (await api.list(kinds.Event, ns)).items as Array<KubeObject & { regarding?: { name: string }; reason?: string }>
+  ).filter((e) => e.regarding?.name === 'address');
+  assert.ok(
+    events.some((e) => e.reason === 'ServiceReplaced'),
+    'an Event says why the Service was replaced',
+  );
 
   // Back to Gateway API: a version Service that has a cluster IP keeps it (routes reach it just the same).
-  await api.mergePatch(kinds.InferenceService, ns, 'address', { spec: { traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'edge' }] } } }, 'loopline-test');
-  await waitFor('HTTPRoute address, VirtualService pruned', async () => (await getRoute(kinds.HTTPRoute, 'address')) && !(await getRoute(kinds.VirtualService, 'address')));
+  await api.mergePatch(
+    kinds.InferenceService,
+    ns,
+    'address',
+    { spec: { traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'edge' }] } } },
+    'loopline-test',
+  );
+  await waitFor(
+    'HTTPRoute address, VirtualService pruned',
+    async () => (await getRoute(kinds.HTTPRoute, 'address')) && !(await getRoute(kinds.VirtualService, 'address')),
+  );
   const kept = await api.get(kinds.Service, ns, 'address-v1');
   assert.is(kept.metadata.uid, addressed.metadata.uid);
   assert.is(kept.spec.clusterIP, addressed.spec.clusterIP);
@@ -231,10 +362,18 @@ test('version Services behind an HTTPRoute are headless and the whole Service ha
 test('status.url is the address and listener port of the Gateway the route attaches to; Traefik accepts the route and builds it', async () => {
   const host = `url.${ns}.example.com`;
   await registerVersion(api, ns, 'url-model', 1, ['production']);
-  await api.create(kinds.InferenceService, isvcObject('url', 'url-model', {
-    canary: undefined,
-    traffic: { provider: 'gatewayAPI', parentRefs: [{ name: 'loopline-gateway', namespace: 'loopline-system', sectionName: 'http' }], hostnames: [host] },
-  }) as never, 'loopline-test');
+  await api.create(
+    kinds.InferenceService,
+    isvcObject('url', 'url-model', {
+      canary: undefined,
+      traffic: {
+        provider: 'gatewayAPI',
+        parentRefs: [{ name: 'loopline-gateway', namespace: 'loopline-system', sectionName: 'http' }],
+        hostnames: [host],
+      },
+    }) as never,
+    'loopline-test',
+  );
   // Until the Gateway's address is in the cache the URL is the route's hostname; it follows the address once known.
   const isvc = await waitFor('status.url from the Gateway', async () => {
     const current = await getIsvc('url');
@@ -248,18 +387,31 @@ test('status.url is the address and listener port of the Gateway the route attac
   });
   assert.is(route.status.parents[0].controllerName, 'traefik.io/gateway-controller');
   const live = await waitFor('Traefik running a service for the host', () => traefikService(host));
-  assert.equal(live.weighted.services.map((s: { weight: number }) => s.weight), [100]);
+  assert.equal(
+    live.weighted.services.map((s: { weight: number }) => s.weight),
+    [100],
+  );
 });
 
 test('an operator killed mid-rollout resumes at the same step: no traffic jump', async () => {
   await serveMetrics('resume', 'resume-model', { 1: healthy, 2: healthy });
   await registerVersion(api, ns, 'resume-model', 1, ['production']);
   await registerVersion(api, ns, 'resume-model', 2, ['candidate']);
-  await api.create(kinds.InferenceService, isvcObject('resume', 'resume-model', { rollout: { steps: [10, 30, 60, 100], interval: '4s', analysis: { maxErrorRate: 0.05, minRequests: 10 } } }) as never, 'loopline-test');
-  const atStep1 = await waitFor('step 1', async () => {
-    const current = await getIsvc('resume');
-    return current.status?.currentStep === 1 ? current : undefined;
-  }, 30_000);
+  await api.create(
+    kinds.InferenceService,
+    isvcObject('resume', 'resume-model', {
+      rollout: { steps: [10, 30, 60, 100], interval: '4s', analysis: { maxErrorRate: 0.05, minRequests: 10 } },
+    }) as never,
+    'loopline-test',
+  );
+  const atStep1 = await waitFor(
+    'step 1',
+    async () => {
+      const current = await getIsvc('resume');
+      return current.status?.currentStep === 1 ? current : undefined;
+    },
+    30_000,
+  );
   // What a crash looks like: no lease release, in-flight work aborted.
   await engine.stop({ releaseLease: false });
   const stepStartedAt = atStep1.status.analysis.stepStartedAt;
@@ -271,15 +423,28 @@ test('an operator killed mid-rollout resumes at the same step: no traffic jump',
   assert.is(resumed.status.currentStep, 1);
   assert.is(resumed.status.canaryWeight, 30);
   assert.is(resumed.status.analysis.stepStartedAt, stepStartedAt);
-  const weights = await watchWeights(kinds.HTTPRoute, 'resume', async () => (await getIsvc('resume')).status?.phase === 'Promoted');
-  assert.equal(weights.filter((w) => w > 0), [30, 60, 100]);
+  const weights = await watchWeights(
+    kinds.HTTPRoute,
+    'resume',
+    async () => (await getIsvc('resume')).status?.phase === 'Promoted',
+  );
+  assert.equal(
+    weights.filter((w) => w > 0),
+    [30, 60, 100],
+  );
 });
 
 test('the CLI pauses a rollout at its step, promotes it now, and prints its status; promoteNow is cleared after use', async () => {
   await serveMetrics('manual', 'manual-model', { 1: healthy, 2: healthy });
   await registerVersion(api, ns, 'manual-model', 1, ['production']);
   await registerVersion(api, ns, 'manual-model', 2, ['candidate']);
-  await api.create(kinds.InferenceService, isvcObject('manual', 'manual-model', { rollout: { steps: [10, 50, 100], interval: '3s', analysis: { minRequests: 10 } } }) as never, 'loopline-test');
+  await api.create(
+    kinds.InferenceService,
+    isvcObject('manual', 'manual-model', {
+      rollout: { steps: [10, 50, 100], interval: '3s', analysis: { minRequests: 10 } },
+    }) as never,
+    'loopline-test',
+  );
   await waitFor('canary started', async () => (await getIsvc('manual')).status?.phase === 'Progressing');
   assert.is(await runCli(['pause', 'manual', '-n', ns], () => {}), 0);
   await sleep(4500);

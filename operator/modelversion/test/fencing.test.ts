@@ -7,19 +7,39 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kinds, NotLeaderError, type Engine, type KubeObject } from '../../engine/index.ts';
 import { createOperator } from '../../main.ts';
-import { REPO_ROOT, logger, sleep, startHarness, versionsOf, waitFor, type Harness } from '../../../test/support/operator-harness.ts';
+import {
+  REPO_ROOT,
+  logger,
+  sleep,
+  startHarness,
+  versionsOf,
+  waitFor,
+  type Harness,
+} from '../../../test/support/operator-harness.ts';
 
 const LEASE = 'registry-fencing';
 let h: Harness;
 let replica: Engine;
 
 async function register(name: string, version: number, aliases: string[]): Promise<void> {
-  await h.api.create(kinds.ModelVersion, {
-    apiVersion: 'loopline.dev/v1alpha1',
-    kind: 'ModelVersion',
-    metadata: { name, namespace: h.namespace },
-    spec: { model: 'fraud', version, artifact: { uri: `file:///models/fraud/${version}/model.onnx`, digest: `sha256:${String(version).padStart(64, '0')}` }, aliases },
-  } as never, 'loopline-tests');
+  await h.api.create(
+    kinds.ModelVersion,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'ModelVersion',
+      metadata: { name, namespace: h.namespace },
+      spec: {
+        model: 'fraud',
+        version,
+        artifact: {
+          uri: `file:///models/fraud/${version}/model.onnx`,
+          digest: `sha256:${String(version).padStart(64, '0')}`,
+        },
+        aliases,
+      },
+    } as never,
+    'loopline-tests',
+  );
 }
 
 test.before(async () => {
@@ -29,7 +49,14 @@ test.before(async () => {
     namespace: h.namespace,
     httpPort: false,
     logger: logger(),
-    leaderElection: { namespace: h.namespace, name: LEASE, identity: 'replica-a', leaseDurationMs: 2000, renewDeadlineMs: 1500, retryPeriodMs: 250 },
+    leaderElection: {
+      namespace: h.namespace,
+      name: LEASE,
+      identity: 'replica-a',
+      leaseDurationMs: 2000,
+      renewDeadlineMs: 1500,
+      retryPeriodMs: 250,
+    },
   });
   await replica.start();
   await replica.whenLeader();
@@ -88,7 +115,19 @@ test('a replica whose lease was taken mid-reconcile writes nothing more, and its
 
     // Someone else takes the lease (for an hour, so this replica does not simply win it back after expiry).
     const lease = await h.api.get(kinds.Lease, h.namespace, LEASE);
-    await h.api.replace(kinds.Lease, { ...lease, spec: { ...lease.spec, holderIdentity: 'replica-b', leaseDurationSeconds: 3600, renewTime: new Date().toISOString().replace('Z', '000Z') } } as KubeObject, 'loopline-tests');
+    await h.api.replace(
+      kinds.Lease,
+      {
+        ...lease,
+        spec: {
+          ...lease.spec,
+          holderIdentity: 'replica-b',
+          leaseDurationSeconds: 3600,
+          renewTime: new Date().toISOString().replace('Z', '000Z'),
+        },
+      } as KubeObject,
+      'loopline-tests',
+    );
     await waitFor('the replica to step down', () => !replica.isLeader() || undefined, 5000);
     const deposedAt = Date.now();
     release();

@@ -37,21 +37,40 @@ test('parts and labels in S3 are joined and the quality lands on loopline.qualit
   const now = Date.now();
   const scores = [0.9, 0.8, 0.3, 0.6, 0.2, 0.1, 0.75, 0.4];
   const truth = [1, 1, 0, 0, 0, 1, 1, 0];
-  const part = inferenceLogPart(ns, service, scores.map((score, j) => ({ requestId: `req-${j}`, time: now - 60_000 + j, model: 'fraud', version: 2, score })));
+  const part = inferenceLogPart(
+    ns,
+    service,
+    scores.map((score, j) => ({ requestId: `req-${j}`, time: now - 60_000 + j, model: 'fraud', version: 2, score })),
+  );
   await s3.put(`ground-truth/${part.key}`, part.body);
-  const wrong = labelPart(ns, service, truth.map((label, j) => ({ requestId: `req-${j}`, label: 1 - label, time: now - 30_000 })));
+  const wrong = labelPart(
+    ns,
+    service,
+    truth.map((label, j) => ({ requestId: `req-${j}`, label: 1 - label, time: now - 30_000 })),
+  );
   await s3.put(`ground-truth/${wrong.key}`, wrong.body);
   // Bulk files without times count as recorded at their LastModified, which is after the feedback labels above.
-  const bulk = labelCsv(ns, service, [...truth.map((label, j) => ({ requestId: `req-${j}`, label })), { requestId: 'unknown-id', label: 1 }], 'warehouse/2026-12-01');
+  const bulk = labelCsv(
+    ns,
+    service,
+    [...truth.map((label, j) => ({ requestId: `req-${j}`, label })), { requestId: 'unknown-id', label: 1 }],
+    'warehouse/2026-12-01',
+  );
   await s3.put(`ground-truth/${bulk.key}`, bulk.body);
 
   const lines: string[] = [];
-  const code = await runEvaluate(['--namespace', ns, '--service', service, '--uri', base(), '--window', '1h'], (line) => lines.push(line), { ...s3.env, NATS_URL: nats.url });
+  const code = await runEvaluate(
+    ['--namespace', ns, '--service', service, '--uri', base(), '--window', '1h'],
+    (line) => lines.push(line),
+    { ...s3.env, NATS_URL: nats.url },
+  );
   assert.is(code, 0, lines.join('\n'));
   const printed = JSON.parse(lines[0]!);
   assert.is(printed.subject, qualitySubject(ns, service));
 
-  const message = await (await jetstreamManager(nc)).streams.getMessage(STREAM_NAME, { last_by_subj: qualitySubject(ns, service) });
+  const message = await (await jetstreamManager(nc)).streams.getMessage(STREAM_NAME, {
+    last_by_subj: qualitySubject(ns, service),
+  });
   assert.ok(message, 'a quality event on the stream');
   const event = parseCloudEvent(message!.data);
   assert.is(event.type, QUALITY_EVENT_TYPE);
@@ -74,11 +93,20 @@ test('parts and labels in S3 are joined and the quality lands on loopline.qualit
 
 test('a bucket that does not exist fails with the URI and the fix, and publishes nothing', async () => {
   const lines: string[] = [];
-  const code = await runEvaluate(['--namespace', ns, '--service', 'other', '--uri', 's3://no-such-bucket-here/x'], (line) => lines.push(line), { ...s3.env, NATS_URL: nats.url });
+  const code = await runEvaluate(
+    ['--namespace', ns, '--service', 'other', '--uri', 's3://no-such-bucket-here/x'],
+    (line) => lines.push(line),
+    { ...s3.env, NATS_URL: nats.url },
+  );
   assert.is(code, 1);
-  assert.match(lines.join('\n'), /LIST s3:\/\/no-such-bucket-here\/x\/(inference-log|labels)\/.* failed: NoSuchBucket.*create it or correct the URI/);
+  assert.match(
+    lines.join('\n'),
+    /LIST s3:\/\/no-such-bucket-here\/x\/(inference-log|labels)\/.* failed: NoSuchBucket.*create it or correct the URI/,
+  );
   assert.not.match(lines.join('\n'), new RegExp(s3.secretAccessKey));
-  const stored = await (await jetstreamManager(nc)).streams.getMessage(STREAM_NAME, { last_by_subj: qualitySubject(ns, 'other') }).catch(() => null);
+  const stored = await (await jetstreamManager(nc)).streams
+    .getMessage(STREAM_NAME, { last_by_subj: qualitySubject(ns, 'other') })
+    .catch(() => null);
   assert.is(stored, null, 'nothing stored on the subject');
 });
 

@@ -8,7 +8,20 @@ import { kinds, type Engine } from '../../engine/index.ts';
 import { createOperator } from '../../main.ts';
 import { desiredModelVersion } from '../registration.ts';
 import { parseTrainingResult } from '../result.ts';
-import { REPO_ROOT, createJob, getJob, jobsOf, logger, podsOf, sleep, startHarness, versionsOf, waitFor, waitForPhase, type Harness } from '../../../test/support/operator-harness.ts';
+import {
+  REPO_ROOT,
+  createJob,
+  getJob,
+  jobsOf,
+  logger,
+  podsOf,
+  sleep,
+  startHarness,
+  versionsOf,
+  waitFor,
+  waitForPhase,
+  type Harness,
+} from '../../../test/support/operator-harness.ts';
 
 let h: Harness;
 const children = new Set<ChildProcess>();
@@ -30,7 +43,14 @@ function replica(name: string): Engine {
     httpPort: false,
     logger: logger(),
     lifecycle: { retryBaseMs: 300 },
-    leaderElection: { namespace: h.namespace, name: 'loopline-operator', identity: name, leaseDurationMs: 2000, renewDeadlineMs: 1500, retryPeriodMs: 250 },
+    leaderElection: {
+      namespace: h.namespace,
+      name: 'loopline-operator',
+      identity: name,
+      leaseDurationMs: 2000,
+      renewDeadlineMs: 1500,
+      retryPeriodMs: 250,
+    },
   });
   engines.add(engine);
   return engine;
@@ -59,17 +79,35 @@ test('two replicas: only the leader reconciles; when it dies the other takes ove
   assert.ok(takeover <= 2000 + 1000, `took over after ${takeover} ms (lease 2000 ms)`);
   const job = await waitForPhase(h, 'after-failover', ['Succeeded', 'Failed']);
   assert.is(job.status!.phase, 'Succeeded');
-  assert.equal((await versionsOf(h, 'failover-model')).map((v) => v.spec.version), [1, 2]);
+  assert.equal(
+    (await versionsOf(h, 'failover-model')).map((v) => v.spec.version),
+    [1, 2],
+  );
   await follower.stop();
   engines.delete(follower);
 });
 
 function startOperatorProcess(): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'operator/main.ts'), '--namespace', h.namespace, '--no-leader-election', '--http-port', '0', '--retry-base-ms', '300'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(REPO_ROOT, 'operator/main.ts'),
+      '--namespace',
+      h.namespace,
+      '--no-leader-election',
+      '--http-port',
+      '0',
+      '--retry-base-ms',
+      '300',
+    ],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
@@ -84,36 +122,64 @@ async function kill(child: ChildProcess): Promise<void> {
 test('an operator killed mid-job and restarted creates no duplicate Job, pod or version', async () => {
   let operator = startOperatorProcess();
   await createJob(h, 'survivor', { model: 'survivor-model', env: [{ name: 'LOOPLINE_FAIL', value: 'sleep:3' }] });
-  await waitFor('the training pod to run', async () => (await podsOf(h, 'survivor')).find((p) => p.status?.phase === 'Running'), 30_000);
+  await waitFor(
+    'the training pod to run',
+    async () => (await podsOf(h, 'survivor')).find((p) => p.status?.phase === 'Running'),
+    30_000,
+  );
   await kill(operator);
   await sleep(500);
   operator = startOperatorProcess();
   const job = await waitForPhase(h, 'survivor', ['Succeeded', 'Failed']);
   assert.is(job.status!.phase, 'Succeeded', job.status!.message);
   assert.is(job.status!.attempts, 1);
-  assert.equal((await jobsOf(h, 'survivor')).map((j) => j.metadata.name), ['survivor-1']);
+  assert.equal(
+    (await jobsOf(h, 'survivor')).map((j) => j.metadata.name),
+    ['survivor-1'],
+  );
   assert.is((await podsOf(h, 'survivor')).length, 1);
-  assert.equal((await versionsOf(h, 'survivor-model')).map((v) => v.metadata.name), ['survivor-model-v1']);
+  assert.equal(
+    (await versionsOf(h, 'survivor-model')).map((v) => v.metadata.name),
+    ['survivor-model-v1'],
+  );
   await kill(operator);
 });
 
 test('an operator that registered a version but died before recording it finds that version instead of registering again', async () => {
   const operator = startOperatorProcess();
   await createJob(h, 'half-done', { model: 'half-model', env: [{ name: 'LOOPLINE_FAIL', value: 'sleep:2' }] });
-  await waitFor('the training pod to run', async () => (await podsOf(h, 'half-done')).find((p) => p.status?.phase === 'Running'), 30_000);
+  await waitFor(
+    'the training pod to run',
+    async () => (await podsOf(h, 'half-done')).find((p) => p.status?.phase === 'Running'),
+    30_000,
+  );
   await kill(operator);
   // While no operator runs, the trainer finishes; then the state a crash right after registering leaves behind.
-  const pod = await waitFor('the pod to succeed', async () => (await podsOf(h, 'half-done')).find((p) => p.status?.phase === 'Succeeded'), 30_000);
+  const pod = await waitFor(
+    'the pod to succeed',
+    async () => (await podsOf(h, 'half-done')).find((p) => p.status?.phase === 'Succeeded'),
+    30_000,
+  );
   const verdict = parseTrainingResult(pod.status.containerStatuses[0].state.terminated.message);
   assert.ok(verdict.ok);
   const job = await getJob(h, 'half-done');
-  await h.api.create(kinds.ModelVersion, desiredModelVersion(job, verdict.ok ? verdict.result : (undefined as never), 7), 'loopline-operator');
+  await h.api.create(
+    kinds.ModelVersion,
+    desiredModelVersion(job, verdict.ok ? verdict.result : (undefined as never), 7),
+    'loopline-operator',
+  );
   assert.is(job.status?.phase === 'Succeeded', false);
   const restarted = startOperatorProcess();
   const done = await waitForPhase(h, 'half-done', ['Succeeded', 'Failed']);
-  assert.equal([done.status!.phase, done.status!.modelVersion, done.status!.version], ['Succeeded', 'half-model-v7', 7]);
+  assert.equal(
+    [done.status!.phase, done.status!.modelVersion, done.status!.version],
+    ['Succeeded', 'half-model-v7', 7],
+  );
   await sleep(500);
-  assert.equal((await versionsOf(h, 'half-model')).map((v) => v.metadata.name), ['half-model-v7']);
+  assert.equal(
+    (await versionsOf(h, 'half-model')).map((v) => v.metadata.name),
+    ['half-model-v7'],
+  );
   await kill(restarted);
 });
 

@@ -6,7 +6,11 @@ import { desiredJob } from '../job.ts';
 import { COMPLETION_INDEX } from '../pods.ts';
 import type { TrainingJob, TrainingJobSpec, TrainingJobStatus } from '../resource.ts';
 
-export function trainingJob(spec: Partial<TrainingJobSpec> = {}, status?: TrainingJobStatus, name = 'credit'): TrainingJob {
+export function trainingJob(
+  spec: Partial<TrainingJobSpec> = {},
+  status?: TrainingJobStatus,
+  name = 'credit',
+): TrainingJob {
   return {
     apiVersion: 'loopline.dev/v1alpha1',
     kind: 'TrainingJob',
@@ -22,13 +26,26 @@ type JobState =
   | { state: 'Failed'; reason?: string; message?: string; at?: string };
 
 /** The Job the operator would have created for `attempt`, as the Job controller reports it. */
-export function attemptJob(job: TrainingJob, attempt: number, state: JobState, extra: { deleting?: boolean } = {}): KubeObject {
+export function attemptJob(
+  job: TrainingJob,
+  attempt: number,
+  state: JobState,
+  extra: { deleting?: boolean } = {},
+): KubeObject {
   const desired = desiredJob(job, controllerReference(job as KubeObject), attempt) as KubeObject;
   const conditions =
     state.state === 'Complete'
       ? [{ type: 'Complete', status: 'True', lastTransitionTime: '2030-01-01T00:00:10Z' }]
       : state.state === 'Failed'
-        ? [{ type: 'Failed', status: 'True', reason: state.reason ?? 'BackoffLimitExceeded', message: state.message ?? 'Job has reached the specified backoff limit', lastTransitionTime: state.at ?? '2030-01-01T00:00:10Z' }]
+        ? [
+            {
+              type: 'Failed',
+              status: 'True',
+              reason: state.reason ?? 'BackoffLimitExceeded',
+              message: state.message ?? 'Job has reached the specified backoff limit',
+              lastTransitionTime: state.at ?? '2030-01-01T00:00:10Z',
+            },
+          ]
         : [];
   return {
     ...desired,
@@ -88,12 +105,19 @@ export function workload(
   return {
     apiVersion: 'kueue.x-k8s.io/v1beta2',
     kind: 'Workload',
-    metadata: { name: `job-${attemptJob.metadata.name}-1a2b3`, namespace: attemptJob.metadata.namespace, uid: `wl-${attemptJob.metadata.name}`, ownerReferences: [controllerReference(attemptJob)] },
+    metadata: {
+      name: `job-${attemptJob.metadata.name}-1a2b3`,
+      namespace: attemptJob.metadata.namespace,
+      uid: `wl-${attemptJob.metadata.name}`,
+      ownerReferences: [controllerReference(attemptJob)],
+    },
     spec: {},
     status: {
       conditions,
       ...(extra.clusterQueue ? { admission: { clusterQueue: extra.clusterQueue } } : {}),
-      ...(extra.evictions ? { schedulingStats: { evictions: [{ reason: 'Preempted', underlyingCause: '', count: extra.evictions }] } } : {}),
+      ...(extra.evictions
+        ? { schedulingStats: { evictions: [{ reason: 'Preempted', underlyingCause: '', count: extra.evictions }] } }
+        : {}),
     },
   };
 }

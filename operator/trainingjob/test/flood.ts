@@ -34,17 +34,30 @@ async function run(options: FloodOptions): Promise<FloodResult> {
   // node:http with keep-alive: fetch costs several times the CPU per request.
   const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
   const statuses: Record<number, number> = {};
-  const send = (body: string) => new Promise<void>((resolve, reject) => {
-    const req = request({
-      agent, host: url.hostname, port: url.port, path: url.pathname, method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${options.token}`, 'content-length': Buffer.byteLength(body) },
-    }, (res) => res.resume().on('end', () => {
-      statuses[res.statusCode!] = (statuses[res.statusCode!] ?? 0) + 1;
-      resolve();
-    }));
-    req.on('error', reject);
-    req.end(body);
-  });
+  const send = (body: string) =>
+    new Promise<void>((resolve, reject) => {
+      const req = request(
+        {
+          agent,
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            authorization: `Bearer ${options.token}`,
+            'content-length': Buffer.byteLength(body),
+          },
+        },
+        (res) =>
+          res.resume().on('end', () => {
+            statuses[res.statusCode!] = (statuses[res.statusCode!] ?? 0) + 1;
+            resolve();
+          }),
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
   const inFlight = new Set<Promise<void>>();
   const started = performance.now();
   let sent = 0;
@@ -52,8 +65,9 @@ async function run(options: FloodOptions): Promise<FloodResult> {
     const due = Math.min(options.reports, Math.floor(((performance.now() - started) * options.rate) / 1000));
     while (sent < due && inFlight.size < options.concurrency) {
       const epoch = ++sent;
-      const report: Promise<void> = send(JSON.stringify({ epoch, totalEpochs: 1_000_000, loss: 1 / epoch, metrics: { step: epoch } }))
-        .finally(() => inFlight.delete(report));
+      const report: Promise<void> = send(
+        JSON.stringify({ epoch, totalEpochs: 1_000_000, loss: 1 / epoch, metrics: { step: epoch } }),
+      ).finally(() => inFlight.delete(report));
       inFlight.add(report);
     }
     await new Promise((resolve) => setTimeout(resolve, 1));

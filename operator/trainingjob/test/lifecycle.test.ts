@@ -8,7 +8,11 @@ import { attemptJob, pod, trainingJob, workload } from './fixtures.ts';
 const T0 = '2030-01-01T00:00:00Z';
 const at = (seconds: number) => new Date(Date.parse(T0) + seconds * 1000);
 const opts = { retryBaseMs: 1000, retryMaxMs: 8000 };
-const observed = (jobs: KubeObject[], pods: KubeObject[] = [], workloads: KubeObject[] = []): Observed => ({ jobs, pods, workloads });
+const observed = (jobs: KubeObject[], pods: KubeObject[] = [], workloads: KubeObject[] = []): Observed => ({
+  jobs,
+  pods,
+  workloads,
+});
 
 interface Row {
   name: string;
@@ -36,12 +40,20 @@ const rows: Row[] = [
     plan: () => {
       const job = trainingJob({ workers: 2 });
       const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
-      return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Pending' }), pod(j, 1, { phase: 'Pending' })]), at(1), opts);
+      return planTrainingJob(
+        job,
+        observed([j], [pod(j, 0, { phase: 'Pending' }), pod(j, 1, { phase: 'Pending' })]),
+        at(1),
+        opts,
+      );
     },
     expect: (p) => {
       const h = hold(p);
       assert.equal([h.status.phase, h.status.attempts, h.status.startTime], ['Pending', 1, undefined]);
-      assert.equal(h.events.map((e) => `${e.reason}: ${e.message}`), ['AttemptStarted: attempt 1 of 4: created Job credit-1 (2 pod(s))']);
+      assert.equal(
+        h.events.map((e) => `${e.reason}: ${e.message}`),
+        ['AttemptStarted: attempt 1 of 4: created Job credit-1 (2 pod(s))'],
+      );
       assert.equal(h.deleteJobs, []);
     },
   },
@@ -51,20 +63,31 @@ const rows: Row[] = [
       const job = trainingJob({ backoffLimit: 2 }, { phase: 'Pending', attempts: 1, startTime: T0 });
       const first = attemptJob(job, 1, { state: 'Failed' });
       const second = attemptJob(job, 2, { state: 'Active', startTime: T0 });
-      return planTrainingJob(job, observed([first, second], [pod(first, 0, { phase: 'Failed', exitCode: 2 }), pod(second, 0, { phase: 'Running' })]), at(3), opts);
+      return planTrainingJob(
+        job,
+        observed(
+          [first, second],
+          [pod(first, 0, { phase: 'Failed', exitCode: 2 }), pod(second, 0, { phase: 'Running' })],
+        ),
+        at(3),
+        opts,
+      );
     },
     expect: (p) => {
       const h = hold(p);
       assert.equal([h.status.phase, h.status.attempts], ['Running', 2]);
-      assert.equal(h.events.map((e) => `${e.reason}: ${e.message}`), [
-        'AttemptFailed: attempt 1 failed: pod credit-1-0-abcde (rank 0) exited with code 2 (Error)',
-        'AttemptStarted: attempt 2 of 3: created Job credit-2 (1 pod(s))',
-        'Running: attempt 2: training on 1 pod(s)',
-      ]);
+      assert.equal(
+        h.events.map((e) => `${e.reason}: ${e.message}`),
+        [
+          'AttemptFailed: attempt 1 failed: pod credit-1-0-abcde (rank 0) exited with code 2 (Error)',
+          'AttemptStarted: attempt 2 of 3: created Job credit-2 (1 pod(s))',
+          'Running: attempt 2: training on 1 pod(s)',
+        ],
+      );
     },
   },
   {
-    name: 'a suspended job deletes its running attempt\'s Job and reports Suspended',
+    name: "a suspended job deletes its running attempt's Job and reports Suspended",
     plan: () => {
       const job = trainingJob({ suspend: true }, { phase: 'Running', attempts: 1, startTime: T0 });
       const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
@@ -79,11 +102,12 @@ const rows: Row[] = [
   },
   {
     name: 'resumed after a suspension, the same attempt gets its Job again',
-    plan: () => planTrainingJob(trainingJob({}, { phase: 'Pending', attempts: 1, startTime: T0 }), observed([]), at(9), opts),
+    plan: () =>
+      planTrainingJob(trainingJob({}, { phase: 'Pending', attempts: 1, startTime: T0 }), observed([]), at(9), opts),
     expect: (p) => assert.is(start(p).attempt, 1),
   },
   {
-    name: 'pending pods keep the job Pending; a running pod makes it Running, its start time the Job\'s',
+    name: "pending pods keep the job Pending; a running pod makes it Running, its start time the Job's",
     plan: () => {
       const job = trainingJob({}, { phase: 'Pending', attempts: 1 });
       const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
@@ -91,7 +115,10 @@ const rows: Row[] = [
     },
     expect: (p) => {
       assert.equal([hold(p).status.phase, hold(p).status.startTime], ['Running', T0]);
-      assert.equal(hold(p).events.map((e) => e.reason), ['Running']);
+      assert.equal(
+        hold(p).events.map((e) => e.reason),
+        ['Running'],
+      );
     },
   },
   {
@@ -109,7 +136,10 @@ const rows: Row[] = [
   {
     name: 'after the backoff the retry is a new attempt: a new Job, given what is left of the deadline',
     plan: () => {
-      const job = trainingJob({ backoffLimit: 2, activeDeadlineSeconds: 60 }, { phase: 'Pending', attempts: 1, startTime: T0 });
+      const job = trainingJob(
+        { backoffLimit: 2, activeDeadlineSeconds: 60 },
+        { phase: 'Pending', attempts: 1, startTime: T0 },
+      );
       return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Failed', at: T0 })]), at(20.5), opts);
     },
     expect: (p) => assert.equal([start(p).attempt, start(p).activeDeadlineSeconds], [2, 40]),
@@ -118,7 +148,12 @@ const rows: Row[] = [
     name: 'the second retry waits twice as long',
     plan: () => {
       const job = trainingJob({ backoffLimit: 2 }, { phase: 'Pending', attempts: 2, startTime: T0 });
-      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Failed' }), attemptJob(job, 2, { state: 'Failed', at: T0 })]), at(1), opts);
+      return planTrainingJob(
+        job,
+        observed([attemptJob(job, 1, { state: 'Failed' }), attemptJob(job, 2, { state: 'Failed', at: T0 })]),
+        at(1),
+        opts,
+      );
     },
     expect: (p) => assert.is(hold(p).requeueAfterMs, 1000),
   },
@@ -127,21 +162,46 @@ const rows: Row[] = [
     plan: () => {
       const job = trainingJob({ backoffLimit: 1 }, { phase: 'Running', attempts: 2, startTime: T0 });
       const second = attemptJob(job, 2, { state: 'Failed' });
-      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Failed' }), second], [pod(second, 0, { phase: 'Failed', exitCode: 3, message: 'CUDA error' })]), at(30), opts);
+      return planTrainingJob(
+        job,
+        observed(
+          [attemptJob(job, 1, { state: 'Failed' }), second],
+          [pod(second, 0, { phase: 'Failed', exitCode: 3, message: 'CUDA error' })],
+        ),
+        at(30),
+        opts,
+      );
     },
     expect: (p) => {
       const h = hold(p);
       assert.is(h.status.phase, 'Failed');
       assert.is(h.status.completionTime, '2030-01-01T00:00:30Z');
-      assert.match(h.status.message!, /^BackoffLimitExceeded: 2 attempt\(s\) failed \(backoffLimit 1\); last: attempt 2 failed: pod credit-2-0-abcde \(rank 0\) exited with code 3 \(Error\): CUDA error/);
+      assert.match(
+        h.status.message!,
+        /^BackoffLimitExceeded: 2 attempt\(s\) failed \(backoffLimit 1\); last: attempt 2 failed: pod credit-2-0-abcde \(rank 0\) exited with code 3 \(Error\): CUDA error/,
+      );
       assert.ok(h.conditions.some((c) => c.type === 'Failed' && c.reason === 'BackoffLimitExceeded'));
     },
   },
   {
     name: 'a Job failed by its deadline fails the job with DeadlineExceeded, not retried',
     plan: () => {
-      const job = trainingJob({ activeDeadlineSeconds: 5, backoffLimit: 3 }, { phase: 'Running', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Failed', reason: 'DeadlineExceeded', message: 'Job was active longer than specified deadline' })]), at(6), opts);
+      const job = trainingJob(
+        { activeDeadlineSeconds: 5, backoffLimit: 3 },
+        { phase: 'Running', attempts: 1, startTime: T0 },
+      );
+      return planTrainingJob(
+        job,
+        observed([
+          attemptJob(job, 1, {
+            state: 'Failed',
+            reason: 'DeadlineExceeded',
+            message: 'Job was active longer than specified deadline',
+          }),
+        ]),
+        at(6),
+        opts,
+      );
     },
     expect: (p) => {
       const h = hold(p);
@@ -152,7 +212,10 @@ const rows: Row[] = [
   {
     name: 'no retry starts once the deadline has passed',
     plan: () => {
-      const job = trainingJob({ activeDeadlineSeconds: 5, backoffLimit: 3 }, { phase: 'Pending', attempts: 1, startTime: T0 });
+      const job = trainingJob(
+        { activeDeadlineSeconds: 5, backoffLimit: 3 },
+        { phase: 'Pending', attempts: 1, startTime: T0 },
+      );
       return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Failed', at: T0 })]), at(9), opts);
     },
     expect: (p) => assert.match(hold(p).status.message!, /^DeadlineExceeded/),
@@ -162,7 +225,15 @@ const rows: Row[] = [
     plan: () => {
       const job = trainingJob({ workers: 2 }, { phase: 'Running', attempts: 1, startTime: T0 });
       const j = attemptJob(job, 1, { state: 'Complete' });
-      return planTrainingJob(job, observed([j], [pod(j, 1, { phase: 'Succeeded', message: 'rank1' }), pod(j, 0, { phase: 'Succeeded', message: '{"r":0}' })]), at(9), opts);
+      return planTrainingJob(
+        job,
+        observed(
+          [j],
+          [pod(j, 1, { phase: 'Succeeded', message: 'rank1' }), pod(j, 0, { phase: 'Succeeded', message: '{"r":0}' })],
+        ),
+        at(9),
+        opts,
+      );
     },
     expect: (p) => {
       if (p.kind !== 'judge') return assert.unreachable(p.kind);
@@ -174,7 +245,12 @@ const rows: Row[] = [
     plan: () => {
       const job = trainingJob({ workers: 2 }, { phase: 'Running', attempts: 1, startTime: T0 });
       const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
-      return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Succeeded' }), pod(j, 1, { phase: 'Running' })]), at(9), opts);
+      return planTrainingJob(
+        job,
+        observed([j], [pod(j, 0, { phase: 'Succeeded' }), pod(j, 1, { phase: 'Running' })]),
+        at(9),
+        opts,
+      );
     },
     expect: (p) => assert.is(hold(p).status.phase, 'Running'),
   },
@@ -182,7 +258,12 @@ const rows: Row[] = [
     name: 'a Job of a newer attempt than status records is adopted, and an older one still running stopped',
     plan: () => {
       const job = trainingJob({ workers: 2 }, { phase: 'Pending', attempts: 1, startTime: T0 });
-      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Active', startTime: T0 }), attemptJob(job, 2, { state: 'Active' })]), at(60), opts);
+      return planTrainingJob(
+        job,
+        observed([attemptJob(job, 1, { state: 'Active', startTime: T0 }), attemptJob(job, 2, { state: 'Active' })]),
+        at(60),
+        opts,
+      );
     },
     expect: (p) => {
       assert.is(hold(p).status.attempts, 2);
@@ -190,18 +271,30 @@ const rows: Row[] = [
     },
   },
   {
-    name: 'a queued job waits in Pending with Kueue\'s reason, its Admitted condition False',
+    name: "a queued job waits in Pending with Kueue's reason, its Admitted condition False",
     plan: () => {
       const job = trainingJob({ queueName: 'team-a' }, { phase: 'Pending', attempts: 1 });
       const j = attemptJob(job, 1, { state: 'Active' });
-      const message = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor a100-80gb, 4 more needed";
-      return planTrainingJob(job, observed([j], [], [workload(j, [{ type: 'QuotaReserved', status: 'False', reason: 'Pending', message }])]), at(1), opts);
+      const message =
+        "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor a100-80gb, 4 more needed";
+      return planTrainingJob(
+        job,
+        observed([j], [], [workload(j, [{ type: 'QuotaReserved', status: 'False', reason: 'Pending', message }])]),
+        at(1),
+        opts,
+      );
     },
     expect: (p) => {
       const h = hold(p);
       assert.is(h.status.phase, 'Pending');
-      assert.equal([h.status.queue?.state, h.status.queue?.reason, h.status.queue?.workload], ['Queued', 'Pending', 'job-credit-1-1a2b3']);
-      assert.match(h.status.message!, /^attempt 1: queued in LocalQueue team-a: couldn't assign flavors .* 4 more needed$/);
+      assert.equal(
+        [h.status.queue?.state, h.status.queue?.reason, h.status.queue?.workload],
+        ['Queued', 'Pending', 'job-credit-1-1a2b3'],
+      );
+      assert.match(
+        h.status.message!,
+        /^attempt 1: queued in LocalQueue team-a: couldn't assign flavors .* 4 more needed$/,
+      );
       const admitted = h.conditions.find((c) => c.type === 'Admitted')!;
       assert.equal([admitted.status, admitted.reason], ['False', 'Pending']);
     },
@@ -212,48 +305,120 @@ const rows: Row[] = [
       const job = trainingJob({ queueName: 'team-a' }, { phase: 'Pending', attempts: 1 });
       return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Active' })]), at(1), opts);
     },
-    expect: (p) => assert.match(hold(p).status.queue!.message, /waiting for Kueue to queue Job credit-1: no Workload of it yet/),
+    expect: (p) =>
+      assert.match(hold(p).status.queue!.message, /waiting for Kueue to queue Job credit-1: no Workload of it yet/),
   },
   {
     name: 'admission is recorded with its ClusterQueue and announced once',
     plan: () => {
-      const job = trainingJob({ queueName: 'team-a' }, { phase: 'Pending', attempts: 1, queue: { localQueue: 'team-a', state: 'Queued', reason: 'Pending', message: 'x' } });
+      const job = trainingJob(
+        { queueName: 'team-a' },
+        {
+          phase: 'Pending',
+          attempts: 1,
+          queue: { localQueue: 'team-a', state: 'Queued', reason: 'Pending', message: 'x' },
+        },
+      );
       const j = attemptJob(job, 1, { state: 'Active' });
-      return planTrainingJob(job, observed([j], [], [workload(j, [{ type: 'QuotaReserved', status: 'True', reason: 'QuotaReserved', message: 'Quota reserved in ClusterQueue training' }, { type: 'Admitted', status: 'True', reason: 'Admitted', message: 'The workload is admitted' }], { clusterQueue: 'training' })]), at(1), opts);
+      return planTrainingJob(
+        job,
+        observed(
+          [j],
+          [],
+          [
+            workload(
+              j,
+              [
+                {
+                  type: 'QuotaReserved',
+                  status: 'True',
+                  reason: 'QuotaReserved',
+                  message: 'Quota reserved in ClusterQueue training',
+                },
+                { type: 'Admitted', status: 'True', reason: 'Admitted', message: 'The workload is admitted' },
+              ],
+              { clusterQueue: 'training' },
+            ),
+          ],
+        ),
+        at(1),
+        opts,
+      );
     },
     expect: (p) => {
       const h = hold(p);
       assert.equal([h.status.queue?.state, h.status.queue?.clusterQueue], ['Admitted', 'training']);
-      assert.equal(h.events.map((e) => e.reason), ['Admitted']);
+      assert.equal(
+        h.events.map((e) => e.reason),
+        ['Admitted'],
+      );
       assert.ok(h.conditions.some((c) => c.type === 'Admitted' && c.status === 'True'));
     },
   },
   {
     name: 'an eviction by Kueue is counted and announced; the attempt stays the same, waiting to be admitted again',
     plan: () => {
-      const job = trainingJob({ queueName: 'team-a' }, { phase: 'Running', attempts: 1, startTime: T0, queue: { localQueue: 'team-a', state: 'Admitted', reason: 'Admitted', message: 'x' } });
+      const job = trainingJob(
+        { queueName: 'team-a' },
+        {
+          phase: 'Running',
+          attempts: 1,
+          startTime: T0,
+          queue: { localQueue: 'team-a', state: 'Admitted', reason: 'Admitted', message: 'x' },
+        },
+      );
       const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
-      const wl = workload(j, [
-        { type: 'Evicted', status: 'True', reason: 'Preempted', message: 'Preempted to accommodate a workload (UID: 1) due to prioritization in the ClusterQueue' },
-        { type: 'QuotaReserved', status: 'False', reason: 'Pending', message: 'insufficient unused quota' },
-      ], { evictions: 1 });
+      const wl = workload(
+        j,
+        [
+          {
+            type: 'Evicted',
+            status: 'True',
+            reason: 'Preempted',
+            message: 'Preempted to accommodate a workload (UID: 1) due to prioritization in the ClusterQueue',
+          },
+          { type: 'QuotaReserved', status: 'False', reason: 'Pending', message: 'insufficient unused quota' },
+        ],
+        { evictions: 1 },
+      );
       return planTrainingJob(job, observed([j], [], [wl]), at(5), opts);
     },
     expect: (p) => {
       const h = hold(p);
-      assert.equal([h.status.phase, h.status.attempts, h.status.queue?.state, h.status.queue?.evictions], ['Pending', 1, 'Queued', 1]);
-      assert.match(h.status.queue!.message, /^evicted: Preempted to accommodate .*; waiting to be admitted again: insufficient unused quota$/);
-      assert.equal(h.events.map((e) => e.reason), ['Evicted']);
+      assert.equal(
+        [h.status.phase, h.status.attempts, h.status.queue?.state, h.status.queue?.evictions],
+        ['Pending', 1, 'Queued', 1],
+      );
+      assert.match(
+        h.status.queue!.message,
+        /^evicted: Preempted to accommodate .*; waiting to be admitted again: insufficient unused quota$/,
+      );
+      assert.equal(
+        h.events.map((e) => e.reason),
+        ['Evicted'],
+      );
     },
   },
   {
     name: 'a finished job past its TTL is deleted',
-    plan: () => planTrainingJob(trainingJob({ ttlSecondsAfterFinished: 10 }, { phase: 'Succeeded', attempts: 1, completionTime: T0 }), observed([]), at(10), opts),
+    plan: () =>
+      planTrainingJob(
+        trainingJob({ ttlSecondsAfterFinished: 10 }, { phase: 'Succeeded', attempts: 1, completionTime: T0 }),
+        observed([]),
+        at(10),
+        opts,
+      ),
     expect: (p) => assert.is(hold(p).deleteTrainingJob, true),
   },
   {
     name: 'a finished job within its TTL is looked at again when it expires',
-    plan: () => planTrainingJob(trainingJob({ ttlSecondsAfterFinished: 10 }, { phase: 'Failed', attempts: 1, completionTime: T0 }), observed([]), at(4), opts),
+    plan: () =>
+      planTrainingJob(
+        trainingJob({ ttlSecondsAfterFinished: 10 }, { phase: 'Failed', attempts: 1, completionTime: T0 }),
+        observed([]),
+        at(4),
+        opts,
+      ),
     expect: (p) => {
       assert.is(hold(p).deleteTrainingJob, undefined);
       assert.is(hold(p).requeueAfterMs, 6000);

@@ -18,16 +18,34 @@ test('an attempt is one Indexed Job owned by the TrainingJob: one completion per
   const j = desiredJob(job, owner, 2, { activeDeadlineSeconds: 30 }) as any;
   assert.equal([j.apiVersion, j.kind, j.metadata.name], ['batch/v1', 'Job', 'credit-2']);
   assert.equal(j.metadata.ownerReferences, [owner]);
-  assert.equal(j.metadata.labels, { 'loopline.dev/trainingjob': 'credit', 'loopline.dev/model': 'credit-risk', 'loopline.dev/attempt': '2' });
+  assert.equal(j.metadata.labels, {
+    'loopline.dev/trainingjob': 'credit',
+    'loopline.dev/model': 'credit-risk',
+    'loopline.dev/attempt': '2',
+  });
   assert.equal(
-    [j.spec.completionMode, j.spec.completions, j.spec.parallelism, j.spec.backoffLimit, j.spec.activeDeadlineSeconds, j.spec.suspend, j.spec.ttlSecondsAfterFinished],
+    [
+      j.spec.completionMode,
+      j.spec.completions,
+      j.spec.parallelism,
+      j.spec.backoffLimit,
+      j.spec.activeDeadlineSeconds,
+      j.spec.suspend,
+      j.spec.ttlSecondsAfterFinished,
+    ],
     ['Indexed', 3, 3, 0, 30, false, undefined],
   );
-  assert.equal(j.spec.podFailurePolicy, { rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }] });
-  assert.equal(j.spec.template.metadata.labels, { 'loopline.dev/trainingjob': 'credit', 'loopline.dev/model': 'credit-risk', 'loopline.dev/attempt': '2' });
+  assert.equal(j.spec.podFailurePolicy, {
+    rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }],
+  });
+  assert.equal(j.spec.template.metadata.labels, {
+    'loopline.dev/trainingjob': 'credit',
+    'loopline.dev/model': 'credit-risk',
+    'loopline.dev/attempt': '2',
+  });
 });
 
-test('a queued job\'s Job carries Kueue\'s queue-name label and is created suspended, for Kueue to admit', () => {
+test("a queued job's Job carries Kueue's queue-name label and is created suspended, for Kueue to admit", () => {
   const job = trainingJob({ queueName: 'team-a', priorityClassName: 'high' });
   const j = desiredJob(job, controllerReference(job as KubeObject), 1) as any;
   assert.is(j.metadata.labels['kueue.x-k8s.io/queue-name'], 'team-a');
@@ -35,7 +53,7 @@ test('a queued job\'s Job carries Kueue\'s queue-name label and is created suspe
   assert.is(j.spec.template.spec.priorityClassName, 'high');
 });
 
-test('a GPU job\'s pods get the GPU limit and request, node selector, toleration and result contract', () => {
+test("a GPU job's pods get the GPU limit and request, node selector, toleration and result contract", () => {
   const job = trainingJob({
     resources: { gpus: 2, gpuType: 'NVIDIA-A100-SXM4-80GB', cpu: '4', memory: '16Gi' },
     hyperparameters: { learning_rate: '0.1', epochs: '50' },
@@ -57,7 +75,10 @@ test('a GPU job\'s pods get the GPU limit and request, node selector, toleration
   assert.is(template.spec.serviceAccountName, 'trainer');
   assert.is(template.spec.subdomain, undefined);
   const c = template.spec.containers[0];
-  assert.equal(c.resources, { limits: { cpu: '4', memory: '16Gi', 'nvidia.com/gpu': '2' }, requests: { cpu: '4', memory: '16Gi', 'nvidia.com/gpu': '2' } });
+  assert.equal(c.resources, {
+    limits: { cpu: '4', memory: '16Gi', 'nvidia.com/gpu': '2' },
+    requests: { cpu: '4', memory: '16Gi', 'nvidia.com/gpu': '2' },
+  });
   assert.is(c.terminationMessagePath, '/dev/termination-log');
   assert.is(c.terminationMessagePolicy, 'File');
   const env = envOf(template);
@@ -70,23 +91,51 @@ test('a GPU job\'s pods get the GPU limit and request, node selector, toleration
   assert.equal(template.spec.containers[0].env.find((e: any) => e.name === 'RANK').valueFrom, RANK_FROM_INDEX);
   assert.is(env.WORLD_SIZE, '1');
   assert.is(env.MASTER_ADDR, undefined);
-  assert.is(template.metadata.annotations['loopline.dev/hyperparameters'], JSON.stringify({ learning_rate: '0.1', epochs: '50' }));
+  assert.is(
+    template.metadata.annotations['loopline.dev/hyperparameters'],
+    JSON.stringify({ learning_rate: '0.1', epochs: '50' }),
+  );
   assert.is(desiredService(job, controllerReference(job as KubeObject)), undefined);
 });
 
-test('the operator\'s object storage settings reach every rank\'s template, the keys by reference to their Secret; the job\'s env cannot override them', () => {
-  const job = trainingJob({ workers: 2, env: [{ name: 'AWS_ENDPOINT_URL_S3', value: 'http://elsewhere:9000' }, { name: 'AWS_SECRET_ACCESS_KEY', value: 'typed-in' }] });
-  const storage = { endpoint: 'http://versitygw:7070', region: 'us-east-1', forcePathStyle: true, credentials: { secretName: 'loopline-s3', accessKeyIdKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' } };
+test("the operator's object storage settings reach every rank's template, the keys by reference to their Secret; the job's env cannot override them", () => {
+  const job = trainingJob({
+    workers: 2,
+    env: [
+      { name: 'AWS_ENDPOINT_URL_S3', value: 'http://elsewhere:9000' },
+      { name: 'AWS_SECRET_ACCESS_KEY', value: 'typed-in' },
+    ],
+  });
+  const storage = {
+    endpoint: 'http://versitygw:7070',
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: {
+      secretName: 'loopline-s3',
+      accessKeyIdKey: 'AWS_ACCESS_KEY_ID',
+      secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY',
+    },
+  };
   const template = (desiredJob(job, controllerReference(job as KubeObject), 1, { storage }) as any).spec.template;
   const env = template.spec.containers[0].env as Array<{ name: string }>;
   const named = (name: string) => env.filter((e) => e.name === name);
   assert.equal(named('AWS_ENDPOINT_URL_S3'), [{ name: 'AWS_ENDPOINT_URL_S3', value: 'http://versitygw:7070' }]);
   assert.equal(named('AWS_REGION'), [{ name: 'AWS_REGION', value: 'us-east-1' }]);
   assert.equal(named('S3_FORCE_PATH_STYLE'), [{ name: 'S3_FORCE_PATH_STYLE', value: 'true' }]);
-  assert.equal(named('AWS_ACCESS_KEY_ID'), [{ name: 'AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 'loopline-s3', key: 'AWS_ACCESS_KEY_ID' } } }]);
-  assert.equal(named('AWS_SECRET_ACCESS_KEY'), [{ name: 'AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 'loopline-s3', key: 'AWS_SECRET_ACCESS_KEY' } } }]);
+  assert.equal(named('AWS_ACCESS_KEY_ID'), [
+    { name: 'AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 'loopline-s3', key: 'AWS_ACCESS_KEY_ID' } } },
+  ]);
+  assert.equal(named('AWS_SECRET_ACCESS_KEY'), [
+    {
+      name: 'AWS_SECRET_ACCESS_KEY',
+      valueFrom: { secretKeyRef: { name: 'loopline-s3', key: 'AWS_SECRET_ACCESS_KEY' } },
+    },
+  ]);
   const bare = (desiredJob(job, controllerReference(job as KubeObject), 1) as any).spec.template;
-  assert.not.ok(bare.spec.containers[0].env.some((e: any) => e.name.startsWith('AWS_')), 'without settings the job\'s own storage variables are dropped too');
+  assert.not.ok(
+    bare.spec.containers[0].env.some((e: any) => e.name.startsWith('AWS_')),
+    "without settings the job's own storage variables are dropped too",
+  );
 });
 
 test('a CPU job asks for no GPU and tolerates nothing extra', () => {
@@ -98,7 +147,13 @@ test('a CPU job asks for no GPU and tolerates nothing extra', () => {
 });
 
 test('user env cannot override the rank or result contract, and keeps its other variables', () => {
-  const job = trainingJob({ env: [{ name: 'RANK', value: '7' }, { name: 'LOOPLINE_RESULT_PATH', value: '/x' }, { name: 'LOOPLINE_FAIL', value: 'crash' }] });
+  const job = trainingJob({
+    env: [
+      { name: 'RANK', value: '7' },
+      { name: 'LOOPLINE_RESULT_PATH', value: '/x' },
+      { name: 'LOOPLINE_FAIL', value: 'crash' },
+    ],
+  });
   const template = (desiredJob(job, controllerReference(job as KubeObject), 1) as any).spec.template;
   const env = envOf(template);
   assert.is(env.RANK, undefined, 'RANK comes from the completion index, not a literal');
@@ -114,10 +169,20 @@ test('workers=3: each rank reads its rank from its completion index, the torchru
   const template = (desiredJob(job, owner, 2) as any).spec.template;
   const env = envOf(template);
   assert.equal(
-    [env.WORLD_SIZE, env.PET_NNODES, env.PET_NPROC_PER_NODE, env.NPROC_PER_NODE, env.MASTER_ADDR, env.PET_MASTER_ADDR, env.MASTER_PORT, env.PET_MASTER_PORT],
+    [
+      env.WORLD_SIZE,
+      env.PET_NNODES,
+      env.PET_NPROC_PER_NODE,
+      env.NPROC_PER_NODE,
+      env.MASTER_ADDR,
+      env.PET_MASTER_ADDR,
+      env.MASTER_PORT,
+      env.PET_MASTER_PORT,
+    ],
     ['3', '3', '4', '4', 'dist-2-0.dist', 'dist-2-0.dist', '23456', '23456'],
   );
-  for (const name of ['RANK', 'PET_NODE_RANK']) assert.equal(template.spec.containers[0].env.find((e: any) => e.name === name).valueFrom, RANK_FROM_INDEX);
+  for (const name of ['RANK', 'PET_NODE_RANK'])
+    assert.equal(template.spec.containers[0].env.find((e: any) => e.name === name).valueFrom, RANK_FROM_INDEX);
   assert.is(masterAddress(job, 'dist-2'), 'dist-2-0.dist');
   assert.is(template.spec.subdomain, 'dist');
   assert.equal(template.spec.containers[0].ports, [{ name: 'rendezvous', containerPort: 23456, protocol: 'TCP' }]);
@@ -125,7 +190,10 @@ test('workers=3: each rank reads its rank from its completion index, the torchru
   assert.is(svc.metadata.name, 'dist');
   assert.is(svc.spec.clusterIP, 'None');
   assert.is(svc.spec.publishNotReadyAddresses, true);
-  assert.equal(svc.spec.selector, { 'loopline.dev/trainingjob': 'dist', 'batch.kubernetes.io/job-completion-index': '0' });
+  assert.equal(svc.spec.selector, {
+    'loopline.dev/trainingjob': 'dist',
+    'batch.kubernetes.io/job-completion-index': '0',
+  });
   assert.equal(svc.metadata.ownerReferences, [owner]);
 });
 

@@ -23,7 +23,8 @@ for (const window of manifest.windows) {
   // The window files hold one column after another; the predictor records rows, so the rows are laid out first (untimed).
   const columns = new Float64Array(readFileSync(window.path).buffer.slice(0));
   const rowMajor = new Float64Array(window.rows * features);
-  for (let j = 0; j < features; j++) for (let r = 0; r < window.rows; r++) rowMajor[r * features + j] = columns[j * window.rows + r];
+  for (let j = 0; j < features; j++)
+    for (let r = 0; r < window.rows; r++) rowMajor[r * features + j] = columns[j * window.rows + r];
   const milliseconds: number[] = [];
   let last: DriftReport | undefined;
   // One untimed window first: V8 compiles the hot functions on it.
@@ -31,9 +32,15 @@ for (const window of manifest.windows) {
     let report: (r: DriftReport) => void = () => {};
     const reported = new Promise<DriftReport>((resolve) => (report = resolve));
     const monitor = new DriftMonitor(profile, {
-      model: 'credit', modelVersion: '1', windowSize: window.rows, windowSeconds: 3600, drift: DEFAULT_DRIFT_OPTIONS,
+      model: 'credit',
+      modelVersion: '1',
+      windowSize: window.rows,
+      windowSeconds: 3600,
+      drift: DEFAULT_DRIFT_OPTIONS,
       onReport: (r) => report(r),
-      onError: (error) => { throw error; },
+      onError: (error) => {
+        throw error;
+      },
     });
     const start = performance.now();
     monitor.record(rowMajor, window.rows);
@@ -41,6 +48,13 @@ for (const window of manifest.windows) {
     if (i >= 0) milliseconds.push(performance.now() - start);
     await monitor.stop('shutdown');
   }
-  windows.push({ name: window.name, rows: window.rows, features, milliseconds, driftedFeatures: last!.driftedFeatures.length, peakRssMb: peakRssMb() });
+  windows.push({
+    name: window.name,
+    rows: window.rows,
+    features,
+    milliseconds,
+    driftedFeatures: last!.driftedFeatures.length,
+    peakRssMb: peakRssMb(),
+  });
 }
 process.stdout.write(JSON.stringify({ node: process.version, baselineRssMb, windows }));

@@ -25,7 +25,12 @@ export function trainExample(dir: string): ExampleModel {
   mkdirSync(dir, { recursive: true });
   const run = spawnSync(process.execPath, ['--import', 'tsx', 'examples/trainer/src/main.ts'], {
     cwd: root,
-    env: { ...process.env, LOOPLINE_OUTPUT_URI: pathToFileURL(dir).href, LOOPLINE_RESULT_PATH: join(dir, 'result.json'), LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      LOOPLINE_OUTPUT_URI: pathToFileURL(dir).href,
+      LOOPLINE_RESULT_PATH: join(dir, 'result.json'),
+      LOG_LEVEL: 'warn',
+    },
     encoding: 'utf8',
   });
   if (run.status !== 0) throw new Error(`example trainer failed (${run.status}): ${run.stderr.slice(-2000)}`);

@@ -73,14 +73,31 @@ export interface PeerServer {
 }
 
 /** Start `command` with its output in `logPath`, and wait until GET `readyUrl` answers 200. */
-export async function startPeer(command: string, args: string[], options: { cwd: string; env?: Record<string, string>; logPath: string; url: string; readyPath: string }): Promise<PeerServer> {
+export async function startPeer(
+  command: string,
+  args: string[],
+  options: { cwd: string; env?: Record<string, string>; logPath: string; url: string; readyPath: string },
+): Promise<PeerServer> {
   const log = openSync(options.logPath, 'a');
-  const child = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', log, log] });
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', log, log],
+  });
   const deadline = Date.now() + 180_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${command} ${args.join(' ')} exited (${child.exitCode}): ${readFileSync(options.logPath, 'utf8').slice(-3000)}`);
+    if (child.exitCode !== null)
+      throw new Error(
+        `${command} ${args.join(' ')} exited (${child.exitCode}): ${readFileSync(options.logPath, 'utf8').slice(-3000)}`,
+      );
     // A timeout on each probe: a port taken by another process may accept and never answer.
-    if ((await fetch(options.url + options.readyPath, { signal: AbortSignal.timeout(2000) }).then((r) => r.status, () => 0)) === 200) break;
+    if (
+      (await fetch(options.url + options.readyPath, { signal: AbortSignal.timeout(2000) }).then(
+        (r) => r.status,
+        () => 0,
+      )) === 200
+    )
+      break;
     if (Date.now() > deadline) {
       killTree(child.pid!);
       throw new Error(`${command} not ready after 180 s: ${readFileSync(options.logPath, 'utf8').slice(-3000)}`);
@@ -93,10 +110,22 @@ export async function startPeer(command: string, args: string[], options: { cwd:
     stop: async () => {
       // SIGTERM to every process of the tree (uvicorn waits for its grace period, MLServer for its pool), then SIGKILL.
       const tree = processTree(child.pid!);
-      const exited = new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
-      for (const p of tree) try { process.kill(p, 'SIGTERM'); } catch { /* gone */ }
+      const exited = new Promise((resolve) =>
+        child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve),
+      );
+      for (const p of tree)
+        try {
+          process.kill(p, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
       await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      for (const p of tree) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+      for (const p of tree)
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
     },
   };
 }

@@ -16,7 +16,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 
 function run(command: string, args: string[], what: string): void {
   const result = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  if (result.status !== 0) throw new Error(`${what} failed (${command} ${args.join(' ')}): ${(result.stderr || result.stdout).slice(-2000)}`);
+  if (result.status !== 0)
+    throw new Error(`${what} failed (${command} ${args.join(' ')}): ${(result.stderr || result.stdout).slice(-2000)}`);
 }
 
 /** The version of `peer` its requirements file pins, e.g. kserve==0.21.0 → 0.21.0. */
@@ -36,7 +37,7 @@ export function peerPython(peer: Peer): string {
   if (existsSync(join(dir, '.complete'))) return python;
   if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: apt-get install python3 python3-venv`);
   if (spawnSync(PYTHON, ['-c', 'import ensurepip, venv'], { stdio: 'ignore' }).status !== 0) {
-    console.log('installing python3-venv (Debian) for the peers\' environments');
+    console.log("installing python3-venv (Debian) for the peers' environments");
     run('apt-get', ['update', '-qq'], 'apt-get update');
     run('apt-get', ['install', '-y', '-qq', 'python3-venv'], 'apt-get install python3-venv');
   }
@@ -44,7 +45,11 @@ export function peerPython(peer: Peer): string {
   rmSync(dir, { recursive: true, force: true });
   console.log(`making ${dir} (pip install -r ${requirements}); once per pinned set`);
   run(PYTHON, ['-m', 'venv', dir], 'python3 -m venv');
-  run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-input', '-r', requirements], `pip install for ${peer}`);
+  run(
+    python,
+    ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-input', '-r', requirements],
+    `pip install for ${peer}`,
+  );
   writeFileSync(join(dir, '.complete'), `${new Date().toISOString()}\n`);
   return python;
 }

@@ -37,7 +37,9 @@ function window(columns: Record<string, Column>, start: number, end: number): Co
   const out: Record<string, ArrayLike<unknown>> = {};
   for (const name in columns) {
     const column = columns[name];
-    out[name] = ArrayBuffer.isView(column) ? (column as unknown as Float64Array).subarray(start, end) : column.slice(start, end);
+    out[name] = ArrayBuffer.isView(column)
+      ? (column as unknown as Float64Array).subarray(start, end)
+      : column.slice(start, end);
   }
   return { rows: end - start, columns: out };
 }
@@ -56,7 +58,9 @@ async function s3AsyncBuffer(client: S3Client, uri: string): Promise<AsyncBuffer
     async slice(start: number, end?: number): Promise<ArrayBuffer> {
       const last = (end ?? byteLength) - 1;
       try {
-        const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${last}` }));
+        const response = await client.send(
+          new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${last}` }),
+        );
         const bytes = await response.Body!.transformToByteArray();
         return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
       } catch (error) {
@@ -85,9 +89,16 @@ async function parquetSource(client: S3Client, uri: string, wanted: string[]): P
         const groupEnd = groupStart + groupRows;
         // A row group is read whole, column by column (its column chunks are contiguous), and handed on in
         // windows of chunkRows: no object per row.
-        const pieces: Record<string, Array<{ at: number; data: Column }>> = Object.fromEntries(wanted.map((name) => [name, []]));
+        const pieces: Record<string, Array<{ at: number; data: Column }>> = Object.fromEntries(
+          wanted.map((name) => [name, []]),
+        );
         await parquetRead({
-          file, metadata, columns: wanted, rowStart: groupStart, rowEnd: groupEnd, compressors,
+          file,
+          metadata,
+          columns: wanted,
+          rowStart: groupStart,
+          rowEnd: groupEnd,
+          compressors,
           onChunk: (chunk) => pieces[chunk.columnName]?.push({ at: chunk.rowStart, data: chunk.columnData as Column }),
         });
         const columns: Record<string, Column> = {};
@@ -119,9 +130,16 @@ function csvValue(cell: string): unknown {
   return Number.isFinite(value) && cell.trim() !== '' ? value : cell;
 }
 
-async function csvSource(client: S3Client, uri: string, wanted: string[], numeric: ReadonlySet<string>): Promise<RowSource> {
+async function csvSource(
+  client: S3Client,
+  uri: string,
+  wanted: string[],
+  numeric: ReadonlySet<string>,
+): Promise<RowSource> {
   const object = await getObjectStream(client, uri);
-  const parser = Readable.from(object.body).pipe(parse({ skip_empty_lines: true, bom: true, relax_column_count: false }));
+  const parser = Readable.from(object.body).pipe(
+    parse({ skip_empty_lines: true, bom: true, relax_column_count: false }),
+  );
   const records = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>;
   const header = await records.next().catch((error: Error) => {
     throw new Error(`${uri}: ${error.message}`, { cause: error });
@@ -162,7 +180,9 @@ async function csvSource(client: S3Client, uri: string, wanted: string[], numeri
 function checkColumns(uri: string, columns: string[], wanted: string[]): void {
   const missing = wanted.filter((name) => !columns.includes(name));
   if (missing.length) {
-    throw new Error(`${uri} has no column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')} (it has ${columns.map((c) => `"${c}"`).join(', ') || 'none'}): correct spec.batch[].features or columns, or the input`);
+    throw new Error(
+      `${uri} has no column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')} (it has ${columns.map((c) => `"${c}"`).join(', ') || 'none'}): correct spec.batch[].features or columns, or the input`,
+    );
   }
 }
 
@@ -170,6 +190,13 @@ function checkColumns(uri: string, columns: string[], wanted: string[]): void {
  * The input's rows with only the `wanted` columns. `features` are the model's inputs: CSV cells of them are read
  * as numbers where they are numbers (text stays text, for validation to reject with the reason).
  */
-export async function openInput(client: S3Client, input: { uri: string; format: 'parquet' | 'csv' }, wanted: string[], features: readonly string[]): Promise<RowSource> {
-  return input.format === 'csv' ? csvSource(client, input.uri, wanted, new Set(features)) : parquetSource(client, input.uri, wanted);
+export async function openInput(
+  client: S3Client,
+  input: { uri: string; format: 'parquet' | 'csv' },
+  wanted: string[],
+  features: readonly string[],
+): Promise<RowSource> {
+  return input.format === 'csv'
+    ? csvSource(client, input.uri, wanted, new Set(features))
+    : parquetSource(client, input.uri, wanted);
 }

@@ -4,7 +4,12 @@
 // object storage variables plus operator/api/batch-run.ts's BATCH_ENV.
 import { writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { BATCH_ENV, MAX_SUMMARY_BYTES, type BatchRunConfig, type BatchRunSummary } from '../../../operator/api/batch-run.ts';
+import {
+  BATCH_ENV,
+  MAX_SUMMARY_BYTES,
+  type BatchRunConfig,
+  type BatchRunSummary,
+} from '../../../operator/api/batch-run.ts';
 import { s3ClientFromEnv } from '../../../operator/api/object-storage.ts';
 import { configFromEnv } from '../config.ts';
 import { runBatch } from './run.ts';

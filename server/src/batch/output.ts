@@ -41,19 +41,28 @@ export interface RunStamp {
 /** A value in COPY's text format: \N for null; backslash, tab, newline and carriage return escaped. */
 export function copyText(value: unknown): string {
   if (value === null || value === undefined) return '\\N';
-  const text = value instanceof Date ? value.toISOString() : typeof value === 'object' ? JSON.stringify(value) : String(value);
-  return /[\\\t\n\r]/.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]!) : text;
+  const text =
+    value instanceof Date ? value.toISOString() : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  return /[\\\t\n\r]/.test(text)
+    ? text.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]!)
+    : text;
 }
 
 /** `schema.table` or `table`, each part quoted as an identifier. */
 function tableIdentifier(table: string): string {
-  return table.split('.').map((part) => pg.escapeIdentifier(part)).join('.');
+  return table
+    .split('.')
+    .map((part) => pg.escapeIdentifier(part))
+    .join('.');
 }
 
 /** A PostgreSQL error as the run reports it: the server's message and code, never the connection string. */
 function postgresError(table: string, step: string, error: unknown): Error {
   const e = error as { message?: string; code?: string; where?: string };
-  return new Error(`PostgreSQL ${step} ${step === 'connection' ? 'for' : 'of'} table ${table} failed: ${e.message ?? String(error)}${e.code ? ` (SQLSTATE ${e.code})` : ''}${e.where ? `; ${e.where}` : ''}`, { cause: error });
+  return new Error(
+    `PostgreSQL ${step} ${step === 'connection' ? 'for' : 'of'} table ${table} failed: ${e.message ?? String(error)}${e.code ? ` (SQLSTATE ${e.code})` : ''}${e.where ? `; ${e.where}` : ''}`,
+    { cause: error },
+  );
 }
 
 /**
@@ -61,7 +70,12 @@ function postgresError(table: string, step: string, error: unknown): Error {
  * COPY converts each value (a customer_id column of type bigint takes "123"; a value it cannot convert fails the
  * run and rolls it back).
  */
-export async function postgresSink(connectionString: string, table: string, carried: string[], stamp: RunStamp): Promise<ScoreSink> {
+export async function postgresSink(
+  connectionString: string,
+  table: string,
+  carried: string[],
+  stamp: RunStamp,
+): Promise<ScoreSink> {
   const client = new pg.Client({ connectionString, application_name: 'loopline-batch' });
   // An error on the idle connection (the server went away) surfaces on the next query; it must not crash the process.
   client.on('error', () => undefined);
@@ -79,7 +93,13 @@ export async function postgresSink(connectionString: string, table: string, carr
   try {
     await client.query('BEGIN');
     step = 'CREATE';
-    const definitions = [...carried.map((c) => `${pg.escapeIdentifier(c)} text`), 'score double precision NOT NULL', 'segment text', 'model_version integer NOT NULL', 'scored_at timestamptz NOT NULL'];
+    const definitions = [
+      ...carried.map((c) => `${pg.escapeIdentifier(c)} text`),
+      'score double precision NOT NULL',
+      'segment text',
+      'model_version integer NOT NULL',
+      'scored_at timestamptz NOT NULL',
+    ];
     await client.query(`CREATE TABLE IF NOT EXISTS ${name} (${definitions.join(', ')})`);
     step = 'DELETE';
     await client.query(`DELETE FROM ${name}`);
@@ -165,7 +185,9 @@ export function parquetSink(s3: S3Client, uri: string, carried: string[], stamp:
       const body = new Uint8Array(parquetWriteBuffer({ columnData }));
       const { bucket, key } = parseS3Uri(uri);
       try {
-        await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/vnd.apache.parquet' }));
+        await s3.send(
+          new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/vnd.apache.parquet' }),
+        );
       } catch (error) {
         throw storageError(uri, 'PUT', error);
       }

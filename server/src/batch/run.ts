@@ -46,18 +46,32 @@ export async function runBatch(options: BatchRunOptions): Promise<BatchRunSummar
   const started = new Date();
   const version = Number(source.version);
   const model = await LoadedModel.load(
-    { name: source.name, version: source.version, uri: source.artifact.uri, digest: source.artifact.digest, signature: source.signature },
+    {
+      name: source.name,
+      version: source.version,
+      uri: source.artifact.uri,
+      digest: source.artifact.digest,
+      signature: source.signature,
+    },
     { batching: false, maxBatchSize: config.batchSize, maxWaitMs: 0, intraOpThreads: options.intraOpThreads },
   );
   try {
-    const profile = source.referenceProfile ? await loadReferenceProfile(source.referenceProfile.uri, source.referenceProfile.digest) : undefined;
+    const profile = source.referenceProfile
+      ? await loadReferenceProfile(source.referenceProfile.uri, source.referenceProfile.digest)
+      : undefined;
     const features = config.features ?? profile?.features.map((f) => f.name);
-    if (!features) throw new Error('no feature names: set spec.batch[].features to the input columns in model-input order, or register the version with a reference profile');
+    if (!features)
+      throw new Error(
+        'no feature names: set spec.batch[].features to the input columns in model-input order, or register the version with a reference profile',
+      );
     const profiled = features.map((name) => profile?.features.find((f) => f.name === name));
     const imputation = profiled.every((f) => f !== undefined) ? profiled.map((f) => imputationValue(f!)) : undefined;
     const layout = rowsLayoutOf(model.signature, features, imputation);
     if (typeof layout === 'string') throw new Error(`this model cannot score rows: ${layout}`);
-    if (!layout.featureNames) throw new Error(`spec.batch[].features names ${features.length} columns but the model takes ${layout.features}: name exactly its input columns`);
+    if (!layout.featureNames)
+      throw new Error(
+        `spec.batch[].features names ${features.length} columns but the model takes ${layout.features}: name exactly its input columns`,
+      );
     const parseRow = compileRowParser(layout);
     const scoreSpec = model.signature.outputs[0];
     const F = layout.features;
@@ -65,9 +79,10 @@ export async function runBatch(options: BatchRunOptions): Promise<BatchRunSummar
     const wanted = [...new Set([...features, ...config.columns])];
     const input = await openInput(options.s3, config.input, wanted, features);
     const stamp = { version, scoredAt: started };
-    const sink: ScoreSink = 'postgres' in config.output
-      ? await postgresSink(requireUrl(options.databaseUrl), config.output.postgres.table, config.columns, stamp)
-      : parquetSink(options.s3, config.output.uri, config.columns, stamp);
+    const sink: ScoreSink =
+      'postgres' in config.output
+        ? await postgresSink(requireUrl(options.databaseUrl), config.output.postgres.table, config.columns, stamp)
+        : parquetSink(options.s3, config.output.uri, config.columns, stamp);
 
     let rows = 0;
     let written = 0;
@@ -100,16 +115,30 @@ export async function runBatch(options: BatchRunOptions): Promise<BatchRunSummar
           rowIndex[valid++] = i;
         }
         if (valid === 0) continue;
-        const outputs = await model.infer({ [layout.input]: { datatype: 'FP32', shape: [valid, F], data: filled.subarray(0, valid * F) } }, valid);
+        const outputs = await model.infer(
+          { [layout.input]: { datatype: 'FP32', shape: [valid, F], data: filled.subarray(0, valid * F) } },
+          valid,
+        );
         const scores = outputs[scoreSpec.name].data as Float32Array;
-        if (scores.length !== valid) throw new Error(`the model's first output "${scoreSpec.name}" has ${scores.length / valid} values per row; batch scoring takes a score output of shape [-1, 1]`);
+        if (scores.length !== valid)
+          throw new Error(
+            `the model's first output "${scoreSpec.name}" has ${scores.length / valid} values per row; batch scoring takes a score output of shape [-1, 1]`,
+          );
         const segments = new Array<string | null>(valid);
         for (let i = 0; i < valid; i++) segments[i] = segmentOf(config.segments, scores[i]);
-        await sink.write({ carried: config.columns.map((c) => chunk.columns[c]), rowIndex, scores, segments, count: valid });
+        await sink.write({
+          carried: config.columns.map((c) => chunk.columns[c]),
+          rowIndex,
+          scores,
+          segments,
+          count: valid,
+        });
         written += valid;
       }
       // Before the commit: a run whose rejects cannot be kept commits nothing.
-      rejectsUri = rejects.length ? await putRejects(options.s3, `${config.rejects}${options.run}.ndjson`, rejects) : undefined;
+      rejectsUri = rejects.length
+        ? await putRejects(options.s3, `${config.rejects}${options.run}.ndjson`, rejects)
+        : undefined;
       await sink.commit();
     } catch (error) {
       await sink.abort();
@@ -147,14 +176,18 @@ function rejectOf(chunk: ColumnChunk, i: number, index: number, features: string
   try {
     parseRow(byName, scratch, new Float32Array(features.length), 0, `row ${index}`);
   } catch (error) {
-    if (error instanceof InputError) return { row: index, field: error.field.replace(/^row \d+\.?/, ''), reason: error.message, values };
+    if (error instanceof InputError)
+      return { row: index, field: error.field.replace(/^row \d+\.?/, ''), reason: error.message, values };
     throw error;
   }
   throw new Error(`row ${index} failed validation in input-column order but not by name`);
 }
 
 function requireUrl(url: string | undefined): string {
-  if (!url) throw new Error('DATABASE_URL is empty: put the connection string in the Secret spec.batch[].output.postgres.connectionSecret names');
+  if (!url)
+    throw new Error(
+      'DATABASE_URL is empty: put the connection string in the Secret spec.batch[].output.postgres.connectionSecret names',
+    );
   return url;
 }
 

@@ -130,7 +130,10 @@ export function categoryKey(value: number): string {
   return String(value);
 }
 
-export function categoricalStatistics(reference: CategoricalFeatureProfile, current: ArrayLike<number>): CategoricalStatistics {
+export function categoricalStatistics(
+  reference: CategoricalFeatureProfile,
+  current: ArrayLike<number>,
+): CategoricalStatistics {
   const counts = new Map<string, number>();
   for (let i = 0; i < current.length; i++) {
     const key = categoryKey(current[i]);
@@ -164,43 +167,85 @@ function decidingMethod(feature: FeatureReference, count: number, options: Drift
 
 function scoreOf(method: DriftMethod, stats: NumericStatistics | CategoricalStatistics): number {
   switch (method) {
-    case 'ks': return (stats as NumericStatistics).ksPValue;
-    case 'wasserstein': return (stats as NumericStatistics).wasserstein;
-    case 'chisquare': return (stats as CategoricalStatistics).chiSquarePValue;
-    case 'psi': return stats.psi;
-    case 'jensenshannon': return stats.jensenShannon;
+    case 'ks':
+      return (stats as NumericStatistics).ksPValue;
+    case 'wasserstein':
+      return (stats as NumericStatistics).wasserstein;
+    case 'chisquare':
+      return (stats as CategoricalStatistics).chiSquarePValue;
+    case 'psi':
+      return stats.psi;
+    case 'jensenshannon':
+      return stats.jensenShannon;
   }
 }
 
 /** One feature's drift from its non-missing window values and its missing count. */
-export function featureDrift(feature: FeatureReference, values: ArrayLike<number>, missing: number, options: DriftOptions): FeatureDrift {
+export function featureDrift(
+  feature: FeatureReference,
+  values: ArrayLike<number>,
+  missing: number,
+  options: DriftOptions,
+): FeatureDrift {
   const count = values.length;
   const method = decidingMethod(feature, count, options);
   const threshold = options.threshold ?? DEFAULT_THRESHOLDS[method];
   const missingRate = { reference: feature.missingRate, current: missing / (count + missing) };
   const missingDrifted = Math.abs(missingRate.current - missingRate.reference) >= options.missingRateThreshold;
   if (count === 0) {
-    return { name: feature.name, type: feature.type, count, method, score: NaN, threshold, drifted: missingDrifted, missingRate, statistics: null };
+    return {
+      name: feature.name,
+      type: feature.type,
+      count,
+      method,
+      score: NaN,
+      threshold,
+      drifted: missingDrifted,
+      missingRate,
+      statistics: null,
+    };
   }
-  const statistics = feature.type === 'numeric' ? numericStatistics(feature, values) : categoricalStatistics(feature, values);
+  const statistics =
+    feature.type === 'numeric' ? numericStatistics(feature, values) : categoricalStatistics(feature, values);
   const score = scoreOf(method, statistics);
   const testDrifted = isPValueMethod(method) ? score < threshold : score >= threshold;
-  return { name: feature.name, type: feature.type, count, method, score, threshold, drifted: testDrifted || missingDrifted, missingRate, statistics };
+  return {
+    name: feature.name,
+    type: feature.type,
+    count,
+    method,
+    score,
+    threshold,
+    drifted: testDrifted || missingDrifted,
+    missingRate,
+    statistics,
+  };
 }
 
 export function windowDrift(features: FeatureDrift[], options: DriftOptions, rows: number): WindowDrift {
   const driftedFeatures = features.filter((f) => f.drifted).map((f) => f.name);
   const score = features.length === 0 ? 0 : driftedFeatures.length / features.length;
   const judged = features.length > 0 && rows >= options.minRows;
-  return { drifted: judged && score >= options.driftShare, judged, score, driftShare: options.driftShare, driftedFeatures, features };
+  return {
+    drifted: judged && score >= options.driftShare,
+    judged,
+    score,
+    driftShare: options.driftShare,
+    driftedFeatures,
+    features,
+  };
 }
 
 /** Evaluate a whole window at once (the monitor does the same feature by feature, yielding in between). */
 export function evaluateWindow(profile: ReferenceProfile, columns: Float64Array[], options: DriftOptions): WindowDrift {
-  return windowDrift(profile.features.map((feature, j) => {
-    const { values, missing } = presentValues(columns[j]);
-    return featureDrift(feature, values, missing, options);
-  }), options, columns[0]?.length ?? 0);
+  return windowDrift(
+    profile.features.map((feature, j) => {
+      const { values, missing } = presentValues(columns[j]);
+      return featureDrift(feature, values, missing, options);
+    }),
+    options,
+    columns[0]?.length ?? 0,
+  );
 }
 
 /** Split a column into its non-missing values (NaN marks missing) and the missing count. */

@@ -146,8 +146,14 @@ const STIRLING = [
 
 /** x·2^e without overflowing the power of two on the way. */
 function ldexp(x: number, e: number): number {
-  while (e > 1000) { x *= 2 ** 1000; e -= 1000; }
-  while (e < -1000) { x *= 2 ** -1000; e += 1000; }
+  while (e > 1000) {
+    x *= 2 ** 1000;
+    e -= 1000;
+  }
+  while (e < -1000) {
+    x *= 2 ** -1000;
+    e += 1000;
+  }
   return x * 2 ** e;
 }
 
@@ -469,5 +475,5 @@ function twoProductError(a: number, b: number, product: number): number {
   };
   const [ah, al] = split(a);
   const [bh, bl] = split(b);
-  return al * bl - (((product - ah * bh) - al * bh) - ah * bl);
+  return al * bl - (product - ah * bh - al * bh - ah * bl);
 }

@@ -1,7 +1,15 @@
 // Windows of live inputs, closed by count or by time. Recording a request only copies
 // its rows into a preallocated buffer; the statistics run after the window closes,
 // one feature per event-loop turn, so they never sit on a request's path.
-import { featureDrift, presentValues, windowDrift, type DriftOptions, type FeatureDrift, type FeatureReference, type WindowDrift } from './detector.ts';
+import {
+  featureDrift,
+  presentValues,
+  windowDrift,
+  type DriftOptions,
+  type FeatureDrift,
+  type FeatureReference,
+  type WindowDrift,
+} from './detector.ts';
 import type { ReferenceProfile } from './profile.ts';
 
 export type WindowClose = 'count' | 'time' | 'swap' | 'shutdown';
@@ -41,7 +49,9 @@ export class DriftMonitor {
     profile: ReferenceProfile,
     private readonly options: MonitorOptions,
   ) {
-    this.reference = profile.features.map((f) => (f.type === 'numeric' ? { ...f, sample: Float64Array.from(f.sample).sort() } : f));
+    this.reference = profile.features.map((f) =>
+      f.type === 'numeric' ? { ...f, sample: Float64Array.from(f.sample).sort() } : f,
+    );
     this.features = profile.features.length;
     this.buffer = new Float64Array(options.windowSize * this.features);
     this.armTimer();
@@ -105,7 +115,15 @@ export class DriftMonitor {
     if (!this.stopped) this.armTimer();
     this.evaluations = this.evaluations
       .then(() => this.evaluate(values, rows))
-      .then((drift) => this.options.onReport({ model: this.options.model, modelVersion: this.options.modelVersion, window, schemaViolations, ...drift }))
+      .then((drift) =>
+        this.options.onReport({
+          model: this.options.model,
+          modelVersion: this.options.modelVersion,
+          window,
+          schemaViolations,
+          ...drift,
+        }),
+      )
       .catch(this.options.onError);
   }
 

@@ -5,9 +5,16 @@ import { Ajv } from 'ajv';
 import type { FeatureProfile, ReferenceProfile } from '../../../operator/api/reference-profile.ts';
 import { fetchVerified } from '../runtime/artifact.ts';
 
-export type { CategoricalFeatureProfile, FeatureProfile, NumericFeatureProfile, ReferenceProfile } from '../../../operator/api/reference-profile.ts';
+export type {
+  CategoricalFeatureProfile,
+  FeatureProfile,
+  NumericFeatureProfile,
+  ReferenceProfile,
+} from '../../../operator/api/reference-profile.ts';
 
-const schema = JSON.parse(readFileSync(new URL('../../../operator/api/reference-profile.schema.json', import.meta.url), 'utf8'));
+const schema = JSON.parse(
+  readFileSync(new URL('../../../operator/api/reference-profile.schema.json', import.meta.url), 'utf8'),
+);
 const validateProfile = new Ajv({ allErrors: true, strict: false }).compile<ReferenceProfile>(schema);
 
 export function parseReferenceProfile(text: string, source: string): ReferenceProfile {
@@ -18,15 +25,21 @@ export function parseReferenceProfile(text: string, source: string): ReferencePr
     throw new Error(`reference profile ${source} is not JSON: ${(error as Error).message}`);
   }
   if (!validateProfile(json)) {
-    const details = validateProfile.errors!.slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
+    const details = validateProfile
+      .errors!.slice(0, 5)
+      .map((e) => `${e.instancePath || '/'} ${e.message}`)
+      .join('; ');
     throw new Error(`reference profile ${source} does not match reference-profile.schema.json: ${details}`);
   }
   for (const feature of json.features) {
     if (feature.type !== 'numeric') continue;
     if (feature.binFrequencies.length !== feature.binEdges.length + 1) {
-      throw new Error(`reference profile ${source}: feature ${feature.name} needs ${feature.binEdges.length + 1} bin frequencies, has ${feature.binFrequencies.length}`);
+      throw new Error(
+        `reference profile ${source}: feature ${feature.name} needs ${feature.binEdges.length + 1} bin frequencies, has ${feature.binFrequencies.length}`,
+      );
     }
-    if (feature.sample.length === 0) throw new Error(`reference profile ${source}: feature ${feature.name} has an empty sample`);
+    if (feature.sample.length === 0)
+      throw new Error(`reference profile ${source}: feature ${feature.name} has an empty sample`);
   }
   return json;
 }

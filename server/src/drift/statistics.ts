@@ -22,7 +22,8 @@ export interface TestResult {
 export function ascending(values: ArrayLike<number>): ArrayLike<number> {
   for (let i = 1; i < values.length; i++) {
     // A typed array is copied as one block; Float64Array.from would walk it through the iterator protocol.
-    if (!(values[i - 1] <= values[i])) return (values instanceof Float64Array ? values.slice() : Float64Array.from(values)).sort();
+    if (!(values[i - 1] <= values[i]))
+      return (values instanceof Float64Array ? values.slice() : Float64Array.from(values)).sort();
   }
   return values;
 }
@@ -104,7 +105,11 @@ export function wasserstein1(a: ArrayLike<number>, b: ArrayLike<number>): number
 }
 
 /** Wasserstein-1 divided by the reference standard deviation, so one threshold fits every feature's scale. */
-export function normedWasserstein(reference: ArrayLike<number>, current: ArrayLike<number>, referenceStd: number): number {
+export function normedWasserstein(
+  reference: ArrayLike<number>,
+  current: ArrayLike<number>,
+  referenceStd: number,
+): number {
   return normedDistance(wasserstein1(reference, current), referenceStd);
 }
 
@@ -113,9 +118,16 @@ function normedDistance(area: number, referenceStd: number): number {
 }
 
 /** The KS test and the normed Wasserstein distance of a sorted window against a sorted reference sample, in one pass. */
-export function ksAndNormedWassersteinSorted(reference: ArrayLike<number>, current: ArrayLike<number>, referenceStd: number): { ks: TestResult; wasserstein: number } {
+export function ksAndNormedWassersteinSorted(
+  reference: ArrayLike<number>,
+  current: ArrayLike<number>,
+  referenceStd: number,
+): { ks: TestResult; wasserstein: number } {
   const { supremum, area } = ecdfDistancesSorted(reference, current);
-  return { ks: ksTwoSampleTest(supremum, reference.length, current.length), wasserstein: normedDistance(area, referenceStd) };
+  return {
+    ks: ksTwoSampleTest(supremum, reference.length, current.length),
+    wasserstein: normedDistance(area, referenceStd),
+  };
 }
 
 /** Jensen–Shannon distance (square root of the divergence), base 2, of two share vectors. */
@@ -144,7 +156,10 @@ export interface ChiSquareResult extends TestResult {
 }
 
 /** Pearson's chi-square goodness of fit of observed counts to expected shares (expected shares > 0). */
-export function chiSquareGoodnessOfFit(observed: ArrayLike<number>, expectedShares: ArrayLike<number>): ChiSquareResult {
+export function chiSquareGoodnessOfFit(
+  observed: ArrayLike<number>,
+  expectedShares: ArrayLike<number>,
+): ChiSquareResult {
   if (observed.length !== expectedShares.length) throw new RangeError('chiSquare needs vectors of equal length');
   let total = 0;
   let shareTotal = 0;

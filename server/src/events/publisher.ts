@@ -51,7 +51,10 @@ export class EventPublisher {
       const [dropped] = this.queue.splice(victim, 1);
       if (dropped) {
         this.options.metrics.eventsDropped.inc();
-        this.options.log.warn({ eventId: dropped.id, subject: dropped.subject, bufferSize: this.options.bufferSize }, 'drift event buffer full; dropped the oldest event');
+        this.options.log.warn(
+          { eventId: dropped.id, subject: dropped.subject, bufferSize: this.options.bufferSize },
+          'drift event buffer full; dropped the oldest event',
+        );
       }
     }
     this.queue.push({ subject, id, payload: JSON.stringify(event) });
@@ -69,7 +72,8 @@ export class EventPublisher {
     while (this.queue.length > 0 && this.nc && Date.now() < deadline) await sleep(20);
     this.closing = true;
     this.wake?.();
-    if (this.queue.length > 0) this.options.log.warn({ unsent: this.queue.length }, 'closing with drift events still unsent');
+    if (this.queue.length > 0)
+      this.options.log.warn({ unsent: this.queue.length }, 'closing with drift events still unsent');
     const nc = this.nc;
     this.nc = undefined;
     if (nc) await nc.close().catch(() => undefined);
@@ -94,10 +98,12 @@ export class EventPublisher {
         if (at >= 0) this.queue.splice(at, 1);
         this.options.metrics.eventsPublished.inc();
         this.options.metrics.eventsBuffered.set(this.queue.length);
-        if (this.failing) this.options.log.info({ buffered: this.queue.length }, 'drift events are being published again');
+        if (this.failing)
+          this.options.log.info({ buffered: this.queue.length }, 'drift events are being published again');
         this.failing = false;
       } catch (error) {
-        if (!this.failing) this.options.log.warn({ err: error, buffered: this.queue.length }, 'drift event publish failed; will retry');
+        if (!this.failing)
+          this.options.log.warn({ err: error, buffered: this.queue.length }, 'drift event publish failed; will retry');
         this.failing = true;
         this.streamReady = false;
         await sleep(PUBLISH_RETRY_MS);
@@ -111,7 +117,13 @@ export class EventPublisher {
   private async jetStream(): Promise<JetStreamClient | undefined> {
     while (!this.js && !this.closing) {
       try {
-        const nc = await connect({ servers: this.options.servers, name: 'loopline-predictor', maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 50 });
+        const nc = await connect({
+          servers: this.options.servers,
+          name: 'loopline-predictor',
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 250,
+          reconnectJitter: 50,
+        });
         if (this.closing) {
           await nc.close();
           return undefined;
@@ -122,7 +134,11 @@ export class EventPublisher {
         this.options.log.info({ servers: this.options.servers }, 'connected to NATS');
         void this.watch(nc);
       } catch (error) {
-        if (!this.failing) this.options.log.warn({ err: error, servers: this.options.servers }, 'NATS unreachable; drift events are buffered');
+        if (!this.failing)
+          this.options.log.warn(
+            { err: error, servers: this.options.servers },
+            'NATS unreachable; drift events are buffered',
+          );
         this.failing = true;
         await sleep(CONNECT_RETRY_MS);
       }

@@ -31,7 +31,10 @@ class Batch {
   scores: number[] = [];
   inputs: number[][];
   outputs: number[][];
-  constructor(readonly served: ServedModel, readonly columns: Columns) {
+  constructor(
+    readonly served: ServedModel,
+    readonly columns: Columns,
+  ) {
     this.inputs = columns.inputNames.map(() => []);
     this.outputs = columns.outputNames.map(() => []);
   }
@@ -103,7 +106,14 @@ export class InferenceLog {
    * Log a prediction of `rows` rows, if the request is sampled. `requestId` names the request; with several
    * rows row i is `<requestId>:<i>`, or `rowId(i)` when given (stream rows keep their line number).
    */
-  record(served: ServedModel, requestId: string, input: PredictionInput | undefined, outputs: Feeds, rows: number, rowId?: (i: number) => string): void {
+  record(
+    served: ServedModel,
+    requestId: string,
+    input: PredictionInput | undefined,
+    outputs: Feeds,
+    rows: number,
+    rowId?: (i: number) => string,
+  ): void {
     if (rows === 0 || this.closing) return;
     const rate = this.options.sampleRate;
     if (rate < 1 && !(Math.random() < rate)) return;
@@ -127,7 +137,8 @@ export class InferenceLog {
       batch.scores.push(scoreOf(first.data, firstWidth, r));
       if (input && features > 0) for (let j = 0; j < features; j++) batch.inputs[j].push(input.data[r * features + j]);
       else for (let j = 0; j < features; j++) batch.inputs[j].push(NaN);
-      for (let k = 0; k < columns.outputs.length; k++) batch.outputs[k].push(Number(outputs[specs[columns.outputs[k]].name].data[r]));
+      for (let k = 0; k < columns.outputs.length; k++)
+        batch.outputs[k].push(Number(outputs[specs[columns.outputs[k]].name].data[r]));
     }
     this.bufferedRows += rows;
     this.metrics.inferenceLogBuffered.set(this.bufferedRows + this.sealedRows);
@@ -151,7 +162,8 @@ export class InferenceLog {
     clearInterval(this.timer);
     const deadline = Date.now() + deadlineMs;
     this.flush();
-    const until = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(ms, deadline - Date.now()))));
+    const until = (ms: number) =>
+      new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(ms, deadline - Date.now()))));
     while (this.sealed.length > 0 && Date.now() < deadline) {
       // A write that hangs must not hold the shutdown past the deadline.
       await Promise.race([this.draining, until(Infinity)]);
@@ -161,7 +173,10 @@ export class InferenceLog {
       this.drain();
     }
     if (this.sealedRows > 0) {
-      this.log.error({ rows: this.sealedRows, parts: this.sealed.length }, 'inference log: storage did not take the last parts before shutdown; their rows are lost');
+      this.log.error(
+        { rows: this.sealedRows, parts: this.sealed.length },
+        'inference log: storage did not take the last parts before shutdown; their rows are lost',
+      );
       this.metrics.inferenceLogDropped.inc({ reason: 'shutdown' }, this.sealedRows);
       this.sealed.length = 0;
       this.sealedRows = 0;
@@ -174,17 +189,27 @@ export class InferenceLog {
     if (columns !== undefined) return columns;
     const version = Number(served.version);
     if (!Number.isInteger(version) || Math.abs(version) > 2 ** 31 - 1) {
-      this.log.warn({ version: served.version }, 'inference log: the version is not an integer; its predictions are not logged');
+      this.log.warn(
+        { version: served.version },
+        'inference log: the version is not an integer; its predictions are not logged',
+      );
       columns = null;
     } else {
       const layout = typeof served.rows === 'string' ? undefined : served.rows.layout;
-      const inputNames = layout ? Array.from({ length: layout.features }, (_, j) => `input_${layout.featureNames?.[j] ?? j}`) : [];
+      const inputNames = layout
+        ? Array.from({ length: layout.features }, (_, j) => `input_${layout.featureNames?.[j] ?? j}`)
+        : [];
       const outputs: number[] = [];
       served.model.signature.outputs.forEach((spec, k) => {
         const perRow = spec.shape.slice(1).reduce((a, b) => a * b, 1);
         if (spec.datatype !== 'BYTES' && perRow === 1) outputs.push(k);
       });
-      columns = { version, inputNames, outputNames: outputs.map((k) => `output_${served.model.signature.outputs[k].name}`), outputs };
+      columns = {
+        version,
+        inputNames,
+        outputNames: outputs.map((k) => `output_${served.model.signature.outputs[k].name}`),
+        outputs,
+      };
     }
     this.columnsOf.set(served, columns);
     return columns;
@@ -237,7 +262,10 @@ export class InferenceLog {
           const wait = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (this.failures - 1));
           this.retryAt = Date.now() + wait;
           this.metrics.inferenceLogWriteFailures.inc();
-          this.log.warn({ uri: part.uri, err: (error as Error).message, retryInMs: wait, pendingRows: this.pendingRows }, 'inference log: writing a part failed; retrying');
+          this.log.warn(
+            { uri: part.uri, err: (error as Error).message, retryInMs: wait, pendingRows: this.pendingRows },
+            'inference log: writing a part failed; retrying',
+          );
           // retryAt is cleared by the timer itself: timers may fire a millisecond before Date.now() says.
           setTimeout(() => {
             this.retryAt = 0;

@@ -31,7 +31,10 @@ const validateOne = ajv.compile<Label>(LABEL_SCHEMA);
 
 function checkOne(value: unknown, field: string): Label {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InputError(field, `must be an object {"request_id": "...", "label": 1}, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
+    throw new InputError(
+      field,
+      `must be an object {"request_id": "...", "label": 1}, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`,
+    );
   }
   if (!validateOne(value)) {
     const error = validateOne.errors![0];
@@ -41,7 +44,10 @@ function checkOne(value: unknown, field: string): Label {
       case 'required':
         throw new InputError(`${field}.${String(p.missingProperty)}`, 'is required');
       case 'additionalProperties':
-        throw new InputError(`${field}.${String(p.additionalProperty)}`, 'is not a known field (a label has request_id and label)');
+        throw new InputError(
+          `${field}.${String(p.additionalProperty)}`,
+          'is not a known field (a label has request_id and label)',
+        );
       case 'type': {
         const given = (value as Record<string, unknown>)[error.instancePath.slice(1)];
         if (p.type === 'number' && typeof given === 'number') throw new InputError(at, 'must be a finite number');
@@ -67,7 +73,8 @@ export function parseFeedback(body: unknown): Label[] {
   let labels: Label[];
   if (Array.isArray(body)) {
     if (body.length === 0) throw new InputError('body', 'is an empty array: send at least one {"request_id", "label"}');
-    if (body.length > MAX_LABELS_PER_REQUEST) throw new InputError('body', `has ${body.length} labels; send at most ${MAX_LABELS_PER_REQUEST} per request`);
+    if (body.length > MAX_LABELS_PER_REQUEST)
+      throw new InputError('body', `has ${body.length} labels; send at most ${MAX_LABELS_PER_REQUEST} per request`);
     labels = body.map((item, i) => checkOne(item, `body[${i}]`));
   } else {
     labels = [checkOne(body, 'body')];

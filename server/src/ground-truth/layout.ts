@@ -30,7 +30,8 @@ function compactTime(ms: number): string {
 export function partNamer(pod: string): (now: number) => string {
   let sequence = 0;
   const safePod = pod.replace(/[^A-Za-z0-9.-]/g, '_') || 'predictor';
-  return (now) => `${compactTime(now)}-${safePod}-${String(++sequence).padStart(6, '0')}-${randomBytes(4).toString('hex')}`;
+  return (now) =>
+    `${compactTime(now)}-${safePod}-${String(++sequence).padStart(6, '0')}-${randomBytes(4).toString('hex')}`;
 }
 
 /** `<base>/inference-log/<namespace>/<service>/v<version>/date=<day>/<part>.parquet` */

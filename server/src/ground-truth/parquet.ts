@@ -22,7 +22,12 @@ function element(column: Column): SchemaElement {
     case 'string':
       return { ...base, type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } };
     case 'timestamp':
-      return { ...base, type: 'INT64', converted_type: 'TIMESTAMP_MILLIS', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' } };
+      return {
+        ...base,
+        type: 'INT64',
+        converted_type: 'TIMESTAMP_MILLIS',
+        logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' },
+      };
     case 'int32':
       return { ...base, type: 'INT32' };
     case 'double':
@@ -48,7 +53,8 @@ const CREATED_BY = 'loopline-predictor';
 /** One Parquet file (one row group) holding `columns`, which must all have the same length. */
 export function encodeParquet(columns: Column[]): Uint8Array {
   const rows = columns[0]?.data.length ?? 0;
-  for (const c of columns) if (c.data.length !== rows) throw new Error(`column ${c.name} has ${c.data.length} rows, expected ${rows}`);
+  for (const c of columns)
+    if (c.data.length !== rows) throw new Error(`column ${c.name} has ${c.data.length} rows, expected ${rows}`);
   const schema: SchemaElement[] = [{ name: 'root', num_children: columns.length }, ...columns.map(element)];
   const buffer = parquetWriteBuffer({
     columnData: columns.map((c) => ({

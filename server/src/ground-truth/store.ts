@@ -36,7 +36,9 @@ async function putS3(client: S3Client, uri: string, bytes: Uint8Array, contentTy
   const { bucket, key } = parseS3Uri(uri);
   try {
     // If-None-Match: a part is created, never replaced.
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, ContentType: contentType, IfNoneMatch: '*' }));
+    await client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, ContentType: contentType, IfNoneMatch: '*' }),
+    );
   } catch (error) {
     // The object exists: an earlier attempt of this very write got through but its answer was lost (names are
     // unique per write, so nobody else wrote it).

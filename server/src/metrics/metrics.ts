@@ -5,7 +5,9 @@ import { PREDICTOR_METRICS } from '../../../operator/api/contracts.ts';
 import { PreboundCounter, PreboundHistogram } from './prebound.ts';
 
 // Sub-millisecond resolution: a batched prediction on a small model takes well under 1 ms.
-const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const LATENCY_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
 
 export type Outcome = 'success' | 'invalid_input' | 'unavailable' | 'error';
 
@@ -75,7 +77,7 @@ export class ServerMetrics {
 
   readonly driftScore = new Gauge({
     name: 'drift_score',
-    help: 'Score of the deciding drift test per feature in the last closed window (a p-value for ks and chisquare, else a distance or PSI; the mean of the workers\' last windows).',
+    help: "Score of the deciding drift test per feature in the last closed window (a p-value for ks and chisquare, else a distance or PSI; the mean of the workers' last windows).",
     labelNames: ['model', 'model_version', 'feature', 'method'] as const,
     aggregator: 'average',
     registers: [this.registry],
@@ -91,7 +93,7 @@ export class ServerMetrics {
 
   readonly driftShare = new Gauge({
     name: 'drift_drifted_feature_ratio',
-    help: 'Share of features that drifted in the last closed window (the largest of the workers\').',
+    help: "Share of features that drifted in the last closed window (the largest of the workers').",
     labelNames: ['model', 'model_version'] as const,
     aggregator: 'max',
     registers: [this.registry],
@@ -131,7 +133,7 @@ export class ServerMetrics {
 
   readonly natsConnected = new Gauge({
     name: 'drift_events_nats_connected',
-    help: '1 while the drift event publisher is connected to NATS (every worker\'s).',
+    help: "1 while the drift event publisher is connected to NATS (every worker's).",
     aggregator: 'min',
     registers: [this.registry],
   });
@@ -186,7 +188,11 @@ export class ServerMetrics {
     collectDefaultMetrics({ register: this.registry });
     // prom-client exports these gauges with a _total suffix, which the Prometheus
     // conventions (and promtool) reserve for counters.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    for (const name of [
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ]) {
       this.registry.removeSingleMetric(name);
     }
   }

@@ -58,7 +58,13 @@ abstract class PreboundMetric<L extends string, S extends { readonly labels: Lab
   protected abstract valuesOf(series: S): Sample[];
 
   get(): { name: string; help: string; type: 'counter' | 'histogram'; aggregator: 'sum'; values: Sample[] } {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.all.values()].flatMap((s) => this.valuesOf(s)) };
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values: [...this.all.values()].flatMap((s) => this.valuesOf(s)),
+    };
   }
 
   /** Zero every series (Registry.resetMetrics); series already handed out stay the ones exposed. */
@@ -142,7 +148,11 @@ export class PreboundHistogram<L extends string> extends PreboundMetric<L, Histo
     let cumulative = 0;
     for (let i = 0; i < this.buckets.length; i++) {
       cumulative += series.counts[i];
-      values.push({ metricName: `${this.name}_bucket`, labels: { le: this.buckets[i], ...series.labels }, value: cumulative });
+      values.push({
+        metricName: `${this.name}_bucket`,
+        labels: { le: this.buckets[i], ...series.labels },
+        value: cumulative,
+      });
     }
     values.push(
       { metricName: `${this.name}_bucket`, labels: { le: '+Inf', ...series.labels }, value: series.count },

@@ -3,8 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import { SeriesCache, type ServerMetrics } from './metrics.ts';
 
 /** `exposition` is the text /metrics answers: this process's registry, or the pod's workers aggregated. */
-export function installMetrics(app: FastifyInstance, metrics: ServerMetrics, exposition: () => Promise<string> = () => metrics.registry.metrics()): void {
-  const durations = new SeriesCache((method, route, status) => metrics.httpRequestDuration.series({ method, route, status }));
+export function installMetrics(
+  app: FastifyInstance,
+  metrics: ServerMetrics,
+  exposition: () => Promise<string> = () => metrics.registry.metrics(),
+): void {
+  const durations = new SeriesCache((method, route, status) =>
+    metrics.httpRequestDuration.series({ method, route, status }),
+  );
   // A callback hook: an async one would cost a promise per request.
   app.addHook('onResponse', (request, reply, done) => {
     // The route pattern, not the URL, keeps label cardinality bounded.

@@ -48,7 +48,8 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 
 export const adminRoutes: FastifyPluginAsync<ProtocolContext & { token: string }> = async (app, ctx) => {
   app.addHook('onRequest', async (request) => {
-    if (!tokenMatches(request.headers.authorization, ctx.token)) throw new HttpError(401, 'admin endpoints need "Authorization: Bearer <ADMIN_TOKEN>"');
+    if (!tokenMatches(request.headers.authorization, ctx.token))
+      throw new HttpError(401, 'admin endpoints need "Authorization: Bearer <ADMIN_TOKEN>"');
   });
 
   app.put('/admin/model', { schema: { body: SWAP_SCHEMA } }, async (request) => {

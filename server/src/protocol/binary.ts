@@ -28,7 +28,12 @@ export function inferBodyParser(json: JsonParser) {
     if (given === undefined) return json(request, body.toString('utf8'), done);
     const length = typeof given === 'string' && /^\d+$/.test(given) ? Number(given) : NaN;
     if (!(length <= body.length)) {
-      return done(new InputError(HEADER_LENGTH, `must be the byte length of the JSON part of the body, 0 to ${body.length}, got ${JSON.stringify(given)}`));
+      return done(
+        new InputError(
+          HEADER_LENGTH,
+          `must be the byte length of the JSON part of the body, 0 to ${body.length}, got ${JSON.stringify(given)}`,
+        ),
+      );
     }
     request.tensorBinary = body.subarray(length);
     json(request, body.subarray(0, length).toString('utf8'), done);
@@ -48,35 +53,60 @@ export function binaryInputs(body: V2Request, binary: Buffer | undefined): Tenso
     const size = input.parameters?.binary_data_size;
     if (size === undefined) return undefined;
     const field = `inputs[${i}].parameters.binary_data_size`;
-    if (typeof size !== 'number' || !Number.isInteger(size) || size < 0) throw new InputError(field, `must be a byte count (an integer ≥ 0), got ${JSON.stringify(size)}`);
-    if (!binary) throw new InputError(field, `binary data needs the ${HEADER_LENGTH} header, giving the length of the JSON before it`);
-    if (offset + size > binary.length) throw new InputError(field, `is ${size} but only ${binary.length - offset} bytes of binary data remain after the JSON and the inputs before it`);
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < 0)
+      throw new InputError(field, `must be a byte count (an integer ≥ 0), got ${JSON.stringify(size)}`);
+    if (!binary)
+      throw new InputError(
+        field,
+        `binary data needs the ${HEADER_LENGTH} header, giving the length of the JSON before it`,
+      );
+    if (offset + size > binary.length)
+      throw new InputError(
+        field,
+        `is ${size} but only ${binary.length - offset} bytes of binary data remain after the JSON and the inputs before it`,
+      );
     any = true;
     const slice = binary.subarray(offset, offset + size);
     offset += size;
     return slice;
   });
   if (binary && offset !== binary.length) {
-    throw new InputError('body', `has ${binary.length - offset} bytes of binary data after the JSON that no input's binary_data_size claims`);
+    throw new InputError(
+      'body',
+      `has ${binary.length - offset} bytes of binary data after the JSON that no input's binary_data_size claims`,
+    );
   }
-  return any ? { binary: slices, field: (i, isBinary) => (isBinary ? binaryField(i) : `inputs[${i}].data`) } : undefined;
+  return any
+    ? { binary: slices, field: (i, isBinary) => (isBinary ? binaryField(i) : `inputs[${i}].data`) }
+    : undefined;
 }
 
 /** Which of the answered outputs go back binary, from `binary_data` on requested outputs and `binary_data_output`. */
 export function binaryOutputs(body: V2Request, names: string[]): boolean[] {
   const all = body.parameters?.binary_data_output;
-  if (all !== undefined && typeof all !== 'boolean') throw new InputError('parameters.binary_data_output', `must be true or false, got ${JSON.stringify(all)}`);
+  if (all !== undefined && typeof all !== 'boolean')
+    throw new InputError('parameters.binary_data_output', `must be true or false, got ${JSON.stringify(all)}`);
   const requested = new Map<string, boolean>();
   body.outputs?.forEach((o, i) => {
     const flag = o.parameters?.binary_data;
-    if (flag !== undefined && typeof flag !== 'boolean') throw new InputError(`outputs[${i}].parameters.binary_data`, `must be true or false, got ${JSON.stringify(flag)}`);
+    if (flag !== undefined && typeof flag !== 'boolean')
+      throw new InputError(
+        `outputs[${i}].parameters.binary_data`,
+        `must be true or false, got ${JSON.stringify(flag)}`,
+      );
     if (flag !== undefined) requested.set(o.name, flag);
   });
   return names.map((name) => requested.get(name) ?? all === true);
 }
 
 /** The infer answer: JSON, or — when an output goes back binary — the JSON header followed by their bytes. */
-export function sendInferAnswer(reply: FastifyReply, head: { model_name: string; model_version: string; id: string }, names: string[], outputs: Feeds, binary: boolean[]): FastifyReply {
+export function sendInferAnswer(
+  reply: FastifyReply,
+  head: { model_name: string; model_version: string; id: string },
+  names: string[],
+  outputs: Feeds,
+  binary: boolean[],
+): FastifyReply {
   if (!binary.includes(true)) {
     return reply.send({
       ...head,
@@ -91,12 +121,16 @@ export function sendInferAnswer(reply: FastifyReply, head: { model_name: string;
     ...head,
     outputs: names.map((name, k) => {
       const out = outputs[name];
-      if (!binary[k]) return { name, datatype: out.datatype, shape: out.shape, data: tensorToJson(out.data, out.datatype) };
+      if (!binary[k])
+        return { name, datatype: out.datatype, shape: out.shape, data: tensorToJson(out.data, out.datatype) };
       const bytes = tensorToBytes(out.data, out.datatype);
       parts.push(bytes);
       return { name, datatype: out.datatype, shape: out.shape, parameters: { binary_data_size: bytes.byteLength } };
     }),
   };
   const header = Buffer.from(JSON.stringify(json), 'utf8');
-  return reply.header(HEADER_LENGTH, header.length).type('application/octet-stream').send(Buffer.concat([header, ...parts]));
+  return reply
+    .header(HEADER_LENGTH, header.length)
+    .type('application/octet-stream')
+    .send(Buffer.concat([header, ...parts]));
 }

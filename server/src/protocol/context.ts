@@ -51,7 +51,8 @@ export function givenRequestId(value: unknown): string | undefined {
 /** HttpError 404 unless `model` is the served model and `version`, if given, the served version. */
 export function checkServedModel(ctx: ProtocolContext, model: string, version: string | undefined): void {
   const { config, slot } = ctx;
-  if (model !== config.model.name) throw new HttpError(404, `model "${model}" is not served here (this server serves "${config.model.name}")`);
+  if (model !== config.model.name)
+    throw new HttpError(404, `model "${model}" is not served here (this server serves "${config.model.name}")`);
   const serving = slot.current?.version ?? config.model.version;
   if (version !== undefined && version !== serving) {
     throw new HttpError(404, `model "${model}" version "${version}" is not served here (serving version "${serving}")`);
@@ -62,7 +63,10 @@ export function checkServedModel(ctx: ProtocolContext, model: string, version: s
 export function readyModel(ctx: ProtocolContext): ServedModel {
   const served = ctx.slot.current;
   if (!served || !ctx.slot.ready) {
-    throw new HttpError(503, `model ${ctx.config.model.name} is not ready (${ctx.slot.state}${ctx.slot.failure ? `: ${ctx.slot.failure}` : ''})`);
+    throw new HttpError(
+      503,
+      `model ${ctx.config.model.name} is not ready (${ctx.slot.state}${ctx.slot.failure ? `: ${ctx.slot.failure}` : ''})`,
+    );
   }
   return served;
 }
@@ -79,23 +83,37 @@ export function servedModel(ctx: ProtocolContext, request: FastifyRequest, reply
  * Infer a parsed V2 request on `served`, copy its input rows into the version's drift window and offer the
  * prediction to the inference log under `requestId` (the request's `id`, else its x-request-id).
  */
-export async function inferV2(ctx: ProtocolContext, served: ServedModel, parsed: ParsedV2Request, requestId: string): Promise<Feeds> {
+export async function inferV2(
+  ctx: ProtocolContext,
+  served: ServedModel,
+  parsed: ParsedV2Request,
+  requestId: string,
+): Promise<Feeds> {
   const outputs = await served.model.infer(parsed.feeds, parsed.rows);
   const drift = served.drift;
   const tensor = parsed.feeds[served.model.signature.inputs[0].name];
   if (drift) {
-    if (tensor.shape.length === 2 && tensor.shape[1] === drift.featureCount) drift.record(tensor.data as Float32Array, tensor.shape[0]);
+    if (tensor.shape.length === 2 && tensor.shape[1] === drift.featureCount)
+      drift.record(tensor.data as Float32Array, tensor.shape[0]);
   }
   if (ctx.inferenceLog) {
     const layout = typeof served.rows === 'string' ? undefined : served.rows.layout;
-    const input = layout && tensor.shape.length === 2 && tensor.shape[1] === layout.features ? { data: tensor.data as Float32Array, features: layout.features } : undefined;
+    const input =
+      layout && tensor.shape.length === 2 && tensor.shape[1] === layout.features
+        ? { data: tensor.data as Float32Array, features: layout.features }
+        : undefined;
     ctx.inferenceLog.record(served, requestId, input, outputs, parsed.rows);
   }
   return outputs;
 }
 
 /** One prediction request answered by `served` (or refused before a version was chosen), whatever the protocol. */
-export function countPrediction(ctx: ProtocolContext, served: ServedModel | undefined, outcome: Outcome, seconds: number): void {
+export function countPrediction(
+  ctx: ProtocolContext,
+  served: ServedModel | undefined,
+  outcome: Outcome,
+  seconds: number,
+): void {
   const model = served?.name ?? ctx.config.model.name;
   const version = served?.version ?? ctx.slot.current?.version ?? ctx.config.model.version;
   ctx.metrics.recordPrediction(model, version, outcome, seconds);
@@ -109,7 +127,12 @@ export function countViolation(ctx: ProtocolContext, served: ServedModel | undef
   version.drift?.recordViolation();
 }
 
-export function recordPrediction(ctx: ProtocolContext, request: FastifyRequest, reply: FastifyReply, outcome: Outcome): void {
+export function recordPrediction(
+  ctx: ProtocolContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  outcome: Outcome,
+): void {
   countPrediction(ctx, request.served, outcome, reply.elapsedTime / 1000);
 }
 

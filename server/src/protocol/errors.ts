@@ -38,7 +38,8 @@ function classify(error: FastifyError, body: unknown, bodyLimit: number): Classi
 export function installErrorHandling(app: FastifyInstance, ctx: ProtocolContext): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, message } = classify(error, request.body, ctx.config.bodyLimitBytes);
-    if (status >= 500 && status !== 503) request.log.error({ err: error, reqId: request.id, url: request.url }, 'request failed');
+    if (status >= 500 && status !== 503)
+      request.log.error({ err: error, reqId: request.id, url: request.url }, 'request failed');
     if (request.routeOptions.config?.prediction) {
       if (status === 400) recordViolation(ctx, request);
       recordPrediction(ctx, request, reply, outcomeOf(status));

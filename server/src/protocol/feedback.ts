@@ -6,15 +6,22 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { parseFeedback, type LabelWriter } from '../ground-truth/labels.ts';
 import { HttpError, checkServedModel, type ProtocolContext } from './context.ts';
 
-export const feedbackRoutes: FastifyPluginAsync<ProtocolContext & { labels: LabelWriter | undefined }> = async (app, ctx) => {
+export const feedbackRoutes: FastifyPluginAsync<ProtocolContext & { labels: LabelWriter | undefined }> = async (
+  app,
+  ctx,
+) => {
   const { config, metrics, labels } = ctx;
 
   const feedback = async (request: FastifyRequest, reply: FastifyReply) => {
     if (!labels) {
-      throw new HttpError(409, `feedback needs the inference log, which is off for InferenceService ${config.namespace}/${config.inferenceService}: set spec.logging.enabled and spec.logging.uri`);
+      throw new HttpError(
+        409,
+        `feedback needs the inference log, which is off for InferenceService ${config.namespace}/${config.inferenceService}: set spec.logging.enabled and spec.logging.uri`,
+      );
     }
     const type = request.headers['content-type'] ?? '';
-    if (!/^application\/json\s*(;|$)/i.test(type)) throw new HttpError(415, `content-type: send labels as application/json, got ${JSON.stringify(type)}`);
+    if (!/^application\/json\s*(;|$)/i.test(type))
+      throw new HttpError(415, `content-type: send labels as application/json, got ${JSON.stringify(type)}`);
     const parsed = parseFeedback(request.body);
     let uri: string;
     try {

@@ -11,17 +11,45 @@ import type { Logger } from 'pino';
 import type { Feeds } from '../runtime/batcher.ts';
 import { InputError, tensorToBytes, tensorToJson, type Datatype } from '../runtime/tensors.ts';
 import type { ServedModel } from '../serving.ts';
-import { HttpError, MODEL_VERSION_HEADER, REQUEST_ID_HEADER, checkServedModel, givenRequestId, countPrediction, countViolation, inferV2, outcomeOf, readyModel, type ProtocolContext } from './context.ts';
+import {
+  HttpError,
+  MODEL_VERSION_HEADER,
+  REQUEST_ID_HEADER,
+  checkServedModel,
+  givenRequestId,
+  countPrediction,
+  countViolation,
+  inferV2,
+  outcomeOf,
+  readyModel,
+  type ProtocolContext,
+} from './context.ts';
 import { PLATFORM, SERVER_NAME, SERVER_VERSION, EXTENSIONS } from './v2.ts';
 import type { V2Request } from './validation.ts';
 
 const PROTO_PATH = fileURLToPath(new URL('./grpc_predict_v2.proto', import.meta.url));
 // keepCase: the proto's own field names; longs as numbers, like JSON numbers over REST; arrays and objects:
 // repeated fields and maps always present, so an empty tensor needs no special case.
-const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: false, arrays: true, objects: true, oneofs: true };
+const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: false,
+  arrays: true,
+  objects: true,
+  oneofs: true,
+};
 
 type Contents = Partial<Record<ContentsField, unknown[]>>;
-type ContentsField = 'bool_contents' | 'int_contents' | 'int64_contents' | 'uint_contents' | 'uint64_contents' | 'fp32_contents' | 'fp64_contents' | 'bytes_contents';
+type ContentsField =
+  | 'bool_contents'
+  | 'int_contents'
+  | 'int64_contents'
+  | 'uint_contents'
+  | 'uint64_contents'
+  | 'fp32_contents'
+  | 'fp64_contents'
+  | 'bytes_contents';
 
 interface InferRequest {
   model_name?: string;
@@ -41,20 +69,36 @@ interface OutputTensor {
 
 /** The typed field of each datatype; FP16 has none and travels raw only. */
 const CONTENTS_FIELD: Record<Datatype, ContentsField | undefined> = {
-  BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
-  UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
-  FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents', FP16: undefined,
+  BOOL: 'bool_contents',
+  INT8: 'int_contents',
+  INT16: 'int_contents',
+  INT32: 'int_contents',
+  INT64: 'int64_contents',
+  UINT8: 'uint_contents',
+  UINT16: 'uint_contents',
+  UINT32: 'uint_contents',
+  UINT64: 'uint64_contents',
+  FP32: 'fp32_contents',
+  FP64: 'fp64_contents',
+  BYTES: 'bytes_contents',
+  FP16: undefined,
 };
 
 /** The gRPC status of an HTTP status, as the protocol's REST and gRPC bindings pair them. */
 function codeOf(status: number): grpc.status {
   switch (status) {
-    case 400: return grpc.status.INVALID_ARGUMENT;
-    case 401: return grpc.status.UNAUTHENTICATED;
-    case 404: return grpc.status.NOT_FOUND;
-    case 409: return grpc.status.ABORTED;
-    case 503: return grpc.status.UNAVAILABLE;
-    default: return grpc.status.INTERNAL;
+    case 400:
+      return grpc.status.INVALID_ARGUMENT;
+    case 401:
+      return grpc.status.UNAUTHENTICATED;
+    case 404:
+      return grpc.status.NOT_FOUND;
+    case 409:
+      return grpc.status.ABORTED;
+    case 503:
+      return grpc.status.UNAVAILABLE;
+    default:
+      return grpc.status.INTERNAL;
   }
 }
 
@@ -66,11 +110,13 @@ function typedData(input: InferRequest['inputs'][number], i: number): unknown[] 
   const contents = input.contents ?? {};
   const set = (Object.keys(contents) as ContentsField[]).filter((k) => (contents[k]?.length ?? 0) > 0);
   if (!field) {
-    if (set.length) throw new InputError(`inputs[${i}].contents`, 'FP16 has no typed contents; send its data in raw_input_contents');
+    if (set.length)
+      throw new InputError(`inputs[${i}].contents`, 'FP16 has no typed contents; send its data in raw_input_contents');
     return [];
   }
   const stray = set.find((k) => k !== field);
-  if (stray) throw new InputError(`inputs[${i}].contents.${stray}`, `${datatype} data goes in ${field}; ${stray} must be empty`);
+  if (stray)
+    throw new InputError(`inputs[${i}].contents.${stray}`, `${datatype} data goes in ${field}; ${stray} must be empty`);
   const values = contents[field] ?? [];
   return field === 'bytes_contents' ? (values as Buffer[]).map((b) => b.toString('utf8')) : values;
 }
@@ -84,7 +130,10 @@ function outputTensors(names: string[], outputs: Feeds, raw: boolean): { tensors
     if (raw) bytes.push(tensorToBytes(out.data, out.datatype));
     else {
       const json = tensorToJson(out.data, out.datatype);
-      tensor.contents = { [CONTENTS_FIELD[out.datatype]!]: out.datatype === 'BYTES' ? (json as string[]).map((s) => Buffer.from(s, 'utf8')) : json };
+      tensor.contents = {
+        [CONTENTS_FIELD[out.datatype]!]:
+          out.datatype === 'BYTES' ? (json as string[]).map((s) => Buffer.from(s, 'utf8')) : json,
+      };
     }
     tensors.push(tensor);
   }
@@ -105,44 +154,59 @@ export interface RunningGrpcServer {
   close(graceMs: number): Promise<void>;
 }
 
-type Handler = (call: grpc.ServerUnaryCall<any, any>, requestId: string) => Promise<{ response: unknown; served?: ServedModel }>;
+type Handler = (
+  call: grpc.ServerUnaryCall<any, any>,
+  requestId: string,
+) => Promise<{ response: unknown; served?: ServedModel }>;
 
 export async function startGrpcServer(ctx: ProtocolContext, options: GrpcOptions): Promise<RunningGrpcServer> {
   const { slot, config, metrics } = ctx;
   const definition = protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS);
-  const service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
+  const service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject)
+    .GRPCInferenceService as grpc.ServiceClientConstructor;
 
   /** Request id, response metadata, status codes, the duration metric and, for ModelInfer, the prediction metrics. */
-  const unary = (method: string, handle: Handler, prediction = false): grpc.handleUnaryCall<any, any> => (call, callback) => {
-    const started = performance.now();
-    const requestId = givenRequestId(call.metadata.get(REQUEST_ID_HEADER)[0]) ?? options.nextRequestId();
-    const finish = (code: grpc.status, served: ServedModel | undefined) => {
-      const metadata = new grpc.Metadata();
-      metadata.set(REQUEST_ID_HEADER, requestId);
-      metadata.set(MODEL_VERSION_HEADER, served?.version ?? slot.current?.version ?? config.model.version);
-      call.sendMetadata(metadata);
-      metrics.grpcRequestDuration.series({ grpc_method: method, grpc_code: grpc.status[code] }).observe((performance.now() - started) / 1000);
+  const unary =
+    (method: string, handle: Handler, prediction = false): grpc.handleUnaryCall<any, any> =>
+    (call, callback) => {
+      const started = performance.now();
+      const requestId = givenRequestId(call.metadata.get(REQUEST_ID_HEADER)[0]) ?? options.nextRequestId();
+      const finish = (code: grpc.status, served: ServedModel | undefined) => {
+        const metadata = new grpc.Metadata();
+        metadata.set(REQUEST_ID_HEADER, requestId);
+        metadata.set(MODEL_VERSION_HEADER, served?.version ?? slot.current?.version ?? config.model.version);
+        call.sendMetadata(metadata);
+        metrics.grpcRequestDuration
+          .series({ grpc_method: method, grpc_code: grpc.status[code] })
+          .observe((performance.now() - started) / 1000);
+      };
+      handle(call, requestId).then(
+        ({ response, served }) => {
+          if (prediction) countPrediction(ctx, served, 'success', (performance.now() - started) / 1000);
+          finish(grpc.status.OK, served);
+          callback(null, response);
+        },
+        (error: unknown) => {
+          const status = error instanceof InputError ? 400 : error instanceof HttpError ? error.statusCode : 500;
+          const served = slot.ready ? slot.current : undefined;
+          if (prediction) {
+            if (status === 400) countViolation(ctx, served);
+            countPrediction(ctx, served, outcomeOf(status), (performance.now() - started) / 1000);
+          }
+          if (status >= 500 && status !== 503)
+            options.log.error({ err: error, reqId: requestId, method }, 'gRPC call failed');
+          const code = codeOf(status);
+          finish(code, served);
+          callback({
+            code,
+            details:
+              status >= 500 && status !== 503
+                ? 'internal error; the server log has the details'
+                : (error as Error).message,
+          });
+        },
+      );
     };
-    handle(call, requestId).then(
-      ({ response, served }) => {
-        if (prediction) countPrediction(ctx, served, 'success', (performance.now() - started) / 1000);
-        finish(grpc.status.OK, served);
-        callback(null, response);
-      },
-      (error: unknown) => {
-        const status = error instanceof InputError ? 400 : error instanceof HttpError ? error.statusCode : 500;
-        const served = slot.ready ? slot.current : undefined;
-        if (prediction) {
-          if (status === 400) countViolation(ctx, served);
-          countPrediction(ctx, served, outcomeOf(status), (performance.now() - started) / 1000);
-        }
-        if (status >= 500 && status !== 503) options.log.error({ err: error, reqId: requestId, method }, 'gRPC call failed');
-        const code = codeOf(status);
-        finish(code, served);
-        callback({ code, details: status >= 500 && status !== 503 ? 'internal error; the server log has the details' : (error as Error).message });
-      },
-    );
-  };
 
   const modelInfer: Handler = async (call, requestId) => {
     const request = call.request as InferRequest;
@@ -150,7 +214,10 @@ export async function startGrpcServer(ctx: ProtocolContext, options: GrpcOptions
     const served = readyModel(ctx);
     const raw = request.raw_input_contents;
     if (raw.length > 0 && raw.length !== request.inputs.length) {
-      throw new InputError('raw_input_contents', `has ${raw.length} entries for ${request.inputs.length} inputs; give one per input, in the order of inputs`);
+      throw new InputError(
+        'raw_input_contents',
+        `has ${raw.length} entries for ${request.inputs.length} inputs; give one per input, in the order of inputs`,
+      );
     }
     const body: V2Request = {
       inputs: request.inputs.map((input, i) => {
@@ -159,13 +226,21 @@ export async function startGrpcServer(ctx: ProtocolContext, options: GrpcOptions
         else if (input.contents && Object.values(input.contents).some((v) => v.length > 0)) {
           throw new InputError(`inputs[${i}].contents`, 'must be empty when the request carries raw_input_contents');
         }
-        return { name: input.name ?? '', datatype: input.datatype ?? '', shape: input.shape, ...(data ? { data } : {}) };
+        return {
+          name: input.name ?? '',
+          datatype: input.datatype ?? '',
+          shape: input.shape,
+          ...(data ? { data } : {}),
+        };
       }),
       ...(request.outputs.length ? { outputs: request.outputs.map((o) => ({ name: o.name ?? '' })) } : {}),
     };
     const parsed = served.parseV2(body, {
       binary: raw.length ? raw : undefined,
-      field: (i, binary) => (binary ? `raw_input_contents[${i}]` : `inputs[${i}].contents.${CONTENTS_FIELD[request.inputs[i].datatype as Datatype] ?? 'contents'}`),
+      field: (i, binary) =>
+        binary
+          ? `raw_input_contents[${i}]`
+          : `inputs[${i}].contents.${CONTENTS_FIELD[request.inputs[i].datatype as Datatype] ?? 'contents'}`,
     });
     const outputs = await inferV2(ctx, served, parsed, request.id || requestId);
     // Raw answers raw; a typed request gets typed contents unless an output is FP16, which has none.
@@ -173,7 +248,13 @@ export async function startGrpcServer(ctx: ProtocolContext, options: GrpcOptions
     const { tensors, raw: rawOutputs } = outputTensors(parsed.outputs, outputs, answerRaw);
     return {
       served,
-      response: { model_name: served.name, model_version: served.version, id: request.id || requestId, outputs: tensors, raw_output_contents: rawOutputs },
+      response: {
+        model_name: served.name,
+        model_version: served.version,
+        id: request.id || requestId,
+        outputs: tensors,
+        raw_output_contents: rawOutputs,
+      },
     };
   };
 
@@ -192,22 +273,27 @@ export async function startGrpcServer(ctx: ProtocolContext, options: GrpcOptions
       checkServedModel(ctx, call.request.name ?? '', call.request.version || undefined);
       return { response: { ready: slot.ready } };
     }),
-    ServerMetadata: unary('ServerMetadata', async () => ({ response: { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS } })),
+    ServerMetadata: unary('ServerMetadata', async () => ({
+      response: { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS },
+    })),
     ModelMetadata: unary('ModelMetadata', modelMetadata),
     ModelInfer: unary('ModelInfer', modelInfer, true),
   });
   const address = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    );
   });
   return {
     port,
-    close: (graceMs) => new Promise<void>((resolve) => {
-      const force = setTimeout(() => server.forceShutdown(), graceMs);
-      server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    }),
+    close: (graceMs) =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
   };
 }

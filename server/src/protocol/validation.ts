@@ -36,17 +36,27 @@ export function describeAjvError(error: ErrorObject, body: unknown, root = 'body
     case 'const':
       return new InputError(field || root, `must be ${JSON.stringify(p.allowedValue)}`);
     case 'enum':
-      return new InputError(field || root, `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(valueAt(body, error.instancePath))}`);
+      return new InputError(
+        field || root,
+        `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(valueAt(body, error.instancePath))}`,
+      );
     case 'type': {
       const value = valueAt(body, error.instancePath);
-      if (typeof value === 'number' && !Number.isFinite(value)) return new InputError(field || root, 'must be a finite number');
-      return new InputError(field || root, `must be ${String(p.type).replace(',', ' or ')}, got ${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value}`);
+      if (typeof value === 'number' && !Number.isFinite(value))
+        return new InputError(field || root, 'must be a finite number');
+      return new InputError(
+        field || root,
+        `must be ${String(p.type).replace(',', ' or ')}, got ${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value}`,
+      );
     }
     case 'minItems':
     case 'maxItems': {
       const value = valueAt(body, error.instancePath);
       const length = Array.isArray(value) ? value.length : 0;
-      return new InputError(field || root, `must have ${error.keyword === 'minItems' ? 'at least' : 'at most'} ${p.limit} items, has ${length}`);
+      return new InputError(
+        field || root,
+        `must have ${error.keyword === 'minItems' ? 'at least' : 'at most'} ${p.limit} items, has ${length}`,
+      );
     }
     default:
       return new InputError(field || root, error.message ?? 'is invalid');
@@ -64,7 +74,13 @@ function check<T>(validate: ValidateFunction<T>, body: unknown): asserts body is
 export interface V2Request {
   id?: string;
   parameters?: Record<string, unknown>;
-  inputs: Array<{ name: string; shape: number[]; datatype: string; data?: unknown[]; parameters?: Record<string, unknown> }>;
+  inputs: Array<{
+    name: string;
+    shape: number[];
+    datatype: string;
+    data?: unknown[];
+    parameters?: Record<string, unknown>;
+  }>;
   outputs?: Array<{ name: string; parameters?: Record<string, unknown> }>;
 }
 
@@ -131,7 +147,10 @@ export function compileV2RequestParser(signature: Signature, batched: boolean): 
   const inputNames = signature.inputs.map((t) => t.name);
   const outputNames = signature.outputs.map((t) => t.name);
   const schema = structuredClone(V2_REQUEST_SCHEMA) as unknown as {
-    properties: { inputs: { items: Record<string, unknown> & { properties: Record<string, unknown> } }; outputs: { items: { properties: Record<string, unknown> } } };
+    properties: {
+      inputs: { items: Record<string, unknown> & { properties: Record<string, unknown> } };
+      outputs: { items: { properties: Record<string, unknown> } };
+    };
   };
   const item = schema.properties.inputs.items;
   item.properties.name = { enum: inputNames };
@@ -164,14 +183,18 @@ export function compileV2RequestParser(signature: Signature, batched: boolean): 
       const spec = signature.inputs.find((t) => t.name === input.name)!;
       if (batched) {
         if (rows >= 0 && input.shape[0] !== rows) {
-          throw new InputError(`inputs[${i}].shape[0]`, `must be ${rows} like the other inputs (they share the batch dimension)`);
+          throw new InputError(
+            `inputs[${i}].shape[0]`,
+            `must be ${rows} like the other inputs (they share the batch dimension)`,
+          );
         }
         rows = input.shape[0];
       }
       const bytes = binary?.[i];
       let data;
       if (bytes) {
-        if (input.data !== undefined) throw new InputError(`inputs[${i}].data`, 'must be absent when the input\'s data is binary');
+        if (input.data !== undefined)
+          throw new InputError(`inputs[${i}].data`, "must be absent when the input's data is binary");
         data = tensorFromBytes(bytes, input.shape, spec.datatype, fieldOfData(i, true));
       } else {
         if (input.data === undefined) throw new InputError(fieldOfData(i, false), 'is required');
@@ -180,7 +203,11 @@ export function compileV2RequestParser(signature: Signature, batched: boolean): 
       feeds[input.name] = { datatype: spec.datatype, shape: input.shape, data };
     });
     const missing = inputNames.filter((name) => !feeds[name]);
-    if (missing.length) throw new InputError('inputs', `missing input${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(', ')}`);
+    if (missing.length)
+      throw new InputError(
+        'inputs',
+        `missing input${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(', ')}`,
+      );
     const outputs = body.outputs?.map((o) => o.name) ?? outputNames;
     return { feeds, rows: Math.max(rows, 1), outputs };
   };
@@ -218,8 +245,13 @@ export interface RowsLayout {
 export type RowParser = (row: unknown, raw: Float32Array, filled: Float32Array, offset: number, field: string) => void;
 
 /** The simple API works for models with one FP32 input of shape [-1, F]. */
-export function rowsLayoutOf(signature: Signature, featureNames: string[] | undefined, imputation: number[] | undefined): RowsLayout | string {
-  if (signature.inputs.length !== 1) return `the model has ${signature.inputs.length} inputs; use the V2 infer endpoint`;
+export function rowsLayoutOf(
+  signature: Signature,
+  featureNames: string[] | undefined,
+  imputation: number[] | undefined,
+): RowsLayout | string {
+  if (signature.inputs.length !== 1)
+    return `the model has ${signature.inputs.length} inputs; use the V2 infer endpoint`;
   const [input] = signature.inputs;
   if (input.datatype !== 'FP32' || input.shape.length !== 2 || input.shape[1] < 1) {
     return `the model input is ${input.datatype} [${input.shape}], not FP32 [-1, F]; use the V2 infer endpoint`;
@@ -230,7 +262,12 @@ export function rowsLayoutOf(signature: Signature, featureNames: string[] | unde
 
 export function compileRowParser(layout: RowsLayout): RowParser {
   const cell = layout.imputation ? { type: ['number', 'null'] } : { type: 'number' };
-  const validateArray = ajv.compile<unknown[]>({ type: 'array', minItems: layout.features, maxItems: layout.features, items: cell });
+  const validateArray = ajv.compile<unknown[]>({
+    type: 'array',
+    minItems: layout.features,
+    maxItems: layout.features,
+    items: cell,
+  });
   const names = layout.featureNames;
   const validateObject = names
     ? ajv.compile<Record<string, number | null>>({
@@ -258,10 +295,16 @@ export function compileRowParser(layout: RowsLayout): RowParser {
       for (let j = 0; j < F; j++) put(row[j], j, raw, filled, offset, `${field}[${j}]`);
       return;
     }
-    if (!validateObject) throw new InputError(field, 'rows by feature name need a reference profile naming the features; send an array in input-column order');
-    if (typeof row !== 'object' || row === null) throw new InputError(field, 'must be an array or an object of features');
+    if (!validateObject)
+      throw new InputError(
+        field,
+        'rows by feature name need a reference profile naming the features; send an array in input-column order',
+      );
+    if (typeof row !== 'object' || row === null)
+      throw new InputError(field, 'must be an array or an object of features');
     if (!validateObject(row)) throw prefixed(describeAjvError(validateObject.errors![0], row, ''), field);
-    for (let j = 0; j < F; j++) put((row as Record<string, unknown>)[names![j]], j, raw, filled, offset, `${field}.${names![j]}`);
+    for (let j = 0; j < F; j++)
+      put((row as Record<string, unknown>)[names![j]], j, raw, filled, offset, `${field}.${names![j]}`);
   };
 }
 

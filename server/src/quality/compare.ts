@@ -65,12 +65,14 @@ function placements(scores: ArrayLike<number>, labels: ArrayLike<number>): Place
   const positives: number[] = [];
   const negatives: number[] = [];
   for (let i = 0; i < scores.length; i++) (labels[i] === 1 ? positives : negatives).push(scores[i]);
-  const m = positives.length, n = negatives.length;
+  const m = positives.length,
+    n = negatives.length;
   if (m < 2 || n < 2) return undefined;
   const all = midRanks([...positives, ...negatives]);
   const withinPositives = midRanks(positives);
   const withinNegatives = midRanks(negatives);
-  const v10 = new Float64Array(m), v01 = new Float64Array(n);
+  const v10 = new Float64Array(m),
+    v01 = new Float64Array(n);
   let sum = 0;
   for (let i = 0; i < m; i++) sum += v10[i] = (all[i] - withinPositives[i]) / n;
   for (let j = 0; j < n; j++) v01[j] = 1 - (all[m + j] - withinNegatives[j]) / m;
@@ -79,16 +81,24 @@ function placements(scores: ArrayLike<number>, labels: ArrayLike<number>): Place
 
 function covariance(a: Float64Array, b: Float64Array): number {
   const n = a.length;
-  let meanA = 0, meanB = 0;
-  for (let i = 0; i < n; i++) { meanA += a[i]; meanB += b[i]; }
-  meanA /= n; meanB /= n;
+  let meanA = 0,
+    meanB = 0;
+  for (let i = 0; i < n; i++) {
+    meanA += a[i];
+    meanB += b[i];
+  }
+  meanA /= n;
+  meanB /= n;
   let s = 0;
   for (let i = 0; i < n; i++) s += (a[i] - meanA) * (b[i] - meanB);
   return s / (n - 1);
 }
 
 /** DeLong's AUC and its variance for one version's labelled predictions (undefined with < 2 of either class). */
-export function deLongAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): { auc: number; variance: number } | undefined {
+export function deLongAuc(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+): { auc: number; variance: number } | undefined {
   const p = placements(scores, labels);
   if (!p) return undefined;
   return { auc: p.auc, variance: covariance(p.v10, p.v10) / p.v10.length + covariance(p.v01, p.v01) / p.v01.length };
@@ -96,7 +106,13 @@ export function deLongAuc(scores: ArrayLike<number>, labels: ArrayLike<number>):
 
 const fmt = (x: number) => (Math.abs(x) >= 0.001 || x === 0 ? x.toFixed(4) : x.toExponential(2));
 
-function judge(options: CompareOptions, canary: number, stable: number, se: number, counts: { canaryCount: number; stableCount: number }): QualityComparison {
+function judge(
+  options: CompareOptions,
+  canary: number,
+  stable: number,
+  se: number,
+  counts: { canaryCount: number; stableCount: number },
+): QualityComparison {
   const drop = stable - canary;
   // H0: the canary is at most maxDrop worse. A small p means it is worse by more than that.
   const z = se > 0 ? (canary - stable + options.maxDrop) / se : drop > options.maxDrop ? -Infinity : Infinity;
@@ -104,45 +120,80 @@ function judge(options: CompareOptions, canary: number, stable: number, se: numb
   const alpha = 1 - options.confidence;
   const verdict: QualityVerdict = pValue < alpha ? 'worse' : 'notWorse';
   const test = options.metric === 'auc' ? "DeLong's test" : 'two-proportion z-test';
-  const reason = `${options.metric} canary ${fmt(canary)} vs stable ${fmt(stable)} (${counts.canaryCount} vs ${counts.stableCount} labels): `
-    + `${verdict === 'worse' ? 'worse' : 'not shown worse'} by more than ${options.maxDrop} at ${options.confidence} confidence (${test}, z ${z.toFixed(3)}, p ${fmt(pValue)})`;
+  const reason =
+    `${options.metric} canary ${fmt(canary)} vs stable ${fmt(stable)} (${counts.canaryCount} vs ${counts.stableCount} labels): ` +
+    `${verdict === 'worse' ? 'worse' : 'not shown worse'} by more than ${options.maxDrop} at ${options.confidence} confidence (${test}, z ${z.toFixed(3)}, p ${fmt(pValue)})`;
   return { metric: options.metric, verdict, canary, stable, ...counts, z, pValue, reason };
 }
 
-function insufficient(options: CompareOptions, counts: { canaryCount: number; stableCount: number }, why: string, canary: number | null = null, stable: number | null = null): QualityComparison {
-  return { metric: options.metric, verdict: 'insufficient', canary, stable, ...counts, z: null, pValue: null, reason: `${options.metric}: ${why}; waiting for labels` };
+function insufficient(
+  options: CompareOptions,
+  counts: { canaryCount: number; stableCount: number },
+  why: string,
+  canary: number | null = null,
+  stable: number | null = null,
+): QualityComparison {
+  return {
+    metric: options.metric,
+    verdict: 'insufficient',
+    canary,
+    stable,
+    ...counts,
+    z: null,
+    pValue: null,
+    reason: `${options.metric}: ${why}; waiting for labels`,
+  };
 }
 
 /** The canary against stable, each on its own requests of the window. */
 export function compareQuality(canary: Labelled, stable: Labelled, options: CompareOptions): QualityComparison {
   const counts = { canaryCount: canary.scores.length, stableCount: stable.scores.length };
   if (counts.canaryCount < options.minLabels || counts.stableCount < options.minLabels) {
-    return insufficient(options, counts, `${counts.canaryCount} canary and ${counts.stableCount} stable labels, ${options.minLabels} needed on each side`);
+    return insufficient(
+      options,
+      counts,
+      `${counts.canaryCount} canary and ${counts.stableCount} stable labels, ${options.minLabels} needed on each side`,
+    );
   }
   if (options.metric === 'auc') {
     const c = deLongAuc(canary.scores, canary.labels);
     const s = deLongAuc(stable.scores, stable.labels);
-    if (!c || !s) return insufficient(options, counts, 'AUC needs at least two labels of each class on each side', c?.auc ?? null, s?.auc ?? null);
+    if (!c || !s)
+      return insufficient(
+        options,
+        counts,
+        'AUC needs at least two labels of each class on each side',
+        c?.auc ?? null,
+        s?.auc ?? null,
+      );
     return judge(options, c.auc, s.auc, Math.sqrt(c.variance + s.variance), counts);
   }
   const c = qualityMetrics(canary.scores, canary.labels, { threshold: options.threshold });
   const s = qualityMetrics(stable.scores, stable.labels, { threshold: options.threshold });
-  const ec = 1 - c.accuracy, es = 1 - s.accuracy;
+  const ec = 1 - c.accuracy,
+    es = 1 - s.accuracy;
   const se = Math.sqrt((ec * (1 - ec)) / c.count + (es * (1 - es)) / s.count);
   return judge(options, c.accuracy, s.accuracy, se, counts);
 }
 
 /** The canary against stable on the same requests (shadow mode scored both): paired DeLong, correlation included. */
-export function compareAucPaired(labels: ArrayLike<number>, canaryScores: ArrayLike<number>, stableScores: ArrayLike<number>, options: Omit<CompareOptions, 'metric'>): QualityComparison {
+export function compareAucPaired(
+  labels: ArrayLike<number>,
+  canaryScores: ArrayLike<number>,
+  stableScores: ArrayLike<number>,
+  options: Omit<CompareOptions, 'metric'>,
+): QualityComparison {
   const opts = { ...options, metric: 'auc' as const };
   const counts = { canaryCount: labels.length, stableCount: labels.length };
-  if (labels.length < options.minLabels) return insufficient(opts, counts, `${labels.length} labels on shared requests, ${options.minLabels} needed`);
+  if (labels.length < options.minLabels)
+    return insufficient(opts, counts, `${labels.length} labels on shared requests, ${options.minLabels} needed`);
   const c = placements(canaryScores, labels);
   const s = placements(stableScores, labels);
   if (!c || !s) return insufficient(opts, counts, 'AUC needs at least two labels of each class');
-  const m = c.v10.length, n = c.v01.length;
-  const variance = (covariance(c.v10, c.v10) + covariance(s.v10, s.v10) - 2 * covariance(c.v10, s.v10)) / m
-    + (covariance(c.v01, c.v01) + covariance(s.v01, s.v01) - 2 * covariance(c.v01, s.v01)) / n;
+  const m = c.v10.length,
+    n = c.v01.length;
+  const variance =
+    (covariance(c.v10, c.v10) + covariance(s.v10, s.v10) - 2 * covariance(c.v10, s.v10)) / m +
+    (covariance(c.v01, c.v01) + covariance(s.v01, s.v01) - 2 * covariance(c.v01, s.v01)) / n;
   return judge(opts, c.auc, s.auc, Math.sqrt(Math.max(variance, 0)), counts);
 }
-

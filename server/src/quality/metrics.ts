@@ -94,7 +94,8 @@ export function qualityFromSums(sums: QualitySums, threshold: number): QualityMe
   if (n === 0) throw new Error('quality: no labelled predictions');
   let calibrationError = 0;
   for (const bin of sums.bins) {
-    if (bin.count > 0) calibrationError += (bin.count / n) * Math.abs(bin.positives / bin.count - bin.scoreSum / bin.count);
+    if (bin.count > 0)
+      calibrationError += (bin.count / n) * Math.abs(bin.positives / bin.count - bin.scoreSum / bin.count);
   }
   return {
     count: n,
@@ -111,21 +112,33 @@ export function qualityFromSums(sums: QualitySums, threshold: number): QualityMe
 }
 
 /** The metrics of one version over one window of labelled predictions. */
-export function qualityMetrics(scores: ArrayLike<number>, labels: ArrayLike<number>, options: QualityOptions = {}): QualityMetrics {
+export function qualityMetrics(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  options: QualityOptions = {},
+): QualityMetrics {
   const n = scores.length;
   if (labels.length !== n) throw new Error(`quality: ${n} scores but ${labels.length} labels`);
   if (n === 0) throw new Error('quality: no labelled predictions');
   const threshold = options.threshold ?? 0.5;
   const innerEdges = calibrationEdges(options.calibrationBins ?? 10);
   const sums: QualitySums = {
-    count: n, positives: 0, decidedPositive: 0, truePositive: 0, correct: 0, logLossSum: 0, brierSum: 0, positiveRankSum2: 0,
+    count: n,
+    positives: 0,
+    decidedPositive: 0,
+    truePositive: 0,
+    correct: 0,
+    logLossSum: 0,
+    brierSum: 0,
+    positiveRankSum2: 0,
     bins: Array.from({ length: innerEdges.length + 1 }, () => ({ count: 0, positives: 0, scoreSum: 0 })),
   };
   for (let i = 0; i < n; i++) {
     const score = scores[i];
     const label = labels[i];
     if (label !== 0 && label !== 1) throw new Error(`quality: label ${label} at row ${i} is not 0 or 1`);
-    if (!(score >= 0 && score <= 1)) throw new Error(`quality: score ${score} at row ${i} is not a probability in [0, 1]`);
+    if (!(score >= 0 && score <= 1))
+      throw new Error(`quality: score ${score} at row ${i} is not a probability in [0, 1]`);
     const decided = score >= threshold ? 1 : 0;
     sums.positives += label;
     sums.decidedPositive += decided;

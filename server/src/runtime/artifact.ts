@@ -83,12 +83,14 @@ async function readHashing(uri: string, stream: ArtifactStream, hash: Hash): Pro
   const bytes = Buffer.allocUnsafe(stream.size);
   let offset = 0;
   for await (const chunk of stream.body) {
-    if (offset + chunk.byteLength > bytes.byteLength) throw new Error(`artifact ${uri} is longer than the ${stream.size} bytes announced`);
+    if (offset + chunk.byteLength > bytes.byteLength)
+      throw new Error(`artifact ${uri} is longer than the ${stream.size} bytes announced`);
     hash.update(chunk);
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  if (offset !== bytes.byteLength) throw new Error(`artifact ${uri} ended after ${offset} of the ${stream.size} bytes announced`);
+  if (offset !== bytes.byteLength)
+    throw new Error(`artifact ${uri} ended after ${offset} of the ${stream.size} bytes announced`);
   return bytes;
 }
 
@@ -96,7 +98,8 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /** Fetch an artifact and check it against its expected `sha256:<hex>` digest before anyone may use it. */
 export async function fetchVerified(uri: string, expectedDigest: string): Promise<Uint8Array> {
-  if (!DIGEST.test(expectedDigest)) throw new Error(`digest for ${uri} must look like sha256:<64 hex>, got "${expectedDigest}"`);
+  if (!DIGEST.test(expectedDigest))
+    throw new Error(`digest for ${uri} must look like sha256:<64 hex>, got "${expectedDigest}"`);
   let url: URL;
   try {
     url = new URL(uri);
@@ -104,7 +107,10 @@ export async function fetchVerified(uri: string, expectedDigest: string): Promis
     throw new Error(`artifact URI "${uri}" is not a URL`);
   }
   const store = ARTIFACT_STORES[url.protocol];
-  if (!store) throw new Error(`artifact URI ${uri}: scheme ${url.protocol} is not supported (${Object.keys(ARTIFACT_STORES).join(', ')})`);
+  if (!store)
+    throw new Error(
+      `artifact URI ${uri}: scheme ${url.protocol} is not supported (${Object.keys(ARTIFACT_STORES).join(', ')})`,
+    );
   const hash = createHash('sha256');
   let bytes: Uint8Array;
   try {

@@ -80,15 +80,21 @@ export class Batcher {
 
   private enqueue(item: Pending): void {
     const pending = this.pending;
-    if (pending && (
-      !sameLayout(pending.layout, item.feeds)
-      || pending.rows + item.rows > this.options.maxBatchSize
-      || (this.options.maxWaitMs > 0 && performance.now() - pending.since >= this.options.maxWaitMs)
-    )) {
+    if (
+      pending &&
+      (!sameLayout(pending.layout, item.feeds) ||
+        pending.rows + item.rows > this.options.maxBatchSize ||
+        (this.options.maxWaitMs > 0 && performance.now() - pending.since >= this.options.maxWaitMs))
+    ) {
       this.dispatch();
     }
     if (!this.pending) {
-      this.pending = { layout: item.feeds, items: [], rows: 0, since: this.options.maxWaitMs > 0 ? performance.now() : 0 };
+      this.pending = {
+        layout: item.feeds,
+        items: [],
+        rows: 0,
+        since: this.options.maxWaitMs > 0 ? performance.now() : 0,
+      };
       this.scheduleTurnEnd();
     }
     this.pending.items.push(item);
@@ -170,7 +176,10 @@ function sliceRows(outputs: Feeds, start: number, rows: number, totalRows: numbe
   const sliced: Feeds = {};
   for (const name in outputs) {
     const out = outputs[name];
-    if (out.shape[0] !== totalRows) throw new Error(`output ${name} has ${out.shape[0]} rows for a batch of ${totalRows}; the model cannot be batched`);
+    if (out.shape[0] !== totalRows)
+      throw new Error(
+        `output ${name} has ${out.shape[0]} rows for a batch of ${totalRows}; the model cannot be batched`,
+      );
     const rowSize = rowLength(out.shape);
     const data = out.data.slice(start * rowSize, (start + rows) * rowSize) as TensorData;
     sliced[name] = { datatype: out.datatype, shape: [rows, ...out.shape.slice(1)], data };

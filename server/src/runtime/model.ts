@@ -38,9 +38,14 @@ export class LoadedModel {
     private readonly options: RuntimeOptions,
   ) {
     this.batchable = batchable(signature);
-    this.batcher = options.batching && this.batchable
-      ? new Batcher((feeds) => this.run(feeds), { maxBatchSize: options.maxBatchSize, maxWaitMs: options.maxWaitMs, onRun: options.onRun })
-      : undefined;
+    this.batcher =
+      options.batching && this.batchable
+        ? new Batcher((feeds) => this.run(feeds), {
+            maxBatchSize: options.maxBatchSize,
+            maxWaitMs: options.maxWaitMs,
+            onRun: options.onRun,
+          })
+        : undefined;
   }
 
   static async load(source: ModelSource, options: RuntimeOptions): Promise<LoadedModel> {
@@ -101,7 +106,11 @@ export class LoadedModel {
     const outputs: Feeds = {};
     for (const spec of this.signature.outputs) {
       const tensor = results[spec.name] as ort.Tensor;
-      outputs[spec.name] = { datatype: spec.datatype, shape: tensor.dims.slice(), data: tensor.data as TensorValue['data'] };
+      outputs[spec.name] = {
+        datatype: spec.datatype,
+        shape: tensor.dims.slice(),
+        data: tensor.data as TensorValue['data'],
+      };
     }
     return outputs;
   }
@@ -111,7 +120,14 @@ export class LoadedModel {
     const feeds: Feeds = {};
     for (const spec of this.signature.inputs) {
       const shape = spec.shape.map((d) => (d < 0 ? 1 : d));
-      feeds[spec.name] = { datatype: spec.datatype, shape, data: allocate(spec.datatype, shape.reduce((a, b) => a * b, 1)) };
+      feeds[spec.name] = {
+        datatype: spec.datatype,
+        shape,
+        data: allocate(
+          spec.datatype,
+          shape.reduce((a, b) => a * b, 1),
+        ),
+      };
     }
     this.run(feeds);
   }
@@ -137,17 +153,21 @@ function checkSignature(declared: Signature, session: Session): void {
         problems.push(`${kind} "${spec.name}" is not in the model (it has ${have.map((t) => t.name).join(', ')})`);
         continue;
       }
-      if (real.datatype !== spec.datatype) problems.push(`${kind} "${spec.name}" is ${real.datatype} in the model, ${spec.datatype} in the signature`);
-      const shapeOk = real.shape.length === spec.shape.length
-        && real.shape.every((d, i) => d === -1 || spec.shape[i] === d);
-      if (!shapeOk) problems.push(`${kind} "${spec.name}" has shape [${real.shape}] in the model, [${spec.shape}] in the signature`);
+      if (real.datatype !== spec.datatype)
+        problems.push(`${kind} "${spec.name}" is ${real.datatype} in the model, ${spec.datatype} in the signature`);
+      const shapeOk =
+        real.shape.length === spec.shape.length && real.shape.every((d, i) => d === -1 || spec.shape[i] === d);
+      if (!shapeOk)
+        problems.push(
+          `${kind} "${spec.name}" has shape [${real.shape}] in the model, [${spec.shape}] in the signature`,
+        );
     }
   };
   compare('input', declared.inputs, actual.inputs);
   compare('output', declared.outputs, actual.outputs);
   for (const real of actual.inputs) {
-    if (!declared.inputs.some((t) => t.name === real.name)) problems.push(`model input "${real.name}" is missing from the signature`);
+    if (!declared.inputs.some((t) => t.name === real.name))
+      problems.push(`model input "${real.name}" is missing from the signature`);
   }
   if (problems.length) throw new Error(`signature does not match the model: ${problems.join('; ')}`);
 }
-

@@ -14,8 +14,19 @@ type NativeMetadata = NativeSession['inputMetadata'][number];
 
 /** ONNX TensorProto element types the protocol can carry (onnx.proto's DataType enum). */
 const DATATYPE_OF_ONNX: Partial<Record<number, Datatype>> = {
-  1: 'FP32', 2: 'UINT8', 3: 'INT8', 4: 'UINT16', 5: 'INT16', 6: 'INT32', 7: 'INT64', 8: 'BYTES', 9: 'BOOL',
-  10: 'FP16', 11: 'FP64', 12: 'UINT32', 13: 'UINT64',
+  1: 'FP32',
+  2: 'UINT8',
+  3: 'INT8',
+  4: 'UINT16',
+  5: 'INT16',
+  6: 'INT32',
+  7: 'INT64',
+  8: 'BYTES',
+  9: 'BOOL',
+  10: 'FP16',
+  11: 'FP64',
+  12: 'UINT32',
+  13: 'UINT64',
 };
 
 export interface SessionOptions {
@@ -59,7 +70,8 @@ export class Session {
     const tensors: Record<string, ort.Tensor> = {};
     for (const name in results) {
       const value = results[name] as ort.Tensor | { type: ort.Tensor.Type; data: ort.Tensor.DataType; dims: number[] };
-      tensors[name] = value instanceof ort.Tensor ? value : new ort.Tensor(value.type, value.data as Float32Array, value.dims);
+      tensors[name] =
+        value instanceof ort.Tensor ? value : new ort.Tensor(value.type, value.data as Float32Array, value.dims);
     }
     return tensors;
   }
@@ -74,7 +86,8 @@ export class Session {
 function tensorSpecOf(meta: NativeMetadata): TensorSpec {
   if (!meta.isTensor) throw new Error(`model value ${meta.name} is not a tensor; only tensor models are served`);
   const datatype = DATATYPE_OF_ONNX[meta.type];
-  if (!datatype) throw new Error(`model value ${meta.name} has ONNX element type ${meta.type}, which the protocol cannot carry`);
+  if (!datatype)
+    throw new Error(`model value ${meta.name} has ONNX element type ${meta.type}, which the protocol cannot carry`);
   // The binding reports a symbolic (named or unnamed) dimension as -1.
   return { name: meta.name, datatype, shape: meta.shape.map((d) => (d >= 0 ? d : -1)) };
 }

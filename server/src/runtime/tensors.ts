@@ -3,8 +3,19 @@
 import type { Tensor } from 'onnxruntime-node';
 
 export type Datatype =
-  | 'BOOL' | 'UINT8' | 'UINT16' | 'UINT32' | 'UINT64' | 'INT8' | 'INT16' | 'INT32' | 'INT64'
-  | 'FP16' | 'FP32' | 'FP64' | 'BYTES';
+  | 'BOOL'
+  | 'UINT8'
+  | 'UINT16'
+  | 'UINT32'
+  | 'UINT64'
+  | 'INT8'
+  | 'INT16'
+  | 'INT32'
+  | 'INT64'
+  | 'FP16'
+  | 'FP32'
+  | 'FP64'
+  | 'BYTES';
 
 export interface TensorSpec {
   name: string;
@@ -18,15 +29,49 @@ export interface Signature {
   outputs: TensorSpec[];
 }
 
-export type TensorData = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array
-  | Uint8Array | Uint16Array | Uint32Array | BigUint64Array | string[];
+export type TensorData =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigUint64Array
+  | string[];
 
-export const DATATYPES: Datatype[] = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'];
+export const DATATYPES: Datatype[] = [
+  'BOOL',
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+  'FP16',
+  'FP32',
+  'FP64',
+  'BYTES',
+];
 
 export const ORT_TYPE: Record<Datatype, Tensor.Type> = {
-  BOOL: 'bool', UINT8: 'uint8', UINT16: 'uint16', UINT32: 'uint32', UINT64: 'uint64',
-  INT8: 'int8', INT16: 'int16', INT32: 'int32', INT64: 'int64',
-  FP16: 'float16', FP32: 'float32', FP64: 'float64', BYTES: 'string',
+  BOOL: 'bool',
+  UINT8: 'uint8',
+  UINT16: 'uint16',
+  UINT32: 'uint32',
+  UINT64: 'uint64',
+  INT8: 'int8',
+  INT16: 'int16',
+  INT32: 'int32',
+  INT64: 'int64',
+  FP16: 'float16',
+  FP32: 'float32',
+  FP64: 'float64',
+  BYTES: 'string',
 };
 
 export const DATATYPE_OF_ORT: Partial<Record<string, Datatype>> = Object.fromEntries(
@@ -44,8 +89,13 @@ export class InputError extends Error {
 }
 
 const INTEGER_RANGE: Partial<Record<Datatype, [number, number]>> = {
-  UINT8: [0, 255], UINT16: [0, 65535], UINT32: [0, 4294967295], UINT64: [0, Number.MAX_SAFE_INTEGER],
-  INT8: [-128, 127], INT16: [-32768, 32767], INT32: [-2147483648, 2147483647],
+  UINT8: [0, 255],
+  UINT16: [0, 65535],
+  UINT32: [0, 4294967295],
+  UINT64: [0, Number.MAX_SAFE_INTEGER],
+  INT8: [-128, 127],
+  INT16: [-32768, 32767],
+  INT32: [-2147483648, 2147483647],
   INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 };
 const FP32_MAX = 3.4028234663852886e38;
@@ -53,18 +103,31 @@ const FP16_MAX = 65504;
 
 export function allocate(datatype: Datatype, length: number): TensorData {
   switch (datatype) {
-    case 'FP32': return new Float32Array(length);
-    case 'FP64': return new Float64Array(length);
-    case 'FP16': return new Uint16Array(length);
-    case 'BOOL': case 'UINT8': return new Uint8Array(length);
-    case 'UINT16': return new Uint16Array(length);
-    case 'UINT32': return new Uint32Array(length);
-    case 'UINT64': return new BigUint64Array(length);
-    case 'INT8': return new Int8Array(length);
-    case 'INT16': return new Int16Array(length);
-    case 'INT32': return new Int32Array(length);
-    case 'INT64': return new BigInt64Array(length);
-    case 'BYTES': return new Array<string>(length).fill('');
+    case 'FP32':
+      return new Float32Array(length);
+    case 'FP64':
+      return new Float64Array(length);
+    case 'FP16':
+      return new Uint16Array(length);
+    case 'BOOL':
+    case 'UINT8':
+      return new Uint8Array(length);
+    case 'UINT16':
+      return new Uint16Array(length);
+    case 'UINT32':
+      return new Uint32Array(length);
+    case 'UINT64':
+      return new BigUint64Array(length);
+    case 'INT8':
+      return new Int8Array(length);
+    case 'INT16':
+      return new Int16Array(length);
+    case 'INT32':
+      return new Int32Array(length);
+    case 'INT64':
+      return new BigInt64Array(length);
+    case 'BYTES':
+      return new Array<string>(length).fill('');
   }
 }
 
@@ -97,7 +160,9 @@ export function fromHalfBits(bits: number): number {
 /** Store one JSON element into target[index]; returns why it does not fit the datatype, if it does not. */
 function store(target: TensorData, datatype: Datatype, index: number, element: unknown): string | undefined {
   switch (datatype) {
-    case 'FP32': case 'FP64': case 'FP16': {
+    case 'FP32':
+    case 'FP64':
+    case 'FP16': {
       if (typeof element !== 'number') return `must be a number for ${datatype}, got ${describe(element)}`;
       if (!Number.isFinite(element)) return 'must be a finite number';
       const max = datatype === 'FP32' ? FP32_MAX : datatype === 'FP16' ? FP16_MAX : Number.MAX_VALUE;
@@ -130,7 +195,8 @@ function store(target: TensorData, datatype: Datatype, index: number, element: u
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value)}`;
+  if (typeof value === 'string')
+    return `the string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value)}`;
   return `${typeof value} ${typeof value === 'object' ? '' : String(value)}`.trim();
 }
 
@@ -144,7 +210,12 @@ export function elementCount(shape: readonly number[]): number {
  * Typed data from protocol tensor data, which is either flat (row-major) or nested exactly as `shape`.
  * Every element is checked against the datatype; `field` prefixes error locations, e.g. `inputs[0].data`.
  */
-export function tensorFromJson(data: unknown[], shape: readonly number[], datatype: Datatype, field: string): TensorData {
+export function tensorFromJson(
+  data: unknown[],
+  shape: readonly number[],
+  datatype: Datatype,
+  field: string,
+): TensorData {
   const count = elementCount(shape);
   const nested = shape.length > 1 && data.length > 0 && Array.isArray(data[0]);
   // Check the element count before allocating: the shape is client input and may be huge.
@@ -197,7 +268,18 @@ export function tensorToJson(data: TensorData, datatype: Datatype): Array<number
 
 /** Bytes per element in the protocol's binary layout (BYTES elements are length-prefixed, so variable). */
 export const ELEMENT_BYTES: Record<Exclude<Datatype, 'BYTES'>, number> = {
-  BOOL: 1, UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, FP16: 2, UINT32: 4, INT32: 4, FP32: 4, UINT64: 8, INT64: 8, FP64: 8,
+  BOOL: 1,
+  UINT8: 1,
+  INT8: 1,
+  UINT16: 2,
+  INT16: 2,
+  FP16: 2,
+  UINT32: 4,
+  INT32: 4,
+  FP32: 4,
+  UINT64: 8,
+  INT64: 8,
+  FP64: 8,
 };
 
 // The binary layout is little-endian; typed arrays use the host's order, so this runs on little-endian hosts only
@@ -210,30 +292,42 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('the p
  * bytes. Checked as JSON data is: the element count against the shape, floats finite, BOOL bytes 0 or 1.
  * `field` names where the bytes are in the request, e.g. `raw_input_contents[0]`.
  */
-export function tensorFromBytes(bytes: Uint8Array, shape: readonly number[], datatype: Datatype, field: string): TensorData {
+export function tensorFromBytes(
+  bytes: Uint8Array,
+  shape: readonly number[],
+  datatype: Datatype,
+  field: string,
+): TensorData {
   const count = elementCount(shape);
   if (datatype === 'BYTES') return stringsFromBytes(bytes, count, shape, field);
   const size = ELEMENT_BYTES[datatype];
   if (bytes.byteLength !== count * size) {
-    throw new InputError(field, `has ${bytes.byteLength} bytes but shape [${shape.join(', ')}] of ${datatype} needs ${count * size} (${size} per element)`);
+    throw new InputError(
+      field,
+      `has ${bytes.byteLength} bytes but shape [${shape.join(', ')}] of ${datatype} needs ${count * size} (${size} per element)`,
+    );
   }
   // A typed array view needs an offset aligned to its element size; protobuf and HTTP buffers may not be.
   const aligned = bytes.byteOffset % size === 0 ? bytes : new Uint8Array(bytes);
   const data = viewOf(datatype, aligned.buffer as ArrayBuffer, aligned.byteOffset, count);
   switch (datatype) {
-    case 'FP32': case 'FP64': {
+    case 'FP32':
+    case 'FP64': {
       const floats = data as Float32Array;
-      for (let i = 0; i < count; i++) if (!Number.isFinite(floats[i])) throw new InputError(`${field}[${i}]`, 'must be a finite number');
+      for (let i = 0; i < count; i++)
+        if (!Number.isFinite(floats[i])) throw new InputError(`${field}[${i}]`, 'must be a finite number');
       break;
     }
     case 'FP16': {
       const halves = data as Uint16Array;
-      for (let i = 0; i < count; i++) if ((halves[i] & 0x7c00) === 0x7c00) throw new InputError(`${field}[${i}]`, 'must be a finite number');
+      for (let i = 0; i < count; i++)
+        if ((halves[i] & 0x7c00) === 0x7c00) throw new InputError(`${field}[${i}]`, 'must be a finite number');
       break;
     }
     case 'BOOL': {
       const flags = data as Uint8Array;
-      for (let i = 0; i < count; i++) if (flags[i] > 1) throw new InputError(`${field}[${i}]`, `must be 0 or 1 for BOOL, got ${flags[i]}`);
+      for (let i = 0; i < count; i++)
+        if (flags[i] > 1) throw new InputError(`${field}[${i}]`, `must be 0 or 1 for BOOL, got ${flags[i]}`);
       break;
     }
   }
@@ -242,16 +336,28 @@ export function tensorFromBytes(bytes: Uint8Array, shape: readonly number[], dat
 
 function viewOf(datatype: Exclude<Datatype, 'BYTES'>, buffer: ArrayBuffer, offset: number, count: number): TensorData {
   switch (datatype) {
-    case 'FP32': return new Float32Array(buffer, offset, count);
-    case 'FP64': return new Float64Array(buffer, offset, count);
-    case 'FP16': case 'UINT16': return new Uint16Array(buffer, offset, count);
-    case 'BOOL': case 'UINT8': return new Uint8Array(buffer, offset, count);
-    case 'UINT32': return new Uint32Array(buffer, offset, count);
-    case 'UINT64': return new BigUint64Array(buffer, offset, count);
-    case 'INT8': return new Int8Array(buffer, offset, count);
-    case 'INT16': return new Int16Array(buffer, offset, count);
-    case 'INT32': return new Int32Array(buffer, offset, count);
-    case 'INT64': return new BigInt64Array(buffer, offset, count);
+    case 'FP32':
+      return new Float32Array(buffer, offset, count);
+    case 'FP64':
+      return new Float64Array(buffer, offset, count);
+    case 'FP16':
+    case 'UINT16':
+      return new Uint16Array(buffer, offset, count);
+    case 'BOOL':
+    case 'UINT8':
+      return new Uint8Array(buffer, offset, count);
+    case 'UINT32':
+      return new Uint32Array(buffer, offset, count);
+    case 'UINT64':
+      return new BigUint64Array(buffer, offset, count);
+    case 'INT8':
+      return new Int8Array(buffer, offset, count);
+    case 'INT16':
+      return new Int16Array(buffer, offset, count);
+    case 'INT32':
+      return new Int32Array(buffer, offset, count);
+    case 'INT64':
+      return new BigInt64Array(buffer, offset, count);
   }
 }
 
@@ -261,11 +367,17 @@ function stringsFromBytes(bytes: Uint8Array, count: number, shape: readonly numb
   const out: string[] = [];
   let offset = 0;
   while (offset < bytes.byteLength) {
-    if (out.length === count) throw new InputError(field, `has more than the ${count} elements shape [${shape.join(', ')}] needs`);
-    if (offset + 4 > bytes.byteLength) throw new InputError(`${field}[${out.length}]`, 'is cut short inside its 4-byte length');
+    if (out.length === count)
+      throw new InputError(field, `has more than the ${count} elements shape [${shape.join(', ')}] needs`);
+    if (offset + 4 > bytes.byteLength)
+      throw new InputError(`${field}[${out.length}]`, 'is cut short inside its 4-byte length');
     const length = view.getUint32(offset, true);
     offset += 4;
-    if (offset + length > bytes.byteLength) throw new InputError(`${field}[${out.length}]`, `says ${length} bytes but only ${bytes.byteLength - offset} remain`);
+    if (offset + length > bytes.byteLength)
+      throw new InputError(
+        `${field}[${out.length}]`,
+        `says ${length} bytes but only ${bytes.byteLength - offset} remain`,
+      );
     try {
       out.push(decoder.decode(bytes.subarray(offset, offset + length)));
     } catch {
@@ -273,7 +385,8 @@ function stringsFromBytes(bytes: Uint8Array, count: number, shape: readonly numb
     }
     offset += length;
   }
-  if (out.length !== count) throw new InputError(field, `has ${out.length} elements but shape [${shape.join(', ')}] needs ${count}`);
+  if (out.length !== count)
+    throw new InputError(field, `has ${out.length} elements but shape [${shape.join(', ')}] needs ${count}`);
   return out;
 }
 

@@ -5,8 +5,17 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
 const PROTO = fileURLToPath(new URL('../../src/protocol/grpc_predict_v2.proto', import.meta.url));
-const definition = protoLoader.loadSync(PROTO, { keepCase: true, longs: Number, enums: String, defaults: false, arrays: true, objects: true, oneofs: true });
-const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
+const definition = protoLoader.loadSync(PROTO, {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: false,
+  arrays: true,
+  objects: true,
+  oneofs: true,
+});
+const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject)
+  .GRPCInferenceService as grpc.ServiceClientConstructor;
 
 export type Method = 'ServerLive' | 'ServerReady' | 'ModelReady' | 'ServerMetadata' | 'ModelMetadata' | 'ModelInfer';
 
@@ -19,7 +28,9 @@ export class InferenceClient {
   private readonly client: grpc.Client;
 
   constructor(port: number) {
-    this.client = new Service(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+    this.client = new Service(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    });
   }
 
   call<T = any>(method: Method, request: object, metadata: Record<string, string> = {}): Promise<Answer<T>> {
@@ -27,10 +38,15 @@ export class InferenceClient {
     for (const [k, v] of Object.entries(metadata)) md.set(k, v);
     return new Promise((resolve, reject) => {
       let received = new grpc.Metadata();
-      const call = (this.client as any)[method](request, md, { deadline: Date.now() + 10_000 }, (error: grpc.ServiceError | null, response: T) => {
-        if (error) reject(error);
-        else resolve({ response, metadata: received });
-      });
+      const call = (this.client as any)[method](
+        request,
+        md,
+        { deadline: Date.now() + 10_000 },
+        (error: grpc.ServiceError | null, response: T) => {
+          if (error) reject(error);
+          else resolve({ response, metadata: received });
+        },
+      );
       call.on('metadata', (m: grpc.Metadata) => (received = m));
     });
   }

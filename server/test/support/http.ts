@@ -6,7 +6,13 @@ export interface Answer<T = any> {
   text: string;
 }
 
-export async function call<T = any>(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer<T>> {
+export async function call<T = any>(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer<T>> {
   const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' || body instanceof Uint8Array ? (body as string) : JSON.stringify(body);
@@ -25,5 +31,8 @@ export async function call<T = any>(base: string, method: string, path: string, 
 
 /** A V2 infer body for FP32 rows of the test models. */
 export function v2Rows(rows: number[][], extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { inputs: [{ name: 'input', shape: [rows.length, rows[0].length], datatype: 'FP32', data: rows.flat() }], ...extra };
+  return {
+    inputs: [{ name: 'input', shape: [rows.length, rows[0].length], datatype: 'FP32', data: rows.flat() }],
+    ...extra,
+  };
 }

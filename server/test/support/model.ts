@@ -98,13 +98,21 @@ export function referenceProfile(numeric: number, seed = 1): ReferenceProfile {
 }
 
 /** Server configuration for tests: loopback, random port, quiet logs, no NATS unless given. */
-export function testConfig(model: { artifact: { uri: string; digest: string }; signature?: Signature }, overrides: Partial<ServerConfig> = {}): ServerConfig {
+export function testConfig(
+  model: { artifact: { uri: string; digest: string }; signature?: Signature },
+  overrides: Partial<ServerConfig> = {},
+): ServerConfig {
   return {
     port: 0,
     workers: 1,
     grpcPort: 0,
     host: '127.0.0.1',
-    model: { name: 'credit', version: '1', artifact: { uri: model.artifact.uri, digest: model.artifact.digest }, signature: model.signature },
+    model: {
+      name: 'credit',
+      version: '1',
+      artifact: { uri: model.artifact.uri, digest: model.artifact.digest },
+      signature: model.signature,
+    },
     batching: true,
     batchMaxSize: 64,
     batchMaxWaitMs: 2,
@@ -120,20 +128,45 @@ export function testConfig(model: { artifact: { uri: string; digest: string }; s
 }
 
 const ONNX_TYPE: Record<Datatype, number> = {
-  FP32: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, BYTES: 8, BOOL: 9, FP16: 10, FP64: 11, UINT32: 12, UINT64: 13,
+  FP32: 1,
+  UINT8: 2,
+  INT8: 3,
+  UINT16: 4,
+  INT16: 5,
+  INT32: 6,
+  INT64: 7,
+  BYTES: 8,
+  BOOL: 9,
+  FP16: 10,
+  FP64: 11,
+  UINT32: 12,
+  UINT64: 13,
 };
 
 /** A model that answers each input unchanged: input `in_<DATATYPE>` [-1, 2] → output `out_<DATATYPE>`, one pair per datatype. */
-export function identityModel(ws: Workspace, name: string, datatypes: readonly Datatype[]): { artifact: Artifact; signature: Signature } {
+export function identityModel(
+  ws: Workspace,
+  name: string,
+  datatypes: readonly Datatype[],
+): { artifact: Artifact; signature: Signature } {
   const { onnx } = onnxProto;
-  const tensorType = (datatype: Datatype) => ({ tensorType: { elemType: ONNX_TYPE[datatype], shape: { dim: [{ dimParam: 'batch' }, { dimValue: 2 }] } } });
+  const tensorType = (datatype: Datatype) => ({
+    tensorType: { elemType: ONNX_TYPE[datatype], shape: { dim: [{ dimParam: 'batch' }, { dimValue: 2 }] } },
+  });
   const graph = {
     name: 'identity',
     node: datatypes.map((d) => ({ name: `copy_${d}`, opType: 'Identity', input: [`in_${d}`], output: [`out_${d}`] })),
     input: datatypes.map((d) => ({ name: `in_${d}`, type: tensorType(d) })),
     output: datatypes.map((d) => ({ name: `out_${d}`, type: tensorType(d) })),
   };
-  const bytes = onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 13 }], producerName: 'loopline-tests', graph })).finish();
+  const bytes = onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 13 }],
+      producerName: 'loopline-tests',
+      graph,
+    }),
+  ).finish();
   return {
     artifact: ws.write(name, bytes),
     signature: {

@@ -31,7 +31,9 @@ export async function queryParquet(files: string[], sql: string): Promise<Record
   const connection = await instance.connect();
   try {
     const list = `[${files.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}]`;
-    const reader = await connection.runAndReadAll(sql.replaceAll('$parts', `read_parquet(${list}, hive_partitioning = false)`));
+    const reader = await connection.runAndReadAll(
+      sql.replaceAll('$parts', `read_parquet(${list}, hive_partitioning = false)`),
+    );
     return reader.getRowObjectsJS() as Record<string, unknown>[];
   } finally {
     connection.closeSync();

@@ -6,12 +6,21 @@ import { virtualServiceCrdFile } from './traffic-crds.ts';
 import { requireKubeconfig, waitFor as sharedWaitFor } from '../../../../test/support/local.ts';
 import { installCrds as installLooplineCrds } from '../../../api/install.ts';
 
-export const CRD: ResourceKind = { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', plural: 'customresourcedefinitions', namespaced: false };
+export const CRD: ResourceKind = {
+  apiVersion: 'apiextensions.k8s.io/v1',
+  kind: 'CustomResourceDefinition',
+  plural: 'customresourcedefinitions',
+  namespaced: false,
+};
 
 export { quietLogger, requireKubeconfig, sleep, uniqueName } from '../../../../test/support/local.ts';
 
 /** The shared waitFor with this folder's 20 s default. */
-export function waitFor<T>(what: string, probe: () => T | undefined | false | null | Promise<T | undefined | false | null>, timeoutMs = 20_000): Promise<T> {
+export function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | null | Promise<T | undefined | false | null>,
+  timeoutMs = 20_000,
+): Promise<T> {
   return sharedWaitFor(what, probe, timeoutMs);
 }
 
@@ -21,7 +30,9 @@ async function applyCrdFile(api: KubeApi, file: string): Promise<void> {
     await api.apply(CRD, doc as never, 'loopline-test');
     await waitFor(`CRD ${doc.metadata.name} established`, async () => {
       const crd = await api.get(CRD, undefined, doc.metadata.name);
-      return crd.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Established' && c.status === 'True');
+      return crd.status?.conditions?.some(
+        (c: { type: string; status: string }) => c.type === 'Established' && c.status === 'True',
+      );
     });
   }
 }
@@ -36,7 +47,11 @@ export async function installCrds(api: KubeApi): Promise<void> {
 }
 
 export async function createNamespace(api: KubeApi, name: string): Promise<void> {
-  await api.create(kinds.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as never, 'loopline-test');
+  await api.create(
+    kinds.Namespace,
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as never,
+    'loopline-test',
+  );
 }
 
 export async function deleteNamespace(api: KubeApi, name: string): Promise<void> {
@@ -44,25 +59,51 @@ export async function deleteNamespace(api: KubeApi, name: string): Promise<void>
 }
 
 /** A registered ModelVersion (as the TrainingJob controller would create it), with its aliases in effect. */
-export async function registerVersion(api: KubeApi, namespace: string, model: string, version: number, aliases: string[] = []): Promise<KubeObject> {
+export async function registerVersion(
+  api: KubeApi,
+  namespace: string,
+  model: string,
+  version: number,
+  aliases: string[] = [],
+): Promise<KubeObject> {
   const name = `${model}-v${version}`;
   const digest = `sha256:${(version.toString(16) + '0'.repeat(64)).slice(0, 64)}`;
-  await api.create(kinds.ModelVersion, {
-    apiVersion: 'loopline.dev/v1alpha1',
-    kind: 'ModelVersion',
-    metadata: { name, namespace },
-    spec: {
-      model,
-      version,
-      artifact: { uri: `file:///models/${model}/v${version}/model.onnx`, digest, format: 'onnx' },
-      signature: { inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }], outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 1] }] },
-      aliases,
-    },
-  } as never, 'loopline-test');
+  await api.create(
+    kinds.ModelVersion,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'ModelVersion',
+      metadata: { name, namespace },
+      spec: {
+        model,
+        version,
+        artifact: { uri: `file:///models/${model}/v${version}/model.onnx`, digest, format: 'onnx' },
+        signature: {
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
+          outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 1] }],
+        },
+        aliases,
+      },
+    } as never,
+    'loopline-test',
+  );
   return await setEffectiveAliases(api, namespace, name, aliases);
 }
 
 /** Plays the registry controller's part where a test needs an alias in effect: status.aliases. */
-export async function setEffectiveAliases(api: KubeApi, namespace: string, name: string, aliases: string[], stage = 'None'): Promise<KubeObject> {
-  return await api.mergePatch(kinds.ModelVersion, namespace, name, { status: { aliases, stage } }, 'loopline-test', 'status');
+export async function setEffectiveAliases(
+  api: KubeApi,
+  namespace: string,
+  name: string,
+  aliases: string[],
+  stage = 'None',
+): Promise<KubeObject> {
+  return await api.mergePatch(
+    kinds.ModelVersion,
+    namespace,
+    name,
+    { status: { aliases, stage } },
+    'loopline-test',
+    'status',
+  );
 }

@@ -15,7 +15,10 @@ export function servedModel(version: number): ServedModel {
     name: `fraud-detector-v${version}`,
     uri: `file:///models/fraud/v${version}/model.onnx`,
     digest: `sha256:${String(version).repeat(64).slice(0, 64)}`,
-    signature: { inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }], outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 1] }] },
+    signature: {
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
+      outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 1] }],
+    },
     referenceProfile: { uri: `file:///models/fraud/v${version}/profile.json`, digest: `sha256:${'ab'.repeat(32)}` },
   };
 }

@@ -13,7 +13,10 @@ import * as yaml from 'js-yaml';
 export const ISTIO_API_MODULE = 'istio.io/api@v1.31.1';
 
 function moduleDir(module: string): string {
-  const out = execFileSync('go', ['mod', 'download', '-json', module], { encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod' } });
+  const out = execFileSync('go', ['mod', 'download', '-json', module], {
+    encoding: 'utf8',
+    env: { ...process.env, GOFLAGS: '-mod=mod' },
+  });
   const info = JSON.parse(out) as { Dir?: string; Error?: string };
   if (!info.Dir) throw new Error(`go mod download ${module} failed: ${info.Error ?? out}`);
   return info.Dir;
@@ -26,7 +29,9 @@ export function virtualServiceCrdFile(): string {
   if (existsSync(virtualService)) return virtualService;
   mkdirSync(dir, { recursive: true });
   const istio = moduleDir(ISTIO_API_MODULE);
-  const all = yaml.loadAll(readFileSync(join(istio, 'kubernetes/customresourcedefinitions.gen.yaml'), 'utf8')) as Array<{ metadata?: { name?: string } }>;
+  const all = yaml.loadAll(
+    readFileSync(join(istio, 'kubernetes/customresourcedefinitions.gen.yaml'), 'utf8'),
+  ) as Array<{ metadata?: { name?: string } }>;
   const vs = all.find((doc) => doc?.metadata?.name === 'virtualservices.networking.istio.io');
   if (!vs) throw new Error(`${ISTIO_API_MODULE} has no virtualservices.networking.istio.io CRD`);
   writeFileSync(virtualService, yaml.dump(vs));
