@@ -561,7 +561,7 @@ export interface InferenceServiceSpec {
    * loopline_model_quality, npx loopline status).
    */
   quality?: InferenceServiceQuality;
-  /** Start a TrainingJob when the served model drifts. */
+  /** Start a TrainingJob when the served model drifts, or when its live quality drops. */
   retrain?: InferenceServiceRetrain;
 }
 
@@ -1090,7 +1090,7 @@ export interface InferenceServiceQualityResources {
   memory?: number | string;
 }
 
-/** Start a TrainingJob when the served model drifts. */
+/** Start a TrainingJob when the served model drifts, or when its live quality drops. */
 export interface InferenceServiceRetrain {
   /**
    * Create a TrainingJob from template when a drift event says the model drifted.
@@ -1098,6 +1098,14 @@ export interface InferenceServiceRetrain {
    * @default false
    */
   onDrift?: boolean;
+  /**
+   * Create a TrainingJob from template when the stable version's live quality (status.quality, from the
+   * evaluator) is below a bound: below, or the version's training metric (its ModelVersion's
+   * spec.metrics) minus maxDropFromTraining, whichever is higher. The job trains on a snapshot of the
+   * window's logged and labelled production rows the evaluator writes (docs/ground-truth.md), given as
+   * its spec.dataset with the snapshot's sha256.
+   */
+  onQualityDrop?: InferenceServiceRetrainOnQualityDrop;
   /**
    * Least time between two retrains, as a Go duration (e.g. 1h); drift events inside it are recorded but
    * start nothing.
@@ -1107,6 +1115,31 @@ export interface InferenceServiceRetrain {
   cooldown?: string;
   /** The TrainingJob to create, as metadata and spec. */
   template?: TrainingJobTemplate;
+}
+
+/**
+ * Create a TrainingJob from template when the stable version's live quality (status.quality, from the
+ * evaluator) is below a bound: below, or the version's training metric (its ModelVersion's
+ * spec.metrics) minus maxDropFromTraining, whichever is higher. The job trains on a snapshot of the
+ * window's logged and labelled production rows the evaluator writes (docs/ground-truth.md), given as
+ * its spec.dataset with the snapshot's sha256.
+ */
+export interface InferenceServiceRetrainOnQualityDrop {
+  /**
+   * The live metric compared (higher is better); the training metric of the same name (auc, accuracy) is
+   * the reference.
+   */
+  metric: 'auc' | 'accuracy';
+  /** Retrain when the live metric is below this. */
+  below?: number;
+  /** Retrain when the live metric is more than this below the version's training metric. */
+  maxDropFromTraining?: number;
+  /**
+   * Labelled predictions of the stable version the evaluation needs before it counts.
+   *
+   * @default 100
+   */
+  minLabels?: number;
 }
 
 /** The TrainingJob to create, as metadata and spec. */
@@ -1226,6 +1259,11 @@ export interface InferenceServiceQualityStatus {
   lastEventTime?: string;
   /** The predictions it covered. */
   window?: InferenceServiceQualityWindowStatus;
+  /**
+   * The labelled production rows of the window the evaluator wrote for a retrain
+   * (spec.retrain.onQualityDrop), when the stable version's quality was below its bound.
+   */
+  snapshot?: InferenceServiceQualitySnapshotStatus;
   /** One entry per version with logged predictions in the window. */
   versions?: VersionQualityStatus[];
 }
@@ -1238,6 +1276,19 @@ export interface InferenceServiceQualityWindowStatus {
   end?: string;
   /** spec.quality.window as evaluated. */
   duration?: string;
+}
+
+/**
+ * The labelled production rows of the window the evaluator wrote for a retrain
+ * (spec.retrain.onQualityDrop), when the stable version's quality was below its bound.
+ */
+export interface InferenceServiceQualitySnapshotStatus {
+  /** The snapshot object (CSV, the input features by name and label). */
+  uri?: string;
+  /** Hex sha256 of the object's bytes. */
+  sha256?: string;
+  /** Rows in it. */
+  rows?: number;
 }
 
 /** One version's quality over the window, as the quality event gave it. */
@@ -1278,8 +1329,10 @@ export interface InferenceServiceLastRetrainStatus {
   trainingJob?: string;
   /** When it was created. */
   time?: string;
-  /** Id of the drift event that caused it. */
+  /** Id of the drift or quality event that caused it. */
   eventId?: string;
+  /** What caused it. */
+  trigger?: 'Drift' | 'QualityDrop';
 }
 
 /** A spec.batch entry's CronJob, version and latest run. */

@@ -7,6 +7,7 @@ import type {
   BatchScoringStatus,
   InferenceServiceQuality,
   InferenceServiceQualityStatus,
+  InferenceServiceRetrainOnQualityDrop,
 } from '../api/types.ts';
 import type { KubeObject } from '../engine/types.ts';
 
@@ -94,6 +95,7 @@ export interface LoggingSpec {
 
 export interface RetrainSpec {
   onDrift?: boolean;
+  onQualityDrop?: InferenceServiceRetrainOnQualityDrop;
   cooldown?: string;
   /** Metadata and spec of the TrainingJob to create. */
   template?: {
@@ -160,6 +162,7 @@ export interface RetrainStatus {
   trainingJob?: string;
   eventId?: string;
   time?: string;
+  trigger?: 'Drift' | 'QualityDrop';
 }
 
 export interface InferenceServiceStatus {
