@@ -61,6 +61,16 @@ export interface QualityEventData {
   window: QualityWindow;
   /** Ascending by version. */
   versions: VersionQuality[];
+  /** The window's labelled rows, written when the evaluation was asked for one and its condition held (a retrain's dataset). */
+  snapshot?: QualitySnapshot;
+}
+
+/** A snapshot of labelled production rows: CSV with the input features by name and `label`. */
+export interface QualitySnapshot {
+  uri: string;
+  /** Hex sha256 of the object's bytes. */
+  sha256: string;
+  rows: number;
 }
 
 export function qualityCloudEvent(data: QualityEventData, time = new Date()): CloudEvent<QualityEventData> {
@@ -99,5 +109,12 @@ export function qualityEventData(event: CloudEvent): QualityEventData {
     if (typeof entry.threshold !== 'number') throw fail(`versions[${i}].threshold`);
     for (const metric of QUALITY_METRICS) if (!isMetric(entry[metric])) throw fail(`versions[${i}].${metric}`);
   });
+  if (data.snapshot !== undefined) {
+    const snapshot = data.snapshot;
+    if (!snapshot || typeof snapshot !== 'object') throw fail('snapshot');
+    if (typeof snapshot.uri !== 'string' || snapshot.uri === '') throw fail('snapshot.uri');
+    if (typeof snapshot.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(snapshot.sha256)) throw fail('snapshot.sha256');
+    if (!isCount(snapshot.rows)) throw fail('snapshot.rows');
+  }
   return data as QualityEventData;
 }

@@ -7,7 +7,8 @@
  * Environment: the storage variables (operator/api/storage-env.ts), NATS_URL and NATS_CREDS_FILE; without
  * NATS_URL the result is only printed.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,7 +19,8 @@ import type { CloudEvent } from '../events/cloudevents.ts';
 import { connectNats } from '../events/connect.ts';
 import { qualityCloudEvent, qualitySubject, type QualityEventData } from '../events/quality-event.ts';
 import { parseDuration } from '../api/contracts.ts';
-import { evaluateVersions } from './join.ts';
+import { evaluateVersions, type SnapshotRequest } from './join.ts';
+import { DROP_METRICS, dropped, snapshotKey, type DropCondition, type DropMetric } from './snapshot.ts';
 import { gatherSources, storageFor } from './sources.ts';
 
 type Env = Record<string, string | undefined>;
@@ -37,6 +39,8 @@ export interface EvaluateOptions {
   memoryLimit?: string;
   /** Storage variables for s3:// (process.env by default). */
   env?: Env;
+  /** Write a snapshot of the window's labelled rows when this holds (snapshot.ts). */
+  snapshotWhen?: DropCondition;
 }
 
 /** The window's start in ms, or null for `all`; throws naming --window when it is neither. */
@@ -62,6 +66,10 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
       endMs,
       dir: join(dir, 'objects'),
     });
+    const condition = options.snapshotWhen;
+    const snapshot: SnapshotRequest | undefined = condition
+      ? { path: join(dir, 'snapshot.csv'), when: (versions) => dropped(versions, condition) !== undefined }
+      : undefined;
     const versions = await evaluateVersions(sources, {
       startMs,
       endMs,
@@ -69,7 +77,16 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
       tempDir: join(dir, 'spill'),
       ...(options.calibrationBins !== undefined ? { calibrationBins: options.calibrationBins } : {}),
       ...(options.memoryLimit ? { memoryLimit: options.memoryLimit } : {}),
+      ...(snapshot ? { snapshot } : {}),
     });
+    let written: QualityEventData['snapshot'];
+    if (snapshot?.rows !== undefined) {
+      const body = await readFile(snapshot.path);
+      const sha256 = createHash('sha256').update(body).digest('hex');
+      const key = snapshotKey(options.namespace, options.service, new Date(endMs), sha256);
+      await storage.put(key, body, 'text/csv');
+      written = { uri: storage.uri(key), sha256, rows: snapshot.rows };
+    }
     return {
       namespace: options.namespace,
       inferenceService: options.service,
@@ -79,6 +96,7 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
         duration: options.window,
       },
       versions,
+      ...(written ? { snapshot: written } : {}),
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -100,10 +118,36 @@ export async function publishQuality(
 export const EVALUATE_USAGE = `usage: loopline evaluate --namespace <ns> --service <inferenceservice> --uri <s3://bucket/prefix | file:///path>
                 [--window <duration> | all] [--threshold <0..1>] [--end <RFC 3339 time>]
                 [--calibration-bins <n>] [--memory-limit <e.g. 1GB>]
+                [--snapshot-version <n> --snapshot-metric auc|accuracy --snapshot-below <0..1> [--snapshot-min-labels <n>]]
 
 Joins the service's logged predictions with their labels (docs/ground-truth.md) per version over the window
 (default 1h; "all" for every labelled prediction so far), prints the quality and publishes it on
-loopline.quality.<ns>.<service> when NATS_URL is set.`;
+loopline.quality.<ns>.<service> when NATS_URL is set. With --snapshot-*: when that version's metric is below the
+bound on at least min-labels labels, the window's labelled rows are written as CSV under <uri>/snapshots/ with their
+sha256, named in the event (a retrain's dataset, spec.retrain.onQualityDrop).`;
+
+/** The --snapshot-* flags as a condition, or an error naming the flag; undefined when none is given. */
+export function snapshotCondition(values: Record<string, string | boolean | undefined>): DropCondition | undefined {
+  const given = ['snapshot-version', 'snapshot-metric', 'snapshot-below', 'snapshot-min-labels'].filter(
+    (name) => values[name] !== undefined,
+  );
+  if (given.length === 0) return undefined;
+  for (const name of ['snapshot-version', 'snapshot-metric', 'snapshot-below'])
+    if (values[name] === undefined) throw new Error(`--${name} is required with --${given.join(', --')}`);
+  const version = Number(values['snapshot-version']);
+  if (!(Number.isInteger(version) && version >= 1))
+    throw new Error(`--snapshot-version "${values['snapshot-version']}" is not a version number (1, 2, ...)`);
+  const metric = String(values['snapshot-metric']) as DropMetric;
+  if (!DROP_METRICS.includes(metric))
+    throw new Error(`--snapshot-metric "${metric}" is not one of ${DROP_METRICS.join(', ')}`);
+  const below = Number(values['snapshot-below']);
+  if (String(values['snapshot-below']).trim() === '' || !(below >= 0 && below <= 1))
+    throw new Error(`--snapshot-below "${values['snapshot-below']}" is not a number in [0, 1]`);
+  const minLabels = values['snapshot-min-labels'] === undefined ? 1 : Number(values['snapshot-min-labels']);
+  if (!(Number.isInteger(minLabels) && minLabels >= 1))
+    throw new Error(`--snapshot-min-labels "${values['snapshot-min-labels']}" is not a whole number of at least 1`);
+  return { version, metric, below, minLabels };
+}
 
 /** The command; returns the exit code. Failures print one line naming what to fix. */
 export async function runEvaluate(
@@ -124,6 +168,10 @@ export async function runEvaluate(
         end: { type: 'string' },
         'calibration-bins': { type: 'string' },
         'memory-limit': { type: 'string' },
+        'snapshot-version': { type: 'string' },
+        'snapshot-metric': { type: 'string' },
+        'snapshot-below': { type: 'string' },
+        'snapshot-min-labels': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -151,9 +199,17 @@ export async function runEvaluate(
     out(`loopline evaluate: --calibration-bins "${values['calibration-bins']}" is not a whole number from 1 to 1000`);
     return 2;
   }
+  let snapshotWhen: DropCondition | undefined;
+  try {
+    snapshotWhen = snapshotCondition(values);
+  } catch (error) {
+    out(`loopline evaluate: ${(error as Error).message}`);
+    return 2;
+  }
   let nc: NatsConnection | undefined;
   try {
     const data = await evaluateQuality({
+      ...(snapshotWhen ? { snapshotWhen } : {}),
       namespace: values.namespace!,
       service: values.service!,
       uri: values.uri!,

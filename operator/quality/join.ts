@@ -23,7 +23,20 @@ export interface JoinOptions {
   memoryLimit?: string;
   threads?: number;
   tempDir?: string;
+  /** Also write the window's labelled rows (snapshot.ts) to `path` as CSV, when `when` holds for the evaluation. */
+  snapshot?: SnapshotRequest;
 }
+
+export interface SnapshotRequest {
+  path: string;
+  when: (versions: VersionQuality[]) => boolean;
+  /** Set once written: the rows in it. */
+  rows?: number;
+}
+
+/** The inference log's `input_<feature>` columns, in the order the parts have them. */
+const inputColumns = (columns: Set<string>) => [...columns].filter((c) => c.startsWith('input_') && c.length > 6);
+const sqlName = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 const sqlString = (text: string) => `'${text.replace(/'/g, "''")}'`;
 /** A double as DuckDB reads it back bit for bit (JavaScript's shortest round-trip form, cast from text). */
@@ -119,8 +132,16 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
         );
     }
     const after = options.startMs === null ? '' : `AND epoch_ms(p.time) > ${options.startMs}`;
+    const inputs = options.snapshot ? inputColumns(predictionColumns) : [];
+    if (options.snapshot && inputs.length === 0)
+      throw new Error(
+        'inference-log parts have no input_<feature> columns, so no snapshot can be written for a retrain: only models with one FP32 input of shape [-1, F] log their inputs (docs/ground-truth.md)',
+      );
+    const carried = options.snapshot
+      ? `, CAST(p.request_id AS VARCHAR) AS request_id, ${inputs.map((c) => `CAST(p.${sqlName(c)} AS DOUBLE) AS ${sqlName(c)}`).join(', ')}`
+      : '';
     await connection.run(`CREATE TABLE joined AS
-      SELECT CAST(p.version AS INTEGER) AS version, CAST(p.model AS VARCHAR) AS model, CAST(p.score AS DOUBLE) AS score, l.label AS label
+      SELECT CAST(p.version AS INTEGER) AS version, CAST(p.model AS VARCHAR) AS model, CAST(p.score AS DOUBLE) AS score, l.label AS label${carried}
       FROM ${predictionScan} p LEFT JOIN labels l ON l.request_id = CAST(p.request_id AS VARCHAR)
       WHERE epoch_ms(p.time) <= ${options.endMs} ${after} AND p.version IS NOT NULL`);
     await connection.run(`CREATE TABLE labelled AS
@@ -155,7 +176,7 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
       SELECT version, CAST(sum(positives * mid_rank2) AS DOUBLE) AS rank_sum2 FROM ranked GROUP BY version`)
     ).getRowObjectsJS() as Array<Record<string, number>>;
 
-    return versions.map((row) => {
+    const measured = versions.map((row) => {
       const sums: QualitySums = {
         count: 0,
         positives: 0,
@@ -192,6 +213,17 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
       const { count: _c, positives: _p, threshold: _t, ...metrics } = qualityFromSums(sums, options.threshold);
       return { ...base, ...metrics };
     });
+    if (options.snapshot?.when(measured)) {
+      // The rows the metrics were computed on, every version's, ordered by request id: the same window and labels
+      // always give the same bytes, so the same sha256.
+      const features = inputs.map((c) => `${sqlName(c)} AS ${sqlName(c.slice('input_'.length))}`).join(', ');
+      const select = `SELECT ${features}, CAST(label AS INTEGER) AS label FROM joined
+        WHERE label IN (0, 1) AND score >= 0 AND score <= 1 ORDER BY request_id, version`;
+      await connection.run(`COPY (${select}) TO ${sqlString(options.snapshot.path)} (FORMAT csv, HEADER true)`);
+      const counted = await connection.runAndReadAll(`SELECT CAST(count(*) AS DOUBLE) AS n FROM (${select})`);
+      options.snapshot.rows = Number(counted.getRowObjectsJS()[0]!.n);
+    }
+    return measured;
   } finally {
     connection.closeSync();
     instance.closeSync();

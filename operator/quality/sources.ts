@@ -3,9 +3,9 @@
  * parts of the window's days and every label file. `s3://` objects are downloaded to a local directory (the query
  * engine reads local files; its S3 extension would be fetched at run time), `file://` ones are read where they are.
  */
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +62,8 @@ export interface Storage {
   local(object: Listed, dir: string): Promise<string>;
   /** The object's URI, for messages. */
   uri(key: string): string;
+  /** Writes an object below the base (a file:// one appears whole: written aside, then renamed). */
+  put(key: string, body: Uint8Array, contentType: string): Promise<void>;
 }
 
 export function storageFor(base: string, s3?: () => S3Client): Storage {
@@ -99,6 +101,13 @@ function fileStorage(root: string, base: string): Storage {
       return out.sort((a, b) => (a.key < b.key ? -1 : 1));
     },
     local: async (object) => join(root, object.key),
+    async put(key, body) {
+      const path = join(root, ...key.split('/'));
+      await mkdir(dirname(path), { recursive: true });
+      const aside = `${path}.${process.pid}.partial`;
+      await writeFile(aside, body, { flush: true });
+      await rename(aside, path);
+    },
   };
 }
 
@@ -138,6 +147,15 @@ function s3Storage(base: string, client: S3Client): Storage {
       const { body } = await getObjectStream(client, uri(object.key));
       await pipeline(body, createWriteStream(path));
       return path;
+    },
+    async put(key, body, contentType) {
+      try {
+        await client.send(
+          new PutObjectCommand({ Bucket: bucket, Key: `${root}${key}`, Body: body, ContentType: contentType }),
+        );
+      } catch (error) {
+        throw storageError(uri(key), 'PUT', error);
+      }
     },
   };
 }

@@ -39,6 +39,7 @@ const RESERVED_ENV = new Set([
   'LOOPLINE_OUTPUT_URI',
   'LOOPLINE_RESULT_PATH',
   'LOOPLINE_DATASET_URI',
+  'LOOPLINE_DATASET_HASH',
   ...STORAGE_ENV_NAMES,
   ...Object.values(PROGRESS_ENV),
 ]);
@@ -129,6 +130,8 @@ function trainerEnv(
   const output = outputUri(job, attempt);
   if (output) env.push({ name: 'LOOPLINE_OUTPUT_URI', value: output });
   if (job.spec.dataset?.uri) env.push({ name: 'LOOPLINE_DATASET_URI', value: job.spec.dataset.uri });
+  if (job.spec.dataset?.uri && job.spec.dataset.hash)
+    env.push({ name: 'LOOPLINE_DATASET_HASH', value: job.spec.dataset.hash });
   const hpEnv = Object.keys(hp)
     .sort()
     .map((name) => ({ name: hyperparameterEnvName(name), value: hp[name] }));

@@ -40,6 +40,8 @@ export interface TrainerConfig {
   outputUri: string;
   resultPath: string;
   datasetUri?: string;
+  /** LOOPLINE_DATASET_HASH, `sha256:<hex>`: the dataset's bytes must have this hash (the TrainingJob's spec.dataset.hash). */
+  datasetHash?: string;
   rank: number;
   worldSize: number;
   /** LOOPLINE_EPOCH_DELAY_MS: a pause after every epoch, so a demo or test can watch progress; 0 by default. */
@@ -138,9 +140,19 @@ export function readConfig(env: NodeJS.ProcessEnv, cwd: string): TrainerConfig {
     outputUri: outputUriOf(env.LOOPLINE_OUTPUT_URI || pathToFileURL(resolve(cwd, 'out')).href),
     resultPath: env.LOOPLINE_RESULT_PATH || '/dev/termination-log',
     datasetUri: env.LOOPLINE_DATASET_URI || undefined,
+    ...(env.LOOPLINE_DATASET_HASH ? { datasetHash: readDatasetHash(env.LOOPLINE_DATASET_HASH) } : {}),
     ...readRank(env),
     epochDelayMs: readEpochDelay(env.LOOPLINE_EPOCH_DELAY_MS),
   };
+}
+
+function readDatasetHash(raw: string): string {
+  const hash = raw.trim().toLowerCase();
+  if (!/^sha256:[0-9a-f]{64}$/.test(hash))
+    throw new Error(
+      `LOOPLINE_DATASET_HASH="${raw}" is not sha256:<64 hex digits>: this trainer checks sha256 only (spec.dataset.hash)`,
+    );
+  return hash;
 }
 
 function readEpochDelay(raw: string | undefined): number {

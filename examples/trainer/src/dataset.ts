@@ -1,4 +1,5 @@
 // The credit-risk data set: generated deterministically from a seed, or read from CSV (file:// or s3://).
+import { createHash } from 'node:crypto';
 import { normalFrom, permutation, seededRandom } from './random.ts';
 import { readCsvParts } from './storage.ts';
 
@@ -91,8 +92,19 @@ const MISSING = new Set(['', 'na', 'nan', 'null']);
  * every credit-risk feature and the `defaulted` label (other columns are ignored). Empty, NA, NaN or null cells
  * are missing values.
  */
-export async function readCreditRiskCsv(uri: string): Promise<Dataset> {
-  const parts = (await readCsvParts(uri)).map((part) => parseCreditRiskCsv(part.text, part.uri));
+export async function readCreditRiskCsv(uri: string, expectedHash?: string): Promise<Dataset> {
+  const sources = await readCsvParts(uri);
+  if (expectedHash) {
+    // Over the bytes of every part in name order: of a single object, its sha256.
+    const hash = createHash('sha256');
+    for (const part of sources) hash.update(part.text, 'utf8');
+    const actual = `sha256:${hash.digest('hex')}`;
+    if (actual !== expectedHash)
+      throw new Error(
+        `dataset ${uri} has ${actual}, not the ${expectedHash} of spec.dataset.hash: the data changed since it was recorded; point the TrainingJob at the data the hash is of`,
+      );
+  }
+  const parts = sources.map((part) => parseCreditRiskCsv(part.text, part.uri));
   return { features: CREDIT_RISK_FEATURES, x: parts.flatMap((d) => d.x), y: parts.flatMap((d) => d.y) };
 }
 
@@ -107,7 +119,8 @@ export function parseCreditRiskCsv(text: string, source: string): Dataset {
     return c;
   };
   const featureColumns = CREDIT_RISK_FEATURES.map((f) => columnOf(f.name));
-  const labelColumn = columnOf(LABEL);
+  // A snapshot of labelled production rows (docs/ground-truth.md) names its label column `label`.
+  const labelColumn = header.includes(LABEL) || !header.includes('label') ? columnOf(LABEL) : header.indexOf('label');
   const x: number[][] = [];
   const y: number[] = [];
   lines.slice(1).forEach((line, i) => {
@@ -124,7 +137,8 @@ export function parseCreditRiskCsv(text: string, source: string): Dataset {
       }),
     );
     const label = cells[labelColumn];
-    if (label !== '0' && label !== '1') throw new Error(`${source}:${lineNo}: ${LABEL}="${label}" must be 0 or 1`);
+    if (label !== '0' && label !== '1')
+      throw new Error(`${source}:${lineNo}: ${header[labelColumn]}="${label}" must be 0 or 1`);
     y.push(Number(label));
   });
   return { features: CREDIT_RISK_FEATURES, x, y };

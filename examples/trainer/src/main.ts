@@ -86,13 +86,14 @@ async function main(): Promise<void> {
   }
 
   const data = config.datasetUri
-    ? await readCreditRiskCsv(config.datasetUri)
+    ? await readCreditRiskCsv(config.datasetUri, config.datasetHash)
     : generateCreditRisk({ rows: hp.rows, seed: hp.seed, shift: hp.shift });
   const split = splitRows(data.x.length, hp.holdout_fraction, hp.seed);
   const trainRows = shardOf(split.train, rank, worldSize);
   log.info(
     {
       source: config.datasetUri ?? 'generated',
+      ...(config.datasetHash ? { verified: config.datasetHash } : {}),
       rows: data.x.length,
       positives: data.y.reduce((a, b) => a + b, 0),
       trainRows: trainRows.length,

@@ -195,6 +195,32 @@ test("a dataset directory (the examples' dataset.uri) is read as every CSV file 
   assert.is(profile.rows, 1200);
 });
 
+test("a production snapshot (label column `label`) is trained on when its bytes have spec.dataset.hash's sha256", async () => {
+  const csv = toCsv(generateCreditRisk({ rows: 1000, seed: 6, shift: 0 })).replace(/^(.*),defaulted\n/, '$1,label\n');
+  const path = join(defaultRun.dir, 'snapshot.csv');
+  writeFileSync(path, csv);
+  const hash = `sha256:${createHash('sha256').update(csv).digest('hex')}`;
+  const r = await run({ LOOPLINE_DATASET_URI: pathToFileURL(path).href, LOOPLINE_DATASET_HASH: hash });
+  assert.is(r.code, 0, r.stderr + r.stdout);
+  const ready = logLines(r.stdout).find((l) => l.msg === 'dataset ready');
+  assert.is(ready?.verified, hash);
+  assert.is(ready?.rows, 1000);
+});
+
+test('a dataset whose bytes do not have spec.dataset.hash fails before training, naming both hashes', async () => {
+  const csv = toCsv(generateCreditRisk({ rows: 300, seed: 7, shift: 0 }));
+  const path = join(defaultRun.dir, 'changed.csv');
+  writeFileSync(path, csv);
+  const recorded = `sha256:${createHash('sha256').update(`${csv}1,2,3,4,0,1\n`).digest('hex')}`;
+  const r = await run({ LOOPLINE_DATASET_URI: pathToFileURL(path).href, LOOPLINE_DATASET_HASH: recorded });
+  assert.is(r.code, 1);
+  const actual = `sha256:${createHash('sha256').update(csv).digest('hex')}`;
+  assert.match(r.resultText ?? '', `has ${actual}, not the ${recorded} of spec.dataset.hash`);
+  const bad = await run({ LOOPLINE_DATASET_URI: pathToFileURL(path).href, LOOPLINE_DATASET_HASH: 'md5:abc' });
+  assert.is(bad.code, 1);
+  assert.match(bad.resultText ?? '', /LOOPLINE_DATASET_HASH="md5:abc" is not sha256:<64 hex digits>/);
+});
+
 test('invalid input fails with exit 1 and says what was wrong in the termination message', async () => {
   const r = await run({ HP_LEARNING_RATE: 'fast' });
   assert.is(r.code, 1);

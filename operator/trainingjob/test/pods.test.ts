@@ -58,7 +58,7 @@ test("a GPU job's pods get the GPU limit and request, node selector, toleration 
     resources: { gpus: 2, gpuType: 'NVIDIA-A100-SXM4-80GB', cpu: '4', memory: '16Gi' },
     hyperparameters: { learning_rate: '0.1', epochs: '50' },
     output: { uri: 'file:///tmp/out/' },
-    dataset: { uri: 'file:///data/credit.csv' },
+    dataset: { uri: 'file:///data/credit.csv', hash: `sha256:${'ab'.repeat(32)}` },
     nodeSelector: { zone: 'a' },
     tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'ml', effect: 'NoSchedule' }],
     priorityClassName: 'training',
@@ -88,6 +88,7 @@ test("a GPU job's pods get the GPU limit and request, node selector, toleration 
   assert.is(env.LOOPLINE_OUTPUT_URI, 'file:///tmp/out/ml/credit/attempt-1');
   assert.is(env.LOOPLINE_RESULT_PATH, '/dev/termination-log');
   assert.is(env.LOOPLINE_DATASET_URI, 'file:///data/credit.csv');
+  assert.is(env.LOOPLINE_DATASET_HASH, `sha256:${'ab'.repeat(32)}`, 'the trainer checks the dataset against it');
   assert.equal(template.spec.containers[0].env.find((e: any) => e.name === 'RANK').valueFrom, RANK_FROM_INDEX);
   assert.is(env.WORLD_SIZE, '1');
   assert.is(env.MASTER_ADDR, undefined);
