@@ -53,11 +53,29 @@ function pickCategory(logits: number[], uniform: () => number): number {
 }
 
 /**
+ * The log-odds of default of one row (`income, debt_ratio, age, utilization, region`). Concept 0 is the original
+ * rule; concept 1 is a concept shift: the same inputs, another rule (young borrowers with high utilization no longer
+ * default more, older ones with high income do), which no input distribution shows.
+ */
+export function riskLogit(row: readonly number[], concept = 0): number {
+  const [income, debtRatio, age, utilization, region] = row as [number, number, number, number, number];
+  const z = {
+    income: (Math.log(income) - 3.9) / 0.45,
+    debt: (debtRatio - 0.35) / 0.15,
+    age: (age - 42) / 12,
+    utilization: (utilization - 0.4) / 0.25,
+  };
+  if (concept === 1) return -1.3 + 1.1 * z.income + 0.4 * z.debt + 1.2 * z.age - 1.2 * z.utilization;
+  return -1.3 - 0.9 * z.income + 1.3 * z.debt - 0.5 * z.age + 1.4 * z.utilization + REGION_RISK[region]!;
+}
+
+/**
  * A synthetic credit-risk population. `shift` moves every numeric feature by `shift` of its
  * spread and tilts regions towards 3, while the risk function stays the same: covariate drift,
- * so a retrain on shifted data learns the same relationship on moved inputs.
+ * so a retrain on shifted data learns the same relationship on moved inputs. `concept` 1 draws the labels from the
+ * shifted rule of riskLogit instead.
  */
-export function generateCreditRisk(opts: { rows: number; seed: number; shift: number }): Dataset {
+export function generateCreditRisk(opts: { rows: number; seed: number; shift: number; concept?: number }): Dataset {
   const uniform = seededRandom(opts.seed);
   const normal = normalFrom(uniform);
   const { shift } = opts;
@@ -72,15 +90,9 @@ export function generateCreditRisk(opts: { rows: number; seed: number; shift: nu
       REGION_BASE_LOGITS.map((l, k) => l + shift * REGION_SHIFT_TILT[k]),
       uniform,
     );
-    const riskLogit =
-      -1.3 -
-      0.9 * ((Math.log(income) - 3.9) / 0.45) +
-      1.3 * ((debtRatio - 0.35) / 0.15) -
-      0.5 * ((age - 42) / 12) +
-      1.4 * ((utilization - 0.4) / 0.25) +
-      REGION_RISK[region];
-    x.push([income, debtRatio, age, utilization, region]);
-    y.push(uniform() < 1 / (1 + Math.exp(-riskLogit)) ? 1 : 0);
+    const row = [income, debtRatio, age, utilization, region];
+    x.push(row);
+    y.push(uniform() < 1 / (1 + Math.exp(-riskLogit(row, opts.concept ?? 0))) ? 1 : 0);
   }
   return { features: CREDIT_RISK_FEATURES, x, y };
 }
