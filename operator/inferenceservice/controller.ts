@@ -35,6 +35,7 @@ import {
   type ServingConfig,
 } from './desired.ts';
 import { driftOfVersion, planRetrain } from './drift.ts';
+import { planQualityRetrain, snapshotCondition } from './quality-retrain.ts';
 import type { BatchScoringStatus } from '../api/types.ts';
 import type { InferenceService, InferenceServiceStatus, ServedModel, VersionSelector } from './resource.ts';
 import { routerFor, routers } from './router/index.ts';
@@ -322,7 +323,15 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     const desired = [
       ...desiredObjects(isvc, serving, options.serving),
       ...batch.cronJobs,
-      ...(evaluatesQuality(isvc) ? [qualityCronJob(isvc, options.serving ?? {})] : []),
+      ...(evaluatesQuality(isvc)
+        ? [
+            qualityCronJob(
+              isvc,
+              options.serving ?? {},
+              snapshotCondition(isvc, { version: stableServed.spec.version, metrics: stableServed.spec.metrics }),
+            ),
+          ]
+        : []),
     ];
     const router = routerFor(isvc.spec.traffic);
     // Without the CRDs of its main kinds a provider's routes are not written at all; without GRPCRoute only the
@@ -365,8 +374,12 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     if (status.drift && !drift) await ctx.patchStatus(isvc, { drift: null });
 
     // The closed loop: drift recorded in status (by the NATS consumer) may start a retrain.
+    // The closed loop on quality: an evaluation below spec.retrain.onQualityDrop's bound, with its snapshot.
     let lastRetrain = status.lastRetrain;
-    const retrain = planRetrain(isvc, at, servingVersion);
+    const onDrift = planRetrain(isvc, at, servingVersion);
+    const retrain = onDrift.create
+      ? onDrift
+      : planQualityRetrain(isvc, at, { version: servingVersion, metrics: stableServed.spec.metrics });
     if (retrain.create) {
       const { created } = await ctx.create(retrain.job);
       lastRetrain = retrain.lastRetrain;

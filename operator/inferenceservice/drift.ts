@@ -106,15 +106,42 @@ export function planRetrain(isvc: InferenceService, now: Date, servingVersion: n
   if (!drift?.drifted || !drift.lastEventId) return { create: false, reason: 'not drifted' };
   if (last?.eventId === drift.lastEventId)
     return { create: false, reason: `already retrained for event ${drift.lastEventId} (${last.trainingJob})` };
-  const cooldownMs = durationOr('spec.retrain.cooldown', retrain.cooldown, DEFAULT_COOLDOWN_MS);
-  if (last?.time) {
-    const readyAt = Date.parse(last.time) + cooldownMs;
-    if (now.getTime() < readyAt)
-      return { create: false, reason: `cooldown until ${new Date(readyAt).toISOString()} after ${last.trainingJob}` };
-  }
+  const cooling = cooldownReason(isvc, now);
+  if (cooling) return { create: false, reason: cooling };
   const name = retrainJobName(isvc, drift.lastEventId);
-  const template = retrain.template;
-  const job: DesiredObject = {
+  const job = retrainJob(
+    isvc,
+    name,
+    `drift event ${drift.lastEventId} (score ${drift.score}; drifted: ${(drift.driftedFeatures ?? []).join(', ') || 'none'})`,
+  );
+  return {
+    create: true,
+    job,
+    lastRetrain: { trainingJob: name, eventId: drift.lastEventId, time: now.toISOString(), trigger: 'Drift' },
+    reason: `drift score ${drift.score} (features: ${(drift.driftedFeatures ?? []).join(', ') || 'none'}) from event ${drift.lastEventId}`,
+  };
+}
+
+/** Whether the last retrain's cooldown still runs at `now`: the reason to wait, or undefined. */
+export function cooldownReason(isvc: InferenceService, now: Date): string | undefined {
+  const last = isvc.status?.lastRetrain;
+  const cooldownMs = durationOr('spec.retrain.cooldown', isvc.spec.retrain?.cooldown, DEFAULT_COOLDOWN_MS);
+  if (!last?.time) return undefined;
+  const readyAt = Date.parse(last.time) + cooldownMs;
+  return now.getTime() < readyAt
+    ? `cooldown until ${new Date(readyAt).toISOString()} after ${last.trainingJob}`
+    : undefined;
+}
+
+/** The retraining TrainingJob from spec.retrain.template, named `name`, its trigger annotated; `spec` overrides. */
+export function retrainJob(
+  isvc: InferenceService,
+  name: string,
+  trigger: string,
+  spec: Record<string, unknown> = {},
+): DesiredObject {
+  const template = isvc.spec.retrain!.template!;
+  return {
     apiVersion: 'loopline.dev/v1alpha1',
     kind: 'TrainingJob',
     metadata: {
@@ -127,20 +154,10 @@ export function planRetrain(isvc: InferenceService, now: Date, servingVersion: n
       },
       annotations: {
         ...template.metadata?.annotations,
-        [TRIGGER_ANNOTATION]:
-          `drift event ${drift.lastEventId} (score ${drift.score}; drifted: ${(drift.driftedFeatures ?? []).join(', ') || 'none'})`.slice(
-            0,
-            512,
-          ),
+        [TRIGGER_ANNOTATION]: trigger.slice(0, 512),
       },
       ownerReferences: [{ ...ownerReference(isvc), controller: false, blockOwnerDeletion: false }],
     },
-    spec: { ...template.spec, model: isvc.spec.model },
-  };
-  return {
-    create: true,
-    job,
-    lastRetrain: { trainingJob: name, eventId: drift.lastEventId, time: now.toISOString() },
-    reason: `drift score ${drift.score} (features: ${(drift.driftedFeatures ?? []).join(', ') || 'none'}) from event ${drift.lastEventId}`,
+    spec: { ...template.spec, ...spec, model: isvc.spec.model },
   };
 }

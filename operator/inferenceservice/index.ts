@@ -85,7 +85,10 @@ export function qualityEventHandler(engine: Pick<Engine, 'api' | 'writer'>): Eve
       throw new MalformedEventError((error as Error).message);
     }
     if (!update) return;
-    await engine.writer.patchStatus(isvc, { quality: update.quality });
+    // A merge patch: an evaluation without a snapshot must remove the previous one, or a retrain could take it as its.
+    await engine.writer.patchStatus(isvc, {
+      quality: { ...update.quality, snapshot: update.quality.snapshot ?? null },
+    });
     for (const notice of update.notices) await engine.writer.event(isvc, notice.type, notice.reason, notice.message);
   };
 }

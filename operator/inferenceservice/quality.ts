@@ -18,6 +18,7 @@ import {
   restrictedPodSecurity,
   type ServingConfig,
 } from './desired.ts';
+import type { DropCondition } from '../quality/snapshot.ts';
 import type { InferenceService } from './resource.ts';
 
 /** The operator's own image: the quality evaluator (`operator/main.js evaluate`) ships in it. */
@@ -39,7 +40,7 @@ export function qualityCronJobName(isvc: InferenceService): string {
  * operator's NATS; it needs no Kubernetes API access. Its pods carry no InferenceService label, so no Service
  * or PDB of the predictors ever selects them. One run at a time: a slow evaluation is not stacked on.
  */
-export function qualityCronJob(isvc: InferenceService, config: ServingConfig): DesiredObject {
+export function qualityCronJob(isvc: InferenceService, config: ServingConfig, snapshot?: DropCondition): DesiredObject {
   const quality = isvc.spec.quality ?? {};
   const cpu = String(quality.resources?.cpu ?? '500m');
   const memory = String(quality.resources?.memory ?? '1Gi');
@@ -59,6 +60,19 @@ export function qualityCronJob(isvc: InferenceService, config: ServingConfig): D
     String(quality.threshold ?? 0.5),
     '--memory-limit',
     `${engineMiB}MiB`,
+    // spec.retrain.onQualityDrop: the labelled rows are written for a retrain when the stable version is below it.
+    ...(snapshot
+      ? [
+          '--snapshot-version',
+          String(snapshot.version),
+          '--snapshot-metric',
+          snapshot.metric,
+          '--snapshot-below',
+          String(snapshot.below),
+          '--snapshot-min-labels',
+          String(snapshot.minLabels),
+        ]
+      : []),
   ];
   const env: Array<Record<string, unknown>> = [
     ...(config.natsUrl ? [{ name: 'NATS_URL', value: config.natsUrl }] : []),
@@ -221,6 +235,7 @@ export function nextQualityStatus(previous: QualityStatus | undefined, event: Cl
         duration: data.window.duration,
       },
       versions: versions.map(entry),
+      ...(data.snapshot ? { snapshot: data.snapshot } : {}),
     },
     notices: versions.flatMap((v) => noticesFor(data, before.get(v.version), v)),
   };

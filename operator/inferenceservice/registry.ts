@@ -17,6 +17,8 @@ export type ModelVersionObject = KubeObject & {
     artifact: { uri: string; digest: string };
     signature?: unknown;
     referenceProfile?: { uri: string; digest?: string };
+    /** Metrics of the training run (e.g. auc, accuracy on its held-out rows). */
+    metrics?: Record<string, number | string>;
     stage?: string;
     aliases?: string[];
   };

@@ -224,7 +224,7 @@ test('the retrain TrainingJob comes from the template, names its trigger and is 
   assert.is(job.metadata.labels.team, 'risk');
   assert.match(job.metadata.annotations[TRIGGER_ANNOTATION], /drift event evt-1/);
   assert.is(job.metadata.ownerReferences[0].controller, false);
-  assert.equal(plan.lastRetrain, { trainingJob: job.metadata.name, eventId: 'evt-1', time: iso(0) });
+  assert.equal(plan.lastRetrain, { trainingJob: job.metadata.name, eventId: 'evt-1', time: iso(0), trigger: 'Drift' });
 });
 
 test('duplicate events name the same job; different events different jobs', () => {
