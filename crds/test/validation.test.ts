@@ -213,6 +213,64 @@ const invalidCreates: Row[] = [
     /spec.drift.enabled/,
   ],
   [
+    'retrain on a quality drop without a bound',
+    'InferenceService',
+    (o) => {
+      o.spec.logging = { enabled: true, uri: 's3://gt/credit' };
+      o.spec.retrain.onQualityDrop = { metric: 'auc' };
+    },
+    'spec.retrain.onQualityDrop',
+    /needs a bound: set below, maxDropFromTraining, or both/,
+  ],
+  [
+    'retrain on a quality drop without logged predictions',
+    'InferenceService',
+    (o) => (o.spec.retrain.onQualityDrop = { metric: 'auc', below: 0.7 }),
+    'spec.retrain.onQualityDrop',
+    /needs live quality: set spec.logging.enabled/,
+  ],
+  [
+    'retrain on a quality drop with quality evaluation off',
+    'InferenceService',
+    (o) => {
+      o.spec.logging = { enabled: true, uri: 's3://gt/credit' };
+      o.spec.quality = { enabled: false };
+      o.spec.retrain.onQualityDrop = { metric: 'auc', below: 0.7 };
+    },
+    'spec.retrain.onQualityDrop',
+    /leave spec.quality enabled/,
+  ],
+  [
+    'retrain on a drop of log loss (lower is better)',
+    'InferenceService',
+    (o) => {
+      o.spec.logging = { enabled: true, uri: 's3://gt/credit' };
+      o.spec.retrain.onQualityDrop = { metric: 'logLoss', below: 0.7 };
+    },
+    'spec.retrain.onQualityDrop.metric',
+    /Unsupported value/,
+  ],
+  [
+    'a quality bound above 1',
+    'InferenceService',
+    (o) => {
+      o.spec.logging = { enabled: true, uri: 's3://gt/credit' };
+      o.spec.retrain.onQualityDrop = { metric: 'auc', maxDropFromTraining: 1.5 };
+    },
+    'spec.retrain.onQualityDrop.maxDropFromTraining',
+    /less than or equal to 1/,
+  ],
+  [
+    'retrain on a quality drop without a template',
+    'InferenceService',
+    (o) => {
+      o.spec.logging = { enabled: true, uri: 's3://gt/credit' };
+      o.spec.retrain = { onQualityDrop: { metric: 'auc', below: 0.7 } };
+    },
+    'spec.retrain.template',
+    /onQualityDrop needs spec.retrain.template/,
+  ],
+  [
     'a retrain template for another model',
     'InferenceService',
     (o) => (o.spec.retrain.template.spec.model = 'fraud'),
@@ -585,6 +643,20 @@ test('an InferenceService scoring nightly into PostgreSQL and weekly into S3 is 
     [created.spec.batch[1].batchSize, created.spec.batch[1].activeDeadlineSeconds, created.spec.batch[1].suspend],
     [1024, 3600, false],
   );
+});
+
+test('an InferenceService retraining on a quality drop is accepted, minLabels defaulting to 100', async () => {
+  const isvc = example('InferenceService');
+  isvc.spec.logging = { enabled: true, uri: 's3://loopline/ground-truth' };
+  isvc.spec.retrain.onQualityDrop = { metric: 'auc', below: 0.7, maxDropFromTraining: 0.05 };
+  isvc.metadata.name = `${isvc.metadata.name}-quality-retrain`;
+  const created = await objects.create('InferenceService', isvc, true);
+  assert.equal(created.spec.retrain.onQualityDrop, {
+    metric: 'auc',
+    below: 0.7,
+    maxDropFromTraining: 0.05,
+    minLabels: 100,
+  });
 });
 
 test('an InferenceService logging to S3 gets the quality defaults: every 5 minutes, the last hour, threshold 0.5', async () => {
