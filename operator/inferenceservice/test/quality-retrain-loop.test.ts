@@ -28,7 +28,7 @@ import { requireS3 } from '../../../test/support/s3.ts';
 import { REPO_ROOT } from '../../../test/support/operator-harness.ts';
 import { qualityMetrics } from '../../../server/src/quality/metrics.ts';
 import { parseS3Uri } from '../../api/object-storage.ts';
-import { kinds, KubeApi, type Engine, type KubeObject } from '../../engine/index.ts';
+import { kinds, KubeApi, type Engine } from '../../engine/index.ts';
 import { qualitySubject } from '../../events/quality-event.ts';
 import { STREAM_NAME } from '../../events/stream.ts';
 import { createOperator } from '../../main.ts';
