@@ -1107,8 +1107,8 @@ export interface InferenceServiceRetrain {
    */
   onQualityDrop?: InferenceServiceRetrainOnQualityDrop;
   /**
-   * Least time between two retrains, as a Go duration (e.g. 1h); drift events inside it are recorded but
-   * start nothing.
+   * Least time between two retrains, on drift or on a quality drop, as a Go duration (e.g. 1h); events
+   * inside it are recorded but start nothing.
    *
    * @default "1h"
    */
