@@ -379,8 +379,11 @@ it("trainer image, as the operator runs a TrainingJob's pod (restricted pod secu
   job.metadata.namespace = 'images';
   // This machine has two cores and no GPU: the example's 4 CPUs, 16 GiB and one A100 do not fit it.
   job.spec.resources = { cpu: '1', memory: '1Gi' };
-  await s3.put('trainer/datasets/credit-risk/part-0.csv', toCsv(generateCreditRisk({ rows: 2000, seed: 7, shift: 0 })));
+  const csv = toCsv(generateCreditRisk({ rows: 2000, seed: 7, shift: 0 }));
+  await s3.put('trainer/datasets/credit-risk/part-0.csv', csv);
   job.spec.dataset.uri = s3.uri('trainer/datasets/credit-risk/');
+  // The trainer checks the data it reads against the recorded hash (LOOPLINE_DATASET_HASH).
+  job.spec.dataset.hash = `sha256:${createHash('sha256').update(csv).digest('hex')}`;
   job.spec.output.uri = s3.uri('trainer/models/credit-risk/');
   const name = `loopline-trainer-${process.pid}`;
   const sandbox = await sandboxFor(name);

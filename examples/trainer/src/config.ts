@@ -140,18 +140,20 @@ export function readConfig(env: NodeJS.ProcessEnv, cwd: string): TrainerConfig {
     outputUri: outputUriOf(env.LOOPLINE_OUTPUT_URI || pathToFileURL(resolve(cwd, 'out')).href),
     resultPath: env.LOOPLINE_RESULT_PATH || '/dev/termination-log',
     datasetUri: env.LOOPLINE_DATASET_URI || undefined,
-    ...(env.LOOPLINE_DATASET_HASH ? { datasetHash: readDatasetHash(env.LOOPLINE_DATASET_HASH) } : {}),
+    ...(env.LOOPLINE_DATASET_HASH && readDatasetHash(env.LOOPLINE_DATASET_HASH)
+      ? { datasetHash: readDatasetHash(env.LOOPLINE_DATASET_HASH) }
+      : {}),
     ...readRank(env),
     epochDelayMs: readEpochDelay(env.LOOPLINE_EPOCH_DELAY_MS),
   };
 }
 
-function readDatasetHash(raw: string): string {
+/** A sha256 to check; another algorithm (a DVC md5, say) is recorded in lineage but not checked here. */
+function readDatasetHash(raw: string): string | undefined {
   const hash = raw.trim().toLowerCase();
+  if (!hash.startsWith('sha256:')) return undefined;
   if (!/^sha256:[0-9a-f]{64}$/.test(hash))
-    throw new Error(
-      `LOOPLINE_DATASET_HASH="${raw}" is not sha256:<64 hex digits>: this trainer checks sha256 only (spec.dataset.hash)`,
-    );
+    throw new Error(`LOOPLINE_DATASET_HASH="${raw}" is not sha256:<64 hex digits> (spec.dataset.hash)`);
   return hash;
 }
 

@@ -216,9 +216,14 @@ test('a dataset whose bytes do not have spec.dataset.hash fails before training,
   assert.is(r.code, 1);
   const actual = `sha256:${createHash('sha256').update(csv).digest('hex')}`;
   assert.match(r.resultText ?? '', `has ${actual}, not the ${recorded} of spec.dataset.hash`);
-  const bad = await run({ LOOPLINE_DATASET_URI: pathToFileURL(path).href, LOOPLINE_DATASET_HASH: 'md5:abc' });
+  const bad = await run({ LOOPLINE_DATASET_URI: pathToFileURL(path).href, LOOPLINE_DATASET_HASH: 'sha256:abc' });
   assert.is(bad.code, 1);
-  assert.match(bad.resultText ?? '', /LOOPLINE_DATASET_HASH="md5:abc" is not sha256:<64 hex digits>/);
+  assert.match(bad.resultText ?? '', /LOOPLINE_DATASET_HASH="sha256:abc" is not sha256:<64 hex digits>/);
+  const other = await run({
+    LOOPLINE_DATASET_URI: pathToFileURL(path).href,
+    LOOPLINE_DATASET_HASH: 'md5:abcdef0123456789',
+  });
+  assert.is(other.code, 0, 'a hash of another algorithm is lineage only, not checked');
 });
 
 test('invalid input fails with exit 1 and says what was wrong in the termination message', async () => {
