@@ -15,6 +15,14 @@ type Mutation = (object: Record<string, any>) => void;
 /** [what, kind, mutation of the example, field the message must name, optional further text the message must contain] */
 type Row = [string, LooplineKind, Mutation, string, RegExp?];
 
+/** Logs predictions and gates the rollout on their quality, with `change` applied to the gate (undefined removes). */
+function withQualityGate(o: Record<string, any>, change: Record<string, unknown>): void {
+  o.spec.logging = { enabled: true, uri: 's3://loopline/ground-truth' };
+  const gate: Record<string, unknown> = { metric: 'auc', maxDrop: 0.02, minLabels: 200, confidence: 0.95, ...change };
+  for (const [key, value] of Object.entries(gate)) if (value === undefined) delete gate[key];
+  o.spec.rollout.analysis.quality = gate;
+}
+
 const invalidCreates: Row[] = [
   // TrainingJob
   ['workers 0', 'TrainingJob', (o) => (o.spec.workers = 0), 'spec.workers', /greater than or equal to 1/],
@@ -177,6 +185,58 @@ const invalidCreates: Row[] = [
     'InferenceService',
     (o) => (o.spec.rollout.analysis.maxErrorRate = 2),
     'spec.rollout.analysis.maxErrorRate',
+  ],
+  [
+    'a quality gate without logged predictions',
+    'InferenceService',
+    (o) => (o.spec.rollout.analysis.quality = { metric: 'auc', maxDrop: 0.02 }),
+    'spec.rollout.analysis.quality',
+    /set spec.logging.enabled/,
+  ],
+  [
+    'a quality gate on metric logLoss',
+    'InferenceService',
+    (o) => withQualityGate(o, { metric: 'logLoss' }),
+    'spec.rollout.analysis.quality.metric',
+    /Unsupported value/,
+  ],
+  [
+    'a quality gate without maxDrop',
+    'InferenceService',
+    (o) => withQualityGate(o, { maxDrop: undefined }),
+    'spec.rollout.analysis.quality.maxDrop',
+    /Required value/,
+  ],
+  [
+    'a quality gate maxDrop of 1.5',
+    'InferenceService',
+    (o) => withQualityGate(o, { maxDrop: 1.5 }),
+    'spec.rollout.analysis.quality.maxDrop',
+  ],
+  [
+    'a quality gate confidence of 1',
+    'InferenceService',
+    (o) => withQualityGate(o, { confidence: 1 }),
+    'spec.rollout.analysis.quality.confidence',
+  ],
+  [
+    'a quality gate confidence of 0.3',
+    'InferenceService',
+    (o) => withQualityGate(o, { confidence: 0.3 }),
+    'spec.rollout.analysis.quality.confidence',
+  ],
+  [
+    'a quality gate on 5 labels',
+    'InferenceService',
+    (o) => withQualityGate(o, { minLabels: 5 }),
+    'spec.rollout.analysis.quality.minLabels',
+  ],
+  [
+    'a quality gate with spec.quality disabled',
+    'InferenceService',
+    (o) => (withQualityGate(o, {}), (o.spec.quality = { enabled: false })),
+    'spec.rollout.analysis.quality',
+    /leave spec.quality enabled/,
   ],
   [
     'a traffic provider nginx',
@@ -606,6 +666,19 @@ test('a ModelVersion registered without signature and metrics may have them set 
       () => assert.unreachable('metrics changed after being set'),
       expectRefusal('changing metrics set later', 'spec.metrics', /immutable/),
     );
+});
+
+test('a quality gate on logged predictions is accepted with its defaults filled in', async () => {
+  const isvc = example('InferenceService');
+  isvc.metadata.name = 'credit-risk-quality-gate';
+  withQualityGate(isvc, { metric: undefined, minLabels: undefined, confidence: undefined });
+  const created = await objects.create('InferenceService', isvc, true);
+  assert.equal(created.spec.rollout.analysis.quality, {
+    metric: 'auc',
+    maxDrop: 0.02,
+    minLabels: 200,
+    confidence: 0.95,
+  });
 });
 
 test('a TrainingJob with several workers, tolerations and a Kueue queue is accepted', async () => {

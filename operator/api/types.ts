@@ -741,6 +741,46 @@ export interface InferenceServiceRolloutAnalysis {
    * @default 2
    */
   failureLimit?: number;
+  /**
+   * Judge the canary on its labelled predictions too (docs/ground-truth.md): at each step the evaluator
+   * compares canary and stable on the predictions both answered since the canary started, with a
+   * one-sided test (DeLong's for auc, a two-proportion z-test for accuracy and errorRate). Fewer than
+   * minLabels labels on either side holds the step; a canary worse than stable by more than maxDrop at
+   * the given confidence fails the check. Needs spec.logging.
+   */
+  quality?: InferenceServiceRolloutAnalysisQuality;
+}
+
+/**
+ * Judge the canary on its labelled predictions too (docs/ground-truth.md): at each step the evaluator
+ * compares canary and stable on the predictions both answered since the canary started, with a
+ * one-sided test (DeLong's for auc, a two-proportion z-test for accuracy and errorRate). Fewer than
+ * minLabels labels on either side holds the step; a canary worse than stable by more than maxDrop at
+ * the given confidence fails the check. Needs spec.logging.
+ */
+export interface InferenceServiceRolloutAnalysisQuality {
+  /**
+   * What is compared; auc and accuracy must not drop, errorRate (1 - accuracy) must not rise, by more
+   * than maxDrop.
+   *
+   * @default "auc"
+   */
+  metric?: 'auc' | 'accuracy' | 'errorRate';
+  /** How much worse than stable the canary may be, in the metric's own units (e.g. 0.02 AUC). */
+  maxDrop: number;
+  /**
+   * Labelled predictions each of canary and stable needs before the test is made; fewer means wait.
+   *
+   * @default 200
+   */
+  minLabels?: number;
+  /**
+   * How sure the test must be that the canary is worse by more than maxDrop before failing it (p below 1
+   * - confidence).
+   *
+   * @default 0.95
+   */
+  confidence?: number;
 }
 
 /**
@@ -1180,6 +1220,11 @@ export interface InferenceServiceStatus {
   stableVersion?: number;
   /** Version number under canary; unset when there is none. */
   canaryVersion?: number;
+  /**
+   * When the running canary's rollout started; its quality is compared with stable's on the predictions
+   * since.
+   */
+  canaryStartedAt?: string;
   /** Percent of traffic sent to the canary. */
   canaryWeight?: number;
   /**
@@ -1230,6 +1275,26 @@ export interface InferenceServiceAnalysisStatus {
    * again every few seconds).
    */
   message?: string;
+  /** The latest quality check of the canary against stable (spec.rollout.analysis.quality). */
+  quality?: InferenceServiceAnalysisQualityStatus;
+}
+
+/** The latest quality check of the canary against stable (spec.rollout.analysis.quality). */
+export interface InferenceServiceAnalysisQualityStatus {
+  /** The metric compared. */
+  metric?: string;
+  /** Worse (the check failed), NotWorse (it passed) or Insufficient (too few labels; the step waits). */
+  verdict?: 'Worse' | 'NotWorse' | 'Insufficient';
+  /** The canary's value of the metric. */
+  canary?: number;
+  /** Stable's value of the metric. */
+  stable?: number;
+  /** Labelled canary predictions compared. */
+  canaryLabels?: number;
+  /** Labelled stable predictions compared. */
+  stableLabels?: number;
+  /** One-sided p-value of "the canary is worse than stable by more than maxDrop". */
+  pValue?: number;
 }
 
 /** The latest drift summary. */
@@ -1266,6 +1331,11 @@ export interface InferenceServiceQualityStatus {
   snapshot?: InferenceServiceQualitySnapshotStatus;
   /** One entry per version with logged predictions in the window. */
   versions?: VersionQualityStatus[];
+  /**
+   * Canary and stable on the predictions each answered since the canary started (the evaluator runs with
+   * --canary and --stable during a rollout); spec.rollout.analysis.quality tests these.
+   */
+  comparison?: InferenceServiceQualityComparisonStatus;
 }
 
 /** The predictions it covered. */
@@ -1321,6 +1391,55 @@ export interface VersionQualityStatus {
   recall?: number | null;
   /** Expected calibration error over 10 equal-width score bins. */
   calibrationError?: number | null;
+}
+
+/**
+ * Canary and stable on the predictions each answered since the canary started (the evaluator runs with
+ * --canary and --stable during a rollout); spec.rollout.analysis.quality tests these.
+ */
+export interface InferenceServiceQualityComparisonStatus {
+  /** The canary's version. */
+  canaryVersion?: number;
+  /** Stable's version. */
+  stableVersion?: number;
+  /** Predictions answered after this count (the canary's start). */
+  since?: string;
+  /** Predictions answered up to this, with the labels recorded by then. */
+  end?: string;
+  /** Decision threshold behind correct. */
+  threshold?: number;
+  /** What the test needs of the canary's labelled predictions in that window. */
+  canary?: InferenceServiceQualityComparisonCanaryStatus;
+  /** What the test needs of the stable version's labelled predictions in that window. */
+  stable?: InferenceServiceQualityComparisonStableStatus;
+}
+
+/** What the test needs of the canary's labelled predictions in that window. */
+export interface InferenceServiceQualityComparisonCanaryStatus {
+  /** Labelled predictions. */
+  count?: number;
+  /** Of them, those labelled 1. */
+  positives?: number;
+  /** Of them, those whose decision at the threshold matches the label. */
+  correct?: number;
+  /** Area under the ROC curve; unset with fewer than two labels of either class. */
+  auc?: number | null;
+  /** DeLong's variance of that AUC. */
+  aucVariance?: number | null;
+}
+
+/** What the test needs of the stable version's labelled predictions in that window. */
+export interface InferenceServiceQualityComparisonStableStatus {
+  /** Labelled predictions. */
+  count?: number;
+  /** Of them, those labelled 1. */
+  positives?: number;
+  /** Of them, those whose decision at the threshold matches the label. */
+  correct?: number;
+  /** Area under the ROC curve; unset with fewer than two labels of either class. */
+  auc?: number | null;
+  /** DeLong's variance of that AUC. */
+  aucVariance?: number | null;
 }
 
 /** The latest retrain this service started. */

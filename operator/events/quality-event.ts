@@ -4,6 +4,7 @@
  * (operator/quality) publishes it, the operator's consumer records it in status; both use what is here.
  */
 import { QUALITY_EVENT_TYPE, qualitySubject, qualitySubjects } from '../api/contracts.ts';
+import type { ComparisonSide } from '../../server/src/quality/compare.ts';
 import { cloudEvent, objectSource, type CloudEvent } from './cloudevents.ts';
 
 export { QUALITY_EVENT_TYPE, qualitySubject };
@@ -55,6 +56,19 @@ export interface QualityWindow {
   duration: string;
 }
 
+/**
+ * During a rollout: the canary and stable on the predictions each answered since the canary started (after
+ * `since`, up to the window's end), as the one-sided tests of server/src/quality/compare.ts need them.
+ */
+export interface QualityComparisonData {
+  canaryVersion: number;
+  stableVersion: number;
+  since: string;
+  threshold: number;
+  canary: ComparisonSide;
+  stable: ComparisonSide;
+}
+
 export interface QualityEventData {
   namespace: string;
   inferenceService: string;
@@ -63,6 +77,8 @@ export interface QualityEventData {
   versions: VersionQuality[];
   /** The window's labelled rows, written when the evaluation was asked for one and its condition held (a retrain's dataset). */
   snapshot?: QualitySnapshot;
+  /** When the evaluator was asked to compare a canary with stable (--canary, --stable, --since). */
+  comparison?: QualityComparisonData;
 }
 
 /** A snapshot of labelled production rows: CSV with the input features by name and `label`. */
@@ -115,6 +131,23 @@ export function qualityEventData(event: CloudEvent): QualityEventData {
     if (typeof snapshot.uri !== 'string' || snapshot.uri === '') throw fail('snapshot.uri');
     if (typeof snapshot.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(snapshot.sha256)) throw fail('snapshot.sha256');
     if (!isCount(snapshot.rows)) throw fail('snapshot.rows');
+  }
+  const comparison = data.comparison;
+  if (comparison !== undefined) {
+    if (!comparison || typeof comparison !== 'object') throw fail('comparison');
+    for (const field of ['canaryVersion', 'stableVersion'] as const)
+      if (!Number.isInteger(comparison[field]) || comparison[field] < 1) throw fail(`comparison.${field}`);
+    if (typeof comparison.since !== 'string' || Number.isNaN(Date.parse(comparison.since)))
+      throw fail('comparison.since');
+    if (typeof comparison.threshold !== 'number') throw fail('comparison.threshold');
+    for (const side of ['canary', 'stable'] as const) {
+      const entry = comparison[side];
+      if (!entry || typeof entry !== 'object') throw fail(`comparison.${side}`);
+      for (const field of ['count', 'positives', 'correct'] as const)
+        if (!isCount(entry[field])) throw fail(`comparison.${side}.${field}`);
+      for (const field of ['auc', 'aucVariance'] as const)
+        if (!isMetric(entry[field])) throw fail(`comparison.${side}.${field}`);
+    }
   }
   return data as QualityEventData;
 }

@@ -5,6 +5,8 @@
 import type {
   BatchScoring,
   BatchScoringStatus,
+  InferenceServiceAnalysisQualityStatus,
+  InferenceServiceRolloutAnalysisQuality,
   InferenceServiceQuality,
   InferenceServiceQualityStatus,
   InferenceServiceRetrainOnQualityDrop,
@@ -23,6 +25,7 @@ export interface AnalysisSpec {
   maxLatencyP99Ms?: number;
   minRequests?: number;
   failureLimit?: number;
+  quality?: InferenceServiceRolloutAnalysisQuality;
 }
 
 export interface RolloutSpec {
@@ -146,6 +149,7 @@ export interface AnalysisStatus {
   latencyP99Ms?: number;
   /** `Passed: ...` or `Failed: ...` with the numbers, or `Inconclusive: ...` with why no numbers came. */
   message?: string;
+  quality?: InferenceServiceAnalysisQualityStatus;
 }
 
 export interface DriftStatus {
@@ -169,6 +173,7 @@ export interface InferenceServiceStatus {
   url?: string;
   stableVersion?: number;
   canaryVersion?: number;
+  canaryStartedAt?: string;
   canaryWeight?: number;
   phase?: Phase;
   currentStep?: number;

@@ -4,6 +4,7 @@
  * measure each version (join.ts), publish the result as a quality event on NATS, and print it.
  *   node operator/main.js evaluate --namespace N --service S --uri s3://bucket/prefix [--window 1h|all] [--threshold 0.5]
  *                                    [--end <RFC 3339>] [--calibration-bins 10] [--memory-limit 1GB]
+ *                                    [--canary V --stable V --since <RFC 3339>]
  * Environment: the storage variables (operator/api/storage-env.ts), NATS_URL and NATS_CREDS_FILE; without
  * NATS_URL the result is only printed.
  */
@@ -19,7 +20,7 @@ import type { CloudEvent } from '../events/cloudevents.ts';
 import { connectNats } from '../events/connect.ts';
 import { qualityCloudEvent, qualitySubject, type QualityEventData } from '../events/quality-event.ts';
 import { parseDuration } from '../api/contracts.ts';
-import { evaluateVersions, type SnapshotRequest } from './join.ts';
+import { evaluate, type SnapshotRequest } from './join.ts';
 import { DROP_METRICS, dropped, snapshotKey, type DropCondition, type DropMetric } from './snapshot.ts';
 import { gatherSources, storageFor } from './sources.ts';
 
@@ -41,6 +42,8 @@ export interface EvaluateOptions {
   env?: Env;
   /** Write a snapshot of the window's labelled rows when this holds (snapshot.ts). */
   snapshotWhen?: DropCondition;
+  /** During a rollout: compare the canary with stable on the predictions each answered after `since`. */
+  compare?: { canary: number; stable: number; since: Date };
 }
 
 /** The window's start in ms, or null for `all`; throws naming --window when it is neither. */
@@ -59,10 +62,11 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
   const storage = storageFor(options.uri, () => s3ClientFromEnv(options.env ?? process.env));
   const dir = await mkdtemp(join(tmpdir(), 'loopline-quality-'));
   try {
+    const sinceMs = options.compare?.since.getTime();
     const sources = await gatherSources(storage, {
       namespace: options.namespace,
       service: options.service,
-      startMs,
+      startMs: sinceMs === undefined || startMs === null ? startMs : Math.min(startMs, sinceMs),
       endMs,
       dir: join(dir, 'objects'),
     });
@@ -70,7 +74,7 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
     const snapshot: SnapshotRequest | undefined = condition
       ? { path: join(dir, 'snapshot.csv'), when: (versions) => dropped(versions, condition) !== undefined }
       : undefined;
-    const versions = await evaluateVersions(sources, {
+    const { versions, comparison } = await evaluate(sources, {
       startMs,
       endMs,
       threshold: options.threshold,
@@ -78,6 +82,9 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
       ...(options.calibrationBins !== undefined ? { calibrationBins: options.calibrationBins } : {}),
       ...(options.memoryLimit ? { memoryLimit: options.memoryLimit } : {}),
       ...(snapshot ? { snapshot } : {}),
+      ...(options.compare
+        ? { compare: { canary: options.compare.canary, stable: options.compare.stable, sinceMs: sinceMs! } }
+        : {}),
     });
     let written: QualityEventData['snapshot'];
     if (snapshot?.rows !== undefined) {
@@ -97,6 +104,17 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
       },
       versions,
       ...(written ? { snapshot: written } : {}),
+      ...(options.compare && comparison
+        ? {
+            comparison: {
+              canaryVersion: options.compare.canary,
+              stableVersion: options.compare.stable,
+              since: options.compare.since.toISOString(),
+              threshold: options.threshold,
+              ...comparison,
+            },
+          }
+        : {}),
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -119,12 +137,15 @@ export const EVALUATE_USAGE = `usage: loopline evaluate --namespace <ns> --servi
                 [--window <duration> | all] [--threshold <0..1>] [--end <RFC 3339 time>]
                 [--calibration-bins <n>] [--memory-limit <e.g. 1GB>]
                 [--snapshot-version <n> --snapshot-metric auc|accuracy --snapshot-below <0..1> [--snapshot-min-labels <n>]]
+                [--canary <version> --stable <version> --since <RFC 3339 time>]
 
 Joins the service's logged predictions with their labels (docs/ground-truth.md) per version over the window
 (default 1h; "all" for every labelled prediction so far), prints the quality and publishes it on
 loopline.quality.<ns>.<service> when NATS_URL is set. With --snapshot-*: when that version's metric is below the
 bound on at least min-labels labels, the window's labelled rows are written as CSV under <uri>/snapshots/ with their
-sha256, named in the event (a retrain's dataset, spec.retrain.onQualityDrop).`;
+sha256, named in the event (a retrain's dataset, spec.retrain.onQualityDrop). With --canary, --stable and --since
+(the operator passes them during a rollout) it also compares the two versions on the predictions each answered since
+then (spec.rollout.analysis.quality).`;
 
 /** The --snapshot-* flags as a condition, or an error naming the flag; undefined when none is given. */
 export function snapshotCondition(values: Record<string, string | boolean | undefined>): DropCondition | undefined {
@@ -172,6 +193,9 @@ export async function runEvaluate(
         'snapshot-metric': { type: 'string' },
         'snapshot-below': { type: 'string' },
         'snapshot-min-labels': { type: 'string' },
+        canary: { type: 'string' },
+        stable: { type: 'string' },
+        since: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -206,6 +230,32 @@ export async function runEvaluate(
     out(`loopline evaluate: ${(error as Error).message}`);
     return 2;
   }
+  const compareFlags = (['canary', 'stable', 'since'] as const).filter((name) => values[name] !== undefined);
+  let compare: EvaluateOptions['compare'];
+  if (compareFlags.length > 0) {
+    if (compareFlags.length < 3) {
+      out(
+        `loopline evaluate: --canary, --stable and --since go together; ${compareFlags.map((f) => `--${f}`).join(', ')} given`,
+      );
+      return 2;
+    }
+    const [canary, stable] = [Number(values.canary), Number(values.stable)];
+    for (const [flag, version] of [
+      ['canary', canary],
+      ['stable', stable],
+    ] as const) {
+      if (!(Number.isInteger(version) && version >= 1)) {
+        out(`loopline evaluate: --${flag} "${values[flag]}" is not a version number (a whole number from 1)`);
+        return 2;
+      }
+    }
+    const since = new Date(values.since!);
+    if (Number.isNaN(since.getTime())) {
+      out(`loopline evaluate: --since "${values.since}" is not a time (RFC 3339, e.g. 2026-12-01T10:00:00Z)`);
+      return 2;
+    }
+    compare = { canary, stable, since };
+  }
   let nc: NatsConnection | undefined;
   try {
     const data = await evaluateQuality({
@@ -219,6 +269,7 @@ export async function runEvaluate(
       ...(end ? { end } : {}),
       ...(bins !== undefined ? { calibrationBins: bins } : {}),
       ...(values['memory-limit'] ? { memoryLimit: values['memory-limit'] } : {}),
+      ...(compare ? { compare } : {}),
     });
     let published: string | undefined;
     if (env.NATS_URL) {

@@ -10,6 +10,7 @@
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { calibrationEdges, LOG_LOSS_EPS, qualityFromSums, type QualitySums } from '../../server/src/quality/metrics.ts';
+import type { ComparisonSide } from '../../server/src/quality/compare.ts';
 import { QUALITY_METRICS, type VersionQuality } from '../events/quality-event.ts';
 import type { EvaluationSources, SourceFile } from './sources.ts';
 
@@ -25,6 +26,8 @@ export interface JoinOptions {
   tempDir?: string;
   /** Also write the window's labelled rows (snapshot.ts) to `path` as CSV, when `when` holds for the evaluation. */
   snapshot?: SnapshotRequest;
+  /** Also compare a canary with stable on the predictions each answered in (sinceMs, endMs] (the rollout so far). */
+  compare?: { canary: number; stable: number; sinceMs: number };
 }
 
 export interface SnapshotRequest {
@@ -75,9 +78,24 @@ interface VersionRow {
   labelled: number;
 }
 
+export interface Evaluation {
+  /** Per version: its quality over the window, ascending by version. */
+  versions: VersionQuality[];
+  /** With options.compare: what the canary test needs of each side (compare.ts, ComparisonSide). */
+  comparison?: { canary: ComparisonSide; stable: ComparisonSide };
+}
+
+const NO_LABELS: ComparisonSide = { count: 0, positives: 0, correct: 0, auc: null, aucVariance: null };
+
 /** Per version: its quality over the window, ascending by version. */
 export async function evaluateVersions(sources: EvaluationSources, options: JoinOptions): Promise<VersionQuality[]> {
-  if (sources.predictions.length === 0) return [];
+  return (await evaluate(sources, options)).versions;
+}
+
+/** The window's quality per version and, with options.compare, the canary's comparison with stable. */
+export async function evaluate(sources: EvaluationSources, options: JoinOptions): Promise<Evaluation> {
+  if (sources.predictions.length === 0)
+    return { versions: [], ...(options.compare ? { comparison: { canary: NO_LABELS, stable: NO_LABELS } } : {}) };
   const edges = calibrationEdges(options.calibrationBins ?? 10);
   // Loaded here, not at the top: the operator's bundle holds this module and must not load DuckDB to reconcile.
   const { DuckDBInstance } = await import('@duckdb/node-api');
@@ -131,7 +149,10 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
           `inference-log parts lack a "${required}" column: they are not in the layout of docs/ground-truth.md`,
         );
     }
-    const after = options.startMs === null ? '' : `AND epoch_ms(p.time) > ${options.startMs}`;
+    // The rows read reach back to the earlier of the window's start and the comparison's.
+    const starts = [options.startMs, options.compare?.sinceMs ?? options.startMs];
+    const earliest = starts.includes(null) ? null : Math.min(...(starts as number[]));
+    const after = earliest === null ? '' : `AND epoch_ms(p.time) > ${earliest}`;
     const inputs = options.snapshot ? inputColumns(predictionColumns) : [];
     if (options.snapshot && inputs.length === 0)
       throw new Error(
@@ -141,17 +162,19 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
       ? `, CAST(p.request_id AS VARCHAR) AS request_id, ${inputs.map((c) => `CAST(p.${sqlName(c)} AS DOUBLE) AS ${sqlName(c)}`).join(', ')}`
       : '';
     await connection.run(`CREATE TABLE joined AS
-      SELECT CAST(p.version AS INTEGER) AS version, CAST(p.model AS VARCHAR) AS model, CAST(p.score AS DOUBLE) AS score, l.label AS label${carried}
+      SELECT CAST(p.version AS INTEGER) AS version, CAST(p.model AS VARCHAR) AS model, CAST(p.score AS DOUBLE) AS score,
+        l.label AS label, epoch_ms(p.time) AS ms${carried}
       FROM ${predictionScan} p LEFT JOIN labels l ON l.request_id = CAST(p.request_id AS VARCHAR)
       WHERE epoch_ms(p.time) <= ${options.endMs} ${after} AND p.version IS NOT NULL`);
+    const inWindow = options.startMs === null || options.startMs === earliest ? '' : `AND ms > ${options.startMs}`;
     await connection.run(`CREATE TABLE labelled AS
       SELECT version, score, CAST(label AS INTEGER) AS label FROM joined
-      WHERE label IN (0, 1) AND score >= 0 AND score <= 1`);
+      WHERE label IN (0, 1) AND score >= 0 AND score <= 1 ${inWindow}`);
 
     const versions = (
       await connection.runAndReadAll(`
       SELECT version, min(model) AS model, CAST(count(*) AS DOUBLE) AS predictions, CAST(count(label) AS DOUBLE) AS labelled
-      FROM joined GROUP BY version ORDER BY version`)
+      FROM joined WHERE true ${inWindow} GROUP BY version ORDER BY version`)
     ).getRowObjectsJS() as unknown as VersionRow[];
 
     const eps = sqlDouble(LOG_LOSS_EPS);
@@ -176,6 +199,9 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
       SELECT version, CAST(sum(positives * mid_rank2) AS DOUBLE) AS rank_sum2 FROM ranked GROUP BY version`)
     ).getRowObjectsJS() as Array<Record<string, number>>;
 
+    const comparison = options.compare
+      ? await comparisonSides(connection, options.compare, options.threshold)
+      : undefined;
     const measured = versions.map((row) => {
       const sums: QualitySums = {
         count: 0,
@@ -218,14 +244,77 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
       // always give the same bytes, so the same sha256.
       const features = inputs.map((c) => `${sqlName(c)} AS ${sqlName(c.slice('input_'.length))}`).join(', ');
       const select = `SELECT ${features}, CAST(label AS INTEGER) AS label FROM joined
-        WHERE label IN (0, 1) AND score >= 0 AND score <= 1 ORDER BY request_id, version`;
+        WHERE label IN (0, 1) AND score >= 0 AND score <= 1 ${inWindow} ORDER BY request_id, version`;
       await connection.run(`COPY (${select}) TO ${sqlString(options.snapshot.path)} (FORMAT csv, HEADER true)`);
       const counted = await connection.runAndReadAll(`SELECT CAST(count(*) AS DOUBLE) AS n FROM (${select})`);
       options.snapshot.rows = Number(counted.getRowObjectsJS()[0]!.n);
     }
-    return measured;
+    return { versions: measured, ...(comparison ? { comparison } : {}) };
   } finally {
     connection.closeSync();
     instance.closeSync();
   }
+}
+
+/**
+ * Canary and stable on their labelled predictions in (sinceMs, endMs]: counts, and each one's AUC with DeLong's
+ * variance from its structural components (per positive, the share of the version's negatives scored below it, ties
+ * half; per negative, the share of positives above), summed per distinct score so that rows never reach JavaScript.
+ * Two passes (mean, then squared deviations), compensated sums: the same numbers as compare.ts's deLongAuc.
+ */
+async function comparisonSides(
+  connection: DuckDBConnection,
+  compare: NonNullable<JoinOptions['compare']>,
+  threshold: number,
+): Promise<{ canary: ComparisonSide; stable: ComparisonSide }> {
+  const rows = (
+    await connection.runAndReadAll(`
+    WITH side AS (
+      SELECT version, score, CAST(label AS INTEGER) AS label FROM joined
+      WHERE version IN (${compare.canary}, ${compare.stable}) AND ms > ${compare.sinceMs}
+        AND label IN (0, 1) AND score >= 0 AND score <= 1),
+    counted AS (
+      SELECT version, CAST(count(*) AS DOUBLE) AS count, CAST(sum(label) AS DOUBLE) AS positives,
+        CAST(sum(CASE WHEN CAST(score >= ${sqlDouble(threshold)} AS INTEGER) = label THEN 1 ELSE 0 END) AS DOUBLE) AS correct
+      FROM side GROUP BY version),
+    ties AS (
+      SELECT version, score, CAST(sum(label) AS DOUBLE) AS pos, CAST(count(*) - sum(label) AS DOUBLE) AS neg
+      FROM side GROUP BY version, score),
+    placed AS (
+      SELECT t.version, t.pos, t.neg, c.positives AS m, c.count - c.positives AS n,
+        (coalesce(sum(t.neg) OVER (PARTITION BY t.version ORDER BY t.score ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) + t.neg / 2)
+          / (c.count - c.positives) AS v10,
+        (coalesce(sum(t.pos) OVER (PARTITION BY t.version ORDER BY t.score ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 0) + t.pos / 2)
+          / c.positives AS v01
+      FROM ties t JOIN counted c USING (version)
+      WHERE c.positives >= 2 AND c.count - c.positives >= 2),
+    means AS (
+      SELECT version, fsum(pos * v10) / min(m) AS auc, fsum(neg * v01) / min(n) AS mean01 FROM placed GROUP BY version),
+    spread AS (
+      SELECT p.version, min(e.auc) AS auc,
+        fsum(p.pos * (p.v10 - e.auc) * (p.v10 - e.auc)) / (min(p.m) - 1) / min(p.m)
+          + fsum(p.neg * (p.v01 - e.mean01) * (p.v01 - e.mean01)) / (min(p.n) - 1) / min(p.n) AS variance
+      FROM placed p JOIN means e USING (version) GROUP BY p.version)
+    SELECT c.version, c.count, c.positives, c.correct, s.auc, s.variance
+    FROM counted c LEFT JOIN spread s USING (version)`)
+  ).getRowObjectsJS() as Array<{
+    version: number;
+    count: number;
+    positives: number;
+    correct: number;
+    auc: number | null;
+    variance: number | null;
+  }>;
+  const sideOf = (version: number): ComparisonSide => {
+    const row = rows.find((r) => r.version === version);
+    if (!row) return NO_LABELS;
+    return {
+      count: row.count,
+      positives: row.positives,
+      correct: row.correct,
+      auc: row.auc ?? null,
+      aucVariance: row.variance ?? null,
+    };
+  };
+  return { canary: sideOf(compare.canary), stable: sideOf(compare.stable) };
 }

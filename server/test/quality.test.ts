@@ -96,7 +96,7 @@ test('a canary worse beyond the tolerated drop is "worse", with the numbers in t
   assert.is(auc.verdict, 'worse');
   assert.match(
     auc.reason,
-    /auc canary 0\.6110 vs stable 0\.6952 \(800 vs 1200 labels\): worse by more than 0 at 0\.95 confidence \(DeLong's test, z -3\.331, p 4\.33e-4\)/,
+    /auc canary 0\.6110 vs stable 0\.6952 \(800 vs 1200 labels\), drop 0\.0842: worse by more than maxDrop 0 at 0\.95 confidence \(DeLong's test, z -3\.331, p 4\.33e-4\)/,
   );
   assert.is(
     compareQuality(sameModel.canary, sameModel.stable, {

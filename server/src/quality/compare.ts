@@ -2,15 +2,17 @@
 // quality is below stable's by more than the tolerated drop, with the stated confidence:
 //   AUC: DeLong's test (DeLong, DeLong & Clarke-Pearson 1988; the fast form of Sun & Xu 2014) on the two
 //        versions' own requests, or paired on the same requests when shadow mode scored both;
-//   accuracy: a one-sided two-proportion z-test on the error rates (unpooled, as a margin requires).
+//   accuracy and errorRate: a one-sided two-proportion z-test on the error rates (unpooled, as a margin requires).
 // Too few labels is no verdict: the rollout waits, as it does for too few requests.
 import { normalCdf } from './normal.ts';
-import { qualityMetrics } from './metrics.ts';
 
 export type QualityVerdict = 'worse' | 'notWorse' | 'insufficient';
 
+/** auc and accuracy must not fall, errorRate (1 - accuracy, the same test) must not rise, by more than maxDrop. */
+export type ComparedMetric = 'auc' | 'accuracy' | 'errorRate';
+
 export interface QualityComparison {
-  metric: 'auc' | 'accuracy';
+  metric: ComparedMetric;
   verdict: QualityVerdict;
   canary: number | null;
   stable: number | null;
@@ -25,7 +27,7 @@ export interface QualityComparison {
 }
 
 export interface CompareOptions {
-  metric: 'auc' | 'accuracy';
+  metric: ComparedMetric;
   /** How much worse than stable the canary may be (absolute, e.g. 0.02 AUC). */
   maxDrop: number;
   /** Labelled predictions each side needs before a verdict. */
@@ -38,6 +40,20 @@ export interface CompareOptions {
 export interface Labelled {
   scores: ArrayLike<number>;
   labels: ArrayLike<number>;
+}
+
+/**
+ * What the unpaired tests need of one version's labelled predictions: counts, and the AUC with DeLong's variance
+ * (null with fewer than two labels of either class). The evaluator forms it in SQL (operator/quality/join.ts)
+ * without rows reaching JavaScript; `comparisonSide` forms it from arrays.
+ */
+export interface ComparisonSide {
+  count: number;
+  positives: number;
+  /** Decisions at the threshold that match the label. */
+  correct: number;
+  auc: number | null;
+  aucVariance: number | null;
 }
 
 /** Mid-ranks (1-based, ties share their mean rank) of values. */
@@ -106,6 +122,7 @@ export function deLongAuc(
 
 const fmt = (x: number) => (Math.abs(x) >= 0.001 || x === 0 ? x.toFixed(4) : x.toExponential(2));
 
+/** `canary` and `stable` in the metric's own direction; `se` the standard error of their difference. */
 function judge(
   options: CompareOptions,
   canary: number,
@@ -113,21 +130,22 @@ function judge(
   se: number,
   counts: { canaryCount: number; stableCount: number },
 ): QualityComparison {
-  const drop = stable - canary;
+  // How much worse the canary is: a fall of AUC or accuracy, a rise of the error rate.
+  const drop = options.metric === 'errorRate' ? canary - stable : stable - canary;
   // H0: the canary is at most maxDrop worse. A small p means it is worse by more than that.
-  const z = se > 0 ? (canary - stable + options.maxDrop) / se : drop > options.maxDrop ? -Infinity : Infinity;
+  const z = se > 0 ? (options.maxDrop - drop) / se : drop > options.maxDrop ? -Infinity : Infinity;
   const pValue = normalCdf(z);
   const alpha = 1 - options.confidence;
   const verdict: QualityVerdict = pValue < alpha ? 'worse' : 'notWorse';
   const test = options.metric === 'auc' ? "DeLong's test" : 'two-proportion z-test';
   const reason =
-    `${options.metric} canary ${fmt(canary)} vs stable ${fmt(stable)} (${counts.canaryCount} vs ${counts.stableCount} labels): ` +
-    `${verdict === 'worse' ? 'worse' : 'not shown worse'} by more than ${options.maxDrop} at ${options.confidence} confidence (${test}, z ${z.toFixed(3)}, p ${fmt(pValue)})`;
+    `${options.metric} canary ${fmt(canary)} vs stable ${fmt(stable)} (${counts.canaryCount} vs ${counts.stableCount} labels), drop ${fmt(drop)}: ` +
+    `${verdict === 'worse' ? 'worse' : 'not shown worse'} by more than maxDrop ${options.maxDrop} at ${options.confidence} confidence (${test}, z ${z.toFixed(3)}, p ${fmt(pValue)})`;
   return { metric: options.metric, verdict, canary, stable, ...counts, z, pValue, reason };
 }
 
 function insufficient(
-  options: CompareOptions,
+  options: Pick<CompareOptions, 'metric'>,
   counts: { canaryCount: number; stableCount: number },
   why: string,
   canary: number | null = null,
@@ -145,9 +163,26 @@ function insufficient(
   };
 }
 
-/** The canary against stable, each on its own requests of the window. */
-export function compareQuality(canary: Labelled, stable: Labelled, options: CompareOptions): QualityComparison {
-  const counts = { canaryCount: canary.scores.length, stableCount: stable.scores.length };
+/** One version's side of the comparison from its labelled predictions. */
+export function comparisonSide(side: Labelled, threshold = 0.5): ComparisonSide {
+  const n = side.scores.length;
+  let positives = 0,
+    correct = 0;
+  for (let i = 0; i < n; i++) {
+    positives += side.labels[i] === 1 ? 1 : 0;
+    correct += (side.scores[i] >= threshold ? 1 : 0) === side.labels[i] ? 1 : 0;
+  }
+  const d = n > 0 ? deLongAuc(side.scores, side.labels) : undefined;
+  return { count: n, positives, correct, auc: d?.auc ?? null, aucVariance: d?.variance ?? null };
+}
+
+/** The canary against stable, each on its own requests of the window, from what each side's labels sum to. */
+export function compareSides(
+  canary: ComparisonSide,
+  stable: ComparisonSide,
+  options: Omit<CompareOptions, 'threshold'>,
+): QualityComparison {
+  const counts = { canaryCount: canary.count, stableCount: stable.count };
   if (counts.canaryCount < options.minLabels || counts.stableCount < options.minLabels) {
     return insufficient(
       options,
@@ -156,24 +191,28 @@ export function compareQuality(canary: Labelled, stable: Labelled, options: Comp
     );
   }
   if (options.metric === 'auc') {
-    const c = deLongAuc(canary.scores, canary.labels);
-    const s = deLongAuc(stable.scores, stable.labels);
-    if (!c || !s)
+    if (canary.auc === null || stable.auc === null || canary.aucVariance === null || stable.aucVariance === null)
       return insufficient(
         options,
         counts,
         'AUC needs at least two labels of each class on each side',
-        c?.auc ?? null,
-        s?.auc ?? null,
+        canary.auc,
+        stable.auc,
       );
-    return judge(options, c.auc, s.auc, Math.sqrt(c.variance + s.variance), counts);
+    return judge(options, canary.auc, stable.auc, Math.sqrt(canary.aucVariance + stable.aucVariance), counts);
   }
-  const c = qualityMetrics(canary.scores, canary.labels, { threshold: options.threshold });
-  const s = qualityMetrics(stable.scores, stable.labels, { threshold: options.threshold });
-  const ec = 1 - c.accuracy,
-    es = 1 - s.accuracy;
-  const se = Math.sqrt((ec * (1 - ec)) / c.count + (es * (1 - es)) / s.count);
-  return judge(options, c.accuracy, s.accuracy, se, counts);
+  const ac = canary.correct / canary.count,
+    as = stable.correct / stable.count;
+  // Unpooled: under H0 the two rates differ by maxDrop, so no common rate exists to pool.
+  const se = Math.sqrt((ac * (1 - ac)) / canary.count + (as * (1 - as)) / stable.count);
+  return options.metric === 'errorRate'
+    ? judge(options, 1 - ac, 1 - as, se, counts)
+    : judge(options, ac, as, se, counts);
+}
+
+/** The canary against stable, each on its own requests of the window. */
+export function compareQuality(canary: Labelled, stable: Labelled, options: CompareOptions): QualityComparison {
+  return compareSides(comparisonSide(canary, options.threshold), comparisonSide(stable, options.threshold), options);
 }
 
 /** The canary against stable on the same requests (shadow mode scored both): paired DeLong, correlation included. */
