@@ -4,6 +4,8 @@
  * it needs to continue lives in status, so an operator restart resumes at the same step with the same weight.
  */
 import { durationOr } from '../api/contracts.ts';
+import type { InferenceServiceQualityComparisonStatus } from '../api/types.ts';
+import { compareSides, type QualityComparison } from '../../server/src/quality/compare.ts';
 import type { AnalysisResult, AnalysisSpec, AnalysisStatus, Phase, RolloutSpec } from './resource.ts';
 
 export const DEFAULT_STEPS = [5, 10, 25, 50, 100];
@@ -12,12 +14,18 @@ export const DEFAULT_FAILURE_LIMIT = 2;
 export const DEFAULT_PROGRESS_DEADLINE_MS = 600_000;
 /** How soon an analysis that could not be made (no answer from Prometheus) is tried again, at most. */
 export const INCONCLUSIVE_RETRY_MS = 5_000;
+/** How often a step due for analysis looks for the quality evaluation it asked for. */
+export const QUALITY_POLL_MS = 5_000;
+export const DEFAULT_MIN_LABELS = 200;
+export const DEFAULT_CONFIDENCE = 0.95;
 
 /** The part of InferenceService status this machine owns. */
 export interface RolloutState {
   phase: Phase;
   stableVersion?: number;
   canaryVersion?: number;
+  /** When the running canary's rollout started: its quality is compared with stable's on predictions since. */
+  canaryStartedAt?: string;
   canaryWeight: number;
   currentStep?: number;
   analysis: AnalysisStatus;
@@ -33,6 +41,7 @@ export type RolloutEvent =
   | { type: 'StepAdvanced'; version: number; step: number; weight: number; analysis: AnalysisResult }
   | { type: 'AnalysisFailed'; version: number; analysis: AnalysisResult; failedChecks: number; failureLimit: number }
   | { type: 'AnalysisInconclusive'; version: number; step: number; weight: number; analysis: AnalysisResult }
+  | { type: 'AwaitingLabels'; version: number; step: number; weight: number; reason: string }
   | { type: 'AwaitingPromotion'; version: number }
   | { type: 'Halted'; version: number; reason: string }
   | { type: 'Promoted'; version: number; previous?: number; reason: string }
@@ -47,6 +56,11 @@ export interface RolloutDecision {
   promote?: { version: number; previous?: number; reason: string };
   /** When to look again (next analysis), if a rollout is running. */
   requeueAfterMs?: number;
+  /**
+   * Set when the step is due and gated on quality, but the comparison on record was made before it was due: run
+   * an evaluation now (the controller starts a Job from the quality CronJob; one per step and due time).
+   */
+  evaluate?: { step: number; dueAt: string };
 }
 
 export interface RolloutInput {
@@ -66,6 +80,8 @@ export interface RolloutInput {
    * transition). Absent: taken as ready all along.
    */
   canaryReadiness?: { ready: boolean; since?: Date };
+  /** The evaluator's latest comparison of two versions (status.quality.comparison), for spec.rollout.analysis.quality. */
+  quality?: InferenceServiceQualityComparisonStatus;
 }
 
 export function rolloutSteps(rollout: RolloutSpec | undefined): number[] {
@@ -108,7 +124,66 @@ export function analysisDue(input: Omit<RolloutInput, 'measurement'>): boolean {
   if (input.canary === undefined || input.canary === stable || input.canary !== previous.canaryVersion) return false;
   if (held(previous, rollout, rolloutSteps(rollout).length)) return false;
   if (input.canaryReadiness?.ready === false) return false;
-  return input.now.getTime() - clockStart(previous, input.canaryReadiness) >= intervalMs(rollout);
+  const dueAt = clockStart(previous, input.canaryReadiness) + intervalMs(rollout);
+  if (input.now.getTime() < dueAt) return false;
+  // Gated on quality: Prometheus is asked together with a comparison made after the step fell due.
+  return !rollout?.analysis?.quality || qualityFresh(input.quality, input.canary, stable, dueAt);
+}
+
+/** Whether `quality` compares these two versions with the labels up to `dueAt` or later. */
+export function qualityFresh(
+  quality: InferenceServiceQualityComparisonStatus | undefined,
+  canary: number,
+  stable: number,
+  dueAt: number,
+): boolean {
+  return (
+    quality?.canaryVersion === canary &&
+    quality.stableVersion === stable &&
+    quality.end !== undefined &&
+    Date.parse(quality.end) >= dueAt
+  );
+}
+
+/** The one-sided test of spec.rollout.analysis.quality on the evaluator's comparison (server/src/quality/compare.ts). */
+export function judgeQuality(
+  gate: NonNullable<AnalysisSpec['quality']>,
+  quality: InferenceServiceQualityComparisonStatus,
+): QualityComparison {
+  const side = (s: InferenceServiceQualityComparisonStatus['canary']) => ({
+    count: s?.count ?? 0,
+    positives: s?.positives ?? 0,
+    correct: s?.correct ?? 0,
+    auc: s?.auc ?? null,
+    aucVariance: s?.aucVariance ?? null,
+  });
+  return compareSides(side(quality.canary), side(quality.stable), {
+    metric: gate.metric ?? 'auc',
+    maxDrop: gate.maxDrop,
+    minLabels: gate.minLabels ?? DEFAULT_MIN_LABELS,
+    confidence: gate.confidence ?? DEFAULT_CONFIDENCE,
+  });
+}
+
+/** The Prometheus verdict with the quality test's: a worse canary fails the check, even a fast and error-free one. */
+export function withQuality(result: AnalysisResult, comparison: QualityComparison): AnalysisResult {
+  const quality: NonNullable<AnalysisResult['quality']> = {
+    metric: comparison.metric,
+    verdict: comparison.verdict === 'worse' ? 'Worse' : comparison.verdict === 'notWorse' ? 'NotWorse' : 'Insufficient',
+    canaryLabels: comparison.canaryCount,
+    stableLabels: comparison.stableCount,
+    ...(comparison.canary !== null ? { canary: comparison.canary } : {}),
+    ...(comparison.stable !== null ? { stable: comparison.stable } : {}),
+    ...(comparison.pValue !== null ? { pValue: comparison.pValue } : {}),
+  };
+  if (result.verdict === 'Failed')
+    return {
+      ...result,
+      quality,
+      reason: comparison.verdict === 'worse' ? `${result.reason}; ${comparison.reason}` : result.reason,
+    };
+  if (comparison.verdict === 'worse') return { ...result, quality, verdict: 'Failed', reason: comparison.reason };
+  return { ...result, quality, reason: `${result.reason}; ${comparison.reason}` };
 }
 
 /**
@@ -198,6 +273,7 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
       phase: 'Progressing',
       stableVersion: stable,
       canaryVersion: canary,
+      canaryStartedAt: now.toISOString(),
       canaryWeight: weightAt(0),
       currentStep: 0,
       analysis: { stepStartedAt: now.toISOString(), failedChecks: 0 },
@@ -255,9 +331,43 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
   }
   const waited = now.getTime() - clockStart(previous, readiness);
   if (waited < interval) return { state: current, events: [], requeueAfterMs: interval - waited };
+  const gate = rollout?.analysis?.quality;
+  const dueAt = clockStart(previous, readiness) + interval;
+  if (gate && !qualityFresh(input.quality, canary, stable, dueAt)) {
+    // The step is due but its quality is not known yet: hold at its weight (clock and failures kept) until the
+    // evaluation asked for reports.
+    const due = new Date(dueAt).toISOString();
+    const message = `Waiting: quality evaluation of canary v${canary} against stable v${stable} with the labels up to ${due}; step ${step} held at ${current.canaryWeight}%`;
+    return {
+      state: { ...current, analysis: { ...previous.analysis, message } },
+      events: [],
+      requeueAfterMs: QUALITY_POLL_MS,
+      evaluate: { step, dueAt: due },
+    };
+  }
   if (!input.measurement) throw new Error('analysis is due: nextRollout needs a measurement');
 
-  const result = judge(input.measurement, rollout?.analysis, step, now);
+  let result = judge(input.measurement, rollout?.analysis, step, now);
+  if (gate && result.verdict !== 'Inconclusive') {
+    const comparison = judgeQuality(gate, input.quality!);
+    if (comparison.verdict === 'insufficient' && result.verdict === 'Passed') {
+      // Too few labels is no verdict, as too little traffic is none: the step waits one more interval and asks
+      // again, without a failed check.
+      const reason = comparison.reason;
+      const analysis: AnalysisStatus = {
+        stepStartedAt: now.toISOString(),
+        failedChecks: previous.analysis.failedChecks ?? 0,
+        ...recorded(withQuality(result, comparison)),
+        message: `Waiting: ${reason}; step ${step} held at ${current.canaryWeight}%`,
+      };
+      return {
+        state: { ...current, analysis },
+        events: [{ type: 'AwaitingLabels', version: canary, step, weight: current.canaryWeight, reason }],
+        requeueAfterMs: interval,
+      };
+    }
+    result = withQuality(result, comparison);
+  }
   if (result.verdict === 'Inconclusive') {
     // The step holds at its weight with its clock and failure count kept: the analysis runs again soon and the
     // first answer decides. Said once (event) and in status; a repeat of the same outage writes nothing new.
@@ -367,6 +477,7 @@ export function recorded(result: AnalysisResult): AnalysisStatus {
   if (result.errorRate !== null) analysis.errorRate = result.errorRate;
   if (result.latencyP95Ms !== null) analysis.latencyP95Ms = result.latencyP95Ms;
   if (result.latencyP99Ms !== null) analysis.latencyP99Ms = result.latencyP99Ms;
+  if (result.quality) analysis.quality = result.quality;
   return analysis;
 }
 

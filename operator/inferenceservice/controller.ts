@@ -20,7 +20,7 @@ import {
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { aliasHolder } from '../modelversion/registry.ts';
 import { CronJob, batchCronJob, batchCronJobName, latestRun } from './batch.ts';
-import { evaluatesQuality, qualityCronJob } from './quality.ts';
+import { comparedVersions, evaluatesQuality, qualityCronJob, qualityEvaluationJob } from './quality.ts';
 import { analysisQueries, measureCanary, rangeFor, type MetricNames } from './analysis.ts';
 import { analysisDue, intervalMs, nextRollout, type RolloutEvent, type RolloutState } from './canary.ts';
 import {
@@ -121,6 +121,7 @@ export function rolloutStateOf(status: InferenceServiceStatus | undefined): Roll
     phase: status?.phase === 'Degraded' ? 'Stable' : (status?.phase ?? 'Stable'),
     ...(status?.stableVersion !== undefined ? { stableVersion: status.stableVersion } : {}),
     ...(status?.canaryVersion !== undefined ? { canaryVersion: status.canaryVersion } : {}),
+    ...(status?.canaryStartedAt !== undefined ? { canaryStartedAt: status.canaryStartedAt } : {}),
     canaryWeight: status?.canaryWeight ?? 0,
     ...(status?.currentStep !== undefined ? { currentStep: status.currentStep } : {}),
     analysis: status?.analysis ?? {},
@@ -176,6 +177,12 @@ function describeEvent(event: RolloutEvent): { type: 'Normal' | 'Warning'; reaso
         type: 'Warning',
         reason: 'AnalysisInconclusive',
         message: `canary v${event.version} held at ${event.weight}% (step ${event.step}): ${event.analysis.reason}; it is neither promoted nor rolled back until Prometheus answers`,
+      };
+    case 'AwaitingLabels':
+      return {
+        type: 'Normal',
+        reason: 'AwaitingLabels',
+        message: `canary v${event.version} held at ${event.weight}% (step ${event.step}): ${event.reason}`,
       };
     case 'AwaitingPromotion':
       return {
@@ -259,6 +266,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       previous,
       stable: stableMv.spec.version,
       ...(canaryMv ? { canary: canaryMv.spec.version, canaryReadiness } : {}),
+      ...(status.quality?.comparison ? { quality: status.quality.comparison } : {}),
       now: at,
     };
     let measurement;
@@ -296,6 +304,24 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
 
     const batch = await batchScoring(ctx, isvc, versions, stableServed, status);
 
+    const qualityCron = evaluatesQuality(isvc)
+      ? qualityCronJob(
+          isvc,
+          options.serving ?? {},
+          snapshotCondition(isvc, { version: stableServed.spec.version, metrics: stableServed.spec.metrics }),
+          comparedVersions(state, at),
+        )
+      : undefined;
+    // A step due for its quality check runs the evaluator now rather than at the CronJob's next time.
+    if (decision.evaluate && qualityCron) {
+      const job = qualityEvaluationJob(isvc, qualityCron, decision.evaluate);
+      if (!ctx.cache.get(kinds.Job, namespace, job.metadata.name)) {
+        const { created } = await ctx.create(job);
+        if (created)
+          ctx.log.info({ job: job.metadata.name, step: decision.evaluate.step }, 'quality evaluation started');
+      }
+    }
+
     const gateway = gatewayOf(ctx, isvc);
     const url = serviceUrl(isvc, options.serving, gateway);
     const rolloutStatus = (readiness: Partial<InferenceServiceStatus>): Record<string, unknown> => ({
@@ -304,6 +330,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       phase: state.phase,
       stableVersion: state.stableVersion,
       ...(state.canaryVersion !== undefined ? { canaryVersion: state.canaryVersion } : {}),
+      ...(state.phase === 'Progressing' && state.canaryStartedAt ? { canaryStartedAt: state.canaryStartedAt } : {}),
       canaryWeight: state.canaryWeight,
       ...(state.currentStep !== undefined ? { currentStep: state.currentStep } : {}),
       ...(Object.keys(state.analysis).length ? { analysis: state.analysis } : {}),
@@ -323,15 +350,7 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     const desired = [
       ...desiredObjects(isvc, serving, options.serving),
       ...batch.cronJobs,
-      ...(evaluatesQuality(isvc)
-        ? [
-            qualityCronJob(
-              isvc,
-              options.serving ?? {},
-              snapshotCondition(isvc, { version: stableServed.spec.version, metrics: stableServed.spec.metrics }),
-            ),
-          ]
-        : []),
+      ...(qualityCron ? [qualityCron] : []),
     ];
     const router = routerFor(isvc.spec.traffic);
     // Without the CRDs of its main kinds a provider's routes are not written at all; without GRPCRoute only the

@@ -4,6 +4,7 @@
  * changes are worth a Kubernetes Event. status.quality holds the latest evaluation, one entry per version that had
  * logged predictions in its window; an older event replayed after a newer one changes nothing.
  */
+import { createHash } from 'node:crypto';
 import { LABELS } from '../api/contracts.ts';
 import { storagePodEnv } from '../api/storage-env.ts';
 import type { InferenceServiceQualityStatus as QualityStatus } from '../api/types.ts';
@@ -19,6 +20,7 @@ import {
   type ServingConfig,
 } from './desired.ts';
 import type { DropCondition } from '../quality/snapshot.ts';
+import type { RolloutState } from './canary.ts';
 import type { InferenceService } from './resource.ts';
 
 /** The operator's own image: the quality evaluator (`operator/main.js evaluate`) ships in it. */
@@ -34,13 +36,35 @@ export function qualityCronJobName(isvc: InferenceService): string {
   return `${isvc.metadata.name.slice(0, 44)}-quality`;
 }
 
+/** During a rollout, the versions the evaluator compares and since when: the canary's start. */
+export interface ComparedVersions {
+  canary: number;
+  stable: number;
+  since: string;
+}
+
+export function comparedVersions(state: RolloutState, now: Date): ComparedVersions | undefined {
+  if (state.phase !== 'Progressing' || state.canaryVersion === undefined || state.stableVersion === undefined)
+    return undefined;
+  return {
+    canary: state.canaryVersion,
+    stable: state.stableVersion,
+    since: state.canaryStartedAt ?? state.analysis.stepStartedAt ?? now.toISOString(),
+  };
+}
+
 /**
  * The quality evaluator: a CronJob running the operator image's `evaluate` command (operator/quality/evaluate.ts) on
  * spec.quality.schedule. It reads spec.logging.uri with the operator's storage settings and publishes to the
  * operator's NATS; it needs no Kubernetes API access. Its pods carry no InferenceService label, so no Service
  * or PDB of the predictors ever selects them. One run at a time: a slow evaluation is not stacked on.
  */
-export function qualityCronJob(isvc: InferenceService, config: ServingConfig, snapshot?: DropCondition): DesiredObject {
+export function qualityCronJob(
+  isvc: InferenceService,
+  config: ServingConfig,
+  snapshot?: DropCondition,
+  compared?: ComparedVersions,
+): DesiredObject {
   const quality = isvc.spec.quality ?? {};
   const cpu = String(quality.resources?.cpu ?? '500m');
   const memory = String(quality.resources?.memory ?? '1Gi');
@@ -72,6 +96,10 @@ export function qualityCronJob(isvc: InferenceService, config: ServingConfig, sn
           '--snapshot-min-labels',
           String(snapshot.minLabels),
         ]
+      : []),
+    // A rollout's canary is compared with stable on every run while it lasts.
+    ...(compared
+      ? ['--canary', String(compared.canary), '--stable', String(compared.stable), '--since', compared.since]
       : []),
   ];
   const env: Array<Record<string, unknown>> = [
@@ -134,6 +162,37 @@ export function qualityCronJob(isvc: InferenceService, config: ServingConfig, sn
         },
       },
     },
+  };
+}
+
+/**
+ * One run of the quality CronJob's template now, for a rollout step that is due for its quality check: what
+ * `kubectl create job --from=cronjob/<name>-quality` does, named after the step and its due time so each step asks
+ * once. Owned by the InferenceService; deleted ten minutes after it finishes.
+ */
+export function qualityEvaluationJob(
+  isvc: InferenceService,
+  cron: DesiredObject,
+  due: { step: number; dueAt: string },
+): DesiredObject {
+  const spec = (cron.spec as { jobTemplate: { spec: Record<string, unknown> } }).jobTemplate;
+  // The template's arguments name the compared versions and their start, so a new rollout gets new names.
+  const id = createHash('sha256')
+    .update(`${JSON.stringify(spec)}/${due.step}/${due.dueAt}`)
+    .digest('hex')
+    .slice(0, 10);
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      // Job names become a label value: at most 63 characters.
+      name: `${isvc.metadata.name.slice(0, 40)}-quality-${id}`,
+      namespace: isvc.metadata.namespace,
+      labels: { ...(cron.metadata.labels as Record<string, string>), 'loopline.dev/quality-step': String(due.step) },
+      annotations: { 'loopline.dev/quality-due': due.dueAt },
+      ownerReferences: [ownerReference(isvc)],
+    },
+    spec: { ...spec.spec, ttlSecondsAfterFinished: 600 },
   };
 }
 
@@ -236,6 +295,7 @@ export function nextQualityStatus(previous: QualityStatus | undefined, event: Cl
       },
       versions: versions.map(entry),
       ...(data.snapshot ? { snapshot: data.snapshot } : {}),
+      ...(data.comparison ? { comparison: { ...data.comparison, end: data.window.end } } : {}),
     },
     notices: versions.flatMap((v) => noticesFor(data, before.get(v.version), v)),
   };

@@ -135,6 +135,8 @@ export interface AnalysisResult {
   /** Inconclusive: Prometheus gave no answer; the step holds. */
   verdict: 'Passed' | 'Failed' | 'Inconclusive';
   reason: string;
+  /** The canary's quality against stable's (spec.rollout.analysis.quality), when gated on it. */
+  quality?: InferenceServiceAnalysisQualityStatus;
 }
 
 /** status.analysis as the CRD stores it: the latest check, flat, plus what the rollout needs to resume. */
