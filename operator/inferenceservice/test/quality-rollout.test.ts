@@ -1,0 +1,307 @@
+/**
+ * Model-aware rollouts on the local cluster, every part real: the operator (InferenceService controller and its
+ * quality consumer, as operator/main.ts wires them) against the API server; a real Prometheus scraping metrics
+ * endpoints whose latency the test sets (predictor pods are KWOK's here: the image is not a loopline/ one); at each
+ * due step the evaluation Job the operator starts from its quality CronJob, run by the local kubelet (the operator
+ * image's `evaluate` command, DuckDB) on ground truth in the S3 server (versitygw); its quality event on NATS
+ * JetStream in status.quality.comparison; and the rollout deciding on it.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
+import { inferenceLogPart, labelPart, type LoggedRow } from '../../../test/support/ground-truth.ts';
+import { versionEndpoint, type VersionEndpoint } from '../../../test/support/predictor-metrics.ts';
+import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
+import { requireS3 } from '../../../test/support/s3.ts';
+import { REPO_ROOT } from '../../../test/support/operator-harness.ts';
+import { rocAuc } from '../../../server/src/quality/metrics.ts';
+import { kinds, KubeApi, type Engine, type KubeObject } from '../../engine/index.ts';
+import { STREAM_NAME } from '../../events/stream.ts';
+import { createOperator } from '../../main.ts';
+import { inferenceServiceSettings, setUpInferenceServices, type InferenceServiceRuntime } from '../config.ts';
+import {
+  createNamespace,
+  deleteNamespace,
+  installCrds,
+  quietLogger,
+  registerVersion,
+  requireKubeconfig,
+  sleep,
+  uniqueName,
+  waitFor,
+} from './support/cluster.ts';
+
+const kc = requireKubeconfig();
+const api = new KubeApi(kc);
+const s3 = requireS3('quality-rollout');
+const ns = uniqueName('isvc-qgate');
+const SECRET = 'ground-truth-keys';
+const base = s3.uri('ground-truth');
+if (!process.env.NATS_URL)
+  throw new Error(
+    'NATS_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)" (the local cluster runs nats-server with JetStream)',
+  );
+
+let nc: NatsConnection;
+let kubelet: LocalKubelet;
+let operator: Engine;
+let runtime: InferenceServiceRuntime;
+let prometheus: TestPrometheus;
+const endpoints: Array<VersionEndpoint & { service: string }> = [];
+
+/** A seeded generator (mulberry32) and standard normals from it (Box-Muller). */
+function normals(seed: number): () => number {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+}
+
+/**
+ * `count` predictions of one version with their labels: half positive, the score a logistic of the label times
+ * `separation` plus standard normal noise, so the AUC is about Φ(separation / √2) (1.53 → 0.86, 0.78 → 0.71).
+ */
+function predictions(version: number, count: number, separation: number, seed: number, prefix: string) {
+  const noise = normals(seed);
+  const now = Date.now();
+  const rows: Array<LoggedRow & { label: number }> = [];
+  for (let j = 0; j < count; j++) {
+    const label = j % 2;
+    const score = 1 / (1 + Math.exp(-(separation * (label - 0.5) + noise())));
+    rows.push({ requestId: `${prefix}-v${version}-${j}`, time: now + j, model: prefix, version, score, label });
+  }
+  return rows;
+}
+
+async function logAndLabel(service: string, rows: Array<LoggedRow & { label: number }>, part: number): Promise<void> {
+  const logged = inferenceLogPart(ns, service, rows, 'predictor-0', part);
+  await s3.put(`ground-truth/${logged.key}`, logged.body);
+  const labels = labelPart(
+    ns,
+    service,
+    rows.map((r) => ({ requestId: r.requestId, label: r.label, time: Date.now() })),
+  );
+  await s3.put(`ground-truth/${labels.key}`, labels.body);
+}
+
+async function serveMetrics(service: string, model: string, latencies: Record<number, number>): Promise<void> {
+  for (const [version, latencySeconds] of Object.entries(latencies)) {
+    const endpoint = await versionEndpoint(model, Number(version), { rate: 10, errorShare: 0, latencySeconds });
+    endpoints.push(Object.assign(endpoint, { service }));
+  }
+  prometheus.setTargets(
+    endpoints.map((e) => ({ address: e.address, labels: { namespace: ns, inference_service: e.service } })),
+  );
+  await prometheus.waitForTargets(endpoints.length);
+  await sleep(3 * prometheus.scrapeIntervalMs);
+}
+
+async function createService(name: string, model: string, gate: Record<string, unknown>): Promise<void> {
+  await registerVersion(api, ns, model, 1, ['production']);
+  await registerVersion(api, ns, model, 2, ['candidate']);
+  await api.create(
+    kinds.InferenceService,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'InferenceService',
+      metadata: { name, namespace: ns },
+      spec: {
+        model,
+        stable: { alias: 'production' },
+        canary: { alias: 'candidate' },
+        predictor: { image: 'registry.local/predictor-simulated:1', resources: { cpu: '10m', memory: '32Mi' } },
+        logging: { enabled: true, uri: base },
+        // Never on its own schedule: every evaluation here is one the rollout asked for.
+        quality: { schedule: '0 0 1 1 *', window: '1h' },
+        rollout: {
+          steps: [50, 100],
+          interval: '3s',
+          analysis: { maxErrorRate: 0.05, maxLatencyP95Ms: 100, minRequests: 5, failureLimit: 1, quality: gate },
+        },
+      },
+    } as never,
+    'loopline-test',
+  );
+}
+
+const getIsvc = (name: string) => api.get(kinds.InferenceService, ns, name);
+async function events(name: string, reason: string): Promise<string[]> {
+  const list = await api.request<{ items: Array<{ reason: string; note: string; regarding: { name: string } }> }>(
+    'GET' as never,
+    `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
+  );
+  return list.items.filter((e) => e.regarding.name === name && e.reason === reason).map((e) => e.note);
+}
+/** The first Event of that reason, once the operator has written it (after the status). */
+const eventOf = (name: string, reason: string) =>
+  waitFor(`${name}: a ${reason} Event`, async () => (await events(name, reason))[0], 15_000);
+async function evaluationJobs(name: string): Promise<KubeObject[]> {
+  return (await api.list(kinds.Job, ns)).items.filter((j: KubeObject) =>
+    j.metadata.name.startsWith(`${name}-quality-`),
+  );
+}
+const canaryStarted = (name: string) =>
+  waitFor(`${name}: the canary's rollout started`, async () => (await getIsvc(name)).status?.canaryStartedAt, 30_000);
+
+test.before(async () => {
+  await installCrds(api);
+  await createNamespace(api, ns);
+  await api.create(kinds.Secret, s3.secret(SECRET, ns) as never, 'loopline-test');
+  nc = await connect({ servers: process.env.NATS_URL });
+  prometheus = await startPrometheus({ scrapeIntervalMs: 500 });
+  kubelet = await startLocalKubelet({
+    kubeconfig: kc,
+    repoRoot: REPO_ROOT,
+    namespace: ns,
+    logger: quietLogger(),
+    restartBackoffMs: 500,
+  });
+  operator = createOperator({
+    kubeconfig: kc,
+    namespace: ns,
+    leaderElection: false,
+    httpPort: false,
+    logger: quietLogger(),
+    resyncPeriodMs: 0,
+  });
+  runtime = await setUpInferenceServices(operator, {
+    ...inferenceServiceSettings({
+      PROMETHEUS_URL: prometheus.url,
+      PROMETHEUS_SCRAPE_INTERVAL: `${prometheus.scrapeIntervalMs}ms`,
+      NATS_URL: process.env.NATS_URL,
+      ...s3.operatorEnv(SECRET),
+    }),
+    namespace: ns,
+  });
+  await operator.start();
+  await runtime.startEventLoops();
+});
+
+test.after(async () => {
+  await runtime?.stop();
+  await operator?.stop();
+  const jsm = await jetstreamManager(nc);
+  for (const kind of ['drift', 'quality'])
+    await jsm.consumers.delete(STREAM_NAME, `loopline-operator-${kind}-${ns}`).catch(() => undefined);
+  await deleteNamespace(api, ns);
+  await kubelet?.stop();
+  await prometheus?.stop();
+  for (const endpoint of endpoints) await endpoint.close();
+  await nc?.close();
+});
+
+test('a canary with ten times better latency but a worse AUC is rolled back, the reason giving both AUCs, the labels and p', async () => {
+  const name = 'fraud-worse';
+  // The canary answers in 4 ms, stable in 40 ms; neither errs.
+  await serveMetrics(name, 'fraud-a', { 1: 0.04, 2: 0.004 });
+  await createService(name, 'fraud-a', { metric: 'auc', maxDrop: 0.05, minLabels: 300, confidence: 0.95 });
+  await canaryStarted(name);
+  const stable = predictions(1, 800, 1.53, 1, 'fraud-a');
+  const canary = predictions(2, 800, 0.78, 2, 'fraud-a');
+  await logAndLabel(name, stable, 0);
+  await logAndLabel(name, canary, 0);
+  const [stableAuc, canaryAuc] = [stable, canary].map((rows) =>
+    rocAuc(
+      rows.map((r) => r.score),
+      rows.map((r) => r.label),
+    ),
+  ) as [number, number];
+
+  const isvc = await waitFor(
+    `${name} rolled back`,
+    async () => {
+      const object = await getIsvc(name);
+      return object.status?.phase === 'RolledBack' ? object : undefined;
+    },
+    120_000,
+  ).catch(async (error) => {
+    const object = await getIsvc(name);
+    throw new Error(`${(error as Error).message}; status ${JSON.stringify(object.status?.analysis)}`);
+  });
+  assert.is(isvc.status.canaryWeight, 0);
+  assert.is(isvc.status.stableVersion, 1);
+  const quality = isvc.status.analysis.quality;
+  assert.is(quality.verdict, 'Worse');
+  assert.equal([quality.canaryLabels, quality.stableLabels], [800, 800]);
+  assert.ok(Math.abs(quality.canary - canaryAuc) < 1e-9, `canary AUC ${quality.canary} vs ${canaryAuc}`);
+  assert.ok(Math.abs(quality.stable - stableAuc) < 1e-9, `stable AUC ${quality.stable} vs ${stableAuc}`);
+  assert.ok(quality.pValue < 0.05);
+  // Prometheus passed it: the check failed on quality alone.
+  assert.ok(isvc.status.analysis.latencyP95Ms < 10, `canary p95 ${isvc.status.analysis.latencyP95Ms}`);
+  assert.is(isvc.status.analysis.errorRate, 0);
+  const comparison = isvc.status.quality.comparison;
+  assert.equal([comparison.canaryVersion, comparison.stableVersion], [2, 1]);
+  assert.is(comparison.since, isvc.status.canaryStartedAt ?? comparison.since);
+  const rolledBack = await eventOf(name, 'RolledBack');
+  console.log(`  ${rolledBack}`);
+  assert.match(
+    rolledBack,
+    new RegExp(
+      `^canary v2 rolled back: 1 failed checks \\(limit 1\\): auc canary ${canaryAuc.toFixed(4)} vs stable ${stableAuc.toFixed(4)} \\(800 vs 800 labels\\), drop 0\\.\\d{4}: worse by more than maxDrop 0\\.05 at 0\\.95 confidence \\(DeLong's test, z -\\d+\\.\\d{3}, p [\\d.e-]+\\)$`,
+    ),
+    rolledBack,
+  );
+  assert.ok((await evaluationJobs(name)).length >= 1, 'the rollout ran its own evaluation Job');
+});
+
+test('too few labels hold the canary at its step without a failed check; once they arrive, equal quality is promoted', async () => {
+  const name = 'fraud-equal';
+  await serveMetrics(name, 'fraud-b', { 1: 0.01, 2: 0.01 });
+  await createService(name, 'fraud-b', { metric: 'auc', maxDrop: 0.05, minLabels: 300, confidence: 0.95 });
+  await canaryStarted(name);
+  // 100 labels a side: a third of minLabels.
+  await logAndLabel(name, predictions(1, 100, 1.53, 3, 'fraud-b'), 0);
+  await logAndLabel(name, predictions(2, 100, 1.53, 4, 'fraud-b'), 0);
+  const waiting = await waitFor(
+    `${name}: an AwaitingLabels Event`,
+    async () => (await events(name, 'AwaitingLabels'))[0],
+    90_000,
+  );
+  assert.match(
+    waiting,
+    /^canary v2 held at 50% \(step 0\): auc: 100 canary and 100 stable labels, 300 needed on each side; waiting for labels$/,
+  );
+  const held = await getIsvc(name);
+  assert.equal([held.status.phase, held.status.currentStep, held.status.canaryWeight], ['Progressing', 0, 50]);
+  assert.is(held.status.analysis.failedChecks, 0);
+  assert.match(held.status.analysis.message, /^Waiting: auc: 100 canary and 100 stable labels/);
+  // Still held a few intervals later.
+  await sleep(8_000);
+  const later = await getIsvc(name);
+  assert.equal(
+    [later.status.phase, later.status.currentStep, later.status.analysis.failedChecks],
+    ['Progressing', 0, 0],
+  );
+
+  // The labels come in: 700 more a side, of the same quality.
+  await logAndLabel(name, predictions(1, 700, 1.53, 5, 'fraud-b-late'), 1);
+  await logAndLabel(name, predictions(2, 700, 1.53, 6, 'fraud-b-late'), 1);
+  const promoted = await waitFor(
+    `${name} promoted`,
+    async () => {
+      const object = await getIsvc(name);
+      return object.status?.phase === 'Promoted' ? object : undefined;
+    },
+    120_000,
+  ).catch(async (error) => {
+    const object = await getIsvc(name);
+    throw new Error(`${(error as Error).message}; status ${JSON.stringify(object.status?.analysis)}`);
+  });
+  assert.is(promoted.status.stableVersion, 2);
+  const message = await eventOf(name, 'Promoted');
+  console.log(`  ${message}`);
+  assert.match(
+    message,
+    /all 2 steps passed analysis; last: requests \d+.*; auc canary 0\.\d{4} vs stable 0\.\d{4} \(800 vs 800 labels\).*not shown worse by more than maxDrop 0\.05/,
+    message,
+  );
+});
+
+test.run();
