@@ -232,6 +232,24 @@ const invalidCreates: Row[] = [
     'spec.rollout.analysis.quality.minLabels',
   ],
   [
+    'a decisions gate without shadow mode',
+    'InferenceService',
+    (o) => (withQualityGate(o, {}), (o.spec.rollout.analysis.decisions = { maxFlipRate: 0.05 })),
+    'spec.rollout.analysis.decisions',
+    /set spec.shadow.enabled/,
+  ],
+  [
+    'a decisions gate with no bound',
+    'InferenceService',
+    (o) => (
+      withQualityGate(o, {}),
+      (o.spec.shadow = { enabled: true }),
+      (o.spec.rollout.analysis.decisions = { minPairs: 100 })
+    ),
+    'spec.rollout.analysis.decisions',
+    /needs maxFlipRate or maxScorePsi/,
+  ],
+  [
     'a quality gate with spec.quality disabled',
     'InferenceService',
     (o) => (withQualityGate(o, {}), (o.spec.quality = { enabled: false })),

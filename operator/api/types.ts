@@ -749,6 +749,14 @@ export interface InferenceServiceRolloutAnalysis {
    * the given confidence fails the check. Needs spec.logging.
    */
   quality?: InferenceServiceRolloutAnalysisQuality;
+  /**
+   * Before labels exist, in shadow mode: judge how differently the canary decides on the same requests
+   * as stable (both answer every mirrored request; the inference log pairs them by request id). A share
+   * of flipped decisions above maxFlipRate, or a PSI of the two score distributions above maxScorePsi,
+   * fails the check; fewer than minPairs paired predictions holds the step. Needs spec.logging and
+   * spec.shadow.
+   */
+  decisions?: InferenceServiceRolloutAnalysisDecisions;
 }
 
 /**
@@ -781,6 +789,32 @@ export interface InferenceServiceRolloutAnalysisQuality {
    * @default 0.95
    */
   confidence?: number;
+}
+
+/**
+ * Before labels exist, in shadow mode: judge how differently the canary decides on the same requests
+ * as stable (both answer every mirrored request; the inference log pairs them by request id). A share
+ * of flipped decisions above maxFlipRate, or a PSI of the two score distributions above maxScorePsi,
+ * fails the check; fewer than minPairs paired predictions holds the step. Needs spec.logging and
+ * spec.shadow.
+ */
+export interface InferenceServiceRolloutAnalysisDecisions {
+  /**
+   * Highest share of paired requests whose decision at spec.quality.threshold differs between canary and
+   * stable, 0..1.
+   */
+  maxFlipRate?: number;
+  /**
+   * Highest PSI of the canary's scores against stable's on the paired requests (10 equal-width bins of
+   * [0, 1]; 0.1 is a small shift, 0.25 a large one).
+   */
+  maxScorePsi?: number;
+  /**
+   * Paired predictions needed before judging; fewer means wait.
+   *
+   * @default 200
+   */
+  minPairs?: number;
 }
 
 /**
@@ -1277,6 +1311,11 @@ export interface InferenceServiceAnalysisStatus {
   message?: string;
   /** The latest quality check of the canary against stable (spec.rollout.analysis.quality). */
   quality?: InferenceServiceAnalysisQualityStatus;
+  /**
+   * The latest check of how differently the canary decides on the same requests
+   * (spec.rollout.analysis.decisions).
+   */
+  decisions?: InferenceServiceAnalysisDecisionsStatus;
 }
 
 /** The latest quality check of the canary against stable (spec.rollout.analysis.quality). */
@@ -1295,6 +1334,21 @@ export interface InferenceServiceAnalysisQualityStatus {
   stableLabels?: number;
   /** One-sided p-value of "the canary is worse than stable by more than maxDrop". */
   pValue?: number;
+}
+
+/**
+ * The latest check of how differently the canary decides on the same requests
+ * (spec.rollout.analysis.decisions).
+ */
+export interface InferenceServiceAnalysisDecisionsStatus {
+  /** Differs (the check failed), Same (it passed) or Insufficient (too few pairs; the step waits). */
+  verdict?: 'Differs' | 'Same' | 'Insufficient';
+  /** Requests both versions answered and logged. */
+  pairs?: number;
+  /** Share of them decided differently at the threshold. */
+  flipRate?: number;
+  /** PSI of the canary's scores against stable's on them. */
+  scorePsi?: number;
 }
 
 /** The latest drift summary. */
@@ -1412,6 +1466,8 @@ export interface InferenceServiceQualityComparisonStatus {
   canary?: InferenceServiceQualityComparisonCanaryStatus;
   /** What the test needs of the stable version's labelled predictions in that window. */
   stable?: InferenceServiceQualityComparisonStableStatus;
+  /** In shadow mode, the requests both versions answered (paired by request id in the inference log). */
+  paired?: InferenceServiceQualityComparisonPairedStatus;
 }
 
 /** What the test needs of the canary's labelled predictions in that window. */
@@ -1440,6 +1496,16 @@ export interface InferenceServiceQualityComparisonStableStatus {
   auc?: number | null;
   /** DeLong's variance of that AUC. */
   aucVariance?: number | null;
+}
+
+/** In shadow mode, the requests both versions answered (paired by request id in the inference log). */
+export interface InferenceServiceQualityComparisonPairedStatus {
+  /** Paired predictions. */
+  pairs?: number;
+  /** Of them, those the two versions decided differently at the threshold. */
+  flipped?: number;
+  /** PSI of the canary's scores against stable's over them (10 equal-width bins); unset without pairs. */
+  scorePsi?: number | null;
 }
 
 /** The latest retrain this service started. */

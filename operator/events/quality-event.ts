@@ -67,6 +67,8 @@ export interface QualityComparisonData {
   threshold: number;
   canary: ComparisonSide;
   stable: ComparisonSide;
+  /** The requests both versions answered (shadow mode), labelled or not; scorePsi null without pairs. */
+  paired?: { pairs: number; flipped: number; scorePsi: number | null };
 }
 
 export interface QualityEventData {
@@ -147,6 +149,13 @@ export function qualityEventData(event: CloudEvent): QualityEventData {
         if (!isCount(entry[field])) throw fail(`comparison.${side}.${field}`);
       for (const field of ['auc', 'aucVariance'] as const)
         if (!isMetric(entry[field])) throw fail(`comparison.${side}.${field}`);
+    }
+    const paired = comparison.paired;
+    if (paired !== undefined) {
+      if (!paired || typeof paired !== 'object') throw fail('comparison.paired');
+      for (const field of ['pairs', 'flipped'] as const)
+        if (!isCount(paired[field])) throw fail(`comparison.paired.${field}`);
+      if (!isMetric(paired.scorePsi)) throw fail('comparison.paired.scorePsi');
     }
   }
   return data as QualityEventData;

@@ -18,6 +18,7 @@ export const INCONCLUSIVE_RETRY_MS = 5_000;
 export const QUALITY_POLL_MS = 5_000;
 export const DEFAULT_MIN_LABELS = 200;
 export const DEFAULT_CONFIDENCE = 0.95;
+export const DEFAULT_MIN_PAIRS = 200;
 
 /** The part of InferenceService status this machine owns. */
 export interface RolloutState {
@@ -127,7 +128,66 @@ export function analysisDue(input: Omit<RolloutInput, 'measurement'>): boolean {
   const dueAt = clockStart(previous, input.canaryReadiness) + intervalMs(rollout);
   if (input.now.getTime() < dueAt) return false;
   // Gated on quality: Prometheus is asked together with a comparison made after the step fell due.
-  return !rollout?.analysis?.quality || qualityFresh(input.quality, input.canary, stable, dueAt);
+  return !gatedOnQuality(rollout) || qualityFresh(input.quality, input.canary, stable, dueAt);
+}
+
+/** Whether a step's analysis waits for the evaluator: labels (quality) or paired decisions (decisions). */
+export function gatedOnQuality(rollout: RolloutSpec | undefined): boolean {
+  return rollout?.analysis?.quality !== undefined || rollout?.analysis?.decisions !== undefined;
+}
+
+export interface DecisionsCheck {
+  verdict: 'Differs' | 'Same' | 'Insufficient';
+  pairs: number;
+  flipRate: number | null;
+  scorePsi: number | null;
+  reason: string;
+}
+
+/** spec.rollout.analysis.decisions on the paired requests of status.quality.comparison: bounds, no test. */
+export function judgeDecisions(
+  gate: NonNullable<AnalysisSpec['decisions']>,
+  quality: InferenceServiceQualityComparisonStatus,
+): DecisionsCheck {
+  const pairs = quality.paired?.pairs ?? 0;
+  const minPairs = gate.minPairs ?? DEFAULT_MIN_PAIRS;
+  if (pairs < minPairs)
+    return {
+      verdict: 'Insufficient',
+      pairs,
+      flipRate: null,
+      scorePsi: null,
+      reason: `decisions: ${pairs} requests answered by both versions, ${minPairs} needed; waiting for mirrored traffic`,
+    };
+  const flipRate = (quality.paired?.flipped ?? 0) / pairs;
+  const scorePsi = quality.paired?.scorePsi ?? null;
+  const failures: string[] = [];
+  if (gate.maxFlipRate !== undefined && flipRate > gate.maxFlipRate)
+    failures.push(`flip rate ${round(flipRate)} > maxFlipRate ${gate.maxFlipRate}`);
+  if (gate.maxScorePsi !== undefined && scorePsi !== null && scorePsi > gate.maxScorePsi)
+    failures.push(`score PSI ${round(scorePsi)} > maxScorePsi ${gate.maxScorePsi}`);
+  const measured = `on ${pairs} requests both answered: canary decided ${quality.paired?.flipped ?? 0} differently (flip rate ${round(flipRate)}), score PSI ${scorePsi === null ? 'n/a' : round(scorePsi)}`;
+  return failures.length
+    ? { verdict: 'Differs', pairs, flipRate, scorePsi, reason: `decisions ${measured}: ${failures.join('; ')}` }
+    : { verdict: 'Same', pairs, flipRate, scorePsi, reason: `decisions ${measured}` };
+}
+
+/** The verdict so far with the decisions check's: a canary deciding too differently fails it. */
+export function withDecisions(result: AnalysisResult, check: DecisionsCheck): AnalysisResult {
+  const decisions: NonNullable<AnalysisResult['decisions']> = {
+    verdict: check.verdict,
+    pairs: check.pairs,
+    ...(check.flipRate !== null ? { flipRate: check.flipRate } : {}),
+    ...(check.scorePsi !== null ? { scorePsi: check.scorePsi } : {}),
+  };
+  if (result.verdict === 'Failed')
+    return {
+      ...result,
+      decisions,
+      reason: check.verdict === 'Differs' ? `${result.reason}; ${check.reason}` : result.reason,
+    };
+  if (check.verdict === 'Differs') return { ...result, decisions, verdict: 'Failed', reason: check.reason };
+  return { ...result, decisions, reason: `${result.reason}; ${check.reason}` };
 }
 
 /** Whether `quality` compares these two versions with the labels up to `dueAt` or later. */
@@ -332,8 +392,9 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
   const waited = now.getTime() - clockStart(previous, readiness);
   if (waited < interval) return { state: current, events: [], requeueAfterMs: interval - waited };
   const gate = rollout?.analysis?.quality;
+  const decisionsGate = rollout?.analysis?.decisions;
   const dueAt = clockStart(previous, readiness) + interval;
-  if (gate && !qualityFresh(input.quality, canary, stable, dueAt)) {
+  if (gatedOnQuality(rollout) && !qualityFresh(input.quality, canary, stable, dueAt)) {
     // The step is due but its quality is not known yet: hold at its weight (clock and failures kept) until the
     // evaluation asked for reports.
     const due = new Date(dueAt).toISOString();
@@ -348,16 +409,23 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
   if (!input.measurement) throw new Error('analysis is due: nextRollout needs a measurement');
 
   let result = judge(input.measurement, rollout?.analysis, step, now);
-  if (gate && result.verdict !== 'Inconclusive') {
-    const comparison = judgeQuality(gate, input.quality!);
-    if (comparison.verdict === 'insufficient' && result.verdict === 'Passed') {
-      // Too few labels is no verdict, as too little traffic is none: the step waits one more interval and asks
-      // again, without a failed check.
-      const reason = comparison.reason;
+  if (gatedOnQuality(rollout) && result.verdict !== 'Inconclusive') {
+    const comparison = gate ? judgeQuality(gate, input.quality!) : undefined;
+    const decisions = decisionsGate ? judgeDecisions(decisionsGate, input.quality!) : undefined;
+    if (comparison) result = withQuality(result, comparison);
+    if (decisions) result = withDecisions(result, decisions);
+    const waitingFor = [
+      ...(comparison?.verdict === 'insufficient' ? [comparison.reason] : []),
+      ...(decisions?.verdict === 'Insufficient' ? [decisions.reason] : []),
+    ];
+    if (waitingFor.length > 0 && result.verdict === 'Passed') {
+      // Too few labels (or pairs) is no verdict, as too little traffic is none: the step waits one more interval
+      // and asks again, without a failed check.
+      const reason = waitingFor.join('; ');
       const analysis: AnalysisStatus = {
         stepStartedAt: now.toISOString(),
         failedChecks: previous.analysis.failedChecks ?? 0,
-        ...recorded(withQuality(result, comparison)),
+        ...recorded(result),
         message: `Waiting: ${reason}; step ${step} held at ${current.canaryWeight}%`,
       };
       return {
@@ -366,7 +434,6 @@ export function nextRollout(input: RolloutInput): RolloutDecision {
         requeueAfterMs: interval,
       };
     }
-    result = withQuality(result, comparison);
   }
   if (result.verdict === 'Inconclusive') {
     // The step holds at its weight with its clock and failure count kept: the analysis runs again soon and the
@@ -478,6 +545,7 @@ export function recorded(result: AnalysisResult): AnalysisStatus {
   if (result.latencyP95Ms !== null) analysis.latencyP95Ms = result.latencyP95Ms;
   if (result.latencyP99Ms !== null) analysis.latencyP99Ms = result.latencyP99Ms;
   if (result.quality) analysis.quality = result.quality;
+  if (result.decisions) analysis.decisions = result.decisions;
   return analysis;
 }
 

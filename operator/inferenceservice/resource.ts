@@ -5,7 +5,9 @@
 import type {
   BatchScoring,
   BatchScoringStatus,
+  InferenceServiceAnalysisDecisionsStatus,
   InferenceServiceAnalysisQualityStatus,
+  InferenceServiceRolloutAnalysisDecisions,
   InferenceServiceRolloutAnalysisQuality,
   InferenceServiceQuality,
   InferenceServiceQualityStatus,
@@ -26,6 +28,7 @@ export interface AnalysisSpec {
   minRequests?: number;
   failureLimit?: number;
   quality?: InferenceServiceRolloutAnalysisQuality;
+  decisions?: InferenceServiceRolloutAnalysisDecisions;
 }
 
 export interface RolloutSpec {
@@ -137,6 +140,7 @@ export interface AnalysisResult {
   reason: string;
   /** The canary's quality against stable's (spec.rollout.analysis.quality), when gated on it. */
   quality?: InferenceServiceAnalysisQualityStatus;
+  decisions?: InferenceServiceAnalysisDecisionsStatus;
 }
 
 /** status.analysis as the CRD stores it: the latest check, flat, plus what the rollout needs to resume. */
@@ -152,6 +156,7 @@ export interface AnalysisStatus {
   /** `Passed: ...` or `Failed: ...` with the numbers, or `Inconclusive: ...` with why no numbers came. */
   message?: string;
   quality?: InferenceServiceAnalysisQualityStatus;
+  decisions?: InferenceServiceAnalysisDecisionsStatus;
 }
 
 export interface DriftStatus {

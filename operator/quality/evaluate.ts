@@ -23,6 +23,8 @@ import { parseDuration } from '../api/contracts.ts';
 import { evaluate, type SnapshotRequest } from './join.ts';
 import { DROP_METRICS, dropped, snapshotKey, type DropCondition, type DropMetric } from './snapshot.ts';
 import { gatherSources, storageFor } from './sources.ts';
+import { psi } from '../../server/src/drift/statistics.ts';
+import type { PairedDecisions } from './join.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -44,6 +46,12 @@ export interface EvaluateOptions {
   snapshotWhen?: DropCondition;
   /** During a rollout: compare the canary with stable on the predictions each answered after `since`. */
   compare?: { canary: number; stable: number; since: Date };
+}
+
+/** PSI of the canary's scores (actual) against stable's (expected) over the paired requests, as drift computes it. */
+export function scorePsi(paired: PairedDecisions): number {
+  const shares = (bins: number[]) => bins.map((n) => n / paired.pairs);
+  return psi(shares(paired.stableBins), shares(paired.canaryBins));
 }
 
 /** The window's start in ms, or null for `all`; throws naming --window when it is neither. */
@@ -111,7 +119,13 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
               stableVersion: options.compare.stable,
               since: options.compare.since.toISOString(),
               threshold: options.threshold,
-              ...comparison,
+              canary: comparison.canary,
+              stable: comparison.stable,
+              paired: {
+                pairs: comparison.paired.pairs,
+                flipped: comparison.paired.flipped,
+                scorePsi: comparison.paired.pairs > 0 ? scorePsi(comparison.paired) : null,
+              },
             },
           }
         : {}),

@@ -82,10 +82,30 @@ export interface Evaluation {
   /** Per version: its quality over the window, ascending by version. */
   versions: VersionQuality[];
   /** With options.compare: what the canary test needs of each side (compare.ts, ComparisonSide). */
-  comparison?: { canary: ComparisonSide; stable: ComparisonSide };
+  comparison?: { canary: ComparisonSide; stable: ComparisonSide; paired: PairedDecisions };
 }
 
+/**
+ * The requests both versions answered (shadow mode mirrors each to the canary; the inference log holds both
+ * answers under one request id), labelled or not: how many, how many were decided differently at the threshold,
+ * and each version's scores over them in 10 equal-width bins of [0, 1] (for the PSI of the two).
+ */
+export interface PairedDecisions {
+  pairs: number;
+  flipped: number;
+  canaryBins: number[];
+  stableBins: number[];
+}
+
+export const SCORE_BINS = 10;
+
 const NO_LABELS: ComparisonSide = { count: 0, positives: 0, correct: 0, auc: null, aucVariance: null };
+const noPairs = (): PairedDecisions => ({
+  pairs: 0,
+  flipped: 0,
+  canaryBins: new Array(SCORE_BINS).fill(0),
+  stableBins: new Array(SCORE_BINS).fill(0),
+});
 
 /** Per version: its quality over the window, ascending by version. */
 export async function evaluateVersions(sources: EvaluationSources, options: JoinOptions): Promise<VersionQuality[]> {
@@ -95,7 +115,10 @@ export async function evaluateVersions(sources: EvaluationSources, options: Join
 /** The window's quality per version and, with options.compare, the canary's comparison with stable. */
 export async function evaluate(sources: EvaluationSources, options: JoinOptions): Promise<Evaluation> {
   if (sources.predictions.length === 0)
-    return { versions: [], ...(options.compare ? { comparison: { canary: NO_LABELS, stable: NO_LABELS } } : {}) };
+    return {
+      versions: [],
+      ...(options.compare ? { comparison: { canary: NO_LABELS, stable: NO_LABELS, paired: noPairs() } } : {}),
+    };
   const edges = calibrationEdges(options.calibrationBins ?? 10);
   // Loaded here, not at the top: the operator's bundle holds this module and must not load DuckDB to reconcile.
   const { DuckDBInstance } = await import('@duckdb/node-api');
@@ -163,7 +186,7 @@ export async function evaluate(sources: EvaluationSources, options: JoinOptions)
       : '';
     await connection.run(`CREATE TABLE joined AS
       SELECT CAST(p.version AS INTEGER) AS version, CAST(p.model AS VARCHAR) AS model, CAST(p.score AS DOUBLE) AS score,
-        l.label AS label, epoch_ms(p.time) AS ms${carried}
+        l.label AS label, epoch_ms(p.time) AS ms${options.compare && !options.snapshot ? ', CAST(p.request_id AS VARCHAR) AS request_id' : ''}${carried}
       FROM ${predictionScan} p LEFT JOIN labels l ON l.request_id = CAST(p.request_id AS VARCHAR)
       WHERE epoch_ms(p.time) <= ${options.endMs} ${after} AND p.version IS NOT NULL`);
     const inWindow = options.startMs === null || options.startMs === earliest ? '' : `AND ms > ${options.startMs}`;
@@ -266,7 +289,27 @@ async function comparisonSides(
   connection: DuckDBConnection,
   compare: NonNullable<JoinOptions['compare']>,
   threshold: number,
-): Promise<{ canary: ComparisonSide; stable: ComparisonSide }> {
+): Promise<{ canary: ComparisonSide; stable: ComparisonSide; paired: PairedDecisions }> {
+  const thresholdSql = sqlDouble(threshold);
+  // A score in [0, 1] to its bin: 0.1 steps, 1.0 in the last one.
+  const binOf = (score: string) => `least(CAST(floor(${score} * ${SCORE_BINS}) AS INTEGER), ${SCORE_BINS - 1})`;
+  const pairRows = (
+    await connection.runAndReadAll(`
+    WITH c AS (SELECT request_id, any_value(score) AS score FROM joined
+        WHERE version = ${compare.canary} AND ms > ${compare.sinceMs} AND score >= 0 AND score <= 1 GROUP BY request_id),
+      s AS (SELECT request_id, any_value(score) AS score FROM joined
+        WHERE version = ${compare.stable} AND ms > ${compare.sinceMs} AND score >= 0 AND score <= 1 GROUP BY request_id),
+      p AS (SELECT c.score AS cs, s.score AS ss FROM c JOIN s USING (request_id))
+    SELECT 'pairs' AS what, -1 AS bin, CAST(count(*) AS DOUBLE) AS n,
+        CAST(coalesce(sum(CASE WHEN (cs >= ${thresholdSql}) <> (ss >= ${thresholdSql}) THEN 1 ELSE 0 END), 0) AS DOUBLE) AS flipped FROM p
+    UNION ALL SELECT 'canary', ${binOf('cs')}, CAST(count(*) AS DOUBLE), 0 FROM p GROUP BY 2
+    UNION ALL SELECT 'stable', ${binOf('ss')}, CAST(count(*) AS DOUBLE), 0 FROM p GROUP BY 2`)
+  ).getRowObjectsJS() as Array<{ what: string; bin: number; n: number; flipped: number }>;
+  const paired = noPairs();
+  for (const row of pairRows) {
+    if (row.what === 'pairs') Object.assign(paired, { pairs: row.n, flipped: row.flipped });
+    else (row.what === 'canary' ? paired.canaryBins : paired.stableBins)[row.bin] = row.n;
+  }
   const rows = (
     await connection.runAndReadAll(`
     WITH side AS (
@@ -316,5 +359,5 @@ async function comparisonSides(
       aucVariance: row.variance ?? null,
     };
   };
-  return { canary: sideOf(compare.canary), stable: sideOf(compare.stable) };
+  return { canary: sideOf(compare.canary), stable: sideOf(compare.stable), paired };
 }

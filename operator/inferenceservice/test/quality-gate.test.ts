@@ -200,6 +200,41 @@ test('errorRate and accuracy gates use the two-proportion test on the counts', (
   }
 });
 
+test('in shadow mode, before any label, a canary deciding too differently fails; too few pairs waits; alike passes', () => {
+  const decisionsOnly: RolloutSpec = {
+    ...rollout,
+    analysis: {
+      maxErrorRate: 0.05,
+      minRequests: 10,
+      failureLimit: 1,
+      decisions: { maxFlipRate: 0.05, maxScorePsi: 0.2, minPairs: 300 },
+    },
+  };
+  const noLabels = side(0, 0, 0);
+  const paired = (pairs: number, flipped: number, scorePsi: number) => ({
+    ...comparison(61, { ...noLabels, auc: null, aucVariance: null }, { ...noLabels, auc: null, aucVariance: null }),
+    paired: { pairs, flipped, scorePsi },
+  });
+  const at61 = (quality: InferenceServiceQualityComparisonStatus) =>
+    nextRollout(input(progressing(0, 0), at(61), { shadow: true, rollout: decisionsOnly, quality, measurement: fast }));
+  const flipped = at61(paired(1000, 180, 0.05));
+  assert.is(flipped.state.phase, 'RolledBack');
+  assert.match(
+    flipped.state.analysis.message!,
+    /^Failed: decisions on 1000 requests both answered: canary decided 180 differently \(flip rate 0\.18\), score PSI 0\.05: flip rate 0\.18 > maxFlipRate 0\.05$/,
+  );
+  assert.equal(flipped.state.analysis.decisions, { verdict: 'Differs', pairs: 1000, flipRate: 0.18, scorePsi: 0.05 });
+  assert.match(at61(paired(1000, 10, 0.9)).state.analysis.message!, /score PSI 0\.9 > maxScorePsi 0\.2/);
+  const few = at61(paired(120, 60, 2));
+  assert.equal([few.state.phase, few.state.analysis.failedChecks], ['Progressing', 0]);
+  assert.match(few.state.analysis.message!, /^Waiting: decisions: 120 requests answered by both versions, 300 needed/);
+  const alike = at61(paired(1000, 12, 0.01));
+  assert.is(alike.state.currentStep, 1);
+  assert.is(alike.state.analysis.decisions!.verdict, 'Same');
+  // Without a comparison on record it asks for an evaluation, like the quality gate.
+  assert.ok(nextRollout(input(progressing(0, 0), at(61), { shadow: true, rollout: decisionsOnly })).evaluate);
+});
+
 const isvc: InferenceService = {
   apiVersion: 'loopline.dev/v1alpha1',
   kind: 'InferenceService',

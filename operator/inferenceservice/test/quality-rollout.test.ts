@@ -103,7 +103,12 @@ async function serveMetrics(service: string, model: string, latencies: Record<nu
   await sleep(3 * prometheus.scrapeIntervalMs);
 }
 
-async function createService(name: string, model: string, gate: Record<string, unknown>): Promise<void> {
+async function createService(
+  name: string,
+  model: string,
+  gate: Record<string, unknown>,
+  extra: { decisions?: Record<string, unknown>; shadow?: boolean } = {},
+): Promise<void> {
   await registerVersion(api, ns, model, 1, ['production']);
   await registerVersion(api, ns, model, 2, ['candidate']);
   await api.create(
@@ -123,8 +128,16 @@ async function createService(name: string, model: string, gate: Record<string, u
         rollout: {
           steps: [50, 100],
           interval: '3s',
-          analysis: { maxErrorRate: 0.05, maxLatencyP95Ms: 100, minRequests: 5, failureLimit: 1, quality: gate },
+          analysis: {
+            maxErrorRate: 0.05,
+            maxLatencyP95Ms: 100,
+            minRequests: 5,
+            failureLimit: 1,
+            quality: gate,
+            ...(extra.decisions ? { decisions: extra.decisions } : {}),
+          },
         },
+        ...(extra.shadow ? { shadow: { enabled: true } } : {}),
       },
     } as never,
     'loopline-test',
@@ -301,6 +314,50 @@ test('too few labels hold the canary at its step without a failed check; once th
     message,
     /all 2 steps passed analysis; last: requests \d+.*; auc canary 0\.\d{4} vs stable 0\.\d{4} \(800 vs 800 labels\).*not shown worse by more than maxDrop 0\.05/,
     message,
+  );
+});
+
+test('in shadow mode, before any label came back, a canary deciding differently on the same requests is rolled back', async () => {
+  const name = 'fraud-shadow';
+  await serveMetrics(name, 'fraud-c', { 1: 0.01, 2: 0.01 });
+  await createService(
+    name,
+    'fraud-c',
+    { metric: 'auc', maxDrop: 0.05, minLabels: 300 },
+    { shadow: true, decisions: { maxFlipRate: 0.05, maxScorePsi: 0.25, minPairs: 200 } },
+  );
+  await canaryStarted(name);
+  // Both versions answered the same 600 mirrored requests (one request id); the canary scores them lower.
+  const stable = predictions(1, 600, 1.53, 7, 'fraud-c');
+  const canary = stable.map((r) => ({ ...r, version: 2, score: r.score * 0.6 }));
+  const flipped = stable.filter((r, j) => r.score >= 0.5 !== canary[j]!.score >= 0.5).length;
+  for (const rows of [stable, canary]) {
+    const logged = inferenceLogPart(ns, name, rows, `predictor-v${rows[0]!.version}`, 0);
+    await s3.put(`ground-truth/${logged.key}`, logged.body);
+  }
+  const isvc = await waitFor(
+    `${name} rolled back`,
+    async () => {
+      const object = await getIsvc(name);
+      return object.status?.phase === 'RolledBack' ? object : undefined;
+    },
+    120_000,
+  ).catch(async (error) => {
+    const object = await getIsvc(name);
+    throw new Error(`${(error as Error).message}; status ${JSON.stringify(object.status?.analysis)}`);
+  });
+  assert.equal(isvc.status.analysis.decisions.pairs, 600);
+  assert.ok(Math.abs(isvc.status.analysis.decisions.flipRate - flipped / 600) < 1e-12);
+  // No labels at all: the quality check could not say, the decisions check did.
+  assert.is(isvc.status.analysis.quality.verdict, 'Insufficient');
+  const rolledBack = await eventOf(name, 'RolledBack');
+  console.log(`  ${rolledBack}`);
+  assert.match(
+    rolledBack,
+    new RegExp(
+      `^canary v2 rolled back: 1 failed checks \\(limit 1\\): decisions on 600 requests both answered: canary decided ${flipped} differently \\(flip rate [\\d.]+\\), score PSI [\\d.]+: flip rate [\\d.]+ > maxFlipRate 0\\.05`,
+    ),
+    rolledBack,
   );
 });
 

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { compareSides, comparisonSide } from '../../../server/src/quality/compare.ts';
+import { psi } from '../../../server/src/drift/statistics.ts';
 import { qualityEventData, qualityCloudEvent } from '../../events/quality-event.ts';
 import { evaluateQuality, runEvaluate } from '../evaluate.ts';
 import { inferenceLogPart, labelPart, type LoggedRow } from '../../../test/support/ground-truth.ts';
@@ -190,6 +191,40 @@ test('a canary with no labelled predictions yet compares as zero labels, not as 
     }).verdict,
     'insufficient',
   );
+});
+
+test('in shadow mode the requests both versions answered are paired: flipped decisions and the PSI of their scores', async () => {
+  // Versions 90 (stable) and 91 (canary) answered the same 500 requests; 100 more only stable answered.
+  const noise = (j: number) => ((j * 7919) % 1000) / 1000;
+  const stableRows: LoggedRow[] = Array.from({ length: 600 }, (_, j) => ({
+    requestId: `shadow-${j}`,
+    time: endMs - 30 * MINUTE + j,
+    model: service,
+    version: 90,
+    score: noise(j),
+  }));
+  // The canary scores a third of them higher: some cross the threshold.
+  const canaryRows: LoggedRow[] = stableRows.slice(0, 500).map((r, j) => ({
+    ...r,
+    version: 91,
+    score: j % 3 === 0 ? Math.min(1, r.score + 0.3) : r.score,
+  }));
+  put(inferenceLogPart(ns, service, stableRows, 'predictor-a', 90));
+  put(inferenceLogPart(ns, service, canaryRows, 'predictor-b', 91));
+  const { comparison } = await evaluate(91, 90);
+  const paired = comparison!.paired!;
+  const flipped = canaryRows.filter((r, j) => r.score >= 0.5 !== stableRows[j]!.score >= 0.5).length;
+  const shares = (scores: number[]) => {
+    const bins = new Array(10).fill(0);
+    for (const x of scores) bins[Math.min(Math.floor(x * 10), 9)]++;
+    return bins.map((n) => n / scores.length);
+  };
+  const expectedPsi = psi(shares(stableRows.slice(0, 500).map((r) => r.score)), shares(canaryRows.map((r) => r.score)));
+  assert.equal([paired.pairs, paired.flipped], [500, flipped]);
+  assert.ok(flipped > 20, `flipped ${flipped}`);
+  close(paired.scorePsi, expectedPsi, 'score PSI');
+  // Versions that never answered the same request have no pairs.
+  assert.equal((await evaluate(2, 1)).comparison!.paired, { pairs: 0, flipped: 0, scorePsi: null });
 });
 
 test('--canary, --stable and --since go together and are checked, naming the option', async () => {
