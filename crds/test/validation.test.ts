@@ -234,25 +234,31 @@ const invalidCreates: Row[] = [
   [
     'a decisions gate without shadow mode',
     'InferenceService',
-    (o) => (withQualityGate(o, {}), (o.spec.rollout.analysis.decisions = { maxFlipRate: 0.05 })),
+    (o) => {
+      withQualityGate(o, {});
+      o.spec.rollout.analysis.decisions = { maxFlipRate: 0.05 };
+    },
     'spec.rollout.analysis.decisions',
     /set spec.shadow.enabled/,
   ],
   [
     'a decisions gate with no bound',
     'InferenceService',
-    (o) => (
-      withQualityGate(o, {}),
-      (o.spec.shadow = { enabled: true }),
-      (o.spec.rollout.analysis.decisions = { minPairs: 100 })
-    ),
+    (o) => {
+      withQualityGate(o, {});
+      o.spec.shadow = { enabled: true };
+      o.spec.rollout.analysis.decisions = { minPairs: 100 };
+    },
     'spec.rollout.analysis.decisions',
     /needs maxFlipRate or maxScorePsi/,
   ],
   [
     'a quality gate with spec.quality disabled',
     'InferenceService',
-    (o) => (withQualityGate(o, {}), (o.spec.quality = { enabled: false })),
+    (o) => {
+      withQualityGate(o, {});
+      o.spec.quality = { enabled: false };
+    },
     'spec.rollout.analysis.quality',
     /leave spec.quality enabled/,
   ],
