@@ -20,7 +20,13 @@ import {
 import { publishLifecycle, type LifecyclePublisher } from '../events/publisher.ts';
 import { aliasHolder } from '../modelversion/registry.ts';
 import { CronJob, batchCronJob, batchCronJobName, latestRun } from './batch.ts';
-import { comparedVersions, evaluatesQuality, qualityCronJob, qualityEvaluationJob } from './quality.ts';
+import {
+  comparedVersions,
+  evaluatesQuality,
+  evaluationFailure,
+  qualityCronJob,
+  qualityEvaluationJob,
+} from './quality.ts';
 import { analysisQueries, measureCanary, rangeFor, type MetricNames } from './analysis.ts';
 import { analysisDue, intervalMs, nextRollout, type RolloutEvent, type RolloutState } from './canary.ts';
 import {
@@ -315,10 +321,17 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
     // A step due for its quality check runs the evaluator now rather than at the CronJob's next time.
     if (decision.evaluate && qualityCron) {
       const job = qualityEvaluationJob(isvc, qualityCron, decision.evaluate);
-      if (!ctx.cache.get(kinds.Job, namespace, job.metadata.name)) {
+      const live = ctx.cache.get(kinds.Job, namespace, job.metadata.name);
+      const failure = evaluationFailure(live);
+      if (!live) {
         const { created } = await ctx.create(job);
         if (created)
           ctx.log.info({ job: job.metadata.name, step: decision.evaluate.step }, 'quality evaluation started');
+      } else if (failure) {
+        // Said in status and once as an Event; a later run of the CronJob that reports still lets the step go on.
+        const message = `Waiting: quality evaluation Job ${job.metadata.name} failed (${failure}); kubectl logs -n ${namespace} job/${job.metadata.name} says why. Step ${decision.evaluate.step} holds until an evaluation reports (a run of the quality CronJob counts)`;
+        if (status.analysis?.message !== message) await ctx.event(isvc, 'Warning', 'QualityEvaluationFailed', message);
+        state.analysis = { ...state.analysis, message };
       }
     }
 

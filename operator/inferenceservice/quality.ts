@@ -196,6 +196,14 @@ export function qualityEvaluationJob(
   };
 }
 
+/** Why an evaluation Job failed (its Failed condition), or undefined while it runs or after it succeeded. */
+export function evaluationFailure(job: { status?: Record<string, any> } | undefined): string | undefined {
+  const failed = (job?.status?.conditions ?? []).find(
+    (c: { type: string; status: string }) => c.type === 'Failed' && c.status === 'True',
+  );
+  return failed ? `${failed.reason ?? 'Failed'}: ${failed.message ?? 'no message'}` : undefined;
+}
+
 /** A change of AUC or accuracy by this much (absolute) between two evaluations of a version is reported. */
 export const NOTABLE_CHANGE = 0.05;
 /** The status keeps the newest versions (CRD maxItems). */

@@ -10,7 +10,13 @@ import type { DesiredObject } from '../../engine/types.ts';
 import { cloudEvent } from '../../events/cloudevents.ts';
 import { QUALITY_EVENT_TYPE } from '../../events/quality-event.ts';
 import { analysisDue, nextRollout, type Measurement, type RolloutInput, type RolloutState } from '../canary.ts';
-import { comparedVersions, nextQualityStatus, qualityCronJob, qualityEvaluationJob } from '../quality.ts';
+import {
+  comparedVersions,
+  evaluationFailure,
+  nextQualityStatus,
+  qualityCronJob,
+  qualityEvaluationJob,
+} from '../quality.ts';
 import type { InferenceService, RolloutSpec } from '../resource.ts';
 
 const T0 = new Date('2026-12-01T10:00:00Z');
@@ -272,6 +278,27 @@ test("a canary's start is recorded; during its rollout the CronJob and the step'
   const long = { ...isvc, metadata: { ...isvc.metadata, name: 'a'.repeat(63) } };
   assert.ok(qualityEvaluationJob(long, qualityCronJob(long, {}, undefined, compared), due).metadata.name.length <= 63);
   assert.equal((job.metadata as any).ownerReferences[0].uid, 'u-1');
+});
+
+test('a failed evaluation Job is told by its Failed condition; a running or finished one is not', () => {
+  assert.is(evaluationFailure(undefined), undefined);
+  assert.is(evaluationFailure({ status: { active: 1 } }), undefined);
+  assert.is(evaluationFailure({ status: { conditions: [{ type: 'Complete', status: 'True' }] } }), undefined);
+  assert.is(
+    evaluationFailure({
+      status: {
+        conditions: [
+          {
+            type: 'Failed',
+            status: 'True',
+            reason: 'BackoffLimitExceeded',
+            message: 'Job has reached the specified backoff limit',
+          },
+        ],
+      },
+    }),
+    'BackoffLimitExceeded: Job has reached the specified backoff limit',
+  );
 });
 
 test("a quality event's comparison lands in status.quality.comparison with the window's end", () => {

@@ -107,7 +107,7 @@ async function createService(
   name: string,
   model: string,
   gate: Record<string, unknown>,
-  extra: { decisions?: Record<string, unknown>; shadow?: boolean } = {},
+  extra: { decisions?: Record<string, unknown>; shadow?: boolean; uri?: string } = {},
 ): Promise<void> {
   await registerVersion(api, ns, model, 1, ['production']);
   await registerVersion(api, ns, model, 2, ['candidate']);
@@ -122,7 +122,7 @@ async function createService(
         stable: { alias: 'production' },
         canary: { alias: 'candidate' },
         predictor: { image: 'registry.local/predictor-simulated:1', resources: { cpu: '10m', memory: '32Mi' } },
-        logging: { enabled: true, uri: base },
+        logging: { enabled: true, uri: extra.uri ?? base },
         // Never on its own schedule: every evaluation here is one the rollout asked for.
         quality: { schedule: '0 0 1 1 *', window: '1h' },
         rollout: {
@@ -359,6 +359,27 @@ test('in shadow mode, before any label came back, a canary deciding differently 
     ),
     rolledBack,
   );
+});
+
+test('an evaluation Job that fails holds the step and says so in status and a Warning Event, naming the Job', async () => {
+  const name = 'fraud-nobucket';
+  await serveMetrics(name, 'fraud-d', { 1: 0.01, 2: 0.01 });
+  await createService(name, 'fraud-d', { metric: 'auc', maxDrop: 0.05 }, { uri: 's3://no-such-bucket-qgate/gt' });
+  const warning = await waitFor(
+    `${name}: a QualityEvaluationFailed Event`,
+    async () => (await events(name, 'QualityEvaluationFailed'))[0],
+    150_000,
+  );
+  console.log(`  ${warning}`);
+  assert.match(
+    warning,
+    new RegExp(
+      `^Waiting: quality evaluation Job ${name}-quality-[0-9a-f]{10} failed \\(BackoffLimitExceeded: .*\\); kubectl logs -n ${ns} job/${name}-quality-[0-9a-f]{10} says why\\. Step 0 holds`,
+    ),
+  );
+  const isvc = await getIsvc(name);
+  assert.equal([isvc.status.phase, isvc.status.currentStep, isvc.status.analysis.failedChecks], ['Progressing', 0, 0]);
+  assert.match(isvc.status.analysis.message, /^Waiting: quality evaluation Job .* failed/);
 });
 
 test.run();
