@@ -68,6 +68,12 @@ export function planQualityRetrain(
           : `v${stable.version}'s ${rule.metric} ${measured[rule.metric] ?? 'n/a'} is not below ${shown(condition.below)}`,
     };
   }
+  // The canary may be the fix (an earlier retrain's): its outcome first, not another retrain on the same drop.
+  if (isvc.status?.phase === 'Progressing' && isvc.status.canaryVersion !== undefined)
+    return {
+      create: false,
+      reason: `v${isvc.status.canaryVersion} is rolling out as the canary; a retrain waits for its outcome`,
+    };
   const last = isvc.status?.lastRetrain;
   if (last?.eventId === quality.lastEventId)
     return { create: false, reason: `already retrained for event ${quality.lastEventId} (${last.trainingJob})` };

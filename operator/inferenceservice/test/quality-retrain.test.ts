@@ -94,6 +94,12 @@ const table: Array<{ name: string; isvc: InferenceService; now?: number; create:
     reason: /no snapshot of labelled rows/,
   },
   {
+    name: 'while a canary rolls out (maybe the last retrain) nothing starts',
+    isvc: isvc({ ...quality(0.3), phase: 'Progressing', canaryVersion: 4 }),
+    create: false,
+    reason: /v4 is rolling out as the canary/,
+  },
+  {
     name: 'the same event again starts nothing',
     isvc: isvc({ ...quality(0.3), lastRetrain: { trainingJob: 'x', eventId: 'q-1', time: at(-7200).toISOString() } }),
     create: false,
