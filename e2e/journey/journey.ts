@@ -20,7 +20,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import * as yaml from 'js-yaml';
 import { Fatal, getJson, kubectl, run, waitFor, type CommandResult } from './commands.ts';
 import type { EventLog } from './events.ts';
-import { CREDIT_RISK_FEATURES, generateCreditRisk, toCsv } from '../../examples/trainer/src/dataset.ts';
+import { CREDIT_RISK_FEATURES, generateCreditRisk, riskLogit, toCsv } from '../../examples/trainer/src/dataset.ts';
+import { seededRandom } from '../../examples/trainer/src/random.ts';
 import { parseS3Uri, s3ClientFromEnv } from '../../operator/api/object-storage.ts';
 import { applications, postJson, serviceEndpoints, Traffic, type PredictResponse } from './traffic.ts';
 import { GatewayClient, type GatewayAnswer } from '../../test/support/gateway.ts';
@@ -435,6 +436,139 @@ export class Journey {
     const job = await getJson(this.ns('trainingjob', name));
     const table = await this.kubectl(this.ns('get', 'trainingjobs'));
     return { name, job, table };
+  }
+
+  /** Where the predictors log their predictions and the clients' labels land (spec.logging.uri). */
+  groundTruthUri(): string {
+    return `s3://${process.env.LOOPLINE_S3_BUCKET ?? 'loopline'}/ground-truth-${this.namespace}`;
+  }
+
+  /** One quality evaluation now, as `kubectl create job --from=cronjob/...` runs it between schedules. */
+  private evaluations = 0;
+  async evaluateNow(): Promise<string> {
+    const job = `${ISVC}-quality-now-${++this.evaluations}`;
+    await kubectl(this.ns('create', 'job', `--from=cronjob/${ISVC}-quality`, job));
+    return job;
+  }
+
+  /**
+   * Live quality with retraining on a drop: the predictors log to S3, the evaluator runs every minute, and a live
+   * AUC 0.1 below the serving version's training AUC (on at least 300 labels) starts a retrain on production rows.
+   */
+  async enableQualityRetrain(version: number): Promise<CommandResult> {
+    this.report.step(
+      'quality: log predictions to S3, evaluate them every minute, retrain when live AUC falls 0.1 below the training AUC',
+    );
+    const patch = await this.kubectl(
+      this.ns(
+        'patch',
+        'inferenceservice',
+        ISVC,
+        '--type=merge',
+        '-p',
+        JSON.stringify({
+          spec: {
+            logging: { enabled: true, uri: this.groundTruthUri(), flushInterval: '5s' },
+            quality: { schedule: '* * * * *', window: '10m' },
+            // Drift retraining off: what retrains in this part is the quality monitor alone. A short cooldown, as
+            // the drift retrain that made the serving version was a minute ago.
+            retrain: {
+              onDrift: false,
+              cooldown: '2m',
+              onQualityDrop: { metric: 'auc', maxDropFromTraining: 0.1, minLabels: 300 },
+              template: { metadata: { labels: { 'loopline.dev/trigger': 'quality' } } },
+            },
+          },
+        }),
+      ),
+    );
+    await this.waitForServing(version);
+    return patch;
+  }
+
+  /**
+   * A concept shift: the clients keep sending the same population, but outcomes now follow another rule (the
+   * example generator's riskLogit concept 1), and the clients send each outcome to POST /feedback. No input moves,
+   * so drift sees nothing; the evaluator's live AUC drops. Waits for the retrain that starts.
+   */
+  async injectConceptShift(timeoutMs = 420_000): Promise<{ name: string; isvc: any; job: any }> {
+    this.report.step(
+      'concept shift: the same applications, another outcome rule; clients send outcomes to POST /feedback',
+    );
+    const uniform = seededRandom(2027);
+    this.traffic.sendLabels((features) => {
+      const row = CREDIT_RISK_FEATURES.map((f) => features[f.name]!);
+      return uniform() < 1 / (1 + Math.exp(-riskLogit(row, 1))) ? 1 : 0;
+    });
+    const since = Date.now();
+    let lastKick = 0;
+    let last: any;
+    const isvc = await waitFor(
+      'a retrain on the quality drop',
+      async () => {
+        if (Date.now() - lastKick > 20_000) {
+          lastKick = Date.now();
+          await this.evaluateNow();
+        }
+        last = await getJson(this.ns('inferenceservice', ISVC));
+        const retrain = last?.status?.lastRetrain;
+        return retrain?.trigger === 'QualityDrop' && Date.parse(retrain.time) >= since - 1000 ? last : undefined;
+      },
+      {
+        timeoutMs,
+        intervalMs: 2000,
+        describe: () => {
+          const stable = last?.status?.quality?.versions?.find((v: any) => v.version === last.status.stableVersion);
+          const labels = `${this.traffic.stats.labelled} labels sent`;
+          return stable
+            ? `v${stable.version} live AUC ${stable.auc?.toFixed?.(3) ?? 'n/a'} over ${stable.count} labels; ${labels}`
+            : labels;
+        },
+        progress: (line) => this.report.progress(line),
+      },
+    );
+    const stable = isvc.status.quality.versions.find((v: any) => v.version === isvc.status.stableVersion);
+    this.report.progress(
+      `v${stable.version}: live AUC ${stable.auc.toFixed(3)} over ${stable.count} labels; snapshot ${isvc.status.quality.snapshot.uri} (${isvc.status.quality.snapshot.rows} rows, sha256 ${isvc.status.quality.snapshot.sha256.slice(0, 16)}…)`,
+    );
+    const name = isvc.status.lastRetrain.trainingJob as string;
+    const job = await getJson(this.ns('trainingjob', name));
+    this.report.progress(`TrainingJob ${name}: dataset ${JSON.stringify(job?.spec?.dataset)}`);
+    await this.kubectl(this.ns('get', 'trainingjobs'));
+    return { name, isvc, job };
+  }
+
+  /**
+   * Live AUC of `versions` on the shifted population, measured by one evaluation now over the quality window
+   * (which holds the old version's answers before and during the rollout, and the new one's since).
+   */
+  async liveQuality(versions: number[], timeoutMs = 120_000): Promise<Record<number, { auc: number; count: number }>> {
+    this.report.step(`live quality after the rollout: v${versions.join(' and v')} on the shifted population`);
+    // Let the predictors flush their logs (flushInterval 5s) and the clients their labels.
+    await new Promise((resolve) => setTimeout(resolve, 8000));
+    const before = (await getJson(this.ns('inferenceservice', ISVC)))?.status?.quality?.lastEventId;
+    await this.evaluateNow();
+    const isvc = await waitFor(
+      'a new evaluation in status.quality',
+      async () => {
+        const object = await getJson(this.ns('inferenceservice', ISVC));
+        return object?.status?.quality?.lastEventId && object.status.quality.lastEventId !== before
+          ? object
+          : undefined;
+      },
+      { timeoutMs, progress: (line) => this.report.progress(line) },
+    );
+    const out: Record<number, { auc: number; count: number }> = {};
+    for (const version of versions) {
+      const entry = isvc.status.quality.versions.find((v: any) => v.version === version);
+      if (entry) out[version] = { auc: entry.auc, count: entry.count };
+      this.report.progress(
+        entry
+          ? `v${version}: live AUC ${entry.auc?.toFixed(3) ?? 'n/a'} over ${entry.count} labelled of ${entry.predictions} logged predictions`
+          : `v${version}: no logged predictions in the window`,
+      );
+    }
+    return out;
   }
 
   /**

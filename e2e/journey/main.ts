@@ -89,10 +89,14 @@ async function platform(opts: PlatformOptions): Promise<void> {
   reporter.progress(`pid ${kubelet.pid}, log ${kubelet.log}`);
 }
 
-/** The journey already went all the way (v3 promoted) in this namespace: nothing to redo. */
+/** The journey already went all the way (the quality retrain's version promoted) in this namespace: nothing to redo. */
 async function journeyDone(): Promise<boolean> {
   const isvc = await getJson(['inferenceservice', ISVC, '-n', namespace]);
-  return (isvc?.status?.stableVersion ?? 0) >= 3 && isvc.status.phase !== 'Progressing';
+  return (
+    (isvc?.status?.stableVersion ?? 0) >= 4 &&
+    isvc.status.lastRetrain?.trigger === 'QualityDrop' &&
+    isvc.status.phase === 'Promoted'
+  );
 }
 
 async function journey(natsUrl: string): Promise<void> {
@@ -130,6 +134,14 @@ async function journey(natsUrl: string): Promise<void> {
     await j.waitForTraining(retrain.name);
     await j.watchRollout(3);
     await j.batchScoring();
+    await j.enableQualityRetrain(3);
+    const qualityRetrain = await j.injectConceptShift();
+    const retrained = (await j.waitForTraining(qualityRetrain.name)).job.status.modelVersion as string;
+    const mv = (await j.modelVersions(retrained)).items.find((item) => item.metadata.name === retrained);
+    reporter.progress(`${retrained} lineage.dataset: ${JSON.stringify(mv?.spec?.lineage?.dataset)}`);
+    const old = qualityRetrain.isvc.status.stableVersion as number;
+    await j.watchRollout(mv.spec.version);
+    await j.liveQuality([old, mv.spec.version]);
     reporter.step('registry after the journey');
     await kubectl(['get', 'modelversions', '-n', namespace]).then(reporter.command);
     reporter.step(
@@ -193,7 +205,7 @@ try {
     await platform(opts);
     if (await journeyDone()) {
       reporter.step(
-        `the journey already ran in namespace ${namespace} (v3 serves); waiting for its predictors to be back`,
+        `the journey already ran in namespace ${namespace} (v${(await getJson(['inferenceservice', ISVC, '-n', namespace]))?.status?.stableVersion} serves); waiting for its predictors to be back`,
       );
       await waitFor(
         'predictor pods ready again',

@@ -73,6 +73,9 @@ export interface TrafficStats {
   sent: number;
   ok: number;
   failed: number;
+  /** Labels the clients sent back through `POST /feedback` and had acknowledged, and those refused or lost. */
+  labelled: number;
+  labelFailures: number;
   /** Successful predictions per model_version the predictor reported. */
   byVersion: Record<string, number>;
   lastError?: string;
@@ -80,8 +83,11 @@ export interface TrafficStats {
 
 /** A steady stream of `POST /predict` requests through the gateway, `rate` per second. */
 export class Traffic {
-  readonly stats: TrafficStats = { sent: 0, ok: 0, failed: 0, byVersion: {} };
+  readonly stats: TrafficStats = { sent: 0, ok: 0, failed: 0, labelled: 0, labelFailures: 0, byVersion: {} };
   private timer?: NodeJS.Timeout;
+  private labelTimer?: NodeJS.Timeout;
+  private labelOf?: (features: Application) => number;
+  private pendingLabels: Array<{ request_id: string; label: number }> = [];
   private pool: Application[] = [];
   private index = 0;
   private seed = 1000;
@@ -106,6 +112,35 @@ export class Traffic {
     this.refill();
   }
 
+  /**
+   * From now on the clients learn each answered application's outcome by `labelOf` and send it back, a batch a
+   * second, to `POST /feedback` with the request id the prediction was answered with (docs/ground-truth.md).
+   */
+  sendLabels(labelOf: (features: Application) => number): void {
+    this.labelOf = labelOf;
+    this.labelTimer ??= setInterval(() => this.flushLabels(), 1000);
+  }
+
+  private flushLabels(): void {
+    if (this.pendingLabels.length === 0) return;
+    const batch = this.pendingLabels.splice(0, 10_000);
+    const request = this.gateway.post('/feedback', batch, 10_000).then(
+      (response) => {
+        if (response.status === 200) this.stats.labelled += batch.length;
+        else {
+          this.stats.labelFailures += batch.length;
+          this.stats.lastError = `feedback ${response.status} ${JSON.stringify(response.body).slice(0, 200)}`;
+        }
+      },
+      (error) => {
+        this.stats.labelFailures += batch.length;
+        this.stats.lastError = `feedback: ${(error as Error).message}`;
+      },
+    );
+    this.inFlight.add(request);
+    void request.finally(() => this.inFlight.delete(request));
+  }
+
   start(): void {
     if (this.timer) return;
     const tickMs = 50;
@@ -127,6 +162,8 @@ export class Traffic {
           this.stats.ok++;
           const version = String(response.body.model_version);
           this.stats.byVersion[version] = (this.stats.byVersion[version] ?? 0) + 1;
+          if (this.labelOf && typeof response.body.request_id === 'string')
+            this.pendingLabels.push({ request_id: response.body.request_id, label: this.labelOf(features) });
         } else {
           this.stats.failed++;
           this.stats.lastError = `${response.status} ${JSON.stringify(response.body).slice(0, 200)}`;
@@ -144,6 +181,9 @@ export class Traffic {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    clearInterval(this.labelTimer);
+    this.labelTimer = undefined;
+    this.flushLabels();
     await Promise.allSettled([...this.inFlight]);
   }
 }

@@ -205,7 +205,9 @@ export function renderDashboard(snapshot: StatusSnapshot, options: RenderOptions
     if (drift?.drifted !== undefined) summary.push(drift.drifted ? paint('DRIFTED', 'bad') : paint('no drift', 'good'));
     if (drift?.lastEventTime) summary.push(`last window ${ago(drift.lastEventTime)}`);
     if (status.lastRetrain?.trainingJob)
-      summary.push(`retrain ${status.lastRetrain.trainingJob} started ${ago(status.lastRetrain.time)}`);
+      summary.push(
+        `retrain ${status.lastRetrain.trainingJob}${status.lastRetrain.trigger === 'QualityDrop' ? ' (quality drop)' : ''} started ${ago(status.lastRetrain.time)}`,
+      );
     out.push(
       '',
       heading(
