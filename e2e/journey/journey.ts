@@ -438,9 +438,13 @@ export class Journey {
     return { name, job, table };
   }
 
-  /** Where the predictors log their predictions and the clients' labels land (spec.logging.uri). */
-  groundTruthUri(): string {
-    return `s3://${process.env.LOOPLINE_S3_BUCKET ?? 'loopline'}/ground-truth-${this.namespace}`;
+  /**
+   * Where the predictors log their predictions and the clients' labels land (spec.logging.uri): a base of this
+   * InferenceService's own (by its uid), so an earlier run's logs and labels in the same bucket never join in.
+   */
+  async groundTruthUri(): Promise<string> {
+    const isvc = await getJson(this.ns('inferenceservice', ISVC));
+    return `s3://${process.env.LOOPLINE_S3_BUCKET ?? 'loopline'}/ground-truth/${this.namespace}-${String(isvc.metadata.uid).slice(0, 8)}`;
   }
 
   /** One quality evaluation now, as `kubectl create job --from=cronjob/...` runs it between schedules. */
@@ -468,7 +472,7 @@ export class Journey {
         '-p',
         JSON.stringify({
           spec: {
-            logging: { enabled: true, uri: this.groundTruthUri(), flushInterval: '5s' },
+            logging: { enabled: true, uri: await this.groundTruthUri(), flushInterval: '5s' },
             quality: { schedule: '* * * * *', window: '10m' },
             // Drift retraining off: what retrains in this part is the quality monitor alone. A short cooldown, as
             // the drift retrain that made the serving version was a minute ago.
