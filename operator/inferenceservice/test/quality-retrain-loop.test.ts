@@ -236,7 +236,14 @@ test('a concept shift drops live AUC below the bound: exactly one retraining Tra
     throw new Error(`${(error as Error).message}; status.quality: ${JSON.stringify(isvc.status?.quality)}`);
   });
   const isvc = await getIsvc();
-  const quality = isvc.status.quality;
+  // The evaluation that started it (the status may already hold a later one): as the evaluator published it.
+  const eventId = isvc.status.lastRetrain.eventId;
+  const published = await waitFor(
+    'the quality event on NATS',
+    async () => qualityEvents.find((e) => e.id === eventId),
+    10_000,
+  );
+  const quality = { lastEventId: eventId, ...JSON.parse(published.raw).data };
   const v1 = quality.versions.find((v: { version: number }) => v.version === 1);
   const expected = qualityMetrics(shifted.scores, shifted.labels).auc!;
   assert.ok(Math.abs(v1.auc - expected) < 1e-9, `live AUC ${v1.auc} vs ${expected}`);
@@ -282,14 +289,17 @@ test('a concept shift drops live AUC below the bound: exactly one retraining Tra
   );
 
   // The same event delivered again (a new JetStream message, as a redelivery after a crash would be): nothing new.
-  const first = qualityEvents.find((e) => e.id === quality.lastEventId)!;
-  assert.ok(first, 'the evaluator published the event the status records');
+  const first = published;
   await jetstream(nc).publish(qualitySubject(ns, ISVC), first.raw, { msgID: `${first.id}-replayed` });
   // A second evaluation: the same drop, a new event, inside the cooldown.
   await evaluateNow('quality-2');
   await waitFor(
     'the second evaluation in status',
-    async () => ((await getIsvc()).status.quality.lastEventId !== first.id ? true : undefined),
+    async () => {
+      const ids = new Set(qualityEvents.map((e) => e.id));
+      ids.delete(first.id);
+      return ids.has((await getIsvc()).status.quality.lastEventId) && qualityEvents.length >= 2 ? true : undefined;
+    },
     120_000,
   );
   await sleep(2000);
