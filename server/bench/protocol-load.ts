@@ -12,7 +12,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import autocannon from 'autocannon';
 
-export type Kind = 'rest-json' | 'rest-binary' | 'grpc-typed' | 'grpc-raw';
+import { grpcRequest, restRequest, type Kind } from './protocol-requests.ts';
+
+export type { Kind };
 export interface LoadOptions {
   kind: Kind;
   url: string;
@@ -34,7 +36,6 @@ export interface LoadResult {
 
 const options = JSON.parse(process.argv[2]) as LoadOptions;
 const { kind, rows, features } = options;
-const values = Array.from({ length: rows * features }, (_, i) => Math.round(((i * 7919) % 1000) - 500) / 100);
 const latencies: number[] = [];
 let failures = 0;
 let requests = 0;
@@ -57,22 +58,7 @@ function summarize(seconds: number): LoadResult {
 }
 
 if (kind === 'rest-json' || kind === 'rest-binary') {
-  const input = { name: 'input', shape: [rows, features], datatype: 'FP32' };
-  let body: string | Buffer;
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (kind === 'rest-json') body = JSON.stringify({ inputs: [{ ...input, data: values }] });
-  else {
-    const binary = Buffer.from(Float32Array.from(values).buffer);
-    const head = Buffer.from(
-      JSON.stringify({
-        inputs: [{ ...input, parameters: { binary_data_size: binary.length } }],
-        parameters: { binary_data_output: true },
-      }),
-    );
-    body = Buffer.concat([head, binary]);
-    headers['content-type'] = 'application/octet-stream';
-    headers['inference-header-content-length'] = String(head.length);
-  }
+  const { body, headers } = restRequest(kind, rows, features);
   const instance = autocannon({
     url: `${options.url}/v2/models/credit/infer`,
     connections: options.connections,
@@ -110,11 +96,7 @@ if (kind === 'rest-json' || kind === 'rest-binary') {
         'grpc.use_local_subchannel_pool': 1,
       }),
   );
-  const input = { name: 'input', datatype: 'FP32', shape: [rows, features] };
-  const request =
-    kind === 'grpc-typed'
-      ? { model_name: 'credit', inputs: [{ ...input, contents: { fp32_contents: values } }] }
-      : { model_name: 'credit', inputs: [input], raw_input_contents: [Buffer.from(Float32Array.from(values).buffer)] };
+  const request = grpcRequest(kind, rows, features);
   const infer = (client: grpc.Client) =>
     new Promise<void>((resolve, reject) => {
       (client as any).ModelInfer(request, (error: Error | null) => (error ? reject(error) : resolve()));
