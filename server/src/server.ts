@@ -194,7 +194,10 @@ export async function startServer(
   const close = () => {
     closing ??= (async () => {
       await loaded;
-      slot.state = 'stopping';
+      // Readiness false at once, predictions still answered: the pod's endpoint is being removed from the gateway's
+      // list (and every other load balancer's) while requests already routed to it keep arriving. Only after
+      // SHUTDOWN_DELAY_MS does the listener close; then the requests in flight are answered and the model freed.
+      slot.drain();
       if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
       // Keep-alive connections that finish a request after close() began would otherwise
       // hold the listener open for the whole keep-alive timeout.

@@ -46,7 +46,12 @@ export interface ServingOptions {
 export const LOAD_RETRY_BASE_MS = 1000;
 export const LOAD_RETRY_MAX_MS = 30_000;
 
-export type SlotState = 'loading' | 'ready' | 'failed' | 'stopping';
+/**
+ * `draining`: the server is shutting down but still answers. Readiness is false (load balancers take the pod out of
+ * their lists) while predictions keep being served, because a gateway may still send some until the change
+ * reaches it (SHUTDOWN_DELAY_MS). `stopping`: the listener is closing and the model is being freed.
+ */
+export type SlotState = 'loading' | 'ready' | 'failed' | 'draining' | 'stopping';
 
 export class SwapInProgressError extends Error {}
 
@@ -60,8 +65,24 @@ export class ModelSlot {
 
   constructor(private readonly options: ServingOptions) {}
 
+  /** What readiness probes see: a loaded model, and not shutting down. */
   get ready(): boolean {
     return this.state === 'ready' && this.current !== undefined;
+  }
+
+  /** Whether predictions are answered: a loaded model, also while draining (readiness is false by then). */
+  get serving(): boolean {
+    return (this.state === 'ready' || this.state === 'draining') && this.current !== undefined;
+  }
+
+  private get closing(): boolean {
+    return this.state === 'draining' || this.state === 'stopping';
+  }
+
+  /** Readiness false, predictions still answered: the first step of a graceful shutdown. */
+  drain(): void {
+    clearTimeout(this.retryTimer);
+    if (!this.closing) this.state = 'draining';
   }
 
   /**
@@ -82,7 +103,7 @@ export class ModelSlot {
     try {
       const loaded = await this.load(config);
       // Stopped, or another version swapped in, while this one loaded: it is not wanted any more.
-      if (this.state === 'stopping' || this.current) {
+      if (this.closing || this.current) {
         await loaded.model.retire();
         return this.current !== undefined;
       }
@@ -94,7 +115,7 @@ export class ModelSlot {
         );
       return true;
     } catch (error) {
-      if (this.state === 'stopping' || this.current) return false;
+      if (this.closing || this.current) return false;
       this.state = 'failed';
       this.failure = (error as Error).message;
       this.permanent = error instanceof DigestMismatchError;
@@ -115,7 +136,7 @@ export class ModelSlot {
   /** Replace the served version; the old one keeps serving until the new one is ready. */
   async swap(config: ModelConfig): Promise<{ previous: string | undefined }> {
     if (this.swapping) throw new SwapInProgressError('another model swap is in progress');
-    if (this.state === 'stopping') throw new SwapInProgressError('the server is shutting down');
+    if (this.closing) throw new SwapInProgressError('the server is shutting down');
     this.swapping = true;
     try {
       let next: ServedModel;

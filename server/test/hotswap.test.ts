@@ -101,7 +101,7 @@ test('hot swap under concurrent load fails no request and switches every new req
   }
 });
 
-test('graceful shutdown of main.ts on SIGTERM: readiness false, in-flight requests finish, exit 0', async () => {
+test('graceful shutdown of main.ts on SIGTERM: readiness false, predictions still answered during the delay, in-flight requests finish, exit 0', async () => {
   const profile = ws.write('profile.json', JSON.stringify(referenceProfile(3)));
   const port = 20000 + Math.floor(Math.random() * 20000);
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
@@ -163,6 +163,16 @@ test('graceful shutdown of main.ts on SIGTERM: readiness false, in-flight reques
       await new Promise((r) => setTimeout(r, 20));
     }
     assert.is(duringDrain, 503, 'readiness is false while draining, before the port closes');
+    // A gateway that has not yet seen the endpoint go still sends requests: they are answered, not refused.
+    const routedLate = await fetch(`${url}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ features: [0.5, 1, 0, -1] }),
+    }).then(
+      async (r) => `${r.status} ${await r.text()}`,
+      (error: Error) => `refused: ${error.message}`,
+    );
+    assert.match(routedLate, /^200 /, `a prediction while draining is answered: ${routedLate}`);
     const lines = (await stream).trim().split('\n');
     const summary = JSON.parse(lines[lines.length - 1]);
     assert.is(summary.summary.rows, 20000, 'the in-flight stream was answered in full');

@@ -62,7 +62,7 @@ export function checkServedModel(ctx: ProtocolContext, model: string, version: s
 /** The ready model version, or HttpError 503 saying why there is none. */
 export function readyModel(ctx: ProtocolContext): ServedModel {
   const served = ctx.slot.current;
-  if (!served || !ctx.slot.ready) {
+  if (!served || !ctx.slot.serving) {
     throw new HttpError(
       503,
       `model ${ctx.config.model.name} is not ready (${ctx.slot.state}${ctx.slot.failure ? `: ${ctx.slot.failure}` : ''})`,
@@ -121,7 +121,7 @@ export function countPrediction(
 
 /** Bad input on a prediction is a schema violation of the version that would have answered it. */
 export function countViolation(ctx: ProtocolContext, served: ServedModel | undefined): void {
-  const version = served ?? (ctx.slot.ready ? ctx.slot.current : undefined);
+  const version = served ?? (ctx.slot.serving ? ctx.slot.current : undefined);
   if (!version) return;
   ctx.metrics.schemaViolations.inc({ model: version.name, model_version: version.version });
   version.drift?.recordViolation();

@@ -188,7 +188,7 @@ export async function startGrpcServer(ctx: ProtocolContext, options: GrpcOptions
         },
         (error: unknown) => {
           const status = error instanceof InputError ? 400 : error instanceof HttpError ? error.statusCode : 500;
-          const served = slot.ready ? slot.current : undefined;
+          const served = slot.serving ? slot.current : undefined;
           if (prediction) {
             if (status === 400) countViolation(ctx, served);
             countPrediction(ctx, served, outcomeOf(status), (performance.now() - started) / 1000);
