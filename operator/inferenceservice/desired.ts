@@ -13,6 +13,16 @@ export const PREDICTOR_IMAGE = 'loopline/predictor:0.1.0';
 export const PREDICTOR_PORT = 8080;
 /** The Open Inference Protocol over gRPC (h2c), when spec.predictor.protocols lists grpc. */
 export const PREDICTOR_GRPC_PORT = 8081;
+/**
+ * How long a predictor keeps answering after SIGTERM, with readiness false, before it closes its port
+ * (SHUTDOWN_DELAY_MS). A deleted pod leaves a gateway's list only when the EndpointSlice change reaches the
+ * gateway, which takes a moment after the kubelet has sent SIGTERM; a port closed at once answers the requests
+ * routed meanwhile with connection refused (502 at the gateway). What a preStop sleep does for servers that have
+ * no delay of their own. spec.predictor.env can set another.
+ */
+export const PREDICTOR_SHUTDOWN_DELAY_MS = 5000;
+/** The delay, then up to 25 s for the requests in flight, before the kubelet sends SIGKILL. */
+export const PREDICTOR_TERMINATION_GRACE_SECONDS = 30;
 
 /** Whether the InferenceService's clients reach its predictors over gRPC too. */
 export function servesGrpc(isvc: InferenceService): boolean {
@@ -209,6 +219,7 @@ export function predictorDeployment(
     { name: 'INFERENCE_SERVICE', value: isvcName },
     // A small V8 young generation keeps the predictor near 140 MB resident instead of 170 MB under load (bench/results/server.md).
     { name: 'NODE_OPTIONS', value: '--max-semi-space-size=4' },
+    { name: 'SHUTDOWN_DELAY_MS', value: String(PREDICTOR_SHUTDOWN_DELAY_MS) },
   ];
   if (model.signature !== undefined) env.push({ name: 'MODEL_SIGNATURE', value: JSON.stringify(model.signature) });
   const drift = isvc.spec.drift;
@@ -276,6 +287,7 @@ export function predictorDeployment(
         ...(predictor.serviceAccountName ? { serviceAccountName: predictor.serviceAccountName } : {}),
         ...(predictor.nodeSelector ? { nodeSelector: predictor.nodeSelector } : {}),
         automountServiceAccountToken: false,
+        terminationGracePeriodSeconds: PREDICTOR_TERMINATION_GRACE_SECONDS,
         securityContext: restrictedPodSecurity(),
         containers: [
           {

@@ -282,6 +282,22 @@ test('drift monitoring off gives the predictor no reference profile and no NATS'
   assert.is(vars.NATS_URL, undefined);
 });
 
+test('a predictor keeps answering 5 s after SIGTERM (readiness false) within a 30 s grace period; an InferenceService may set its own delay', () => {
+  const deployment = predictorDeployment(inferenceService({}), servedModel(1), 'stable', {}) as any;
+  assert.is(env(deployment).SHUTDOWN_DELAY_MS, '5000', 'gateways drop the endpoint before the port closes');
+  assert.is(deployment.spec.template.spec.terminationGracePeriodSeconds, 30);
+  const own = predictorDeployment(
+    inferenceService({ predictor: { env: [{ name: 'SHUTDOWN_DELAY_MS', value: '15000' }] } }),
+    servedModel(1),
+    'stable',
+    {},
+  ) as any;
+  assert.equal(
+    own.spec.template.spec.containers[0].env.filter((e: any) => e.name === 'SHUTDOWN_DELAY_MS'),
+    [{ name: 'SHUTDOWN_DELAY_MS', value: '15000' }],
+  );
+});
+
 test('a predictor runs one worker per whole CPU of its limit, and an InferenceService may set WORKERS itself', () => {
   const workers = (predictor: Record<string, unknown>, config = {}) =>
     env(predictorDeployment(inferenceService({ predictor }), servedModel(1), 'stable', config)).WORKERS;
