@@ -5,6 +5,7 @@ import { apiServerRestarts } from './api-server.ts';
 import { connectionResets } from './connection-resets.ts';
 import { natsOutage } from './nats.ts';
 import { objectStorageOutage } from './object-storage.ts';
+import { predictorReplacement } from './predictor-replacement.ts';
 import { prometheusOutage } from './prometheus.ts';
 import { soak } from './soak.ts';
 import { watchExpiry } from './watch-expiry.ts';
@@ -21,6 +22,7 @@ export const scenarios: Scenario[] = [
   { name: 'prometheus-outage', full: () => prometheusOutage({ latencyMs: 2000, outageMs: 30_000, stallMs: 25_000 }) },
   { name: 'nats-outage', full: () => natsOutage({ outageMs: 60_000, events: 12 }) },
   { name: 'object-storage-outage', full: () => objectStorageOutage({ predictorOutageMs: 30_000 }) },
+  { name: 'predictor-replacement', full: () => predictorReplacement({ deletions: 10 }) },
   {
     name: 'soak',
     full: () =>

@@ -34,7 +34,7 @@ export interface SoakOptions {
 }
 
 /** operator/main.ts as a process, as the chart runs it (no leader election: one replica). */
-class OperatorProcess {
+export class OperatorProcess {
   child: ChildProcess | undefined;
   constructor(
     private readonly h: ChaosHarness,
