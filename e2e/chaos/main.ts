@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './harness.ts';
 import { chaosTable, type ScenarioResult } from './report.ts';
@@ -37,6 +37,10 @@ if (chosen.length === 0) {
   process.exit(2);
 }
 const started = Date.now();
+// The machine may be shared (other test runs, builds): the 1-minute load average, sampled through the run, goes
+// into the table's heading so the figures can be read against it.
+const loads: number[] = [loadavg()[0]!];
+const loadSampler = setInterval(() => loads.push(loadavg()[0]!), 15_000);
 freshCluster();
 const results: ScenarioResult[] = [];
 for (const scenario of chosen) {
@@ -71,16 +75,25 @@ if (filters.length && existsSync(join(out, 'chaos.json'))) {
   for (const r of results) if (!previous.some((p) => p.scenario === r.scenario)) merged.push(r);
   results.splice(0, results.length, ...merged);
 }
+clearInterval(loadSampler);
+loads.push(loadavg()[0]!);
+const load = {
+  min: Math.min(...loads),
+  mean: Math.round((loads.reduce((a, b) => a + b, 0) / loads.length) * 100) / 100,
+  max: Math.max(...loads),
+};
 const violations = results.reduce((n, r) => n + r.violations.length, 0);
 mkdirSync(out, { recursive: true });
 writeFileSync(
   join(out, 'chaos.json'),
-  `${JSON.stringify({ generated: new Date().toISOString(), cores: cpus().length, results }, null, 2)}\n`,
+  `${JSON.stringify({ generated: new Date().toISOString(), cores: cpus().length, load, results }, null, 2)}\n`,
 );
 writeFileSync(
   join(out, 'chaos.md'),
   `## Faults survived (\`npm run chaos\`)\n\n` +
-    `${results.length} scenarios on a fresh local cluster, ${cpus().length} cores shared with the control plane; ` +
+    `${results.length} scenarios on a fresh local cluster, ${cpus().length} cores shared with the control plane` +
+    ` and, this run, with whatever else the machine ran: 1-minute load average ${load.min.toFixed(2)}–${load.max.toFixed(2)}` +
+    ` (mean ${load.mean.toFixed(2)}) while ${filters.length ? filters.join(', ') : 'the suite'} ran; ` +
     `${Math.round((Date.now() - started) / 60_000)} min in all, generated ${new Date().toISOString()}. ` +
     `Faults come from Toxiproxy v2.12.0 between the operator and the API server, NATS, Prometheus and S3 (and between ` +
     `pods and NATS and S3), from restarting kube-apiserver, and from compacting etcd. Recovery: from the end of a fault ` +
