@@ -31,7 +31,8 @@ function newAjv(options: ValidatorOptions): Ajv {
 /**
  * Turns a Kubernetes structural schema into JSON Schema with the API server's semantics: unknown
  * fields are errors (as kubectl's strict field validation reports them) unless the node preserves
- * them, and list-type set means unique items.
+ * them, list-type set means unique items, and OpenAPI 3.0's boolean `exclusiveMaximum`/`exclusiveMinimum`
+ * (the form a CRD takes) become JSON Schema's numeric bounds.
  */
 export function toJsonSchema(node: SchemaNode): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -45,6 +46,14 @@ export function toJsonSchema(node: SchemaNode): Record<string, unknown> {
       out[key] = toJsonSchema(value as SchemaNode);
     } else if (key === 'anyOf') {
       out.anyOf = (value as SchemaNode[]).map(toJsonSchema);
+    } else if ((key === 'exclusiveMaximum' || key === 'exclusiveMinimum') && typeof value === 'boolean') {
+      const bound = key === 'exclusiveMaximum' ? 'maximum' : 'minimum';
+      if (value && typeof node[bound] === 'number') out[key] = node[bound];
+    } else if (
+      (key === 'maximum' || key === 'minimum') &&
+      (node as Record<string, unknown>)[key === 'maximum' ? 'exclusiveMaximum' : 'exclusiveMinimum'] === true
+    ) {
+      // carried by the exclusive bound above
     } else {
       out[key] = value;
     }
