@@ -159,7 +159,10 @@ export class Journey {
     return await this.kubectl(this.ns('apply', '-f', '-'), yaml.dump(job));
   }
 
-  /** Waits until the TrainingJob succeeded and registered a version; `kubectl get trainingjobs` then. */
+  /**
+   * Waits until the TrainingJob succeeded and registered a version; `kubectl get trainingjobs` then. A job with
+   * spec.queueName (every one the journey makes) must have trained through Kueue: admitted from a Workload.
+   */
   async waitForTraining(name: string, timeoutMs = 240_000): Promise<{ job: any; table: CommandResult }> {
     let last: any;
     const job = await waitFor(
@@ -178,6 +181,15 @@ export class Journey {
         progress: (line) => this.report.progress(line),
       },
     );
+    const queue = job.status.queue;
+    if (job.spec?.queueName && !(queue?.state === 'Admitted' && queue.workload && queue.clusterQueue))
+      throw new Fatal(
+        `TrainingJob ${name} has spec.queueName ${job.spec.queueName} but did not train through Kueue: status.queue is ${JSON.stringify(queue)}`,
+      );
+    if (queue)
+      this.report.progress(
+        `trainingjob/${name}: admitted by Kueue (Workload ${queue.workload}, ClusterQueue ${queue.clusterQueue})`,
+      );
     const table = await this.kubectl(this.ns('get', 'trainingjobs'));
     return { job, table };
   }
