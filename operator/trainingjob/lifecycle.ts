@@ -34,7 +34,10 @@ export interface Observed {
 export interface AttemptObservation {
   attempt: number;
   job: KubeObject;
-  /** A pod of the attempt runs. */
+  /**
+   * A pod of the attempt runs, or one has succeeded and the Job is not yet Complete: training started and has not
+   * ended, so the phase stays Running (not back to Pending, one status write less) until the Job controller says.
+   */
   running: boolean;
   /** Every rank succeeded (the Job is Complete); rank 0's termination message. */
   complete?: { message: string | undefined };
@@ -114,7 +117,9 @@ export function observeAttempt(job: KubeObject, pods: readonly KubeObject[]): At
   const obs: AttemptObservation = {
     attempt: attemptOf(job),
     job,
-    running: mine.some((p) => !p.metadata.deletionTimestamp && p.status?.phase === 'Running'),
+    running: mine.some(
+      (p) => !p.metadata.deletionTimestamp && (p.status?.phase === 'Running' || p.status?.phase === 'Succeeded'),
+    ),
   };
   if (jobCondition(job, 'Complete')) {
     const rank0 = mine.find((p) => rankOf(p) === 0 && p.status?.phase === 'Succeeded');

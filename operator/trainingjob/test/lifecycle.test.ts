@@ -122,6 +122,18 @@ const rows: Row[] = [
     },
   },
   {
+    name: 'a pod that succeeded before its Job is marked Complete keeps the job Running: no flap back to Pending',
+    plan: () => {
+      const job = trainingJob({}, { phase: 'Running', attempts: 1, startTime: T0 });
+      const j = attemptJob(job, 1, { state: 'Active', startTime: T0 });
+      return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Succeeded', message: '{}' })]), at(5), opts);
+    },
+    expect: (p) => {
+      assert.equal([hold(p).status.phase, hold(p).status.message], ['Running', 'attempt 1: training on 1 pod(s)']);
+      assert.equal(hold(p).events, [], 'nothing new to announce');
+    },
+  },
+  {
     name: 'a failed attempt waits out its backoff, counted from when its Job failed',
     plan: () => {
       const job = trainingJob({ backoffLimit: 2 }, { phase: 'Running', attempts: 1, startTime: T0 });
