@@ -10,14 +10,14 @@
  * beside the server's CPU per request. Writes bench/results/inference-log.json and .md.
  */
 // bench: no cluster
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cpuSecondsOf } from '../../test/support/local.ts';
 import { encodeParquet, type Column } from '../src/ground-truth/parquet.ts';
-import { compileLikeDockerfileServer, startCompiled, type Server } from './processes.ts';
+import { compileLikeDockerfileServer, load, type Server, startCompiled } from './processes.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
@@ -25,34 +25,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONCURRENCY = [16, 64];
 const TARGET = 0.05;
 const work = mkdtempSync(join(tmpdir(), 'loopline-log-bench-'));
-
-interface Load {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  warmupRequests: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-}
-
-function load(url: string, connections: number, seconds: number, body: string): Promise<Load> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
-    );
-  });
-}
 
 function filesBelow(dir: string): string[] {
   try {

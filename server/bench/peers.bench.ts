@@ -14,7 +14,7 @@
  * Python environments: peers/venv.ts (pinned, cached in ~/.cache/loopline). Writes bench/results/peers.{json,md}.
  */
 // bench: no cluster
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,7 @@ import { freePort } from '../../test/support/local.ts';
 import { trainExample } from './peers/example.ts';
 import { killTree, startPeer, treeCpuSeconds, treeMemoryMb } from './peers/processes.ts';
 import { peerPython, pinnedVersion } from './peers/venv.ts';
-import { compileLikeDockerfileServer, startCompiled } from './processes.ts';
+import { compileLikeDockerfileServer, type Load, load, startCompiled } from './processes.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -225,32 +225,6 @@ console.log(
 );
 
 // ---- load ----
-interface Load {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  warmupRequests: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-}
-function load(url: string, connections: number, seconds: number, body: string): Promise<Load> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
-    );
-  });
-}
 interface Run extends Load {
   cpuMicrosecondsPerRequest: number;
 }

@@ -109,3 +109,34 @@ export async function startCompiled(
     },
   };
 }
+
+/** The result server/bench/load.ts prints: one load run against one URL. */
+export interface Load {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  /** Requests of the untimed warm-up second before the timed run (see load.ts). */
+  warmupRequests: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+/** Runs server/bench/load.ts in its own process, so the load generator does not share the bench's event loop. */
+export function load(url: string, connections: number, seconds: number, body: string): Promise<Load> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
+    );
+  });
+}

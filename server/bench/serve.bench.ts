@@ -9,7 +9,7 @@
  * Writes bench/results/server.json and bench/results/server.md.
  */
 // bench: no cluster
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { DEFAULT_DRIFT_OPTIONS } from '../src/drift/detector.ts';
 import { DriftMonitor } from '../src/drift/monitor.ts';
 import { parseReferenceProfile } from '../src/drift/profile.ts';
@@ -31,7 +31,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
 import { buildLogisticRegressionModel } from '../../examples/trainer/src/onnx.ts';
 import { sha256Digest } from '../src/runtime/artifact.ts';
-import { compileLikeDockerfileServer, compiled, startCompiled, type Server } from './processes.ts';
+import { compiled, compileLikeDockerfileServer, load, type Load, type Server, startCompiled } from './processes.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -52,18 +52,6 @@ function compareNode(): { path: string; version: string } | undefined {
 }
 const otherNode = compareNode();
 const work = mkdtempSync(join(tmpdir(), 'loopline-bench-'));
-
-interface Load {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  /** Requests of the untimed warm-up second before the timed run (see load.ts). */
-  warmupRequests: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-}
 
 // ---- the example model: the example trainer's output, or the same model built directly ----
 interface Example {
@@ -125,23 +113,6 @@ const startProcess = (
   nodeFlags: string[] = [],
   node = process.execPath,
 ) => startCompiled(script, { WORKERS: '1', ...env }, readyPath, { nodeFlags, node, nodeOptions: SERVER_NODE_OPTIONS });
-
-function load(url: string, connections: number, seconds: number, body: string): Promise<Load> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
-    );
-  });
-}
 
 function memoryOf(pid: number): { rssMb: number; peakRssMb: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
