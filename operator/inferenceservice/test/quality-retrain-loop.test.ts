@@ -235,7 +235,15 @@ test('a concept shift drops live AUC below the bound: exactly one retraining Tra
     const isvc = await getIsvc();
     throw new Error(`${(error as Error).message}; status.quality: ${JSON.stringify(isvc.status?.quality)}`);
   });
-  const isvc = await getIsvc();
+  // The controller creates the TrainingJob before it records status.lastRetrain: wait for the record too.
+  const isvc = await waitFor(
+    'status.lastRetrain',
+    async () => {
+      const current = await getIsvc();
+      return current.status?.lastRetrain?.eventId ? current : undefined;
+    },
+    30_000,
+  );
   // The evaluation that started it (the status may already hold a later one): as the evaluator published it.
   const eventId = isvc.status.lastRetrain.eventId;
   const published = await waitFor(
