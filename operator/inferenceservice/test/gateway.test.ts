@@ -116,6 +116,34 @@ const getIsvc = (name: string) => api.get(kinds.InferenceService, ns, name);
 const setPaused = (name: string, paused: boolean) =>
   api.mergePatch(kinds.InferenceService, ns, name, { spec: { rollout: { paused } } }, 'loopline-test');
 
+/**
+ * A paused rollout's step interval. Unpaused after a full interval, the next analysis moves the weight at once; the
+ * test then has this long to pause again before the step after. 2 s was too short on a loaded machine: CI saw the
+ * rollout run past 50% before the pause landed.
+ */
+const STEP_INTERVAL = '15s';
+
+/** Waits until the rollout holds `weight`; on a timeout the error says where the rollout is instead. */
+async function atStep(name: string, index: number, weight: number): Promise<void> {
+  await waitFor(
+    `step ${index} at ${weight}%`,
+    async () => {
+      const status = (await getIsvc(name)).status;
+      if (status?.canaryWeight === weight) return true;
+      const { phase, canaryWeight, analysis } = status ?? {};
+      throw new Error(`the rollout is at ${JSON.stringify({ phase, canaryWeight, analysis })}`);
+    },
+    60_000,
+  );
+}
+
+/** One canary step on from `weight`: unpaused, the next analysis passes and moves the weight; then paused again. */
+async function stepOn(name: string, weight: number): Promise<void> {
+  await setPaused(name, false);
+  await waitFor(`the step after ${weight}%`, async () => (await getIsvc(name)).status?.canaryWeight !== weight, 30_000);
+  await setPaused(name, true);
+}
+
 /** `count` predictions through the gateway, 16 in flight; the answers in order of completion. */
 async function send(client: GatewayClient, count: number): Promise<GatewayAnswer[]> {
   const answers: GatewayAnswer[] = [];
@@ -252,7 +280,7 @@ test('through Traefik the split at every canary step matches its weight (chi-squ
   await api.create(
     kinds.InferenceService,
     inferenceService('split', 'split-model', {
-      rollout: { steps: [...steps, 100], interval: '2s', paused: true, analysis: { maxErrorRate: 0.05 } },
+      rollout: { steps: [...steps, 100], interval: STEP_INTERVAL, paused: true, analysis: { maxErrorRate: 0.05 } },
       traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY], hostnames: [host] },
     }) as never,
     'loopline-test',
@@ -270,11 +298,7 @@ test('through Traefik the split at every canary step matches its weight (chi-squ
     assert.is(isvc.status.url, process.env.GATEWAY_URL);
 
     for (const [index, weight] of steps.entries()) {
-      await waitFor(
-        `step ${index} at ${weight}%`,
-        async () => (await getIsvc('split')).status?.canaryWeight === weight,
-        60_000,
-      );
+      await atStep('split', index, weight);
       await routeLive('split', host, { 1: 100 - weight, 2: weight }, 60_000);
       const answers = await send(client, REQUESTS_PER_STEP);
       const counts = byVersion(answers);
@@ -289,14 +313,7 @@ test('through Traefik the split at every canary step matches its weight (chi-squ
         `step ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`,
       );
       if (index + 1 < steps.length) {
-        // One step on: unpaused, the next analysis passes and moves the weight; paused again before the one after.
-        await setPaused('split', false);
-        await waitFor(
-          `the step after ${weight}%`,
-          async () => (await getIsvc('split')).status?.canaryWeight !== weight,
-          30_000,
-        );
-        await setPaused('split', true);
+        await stepOn('split', weight);
       }
     }
 
@@ -435,7 +452,7 @@ test("gRPC through Traefik: the GRPCRoute carries each canary step's split to bo
     kinds.InferenceService,
     inferenceService('grpc', 'grpc-model', {
       predictor: { resources: { cpu: '100m', memory: '256Mi' }, protocols: ['rest', 'grpc'] },
-      rollout: { steps: [...steps, 100], interval: '2s', paused: true, analysis: { maxErrorRate: 0.05 } },
+      rollout: { steps: [...steps, 100], interval: STEP_INTERVAL, paused: true, analysis: { maxErrorRate: 0.05 } },
       traffic: { provider: 'gatewayAPI', parentRefs: [GATEWAY], hostnames: [host] },
     }) as never,
     'loopline-test',
@@ -445,11 +462,7 @@ test("gRPC through Traefik: the GRPCRoute carries each canary step's split to bo
   const restClient = new GatewayClient(host);
   try {
     for (const [index, weight] of steps.entries()) {
-      await waitFor(
-        `step ${index} at ${weight}%`,
-        async () => (await getIsvc('grpc')).status?.canaryWeight === weight,
-        60_000,
-      );
+      await atStep('grpc', index, weight);
       const route = await waitFor(
         `the GRPCRoute at ${weight}%, accepted by the Gateway`,
         async () => {
@@ -503,13 +516,7 @@ test("gRPC through Traefik: the GRPCRoute carries each canary step's split to bo
       const rest = byVersion(await send(restClient, 200));
       assert.is((rest.v1 ?? 0) + (rest.v2 ?? 0), 200, `REST beside gRPC: ${JSON.stringify(rest)}`);
       if (index + 1 < steps.length) {
-        await setPaused('grpc', false);
-        await waitFor(
-          `the step after ${weight}%`,
-          async () => (await getIsvc('grpc')).status?.canaryWeight !== weight,
-          30_000,
-        );
-        await setPaused('grpc', true);
+        await stepOn('grpc', weight);
       }
     }
     // The client docs/predictor.md shows, run as it stands.
