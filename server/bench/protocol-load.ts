@@ -5,13 +5,19 @@
 // The grpc-js client is warmed by call count, not only by time: a fresh client process spent 600-800 us of CPU
 // per call until V8 had optimized grpc-js and protobufjs (a few thousand calls), 160-250 us after, while the
 // server spends 120-140 us per call on gRPC and REST alike; on two shared cores the client, not the server,
-// bounds the gRPC figures, so its CPU per call is reported.
+// bounds the gRPC figures, so its CPU per call is reported. With `ghz` set (a path: ghz.ts builds it), gRPC load
+// comes from ghz instead, a native client (Go): one untimed second, then the timed run, its CPU per call from `time`.
 //   node --import tsx server/bench/protocol-load.ts '<json options>'
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import autocannon from 'autocannon';
 
+import type { GhzReport } from './ghz.ts';
 import { grpcRequest, restRequest, type Kind } from './protocol-requests.ts';
 
 export type { Kind };
@@ -23,6 +29,8 @@ export interface LoadOptions {
   seconds: number;
   rows: number;
   features: number;
+  /** The ghz binary: gRPC load from ghz rather than grpc-js. */
+  ghz?: string;
 }
 export interface LoadResult {
   requestsPerSecond: number;
@@ -75,6 +83,56 @@ if (kind === 'rest-json' || kind === 'rest-binary') {
   requests = result.requests.total;
   failures = result.non2xx + result.errors + result.timeouts;
   process.stdout.write(JSON.stringify(summarize(options.seconds)));
+} else if (options.ghz) {
+  const proto = fileURLToPath(new URL('../src/protocol/grpc_predict_v2.proto', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), 'loopline-ghz-'));
+  const request = grpcRequest(kind, rows, features) as { raw_input_contents?: Buffer[] };
+  // protojson: bytes fields as base64.
+  const data = request.raw_input_contents
+    ? { ...request, raw_input_contents: request.raw_input_contents.map((b) => b.toString('base64')) }
+    : request;
+  writeFileSync(join(dir, 'request.json'), JSON.stringify(data));
+  const ghz = (seconds: number) =>
+    new Promise<{ report: GhzReport; cpuUs: number }>((resolve, reject) => {
+      const args = [
+        ...['--insecure', '--proto', proto, '--call', 'inference.GRPCInferenceService.ModelInfer'],
+        ...['--data-file', join(dir, 'request.json'), '--format', 'json'],
+        ...['-c', String(options.connections), '--connections', String(Math.min(options.connections, 8))],
+        ...['-z', `${seconds}s`, '--duration-stop', 'ignore', `127.0.0.1:${options.grpcPort}`],
+      ];
+      // Calls still in flight when the duration ends are left out (--duration-stop ignore), not counted as failed.
+      // bash's `time` reports the child's user and system CPU seconds on stderr's last line.
+      const child = spawn('bash', ['-c', 'TIMEFORMAT="%U %S"; time "$0" "$@"', options.ghz!, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      child.once('exit', (code) => {
+        const [user, system] = err.trim().split('\n').at(-1)!.split(' ').map(Number);
+        if (code !== 0 || !out) return reject(new Error(`ghz exited ${code}: ${err}`));
+        resolve({ report: JSON.parse(out), cpuUs: (user + system) * 1e6 });
+      });
+    });
+  await ghz(1);
+  const { report, cpuUs } = await ghz(options.seconds);
+  rmSync(dir, { recursive: true, force: true });
+  const at = (percentage: number) =>
+    (report.latencyDistribution?.find((d) => d.percentage === percentage)?.latency ?? NaN) / 1e6;
+  const errors = Object.values(report.errorDistribution ?? {}).reduce((n, k) => n + k, 0);
+  const ok = report.statusCodeDistribution?.OK ?? report.count - errors;
+  const seconds = report.total / 1e9;
+  const result: LoadResult = {
+    requestsPerSecond: ok / seconds,
+    rowsPerSecond: (ok * rows) / seconds,
+    p50Ms: at(50),
+    p99Ms: at(99),
+    requests: ok,
+    failures: report.count - ok,
+    clientCpuUsPerRequest: cpuUs / Math.max(1, report.count),
+  };
+  process.stdout.write(JSON.stringify(result));
 } else {
   const proto = fileURLToPath(new URL('../src/protocol/grpc_predict_v2.proto', import.meta.url));
   const definition = protoLoader.loadSync(proto, {

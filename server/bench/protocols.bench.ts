@@ -17,6 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
 import { buildLogisticRegressionModel } from '../../examples/trainer/src/onnx.ts';
 import { sha256Digest } from '../src/runtime/artifact.ts';
+import { ensureGhz, GHZ_VERSION } from './ghz.ts';
 import { compileLikeDockerfileServer, startCompiled, type Server } from './processes.ts';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -34,6 +35,9 @@ const SIZES = [
   { rows: 1000, connections: 4 },
 ];
 const WORKERS = [1, 2];
+// gRPC load from ghz (Go) unless BENCH_GRPC_CLIENT=grpc-js, or no Go toolchain to build it.
+const GHZ = process.env.BENCH_GRPC_CLIENT === 'grpc-js' ? undefined : ensureGhz();
+const GRPC_CLIENT = GHZ ? `ghz ${GHZ_VERSION} (Go)` : 'grpc-js (Node, warmed by 3000 calls)';
 
 const work = mkdtempSync(join(tmpdir(), 'loopline-bench-protocols-'));
 const bytes = buildLogisticRegressionModel({ weights: [0.02, 1.5, -0.01, 2, 0.3], bias: -1 });
@@ -129,7 +133,7 @@ function load(options: LoadOptions): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'server/bench/protocol-load.ts', JSON.stringify(options)],
+      ['--import', 'tsx', 'server/bench/protocol-load.ts', JSON.stringify({ ...options, ghz: GHZ })],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
@@ -258,6 +262,7 @@ const results = {
     loadAverageAfter: loadavg(),
     node: process.version,
   },
+  grpcClient: GRPC_CLIENT,
   note: "Load generator and server processes share the machine's 2 cores, unpinned (the load generator is one process; a 2-worker server is 3 processes: primary + 2 workers); the machine is shared with other builds, so figures are noisy. Medians of alternating rounds.",
   model: `logistic regression, ${FEATURES} FP32 features, batching on, no drift profile`,
   secondsPerRun: SECONDS,
@@ -296,7 +301,7 @@ const row = (kind: Kind, rows: number) =>
 const md = `## Serving protocols (\`server/bench/protocols.bench.ts\`)
 
 ${results.note} Load average before/after: ${loadBefore.map(f2).join(', ')} / ${loadavg().map(f2).join(', ')}.
-Model: ${results.model}. ${SECONDS} s per run after 1 s of untimed load (gRPC: at least 1 s and 3000 calls, at most 8 s), ${ROUNDS} rounds; 1-row requests with 16 in flight, 1000-row requests with 4; latencies client-side.
+Model: ${results.model}. ${SECONDS} s per run after 1 s of untimed load${GHZ ? '' : ' (gRPC: at least 1 s and 3000 calls, at most 8 s)'}, ${ROUNDS} rounds; 1-row requests with 16 in flight, 1000-row requests with 4; latencies client-side.
 
 | protocol | rows per request | 1 worker: rows/s / p50 ms / p99 ms | 2 workers | 2 workers / 1 worker (rows/s) | floor: no model, same answer | 1 worker / floor (rows/s) |
 |---|---|---|---|---|---|---|
@@ -306,7 +311,8 @@ ${KINDS.flatMap((kind) => SIZES.map((s) => row(kind, s.rows))).join('\n')}
 
 The floor (\`server/bench/protocol-floor.ts\`) is bare fastify and bare grpc-js in one process, decoding each request as the predictor must and answering, byte for byte, what the predictor answered to it (captured before the rounds): what is left between the two is the work behind the answer.
 
-Failed requests across all runs: ${failures}. CPU of the gRPC load generator (grpc-js, warmed by 3000 calls) per timed call, 1 worker: ${KINDS.filter(
+REST load from autocannon; gRPC load from ${GRPC_CLIENT}.
+Failed requests across all runs: ${failures}. CPU of the gRPC load generator (${GRPC_CLIENT}) per timed call, 1 worker: ${KINDS.filter(
   (kind) => kind.startsWith('grpc'),
 )
   .flatMap((kind) =>
