@@ -10,11 +10,14 @@
  *
  * `--unit` (npm run test:unit) runs only the files that need no cluster, two at a time, with no cluster
  * started and none reachable (KUBECONFIG unset): a file says it needs none with a line `// test: no cluster`,
- * and fails here if it does after all.
+ * and fails here if it does after all. Files chosen by arguments that all need no cluster run the same way.
+ *
+ * One run at a time per cluster: a run holds ~/.cache/loopline/test-runs/<cluster>.pid while it owns the
+ * cluster, and a second run on the same LOOPLINE_CLUSTER stops at once instead of tearing the first one's down.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, homedir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,6 +36,34 @@ function findTestFiles(dir: string, out: string[] = []): string[] {
     else if (name.endsWith('.test.ts') && path.split('/').includes('test')) out.push(path);
   }
   return out.sort();
+}
+
+/** Takes the cluster for this run, or exits naming the run that has it. */
+function lockCluster(): () => void {
+  const dir = join(process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache/loopline'), 'test-runs');
+  const lock = join(dir, `${clusterName}.pid`);
+  mkdirSync(dir, { recursive: true });
+  let holder: number | undefined;
+  try {
+    holder = Number(readFileSync(lock, 'utf8').trim());
+  } catch {}
+  if (holder && holder !== process.pid) {
+    let alive = true;
+    try {
+      process.kill(holder, 0);
+    } catch (error) {
+      alive = (error as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (alive) {
+      console.error(
+        `cluster ${clusterName} is in use by the test run of pid ${holder} (${lock}); set LOOPLINE_CLUSTER to another name to run beside it`,
+      );
+      console.log('0 passed, 1 failed');
+      process.exit(1);
+    }
+  }
+  writeFileSync(lock, String(process.pid));
+  return () => rmSync(lock, { force: true });
 }
 
 function clusterEnv(): Record<string, string> {
@@ -125,8 +156,9 @@ async function main() {
   if (filters.length) files = files.filter((f) => filters.some((s) => relative(root, f).includes(s)));
   console.log(`Node ${process.version} (${process.execPath})`);
   const results: FileResult[] = [];
-  if (unit) {
-    files = files.filter((f) => NO_CLUSTER_MARK.test(readFileSync(f, 'utf8')));
+  const noCluster = (f: string) => NO_CLUSTER_MARK.test(readFileSync(f, 'utf8'));
+  if (unit || (filters.length > 0 && files.length > 0 && files.every(noCluster))) {
+    files = files.filter(noCluster);
     const env = noClusterEnv();
     const queue = [...files];
     const worker = async () => {
@@ -134,13 +166,15 @@ async function main() {
     };
     await Promise.all(Array.from({ length: Math.min(2, availableParallelism()) }, worker));
     results.sort((a, b) => a.file.localeCompare(b.file));
-  } else {
+  } else if (files.length > 0) {
+    const unlock = lockCluster();
     const env = clusterEnv();
     for (const file of files) {
       console.log(`\n=== ${relative(root, file)}`);
       results.push(await runFile(file, env));
     }
     if (process.env.LOOPLINE_KEEP_CLUSTER !== '1') spawnSync('bash', [cluster, 'down'], { env, stdio: 'inherit' });
+    unlock();
   }
 
   console.log('\nfile'.padEnd(64) + 'passed  failed  seconds');
