@@ -1214,6 +1214,30 @@ export interface InferenceServiceRetrainOnQualityDrop {
    * @default 100
    */
   minLabels?: number;
+  /**
+   * Mix the stable version's training dataset into the snapshot, after the production rows, so the
+   * retrain also keeps what the version learned from: the CSV file or every *.csv under its
+   * ModelVersion's lineage.dataset.uri, checked against lineage.dataset.hash when it has one. Its
+   * columns must name every logged feature and the label.
+   */
+  trainingData?: InferenceServiceRetrainOnQualityDropTrainingData;
+}
+
+/**
+ * Mix the stable version's training dataset into the snapshot, after the production rows, so the
+ * retrain also keeps what the version learned from: the CSV file or every *.csv under its
+ * ModelVersion's lineage.dataset.uri, checked against lineage.dataset.hash when it has one. Its
+ * columns must name every logged feature and the label.
+ */
+export interface InferenceServiceRetrainOnQualityDropTrainingData {
+  /** Mix the training dataset in. */
+  include: boolean;
+  /**
+   * The training dataset's label column (0 or 1).
+   *
+   * @default "label"
+   */
+  labelColumn?: string;
 }
 
 /** The TrainingJob to create, as metadata and spec. */
@@ -1413,6 +1437,11 @@ export interface InferenceServiceQualitySnapshotStatus {
   sha256?: string;
   /** Rows in it. */
   rows?: number;
+  /**
+   * Of those, the rows from the stable version's training dataset (trainingData.include), after the
+   * production rows.
+   */
+  trainingRows?: number;
 }
 
 /** One version's quality over the window, as the quality event gave it. */

@@ -89,6 +89,8 @@ export interface QualitySnapshot {
   /** Hex sha256 of the object's bytes. */
   sha256: string;
   rows: number;
+  /** Of `rows`, those appended from the stable version's training dataset (spec.retrain.onQualityDrop.trainingData). */
+  trainingRows?: number;
 }
 
 export function qualityCloudEvent(data: QualityEventData, time = new Date()): CloudEvent<QualityEventData> {
@@ -133,6 +135,11 @@ export function qualityEventData(event: CloudEvent): QualityEventData {
     if (typeof snapshot.uri !== 'string' || snapshot.uri === '') throw fail('snapshot.uri');
     if (typeof snapshot.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(snapshot.sha256)) throw fail('snapshot.sha256');
     if (!isCount(snapshot.rows)) throw fail('snapshot.rows');
+    if (
+      snapshot.trainingRows !== undefined &&
+      !(isCount(snapshot.trainingRows) && snapshot.trainingRows <= snapshot.rows)
+    )
+      throw fail('snapshot.trainingRows');
   }
   const comparison = data.comparison;
   if (comparison !== undefined) {

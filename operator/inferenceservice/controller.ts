@@ -314,7 +314,11 @@ export function inferenceServiceController(options: InferenceServiceControllerOp
       ? qualityCronJob(
           isvc,
           options.serving ?? {},
-          snapshotCondition(isvc, { version: stableServed.spec.version, metrics: stableServed.spec.metrics }),
+          snapshotCondition(isvc, {
+            version: stableServed.spec.version,
+            metrics: stableServed.spec.metrics,
+            dataset: stableServed.spec.lineage?.dataset,
+          }),
           comparedVersions(state, at),
         )
       : undefined;

@@ -29,16 +29,43 @@ export function trainingMetric(
  */
 export function snapshotCondition(
   isvc: InferenceService,
-  stable: { version: number; metrics?: Record<string, number | string> | undefined },
+  stable: {
+    version: number;
+    metrics?: Record<string, number | string> | undefined;
+    dataset?: { uri?: string | undefined; hash?: string | undefined } | undefined;
+  },
 ): DropCondition | undefined {
   const rule = isvc.spec.retrain?.onQualityDrop;
   if (!rule || !isvc.spec.retrain?.template) return undefined;
   const below = qualityBound(rule, trainingMetric(stable.metrics, rule.metric));
   if (below === undefined) return undefined;
-  return { version: stable.version, metric: rule.metric, below, minLabels: rule.minLabels ?? DEFAULT_MIN_LABELS };
+  // trainingData.include: the version's own training rows go after the production rows; a version whose
+  // ModelVersion records no lineage.dataset.uri has none to mix in, and its snapshot holds production rows only.
+  const mix =
+    rule.trainingData?.include && stable.dataset?.uri
+      ? {
+          uri: stable.dataset.uri,
+          ...(stable.dataset.hash ? { hash: stable.dataset.hash } : {}),
+          labelColumn: rule.trainingData.labelColumn ?? 'label',
+        }
+      : undefined;
+  return {
+    version: stable.version,
+    metric: rule.metric,
+    below,
+    minLabels: rule.minLabels ?? DEFAULT_MIN_LABELS,
+    ...(mix ? { mix } : {}),
+  };
 }
 
 const shown = (value: number) => Number(value.toFixed(4));
+
+/** "1200 production rows", or with the training data mixed in "1200 production rows and 800 training rows". */
+function trainedRows(snapshot: { rows?: number | undefined; trainingRows?: number | undefined }): string {
+  if (snapshot.rows === undefined) return '? production rows';
+  const training = snapshot.trainingRows ?? 0;
+  return `${snapshot.rows - training} production rows${training ? ` and ${training} training rows` : ''}`;
+}
 
 /** Whether to start a retrain now on the quality recorded for `servingVersion` (the stable version now served). */
 export function planQualityRetrain(
@@ -86,7 +113,7 @@ export function planQualityRetrain(
       reason: `quality event ${quality.lastEventId} has no snapshot of labelled rows to train on (the next evaluation writes one)`,
     };
   const value = entry[rule.metric] as number;
-  const reason = `v${stable.version}'s live ${rule.metric} ${shown(value)} is below ${shown(condition.below)} over ${entry.count} labels (quality event ${quality.lastEventId}); training on ${snapshot.rows ?? '?'} production rows of ${snapshot.uri}`;
+  const reason = `v${stable.version}'s live ${rule.metric} ${shown(value)} is below ${shown(condition.below)} over ${entry.count} labels (quality event ${quality.lastEventId}); training on ${trainedRows(snapshot)} of ${snapshot.uri}`;
   const name = retrainJobName(isvc, quality.lastEventId);
   const job = retrainJob(isvc, name, `quality event ${quality.lastEventId}: ${reason}`, {
     dataset: {

@@ -95,6 +95,15 @@ export function qualityCronJob(
           String(snapshot.below),
           '--snapshot-min-labels',
           String(snapshot.minLabels),
+          ...(snapshot.mix
+            ? [
+                '--snapshot-mix-uri',
+                snapshot.mix.uri,
+                '--snapshot-mix-label',
+                snapshot.mix.labelColumn,
+                ...(snapshot.mix.hash ? ['--snapshot-mix-hash', snapshot.mix.hash] : []),
+              ]
+            : []),
         ]
       : []),
     // A rollout's canary is compared with stable on every run while it lasts.

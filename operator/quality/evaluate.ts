@@ -21,7 +21,14 @@ import { connectNats } from '../events/connect.ts';
 import { qualityCloudEvent, qualitySubject, type QualityEventData } from '../events/quality-event.ts';
 import { parseDuration } from '../api/contracts.ts';
 import { evaluate, type SnapshotRequest } from './join.ts';
-import { DROP_METRICS, dropped, snapshotKey, type DropCondition, type DropMetric } from './snapshot.ts';
+import {
+  DROP_METRICS,
+  dropped,
+  snapshotKey,
+  type DropCondition,
+  type DropMetric,
+  type TrainingDataMix,
+} from './snapshot.ts';
 import { gatherSources, storageFor } from './sources.ts';
 import { psi } from '../../server/src/drift/statistics.ts';
 import type { PairedDecisions } from './join.ts';
@@ -80,7 +87,18 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
     });
     const condition = options.snapshotWhen;
     const snapshot: SnapshotRequest | undefined = condition
-      ? { path: join(dir, 'snapshot.csv'), when: (versions) => dropped(versions, condition) !== undefined }
+      ? {
+          path: join(dir, 'snapshot.csv'),
+          when: (versions) => dropped(versions, condition) !== undefined,
+          ...(condition.mix
+            ? {
+                mix: {
+                  files: () => trainingDataFiles(condition.mix!, join(dir, 'training'), options.env ?? process.env),
+                  labelColumn: condition.mix.labelColumn,
+                },
+              }
+            : {}),
+        }
       : undefined;
     const { versions, comparison } = await evaluate(sources, {
       startMs,
@@ -100,7 +118,12 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
       const sha256 = createHash('sha256').update(body).digest('hex');
       const key = snapshotKey(options.namespace, options.service, new Date(endMs), sha256);
       await storage.put(key, body, 'text/csv');
-      written = { uri: storage.uri(key), sha256, rows: snapshot.rows };
+      written = {
+        uri: storage.uri(key),
+        sha256,
+        rows: snapshot.rows,
+        ...(snapshot.trainingRows !== undefined ? { trainingRows: snapshot.trainingRows } : {}),
+      };
     }
     return {
       namespace: options.namespace,
@@ -150,14 +173,16 @@ export async function publishQuality(
 export const EVALUATE_USAGE = `usage: loopline evaluate --namespace <ns> --service <inferenceservice> --uri <s3://bucket/prefix | file:///path>
                 [--window <duration> | all] [--threshold <0..1>] [--end <RFC 3339 time>]
                 [--calibration-bins <n>] [--memory-limit <e.g. 1GB>]
-                [--snapshot-version <n> --snapshot-metric auc|accuracy --snapshot-below <0..1> [--snapshot-min-labels <n>]]
+                [--snapshot-version <n> --snapshot-metric auc|accuracy --snapshot-below <0..1> [--snapshot-min-labels <n>]
+                 [--snapshot-mix-uri <training data> [--snapshot-mix-label <column>] [--snapshot-mix-hash sha256:<hex>]]]
                 [--canary <version> --stable <version> --since <RFC 3339 time>]
 
 Joins the service's logged predictions with their labels (docs/ground-truth.md) per version over the window
 (default 1h; "all" for every labelled prediction so far), prints the quality and publishes it on
 loopline.quality.<ns>.<service> when NATS_URL is set. With --snapshot-*: when that version's metric is below the
 bound on at least min-labels labels, the window's labelled rows are written as CSV under <uri>/snapshots/ with their
-sha256, named in the event (a retrain's dataset, spec.retrain.onQualityDrop). With --canary, --stable and --since
+sha256, named in the event (a retrain's dataset, spec.retrain.onQualityDrop); --snapshot-mix-uri appends the rows of
+the version's training data (a CSV file or every *.csv below a prefix, checked against --snapshot-mix-hash). With --canary, --stable and --since
 (the operator passes them during a rollout) it also compares the two versions on the predictions each answered since
 then (spec.rollout.analysis.quality).`;
 
@@ -181,7 +206,49 @@ export function snapshotCondition(values: Record<string, string | boolean | unde
   const minLabels = values['snapshot-min-labels'] === undefined ? 1 : Number(values['snapshot-min-labels']);
   if (!(Number.isInteger(minLabels) && minLabels >= 1))
     throw new Error(`--snapshot-min-labels "${values['snapshot-min-labels']}" is not a whole number of at least 1`);
-  return { version, metric, below, minLabels };
+  const mixUri = values['snapshot-mix-uri'];
+  if (mixUri === undefined) {
+    for (const name of ['snapshot-mix-label', 'snapshot-mix-hash'])
+      if (values[name] !== undefined) throw new Error(`--${name} goes with --snapshot-mix-uri`);
+    return { version, metric, below, minLabels };
+  }
+  const uri = String(mixUri);
+  if (!/^(s3|file):\/\/./.test(uri))
+    throw new Error(`--snapshot-mix-uri "${uri}" is neither s3://<bucket>/<key or prefix> nor file:///<path>`);
+  const labelColumn = String(values['snapshot-mix-label'] ?? 'label');
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(labelColumn))
+    throw new Error(`--snapshot-mix-label "${labelColumn}" is not a column name (letters, digits, _)`);
+  const hash = values['snapshot-mix-hash'];
+  if (hash !== undefined && !/^sha256:[0-9a-f]{64}$/.test(String(hash)))
+    throw new Error(`--snapshot-mix-hash "${hash}" is not sha256:<64 hex digits>`);
+  return { version, metric, below, minLabels, mix: { uri, labelColumn, ...(hash ? { hash: String(hash) } : {}) } };
+}
+
+/**
+ * The CSV file `uri` names, or every *.csv below it, downloaded into `dir` in name order; with `hash`, the sha256
+ * over their bytes in that order (as the trainer checks spec.dataset.hash) must match it.
+ */
+export async function trainingDataFiles(mix: TrainingDataMix, dir: string, env: Env): Promise<string[]> {
+  const single = /\.csv$/i.test(mix.uri);
+  const base = single ? mix.uri.slice(0, mix.uri.lastIndexOf('/')) : mix.uri;
+  const name = single ? mix.uri.slice(mix.uri.lastIndexOf('/') + 1) : undefined;
+  const storage = storageFor(base, () => s3ClientFromEnv(env));
+  const objects = (await storage.list('')).filter((o) => (name ? o.key === name : /\.csv$/i.test(o.key)));
+  if (objects.length === 0)
+    throw new Error(`the training data ${mix.uri} (trainingData.include) has no CSV to mix into the snapshot`);
+  const files: string[] = [];
+  const digest = createHash('sha256');
+  for (const object of objects) {
+    const path = await storage.local(object, dir);
+    digest.update(await readFile(path));
+    files.push(path);
+  }
+  const actual = `sha256:${digest.digest('hex')}`;
+  if (mix.hash && actual !== mix.hash)
+    throw new Error(
+      `the training data ${mix.uri} has ${actual}, not the ${mix.hash} its ModelVersion's lineage.dataset records: it changed since the version was trained, so it is not mixed into a snapshot`,
+    );
+  return files;
 }
 
 /** The command; returns the exit code. Failures print one line naming what to fix. */
@@ -207,6 +274,9 @@ export async function runEvaluate(
         'snapshot-metric': { type: 'string' },
         'snapshot-below': { type: 'string' },
         'snapshot-min-labels': { type: 'string' },
+        'snapshot-mix-uri': { type: 'string' },
+        'snapshot-mix-label': { type: 'string' },
+        'snapshot-mix-hash': { type: 'string' },
         canary: { type: 'string' },
         stable: { type: 'string' },
         since: { type: 'string' },

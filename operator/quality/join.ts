@@ -33,8 +33,12 @@ export interface JoinOptions {
 export interface SnapshotRequest {
   path: string;
   when: (versions: VersionQuality[]) => boolean;
+  /** Also append the rows of these CSV files (the version's training data), their label in `labelColumn`. */
+  mix?: { files: () => Promise<string[]>; labelColumn: string };
   /** Set once written: the rows in it. */
   rows?: number;
+  /** Set once written with `mix`: of `rows`, those from the training data. */
+  trainingRows?: number;
 }
 
 /** The inference log's `input_<feature>` columns, in the order the parts have them. */
@@ -266,8 +270,44 @@ export async function evaluate(sources: EvaluationSources, options: JoinOptions)
       // The rows the metrics were computed on, every version's, ordered by request id: the same window and labels
       // always give the same bytes, so the same sha256.
       const features = inputs.map((c) => `${sqlName(c)} AS ${sqlName(c.slice('input_'.length))}`).join(', ');
-      const select = `SELECT ${features}, CAST(label AS INTEGER) AS label FROM joined
+      const production = `SELECT ${features}, CAST(label AS INTEGER) AS label FROM joined
         WHERE label IN (0, 1) AND score >= 0 AND score <= 1 ${inWindow} ORDER BY request_id, version`;
+      let select = production;
+      const mix = options.snapshot.mix;
+      if (mix) {
+        // The training rows after the production ones, in file and row order; their columns by name, so a
+        // dataset without a logged feature or the label fails here, naming what it lacks.
+        const files = await mix.files();
+        const names = inputs.map((c) => c.slice('input_'.length));
+        await connection.run(`CREATE TABLE training AS SELECT * FROM read_csv([${files.map(sqlString).join(', ')}],
+          header = true, union_by_name = true, all_varchar = true)`);
+        const columns = (await connection.runAndReadAll('DESCRIBE training'))
+          .getRowObjectsJS()
+          .map((r) => String(r.column_name));
+        const missing = [...names, mix.labelColumn].filter((name) => !columns.includes(name));
+        if (missing.length)
+          throw new Error(
+            `the training data has no column ${missing.join(', ')} (it has ${columns.join(', ')}): trainingData needs every logged feature and its labelColumn`,
+          );
+        const bad = await connection.runAndReadAll(
+          `SELECT CAST(count(*) AS DOUBLE) AS n FROM training WHERE ${sqlName(mix.labelColumn)} IS NULL OR ${sqlName(mix.labelColumn)} NOT IN ('0', '1')`,
+        );
+        if (Number(bad.getRowObjectsJS()[0]!.n) > 0)
+          throw new Error(`the training data's label column ${mix.labelColumn} holds values other than 0 and 1`);
+        const trainingFeatures = names
+          .map((n) => `TRY_CAST(NULLIF(${sqlName(n)}, '') AS DOUBLE) AS ${sqlName(n)}`)
+          .join(', ');
+        // Sort keys make the bytes, so the sha256, the same for the same window, labels and training data.
+        select = `SELECT ${names.map(sqlName).join(', ')}, label FROM (
+          SELECT ${features}, CAST(label AS INTEGER) AS label, 0 AS src, request_id AS rid, version AS seq FROM joined
+            WHERE label IN (0, 1) AND score >= 0 AND score <= 1 ${inWindow}
+          UNION ALL
+          SELECT ${trainingFeatures}, CAST(${sqlName(mix.labelColumn)} AS INTEGER) AS label, 1 AS src, '' AS rid, seq
+            FROM (SELECT *, row_number() OVER () AS seq FROM training)
+        ) ORDER BY src, rid, seq`;
+        const counted = await connection.runAndReadAll('SELECT CAST(count(*) AS DOUBLE) AS n FROM training');
+        options.snapshot.trainingRows = Number(counted.getRowObjectsJS()[0]!.n);
+      }
       await connection.run(`COPY (${select}) TO ${sqlString(options.snapshot.path)} (FORMAT csv, HEADER true)`);
       const counted = await connection.runAndReadAll(`SELECT CAST(count(*) AS DOUBLE) AS n FROM (${select})`);
       options.snapshot.rows = Number(counted.getRowObjectsJS()[0]!.n);

@@ -15,6 +15,15 @@ export interface DropCondition {
   metric: DropMetric;
   below: number;
   minLabels: number;
+  /** Rows of the version's training dataset to append to the snapshot (spec.retrain.onQualityDrop.trainingData). */
+  mix?: TrainingDataMix;
+}
+
+/** The stable version's training dataset: its lineage.dataset uri and hash, and the column holding its label. */
+export interface TrainingDataMix {
+  uri: string;
+  hash?: string;
+  labelColumn: string;
 }
 
 /** The bound a live metric is held to: `below`, or the training metric minus `maxDropFromTraining`, the higher. */

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { readCreditRiskCsv } from '../../../examples/trainer/src/dataset.ts';
+import { generateCreditRisk, readCreditRiskCsv, toCsv } from '../../../examples/trainer/src/dataset.ts';
 import { qualityMetrics } from '../../../server/src/quality/metrics.ts';
 import { CREDIT_FEATURES, conceptShiftFiles, conceptShiftRows } from '../../../test/support/concept-shift.ts';
 import { inferenceLogPart } from '../../../test/support/ground-truth.ts';
@@ -128,6 +128,63 @@ test('no snapshot while the metric holds the bound or too few labels are in', as
   assert.is(readdirSync(join(root, 'snapshots', ns, service)).length, before);
 });
 
+test("trainingData.include: the version's training rows follow the production rows, in file order, under the recorded hash", async () => {
+  // The training data as the trainer reads it: two CSV parts under a prefix, the label in `defaulted`.
+  const training = [
+    generateCreditRisk({ rows: 40, seed: 5, shift: 0 }),
+    generateCreditRisk({ rows: 25, seed: 6, shift: 0 }),
+  ];
+  const dir = join(root, 'datasets', 'credit-risk');
+  mkdirSync(dir, { recursive: true });
+  const texts = training.map(toCsv);
+  texts.forEach((text, i) => writeFileSync(join(dir, `part-${i}.csv`), text));
+  const hash = `sha256:${createHash('sha256').update(texts.join('')).digest('hex')}`;
+  const mix = { uri: `${base}/datasets/credit-risk/`, hash, labelColumn: 'defaulted' };
+  const data = await evaluateQuality({ ...options(0.7), snapshotWhen: { ...options(0.7).snapshotWhen, mix } });
+  const snapshot = data.snapshot!;
+  assert.is(snapshot.rows, 300 + 65);
+  assert.is(snapshot.trainingRows, 65);
+  const bytes = readFileSync(fileURLToPath(snapshot.uri));
+  assert.is(createHash('sha256').update(bytes).digest('hex'), snapshot.sha256);
+  const read = await readCreditRiskCsv(snapshot.uri, `sha256:${snapshot.sha256}`);
+  const order = rows.requestIds.map((id, i) => [id, i] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  assert.equal(read.y, [...order.map(([, i]) => rows.labels[i]), ...training.flatMap((d) => d.y)]);
+  const expectedX = training.flatMap((d) => d.x);
+  read.x
+    .slice(300)
+    .forEach((row, k) =>
+      row.forEach((v, j) =>
+        assert.ok(
+          Number.isNaN(expectedX[k]![j]!) ? Number.isNaN(v) : v === expectedX[k]![j],
+          `training row ${k} column ${j}: ${v} vs ${expectedX[k]![j]}`,
+        ),
+      ),
+    );
+  const again = await evaluateQuality({ ...options(0.7), snapshotWhen: { ...options(0.7).snapshotWhen, mix } });
+  assert.is(again.snapshot!.sha256, snapshot.sha256, 'the same window, labels and training data make the same bytes');
+
+  // Data changed since the version was trained: no snapshot, and the error says why.
+  writeFileSync(join(dir, 'part-1.csv'), `${texts[1]}1,0.5,30,0.2,1,0\n`);
+  const changed = await evaluateQuality({ ...options(0.7), snapshotWhen: { ...options(0.7).snapshotWhen, mix } }).then(
+    () => undefined,
+    (error: Error) => error.message,
+  );
+  assert.match(
+    changed ?? '',
+    /has sha256:[0-9a-f]{64}, not the sha256:[0-9a-f]{64} its ModelVersion's lineage.dataset records/,
+  );
+  // A dataset without the label column named.
+  const unlabelled = await evaluateQuality({
+    ...options(0.7),
+    snapshotWhen: { ...options(0.7).snapshotWhen, mix: { uri: mix.uri, labelColumn: 'outcome' } },
+  }).then(
+    () => undefined,
+    (error: Error) => error.message,
+  );
+  assert.match(unlabelled ?? '', /the training data has no column outcome \(it has income, .*defaulted\)/);
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('bad --snapshot-* flags exit 2 naming the flag', async () => {
   const cases: Array<[string[], RegExp]> = [
     [
@@ -146,6 +203,30 @@ test('bad --snapshot-* flags exit 2 naming the flag', async () => {
     [
       ['--snapshot-version', '1', '--snapshot-metric', 'auc', '--snapshot-below', '0.7', '--snapshot-min-labels', '0'],
       /--snapshot-min-labels "0"/,
+    ],
+    [
+      [
+        '--snapshot-version',
+        '1',
+        '--snapshot-metric',
+        'auc',
+        '--snapshot-below',
+        '0.7',
+        '--snapshot-mix-uri',
+        'http://x/',
+      ],
+      /--snapshot-mix-uri "http:\/\/x\/" is neither s3:/,
+    ],
+    [
+      ['--snapshot-version', '1', '--snapshot-metric', 'auc', '--snapshot-below', '0.7', '--snapshot-mix-label', 'y'],
+      /--snapshot-mix-label goes with --snapshot-mix-uri/,
+    ],
+    [
+      [
+        ...['--snapshot-version', '1', '--snapshot-metric', 'auc', '--snapshot-below', '0.7'],
+        ...['--snapshot-mix-uri', 'file:///d/', '--snapshot-mix-hash', 'md5:abc'],
+      ],
+      /--snapshot-mix-hash "md5:abc" is not sha256:<64 hex digits>/,
     ],
   ];
   for (const [flags, message] of cases) {
