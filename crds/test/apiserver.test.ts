@@ -1,5 +1,8 @@
 // The CRDs on the real API server: installed and Established, the examples accepted, kubectl's
 // view of them (category, short names, explain, printer columns).
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ApiextensionsV1Api } from '@kubernetes/client-node';
@@ -17,6 +20,7 @@ import {
 } from './cluster.ts';
 
 const kc = requireKubeconfig();
+const freshCacheDir = () => mkdtempSync(join(tmpdir(), 'loopline-kubectl-cache-'));
 const objects = new LooplineObjects(kc, uniqueNamespace('loopline-crds'));
 const names: Record<LooplineKind, string> = {
   TrainingJob: 'credit-risk-train',
@@ -101,10 +105,19 @@ test('a second ModelVersion with a taken <model>-v<version> name is refused with
 });
 
 test('kubectl get loopline lists the three kinds, and the short names tj, mv and lisvc resolve', async () => {
-  const listed = (await kubectl('get', 'loopline', '-n', objects.namespace, '-o', 'name'))
-    .split('\n')
-    .filter(Boolean)
-    .sort();
+  // The API server's discovery can trail the CRDs' Established condition by a moment, and kubectl caches what it
+  // saw: ask again (a fresh cache each time) until the category resolves, for at most 20 s.
+  let output = '';
+  for (const deadline = Date.now() + 20_000; ; ) {
+    try {
+      output = await kubectl('get', 'loopline', '-n', objects.namespace, '-o', 'name', '--cache-dir', freshCacheDir());
+      break;
+    } catch (error) {
+      if (Date.now() > deadline || !/doesn't have a resource type "loopline"/.test(String(error))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+  const listed = output.split('\n').filter(Boolean).sort();
   assert.equal(listed, [
     'inferenceservice.loopline.dev/credit-risk',
     'modelversion.loopline.dev/credit-risk-v1',
