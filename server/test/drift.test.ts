@@ -60,6 +60,31 @@ test('windows close by count, a request spanning two windows is split between th
   assert.is(reports[1].window.closedBy, 'shutdown');
 });
 
+test('windows closed in every turn are evaluated as fast as they close, not one feature per turn', async () => {
+  // 20 turns each closing 5 windows of 100 rows: evaluating one feature per turn (4 features here) would have
+  // reported about 6 windows by the end; evaluated in slices of up to SLICE_MS per turn, nearly all are.
+  const reports: DriftReport[] = [];
+  const m = monitor(100, 60, reports);
+  const data = rows(500, 9);
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  for (let t = 0; t < 20; t++) {
+    m.record(data, 500);
+    await turn();
+  }
+  for (let t = 0; t < 5; t++) await turn();
+  assert.ok(reports.length >= 50, `reported ${reports.length} of 100 windows 25 turns after the first closed`);
+  await m.stop('shutdown');
+  assert.is(reports.length, 100);
+  assert.ok(
+    reports.every(
+      (r, i) =>
+        r.window.rows === 100 && r.features.length === 4 && (i === 0 || r.window.start >= reports[i - 1].window.start),
+    ),
+    'every window reported once, in order, with every feature',
+  );
+  assert.equal(reports[99].features, reports[4].features, 'the same rows give the same statistics in a reused buffer');
+});
+
 test('windows close by time when they have rows', async () => {
   const reports: DriftReport[] = [];
   const m = monitor(1000, 1, reports);

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import {
   ascending,
   binShares,
+  binSharesSorted,
   chiSquareGoodnessOfFit,
   jensenShannonDistance,
   ksAndNormedWassersteinSorted,
@@ -14,6 +15,7 @@ import {
   normedWasserstein,
   psi,
   regularizedGammaQ,
+  sortInPlace,
   wasserstein1,
 } from '../src/drift/statistics.ts';
 
@@ -83,6 +85,18 @@ test('KS p-value is SciPy ks_2samp(method="auto"): the exact distribution at the
 test('bin shares put values on an edge into the bin above it', () => {
   assert.equal(binShares([-2, -1.074, 0, 1.243, 9], EDGES), bruteShares([-2, -1.074, 0, 1.243, 9], EDGES));
   assert.equal(binShares([-1.074], EDGES)[1], 1);
+});
+
+test('bin shares of sorted values by one merge equal the search per value, edge values and ties included', () => {
+  for (const values of [A, B, TA, TB, [-1.074, -1.074, 1.243], [], [9, 9, 9]]) {
+    const sorted = Float64Array.from(values).sort();
+    assert.equal(binSharesSorted(sorted, EDGES), binShares(sorted, EDGES));
+    assert.equal(
+      binSharesSorted(sorted, EDGES),
+      values.length ? bruteShares([...values], EDGES) : binShares([], EDGES),
+    );
+  }
+  assert.equal(binSharesSorted([0, 1, 1, 2], [1, 1, 3]), [0.25, 0, 0.75, 0]);
 });
 
 test('PSI equals the direct sum over decile bins and numpy', () => {
@@ -212,6 +226,32 @@ test('one merge of a sorted reference and a sorted window gives the KS test and 
   const small = ksAndNormedWassersteinSorted([1, 2, 3], [2, 4], 1);
   close(small.ks.statistic, 0.5, 'D by hand');
   close(small.wasserstein, 1, 'W1 by hand');
+});
+
+test('sorting in place gives the built-in sort order, by radix for float32 values and by comparison otherwise', () => {
+  let seed = 7;
+  const next = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const cases: number[][] = [
+    Array.from({ length: 1000 }, () => Math.fround((next() - 0.5) * 200)),
+    Array.from({ length: 3000 }, () => Math.fround(Math.round(next() * 5))),
+    Array.from({ length: 700 }, (_, i) => [-0, 0, -1e-40, 1e-40, -3.4e38, 3.4e38, -Infinity, Infinity][i % 8]).map(
+      Math.fround,
+    ),
+    Array.from({ length: 500 }, () => (next() - 0.5) * 1e6),
+    A,
+  ];
+  for (const values of cases) {
+    const expected = Float64Array.from(values).sort();
+    const actual = Float64Array.from(values);
+    sortInPlace(actual);
+    assert.ok(
+      actual.every((v, i) => Object.is(v, expected[i])),
+      `sorted as Float64Array.prototype.sort for ${values.length} values`,
+    );
+  }
 });
 
 test.run();

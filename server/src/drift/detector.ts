@@ -4,7 +4,7 @@
 import type { CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile } from './profile.ts';
 import {
   ascending,
-  binShares,
+  binSharesSorted,
   chiSquareGoodnessOfFit,
   jensenShannonDistance,
   ksAndNormedWassersteinSorted,
@@ -115,7 +115,7 @@ export function numericStatistics(reference: NumericReference, current: ArrayLik
   // KS and Wasserstein both need the values in order: put in order (or checked) once, then one merge computes both.
   current = ascending(current);
   const { ks, wasserstein } = ksAndNormedWassersteinSorted(ascending(reference.sample), current, reference.std);
-  const shares = binShares(current, reference.binEdges);
+  const shares = binSharesSorted(current, reference.binEdges);
   return {
     ksStatistic: ks.statistic,
     ksPValue: ks.pValue,
@@ -134,10 +134,16 @@ export function categoricalStatistics(
   reference: CategoricalFeatureProfile,
   current: ArrayLike<number>,
 ): CategoricalStatistics {
-  const counts = new Map<string, number>();
+  // Counted by value, then keyed: one string per category instead of one per row (-0 and 0 are one key in both).
+  const byValue = new Map<number, number>();
   for (let i = 0; i < current.length; i++) {
-    const key = categoryKey(current[i]);
-    counts.set(key, (counts.get(key) ?? 0) + 1);
+    const value = current[i];
+    byValue.set(value, (byValue.get(value) ?? 0) + 1);
+  }
+  const counts = new Map<string, number>();
+  for (const [value, count] of byValue) {
+    const key = categoryKey(value);
+    counts.set(key, (counts.get(key) ?? 0) + count);
   }
   const categories = [...new Set([...Object.keys(reference.frequencies), ...counts.keys()])].sort();
   const expected = categories.map((c) => reference.frequencies[c] ?? 0);

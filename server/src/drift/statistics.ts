@@ -28,6 +28,72 @@ export function ascending(values: ArrayLike<number>): ArrayLike<number> {
   return values;
 }
 
+let radixKeys = new Uint32Array(0);
+let radixSpare = new Uint32Array(0);
+const radixCounts = new Uint32Array(3 * 2048);
+
+/**
+ * Sorts `values` in place, ascending, exactly as Float64Array.prototype.sort does (-0 before 0; no NaN expected).
+ * Values that are all float32 numbers, as a request's FP32 inputs are, go by a radix sort of their float32 bits
+ * (three passes, O(n)); any other values by the built-in comparison sort.
+ */
+export function sortInPlace(values: Float64Array): void {
+  const n = values.length;
+  if (n < 256) {
+    values.sort();
+    return;
+  }
+  if (radixKeys.length < n) {
+    radixKeys = new Uint32Array(n);
+    radixSpare = new Uint32Array(n);
+  }
+  const keys = radixKeys;
+  const floats = new Float32Array(keys.buffer, 0, n);
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    // NaN is no float32 number here either: fround(NaN) !== NaN.
+    if (Math.fround(v) !== v) {
+      values.sort();
+      return;
+    }
+    floats[i] = v;
+  }
+  // Float bits as unsigned keys in numeric order: negatives all bits flipped, others the sign bit set.
+  const counts = radixCounts;
+  counts.fill(0);
+  for (let i = 0; i < n; i++) {
+    const bits = keys[i];
+    const key = (bits & 0x80000000 ? ~bits : bits | 0x80000000) >>> 0;
+    keys[i] = key;
+    counts[key & 0x7ff]++;
+    counts[2048 + ((key >>> 11) & 0x7ff)]++;
+    counts[4096 + (key >>> 22)]++;
+  }
+  let from = keys;
+  let to = radixSpare;
+  for (let pass = 0; pass < 3; pass++) {
+    const base = pass * 2048;
+    const shift = pass * 11;
+    let sum = 0;
+    for (let b = 0; b < 2048; b++) {
+      const c = counts[base + b];
+      counts[base + b] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const key = from[i];
+      to[counts[base + ((key >>> shift) & 0x7ff)]++] = key;
+    }
+    [from, to] = [to, from];
+  }
+  const sortedFloats = new Float32Array(from.buffer, 0, n);
+  for (let i = 0; i < n; i++) {
+    const key = from[i];
+    from[i] = key & 0x80000000 ? key & 0x7fffffff : ~key >>> 0;
+    values[i] = sortedFloats[i];
+  }
+}
+
 /** Two-sample Kolmogorov–Smirnov: D = sup |F_a − F_b| and its two-sided p-value. */
 export function ksTwoSample(a: ArrayLike<number>, b: ArrayLike<number>): TestResult {
   return ksTwoSampleTest(ecdfDistancesSorted(ascending(a), ascending(b)).supremum, a.length, b.length);
@@ -85,6 +151,23 @@ export function binShares(values: ArrayLike<number>, edges: ArrayLike<number>): 
   const counts = new Array<number>(edges.length + 1).fill(0);
   for (let i = 0; i < values.length; i++) counts[binIndex(edges, values[i])]++;
   return counts.map((c) => (values.length === 0 ? 0 : c / values.length));
+}
+
+/** binShares of ascending values: one merge of values and edges instead of a search per value. */
+export function binSharesSorted(values: ArrayLike<number>, edges: ArrayLike<number>): number[] {
+  const n = values.length;
+  const shares = new Array<number>(edges.length + 1).fill(0);
+  if (n === 0) return shares;
+  let start = 0;
+  for (let k = 0; k < edges.length; k++) {
+    // Bin k holds the values below edges[k] (and at or above edges[k-1]).
+    let end = start;
+    while (end < n && values[end] < edges[k]) end++;
+    shares[k] = (end - start) / n;
+    start = end;
+  }
+  shares[edges.length] = (n - start) / n;
+  return shares;
 }
 
 /** Population stability index of actual shares against expected shares, bin by bin. */
