@@ -208,6 +208,39 @@ test('a part holds at most maxRowsPerPart rows; a full part is written without w
   assert.equal(distinct[0], { n: 250, total: 250 });
 });
 
+test('ids outside ASCII and row numbers past 9 are logged as given; a part grows past its first buffers', async () => {
+  const server = await serve(logging('ids', { maxRowsPerPart: 1000 }));
+  const id = 'résumé-✓-😀';
+  await call(
+    server.url,
+    'POST',
+    '/v2/models/credit/infer',
+    v2Rows(
+      Array.from({ length: 12 }, (_, r) => [r, 0, 0, 1]),
+      { id },
+    ),
+  );
+  // 600 more rows: more than a batch holds before it first grows.
+  for (let i = 0; i < 6; i++)
+    await call(
+      server.url,
+      'POST',
+      '/predict',
+      {
+        instances: Array.from({ length: 100 }, (_, r) => [i, r, 0, 0]),
+      },
+      { 'x-request-id': `bulk-${i}` },
+    );
+  server.inferenceLog!.flush();
+  await waitFor(() => parts('ids').length === 1);
+  const rows = await queryParquet(parts('ids'), 'SELECT request_id, input_x0, input_x1 FROM $parts');
+  assert.is(rows.length, 612);
+  const byId = new Map(rows.map((r) => [r.request_id as string, r]));
+  for (let r = 0; r < 12; r++) assert.is(byId.get(`${id}:${r}`)?.input_x0, r, `row ${r} of ${id}`);
+  for (let i = 0; i < 6; i++)
+    for (const r of [0, 9, 10, 99]) assert.is(byId.get(`bulk-${i}:${r}`)?.input_x1, r, `bulk-${i}:${r}`);
+});
+
 test('the sample rate is honoured: about 30% of 2000 requests logged, within 5 standard deviations', async () => {
   const server = await serve(logging('sampled', { sampleRate: 0.3 }));
   for (let i = 0; i < 2000; i++) await call(server.url, 'POST', '/predict', { features: [i / 1000, 0, 1, 0] });

@@ -1,16 +1,19 @@
-// The inference log: a sample of what this process answered, kept off the request path. A prediction is
-// copied into an in-memory batch of its model version (a few array pushes, nothing awaited); batches are
-// sealed into Parquet parts when they reach maxRowsPerPart rows or every flushInterval, and on shutdown, and
-// each part is written once under a unique name (layout.ts). Memory is bounded: rows beyond maxBufferedRows
-// (buffered plus sealed but not yet written, e.g. while storage is down) are dropped and counted. A part that
-// fails to write is retried under the same name until it is written, or dropped at shutdown.
+// The inference log: a sample of what this process answered, kept off the request path. A prediction's rows
+// are written into typed-array columns of its model version's batch (log-batch.ts: a few stores per row, no
+// object, nothing awaited); a batch is sealed when it reaches maxRowsPerPart rows, every flushInterval and on
+// shutdown, and encoded into a Parquet part on the encoder thread (part-encoder.ts), so the serving thread
+// never encodes. Each part is written once under a unique name (layout.ts). Memory is bounded: rows beyond
+// maxBufferedRows (buffered, being encoded, or encoded but not yet written, e.g. while storage is down) are
+// dropped and counted. A part that fails to write is retried under the same name until it is written, or
+// dropped at shutdown.
 import type { Logger } from 'pino';
 import type { InferenceLogOptions } from '../config.ts';
 import type { ServerMetrics } from '../metrics/metrics.ts';
 import type { Feeds } from '../runtime/batcher.ts';
 import type { ServedModel } from '../serving.ts';
 import { inferenceLogKey, partNamer, type Scope } from './layout.ts';
-import { encodeParquet, type Column } from './parquet.ts';
+import { LogBatch } from './log-batch.ts';
+import { PartEncoder } from './part-encoder.ts';
 import type { PartStore } from './store.ts';
 
 export type { InferenceLogOptions };
@@ -22,25 +25,6 @@ interface Columns {
   outputNames: string[];
   /** Signature outputs (by index) logged as output_<name>, one value per row. */
   outputs: number[];
-}
-
-/** The rows of one model version since the last seal, column by column. */
-class Batch {
-  ids: string[] = [];
-  times: number[] = [];
-  scores: number[] = [];
-  inputs: number[][];
-  outputs: number[][];
-  constructor(
-    readonly served: ServedModel,
-    readonly columns: Columns,
-  ) {
-    this.inputs = columns.inputNames.map(() => []);
-    this.outputs = columns.outputNames.map(() => []);
-  }
-  get rows(): number {
-    return this.ids.length;
-  }
 }
 
 interface Part {
@@ -69,15 +53,18 @@ function scoreOf(data: ArrayLike<unknown>, width: number, r: number): number {
 }
 
 export class InferenceLog {
-  private readonly batches = new Map<ServedModel, Batch>();
+  private readonly batches = new Map<ServedModel, LogBatch>();
   private readonly columnsOf = new WeakMap<ServedModel, Columns | null>();
   private readonly sealed: Part[] = [];
+  private readonly encoder = new PartEncoder();
+  /** Parts handed to the encoder and not yet back. */
+  private readonly encoding = new Set<Promise<void>>();
   private bufferedRows = 0;
+  private encodingRows = 0;
   private sealedRows = 0;
   private readonly nextPart: (now: number) => string;
   private timer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
-  private flushQueued = false;
   private failures = 0;
   private retryAt = 0;
   private closing = false;
@@ -90,6 +77,7 @@ export class InferenceLog {
     private readonly log: Logger,
   ) {
     this.nextPart = partNamer(options.pod);
+    metrics.reportInferenceLogBuffered(() => this.pendingRows);
   }
 
   start(): void {
@@ -97,9 +85,9 @@ export class InferenceLog {
     this.timer.unref();
   }
 
-  /** Rows held in memory, buffered or sealed and waiting to be written. */
+  /** Rows held in memory: buffered, being encoded, or encoded and waiting to be written. */
   get pendingRows(): number {
-    return this.bufferedRows + this.sealedRows;
+    return this.bufferedRows + this.encodingRows + this.sealedRows;
   }
 
   /**
@@ -119,39 +107,51 @@ export class InferenceLog {
     if (rate < 1 && !(Math.random() < rate)) return;
     const columns = this.columnsFor(served);
     if (!columns) return;
-    if (this.bufferedRows + this.sealedRows + rows > this.options.maxBufferedRows) {
+    if (this.pendingRows + rows > this.options.maxBufferedRows) {
       this.metrics.inferenceLogDropped.inc({ reason: 'buffer_full' }, rows);
       return;
     }
-    let batch = this.batches.get(served);
-    if (!batch) this.batches.set(served, (batch = new Batch(served, columns)));
     const now = Date.now();
     const specs = served.model.signature.outputs;
     const first = outputs[specs[0].name];
     // A BYTES output has no score.
     const firstWidth = first.datatype === 'BYTES' ? 0 : first.data.length / rows;
     const features = columns.inputNames.length;
+    const logged = columns.outputs.map((k) => outputs[specs[k].name].data);
+    const values = input && features > 0 ? input.data : undefined;
+    let batch = this.batches.get(served);
     for (let r = 0; r < rows; r++) {
-      batch.ids.push(rowId ? rowId(r) : rows === 1 ? requestId : `${requestId}:${r}`);
-      batch.times.push(now);
-      batch.scores.push(scoreOf(first.data, firstWidth, r));
-      if (input && features > 0) for (let j = 0; j < features; j++) batch.inputs[j].push(input.data[r * features + j]);
-      else for (let j = 0; j < features; j++) batch.inputs[j].push(NaN);
-      for (let k = 0; k < columns.outputs.length; k++)
-        batch.outputs[k].push(Number(outputs[specs[columns.outputs[k]].name].data[r]));
-    }
-    this.bufferedRows += rows;
-    this.metrics.inferenceLogBuffered.set(this.bufferedRows + this.sealedRows);
-    if (batch.rows >= this.options.maxRowsPerPart && !this.flushQueued) {
-      this.flushQueued = true;
-      setImmediate(() => this.flush());
+      if (!batch) {
+        batch = new LogBatch(
+          this.options.maxRowsPerPart,
+          served.name,
+          columns.version,
+          this.options.pod,
+          columns.inputNames,
+          columns.outputNames,
+        );
+        this.batches.set(served, batch);
+      }
+      batch.reserve();
+      const at = batch.rows;
+      batch.times[at] = now;
+      batch.scores[at] = scoreOf(first.data, firstWidth, r);
+      for (let j = 0; j < features; j++) batch.inputs[j][at] = values ? values[r * features + j] : NaN;
+      for (let k = 0; k < logged.length; k++) batch.outputs[k][at] = Number(logged[k][r]);
+      if (rowId) batch.endRow(rowId(r), -1);
+      else batch.endRow(requestId, rows === 1 ? -1 : r);
+      this.bufferedRows++;
+      if (batch.full) {
+        this.batches.delete(served);
+        this.seal(served, batch);
+        batch = undefined;
+      }
     }
   }
 
   /** Seal every batch into parts and start writing them; never throws. */
   flush(): void {
-    this.flushQueued = false;
-    for (const batch of this.batches.values()) this.seal(batch);
+    for (const [served, batch] of this.batches) this.seal(served, batch);
     this.batches.clear();
     this.drain();
   }
@@ -164,6 +164,7 @@ export class InferenceLog {
     this.flush();
     const until = (ms: number) =>
       new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(ms, deadline - Date.now()))));
+    if (this.encoding.size > 0) await Promise.race([Promise.all(this.encoding), until(Infinity)]);
     while (this.sealed.length > 0 && Date.now() < deadline) {
       // A write that hangs must not hold the shutdown past the deadline.
       await Promise.race([this.draining, until(Infinity)]);
@@ -172,16 +173,19 @@ export class InferenceLog {
       this.retryAt = 0;
       this.drain();
     }
-    if (this.sealedRows > 0) {
+    const lost = this.encodingRows + this.sealedRows;
+    if (lost > 0) {
       this.log.error(
-        { rows: this.sealedRows, parts: this.sealed.length },
+        { rows: lost, parts: this.sealed.length + this.encoding.size },
         'inference log: storage did not take the last parts before shutdown; their rows are lost',
       );
-      this.metrics.inferenceLogDropped.inc({ reason: 'shutdown' }, this.sealedRows);
+      this.metrics.inferenceLogDropped.inc({ reason: 'shutdown' }, lost);
       this.sealed.length = 0;
       this.sealedRows = 0;
-      this.metrics.inferenceLogBuffered.set(0);
+      this.encodingRows = 0;
     }
+    this.encoding.clear();
+    await this.encoder.close();
   }
 
   private columnsFor(served: ServedModel): Columns | null {
@@ -215,38 +219,41 @@ export class InferenceLog {
     return columns;
   }
 
-  private seal(batch: Batch): void {
-    const size = this.options.maxRowsPerPart;
-    for (let start = 0; start < batch.rows; start += size) {
-      const end = Math.min(batch.rows, start + size);
-      const slice = <T>(values: T[]) => (start === 0 && end === values.length ? values : values.slice(start, end));
-      const rows = end - start;
-      const { served, columns } = batch;
-      const table: Column[] = [
-        { name: 'request_id', kind: 'string', data: slice(batch.ids), unique: true },
-        { name: 'time', kind: 'timestamp', data: slice(batch.times) },
-        { name: 'model', kind: 'string', data: new Array(rows).fill(served.name) },
-        { name: 'version', kind: 'int32', data: new Int32Array(rows).fill(columns.version) },
-        { name: 'pod', kind: 'string', data: new Array(rows).fill(this.options.pod) },
-        { name: 'score', kind: 'double', data: slice(batch.scores) },
-        ...columns.inputNames.map((name, j) => ({ name, kind: 'double' as const, data: slice(batch.inputs[j]) })),
-        ...columns.outputNames.map((name, k) => ({ name, kind: 'double' as const, data: slice(batch.outputs[k]) })),
-      ];
-      const firstRow = batch.times[start];
-      let bytes: Uint8Array;
-      try {
-        bytes = encodeParquet(table);
-      } catch (error) {
+  /** Hand `batch` to the encoder; its part joins the write queue in sealing order once encoded. */
+  private seal(served: ServedModel, batch: LogBatch): void {
+    const rows = batch.rows;
+    if (rows === 0) return;
+    // Named now, so parts keep the order their rows came in.
+    const uri = inferenceLogKey(
+      this.options.uri,
+      this.scope,
+      served.version,
+      batch.times[0],
+      this.nextPart(Date.now()),
+    );
+    this.bufferedRows -= rows;
+    this.encodingRows += rows;
+    const settle = () => {
+      this.encodingRows -= rows;
+      this.encoding.delete(done);
+    };
+    const done: Promise<void> = this.encoder.encode(batch.job()).then(
+      (bytes) => {
+        // Counted as lost at shutdown already.
+        if (!this.encoding.has(done)) return;
+        settle();
+        this.sealed.push({ uri, rows, bytes, model: served.name, version: served.version });
+        this.sealedRows += rows;
+        this.drain();
+      },
+      (error: Error) => {
+        if (!this.encoding.has(done)) return;
+        settle();
         this.log.error({ err: error, rows }, 'inference log: encoding a part failed; its rows are lost');
         this.metrics.inferenceLogDropped.inc({ reason: 'encoding' }, rows);
-        this.bufferedRows -= rows;
-        continue;
-      }
-      const uri = inferenceLogKey(this.options.uri, this.scope, served.version, firstRow, this.nextPart(Date.now()));
-      this.sealed.push({ uri, rows, bytes, model: served.name, version: served.version });
-      this.bufferedRows -= rows;
-      this.sealedRows += rows;
-    }
+      },
+    );
+    this.encoding.add(done);
   }
 
   /** Write sealed parts one at a time, oldest first; after a failure wait (backing off) before the next try. */
@@ -278,7 +285,6 @@ export class InferenceLog {
         this.sealedRows -= part.rows;
         this.metrics.inferenceLogParts.inc();
         this.metrics.inferenceLogRows.inc({ model: part.model, model_version: part.version }, part.rows);
-        this.metrics.inferenceLogBuffered.set(this.bufferedRows + this.sealedRows);
       }
     })().finally(() => {
       this.draining = undefined;

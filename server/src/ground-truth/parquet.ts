@@ -10,8 +10,8 @@ export type ColumnKind = 'string' | 'timestamp' | 'int32' | 'double';
 export interface Column {
   name: string;
   kind: ColumnKind;
-  /** string[] for string, epoch milliseconds for timestamp, numbers otherwise. */
-  data: ArrayLike<string | number>;
+  /** Strings (or their UTF-8 bytes) for string, epoch milliseconds for timestamp, numbers otherwise. */
+  data: ArrayLike<string | Uint8Array | number>;
   /** A column of (nearly) unique values, such as ids. */
   unique?: boolean;
 }
@@ -38,14 +38,30 @@ function element(column: Column): SchemaElement {
 function values(column: Column): ColumnSource['data'] {
   switch (column.kind) {
     case 'string':
-      return Array.from(column.data as ArrayLike<string>);
+      return Array.from(column.data as ArrayLike<string | Uint8Array>);
     case 'timestamp':
-      return BigInt64Array.from(column.data as ArrayLike<number>, (ms) => BigInt(ms));
+      return int64Of(column.data as ArrayLike<number>);
     case 'int32':
       return Int32Array.from(column.data as ArrayLike<number>);
     case 'double':
       return column.data instanceof Float64Array ? column.data : Float64Array.from(column.data as ArrayLike<number>);
   }
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Whole milliseconds (|ms| < 2^53) as int64, written as two 32-bit words: no BigInt made per value. */
+function int64Of(ms: ArrayLike<number>): BigInt64Array {
+  const out = new BigInt64Array(ms.length);
+  const words = new Int32Array(out.buffer);
+  const [lo, hi] = LITTLE_ENDIAN ? [0, 1] : [1, 0];
+  for (let i = 0; i < ms.length; i++) {
+    const v = Math.trunc(ms[i]);
+    const high = Math.floor(v / 4294967296);
+    words[2 * i + lo] = v - high * 4294967296;
+    words[2 * i + hi] = high;
+  }
+  return out;
 }
 
 const CREATED_BY = 'loopline-predictor';

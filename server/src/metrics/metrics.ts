@@ -158,12 +158,22 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  private inferenceLogPending: (() => number) | undefined;
   readonly inferenceLogBuffered = new Gauge({
     name: 'inference_log_buffered_rows',
     help: 'Sampled prediction rows held in memory, not yet written to object storage (summed across workers).',
     aggregator: 'sum',
     registers: [this.registry],
+    // Read when scraped: the log does not pay a gauge update per request.
+    collect: () => {
+      if (this.inferenceLogPending) this.inferenceLogBuffered.set(this.inferenceLogPending());
+    },
   });
+
+  /** The inference log's rows held in memory, read at each scrape. */
+  reportInferenceLogBuffered(pending: () => number): void {
+    this.inferenceLogPending = pending;
+  }
 
   readonly inferenceLogWriteFailures = new Counter({
     name: 'inference_log_write_failures_total',
