@@ -11,6 +11,7 @@ import {
   type ControllerDefinition,
   type KubeApi,
   type KubeObject,
+  type OwnerReference,
   type ReconcileContext,
 } from '../engine/index.ts';
 import { controllerOf, keyOf } from '../engine/keys.ts';
@@ -25,6 +26,7 @@ import {
   type PlannedEvent,
 } from './lifecycle.ts';
 import { desiredJob, jobName } from './job.ts';
+import { KUEUE_QUEUE_LABEL, nextForKueue, queueTurn, type QueueOrder } from './kueue.ts';
 import { desiredService } from './pods.ts';
 import { desiredTokenSecret, drawProgressCredentials, progressPodEnv } from './progress.ts';
 import { desiredModelVersion, LABEL_TRAININGJOB_UID } from './registration.ts';
@@ -49,6 +51,21 @@ export interface TrainingJobControllerOptions {
 
 export function trainingJobController(options: TrainingJobControllerOptions): ControllerDefinition {
   const lifecycle: LifecycleOptions = { ...DEFAULT_LIFECYCLE, ...options.lifecycle };
+  /** Uids of TrainingJobs whose last Job creation failed: they do not hold up their LocalQueue (kueue.ts). */
+  const stuck = new Set<string>();
+  const queueOrder = (cache: ClusterCache, namespace: string | undefined): QueueOrder => ({
+    peers: cache.list<TrainingJob>(kinds.TrainingJob, { namespace }),
+    jobsOf: (peer) => cache.ownedBy(kinds.Job, peer),
+    workloadOf: (job) => cache.ownedBy(kinds.Workload, job)[0],
+    stuck: (peer) => stuck.has(peer.metadata.uid ?? ''),
+  });
+  /** A Job or Workload of a LocalQueue changed: the jobs whose turn to go to Kueue that may be. */
+  const nextOfQueue = (queue: string | undefined) => (object: KubeObject, cache: ClusterCache) =>
+    queue
+      ? nextForKueue(queue, queueOrder(cache, object.metadata.namespace), new Date()).map((j) =>
+          keyOf(j.metadata.namespace, j.metadata.name),
+        )
+      : [];
   return {
     name: 'trainingjob',
     for: kinds.TrainingJob,
@@ -57,9 +74,13 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
     watches: [
       { kind: kinds.Pod, map: ownerOfOwningJob },
       { kind: kinds.Workload, map: ownerOfOwningJob },
+      // A queued job's Job and then its Workload appearing may make it the turn of the next jobs of that LocalQueue.
+      { kind: kinds.Job, map: (o, cache) => nextOfQueue(o.metadata.labels?.[KUEUE_QUEUE_LABEL])(o, cache) },
+      { kind: kinds.Workload, map: (o, cache) => nextOfQueue(o.spec?.queueName)(o, cache) },
     ],
     // Each reconcile waits on a few API round trips; with many jobs created at once, more of them in
     // flight is what keeps the first Job of the last TrainingJob from queueing behind the others.
+    // (Queued jobs get their first Job one at a time, in creation order: kueue.ts.)
     workers: options.workers ?? 64,
     async reconcile({ namespace, name }, ctx) {
       const job = ctx.cache.get<TrainingJob>(kinds.TrainingJob, namespace, name);
@@ -70,32 +91,29 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
       const pods = jobs.flatMap((j) => ctx.cache.ownedBy(kinds.Pod, j));
       const workloads = jobs.flatMap((j) => ctx.cache.ownedBy(kinds.Workload, j));
       const now = new Date();
-      const plan = planTrainingJob(job, { jobs, pods, workloads }, now, lifecycle);
+      const turn =
+        job.spec.queueName && jobs.length === 0 ? queueTurn(job, queueOrder(ctx.cache, namespace), now) : undefined;
+      const notYourTurn = turn && !turn.go ? turn : undefined;
+      const plan = planTrainingJob(job, { jobs, pods, workloads, notYourTurn }, now, lifecycle);
 
       const service = desiredService(job, owner);
       if (service) await ctx.apply(service);
       for (const stop of plan.deleteJobs)
         await ctx.delete(kinds.Job, namespace, stop, { propagationPolicy: 'Background' });
 
+      if (plan.kind === 'wait') {
+        ctx.log.debug({ why: plan.why }, 'waiting');
+        return { requeueAfter: plan.requeueAfterMs };
+      }
       if (plan.kind === 'start') {
-        let progress;
-        if (options.progressUrl) {
-          // A fresh token per attempt, its Secret first: the Job's pods start as soon as the Job exists.
-          const credentials = drawProgressCredentials(jobName(job, plan.attempt));
-          // Never read back: a name taken (by a draw of an earlier try) fails this reconcile, and the retry draws anew.
-          await ctx.create(desiredTokenSecret(job, owner, plan.attempt, credentials), { readExisting: false });
-          progress = {
-            env: progressPodEnv(options.progressUrl, job, credentials.secretName),
-            tokenSha256: credentials.tokenSha256,
-          };
+        try {
+          await start(job, owner, plan.attempt, plan.activeDeadlineSeconds, options, ctx);
+        } catch (err) {
+          // A job whose Job cannot be created must not hold up the jobs queued behind it.
+          stuck.add(job.metadata.uid!);
+          throw err;
         }
-        await ctx.create(
-          desiredJob(job, owner, plan.attempt, {
-            activeDeadlineSeconds: plan.activeDeadlineSeconds,
-            storage: options.storage,
-            progress,
-          }),
-        );
+        stuck.delete(job.metadata.uid!);
         return;
       }
       const { status, conditions, events } =
@@ -114,6 +132,35 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
         : undefined;
     },
   };
+}
+
+/** Creates the Job of `attempt` (and, with a progress endpoint, its token Secret first). */
+async function start(
+  job: TrainingJob,
+  owner: OwnerReference,
+  attempt: number,
+  activeDeadlineSeconds: number | undefined,
+  options: TrainingJobControllerOptions,
+  ctx: ReconcileContext,
+): Promise<void> {
+  let progress;
+  if (options.progressUrl) {
+    // A fresh token per attempt, its Secret first: the Job's pods start as soon as the Job exists.
+    const credentials = drawProgressCredentials(jobName(job, attempt));
+    // Never read back: a name taken (by a draw of an earlier try) fails this reconcile, and the retry draws anew.
+    await ctx.create(desiredTokenSecret(job, owner, attempt, credentials), { readExisting: false });
+    progress = {
+      env: progressPodEnv(options.progressUrl, job, credentials.secretName),
+      tokenSha256: credentials.tokenSha256,
+    };
+  }
+  await ctx.create(
+    desiredJob(job, owner, attempt, {
+      activeDeadlineSeconds,
+      storage: options.storage,
+      progress,
+    }),
+  );
 }
 
 /** A pod or Workload of a Job of a TrainingJob: the key of that TrainingJob. */

@@ -7,13 +7,16 @@ import type { TrainingJob, TrainingJobQueueStatus } from './resource.ts';
 /** The label Kueue's Job integration reads to queue a Job in a LocalQueue. */
 export const KUEUE_QUEUE_LABEL = 'kueue.x-k8s.io/queue-name';
 
-function conditionOf(
-  object: KubeObject | undefined,
-  type: string,
-): { status: string; reason?: string; message?: string } | undefined {
-  return (
-    object?.status?.conditions as Array<{ type: string; status: string; reason?: string; message?: string }> | undefined
-  )?.find((c) => c.type === type);
+type WorkloadCondition = {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+};
+
+function conditionOf(object: KubeObject | undefined, type: string): WorkloadCondition | undefined {
+  return (object?.status?.conditions as WorkloadCondition[] | undefined)?.find((c) => c.type === type);
 }
 
 /** Evictions of the Workload so far (preemption, a stopped ClusterQueue, ...), as Kueue counts them. */
@@ -89,4 +92,122 @@ export function admittedCondition(queue: TrainingJobQueueStatus): Condition {
     reason: queue.reason,
     message: queue.message,
   };
+}
+
+/**
+ * First in, first out as Kueue counts it: of one priority, Kueue admits the Workload created first (its creation
+ * time, to the second, then its uid), and it makes a Workload when it sees a Job. So the order Kueue keeps is the
+ * order its Workloads were made in, not the order the TrainingJobs were created in; many reconciles at once would
+ * scramble it. The operator therefore hands a LocalQueue's TrainingJobs to Kueue a creation second at a time: the
+ * first Job of a job created in second S is created once every job of the queue created before S has a Job with a
+ * Workload, and the newest of those Workloads is from an earlier second than now, so Kueue sees S's jobs after all
+ * earlier ones. Jobs of the same second go together: the API server's timestamps cannot order them, nor can Kueue's.
+ */
+export interface QueueOrder {
+  /** The TrainingJobs of the job's namespace. */
+  peers: readonly TrainingJob[];
+  jobsOf(job: TrainingJob): readonly KubeObject[];
+  workloadOf(job: KubeObject): KubeObject | undefined;
+  /** Whether the creation of a TrainingJob's Job failed last time: it does not hold up the jobs behind it. */
+  stuck(job: TrainingJob): boolean;
+}
+
+/** How long a Job may wait for Kueue to make its Workload before the jobs behind it stop waiting (Kueue down?). */
+export const WORKLOAD_WAIT_MS = 10_000;
+/** How soon a job waiting for its turn looks again if nothing wakes it (its turn comes with a Job or Workload event). */
+export const QUEUE_TURN_RECHECK_MS = 5_000;
+
+export type QueueTurn = { go: true } | { go: false; why: string; retryMs: number };
+
+const timeOf = (object: KubeObject) => new Date(object.metadata.creationTimestamp ?? 0).getTime();
+
+/** A job of `queue` not given to Kueue yet: no Job, no attempt, not finished, suspended or going, not stuck. */
+function awaitingKueue(job: TrainingJob, queue: string, order: QueueOrder): boolean {
+  return (
+    job.spec.queueName === queue &&
+    !job.metadata.deletionTimestamp &&
+    !job.spec.suspend &&
+    !job.status?.attempts &&
+    !['Succeeded', 'Failed'].includes(job.status?.phase ?? '') &&
+    order.jobsOf(job).length === 0 &&
+    !order.stuck(job)
+  );
+}
+
+/** Whether `job`, not yet given to Kueue, may get its first Job now; if not, what it waits for and how long at most. */
+export function queueTurn(job: TrainingJob, order: QueueOrder, now: Date): QueueTurn {
+  const queue = job.spec.queueName;
+  if (!queue || !awaitingKueue(job, queue, order)) return { go: true };
+  const second = timeOf(job);
+  let latest = Number.NEGATIVE_INFINITY;
+  for (const peer of order.peers) {
+    if (peer.spec.queueName !== queue || timeOf(peer) >= second || peer.metadata.deletionTimestamp) continue;
+    const jobs = order.jobsOf(peer);
+    if (jobs.length === 0) {
+      if (awaitingKueue(peer, queue, order))
+        return {
+          go: false,
+          why: `${peer.metadata.name}, created before it, has no Job yet`,
+          retryMs: QUEUE_TURN_RECHECK_MS,
+        };
+      continue;
+    }
+    for (const attemptJob of jobs) {
+      const workload = order.workloadOf(attemptJob);
+      if (workload) latest = Math.max(latest, timeOf(workload));
+      else {
+        const waited = now.getTime() - timeOf(attemptJob);
+        if (waited < WORKLOAD_WAIT_MS)
+          return {
+            go: false,
+            why: `Kueue has no Workload yet of Job ${attemptJob.metadata.name} of ${peer.metadata.name}, created before it`,
+            retryMs: WORKLOAD_WAIT_MS - waited,
+          };
+        latest = Math.max(latest, timeOf(attemptJob));
+      }
+    }
+  }
+  // Timestamps are whole seconds: a Workload made before the next second could tie with the newest one.
+  const nextSecond = latest + 1000 - now.getTime();
+  if (nextSecond > 0)
+    return { go: false, why: 'the jobs created before it went to Kueue this second', retryMs: nextSecond };
+  return { go: true };
+}
+
+/** The jobs of `queue` whose turn has come (or comes within a second): those to look at when a Job or Workload of the queue changes. */
+export function nextForKueue(queue: string, order: QueueOrder, now: Date): TrainingJob[] {
+  const waiting = order.peers.filter((peer) => awaitingKueue(peer, queue, order));
+  if (waiting.length === 0) return [];
+  const first = Math.min(...waiting.map(timeOf));
+  const group = waiting.filter((peer) => timeOf(peer) === first);
+  const turn = queueTurn(group[0]!, order, now);
+  return turn.go || turn.retryMs <= 1000 ? group : [];
+}
+
+/** How long after Kueue admits a Job its pods may take to run before status says Admitted and waiting for pods. */
+export const ADMITTED_WAIT_MS = 5_000;
+
+/**
+ * A queue state about to pass is not written, one status write less for each job: a Job Kueue has made no decision
+ * on yet (no Workload, or one without conditions) for WORKLOAD_WAIT_MS, after which status says Kueue has not seen it;
+ * and an admitted Job whose pods are not running yet for ADMITTED_WAIT_MS after admission. Returns how long the
+ * state may stay unwritten, or undefined when it is to be written now.
+ */
+export function unwrittenQueueStateMs(
+  attemptJob: KubeObject,
+  workload: KubeObject | undefined,
+  queue: TrainingJobQueueStatus,
+  now: Date,
+): { why: string; ms: number } | undefined {
+  const left = (since: string | Date | undefined, wait: number) =>
+    since === undefined ? 0 : new Date(since).getTime() + wait - now.getTime();
+  if (queue.reason === 'WaitingForWorkload') {
+    const ms = left(attemptJob.metadata.creationTimestamp, WORKLOAD_WAIT_MS);
+    return ms > 0 ? { why: `Kueue has not decided on Job ${attemptJob.metadata.name} yet`, ms } : undefined;
+  }
+  if (queue.state === 'Admitted') {
+    const ms = left(conditionOf(workload, 'Admitted')?.lastTransitionTime, ADMITTED_WAIT_MS);
+    return ms > 0 ? { why: `Job ${attemptJob.metadata.name} is admitted; its pods are starting`, ms } : undefined;
+  }
+  return undefined;
 }

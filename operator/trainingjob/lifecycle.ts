@@ -5,7 +5,7 @@
 import { rfc3339 } from '../api/contracts.ts';
 import { controllerOf } from '../engine/keys.ts';
 import type { Condition, KubeObject } from '../engine/types.ts';
-import { admittedCondition, queueStatus } from './kueue.ts';
+import { admittedCondition, queueStatus, unwrittenQueueStateMs } from './kueue.ts';
 import { COMPLETION_INDEX, LABEL_ATTEMPT, TRAINER_CONTAINER, workersOf } from './pods.ts';
 import type { TrainingJob, TrainingJobPhase, TrainingJobStatus } from './resource.ts';
 
@@ -28,6 +28,8 @@ export interface Observed {
   jobs: readonly KubeObject[];
   pods: readonly KubeObject[];
   workloads: readonly KubeObject[];
+  /** Not yet this job's turn to go to Kueue (kueue.ts queueTurn): what it waits for, and how long at most. */
+  notYourTurn?: { why: string; retryMs: number };
 }
 
 /** What one attempt's Job and its pods say about it. */
@@ -63,7 +65,9 @@ export type Plan =
    */
   | { kind: 'start'; attempt: number; activeDeadlineSeconds?: number; deleteJobs: string[] }
   /** Every rank of `attempt` succeeded: judge the result, register, then finish. */
-  | { kind: 'judge'; attempt: number; message: string | undefined; status: TrainingJobStatus; deleteJobs: string[] };
+  | { kind: 'judge'; attempt: number; message: string | undefined; status: TrainingJobStatus; deleteJobs: string[] }
+  /** Nothing to create or write yet (`why`); delete `deleteJobs`, look again after `requeueAfterMs` or on a change. */
+  | { kind: 'wait'; why: string; requeueAfterMs: number; deleteJobs: string[] };
 
 const TERMINAL: ReadonlySet<string> = new Set(['Succeeded', 'Failed']);
 
@@ -286,6 +290,9 @@ export function planTrainingJob(
   const deadlineMessage = `DeadlineExceeded: the job ran longer than activeDeadlineSeconds (${deadline}s) in ${attempt} attempt(s); raise spec.activeDeadlineSeconds or make training faster`;
   /** Starts `next`, its Job limited to what is left of the deadline; or fails the job when nothing is left. */
   const startOrExpire = (next: number, deleteJobs: string[]): Plan => {
+    const wait = observed.notYourTurn;
+    if (wait && !(deadlineLeftMs !== undefined && deadlineLeftMs <= 0))
+      return { kind: 'wait', why: wait.why, requeueAfterMs: wait.retryMs, deleteJobs };
     if (deadline === undefined) return { kind: 'start', attempt: next, deleteJobs };
     if (deadlineLeftMs === undefined)
       return { kind: 'start', attempt: next, activeDeadlineSeconds: deadline, deleteJobs };
@@ -329,6 +336,9 @@ export function planTrainingJob(
     }
     return startOrExpire(attempt + 1, stale);
   }
+
+  const unwritten = queue && !obs.running ? unwrittenQueueStateMs(current, workload, queue, now) : undefined;
+  if (unwritten) return { kind: 'wait', why: unwritten.why, requeueAfterMs: unwritten.ms, deleteJobs: stale };
 
   const workers = workersOf(job);
   const phase: TrainingJobPhase = obs.running ? 'Running' : 'Pending';

@@ -99,7 +99,13 @@ export function pod(attemptJob: KubeObject, rank: number, state: PodState): Kube
 /** The Workload Kueue made of `attemptJob`, with the given conditions. */
 export function workload(
   attemptJob: KubeObject,
-  conditions: Array<{ type: string; status: 'True' | 'False'; reason: string; message: string }>,
+  conditions: Array<{
+    type: string;
+    status: 'True' | 'False';
+    reason: string;
+    message: string;
+    lastTransitionTime?: string;
+  }>,
   extra: { clusterQueue?: string; evictions?: number } = {},
 ): KubeObject {
   return {

@@ -263,6 +263,31 @@ test('an operator restarted while jobs wait in the queue creates no second Job',
   );
 });
 
+test('TrainingJobs created a second apart while the operator was down start in that order on a 1-GPU queue', async () => {
+  await createQueue(h, 'fifo', 1);
+  await operator.stop();
+  const names = ['fifo-a', 'fifo-b', 'fifo-c', 'fifo-d', 'fifo-e'];
+  for (const name of names) {
+    await createJob(h, name, gpuJob('fifo', 1, 2, { model: 'fifo-model' }));
+    await sleep(1100);
+  }
+  // All five wait at once: reconciled together, their Jobs (and so Kueue's Workloads) would be made in one second.
+  operator = await startOperator();
+  const done = await Promise.all(names.map((n) => waitForPhase(h, n, ['Succeeded', 'Failed'], 120_000)));
+  assert.ok(
+    done.every((j) => j.status!.phase === 'Succeeded'),
+    JSON.stringify(done.map((j) => j.status!.message)),
+  );
+  const byStart = [...done]
+    .sort((x, y) => Date.parse(x.status!.startTime!) - Date.parse(y.status!.startTime!))
+    .map((j) => `${j.metadata.name} ${j.status!.startTime}`);
+  assert.equal(
+    byStart.map((s) => s.split(' ')[0]),
+    names,
+    `started: ${byStart.join(', ')}`,
+  );
+});
+
 test('a TrainingJob without spec.queueName runs at once: its Job is not suspended and Kueue makes no Workload of it', async () => {
   await createJob(h, 'unqueued', { model: 'unqueued-model' });
   const done = await waitForPhase(h, 'unqueued', ['Succeeded', 'Failed']);

@@ -312,13 +312,82 @@ const rows: Row[] = [
     },
   },
   {
-    name: 'a queued job whose Job has no Workload yet says Kueue has not seen it',
+    name: 'a queued job whose Job has had no Workload for 10 s says Kueue has not seen it',
     plan: () => {
       const job = trainingJob({ queueName: 'team-a' }, { phase: 'Pending', attempts: 1 });
-      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Active' })]), at(1), opts);
+      return planTrainingJob(job, observed([attemptJob(job, 1, { state: 'Active' })]), at(10), opts);
     },
     expect: (p) =>
       assert.match(hold(p).status.queue!.message, /waiting for Kueue to queue Job credit-1: no Workload of it yet/),
+  },
+  {
+    name: 'a Job Kueue has not decided on within 10 s is not written about: its next state is due',
+    plan: () => {
+      const job = trainingJob({ queueName: 'team-a' });
+      const j = attemptJob(job, 1, { state: 'Active' });
+      return planTrainingJob(job, observed([j], [], [workload(j, [])]), at(3), opts);
+    },
+    expect: (p) =>
+      assert.equal(p, {
+        kind: 'wait',
+        why: 'Kueue has not decided on Job credit-1 yet',
+        requeueAfterMs: 7000,
+        deleteJobs: [],
+      }),
+  },
+  {
+    name: 'an admitted Job whose pods have not run for 5 s is not written about; after that, status says it waits for pods',
+    plan: () => {
+      const job = trainingJob(
+        { queueName: 'team-a' },
+        {
+          phase: 'Pending',
+          attempts: 1,
+          queue: { localQueue: 'team-a', state: 'Queued', reason: 'Pending', message: 'x' },
+        },
+      );
+      const j = attemptJob(job, 1, { state: 'Active' });
+      const wl = workload(j, [
+        {
+          type: 'Admitted',
+          status: 'True',
+          reason: 'Admitted',
+          message: 'admitted',
+          lastTransitionTime: '2030-01-01T00:00:02Z',
+        },
+      ]);
+      return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Pending' })], [wl]), at(4), opts);
+    },
+    expect: (p) => {
+      assert.equal(p, {
+        kind: 'wait',
+        why: 'Job credit-1 is admitted; its pods are starting',
+        requeueAfterMs: 3000,
+        deleteJobs: [],
+      });
+    },
+  },
+  {
+    name: 'an admitted Job whose pods have not run 5 s after admission is written as Admitted, waiting for pods',
+    plan: () => {
+      const job = trainingJob({ queueName: 'team-a' }, { phase: 'Pending', attempts: 1 });
+      const j = attemptJob(job, 1, { state: 'Active' });
+      const wl = workload(j, [
+        {
+          type: 'Admitted',
+          status: 'True',
+          reason: 'Admitted',
+          message: 'admitted',
+          lastTransitionTime: '2030-01-01T00:00:02Z',
+        },
+      ]);
+      return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Pending' })], [wl]), at(7), opts);
+    },
+    expect: (p) => {
+      const h = hold(p);
+      assert.equal([h.status.phase, h.status.queue?.state], ['Pending', 'Admitted']);
+      assert.match(h.status.message!, /waiting for 1 pod\(s\) to be scheduled and started/);
+    },
   },
   {
     name: 'admission is recorded with its ClusterQueue and announced once',
