@@ -73,6 +73,8 @@ interface Run {
   samples: number;
   overQuota: number;
   start: number;
+  /** Date.now() at `start`: converts the API server's timestamps (whole seconds) onto the run's clock. */
+  startEpoch: number;
 }
 
 /**
@@ -94,6 +96,7 @@ async function measure(
     samples: 0,
     overQuota: 0,
     start: 0,
+    startEpoch: 0,
   };
   const live = new Map<string, number>();
   let from = (await h.api.list(kinds.Pod, namespace)).metadata.resourceVersion;
@@ -128,6 +131,7 @@ async function measure(
     if (gpus > QUOTA) run.overQuota++;
   }, 100);
   run.start = performance.now();
+  run.startEpoch = Date.now();
   await Promise.all(
     names.map(async (name) => {
       await submit(name);
@@ -182,6 +186,33 @@ function summarize(run: Run, names: string[]) {
     idealS: round(idealS),
     makespanOverIdeal: Math.round((makespanS / idealS) * 100) / 100,
   };
+}
+
+/**
+ * With BENCH_KUEUE_TRACE=<file>: each job's timeline in ms from the run's start — submitted, its Job and Workload
+ * created, quota reserved (the API server's whole seconds), its pod created and finished — to tell where a wait is.
+ */
+async function trace(run: Run, namespace: string) {
+  const jobOf = (job: KubeObject) => job.metadata.labels?.['loopline.dev/trainingjob'];
+  const at = (time: Date | string | undefined) => (time ? new Date(time).getTime() - run.startEpoch : undefined);
+  const rows = new Map<string, Record<string, number | undefined>>();
+  const row = (name: string) => rows.get(name) ?? rows.set(name, {}).get(name)!;
+  for (const [name, t] of run.submittedAt) row(name).submitted = Math.round(t - run.start);
+  for (const job of (await h.api.list(kinds.Job, namespace)).items) {
+    const name = jobOf(job);
+    if (name) row(name).job = at(job.metadata.creationTimestamp);
+  }
+  const jobNames = new Map((await h.api.list(kinds.Job, namespace)).items.map((j) => [j.metadata.uid, jobOf(j)]));
+  for (const wl of (await h.api.list(kinds.Workload, namespace)).items) {
+    const name = jobNames.get(wl.metadata.ownerReferences?.[0]?.uid);
+    if (!name) continue;
+    row(name).workload = at(wl.metadata.creationTimestamp);
+    const reserved = (wl.status?.conditions ?? []).find((c: { type: string }) => c.type === 'QuotaReserved');
+    row(name).reserved = at(reserved?.lastTransitionTime);
+  }
+  for (const [name, t] of run.podCreated) row(name).pod = Math.round(t - run.start);
+  for (const [name, t] of run.podFinished) row(name).finished = Math.round(t - run.start);
+  return Object.fromEntries([...rows].sort(([a], [b]) => a.localeCompare(b)));
 }
 
 const h = await startHarness('bench-kueue', { operator: false, kubelet: false });
@@ -240,6 +271,7 @@ try {
     (name) => h.api.create(kinds.Job, plainJob(name), 'bench'),
   );
   const floor = summarize(floorRun, names);
+  const floorTrace = process.env.BENCH_KUEUE_TRACE ? await trace(floorRun, floorNamespace) : undefined;
   // The floor's finished Jobs stay until the end: deleting 500 Jobs and pods would load the control plane during the next run.
   await sleep(5000);
 
@@ -254,6 +286,14 @@ try {
     (name) => h.api.create(kinds.TrainingJob, benchJob(h, h.namespace, name, 'bench'), 'bench'),
   );
   const loopline = summarize(loopRun, names);
+  if (process.env.BENCH_KUEUE_TRACE)
+    writeFileSync(
+      process.env.BENCH_KUEUE_TRACE,
+      JSON.stringify({
+        floor: floorTrace,
+        loopline: await trace(loopRun, h.namespace),
+      }),
+    );
   await waitFor(
     'every TrainingJob to be Succeeded',
     async () =>
