@@ -18,6 +18,8 @@ export interface InferenceLogOptions {
   maxBufferedRows: number;
   /** The pod name written in every row and part name. */
   pod: string;
+  /** Longest wait on shutdown for storage to take the last parts; 10 s when not given. */
+  shutdownFlushMs?: number;
 }
 
 export interface ArtifactRef {

@@ -42,7 +42,7 @@ export interface RunningServer {
 }
 
 const EVENT_FLUSH_MS = 2000;
-/** Longest wait on shutdown for object storage to take the inference log's last parts. */
+/** Longest wait on shutdown for object storage to take the inference log's last parts, unless configured. */
 const LOG_FLUSH_MS = 10_000;
 /** Longest wait for in-flight gRPC calls on shutdown before their streams are cut. */
 const GRPC_DRAIN_MS = 10_000;
@@ -209,7 +209,10 @@ export async function startServer(
       }
       await slot.stop();
       // Every request has been answered: the log holds every row it will get.
-      await Promise.all([inferenceLog?.close(LOG_FLUSH_MS), publisher?.close(EVENT_FLUSH_MS)]);
+      await Promise.all([
+        inferenceLog?.close(config.logging?.shutdownFlushMs ?? LOG_FLUSH_MS),
+        publisher?.close(EVENT_FLUSH_MS),
+      ]);
       log.info('predictor stopped');
     })();
     return closing;

@@ -1,8 +1,9 @@
 // The inference log on local storage (file://), read back with DuckDB: every protocol path that predicts logs
 // its rows under the documented layout and columns, with the request ids the client saw; parts hold at most
 // maxRowsPerPart rows; the sample rate is honoured; a storage that fails drops rows beyond maxBufferedRows and
-// counts them; a shutdown flushes what is buffered.
+// counts them; a shutdown flushes what is buffered and leaves no timer running.
 // test: no cluster
+import { createHook } from 'node:async_hooks';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -258,7 +259,8 @@ test('the sample rate is honoured: about 30% of 2000 requests logged, within 5 s
 test('while storage fails, rows beyond maxBufferedRows are dropped and counted, and nothing is written', async () => {
   // A file where the log's directory should be: every write fails (ENOTDIR), as with a storage that is down.
   writeFileSync(join(ws.dir, 'blocked'), 'not a directory');
-  const server = await serve(logging('blocked', { maxRowsPerPart: 10, maxBufferedRows: 40 }));
+  // Shutdown waits for storage until its flush deadline, shortened from 10 s here.
+  const server = await serve(logging('blocked', { maxRowsPerPart: 10, maxBufferedRows: 40, shutdownFlushMs: 1000 }));
   for (let i = 0; i < 10; i++)
     await call(server.url, 'POST', '/predict', { instances: Array.from({ length: 10 }, (_, r) => [i, r, 0, 0]) });
   await waitFor(async () => (await metric(server, 'inference_log_write_failures_total')) >= 1);
@@ -275,6 +277,29 @@ test('while storage fails, rows beyond maxBufferedRows are dropped and counted, 
     'the held rows count as dropped at shutdown',
   );
   assert.is(parts('blocked').length, 0);
+});
+
+test('a shutdown that has written every part leaves no timer behind to hold the process open', async () => {
+  const timers = new Map<number, NodeJS.Timeout>();
+  const hook = createHook({
+    init(id, type, _trigger, resource) {
+      if (type === 'Timeout') timers.set(id, resource as NodeJS.Timeout);
+    },
+    destroy(id) {
+      timers.delete(id);
+    },
+  }).enable();
+  try {
+    const server = await serve(logging('timers'));
+    await call(server.url, 'POST', '/predict', { features: [1, 2, 3, 0] });
+    await server.close();
+    assert.is(parts('timers').length, 1, 'the row was written on shutdown');
+    await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    hook.disable();
+  }
+  const holding = [...timers.values()].filter((t) => t.hasRef());
+  assert.is(holding.length, 0, 'timers still running after close');
 });
 
 async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {

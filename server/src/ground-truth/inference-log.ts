@@ -45,6 +45,20 @@ const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 30_000;
 const PARQUET = 'application/vnd.apache.parquet';
 
+/**
+ * Wait `ms`, or less when `settled` settles first; the timer is cleared either way, so a wait cut short does
+ * not keep the process alive for the rest of it.
+ */
+async function waitAtMost(ms: number, settled?: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  try {
+    await (settled ? Promise.race([settled, elapsed]) : elapsed);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The score of row r: the first output's value, or the positive class's of a two-class probability output. */
 function scoreOf(data: ArrayLike<unknown>, width: number, r: number): number {
   if (width === 1) return Number(data[r]);
@@ -162,14 +176,13 @@ export class InferenceLog {
     clearInterval(this.timer);
     const deadline = Date.now() + deadlineMs;
     this.flush();
-    const until = (ms: number) =>
-      new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(ms, deadline - Date.now()))));
-    if (this.encoding.size > 0) await Promise.race([Promise.all(this.encoding), until(Infinity)]);
+    const left = () => Math.max(0, deadline - Date.now());
+    if (this.encoding.size > 0) await waitAtMost(left(), Promise.all(this.encoding));
     while (this.sealed.length > 0 && Date.now() < deadline) {
       // A write that hangs must not hold the shutdown past the deadline.
-      await Promise.race([this.draining, until(Infinity)]);
+      if (this.draining) await waitAtMost(left(), this.draining);
       if (this.sealed.length === 0 || Date.now() >= deadline) break;
-      await until(RETRY_MIN_MS);
+      await waitAtMost(Math.min(RETRY_MIN_MS, left()));
       this.retryAt = 0;
       this.drain();
     }
