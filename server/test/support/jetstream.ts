@@ -2,6 +2,8 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 
+const REQUEST_TIMEOUT_MS = 1000;
+
 export interface ReceivedEvent {
   event: any;
   msgId: string | undefined;
@@ -16,7 +18,9 @@ export class EventReader {
 
   /** Every event stored so far on `subject` (empty when no stream covers it yet). */
   async all(subject: string): Promise<ReceivedEvent[]> {
-    const jsm = await jetstreamManager(this.nc);
+    // A request sent while the connection is coming back after an outage may never be answered; waitFor polls
+    // again sooner than the client's default 5 s request timeout would.
+    const jsm = await jetstreamManager(this.nc, { timeout: REQUEST_TIMEOUT_MS });
     let stream: string;
     try {
       stream = await jsm.streams.find(subject);
