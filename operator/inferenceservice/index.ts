@@ -49,16 +49,22 @@ export async function registerInferenceServices(engine: Engine, options: Inferen
   registerInferenceServiceMetrics(engine);
 }
 
+/** The event's InferenceService as the API server has it now, or undefined when it is gone. */
+async function freshInferenceService(
+  engine: Pick<Engine, 'api'>,
+  target: { namespace: string; inferenceService: string },
+): Promise<(KubeObject & InferenceService) | undefined> {
+  return (await engine.api.get(kinds.InferenceService, target.namespace, target.inferenceService).catch((error) => {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  })) as (KubeObject & InferenceService) | undefined;
+}
+
 /** Records each drift event in the InferenceService's status.drift; the reconcile decides about retraining. */
 export function driftEventHandler(engine: Pick<Engine, 'api' | 'writer'>): DriftHandler {
   return async (event, target) => {
     // A fresh read, not the cache: comparing with a lagging copy could re-record an event we just replaced.
-    const isvc = (await engine.api
-      .get(kinds.InferenceService, target.namespace, target.inferenceService)
-      .catch((error) => {
-        if (isNotFound(error)) return undefined;
-        throw error;
-      })) as (KubeObject & InferenceService) | undefined;
+    const isvc = await freshInferenceService(engine, target);
     if (!isvc) return;
     const next = nextDriftStatus(isvc, isvc.status?.drift, driftObservation(event));
     if (next) await engine.writer.patchStatus(isvc, { drift: next });
@@ -71,12 +77,7 @@ export function driftEventHandler(engine: Pick<Engine, 'api' | 'writer'>): Drift
  */
 export function qualityEventHandler(engine: Pick<Engine, 'api' | 'writer'>): EventHandler {
   return async (event, target) => {
-    const isvc = (await engine.api
-      .get(kinds.InferenceService, target.namespace, target.inferenceService)
-      .catch((error) => {
-        if (isNotFound(error)) return undefined;
-        throw error;
-      })) as (KubeObject & InferenceService) | undefined;
+    const isvc = await freshInferenceService(engine, target);
     if (!isvc) return;
     let update;
     try {
