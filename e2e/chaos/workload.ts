@@ -66,6 +66,23 @@ export async function waitForTrainingJobs(
   }
 }
 
+/** The served model: trained once by the TrainingJob `seed`, registered as served-v1, in production. */
+export async function seedServedModel(h: ChaosHarness): Promise<KubeObject> {
+  await h.api.create(kinds.TrainingJob, trainingJob(h, 'seed', 'served'), 'loopline-chaos');
+  const [seeded] = (await waitForTrainingJobs(h, ['seed'], 120_000)).done;
+  if (seeded?.status.phase !== 'Succeeded')
+    throw new Error(`the seed TrainingJob did not succeed: ${JSON.stringify(seeded?.status)}`);
+  const v1 = await h.api.get(kinds.ModelVersion, h.namespace, 'served-v1');
+  await h.api.mergePatch(
+    kinds.ModelVersion,
+    h.namespace,
+    'served-v1',
+    { spec: { aliases: ['production'], stage: 'Production' } },
+    'loopline-chaos',
+  );
+  return v1;
+}
+
 /**
  * The TrainingJob invariants after faults: every job finished and Succeeded (no stuck key), ran exactly one
  * Job (its first attempt's, named <job>-1; a second one would be a duplicate), registered exactly one

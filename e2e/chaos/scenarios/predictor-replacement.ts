@@ -15,7 +15,7 @@ import { startPrometheus } from '../../../test/support/prometheus.ts';
 import { sleep, waitFor } from '../../../test/support/local.ts';
 import { startChaos } from '../harness.ts';
 import { ScenarioRecord, type ScenarioResult } from '../report.ts';
-import { trainingJob, waitForTrainingJobs } from '../workload.ts';
+import { seedServedModel } from '../workload.ts';
 import { OperatorProcess } from './soak.ts';
 
 export interface ReplacementOptions {
@@ -49,18 +49,7 @@ export async function predictorReplacement(options: ReplacementOptions): Promise
   let traffic: Promise<void> = Promise.resolve();
   try {
     await operator.start();
-    await h.api.create(kinds.TrainingJob, trainingJob(h, 'seed', 'served'), 'loopline-chaos');
-    const [seeded] = (await waitForTrainingJobs(h, ['seed'], 120_000)).done;
-    if (seeded?.status.phase !== 'Succeeded')
-      throw new Error(`the seed TrainingJob did not succeed: ${JSON.stringify(seeded?.status)}`);
-    const v1 = await h.api.get(kinds.ModelVersion, h.namespace, 'served-v1');
-    await h.api.mergePatch(
-      kinds.ModelVersion,
-      h.namespace,
-      'served-v1',
-      { spec: { aliases: ['production'], stage: 'Production' } },
-      'loopline-chaos',
-    );
+    const v1 = await seedServedModel(h);
     const register = (version: number) =>
       h.api.create(
         kinds.ModelVersion,

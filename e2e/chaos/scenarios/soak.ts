@@ -22,6 +22,7 @@ import {
   checkSettledAliasHolders,
   checkVersionNumbers,
   reconcileProbe,
+  seedServedModel,
   trainingJob,
   waitForTrainingJobs,
 } from '../workload.ts';
@@ -95,19 +96,7 @@ export async function soak(options: SoakOptions): Promise<ScenarioResult> {
   let running = true;
   try {
     await operator.start();
-    // The served model: trained once, registered as v1, in production.
-    await h.api.create(kinds.TrainingJob, trainingJob(h, 'seed', 'served'), 'loopline-chaos');
-    const [seeded] = (await waitForTrainingJobs(h, ['seed'], 120_000)).done;
-    if (seeded?.status.phase !== 'Succeeded')
-      throw new Error(`the seed TrainingJob did not succeed: ${JSON.stringify(seeded?.status)}`);
-    const v1 = await h.api.get(kinds.ModelVersion, h.namespace, 'served-v1');
-    await h.api.mergePatch(
-      kinds.ModelVersion,
-      h.namespace,
-      'served-v1',
-      { spec: { aliases: ['production'], stage: 'Production' } },
-      'loopline-chaos',
-    );
+    const v1 = await seedServedModel(h);
     await h.api.create(
       kinds.InferenceService,
       {
