@@ -114,12 +114,7 @@ function noClusterEnv(): Record<string, string> {
 function runFile(file: string, env: Record<string, string>, stream = true): Promise<FileResult> {
   const started = Date.now();
   return new Promise((resolve) => {
-    // A unit file runs on Node's own TypeScript support, which loads a large dependency tree (the Kubernetes
-    // client's) in a third of the time tsx's loader hooks take; cluster runs keep tsx.
-    const loader = unit
-      ? ['--experimental-transform-types', '--disable-warning=ExperimentalWarning']
-      : ['--import', 'tsx'];
-    const child = spawn(process.execPath, [...loader, file], {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
       cwd: root,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
