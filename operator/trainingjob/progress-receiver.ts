@@ -63,7 +63,7 @@ export class Coalescer<T> {
   private schedule(key: string): void {
     const entry = this.entries.get(key)!;
     if (entry.writing || entry.timer) return;
-    const wait = entry.immediate ? 0 : Math.max(0, entry.lastWrite + this.intervalMs - Date.now());
+    const wait = entry.immediate ? 0 : Math.max(0, entry.lastWrite + this.intervalMs - performance.now());
     entry.timer = setTimeout(() => void this.flush(key), wait);
   }
 
@@ -80,14 +80,14 @@ export class Coalescer<T> {
     }
     entry.writing = true;
     entry.immediate = false;
-    entry.lastWrite = Date.now();
+    entry.lastWrite = performance.now();
     try {
       await this.write(key, value);
     } finally {
       entry.writing = false;
       if (this.entries.get(key) === entry) {
         // Come back after the interval either way (at once for an immediate value): to write what arrived meanwhile, or to forget the key.
-        const wait = entry.immediate ? 0 : Math.max(0, entry.lastWrite + this.intervalMs - Date.now());
+        const wait = entry.immediate ? 0 : Math.max(0, entry.lastWrite + this.intervalMs - performance.now());
         entry.timer = setTimeout(() => void this.flush(key), wait);
       }
     }
