@@ -257,7 +257,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const med = (k: string, field: keyof Run) => median(runs[k].map((r) => r[field]));
 const failures = Object.values(runs)
   .flat()
-  .reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, 0);
+  .reduce((n, r) => n + r.non2xx + r.errors, 0);
 /** Per peer and size, the configuration with the most requests/s at c=64. */
 const best = (peer: Running['peer'], rows: number) =>
   running

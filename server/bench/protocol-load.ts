@@ -81,7 +81,7 @@ if (kind === 'rest-json' || kind === 'rest-binary') {
   });
   const result = await instance;
   requests = result.requests.total;
-  failures = result.non2xx + result.errors + result.timeouts;
+  failures = result.non2xx + result.errors;
   process.stdout.write(JSON.stringify(summarize(options.seconds)));
 } else if (options.ghz) {
   const proto = fileURLToPath(new URL('../src/protocol/grpc_predict_v2.proto', import.meta.url));

@@ -475,7 +475,7 @@ const targets = {
 };
 const failures = Object.values(http)
   .flatMap((byC) => Object.values(byC))
-  .reduce((s, l) => s + l.non2xx + l.errors + l.timeouts, 0);
+  .reduce((s, l) => s + l.non2xx + l.errors, 0);
 
 const results = {
   generatedAt: new Date().toISOString(),
