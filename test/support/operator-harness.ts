@@ -241,14 +241,23 @@ export const GPU_FLAVOR = 'a100-80gb';
  * A ClusterQueue of this test's own, `gpus` A100s of quota and only this namespace admitted, that preempts
  * lower priorities within itself; and the LocalQueue `name` in the test's namespace pointing at it.
  */
-export async function createQueue(h: Harness, name: string, gpus: number): Promise<string> {
+export async function createQueue(
+  h: Harness,
+  name: string,
+  gpus: number,
+  queueingStrategy: 'BestEffortFIFO' | 'StrictFIFO' = 'BestEffortFIFO',
+): Promise<string> {
   const clusterQueue = `${h.namespace}-${name}`;
   await h.api.get(kueueKinds.ResourceFlavor, undefined, GPU_FLAVOR).catch(() => {
     throw new Error(
       `ResourceFlavor ${GPU_FLAVOR} is missing: start the cluster with e2e/cluster/cluster.sh up (it runs Kueue and applies e2e/cluster/kueue-queues.yaml)`,
     );
   });
-  await h.api.apply(kueueKinds.ClusterQueue, clusterQueueObject(h, clusterQueue, gpus), 'loopline-tests');
+  await h.api.apply(
+    kueueKinds.ClusterQueue,
+    clusterQueueObject(h, clusterQueue, gpus, queueingStrategy),
+    'loopline-tests',
+  );
   h.clusterQueues.push(clusterQueue);
   await h.api.apply(
     kueueKinds.LocalQueue,
@@ -271,12 +280,18 @@ export async function createQueue(h: Harness, name: string, gpus: number): Promi
   return clusterQueue;
 }
 
-export function clusterQueueObject(h: Harness, name: string, gpus: number): KubeObject {
+export function clusterQueueObject(
+  h: Harness,
+  name: string,
+  gpus: number,
+  queueingStrategy: 'BestEffortFIFO' | 'StrictFIFO' = 'BestEffortFIFO',
+): KubeObject {
   return {
     apiVersion: 'kueue.x-k8s.io/v1beta2',
     kind: 'ClusterQueue',
     metadata: { name },
     spec: {
+      queueingStrategy,
       namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': h.namespace } },
       preemption: { withinClusterQueue: 'LowerPriority' },
       resourceGroups: [

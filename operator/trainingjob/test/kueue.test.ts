@@ -264,7 +264,10 @@ test('an operator restarted while jobs wait in the queue creates no second Job',
 });
 
 test('TrainingJobs created a second apart while the operator was down start in that order on a 1-GPU queue', async () => {
-  await createQueue(h, 'fifo', 1);
+  // StrictFIFO: Kueue then admits strictly in its Workloads' order, which is what the operator controls. With
+  // BestEffortFIFO (Kueue's default) Workloads found inadmissible are parked, and one arriving later can be
+  // admitted first when the GPU frees up (CI saw a, e, b, c, d), whatever order the Jobs were made in.
+  await createQueue(h, 'fifo', 1, 'StrictFIFO');
   await operator.stop();
   const names = ['fifo-a', 'fifo-b', 'fifo-c', 'fifo-d', 'fifo-e'];
   for (const name of names) {
