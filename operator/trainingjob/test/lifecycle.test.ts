@@ -29,6 +29,21 @@ const start = (p: Plan) => {
   return p;
 };
 
+/** The first attempt's Job of `job`, running, and Kueue's Workload admitting it at T0 + 2 s. */
+const admittedAtTwoSeconds = (job: ReturnType<typeof trainingJob>) => {
+  const j = attemptJob(job, 1, { state: 'Active' });
+  const wl = workload(j, [
+    {
+      type: 'Admitted',
+      status: 'True',
+      reason: 'Admitted',
+      message: 'admitted',
+      lastTransitionTime: '2030-01-01T00:00:02Z',
+    },
+  ]);
+  return { j, wl };
+};
+
 const rows: Row[] = [
   {
     name: 'a new job starts attempt 1 as a Job, its deadline the whole activeDeadlineSeconds',
@@ -346,16 +361,7 @@ const rows: Row[] = [
           queue: { localQueue: 'team-a', state: 'Queued', reason: 'Pending', message: 'x' },
         },
       );
-      const j = attemptJob(job, 1, { state: 'Active' });
-      const wl = workload(j, [
-        {
-          type: 'Admitted',
-          status: 'True',
-          reason: 'Admitted',
-          message: 'admitted',
-          lastTransitionTime: '2030-01-01T00:00:02Z',
-        },
-      ]);
+      const { j, wl } = admittedAtTwoSeconds(job);
       return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Pending' })], [wl]), at(4), opts);
     },
     expect: (p) => {
@@ -371,16 +377,7 @@ const rows: Row[] = [
     name: 'an admitted Job whose pods have not run 5 s after admission is written as Admitted, waiting for pods',
     plan: () => {
       const job = trainingJob({ queueName: 'team-a' }, { phase: 'Pending', attempts: 1 });
-      const j = attemptJob(job, 1, { state: 'Active' });
-      const wl = workload(j, [
-        {
-          type: 'Admitted',
-          status: 'True',
-          reason: 'Admitted',
-          message: 'admitted',
-          lastTransitionTime: '2030-01-01T00:00:02Z',
-        },
-      ]);
+      const { j, wl } = admittedAtTwoSeconds(job);
       return planTrainingJob(job, observed([j], [pod(j, 0, { phase: 'Pending' })], [wl]), at(7), opts);
     },
     expect: (p) => {
