@@ -63,14 +63,25 @@ export class Coalescer<T> {
   private schedule(key: string): void {
     const entry = this.entries.get(key)!;
     if (entry.writing || entry.timer) return;
-    const wait = entry.immediate ? 0 : Math.max(0, entry.lastWrite + this.intervalMs - performance.now());
-    entry.timer = setTimeout(() => void this.flush(key), wait);
+    entry.timer = setTimeout(() => void this.flush(key), this.wait(entry));
+  }
+
+  /** Milliseconds until the interval since the last write is up, rounded up (0 for an immediate value). */
+  private wait(entry: { lastWrite: number; immediate?: boolean }): number {
+    return entry.immediate ? 0 : Math.max(0, Math.ceil(entry.lastWrite + this.intervalMs - performance.now()));
   }
 
   private async flush(key: string): Promise<void> {
     const entry = this.entries.get(key);
     if (!entry) return;
     entry.timer = undefined;
+    // Timers run on the event loop's clock, cached in whole milliseconds, so one may fire a little before the
+    // interval is up by performance.now(): wait out the rest rather than write early.
+    const early = this.wait(entry);
+    if (early > 0) {
+      entry.timer = setTimeout(() => void this.flush(key), early);
+      return;
+    }
     const value = entry.pending;
     entry.pending = undefined;
     if (value === undefined) {
@@ -87,8 +98,7 @@ export class Coalescer<T> {
       entry.writing = false;
       if (this.entries.get(key) === entry) {
         // Come back after the interval either way (at once for an immediate value): to write what arrived meanwhile, or to forget the key.
-        const wait = entry.immediate ? 0 : Math.max(0, entry.lastWrite + this.intervalMs - performance.now());
-        entry.timer = setTimeout(() => void this.flush(key), wait);
+        entry.timer = setTimeout(() => void this.flush(key), this.wait(entry));
       }
     }
   }
