@@ -744,9 +744,10 @@ export interface InferenceServiceRolloutAnalysis {
   /**
    * Judge the canary on its labelled predictions too (docs/ground-truth.md): at each step the evaluator
    * compares canary and stable on the predictions both answered since the canary started, with a
-   * one-sided test (DeLong's for auc, a two-proportion z-test for accuracy and errorRate). Fewer than
-   * minLabels labels on either side holds the step; a canary worse than stable by more than maxDrop at
-   * the given confidence fails the check. Needs spec.logging.
+   * one-sided test (DeLong's for auc, a two-proportion z-test for accuracy and errorRate; in shadow
+   * mode, once minLabels of the requests both answered have labels, the paired forms of those tests on
+   * them). Fewer than minLabels labels on either side holds the step; a canary worse than stable by more
+   * than maxDrop at the given confidence fails the check. Needs spec.logging.
    */
   quality?: InferenceServiceRolloutAnalysisQuality;
   /**
@@ -762,9 +763,10 @@ export interface InferenceServiceRolloutAnalysis {
 /**
  * Judge the canary on its labelled predictions too (docs/ground-truth.md): at each step the evaluator
  * compares canary and stable on the predictions both answered since the canary started, with a
- * one-sided test (DeLong's for auc, a two-proportion z-test for accuracy and errorRate). Fewer than
- * minLabels labels on either side holds the step; a canary worse than stable by more than maxDrop at
- * the given confidence fails the check. Needs spec.logging.
+ * one-sided test (DeLong's for auc, a two-proportion z-test for accuracy and errorRate; in shadow
+ * mode, once minLabels of the requests both answered have labels, the paired forms of those tests on
+ * them). Fewer than minLabels labels on either side holds the step; a canary worse than stable by more
+ * than maxDrop at the given confidence fails the check. Needs spec.logging.
  */
 export interface InferenceServiceRolloutAnalysisQuality {
   /**
@@ -1535,6 +1537,34 @@ export interface InferenceServiceQualityComparisonPairedStatus {
   flipped?: number;
   /** PSI of the canary's scores against stable's over them (10 equal-width bins); unset without pairs. */
   scorePsi?: number | null;
+  /**
+   * The labelled ones, for the paired tests of spec.rollout.analysis.quality (paired DeLong for auc, the
+   * paired z-test for accuracy and errorRate); used instead of the unpaired test once count reaches
+   * minLabels.
+   */
+  labelled?: InferenceServiceQualityComparisonPairedLabelledStatus;
+}
+
+/**
+ * The labelled ones, for the paired tests of spec.rollout.analysis.quality (paired DeLong for auc, the
+ * paired z-test for accuracy and errorRate); used instead of the unpaired test once count reaches
+ * minLabels.
+ */
+export interface InferenceServiceQualityComparisonPairedLabelledStatus {
+  /** Labelled requests both versions answered. */
+  count?: number;
+  /** Of them, those the canary decided right at the threshold. */
+  canaryCorrect?: number;
+  /** Of them, those stable decided right at the threshold. */
+  stableCorrect?: number;
+  /** Sample variance, per request, of (canary right) minus (stable right); unset with fewer than 2. */
+  accuracyDifferenceVariance?: number | null;
+  /** The canary's AUC over them; unset with fewer than two labels of either class. */
+  canaryAuc?: number | null;
+  /** Stable's AUC over them; unset with fewer than two labels of either class. */
+  stableAuc?: number | null;
+  /** DeLong's variance of the difference of the two AUCs on the same requests. */
+  aucDifferenceVariance?: number | null;
 }
 
 /** The latest retrain this service started. */

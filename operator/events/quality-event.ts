@@ -4,7 +4,7 @@
  * (operator/quality) publishes it, the operator's consumer records it in status; both use what is here.
  */
 import { QUALITY_EVENT_TYPE, qualitySubject, qualitySubjects } from '../api/contracts.ts';
-import type { ComparisonSide } from '../../server/src/quality/compare.ts';
+import type { ComparisonSide, PairedSide } from '../../server/src/quality/compare.ts';
 import { cloudEvent, objectSource, type CloudEvent } from './cloudevents.ts';
 
 export { QUALITY_EVENT_TYPE, qualitySubject };
@@ -67,8 +67,11 @@ export interface QualityComparisonData {
   threshold: number;
   canary: ComparisonSide;
   stable: ComparisonSide;
-  /** The requests both versions answered (shadow mode), labelled or not; scorePsi null without pairs. */
-  paired?: { pairs: number; flipped: number; scorePsi: number | null };
+  /**
+   * The requests both versions answered (shadow mode), labelled or not; scorePsi null without pairs. `labelled`:
+   * the labelled ones, for the paired tests (compare.ts comparePaired), when there are pairs.
+   */
+  paired?: { pairs: number; flipped: number; scorePsi: number | null; labelled?: PairedSide };
 }
 
 export interface QualityEventData {
@@ -163,6 +166,15 @@ export function qualityEventData(event: CloudEvent): QualityEventData {
       for (const field of ['pairs', 'flipped'] as const)
         if (!isCount(paired[field])) throw fail(`comparison.paired.${field}`);
       if (!isMetric(paired.scorePsi)) throw fail('comparison.paired.scorePsi');
+      const labelled = paired.labelled;
+      if (labelled !== undefined) {
+        if (!labelled || typeof labelled !== 'object') throw fail('comparison.paired.labelled');
+        for (const field of ['count', 'canaryCorrect', 'stableCorrect'] as const)
+          if (!isCount(labelled[field]) || labelled[field] > paired.pairs)
+            throw fail(`comparison.paired.labelled.${field}`);
+        for (const field of ['accuracyDifferenceVariance', 'canaryAuc', 'stableAuc', 'aucDifferenceVariance'] as const)
+          if (!isMetric(labelled[field])) throw fail(`comparison.paired.labelled.${field}`);
+      }
     }
   }
   return data as QualityEventData;

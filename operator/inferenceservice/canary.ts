@@ -5,7 +5,7 @@
  */
 import { durationOr } from '../api/contracts.ts';
 import type { InferenceServiceQualityComparisonStatus } from '../api/types.ts';
-import { compareSides, type QualityComparison } from '../../server/src/quality/compare.ts';
+import { comparePaired, compareSides, type QualityComparison } from '../../server/src/quality/compare.ts';
 import type { AnalysisResult, AnalysisSpec, AnalysisStatus, Phase, RolloutSpec } from './resource.ts';
 
 export const DEFAULT_STEPS = [5, 10, 25, 50, 100];
@@ -217,12 +217,29 @@ export function judgeQuality(
     auc: s?.auc ?? null,
     aucVariance: s?.aucVariance ?? null,
   });
-  return compareSides(side(quality.canary), side(quality.stable), {
+  const options = {
     metric: gate.metric ?? 'auc',
     maxDrop: gate.maxDrop,
     minLabels: gate.minLabels ?? DEFAULT_MIN_LABELS,
     confidence: gate.confidence ?? DEFAULT_CONFIDENCE,
-  });
+  };
+  // Shadow mode: both versions answered the same requests, so the paired test, which the correlation of the two
+  // answers makes far more sensitive, once the shared requests alone carry enough labels.
+  const labelled = quality.paired?.labelled;
+  if (labelled && (labelled.count ?? 0) >= options.minLabels)
+    return comparePaired(
+      {
+        count: labelled.count ?? 0,
+        canaryCorrect: labelled.canaryCorrect ?? 0,
+        stableCorrect: labelled.stableCorrect ?? 0,
+        accuracyDifferenceVariance: labelled.accuracyDifferenceVariance ?? null,
+        canaryAuc: labelled.canaryAuc ?? null,
+        stableAuc: labelled.stableAuc ?? null,
+        aucDifferenceVariance: labelled.aucDifferenceVariance ?? null,
+      },
+      options,
+    );
+  return compareSides(side(quality.canary), side(quality.stable), options);
 }
 
 /** The Prometheus verdict with the quality test's: a worse canary fails the check, even a fast and error-free one. */

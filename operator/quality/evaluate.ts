@@ -148,6 +148,7 @@ export async function evaluateQuality(options: EvaluateOptions): Promise<Quality
                 pairs: comparison.paired.pairs,
                 flipped: comparison.paired.flipped,
                 scorePsi: comparison.paired.pairs > 0 ? scorePsi(comparison.paired) : null,
+                ...(comparison.paired.labelled ? { labelled: comparison.paired.labelled } : {}),
               },
             },
           }

@@ -10,7 +10,7 @@
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { calibrationEdges, LOG_LOSS_EPS, qualityFromSums, type QualitySums } from '../../server/src/quality/metrics.ts';
-import type { ComparisonSide } from '../../server/src/quality/compare.ts';
+import type { ComparisonSide, PairedSide } from '../../server/src/quality/compare.ts';
 import { QUALITY_METRICS, type VersionQuality } from '../events/quality-event.ts';
 import type { EvaluationSources, SourceFile } from './sources.ts';
 
@@ -99,6 +99,8 @@ export interface PairedDecisions {
   flipped: number;
   canaryBins: number[];
   stableBins: number[];
+  /** The labelled ones, for the paired tests (compare.ts comparePaired); unset without pairs. */
+  labelled?: PairedSide;
 }
 
 export const SCORE_BINS = 10;
@@ -320,6 +322,57 @@ export async function evaluate(sources: EvaluationSources, options: JoinOptions)
 }
 
 /**
+ * The labelled requests both versions answered, for the paired tests: per request each version's DeLong
+ * structural component (scored against that version's own scores of the shared requests, ties half), and whether
+ * each decided right; the variance of the two differences over the requests. The same numbers as compare.ts's
+ * pairedSide.
+ */
+async function pairedLabelled(
+  connection: DuckDBConnection,
+  compare: NonNullable<JoinOptions['compare']>,
+  thresholdSql: string,
+): Promise<PairedSide> {
+  const side = (version: number) => `SELECT request_id, any_value(score) AS score, any_value(label) AS label
+      FROM joined WHERE version = ${version} AND ms > ${compare.sinceMs} AND score >= 0 AND score <= 1 GROUP BY request_id`;
+  // Per distinct score of one version: the negatives below it and the positives above it, ties counted half.
+  const placed = (column: string) => `SELECT ${column} AS score,
+        coalesce(sum(neg) OVER (ORDER BY ${column} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) + neg / 2 AS below,
+        coalesce(sum(pos) OVER (ORDER BY ${column} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 0) + pos / 2 AS above
+      FROM (SELECT ${column}, CAST(sum(label) AS DOUBLE) AS pos, CAST(count(*) - sum(label) AS DOUBLE) AS neg FROM p GROUP BY ${column})`;
+  const [row] = (
+    await connection.runAndReadAll(`
+    WITH c AS (${side(compare.canary)}), s AS (${side(compare.stable)}),
+      p AS (SELECT c.score AS cs, s.score AS ss, CAST(coalesce(c.label, s.label) AS INTEGER) AS label
+        FROM c JOIN s USING (request_id) WHERE coalesce(c.label, s.label) IN (0, 1)),
+      k AS (SELECT CAST(sum(label) AS DOUBLE) AS m, CAST(count(*) - sum(label) AS DOUBLE) AS n FROM p),
+      pc AS (${placed('cs')}), ps AS (${placed('ss')}),
+      v AS (SELECT p.label,
+          CASE WHEN p.label = 1 THEN pc.below / k.n ELSE pc.above / k.m END AS vc,
+          CASE WHEN p.label = 1 THEN ps.below / k.n ELSE ps.above / k.m END AS vs,
+          CAST(CAST(p.cs >= ${thresholdSql} AS INTEGER) = p.label AS INTEGER) AS rc,
+          CAST(CAST(p.ss >= ${thresholdSql} AS INTEGER) = p.label AS INTEGER) AS rs
+        FROM p JOIN pc ON pc.score = p.cs JOIN ps ON ps.score = p.ss, k)
+    SELECT CAST(count(*) AS DOUBLE) AS count, CAST(coalesce(sum(rc), 0) AS DOUBLE) AS canary_correct,
+      CAST(coalesce(sum(rs), 0) AS DOUBLE) AS stable_correct, var_samp(rc - rs) AS accuracy_variance,
+      min(k.m) AS m, min(k.n) AS n,
+      fsum(CASE WHEN label = 1 THEN vc END) / min(k.m) AS canary_auc, fsum(CASE WHEN label = 1 THEN vs END) / min(k.m) AS stable_auc,
+      var_samp(CASE WHEN label = 1 THEN vc - vs END) / min(k.m) + var_samp(CASE WHEN label = 0 THEN vc - vs END) / min(k.n) AS auc_variance
+    FROM v, k`)
+  ).getRowObjectsJS() as Array<Record<string, number | null>>;
+  const count = row?.count ?? 0;
+  const aucs = (row?.m ?? 0) >= 2 && (row?.n ?? 0) >= 2;
+  return {
+    count,
+    canaryCorrect: row?.canary_correct ?? 0,
+    stableCorrect: row?.stable_correct ?? 0,
+    accuracyDifferenceVariance: count >= 2 ? (row?.accuracy_variance ?? null) : null,
+    canaryAuc: aucs ? (row?.canary_auc ?? null) : null,
+    stableAuc: aucs ? (row?.stable_auc ?? null) : null,
+    aucDifferenceVariance: aucs ? (row?.auc_variance ?? null) : null,
+  };
+}
+
+/**
  * Canary and stable on their labelled predictions in (sinceMs, endMs]: counts, and each one's AUC with DeLong's
  * variance from its structural components (per positive, the share of the version's negatives scored below it, ties
  * half; per negative, the share of positives above), summed per distinct score so that rows never reach JavaScript.
@@ -350,6 +403,7 @@ async function comparisonSides(
     if (row.what === 'pairs') Object.assign(paired, { pairs: row.n, flipped: row.flipped });
     else (row.what === 'canary' ? paired.canaryBins : paired.stableBins)[row.bin] = row.n;
   }
+  if (paired.pairs > 0) paired.labelled = await pairedLabelled(connection, compare, thresholdSql);
   const rows = (
     await connection.runAndReadAll(`
     WITH side AS (

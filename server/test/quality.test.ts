@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { compareAucPaired, compareQuality, deLongAuc } from '../src/quality/compare.ts';
+import { compareAucPaired, comparePaired, compareQuality, deLongAuc, pairedSide } from '../src/quality/compare.ts';
 import { qualityMetrics, rocAuc } from '../src/quality/metrics.ts';
 import { normalCdf, normalQuantile, normalSf } from '../src/quality/normal.ts';
 
@@ -83,6 +83,34 @@ test("DeLong's AUC variance and the one-sided tests equal the independent O(m·n
     confidence: 0.95,
   });
   for (const key of ['canary', 'stable', 'z', 'pValue']) close((got as any)[key], p.expected[key], `paired: ${key}`);
+});
+
+test("the paired tests on shared requests equal the independent computation: DeLong's variance of the difference, the paired z-test", () => {
+  const p = fixtures.paired;
+  const side = pairedSide(p.labels, p.canaryScores, p.stableScores);
+  assert.is(side.count, p.labels.length);
+  close(side.canaryAuc, p.expected.canary, 'canary AUC');
+  close(side.stableAuc, p.expected.stable, 'stable AUC');
+  close(side.aucDifferenceVariance, p.expected.aucDifferenceVariance, 'variance of the AUC difference');
+  close(side.canaryCorrect / side.count, p.expected.canaryAccuracy, 'canary accuracy');
+  close(side.stableCorrect / side.count, p.expected.stableAccuracy, 'stable accuracy');
+  close(side.accuracyDifferenceVariance, p.expected.accuracyDifferenceVariance, 'variance of the right-difference');
+  const options = { maxDrop: p.maxDrop, minLabels: 100, confidence: 0.95 };
+  const accuracy = comparePaired(side, { ...options, metric: 'accuracy' });
+  close(accuracy.z, p.expected.accuracyZ, 'paired accuracy z');
+  close(accuracy.pValue, p.expected.accuracyPValue, 'paired accuracy p');
+  assert.match(accuracy.reason, /\(paired z-test, z -0\.526, p 0\.2993\)/);
+  const auc = comparePaired(side, { ...options, metric: 'auc' });
+  assert.is(auc.verdict, 'worse');
+  assert.match(auc.reason, /\(600 vs 600 labels\).*\(paired DeLong's test, z -1\.939, p 0\.0263\)/);
+  // The same answers judged as if from different requests: the correlation is lost and the drop is not shown.
+  const unpaired = compareQuality(
+    { scores: p.canaryScores, labels: p.labels },
+    { scores: p.stableScores, labels: p.labels },
+    { ...options, metric: 'auc' },
+  );
+  assert.is(unpaired.verdict, 'notWorse', unpaired.reason);
+  assert.is(comparePaired(side, { ...options, minLabels: 601, metric: 'auc' }).verdict, 'insufficient');
 });
 
 test('a canary worse beyond the tolerated drop is "worse", with the numbers in the reason; within it, not', () => {

@@ -241,6 +241,41 @@ test('in shadow mode, before any label, a canary deciding too differently fails;
   assert.ok(nextRollout(input(progressing(0, 0), at(61), { shadow: true, rollout: decisionsOnly })).evaluate);
 });
 
+test('in shadow mode with enough labels on the shared requests the paired test decides; with fewer, the unpaired one', () => {
+  // Unpaired, a drop of 0.06 at these variances is not shown beyond maxDrop 0.05; on the same requests, with
+  // the two versions' answers correlated, the variance of the difference is far smaller and it is.
+  const sides = comparison(61, side(1200, 0.8, 0.0004), side(1200, 0.86, 0.0004));
+  const labelled = (count: number) => ({
+    ...sides,
+    paired: {
+      pairs: 1200,
+      flipped: 90,
+      scorePsi: 0.01,
+      labelled: {
+        count,
+        canaryCorrect: 900,
+        stableCorrect: 960,
+        accuracyDifferenceVariance: 0.07,
+        canaryAuc: 0.8,
+        stableAuc: 0.86,
+        aucDifferenceVariance: 0.00002,
+      },
+    },
+  });
+  const at61 = (quality: InferenceServiceQualityComparisonStatus) =>
+    nextRollout(input(progressing(0, 0), at(61), { shadow: true, quality, measurement: fast }));
+  const paired = at61(labelled(1200));
+  assert.is(paired.state.phase, 'RolledBack');
+  assert.match(
+    paired.state.analysis.message!,
+    /auc canary 0\.8000 vs stable 0\.8600 \(1200 vs 1200 labels\).*paired DeLong's test/,
+  );
+  const unpaired = at61(labelled(499));
+  assert.is(unpaired.state.currentStep, 1, unpaired.state.analysis.message);
+  assert.match(unpaired.state.analysis.message!, /\(DeLong's test, /);
+  assert.equal(at61(sides).state.currentStep, 1, 'no pairs: the unpaired test');
+});
+
 const isvc: InferenceService = {
   apiVersion: 'loopline.dev/v1alpha1',
   kind: 'InferenceService',

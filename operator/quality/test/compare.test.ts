@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { compareSides, comparisonSide } from '../../../server/src/quality/compare.ts';
+import { comparePaired, compareSides, comparisonSide, pairedSide } from '../../../server/src/quality/compare.ts';
 import { psi } from '../../../server/src/drift/statistics.ts';
 import { qualityEventData, qualityCloudEvent } from '../../events/quality-event.ts';
 import { evaluateQuality, runEvaluate } from '../evaluate.ts';
@@ -31,6 +31,13 @@ const fixtures = JSON.parse(
     stable: Side;
     expected: Record<string, number>;
   }>;
+  paired: {
+    maxDrop: number;
+    labels: number[];
+    canaryScores: number[];
+    stableScores: number[];
+    expected: Record<string, number>;
+  };
 };
 
 const ns = 'risk';
@@ -225,6 +232,64 @@ test('in shadow mode the requests both versions answered are paired: flipped dec
   close(paired.scorePsi, expectedPsi, 'score PSI');
   // Versions that never answered the same request have no pairs.
   assert.equal((await evaluate(2, 1)).comparison!.paired, { pairs: 0, flipped: 0, scorePsi: null });
+});
+
+test("shadow mode's labelled pairs: DuckDB's paired DeLong variance and right-counts equal the independent computation to 1e-9", async () => {
+  // Versions 80 (stable) and 81 (canary) answered the same 600 labelled requests; 50 more only stable answered.
+  const p = fixtures.paired;
+  const rows = (version: number, scores: number[]): LoggedRow[] =>
+    scores.map((score, j) => ({
+      requestId: `pair-${j}`,
+      time: endMs - 40 * MINUTE + j,
+      model: service,
+      version,
+      score,
+    }));
+  const extra = Array.from({ length: 50 }, (_, j) => ({
+    requestId: `stable-only-${j}`,
+    time: endMs - 40 * MINUTE + j,
+    model: service,
+    version: 80,
+    score: j % 2 === 0 ? 0.95 : 0.05,
+  }));
+  put(inferenceLogPart(ns, service, [...rows(80, p.stableScores), ...extra], 'predictor-a', 80));
+  put(inferenceLogPart(ns, service, rows(81, p.canaryScores), 'predictor-b', 81));
+  put(
+    labelPart(ns, service, [
+      ...p.labels.map((label, j) => ({ requestId: `pair-${j}`, label, time: endMs - MINUTE })),
+      ...extra.map((r, j) => ({ requestId: r.requestId, label: j % 2 === 0 ? 1 : 0, time: endMs - MINUTE })),
+    ]),
+  );
+  const data = await evaluate(81, 80);
+  const labelled = data.comparison!.paired!.labelled!;
+  assert.is(data.comparison!.paired!.pairs, p.labels.length);
+  assert.is(data.comparison!.stable.count, p.labels.length + extra.length, 'the unpaired side counts every request');
+  assert.is(labelled.count, p.labels.length, 'the paired side only the shared ones');
+  close(labelled.canaryAuc, p.expected.canary!, 'canary AUC');
+  close(labelled.stableAuc, p.expected.stable!, 'stable AUC');
+  close(labelled.aucDifferenceVariance, p.expected.aucDifferenceVariance!, 'variance of the AUC difference');
+  close(
+    labelled.accuracyDifferenceVariance,
+    p.expected.accuracyDifferenceVariance!,
+    'variance of the right-difference',
+  );
+  const fromArrays = pairedSide(p.labels, p.canaryScores, p.stableScores);
+  assert.equal([labelled.canaryCorrect, labelled.stableCorrect], [fromArrays.canaryCorrect, fromArrays.stableCorrect]);
+  const verdict = comparePaired(labelled, { metric: 'auc', maxDrop: p.maxDrop, minLabels: 100, confidence: 0.95 });
+  close(verdict.z, p.expected.z!, 'paired z');
+  close(verdict.pValue, p.expected.pValue!, 'paired p');
+  // The event carrying it passes the contract check.
+  assert.equal(qualityEventData(qualityCloudEvent(data)).comparison, data.comparison);
+  // Unlabelled pairs (the earlier shadow test's) give a paired side of zero labels.
+  assert.equal((await evaluate(91, 90)).comparison!.paired!.labelled, {
+    count: 0,
+    canaryCorrect: 0,
+    stableCorrect: 0,
+    accuracyDifferenceVariance: null,
+    canaryAuc: null,
+    stableAuc: null,
+    aucDifferenceVariance: null,
+  });
 });
 
 test('--canary, --stable and --since go together and are checked, naming the option', async () => {

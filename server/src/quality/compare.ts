@@ -2,7 +2,8 @@
 // quality is below stable's by more than the tolerated drop, with the stated confidence:
 //   AUC: DeLong's test (DeLong, DeLong & Clarke-Pearson 1988; the fast form of Sun & Xu 2014) on the two
 //        versions' own requests, or paired on the same requests when shadow mode scored both;
-//   accuracy and errorRate: a one-sided two-proportion z-test on the error rates (unpooled, as a margin requires).
+//   accuracy and errorRate: a one-sided two-proportion z-test on the error rates (unpooled, as a margin requires),
+//        or the paired z-test on the per-request difference of being right when shadow mode scored both.
 // Too few labels is no verdict: the rollout waits, as it does for too few requests.
 import { normalCdf } from './normal.ts';
 
@@ -124,11 +125,12 @@ const fmt = (x: number) => (Math.abs(x) >= 0.001 || x === 0 ? x.toFixed(4) : x.t
 
 /** `canary` and `stable` in the metric's own direction; `se` the standard error of their difference. */
 function judge(
-  options: CompareOptions,
+  options: Omit<CompareOptions, 'threshold'>,
   canary: number,
   stable: number,
   se: number,
   counts: { canaryCount: number; stableCount: number },
+  test = options.metric === 'auc' ? "DeLong's test" : 'two-proportion z-test',
 ): QualityComparison {
   // How much worse the canary is: a fall of AUC or accuracy, a rise of the error rate.
   const drop = options.metric === 'errorRate' ? canary - stable : stable - canary;
@@ -137,7 +139,6 @@ function judge(
   const pValue = normalCdf(z);
   const alpha = 1 - options.confidence;
   const verdict: QualityVerdict = pValue < alpha ? 'worse' : 'notWorse';
-  const test = options.metric === 'auc' ? "DeLong's test" : 'two-proportion z-test';
   const reason =
     `${options.metric} canary ${fmt(canary)} vs stable ${fmt(stable)} (${counts.canaryCount} vs ${counts.stableCount} labels), drop ${fmt(drop)}: ` +
     `${verdict === 'worse' ? 'worse' : 'not shown worse'} by more than maxDrop ${options.maxDrop} at ${options.confidence} confidence (${test}, z ${z.toFixed(3)}, p ${fmt(pValue)})`;
@@ -215,6 +216,93 @@ export function compareQuality(canary: Labelled, stable: Labelled, options: Comp
   return compareSides(comparisonSide(canary, options.threshold), comparisonSide(stable, options.threshold), options);
 }
 
+/**
+ * What the paired tests need of the labelled requests both versions answered (shadow mode mirrors each request to
+ * the canary, so the two answers share a request id and a label): the variance of the difference, which the
+ * correlation of the two versions' answers on the same requests makes far smaller than the unpaired sum. The
+ * evaluator forms it in SQL (operator/quality/join.ts); `pairedSide` forms it from arrays.
+ */
+export interface PairedSide {
+  /** Labelled requests both versions answered. */
+  count: number;
+  /** Of them, those each version decided right at the threshold. */
+  canaryCorrect: number;
+  stableCorrect: number;
+  /** The sample variance of (canary right) - (stable right) over them, per request; null with fewer than 2. */
+  accuracyDifferenceVariance: number | null;
+  /** Each one's AUC over them and DeLong's variance of the difference; null with < 2 labels of either class. */
+  canaryAuc: number | null;
+  stableAuc: number | null;
+  aucDifferenceVariance: number | null;
+}
+
+/** The paired side from the shared requests' labels and each version's scores of them. */
+export function pairedSide(
+  labels: ArrayLike<number>,
+  canaryScores: ArrayLike<number>,
+  stableScores: ArrayLike<number>,
+  threshold = 0.5,
+): PairedSide {
+  const n = labels.length;
+  const difference = new Float64Array(n);
+  let canaryCorrect = 0,
+    stableCorrect = 0;
+  for (let i = 0; i < n; i++) {
+    const c = (canaryScores[i] >= threshold ? 1 : 0) === labels[i] ? 1 : 0;
+    const s = (stableScores[i] >= threshold ? 1 : 0) === labels[i] ? 1 : 0;
+    canaryCorrect += c;
+    stableCorrect += s;
+    difference[i] = c - s;
+  }
+  const c = placements(canaryScores, labels);
+  const s = placements(stableScores, labels);
+  let aucDifferenceVariance: number | null = null;
+  if (c && s) {
+    const d10 = c.v10.map((v, i) => v - s.v10[i]);
+    const d01 = c.v01.map((v, i) => v - s.v01[i]);
+    aucDifferenceVariance = covariance(d10, d10) / d10.length + covariance(d01, d01) / d01.length;
+  }
+  return {
+    count: n,
+    canaryCorrect,
+    stableCorrect,
+    accuracyDifferenceVariance: n >= 2 ? covariance(difference, difference) : null,
+    canaryAuc: c?.auc ?? null,
+    stableAuc: s?.auc ?? null,
+    aucDifferenceVariance,
+  };
+}
+
+/**
+ * The canary against stable on the same labelled requests: for AUC, paired DeLong (the variance of the difference
+ * of the two versions' structural components); for accuracy and errorRate, the paired z-test on the per-request
+ * difference of being right. The same one-sided question as compareSides.
+ */
+export function comparePaired(paired: PairedSide, options: Omit<CompareOptions, 'threshold'>): QualityComparison {
+  const counts = { canaryCount: paired.count, stableCount: paired.count };
+  if (paired.count < options.minLabels)
+    return insufficient(options, counts, `${paired.count} labels on shared requests, ${options.minLabels} needed`);
+  if (options.metric === 'auc') {
+    if (paired.canaryAuc === null || paired.stableAuc === null || paired.aucDifferenceVariance === null)
+      return insufficient(options, counts, 'AUC needs at least two labels of each class on the shared requests');
+    return judge(
+      options,
+      paired.canaryAuc,
+      paired.stableAuc,
+      Math.sqrt(Math.max(paired.aucDifferenceVariance, 0)),
+      counts,
+      "paired DeLong's test",
+    );
+  }
+  const ac = paired.canaryCorrect / paired.count,
+    as = paired.stableCorrect / paired.count;
+  const se = Math.sqrt(Math.max(paired.accuracyDifferenceVariance ?? 0, 0) / paired.count);
+  const test = 'paired z-test';
+  return options.metric === 'errorRate'
+    ? judge(options, 1 - ac, 1 - as, se, counts, test)
+    : judge(options, ac, as, se, counts, test);
+}
+
 /** The canary against stable on the same requests (shadow mode scored both): paired DeLong, correlation included. */
 export function compareAucPaired(
   labels: ArrayLike<number>,
@@ -222,17 +310,8 @@ export function compareAucPaired(
   stableScores: ArrayLike<number>,
   options: Omit<CompareOptions, 'metric'>,
 ): QualityComparison {
-  const opts = { ...options, metric: 'auc' as const };
-  const counts = { canaryCount: labels.length, stableCount: labels.length };
-  if (labels.length < options.minLabels)
-    return insufficient(opts, counts, `${labels.length} labels on shared requests, ${options.minLabels} needed`);
-  const c = placements(canaryScores, labels);
-  const s = placements(stableScores, labels);
-  if (!c || !s) return insufficient(opts, counts, 'AUC needs at least two labels of each class');
-  const m = c.v10.length,
-    n = c.v01.length;
-  const variance =
-    (covariance(c.v10, c.v10) + covariance(s.v10, s.v10) - 2 * covariance(c.v10, s.v10)) / m +
-    (covariance(c.v01, c.v01) + covariance(s.v01, s.v01) - 2 * covariance(c.v01, s.v01)) / n;
-  return judge(opts, c.auc, s.auc, Math.sqrt(Math.max(variance, 0)), counts);
+  return comparePaired(pairedSide(labels, canaryScores, stableScores, options.threshold), {
+    ...options,
+    metric: 'auc',
+  });
 }
