@@ -1088,7 +1088,9 @@ export interface InferenceServiceLogging {
    */
   uri?: string;
   /**
-   * Share of prediction requests logged, 0 to 1; every row of a sampled request is logged.
+   * Share of prediction requests logged, 0 to 1, chosen by a hash of the request id (so every version
+   * answering a request, e.g. stable and its shadow, logs the same ones); every row of a sampled request
+   * is logged.
    *
    * @default 1
    */

@@ -1,7 +1,8 @@
 // The inference log on local storage (file://), read back with DuckDB: every protocol path that predicts logs
 // its rows under the documented layout and columns, with the request ids the client saw; parts hold at most
-// maxRowsPerPart rows; the sample rate is honoured; a storage that fails drops rows beyond maxBufferedRows and
-// counts them; a shutdown flushes what is buffered and leaves no timer running.
+// maxRowsPerPart rows; the sample rate is honoured, by a hash of the request id so that every version picks the
+// same requests; a storage that fails drops rows beyond maxBufferedRows and counts them; a shutdown flushes what
+// is buffered and leaves no timer running.
 // test: no cluster
 import { createHook } from 'node:async_hooks';
 import { writeFileSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { InferenceLogOptions } from '../src/ground-truth/inference-log.ts';
+import { type InferenceLogOptions, sampled } from '../src/ground-truth/inference-log.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
 import { InferenceClient } from './support/grpc.ts';
 import { call, v2Rows } from './support/http.ts';
@@ -309,5 +310,38 @@ async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+test('sampling is by a hash of the request id: about the rate, and the same choice for every version', async () => {
+  const ids = Array.from({ length: 20_000 }, (_, i) => `req-${i}`);
+  const chosen = ids.filter((id) => sampled(id, 0.3));
+  const sd = Math.sqrt(20_000 * 0.3 * 0.7);
+  assert.ok(Math.abs(chosen.length - 6000) < 5 * sd, `${chosen.length} of 20000 sequential ids at rate 0.3`);
+  assert.equal(
+    ids.filter((id) => sampled(id, 0.3)),
+    chosen,
+    'the same ids every time',
+  );
+  assert.ok(
+    chosen.every((id) => sampled(id, 0.5)),
+    'a higher rate keeps every id a lower one chose',
+  );
+  assert.is(ids.filter((id) => sampled(id, 0)).length, 0);
+  assert.is(ids.filter((id) => sampled(id, 1)).length, 20_000);
+  // Stable and its shadow (another version, another pod) answer the same requests: they log the same ones.
+  const stable = await serve(logging('shadow-stable', { sampleRate: 0.5 }), '7');
+  const canary = await serve(logging('shadow-canary', { sampleRate: 0.5, pod: 'credit-v8-pod' }), '8');
+  for (let i = 0; i < 200; i++)
+    for (const server of [stable, canary])
+      await call(server.url, 'POST', '/v2/models/credit/infer', v2Rows([[i / 100, 0, 1, 0]], { id: `mirrored-${i}` }));
+  const logged = async (server: RunningServer, dir: string) => {
+    server.inferenceLog!.flush();
+    await waitFor(async () => parts(dir).length === 1);
+    const rows = await queryParquet(parts(dir), 'SELECT request_id FROM $parts ORDER BY request_id');
+    return rows.map((r) => r.request_id as string);
+  };
+  const fromStable = await logged(stable, 'shadow-stable');
+  assert.ok(fromStable.length > 60 && fromStable.length < 140, `${fromStable.length} of 200 at rate 0.5`);
+  assert.equal(await logged(canary, 'shadow-canary'), fromStable);
+});
 
 test.run();

@@ -59,6 +59,20 @@ async function waitAtMost(ms: number, settled?: Promise<unknown>): Promise<void>
   }
 }
 
+/**
+ * Whether a request is in the sample: by a hash of its id (FNV-1a, then murmur3's finalizer to spread similar
+ * ids), not a coin, so every version a request reaches decides alike: in shadow mode stable and canary log the
+ * same requests, which the paired comparison needs (a coin each would pair only rate² of them).
+ */
+export function sampled(id: string, rate: number): boolean {
+  if (rate >= 1) return true;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return ((h ^ (h >>> 16)) >>> 0) / 4294967296 < rate;
+}
+
 /** The score of row r: the first output's value, or the positive class's of a two-class probability output. */
 function scoreOf(data: ArrayLike<unknown>, width: number, r: number): number {
   if (width === 1) return Number(data[r]);
@@ -117,8 +131,8 @@ export class InferenceLog {
     rowId?: (i: number) => string,
   ): void {
     if (rows === 0 || this.closing) return;
-    const rate = this.options.sampleRate;
-    if (rate < 1 && !(Math.random() < rate)) return;
+    // A stream's chunk is sampled on its own, by its first row's id.
+    if (!sampled(rowId ? rowId(0) : requestId, this.options.sampleRate)) return;
     const columns = this.columnsFor(served);
     if (!columns) return;
     if (this.pendingRows + rows > this.options.maxBufferedRows) {
