@@ -377,9 +377,21 @@ test('an evaluation Job that fails holds the step and says so in status and a Wa
       `^Waiting: quality evaluation Job ${name}-quality-[0-9a-f]{10} failed \\(BackoffLimitExceeded: .*\\); kubectl logs -n ${ns} job/${name}-quality-[0-9a-f]{10} says why\\. Step 0 holds`,
     ),
   );
-  const isvc = await getIsvc(name);
+  // The Event and the status write are two requests: read until the status says it too.
+  const isvc = await waitFor(
+    `${name}: status.analysis.message naming the failed Job`,
+    async () => {
+      const object = await getIsvc(name);
+      return /^Waiting: quality evaluation Job .* failed/.test(object.status?.analysis?.message ?? '')
+        ? object
+        : undefined;
+    },
+    30_000,
+  ).catch(async (error) => {
+    const object = await getIsvc(name);
+    throw new Error(`${(error as Error).message}; status ${JSON.stringify(object.status?.analysis)}`);
+  });
   assert.equal([isvc.status.phase, isvc.status.currentStep, isvc.status.analysis.failedChecks], ['Progressing', 0, 0]);
-  assert.match(isvc.status.analysis.message, /^Waiting: quality evaluation Job .* failed/);
 });
 
 test.run();
