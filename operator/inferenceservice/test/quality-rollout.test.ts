@@ -281,10 +281,19 @@ test('too few labels hold the canary at its step without a failed check; once th
     waiting,
     /^canary v2 held at 50% \(step 0\): auc: 100 canary and 100 stable labels, 300 needed on each side; waiting for labels$/,
   );
-  const held = await getIsvc(name);
+  // The Event goes out before the status write with the same words: read until the status has them.
+  const held = await waitFor(
+    `${name}: status.analysis.message waiting for labels`,
+    async () => {
+      const object = await getIsvc(name);
+      return /^Waiting: auc: 100 canary and 100 stable labels/.test(object.status?.analysis?.message ?? '')
+        ? object
+        : undefined;
+    },
+    30_000,
+  );
   assert.equal([held.status.phase, held.status.currentStep, held.status.canaryWeight], ['Progressing', 0, 50]);
   assert.is(held.status.analysis.failedChecks, 0);
-  assert.match(held.status.analysis.message, /^Waiting: auc: 100 canary and 100 stable labels/);
   // Still held a few intervals later.
   await sleep(8_000);
   const later = await getIsvc(name);
