@@ -465,7 +465,7 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
           HttpMethod.PATCH,
           `${resourcePath(kinds.Pod, this.pod.metadata!.namespace!, this.pod.metadata!.name!)}/status`,
           {
-            body: { status },
+            body: { status: replacingAddresses(status) },
             contentType: PatchStrategy.StrategicMergePatch,
           },
         );
@@ -596,6 +596,17 @@ export async function startLocalKubelet(options: LocalKubeletOptions): Promise<L
       await network.detachAll();
     },
   };
+}
+
+/**
+ * The status as a strategic merge patch that replaces the address lists: merged by ip with those written before,
+ * a pod restarted in a new sandbox at a new address would hold two IPs of one family, which the API server refuses.
+ */
+function replacingAddresses(status: Record<string, unknown>): Record<string, unknown> {
+  const patch = { ...status };
+  for (const key of ['podIPs', 'hostIPs'] as const)
+    if (Array.isArray(status[key])) patch[key] = [{ $patch: 'replace' }, ...(status[key] as unknown[])];
+  return patch;
 }
 
 function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {

@@ -3,9 +3,10 @@
 // status as a kubelet would report it.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { createServer, type Server } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, DiscoveryV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -25,6 +26,7 @@ const subnetPrefix = network.subnet.replace(/0\/24$/, '');
 const namespace = `local-kubelet-${randomBytes(3).toString('hex')}`;
 const repoRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 let kubelet: LocalKubelet;
+const cacheDir = () => process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache', 'loopline');
 
 function gpuPod(name: string, script: string, extra: Record<string, any> = {}): V1Pod {
   return {
@@ -260,6 +262,31 @@ test("stop() kills the pods' processes and removes every network namespace and v
     (p) => p.status?.containerStatuses?.[0]?.state?.terminated?.reason === 'ContainerStatusUnknown',
   );
   assert.is(lost.status!.containerStatuses![0].state!.terminated!.exitCode, 137);
+});
+
+test('a restarted local-kubelet runs a Deployment-style pod again in a new sandbox; its status carries only the new address', async () => {
+  const body = serverPod('restarted');
+  body.spec!.restartPolicy = 'Always';
+  await core.createNamespacedPod({ namespace, body });
+  const before = await waitPod('restarted', 'Ready', isReady);
+  const oldIp = before.status!.podIP!;
+  await kubelet.stop();
+  // The old address is taken meanwhile (a lease held by this live process), so the new sandbox gets another one.
+  const lease = join(cacheDir(), 'local-kubelet', 'addresses', oldIp);
+  writeFileSync(lease, `${process.pid} another-pod\n`);
+  try {
+    kubelet = await startKubelet();
+    const after = await waitPod('restarted', 'Ready at a new address', (p) => isReady(p) && p.status?.podIP !== oldIp);
+    assert.equal(
+      after.status!.podIPs!.map((p) => p.ip),
+      [after.status!.podIP],
+      'one address, the new one',
+    );
+    const answer = await fetch(`http://${after.status!.podIP}:8080/`, { signal: AbortSignal.timeout(5000) });
+    assert.is(await answer.text(), after.status!.podIP);
+  } finally {
+    rmSync(lease, { force: true });
+  }
 });
 
 test('pods of other images are left to KWOK', async () => {
