@@ -71,8 +71,13 @@ const GRANTS: Array<{ resource: string; verbs: string[]; why: string }> = [
   },
   {
     resource: 'kueue.x-k8s.io/workloads',
+    verbs: ['get', 'list', 'watch', 'create'],
+    why: 'the Workload of each queued Job, made in queue order; Kueue queue state of queued TrainingJobs',
+  },
+  {
+    resource: 'scheduling.k8s.io/priorityclasses',
     verbs: ['get', 'list', 'watch'],
-    why: 'Kueue queue state of queued TrainingJobs',
+    why: "the priority of a queued Job's pods, on its Workload",
   },
   {
     resource: '/services',

@@ -18,6 +18,12 @@ export const kinds = {
   ServiceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', plural: 'serviceaccounts', namespaced: true },
   Namespace: { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', namespaced: false },
   Node: { apiVersion: 'v1', kind: 'Node', plural: 'nodes', namespaced: false },
+  PriorityClass: {
+    apiVersion: 'scheduling.k8s.io/v1',
+    kind: 'PriorityClass',
+    plural: 'priorityclasses',
+    namespaced: false,
+  },
   Deployment: { apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments', namespaced: true },
   ReplicaSet: { apiVersion: 'apps/v1', kind: 'ReplicaSet', plural: 'replicasets', namespaced: true },
   Job: { apiVersion: 'batch/v1', kind: 'Job', plural: 'jobs', namespaced: true },
@@ -45,7 +51,7 @@ export const kinds = {
     plural: 'virtualservices',
     namespaced: true,
   },
-  /** Kueue's unit of admission; Kueue makes one of each queued Job. */
+  /** Kueue's unit of admission; the operator makes one of each queued Job (kueue.ts desiredWorkload). */
   Workload: { apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'Workload', plural: 'workloads', namespaced: true },
   TrainingJob: { apiVersion: LOOPLINE_API_VERSION, kind: 'TrainingJob', plural: 'trainingjobs', namespaced: true },
   ModelVersion: { apiVersion: LOOPLINE_API_VERSION, kind: 'ModelVersion', plural: 'modelversions', namespaced: true },

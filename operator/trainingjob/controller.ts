@@ -26,7 +26,15 @@ import {
   type PlannedEvent,
 } from './lifecycle.ts';
 import { desiredJob, jobName } from './job.ts';
-import { KUEUE_QUEUE_LABEL, nextForKueue, queueTurn, type QueueOrder } from './kueue.ts';
+import {
+  desiredWorkload,
+  KUEUE_QUEUE_LABEL,
+  needsWorkload,
+  nextForKueue,
+  queueTurn,
+  type PriorityClassObject,
+  type QueueOrder,
+} from './kueue.ts';
 import { desiredService } from './pods.ts';
 import { desiredTokenSecret, drawProgressCredentials, progressPodEnv } from './progress.ts';
 import { desiredModelVersion, LABEL_TRAININGJOB_UID } from './registration.ts';
@@ -53,6 +61,12 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
   const lifecycle: LifecycleOptions = { ...DEFAULT_LIFECYCLE, ...options.lifecycle };
   /** Uids of TrainingJobs whose last Job creation failed: they do not hold up their LocalQueue (kueue.ts). */
   const stuck = new Set<string>();
+  /** Uids of Jobs whose Workload this operator made: the cache may not show it yet. */
+  const workloadMade = new Set<string>();
+  const createWorkload = async (attemptJob: KubeObject, ctx: ReconcileContext) => {
+    await ctx.create(desiredWorkload(attemptJob, ctx.cache.list<PriorityClassObject>(kinds.PriorityClass)));
+    workloadMade.add(attemptJob.metadata.uid!);
+  };
   const queueOrder = (cache: ClusterCache, namespace: string | undefined): QueueOrder => ({
     peers: cache.list<TrainingJob>(kinds.TrainingJob, { namespace }),
     jobsOf: (peer) => cache.ownedBy(kinds.Job, peer),
@@ -70,6 +84,8 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
     name: 'trainingjob',
     for: kinds.TrainingJob,
     owns: [kinds.Job, kinds.Service],
+    // The priority of a queued Job's pods goes on the Workload the operator makes of it (kueue.ts desiredWorkload).
+    reads: [kinds.PriorityClass],
     // The pods and Kueue Workloads of its Jobs: the Job's controller owner is the TrainingJob.
     watches: [
       { kind: kinds.Pod, map: ownerOfOwningJob },
@@ -98,6 +114,13 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
 
       const service = desiredService(job, owner);
       if (service) await ctx.apply(service);
+      // A queued Job whose Workload was not made (the create failed, or the operator stopped in between): make it now.
+      for (const attemptJob of jobs)
+        if (
+          needsWorkload(attemptJob, ctx.cache.ownedBy(kinds.Workload, attemptJob)[0]) &&
+          !workloadMade.has(attemptJob.metadata.uid!)
+        )
+          await createWorkload(attemptJob, ctx);
       for (const stop of plan.deleteJobs)
         await ctx.delete(kinds.Job, namespace, stop, { propagationPolicy: 'Background' });
 
@@ -107,7 +130,8 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
       }
       if (plan.kind === 'start') {
         try {
-          await start(job, owner, plan.attempt, plan.activeDeadlineSeconds, options, ctx);
+          const created = await start(job, owner, plan.attempt, plan.activeDeadlineSeconds, options, ctx);
+          if (job.spec.queueName) await createWorkload(created, ctx);
         } catch (err) {
           // A job whose Job cannot be created must not hold up the jobs queued behind it.
           stuck.add(job.metadata.uid!);
@@ -134,7 +158,7 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
   };
 }
 
-/** Creates the Job of `attempt` (and, with a progress endpoint, its token Secret first). */
+/** Creates the Job of `attempt` (and, with a progress endpoint, its token Secret first); returns it as created. */
 async function start(
   job: TrainingJob,
   owner: OwnerReference,
@@ -142,7 +166,7 @@ async function start(
   activeDeadlineSeconds: number | undefined,
   options: TrainingJobControllerOptions,
   ctx: ReconcileContext,
-): Promise<void> {
+): Promise<KubeObject> {
   let progress;
   if (options.progressUrl) {
     // A fresh token per attempt, its Secret first: the Job's pods start as soon as the Job exists.
@@ -154,13 +178,14 @@ async function start(
       tokenSha256: credentials.tokenSha256,
     };
   }
-  await ctx.create(
+  const { object } = await ctx.create(
     desiredJob(job, owner, attempt, {
       activeDeadlineSeconds,
       storage: options.storage,
       progress,
     }),
   );
+  return object;
 }
 
 /** A pod or Workload of a Job of a TrainingJob: the key of that TrainingJob. */

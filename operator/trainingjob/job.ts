@@ -4,7 +4,7 @@
 // Pure functions of the job; the controller decides when to create one.
 import type { PodEnvVar, StorageSettings } from '../api/storage-env.ts';
 import type { DesiredObject, OwnerReference } from '../engine/types.ts';
-import { KUEUE_QUEUE_LABEL } from './kueue.ts';
+import { KUEUE_PREBUILT_WORKLOAD_LABEL, KUEUE_QUEUE_LABEL } from './kueue.ts';
 import { jobLabels, LABEL_ATTEMPT, podTemplate, shortHash, workersOf } from './pods.ts';
 import { ANNOTATION_PROGRESS_TOKEN_SHA256 } from './progress.ts';
 import type { TrainingJob } from './resource.ts';
@@ -39,10 +39,10 @@ export interface JobOptions {
 
 /**
  * The Job of attempt `attempt`. With spec.queueName it carries Kueue's queue-name label and is created
- * suspended: Kueue's Job integration makes a Workload of it and unsuspends it on admission (adding its
- * flavor's node selector), suspends it again on preemption, and requeues it. No TTL on the Job: the
- * result lives in rank 0's termination message, which must outlive the Job until the operator has read
- * it; the TrainingJob's own TTL removes its Jobs and pods with it.
+ * suspended, naming the Workload the operator makes of it next: Kueue's Job integration admits that Workload,
+ * unsuspends the Job on admission (adding its flavor's node selector), suspends it again on preemption, and
+ * requeues it. No TTL on the Job: the result lives in rank 0's termination message, which must outlive the Job
+ * until the operator has read it; the TrainingJob's own TTL removes its Jobs and pods with it.
  */
 export function desiredJob(
   job: TrainingJob,
@@ -54,7 +54,8 @@ export function desiredJob(
   const workers = workersOf(job);
   const queue = job.spec.queueName;
   const labels: Record<string, string> = { ...jobLabels(job), [LABEL_ATTEMPT]: String(attempt) };
-  if (queue) labels[KUEUE_QUEUE_LABEL] = queue;
+  // Its Workload, named as the Job, is the operator's (kueue.ts desiredWorkload): Kueue admits that one, makes none.
+  if (queue) Object.assign(labels, { [KUEUE_QUEUE_LABEL]: queue, [KUEUE_PREBUILT_WORKLOAD_LABEL]: name });
   const spec: Record<string, unknown> = {
     completionMode: 'Indexed',
     completions: workers,

@@ -1,11 +1,79 @@
-// Kueue's view of a queued TrainingJob: the Workload Kueue made of the attempt's Job says whether it is
-// admitted, and if not, why it waits, in Kueue's own words. Pure; the controller reads the Workload from
-// the cache. The label and condition names are Kueue's API (kueue.x-k8s.io/v1beta2).
-import type { Condition, KubeObject } from '../engine/types.ts';
+// Kueue's view of a queued TrainingJob: the Workload of the attempt's Job (made by the operator, admitted by
+// Kueue) says whether it is admitted, and if not, why it waits, in Kueue's own words. Pure; the controller
+// reads the Workload from the cache. The label and condition names are Kueue's API (kueue.x-k8s.io/v1beta2).
+import type { Condition, DesiredObject, KubeObject } from '../engine/types.ts';
 import type { TrainingJob, TrainingJobQueueStatus } from './resource.ts';
 
 /** The label Kueue's Job integration reads to queue a Job in a LocalQueue. */
 export const KUEUE_QUEUE_LABEL = 'kueue.x-k8s.io/queue-name';
+/** The label naming the Workload Kueue is to use for a Job instead of making one (a "prebuilt" Workload). */
+export const KUEUE_PREBUILT_WORKLOAD_LABEL = 'kueue.x-k8s.io/prebuilt-workload-name';
+/** The label Kueue puts on a Workload with the uid of its Job. */
+const KUEUE_JOB_UID_LABEL = 'kueue.x-k8s.io/job-uid';
+
+/** A PriorityClass as the cache holds it. */
+export type PriorityClassObject = KubeObject & { value?: number; globalDefault?: boolean };
+
+/**
+ * The Workload of a queued Job, made by the operator rather than by Kueue, so that its creation time, which is what
+ * Kueue orders a priority's Workloads by, is the operator's to choose (queueTurn). It is what Kueue would make of
+ * the Job: one pod set `main` of `parallelism` pods with the Job's pod template as the API server returned it
+ * (Kueue compares the containers, init containers and tolerations, and marks a Workload that differs out of sync),
+ * the Job's LocalQueue, and the priority of its pods' PriorityClass (or of the cluster's default one). The Job is
+ * its controller owner, as Kueue would set: the garbage collector removes it with the Job, and Kueue adopts it
+ * without a write. `priorityClasses` are the cluster's; a named class missing throws (Kueue too would not queue it).
+ */
+export function desiredWorkload(
+  createdJob: KubeObject,
+  priorityClasses: readonly PriorityClassObject[],
+): DesiredObject {
+  const { name, namespace, uid, labels } = createdJob.metadata;
+  const template = createdJob.spec.template as { metadata?: Record<string, unknown>; spec: Record<string, unknown> };
+  const className = template.spec.priorityClassName as string | undefined;
+  const priorityClass = className
+    ? priorityClasses.find((c) => c.metadata.name === className)
+    : priorityClasses.find((c) => c.globalDefault);
+  if (className && !priorityClass) throw new Error(`PriorityClass ${className} of Job ${name} not found`);
+  return {
+    apiVersion: 'kueue.x-k8s.io/v1beta2',
+    kind: 'Workload',
+    metadata: {
+      name,
+      namespace,
+      labels: { [KUEUE_JOB_UID_LABEL]: uid! },
+      ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: name!, uid: uid!, controller: true }],
+    },
+    spec: {
+      queueName: labels?.[KUEUE_QUEUE_LABEL],
+      podSets: [
+        {
+          name: 'main',
+          count: createdJob.spec.parallelism ?? 1,
+          template: {
+            metadata: { labels: template.metadata?.labels, annotations: template.metadata?.annotations },
+            spec: template.spec,
+          },
+        },
+      ],
+      ...(priorityClass
+        ? {
+            priorityClassRef: { group: 'scheduling.k8s.io', kind: 'PriorityClass', name: priorityClass.metadata.name },
+            priority: priorityClass.value ?? 0,
+          }
+        : {}),
+    },
+  };
+}
+
+/** Whether a Job of the operator's waits for its Workload to be made: queued, still suspended, none in the cache. */
+export function needsWorkload(attemptJob: KubeObject, workload: KubeObject | undefined): boolean {
+  return (
+    Boolean(attemptJob.metadata.labels?.[KUEUE_PREBUILT_WORKLOAD_LABEL]) &&
+    attemptJob.spec?.suspend === true &&
+    !attemptJob.metadata.deletionTimestamp &&
+    !workload
+  );
+}
 
 type WorkloadCondition = {
   type: string;
@@ -96,12 +164,14 @@ export function admittedCondition(queue: TrainingJobQueueStatus): Condition {
 
 /**
  * First in, first out as Kueue counts it: of one priority, Kueue admits the Workload created first (its creation
- * time, to the second, then its uid), and it makes a Workload when it sees a Job. So the order Kueue keeps is the
- * order its Workloads were made in, not the order the TrainingJobs were created in; many reconciles at once would
- * scramble it. The operator therefore hands a LocalQueue's TrainingJobs to Kueue a creation second at a time: the
- * first Job of a job created in second S is created once every job of the queue created before S has a Job with a
- * Workload, and the newest of those Workloads is from an earlier second than now, so Kueue sees S's jobs after all
- * earlier ones. Jobs of the same second go together: the API server's timestamps cannot order them, nor can Kueue's.
+ * time, to the second, then its uid). So the order Kueue keeps is the order the Workloads were made in, not the
+ * order the TrainingJobs were created in; many reconciles at once would scramble it. The operator makes each
+ * queued Job's Workload itself right after the Job (desiredWorkload: were Kueue to make them, at its own pace, a
+ * queue of hundreds would trickle into Kueue), and hands a LocalQueue's TrainingJobs to Kueue a creation second at
+ * a time: the first Job of a job created in second S is created once every job of the queue created before S has
+ * a Job with a Workload, and the newest of those Workloads is from an earlier second than now, so S's Workloads
+ * come after all earlier ones. Jobs of the same second go together: the API server's timestamps cannot order
+ * them, nor can Kueue's.
  */
 export interface QueueOrder {
   /** The TrainingJobs of the job's namespace. */
