@@ -61,10 +61,13 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
   const lifecycle: LifecycleOptions = { ...DEFAULT_LIFECYCLE, ...options.lifecycle };
   /** Uids of TrainingJobs whose last Job creation failed: they do not hold up their LocalQueue (kueue.ts). */
   const stuck = new Set<string>();
-  /** Uids of Jobs whose Workload this operator made: the cache may not show it yet. */
+  /** Uids of Jobs whose Workload this operator made and the cache has not shown yet. */
   const workloadMade = new Set<string>();
   const createWorkload = async (attemptJob: KubeObject, ctx: ReconcileContext) => {
-    await ctx.create(desiredWorkload(attemptJob, ctx.cache.list<PriorityClassObject>(kinds.PriorityClass)));
+    const classes = ctx.cache.list<PriorityClassObject>(kinds.PriorityClass);
+    // Never read back (create is all the chart grants on Workloads): one the cache has not shown yet fails this
+    // reconcile with AlreadyExists, and the retry finds it in the cache.
+    await ctx.create(desiredWorkload(attemptJob, classes), { readExisting: false });
     workloadMade.add(attemptJob.metadata.uid!);
   };
   const queueOrder = (cache: ClusterCache, namespace: string | undefined): QueueOrder => ({
@@ -114,15 +117,21 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
 
       const service = desiredService(job, owner);
       if (service) await ctx.apply(service);
-      // A queued Job whose Workload was not made (the create failed, or the operator stopped in between): make it now.
-      for (const attemptJob of jobs)
-        if (
-          needsWorkload(attemptJob, ctx.cache.ownedBy(kinds.Workload, attemptJob)[0]) &&
-          !workloadMade.has(attemptJob.metadata.uid!)
-        )
-          await createWorkload(attemptJob, ctx);
       for (const stop of plan.deleteJobs)
         await ctx.delete(kinds.Job, namespace, stop, { propagationPolicy: 'Background' });
+      // A queued Job without its Workload (the create failed, the operator stopped in between, someone deleted it):
+      // make it now. One made moments ago may not be in the cache yet.
+      for (const attemptJob of jobs) {
+        const uid = attemptJob.metadata.uid!;
+        const workload = ctx.cache.ownedBy(kinds.Workload, attemptJob)[0];
+        if (workload) workloadMade.delete(uid);
+        else if (
+          needsWorkload(attemptJob, workload) &&
+          !workloadMade.has(uid) &&
+          !plan.deleteJobs.includes(attemptJob.metadata.name)
+        )
+          await createWorkload(attemptJob, ctx);
+      }
 
       if (plan.kind === 'wait') {
         ctx.log.debug({ why: plan.why }, 'waiting');

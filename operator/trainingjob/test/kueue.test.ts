@@ -1,12 +1,13 @@
 // TrainingJobs queued by the real Kueue that cluster.sh runs beside the control plane: each attempt's Job
-// carries the queue-name label, and Kueue's own batch/Job integration suspends, admits, preempts and
-// requeues it against a ClusterQueue's GPU quota; the TrainingJob's status says where it stands, in Kueue's words.
+// carries the queue-name label and names the Workload the operator makes of it, and Kueue's own batch/Job
+// integration admits, preempts and requeues it against a ClusterQueue's GPU quota; the TrainingJob's status
+// says where it stands, in Kueue's words.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { controllerOf } from '../../engine/keys.ts';
 import { kinds, type Engine, type KubeObject } from '../../engine/index.ts';
 import { createOperator } from '../../main.ts';
-import { KUEUE_QUEUE_LABEL } from '../kueue.ts';
+import { KUEUE_PREBUILT_WORKLOAD_LABEL, KUEUE_QUEUE_LABEL } from '../kueue.ts';
 import type { TrainingJob } from '../resource.ts';
 import {
   GPU_PRODUCT,
@@ -231,6 +232,28 @@ test('deleting a queued TrainingJob leaves no Job, Workload or pod behind', asyn
     },
     30_000,
   );
+});
+
+test("a queued Job's Workload is the operator's, named by the Job: Kueue makes none, and one deleted is made again", async () => {
+  await createQueue(h, 'prebuilt', 0);
+  await createJob(h, 'prebuilt', gpuJob('prebuilt', 1, 0));
+  await waitForQueue('prebuilt', 'queued with a Workload', (j) => Boolean(j.status?.queue?.workload));
+  const [attempt] = await jobsOf(h, 'prebuilt');
+  const ofJob = async () => (await workloadsOf(h)).filter((w) => controllerOf(w)?.uid === attempt.metadata.uid);
+  const [first, ...more] = await ofJob();
+  assert.equal(
+    [first.metadata.name, more.length, attempt.metadata.labels![KUEUE_PREBUILT_WORKLOAD_LABEL]],
+    ['prebuilt-1', 0, 'prebuilt-1'],
+  );
+  await h.api.delete(kinds.Workload, h.namespace, first.metadata.name);
+  const again = await waitFor(
+    'the Workload to be made again',
+    async () => (await ofJob()).find((w) => w.metadata.uid !== first.metadata.uid && !w.metadata.deletionTimestamp),
+    20_000,
+  );
+  assert.is(again.metadata.name, 'prebuilt-1');
+  await sleep(1000);
+  assert.is((await ofJob()).length, 1);
 });
 
 test('an operator restarted while jobs wait in the queue creates no second Job', async () => {

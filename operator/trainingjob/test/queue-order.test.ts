@@ -1,9 +1,21 @@
 // test: no cluster
-// The order queued TrainingJobs go to Kueue in (kueue.ts): a LocalQueue's creation seconds, one after another.
+// The order queued TrainingJobs go to Kueue in (kueue.ts): a LocalQueue's creation seconds, one after another;
+// and the Workload the operator makes of each queued Job.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { KubeObject } from '../../engine/types.ts';
-import { QUEUE_TURN_RECHECK_MS, WORKLOAD_WAIT_MS, nextForKueue, queueTurn, type QueueOrder } from '../kueue.ts';
+import {
+  KUEUE_PREBUILT_WORKLOAD_LABEL,
+  KUEUE_QUEUE_LABEL,
+  QUEUE_TURN_RECHECK_MS,
+  WORKLOAD_WAIT_MS,
+  desiredWorkload,
+  needsWorkload,
+  nextForKueue,
+  queueTurn,
+  type PriorityClassObject,
+  type QueueOrder,
+} from '../kueue.ts';
 import { planTrainingJob } from '../lifecycle.ts';
 import type { TrainingJob, TrainingJobSpec, TrainingJobStatus } from '../resource.ts';
 import { trainingJob } from './fixtures.ts';
@@ -115,6 +127,83 @@ test('the plan of a job whose turn has not come creates and writes nothing, and 
   const plan = planTrainingJob(c, { jobs: [], pods: [], workloads: [], notYourTurn }, at(3));
   assert.equal(plan, { kind: 'wait', why: notYourTurn.why, requeueAfterMs: 5000, deleteJobs: [] });
   assert.is(planTrainingJob(c, { jobs: [], pods: [], workloads: [] }, at(3)).kind, 'start');
+});
+
+/** A queued Job as the API server returns it: defaulted template, uid, the labels desiredJob gives it. */
+function createdJob(priorityClassName?: string, suspend = true): KubeObject {
+  const container = {
+    name: 'trainer',
+    image: 'registry.local/trainer:1',
+    imagePullPolicy: 'IfNotPresent',
+    terminationMessagePath: '/dev/termination-log',
+    resources: { limits: { 'nvidia.com/gpu': '2' } },
+  };
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name: 'a-1',
+      namespace: 'ns',
+      uid: 'job-uid',
+      labels: { [KUEUE_QUEUE_LABEL]: 'team-a', [KUEUE_PREBUILT_WORKLOAD_LABEL]: 'a-1' },
+    },
+    spec: {
+      parallelism: 3,
+      suspend,
+      template: {
+        metadata: { labels: { 'loopline.dev/trainingjob': 'a' } },
+        spec: { containers: [container], restartPolicy: 'Never', ...(priorityClassName ? { priorityClassName } : {}) },
+      },
+    },
+  };
+}
+
+const classes = [
+  { metadata: { name: 'high' }, value: 1000 },
+  { metadata: { name: 'standard' }, value: 10, globalDefault: true },
+] as PriorityClassObject[];
+
+test("a queued Job's Workload is what Kueue would make of it: one pod set of its pods, its queue, its priority, owned by it", () => {
+  const job = createdJob('high');
+  const workload = desiredWorkload(job, classes);
+  assert.equal(workload.metadata.name, 'a-1', 'the name the Job gives Kueue in its prebuilt-workload label');
+  assert.equal(workload.metadata.ownerReferences, [
+    { apiVersion: 'batch/v1', kind: 'Job', name: 'a-1', uid: 'job-uid', controller: true },
+  ]);
+  const spec = workload.spec as Record<string, unknown>;
+  assert.equal(spec.queueName, 'team-a');
+  assert.equal(spec.podSets, [
+    {
+      name: 'main',
+      count: 3,
+      template: {
+        metadata: { labels: { 'loopline.dev/trainingjob': 'a' }, annotations: undefined },
+        spec: (job.spec.template as { spec: unknown }).spec,
+      },
+    },
+  ]);
+  assert.equal(
+    [spec.priorityClassRef, spec.priority],
+    [{ group: 'scheduling.k8s.io', kind: 'PriorityClass', name: 'high' }, 1000],
+  );
+});
+
+test("a Workload takes the cluster's default PriorityClass when the Job names none, and none is made for a class that does not exist", () => {
+  const spec = desiredWorkload(createdJob(), classes).spec as Record<string, unknown>;
+  assert.equal([(spec.priorityClassRef as { name: string }).name, spec.priority], ['standard', 10]);
+  const bare = desiredWorkload(createdJob(), []).spec as Record<string, unknown>;
+  assert.equal([bare.priorityClassRef, bare.priority], [undefined, undefined]);
+  assert.throws(() => desiredWorkload(createdJob('missing'), classes), /PriorityClass missing of Job a-1 not found/);
+});
+
+test('only a suspended queued Job without a Workload needs one made', () => {
+  const workload = desiredWorkload(createdJob(), classes) as KubeObject;
+  assert.ok(needsWorkload(createdJob(), undefined));
+  assert.not.ok(needsWorkload(createdJob(), workload), 'it has one');
+  assert.not.ok(needsWorkload(createdJob(undefined, false), undefined), 'admitted and running, or finished');
+  const plain = createdJob();
+  plain.metadata.labels = {};
+  assert.not.ok(needsWorkload(plain, undefined), 'not queued: Kueue ignores it');
 });
 
 test.run();
