@@ -12,7 +12,7 @@ import type { ServerMetrics } from '../metrics/metrics.ts';
 import type { Feeds } from '../runtime/batcher.ts';
 import type { ServedModel } from '../serving.ts';
 import { inferenceLogKey, partNamer, type Scope } from './layout.ts';
-import { LogBatch } from './log-batch.ts';
+import { LogBatch, type Columns as BatchColumns } from './log-batch.ts';
 import { PartEncoder } from './part-encoder.ts';
 import type { PartStore } from './store.ts';
 
@@ -42,6 +42,8 @@ export interface PredictionInput {
 }
 
 const RETRY_MIN_MS = 500;
+/** Encoded jobs' arrays kept for new batches (see log-batch.ts): enough for a part being filled while one encodes. */
+const SPARE_ARRAYS = 2;
 const RETRY_MAX_MS = 30_000;
 const PARQUET = 'application/vnd.apache.parquet';
 
@@ -85,6 +87,8 @@ export class InferenceLog {
   private readonly columnsOf = new WeakMap<ServedModel, Columns | null>();
   private readonly sealed: Part[] = [];
   private readonly encoder = new PartEncoder();
+  /** Arrays of encoded parts for new batches to write into, largest last. */
+  private readonly spare: BatchColumns[] = [];
   /** Parts handed to the encoder and not yet back. */
   private readonly encoding = new Set<Promise<void>>();
   private bufferedRows = 0;
@@ -157,6 +161,7 @@ export class InferenceLog {
           this.options.pod,
           columns.inputNames,
           columns.outputNames,
+          this.spare.pop(),
         );
         this.batches.set(served, batch);
       }
@@ -265,10 +270,11 @@ export class InferenceLog {
       this.encoding.delete(done);
     };
     const done: Promise<void> = this.encoder.encode(batch.job()).then(
-      (bytes) => {
+      ({ bytes, columns }) => {
         // Counted as lost at shutdown already.
         if (!this.encoding.has(done)) return;
         settle();
+        this.keepSpare(columns);
         this.sealed.push({ uri, rows, bytes, model: served.name, version: served.version });
         this.sealedRows += rows;
         this.drain();
@@ -281,6 +287,15 @@ export class InferenceLog {
       },
     );
     this.encoding.add(done);
+  }
+
+  /** Keep an encoded part's arrays for a later batch: the largest SPARE_ARRAYS of them. */
+  private keepSpare(columns: BatchColumns): void {
+    if (this.closing) return;
+    const rows = (c: BatchColumns) => c.idEnds.length;
+    this.spare.push(columns);
+    this.spare.sort((a, b) => rows(a) - rows(b));
+    if (this.spare.length > SPARE_ARRAYS) this.spare.shift();
   }
 
   /** Write sealed parts one at a time, oldest first; after a failure wait (backing off) before the next try. */

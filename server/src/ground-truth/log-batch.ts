@@ -1,7 +1,11 @@
 // The rows of one model version's next inference-log part, kept column by column in typed arrays that grow by
 // doubling up to the part size: logging a row writes a few numbers and the request id's bytes, and makes no
 // object. A full or flushed batch becomes a PartJob, plain data whose buffers move to the encoder thread
-// (part-encoder.ts) without a copy; tableOf turns a job into the part's Parquet columns (docs/ground-truth.md).
+// (part-encoder.ts) without a copy and come back with the part's bytes, to be written into again by a later
+// batch: in a steady stream of parts the serving thread allocates no buffers. (V8 counts new ArrayBuffer
+// memory towards its next full collection: fresh buffers for every part, about 2 MB per 10,000 rows, made the
+// serving isolate mark its whole heap every few parts.) tableOf turns a job into the part's Parquet columns
+// (docs/ground-truth.md).
 import type { Column } from './parquet.ts';
 
 /** A sealed batch: everything the encoder needs for one part, transferable to a worker thread. */
@@ -21,6 +25,9 @@ export interface PartJob {
   outputNames: string[];
   outputs: Float64Array[];
 }
+
+/** A job's arrays once encoded, for a new batch to reuse; their contents are garbage. */
+export type Columns = Pick<PartJob, 'ids' | 'idEnds' | 'times' | 'scores' | 'inputs' | 'outputs'>;
 
 /** The buffers a job's arrays live in (each once), for a transfer list. */
 export function buffersOf(job: PartJob): ArrayBuffer[] {
@@ -44,9 +51,9 @@ export function tableOf(job: PartJob): Column[] {
   return [
     { name: 'request_id', kind: 'string', data: ids, unique: true },
     { name: 'time', kind: 'timestamp', data: upTo(job.times) },
-    { name: 'model', kind: 'string', data: new Array(rows).fill(job.model) },
-    { name: 'version', kind: 'int32', data: new Int32Array(rows).fill(job.version) },
-    { name: 'pod', kind: 'string', data: new Array(rows).fill(job.pod) },
+    { name: 'model', kind: 'string', data: new Array(rows).fill(job.model), constant: true },
+    { name: 'version', kind: 'int32', data: new Int32Array(rows).fill(job.version), constant: true },
+    { name: 'pod', kind: 'string', data: new Array(rows).fill(job.pod), constant: true },
     { name: 'score', kind: 'double', data: upTo(job.scores) },
     ...job.inputNames.map((name, j) => ({ name, kind: 'double' as const, data: upTo(job.inputs[j]) })),
     ...job.outputNames.map((name, k) => ({ name, kind: 'double' as const, data: upTo(job.outputs[k]) })),
@@ -84,7 +91,19 @@ export class LogBatch {
     readonly pod: string,
     readonly inputNames: string[],
     readonly outputNames: string[],
+    /** Arrays of an encoded job to write into, when they have these columns. */
+    reuse?: Columns,
   ) {
+    if (reuse && reuse.inputs.length === inputNames.length && reuse.outputs.length === outputNames.length) {
+      this.capacity = Math.min(limit, reuse.idEnds.length);
+      this.ids = reuse.ids;
+      this.idEnds = reuse.idEnds;
+      this.times = reuse.times;
+      this.scores = reuse.scores;
+      this.inputs = reuse.inputs;
+      this.outputs = reuse.outputs;
+      return;
+    }
     this.capacity = Math.min(limit, INITIAL_ROWS);
     this.ids = new Uint8Array(this.capacity * 40);
     this.idEnds = new Int32Array(this.capacity);

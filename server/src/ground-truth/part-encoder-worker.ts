@@ -1,7 +1,8 @@
 // The encoder thread of the inference log (part-encoder.ts starts it): turns each PartJob it is sent into a
-// Parquet part and sends the bytes back, in the order the jobs came.
+// Parquet part and sends the bytes back, in the order the jobs came, with the job's own buffers (moved, not
+// copied) for the serving thread to fill again.
 import { parentPort } from 'node:worker_threads';
-import { tableOf, type PartJob } from './log-batch.ts';
+import { buffersOf, tableOf, type PartJob } from './log-batch.ts';
 import { encodeParquet } from './parquet.ts';
 
 const port = parentPort!;
@@ -13,5 +14,13 @@ port.on('message', ({ id, job }: { id: number; job: PartJob }) => {
     port.postMessage({ id, error: (error as Error).message });
     return;
   }
-  port.postMessage({ id, bytes }, [bytes.buffer as ArrayBuffer]);
+  const columns = {
+    ids: job.ids,
+    idEnds: job.idEnds,
+    times: job.times,
+    scores: job.scores,
+    inputs: job.inputs,
+    outputs: job.outputs,
+  };
+  port.postMessage({ id, bytes, columns }, [bytes.buffer as ArrayBuffer, ...buffersOf(job)]);
 });

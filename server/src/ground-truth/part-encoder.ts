@@ -1,24 +1,30 @@
 // Encoding inference-log parts on a thread of their own, so the serving thread only appends rows: a sealed
-// batch's buffers move to the worker (no copy) and its Parquet bytes come back. One worker per process,
+// batch's buffers move to the worker (no copy) and come back with its Parquet bytes. One worker per process,
 // started with the first part; jobs are encoded one at a time in the order given. If the worker fails or
 // exits, the parts it held are rejected (their rows count as dropped) and the next part starts a new one.
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { buffersOf, type PartJob } from './log-batch.ts';
+import { buffersOf, type Columns, type PartJob } from './log-batch.ts';
 
 // The worker is the sibling file of this one: .js as compiled into the image, .ts when run from source (the
 // tests), where the thread needs the tsx loader of its own.
 const SOURCE = extname(fileURLToPath(import.meta.url)) === '.ts';
 const WORKER_URL = new URL(`./part-encoder-worker${SOURCE ? '.ts' : '.js'}`, import.meta.url);
 
-type Answer = { id: number; bytes: Uint8Array; error?: undefined } | { id: number; error: string };
+/** An encoded part, and the job's arrays to write the rows of a later batch into. */
+export interface Encoded {
+  bytes: Uint8Array;
+  columns: Columns;
+}
+
+type Answer = ({ id: number; error?: undefined } & Encoded) | { id: number; error: string };
 
 export class PartEncoder {
   private worker: Worker | undefined;
   private readonly waiting = new Map<
     number,
-    { worker: Worker; resolve: (bytes: Uint8Array) => void; reject: (e: Error) => void }
+    { worker: Worker; resolve: (encoded: Encoded) => void; reject: (e: Error) => void }
   >();
   private next = 0;
 
@@ -28,7 +34,7 @@ export class PartEncoder {
   }
 
   /** The part's bytes; `job`'s buffers are moved to the worker and unusable here after the call. */
-  encode(job: PartJob): Promise<Uint8Array> {
+  encode(job: PartJob): Promise<Encoded> {
     const worker = this.worker ?? this.start();
     const id = ++this.next;
     return new Promise((resolve, reject) => {
@@ -62,7 +68,7 @@ export class PartEncoder {
       this.waiting.delete(answer.id);
       if (![...this.waiting.values()].some((w) => w.worker === worker)) worker.unref();
       if (answer.error !== undefined) waiter.reject(new Error(answer.error));
-      else waiter.resolve(answer.bytes);
+      else waiter.resolve({ bytes: answer.bytes, columns: answer.columns });
     });
     const gone = (error: Error) => {
       if (this.worker === worker) this.worker = undefined;
