@@ -8,9 +8,12 @@
  * LOOPLINE_KEEP_CLUSTER=1. Arguments filter the files by substring:
  *   npm test -- server crds
  *
- * `--unit` (npm run test:unit) runs only the files that need no cluster, two at a time, with no cluster
- * started and none reachable (KUBECONFIG unset): a file says it needs none with a line `// test: no cluster`,
- * and fails here if it does after all. Files chosen by arguments that all need no cluster run the same way.
+ * `--unit` (npm run test:unit) runs only the files that need no cluster, with no cluster started and none
+ * reachable (KUBECONFIG unset): a file says it needs none with a line `// test: no cluster`, and fails here if it
+ * does after all. Files chosen by arguments that all need no cluster run the same way. They run twice as many at
+ * a time as there are cores (LOOPLINE_TEST_JOBS to change it), since most of a file's time is spent waiting on
+ * servers, sockets and timers; the longest of the last run first, so that no long file starts last. Their
+ * TypeScript is loaded through scripts/ts-hooks.mjs, which costs half the CPU of tsx's loader per file.
  *
  * One run at a time per cluster: a run holds ~/.cache/loopline/test-runs/<cluster>.pid while it owns the
  * cluster, and a second run on the same LOOPLINE_CLUSTER stops at once instead of tearing the first one's down.
@@ -18,8 +21,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
-import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const unit = process.argv.includes('--unit');
@@ -27,6 +30,11 @@ const filters = process.argv.slice(2).filter((a) => a !== '--unit');
 const fileTimeoutMs = Number(process.env.LOOPLINE_TEST_FILE_TIMEOUT_MS ?? 8 * 60_000);
 const clusterName = process.env.LOOPLINE_CLUSTER ?? 'loopline-test';
 const cluster = join(root, 'e2e/cluster/cluster.sh');
+const cacheDir = process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache/loopline');
+/** Each no-cluster file's seconds in the last run that ran it, to start the longest first. */
+const unitSecondsFile = join(cacheDir, 'test-runs/unit-seconds.json');
+const unitJobs = Number(process.env.LOOPLINE_TEST_JOBS ?? 2 * availableParallelism());
+const tsHooks = pathToFileURL(join(root, 'scripts/ts-hooks.mjs')).href;
 
 function findTestFiles(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {
@@ -40,7 +48,7 @@ function findTestFiles(dir: string, out: string[] = []): string[] {
 
 /** Takes the cluster for this run, or exits naming the run that has it. */
 function lockCluster(): () => void {
-  const dir = join(process.env.LOOPLINE_CACHE ?? join(homedir(), '.cache/loopline'), 'test-runs');
+  const dir = join(cacheDir, 'test-runs');
   const lock = join(dir, `${clusterName}.pid`);
   mkdirSync(dir, { recursive: true });
   let holder: number | undefined;
@@ -111,10 +119,18 @@ function noClusterEnv(): Record<string, string> {
   return env;
 }
 
-function runFile(file: string, env: Record<string, string>, stream = true): Promise<FileResult> {
+function readSeconds(): Record<string, number> {
+  try {
+    return JSON.parse(readFileSync(unitSecondsFile, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+
+function runFile(file: string, env: Record<string, string>, stream = true, loader = 'tsx'): Promise<FileResult> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+    const child = spawn(process.execPath, ['--import', loader, file], {
       cwd: root,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -160,12 +176,18 @@ async function main() {
   if (unit || (filters.length > 0 && files.length > 0 && files.every(noCluster))) {
     files = files.filter(noCluster);
     const env = noClusterEnv();
-    const queue = [...files];
+    const last = readSeconds();
+    // A file not seen before goes first: it may be long.
+    const seconds = (f: string) => last[relative(root, f)] ?? Number.POSITIVE_INFINITY;
+    const queue = [...files].sort((a, b) => seconds(b) - seconds(a));
     const worker = async () => {
-      for (let f = queue.shift(); f; f = queue.shift()) results.push(await runFile(f, env, false));
+      for (let f = queue.shift(); f; f = queue.shift()) results.push(await runFile(f, env, false, tsHooks));
     };
-    await Promise.all(Array.from({ length: Math.min(2, availableParallelism()) }, worker));
+    await Promise.all(Array.from({ length: Math.max(1, unitJobs) }, worker));
     results.sort((a, b) => a.file.localeCompare(b.file));
+    for (const r of results) last[r.file] = r.seconds;
+    mkdirSync(dirname(unitSecondsFile), { recursive: true });
+    writeFileSync(unitSecondsFile, `${JSON.stringify(last, null, 1)}\n`);
   } else if (files.length > 0) {
     const unlock = lockCluster();
     const env = clusterEnv();
