@@ -104,7 +104,7 @@ test('hot swap under concurrent load fails no request and switches every new req
 test('graceful shutdown of main.ts on SIGTERM: readiness false, predictions still answered during the delay, in-flight requests finish, exit 0', async () => {
   const profile = ws.write('profile.json', JSON.stringify(referenceProfile(3)));
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+  const child = spawn(process.execPath, [...process.execArgv, 'server/src/main.ts'], {
     cwd: new URL('../..', import.meta.url).pathname,
     env: {
       ...process.env,

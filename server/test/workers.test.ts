@@ -90,7 +90,7 @@ test('the default worker count follows the cgroup CPU limit, rounded down, withi
 test('two workers answer on one port, /metrics counts both, a swap reaches both, a dead worker returns on the new version', async () => {
   const port = await freePort();
   const grpcPort = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+  const child = spawn(process.execPath, [...process.execArgv, 'server/src/main.ts'], {
     cwd: new URL('../..', import.meta.url).pathname,
     env: {
       PATH: process.env.PATH!,
