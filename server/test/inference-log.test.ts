@@ -245,7 +245,12 @@ test('ids outside ASCII and row numbers past 9 are logged as given; a part grows
 
 test('the sample rate is honoured: about 30% of 2000 requests logged, within 5 standard deviations', async () => {
   const server = await serve(logging('sampled', { sampleRate: 0.3 }));
-  for (let i = 0; i < 2000; i++) await call(server.url, 'POST', '/predict', { features: [i / 1000, 0, 1, 0] });
+  // 16 clients of 125 requests each: the rate applies to each request, whichever connection it came on.
+  await Promise.all(
+    Array.from({ length: 16 }, async (_, c) => {
+      for (let i = c; i < 2000; i += 16) await call(server.url, 'POST', '/predict', { features: [i / 1000, 0, 1, 0] });
+    }),
+  );
   server.inferenceLog!.flush();
   await waitFor(async () => parts('sampled').length === 1);
   const [{ n }] = await queryParquet(parts('sampled'), 'SELECT count(*)::INTEGER AS n FROM $parts');
