@@ -67,7 +67,9 @@ test('with the env set, rank 0 posts every tenth of its epochs with its token, l
   try {
     const r = await train({
       LOOPLINE_PROGRESS_URL: server.url,
-      LOOPLINE_EPOCH_DELAY_MS: '2',
+      // A report waiting to go out is replaced by a newer one: each has five epochs of 20 ms to arrive before
+      // the next, time enough on a loaded machine (at 2 ms, a 10 ms round trip under load lost one).
+      LOOPLINE_EPOCH_DELAY_MS: '20',
       LOOPLINE_HYPERPARAMETERS: JSON.stringify({ epochs: '50' }),
     });
     assertTrained(r);
