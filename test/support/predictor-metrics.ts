@@ -21,7 +21,16 @@ export interface VersionEndpoint {
 
 const OUTCOMES = ['success', 'error', 'unavailable', 'invalid_input'];
 
-export async function versionEndpoint(model: string, version: number, behaviour: Behaviour): Promise<VersionEndpoint> {
+/** A prom-client endpoint exposing the predictor's request counter and latency histogram, which the test feeds. */
+export interface PredictorMetrics {
+  requests: Counter<'model' | 'model_version' | 'outcome'>;
+  latency: Histogram<'model' | 'model_version' | 'outcome'>;
+  /** host:port, for a Prometheus target. */
+  address: string;
+  close(): Promise<void>;
+}
+
+export async function predictorMetrics(): Promise<PredictorMetrics> {
   const registry = new Registry();
   const requests = new Counter({
     name: 'prediction_requests_total',
@@ -36,9 +45,29 @@ export async function versionEndpoint(model: string, version: number, behaviour:
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
+  const server: Server = createServer(async (_req, res) => {
+    res.setHeader('content-type', registry.contentType);
+    res.end(await registry.metrics());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    requests,
+    latency,
+    address: `127.0.0.1:${(server.address() as { port: number }).port}`,
+    // Prometheus scrapes over keep-alive connections: close them too, or close() waits for the next idle moment.
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export async function versionEndpoint(model: string, version: number, behaviour: Behaviour): Promise<VersionEndpoint> {
+  const { requests, latency, address, close } = await predictorMetrics();
   const labels = { model, model_version: String(version) };
   for (const outcome of OUTCOMES) requests.inc({ ...labels, outcome }, 0);
-  const endpoint: VersionEndpoint = { address: '', behaviour, close: async () => {} };
+  const endpoint: VersionEndpoint = { address, behaviour, close: async () => {} };
   let errorDebt = 0;
   const timer = setInterval(() => {
     const { rate, errorShare, latencySeconds } = endpoint.behaviour;
@@ -50,19 +79,9 @@ export async function versionEndpoint(model: string, version: number, behaviour:
       latency.observe({ ...labels, outcome }, latencySeconds);
     }
   }, 100);
-  const server: Server = createServer(async (_req, res) => {
-    res.setHeader('content-type', registry.contentType);
-    res.end(await registry.metrics());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint.address = `127.0.0.1:${(server.address() as { port: number }).port}`;
   endpoint.close = async () => {
     clearInterval(timer);
-    // Prometheus scrapes over keep-alive connections: close them too, or close() waits for the next idle moment.
-    await new Promise((resolve) => {
-      server.close(resolve);
-      server.closeAllConnections();
-    });
+    await close();
   };
   return endpoint;
 }

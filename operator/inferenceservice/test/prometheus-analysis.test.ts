@@ -5,50 +5,19 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer, type Server } from 'node:http';
-import { Counter, Histogram, Registry } from 'prom-client';
 import { analysisQueries, measureCanary } from '../analysis.ts';
 import { judge } from '../canary.ts';
+import { predictorMetrics, type PredictorMetrics } from '../../../test/support/predictor-metrics.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 
-interface FakeTraffic {
-  requests: Counter<'model' | 'model_version' | 'outcome'>;
-  latency: Histogram<'model' | 'model_version' | 'outcome'>;
-  server: Server;
-  address: string;
-}
-
-async function metricsEndpoint(): Promise<FakeTraffic> {
-  const registry = new Registry();
-  const requests = new Counter({
-    name: 'prediction_requests_total',
-    help: 'requests',
-    labelNames: ['model', 'model_version', 'outcome'] as const,
-    registers: [registry],
-  });
-  const latency = new Histogram({
-    name: 'prediction_latency_seconds',
-    help: 'latency',
-    labelNames: ['model', 'model_version', 'outcome'] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-    registers: [registry],
-  });
-  const server = createServer(async (_req, res) => {
-    res.setHeader('content-type', registry.contentType);
-    res.end(await registry.metrics());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { requests, latency, server, address: `127.0.0.1:${(server.address() as { port: number }).port}` };
-}
-
 let prometheus: TestPrometheus;
-let stable: FakeTraffic;
-let canary: FakeTraffic;
+let stable: PredictorMetrics;
+let canary: PredictorMetrics;
 
 test.before(async () => {
   prometheus = await startPrometheus({ scrapeIntervalMs: 500 });
-  stable = await metricsEndpoint();
-  canary = await metricsEndpoint();
+  stable = await predictorMetrics();
+  canary = await predictorMetrics();
   const labels = { namespace: 'risk', inference_service: 'fraud' };
   prometheus.setTargets([
     { address: stable.address, labels },
@@ -59,11 +28,11 @@ test.before(async () => {
 
 test.after(async () => {
   await prometheus.stop();
-  for (const endpoint of [stable, canary]) await new Promise((resolve) => endpoint.server.close(resolve));
+  for (const endpoint of [stable, canary]) await endpoint.close();
 });
 
 test('the canary measurement counts only the canary version: its errors and its slow tail', async () => {
-  const serve = (endpoint: FakeTraffic, version: string, outcome: string, seconds: number, count: number) => {
+  const serve = (endpoint: PredictorMetrics, version: string, outcome: string, seconds: number, count: number) => {
     for (let i = 0; i < count; i++) {
       endpoint.requests.inc({ model: 'fraud-detector', model_version: version, outcome });
       endpoint.latency.observe({ model: 'fraud-detector', model_version: version, outcome }, seconds);
