@@ -4,9 +4,9 @@
 // test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Datatype } from '../src/runtime/tensors.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
 import { call } from './support/http.ts';
+import { DATATYPES, VALUES, bytesOf, identityServer } from './support/datatypes.ts';
 import { Workspace, identityModel, logisticModel, testConfig } from './support/model.ts';
 
 const ws = new Workspace();
@@ -118,59 +118,9 @@ test('binary in with JSON out, JSON in with binary out (binary_data_output), and
   assert.equal(typed.json.outputs[0].data, expected);
 });
 
-const VALUES: Record<Exclude<Datatype, 'FP16'>, unknown[]> = {
-  BOOL: [true, false, false, true],
-  UINT8: [0, 255, 7, 1],
-  UINT16: [0, 65535, 300, 1],
-  UINT32: [0, 4294967295, 70000, 1],
-  UINT64: [0, Number.MAX_SAFE_INTEGER, 2 ** 40, 1],
-  INT8: [-128, 127, 0, -1],
-  INT16: [-32768, 32767, 0, -1],
-  INT32: [-2147483648, 2147483647, 0, -1],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 0, -1],
-  FP32: [1.5, -2.25, 0, 3.125],
-  FP64: [1e300, -1e-300, 0.1, 2],
-  BYTES: ['a', 'héllo', '', 'zz'],
-};
-const DATATYPES = Object.keys(VALUES) as Array<Exclude<Datatype, 'FP16'>>;
-
-/** The binary layout of VALUES[datatype], written here independently of the server's code. */
-function bytesOf(datatype: Exclude<Datatype, 'FP16'>): Buffer {
-  const v = VALUES[datatype];
-  if (datatype === 'BOOL') return Buffer.from((v as boolean[]).map(Number));
-  if (datatype === 'BYTES') {
-    return Buffer.concat(
-      (v as string[]).flatMap((s) => {
-        const length = Buffer.alloc(4);
-        length.writeUInt32LE(Buffer.byteLength(s));
-        return [length, Buffer.from(s)];
-      }),
-    );
-  }
-  if (datatype === 'UINT64') return Buffer.from(BigUint64Array.from((v as number[]).map(BigInt)).buffer);
-  if (datatype === 'INT64') return Buffer.from(BigInt64Array.from((v as number[]).map(BigInt)).buffer);
-  const Typed = {
-    UINT8: Uint8Array,
-    UINT16: Uint16Array,
-    UINT32: Uint32Array,
-    INT8: Int8Array,
-    INT16: Int16Array,
-    INT32: Int32Array,
-    FP32: Float32Array,
-    FP64: Float64Array,
-  }[datatype];
-  return Buffer.from(Typed.from(v as number[]).buffer);
-}
-
 test('every datatype round-trips binary, and the binary answer holds what the JSON answer says', async () => {
-  const identity = identityModel(ws, 'identity.onnx', DATATYPES);
-  const other = await startServer(
-    testConfig(identity, {
-      model: { name: 'identity', version: '1', artifact: identity.artifact, signature: identity.signature },
-    }),
-  );
+  const other = await identityServer(ws);
   try {
-    assert.ok(await other.loaded);
     const path = '/v2/models/identity/infer';
     const json = await call(other.url, 'POST', path, {
       inputs: DATATYPES.map((d) => ({ name: `in_${d}`, datatype: d, shape: [2, 2], data: VALUES[d] })),

@@ -5,11 +5,12 @@
 // test: no cluster
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fromHalfBits, tensorFromBytes, tensorToBytes, toHalfBits, type Datatype } from '../src/runtime/tensors.ts';
+import { fromHalfBits, tensorFromBytes, tensorToBytes, toHalfBits } from '../src/runtime/tensors.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
 import { InferenceClient, fp32Bytes, fp32Of, status } from './support/grpc.ts';
 import { call } from './support/http.ts';
-import { Workspace, identityModel, logisticModel, referenceProfile, testConfig } from './support/model.ts';
+import { DATATYPES, VALUES, bytesOf, identityServer, type WholeDatatype } from './support/datatypes.ts';
+import { Workspace, logisticModel, referenceProfile, testConfig } from './support/model.ts';
 
 const ws = new Workspace();
 const model = logisticModel(ws, 'credit.onnx', [0.8, -0.5, 0.3, 1.2], -0.1);
@@ -319,22 +320,8 @@ test('rows inferred over gRPC fill the drift window like REST rows', async () =>
   }
 });
 
-/** Four elements of each datatype, covering its range, as typed contents hold them. */
-const VALUES: Record<Exclude<Datatype, 'FP16'>, unknown[]> = {
-  BOOL: [true, false, false, true],
-  UINT8: [0, 255, 7, 1],
-  UINT16: [0, 65535, 300, 1],
-  UINT32: [0, 4294967295, 70000, 1],
-  UINT64: [0, Number.MAX_SAFE_INTEGER, 2 ** 40, 1],
-  INT8: [-128, 127, 0, -1],
-  INT16: [-32768, 32767, 0, -1],
-  INT32: [-2147483648, 2147483647, 0, -1],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 0, -1],
-  FP32: [1.5, -2.25, 0, 3.125],
-  FP64: [1e300, -1e-300, 0.1, 2],
-  BYTES: ['a', 'héllo', '', 'zz'],
-};
-const FIELD: Record<Exclude<Datatype, 'FP16'>, string> = {
+/** The typed-contents field that holds each datatype. */
+const FIELD: Record<WholeDatatype, string> = {
   BOOL: 'bool_contents',
   UINT8: 'uint_contents',
   UINT16: 'uint_contents',
@@ -348,75 +335,34 @@ const FIELD: Record<Exclude<Datatype, 'FP16'>, string> = {
   FP64: 'fp64_contents',
   BYTES: 'bytes_contents',
 };
-const TYPED = Object.keys(VALUES) as Array<Exclude<Datatype, 'FP16'>>;
-
-/** The raw layout of VALUES[datatype], written here independently of the server's code. */
-function rawOf(datatype: Exclude<Datatype, 'FP16'>): Buffer {
-  const v = VALUES[datatype];
-  switch (datatype) {
-    case 'BOOL':
-      return Buffer.from((v as boolean[]).map(Number));
-    case 'BYTES':
-      return Buffer.concat(
-        (v as string[]).flatMap((s) => {
-          const bytes = Buffer.from(s, 'utf8');
-          const length = Buffer.alloc(4);
-          length.writeUInt32LE(bytes.length);
-          return [length, bytes];
-        }),
-      );
-    case 'UINT64':
-      return Buffer.from(BigUint64Array.from((v as number[]).map(BigInt)).buffer);
-    case 'INT64':
-      return Buffer.from(BigInt64Array.from((v as number[]).map(BigInt)).buffer);
-    default: {
-      const Typed = {
-        UINT8: Uint8Array,
-        UINT16: Uint16Array,
-        UINT32: Uint32Array,
-        INT8: Int8Array,
-        INT16: Int16Array,
-        INT32: Int32Array,
-        FP32: Float32Array,
-        FP64: Float64Array,
-      }[datatype];
-      return Buffer.from(Typed.from(v as number[]).buffer);
-    }
-  }
-}
 
 test('every datatype round-trips through typed contents and raw bytes, and both answers are equal', async () => {
-  const identity = identityModel(ws, 'identity.onnx', TYPED);
-  const other = await startServer(
-    testConfig(identity, {
-      model: { name: 'identity', version: '1', artifact: identity.artifact, signature: identity.signature },
-    }),
-  );
+  const other = await identityServer(ws);
   const c = new InferenceClient(other.grpcPort!);
   try {
-    assert.ok(await other.loaded);
-    const inputs = TYPED.map((d) => ({ name: `in_${d}`, datatype: d, shape: [2, 2] }));
+    const inputs = DATATYPES.map((d) => ({ name: `in_${d}`, datatype: d, shape: [2, 2] }));
     const typed = (
       await c.call('ModelInfer', {
         model_name: 'identity',
         inputs: inputs.map((input, i) => ({
           ...input,
           contents: {
-            [FIELD[TYPED[i]]]:
-              TYPED[i] === 'BYTES' ? (VALUES.BYTES as string[]).map((s) => Buffer.from(s)) : VALUES[TYPED[i]],
+            [FIELD[DATATYPES[i]]]:
+              DATATYPES[i] === 'BYTES' ? (VALUES.BYTES as string[]).map((s) => Buffer.from(s)) : VALUES[DATATYPES[i]],
           },
         })),
       })
     ).response;
-    const raw = (await c.call('ModelInfer', { model_name: 'identity', inputs, raw_input_contents: TYPED.map(rawOf) }))
-      .response;
-    TYPED.forEach((d, i) => {
+    const raw = (
+      await c.call('ModelInfer', { model_name: 'identity', inputs, raw_input_contents: DATATYPES.map(bytesOf) })
+    ).response;
+    DATATYPES.forEach((d, i) => {
       const out = typed.outputs[i];
       assert.equal([out.name, out.datatype, out.shape], [`out_${d}`, d, [2, 2]], d);
       const got =
         d === 'BYTES' ? out.contents[FIELD[d]].map((b: Buffer) => b.toString('utf8')) : out.contents[FIELD[d]];
       assert.equal(got, VALUES[d], `${d} typed answer equals the input`);
-      assert.ok(Buffer.from(raw.raw_output_contents[i]).equals(rawOf(d)), `${d} raw answer equals the input bytes`);
+      assert.ok(Buffer.from(raw.raw_output_contents[i]).equals(bytesOf(d)), `${d} raw answer equals the input bytes`);
     });
   } finally {
     c.close();
