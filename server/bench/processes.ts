@@ -1,12 +1,12 @@
 // The predictor processes the benchmarks start: compiled as Dockerfile.server compiles them and run with
-// plain node, each on its own HTTP port and the next port for gRPC.
+// plain node, each on its own HTTP and gRPC ports.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../test/support/local.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-let nextPort = 30000 + Math.floor(Math.random() * 20000);
 
 export interface Server {
   url: string;
@@ -73,8 +73,8 @@ export async function startCompiled(
   readyPath: string,
   options: { nodeFlags?: string[]; node?: string; nodeOptions: string },
 ): Promise<Server> {
-  const port = nextPort;
-  nextPort += 2;
+  // Ports the kernel says are free now, not a guess: a guessed one collided with another process's socket.
+  const [port, grpcPort] = [await freePort(), await freePort()];
   const child = spawn(
     options.node ?? process.execPath,
     [...(options.nodeFlags ?? []), join(compiled, script.replace(/\.ts$/, '.js'))],
@@ -84,7 +84,7 @@ export async function startCompiled(
         ...process.env,
         ...env,
         PORT: String(port),
-        GRPC_PORT: String(port + 1),
+        GRPC_PORT: String(grpcPort),
         HOST: '127.0.0.1',
         LOG_LEVEL: 'warn',
         NATS_URL: '',
@@ -100,7 +100,7 @@ export async function startCompiled(
   await waitReady(url + readyPath, child, () => output);
   return {
     url,
-    grpcPort: port + 1,
+    grpcPort,
     child,
     stop: async () => {
       const exited = new Promise((resolve) => child.once('exit', resolve));
