@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { compareAucPaired, comparePaired, compareQuality, deLongAuc, pairedSide } from '../src/quality/compare.ts';
+import { comparePaired, compareQuality, deLongAuc, pairedSide } from '../src/quality/compare.ts';
 import { qualityMetrics, rocAuc } from '../src/quality/metrics.ts';
 import { normalCdf, normalQuantile, normalSf } from '../src/quality/normal.ts';
 
@@ -77,7 +77,8 @@ test("DeLong's AUC variance and the one-sided tests equal the independent O(m·n
     }
   }
   const p = fixtures.paired;
-  const got = compareAucPaired(p.labels, p.canaryScores, p.stableScores, {
+  const got = comparePaired(pairedSide(p.labels, p.canaryScores, p.stableScores), {
+    metric: 'auc',
     maxDrop: p.maxDrop,
     minLabels: 100,
     confidence: 0.95,

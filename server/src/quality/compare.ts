@@ -302,16 +302,3 @@ export function comparePaired(paired: PairedSide, options: Omit<CompareOptions, 
     ? judge(options, 1 - ac, 1 - as, se, counts, test)
     : judge(options, ac, as, se, counts, test);
 }
-
-/** The canary against stable on the same requests (shadow mode scored both): paired DeLong, correlation included. */
-export function compareAucPaired(
-  labels: ArrayLike<number>,
-  canaryScores: ArrayLike<number>,
-  stableScores: ArrayLike<number>,
-  options: Omit<CompareOptions, 'metric'>,
-): QualityComparison {
-  return comparePaired(pairedSide(labels, canaryScores, stableScores, options.threshold), {
-    ...options,
-    metric: 'auc',
-  });
-}
