@@ -322,18 +322,12 @@ export async function evaluate(sources: EvaluationSources, options: JoinOptions)
 }
 
 /**
- * The labelled requests both versions answered, for the paired tests: per request each version's DeLong
+ * The labelled requests both versions answered (table `pairs`), for the paired tests: per request each version's DeLong
  * structural component (scored against that version's own scores of the shared requests, ties half), and whether
  * each decided right; the variance of the two differences over the requests. The same numbers as compare.ts's
  * pairedSide.
  */
-async function pairedLabelled(
-  connection: DuckDBConnection,
-  compare: NonNullable<JoinOptions['compare']>,
-  thresholdSql: string,
-): Promise<PairedSide> {
-  const side = (version: number) => `SELECT request_id, any_value(score) AS score, any_value(label) AS label
-      FROM joined WHERE version = ${version} AND ms > ${compare.sinceMs} AND score >= 0 AND score <= 1 GROUP BY request_id`;
+async function pairedLabelled(connection: DuckDBConnection, thresholdSql: string): Promise<PairedSide> {
   // Per distinct score of one version: the negatives below it and the positives above it, ties counted half.
   const placed = (column: string) => `SELECT ${column} AS score,
         coalesce(sum(neg) OVER (ORDER BY ${column} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) + neg / 2 AS below,
@@ -341,9 +335,7 @@ async function pairedLabelled(
       FROM (SELECT ${column}, CAST(sum(label) AS DOUBLE) AS pos, CAST(count(*) - sum(label) AS DOUBLE) AS neg FROM p GROUP BY ${column})`;
   const [row] = (
     await connection.runAndReadAll(`
-    WITH c AS (${side(compare.canary)}), s AS (${side(compare.stable)}),
-      p AS (SELECT c.score AS cs, s.score AS ss, CAST(coalesce(c.label, s.label) AS INTEGER) AS label
-        FROM c JOIN s USING (request_id) WHERE coalesce(c.label, s.label) IN (0, 1)),
+    WITH p AS (SELECT cs, ss, CAST(label AS INTEGER) AS label FROM pairs WHERE label IN (0, 1)),
       k AS (SELECT CAST(sum(label) AS DOUBLE) AS m, CAST(count(*) - sum(label) AS DOUBLE) AS n FROM p),
       pc AS (${placed('cs')}), ps AS (${placed('ss')}),
       v AS (SELECT p.label,
@@ -386,13 +378,15 @@ async function comparisonSides(
   const thresholdSql = sqlDouble(threshold);
   // A score in [0, 1] to its bin: 0.1 steps, 1.0 in the last one.
   const binOf = (score: string) => `least(CAST(floor(${score} * ${SCORE_BINS}) AS INTEGER), ${SCORE_BINS - 1})`;
+  // The requests both versions answered since the canary started, once: each version's score and the label.
+  const side = (version: number) => `SELECT request_id, any_value(score) AS score, any_value(label) AS label
+      FROM joined WHERE version = ${version} AND ms > ${compare.sinceMs} AND score >= 0 AND score <= 1 GROUP BY request_id`;
+  await connection.run(`CREATE TABLE pairs AS
+    WITH c AS (${side(compare.canary)}), s AS (${side(compare.stable)})
+    SELECT c.score AS cs, s.score AS ss, coalesce(c.label, s.label) AS label FROM c JOIN s USING (request_id)`);
   const pairRows = (
     await connection.runAndReadAll(`
-    WITH c AS (SELECT request_id, any_value(score) AS score FROM joined
-        WHERE version = ${compare.canary} AND ms > ${compare.sinceMs} AND score >= 0 AND score <= 1 GROUP BY request_id),
-      s AS (SELECT request_id, any_value(score) AS score FROM joined
-        WHERE version = ${compare.stable} AND ms > ${compare.sinceMs} AND score >= 0 AND score <= 1 GROUP BY request_id),
-      p AS (SELECT c.score AS cs, s.score AS ss FROM c JOIN s USING (request_id))
+    WITH p AS (SELECT cs, ss FROM pairs)
     SELECT 'pairs' AS what, -1 AS bin, CAST(count(*) AS DOUBLE) AS n,
         CAST(coalesce(sum(CASE WHEN (cs >= ${thresholdSql}) <> (ss >= ${thresholdSql}) THEN 1 ELSE 0 END), 0) AS DOUBLE) AS flipped FROM p
     UNION ALL SELECT 'canary', ${binOf('cs')}, CAST(count(*) AS DOUBLE), 0 FROM p GROUP BY 2
@@ -403,7 +397,7 @@ async function comparisonSides(
     if (row.what === 'pairs') Object.assign(paired, { pairs: row.n, flipped: row.flipped });
     else (row.what === 'canary' ? paired.canaryBins : paired.stableBins)[row.bin] = row.n;
   }
-  if (paired.pairs > 0) paired.labelled = await pairedLabelled(connection, compare, thresholdSql);
+  if (paired.pairs > 0) paired.labelled = await pairedLabelled(connection, thresholdSql);
   const rows = (
     await connection.runAndReadAll(`
     WITH side AS (
