@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { datasetHash, datasetParts, namesParts } from '../api/dataset-parts.ts';
 import { s3ClientFromEnv } from '../api/object-storage.ts';
 import type { CloudEvent } from '../events/cloudevents.ts';
 import { connectNats } from '../events/connect.ts';
@@ -226,25 +227,31 @@ export function snapshotCondition(values: Record<string, string | boolean | unde
 }
 
 /**
- * The CSV file `uri` names, or every *.csv below it, downloaded into `dir` in name order; with `hash`, the sha256
- * over their bytes in that order (as the trainer checks spec.dataset.hash) must match it.
+ * The data set `mix.uri` names (its CSV file, or every *.csv below its directory or prefix: dataset-parts.ts, the
+ * rule the trainer read it by), downloaded into `dir` in order; with `hash`, the sha256 over their bytes in that
+ * order (as the trainer checks spec.dataset.hash) must match it.
  */
 export async function trainingDataFiles(mix: TrainingDataMix, dir: string, env: Env): Promise<string[]> {
-  const single = /\.csv$/i.test(mix.uri);
-  const base = single ? mix.uri.slice(0, mix.uri.lastIndexOf('/')) : mix.uri;
-  const name = single ? mix.uri.slice(mix.uri.lastIndexOf('/') + 1) : undefined;
+  const parts = await namesParts(mix.uri);
+  const base = parts ? mix.uri : mix.uri.slice(0, mix.uri.lastIndexOf('/'));
+  const name = parts ? undefined : mix.uri.slice(mix.uri.lastIndexOf('/') + 1);
   const storage = storageFor(base, () => s3ClientFromEnv(env));
-  const objects = (await storage.list('')).filter((o) => (name ? o.key === name : /\.csv$/i.test(o.key)));
-  if (objects.length === 0)
+  const listed = await storage.list(name ?? '');
+  const keys =
+    name !== undefined
+      ? listed.filter((o) => o.key === name).map((o) => o.key)
+      : datasetParts(listed.map((o) => o.key));
+  if (keys.length === 0)
     throw new Error(`the training data ${mix.uri} (trainingData.include) has no CSV to mix into the snapshot`);
+  const byKey = new Map(listed.map((o) => [o.key, o]));
   const files: string[] = [];
-  const digest = createHash('sha256');
-  for (const object of objects) {
-    const path = await storage.local(object, dir);
-    digest.update(await readFile(path));
+  const bytes: Uint8Array[] = [];
+  for (const key of keys) {
+    const path = await storage.local(byKey.get(key)!, dir);
+    bytes.push(await readFile(path));
     files.push(path);
   }
-  const actual = `sha256:${digest.digest('hex')}`;
+  const actual = datasetHash(bytes);
   if (mix.hash && actual !== mix.hash)
     throw new Error(
       `the training data ${mix.uri} has ${actual}, not the ${mix.hash} its ModelVersion's lineage.dataset records: it changed since the version was trained, so it is not mixed into a snapshot`,

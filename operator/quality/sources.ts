@@ -83,18 +83,22 @@ function fileStorage(root: string, base: string): Storage {
     uri: (key) => `${base}/${key}`,
     async list(prefix) {
       const out: Listed[] = [];
+      const add = async (path: string) => {
+        const info = await stat(path);
+        out.push({ key: relative(root, path).split(sep).join('/'), modifiedMs: info.mtimeMs, size: info.size });
+      };
       const walk = async (dir: string): Promise<void> => {
-        const entries = await readdir(dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+        const entries = await readdir(dir, { withFileTypes: true }).catch(async (error: NodeJS.ErrnoException) => {
           if (error.code === 'ENOENT') return [];
-          throw error;
+          if (error.code !== 'ENOTDIR') throw error;
+          // The prefix names a file (as an S3 prefix may name one object): that file.
+          await add(dir);
+          return [];
         });
         for (const entry of entries) {
           const path = join(dir, entry.name);
           if (entry.isDirectory()) await walk(path);
-          else if (entry.isFile()) {
-            const info = await stat(path);
-            out.push({ key: relative(root, path).split(sep).join('/'), modifiedMs: info.mtimeMs, size: info.size });
-          }
+          else if (entry.isFile()) await add(path);
         }
       };
       await walk(join(root, prefix));

@@ -1,7 +1,7 @@
 // The credit-risk data set: generated deterministically from a seed, or read from CSV (file:// or s3://).
-import { createHash } from 'node:crypto';
 import { normalFrom, permutation, seededRandom } from './random.ts';
-import { readCsvParts } from './storage.ts';
+import { datasetHash } from '../../../operator/api/dataset-parts.ts';
+import { readDataParts } from './storage.ts';
 
 export type FeatureType = 'numeric' | 'categorical';
 
@@ -100,23 +100,20 @@ export function generateCreditRisk(opts: { rows: number; seed: number; shift: nu
 const MISSING = new Set(['', 'na', 'nan', 'null']);
 
 /**
- * The CSV file or object `uri` names, or every *.csv in its directory or prefix (storage.ts): a header naming
+ * The CSV file or object `uri` names, or every *.csv below its directory or prefix (storage.ts): a header naming
  * every credit-risk feature and the `defaulted` label (other columns are ignored). Empty, NA, NaN or null cells
  * are missing values.
  */
 export async function readCreditRiskCsv(uri: string, expectedHash?: string): Promise<Dataset> {
-  const sources = await readCsvParts(uri);
+  const sources = await readDataParts(uri);
   if (expectedHash) {
-    // Over the bytes of every part in name order: of a single object, its sha256.
-    const hash = createHash('sha256');
-    for (const part of sources) hash.update(part.text, 'utf8');
-    const actual = `sha256:${hash.digest('hex')}`;
+    const actual = datasetHash(sources.map((part) => part.bytes));
     if (actual !== expectedHash)
       throw new Error(
         `dataset ${uri} has ${actual}, not the ${expectedHash} of spec.dataset.hash: the data changed since it was recorded; point the TrainingJob at the data the hash is of`,
       );
   }
-  const parts = sources.map((part) => parseCreditRiskCsv(part.text, part.uri));
+  const parts = sources.map((part) => parseCreditRiskCsv(part.bytes.toString('utf8'), part.uri));
   return { features: CREDIT_RISK_FEATURES, x: parts.flatMap((d) => d.x), y: parts.flatMap((d) => d.y) };
 }
 

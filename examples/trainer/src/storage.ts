@@ -1,7 +1,7 @@
 // Where the trainer reads its data set and writes its artifacts: a file:// directory, or s3:// object storage
 // reached with the settings the operator puts in the pod's environment (operator/api/object-storage.ts).
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -12,6 +12,7 @@ import {
   s3Uri,
   storageError,
 } from '../../../operator/api/object-storage.ts';
+import { datasetParts, namesParts } from '../../../operator/api/dataset-parts.ts';
 
 /** Objects at least this large go up in parts of this size (S3's minimum part is 5 MiB). */
 export const PART_BYTES = 8 * 1024 * 1024;
@@ -19,57 +20,56 @@ export const PART_BYTES = 8 * 1024 * 1024;
 let client: S3Client | undefined;
 const s3 = () => (client ??= s3ClientFromEnv(process.env));
 
-export interface TextSource {
+export interface DataPart {
   uri: string;
-  text: string;
+  bytes: Buffer;
 }
 
 /**
- * The CSV text a data set URI names: one file or object, or, for a directory (file://) or a prefix ending in
- * "/" (s3://), every *.csv in it in name order (a data set landed in parts, e.g. one file per day).
+ * The parts of the data set `uri` names, in the order they are read (operator/api/dataset-parts.ts): one file or
+ * object, or every *.csv below a directory (file://) or a prefix ending in "/" (s3://), e.g. one file per day.
  */
-export async function readCsvParts(uri: string): Promise<TextSource[]> {
-  if (uri.startsWith('file://')) return readFileParts(uri);
-  if (uri.startsWith('s3://')) return readObjectParts(uri);
-  throw new Error(`dataset uri ${uri}: only file:// and s3:// are supported`);
+export async function readDataParts(uri: string): Promise<DataPart[]> {
+  const parts = await namesParts(uri);
+  if (uri.startsWith('file://')) return parts ? readFileParts(uri) : [{ uri, bytes: readFileSync(fileURLToPath(uri)) }];
+  return parts ? readObjectParts(uri) : [{ uri, bytes: await readObject(uri) }];
 }
 
-function readFileParts(uri: string): TextSource[] {
-  const path = fileURLToPath(uri);
-  if (!statSync(path).isDirectory()) return [{ uri, text: readFileSync(path, 'utf8') }];
-  const parts = readdirSync(path)
-    .filter((name) => name.endsWith('.csv'))
-    .sort();
-  if (parts.length === 0) throw new Error(`${path}: directory has no .csv files`);
-  return parts.map((name) => {
-    const file = join(path, name);
-    return { uri: pathToFileURL(file).href, text: readFileSync(file, 'utf8') };
+function readFileParts(uri: string): DataPart[] {
+  const root = fileURLToPath(uri);
+  const keys = readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(root, join(entry.parentPath, entry.name)).split(sep).join('/'));
+  const parts = datasetParts(keys);
+  if (parts.length === 0) throw new Error(`${root}: directory has no .csv files`);
+  return parts.map((key) => {
+    const file = join(root, ...key.split('/'));
+    return { uri: pathToFileURL(file).href, bytes: readFileSync(file) };
   });
 }
 
-async function readObject(uri: string): Promise<string> {
+async function readObject(uri: string): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of (await getObjectStream(s3(), uri)).body) chunks.push(chunk);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
-async function readObjectParts(uri: string): Promise<TextSource[]> {
-  const { bucket, key } = parseS3Uri(uri);
-  if (key !== '' && !key.endsWith('/')) return [{ uri, text: await readObject(uri) }];
+async function readObjectParts(uri: string): Promise<DataPart[]> {
+  const { bucket, key: prefix } = parseS3Uri(uri);
   const keys: string[] = [];
   try {
-    for await (const page of paginateListObjectsV2({ client: s3() }, { Bucket: bucket, Prefix: key })) {
-      for (const object of page.Contents ?? []) if (object.Key?.endsWith('.csv')) keys.push(object.Key);
+    for await (const page of paginateListObjectsV2({ client: s3() }, { Bucket: bucket, Prefix: prefix })) {
+      for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key.slice(prefix.length));
     }
   } catch (error) {
     throw storageError(uri, 'LIST', error);
   }
-  if (keys.length === 0) throw new Error(`${uri}: no .csv objects under this prefix`);
-  keys.sort();
+  const parts = datasetParts(keys);
+  if (parts.length === 0) throw new Error(`${uri}: no .csv objects under this prefix`);
   return Promise.all(
-    keys.map(async (k) => {
-      const part = s3Uri({ bucket, key: k });
-      return { uri: part, text: await readObject(part) };
+    parts.map(async (k) => {
+      const part = s3Uri({ bucket, key: prefix + k });
+      return { uri: part, bytes: await readObject(part) };
     }),
   );
 }
