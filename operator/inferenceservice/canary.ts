@@ -210,13 +210,8 @@ export function judgeQuality(
   gate: NonNullable<AnalysisSpec['quality']>,
   quality: InferenceServiceQualityComparisonStatus,
 ): QualityComparison {
-  const side = (s: InferenceServiceQualityComparisonStatus['canary']) => ({
-    count: s?.count ?? 0,
-    positives: s?.positives ?? 0,
-    correct: s?.correct ?? 0,
-    auc: s?.auc ?? null,
-    aucVariance: s?.aucVariance ?? null,
-  });
+  const side = (s: InferenceServiceQualityComparisonStatus['canary']) =>
+    filled(s, ['count', 'positives', 'correct'], ['auc', 'aucVariance']);
   const options = {
     metric: gate.metric ?? 'auc',
     maxDrop: gate.maxDrop,
@@ -228,18 +223,26 @@ export function judgeQuality(
   const labelled = quality.paired?.labelled;
   if (labelled && (labelled.count ?? 0) >= options.minLabels)
     return comparePaired(
-      {
-        count: labelled.count ?? 0,
-        canaryCorrect: labelled.canaryCorrect ?? 0,
-        stableCorrect: labelled.stableCorrect ?? 0,
-        accuracyDifferenceVariance: labelled.accuracyDifferenceVariance ?? null,
-        canaryAuc: labelled.canaryAuc ?? null,
-        stableAuc: labelled.stableAuc ?? null,
-        aucDifferenceVariance: labelled.aucDifferenceVariance ?? null,
-      },
+      filled(
+        labelled,
+        ['count', 'canaryCorrect', 'stableCorrect'],
+        ['accuracyDifferenceVariance', 'canaryAuc', 'stableAuc', 'aucDifferenceVariance'],
+      ),
       options,
     );
   return compareSides(side(quality.canary), side(quality.stable), options);
+}
+
+/** A status summary's fields as the comparison reads them: counts 0 and statistics null where it has none. */
+function filled<C extends string, S extends string>(
+  status: Partial<Record<C | S, number | null>> | undefined,
+  counts: readonly C[],
+  statistics: readonly S[],
+): Record<C, number> & Record<S, number | null> {
+  const out: Record<string, number | null> = {};
+  for (const key of counts) out[key] = status?.[key] ?? 0;
+  for (const key of statistics) out[key] = status?.[key] ?? null;
+  return out as Record<C, number> & Record<S, number | null>;
 }
 
 /** The Prometheus verdict with the quality test's: a worse canary fails the check, even a fast and error-free one. */
