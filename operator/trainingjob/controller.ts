@@ -125,7 +125,7 @@ export function trainingJobController(options: TrainingJobControllerOptions): Co
         const uid = attemptJob.metadata.uid!;
         const workload = ctx.cache.ownedBy(kinds.Workload, attemptJob)[0];
         if (workload) workloadMade.delete(uid);
-        else if (
+        if (
           needsWorkload(attemptJob, workload) &&
           !workloadMade.has(uid) &&
           !plan.deleteJobs.includes(attemptJob.metadata.name)
