@@ -27,14 +27,19 @@ export interface PartJob {
 }
 
 /** A job's arrays once encoded, for a new batch to reuse; their contents are garbage. */
-export type Columns = Pick<PartJob, 'ids' | 'idEnds' | 'times' | 'scores' | 'inputs' | 'outputs'>;
+const COLUMN_FIELDS = ['ids', 'idEnds', 'times', 'scores', 'inputs', 'outputs'] as const;
+export type Columns = Pick<PartJob, (typeof COLUMN_FIELDS)[number]>;
 
-/** The buffers a job's arrays live in (each once), for a transfer list. */
+/** The job's column arrays, without its other fields: what goes back to be filled again. */
+export function columnsOf(job: PartJob): Columns {
+  const { ids, idEnds, times, scores, inputs, outputs } = job;
+  return { ids, idEnds, times, scores, inputs, outputs } satisfies Record<(typeof COLUMN_FIELDS)[number], unknown>;
+}
+
+/** The buffers a job's column arrays live in (each once), for a transfer list. */
 export function buffersOf(job: PartJob): ArrayBuffer[] {
-  const all = [job.ids, job.idEnds, job.times, job.scores, ...job.inputs, ...job.outputs].map(
-    (a) => a.buffer as ArrayBuffer,
-  );
-  return [...new Set(all)];
+  const arrays = COLUMN_FIELDS.flatMap((field) => job[field]);
+  return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
 }
 
 /** The part's columns, in the order and types of docs/ground-truth.md. */

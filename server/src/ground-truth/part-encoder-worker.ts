@@ -2,7 +2,7 @@
 // Parquet part and sends the bytes back, in the order the jobs came, with the job's own buffers (moved, not
 // copied) for the serving thread to fill again.
 import { parentPort } from 'node:worker_threads';
-import { buffersOf, tableOf, type PartJob } from './log-batch.ts';
+import { buffersOf, columnsOf, tableOf, type PartJob } from './log-batch.ts';
 import { encodeParquet } from './parquet.ts';
 
 const port = parentPort!;
@@ -14,13 +14,5 @@ port.on('message', ({ id, job }: { id: number; job: PartJob }) => {
     port.postMessage({ id, error: (error as Error).message });
     return;
   }
-  const columns = {
-    ids: job.ids,
-    idEnds: job.idEnds,
-    times: job.times,
-    scores: job.scores,
-    inputs: job.inputs,
-    outputs: job.outputs,
-  };
-  port.postMessage({ id, bytes, columns }, [bytes.buffer as ArrayBuffer, ...buffersOf(job)]);
+  port.postMessage({ id, bytes, columns: columnsOf(job) }, [bytes.buffer as ArrayBuffer, ...buffersOf(job)]);
 });
