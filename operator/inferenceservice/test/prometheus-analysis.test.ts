@@ -5,10 +5,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { analysisQueries, measureCanary } from '../analysis.ts';
+import { analysisQueries, instantQuery, measureCanary } from '../analysis.ts';
 import { judge } from '../canary.ts';
 import { predictorMetrics, type PredictorMetrics } from '../../../test/support/predictor-metrics.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
+import { waitFor } from '../../../test/support/local.ts';
 
 let prometheus: TestPrometheus;
 let stable: PredictorMetrics;
@@ -46,12 +47,28 @@ test('the canary measurement counts only the canary version: its errors and its 
   }
   serve(stable, '1', 'success', 0.004, 1);
   serve(canary, '2', 'success', 0.004, 1);
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  // Six scrapes of that baseline (2.5 s at 500 ms) inside the 10 s window, then the traffic, seen by a scrape of
+  // both endpoints: increase() extrapolates the last sample to the window's end, which over 2.5 s of samples
+  // adds at most a fifth.
+  const scraped = (query: string) => instantQuery(prometheus.url, query);
+  await waitFor(
+    'six scrapes of the baseline',
+    async () => ((await scraped('min(count_over_time(prediction_requests_total{outcome="success"}[10s]))')) ?? 0) >= 6,
+    30_000,
+    100,
+  );
   serve(stable, '1', 'success', 0.004, 400);
   serve(canary, '2', 'success', 0.4, 60);
   serve(canary, '2', 'error', 0.4, 40);
   serve(canary, '2', 'invalid_input', 0.004, 10);
-  await new Promise((resolve) => setTimeout(resolve, 2000));
+  await waitFor(
+    "a scrape of both endpoints' traffic",
+    async () =>
+      (await scraped('sum(prediction_requests_total{model_version="1"})')) === 401 &&
+      (await scraped('sum(prediction_requests_total{model_version="2"})')) === 111,
+    30_000,
+    100,
+  );
 
   const measurement = await measureCanary(
     prometheus.url,
