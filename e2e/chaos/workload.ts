@@ -83,6 +83,61 @@ export async function seedServedModel(h: ChaosHarness): Promise<KubeObject> {
   return v1;
 }
 
+/** A later version of the seeded `served` model: v1's artifact, signature and metrics, holding the canary alias. */
+export function registerServedVersion(h: ChaosHarness, v1: KubeObject, version: number): Promise<KubeObject> {
+  return h.api.create(
+    kinds.ModelVersion,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'ModelVersion',
+      metadata: { name: `served-v${version}`, namespace: h.namespace },
+      spec: {
+        model: 'served',
+        version,
+        artifact: v1.spec.artifact,
+        signature: v1.spec.signature,
+        metrics: v1.spec.metrics,
+        aliases: ['candidate'],
+      },
+    } as never,
+    'loopline-chaos',
+  );
+}
+
+/**
+ * An InferenceService of the seeded `served` model behind the shared Gateway at `host`: the stable version by
+ * alias production, a canary by alias candidate rolled out along `steps` every `interval`.
+ */
+export function createGatewayCanary(
+  h: ChaosHarness,
+  name: string,
+  host: string,
+  rollout: { steps: number[]; interval: string },
+  predictor?: { replicas: number },
+): Promise<KubeObject> {
+  return h.api.create(
+    kinds.InferenceService,
+    {
+      apiVersion: 'loopline.dev/v1alpha1',
+      kind: 'InferenceService',
+      metadata: { name, namespace: h.namespace },
+      spec: {
+        model: 'served',
+        stable: { alias: 'production' },
+        canary: { alias: 'candidate' },
+        ...(predictor ? { predictor } : {}),
+        rollout: { ...rollout, analysis: { maxErrorRate: 0.05, minRequests: 1, failureLimit: 2 } },
+        traffic: {
+          provider: 'gatewayAPI',
+          parentRefs: [{ name: 'loopline-gateway', namespace: 'loopline-system', sectionName: 'http' }],
+          hostnames: [host],
+        },
+      },
+    } as never,
+    'loopline-chaos',
+  );
+}
+
 /**
  * The TrainingJob invariants after faults: every job finished and Succeeded (no stuck key), ran exactly one
  * Job (its first attempt's, named <job>-1; a second one would be a duplicate), registered exactly one

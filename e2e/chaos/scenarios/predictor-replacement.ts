@@ -15,7 +15,7 @@ import { startPrometheus } from '../../../test/support/prometheus.ts';
 import { sleep, waitFor } from '../../../test/support/local.ts';
 import { startChaos } from '../harness.ts';
 import { ScenarioRecord, type ScenarioResult } from '../report.ts';
-import { seedServedModel } from '../workload.ts';
+import { createGatewayCanary, registerServedVersion, seedServedModel } from '../workload.ts';
 import { OperatorProcess } from './soak.ts';
 
 export interface ReplacementOptions {
@@ -50,49 +50,8 @@ export async function predictorReplacement(options: ReplacementOptions): Promise
   try {
     await operator.start();
     const v1 = await seedServedModel(h);
-    const register = (version: number) =>
-      h.api.create(
-        kinds.ModelVersion,
-        {
-          apiVersion: 'loopline.dev/v1alpha1',
-          kind: 'ModelVersion',
-          metadata: { name: `served-v${version}`, namespace: h.namespace },
-          spec: {
-            model: 'served',
-            version,
-            artifact: v1.spec.artifact,
-            signature: v1.spec.signature,
-            metrics: v1.spec.metrics,
-            aliases: ['candidate'],
-          },
-        } as never,
-        'loopline-chaos',
-      );
-    await h.api.create(
-      kinds.InferenceService,
-      {
-        apiVersion: 'loopline.dev/v1alpha1',
-        kind: 'InferenceService',
-        metadata: { name: 'replace', namespace: h.namespace },
-        spec: {
-          model: 'served',
-          stable: { alias: 'production' },
-          canary: { alias: 'candidate' },
-          predictor: { replicas },
-          rollout: {
-            steps: [50, 100],
-            interval: '4s',
-            analysis: { maxErrorRate: 0.05, minRequests: 1, failureLimit: 2 },
-          },
-          traffic: {
-            provider: 'gatewayAPI',
-            parentRefs: [{ name: 'loopline-gateway', namespace: 'loopline-system', sectionName: 'http' }],
-            hostnames: [host],
-          },
-        },
-      } as never,
-      'loopline-chaos',
-    );
+    const register = (version: number) => registerServedVersion(h, v1, version);
+    await createGatewayCanary(h, 'replace', host, { steps: [50, 100], interval: '4s' }, { replicas });
     const pods = async (version?: number) =>
       (await h.api.list(kinds.Pod, h.namespace)).items.filter(
         (p) =>

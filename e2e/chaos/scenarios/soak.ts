@@ -21,7 +21,9 @@ import { ScenarioRecord, type ScenarioResult } from '../report.ts';
 import {
   checkSettledAliasHolders,
   checkVersionNumbers,
+  createGatewayCanary,
   reconcileProbe,
+  registerServedVersion,
   seedServedModel,
   trainingJob,
   waitForTrainingJobs,
@@ -97,30 +99,7 @@ export async function soak(options: SoakOptions): Promise<ScenarioResult> {
   try {
     await operator.start();
     const v1 = await seedServedModel(h);
-    await h.api.create(
-      kinds.InferenceService,
-      {
-        apiVersion: 'loopline.dev/v1alpha1',
-        kind: 'InferenceService',
-        metadata: { name: 'traffic', namespace: h.namespace },
-        spec: {
-          model: 'served',
-          stable: { alias: 'production' },
-          canary: { alias: 'candidate' },
-          rollout: {
-            steps: [20, 50, 100],
-            interval: '5s',
-            analysis: { maxErrorRate: 0.05, minRequests: 1, failureLimit: 2 },
-          },
-          traffic: {
-            provider: 'gatewayAPI',
-            parentRefs: [{ name: 'loopline-gateway', namespace: 'loopline-system', sectionName: 'http' }],
-            hostnames: [host],
-          },
-        },
-      } as never,
-      'loopline-chaos',
-    );
+    await createGatewayCanary(h, 'traffic', host, { steps: [20, 50, 100], interval: '5s' });
     const rows = applications(200, 0, 3);
     let lastAnswer: unknown;
     await waitFor(
@@ -268,23 +247,7 @@ export async function soak(options: SoakOptions): Promise<ScenarioResult> {
           const traffic = await h.api.get(kinds.InferenceService, h.namespace, 'traffic');
           if (traffic.status?.phase !== 'Progressing') {
             servedVersion++;
-            await h.api.create(
-              kinds.ModelVersion,
-              {
-                apiVersion: 'loopline.dev/v1alpha1',
-                kind: 'ModelVersion',
-                metadata: { name: `served-v${servedVersion}`, namespace: h.namespace },
-                spec: {
-                  model: 'served',
-                  version: servedVersion,
-                  artifact: v1.spec.artifact,
-                  signature: v1.spec.signature,
-                  metrics: v1.spec.metrics,
-                  aliases: ['candidate'],
-                },
-              } as never,
-              'loopline-chaos',
-            );
+            await registerServedVersion(h, v1, servedVersion);
           }
         }
       } catch (error) {
