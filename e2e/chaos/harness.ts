@@ -5,23 +5,21 @@
  * and the S3 server goes through a Toxiproxy proxy of its own. Predictor and trainer pods reach NATS and S3
  * through proxies listening on the pod bridge's host address, where pods can reach them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { startLocalKubelet, type LocalKubelet } from '../local-kubelet/kubelet.ts';
 import type { StorageSettings } from '../../operator/api/storage-env.ts';
-import { KubeApi, kinds, type Engine } from '../../operator/engine/index.ts';
+import { type KubeApi, kinds, type Engine } from '../../operator/engine/index.ts';
 import { connectNats } from '../../operator/events/connect.ts';
 import { LifecyclePublisher } from '../../operator/events/publisher.ts';
 import { registerInferenceServices, startDriftLoop } from '../../operator/inferenceservice/index.ts';
 import type { DriftConsumer } from '../../operator/events/drift-consumer.ts';
 import { createOperator } from '../../operator/main.ts';
-import { requireKubeconfig, sleep, uniqueName } from '../../test/support/local.ts';
-import { REPO_ROOT, installApi, waitForAdmissionPolicies } from '../../test/support/operator-harness.ts';
+import { sleep } from '../../test/support/local.ts';
+import { REPO_ROOT, prepareNamespace } from '../../test/support/operator-harness.ts';
 import { startToxiproxy, type ToxiproxyServer } from './toxiproxy.ts';
 
 export { REPO_ROOT };
@@ -114,17 +112,7 @@ export function urlThrough(url: string, listen: string): string {
 }
 
 export async function startChaos(prefix: string, options: ChaosOptions = {}): Promise<ChaosHarness> {
-  const kc = requireKubeconfig();
-  const api = new KubeApi(kc);
-  const namespace = uniqueName(prefix);
-  await installApi(kc, api);
-  await api.create(
-    kinds.Namespace,
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never,
-    'loopline-chaos',
-  );
-  await waitForAdmissionPolicies(api, namespace);
-  const outputDir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  const { kc, api, namespace, outputDir } = await prepareNamespace(prefix, 'loopline-chaos');
   const toxiproxy = await startToxiproxy();
 
   const apiServer = new URL(kc.getCurrentCluster()!.server);

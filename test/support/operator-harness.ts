@@ -96,10 +96,14 @@ export async function waitForAdmissionPolicies(api: KubeApi, namespace: string):
   );
 }
 
-export async function startHarness(
+/**
+ * A fresh namespace `<prefix>-<random>` on the test cluster, with the CRDs and admission policies installed and
+ * enforced in it, and a local directory for what its jobs write.
+ */
+export async function prepareNamespace(
   prefix: string,
-  options: { operator?: OperatorOptions | false; kubelet?: boolean } = {},
-): Promise<Harness> {
+  fieldManager: string,
+): Promise<{ kc: KubeConfig; api: KubeApi; namespace: string; outputDir: string }> {
   const kc = requireKubeconfig();
   const api = new KubeApi(kc);
   const namespace = `${prefix}-${randomBytes(3).toString('hex')}`;
@@ -107,10 +111,17 @@ export async function startHarness(
   await api.create(
     kinds.Namespace,
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never,
-    'loopline-tests',
+    fieldManager,
   );
   await waitForAdmissionPolicies(api, namespace);
-  const outputDir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  return { kc, api, namespace, outputDir: mkdtempSync(join(tmpdir(), `${prefix}-`)) };
+}
+
+export async function startHarness(
+  prefix: string,
+  options: { operator?: OperatorOptions | false; kubelet?: boolean } = {},
+): Promise<Harness> {
+  const { kc, api, namespace, outputDir } = await prepareNamespace(prefix, 'loopline-tests');
   const kubelet =
     options.kubelet === false
       ? undefined
