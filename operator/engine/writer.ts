@@ -46,9 +46,7 @@ export class ClusterWriter implements Writer {
     object: KubeObject,
     status: Record<string, unknown>,
   ): Promise<{ object: T; changed: boolean }> {
-    const kind = this.deps.kindOf(object.apiVersion!, object.kind!);
-    const current = (await this.current(kind, object.metadata.namespace, object.metadata.name)) ?? object;
-    const desired = completeStatus(current, status);
+    const { kind, current, desired } = await this.statusOf(object, status);
     const owned = ownedStatusFields(current, this.deps.fieldManager);
     const sameFields = owned !== undefined && sameKeys(owned, desired);
     if (sameFields && isSubset(desired, current.status)) {
@@ -71,9 +69,7 @@ export class ClusterWriter implements Writer {
     object: KubeObject,
     status: Record<string, unknown>,
   ): Promise<{ object: T; changed: boolean }> {
-    const kind = this.deps.kindOf(object.apiVersion!, object.kind!);
-    const current = (await this.current(kind, object.metadata.namespace, object.metadata.name)) ?? object;
-    const desired = completeStatus(current, status);
+    const { kind, current, desired } = await this.statusOf(object, status);
     if (!containsNull(status) && isSubset(desired, current.status)) {
       this.deps.skipped('patch-status', kind.kind);
       return { object: current as T, changed: false };
@@ -154,6 +150,13 @@ export class ClusterWriter implements Writer {
   async event(regarding: KubeObject, type: EventType, reason: string, message: string, action?: string): Promise<void> {
     this.deps.fence();
     await this.deps.recorder.record(regarding, type, reason, message, action);
+  }
+
+  /** The kind, the object as last seen (the given one if none is) and the status completed for it. */
+  private async statusOf(object: KubeObject, status: Record<string, unknown>) {
+    const kind = this.deps.kindOf(object.apiVersion!, object.kind!);
+    const current = (await this.current(kind, object.metadata.namespace, object.metadata.name)) ?? object;
+    return { kind, current, desired: completeStatus(current, status) };
   }
 
   /** The cached object when the kind is watched, else a read (a read is cheap; an unneeded write is not). */
