@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { seededRandom } from '../../examples/trainer/src/random.ts';
 import { inferenceLogPart, labelPart } from '../../test/support/ground-truth.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,20 +23,9 @@ const ns = 'bench';
 const service = 'fraud';
 const end = Date.parse('2026-12-01T12:00:00Z');
 
-/** Deterministic pseudo-random numbers (the data must be the same on every run). */
-function generator(seed: number) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function writeData(dir: string, rows: number): void {
-  const random = generator(rows);
+  // Deterministic (the example trainer's mulberry32): the data must be the same on every run.
+  const random = seededRandom(rows);
   const put = (file: { key: string; body: Uint8Array }) => {
     const path = join(dir, file.key);
     mkdirSync(dirname(path), { recursive: true });

@@ -100,22 +100,16 @@ test('lifecycle events land on loopline.events.<ns>.<kind>.<name> as CloudEvents
   const publisher = new LifecyclePublisher(nc);
   // Unique per run: the shared stream drops a repeated id for its whole duplicate window (10 min), across runs too.
   const id = `${ns}/rolledback/v2`;
-  await publisher.publish({
+  const rolledBack = {
     kind: 'inferenceservice',
     namespace: ns,
     name: 'fraud',
     reason: 'rolledback',
     id,
     data: { version: 2, errorRate: 0.3 },
-  });
-  await publisher.publish({
-    kind: 'inferenceservice',
-    namespace: ns,
-    name: 'fraud',
-    reason: 'rolledback',
-    id,
-    data: { version: 2, errorRate: 0.3 },
-  });
+  } as const;
+  await publisher.publish(rolledBack);
+  await publisher.publish(rolledBack);
   await publisher.publish({
     kind: 'inferenceservice',
     namespace: ns,
