@@ -8,7 +8,7 @@
  */
 import { kinds } from '../../engine/kinds.ts';
 import type { DesiredObject } from '../../engine/types.ts';
-import type { RouteOwner, TrafficRouter, TrafficSplit } from './types.ts';
+import { type RouteOwner, routeMetadata, type TrafficRouter, type TrafficSplit } from './types.ts';
 import type { TrafficSpec } from '../resource.ts';
 
 function backendRefs(split: TrafficSplit, port: number): Array<Record<string, unknown>> {
@@ -42,12 +42,7 @@ function route(
   return {
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind,
-    metadata: {
-      name: owner.name,
-      namespace: owner.namespace,
-      labels: owner.labels,
-      ownerReferences: [owner.ownerReference],
-    },
+    metadata: routeMetadata(owner),
     spec,
   };
 }

@@ -4,7 +4,7 @@
  * (Istio proxies HTTP/2 to a port whose appProtocol says h2c), at the same weights.
  */
 import { kinds } from '../../engine/kinds.ts';
-import type { TrafficRouter } from './types.ts';
+import { routeMetadata, type TrafficRouter } from './types.ts';
 
 export const istioRouter: TrafficRouter = {
   provider: 'istio',
@@ -45,12 +45,7 @@ export const istioRouter: TrafficRouter = {
       {
         apiVersion: 'networking.istio.io/v1',
         kind: 'VirtualService',
-        metadata: {
-          name: owner.name,
-          namespace: owner.namespace,
-          labels: owner.labels,
-          ownerReferences: [owner.ownerReference],
-        },
+        metadata: routeMetadata(owner),
         spec,
       },
     ];

@@ -8,7 +8,7 @@
  * mirrors by buffering whole requests, which gRPC streams do not suit.
  */
 import { kinds } from '../../engine/kinds.ts';
-import type { TrafficRouter, TrafficSplit } from './types.ts';
+import { routeMetadata, type TrafficRouter, type TrafficSplit } from './types.ts';
 
 /** Traefik's rule language quotes values in backticks; a hostname cannot contain one (the CRD bounds them to DNS names). */
 function matchRule(hostnames: string[] | undefined): string {
@@ -39,12 +39,7 @@ export const traefikRouter: TrafficRouter = {
   kinds: [kinds.TraefikService, kinds.IngressRoute],
   grpcKinds: [],
   routes(owner, traffic, split) {
-    const metadata = {
-      name: owner.name,
-      namespace: owner.namespace,
-      labels: owner.labels,
-      ownerReferences: [owner.ownerReference],
-    };
+    const metadata = routeMetadata(owner);
     const stable = { name: split.stableService, port: split.port };
     let spec: Record<string, unknown>;
     if (split.canaryService && split.mirrorPercent) {

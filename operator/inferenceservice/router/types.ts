@@ -26,6 +26,16 @@ export interface RouteOwner {
   clusterDomain: string;
 }
 
+/** A route object's metadata: the InferenceService's name, namespace and labels, and owned by it. */
+export function routeMetadata(owner: RouteOwner): DesiredObject['metadata'] {
+  return {
+    name: owner.name,
+    namespace: owner.namespace,
+    labels: owner.labels,
+    ownerReferences: [owner.ownerReference],
+  };
+}
+
 export type TrafficProvider = NonNullable<TrafficSpec['provider']>;
 
 export interface TrafficRouter {
