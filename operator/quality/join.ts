@@ -9,7 +9,7 @@
  * instance refuses to try, so a missing one fails here instead of reaching the network from a pod.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { calibrationEdges, LOG_LOSS_EPS, qualityFromSums, type QualitySums } from '../../server/src/quality/metrics.ts';
+import { calibrationEdges, emptySums, LOG_LOSS_EPS, qualityFromSums } from '../../server/src/quality/metrics.ts';
 import type { ComparisonSide, PairedSide } from '../../server/src/quality/compare.ts';
 import { QUALITY_METRICS, type VersionQuality } from '../events/quality-event.ts';
 import type { EvaluationSources, SourceFile } from './sources.ts';
@@ -232,17 +232,8 @@ export async function evaluate(sources: EvaluationSources, options: JoinOptions)
       ? await comparisonSides(connection, options.compare, options.threshold)
       : undefined;
     const measured = versions.map((row) => {
-      const sums: QualitySums = {
-        count: 0,
-        positives: 0,
-        decidedPositive: 0,
-        truePositive: 0,
-        correct: 0,
-        logLossSum: 0,
-        brierSum: 0,
-        positiveRankSum2: rankRows.find((r) => r.version === row.version)?.rank_sum2 ?? 0,
-        bins: Array.from({ length: edges.length + 1 }, () => ({ count: 0, positives: 0, scoreSum: 0 })),
-      };
+      const sums = emptySums(edges.length + 1);
+      sums.positiveRankSum2 = rankRows.find((r) => r.version === row.version)?.rank_sum2 ?? 0;
       // Bins in ascending order, so the sums add up in the same order on every run.
       for (const b of binRows.filter((r) => r.version === row.version).sort((x, y) => x.bin! - y.bin!)) {
         sums.count += b.n!;

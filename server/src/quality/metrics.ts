@@ -88,6 +88,21 @@ export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): nu
   return aucFromRankSum(positives, scores.length - positives, positiveRankSum2(scores, labels));
 }
 
+/** Sums of no prediction yet, with `bins` calibration bins, to add to. */
+export function emptySums(bins: number): QualitySums {
+  return {
+    count: 0,
+    positives: 0,
+    decidedPositive: 0,
+    truePositive: 0,
+    correct: 0,
+    logLossSum: 0,
+    brierSum: 0,
+    positiveRankSum2: 0,
+    bins: Array.from({ length: bins }, () => ({ count: 0, positives: 0, scoreSum: 0 })),
+  };
+}
+
 /** The metrics from their sums (see QualitySums); throws when there is no labelled prediction. */
 export function qualityFromSums(sums: QualitySums, threshold: number): QualityMetrics {
   const n = sums.count;
@@ -122,17 +137,8 @@ export function qualityMetrics(
   if (n === 0) throw new Error('quality: no labelled predictions');
   const threshold = options.threshold ?? 0.5;
   const innerEdges = calibrationEdges(options.calibrationBins ?? 10);
-  const sums: QualitySums = {
-    count: n,
-    positives: 0,
-    decidedPositive: 0,
-    truePositive: 0,
-    correct: 0,
-    logLossSum: 0,
-    brierSum: 0,
-    positiveRankSum2: 0,
-    bins: Array.from({ length: innerEdges.length + 1 }, () => ({ count: 0, positives: 0, scoreSum: 0 })),
-  };
+  const sums = emptySums(innerEdges.length + 1);
+  sums.count = n;
   for (let i = 0; i < n; i++) {
     const score = scores[i];
     const label = labels[i];
