@@ -29,6 +29,7 @@ import {
   waitFor as sharedWaitFor,
 } from '../../test/support/local.ts';
 import { requireS3 } from '../../test/support/s3.ts';
+import { createNamespace, deleteNamespace } from '../../test/support/namespaces.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const kc = requireKubeconfig();
@@ -134,11 +135,7 @@ async function expectUnreadyPredictor(isvc: string, uri: string, code: string): 
 
 test.before(async () => {
   await installCrds(kc);
-  await api.create(
-    kinds.Namespace,
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as never,
-    'loopline-test',
-  );
+  await createNamespace(api, ns);
   await api.create(kinds.Secret, s3.secret(SECRET, ns) as never, 'loopline-test');
   await s3.put('datasets/credit-risk/2026-11-01.csv', toCsv(generateCreditRisk({ rows: 1200, seed: 42, shift: 0 })));
   kubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot: ROOT, namespace: ns, logger: quietLogger() });
@@ -176,7 +173,7 @@ test.before(async () => {
 
 test.after(async () => {
   operator?.kill('SIGTERM');
-  await api.delete(kinds.Namespace, undefined, ns).catch(() => undefined);
+  await deleteNamespace(api, ns);
   await waitFor(
     'pods of the namespace to be gone',
     async () => (await api.list(kinds.Pod, ns)).items.length === 0,

@@ -22,6 +22,7 @@ import { createOperator, type OperatorOptions } from '../../operator/main.ts';
 import type { ModelVersion } from '../../operator/modelversion/resource.ts';
 import type { TrainingJob, TrainingJobSpec } from '../../operator/trainingjob/resource.ts';
 import { quietLogger as logger, requireKubeconfig, sleep, waitFor } from './local.ts';
+import { createNamespace } from './namespaces.ts';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const GPU_PRODUCT = 'NVIDIA-A100-SXM4-80GB';
@@ -108,11 +109,7 @@ export async function prepareNamespace(
   const api = new KubeApi(kc);
   const namespace = `${prefix}-${randomBytes(3).toString('hex')}`;
   await installApi(kc, api);
-  await api.create(
-    kinds.Namespace,
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never,
-    fieldManager,
-  );
+  await createNamespace(api, namespace, fieldManager);
   await waitForAdmissionPolicies(api, namespace);
   return { kc, api, namespace, outputDir: mkdtempSync(join(tmpdir(), `${prefix}-`)) };
 }

@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert';
 import { startLocalKubelet, type LocalKubelet } from '../../local-kubelet/kubelet.ts';
 import { kinds, KubeApi } from '../../../operator/engine/index.ts';
 import { quietLogger, requireKubeconfig, uniqueName, waitFor } from '../../../test/support/local.ts';
+import { createNamespace, deleteNamespace } from '../../../test/support/namespaces.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 import { SCRAPE_CONFIGS_FILE } from '../config.ts';
 
@@ -58,18 +59,14 @@ const activeTargets = async () =>
   ).data.activeTargets.filter((t) => t.scrapePool === 'loopline-predictors');
 
 test.before(async () => {
-  await api.create(
-    kinds.Namespace,
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as never,
-    'loopline-test',
-  );
+  await createNamespace(api, ns);
   kubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot, namespace: ns, logger: quietLogger() });
   prometheus = await startPrometheus({ scrapeIntervalMs: 500, discover: { namespace: ns } });
 });
 
 test.after(async () => {
   await prometheus?.stop();
-  await api.delete(kinds.Namespace, undefined, ns).catch(() => undefined);
+  await deleteNamespace(api, ns);
   await waitFor('pods gone', async () => ((await api.list(kinds.Pod, ns)).items.length === 0 ? true : undefined)).catch(
     () => undefined,
   );

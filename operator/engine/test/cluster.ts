@@ -1,22 +1,10 @@
 /** Shared set-up for the engine's tests against the real API server of the local cluster. */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../kube.ts';
-import { kinds } from '../kinds.ts';
 import { waitFor as sharedWaitFor } from '../../../test/support/local.ts';
 
 export { quietLogger, requireKubeconfig, sleep, uniqueName } from '../../../test/support/local.ts';
-
-export async function createNamespace(api: KubeApi, name: string): Promise<void> {
-  await api.create(
-    kinds.Namespace,
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as never,
-    'engine-test',
-  );
-}
-
-export async function deleteNamespace(api: KubeApi, name: string): Promise<void> {
-  await api.delete(kinds.Namespace, undefined, name).catch(() => undefined);
-}
+export { createNamespace, deleteNamespace } from '../../../test/support/namespaces.ts';
 
 /** The shared waitFor, polling every 25 ms with a 10 s default: the engine's tests wait on fast, local changes. */
 export function waitFor<T>(

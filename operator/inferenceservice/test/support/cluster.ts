@@ -14,6 +14,7 @@ export const CRD: ResourceKind = {
 };
 
 export { quietLogger, requireKubeconfig, sleep, uniqueName } from '../../../../test/support/local.ts';
+export { createNamespace, deleteNamespace } from '../../../../test/support/namespaces.ts';
 
 /** The shared waitFor with this folder's 20 s default. */
 export function waitFor<T>(
@@ -44,18 +45,6 @@ async function applyCrdFile(api: KubeApi, file: string): Promise<void> {
 export async function installCrds(api: KubeApi): Promise<void> {
   await installLooplineCrds(requireKubeconfig());
   await applyCrdFile(api, virtualServiceCrdFile());
-}
-
-export async function createNamespace(api: KubeApi, name: string): Promise<void> {
-  await api.create(
-    kinds.Namespace,
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as never,
-    'loopline-test',
-  );
-}
-
-export async function deleteNamespace(api: KubeApi, name: string): Promise<void> {
-  await api.delete(kinds.Namespace, undefined, name).catch(() => undefined);
 }
 
 /** A registered ModelVersion (as the TrainingJob controller would create it), with its aliases in effect. */
