@@ -4,36 +4,22 @@
  * from endpoints the suite feeds, scraped by a real Prometheus), and a probe that measures how soon the
  * operator reconciles again once a fault is over.
  */
-import { pathToFileURL } from 'node:url';
 import { LABELS } from '../../operator/api/contracts.ts';
 import { kinds, type KubeObject } from '../../operator/engine/index.ts';
 import type { TrainingJobSpec } from '../../operator/trainingjob/resource.ts';
 import { sleep, waitFor } from '../../test/support/local.ts';
-import { GPU_PRODUCT } from '../../test/support/operator-harness.ts';
+import { trainingJobObject } from '../../test/support/operator-harness.ts';
 import type { ChaosHarness } from './harness.ts';
 import type { ScenarioRecord } from './report.ts';
 
-/** A TrainingJob of the example trainer on one A100 (about a second of training), output to file:// unless told. */
+/** The harness's TrainingJob of the example trainer (one A100, file:// output unless told), trained smaller. */
 export function trainingJob(
   h: ChaosHarness,
   name: string,
   model: string,
   spec: Partial<TrainingJobSpec> = {},
 ): KubeObject {
-  return {
-    apiVersion: 'loopline.dev/v1alpha1',
-    kind: 'TrainingJob',
-    metadata: { name, namespace: h.namespace },
-    spec: {
-      model,
-      image: 'loopline/example-trainer:0.1.0',
-      resources: { gpus: 1, gpuType: GPU_PRODUCT },
-      hyperparameters: { epochs: '20', rows: '400' },
-      output: { uri: pathToFileURL(h.outputDir).href },
-      backoffLimit: 0,
-      ...spec,
-    },
-  };
+  return trainingJobObject(h, name, { model, hyperparameters: { epochs: '20', rows: '400' }, ...spec });
 }
 
 export async function createTrainingJobs(

@@ -162,7 +162,11 @@ export async function startHarness(
 }
 
 /** A TrainingJob of the example trainer on one A100, small enough to train in about a second. */
-export function trainingJobObject(h: Harness, name: string, spec: Partial<TrainingJobSpec> = {}): KubeObject {
+export function trainingJobObject(
+  h: Pick<Harness, 'namespace' | 'outputDir'>,
+  name: string,
+  spec: Partial<TrainingJobSpec> = {},
+): KubeObject {
   return {
     apiVersion: 'loopline.dev/v1alpha1',
     kind: 'TrainingJob',
