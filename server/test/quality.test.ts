@@ -116,37 +116,20 @@ test("the paired tests on shared requests equal the independent computation: DeL
 
 test('a canary worse beyond the tolerated drop is "worse", with the numbers in the reason; within it, not', () => {
   const [noisier, sameModel, miscalibrated] = fixtures.comparisons;
-  const auc = compareQuality(noisier.canary, noisier.stable, {
-    metric: 'auc',
-    maxDrop: 0,
-    minLabels: 100,
-    confidence: 0.95,
-  });
+  const gate = { metric: 'auc', maxDrop: 0, minLabels: 100, confidence: 0.95 } as const;
+  const auc = compareQuality(noisier.canary, noisier.stable, gate);
   assert.is(auc.verdict, 'worse');
   assert.match(
     auc.reason,
     /auc canary 0\.6110 vs stable 0\.6952 \(800 vs 1200 labels\), drop 0\.0842: worse by more than maxDrop 0 at 0\.95 confidence \(DeLong's test, z -3\.331, p 4\.33e-4\)/,
   );
-  assert.is(
-    compareQuality(sameModel.canary, sameModel.stable, {
-      metric: 'auc',
-      maxDrop: 0.02,
-      minLabels: 100,
-      confidence: 0.95,
-    }).verdict,
-    'notWorse',
-  );
+  assert.is(compareQuality(sameModel.canary, sameModel.stable, { ...gate, maxDrop: 0.02 }).verdict, 'notWorse');
   // The same drop is not enough evidence at 0.9999 confidence.
-  assert.is(
-    compareQuality(noisier.canary, noisier.stable, { metric: 'auc', maxDrop: 0, minLabels: 100, confidence: 0.9999 })
-      .verdict,
-    'notWorse',
-  );
+  assert.is(compareQuality(noisier.canary, noisier.stable, { ...gate, confidence: 0.9999 }).verdict, 'notWorse');
   const accuracy = compareQuality(miscalibrated.canary, miscalibrated.stable, {
+    ...gate,
     metric: 'accuracy',
     maxDrop: 0.01,
-    minLabels: 100,
-    confidence: 0.95,
   });
   assert.is(accuracy.verdict, 'worse');
   assert.match(accuracy.reason, /two-proportion z-test/);

@@ -13,6 +13,13 @@ import { Workspace, logisticModel, random } from './support/model.ts';
 
 const ws = new Workspace();
 const model = logisticModel(ws, 'session.onnx', [0.7, -1.1, 0.4], 0.3);
+const served = {
+  name: 'credit',
+  version: '1',
+  uri: model.artifact.uri,
+  digest: model.artifact.digest,
+  signature: model.signature,
+};
 const bytes = readFileSync(model.artifact.path);
 
 test('the synchronous session reads the signature and gives the outputs of the public InferenceSession, bit for bit', async () => {
@@ -103,16 +110,13 @@ test('requests that arrive in one event-loop turn share one run and are all answ
 
 test('a served model answers the requests of one turn in that turn (no extra event-loop turn inside onnxruntime)', async () => {
   const rowsPerRun: number[] = [];
-  const loaded = await LoadedModel.load(
-    {
-      name: 'credit',
-      version: '1',
-      uri: model.artifact.uri,
-      digest: model.artifact.digest,
-      signature: model.signature,
-    },
-    { batching: true, maxBatchSize: 64, maxWaitMs: 5, intraOpThreads: 1, onRun: (rows) => rowsPerRun.push(rows) },
-  );
+  const loaded = await LoadedModel.load(served, {
+    batching: true,
+    maxBatchSize: 64,
+    maxWaitMs: 5,
+    intraOpThreads: 1,
+    onRun: (rows) => rowsPerRun.push(rows),
+  });
   try {
     const rows = [
       [1, 2, 3],
@@ -137,16 +141,7 @@ test('a served model answers the requests of one turn in that turn (no extra eve
 });
 
 test('with batching off a request accepted before retire() is still answered, and the session is freed after it', async () => {
-  const loaded = await LoadedModel.load(
-    {
-      name: 'credit',
-      version: '1',
-      uri: model.artifact.uri,
-      digest: model.artifact.digest,
-      signature: model.signature,
-    },
-    { batching: false, maxBatchSize: 64, maxWaitMs: 0, intraOpThreads: 1 },
-  );
+  const loaded = await LoadedModel.load(served, { batching: false, maxBatchSize: 64, maxWaitMs: 0, intraOpThreads: 1 });
   const row = [1, 2, 3];
   const answer = loaded.infer({ input: { datatype: 'FP32', shape: [1, 3], data: Float32Array.from(row) } }, 1);
   let retired = false;
