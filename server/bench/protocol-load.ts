@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { inferenceService } from '../src/protocol/grpc-service.ts';
 import autocannon from 'autocannon';
 
 import type { GhzReport } from './ghz.ts';
@@ -134,18 +134,7 @@ if (kind === 'rest-json' || kind === 'rest-binary') {
   };
   process.stdout.write(JSON.stringify(result));
 } else {
-  const proto = fileURLToPath(new URL('../src/protocol/grpc_predict_v2.proto', import.meta.url));
-  const definition = protoLoader.loadSync(proto, {
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: false,
-    arrays: true,
-    objects: true,
-    oneofs: true,
-  });
-  const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject)
-    .GRPCInferenceService as grpc.ServiceClientConstructor;
+  const Service = inferenceService();
   // A local subchannel pool: otherwise grpc-js shares one connection among channels to the same target.
   const channels = Array.from(
     { length: Math.min(options.connections, 8) },

@@ -4,9 +4,8 @@
  * address would send them. node:http, because fetch does not let a caller set Host.
  */
 import { Agent, request } from 'node:http';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { inferenceService } from '../../server/src/protocol/grpc-service.ts';
 import { GRPC_INFERENCE_SERVICE } from '../../operator/api/contracts.ts';
 
 export interface GatewayAnswer {
@@ -93,8 +92,6 @@ export interface GrpcGatewayAnswer {
   response?: any;
 }
 
-const INFERENCE_PROTO = fileURLToPath(new URL('../../server/src/protocol/grpc_predict_v2.proto', import.meta.url));
-
 /**
  * A real gRPC client (grpc-js) of the Open Inference Protocol that calls the Gateway's listener over h2c with
  * `host` as the :authority, as a client resolving the route's hostname to the Gateway's address would.
@@ -106,17 +103,7 @@ export class GrpcGatewayClient {
     readonly host: string,
     url = gatewayUrl(),
   ) {
-    const definition = protoLoader.loadSync(INFERENCE_PROTO, {
-      keepCase: true,
-      longs: Number,
-      enums: String,
-      defaults: false,
-      arrays: true,
-      objects: true,
-      oneofs: true,
-    });
-    const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject)
-      .GRPCInferenceService as grpc.ServiceClientConstructor;
+    const Service = inferenceService();
     this.client = new Service(new URL(url).host, grpc.credentials.createInsecure(), { 'grpc.default_authority': host });
   }
 

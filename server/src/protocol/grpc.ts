@@ -4,9 +4,7 @@
 // typed `contents` or `raw_input_contents` in, the same out, errors as gRPC status codes with the message
 // naming the field (INVALID_ARGUMENT), NOT_FOUND for a model or version not served here, UNAVAILABLE while
 // no version is ready.
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import type { Feeds } from '../runtime/batcher.ts';
 import { InputError, tensorToBytes, tensorToJson, type Datatype } from '../runtime/tensors.ts';
@@ -24,21 +22,9 @@ import {
   readyModel,
   type ProtocolContext,
 } from './context.ts';
+import { inferenceService } from './grpc-service.ts';
 import { PLATFORM, SERVER_NAME, SERVER_VERSION, EXTENSIONS } from './v2.ts';
 import type { V2Request } from './validation.ts';
-
-const PROTO_PATH = fileURLToPath(new URL('./grpc_predict_v2.proto', import.meta.url));
-// keepCase: the proto's own field names; longs as numbers, like JSON numbers over REST; arrays and objects:
-// repeated fields and maps always present, so an empty tensor needs no special case.
-const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: Number,
-  enums: String,
-  defaults: false,
-  arrays: true,
-  objects: true,
-  oneofs: true,
-};
 
 type Contents = Partial<Record<ContentsField, unknown[]>>;
 type ContentsField =
@@ -161,9 +147,7 @@ type Handler = (
 
 export async function startGrpcServer(ctx: ProtocolContext, options: GrpcOptions): Promise<RunningGrpcServer> {
   const { slot, config, metrics } = ctx;
-  const definition = protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS);
-  const service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject)
-    .GRPCInferenceService as grpc.ServiceClientConstructor;
+  const service = inferenceService();
 
   /** Request id, response metadata, status codes, the duration metric and, for ModelInfer, the prediction metrics. */
   const unary =

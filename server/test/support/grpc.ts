@@ -1,21 +1,9 @@
 // A grpc-js client of the Open Inference Protocol for tests: the service from the predictor's proto,
 // each method as a promise of the response and the server's initial metadata, or of the ServiceError.
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { inferenceService } from '../../src/protocol/grpc-service.ts';
 
-const PROTO = fileURLToPath(new URL('../../src/protocol/grpc_predict_v2.proto', import.meta.url));
-const definition = protoLoader.loadSync(PROTO, {
-  keepCase: true,
-  longs: Number,
-  enums: String,
-  defaults: false,
-  arrays: true,
-  objects: true,
-  oneofs: true,
-});
-const Service = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject)
-  .GRPCInferenceService as grpc.ServiceClientConstructor;
+const Service = inferenceService();
 
 export type Method = 'ServerLive' | 'ServerReady' | 'ModelReady' | 'ServerMetadata' | 'ModelMetadata' | 'ModelInfer';
 
