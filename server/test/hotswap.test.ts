@@ -2,12 +2,13 @@
 // entry point (server/src/main.ts as a child process): readiness false, in-flight
 // requests drained, exit 0.
 // test: no cluster
-import { spawn } from 'node:child_process';
+import { freePort } from '../../test/support/local.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startServer, type RunningServer } from '../src/server.ts';
 import { Workspace, logisticModel, referenceProfile, testConfig } from './support/model.ts';
 import { call } from './support/http.ts';
+import { spawnPredictor, waitReady } from './support/predictor-process.ts';
 
 const ws = new Workspace();
 const v1 = logisticModel(ws, 'v1.onnx', [1, -1, 0.5, 0.25], 0);
@@ -103,44 +104,21 @@ test('hot swap under concurrent load fails no request and switches every new req
 
 test('graceful shutdown of main.ts on SIGTERM: readiness false, predictions still answered during the delay, in-flight requests finish, exit 0', async () => {
   const profile = ws.write('profile.json', JSON.stringify(referenceProfile(3)));
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const child = spawn(process.execPath, [...process.execArgv, 'server/src/main.ts'], {
-    cwd: new URL('../..', import.meta.url).pathname,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      GRPC_PORT: String(port + 1),
-      WORKERS: '1',
-      HOST: '127.0.0.1',
-      MODEL_NAME: 'credit',
-      MODEL_VERSION: '1',
-      MODEL_URI: v1.artifact.uri,
-      MODEL_DIGEST: v1.artifact.digest,
-      MODEL_SIGNATURE: JSON.stringify(v1.signature),
-      REFERENCE_PROFILE_URI: profile.uri,
-      REFERENCE_PROFILE_DIGEST: profile.digest,
-      NATS_URL: '',
-      SHUTDOWN_DELAY_MS: '600',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const predictor = await spawnPredictor({
+    GRPC_PORT: String(await freePort()),
+    MODEL_NAME: 'credit',
+    MODEL_VERSION: '1',
+    MODEL_URI: v1.artifact.uri,
+    MODEL_DIGEST: v1.artifact.digest,
+    MODEL_SIGNATURE: JSON.stringify(v1.signature),
+    REFERENCE_PROFILE_URI: profile.uri,
+    REFERENCE_PROFILE_DIGEST: profile.digest,
+    NATS_URL: '',
+    SHUTDOWN_DELAY_MS: '600',
   });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = `http://127.0.0.1:${port}`;
+  const { child, url, exited } = predictor;
   try {
-    const deadline = Date.now() + 30_000;
-    while (true) {
-      const ready = await fetch(`${url}/v2/health/ready`).then(
-        (r) => r.status,
-        () => 0,
-      );
-      if (ready === 200) break;
-      assert.ok(Date.now() < deadline, `server did not become ready: ${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitReady(predictor, 30_000);
     // A long streamed scoring request is in flight when SIGTERM arrives.
     const rows = Array.from({ length: 20000 }, (_, i) => JSON.stringify([i / 1000, 1, 0, -1])).join('\n');
     const stream = fetch(`${url}/predict/stream`, {
@@ -177,12 +155,12 @@ test('graceful shutdown of main.ts on SIGTERM: readiness false, predictions stil
     const summary = JSON.parse(lines[lines.length - 1]);
     assert.is(summary.summary.rows, 20000, 'the in-flight stream was answered in full');
     assert.is(summary.summary.errors, 0);
-    assert.is(await exited, 0, output);
+    assert.is(await exited, 0, predictor.output());
     assert.ok(
       Date.now() - signalled < 10_000,
       `exit took ${Date.now() - signalled} ms after SIGTERM (keep-alive connections must not hold it)`,
     );
-    assert.match(output, /predictor stopped/);
+    assert.match(predictor.output(), /predictor stopped/);
   } finally {
     child.kill('SIGKILL');
   }

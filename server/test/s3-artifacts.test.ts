@@ -1,13 +1,13 @@
 // The predictor process (server/src/main.ts, as its image runs it) loading artifacts from s3:// on the local
 // cluster's S3 server (versitygw): verified and served when right; otherwise unready, with /health naming the
 // URI and the S3 error code, and the secret access key nowhere in its answers, logs or metrics.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { freePort } from '../../test/support/local.ts';
 import { requireS3 } from '../../test/support/s3.ts';
 import { Workspace, logisticModel, referenceProfile, sha256 } from './support/model.ts';
+import { type PredictorProcess, spawnPredictor } from './support/predictor-process.ts';
 
 const s3 = requireS3('predictor');
 const ws = new Workspace();
@@ -17,43 +17,10 @@ const profileJson = JSON.stringify(referenceProfile(3));
 let modelUri: string;
 let profileUri: string;
 
-interface Predictor {
-  url: string;
-  /** stdout and stderr so far. */
-  output(): string;
-  stop(): Promise<void>;
-}
+type Predictor = PredictorProcess;
 
 async function startPredictor(env: Record<string, string>): Promise<Predictor> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
-    cwd: new URL('../..', import.meta.url).pathname,
-    env: {
-      PATH: process.env.PATH!,
-      HOME: process.env.HOME!,
-      PORT: String(port),
-      GRPC_PORT: String(await freePort()),
-      WORKERS: '1',
-      HOST: '127.0.0.1',
-      MODEL_NAME: 'credit',
-      MODEL_VERSION: '1',
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    url: `http://127.0.0.1:${port}`,
-    output: () => output,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  return spawnPredictor({ GRPC_PORT: String(await freePort()), MODEL_NAME: 'credit', MODEL_VERSION: '1', ...env });
 }
 
 /** /health once loading has finished one way or the other. */

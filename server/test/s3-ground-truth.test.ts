@@ -3,7 +3,6 @@
 // stops it. Parts are read back with DuckDB: across a restart every row is written exactly once, labels
 // posted after the restart join the rows logged before it, and while the storage is unreachable rows beyond
 // the buffer are dropped and counted while the rows held are written once it is back.
-import { spawn } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -11,6 +10,7 @@ import * as assert from 'uvu/assert';
 import { freePort } from '../../test/support/local.ts';
 import { requireS3 } from '../../test/support/s3.ts';
 import { Workspace, logisticModel, referenceProfile } from './support/model.ts';
+import { type PredictorProcess, spawnPredictor, waitReady } from './support/predictor-process.ts';
 import { downloadPrefix, filesBelow, queryParquet, removeDir } from './support/parquet.ts';
 
 const s3 = requireS3('ground-truth');
@@ -21,63 +21,28 @@ const base = s3.uri('gt');
 /** Every predictor started, so a failed test leaves none running. */
 const running = new Set<Predictor>();
 
-interface Predictor {
-  url: string;
-  output(): string;
-  /** SIGTERM, as the kubelet sends it; resolves with the exit code. */
-  stop(): Promise<number | null>;
-}
+type Predictor = PredictorProcess;
 
 async function startPredictor(env: Record<string, string>): Promise<Predictor> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
-    cwd: new URL('../..', import.meta.url).pathname,
-    env: {
-      PATH: process.env.PATH!,
-      HOME: process.env.HOME!,
-      PORT: String(port),
-      GRPC_PORT: 'off',
-      WORKERS: '1',
-      HOST: '127.0.0.1',
-      MODEL_NAME: 'credit',
-      MODEL_VERSION: '4',
-      MODEL_URI: model.artifact.uri,
-      MODEL_DIGEST: model.artifact.digest,
-      REFERENCE_PROFILE_URI: profile.uri,
-      REFERENCE_PROFILE_DIGEST: profile.digest,
-      NAMESPACE: 'risk',
-      INFERENCE_SERVICE: 'credit-svc',
-      POD_NAME: 'credit-v4-abcde',
-      LOG_LEVEL: 'info',
-      ...s3.env,
-      INFERENCE_LOG_URI: base,
-      // Only a full part or the shutdown writes, within these tests.
-      INFERENCE_LOG_FLUSH_INTERVAL_MS: '600000',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const predictor = await spawnPredictor({
+    MODEL_NAME: 'credit',
+    MODEL_VERSION: '4',
+    MODEL_URI: model.artifact.uri,
+    MODEL_DIGEST: model.artifact.digest,
+    REFERENCE_PROFILE_URI: profile.uri,
+    REFERENCE_PROFILE_DIGEST: profile.digest,
+    NAMESPACE: 'risk',
+    INFERENCE_SERVICE: 'credit-svc',
+    POD_NAME: 'credit-v4-abcde',
+    ...s3.env,
+    INFERENCE_LOG_URI: base,
+    // Only a full part or the shutdown writes, within these tests.
+    INFERENCE_LOG_FLUSH_INTERVAL_MS: '600000',
+    ...env,
   });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  while (
-    (await fetch(`${url}/v2/health/ready`).then(
-      (r) => r.status,
-      () => 0,
-    )) !== 200
-  ) {
-    assert.ok(Date.now() < deadline, `the predictor did not get ready:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const predictor: Predictor = {
-    url,
-    output: () => output,
-    stop: () => (running.delete(predictor), child.kill('SIGTERM'), exited),
-  };
   running.add(predictor);
+  predictor.exited.then(() => running.delete(predictor));
+  await waitReady(predictor);
   return predictor;
 }
 

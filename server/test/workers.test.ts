@@ -3,7 +3,7 @@
 // swap through one worker's admin route reaches both, a worker that dies comes back on the swapped version,
 // and SIGTERM stops the pod cleanly.
 // test: no cluster
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { test } from 'uvu';
@@ -13,6 +13,7 @@ import { freePort } from '../../test/support/local.ts';
 import { InferenceClient } from './support/grpc.ts';
 import { call } from './support/http.ts';
 import { Workspace, logisticModel, referenceProfile } from './support/model.ts';
+import { spawnPredictor, waitReady } from './support/predictor-process.ts';
 
 const ws = new Workspace();
 const v1 = logisticModel(ws, 'v1.onnx', [1, -1, 0.5, 0.25], 0);
@@ -88,50 +89,31 @@ test('the default worker count follows the cgroup CPU limit, rounded down, withi
 });
 
 test('two workers answer on one port, /metrics counts both, a swap reaches both, a dead worker returns on the new version', async () => {
-  const port = await freePort();
   const grpcPort = await freePort();
-  const child = spawn(process.execPath, [...process.execArgv, 'server/src/main.ts'], {
-    cwd: new URL('../..', import.meta.url).pathname,
-    env: {
-      PATH: process.env.PATH!,
-      HOME: process.env.HOME!,
-      WORKERS: '2',
-      PORT: String(port),
-      GRPC_PORT: String(grpcPort),
-      HOST: '127.0.0.1',
-      MODEL_NAME: 'credit',
-      MODEL_VERSION: '1',
-      MODEL_URI: v1.artifact.uri,
-      MODEL_DIGEST: v1.artifact.digest,
-      MODEL_SIGNATURE: JSON.stringify(v1.signature),
-      REFERENCE_PROFILE_URI: profile.uri,
-      REFERENCE_PROFILE_DIGEST: profile.digest,
-      DRIFT_WINDOW_SIZE: '100',
-      ADMIN_TOKEN: TOKEN,
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const predictor = await spawnPredictor({
+    WORKERS: '2',
+    GRPC_PORT: String(grpcPort),
+    MODEL_NAME: 'credit',
+    MODEL_VERSION: '1',
+    MODEL_URI: v1.artifact.uri,
+    MODEL_DIGEST: v1.artifact.digest,
+    MODEL_SIGNATURE: JSON.stringify(v1.signature),
+    REFERENCE_PROFILE_URI: profile.uri,
+    REFERENCE_PROFILE_DIGEST: profile.digest,
+    DRIFT_WINDOW_SIZE: '100',
+    ADMIN_TOKEN: TOKEN,
   });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = `http://127.0.0.1:${port}`;
+  const { child, url, exited, output } = predictor;
   const grpc = new InferenceClient(grpcPort);
   try {
-    const deadline = Date.now() + 60_000;
     // Ready means both workers: their metrics are in the pod's /metrics.
-    while (
-      metric((await call(url, 'GET', '/metrics').catch(() => ({ text: '' }))).text, /^predictor_workers (\d+)/m) !==
-        2 ||
-      (await fetch(`${url}/v2/health/ready`).then(
-        (r) => r.status,
-        () => 0,
-      )) !== 200
-    ) {
-      assert.ok(Date.now() < deadline, `the workers did not become ready: ${output}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitReady(
+      predictor,
+      60_000,
+      async () =>
+        metric((await call(url, 'GET', '/metrics').catch(() => ({ text: '' }))).text, /^predictor_workers (\d+)/m) ===
+        2,
+    );
     assert.is(childPids(child.pid!).length, 2, 'the primary forked two workers');
 
     const rows = Array.from({ length: 200 }, (_, i) => [i / 50, 1, (i % 5) - 2, 0.5]);
@@ -234,7 +216,7 @@ test('two workers answer on one port, /metrics counts both, a swap reaches both,
         metric((await call(url, 'GET', '/metrics')).text, /^predictor_workers (\d+)/m) === 2
       )
         break;
-      assert.ok(Date.now() < restartDeadline, `no replacement worker: ${output}`);
+      assert.ok(Date.now() < restartDeadline, `no replacement worker: ${output()}`);
       await new Promise((r) => setTimeout(r, 200));
     }
     await new Promise((r) => setTimeout(r, 500));
@@ -247,8 +229,8 @@ test('two workers answer on one port, /metrics counts both, a swap reaches both,
     assert.equal([...new Set(replaced.map((a) => a.version))], ['2'], 'the replacement serves the swapped version');
 
     child.kill('SIGTERM');
-    assert.is(await exited, 0, output);
-    assert.match(output, /every worker stopped; predictor stopped/);
+    assert.is(await exited, 0, output());
+    assert.match(output(), /every worker stopped; predictor stopped/);
   } finally {
     grpc.close();
     child.kill('SIGKILL');
