@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, homedir, loadavg, tmpdir } from 'node:os';
+import { homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startLocalKubelet } from '../local-kubelet/kubelet.ts';
@@ -24,6 +24,7 @@ import {
   waitFor as sharedWaitFor,
 } from '../../test/support/local.ts';
 import { GatewayClient, gatewayUrl } from '../../test/support/gateway.ts';
+import { machineFacts } from '../../test/support/machine.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -229,13 +230,7 @@ try {
     .reduce((s, l) => s + l.non2xx + l.errors + l.timeouts, 0);
   results = {
     generatedAt: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      model: cpus()[0]?.model,
-      loadAverageBefore: loadBefore,
-      loadAverageAfter: loadavg(),
-      node: process.version,
-    },
+    machine: machineFacts(loadBefore),
     note: 'Predictor pod, Traefik and the load generator share one 2-core machine (with the control plane and other work): figures are noisy; the pairs are comparable.',
     endpoint: `POST ${INFER} with one row of ${features.length} FP32 features`,
     secondsPerRun: SECONDS,

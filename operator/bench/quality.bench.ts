@@ -9,11 +9,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { seededRandom } from '../../examples/trainer/src/random.ts';
 import { inferenceLogPart, labelPart } from '../../test/support/ground-truth.ts';
+import { machineFacts } from '../../test/support/machine.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const sizes = (process.env.BENCH_QUALITY_ROWS ?? '1000000,5000000').split(',').map(Number);
@@ -121,13 +122,7 @@ for (const rows of sizes) {
   }
 }
 
-const machine = {
-  cpus: cpus().length,
-  model: cpus()[0]?.model,
-  loadAverageBefore: loadBefore,
-  loadAverageAfter: loadavg(),
-  node: process.version,
-};
+const machine = machineFacts(loadBefore);
 const note =
   "Shared 2-core machine (other sessions' clusters and builds run beside it); each round is a fresh Node process running `loopline evaluate` (tsx), time from its start to the printed result.";
 mkdirSync(join(root, 'bench/results'), { recursive: true });

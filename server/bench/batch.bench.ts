@@ -14,7 +14,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -27,6 +27,7 @@ import { startPostgres } from '../../test/support/postgres.ts';
 import { requireS3 } from '../../test/support/s3.ts';
 import { openInput } from '../src/batch/input.ts';
 import { Session } from '../src/runtime/session.ts';
+import { machineFacts } from '../../test/support/machine.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const ROWS = Number(process.env.BENCH_BATCH_ROWS ?? 1_000_000);
@@ -215,13 +216,7 @@ async function main(): Promise<void> {
   const rate = (s: number) => Math.round(ROWS / s);
   const results = {
     generatedAt: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      model: cpus()[0]?.model,
-      loadAverageBefore: loadBefore,
-      loadAverageAfter: loadavg(),
-      node: process.version,
-    },
+    machine: machineFacts(loadBefore),
     rows: ROWS,
     batchSize: BATCH,
     parquetMb: parquet.byteLength / (1 << 20),

@@ -22,6 +22,7 @@ import { DEFAULT_DRIFT_OPTIONS, DEFAULT_THRESHOLDS, evaluateWindow, isPValueMeth
 import type { FeatureProfile, ReferenceProfile } from '../src/drift/profile.ts';
 import { trainExample } from './peers/example.ts';
 import { peerPython, pinnedVersion } from './peers/venv.ts';
+import { machineFacts } from '../../test/support/machine.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const uptime = () => spawnSync('uptime', { encoding: 'utf8' }).stdout.trim();
@@ -312,15 +313,7 @@ const targets = {
 
 const results = {
   generatedAt: new Date().toISOString(),
-  machine: {
-    cpus: cpus().length,
-    model: cpus()[0]?.model,
-    uptimeBefore,
-    uptimeAfter,
-    loadAverageBefore: loadBefore,
-    loadAverageAfter: loadavg(),
-    node: process.version,
-  },
+  machine: machineFacts(loadBefore, { uptimeBefore, uptimeAfter }),
   versions: {
     evidently: evidentlyVersion,
     pandas: evidently.pandas,

@@ -16,13 +16,14 @@
 // bench: no cluster
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cpuSecondsOf } from '../../test/support/local.ts';
 import { LogBatch, tableOf } from '../src/ground-truth/log-batch.ts';
 import { encodeParquet } from '../src/ground-truth/parquet.ts';
 import { compileLikeDockerfileServer, load, type Server, startCompiled } from './processes.ts';
+import { machineFacts } from '../../test/support/machine.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 11);
@@ -248,13 +249,7 @@ const targets = Object.fromEntries(
 );
 const results = {
   generatedAt: new Date().toISOString(),
-  machine: {
-    cpus: cpus().length,
-    model: cpus()[0]?.model,
-    loadAverageBefore: loadBefore,
-    loadAverageAfter: loadavg(),
-    node: process.version,
-  },
+  machine: machineFacts(loadBefore),
   note: 'Server and load generator share a 2-core machine with other work: figures are noisy; each cost is the median over rounds of logged/off within one round (the two runs of a round are back to back, in alternating order), so load that moves both cancels out.',
   endpoint: `POST ${INFER} with one row of ${row.length} FP32 features (one logged row per request; 4096 different rows in turn)`,
   logging: { sampleRate: 1, maxRowsPerPart: 10_000, flushIntervalMs: 30_000, uri: 'file:// (a local directory)' },

@@ -10,13 +10,14 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Upload } from '@aws-sdk/lib-storage';
 import { parseS3Uri } from '../../operator/api/object-storage.ts';
 import { requireS3 } from '../../test/support/s3.ts';
+import { machineFacts } from '../../test/support/machine.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SIZE_MB = Number(process.env.BENCH_ARTIFACT_MB ?? 200);
@@ -106,13 +107,7 @@ async function main(): Promise<void> {
   const memoryTarget = SIZE_MB * 1.5;
   const results = {
     generatedAt: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      model: cpus()[0]?.model,
-      loadAverageBefore: loadBefore,
-      loadAverageAfter: loadavg(),
-      node: process.version,
-    },
+    machine: machineFacts(loadBefore),
     note: 'The S3 server (versitygw, posix backend on the local disk) and the fetching process share the 2-core machine with the local control plane and other work.',
     artifactMb: SIZE_MB,
     uploadSeconds: artifact.seconds,

@@ -28,6 +28,7 @@ import { trainExample } from './peers/example.ts';
 import { killTree, startPeer, treeCpuSeconds, treeMemoryMb } from './peers/processes.ts';
 import { peerPython, pinnedVersion } from './peers/venv.ts';
 import { compileLikeDockerfileServer, type Load, load, startCompiled } from './processes.ts';
+import { machineFacts } from '../../test/support/machine.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -339,15 +340,7 @@ const targets = ROWS.map((rows) => {
 });
 const results = {
   generatedAt: new Date().toISOString(),
-  machine: {
-    cpus: CORES,
-    model: cpus()[0]?.model,
-    uptimeBefore,
-    uptimeAfter,
-    loadAverageBefore: loadBefore,
-    loadAverageAfter: loadavg(),
-    node: process.version,
-  },
+  machine: machineFacts(loadBefore, { uptimeBefore, uptimeAfter }),
   versions: { ...versions, requirements: 'server/bench/peers/{kserve,mlserver}.requirements.txt' },
   servers: running.map(({ key, label, settings }) => ({ key, label, settings })),
   secondsPerRun: SECONDS,

@@ -11,7 +11,7 @@
 // bench: no cluster
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
@@ -23,6 +23,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { LoadOptions, LoadResult } from './protocol-load.ts';
 import { answerKey, grpcRequest, restRequest, type FloorAnswers, type Kind } from './protocol-requests.ts';
+import { machineFacts } from '../../test/support/machine.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -255,13 +256,7 @@ const failures = Object.values(runs)
   .reduce((n, r) => n + r.failures, 0);
 const results = {
   generatedAt: new Date().toISOString(),
-  machine: {
-    cpus: cpus().length,
-    model: cpus()[0]?.model,
-    loadAverageBefore: loadBefore,
-    loadAverageAfter: loadavg(),
-    node: process.version,
-  },
+  machine: machineFacts(loadBefore),
   grpcClient: GRPC_CLIENT,
   note: "Load generator and server processes share the machine's 2 cores, unpinned (the load generator is one process; a 2-worker server is 3 processes: primary + 2 workers); the machine is shared with other builds, so figures are noisy. Medians of alternating rounds.",
   model: `logistic regression, ${FEATURES} FP32 features, batching on, no drift profile`,

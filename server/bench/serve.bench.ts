@@ -25,13 +25,14 @@ import {
 } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { cpuSecondsOf } from '../../test/support/local.ts';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
 import { buildLogisticRegressionModel } from '../../examples/trainer/src/onnx.ts';
 import { sha256Digest } from '../src/runtime/artifact.ts';
 import { compiled, compileLikeDockerfileServer, load, type Load, type Server, startCompiled } from './processes.ts';
+import { machineFacts } from '../../test/support/machine.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -479,14 +480,7 @@ const failures = Object.values(http)
 
 const results = {
   generatedAt: new Date().toISOString(),
-  machine: {
-    cpus: cpus().length,
-    model: cpus()[0]?.model,
-    loadAverageBefore: loadBefore,
-    loadAverageAfter: loadavg(),
-    node: process.version,
-    compareNode: otherNode?.version ?? null,
-  },
+  machine: machineFacts(loadBefore, { compareNode: otherNode?.version ?? null }),
   note: 'Server and load generator are separate processes on the same 2-core machine, which is shared with other builds during this run: figures are noisy.',
   serverNodeOptions: SERVER_NODE_OPTIONS,
   exampleModel: example.source,
