@@ -169,7 +169,7 @@ export class ModelSlot {
     this.current = next;
     this.state = 'ready';
     this.failure = undefined;
-    this.options.metrics.modelLoaded.set({ model: next.name, model_version: next.version }, 1);
+    this.options.metrics.modelServing(next.name, next.version);
   }
 
   private retire(old: ServedModel, reason: 'swap' | 'shutdown'): void {

@@ -14,6 +14,7 @@ const model = logisticModel(ws, 'credit.onnx', [0.2, 0.4, -0.6, 0.1], 0);
 const profile = ws.write('profile.json', JSON.stringify(referenceProfile(3)));
 let server: RunningServer;
 let exposition = '';
+let beforeFirstRequest = '';
 
 test.before(async () => {
   server = await startServer(
@@ -29,6 +30,7 @@ test.before(async () => {
     }),
   );
   assert.ok(await server.loaded);
+  beforeFirstRequest = (await call(server.url, 'GET', '/metrics')).text;
   for (let i = 0; i < 60; i++) await call(server.url, 'POST', '/predict', { features: [i / 30, 0, 1, i % 3] });
   await call(server.url, 'POST', '/v2/models/credit/infer', v2Rows([[1, 2, 3, 4]]));
   await call(server.url, 'POST', '/v2/models/credit/infer', { inputs: [] });
@@ -48,6 +50,21 @@ test('prediction counters and latency histograms are labelled by model, model ve
     /prediction_latency_seconds_bucket\{le="0.001",model="credit",model_version="3",outcome="success"\} \d+/,
   );
   assert.match(exposition, /prediction_latency_seconds_count\{model="credit",model_version="3",outcome="success"\} 61/);
+});
+
+test("once the model loads, before its first request, every outcome's request counter is exposed at 0, so Prometheus' increase() counts the first requests", () => {
+  for (const outcome of ['success', 'invalid_input', 'unavailable', 'error']) {
+    assert.match(
+      beforeFirstRequest,
+      new RegExp(`prediction_requests_total\\{model="credit",model_version="3",outcome="${outcome}"\\} 0\n`),
+      outcome,
+    );
+    assert.match(
+      beforeFirstRequest,
+      new RegExp(`prediction_latency_seconds_count\\{model="credit",model_version="3",outcome="${outcome}"\\} 0\n`),
+    );
+  }
+  assert.match(exposition, /prediction_requests_total\{model="credit",model_version="3",outcome="error"\} 0\n/);
 });
 
 test('batch sizes, model loaded and per-feature drift scores are exported', () => {

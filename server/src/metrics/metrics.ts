@@ -9,7 +9,8 @@ const LATENCY_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 
-export type Outcome = 'success' | 'invalid_input' | 'unavailable' | 'error';
+export const OUTCOMES = ['success', 'invalid_input', 'unavailable', 'error'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -34,6 +35,17 @@ export class ServerMetrics {
     requests: this.predictionRequests.series({ model, model_version, outcome }),
     latency: this.predictionLatency.series({ model, model_version, outcome }),
   }));
+
+  /**
+   * A model version now serving: model_loaded 1, and its request series exposed at 0 for every outcome before the
+   * first request. Prometheus' increase() counts only from a series' first sample, so a series born with the
+   * canary's first requests hides them, all of them when its first scrape comes after a short burst: an analysis
+   * then saw "requests 0" and rolled a healthy canary back.
+   */
+  modelServing(model: string, version: string): void {
+    this.modelLoaded.set({ model, model_version: version }, 1);
+    for (const outcome of OUTCOMES) this.predictionSeries.get(model, version, outcome);
+  }
 
   /** One prediction request of `model` `version` with its outcome and latency in seconds. */
   recordPrediction(model: string, version: string, outcome: Outcome, seconds: number): void {
