@@ -1,20 +1,3 @@
-/**
- * What the inference log costs: `npx tsx server/bench/inference-log.bench.ts` (also run by `npm run bench`).
- * The predictor on the example trainer's model (drift on, batching on, as pods run it), compiled as
- * Dockerfile.server compiles it, with logging off and with every request logged (sample rate 1, the
- * default part size of 10,000 rows and flush interval; parts to a local directory, so Parquet encoding and
- * writing are in the measurement and no storage server's CPU is). Requests/s and server CPU per request in
- * alternating rounds at c=16 and c=64. Each round pairs an off run with a logged run right beside it, so the
- * cost is the median over rounds of logged/off in the same round: other load on the machine moves both runs of
- * a pair and cancels out, where a median of each side alone mixes rounds that differ tenfold. Server CPU per
- * request (the whole process, encoder thread included) is the primary measure, requests/s beside it; the
- * serving thread's own CPU per request shows what logging leaves on the request path. Then the rows and
- * parts the logging server wrote, read from its metrics and the directory. The requests go through 4096 different rows, so parts hold varied values as
- * in production; the encoding of a part is also timed in-process (CPU time per row, random values, unique ids)
- * beside the server's CPU per request. Writes bench/results/inference-log.json and .md.
- */
-// bench: no cluster
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +7,7 @@ import { LogBatch, tableOf } from '../src/ground-truth/log-batch.ts';
 import { encodeParquet } from '../src/ground-truth/parquet.ts';
 import { compileLikeDockerfileServer, load, type Server, startCompiled } from './processes.ts';
 import { machineFacts } from '../../test/support/machine.ts';
+import { trainExample } from './peers/example.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 11);
@@ -49,32 +33,15 @@ function mainThreadCpuSeconds(pid: number): number {
 }
 
 // The example trainer's model and reference profile, as the demo serves them.
-const trained = join(work, 'trainer');
-mkdirSync(trained);
-const run = spawnSync(process.execPath, ['--import', 'tsx', 'examples/trainer/src/main.ts'], {
-  cwd: root,
-  env: {
-    ...process.env,
-    LOOPLINE_OUTPUT_URI: pathToFileURL(trained).href,
-    LOOPLINE_RESULT_PATH: join(trained, 'result.json'),
-    LOG_LEVEL: 'warn',
-  },
-  encoding: 'utf8',
-});
-if (run.status !== 0) throw new Error(`the example trainer failed: ${run.stderr.slice(-2000)}`);
-const result = JSON.parse(readFileSync(join(trained, 'result.json'), 'utf8'));
+const trained = trainExample(join(work, 'trainer'));
 const modelEnv = {
   MODEL_NAME: 'credit',
   MODEL_VERSION: '1',
   WORKERS: '1',
   BATCHING: 'on',
-  MODEL_URI: result.artifact.uri,
-  MODEL_DIGEST: result.artifact.digest,
-  MODEL_SIGNATURE: JSON.stringify(result.signature),
-  REFERENCE_PROFILE_URI: result.referenceProfile.uri,
-  REFERENCE_PROFILE_DIGEST: result.referenceProfile.digest,
+  ...trained.env,
 };
-const row: number[] = result.inputExample[0];
+const row = trained.row;
 // 4096 different rows around the example's, sent in turn: parts of varied values, as production writes them.
 const bodiesFile = join(work, 'bodies.json');
 let seed = 7;

@@ -33,6 +33,7 @@ import { buildLogisticRegressionModel } from '../../examples/trainer/src/onnx.ts
 import { sha256Digest } from '../src/runtime/artifact.ts';
 import { compiled, compileLikeDockerfileServer, load, type Load, type Server, startCompiled } from './processes.ts';
 import { machineFacts } from '../../test/support/machine.ts';
+import { type ExampleModel, trainExample } from './peers/example.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -49,6 +50,14 @@ function compareNode(): { path: string; version: string } | undefined {
   if (!existsSync(path)) return undefined;
   const version = spawnSync(path, ['--version'], { encoding: 'utf8' }).stdout.trim();
   if (!process.env.BENCH_COMPARE_NODE && version.split('.')[0] === process.version.split('.')[0]) return undefined;
+  // The server writes Parquet parts with zstd (node:zlib's, from Node 23.8): a Node without it cannot run it at all.
+  const zstd = spawnSync(path, ['-e', "process.exit(require('node:zlib').zstdCompressSync ? 0 : 1)"]).status === 0;
+  if (!zstd) {
+    const why = `${path} (${version}) has no zstd in node:zlib, which the server needs`;
+    if (process.env.BENCH_COMPARE_NODE) throw new Error(`BENCH_COMPARE_NODE: ${why}; name a Node of 23.8 or later`);
+    console.error(`serve bench: no second-Node comparison: ${why}`);
+    return undefined;
+  }
   return { path, version };
 }
 const otherNode = compareNode();
@@ -63,36 +72,22 @@ interface Example {
 }
 
 function exampleModel(): Example {
-  const out = join(work, 'trainer');
-  mkdirSync(out);
-  const run = spawnSync(process.execPath, ['--import', 'tsx', 'examples/trainer/src/main.ts'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      LOOPLINE_OUTPUT_URI: pathToFileURL(out).href,
-      LOOPLINE_RESULT_PATH: join(out, 'result.json'),
-      LOG_LEVEL: 'warn',
-    },
-    encoding: 'utf8',
-  });
-  if (run.status === 0) {
-    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8'));
-    return {
-      source: 'examples/trainer (model.onnx + profile.json)',
-      env: {
-        MODEL_URI: result.artifact.uri,
-        MODEL_DIGEST: result.artifact.digest,
-        MODEL_SIGNATURE: JSON.stringify(result.signature),
-        REFERENCE_PROFILE_URI: result.referenceProfile.uri,
-        REFERENCE_PROFILE_DIGEST: result.referenceProfile.digest,
-      },
-      row: result.inputExample?.[0] ?? [50, 0.3, 40, 0.5, 1],
-      bytes: readFileSync(fileURLToPath(result.artifact.uri)),
-    };
+  let trained: ExampleModel;
+  try {
+    trained = trainExample(join(work, 'trainer'));
+  } catch (error) {
+    return fallbackModel(error as Error);
   }
-  console.warn(
-    `example trainer failed (${run.status}); using the same logistic regression built directly:\n${run.stderr.slice(-1000)}`,
-  );
+  return {
+    source: 'examples/trainer (model.onnx + profile.json)',
+    env: trained.env,
+    row: trained.row,
+    bytes: readFileSync(trained.modelPath),
+  };
+}
+
+function fallbackModel(error: Error): Example {
+  console.warn(`${error.message}; using the same logistic regression built directly`);
   const bytes = buildLogisticRegressionModel({ weights: [0.02, 1.5, -0.01, 2, 0.3], bias: -1 });
   const path = join(work, 'model.onnx');
   writeFileSync(path, bytes);

@@ -15,6 +15,8 @@ export interface ExampleModel {
   profile: ReferenceProfile;
   /** The predictor's environment for this model, as the operator would set it. */
   env: Record<string, string>;
+  /** The first row of the trainer's input example (the features of one request). */
+  row: number[];
   /** The float32 weights and bias in the ONNX initializers, widened to numbers exactly. */
   weights: number[];
   bias: number;
@@ -54,6 +56,7 @@ export function trainExample(dir: string): ExampleModel {
       REFERENCE_PROFILE_URI: result.referenceProfile.uri,
       REFERENCE_PROFILE_DIGEST: result.referenceProfile.digest,
     },
+    row: result.inputExample[0],
     weights: initializer('weights'),
     bias: initializer('bias')[0],
   };
