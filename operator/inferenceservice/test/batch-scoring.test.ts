@@ -1,40 +1,16 @@
-/**
- * Scheduled batch scoring end to end on the local cluster, every part real: the operator (as operator/main.ts
- * wires it) turning spec.batch into a CronJob, the controller manager's CronJob and Job controllers starting the
- * runs, the local kubelet running each run's pod (the predictor image in batch mode) as a process in its pod
- * network namespace, the cluster's S3 server holding model and input, its PostgreSQL holding the CRM table, and
- * NATS carrying the run's lifecycle event.
- *
- *   scheduled run → table written, rejects in S3, status.batch and an event
- *   → a promotion while a run waits on the table: that run keeps the version it started with, the next takes v2
- *   → a run that fails leaves the table as it was and says why in status
- */
-import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import pg from 'pg';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
 import { buildLogisticRegressionModel } from '../../../examples/trainer/src/onnx.ts';
 import { startPostgres, type TestPostgres } from '../../../test/support/postgres.ts';
 import { requireS3 } from '../../../test/support/s3.ts';
-import { kinds, KubeApi, type Engine, type KubeObject } from '../../engine/index.ts';
-import { createOperator } from '../../main.ts';
+import { kinds, KubeApi, type KubeObject } from '../../engine/index.ts';
 import { CronJob } from '../batch.ts';
-import { inferenceServiceSettings, setUpInferenceServices, type InferenceServiceRuntime } from '../config.ts';
 import { waitFor } from '../../../test/support/local.ts';
-import {
-  createNamespace,
-  deleteNamespace,
-  installCrds,
-  quietLogger,
-  requireKubeconfig,
-  uniqueName,
-} from './support/cluster.ts';
+import { createNamespace, installCrds, registerVersion, requireKubeconfig, uniqueName } from './support/cluster.ts';
+import { startLiveOperator, type LiveOperator } from './support/live-operator.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const kc = requireKubeconfig();
 const api = new KubeApi(kc);
 const s3 = requireS3('batch-scoring');
@@ -47,10 +23,7 @@ if (!process.env.NATS_URL || !process.env.LOOPLINE_POSTGRES_URL)
   throw new Error('NATS_URL and LOOPLINE_POSTGRES_URL are not set: eval "$(bash e2e/cluster/cluster.sh env)"');
 
 let db: TestPostgres;
-let nc: NatsConnection;
-let kubelet: LocalKubelet;
-let operator: Engine;
-let runtime: InferenceServiceRuntime;
+let live: LiveOperator;
 let inputUri: string;
 const lifecycle: Array<{ type: string; data: any }> = [];
 const WEIGHTS: Record<number, number[]> = { 1: [1.2, -0.7, 0.4], 2: [-0.3, 0.9, 0.1] };
@@ -64,28 +37,10 @@ const customer = (i: number) => ({
   x2: (i % 11) / 5,
 });
 
-async function registerVersion(version: number, aliases: string[]): Promise<void> {
+async function register(version: number, aliases: string[]): Promise<void> {
   const bytes = buildLogisticRegressionModel({ weights: WEIGHTS[version], bias: 0.1 });
   const uri = await s3.put(`models/${MODEL}/v${version}/model.onnx`, bytes);
-  await api.create(
-    kinds.ModelVersion,
-    {
-      apiVersion: 'loopline.dev/v1alpha1',
-      kind: 'ModelVersion',
-      metadata: { name: `${MODEL}-v${version}`, namespace: ns },
-      spec: {
-        model: MODEL,
-        version,
-        artifact: { uri, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, format: 'onnx' },
-        signature: {
-          inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 3] }],
-          outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }],
-        },
-        aliases,
-      },
-    } as never,
-    'loopline-test',
-  );
+  await registerVersion(api, ns, MODEL, version, aliases, { uri, bytes, features: 3 }, { effective: false });
 }
 
 const batchEntry = (overrides: Record<string, unknown> = {}) => ({
@@ -183,31 +138,18 @@ test.before(async () => {
       }),
     ),
   );
-  nc = await connect({ servers: process.env.NATS_URL });
-  const events = nc.subscribe(`loopline.events.${ns}.inferenceservice.>`);
+  live = await startLiveOperator({
+    kubeconfig: kc,
+    api,
+    namespace: ns,
+    env: { PROMETHEUS_URL: 'http://127.0.0.1:1', ...s3.operatorEnv(STORAGE_SECRET) },
+  });
+  const events = live.nc.subscribe(`loopline.events.${ns}.inferenceservice.>`);
   void (async () => {
     for await (const message of events) lifecycle.push(message.json<{ type: string; data: any }>());
   })();
-  kubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot: REPO_ROOT, namespace: ns, logger: quietLogger() });
-  operator = createOperator({
-    kubeconfig: kc,
-    namespace: ns,
-    leaderElection: false,
-    httpPort: false,
-    logger: quietLogger(),
-    resyncPeriodMs: 0,
-  });
-  runtime = await setUpInferenceServices(operator, {
-    ...inferenceServiceSettings({
-      PROMETHEUS_URL: 'http://127.0.0.1:1',
-      NATS_URL: process.env.NATS_URL,
-      ...s3.operatorEnv(STORAGE_SECRET),
-    }),
-    namespace: ns,
-  });
-  await operator.start();
-  await registerVersion(1, ['production']);
-  await registerVersion(2, []);
+  await register(1, ['production']);
+  await register(2, []);
   await api.create(
     kinds.InferenceService,
     {
@@ -226,18 +168,9 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  await runtime?.stop();
-  await operator?.stop();
-  await deleteNamespace(api, ns);
-  await waitFor(
-    'pods gone',
-    async () => ((await api.list(kinds.Pod, ns)).items.length === 0 ? true : undefined),
-    30_000,
-  ).catch(() => undefined);
-  await kubelet?.stop();
+  await live?.stop();
   await db?.query(`DROP TABLE IF EXISTS ${TABLE}`).catch(() => undefined);
   await db?.stop();
-  await nc?.close();
 });
 
 test('a scheduled run scores the input into the table with segments, rejects the invalid rows, and reports in status and on NATS', async () => {

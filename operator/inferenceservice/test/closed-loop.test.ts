@@ -14,50 +14,32 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
 import { generateCreditRisk } from '../../../examples/trainer/src/dataset.ts';
-import { kinds, KubeApi, type Engine, type KubeObject } from '../../engine/index.ts';
+import { kinds, KubeApi, type KubeObject } from '../../engine/index.ts';
 import { STREAM_NAME } from '../../events/stream.ts';
-import { createOperator } from '../../main.ts';
-import { inferenceServiceSettings, setUpInferenceServices, type InferenceServiceRuntime } from '../config.ts';
 import { gatewayApiRouter } from '../router/index.ts';
-import {
-  createNamespace,
-  deleteNamespace,
-  installCrds,
-  quietLogger,
-  requireKubeconfig,
-  sleep,
-  uniqueName,
-  waitFor,
-} from './support/cluster.ts';
+import { createNamespace, installCrds, requireKubeconfig, sleep, uniqueName, waitFor } from './support/cluster.ts';
+import { eventNotes } from '../../../test/support/events.ts';
+import { requireNatsUrl, startLiveOperator, type LiveOperator } from './support/live-operator.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 import { GatewayClient } from '../../../test/support/gateway.ts';
 
-const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const kc = requireKubeconfig();
 const api = new KubeApi(kc);
 const ns = uniqueName('isvc-loop');
 const MODEL = 'credit-risk';
 const ISVC = 'credit';
 const TRAINER = 'loopline/example-trainer:0.1.0';
-if (!process.env.NATS_URL)
-  throw new Error(
-    'NATS_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)" (the local cluster runs nats-server with JetStream)',
-  );
+requireNatsUrl();
 
 let outputDir: string;
 let prometheus: TestPrometheus;
-let nc: NatsConnection;
-let kubelet: LocalKubelet;
-let operator: Engine;
-let runtime: InferenceServiceRuntime;
+let live: LiveOperator;
 const HOST = `${ISVC}.${ns}.example.com`;
 const gateway = new GatewayClient(HOST);
 const predict = (rows: number[][]) => gateway.post('/predict', { instances: rows });
@@ -147,77 +129,39 @@ const inferenceService = () => ({
   },
 });
 
-async function eventsNote(reason: string): Promise<string | undefined> {
-  const events = await api.request<{ items: Array<{ reason: string; note: string; regarding: { name: string } }> }>(
-    'GET' as never,
-    `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
-  );
-  return events.items.find((e) => e.regarding.name === ISVC && e.reason === reason)?.note;
-}
+const eventsNote = async (reason: string) => (await eventNotes(api, ns, ISVC, reason))[0];
 
 test.before(async () => {
   await installCrds(api);
   await createNamespace(api, ns);
   outputDir = mkdtempSync(join(tmpdir(), 'isvc-loop-'));
   prometheus = await startPrometheus({ scrapeIntervalMs: 500, discover: { namespace: ns } });
-  nc = await connect({ servers: process.env.NATS_URL });
-  const events = nc.subscribe(`loopline.events.${ns}.inferenceservice.>`);
+  live = await startLiveOperator({
+    kubeconfig: kc,
+    api,
+    namespace: ns,
+    env: { PROMETHEUS_URL: prometheus.url, PROMETHEUS_SCRAPE_INTERVAL: '500ms' },
+    operator: { lifecycle: { retryBaseMs: 300 } },
+  });
+  const events = live.nc.subscribe(`loopline.events.${ns}.inferenceservice.>`);
   void (async () => {
     for await (const message of events) {
       const event = message.json<{ type: string; data: unknown }>();
       lifecycle.push({ type: event.type, data: event.data });
     }
   })();
-  const drift = nc.subscribe(`loopline.drift.${ns}.>`);
+  const drift = live.nc.subscribe(`loopline.drift.${ns}.>`);
   void (async () => {
     for await (const message of drift)
       driftEvents.push({ subject: message.subject, raw: message.data, event: message.json() });
   })();
-  kubelet = await startLocalKubelet({
-    kubeconfig: kc,
-    repoRoot: REPO_ROOT,
-    namespace: ns,
-    logger: quietLogger(),
-    restartBackoffMs: 500,
-  });
-  operator = createOperator({
-    kubeconfig: kc,
-    namespace: ns,
-    leaderElection: false,
-    httpPort: false,
-    logger: quietLogger(),
-    resyncPeriodMs: 0,
-    lifecycle: { retryBaseMs: 300 },
-  });
-  runtime = await setUpInferenceServices(operator, {
-    ...inferenceServiceSettings({
-      PROMETHEUS_URL: prometheus.url,
-      PROMETHEUS_SCRAPE_INTERVAL: '500ms',
-      NATS_URL: process.env.NATS_URL,
-    }),
-    namespace: ns,
-  });
-  await operator.start();
-  await runtime.startEventLoops();
 });
 
 test.after(async () => {
   traffic.running = false;
-  await runtime?.stop();
-  await operator?.stop();
-  const jsm = await jetstreamManager(nc);
-  for (const kind of ['drift', 'quality'])
-    await jsm.consumers.delete(STREAM_NAME, `loopline-operator-${kind}-${ns}`).catch(() => undefined);
-  await deleteNamespace(api, ns);
-  await waitFor(
-    'predictor and trainer pods gone',
-    async () => (await api.list(kinds.Pod, ns)).items.length === 0,
-    20_000,
-  ).catch(() => undefined);
-  await kubelet?.stop();
+  await live?.stop();
   gateway.close();
   await prometheus?.stop();
-  await nc?.close();
   rmSync(outputDir, { recursive: true, force: true });
 });
 
@@ -320,10 +264,10 @@ test('drift in live traffic: event → status.drift → exactly one retrain Trai
   );
 
   // The same event twice more, past JetStream's duplicate window (no Nats-Msg-Id), as a replay would deliver it.
-  const js = jetstream(nc);
+  const js = jetstream(live.nc);
   await js.publish(drifted.subject, drifted.raw);
   await js.publish(drifted.subject, drifted.raw);
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jetstreamManager(live.nc);
   await waitFor('the operator consumed every drift event', async () => {
     const info = await jsm.consumers.info(STREAM_NAME, `loopline-operator-drift-${ns}`);
     return (

@@ -7,31 +7,25 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
+import { jetstream } from '@nats-io/jetstream';
 import { inferenceLogPart, labelCsv, labelPart } from '../../../test/support/ground-truth.ts';
 import { requireS3 } from '../../../test/support/s3.ts';
 import { qualityMetrics } from '../../../server/src/quality/metrics.ts';
 import { run } from '../../cli/main.ts';
-import { kinds, KubeApi, type Engine, type KubeObject } from '../../engine/index.ts';
+import { kinds, KubeApi, type KubeObject } from '../../engine/index.ts';
 import { cloudEvent } from '../../events/cloudevents.ts';
 import { QUALITY_EVENT_TYPE, qualitySubject } from '../../events/quality-event.ts';
-import { STREAM_NAME } from '../../events/stream.ts';
-import { createOperator } from '../../main.ts';
 import { CronJob } from '../batch.ts';
-import { inferenceServiceSettings, setUpInferenceServices, type InferenceServiceRuntime } from '../config.ts';
-import { REPO_ROOT } from '../../../test/support/operator-harness.ts';
 import {
   createNamespace,
-  deleteNamespace,
   installCrds,
-  quietLogger,
   registerVersion,
   requireKubeconfig,
   uniqueName,
   waitFor,
 } from './support/cluster.ts';
+import { eventNotes } from '../../../test/support/events.ts';
+import { requireNatsUrl, startLiveOperator, type LiveOperator } from './support/live-operator.ts';
 
 const kc = requireKubeconfig();
 const api = new KubeApi(kc);
@@ -40,59 +34,27 @@ const ns = uniqueName('isvc-quality');
 const MODEL = 'fraud-detector';
 const ISVC = 'fraud';
 const SECRET = 'ground-truth-keys';
-if (!process.env.NATS_URL)
-  throw new Error(
-    'NATS_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)" (the local cluster runs nats-server with JetStream)',
-  );
+requireNatsUrl();
 
-let nc: NatsConnection;
-let kubelet: LocalKubelet;
-let operator: Engine;
-let runtime: InferenceServiceRuntime;
+let live: LiveOperator;
 const base = s3.uri('ground-truth');
 const scores = [0.91, 0.85, 0.3, 0.62, 0.2, 0.12, 0.77, 0.45, 0.55, 0.05];
 const truth = [1, 1, 0, 0, 0, 1, 1, 0, 1, 0];
 
 const getIsvc = () => api.get(kinds.InferenceService, ns, ISVC);
-async function events(reason: string): Promise<string[]> {
-  const list = await api.request<{ items: Array<{ reason: string; note: string; regarding: { name: string } }> }>(
-    'GET' as never,
-    `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
-  );
-  return list.items.filter((e) => e.regarding.name === ISVC && e.reason === reason).map((e) => e.note);
-}
+const events = (reason: string) => eventNotes(api, ns, ISVC, reason);
 
 test.before(async () => {
   await installCrds(api);
   await createNamespace(api, ns);
   await api.create(kinds.Secret, s3.secret(SECRET, ns) as never, 'loopline-test');
   await registerVersion(api, ns, MODEL, 1, ['production']);
-  nc = await connect({ servers: process.env.NATS_URL });
-  kubelet = await startLocalKubelet({
+  live = await startLiveOperator({
     kubeconfig: kc,
-    repoRoot: REPO_ROOT,
+    api,
     namespace: ns,
-    logger: quietLogger(),
-    restartBackoffMs: 500,
+    env: { PROMETHEUS_URL: 'http://127.0.0.1:9', ...s3.operatorEnv(SECRET) },
   });
-  operator = createOperator({
-    kubeconfig: kc,
-    namespace: ns,
-    leaderElection: false,
-    httpPort: false,
-    logger: quietLogger(),
-    resyncPeriodMs: 0,
-  });
-  runtime = await setUpInferenceServices(operator, {
-    ...inferenceServiceSettings({
-      PROMETHEUS_URL: 'http://127.0.0.1:9',
-      NATS_URL: process.env.NATS_URL,
-      ...s3.operatorEnv(SECRET),
-    }),
-    namespace: ns,
-  });
-  await operator.start();
-  await runtime.startEventLoops();
   await api.create(
     kinds.InferenceService,
     {
@@ -113,14 +75,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  await runtime?.stop();
-  await operator?.stop();
-  const jsm = await jetstreamManager(nc);
-  for (const kind of ['drift', 'quality'])
-    await jsm.consumers.delete(STREAM_NAME, `loopline-operator-${kind}-${ns}`).catch(() => undefined);
-  await deleteNamespace(api, ns);
-  await kubelet?.stop();
-  await nc?.close();
+  await live?.stop();
 });
 
 test("the InferenceService owns a quality CronJob that runs the operator image with the evaluator's settings", async () => {
@@ -240,7 +195,7 @@ test("a run of the CronJob's template evaluates the S3 ground truth; the event l
   const series = await waitFor(
     'the gauge from the cache',
     async () => {
-      const text = await operator.metrics.metrics();
+      const text = await live.operator.metrics.metrics();
       return text.includes(
         `loopline_model_quality{namespace="${ns}",inferenceservice="${ISVC}",metric="auc",version="1"}`,
       )
@@ -295,7 +250,7 @@ test('a later evaluation with a notable drop replaces the entry and is a Warning
       versions: [dropped],
     },
   });
-  const js = jetstream(nc);
+  const js = jetstream(live.nc);
   await js.publish(qualitySubject(ns, ISVC), JSON.stringify(later), { msgID: later.id });
   const replay = cloudEvent({
     type: later.type,

@@ -19,32 +19,19 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import ort from 'onnxruntime-node';
-import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
 import { conceptShiftFiles, conceptShiftRows } from '../../../test/support/concept-shift.ts';
 import { requireS3 } from '../../../test/support/s3.ts';
-import { REPO_ROOT } from '../../../test/support/operator-harness.ts';
 import { qualityMetrics } from '../../../server/src/quality/metrics.ts';
 import { parseS3Uri } from '../../api/object-storage.ts';
-import { kinds, KubeApi, type Engine } from '../../engine/index.ts';
+import { kinds, KubeApi } from '../../engine/index.ts';
 import { qualitySubject } from '../../events/quality-event.ts';
-import { STREAM_NAME } from '../../events/stream.ts';
-import { createOperator } from '../../main.ts';
 import { CronJob } from '../batch.ts';
-import { inferenceServiceSettings, setUpInferenceServices, type InferenceServiceRuntime } from '../config.ts';
 import { TRIGGER_ANNOTATION } from '../drift.ts';
-import {
-  createNamespace,
-  deleteNamespace,
-  installCrds,
-  quietLogger,
-  requireKubeconfig,
-  sleep,
-  uniqueName,
-  waitFor,
-} from './support/cluster.ts';
+import { createNamespace, installCrds, requireKubeconfig, sleep, uniqueName, waitFor } from './support/cluster.ts';
+import { eventNotes } from '../../../test/support/events.ts';
+import { requireNatsUrl, startLiveOperator, type LiveOperator } from './support/live-operator.ts';
 
 const kc = requireKubeconfig();
 const api = new KubeApi(kc);
@@ -55,15 +42,9 @@ const ISVC = 'credit';
 const SECRET = 'ground-truth-keys';
 const TRAINER = 'loopline/example-trainer:0.1.0';
 const TRAINING_AUC = 0.89;
-if (!process.env.NATS_URL)
-  throw new Error(
-    'NATS_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)" (the local cluster runs nats-server with JetStream)',
-  );
+requireNatsUrl();
 
-let nc: NatsConnection;
-let kubelet: LocalKubelet;
-let operator: Engine;
-let runtime: InferenceServiceRuntime;
+let live: LiveOperator;
 let outputDir: string;
 const base = s3.uri('ground-truth');
 const qualityEvents: Array<{ id: string; raw: string }> = [];
@@ -71,13 +52,7 @@ const qualityEvents: Array<{ id: string; raw: string }> = [];
 const getIsvc = () => api.get(kinds.InferenceService, ns, ISVC);
 const retrainJobs = async () =>
   (await api.list(kinds.TrainingJob, ns, { labelSelector: `loopline.dev/inferenceservice=${ISVC}` })).items;
-async function events(reason: string): Promise<string[]> {
-  const list = await api.request<{ items: Array<{ reason: string; note: string; regarding: { name: string } }> }>(
-    'GET' as never,
-    `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
-  );
-  return list.items.filter((e) => e.regarding.name === ISVC && e.reason === reason).map((e) => e.note);
-}
+const events = (reason: string) => eventNotes(api, ns, ISVC, reason);
 
 /** What `kubectl create job --from=cronjob/credit-quality` does: one evaluation now. */
 async function evaluateNow(name: string): Promise<void> {
@@ -123,37 +98,18 @@ test.before(async () => {
     } as never,
     'loopline-test',
   );
-  nc = await connect({ servers: process.env.NATS_URL });
-  const subscription = nc.subscribe(`loopline.quality.${ns}.>`);
+  live = await startLiveOperator({
+    kubeconfig: kc,
+    api,
+    namespace: ns,
+    env: { PROMETHEUS_URL: 'http://127.0.0.1:9', ...s3.operatorEnv(SECRET) },
+    operator: { lifecycle: { retryBaseMs: 300 } },
+  });
+  const subscription = live.nc.subscribe(`loopline.quality.${ns}.>`);
   void (async () => {
     for await (const message of subscription)
       qualityEvents.push({ id: message.json<{ id: string }>().id, raw: message.string() });
   })();
-  kubelet = await startLocalKubelet({
-    kubeconfig: kc,
-    repoRoot: REPO_ROOT,
-    namespace: ns,
-    logger: quietLogger(),
-    restartBackoffMs: 500,
-  });
-  const settings = inferenceServiceSettings({
-    PROMETHEUS_URL: 'http://127.0.0.1:9',
-    NATS_URL: process.env.NATS_URL,
-    ...s3.operatorEnv(SECRET),
-  });
-  operator = createOperator({
-    kubeconfig: kc,
-    namespace: ns,
-    leaderElection: false,
-    httpPort: false,
-    logger: quietLogger(),
-    resyncPeriodMs: 0,
-    storage: settings.serving.storage,
-    lifecycle: { retryBaseMs: 300 },
-  });
-  runtime = await setUpInferenceServices(operator, { ...settings, namespace: ns });
-  await operator.start();
-  await runtime.startEventLoops();
   await api.create(
     kinds.InferenceService,
     {
@@ -187,14 +143,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  await runtime?.stop();
-  await operator?.stop();
-  const jsm = await jetstreamManager(nc);
-  for (const kind of ['drift', 'quality'])
-    await jsm.consumers.delete(STREAM_NAME, `loopline-operator-${kind}-${ns}`).catch(() => undefined);
-  await deleteNamespace(api, ns);
-  await kubelet?.stop();
-  await nc?.close();
+  await live?.stop();
   rmSync(outputDir, { recursive: true, force: true });
 });
 
@@ -298,7 +247,7 @@ test('a concept shift drops live AUC below the bound: exactly one retraining Tra
 
   // The same event delivered again (a new JetStream message, as a redelivery after a crash would be): nothing new.
   const first = published;
-  await jetstream(nc).publish(qualitySubject(ns, ISVC), first.raw, { msgID: `${first.id}-replayed` });
+  await jetstream(live.nc).publish(qualitySubject(ns, ISVC), first.raw, { msgID: `${first.id}-replayed` });
   // A second evaluation: the same drop, a new event, inside the cooldown.
   await evaluateNow('quality-2');
   await waitFor(

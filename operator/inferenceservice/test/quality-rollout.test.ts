@@ -8,30 +8,24 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
 import { inferenceLogPart, labelPart, type LoggedRow } from '../../../test/support/ground-truth.ts';
 import { versionEndpoint, type VersionEndpoint } from '../../../test/support/predictor-metrics.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 import { requireS3 } from '../../../test/support/s3.ts';
-import { REPO_ROOT } from '../../../test/support/operator-harness.ts';
 import { rocAuc } from '../../../server/src/quality/metrics.ts';
-import { kinds, KubeApi, type Engine, type KubeObject } from '../../engine/index.ts';
-import { STREAM_NAME } from '../../events/stream.ts';
-import { createOperator } from '../../main.ts';
-import { inferenceServiceSettings, setUpInferenceServices, type InferenceServiceRuntime } from '../config.ts';
+import { kinds, KubeApi, type KubeObject } from '../../engine/index.ts';
 import {
   createNamespace,
-  deleteNamespace,
   installCrds,
-  quietLogger,
   registerVersion,
   requireKubeconfig,
   sleep,
   uniqueName,
   waitFor,
 } from './support/cluster.ts';
+import { normalFrom, seededRandom } from '../../../examples/trainer/src/random.ts';
+import { eventNotes } from '../../../test/support/events.ts';
+import { requireNatsUrl, startLiveOperator, type LiveOperator } from './support/live-operator.ts';
 
 const kc = requireKubeconfig();
 const api = new KubeApi(kc);
@@ -39,37 +33,18 @@ const s3 = requireS3('quality-rollout');
 const ns = uniqueName('isvc-qgate');
 const SECRET = 'ground-truth-keys';
 const base = s3.uri('ground-truth');
-if (!process.env.NATS_URL)
-  throw new Error(
-    'NATS_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)" (the local cluster runs nats-server with JetStream)',
-  );
+requireNatsUrl();
 
-let nc: NatsConnection;
-let kubelet: LocalKubelet;
-let operator: Engine;
-let runtime: InferenceServiceRuntime;
+let live: LiveOperator;
 let prometheus: TestPrometheus;
 const endpoints: Array<VersionEndpoint & { service: string }> = [];
-
-/** A seeded generator (mulberry32) and standard normals from it (Box-Muller). */
-function normals(seed: number): () => number {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-}
 
 /**
  * `count` predictions of one version with their labels: half positive, the score a logistic of the label times
  * `separation` plus standard normal noise, so the AUC is about Φ(separation / √2) (1.53 → 0.86, 0.78 → 0.71).
  */
 function predictions(version: number, count: number, separation: number, seed: number, prefix: string) {
-  const noise = normals(seed);
+  const noise = normalFrom(seededRandom(seed));
   const now = Date.now();
   const rows: Array<LoggedRow & { label: number }> = [];
   for (let j = 0; j < count; j++) {
@@ -145,13 +120,7 @@ async function createService(
 }
 
 const getIsvc = (name: string) => api.get(kinds.InferenceService, ns, name);
-async function events(name: string, reason: string): Promise<string[]> {
-  const list = await api.request<{ items: Array<{ reason: string; note: string; regarding: { name: string } }> }>(
-    'GET' as never,
-    `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
-  );
-  return list.items.filter((e) => e.regarding.name === name && e.reason === reason).map((e) => e.note);
-}
+const events = (name: string, reason: string) => eventNotes(api, ns, name, reason);
 /** The first Event of that reason, once the operator has written it (after the status). */
 const eventOf = (name: string, reason: string) =>
   waitFor(`${name}: a ${reason} Event`, async () => (await events(name, reason))[0], 15_000);
@@ -167,47 +136,23 @@ test.before(async () => {
   await installCrds(api);
   await createNamespace(api, ns);
   await api.create(kinds.Secret, s3.secret(SECRET, ns) as never, 'loopline-test');
-  nc = await connect({ servers: process.env.NATS_URL });
   prometheus = await startPrometheus({ scrapeIntervalMs: 500 });
-  kubelet = await startLocalKubelet({
+  live = await startLiveOperator({
     kubeconfig: kc,
-    repoRoot: REPO_ROOT,
+    api,
     namespace: ns,
-    logger: quietLogger(),
-    restartBackoffMs: 500,
-  });
-  operator = createOperator({
-    kubeconfig: kc,
-    namespace: ns,
-    leaderElection: false,
-    httpPort: false,
-    logger: quietLogger(),
-    resyncPeriodMs: 0,
-  });
-  runtime = await setUpInferenceServices(operator, {
-    ...inferenceServiceSettings({
+    env: {
       PROMETHEUS_URL: prometheus.url,
       PROMETHEUS_SCRAPE_INTERVAL: `${prometheus.scrapeIntervalMs}ms`,
-      NATS_URL: process.env.NATS_URL,
       ...s3.operatorEnv(SECRET),
-    }),
-    namespace: ns,
+    },
   });
-  await operator.start();
-  await runtime.startEventLoops();
 });
 
 test.after(async () => {
-  await runtime?.stop();
-  await operator?.stop();
-  const jsm = await jetstreamManager(nc);
-  for (const kind of ['drift', 'quality'])
-    await jsm.consumers.delete(STREAM_NAME, `loopline-operator-${kind}-${ns}`).catch(() => undefined);
-  await deleteNamespace(api, ns);
-  await kubelet?.stop();
+  await live?.stop();
   await prometheus?.stop();
   for (const endpoint of endpoints) await endpoint.close();
-  await nc?.close();
 });
 
 test('a canary with ten times better latency but a worse AUC is rolled back, the reason giving both AUCs, the labels and p', async () => {

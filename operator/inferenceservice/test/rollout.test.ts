@@ -24,6 +24,7 @@ import {
   uniqueName,
   waitFor,
 } from './support/cluster.ts';
+import { eventsAbout } from '../../../test/support/events.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 import { versionEndpoint, type Behaviour, type VersionEndpoint } from '../../../test/support/predictor-metrics.ts';
 import { KubeApi } from '../../engine/index.ts';
@@ -257,11 +258,9 @@ test('a canary that errs, and one that is slow, are rolled back on their own wit
     await waitFor(
       `a RolledBack Event for ${name}`,
       async () => {
-        const events = await api.request<{
-          items: Array<{ reason: string; note: string; regarding: { name: string } }>;
-        }>('GET' as never, `/apis/events.k8s.io/v1/namespaces/${ns}/events`);
-        notes = events.items.filter((e) => e.regarding.name === name).map((e) => `${e.reason}: ${e.note}`);
-        return events.items.some((e) => e.regarding.name === name && e.reason === 'RolledBack' && pattern.test(e.note));
+        const events = await eventsAbout(api, ns, name);
+        notes = events.map((e) => `${e.reason}: ${e.note}`);
+        return events.some((e) => e.reason === 'RolledBack' && pattern.test(e.note));
       },
       5000,
     ).catch((error) => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildLogisticRegressionModel } from '../../../examples/trainer/src/onnx.ts';
-import { seededRandom } from '../../../examples/trainer/src/random.ts';
+import { normalFrom, seededRandom } from '../../../examples/trainer/src/random.ts';
 import type { ServerConfig } from '../../src/config.ts';
 import { DEFAULT_DRIFT_OPTIONS } from '../../src/drift/detector.ts';
 import type { ReferenceProfile } from '../../src/drift/profile.ts';
@@ -65,9 +65,9 @@ export function logisticModel(ws: Workspace, name: string, weights: number[], bi
 /** Deterministic pseudo-random numbers (the example trainer's mulberry32) so profiles and traffic are reproducible. */
 export const random = seededRandom;
 
+/** One normal draw from `rand` (the trainer's Box-Muller). */
 export function normal(rand: () => number, mean = 0, std = 1): number {
-  const u = Math.max(rand(), 1e-12);
-  return mean + std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
+  return mean + std * normalFrom(rand)();
 }
 
 /** A profile of `numeric` standard-normal features followed by one categorical feature with codes 0..2. */
