@@ -2,6 +2,7 @@
  * What a chaos scenario reports: faults injected, invariant checks made and the ones violated, and the time
  * each recovery took; and the table `npm run chaos` writes to bench/results/chaos.md.
  */
+import { percentile } from '../../test/support/figures.ts';
 
 export interface ScenarioResult {
   scenario: string;
@@ -62,15 +63,7 @@ export class ScenarioRecord {
   }
 }
 
-/** The p-th percentile (0..100) by nearest rank; undefined for no values. */
-export function percentile(values: number[], p: number): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
-}
-
-const seconds = (ms: number | undefined) => (ms === undefined ? '–' : `${(ms / 1000).toFixed(1)} s`);
+const seconds = (ms: number) => (Number.isNaN(ms) ? '–' : `${(ms / 1000).toFixed(1)} s`);
 
 /** The summary table, one row per scenario, with the violations and notes listed under it. */
 export function chaosTable(results: ScenarioResult[]): string {

@@ -15,6 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { seededRandom } from '../../examples/trainer/src/random.ts';
 import { inferenceLogPart, labelPart } from '../../test/support/ground-truth.ts';
 import { machineFacts } from '../../test/support/machine.ts';
+import { median } from '../../test/support/figures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const sizes = (process.env.BENCH_QUALITY_ROWS ?? '1000000,5000000').split(',').map(Number);
@@ -97,7 +98,6 @@ function evaluateOnce(base: string, memoryLimit?: string): Round {
   return JSON.parse(run.stdout.trim().split('\n').pop()!);
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const loadBefore = loadavg();
 const results: Array<{ rows: number; memoryLimit: string; writeSeconds: number; rounds: Round[] }> = [];
 for (const rows of sizes) {

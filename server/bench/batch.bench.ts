@@ -28,6 +28,7 @@ import { requireS3 } from '../../test/support/s3.ts';
 import { openInput } from '../src/batch/input.ts';
 import { Session } from '../src/runtime/session.ts';
 import { machineFacts } from '../../test/support/machine.ts';
+import { median } from '../../test/support/figures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const ROWS = Number(process.env.BENCH_BATCH_ROWS ?? 1_000_000);
@@ -35,8 +36,6 @@ const BATCH = 1024;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const FEATURES = ['income', 'debt_ratio', 'age', 'utilization', 'region'];
 const WEIGHTS = [-0.02, 2.1, -0.01, 1.4, 0.3];
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Deterministic rows: the same million every run. */
 function columns(n: number): { customerId: string[]; values: Float64Array[]; region: Int32Array } {

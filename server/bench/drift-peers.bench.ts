@@ -23,6 +23,7 @@ import type { FeatureProfile, ReferenceProfile } from '../src/drift/profile.ts';
 import { trainExample } from './peers/example.ts';
 import { peerPython, pinnedVersion } from './peers/venv.ts';
 import { machineFacts } from '../../test/support/machine.ts';
+import { median } from '../../test/support/figures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const uptime = () => spawnSync('uptime', { encoding: 'utf8' }).stdout.trim();
@@ -288,9 +289,6 @@ for (const count of TIMING_FEATURES) {
 }
 const uptimeAfter = uptime();
 
-function median(xs: number[]): number {
-  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-}
 const speedups = timing.map((t) => ({
   rows: t.rows,
   features: t.features,

@@ -8,6 +8,7 @@ import { encodeParquet } from '../src/ground-truth/parquet.ts';
 import { compileLikeDockerfileServer, load, type Server, startCompiled } from './processes.ts';
 import { machineFacts } from '../../test/support/machine.ts';
 import { trainExample } from './peers/example.ts';
+import { median } from '../../test/support/figures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 11);
@@ -83,11 +84,6 @@ const servers: Record<'off' | 'logged', Server> = {
 };
 for (const server of Object.values(servers)) await load(server.url + INFER, 16, 2, body);
 
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 type Side = { rps: number[]; cpuUs: number[]; mainCpuUs: number[]; p99Ms: number[]; failed: number[] };
 const side = (): Side => ({ rps: [], cpuUs: [], mainCpuUs: [], p99Ms: [], failed: [] });
 const rounds: Record<number, Record<'off' | 'logged', Side> & { load1: number[] }> = {};

@@ -18,6 +18,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { parseS3Uri } from '../../operator/api/object-storage.ts';
 import { requireS3 } from '../../test/support/s3.ts';
 import { machineFacts } from '../../test/support/machine.ts';
+import { median } from '../../test/support/figures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SIZE_MB = Number(process.env.BENCH_ARTIFACT_MB ?? 200);
@@ -70,8 +71,6 @@ async function uploadArtifact(): Promise<{ uri: string; digest: string; seconds:
   }).done();
   return { uri, digest: `sha256:${hash.digest('hex')}`, seconds: (performance.now() - started) / 1000 };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
   const started = Date.now();

@@ -29,6 +29,7 @@ import { killTree, startPeer, treeCpuSeconds, treeMemoryMb } from './peers/proce
 import { peerPython, pinnedVersion } from './peers/venv.ts';
 import { compileLikeDockerfileServer, type Load, load, startCompiled } from './processes.ts';
 import { machineFacts } from '../../test/support/machine.ts';
+import { median } from '../../test/support/figures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -295,7 +296,6 @@ const uptimeAfter = uptime();
 console.log(`peers: ${uptimeAfter}`);
 
 // ---- figures ----
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const med = (k: string, field: keyof Run) => median(runs[k].map((r) => r[field]));
 const failures = Object.values(runs)
   .flat()

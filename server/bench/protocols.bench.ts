@@ -24,6 +24,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { LoadOptions, LoadResult } from './protocol-load.ts';
 import { answerKey, grpcRequest, restRequest, type FloorAnswers, type Kind } from './protocol-requests.ts';
 import { machineFacts } from '../../test/support/machine.ts';
+import { median } from '../../test/support/figures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -210,7 +211,6 @@ async function rawRuns(
 const raw: Record<number, Array<{ rowsPerSecond: number; p50Ms: number; p99Ms: number }>> = { 1: [], 1000: [] };
 for (let round = 0; round < 3; round++) for (const { rows } of SIZES) raw[rows].push(await rawRuns(rows, SECONDS));
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const med = (k: string, field: Exclude<keyof LoadResult, 'clientCpuUsPerRequest'>) =>
   median(runs[k].map((r) => r[field]));
 const clientCpu = (k: string) =>

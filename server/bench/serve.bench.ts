@@ -34,6 +34,7 @@ import { sha256Digest } from '../src/runtime/artifact.ts';
 import { compiled, compileLikeDockerfileServer, load, type Load, type Server, startCompiled } from './processes.ts';
 import { machineFacts } from '../../test/support/machine.ts';
 import { type ExampleModel, trainExample } from './peers/example.ts';
+import { median } from '../../test/support/figures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -369,7 +370,6 @@ if (answerBytes.bare !== answerBytes.ours)
 // processes on the machine hits both sides of a comparison alike; medians of the rounds.
 // Nine rounds: with three, one disturbed round decided the median (bare fastify alone ranged 18k-31k req/s).
 const ROUNDS = 9;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 /**
  * Server CPU per answered request in each paired round, µs, by comparison and server: the work a request costs, which
  * bounds the rate once the server's core is saturated. Reported beside the rates, not instead of them: on this virtual
