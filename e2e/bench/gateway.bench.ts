@@ -1,12 +1,3 @@
-/**
- * The gateway's cost: `npx tsx e2e/bench/gateway.bench.ts` on a running local cluster (also run by `npm run bench`).
- * One predictor pod, run by the local kubelet in its own network namespace and served by the operator behind an
- * HTTPRoute on Gateway loopline-system/loopline-gateway, is loaded in the same run (paired rounds, alternating
- * which goes first) straight at its pod address and through Traefik with the route's Host: requests/s and p50/p99
- * at concurrency 16 and 64, and Traefik's CPU per request (from /proc). autocannon runs in its own process
- * (server/bench/load.ts); latencies are client-side. Writes bench/results/gateway.json and gateway.md.
- */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, loadavg, tmpdir } from 'node:os';
@@ -25,6 +16,8 @@ import {
 } from '../../test/support/local.ts';
 import { GatewayClient, gatewayUrl } from '../../test/support/gateway.ts';
 import { machineFacts } from '../../test/support/machine.ts';
+import { type Load, load as runLoad } from '../../server/bench/processes.ts';
+import { median } from '../../test/support/figures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -45,39 +38,8 @@ const traefikPid = readFileSync(
   'utf8',
 ).trim();
 
-interface Load {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  warmupRequests: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-}
-
-function load(url: string, connections: number, body: string, hostHeader?: string): Promise<Load> {
-  return new Promise((resolve, reject) => {
-    const args = [
-      '--import',
-      'tsx',
-      'server/bench/load.ts',
-      url,
-      String(connections),
-      String(SECONDS),
-      body,
-      ...(hostHeader ? [hostHeader] : []),
-    ];
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
-    );
-  });
-}
+const load = (url: string, connections: number, body: string, host?: string) =>
+  runLoad(url, connections, SECONDS, body, host);
 
 const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000) =>
   sharedWaitFor(what, probe, timeoutMs, 250);
@@ -202,7 +164,6 @@ try {
     }
   }
 
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const summary = Object.fromEntries(
     CONCURRENCY.map((c) => {
       const of = (key: Path) => ({

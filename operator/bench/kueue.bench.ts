@@ -1,19 +1,9 @@
-// Kueue benchmark on the local cluster: BENCH_KUEUE_JOBS (500) TrainingJobs of one GPU each submitted at once to
-// a ClusterQueue of 16 GPUs on the KWOK GPU nodes, each training pod run by KWOK for BENCH_KUEUE_SECONDS (4 s; the
-// pod's SIMULATED_TRAINING_DURATION, e2e/cluster/kwok.yaml), the operator running as its own process. Measured:
-// GPUs held by live pods, sampled every 100 ms, against the quota; admission order against submission order;
-// quota freed (a training pod finished) -> the next training pod created, p50/p99; makespan against the ideal
-// (total GPU-time / quota); the operator's API writes per TrainingJob against the minimum. The floor, in the same
-// run: Kueue admitting as many plain batch/v1 Jobs of the same shape with no Loopline.
-// Writes bench/results/kueue.json and .md.   npm run bench -- kueue
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Watch } from '@kubernetes/client-node';
-import { bundleOperator, chartNodeOptions } from '../../scripts/bundle-operator.ts';
-import { freePort } from '../../test/support/local.ts';
 import { operatorWrites as writes } from './support/scale.ts';
+import { startShippedOperator } from './support/shipped-operator.ts';
 import { controllerReference } from '../engine/keys.ts';
 import { kinds, type KubeObject } from '../engine/index.ts';
 import { desiredJob } from '../trainingjob/job.ts';
@@ -29,14 +19,13 @@ import {
   waitFor,
   type Harness,
 } from '../../test/support/operator-harness.ts';
+import { percentile } from '../../test/support/figures.ts';
 
 const JOBS = Number(process.env.BENCH_KUEUE_JOBS ?? 500);
 const SECONDS = Number(process.env.BENCH_KUEUE_SECONDS ?? 4);
 const QUOTA = 16;
 const GPUS_PER_JOB = 1;
 
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 const round = (n: number) => Math.round(n * 10) / 10;
 
 /** A valid training result (digest and all) whose AUC fails the bench jobs' gate: judged, not registered. */
@@ -218,32 +207,8 @@ async function trace(run: Run, namespace: string) {
 
 const h = await startHarness('bench-kueue', { operator: false, kubelet: false });
 const floorNamespace = `${h.namespace}-plain`;
-const port = await freePort();
-const operatorBundle = join(REPO_ROOT, 'node_modules/.cache/loopline-bench-dist/operator-main.mjs');
-await bundleOperator(join(REPO_ROOT, 'operator/main.ts'), operatorBundle);
-const operator = spawn(
-  process.execPath,
-  [
-    ...chartNodeOptions(),
-    operatorBundle,
-    '--namespace',
-    h.namespace,
-    '--no-leader-election',
-    '--http-port',
-    String(port),
-  ],
-  {
-    cwd: REPO_ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  },
-);
+const { process: operator, port } = await startShippedOperator(h.namespace);
 try {
-  await waitFor(
-    'the operator to be ready',
-    async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok || undefined,
-    60_000,
-  );
   const names = Array.from({ length: JOBS }, (_, i) => `tj-${String(i).padStart(4, '0')}`);
   const loadBefore = loadavg()[0];
 

@@ -23,16 +23,15 @@ import {
   waitFor,
   waitForPhase,
 } from '../../test/support/operator-harness.ts';
-import { freePort } from '../../test/support/local.ts';
 import { operatorWrites as writes } from './support/scale.ts';
+import { startShippedOperator } from './support/shipped-operator.ts';
+import { percentile } from '../../test/support/figures.ts';
 
 const JOBS = Number(process.env.BENCH_TRAININGJOBS ?? 200);
 const SINGLE_JOBS = 20;
 const LIFECYCLES = 5;
 const RESYNC_MS = 8000;
 
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 const round = (n: number) => Math.round(n * 10) / 10;
 
 async function reconciles(port: number): Promise<number> {
@@ -119,39 +118,14 @@ async function burst(namespace: string, prefix: string, count = JOBS, oneAtATime
 }
 
 const h = await startHarness('bench-tj', { operator: false, kubelet: false });
-const port = await freePort();
-// The operator as it ships: one esbuild bundle (Dockerfile.operator, scripts/bundle-operator.ts) run by plain node
-// with the chart's NODE_OPTIONS; through tsx it would spend CPU on the loader that the API server needs in the burst.
-const operatorBundle = join(REPO_ROOT, 'node_modules/.cache/loopline-bench-dist/operator-main.mjs');
-await bundleOperator(join(REPO_ROOT, 'operator/main.ts'), operatorBundle);
-const operator = spawn(
-  process.execPath,
-  [
-    ...chartNodeOptions(),
-    operatorBundle,
-    '--namespace',
-    h.namespace,
-    '--no-leader-election',
-    '--http-port',
-    String(port),
-    '--retry-base-ms',
-    '300',
-    '--resync-period-ms',
-    String(RESYNC_MS),
-  ],
-  {
-    cwd: REPO_ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  },
-);
+const { process: operator, port } = await startShippedOperator(h.namespace, [
+  '--retry-base-ms',
+  '300',
+  '--resync-period-ms',
+  String(RESYNC_MS),
+]);
 let noLogic: ReturnType<typeof spawn> | undefined;
 try {
-  await waitFor(
-    'the operator to be ready',
-    async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok || undefined,
-    60_000,
-  );
   const loadBefore = loadavg()[0];
 
   // A. 200 TrainingJobs at once, answered by the operator, and before and after by the controller with no logic

@@ -123,12 +123,24 @@ export interface Load {
   timeouts: number;
 }
 
-/** Runs server/bench/load.ts in its own process, so the load generator does not share the bench's event loop. */
-export function load(url: string, connections: number, seconds: number, body: string): Promise<Load> {
+/**
+ * Runs server/bench/load.ts in its own process, so the load generator does not share the bench's event loop; with
+ * `host`, every request carries it as its Host header (a gateway routes on it).
+ */
+export function load(url: string, connections: number, seconds: number, body: string, host?: string): Promise<Load> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'server/bench/load.ts', url, String(connections), String(seconds), body],
+      [
+        '--import',
+        'tsx',
+        'server/bench/load.ts',
+        url,
+        String(connections),
+        String(seconds),
+        body,
+        ...(host ? [host] : []),
+      ],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
