@@ -17,7 +17,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createHash } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startLocalKubelet, type LocalKubelet } from '../../../e2e/local-kubelet/kubelet.ts';
@@ -42,7 +41,6 @@ import {
   quietLogger,
   registerVersion,
   requireKubeconfig,
-  setEffectiveAliases,
   sleep,
   uniqueName,
   waitFor,
@@ -70,31 +68,7 @@ async function registerModel(model: string, version: number, aliases: string[]):
   });
   const file = join(models, `${model}-v${version}.onnx`);
   writeFileSync(file, bytes);
-  const name = `${model}-v${version}`;
-  await api.create(
-    kinds.ModelVersion,
-    {
-      apiVersion: 'loopline.dev/v1alpha1',
-      kind: 'ModelVersion',
-      metadata: { name, namespace: ns },
-      spec: {
-        model,
-        version,
-        artifact: {
-          uri: pathToFileURL(file).href,
-          digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
-          format: 'onnx',
-        },
-        signature: {
-          inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, FEATURES] }],
-          outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }],
-        },
-        aliases,
-      },
-    } as never,
-    'loopline-test',
-  );
-  await setEffectiveAliases(api, ns, name, aliases);
+  await registerVersion(api, ns, model, version, aliases, { uri: pathToFileURL(file).href, bytes, features: FEATURES });
 }
 
 function inferenceService(name: string, model: string, spec: Record<string, unknown>) {
@@ -137,11 +111,28 @@ async function atStep(name: string, index: number, weight: number): Promise<void
   );
 }
 
-/** One canary step on from `weight`: unpaused, the next analysis passes and moves the weight; then paused again. */
-async function stepOn(name: string, weight: number): Promise<void> {
-  await setPaused(name, false);
-  await waitFor(`the step after ${weight}%`, async () => (await getIsvc(name)).status?.canaryWeight !== weight, 30_000);
-  await setPaused(name, true);
+/**
+ * One canary step on from `weight`: unpaused, the next analysis passes and moves the weight; then paused again.
+ * Requests keep coming meanwhile, as on a live service: the analysis judges the interval before it, and a burst
+ * sent before the unpause alone left it "requests 0" under load (CI: a healthy gRPC canary rolled back).
+ */
+async function stepOn(name: string, weight: number, client: GatewayClient): Promise<void> {
+  let stepped = false;
+  const trickle = (async () => {
+    while (!stepped) await send(client, 16);
+  })();
+  try {
+    await setPaused(name, false);
+    await waitFor(
+      `the step after ${weight}%`,
+      async () => (await getIsvc(name)).status?.canaryWeight !== weight,
+      30_000,
+    );
+    await setPaused(name, true);
+  } finally {
+    stepped = true;
+    await trickle;
+  }
 }
 
 /** `count` predictions through the gateway, 16 in flight; the answers in order of completion. */
@@ -313,7 +304,7 @@ test('through Traefik the split at every canary step matches its weight (chi-squ
         `step ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`,
       );
       if (index + 1 < steps.length) {
-        await stepOn('split', weight);
+        await stepOn('split', weight, client);
       }
     }
 
@@ -516,7 +507,7 @@ test("gRPC through Traefik: the GRPCRoute carries each canary step's split to bo
       const rest = byVersion(await send(restClient, 200));
       assert.is((rest.v1 ?? 0) + (rest.v2 ?? 0), 200, `REST beside gRPC: ${JSON.stringify(rest)}`);
       if (index + 1 < steps.length) {
-        await stepOn('grpc', weight);
+        await stepOn('grpc', weight, restClient);
       }
     }
     // The client docs/predictor.md shows, run as it stands.
