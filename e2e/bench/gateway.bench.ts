@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,9 @@ import { GatewayClient, gatewayUrl } from '../../test/support/gateway.ts';
 import { machineFacts } from '../../test/support/machine.ts';
 import { type Load, load as runLoad } from '../../server/bench/processes.ts';
 import { median } from '../../test/support/figures.ts';
+import { createNamespace } from '../../test/support/namespaces.ts';
+import { registerVersion } from '../../test/support/model-versions.ts';
+import { installCrds } from '../../operator/api/install.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -51,32 +53,17 @@ const features = [50, 0.3, 40, 0.5, 1];
 const bytes = buildLogisticRegressionModel({ weights: [0.02, 1.5, -0.01, 2, 0.3], bias: -1 });
 writeFileSync(join(work, 'model.onnx'), bytes);
 
-await api.create(
-  kinds.Namespace,
-  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } as never,
-  'loopline-bench',
-);
-await api.create(
-  kinds.ModelVersion,
-  {
-    apiVersion: 'loopline.dev/v1alpha1',
-    kind: 'ModelVersion',
-    metadata: { name: 'credit-v1', namespace: ns },
-    spec: {
-      model: 'credit',
-      version: 1,
-      artifact: {
-        uri: pathToFileURL(join(work, 'model.onnx')).href,
-        digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
-        format: 'onnx',
-      },
-      signature: {
-        inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, features.length] }],
-        outputs: [{ name: 'probability', datatype: 'FP32', shape: [-1, 1] }],
-      },
-    },
-  } as never,
-  'loopline-bench',
+// A fresh cluster (npm run bench makes one per benchmark) has none of our CRDs yet.
+await installCrds(kc);
+await createNamespace(api, ns, 'loopline-bench');
+await registerVersion(
+  api,
+  ns,
+  'credit',
+  1,
+  [],
+  { uri: pathToFileURL(join(work, 'model.onnx')).href, bytes, features: features.length },
+  { effective: false },
 );
 const kubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot: root, namespace: ns, logger: quietLogger() });
 const engine = createEngine({

@@ -18,14 +18,10 @@ import { PodDisruptionBudget, servedModel } from '../inferenceservice/controller
 import { desiredObjects } from '../inferenceservice/desired.ts';
 import type { ModelVersionObject } from '../inferenceservice/registry.ts';
 import type { InferenceService } from '../inferenceservice/resource.ts';
-import {
-  createNamespace,
-  installCrds,
-  registerVersion,
-  requireKubeconfig,
-  sleep,
-  uniqueName,
-} from '../inferenceservice/test/support/cluster.ts';
+import { installCrds } from '../api/install.ts';
+import { requireKubeconfig, sleep, uniqueName } from '../../test/support/local.ts';
+import { registerVersion } from '../../test/support/model-versions.ts';
+import { createNamespace } from '../../test/support/namespaces.ts';
 import {
   addCapacity,
   benchInferenceService,
@@ -39,12 +35,13 @@ import {
 const known = kindRegistry([...Object.values(kinds), PodDisruptionBudget]);
 
 const count = Number(process.env.BENCH_ISVCS ?? 1000);
-const api = new KubeApi(requireKubeconfig());
+const kc = requireKubeconfig();
+const api = new KubeApi(kc);
 const namespace = uniqueName('bench-objects');
 const loadBefore = loadavg()
   .map((l) => l.toFixed(2))
   .join(', ');
-await installCrds(api);
+await installCrds(kc);
 await createNamespace(api, namespace);
 const capacity = await addCapacity(api, namespace, count);
 const version = await registerVersion(api, namespace, 'bench-model', 1, ['production']);

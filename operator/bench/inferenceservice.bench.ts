@@ -21,14 +21,10 @@ import { createEngine, kinds, KubeApi } from '../engine/index.ts';
 import { inferenceServiceSettings, setUpInferenceServices } from '../inferenceservice/config.ts';
 import { DEFAULT_WORKERS } from '../inferenceservice/controller.ts';
 import { bundleOperator, chartNodeOptions } from '../../scripts/bundle-operator.ts';
-import {
-  createNamespace,
-  installCrds,
-  registerVersion,
-  requireKubeconfig,
-  sleep,
-  uniqueName,
-} from '../inferenceservice/test/support/cluster.ts';
+import { installCrds } from '../api/install.ts';
+import { requireKubeconfig, sleep, uniqueName } from '../../test/support/local.ts';
+import { registerVersion } from '../../test/support/model-versions.ts';
+import { createNamespace } from '../../test/support/namespaces.ts';
 import {
   addCapacity,
   benchInferenceService,
@@ -162,7 +158,7 @@ async function runBenchmark(): Promise<void> {
   const loadBefore = loadavg()
     .map((l) => l.toFixed(2))
     .join(', ');
-  await installCrds(api);
+  await installCrds(kc);
   await createNamespace(api, namespace);
   const capacity = await addCapacity(api, namespace, count);
   await registerVersion(api, namespace, 'bench-model', 1, ['production']);

@@ -5,8 +5,8 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { kinds, type KubeApi, type KubeObject } from '../../engine/index.ts';
-import { deleteNamespace, sleep } from '../../inferenceservice/test/support/cluster.ts';
-import { cpuSecondsOf } from '../../../test/support/local.ts';
+import { cpuSecondsOf, sleep } from '../../../test/support/local.ts';
+import { deleteNamespace } from '../../../test/support/namespaces.ts';
 
 export const SIMULATED_IMAGE = 'registry.local/loopline-predictor-simulated:0.1.0';
 export const NODE_LABEL = 'loopline.dev/bench';
