@@ -221,6 +221,32 @@ function grpcByVersion(answers: GrpcGatewayAnswer[]): Record<string, number> {
   return counts;
 }
 
+/**
+ * REQUESTS_PER_STEP ModelInfer calls through the Gateway, every one answered by a predictor and split between the
+ * versions as `weight` says (chi-square goodness of fit); then REST to the same host, which still reaches the
+ * predictors' REST port through the HTTPRoute.
+ */
+async function assertGrpcSplit(
+  grpcClient: GrpcGatewayClient,
+  restClient: GatewayClient,
+  model: string,
+  weight: number,
+): Promise<void> {
+  const counts = grpcByVersion(await sendGrpc(grpcClient, model, REQUESTS_PER_STEP));
+  assert.is(
+    (counts.v1 ?? 0) + (counts.v2 ?? 0),
+    REQUESTS_PER_STEP,
+    `every gRPC call answered by a predictor: ${JSON.stringify(counts)}`,
+  );
+  const fit = chiSquareGoodnessOfFit([counts.v1 ?? 0, counts.v2 ?? 0], [100 - weight, weight]);
+  assert.ok(
+    fit.pValue > 0.001,
+    `gRPC at ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`,
+  );
+  const rest = byVersion(await send(restClient, 200));
+  assert.is((rest.v1 ?? 0) + (rest.v2 ?? 0), 200, `REST beside gRPC: ${JSON.stringify(rest)}`);
+}
+
 const condition = (isvc: any, type: string) =>
   (isvc?.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
 
@@ -492,20 +518,7 @@ test("gRPC through Traefik: the GRPCRoute carries each canary step's split to bo
       );
 
       await routeLive('grpc', host, { 1: 100 - weight, 2: weight }, 60_000, true);
-      const counts = grpcByVersion(await sendGrpc(grpcClient, 'grpc-model', REQUESTS_PER_STEP));
-      assert.is(
-        (counts.v1 ?? 0) + (counts.v2 ?? 0),
-        REQUESTS_PER_STEP,
-        `every gRPC call answered by a predictor: ${JSON.stringify(counts)}`,
-      );
-      const fit = chiSquareGoodnessOfFit([counts.v1 ?? 0, counts.v2 ?? 0], [100 - weight, weight]);
-      assert.ok(
-        fit.pValue > 0.001,
-        `gRPC at ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`,
-      );
-      // REST to the same host still reaches the predictors' REST port through the HTTPRoute.
-      const rest = byVersion(await send(restClient, 200));
-      assert.is((rest.v1 ?? 0) + (rest.v2 ?? 0), 200, `REST beside gRPC: ${JSON.stringify(rest)}`);
+      await assertGrpcSplit(grpcClient, restClient, 'grpc-model', weight);
       if (index + 1 < steps.length) {
         await stepOn('grpc', weight, restClient);
       }
@@ -596,19 +609,7 @@ test("gRPC through Traefik with provider traefik: the IngressRoute's gRPC rule c
   const grpcClient = new GrpcGatewayClient(host);
   const restClient = new GatewayClient(host);
   try {
-    const counts = grpcByVersion(await sendGrpc(grpcClient, 'grpc-traefik-model', REQUESTS_PER_STEP));
-    assert.is(
-      (counts.v1 ?? 0) + (counts.v2 ?? 0),
-      REQUESTS_PER_STEP,
-      `every gRPC call answered by a predictor: ${JSON.stringify(counts)}`,
-    );
-    const fit = chiSquareGoodnessOfFit([counts.v1 ?? 0, counts.v2 ?? 0], [100 - weight, weight]);
-    assert.ok(
-      fit.pValue > 0.001,
-      `gRPC at ${weight}%: observed ${JSON.stringify(counts)}, chi-square ${fit.statistic.toFixed(2)}, p ${fit.pValue}`,
-    );
-    const rest = byVersion(await send(restClient, 200));
-    assert.is((rest.v1 ?? 0) + (rest.v2 ?? 0), 200, `REST beside gRPC: ${JSON.stringify(rest)}`);
+    await assertGrpcSplit(grpcClient, restClient, 'grpc-traefik-model', weight);
   } finally {
     grpcClient.close();
     restClient.close();

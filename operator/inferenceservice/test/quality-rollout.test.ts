@@ -129,6 +129,19 @@ async function evaluationJobs(name: string): Promise<KubeObject[]> {
     j.metadata.name.startsWith(`${name}-quality-`),
   );
 }
+/** The InferenceService once its rollout is RolledBack; on a timeout the error says where the analysis is. */
+const untilRolledBack = (name: string) =>
+  waitFor(
+    `${name} rolled back`,
+    async () => {
+      const object = await getIsvc(name);
+      return object.status?.phase === 'RolledBack' ? object : undefined;
+    },
+    120_000,
+  ).catch(async (error) => {
+    const object = await getIsvc(name);
+    throw new Error(`${(error as Error).message}; status ${JSON.stringify(object.status?.analysis)}`);
+  });
 const canaryStarted = (name: string) =>
   waitFor(`${name}: the canary's rollout started`, async () => (await getIsvc(name)).status?.canaryStartedAt, 30_000);
 
@@ -172,17 +185,7 @@ test('a canary with ten times better latency but a worse AUC is rolled back, the
     ),
   ) as [number, number];
 
-  const isvc = await waitFor(
-    `${name} rolled back`,
-    async () => {
-      const object = await getIsvc(name);
-      return object.status?.phase === 'RolledBack' ? object : undefined;
-    },
-    120_000,
-  ).catch(async (error) => {
-    const object = await getIsvc(name);
-    throw new Error(`${(error as Error).message}; status ${JSON.stringify(object.status?.analysis)}`);
-  });
+  const isvc = await untilRolledBack(name);
   assert.is(isvc.status.canaryWeight, 0);
   assert.is(isvc.status.stableVersion, 1);
   const quality = isvc.status.analysis.quality;
@@ -289,17 +292,7 @@ test('in shadow mode, before any label came back, a canary deciding differently 
     const logged = inferenceLogPart(ns, name, rows, `predictor-v${rows[0]!.version}`, 0);
     await s3.put(`ground-truth/${logged.key}`, logged.body);
   }
-  const isvc = await waitFor(
-    `${name} rolled back`,
-    async () => {
-      const object = await getIsvc(name);
-      return object.status?.phase === 'RolledBack' ? object : undefined;
-    },
-    120_000,
-  ).catch(async (error) => {
-    const object = await getIsvc(name);
-    throw new Error(`${(error as Error).message}; status ${JSON.stringify(object.status?.analysis)}`);
-  });
+  const isvc = await untilRolledBack(name);
   assert.equal(isvc.status.analysis.decisions.pairs, 600);
   assert.ok(Math.abs(isvc.status.analysis.decisions.flipRate - flipped / 600) < 1e-12);
   // No labels at all: the quality check could not say, the decisions check did.
