@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { fromHalfBits, tensorFromBytes, tensorToBytes, toHalfBits } from '../src/runtime/tensors.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
 import { InferenceClient, fp32Bytes, fp32Of, status } from './support/grpc.ts';
-import { call } from './support/http.ts';
+import { call, ADMIN_TOKEN, swapModel } from './support/http.ts';
 import { DATATYPES, VALUES, bytesOf, identityServer, type WholeDatatype } from './support/datatypes.ts';
 import { Workspace, logisticModel, referenceProfile, testConfig } from './support/model.ts';
 
@@ -16,7 +16,6 @@ const ws = new Workspace();
 const model = logisticModel(ws, 'credit.onnx', [0.8, -0.5, 0.3, 1.2], -0.1);
 const v2 = logisticModel(ws, 'credit-v2.onnx', [-2, 0.5, 1, -0.75], 1);
 const profile = ws.write('profile.json', JSON.stringify(referenceProfile(3)));
-const TOKEN = 'swap-secret';
 const DRIFT_WINDOW = 50;
 const BODY_LIMIT = 64 * 1024;
 let server: RunningServer;
@@ -40,7 +39,7 @@ const rawRows = (rows: number[][], extra: Record<string, unknown> = {}) => ({
 test.before(async () => {
   server = await startServer(
     testConfig(model, {
-      adminToken: TOKEN,
+      adminToken: ADMIN_TOKEN,
       bodyLimitBytes: BODY_LIMIT,
       model: {
         name: 'credit',
@@ -433,13 +432,12 @@ test('hot swap under gRPC load fails no call and moves new calls to the new vers
   });
   try {
     await new Promise((r) => setTimeout(r, 400));
-    const swapped = await call(
-      server.url,
-      'PUT',
-      '/admin/model',
-      { version: '8', uri: v2.artifact.uri, digest: v2.artifact.digest, signature: v2.signature },
-      { authorization: `Bearer ${TOKEN}` },
-    );
+    const swapped = await swapModel(server.url, {
+      version: '8',
+      uri: v2.artifact.uri,
+      digest: v2.artifact.digest,
+      signature: v2.signature,
+    });
     assert.is(swapped.status, 200, swapped.text);
     await new Promise((r) => setTimeout(r, 400));
   } finally {

@@ -7,13 +7,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startServer, type RunningServer } from '../src/server.ts';
 import { Workspace, logisticModel, referenceProfile, testConfig } from './support/model.ts';
-import { call } from './support/http.ts';
+import { call, ADMIN_TOKEN, swapModel } from './support/http.ts';
 import { spawnPredictor, waitReady } from './support/predictor-process.ts';
 
 const ws = new Workspace();
 const v1 = logisticModel(ws, 'v1.onnx', [1, -1, 0.5, 0.25], 0);
 const v2 = logisticModel(ws, 'v2.onnx', [-2, 0.5, 1, -0.75], 1);
-const TOKEN = 'swap-secret';
 
 interface LoadResult {
   statuses: Map<number, number>;
@@ -57,7 +56,7 @@ function load(url: string, clients: number): { stop: () => Promise<LoadResult> }
 }
 
 test('hot swap under concurrent load fails no request and switches every new request to the new version', async () => {
-  const server: RunningServer = await startServer(testConfig(v1, { adminToken: TOKEN }));
+  const server: RunningServer = await startServer(testConfig(v1, { adminToken: ADMIN_TOKEN }));
   try {
     assert.ok(await server.loaded);
     const traffic = load(server.url, 16);
@@ -68,22 +67,15 @@ test('hot swap under concurrent load fails no request and switches every new req
       digest: v2.artifact.digest,
     });
     assert.is(unauthorized.status, 401);
-    const refused = await call(
-      server.url,
-      'PUT',
-      '/admin/model',
-      { version: '2', uri: v2.artifact.uri, digest: v1.artifact.digest },
-      { authorization: `Bearer ${TOKEN}` },
-    );
+    const refused = await swapModel(server.url, { version: '2', uri: v2.artifact.uri, digest: v1.artifact.digest });
     assert.is(refused.status, 400);
     assert.match(refused.body.error, /refusing to serve/);
-    const swapped = await call(
-      server.url,
-      'PUT',
-      '/admin/model',
-      { version: '2', uri: v2.artifact.uri, digest: v2.artifact.digest, signature: v2.signature },
-      { authorization: `Bearer ${TOKEN}` },
-    );
+    const swapped = await swapModel(server.url, {
+      version: '2',
+      uri: v2.artifact.uri,
+      digest: v2.artifact.digest,
+      signature: v2.signature,
+    });
     assert.is(swapped.status, 200, swapped.text);
     assert.equal(swapped.body, { model_name: 'credit', model_version: '2', previous_version: '1' });
     await new Promise((r) => setTimeout(r, 400));

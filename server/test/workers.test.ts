@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { defaultWorkers } from '../src/cpus.ts';
 import { freePort } from '../../test/support/local.ts';
 import { InferenceClient } from './support/grpc.ts';
-import { call } from './support/http.ts';
+import { call, ADMIN_TOKEN, swapModel } from './support/http.ts';
 import { Workspace, logisticModel, referenceProfile } from './support/model.ts';
 import { spawnPredictor, waitReady } from './support/predictor-process.ts';
 
@@ -19,7 +19,6 @@ const ws = new Workspace();
 const v1 = logisticModel(ws, 'v1.onnx', [1, -1, 0.5, 0.25], 0);
 const v2 = logisticModel(ws, 'v2.onnx', [-2, 0.5, 1, -0.75], 1);
 const profile = ws.write('profile.json', JSON.stringify(referenceProfile(3)));
-const TOKEN = 'swap-secret';
 const close = (a: number, b: number) => Math.abs(a - b) < 1e-6;
 
 /** One /predict on a connection of its own (so the primary hands each to the next worker): version, request id, prediction. */
@@ -101,7 +100,7 @@ test('two workers answer on one port, /metrics counts both, a swap reaches both,
     REFERENCE_PROFILE_URI: profile.uri,
     REFERENCE_PROFILE_DIGEST: profile.digest,
     DRIFT_WINDOW_SIZE: '100',
-    ADMIN_TOKEN: TOKEN,
+    ADMIN_TOKEN,
   });
   const { child, url, exited, output } = predictor;
   const grpc = new InferenceClient(grpcPort);
@@ -175,22 +174,15 @@ test('two workers answer on one port, /metrics counts both, a swap reaches both,
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    const swapped = await call(
-      url,
-      'PUT',
-      '/admin/model',
-      { version: '2', uri: v2.artifact.uri, digest: v2.artifact.digest, signature: v2.signature },
-      { authorization: `Bearer ${TOKEN}` },
-    );
+    const swapped = await swapModel(url, {
+      version: '2',
+      uri: v2.artifact.uri,
+      digest: v2.artifact.digest,
+      signature: v2.signature,
+    });
     assert.is(swapped.status, 200, swapped.text);
     assert.equal(swapped.body, { model_name: 'credit', model_version: '2', previous_version: '1' });
-    const refused = await call(
-      url,
-      'PUT',
-      '/admin/model',
-      { version: '3', uri: v2.artifact.uri, digest: v1.artifact.digest },
-      { authorization: `Bearer ${TOKEN}` },
-    );
+    const refused = await swapModel(url, { version: '3', uri: v2.artifact.uri, digest: v1.artifact.digest });
     assert.is(refused.status, 400);
     assert.match(refused.body.error, /refusing to serve/);
     const after = await Promise.all(rows.slice(0, 60).map((row) => predictFresh(url, row)));

@@ -36,3 +36,11 @@ export function v2Rows(rows: number[][], extra: Record<string, unknown> = {}): R
     ...extra,
   };
 }
+
+/** The admin token the hot-swap suites give their predictors (ADMIN_TOKEN). */
+export const ADMIN_TOKEN = 'swap-secret';
+
+/** A hot swap as the operator asks for one: PUT /admin/model with the admin token. */
+export function swapModel<T = any>(base: string, body: Record<string, unknown>): Promise<Answer<T>> {
+  return call<T>(base, 'PUT', '/admin/model', body, { authorization: `Bearer ${ADMIN_TOKEN}` });
+}
