@@ -11,6 +11,7 @@ import { sleep, waitFor } from '../../test/support/local.ts';
 import type { ChaosHarness } from './harness.ts';
 import type { ScenarioRecord } from './report.ts';
 import { checkSettledAliasHolders, sampler } from './workload.ts';
+import { registerVersion } from '../../test/support/model-versions.ts';
 
 export const SIMULATED_PREDICTOR_IMAGE = 'registry.local/predictor-simulated:1';
 const healthy: Behaviour = { rate: 10, errorShare: 0, latencySeconds: 0.004 };
@@ -73,29 +74,7 @@ export async function startCanary(
     [1, ['production']],
     [2, ['candidate']],
   ] as const) {
-    await h.api.create(
-      kinds.ModelVersion,
-      {
-        apiVersion: 'loopline.dev/v1alpha1',
-        kind: 'ModelVersion',
-        metadata: { name: `${model}-v${version}`, namespace: h.namespace },
-        spec: {
-          model,
-          version,
-          aliases: [...aliases],
-          artifact: {
-            uri: `file:///models/${model}/v${version}/model.onnx`,
-            digest: `sha256:${(version.toString(16) + '0'.repeat(64)).slice(0, 64)}`,
-            format: 'onnx',
-          },
-          signature: {
-            inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
-            outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 1] }],
-          },
-        },
-      } as never,
-      'loopline-chaos',
-    );
+    await registerVersion(h.api, h.namespace, model, version, [...aliases], undefined, { effective: false });
   }
   await waitFor(
     `the registry to put ${model}'s aliases in effect`,

@@ -12,8 +12,8 @@ export interface VersionArtifact {
 
 /**
  * A registered ModelVersion (as the TrainingJob controller would create it), with its aliases in effect unless
- * `effective` is false (where the suite runs the registry controller, which sets them itself). Without an artifact
- * it names a file no predictor reads (KWOK plays the pods).
+ * `effective` is false (where the suite runs the registry controller, which sets them itself), and any further
+ * `spec` fields (metrics, stage, ...). Without an artifact it names a file no predictor reads (KWOK plays the pods).
  */
 export async function registerVersion(
   api: KubeApi,
@@ -22,7 +22,7 @@ export async function registerVersion(
   version: number,
   aliases: string[] = [],
   artifact?: VersionArtifact,
-  { effective = true } = {},
+  { effective = true, spec = {} }: { effective?: boolean; spec?: Record<string, unknown> } = {},
 ): Promise<KubeObject> {
   const name = `${model}-v${version}`;
   const digest = artifact
@@ -48,6 +48,7 @@ export async function registerVersion(
               outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 1] }],
             },
         aliases,
+        ...spec,
       },
     } as never,
     'loopline-test',

@@ -29,7 +29,15 @@ import { kinds, KubeApi } from '../../engine/index.ts';
 import { qualitySubject } from '../../events/quality-event.ts';
 import { CronJob } from '../batch.ts';
 import { TRIGGER_ANNOTATION } from '../drift.ts';
-import { createNamespace, installCrds, requireKubeconfig, sleep, uniqueName, waitFor } from './support/cluster.ts';
+import {
+  createNamespace,
+  installCrds,
+  registerVersion,
+  requireKubeconfig,
+  sleep,
+  uniqueName,
+  waitFor,
+} from './support/cluster.ts';
 import { eventNotes } from '../../../test/support/events.ts';
 import { requireNatsUrl, startLiveOperator, type LiveOperator } from './support/live-operator.ts';
 
@@ -81,23 +89,10 @@ test.before(async () => {
   outputDir = mkdtempSync(join(tmpdir(), 'isvc-qretrain-'));
   await api.create(kinds.Secret, s3.secret(SECRET, ns) as never, 'loopline-test');
   // v1 as its training run registered it: its held-out AUC is the reference the live AUC is held to.
-  await api.create(
-    kinds.ModelVersion,
-    {
-      apiVersion: 'loopline.dev/v1alpha1',
-      kind: 'ModelVersion',
-      metadata: { name: `${MODEL}-v1`, namespace: ns },
-      spec: {
-        model: MODEL,
-        version: 1,
-        artifact: { uri: `file:///models/${MODEL}/v1/model.onnx`, digest: `sha256:${'1'.repeat(64)}`, format: 'onnx' },
-        metrics: { auc: TRAINING_AUC, accuracy: 0.82 },
-        stage: 'Production',
-        aliases: ['production'],
-      },
-    } as never,
-    'loopline-test',
-  );
+  await registerVersion(api, ns, MODEL, 1, ['production'], undefined, {
+    effective: false,
+    spec: { metrics: { auc: TRAINING_AUC, accuracy: 0.82 }, stage: 'Production' },
+  });
   live = await startLiveOperator({
     kubeconfig: kc,
     api,

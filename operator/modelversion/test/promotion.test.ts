@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { KubeApi, kinds, type KubeObject, type ResourceKind } from '../../engine/index.ts';
 import { startHarness, versionsOf, waitFor, type Harness } from '../../../test/support/operator-harness.ts';
 import type { ModelVersion } from '../resource.ts';
+import { registerVersion } from '../../../test/support/model-versions.ts';
 
 const Role: ResourceKind = {
   apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -27,25 +28,10 @@ let releaseManager: KubeApi;
 let releaseManagerName: string;
 
 async function register(model: string, version: number, spec: Record<string, unknown> = {}): Promise<void> {
-  await h.api.create(
-    kinds.ModelVersion,
-    {
-      apiVersion: 'loopline.dev/v1alpha1',
-      kind: 'ModelVersion',
-      metadata: { name: `${model}-v${version}`, namespace: h.namespace },
-      spec: {
-        model,
-        version,
-        artifact: {
-          uri: `file:///models/${model}/${version}/model.onnx`,
-          digest: `sha256:${String(version).padStart(64, '0')}`,
-        },
-        metrics: { auc: 0.9 },
-        ...spec,
-      },
-    } as never,
-    'loopline-tests',
-  );
+  await registerVersion(h.api, h.namespace, model, version, [], undefined, {
+    effective: false,
+    spec: { metrics: { auc: 0.9 }, ...spec },
+  });
 }
 
 /** Every version's effective state matches what it asks for, and the registry has seen its latest generation. */
