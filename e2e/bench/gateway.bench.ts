@@ -20,6 +20,7 @@ import { median } from '../../test/support/figures.ts';
 import { createNamespace } from '../../test/support/namespaces.ts';
 import { registerVersion } from '../../test/support/model-versions.ts';
 import { installCrds } from '../../operator/api/install.ts';
+import { inProcessEngine } from '../../test/support/local.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -66,14 +67,7 @@ await registerVersion(
   { effective: false },
 );
 const kubelet = await startLocalKubelet({ kubeconfig: kc, repoRoot: root, namespace: ns, logger: quietLogger() });
-const engine = createEngine({
-  kubeconfig: kc,
-  namespace: ns,
-  leaderElection: false,
-  httpPort: false,
-  logger: quietLogger(),
-  resyncPeriodMs: 0,
-});
+const engine = createEngine(inProcessEngine(kc, ns));
 // No canary runs here, so Prometheus is never asked.
 await registerInferenceServices(engine, { prometheusUrl: 'http://127.0.0.1:9' });
 await engine.start();

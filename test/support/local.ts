@@ -27,6 +27,21 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 /** Components' logs at warn unless LOG_LEVEL says otherwise, so test output stays readable. */
 export const quietLogger = () => pino({ level: process.env.LOG_LEVEL ?? 'warn' });
 
+/**
+ * Engine options of an operator run in the test's own process: one namespace, no leader election, no HTTP port, no
+ * periodic resync, quiet logs. Spread first; a suite adds or overrides what it needs.
+ */
+export function inProcessEngine(kubeconfig: KubeConfig, namespace: string) {
+  return {
+    kubeconfig,
+    namespace,
+    leaderElection: false as const,
+    httpPort: false as const,
+    logger: quietLogger(),
+    resyncPeriodMs: 0,
+  };
+}
+
 /** CPU seconds (user + system) process `pid` has used so far, from /proc/<pid>/stat (clock ticks of 10 ms). */
 export function cpuSecondsOf(pid: number | string): number {
   // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.

@@ -46,6 +46,7 @@ import {
   waitFor,
 } from './support/cluster.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
+import { inProcessEngine } from '../../../test/support/local.ts';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const kc = requireKubeconfig();
@@ -262,14 +263,7 @@ test.before(async () => {
     logger: quietLogger(),
     restartBackoffMs: 500,
   });
-  engine = createEngine({
-    kubeconfig: kc,
-    namespace: ns,
-    leaderElection: false,
-    httpPort: false,
-    logger: quietLogger(),
-    resyncPeriodMs: 0,
-  });
+  engine = createEngine(inProcessEngine(kc, ns));
   await registerInferenceServices(engine, {
     prometheusUrl: prometheus.url,
     scrapeIntervalMs: prometheus.scrapeIntervalMs,
@@ -673,14 +667,7 @@ test('an API server without the GRPCRoute CRD: REST is routed, the gRPC route is
   // A second namespace with its own controller, told that only HTTPRoute is served: the shared cluster keeps its CRDs.
   const other = uniqueName('isvc-no-grpcroute');
   await createNamespace(api, other);
-  const scoped = createEngine({
-    kubeconfig: kc,
-    namespace: other,
-    leaderElection: false,
-    httpPort: false,
-    logger: quietLogger(),
-    resyncPeriodMs: 0,
-  });
+  const scoped = createEngine(inProcessEngine(kc, other));
   scoped.register(
     inferenceServiceController({ prometheusUrl: prometheus.url, routeKinds: [kinds.HTTPRoute], watchGateways: true }),
   );

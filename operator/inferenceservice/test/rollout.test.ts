@@ -16,7 +16,6 @@ import {
   createNamespace,
   deleteNamespace,
   installCrds,
-  quietLogger,
   registerVersion,
   requireKubeconfig,
   setEffectiveAliases,
@@ -30,6 +29,7 @@ import { versionEndpoint, type Behaviour, type VersionEndpoint } from '../../../
 import { KubeApi } from '../../engine/index.ts';
 import { run as runCli } from '../../cli/main.ts';
 import { traefikService } from '../../../test/support/gateway.ts';
+import { inProcessEngine } from '../../../test/support/local.ts';
 
 const kc = requireKubeconfig();
 const api = new KubeApi(kc);
@@ -45,14 +45,7 @@ const endpoints: VersionEndpoint[] = [];
 const lifecycle: Array<{ subject: string; type: string; data: any }> = [];
 
 async function startOperator(): Promise<Engine> {
-  const started = createEngine({
-    kubeconfig: kc,
-    namespace: ns,
-    leaderElection: false,
-    httpPort: false,
-    logger: quietLogger(),
-    resyncPeriodMs: 0,
-  });
+  const started = createEngine(inProcessEngine(kc, ns));
   await registerInferenceServices(started, {
     prometheusUrl: prometheus.url,
     scrapeIntervalMs: prometheus.scrapeIntervalMs,

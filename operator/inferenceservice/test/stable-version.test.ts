@@ -16,12 +16,13 @@ import {
   createNamespace,
   deleteNamespace,
   installCrds,
-  quietLogger,
   requireKubeconfig,
   sleep,
   uniqueName,
   waitFor,
 } from './support/cluster.ts';
+import { registerVersion } from '../../../test/support/model-versions.ts';
+import { inProcessEngine } from '../../../test/support/local.ts';
 
 const kc = requireKubeconfig();
 const api = new KubeApi(kc);
@@ -29,24 +30,7 @@ const ns = uniqueName('isvc-stable');
 let operator: Engine;
 
 async function register(model: string, version: number, spec: Record<string, unknown> = {}): Promise<void> {
-  await api.create(
-    kinds.ModelVersion,
-    {
-      apiVersion: 'loopline.dev/v1alpha1',
-      kind: 'ModelVersion',
-      metadata: { name: `${model}-v${version}`, namespace: ns },
-      spec: {
-        model,
-        version,
-        artifact: {
-          uri: `file:///models/${model}/v${version}/model.onnx`,
-          digest: `sha256:${String(version).padStart(64, '0')}`,
-        },
-        ...spec,
-      },
-    } as never,
-    'loopline-test',
-  );
+  await registerVersion(api, ns, model, version, [], undefined, { effective: false, spec: spec });
 }
 
 const versionsOf = async (model: string) =>
@@ -72,14 +56,7 @@ const promote = (model: string, version: number) =>
 test.before(async () => {
   await installCrds(api);
   await createNamespace(api, ns);
-  operator = createOperator({
-    kubeconfig: kc,
-    namespace: ns,
-    leaderElection: false,
-    httpPort: false,
-    logger: quietLogger(),
-    resyncPeriodMs: 0,
-  });
+  operator = createOperator(inProcessEngine(kc, ns));
   // No canary here, so Prometheus is never asked.
   await registerInferenceServices(operator, { prometheusUrl: 'http://127.0.0.1:9' });
   await operator.start();

@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startLocalKubelet, type LocalKubelet } from '../../../../e2e/local-kubelet/kubelet.ts';
 import { REPO_ROOT } from '../../../../test/support/operator-harness.ts';
 import { deleteNamespace } from '../../../../test/support/namespaces.ts';
-import { quietLogger, waitFor } from '../../../../test/support/local.ts';
+import { inProcessEngine, quietLogger, waitFor } from '../../../../test/support/local.ts';
 import { kinds, type Engine, type KubeApi } from '../../../engine/index.ts';
 import { STREAM_NAME } from '../../../events/stream.ts';
 import { createOperator, type OperatorOptions } from '../../../main.ts';
@@ -63,12 +63,7 @@ export async function startLiveOperator(options: LiveOperatorOptions): Promise<L
       restartBackoffMs: 500,
     });
     operator = createOperator({
-      kubeconfig,
-      namespace,
-      leaderElection: false,
-      httpPort: false,
-      logger: quietLogger(),
-      resyncPeriodMs: 0,
+      ...inProcessEngine(kubeconfig, namespace),
       storage: settings.serving.storage,
       ...options.operator,
     });
