@@ -180,14 +180,23 @@ export function withDecisions(result: AnalysisResult, check: DecisionsCheck): An
     ...(check.flipRate !== null ? { flipRate: check.flipRate } : {}),
     ...(check.scorePsi !== null ? { scorePsi: check.scorePsi } : {}),
   };
+  return withCheck(result, { decisions }, check.verdict === 'Differs', check.reason);
+}
+
+/**
+ * The verdict so far with one more check's (its summary under its own key): a failing check fails a passing result
+ * with its own reason, and adds its reason to a failed one; a passing check adds its reason to a passing result.
+ */
+function withCheck(
+  result: AnalysisResult,
+  summary: Pick<AnalysisResult, 'quality'> | Pick<AnalysisResult, 'decisions'>,
+  failed: boolean,
+  reason: string,
+): AnalysisResult {
   if (result.verdict === 'Failed')
-    return {
-      ...result,
-      decisions,
-      reason: check.verdict === 'Differs' ? `${result.reason}; ${check.reason}` : result.reason,
-    };
-  if (check.verdict === 'Differs') return { ...result, decisions, verdict: 'Failed', reason: check.reason };
-  return { ...result, decisions, reason: `${result.reason}; ${check.reason}` };
+    return { ...result, ...summary, reason: failed ? `${result.reason}; ${reason}` : result.reason };
+  if (failed) return { ...result, ...summary, verdict: 'Failed', reason };
+  return { ...result, ...summary, reason: `${result.reason}; ${reason}` };
 }
 
 /** Whether `quality` compares these two versions with the labels up to `dueAt` or later. */
@@ -256,14 +265,7 @@ export function withQuality(result: AnalysisResult, comparison: QualityCompariso
     ...(comparison.stable !== null ? { stable: comparison.stable } : {}),
     ...(comparison.pValue !== null ? { pValue: comparison.pValue } : {}),
   };
-  if (result.verdict === 'Failed')
-    return {
-      ...result,
-      quality,
-      reason: comparison.verdict === 'worse' ? `${result.reason}; ${comparison.reason}` : result.reason,
-    };
-  if (comparison.verdict === 'worse') return { ...result, quality, verdict: 'Failed', reason: comparison.reason };
-  return { ...result, quality, reason: `${result.reason}; ${comparison.reason}` };
+  return withCheck(result, { quality }, comparison.verdict === 'worse', comparison.reason);
 }
 
 /**
