@@ -124,31 +124,32 @@ export interface Load {
 }
 
 /**
- * Runs server/bench/load.ts in its own process, so the load generator does not share the bench's event loop; with
- * `host`, every request carries it as its Host header (a gateway routes on it).
+ * Runs a load generator (a script of this folder) in its own process, so it does not share the bench's event loop,
+ * and resolves with the JSON it prints.
  */
-export function load(url: string, connections: number, seconds: number, body: string, host?: string): Promise<Load> {
+export function runLoadGenerator<T>(script: string, args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'server/bench/load.ts',
-        url,
-        String(connections),
-        String(seconds),
-        body,
-        ...(host ? [host] : []),
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     child.once('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
+      code === 0 ? resolve(JSON.parse(out) as T) : reject(new Error(`load generator failed: ${err}`)),
     );
   });
+}
+
+/** server/bench/load.ts on one URL; with `host`, every request carries it as its Host header (a gateway routes on it). */
+export function load(url: string, connections: number, seconds: number, body: string, host?: string): Promise<Load> {
+  return runLoadGenerator<Load>('server/bench/load.ts', [
+    url,
+    String(connections),
+    String(seconds),
+    body,
+    ...(host ? [host] : []),
+  ]);
 }

@@ -1,15 +1,3 @@
-/**
- * Serving protocols benchmark: `npx tsx server/bench/protocols.bench.ts` (also run by `npm run bench`).
- * Rows per second and p50/p99 of 1-row (16 in flight) and 1000-row (4 in flight) infer requests over
- * REST JSON, REST binary (the binary tensor data extension), gRPC typed contents and gRPC raw contents,
- * against the predictor with 1 worker and with 2 (WORKERS), beside raw session.run on the same batches
- * (the runtime's limit). Every combination runs once per round, in alternating order, and the figures are
- * medians of the rounds, so load from other processes on the shared machine falls on all of them alike.
- * Load generator (protocol-load.ts) and server are separate processes on the same 2 cores, unpinned.
- * Writes bench/results/protocols.json and bench/results/protocols.md.
- */
-// bench: no cluster
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +6,7 @@ import ort from 'onnxruntime-node';
 import { buildLogisticRegressionModel } from '../../examples/trainer/src/onnx.ts';
 import { sha256Digest } from '../src/runtime/artifact.ts';
 import { ensureGhz, GHZ_VERSION } from './ghz.ts';
-import { compileLikeDockerfileServer, startCompiled, type Server } from './processes.ts';
+import { compileLikeDockerfileServer, runLoadGenerator, startCompiled, type Server } from './processes.ts';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { LoadOptions, LoadResult } from './protocol-load.ts';
@@ -132,20 +120,7 @@ const FLOOR = 0;
 }
 
 function load(options: LoadOptions): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'server/bench/protocol-load.ts', JSON.stringify({ ...options, ghz: GHZ })],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator failed: ${err}`)),
-    );
-  });
+  return runLoadGenerator<LoadResult>('server/bench/protocol-load.ts', [JSON.stringify({ ...options, ghz: GHZ })]);
 }
 
 const key = (workers: number, kind: Kind, rows: number) => `${workers}w ${kind} ${rows}`;
