@@ -82,6 +82,16 @@ export class NatsServer {
   }
 }
 
+/** The local cluster's NATS (JetStream) URL; a clear error when the suite runs outside `cluster.sh env`. */
+export function requireNatsUrl(): string {
+  const url = process.env.NATS_URL;
+  if (!url)
+    throw new Error(
+      'NATS_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)" (the local cluster runs nats-server with JetStream)',
+    );
+  return url;
+}
+
 /** NATS_URL from the test runner, or a server of our own. */
 export async function natsForTest(): Promise<{ url: string; stop: () => Promise<void> }> {
   if (process.env.NATS_URL) return { url: process.env.NATS_URL, stop: async () => undefined };

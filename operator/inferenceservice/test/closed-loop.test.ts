@@ -25,7 +25,8 @@ import { STREAM_NAME } from '../../events/stream.ts';
 import { gatewayApiRouter } from '../router/index.ts';
 import { createNamespace, installCrds, requireKubeconfig, sleep, uniqueName, waitFor } from './support/cluster.ts';
 import { eventNotes } from '../../../test/support/events.ts';
-import { requireNatsUrl, startLiveOperator, type LiveOperator } from './support/live-operator.ts';
+import { startLiveOperator, type LiveOperator } from './support/live-operator.ts';
+import { requireNatsUrl } from '../../../test/support/nats.ts';
 import { startPrometheus, type TestPrometheus } from '../../../test/support/prometheus.ts';
 import { GatewayClient } from '../../../test/support/gateway.ts';
 

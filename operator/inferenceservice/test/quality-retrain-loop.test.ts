@@ -39,7 +39,8 @@ import {
   waitFor,
 } from './support/cluster.ts';
 import { eventNotes } from '../../../test/support/events.ts';
-import { requireNatsUrl, startLiveOperator, type LiveOperator } from './support/live-operator.ts';
+import { startLiveOperator, type LiveOperator } from './support/live-operator.ts';
+import { requireNatsUrl } from '../../../test/support/nats.ts';
 
 const kc = requireKubeconfig();
 const api = new KubeApi(kc);

@@ -25,7 +25,8 @@ import {
 } from './support/cluster.ts';
 import { normalFrom, seededRandom } from '../../../examples/trainer/src/random.ts';
 import { eventNotes } from '../../../test/support/events.ts';
-import { requireNatsUrl, startLiveOperator, type LiveOperator } from './support/live-operator.ts';
+import { startLiveOperator, type LiveOperator } from './support/live-operator.ts';
+import { requireNatsUrl } from '../../../test/support/nats.ts';
 
 const kc = requireKubeconfig();
 const api = new KubeApi(kc);
@@ -129,13 +130,13 @@ async function evaluationJobs(name: string): Promise<KubeObject[]> {
     j.metadata.name.startsWith(`${name}-quality-`),
   );
 }
-/** The InferenceService once its rollout is RolledBack; on a timeout the error says where the analysis is. */
-const untilRolledBack = (name: string) =>
+/** The InferenceService once its rollout is in `phase`; on a timeout the error says where the analysis is. */
+const untilPhase = (name: string, phase: 'RolledBack' | 'Promoted') =>
   waitFor(
-    `${name} rolled back`,
+    `${name} ${phase}`,
     async () => {
       const object = await getIsvc(name);
-      return object.status?.phase === 'RolledBack' ? object : undefined;
+      return object.status?.phase === phase ? object : undefined;
     },
     120_000,
   ).catch(async (error) => {
@@ -185,7 +186,7 @@ test('a canary with ten times better latency but a worse AUC is rolled back, the
     ),
   ) as [number, number];
 
-  const isvc = await untilRolledBack(name);
+  const isvc = await untilPhase(name, 'RolledBack');
   assert.is(isvc.status.canaryWeight, 0);
   assert.is(isvc.status.stableVersion, 1);
   const quality = isvc.status.analysis.quality;
@@ -253,17 +254,7 @@ test('too few labels hold the canary at its step without a failed check; once th
   // The labels come in: 700 more a side, of the same quality.
   await logAndLabel(name, predictions(1, 700, 1.53, 5, 'fraud-b-late'), 1);
   await logAndLabel(name, predictions(2, 700, 1.53, 6, 'fraud-b-late'), 1);
-  const promoted = await waitFor(
-    `${name} promoted`,
-    async () => {
-      const object = await getIsvc(name);
-      return object.status?.phase === 'Promoted' ? object : undefined;
-    },
-    120_000,
-  ).catch(async (error) => {
-    const object = await getIsvc(name);
-    throw new Error(`${(error as Error).message}; status ${JSON.stringify(object.status?.analysis)}`);
-  });
+  const promoted = await untilPhase(name, 'Promoted');
   assert.is(promoted.status.stableVersion, 2);
   const message = await eventOf(name, 'Promoted');
   console.log(`  ${message}`);
@@ -292,7 +283,7 @@ test('in shadow mode, before any label came back, a canary deciding differently 
     const logged = inferenceLogPart(ns, name, rows, `predictor-v${rows[0]!.version}`, 0);
     await s3.put(`ground-truth/${logged.key}`, logged.body);
   }
-  const isvc = await untilRolledBack(name);
+  const isvc = await untilPhase(name, 'RolledBack');
   assert.equal(isvc.status.analysis.decisions.pairs, 600);
   assert.ok(Math.abs(isvc.status.analysis.decisions.flipRate - flipped / 600) < 1e-12);
   // No labels at all: the quality check could not say, the decisions check did.

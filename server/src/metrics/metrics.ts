@@ -38,9 +38,8 @@ export class ServerMetrics {
 
   /**
    * A model version now serving: model_loaded 1, and its request series exposed at 0 for every outcome before the
-   * first request. Prometheus' increase() counts only from a series' first sample, so a series born with the
-   * canary's first requests hides them, all of them when its first scrape comes after a short burst: an analysis
-   * then saw "requests 0" and rolled a healthy canary back.
+   * first request. Prometheus' increase() counts only from a series' first sample, so a series born with a
+   * canary's first requests would hide those before its first scrape from the canary analysis.
    */
   modelServing(model: string, version: string): void {
     this.modelLoaded.set({ model, model_version: version }, 1);

@@ -9,21 +9,12 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startLocalKubelet, type LocalKubelet } from '../../../../e2e/local-kubelet/kubelet.ts';
 import { REPO_ROOT } from '../../../../test/support/operator-harness.ts';
 import { deleteNamespace } from '../../../../test/support/namespaces.ts';
+import { requireNatsUrl } from '../../../../test/support/nats.ts';
 import { inProcessEngine, quietLogger, waitFor } from '../../../../test/support/local.ts';
 import { kinds, type Engine, type KubeApi } from '../../../engine/index.ts';
 import { STREAM_NAME } from '../../../events/stream.ts';
 import { createOperator, type OperatorOptions } from '../../../main.ts';
 import { inferenceServiceSettings, setUpInferenceServices, type InferenceServiceRuntime } from '../../config.ts';
-
-/** The local cluster's NATS (JetStream) URL; a clear error when the suite runs outside `cluster.sh env`. */
-export function requireNatsUrl(): string {
-  const url = process.env.NATS_URL;
-  if (!url)
-    throw new Error(
-      'NATS_URL is not set: eval "$(bash e2e/cluster/cluster.sh env)" (the local cluster runs nats-server with JetStream)',
-    );
-  return url;
-}
 
 export interface LiveOperator {
   nc: NatsConnection;
